@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Checks that the Debian 12 packages Herald needs are installed, and installs the missing ones.
+#
+#   deploy/deps.sh            check, install what is missing (as root) or print the command
+#   . deploy/deps.sh          same, from another script (returns instead of exiting)
+#
+# HERALD_EXTRA_DEPS="pkg ..." adds packages to the list (used by scripts that need more).
+# Fast when everything is present: one dpkg-query call, no network.
+
+herald_deps_main() {
+    local pkgs=(build-essential cmake pkg-config libhiredis-dev libevent-dev libwebsockets-dev
+                libjansson-dev libcmocka-dev libssl-dev redis-server redis-tools python3 curl)
+    # shellcheck disable=SC2206
+    [ -n "${HERALD_EXTRA_DEPS:-}" ] && pkgs+=(${HERALD_EXTRA_DEPS})
+
+    local missing=() p status
+    for p in "${pkgs[@]}"; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        case "$status" in
+        *"install ok installed"*) ;;
+        *) missing+=("$p") ;;
+        esac
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "deps: installing ${missing[*]}" >&2
+        apt-get update || return 1
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" ||
+            return 1
+        return 0
+    fi
+    echo "deps: missing Debian packages; install them with:" >&2
+    echo "sudo apt-get install -y ${missing[*]}"
+    return 1
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -euo pipefail
+    herald_deps_main
+else
+    herald_deps_main || { echo "deps: failed" >&2; return 1 2>/dev/null || exit 1; }
+fi
