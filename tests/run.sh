@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite (unit + integration) in two trees:
+#   build/asan     Debug, -DHERALD_SANITIZE=ON (AddressSanitizer + UBSan, leak detection on)
+#   build/release  RelWithDebInfo
+# Usage: tests/run.sh [--quick]     --quick: the release tree only
+# Exits non-zero if either run fails. Works from any directory.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+    --quick) QUICK=1 ;;
+    -h | --help)
+        sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "run.sh: unknown argument '$arg' (use --quick or --help)" >&2
+        exit 2
+        ;;
+    esac
+done
+
+bash "$ROOT/deploy/deps.sh"
+
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+build() { # dir cmake-args...
+    local dir=$1
+    shift
+    echo "== configure and build $dir"
+    cmake -S "$ROOT" -B "$ROOT/$dir" "$@" >/dev/null
+    cmake --build "$ROOT/$dir" -j "$JOBS"
+}
+
+asan_rc=0
+asan_summary="asan: skipped (--quick)"
+if [ "$QUICK" -eq 0 ]; then
+    build build/asan -DHERALD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    echo "== ctest build/asan"
+    log=$(mktemp)
+    set +e
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir "$ROOT/build/asan" --output-on-failure -j2 2>&1 | tee "$log"
+    asan_rc=${PIPESTATUS[0]}
+    set -e
+    line=$(grep -E 'tests passed|tests failed' "$log" | tail -n 1 || true)
+    rm -f "$log"
+    asan_summary="asan: ${line:-no ctest summary} (exit $asan_rc)"
+fi
+
+build build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "== ctest build/release"
+log=$(mktemp)
+set +e
+ctest --test-dir "$ROOT/build/release" --output-on-failure -j2 2>&1 | tee "$log"
+release_rc=${PIPESTATUS[0]}
+set -e
+
+# Last: the sanitizer run in one line, then ctest's own summary of the release run.
+echo
+echo "== $asan_summary"
+echo "== release:"
+awk '/tests passed|tests failed/ { on = 1 } on' "$log"
+rm -f "$log"
+
+if [ "$asan_rc" -ne 0 ] || [ "$release_rc" -ne 0 ]; then
+    exit 1
+fi
