@@ -1,5 +1,155 @@
-/* Placeholder entry point; replaced by the real edge. */
-int main(void)
+/*
+ * herald: the edge. main() reads the configuration, creates the service threads' lws contexts
+ * (all listening on one port) and the broker, then runs the broker loop on the main thread
+ * until a SIGTERM/SIGINT drain completes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "edge.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+
+/* Fails fast, before any thread starts, when the port is taken (even by a SO_REUSEPORT peer). */
+static int check_port_free(const hb_cfg_t *cfg, char *err, size_t errlen)
 {
+    struct sockaddr_in6 a6;
+    struct sockaddr_in a4;
+    int v6 = strchr(cfg->listen_host, ':') != NULL;
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    int one = 1, rc;
+    if (fd < 0)
+        return 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (v6) {
+        memset(&a6, 0, sizeof(a6));
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)cfg->listen_port);
+        if (inet_pton(AF_INET6, cfg->listen_host, &a6.sin6_addr) != 1) {
+            close(fd);
+            snprintf(err, errlen, "invalid --listen address '%s'", cfg->listen_host);
+            return -1;
+        }
+        rc = bind(fd, (struct sockaddr *)&a6, sizeof(a6));
+    } else {
+        memset(&a4, 0, sizeof(a4));
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)cfg->listen_port);
+        if (inet_pton(AF_INET, cfg->listen_host, &a4.sin_addr) != 1) {
+            close(fd);
+            snprintf(err, errlen, "invalid --listen address '%s' (use an IP address)",
+                     cfg->listen_host);
+            return -1;
+        }
+        rc = bind(fd, (struct sockaddr *)&a4, sizeof(a4));
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static hb_edge_t edge;
+    char err[512];
+    sigset_t block, old;
+    int rc;
+    struct timespec ts;
+
+    rc = hb_cfg_load(&edge.cfg, argc, argv, stdout, err, sizeof(err));
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "herald: %s\n", err);
+        return 2;
+    }
+    hb_log_init((hb_log_level_t)edge.cfg.log_level, edge.cfg.node_id, 2);
+    if (check_port_free(&edge.cfg, err, sizeof(err))) {
+        fprintf(stderr, "herald: %s\n", err);
+        return 2;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    srandom((unsigned)(ts.tv_nsec ^ ts.tv_sec ^ getpid()));
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    if (evthread_use_pthreads() != 0) {
+        fprintf(stderr, "herald: libevent without pthreads support\n");
+        return 1;
+    }
+
+    hb_edge = &edge;
+    edge.nthreads = edge.cfg.threads;
+    edge.to_broker = hb_queue_new(65536);
+    edge.svcs = hb_xcalloc((size_t)edge.nthreads, sizeof(*edge.svcs));
+    edge.broker = hb_broker_new(&edge);
+    if (!edge.broker) {
+        fprintf(stderr, "herald: cannot create the event loop\n");
+        return 1;
+    }
+    for (int i = 0; i < edge.nthreads; i++) {
+        edge.svcs[i] = hb_svc_new(&edge, i);
+        if (!edge.svcs[i]) {
+            fprintf(stderr, "herald: cannot listen on %s:%d\n", edge.cfg.listen_host,
+                    edge.cfg.listen_port);
+            return 2;
+        }
+    }
+
+    /* Signals go to the broker thread only: the service threads start with them blocked. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    for (int i = 0; i < edge.nthreads; i++)
+        if (hb_svc_start(edge.svcs[i]) != 0) {
+            fprintf(stderr, "herald: cannot start a service thread\n");
+            return 1;
+        }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    hb_log_info("main", "listening", "{s:s,s:i,s:i,s:s,s:b}", "host", edge.cfg.listen_host, "port",
+                edge.cfg.listen_port, "threads", edge.nthreads, "redis", edge.cfg.redis_url,
+                "ingest", edge.cfg.ingest);
+    hb_broker_run(edge.broker);
+
+    for (int i = 0; i < edge.nthreads; i++)
+        hb_svc_join(edge.svcs[i]);
+    hb_broker_free(edge.broker);
+    {
+        void *items[256];
+        size_t n;
+        while ((n = hb_queue_pop(edge.to_broker, items, 256)) > 0)
+            for (size_t i = 0; i < n; i++)
+                free(items[i]);
+    }
+    hb_queue_free(edge.to_broker);
+    free(edge.svcs);
+    hb_log_info("main", "stopped", NULL);
     return 0;
 }

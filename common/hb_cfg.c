@@ -1,0 +1,298 @@
+#include "hb_cfg.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hb_err.h"
+#include "hb_log.h"
+
+typedef enum {
+    T_STR,
+    T_INT,
+    T_LONG,
+    T_BOOL,
+    T_ADDR,
+    T_REDIS,
+    T_LEVEL,
+    T_NODE,
+    T_PREFIX
+} opt_type_t;
+
+typedef struct opt {
+    const char *name; /* flag without the leading "--" */
+    opt_type_t type;
+    const char *def;
+    long min, max;
+    size_t off;
+    const char *help;
+} opt_t;
+
+#define O(f) offsetof(hb_cfg_t, f)
+
+/* The one table of settings. Env twin: "HERALD_" + upper-cased name, '-' -> '_'. */
+static const opt_t opts[] = {
+    {"listen", T_ADDR, "0.0.0.0:8080", 0, 0, O(listen_host),
+     "HOST:PORT the edge listens on (SSE, health, metrics)"},
+    {"redis", T_REDIS, "redis://127.0.0.1:6379", 0, 0, O(redis_url),
+     "Redis server, redis://HOST:PORT[/DB]"},
+    {"node-id", T_NODE, "", 0, 0, O(node_id),
+     "name of this edge in logs, X-Herald-Node and the ingest lease (default: hostname-pid)"},
+    {"prefix", T_PREFIX, "herald:", 0, 0, O(prefix),
+     "prefix of every Redis key and channel Herald owns"},
+    {"history-max", T_LONG, "1000", 1, 100000000, O(history_max),
+     "events kept per topic (XADD MAXLEN ~)"},
+    {"history-ttl", T_LONG, "86400", 0, 31536000, O(history_ttl),
+     "seconds of history kept per topic, and idle topic keys expire after it (0: no limit)"},
+    {"threads", T_INT, "0", 0, 64, O(threads),
+     "service threads, each with its own listener on the shared port (0: one per core)"},
+    {"heartbeat", T_INT, "15", 1, 3600, O(heartbeat), "seconds between SSE comment heartbeats"},
+    {"retry-ms", T_INT, "3000", 100, 600000, O(retry_ms),
+     "SSE reconnection delay sent to clients (retry:)"},
+    {"ingest", T_BOOL, "on", 0, 1, O(ingest),
+     "take part in raw PUBLISH ingest (leader election and standby): on|off"},
+    {"lease-ms", T_INT, "3000", 500, 60000, O(lease_ms),
+     "ingest-leader lease; a dead leader is replaced after at most this long"},
+    {"log-level", T_LEVEL, "info", 0, 0, O(log_level), "debug|info|warn|error"},
+    {"client-queue-max", T_LONG, "4096", 16, 1000000, O(client_queue_max),
+     "events queued for one client before it is disconnected as too slow"},
+    {"client-queue-bytes", T_LONG, "4194304", 4096, 1073741824, O(client_queue_bytes),
+     "bytes queued for one client before it is disconnected as too slow"},
+    {"max-message-bytes", T_LONG, "65536", 1, 16777216, O(max_message_bytes),
+     "largest payload stored; larger raw PUBLISHes are refused and counted"},
+    {"topic-linger", T_INT, "5", 0, 3600, O(topic_linger),
+     "seconds a topic stays subscribed in Redis after its last local subscriber left"},
+    {"history-batch", T_LONG, "500", 1, 10000, O(history_batch),
+     "history entries read from Redis per request while resuming"},
+    {"max-connections", T_LONG, "100000", 1, 10000000, O(max_connections),
+     "client connections per edge; past it new SSE clients get retry: and are closed"},
+    {"drain-timeout", T_INT, "10", 0, 3600, O(drain_timeout),
+     "seconds a SIGTERM drain may take before the edge exits"},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void env_name(const opt_t *o, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "HERALD_");
+    for (const char *p = o->name; *p && n + 1 < cap; p++)
+        out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+static int parse_long(const char *v, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end)
+        return HB_EINVAL;
+    *out = x;
+    return 0;
+}
+
+static int parse_hostport(const char *v, char *host, size_t hcap, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    long p;
+    if (!colon || colon == v || (size_t)(colon - v) >= hcap)
+        return HB_EINVAL;
+    if (parse_long(colon + 1, &p) || p < 1 || p > 65535)
+        return HB_EINVAL;
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = '\0';
+    if (host[0] == '[') { /* [::1]:80 */
+        size_t hl = strlen(host);
+        if (hl < 3 || host[hl - 1] != ']')
+            return HB_EINVAL;
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    *port = (int)p;
+    return 0;
+}
+
+static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size_t errlen)
+{
+    char *base = (char *)cfg;
+    long x;
+
+    switch (o->type) {
+    case T_STR:
+    case T_NODE:
+    case T_PREFIX: {
+        size_t cap = o->type == T_STR ? HB_CFG_STR_MAX : 64;
+        size_t n = strlen(v);
+        if (n >= cap)
+            goto bad;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)v[i];
+            /* node ids and prefixes end up in keys, headers and log lines */
+            if ((o->type != T_STR) && !(isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':'))
+                goto bad;
+        }
+        if (o->type == T_PREFIX && n == 0)
+            goto bad;
+        memcpy(base + o->off, v, n + 1);
+        return 0;
+    }
+    case T_INT:
+    case T_LONG:
+        if (parse_long(v, &x) || x < o->min || x > o->max) {
+            snprintf(err, errlen, "invalid --%s '%s': expected an integer from %ld to %ld", o->name,
+                     v, o->min, o->max);
+            return HB_EINVAL;
+        }
+        if (o->type == T_INT)
+            *(int *)(base + o->off) = (int)x;
+        else
+            *(long *)(base + o->off) = x;
+        return 0;
+    case T_BOOL:
+        if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+            *(int *)(base + o->off) = 1;
+        else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+            *(int *)(base + o->off) = 0;
+        else
+            goto bad;
+        return 0;
+    case T_LEVEL:
+        if ((x = hb_log_level_parse(v)) < 0)
+            goto bad;
+        *(int *)(base + o->off) = (int)x;
+        return 0;
+    case T_ADDR:
+        if (parse_hostport(v, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port))
+            goto bad;
+        return 0;
+    case T_REDIS: {
+        const char *p = v;
+        char hp[HB_CFG_STR_MAX];
+        const char *slash;
+        long db = 0;
+        if (strncmp(p, "redis://", 8) != 0 || strlen(v) >= sizeof(cfg->redis_url))
+            goto bad;
+        p += 8;
+        slash = strchr(p, '/');
+        if ((size_t)(slash ? slash - p : (long)strlen(p)) >= sizeof(hp))
+            goto bad;
+        snprintf(hp, sizeof(hp), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
+        if (!strchr(hp, ':')) { /* default port */
+            if (strlen(hp) + 6 >= sizeof(hp))
+                goto bad;
+            strcat(hp, ":6379");
+        }
+        if (parse_hostport(hp, cfg->redis_host, sizeof(cfg->redis_host), &cfg->redis_port))
+            goto bad;
+        if (slash && slash[1] && (parse_long(slash + 1, &db) || db < 0 || db > 10000))
+            goto bad;
+        cfg->redis_db = (int)db;
+        memcpy(cfg->redis_url, v, strlen(v) + 1);
+        return 0;
+    }
+    }
+bad:
+    snprintf(err, errlen, "invalid --%s '%.100s': %s", o->name, v, o->help);
+    return HB_EINVAL;
+}
+
+static const opt_t *find_opt(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strlen(opts[i].name) == len && !memcmp(opts[i].name, name, len))
+            return &opts[i];
+    return NULL;
+}
+
+void hb_cfg_print_help(FILE *out)
+{
+    char env[96];
+    fprintf(out, "Usage: herald [OPTIONS]\n\n"
+                 "Herald edge: serves Server-Sent Events from Redis pub/sub and streams.\n"
+                 "Every option can also be set with its environment variable; a flag wins.\n\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        env_name(&opts[i], env, sizeof(env));
+        fprintf(out, "  --%s=VALUE  (%s, default: %s)\n      %s\n", opts[i].name, env,
+                opts[i].def[0] ? opts[i].def : "\"\"", opts[i].help);
+    }
+    fprintf(out, "  --help             this text\n  --help-markdown    the settings as a "
+                 "markdown table\n");
+}
+
+void hb_cfg_print_markdown(FILE *out)
+{
+    char env[96];
+    fprintf(out, "| flag | environment | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        env_name(&opts[i], env, sizeof(env));
+        fprintf(out, "| `--%s` | `%s` | `%s` | %s |\n", opts[i].name, env, opts[i].def,
+                opts[i].help);
+    }
+}
+
+int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+    char env[96];
+    const char *given[NOPTS];
+
+    memset(cfg, 0, sizeof(*cfg));
+    memset(given, 0, sizeof(given));
+    for (size_t i = 0; i < NOPTS; i++) {
+        env_name(&opts[i], env, sizeof(env));
+        given[i] = getenv(env);
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        const char *eq, *val;
+        const opt_t *o;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            hb_cfg_print_help(out);
+            return 1;
+        }
+        if (!strcmp(arg, "--help-markdown")) {
+            hb_cfg_print_markdown(out);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%.100s' (see --help)", arg);
+            return HB_EINVAL;
+        }
+        eq = strchr(arg + 2, '=');
+        o = find_opt(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+        if (!o) {
+            snprintf(err, errlen, "unknown option '%.100s' (see --help)", arg);
+            return HB_EINVAL;
+        }
+        if (eq)
+            val = eq + 1;
+        else if (a + 1 < argc)
+            val = argv[++a];
+        else {
+            snprintf(err, errlen, "option --%s needs a value", o->name);
+            return HB_EINVAL;
+        }
+        given[o - opts] = val;
+    }
+    for (size_t i = 0; i < NOPTS; i++) {
+        int rc = set_opt(cfg, &opts[i], given[i] ? given[i] : opts[i].def, err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (!cfg->node_id[0]) {
+        char host[48] = "edge";
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        for (char *p = host; *p; p++)
+            if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.'))
+                *p = '-';
+        snprintf(cfg->node_id, sizeof(cfg->node_id), "%.40s-%ld", host, (long)getpid());
+    }
+    if (cfg->threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = n < 1 ? 1 : n > 64 ? 64 : (int)n;
+    }
+    return 0;
+}

@@ -1,0 +1,844 @@
+/*
+ * The broker thread: owns the libevent loop and every Redis connection (hiredis async with its
+ * libevent adapter). Three connections:
+ *   cmd  - commands: FUNCTION LOAD, history reads, ingest FCALLs, the lease;
+ *   sub  - SUBSCRIBE <prefix>{<topic>}:live for each topic some local client wants;
+ *   ing  - PSUBSCRIBE * for raw-PUBLISH ingest (only with --ingest on): the leader stores what it
+ *          sees, standbys keep what the leader has not stored yet (see ingest.c).
+ * Everything here runs on the broker thread only.
+ */
+#include "broker.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "hb_dict.h"
+#include "hb_err.h"
+#include "hb_live.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+#include "hb_script.h"
+#include "hb_sse.h"
+
+#define MOD "broker"
+#define REQS_PER_WAKE 256
+#define CONNECT_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+static void conn_start(hb_broker_t *b, hb_conn_t *c);
+static void topic_kick(hb_broker_t *b, btopic_t *t);
+
+double hb_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct timeval ms_tv(long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* ---- topics ---- */
+
+static btopic_t *topic_get(hb_broker_t *b, const char *name, size_t len, int create)
+{
+    btopic_t *t = hb_dict_get(b->topics, name, len);
+    if (t || !create)
+        return t;
+    t = hb_xcalloc(1, sizeof(*t));
+    memcpy(t->name, name, len);
+    t->len = len;
+    hb_dict_set(b->topics, name, len, t);
+    return t;
+}
+
+static void topic_free(hb_broker_t *b, btopic_t *t)
+{
+    hb_dict_del(b->topics, t->name, t->len);
+    for (size_t i = 0; i < t->nheld; i++)
+        hb_msg_unref(t->held[i]);
+    free(t->held);
+    while (t->waiting) {
+        hreq_t *r = t->waiting;
+        t->waiting = r->next;
+        free(r);
+    }
+    free(t);
+}
+
+static size_t live_channel(hb_broker_t *b, const btopic_t *t, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s{%.*s}:live", b->edge->cfg.prefix, (int)t->len, t->name);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* Pushes an EVENT message to every service thread that wants the topic. Takes m's reference. */
+static void topic_emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
+{
+    m->seq = ++t->seq;
+    for (int i = 0; i < b->edge->nthreads; i++) {
+        if (!(t->want & (1ull << i)))
+            continue;
+        if (hb_svc_push(b->edge->svcs[i], hb_msg_ref(m)) != 0) {
+            hb_msg_unref(m);
+            atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+            hb_log_ratelimited("svc-queue-full", 1000, HB_LOG_WARN, MOD,
+                               "service queue full: event dropped, topic clients will resume",
+                               "{s:i}", "thread", i);
+        }
+    }
+    hb_msg_unref(m);
+}
+
+static hb_buf_t *encode_frame(const hb_id_t *id, const char *epoch, const char *ev, size_t evlen,
+                              const char *data, size_t dlen)
+{
+    char cursor[HB_CURSOR_MAX];
+    size_t clen = hb_cursor_format(id, epoch, cursor);
+    return hb_sse_encode(cursor, clen, ev, evlen, data, dlen, 0);
+}
+
+hb_buf_t *hb_gap_frame(const char *topic, size_t tlen, hb_gap_t gap)
+{
+    char data[HB_TOPIC_MAX + 64];
+    int n = snprintf(data, sizeof(data), "{\"topic\":\"%.*s\",\"reason\":\"%s\"}", (int)tlen, topic,
+                     gap == HB_GAP_RESET ? "reset" : "trimmed");
+    return hb_sse_encode(NULL, 0, "herald.gap", 10, data, (size_t)n, 0);
+}
+
+static void topic_emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
+{
+    hb_msg_t *m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+    m->control = 1;
+    m->sse = hb_gap_frame(t->name, t->len, gap);
+    if (!m->sse) {
+        hb_msg_unref(m);
+        return;
+    }
+    hb_log_warn(MOD, "history gap on topic", "{s:s%,s:s}", "topic", t->name, t->len, "reason",
+                gap == HB_GAP_RESET ? "reset" : "trimmed");
+    topic_emit(b, t, m);
+}
+
+/*
+ * Delivers one event of topic t in ID order: drops what was already delivered, and turns an
+ * epoch change (the stream was recreated, e.g. Redis lost its data) into a reset notice.
+ */
+static void topic_deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
+                          size_t eplen, const char *ev, size_t evlen, const char *data,
+                          size_t dlen)
+{
+    char ep[HB_EPOCH_MAX + 1];
+    hb_msg_t *m;
+
+    if (eplen > HB_EPOCH_MAX)
+        return;
+    memcpy(ep, epoch, eplen);
+    ep[eplen] = '\0';
+    if (t->have_last && strcmp(ep, t->epoch) != 0) {
+        topic_emit_gap(b, t, HB_GAP_RESET);
+        t->have_last = 0;
+    }
+    if (t->have_last && hb_id_cmp(id, &t->last) <= 0)
+        return; /* already delivered */
+    t->last = *id;
+    memcpy(t->epoch, ep, eplen + 1);
+    t->have_last = 1;
+    m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+    m->id = *id;
+    m->sse = encode_frame(id, ep, ev, evlen, data, dlen);
+    if (!m->sse) {
+        hb_msg_unref(m);
+        hb_log_error(MOD, "out of memory encoding an event", NULL);
+        return;
+    }
+    atomic_fetch_add_explicit(&b->edge->stats.events_in, 1, memory_order_relaxed);
+    topic_emit(b, t, m);
+}
+
+/* ---- history (herald_history) ---- */
+
+/* Parses an XRANGE entry [id, [field, value, ...]] into its parts. Returns 0 or HB_EPROTO. */
+static int parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen, const char **ev,
+                       size_t *evlen)
+{
+    redisReply *f;
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
+        return HB_EPROTO;
+    if (hb_id_parse(e->element[0]->str, e->element[0]->len, id, NULL))
+        return HB_EPROTO;
+    f = e->element[1];
+    *d = "";
+    *dlen = 0;
+    *ev = NULL;
+    *evlen = 0;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1)
+            continue;
+        if (k->str[0] == 'd') {
+            *d = v->str;
+            *dlen = v->len;
+        } else if (k->str[0] == 'e' && v->len > 0 && v->len <= HB_EVENT_NAME_MAX) {
+            *ev = v->str;
+            *evlen = v->len;
+        }
+    }
+    return 0;
+}
+
+/* Checks a herald_history reply's shape: {epoch, gap, entries}. */
+static int history_reply_ok(redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+           r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len <= HB_EPOCH_MAX &&
+           r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_ARRAY;
+}
+
+static hb_gap_t gap_of(redisReply *g)
+{
+    if (g->len == 5 && !memcmp(g->str, "reset", 5))
+        return HB_GAP_RESET;
+    if (g->len == 7 && !memcmp(g->str, "trimmed", 7))
+        return HB_GAP_TRIMMED;
+    return HB_GAP_NONE;
+}
+
+static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    hreq_t *q = priv;
+    hb_msg_t *m = hb_msg_new(HB_MSG_HISTORY, q->topic, q->topic_len);
+    m->client_id = q->client_id;
+
+    if (!history_reply_ok(r)) {
+        m->error = 1;
+        if (r && r->type == REDIS_REPLY_ERROR)
+            hb_log_ratelimited("history-error", 1000, HB_LOG_WARN, MOD, "history read failed",
+                               "{s:s}", "err", r->str);
+    } else {
+        redisReply *ents = r->element[2];
+        const char *epoch = r->element[0]->str;
+        m->gap = gap_of(r->element[1]);
+        m->more = ents->elements >= (size_t)b->edge->cfg.history_batch;
+        m->ids = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->ids));
+        m->frames = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->frames));
+        for (size_t i = 0; i < ents->elements; i++) {
+            const char *d, *ev;
+            size_t dlen, evlen;
+            hb_id_t id;
+            hb_buf_t *f;
+            if (parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
+                continue;
+            f = encode_frame(&id, epoch, ev, evlen, d, dlen);
+            if (!f) {
+                m->error = 1;
+                break;
+            }
+            m->ids[m->n] = id;
+            m->frames[m->n++] = f;
+        }
+    }
+    if (hb_svc_push(b->edge->svcs[q->thread], m) != 0) {
+        hb_msg_unref(m);
+        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+    }
+    free(q);
+}
+
+static void history_send(hb_broker_t *b, hreq_t *q)
+{
+    char since[HB_ID_STR_MAX], count[24];
+    hb_id_format(&q->cursor.id, since);
+    snprintf(count, sizeof(count), "%ld", b->edge->cfg.history_batch);
+    if (redisAsyncCommand(b->cmd.ac, on_client_history, q, "FCALL herald_history 1 %b %s %s %s",
+                          q->topic, q->topic_len, since, q->cursor.epoch, count) != REDIS_OK)
+        on_client_history(b->cmd.ac, NULL, q);
+}
+
+/* Topic backfill after a resubscription: deliver what was stored since the last delivered ID. */
+static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    char *name = priv;
+    btopic_t *t = topic_get(b, name, strlen(name), 0);
+    free(name);
+    if (!t)
+        return;
+    t->backfill_inflight = 0;
+    if (!history_reply_ok(r)) {
+        /* Redis went away again; the next resubscription starts over. */
+        return;
+    }
+    redisReply *ents = r->element[2];
+    hb_gap_t gap = gap_of(r->element[1]);
+    if (gap != HB_GAP_NONE) {
+        topic_emit_gap(b, t, gap);
+        t->have_last = 0;
+    }
+    for (size_t i = 0; i < ents->elements; i++) {
+        const char *d, *ev;
+        size_t dlen, evlen;
+        hb_id_t id;
+        if (!parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
+            topic_deliver(b, t, &id, r->element[0]->str, r->element[0]->len, ev, evlen, d, dlen);
+    }
+    if (ents->elements >= (size_t)b->edge->cfg.history_batch) {
+        topic_kick(b, t); /* next page */
+        return;
+    }
+    /* Caught up: release the live events held meanwhile, in order, skipping duplicates. */
+    t->need_backfill = 0;
+    for (size_t i = 0; i < t->nheld; i++) {
+        hb_msg_t *m = t->held[i];
+        if (!t->have_last || hb_id_cmp(&m->id, &t->last) > 0) {
+            t->last = m->id;
+            t->have_last = 1;
+            topic_emit(b, t, m);
+        } else {
+            hb_msg_unref(m);
+        }
+    }
+    t->nheld = 0;
+    hb_broker_update_ready(b);
+}
+
+static void topic_kick(hb_broker_t *b, btopic_t *t)
+{
+    if (t->state != T_SUBSCRIBED || !b->cmd_ready)
+        return;
+    if (t->need_backfill && !t->backfill_inflight) {
+        char since[HB_ID_STR_MAX], count[24];
+        hb_id_format(&t->last, since);
+        snprintf(count, sizeof(count), "%ld", b->edge->cfg.history_batch);
+        t->backfill_inflight = 1;
+        if (redisAsyncCommand(b->cmd.ac, on_backfill, hb_xstrdup(t->name),
+                              "FCALL herald_history 1 %b %s %s %s", t->name, t->len, since,
+                              t->epoch, count) != REDIS_OK)
+            t->backfill_inflight = 0;
+    }
+    while (t->waiting) {
+        hreq_t *q = t->waiting;
+        t->waiting = q->next;
+        history_send(b, q);
+    }
+}
+
+/* ---- the subscriber connection ---- */
+
+static void topic_subscribe(hb_broker_t *b, btopic_t *t)
+{
+    char chan[HB_TOPIC_MAX + 80];
+    size_t n = live_channel(b, t, chan, sizeof(chan));
+    if (!b->sub.up)
+        return;
+    t->state = T_SUBSCRIBING;
+    redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "SUBSCRIBE %b", chan, n);
+}
+
+static void topic_unsubscribe(hb_broker_t *b, btopic_t *t)
+{
+    char chan[HB_TOPIC_MAX + 80];
+    size_t n = live_channel(b, t, chan, sizeof(chan));
+    t->state = T_UNSUBSCRIBING;
+    redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "UNSUBSCRIBE %b", chan, n);
+}
+
+/* Extracts <topic> from "<prefix>{<topic>}:live"; returns 0 or HB_EPROTO. */
+int hb_broker_channel_topic(const char *prefix, const char *chan, size_t len, const char **topic,
+                            size_t *tlen)
+{
+    size_t pl = strlen(prefix);
+    if (len < pl + 8 || memcmp(chan, prefix, pl) != 0 || chan[pl] != '{' ||
+        memcmp(chan + len - 6, "}:live", 6) != 0)
+        return HB_EPROTO;
+    *topic = chan + pl + 1;
+    *tlen = len - pl - 7;
+    return hb_topic_validate(*topic, *tlen, NULL);
+}
+
+void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
+{
+    const char *tname, *reason;
+    size_t tlen;
+    hb_live_t lv;
+    btopic_t *t;
+
+    if (hb_broker_channel_topic(b->edge->cfg.prefix, chan, clen, &tname, &tlen))
+        return;
+    t = topic_get(b, tname, tlen, 0);
+    if (!t || t->state != T_SUBSCRIBED)
+        return;
+    if (hb_live_decode(msg, mlen, &lv, &reason)) {
+        hb_log_ratelimited("live-decode", 1000, HB_LOG_WARN, MOD, "malformed live message",
+                           "{s:s%,s:s}", "topic", tname, tlen, "err", reason);
+        return;
+    }
+    if (t->need_backfill) {
+        /* Hold until the backfill caught up; bounded like a client queue. */
+        hb_msg_t *m;
+        char ep[HB_EPOCH_MAX + 1];
+        if (t->nheld >= (size_t)b->edge->cfg.client_queue_max) {
+            hb_log_ratelimited("held-full", 1000, HB_LOG_WARN, MOD,
+                               "too many live events held during backfill; dropping (history "
+                               "keeps them)",
+                               "{s:s%}", "topic", tname, tlen);
+            return;
+        }
+        memcpy(ep, lv.epoch, lv.epoch_len);
+        ep[lv.epoch_len] = '\0';
+        m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+        m->id = lv.id;
+        m->sse = encode_frame(&lv.id, ep, lv.event, lv.ev_len, lv.data, lv.data_len);
+        if (!m->sse) {
+            hb_msg_unref(m);
+            return;
+        }
+        if (t->nheld == t->cap_held) {
+            t->cap_held = t->cap_held ? t->cap_held * 2 : 16;
+            t->held = hb_xrealloc(t->held, t->cap_held * sizeof(*t->held));
+        }
+        t->held[t->nheld++] = m;
+        return;
+    }
+    topic_deliver(b, t, &lv.id, lv.epoch, lv.epoch_len, lv.event, lv.ev_len, lv.data,
+                  lv.data_len);
+}
+
+static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    const char *kind, *tname;
+    size_t tlen;
+    btopic_t *t;
+    (void)priv;
+
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    kind = r->element[0]->str;
+    if (!strcmp(kind, "message")) {
+        if (r->element[2]->type == REDIS_REPLY_STRING)
+            hb_broker_on_live(b, r->element[1]->str, r->element[1]->len, r->element[2]->str,
+                              r->element[2]->len);
+        return;
+    }
+    if (hb_broker_channel_topic(b->edge->cfg.prefix, r->element[1]->str, r->element[1]->len,
+                                &tname, &tlen))
+        return;
+    t = topic_get(b, tname, tlen, 0);
+    if (!t)
+        return;
+    if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING) {
+        t->state = T_SUBSCRIBED;
+        if (t->have_last)
+            t->need_backfill = 1;
+        topic_kick(b, t);
+    } else if (!strcmp(kind, "unsubscribe") && t->state == T_UNSUBSCRIBING) {
+        t->state = T_IDLE;
+        if (t->want)
+            topic_subscribe(b, t);
+        else
+            topic_free(b, t);
+    }
+    hb_broker_update_ready(b);
+}
+
+/* ---- requests from the service threads ---- */
+
+static void handle_req(hb_broker_t *b, hb_req_t *q)
+{
+    btopic_t *t = topic_get(b, q->topic, q->topic_len, 1);
+    uint64_t bit = 1ull << q->thread;
+
+    switch (q->type) {
+    case HB_REQ_SUB:
+        t->want |= bit;
+        if (t->state == T_IDLE)
+            topic_subscribe(b, t);
+        break;
+    case HB_REQ_UNSUB:
+        t->want &= ~bit;
+        if (!t->want)
+            t->idle_since = hb_now();
+        if (!t->want && t->state == T_IDLE)
+            topic_free(b, t);
+        break;
+    case HB_REQ_HISTORY: {
+        hreq_t *h = hb_xcalloc(1, sizeof(*h));
+        h->thread = q->thread;
+        h->client_id = q->client_id;
+        memcpy(h->topic, q->topic, q->topic_len);
+        h->topic_len = q->topic_len;
+        h->cursor = q->cursor;
+        if (t->state == T_IDLE && t->want)
+            topic_subscribe(b, t);
+        /* keep FIFO order */
+        hreq_t **pp = &t->waiting;
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = h;
+        topic_kick(b, t);
+        break;
+    }
+    }
+    hb_broker_update_ready(b);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    hb_broker_t *b = arg;
+    void *items[REQS_PER_WAKE];
+    size_t n = hb_queue_pop(b->edge->to_broker, items, REQS_PER_WAKE);
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < n; i++) {
+        handle_req(b, items[i]);
+        free(items[i]);
+    }
+    if (n == REQS_PER_WAKE) /* bounded work per wake-up: come back for the rest */
+        event_active(b->wake, EV_READ, 0);
+}
+
+void hb_broker_wake(hb_broker_t *b)
+{
+    event_active(b->wake, EV_READ, 0);
+}
+
+/* ---- connections ---- */
+
+void hb_broker_update_ready(hb_broker_t *b)
+{
+    int ready = b->cmd_ready && b->sub.up && (!b->edge->cfg.ingest || b->ing_ready) &&
+                !atomic_load(&b->edge->stats.draining);
+    if (ready) {
+        size_t it = 0, klen;
+        const void *k;
+        void *v;
+        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+            btopic_t *t = v;
+            if (t->want && (t->state != T_SUBSCRIBED || t->need_backfill)) {
+                ready = 0;
+                break;
+            }
+        }
+    }
+    if (atomic_exchange(&b->edge->stats.ready, ready) != ready)
+        hb_log_info(MOD, ready ? "ready" : "not ready", NULL);
+}
+
+static void on_function_loaded(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    (void)priv;
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        hb_log_error(MOD, "FUNCTION LOAD failed (Redis 7 or newer is required)", "{s:s}", "err",
+                     r->str);
+        redisAsyncDisconnect(ac); /* retried with backoff */
+        return;
+    }
+    b->cmd_ready = 1;
+    b->cmd.backoff_ms = 0;
+    hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v))
+        topic_kick(b, v);
+    hb_ingest_on_cmd_ready(b);
+    hb_broker_update_ready(b);
+}
+
+static void conn_schedule(hb_broker_t *b, hb_conn_t *c)
+{
+    long base = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (base > BACKOFF_MAX_MS)
+        base = BACKOFF_MAX_MS;
+    c->backoff_ms = base;
+    /* full jitter in [base/2, base] so a fleet of edges does not reconnect in lockstep */
+    long ms = base / 2 + (long)(random() % (base / 2 + 1));
+    struct timeval tv = ms_tv(ms);
+    (void)b;
+    evtimer_add(c->timer, &tv);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    hb_broker_t *b = ac->data;
+    hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
+    evtimer_del(conn->ctimer);
+    if (status != REDIS_OK) {
+        hb_log_ratelimited(conn->name, 2000, HB_LOG_WARN, MOD, "redis connect failed",
+                           "{s:s,s:s}", "conn", conn->name, "err", ac->errstr);
+        conn->ac = NULL; /* hiredis frees it */
+        conn_schedule(b, conn);
+        return;
+    }
+    conn->up = 1;
+    if (conn == &b->cmd) {
+        if (b->edge->cfg.redis_db)
+            redisAsyncCommand(conn->ac, NULL, NULL, "SELECT %d", b->edge->cfg.redis_db);
+        redisAsyncCommand(conn->ac, on_function_loaded, NULL, "FUNCTION LOAD REPLACE %s",
+                          b->library);
+    } else if (conn == &b->sub) {
+        size_t it = 0, klen;
+        const void *k;
+        void *v;
+        conn->backoff_ms = 0;
+        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+            btopic_t *t = v;
+            if (t->want)
+                topic_subscribe(b, t);
+        }
+    } else {
+        conn->backoff_ms = 0;
+        hb_ingest_on_ing_up(b);
+    }
+    hb_broker_update_ready(b);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    hb_broker_t *b = ac->data;
+    hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
+    (void)status;
+    conn->ac = NULL;
+    conn->up = 0;
+    if (conn == &b->cmd) {
+        b->cmd_ready = 0;
+        hb_ingest_on_cmd_down(b);
+    } else if (conn == &b->sub) {
+        size_t it = 0, klen;
+        const void *k;
+        void *v;
+        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+            btopic_t *t = v;
+            t->state = T_IDLE;
+            t->backfill_inflight = 0;
+            if (!t->want)
+                topic_free(b, t);
+        }
+    } else {
+        b->ing_ready = 0;
+    }
+    hb_broker_update_ready(b);
+    if (b->stopping)
+        return;
+    atomic_fetch_add_explicit(&b->edge->stats.redis_reconnects, 1, memory_order_relaxed);
+    hb_log_ratelimited("redis-down", 2000, HB_LOG_WARN, MOD, "redis connection lost", "{s:s}",
+                       "conn", conn->name);
+    conn_schedule(b, conn);
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    hb_conn_t *c = arg;
+    hb_broker_t *b = c->broker;
+    (void)fd;
+    (void)what;
+    if (c->ac && !c->up) {
+        hb_log_warn(MOD, "redis connect timed out", "{s:s}", "conn", c->name);
+        redisAsyncFree(c->ac); /* not connected: no disconnect callback */
+        c->ac = NULL;
+        conn_schedule(b, c);
+    }
+}
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    hb_conn_t *c = arg;
+    (void)fd;
+    (void)what;
+    conn_start(c->broker, c);
+}
+
+static void conn_start(hb_broker_t *b, hb_conn_t *c)
+{
+    struct timeval tv = ms_tv(CONNECT_TIMEOUT_MS);
+    if (b->stopping || c->ac)
+        return;
+    c->ac = redisAsyncConnect(b->edge->cfg.redis_host, b->edge->cfg.redis_port);
+    if (!c->ac || c->ac->err) {
+        hb_log_ratelimited(c->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
+                           "conn", c->name, "err", c->ac ? c->ac->errstr : "out of memory");
+        if (c->ac)
+            redisAsyncFree(c->ac);
+        c->ac = NULL;
+        conn_schedule(b, c);
+        return;
+    }
+    c->ac->data = b;
+    redisLibeventAttach(c->ac, b->base);
+    redisAsyncSetConnectCallback(c->ac, on_connect);
+    redisAsyncSetDisconnectCallback(c->ac, on_disconnect);
+    evtimer_add(c->ctimer, &tv);
+}
+
+static void conn_init(hb_broker_t *b, hb_conn_t *c, const char *name)
+{
+    c->name = name;
+    c->broker = b;
+    c->timer = evtimer_new(b->base, on_reconnect_timer, c);
+    c->ctimer = evtimer_new(b->base, on_connect_timeout, c);
+}
+
+/* ---- housekeeping: linger unsubscribe, lease ---- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    hb_broker_t *b = arg;
+    double now = hb_now();
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    (void)fd;
+    (void)what;
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+        btopic_t *t = v;
+        if (!t->want && t->state == T_SUBSCRIBED &&
+            now - t->idle_since >= b->edge->cfg.topic_linger)
+            topic_unsubscribe(b, t);
+    }
+    hb_ingest_tick(b);
+}
+
+/* ---- signals and drain ---- */
+
+static void on_drain_done(evutil_socket_t fd, short what, void *arg)
+{
+    hb_broker_t *b = arg;
+    (void)fd;
+    (void)what;
+    event_base_loopexit(b->base, NULL);
+}
+
+static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+    hb_broker_t *b = arg;
+    size_t clients = 0;
+    (void)fd;
+    (void)what;
+    for (int i = 0; i < b->edge->nthreads; i++)
+        clients += hb_svc_clients(b->edge->svcs[i]);
+    if (clients == 0 && hb_ingest_idle(b))
+        event_base_loopexit(b->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    hb_broker_t *b = arg;
+    struct timeval tv = ms_tv((long)b->edge->cfg.drain_timeout * 1000);
+    struct timeval poll = ms_tv(50);
+    (void)what;
+    if (atomic_exchange(&b->edge->stats.draining, 1)) {
+        hb_log_warn(MOD, "second signal: exiting now", NULL);
+        event_base_loopexit(b->base, NULL);
+        return;
+    }
+    hb_log_info(MOD, "draining", "{s:i,s:i}", "signal", (int)sig, "timeout_s",
+                b->edge->cfg.drain_timeout);
+    hb_broker_update_ready(b);
+    hb_ingest_release(b);
+    for (int i = 0; i < b->edge->nthreads; i++)
+        hb_svc_drain(b->edge->svcs[i]);
+    event_add(b->drain_timer, &tv);
+    event_add(b->drain_poll, &poll);
+}
+
+hb_broker_t *hb_broker_new(hb_edge_t *edge)
+{
+    hb_broker_t *b = hb_xcalloc(1, sizeof(*b));
+    struct timeval tick = ms_tv(250);
+    b->edge = edge;
+    b->base = event_base_new();
+    if (!b->base) {
+        free(b);
+        return NULL;
+    }
+    b->topics = hb_dict_new();
+    b->on_sub_cb = on_sub;
+    b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max,
+                                   edge->cfg.history_ttl, edge->cfg.max_message_bytes,
+                                   edge->cfg.lease_ms);
+    b->wake = event_new(b->base, -1, 0, on_wake, b);
+    b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
+    event_add(b->tick, &tick);
+    b->sigterm = evsignal_new(b->base, SIGTERM, on_signal, b);
+    b->sigint = evsignal_new(b->base, SIGINT, on_signal, b);
+    event_add(b->sigterm, NULL);
+    event_add(b->sigint, NULL);
+    b->drain_timer = evtimer_new(b->base, on_drain_done, b);
+    b->drain_poll = event_new(b->base, -1, EV_PERSIST, on_drain_poll, b);
+    conn_init(b, &b->cmd, "cmd");
+    conn_init(b, &b->sub, "sub");
+    conn_init(b, &b->ing, "ingest");
+    hb_ingest_init(b);
+    return b;
+}
+
+int hb_broker_run(hb_broker_t *b)
+{
+    conn_start(b, &b->cmd);
+    conn_start(b, &b->sub);
+    if (b->edge->cfg.ingest)
+        conn_start(b, &b->ing);
+    event_base_dispatch(b->base);
+    b->stopping = 1;
+    return 0;
+}
+
+void hb_broker_free(hb_broker_t *b)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    if (!b)
+        return;
+    b->stopping = 1;
+    if (b->cmd.ac)
+        redisAsyncFree(b->cmd.ac);
+    if (b->sub.ac)
+        redisAsyncFree(b->sub.ac);
+    if (b->ing.ac)
+        redisAsyncFree(b->ing.ac);
+    hb_ingest_cleanup(b);
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+        topic_free(b, v);
+        it = 0;
+    }
+    hb_dict_free(b->topics);
+    event_free(b->wake);
+    event_free(b->tick);
+    event_free(b->sigterm);
+    event_free(b->sigint);
+    event_free(b->drain_timer);
+    event_free(b->drain_poll);
+    event_free(b->cmd.timer);
+    event_free(b->cmd.ctimer);
+    event_free(b->sub.timer);
+    event_free(b->sub.ctimer);
+    event_free(b->ing.timer);
+    event_free(b->ing.ctimer);
+    event_base_free(b->base);
+    free(b->library);
+    free(b);
+}

@@ -1,0 +1,93 @@
+#ifndef HERALD_EDGE_BROKER_H
+#define HERALD_EDGE_BROKER_H
+
+/* Private to the broker thread (broker.c, ingest.c). */
+
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+
+#include "edge.h"
+#include "hb_dict.h"
+
+typedef struct hb_broker hb_broker_t;
+
+/* One Redis connection with its reconnect state. {broker thread} */
+typedef struct hb_conn {
+    const char *name;
+    hb_broker_t *broker;
+    redisAsyncContext *ac; /* NULL while disconnected */
+    int up;
+    long backoff_ms;
+    struct event *timer;  /* reconnect */
+    struct event *ctimer; /* connect timeout */
+} hb_conn_t;
+
+/* A client's history request, parked until its topic is subscribed. */
+typedef struct hreq {
+    struct hreq *next;
+    int thread;
+    uint64_t client_id;
+    char topic[HB_TOPIC_MAX + 1];
+    size_t topic_len;
+    hb_cursor_t cursor;
+} hreq_t;
+
+typedef enum { T_IDLE = 0, T_SUBSCRIBING, T_SUBSCRIBED, T_UNSUBSCRIBING } tstate_t;
+
+/* A topic some service thread wants. {broker thread} */
+typedef struct btopic {
+    char name[HB_TOPIC_MAX + 1];
+    size_t len;
+    uint64_t want;    /* bit i: service thread i has subscribers */
+    tstate_t state;
+    double idle_since;
+    int have_last;    /* last/epoch valid: the last event delivered to the service threads */
+    hb_id_t last;
+    char epoch[HB_EPOCH_MAX + 1];
+    uint64_t seq;
+    int need_backfill; /* resubscribed after a disconnect: read history from `last` first */
+    int backfill_inflight;
+    hb_msg_t **held;  /* live events received during the backfill */
+    size_t nheld, cap_held;
+    hreq_t *waiting;  /* history requests waiting for the subscription */
+} btopic_t;
+
+typedef struct ingest ingest_t;
+
+struct hb_broker {
+    hb_edge_t *edge;
+    struct event_base *base;
+    hb_conn_t cmd, sub, ing;
+    int cmd_ready; /* connected and the function library loaded */
+    int ing_ready; /* PSUBSCRIBE confirmed */
+    int stopping;
+    hb_dict_t *topics; /* name -> btopic_t */
+    char *library;
+    void (*on_sub_cb)(redisAsyncContext *, void *, void *);
+    struct event *wake, *tick, *sigterm, *sigint, *drain_timer, *drain_poll;
+    ingest_t *ingest;
+};
+
+double hb_now(void);
+/** hb_broker_update_ready() - recompute readiness after a state change. */
+void hb_broker_update_ready(hb_broker_t *b);
+/** hb_broker_on_live() - a message on a live channel (from the sub connection). */
+void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char *msg,
+                       size_t mlen);
+/** hb_broker_channel_topic() - the topic of "<prefix>{<topic>}:live", or HB_EPROTO. */
+int hb_broker_channel_topic(const char *prefix, const char *chan, size_t len, const char **topic,
+                            size_t *tlen);
+
+/* ingest.c: raw PUBLISH ingest, leader lease and standby buffer. */
+void hb_ingest_init(hb_broker_t *b);
+void hb_ingest_cleanup(hb_broker_t *b);
+void hb_ingest_on_cmd_ready(hb_broker_t *b);
+void hb_ingest_on_cmd_down(hb_broker_t *b);
+void hb_ingest_on_ing_up(hb_broker_t *b);
+void hb_ingest_tick(hb_broker_t *b);
+void hb_ingest_release(hb_broker_t *b);
+int hb_ingest_idle(hb_broker_t *b);
+
+#endif

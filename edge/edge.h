@@ -1,0 +1,135 @@
+#ifndef HERALD_EDGE_EDGE_H
+#define HERALD_EDGE_EDGE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hb_buf.h"
+#include "hb_cfg.h"
+#include "hb_id.h"
+#include "hb_queue.h"
+#include "hb_topic.h"
+
+/*
+ * Messages between the broker thread (Redis) and the service threads (clients). Each travels
+ * through a bounded hb_queue: requests from every service thread share one queue to the broker;
+ * each service thread has its own queue from the broker.
+ */
+
+typedef enum {
+    HB_MSG_EVENT = 1, /* a topic's next event (live or backfilled), or a topic-wide gap notice */
+    HB_MSG_HISTORY,   /* one page of history for one resuming client */
+} hb_msg_type_t;
+
+typedef enum {
+    HB_GAP_NONE = 0,
+    HB_GAP_TRIMMED = 1, /* events after the cursor were trimmed or expired */
+    HB_GAP_RESET = 2,   /* the stream was recreated (epoch changed): old cursors are void */
+} hb_gap_t;
+
+/*
+ * One message from the broker. HB_MSG_EVENT messages are shared by all service threads
+ * (refs = number of queues it was pushed to); the last hb_msg_unref() frees it.
+ * Owner: whoever holds a reference; immutable once pushed.
+ */
+typedef struct hb_msg {
+    hb_msg_type_t type;
+    atomic_uint refs;
+    char topic[HB_TOPIC_MAX + 1];
+    size_t topic_len;
+    /* HB_MSG_EVENT */
+    uint64_t seq;     /* per-topic sequence of EVENT messages, to detect a dropped one */
+    int control;      /* 1: a gap notice (no id; does not move cursors) */
+    hb_id_t id;
+    hb_buf_t *sse;    /* the SSE frame, shared by every recipient */
+    /* HB_MSG_HISTORY */
+    uint64_t client_id;
+    int error;        /* 1: history could not be read; the client should reconnect */
+    hb_gap_t gap;
+    int more;         /* 1: the page was full; ask again from `last` */
+    size_t n;
+    hb_id_t *ids;     /* n ids */
+    hb_buf_t **frames; /* n SSE frames (owned refs) */
+} hb_msg_t;
+
+/** hb_msg_new() - a zeroed message of `type` with one reference; aborts on OOM. */
+hb_msg_t *hb_msg_new(hb_msg_type_t type, const char *topic, size_t topic_len);
+/** hb_msg_ref() - add a reference. */
+hb_msg_t *hb_msg_ref(hb_msg_t *m);
+/** hb_msg_unref() - drop a reference; the last frees the buffers it holds. Accepts NULL. */
+void hb_msg_unref(hb_msg_t *m);
+
+typedef enum {
+    HB_REQ_SUB = 1, /* this service thread now has subscribers for topic */
+    HB_REQ_UNSUB,   /* ... and now has none */
+    HB_REQ_HISTORY, /* read history after cursor for client_id, reply with HB_MSG_HISTORY */
+} hb_req_type_t;
+
+/* A request from a service thread to the broker; the broker frees it. */
+typedef struct hb_req {
+    hb_req_type_t type;
+    int thread;
+    char topic[HB_TOPIC_MAX + 1];
+    size_t topic_len;
+    uint64_t client_id;
+    hb_cursor_t cursor;
+} hb_req_t;
+
+/* Counters shared by all threads: relaxed atomics, summed on scrape. */
+typedef struct hb_stats {
+    atomic_ullong events_in;        /* events received from Redis */
+    atomic_ullong deliveries;       /* frames queued to clients */
+    atomic_ullong bytes_out;
+    atomic_ullong connections;      /* open SSE connections */
+    atomic_ullong slow_disconnects;
+    atomic_ullong queue_drops;      /* broker->service messages dropped (queue full) */
+    atomic_ullong req_drops;        /* service->broker requests refused (queue full) */
+    atomic_ullong bad_requests;
+    atomic_ullong redis_reconnects;
+    atomic_ullong ingested;         /* raw PUBLISHes stored by this edge as leader */
+    atomic_ullong ingest_rejected;  /* raw PUBLISHes refused (bad topic, too large) */
+    atomic_ullong ingest_standby_overflow;
+    atomic_int ready;               /* 1 when Redis is up and every subscription is in place */
+    atomic_int leader;              /* 1 while this edge holds the ingest lease */
+    atomic_int draining;            /* 1 after SIGTERM */
+} hb_stats_t;
+
+/* Process-wide state, set up by main before the threads start; read-only after that. */
+typedef struct hb_edge {
+    hb_cfg_t cfg;
+    hb_stats_t stats;
+    hb_queue_t *to_broker;     /* requests from every service thread */
+    int nthreads;
+    struct hb_svc **svcs;      /* one per service thread */
+    struct hb_broker *broker;
+} hb_edge_t;
+
+extern hb_edge_t *hb_edge; /* the one edge of this process; set once in main before threads */
+
+/** hb_gap_frame() - the SSE "herald.gap" notice for a topic (new ref); NULL on OOM. */
+hb_buf_t *hb_gap_frame(const char *topic, size_t tlen, hb_gap_t gap);
+
+/* broker.c */
+struct hb_broker *hb_broker_new(hb_edge_t *edge);
+/** hb_broker_run() - run the broker loop on the calling thread until drain completes. */
+int hb_broker_run(struct hb_broker *b);
+/** hb_broker_wake() - wake the broker after pushing to edge->to_broker; any thread. */
+void hb_broker_wake(struct hb_broker *b);
+void hb_broker_free(struct hb_broker *b);
+
+/* service.c */
+/** hb_svc_new() - create service thread `idx`'s lws context (listening). NULL on failure. */
+struct hb_svc *hb_svc_new(hb_edge_t *edge, int idx);
+/** hb_svc_start() - start its thread. */
+int hb_svc_start(struct hb_svc *s);
+/** hb_svc_push() - broker thread: hand a message (taking one ref) to service thread s. */
+int hb_svc_push(struct hb_svc *s, hb_msg_t *m);
+/** hb_svc_drain() - any thread: ask the service thread to drain and stop. */
+void hb_svc_drain(struct hb_svc *s);
+/** hb_svc_join() - wait for the thread to end and free everything. */
+void hb_svc_join(struct hb_svc *s);
+/** hb_svc_clients() - current client count of service thread s (any thread, approximate). */
+size_t hb_svc_clients(struct hb_svc *s);
+
+#endif

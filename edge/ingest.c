@@ -1,0 +1,352 @@
+/*
+ * Raw PUBLISH ingest: a plain `PUBLISH <topic> <payload>` is stored exactly once, in publish
+ * order, by the one edge holding the ingest lease (SET <prefix>ingest:lease <token> NX PX), the
+ * leader. Every ingest-enabled edge PSUBSCRIBEs "*" on its own connection:
+ *   - the leader runs FCALL herald_ingest (fenced by its token) for each raw message, pipelined
+ *     in arrival order on the command connection;
+ *   - a standby keeps each raw message until it sees the leader's stored copy (a live message
+ *     flagged "r" on the same connection, so always after the raw one) and then forgets it.
+ * On winning the lease, a new leader publishes a barrier on its own channel and waits to receive
+ * it: every message published before that point, including the old leader's last stores, has
+ * then been seen, so what is still kept is exactly what nobody stored. It stores those, then
+ * goes on live. Broker thread only.
+ */
+#include "broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "hb_live.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+#include "hb_topic.h"
+
+#define MOD "ingest"
+#define PENDING_MAX 100000
+#define PENDING_BYTES_MAX (64u << 20)
+#define MATCH_SCAN_MAX 1024
+#define INFLIGHT_MAX 100000
+
+typedef struct pend {
+    struct pend *next;
+    double ts;
+    size_t tlen, plen;
+    char *topic;
+    char *payload;
+} pend_t;
+
+typedef enum { I_STANDBY = 0, I_BARRIER, I_ACTIVE } istate_t;
+
+struct ingest {
+    istate_t state;
+    char token[128];
+    char lease_key[96];
+    char barrier[256];
+    size_t barrier_len;
+    unsigned long barrier_n;
+    pend_t *head, *tail;
+    size_t count, bytes;
+    double last_renew_ok;
+    double next_lease_at;
+    int acquire_inflight, renew_inflight;
+    long inflight;
+    unsigned long unknown; /* FCALLs whose outcome was lost with the connection */
+};
+
+static void pend_free(pend_t *p)
+{
+    free(p->topic);
+    free(p->payload);
+    free(p);
+}
+
+static void pend_drop_head(ingest_t *in)
+{
+    pend_t *p = in->head;
+    in->head = p->next;
+    if (!in->head)
+        in->tail = NULL;
+    in->count--;
+    in->bytes -= p->tlen + p->plen;
+    pend_free(p);
+}
+
+static void set_state(hb_broker_t *b, istate_t st, const char *why)
+{
+    ingest_t *in = b->ingest;
+    if (in->state == st)
+        return;
+    in->state = st;
+    atomic_store(&b->edge->stats.leader, st != I_STANDBY);
+    hb_log_info(MOD, st == I_ACTIVE ? "ingest leader" : st == I_BARRIER ? "lease won" : "standby",
+                "{s:s,s:i}", "why", why, "kept", (int)in->count);
+}
+
+static void on_ingest_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    (void)priv;
+    in->inflight--;
+    if (!r) {
+        in->unknown++;
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (!strncmp(r->str, "HERALD_FENCED", 13)) {
+            set_state(b, I_STANDBY, "fenced");
+        } else {
+            atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
+            hb_log_ratelimited("ingest-error", 1000, HB_LOG_WARN, MOD, "raw message not stored",
+                               "{s:s}", "err", r->str);
+        }
+        return;
+    }
+    atomic_fetch_add_explicit(&b->edge->stats.ingested, 1, memory_order_relaxed);
+}
+
+static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
+                  size_t plen)
+{
+    ingest_t *in = b->ingest;
+    if (in->inflight >= INFLIGHT_MAX) {
+        atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
+        hb_log_ratelimited("ingest-inflight", 1000, HB_LOG_ERROR, MOD,
+                           "too many raw messages in flight to Redis: dropped", NULL);
+        return;
+    }
+    if (redisAsyncCommand(b->cmd.ac, on_ingest_reply, NULL, "FCALL herald_ingest 1 %b %b %s",
+                          topic, tlen, payload, plen, in->token) == REDIS_OK)
+        in->inflight++;
+}
+
+static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
+{
+    ingest_t *in = b->ingest;
+    pend_t *p;
+    while (in->count && (in->count >= PENDING_MAX || in->bytes + tlen + plen > PENDING_BYTES_MAX)) {
+        pend_drop_head(in);
+        atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1,
+                                  memory_order_relaxed);
+        hb_log_ratelimited("standby-full", 1000, HB_LOG_WARN, MOD,
+                           "standby buffer full: oldest kept raw message forgotten", NULL);
+    }
+    p = hb_xcalloc(1, sizeof(*p));
+    p->ts = hb_now();
+    p->topic = hb_xmemdup(topic, tlen);
+    p->tlen = tlen;
+    p->payload = malloc(plen ? plen : 1);
+    if (!p->payload) {
+        pend_free(p);
+        return;
+    }
+    memcpy(p->payload, payload, plen);
+    p->plen = plen;
+    if (in->tail)
+        in->tail->next = p;
+    else
+        in->head = p;
+    in->tail = p;
+    in->count++;
+    in->bytes += tlen + plen;
+}
+
+/* The leader stored a raw message: forget our copy (the oldest equal one). */
+static void forget(ingest_t *in, const char *topic, size_t tlen, const char *payload, size_t plen)
+{
+    pend_t **pp = &in->head, *prev = NULL;
+    for (int n = 0; *pp && n < MATCH_SCAN_MAX; n++, prev = *pp, pp = &(*pp)->next) {
+        pend_t *p = *pp;
+        if (p->tlen == tlen && p->plen == plen && !memcmp(p->topic, topic, tlen) &&
+            !memcmp(p->payload, payload, plen)) {
+            *pp = p->next;
+            if (in->tail == p)
+                in->tail = prev;
+            in->count--;
+            in->bytes -= tlen + plen;
+            pend_free(p);
+            return;
+        }
+    }
+}
+
+static void go_active(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    set_state(b, I_ACTIVE, "barrier passed");
+    while (in->head) {
+        store(b, in->head->topic, in->head->tlen, in->head->payload, in->head->plen);
+        pend_drop_head(in);
+    }
+}
+
+static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg,
+                        size_t mlen)
+{
+    ingest_t *in = b->ingest;
+    const char *prefix = b->edge->cfg.prefix;
+    size_t pl = strlen(prefix);
+
+    if (clen >= pl && !memcmp(chan, prefix, pl)) {
+        const char *t;
+        size_t tl;
+        hb_live_t lv;
+        if (in->state == I_BARRIER && clen == in->barrier_len &&
+            !memcmp(chan, in->barrier, clen)) {
+            go_active(b);
+            return;
+        }
+        if (in->count && !hb_broker_channel_topic(prefix, chan, clen, &t, &tl) &&
+            !hb_live_decode(msg, mlen, &lv, NULL) && (lv.flags & HB_LIVE_FLAG_RAW))
+            forget(in, t, tl, lv.data, lv.data_len);
+        return;
+    }
+    if (clen >= 2 && chan[0] == '_' && chan[1] == '_')
+        return; /* keyspace notifications and other internal channels */
+    if (hb_topic_validate(chan, clen, NULL) ||
+        mlen > (size_t)b->edge->cfg.max_message_bytes) {
+        atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
+        hb_log_ratelimited("ingest-reject", 1000, HB_LOG_WARN, MOD,
+                           "raw message ignored: bad topic name or payload too large",
+                           "{s:s%,s:I}", "channel", chan, clen > 128 ? (size_t)128 : clen,
+                           "bytes", (long long)mlen);
+        return;
+    }
+    if (in->state == I_ACTIVE && b->cmd_ready)
+        store(b, chan, clen, msg, mlen);
+    else
+        keep(b, chan, clen, msg, mlen);
+}
+
+static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    (void)priv;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (!strcmp(r->element[0]->str, "pmessage") && r->elements == 4 &&
+        r->element[2]->type == REDIS_REPLY_STRING && r->element[3]->type == REDIS_REPLY_STRING) {
+        on_pmessage(b, r->element[2]->str, r->element[2]->len, r->element[3]->str,
+                    r->element[3]->len);
+    } else if (!strcmp(r->element[0]->str, "psubscribe")) {
+        b->ing_ready = 1;
+        hb_log_info(MOD, "raw publish ingest listening", NULL);
+        hb_broker_update_ready(b);
+    }
+}
+
+static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    (void)priv;
+    in->acquire_inflight = 0;
+    if (!r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
+        return; /* someone else holds it */
+    in->last_renew_ok = hb_now();
+    set_state(b, I_BARRIER, "lease acquired");
+    in->barrier_len = (size_t)snprintf(in->barrier, sizeof(in->barrier), "%sbarrier:%s:%lu",
+                                       b->edge->cfg.prefix, in->token, ++in->barrier_n);
+    redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", in->barrier, in->barrier_len);
+}
+
+static void on_renew(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    (void)priv;
+    in->renew_inflight = 0;
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        in->last_renew_ok = hb_now();
+    else
+        set_state(b, I_STANDBY, "lease lost");
+}
+
+void hb_ingest_tick(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    double now = hb_now(), lease = b->edge->cfg.lease_ms / 1000.0;
+    double expiry = lease * 3 > 10 ? lease * 3 : 10;
+
+    if (!b->edge->cfg.ingest)
+        return;
+    while (in->head && now - in->head->ts > expiry)
+        pend_drop_head(in); /* the leader refused it or it was stored long ago */
+    if (in->state != I_STANDBY && now - in->last_renew_ok > lease * 0.8)
+        set_state(b, I_STANDBY, "lease not renewed in time");
+    if (now < in->next_lease_at || !b->cmd_ready || atomic_load(&b->edge->stats.draining))
+        return;
+    in->next_lease_at = now + lease / 3;
+    if (in->state == I_STANDBY) {
+        if (!b->ing_ready || in->acquire_inflight)
+            return;
+        in->acquire_inflight = 1;
+        redisAsyncCommand(b->cmd.ac, on_acquire, NULL, "SET %s %s NX PX %d", in->lease_key,
+                          in->token, b->edge->cfg.lease_ms);
+    } else if (!in->renew_inflight) {
+        in->renew_inflight = 1;
+        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL herald_lease_renew 0 %s %d",
+                          in->token, b->edge->cfg.lease_ms);
+    }
+}
+
+void hb_ingest_init(hb_broker_t *b)
+{
+    ingest_t *in = hb_xcalloc(1, sizeof(*in));
+    unsigned long r1 = (unsigned long)random(), r2 = (unsigned long)random();
+    snprintf(in->token, sizeof(in->token), "%s:%08lx%08lx", b->edge->cfg.node_id, r1, r2);
+    snprintf(in->lease_key, sizeof(in->lease_key), "%singest:lease", b->edge->cfg.prefix);
+    b->ingest = in;
+}
+
+void hb_ingest_cleanup(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    if (!in)
+        return;
+    while (in->head)
+        pend_drop_head(in);
+    free(in);
+    b->ingest = NULL;
+}
+
+void hb_ingest_on_cmd_ready(hb_broker_t *b)
+{
+    b->ingest->next_lease_at = 0;
+    b->ingest->acquire_inflight = 0;
+    b->ingest->renew_inflight = 0;
+}
+
+void hb_ingest_on_cmd_down(hb_broker_t *b)
+{
+    set_state(b, I_STANDBY, "redis command connection lost");
+}
+
+void hb_ingest_on_ing_up(hb_broker_t *b)
+{
+    redisAsyncCommand(b->ing.ac, on_ing, NULL, "PSUBSCRIBE *");
+}
+
+void hb_ingest_release(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    if (in->state == I_STANDBY || !b->cmd_ready)
+        return;
+    redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL herald_lease_release 0 %s", in->token);
+    set_state(b, I_STANDBY, "draining");
+}
+
+int hb_ingest_idle(hb_broker_t *b)
+{
+    return b->ingest->inflight <= 0;
+}
