@@ -50,6 +50,7 @@ struct ingest {
     pend_t *head, *tail;
     size_t count, bytes;
     double last_renew_ok;
+    double barrier_at;
     double next_lease_at;
     int acquire_inflight, renew_inflight;
     long inflight;
@@ -252,6 +253,7 @@ static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
         return; /* someone else holds it */
     in->last_renew_ok = hb_now();
     set_state(b, I_BARRIER, "lease acquired");
+    in->barrier_at = hb_now();
     in->barrier_len = (size_t)snprintf(in->barrier, sizeof(in->barrier), "%sbarrier:%s:%lu",
                                        b->edge->cfg.prefix, in->token, ++in->barrier_n);
     redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", in->barrier, in->barrier_len);
@@ -284,6 +286,15 @@ void hb_ingest_tick(hb_broker_t *b)
         pend_drop_head(in); /* the leader refused it or it was stored long ago */
     if (in->state != I_STANDBY && now - in->last_renew_ok > lease * 0.8)
         set_state(b, I_STANDBY, "lease not renewed in time");
+    if (in->state != I_STANDBY && !b->ing_ready) {
+        /* a leader that no longer sees raw messages must let a standby take over */
+        hb_ingest_release(b);
+        set_state(b, I_STANDBY, "ingest subscription lost");
+    }
+    if (in->state == I_BARRIER && now - in->barrier_at > lease) {
+        hb_ingest_release(b);
+        set_state(b, I_STANDBY, "barrier not seen in time");
+    }
     if (now < in->next_lease_at || !b->cmd_ready || atomic_load(&b->edge->stats.draining))
         return;
     in->next_lease_at = now + lease / 3;
