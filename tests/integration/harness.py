@@ -13,7 +13,6 @@ Environment:
 import atexit
 import codecs
 import http.client
-import json
 import os
 import re
 import shutil
@@ -877,6 +876,20 @@ class SSEClient:
                     len(self.comments), timeout * SCALE, count))
             self._feed_body(chunk)
 
+    def wait_retry(self, timeout=10.0):
+        """Wait until a retry field was seen; returns its value."""
+        end = deadline(timeout)
+        while self.retry is None:
+            if self.closed:
+                raise AssertionError("SSE stream closed before a retry field; got %r" % (
+                    bytes(self.raw[:300]),))
+            chunk = self._recv(end)
+            if chunk is None:
+                raise AssertionError("no retry field within %.1fs; got %r" % (
+                    timeout * SCALE, bytes(self.raw[:300])))
+            self._feed_body(chunk)
+        return self.retry
+
     def close(self):
         try:
             self.sock.close()
@@ -943,8 +956,7 @@ class HeraldTestCase(unittest.TestCase):
         c = SSEClient(h.port, "/events/" + topic)
         try:
             self.assertEqual(c.status, 200)
-            wait_until(lambda: c.retry is not None or c.pump(0.1) and c.retry is not None, 10,
-                       what="retry field from %s" % h.node_id)
+            c.wait_retry(10)
         finally:
             c.close()
 
