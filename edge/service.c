@@ -522,6 +522,29 @@ static int on_http(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *pat
     }
     if (!strcmp(path, "/events"))
         return respond_400(s, c, wsi, "topic is empty");
+    if (!strcmp(path, "/") || !strcmp(path, "/index.html")) {
+        /* The demo page (edge/demo.html, embedded at build time), written at once: lws keeps
+         * what the socket does not take and completes the transaction after it. */
+        extern const unsigned char hb_demo_html[];
+        extern const size_t hb_demo_html_len;
+        unsigned char hdr[LWS_PRE + 512], *p = hdr + LWS_PRE, *end = hdr + sizeof(hdr), *body;
+        int n;
+        if (!is_get)
+            return respond(s, c, wsi, 405, "method not allowed: use GET\n", 1);
+        if (add_common_headers(s, wsi, 200, "text/html; charset=utf-8", hb_demo_html_len, &p,
+                               end) ||
+            lws_finalize_write_http_header(wsi, hdr + LWS_PRE, &p, end))
+            return -1;
+        body = malloc(LWS_PRE + hb_demo_html_len);
+        if (!body)
+            return -1;
+        memcpy(body + LWS_PRE, hb_demo_html, hb_demo_html_len);
+        n = lws_write(wsi, body + LWS_PRE, hb_demo_html_len, LWS_WRITE_HTTP_FINAL);
+        free(body);
+        if (n < 0)
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
     return respond(s, c, wsi, 404, "not found\n", !is_get);
 }
 
