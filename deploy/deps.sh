@@ -1,15 +1,36 @@
 #!/usr/bin/env bash
 # Checks that the Debian 12 packages Herald needs are installed, and installs the missing ones.
 #
-#   deploy/deps.sh            check, install what is missing (as root) or print the command
-#   . deploy/deps.sh          same, from another script (returns instead of exiting)
+#   deploy/deps.sh [GROUP...]   check, install what is missing (as root) or print the command
+#   . deploy/deps.sh [GROUP...] same, from another script (returns instead of exiting)
 #
+# Optional groups add packages to the base list (build, test and run the edge):
+#   lb        haproxy                    (deploy/local.sh, the load-balancer tests)
+#   browser   chromium nodejs npm        (tests/browser: headless Chromium tests)
+#   compose   docker-compose             (validating docker-compose.yml)
 # HERALD_EXTRA_DEPS="pkg ..." adds packages to the list (used by scripts that need more).
 # Fast when everything is present: one dpkg-query call, no network.
 
 herald_deps_main() {
     local pkgs=(build-essential cmake pkg-config libhiredis-dev libevent-dev libwebsockets-dev
                 libjansson-dev libcmocka-dev libssl-dev redis-server redis-tools python3 curl)
+    local group
+    for group in "$@"; do
+        case "$group" in
+        lb) pkgs+=(haproxy) ;;
+        browser)
+            pkgs+=(chromium)
+            # A node/npm from elsewhere (e.g. a newer Node.js with its own npm) is fine too.
+            command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+            command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+            ;;
+        compose) pkgs+=(docker-compose) ;;
+        *)
+            echo "deps: unknown group '$group' (lb, browser, compose)" >&2
+            return 1
+            ;;
+        esac
+    done
     # shellcheck disable=SC2206
     [ -n "${HERALD_EXTRA_DEPS:-}" ] && pkgs+=(${HERALD_EXTRA_DEPS})
 
@@ -37,7 +58,7 @@ herald_deps_main() {
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -euo pipefail
-    herald_deps_main
+    herald_deps_main "$@"
 else
-    herald_deps_main || { echo "deps: failed" >&2; return 1 2>/dev/null || exit 1; }
+    herald_deps_main "$@" || { echo "deps: failed" >&2; return 1 2>/dev/null || exit 1; }
 fi
