@@ -22,7 +22,13 @@ for arg in "$@"; do
     esac
 done
 
-bash "$ROOT/deploy/deps.sh"
+bash "$ROOT/deploy/deps.sh" lb browser compose
+# tests/browser: playwright-core from the committed lock file (node_modules is not committed).
+if command -v npm >/dev/null; then
+    if [ ! "$ROOT/tests/browser/node_modules/.package-lock.json" -nt "$ROOT/tests/browser/package-lock.json" ]; then
+        (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund)
+    fi
+fi
 
 JOBS=$(nproc 2>/dev/null || echo 2)
 
