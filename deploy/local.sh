@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts a local Herald topology: one redis-server and N edges on loopback ports.
+# Starts a local Herald topology: one redis-server, N edges and HAProxy on loopback ports.
 # The one place that starts the local topology; stop it with Ctrl-C (or SIGTERM).
 set -euo pipefail
 
@@ -7,21 +7,23 @@ usage() {
     cat <<'EOF'
 Usage: deploy/local.sh [--edges N] [--port P] [--redis-port R] [--threads T]
 
-Installs missing Debian packages (deploy/deps.sh), builds Herald (Release, into build/),
-then runs in the foreground:
+Installs missing Debian packages (deploy/deps.sh lb), builds Herald (Release, into build/;
+HERALD_BIN=<path> uses that binary instead), then runs in the foreground:
   redis-server  on 127.0.0.1:R   (data and log in build/local/redis/)
-  N edges       on 127.0.0.1:P .. 127.0.0.1:P+N-1, node ids edge-1 .. edge-N
+  HAProxy       on 127.0.0.1:P   (deploy/haproxy.cfg via deploy/lb.sh; log build/local/haproxy.log)
+  N edges       on 127.0.0.1:P+1 .. 127.0.0.1:P+N, node ids edge-1 .. edge-N
                 (logs in build/local/edge-<i>.log, i = 0 .. N-1)
-and prints one "ready http://127.0.0.1:<port>" line per edge once its /readyz answers 200.
+prints "edge-<n> http://127.0.0.1:<port>" per edge once its /readyz answers 200, then
+"ready http://127.0.0.1:P" once HAProxy sees every edge healthy.
 
 Options:
-  --edges N        number of edges (default 2)
-  --port P         port of the first edge (default 8080)
+  --edges N        number of edges (default 3, at most 10)
+  --port P         port of the load balancer; the edges take the ports after it (default 8080)
   --redis-port R   port of redis-server (default 6379)
   --threads T      service threads per edge (default: the edge's own default)
   -h, --help       this text
 
-Ctrl-C or SIGTERM stops the edges (SIGTERM, they drain), then Redis, and exits 0.
+Ctrl-C or SIGTERM stops HAProxy, then the edges (SIGTERM, they drain), then Redis, and exits 0.
 If a process dies on its own, the rest is stopped and the script exits 1.
 EOF
 }
@@ -35,7 +37,7 @@ is_uint() {
     [[ "$1" =~ ^[0-9]+$ ]]
 }
 
-EDGES=2
+EDGES=3
 PORT=8080
 REDIS_PORT=6379
 THREADS=
@@ -59,8 +61,8 @@ while [ $# -gt 0 ]; do
     *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-[ "$EDGES" -ge 1 ] || die "--edges must be at least 1"
-[ "$PORT" -ge 1 ] && [ $((PORT + EDGES - 1)) -le 65535 ] || die "--port out of range"
+[ "$EDGES" -ge 1 ] && [ "$EDGES" -le 10 ] || die "--edges must be 1 .. 10 (deploy/haproxy.cfg has 10 slots)"
+[ "$PORT" -ge 1 ] && [ $((PORT + EDGES)) -le 65535 ] || die "--port out of range"
 [ "$REDIS_PORT" -ge 1 ] && [ "$REDIS_PORT" -le 65535 ] || die "--redis-port out of range"
 if [ -n "$THREADS" ] && [ "$THREADS" -lt 1 ]; then die "--threads must be at least 1"; fi
 
@@ -68,7 +70,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build
 RUN=$BUILD/local
 
-bash "$ROOT/deploy/deps.sh"
+bash "$ROOT/deploy/deps.sh" lb
 
 # Refuse before building if a port is taken (bind test, as the servers would do).
 port_in_use() {
@@ -83,18 +85,22 @@ except OSError:
 sys.exit(1)
 EOF
 }
-for p in "$REDIS_PORT" $(seq "$PORT" $((PORT + EDGES - 1))); do
+for p in "$REDIS_PORT" $(seq "$PORT" $((PORT + EDGES))); do
     if port_in_use "$p"; then
         die "port $p is already in use on 127.0.0.1; pick others with --port / --redis-port"
     fi
 done
-for i in $(seq 0 $((EDGES - 1))); do
-    [ $((PORT + i)) -ne "$REDIS_PORT" ] || die "--redis-port $REDIS_PORT overlaps the edge ports"
+for i in $(seq 0 "$EDGES"); do
+    [ $((PORT + i)) -ne "$REDIS_PORT" ] || die "--redis-port $REDIS_PORT overlaps the LB and edge ports"
 done
 
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" --target herald
-HERALD=$BUILD/herald
+if [ -n "${HERALD_BIN:-}" ]; then
+    HERALD=$HERALD_BIN
+else
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$BUILD" -j "$(nproc)" --target herald
+    HERALD=$BUILD/herald
+fi
 [ -x "$HERALD" ] || die "build produced no $HERALD"
 
 mkdir -p "$RUN/redis"
@@ -106,6 +112,7 @@ set -m
 declare -A NAMES=()
 EDGE_PIDS=()
 REDIS_PID=
+LB_PID=
 
 stop_pid() { # pid name: wait up to 15 s for a process already sent SIGTERM, then SIGKILL
     local pid=$1 name=$2 i
@@ -120,9 +127,14 @@ stop_pid() { # pid name: wait up to 15 s for a process already sent SIGTERM, the
     wait "$pid" 2>/dev/null || true
 }
 
-stop_all() { # edges first (all at once, they drain in parallel), then Redis
+stop_all() { # the LB, then the edges (all at once, they drain in parallel), then Redis
     trap '' INT TERM
     local pid
+    if [ -n "$LB_PID" ]; then
+        kill -TERM "$LB_PID" 2>/dev/null || true
+        stop_pid "$LB_PID" haproxy
+        LB_PID=
+    fi
     for pid in "${EDGE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${EDGE_PIDS[@]}"; do stop_pid "$pid" "${NAMES[$pid]}"; done
     EDGE_PIDS=()
@@ -155,16 +167,16 @@ until [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; do
 done
 
 for i in $(seq 0 $((EDGES - 1))); do
-    args=(--listen "127.0.0.1:$((PORT + i))" --redis "redis://127.0.0.1:$REDIS_PORT"
+    args=(--listen "127.0.0.1:$((PORT + 1 + i))" --redis "redis://127.0.0.1:$REDIS_PORT"
           --node-id "edge-$((i + 1))")
     [ -z "$THREADS" ] || args+=(--threads "$THREADS")
     "$HERALD" "${args[@]}" </dev/null >"$RUN/edge-$i.log" 2>&1 &
     EDGE_PIDS+=($!)
-    NAMES[$!]="edge-$((i + 1)) (port $((PORT + i)), log $RUN/edge-$i.log)"
+    NAMES[$!]="edge-$((i + 1)) (port $((PORT + 1 + i)), log $RUN/edge-$i.log)"
 done
 
 for i in $(seq 0 $((EDGES - 1))); do
-    port=$((PORT + i))
+    port=$((PORT + 1 + i))
     pid=${EDGE_PIDS[$i]}
     deadline=$((SECONDS + 30))
     while :; do
@@ -176,16 +188,35 @@ $(tail -n 20 "$RUN/edge-$i.log")"
             die "${NAMES[$pid]} not ready within 30 s (last /readyz: $code)"
         sleep 0.1
     done
-    echo "ready http://127.0.0.1:$port"
+    echo "edge-$((i + 1)) http://127.0.0.1:$port"
 done
+
+# HAProxy on deploy/haproxy.cfg, the same file docker-compose.yml uses.
+lb_args=(run --port "$PORT" --stats-socket "$RUN/haproxy.sock")
+for i in $(seq 0 $((EDGES - 1))); do lb_args+=(--edge "127.0.0.1:$((PORT + 1 + i))"); done
+rm -f "$RUN/haproxy.sock"
+bash "$ROOT/deploy/lb.sh" "${lb_args[@]}" </dev/null >"$RUN/haproxy.log" 2>&1 &
+LB_PID=$!
+NAMES[$LB_PID]="haproxy (port $PORT, log $RUN/haproxy.log)"
+deadline=$((SECONDS + 30))
+until [ -S "$RUN/haproxy.sock" ] &&
+    bash "$ROOT/deploy/lb.sh" wait --stats-socket "$RUN/haproxy.sock" --edges "$EDGES" \
+        --timeout 1 2>/dev/null; do
+    kill -0 "$LB_PID" 2>/dev/null || die "haproxy exited during start-up:
+$(tail -n 20 "$RUN/haproxy.log")"
+    [ "$SECONDS" -lt "$deadline" ] || die "HAProxy did not see all $EDGES edges UP within 30 s:
+$(bash "$ROOT/deploy/lb.sh" status --stats-socket "$RUN/haproxy.sock" 2>&1)"
+    sleep 0.1
+done
+echo "ready http://127.0.0.1:$PORT"
 echo "publish with: redis-cli -p $REDIS_PORT PUBLISH news hello"
-echo "watch with: curl -N http://127.0.0.1:$PORT/events/news"
+echo "watch with: curl -N http://127.0.0.1:$PORT/events/news   (demo page: http://127.0.0.1:$PORT/)"
 
 # Wait for a child to end on its own: that is a failure.
 while :; do
     dead=
     rc=0
-    wait -n -p dead "$REDIS_PID" "${EDGE_PIDS[@]}" || rc=$?
+    wait -n -p dead "$REDIS_PID" "$LB_PID" "${EDGE_PIDS[@]}" || rc=$?
     [ -n "$dead" ] || continue
     echo "local: ${NAMES[$dead]} exited unexpectedly (status $rc); stopping the rest" >&2
     exit 1
