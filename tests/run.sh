@@ -57,6 +57,31 @@ if [ "$QUICK" -eq 0 ]; then
     asan_summary="asan: ${line:-no ctest summary} (exit $asan_rc)"
 fi
 
+# Fuzz: every libFuzzer harness for 20 s over its committed corpus (new inputs go to a temp
+# dir; a crash or a violated property fails the run and leaves the input in build/fuzz).
+fuzz_rc=0
+fuzz_summary="fuzz: skipped (--quick)"
+if [ "$QUICK" -eq 0 ]; then
+    HERALD_EXTRA_DEPS="clang libfuzzer-14-dev" bash "$ROOT/deploy/deps.sh"
+    echo "== configure and build build/fuzz"
+    cmake -S "$ROOT" -B "$ROOT/build/fuzz" -DHERALD_FUZZ=ON -DCMAKE_C_COMPILER=clang >/dev/null
+    cmake --build "$ROOT/build/fuzz" --target fuzz -j "$JOBS"
+    fuzz_summary="fuzz:"
+    for corpus in "$ROOT"/tests/fuzz/corpus/*/; do
+        name=$(basename "$corpus")
+        work=$(mktemp -d)
+        echo "== fuzz_$name (20 s)"
+        if "$ROOT/build/fuzz/tests/fuzz/fuzz_$name" -max_total_time=20 -print_final_stats=0 \
+            -artifact_prefix="$ROOT/build/fuzz/crash-$name-" "$work" "$corpus" 2>&1 | tail -n 3; then
+            fuzz_summary+=" $name ok"
+        else
+            fuzz_summary+=" $name FAILED"
+            fuzz_rc=1
+        fi
+        rm -rf "$work"
+    done
+fi
+
 build build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== ctest build/release"
 log=$(mktemp)
@@ -68,10 +93,11 @@ set -e
 # Last: the sanitizer run in one line, then ctest's own summary of the release run.
 echo
 echo "== $asan_summary"
+echo "== $fuzz_summary"
 echo "== release:"
 awk '/tests passed|tests failed/ { on = 1 } on' "$log"
 rm -f "$log"
 
-if [ "$asan_rc" -ne 0 ] || [ "$release_rc" -ne 0 ]; then
+if [ "$asan_rc" -ne 0 ] || [ "$fuzz_rc" -ne 0 ] || [ "$release_rc" -ne 0 ]; then
     exit 1
 fi
