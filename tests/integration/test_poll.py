@@ -1,0 +1,224 @@
+"""Long-poll (GET /poll/<topic>?since=<cursor>&timeout=<s>), checked against PROTOCOL.md: an
+answer at once when events after `since` exist (at most --history-batch, continue with `next`),
+a wait that ends with the event published during it, the timeout answer with `next`, polls
+without `since`, gap notices, and 400 for bad topics, cursors and timeouts."""
+
+import json
+import threading
+import urllib.parse
+
+import harness
+from harness import (HeraldTestCase, fcall_publish, http_get, stream_key, wait_live_subscribed,
+                     xrange)
+
+
+def epoch_of(r, topic):
+    e = r.cmd("GET", "herald:{%s}:epoch" % topic)
+    assert e is not None, "no epoch key for %r" % topic
+    return e.decode()
+
+
+class Poll(HeraldTestCase):
+
+    def start(self, args=(), n=1):
+        self.srv = self.redis()
+        self.r = self.client(self.srv)
+        self.hs = [self.edge(self.srv, "edge-%d" % (i + 1), list(args)) for i in range(n)]
+        self.h = self.hs[0]
+
+    def cursor(self, topic, sid):
+        return "%s_%s" % (sid, epoch_of(self.r, topic))
+
+    def ev(self, topic, sid, data, event=None):
+        e = {"type": "event", "topic": topic, "id": self.cursor(topic, sid), "data": data}
+        if event is not None:
+            e["event"] = event
+        return e
+
+    def poll(self, topic, since=None, timeout=None, h=None, http_timeout=30.0, raw_query=None):
+        """GET /poll/<topic>; returns (status, headers, parsed JSON or raw body)."""
+        q = []
+        if since is not None:
+            q.append("since=" + urllib.parse.quote(since, safe=""))
+        if timeout is not None:
+            q.append("timeout=%s" % timeout)
+        if raw_query is not None:
+            q.append(raw_query)
+        path = "/poll/" + topic + ("?" + "&".join(q) if q else "")
+        status, hdrs, body = http_get((h or self.h).port, path, timeout=http_timeout)
+        self.assertEqual(hdrs.get("x-herald-node"), (h or self.h).node_id, path)
+        if status == 200:
+            self.assertEqual(hdrs.get("content-type", "").split(";")[0].strip(),
+                             "application/json", path)
+            return status, hdrs, json.loads(body)
+        return status, hdrs, body
+
+    def ok(self, *a, **kw):
+        status, _, obj = self.poll(*a, **kw)
+        self.assertEqual(status, 200, obj)
+        return obj
+
+    def background_poll(self, *a, **kw):
+        out = {}
+
+        def run():
+            try:
+                out["r"] = self.poll(*a, **kw)
+            except Exception as e:  # reported by the caller
+                out["e"] = e
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t, out
+
+    def finish(self, t, out, limit=30.0):
+        t.join(limit * harness.SCALE)
+        self.assertFalse(t.is_alive(), "the poll did not answer")
+        if "e" in out:
+            raise out["e"]
+        status, _, obj = out["r"]
+        self.assertEqual(status, 200, obj)
+        return obj
+
+    def test_answers_at_once_with_events_after_since(self):
+        self.start(n=2)
+        topic = "poll.now"
+        sids = [fcall_publish(self.r, topic, "e-%d" % i, "named" if i == 3 else None)
+                for i in range(5)]
+        want = [self.ev(topic, sids[i], "e-%d" % i, "named" if i == 3 else None)
+                for i in range(2, 5)]
+        # timeout=60 would wait a minute: an immediate answer proves events were there
+        obj = self.ok(topic, self.cursor(topic, sids[1]), 60, h=self.hs[1])
+        self.assertEqual(obj, {"events": want, "next": self.cursor(topic, sids[4])})
+        obj = self.ok(topic, sids[1], 60)  # a bare stream id works too
+        self.assertEqual(obj, {"events": want, "next": self.cursor(topic, sids[4])})
+        obj = self.ok(topic, self.cursor(topic, sids[1]))  # default timeout, still at once
+        self.assertEqual(obj["events"], want)
+
+    def test_batches_follow_next(self):
+        self.start(["--history-batch", "3"])
+        topic = "poll.batch"
+        sids = [fcall_publish(self.r, topic, "b-%d" % i) for i in range(8)]
+        since, got, answers = self.cursor(topic, sids[0]), [], 0
+        while len(got) < 7:
+            obj = self.ok(topic, since, 0)
+            answers += 1
+            self.assertTrue(obj["events"], obj)
+            self.assertLessEqual(len(obj["events"]), 3, "at most --history-batch events")
+            self.assertEqual(obj["next"], obj["events"][-1]["id"])
+            got += obj["events"]
+            since = obj["next"]
+            self.assertLess(answers, 10)
+        self.assertEqual(got, [self.ev(topic, sids[i], "b-%d" % i) for i in range(1, 8)])
+        self.assertEqual(answers, 3, "3 + 3 + 1 events")
+        self.assertEqual(self.ok(topic, since, 0), {"events": [], "next": since})
+
+    def test_waits_for_an_event_published_during_the_wait(self):
+        self.start()
+        topic = "poll.wait"
+        first = fcall_publish(self.r, topic, "before")
+        since = self.cursor(topic, first)
+        t, out = self.background_poll(topic, since, 30)
+        wait_live_subscribed(self.r, topic)
+        sid = fcall_publish(self.r, topic, "during", "ping")
+        obj = self.finish(t, out)
+        self.assertEqual(obj, {"events": [self.ev(topic, sid, "during", "ping")],
+                               "next": self.cursor(topic, sid)})
+
+    def test_timeout_answers_empty_with_next(self):
+        self.start()
+        topic = "poll.timeout"
+        sid = fcall_publish(self.r, topic, "only")
+        cur = self.cursor(topic, sid)
+        self.assertEqual(self.ok(topic, cur, 1), {"events": [], "next": cur})
+        self.assertEqual(self.ok(topic, cur, 0), {"events": [], "next": cur})
+        # a bare since is answered with the same bare cursor or its full form
+        obj = self.ok(topic, sid, 0)
+        self.assertEqual(obj["events"], [])
+        self.assertIn(obj["next"], (sid, cur))
+
+    def test_without_since(self):
+        self.start()
+        topic = "poll.nosince"
+        sids = [fcall_publish(self.r, topic, "old-%d" % i) for i in range(3)]
+        # timeout: next is the topic's current tail, so a client continues without loss
+        obj = self.ok(topic, None, 1)
+        self.assertEqual(obj, {"events": [], "next": self.cursor(topic, sids[-1])})
+        self.assertEqual(self.ok(topic, None, 0),
+                         {"events": [], "next": self.cursor(topic, sids[-1])})
+        missed = fcall_publish(self.r, topic, "between polls")
+        self.assertEqual(self.ok(topic, obj["next"], 0),
+                         {"events": [self.ev(topic, missed, "between polls")],
+                          "next": self.cursor(topic, missed)})
+        # a wait without since gets the next event after now, not history
+        t, out = self.background_poll(topic, None, 30)
+        wait_live_subscribed(self.r, topic)
+        sid = fcall_publish(self.r, topic, "new")
+        self.assertEqual(self.finish(t, out), {"events": [self.ev(topic, sid, "new")],
+                                               "next": self.cursor(topic, sid)})
+
+    def test_gap_trimmed(self):
+        self.start(["--history-max", "10", "--history-batch", "1000"])
+        topic = "poll.trim"
+        cur = self.cursor(topic, fcall_publish(self.r, topic, "p-0"))
+        replies = self.r.pipeline([("FCALL", "herald_publish", 1, topic, "p-%d" % i)
+                                   for i in range(1, 300)])
+        self.assertEqual([x for x in replies if isinstance(x, harness.RedisError)], [])
+        retained = xrange(self.r, topic)
+        self.assertLess(len(retained), 300)
+        obj = self.ok(topic, cur, 0)
+        self.assertEqual(obj, {"events": [self.ev(topic, eid, f["d"].decode())
+                                          for eid, f in retained],
+                               "next": self.cursor(topic, retained[-1][0]), "gap": "trimmed"})
+        # continuing from next has no gap
+        self.assertEqual(self.ok(topic, obj["next"], 0), {"events": [], "next": obj["next"]})
+
+    def test_gap_reset(self):
+        self.start()
+        topic = "poll.reset"
+        old = self.cursor(topic, fcall_publish(self.r, topic, "old"))
+        self.assertEqual(self.r.cmd("DEL", stream_key(topic)), 1)
+        new = [fcall_publish(self.r, topic, "new-%d" % i) for i in range(2)]
+        obj = self.ok(topic, old, 0)
+        self.assertEqual(obj, {"events": [self.ev(topic, new[i], "new-%d" % i) for i in range(2)],
+                               "next": self.cursor(topic, new[1]), "gap": "reset"})
+
+    def test_bad_inputs_400(self):
+        self.start()
+        fcall_publish(self.r, "poll.bad", "x")
+        cases = {
+            "bad topic": ("/poll/a%20b", None),
+            "empty topic": ("/poll/", None),
+            "129-byte topic": ("/poll/" + "t" * 129, None),
+            "bad cursor": ("/poll/poll.bad?since=abc", None),
+            "bad epoch": ("/poll/poll.bad?since=1-2_UPPER", None),
+            "timeout 61": ("/poll/poll.bad?timeout=61", None),
+            "timeout -1": ("/poll/poll.bad?timeout=-1", None),
+            "timeout abc": ("/poll/poll.bad?timeout=abc", None),
+            "timeout 1e9": ("/poll/poll.bad?timeout=1000000000", None),
+        }
+        for what, (path, _) in cases.items():
+            status, hdrs, body = http_get(self.h.port, path)
+            self.assertEqual(status, 400, "%s: %s -> %r" % (what, path, body))
+            self.assertEqual(hdrs.get("x-herald-node"), "edge-1", what)
+            self.assertEqual(hdrs.get("content-type", "").split(";")[0].strip(), "text/plain",
+                             what)
+            text = body.rstrip(b"\r\n")
+            self.assertTrue(text and b"\n" not in text, "%s: one-line reason %r" % (what, body))
+        # timeout=60 (the maximum) is accepted; answered at once because events exist
+        sid = xrange(self.r, "poll.bad")[0][0]
+        status, _, obj = self.poll("poll.bad", "0-0", 60)
+        self.assertEqual(status, 200, obj)
+        self.assertEqual([e["id"] for e in obj["events"]], [self.cursor("poll.bad", sid)])
+        harness.log("edge still serving after bad polls")
+        self.assertTrue(self.h.alive())
+
+    def test_poll_from_zero_cursor_reads_everything(self):
+        self.start()
+        topic = "poll.zero"
+        sids = [fcall_publish(self.r, topic, "z-%d" % i) for i in range(3)]
+        obj = self.ok(topic, "0-0", 0)
+        self.assertEqual(obj["events"], [self.ev(topic, sids[i], "z-%d" % i) for i in range(3)])
+
+
+if __name__ == "__main__":
+    harness.main()
