@@ -1,0 +1,178 @@
+"""HTTP publish (POST /publish/<topic>[?event=<name>]), checked against PROTOCOL.md: disabled
+without --publish-key (403), bearer auth (401 + WWW-Authenticate), 200 with the stream id and
+delivery with that id, size limits by Content-Length and for chunked bodies (413), bad topic or
+event name (400), wrong method (405), Redis down (503)."""
+
+import json
+
+import harness
+from harness import (HeraldTestCase, fcall_publish, http_get, parse_response, raw_request,
+                     split_cursor, wait_live_subscribed, xrange)
+
+KEY = "k3y-for-publish_1"
+DISABLED = b"publish endpoint disabled: no --publish-key configured"
+
+
+def post(port, path, body, key=KEY, headers=None):
+    h = dict(headers or {})
+    if key is not None:
+        h["Authorization"] = "Bearer " + key
+    return http_get(port, path, headers=h, method="POST", body=body)
+
+
+def raw_post_head(path, extra, key=KEY):
+    lines = ["POST %s HTTP/1.1" % path, "Host: 127.0.0.1"]
+    if key is not None:
+        lines.append("Authorization: Bearer " + key)
+    lines += extra
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class PublishHTTP(HeraldTestCase):
+
+    def start(self, args=(), env=None):
+        self.srv = self.redis()
+        self.r = self.client(self.srv)
+        self.h = self.edge(self.srv, "edge-1", list(args), env=env)
+
+    def assert_node(self, hdrs, what):
+        self.assertEqual(hdrs.get("x-herald-node"), "edge-1", "%s: %r" % (what, hdrs))
+
+    def assert_status(self, resp, status, what):
+        code, hdrs, body = resp
+        self.assertEqual(code, status, "%s: %r" % (what, body[:300]))
+        self.assert_node(hdrs, what)
+        return hdrs, body
+
+    def assert_ok(self, resp, what):
+        hdrs, body = self.assert_status(resp, 200, what)
+        self.assertEqual(hdrs.get("content-type", "").split(";")[0].strip(), "application/json",
+                         what)
+        obj = json.loads(body)
+        self.assertEqual(set(obj), {"id"}, "%s: %r" % (what, obj))
+        self.assertRegex(obj["id"], r"^\d+-\d+$", what)
+        return obj["id"]
+
+    def test_disabled_without_key(self):
+        self.start()
+        for key in (None, "anything"):
+            hdrs, body = self.assert_status(post(self.h.port, "/publish/t", b"x", key=key), 403,
+                                            "no --publish-key, key %r" % key)
+            self.assertEqual(body.rstrip(b"\r\n"), DISABLED)
+        self.assertEqual(xrange(self.r, "t"), [], "nothing may be stored")
+        self.assert_serving(self.h)
+
+    def test_auth_required(self):
+        self.start(["--publish-key", KEY])
+        for key, what in ((None, "no Authorization"), ("wrong", "wrong key"),
+                          (KEY + "x", "longer key"), (KEY[:-1], "prefix of the key"),
+                          ("", "empty bearer")):
+            hdrs, _ = self.assert_status(post(self.h.port, "/publish/t", b"x", key=key), 401,
+                                         what)
+            self.assertTrue(hdrs.get("www-authenticate", "").startswith("Bearer"),
+                            "%s: WWW-Authenticate %r" % (what, hdrs.get("www-authenticate")))
+        hdrs, _ = self.assert_status(
+            http_get(self.h.port, "/publish/t", method="POST", body=b"x",
+                     headers={"Authorization": "Basic " + KEY}), 401, "Basic scheme")
+        self.assertEqual(xrange(self.r, "t"), [], "nothing may be stored")
+
+    def test_publish_reaches_subscriber_with_its_id(self):
+        self.start(["--publish-key", KEY])
+        topic = "pub.sse"
+        c = self.sse(self.h.port, "/events/" + topic)
+        wait_live_subscribed(self.r, topic)
+        sid = self.assert_ok(post(self.h.port, "/publish/" + topic, b"hello\nworld"), "plain")
+        e = c.next_event()
+        self.assertEqual((split_cursor(e.id)[0], e.event, e.data), (sid, None, "hello\nworld"))
+        sid2 = self.assert_ok(post(self.h.port, "/publish/%s?event=user.joined" % topic,
+                                   b'{"n":1}'), "named")
+        e = c.next_event()
+        self.assertEqual((split_cursor(e.id)[0], e.event, e.data), (sid2, "user.joined",
+                                                                    '{"n":1}'))
+        binary = bytes(range(256))
+        sid3 = self.assert_ok(post(self.h.port, "/publish/" + topic, binary), "binary")
+        self.assertEqual(xrange(self.r, topic), [(sid, {"d": b"hello\nworld"}),
+                                                 (sid2, {"d": b'{"n":1}', "e": b"user.joined"}),
+                                                 (sid3, {"d": binary})])
+        c.next_event()  # the binary one
+        # a FCALL publish afterwards gets a later id: the HTTP path used the same stream
+        sid4 = fcall_publish(self.r, topic, "after")
+        self.assertGreater(harness.id_key(sid4), harness.id_key(sid3))
+
+    def test_key_from_environment(self):
+        self.start(env={"HERALD_PUBLISH_KEY": KEY})
+        self.assert_ok(post(self.h.port, "/publish/env.t", b"x"), "HERALD_PUBLISH_KEY")
+        self.assert_status(post(self.h.port, "/publish/env.t", b"x", key="other"), 401,
+                           "wrong key with HERALD_PUBLISH_KEY")
+
+    def test_size_limit_by_content_length(self):
+        self.start(["--publish-key", KEY, "--max-message-bytes", "1024"])
+        sid = self.assert_ok(post(self.h.port, "/publish/size.t", b"a" * 1024), "exactly 1024")
+        self.assertEqual(xrange(self.r, "size.t"), [(sid, {"d": b"a" * 1024})])
+        self.assert_status(post(self.h.port, "/publish/size.t", b"b" * 1025), 413, "1025 bytes")
+        # decided from Content-Length before the body is read: no body is ever sent here
+        resp = raw_request(self.h.port, raw_post_head("/publish/size.t",
+                                                      ["Content-Length: 10000000"]))
+        parsed = parse_response(resp)
+        self.assertIsNotNone(parsed, "no answer before the body: %r" % resp[:300])
+        self.assertEqual(parsed[0], 413, resp[:300])
+        self.assert_node(parsed[1], "Content-Length 10000000")
+        self.assertEqual(len(xrange(self.r, "size.t")), 1, "nothing else stored")
+        self.assert_serving(self.h)
+
+    def test_size_limit_chunked(self):
+        self.start(["--publish-key", KEY, "--max-message-bytes", "1024"])
+        chunk = b"200\r\n" + b"c" * 512 + b"\r\n"
+        # within the limit: two chunks of 512 = 1024 bytes
+        resp = raw_request(self.h.port, raw_post_head(
+            "/publish/chunk.t", ["Transfer-Encoding: chunked"]) + chunk * 2 + b"0\r\n\r\n")
+        parsed = parse_response(resp)
+        self.assertIsNotNone(parsed, resp[:300])
+        self.assertEqual(parsed[0], 200, resp[:300])
+        self.assertEqual([f["d"] for _, f in xrange(self.r, "chunk.t")], [b"c" * 1024])
+        # over the limit: answered as soon as the running total passes it, without the
+        # terminating chunk ever being sent
+        resp = raw_request(self.h.port, raw_post_head(
+            "/publish/chunk.t", ["Transfer-Encoding: chunked"]) + chunk * 3)
+        parsed = parse_response(resp)
+        self.assertIsNotNone(parsed, "no answer to an oversized chunked body: %r" % resp[:300])
+        self.assertEqual(parsed[0], 413, resp[:300])
+        self.assert_node(parsed[1], "chunked 1536 bytes")
+        self.assertEqual(len(xrange(self.r, "chunk.t")), 1, "nothing else stored")
+        self.assert_serving(self.h)
+
+    def test_bad_topic_or_event_400(self):
+        self.start(["--publish-key", KEY])
+        for path, what in (("/publish/a%20b", "space in topic"), ("/publish/", "empty topic"),
+                           ("/publish/" + "t" * 129, "129-byte topic"),
+                           ("/publish/a:b", "colon in topic"),
+                           ("/publish/ok?event=bad%20name", "space in event"),
+                           ("/publish/ok?event=" + "e" * 65, "65-byte event"),
+                           ("/publish/ok?event=", "empty event")):
+            hdrs, body = self.assert_status(post(self.h.port, path, b"x"), 400, what)
+            self.assertEqual(hdrs.get("content-type", "").split(";")[0].strip(), "text/plain",
+                             what)
+            text = body.rstrip(b"\r\n")
+            self.assertTrue(text and b"\n" not in text, "%s: one-line reason %r" % (what, body))
+        self.assertEqual(xrange(self.r, "ok"), [], "nothing may be stored")
+        self.assert_ok(post(self.h.port, "/publish/ok?event=" + "e" * 64, b"x"), "64-byte event")
+
+    def test_wrong_method_405(self):
+        self.start(["--publish-key", KEY])
+        for method in ("GET",):
+            hdrs, _ = self.assert_status(
+                http_get(self.h.port, "/publish/x", method=method,
+                         headers={"Authorization": "Bearer " + KEY}), 405, method)
+        self.assertEqual(xrange(self.r, "x"), [])
+        self.assert_serving(self.h)
+
+    def test_redis_down_503(self):
+        self.start(["--publish-key", KEY])
+        self.assert_ok(post(self.h.port, "/publish/down.t", b"up"), "Redis up")
+        self.srv.stop()
+        self.assert_status(post(self.h.port, "/publish/down.t", b"down"), 503, "Redis down")
+        self.assertTrue(self.h.alive())
+
+
+if __name__ == "__main__":
+    harness.main()
