@@ -12,6 +12,7 @@
 
 typedef enum {
     T_STR,
+    T_SECRET,
     T_INT,
     T_LONG,
     T_BOOL,
@@ -71,6 +72,21 @@ static const opt_t opts[] = {
      "client connections per edge; past it new SSE clients get retry: and are closed"},
     {"drain-timeout", T_INT, "10", 0, 3600, O(drain_timeout),
      "seconds a SIGTERM drain may take before the edge exits"},
+    {"max-connections-per-ip", T_LONG, "0", 0, 10000000, O(max_connections_per_ip),
+     "client connections per source address (0: no limit; behind a load balancer every "
+     "client has the balancer's address)"},
+    {"handshake-timeout", T_INT, "10", 1, 600, O(handshake_timeout),
+     "seconds a client has to send a complete request (slow clients are cut off)"},
+    {"max-header-bytes", T_LONG, "4096", 1024, 65535, O(max_header_bytes),
+     "bytes of request line and headers accepted per request"},
+    {"publish-key", T_SECRET, "", 0, 0, O(publish_key),
+     "bearer key for POST /publish/<topic> and WebSocket publish (empty: HTTP publish off)"},
+    {"max-topics-per-connection", T_INT, "64", 1, 4096, O(max_topics),
+     "topics one WebSocket or multi-topic SSE connection may subscribe to"},
+    {"poll-timeout-max", T_INT, "60", 1, 3600, O(poll_timeout_max),
+     "longest wait a long-poll request may ask for (seconds)"},
+    {"ws-ping-interval", T_INT, "25", 0, 3600, O(ws_ping_interval),
+     "seconds between WebSocket pings to idle clients; unanswered ones are closed (0: off)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -122,16 +138,19 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
 
     switch (o->type) {
     case T_STR:
+    case T_SECRET:
     case T_NODE:
     case T_PREFIX: {
-        size_t cap = o->type == T_STR ? HB_CFG_STR_MAX : 64;
+        size_t cap = (o->type == T_STR || o->type == T_SECRET) ? HB_CFG_STR_MAX : 64;
         size_t n = strlen(v);
         if (n >= cap)
             goto bad;
         for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)v[i];
             /* node ids and prefixes end up in keys, headers and log lines */
-            if ((o->type != T_STR) && !(isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':'))
+            if (o->type == T_SECRET && (c < 0x21 || c > 0x7e))
+                goto bad;
+            if ((o->type == T_NODE || o->type == T_PREFIX) && !(isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':'))
                 goto bad;
         }
         if (o->type == T_PREFIX && n == 0)
@@ -195,7 +214,10 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
     }
     }
 bad:
-    snprintf(err, errlen, "invalid --%s '%.100s': %s", o->name, v, o->help);
+    if (o->type == T_SECRET)
+        snprintf(err, errlen, "invalid --%s: %s (printable ASCII, no spaces)", o->name, o->help);
+    else
+        snprintf(err, errlen, "invalid --%s '%.100s': %s", o->name, v, o->help);
     return HB_EINVAL;
 }
 

@@ -35,6 +35,13 @@ typedef struct hb_cfg {
     long history_batch;      /* entries per history read */
     long max_connections;    /* per edge */
     int drain_timeout;       /* seconds */
+    long max_connections_per_ip; /* 0 = no limit */
+    int handshake_timeout;   /* seconds */
+    long max_header_bytes;
+    char publish_key[HB_CFG_STR_MAX];
+    int max_topics;          /* per connection */
+    int poll_timeout_max;    /* seconds */
+    int ws_ping_interval;    /* seconds */
 } hb_cfg_t;
 
 /**

@@ -102,28 +102,11 @@ static void topic_emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
     hb_msg_unref(m);
 }
 
-static hb_buf_t *encode_frame(const hb_id_t *id, const char *epoch, const char *ev, size_t evlen,
-                              const char *data, size_t dlen)
-{
-    char cursor[HB_CURSOR_MAX];
-    size_t clen = hb_cursor_format(id, epoch, cursor);
-    return hb_sse_encode(cursor, clen, ev, evlen, data, dlen, 0);
-}
-
-hb_buf_t *hb_gap_frame(const char *topic, size_t tlen, hb_gap_t gap)
-{
-    char data[HB_TOPIC_MAX + 64];
-    int n = snprintf(data, sizeof(data), "{\"topic\":\"%.*s\",\"reason\":\"%s\"}", (int)tlen, topic,
-                     gap == HB_GAP_RESET ? "reset" : "trimmed");
-    return hb_sse_encode(NULL, 0, "herald.gap", 10, data, (size_t)n, 0);
-}
-
 static void topic_emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
 {
     hb_msg_t *m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
     m->control = 1;
-    m->sse = hb_gap_frame(t->name, t->len, gap);
-    if (!m->sse) {
+    if (hb_ev_encode_gap(&m->ev, t->name, t->len, gap)) {
         hb_msg_unref(m);
         return;
     }
@@ -157,9 +140,7 @@ static void topic_deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const 
     memcpy(t->epoch, ep, eplen + 1);
     t->have_last = 1;
     m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
-    m->id = *id;
-    m->sse = encode_frame(id, ep, ev, evlen, data, dlen);
-    if (!m->sse) {
+    if (hb_ev_encode(&m->ev, t->name, t->len, id, ep, ev, evlen, data, dlen)) {
         hb_msg_unref(m);
         hb_log_error(MOD, "out of memory encoding an event", NULL);
         return;
@@ -203,9 +184,10 @@ static int parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen,
 /* Checks a herald_history reply's shape: {epoch, gap, entries}. */
 static int history_reply_ok(redisReply *r)
 {
-    return r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+    return r && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
            r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len <= HB_EPOCH_MAX &&
-           r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_ARRAY;
+           r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_ARRAY &&
+           r->element[3]->type == REDIS_REPLY_STRING;
 }
 
 static hb_gap_t gap_of(redisReply *g)
@@ -233,24 +215,24 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
     } else {
         redisReply *ents = r->element[2];
         const char *epoch = r->element[0]->str;
+        hb_id_t tail;
         m->gap = gap_of(r->element[1]);
         m->more = ents->elements >= (size_t)b->edge->cfg.history_batch;
-        m->ids = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->ids));
-        m->frames = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->frames));
+        if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL))
+            hb_cursor_format(&tail, epoch, m->tail);
+        m->evs = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->evs));
         for (size_t i = 0; i < ents->elements; i++) {
             const char *d, *ev;
             size_t dlen, evlen;
             hb_id_t id;
-            hb_buf_t *f;
             if (parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
                 continue;
-            f = encode_frame(&id, epoch, ev, evlen, d, dlen);
-            if (!f) {
+            if (hb_ev_encode(&m->evs[m->n], q->topic, q->topic_len, &id, epoch, ev, evlen, d,
+                             dlen)) {
                 m->error = 1;
                 break;
             }
-            m->ids[m->n] = id;
-            m->frames[m->n++] = f;
+            m->n++;
         }
     }
     if (hb_svc_push(b->edge->svcs[q->thread], m) != 0) {
@@ -263,7 +245,10 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
 static void history_send(hb_broker_t *b, hreq_t *q)
 {
     char since[HB_ID_STR_MAX], count[24];
-    hb_id_format(&q->cursor.id, since);
+    if (q->tail_only)
+        strcpy(since, "$");
+    else
+        hb_id_format(&q->cursor.id, since);
     snprintf(count, sizeof(count), "%ld", b->edge->cfg.history_batch);
     if (redisAsyncCommand(b->cmd.ac, on_client_history, q, "FCALL herald_history 1 %b %s %s %s",
                           q->topic, q->topic_len, since, q->cursor.epoch, count) != REDIS_OK)
@@ -306,8 +291,8 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
     t->need_backfill = 0;
     for (size_t i = 0; i < t->nheld; i++) {
         hb_msg_t *m = t->held[i];
-        if (!t->have_last || hb_id_cmp(&m->id, &t->last) > 0) {
-            t->last = m->id;
+        if (!t->have_last || hb_id_cmp(&m->ev.id, &t->last) > 0) {
+            t->last = m->ev.id;
             t->have_last = 1;
             topic_emit(b, t, m);
         } else {
@@ -393,6 +378,8 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
         /* Hold until the backfill caught up; bounded like a client queue. */
         hb_msg_t *m;
         char ep[HB_EPOCH_MAX + 1];
+        if (lv.epoch_len > HB_EPOCH_MAX)
+            return;
         if (t->nheld >= (size_t)b->edge->cfg.client_queue_max) {
             hb_log_ratelimited("held-full", 1000, HB_LOG_WARN, MOD,
                                "too many live events held during backfill; dropping (history "
@@ -403,9 +390,8 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
         memcpy(ep, lv.epoch, lv.epoch_len);
         ep[lv.epoch_len] = '\0';
         m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
-        m->id = lv.id;
-        m->sse = encode_frame(&lv.id, ep, lv.event, lv.ev_len, lv.data, lv.data_len);
-        if (!m->sse) {
+        if (hb_ev_encode(&m->ev, t->name, t->len, &lv.id, ep, lv.event, lv.ev_len, lv.data,
+                         lv.data_len)) {
             hb_msg_unref(m);
             return;
         }
@@ -462,9 +448,57 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
 
 /* ---- requests from the service threads ---- */
 
+static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m)
+{
+    if (r && r->type == REDIS_REPLY_STRING) {
+        snprintf(m->result, sizeof(m->result), "%.*s", (int)r->len, r->str);
+        atomic_fetch_add_explicit(&b->edge->stats.published, 1, memory_order_relaxed);
+    } else {
+        m->error = 1;
+        snprintf(m->result, sizeof(m->result), "%s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : "redis unavailable");
+    }
+    if (hb_svc_push(b->edge->svcs[m->seq], m) != 0) {
+        hb_msg_unref(m);
+        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+    }
+}
+
+static void on_published(redisAsyncContext *ac, void *reply, void *priv)
+{
+    publish_reply(ac->data, reply, priv);
+}
+
+static void handle_publish(hb_broker_t *b, hb_req_t *q)
+{
+    hb_msg_t *m = hb_msg_new(HB_MSG_PUBLISHED, q->topic, q->topic_len);
+    int rc;
+    m->client_id = q->client_id;
+    m->seq = (uint64_t)q->thread; /* reply route */
+    if (!b->cmd_ready) {
+        publish_reply(b, NULL, m);
+        return;
+    }
+    if (q->event[0])
+        rc = redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL herald_publish 1 %b %b %s",
+                               q->topic, q->topic_len, q->payload ? q->payload : "",
+                               q->payload_len, q->event);
+    else
+        rc = redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL herald_publish 1 %b %b",
+                               q->topic, q->topic_len, q->payload ? q->payload : "",
+                               q->payload_len);
+    if (rc != REDIS_OK)
+        publish_reply(b, NULL, m);
+}
+
 static void handle_req(hb_broker_t *b, hb_req_t *q)
 {
-    btopic_t *t = topic_get(b, q->topic, q->topic_len, 1);
+    btopic_t *t;
+    if (q->type == HB_REQ_PUBLISH) {
+        handle_publish(b, q);
+        return;
+    }
+    t = topic_get(b, q->topic, q->topic_len, 1);
     uint64_t bit = 1ull << q->thread;
 
     switch (q->type) {
@@ -487,6 +521,7 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         memcpy(h->topic, q->topic, q->topic_len);
         h->topic_len = q->topic_len;
         h->cursor = q->cursor;
+        h->tail_only = q->tail_only;
         if (t->state == T_IDLE && t->want)
             topic_subscribe(b, t);
         /* keep FIFO order */
@@ -497,6 +532,8 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         topic_kick(b, t);
         break;
     }
+    case HB_REQ_PUBLISH:
+        break; /* handled above */
     }
     hb_broker_update_ready(b);
 }
@@ -510,7 +547,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     (void)what;
     for (size_t i = 0; i < n; i++) {
         handle_req(b, items[i]);
-        free(items[i]);
+        hb_req_free(items[i]);
     }
     if (n == REQS_PER_WAKE) /* bounded work per wake-up: come back for the rest */
         event_active(b->wake, EV_READ, 0);

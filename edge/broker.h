@@ -32,6 +32,7 @@ typedef struct hreq {
     char topic[HB_TOPIC_MAX + 1];
     size_t topic_len;
     hb_cursor_t cursor;
+    int tail_only; /* only the topic's newest cursor */
 } hreq_t;
 
 typedef enum { T_IDLE = 0, T_SUBSCRIBING, T_SUBSCRIBED, T_UNSUBSCRIBING } tstate_t;

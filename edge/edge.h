@@ -19,7 +19,8 @@
 
 typedef enum {
     HB_MSG_EVENT = 1, /* a topic's next event (live or backfilled), or a topic-wide gap notice */
-    HB_MSG_HISTORY,   /* one page of history for one resuming client */
+    HB_MSG_HISTORY,   /* one page of history for one resuming subscription */
+    HB_MSG_PUBLISHED, /* the outcome of one HTTP/WS publish request */
 } hb_msg_type_t;
 
 typedef enum {
@@ -27,6 +28,29 @@ typedef enum {
     HB_GAP_TRIMMED = 1, /* events after the cursor were trimmed or expired */
     HB_GAP_RESET = 2,   /* the stream was recreated (epoch changed): old cursors are void */
 } hb_gap_t;
+
+/*
+ * One event, encoded once per transport; every buffer is shared by all its recipients.
+ *   sse  - the whole SSE frame with "id: <cursor>" (single-topic SSE);
+ *   json - the event object {"type":"event","topic",...} (WebSocket, long-poll);
+ *   msse - "event: ...\ndata: <json>\n" without id and blank line (multi-topic SSE, whose
+ *          composite id line is written per client at write time);
+ *   cur  - the cursor "<id>_<epoch>".
+ * A control event (gap notice) has id 0-0, cur NULL, and msse is a whole frame.
+ */
+typedef struct hb_ev {
+    hb_id_t id;
+    hb_buf_t *sse, *json, *msse, *cur;
+} hb_ev_t;
+
+/** hb_ev_encode() - encode an event for every transport into ev; 0 or HB_ENOMEM. */
+int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id,
+                 const char *epoch, const char *event, size_t evlen, const char *data,
+                 size_t dlen);
+/** hb_ev_encode_gap() - encode a gap notice for every transport; 0 or HB_ENOMEM. */
+int hb_ev_encode_gap(hb_ev_t *ev, const char *topic, size_t tlen, hb_gap_t gap);
+/** hb_ev_release() - drop the buffers' references. */
+void hb_ev_release(hb_ev_t *ev);
 
 /*
  * One message from the broker. HB_MSG_EVENT messages are shared by all service threads
@@ -41,16 +65,16 @@ typedef struct hb_msg {
     /* HB_MSG_EVENT */
     uint64_t seq;     /* per-topic sequence of EVENT messages, to detect a dropped one */
     int control;      /* 1: a gap notice (no id; does not move cursors) */
-    hb_id_t id;
-    hb_buf_t *sse;    /* the SSE frame, shared by every recipient */
-    /* HB_MSG_HISTORY */
-    uint64_t client_id;
-    int error;        /* 1: history could not be read; the client should reconnect */
+    hb_ev_t ev;
+    /* HB_MSG_HISTORY, HB_MSG_PUBLISHED */
+    uint64_t client_id; /* the subscription (history) or client (publish) it answers */
+    int error;        /* 1: Redis failed; history: the client should reconnect */
     hb_gap_t gap;
-    int more;         /* 1: the page was full; ask again from `last` */
+    int more;         /* 1: the page was full; ask again from the last id */
     size_t n;
-    hb_id_t *ids;     /* n ids */
-    hb_buf_t **frames; /* n SSE frames (owned refs) */
+    hb_ev_t *evs;     /* n events */
+    char tail[HB_CURSOR_MAX]; /* the topic's newest cursor ("" when the stream is empty) */
+    char result[256]; /* HB_MSG_PUBLISHED: the stream id, or the error text */
 } hb_msg_t;
 
 /** hb_msg_new() - a zeroed message of `type` with one reference; aborts on OOM. */
@@ -64,6 +88,7 @@ typedef enum {
     HB_REQ_SUB = 1, /* this service thread now has subscribers for topic */
     HB_REQ_UNSUB,   /* ... and now has none */
     HB_REQ_HISTORY, /* read history after cursor for client_id, reply with HB_MSG_HISTORY */
+    HB_REQ_PUBLISH, /* run herald_publish, reply with HB_MSG_PUBLISHED */
 } hb_req_type_t;
 
 /* A request from a service thread to the broker; the broker frees it. */
@@ -73,8 +98,15 @@ typedef struct hb_req {
     char topic[HB_TOPIC_MAX + 1];
     size_t topic_len;
     uint64_t client_id;
-    hb_cursor_t cursor;
+    hb_cursor_t cursor;  /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
+    int tail_only;
+    char event[HB_EVENT_NAME_MAX + 1]; /* PUBLISH */
+    char *payload;       /* PUBLISH, malloc'd, owned by the request */
+    size_t payload_len;
 } hb_req_t;
+
+/** hb_req_free() - free a request and its payload; accepts NULL. */
+void hb_req_free(hb_req_t *q);
 
 /* Counters shared by all threads: relaxed atomics, summed on scrape. */
 typedef struct hb_stats {
@@ -86,6 +118,12 @@ typedef struct hb_stats {
     atomic_ullong queue_drops;      /* broker->service messages dropped (queue full) */
     atomic_ullong req_drops;        /* service->broker requests refused (queue full) */
     atomic_ullong bad_requests;
+    atomic_ullong rejected_max_conn;
+    atomic_ullong rejected_per_ip;
+    atomic_ullong rejected_too_large;
+    atomic_ullong rejected_auth;
+    atomic_ullong published;        /* HTTP/WS publishes stored */
+    atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;
     atomic_ullong ingested;         /* raw PUBLISHes stored by this edge as leader */
     atomic_ullong ingest_rejected;  /* raw PUBLISHes refused (bad topic, too large) */
@@ -106,9 +144,6 @@ typedef struct hb_edge {
 } hb_edge_t;
 
 extern hb_edge_t *hb_edge; /* the one edge of this process; set once in main before threads */
-
-/** hb_gap_frame() - the SSE "herald.gap" notice for a topic (new ref); NULL on OOM. */
-hb_buf_t *hb_gap_frame(const char *topic, size_t tlen, hb_gap_t gap);
 
 /* broker.c */
 struct hb_broker *hb_broker_new(hb_edge_t *edge);

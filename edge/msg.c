@@ -3,7 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "hb_err.h"
 #include "hb_mem.h"
+#include "hb_sse.h"
 
 hb_edge_t *hb_edge;
 
@@ -29,10 +34,122 @@ void hb_msg_unref(hb_msg_t *m)
 {
     if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
-    hb_buf_unref(m->sse);
+    hb_ev_release(&m->ev);
     for (size_t i = 0; i < m->n; i++)
-        hb_buf_unref(m->frames[i]);
-    free(m->frames);
-    free(m->ids);
+        hb_ev_release(&m->evs[i]);
+    free(m->evs);
     free(m);
+}
+
+void hb_req_free(hb_req_t *q)
+{
+    if (!q)
+        return;
+    free(q->payload);
+    free(q);
+}
+
+void hb_ev_release(hb_ev_t *ev)
+{
+    hb_buf_unref(ev->sse);
+    hb_buf_unref(ev->json);
+    hb_buf_unref(ev->msse);
+    hb_buf_unref(ev->cur);
+    memset(ev, 0, sizeof(*ev));
+}
+
+/* Serialises a JSON value into a new shared buffer; NULL on OOM. Takes the value's ref. */
+static hb_buf_t *json_buf(json_t *v)
+{
+    char *s;
+    hb_buf_t *b;
+    if (!v)
+        return NULL;
+    s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (!s)
+        return NULL;
+    b = hb_buf_from(s, strlen(s));
+    free(s);
+    return b;
+}
+
+int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id,
+                 const char *epoch, const char *event, size_t evlen, const char *data,
+                 size_t dlen)
+{
+    char cursor[HB_CURSOR_MAX];
+    size_t clen = hb_cursor_format(id, epoch, cursor);
+    json_t *o = json_object(), *d;
+    char *line;
+    size_t jl, n;
+
+    memset(ev, 0, sizeof(*ev));
+    ev->id = *id;
+    json_object_set_new(o, "type", json_string("event"));
+    json_object_set_new(o, "topic", json_stringn(topic, tlen));
+    json_object_set_new(o, "id", json_stringn(cursor, clen));
+    if (evlen)
+        json_object_set_new(o, "event", json_stringn(event, evlen));
+    d = json_stringn(data, dlen);
+    if (!d) {
+        /* not valid UTF-8: JSON cannot carry it as a string */
+        char *b64 = malloc(4 * ((dlen + 2) / 3) + 1);
+        if (!b64) {
+            json_decref(o);
+            return HB_ENOMEM;
+        }
+        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data, (int)dlen);
+        d = json_string(b64);
+        free(b64);
+        json_object_set_new(o, "encoding", json_string("base64"));
+    }
+    json_object_set_new(o, "data", d);
+    ev->json = json_buf(o);
+    ev->sse = hb_sse_encode(cursor, clen, event, evlen, data, dlen, 0);
+    ev->cur = hb_buf_from(cursor, clen);
+    if (ev->json) {
+        jl = hb_buf_len(ev->json);
+        line = malloc(evlen + jl + 24);
+        if (line) {
+            n = 0;
+            if (evlen) {
+                memcpy(line, "event: ", 7);
+                memcpy(line + 7, event, evlen);
+                line[7 + evlen] = '\n';
+                n = 8 + evlen;
+            }
+            memcpy(line + n, "data: ", 6);
+            memcpy(line + n + 6, hb_buf_data(ev->json), jl);
+            line[n + 6 + jl] = '\n';
+            ev->msse = hb_buf_from(line, n + 7 + jl);
+            free(line);
+        }
+    }
+    if (!ev->sse || !ev->json || !ev->msse || !ev->cur) {
+        hb_ev_release(ev);
+        return HB_ENOMEM;
+    }
+    return 0;
+}
+
+int hb_ev_encode_gap(hb_ev_t *ev, const char *topic, size_t tlen, hb_gap_t gap)
+{
+    const char *reason = gap == HB_GAP_RESET ? "reset" : "trimmed";
+    json_t *d = json_pack("{s:s%,s:s}", "topic", topic, tlen, "reason", reason);
+    hb_buf_t *db = json_buf(d);
+    memset(ev, 0, sizeof(*ev));
+    if (!db)
+        return HB_ENOMEM;
+    ev->sse = hb_sse_encode(NULL, 0, "herald.gap", 10, (const char *)hb_buf_data(db),
+                            hb_buf_len(db), 0);
+    ev->msse = ev->sse ? hb_buf_ref(ev->sse) : NULL;
+    hb_buf_unref(db);
+    ev->json = json_buf(json_pack("{s:s,s:s%,s:s}", "type", "gap", "topic", topic, tlen, "reason",
+                                  reason));
+    if (!ev->sse || !ev->json) {
+        hb_ev_release(ev);
+        return HB_ENOMEM;
+    }
+    return 0;
 }

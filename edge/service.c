@@ -1,25 +1,24 @@
 /*
- * A service thread: one lws context listening on the shared port, serving SSE, health and
- * readiness. Everything in struct hb_svc and every client is ONLY read or written from this
+ * A service thread: one lws context fed by its own SO_REUSEPORT listener, serving every client
+ * transport. Everything in struct hb_svc and every client is ONLY read or written from this
  * thread, except `inq` (its own lock), `nclients` (atomic) and `drain_req` (atomic).
  *
- * Fan-out: the broker hands over one EVENT message per topic event; each subscribed client's
- * queue takes a reference to the message's shared SSE frame (no copy, no allocation per
- * recipient). On writable, a client's queued frames are coalesced into one lws_write().
+ * Fan-out: the broker hands over one EVENT message per topic event, already encoded for every
+ * transport; each subscribed client's queue takes a reference to the shared buffer of its
+ * transport (no copy, no allocation per recipient). On writable, a client's queued frames are
+ * coalesced into one write (http.c, ws.c).
  */
 #define _GNU_SOURCE /* accept4 */
 #include "service.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "hb_err.h"
 #include "hb_log.h"
@@ -28,74 +27,197 @@
 
 #define MOD "service"
 #define MSGS_PER_WAKE 512
-#define PATH_MAX_BYTES 2048
-#define DRAIN_VARIANTS 8
 #define ACCEPTS_PER_WAKE 64
+#define IP_BUCKETS 65536
 
-static int client_enqueue(hb_client_t *c, hb_buf_t *b);
-static void client_close(hb_client_t *c, const char *why);
+/* Connections per source address, hashed into buckets shared by all threads. */
+static atomic_uint ip_count[IP_BUCKETS];
+static uint32_t *fd_bucket; /* fd -> bucket + 1 (0: not counted) */
+static size_t fd_bucket_len;
+static pthread_once_t fd_once = PTHREAD_ONCE_INIT;
 
-/* ---- topics (per thread) ---- */
+static void fd_bucket_init(void)
+{
+    fd_bucket_len = 1u << 20;
+    fd_bucket = hb_xcalloc(fd_bucket_len, sizeof(*fd_bucket));
+}
+
+int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char d = alen != blen;
+    size_t n = alen < blen ? alen : blen;
+    for (size_t i = 0; i < n; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* ---- requests to the broker ---- */
+
+int hb_svc_request(hb_svc_t *s, hb_req_t *q)
+{
+    int was_empty = 0;
+    q->thread = s->idx;
+    if (hb_queue_push(s->edge->to_broker, q, &was_empty) != 0) {
+        atomic_fetch_add_explicit(&s->edge->stats.req_drops, 1, memory_order_relaxed);
+        hb_req_free(q);
+        return HB_ELIMIT;
+    }
+    hb_broker_wake(s->edge->broker);
+    return 0;
+}
 
 static void topic_tell_broker(hb_svc_t *s, ltopic_t *t, hb_req_type_t type)
 {
     hb_req_t *q = hb_xcalloc(1, sizeof(*q));
-    int was_empty = 0;
     q->type = type;
-    q->thread = s->idx;
     memcpy(q->topic, t->name, t->len);
     q->topic_len = t->len;
-    if (hb_queue_push(s->edge->to_broker, q, &was_empty) != 0) {
-        free(q);
+    if (hb_svc_request(s, q) != 0) {
         t->dirty = 1; /* retried from the housekeeping timer */
-        atomic_fetch_add_explicit(&s->edge->stats.req_drops, 1, memory_order_relaxed);
         return;
     }
     t->dirty = 0;
     t->told = type == HB_REQ_SUB;
-    hb_broker_wake(s->edge->broker);
 }
 
-static ltopic_t *topic_attach(hb_svc_t *s, hb_client_t *c, const char *name, size_t len)
+static void topic_maybe_free(hb_svc_t *s, ltopic_t *t)
 {
+    if (!t->nsubs && !t->told && !t->dirty) {
+        hb_dict_del(s->topics, t->name, t->len);
+        free(t);
+    }
+}
+
+/* ---- pending requests ---- */
+
+hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u)
+{
+    hb_pending_t *p = hb_xcalloc(1, sizeof(*p));
+    p->c = c;
+    p->u = u;
+    p->token = ++s->next_id;
+    hb_dict_set(s->pending, &p->token, sizeof(p->token), p);
+    if (!u) {
+        p->cnext = c->pubs;
+        c->pubs = p;
+    }
+    return p;
+}
+
+void hb_pending_del(hb_svc_t *s, hb_pending_t *p)
+{
+    if (!p)
+        return;
+    hb_dict_del(s->pending, &p->token, sizeof(p->token));
+    if (!p->u) {
+        for (hb_pending_t **pp = &p->c->pubs; *pp; pp = &(*pp)->cnext)
+            if (*pp == p) {
+                *pp = p->cnext;
+                break;
+            }
+    }
+    json_decref(p->echo);
+    free(p);
+}
+
+/* ---- subscriptions ---- */
+
+static void sub_request_history(hb_sub_t *u, const hb_cursor_t *cur, int tail_only)
+{
+    hb_client_t *c = u->c;
+    hb_svc_t *s = c->svc;
+    hb_req_t *q = hb_xcalloc(1, sizeof(*q));
+    hb_pending_t *p = hb_dict_get(s->pending, &u->token, sizeof(u->token));
+    if (!p) {
+        p = hb_pending_add(s, c, u);
+        u->token = p->token;
+    }
+    q->type = HB_REQ_HISTORY;
+    q->client_id = u->token;
+    memcpy(q->topic, u->t->name, u->t->len);
+    q->topic_len = u->t->len;
+    q->cursor = *cur;
+    q->tail_only = tail_only;
+    u->want_more = 0;
+    if (hb_svc_request(s, q) != 0)
+        hb_client_close(c, "broker queue full", 1011);
+}
+
+hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_cursor_t *since,
+                     int tail_only)
+{
+    hb_svc_t *s = c->svc;
     ltopic_t *t = hb_dict_get(s->topics, name, len);
+    hb_sub_t *u = hb_xcalloc(1, sizeof(*u));
     if (!t) {
         t = hb_xcalloc(1, sizeof(*t));
         memcpy(t->name, name, len);
         t->len = len;
         hb_dict_set(s->topics, name, len, t);
     }
-    c->topic = t;
-    c->next = t->head;
+    u->c = c;
+    u->t = t;
+    u->tnext = t->head;
     if (t->head)
-        t->head->prev = c;
-    t->head = c;
-    if (t->nclients++ == 0 && !t->told)
+        t->head->tprev = u;
+    t->head = u;
+    if (t->nsubs++ == 0 && !t->told)
         topic_tell_broker(s, t, HB_REQ_SUB);
-    return t;
+    u->idx = c->nsubs;
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (!c->subs[i]) { /* reuse the slot of an earlier unsubscribe */
+            u->idx = i;
+            break;
+        }
+    if (u->idx == c->nsubs) {
+        if (c->nsubs == c->capsubs) {
+            c->capsubs = c->capsubs ? c->capsubs * 2 : 1;
+            c->subs = hb_xrealloc(c->subs, c->capsubs * sizeof(*c->subs));
+        }
+        c->nsubs++;
+    }
+    c->subs[u->idx] = u;
+    if (since || tail_only) {
+        u->resuming = 1;
+        if (since) {
+            u->last = since->id;
+            u->have_last = 1;
+        }
+        sub_request_history(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, tail_only);
+    }
+    return u;
 }
 
-static void topic_detach(hb_svc_t *s, hb_client_t *c)
+static void sub_release_pend(hb_sub_t *u)
 {
-    ltopic_t *t = c->topic;
-    if (!t)
-        return;
-    if (c->prev)
-        c->prev->next = c->next;
+    for (uint32_t i = 0; i < u->npend; i++)
+        hb_msg_unref(u->pend[i]);
+    free(u->pend);
+    u->pend = NULL;
+    u->npend = u->cappend = 0;
+}
+
+void hb_sub_remove(hb_client_t *c, hb_sub_t *u)
+{
+    hb_svc_t *s = c->svc;
+    ltopic_t *t = u->t;
+    if (u->token)
+        hb_pending_del(s, hb_dict_get(s->pending, &u->token, sizeof(u->token)));
+    if (u->tprev)
+        u->tprev->tnext = u->tnext;
     else
-        t->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->topic = NULL;
-    c->next = c->prev = NULL;
-    if (--t->nclients == 0) {
+        t->head = u->tnext;
+    if (u->tnext)
+        u->tnext->tprev = u->tprev;
+    if (--t->nsubs == 0) {
         if (t->told)
             topic_tell_broker(s, t, HB_REQ_UNSUB);
-        if (!t->told && !t->dirty) {
-            hb_dict_del(s->topics, t->name, t->len);
-            free(t);
-        }
+        topic_maybe_free(s, t);
     }
+    c->subs[u->idx] = NULL;
+    sub_release_pend(u);
+    hb_buf_unref(u->wcur);
+    free(u);
 }
 
 /* ---- client queue ---- */
@@ -103,7 +225,8 @@ static void topic_detach(hb_svc_t *s, hb_client_t *c)
 static void queue_release(hb_client_t *c)
 {
     while (c->qlen) {
-        hb_buf_unref(c->q[c->qhead]);
+        hb_buf_unref(c->q[c->qhead].b);
+        hb_buf_unref(c->q[c->qhead].cur);
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
     }
@@ -112,28 +235,23 @@ static void queue_release(hb_client_t *c)
     c->qcap = c->qhead = 0;
     c->qbytes = 0;
     c->off = 0;
-    for (uint32_t i = 0; i < c->npend; i++)
-        hb_msg_unref(c->pend[i]);
-    free(c->pend);
-    c->pend = NULL;
-    c->npend = c->cappend = 0;
 }
 
-/* Queues one shared frame for the client (taking a new ref). 0, or -1 when it was cut off. */
-static int client_enqueue(hb_client_t *c, hb_buf_t *b)
+/* Queues one shared buffer (taking new refs). 0, or -1 when the client was cut off. */
+int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl)
 {
     hb_svc_t *s = c->svc;
-    if (c->state == C_CLOSING)
+    if (c->closing)
         return -1;
     if (c->qlen >= (uint32_t)s->edge->cfg.client_queue_max ||
         c->qbytes + hb_buf_len(b) > (size_t)s->edge->cfg.client_queue_bytes) {
         atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
-        client_close(c, "slow consumer: queue limit reached");
+        hb_client_close(c, "slow consumer: queue limit reached", 1008);
         return -1;
     }
     if (c->qlen == c->qcap) {
-        uint32_t ncap = c->qcap ? c->qcap * 2 : 8;
-        hb_buf_t **nq = hb_xmalloc(ncap * sizeof(*nq));
+        uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
+        qent_t *nq = hb_xmalloc(ncap * sizeof(*nq));
         for (uint32_t i = 0; i < c->qlen; i++)
             nq[i] = c->q[(c->qhead + i) % c->qcap];
         free(c->q);
@@ -141,56 +259,83 @@ static int client_enqueue(hb_client_t *c, hb_buf_t *b)
         c->qcap = ncap;
         c->qhead = 0;
     }
-    c->q[(c->qhead + c->qlen) % c->qcap] = hb_buf_ref(b);
+    c->q[(c->qhead + c->qlen) % c->qcap] =
+        (qent_t){hb_buf_ref(b), cur ? hb_buf_ref(cur) : NULL, idx, (uint16_t)ctl};
     c->qlen++;
     c->qbytes += hb_buf_len(b);
-    if (c->qlen == 1)
+    if (c->qlen == 1 && c->kind != K_POLL)
         lws_callback_on_writable(c->wsi);
     return 0;
 }
 
-/* Marks the client closed: frees its queue now and lets lws close the socket asynchronously. */
-static void client_close(hb_client_t *c, const char *why)
+/* Closes a client: frees its queue now; lws closes the socket (WS: after the close frame). */
+void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
 {
-    if (c->state == C_CLOSING)
+    if (c->closing)
         return;
-    c->state = C_CLOSING;
+    c->closing = 1;
     hb_log_debug(MOD, "closing client", "{s:s,s:I}", "why", why, "client", (long long)c->id);
     queue_release(c);
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    if (c->kind == K_WS && ws_code) {
+        c->close_code = ws_code;
+        lws_callback_on_writable(c->wsi);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+    } else {
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
 }
 
-static void client_request_history(hb_client_t *c, const hb_cursor_t *cur)
+/* One event for one subscription: in ID order, never twice. */
+static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
 {
-    hb_svc_t *s = c->svc;
-    hb_req_t *q = hb_xcalloc(1, sizeof(*q));
-    int was_empty = 0;
-    q->type = HB_REQ_HISTORY;
-    q->thread = s->idx;
-    q->client_id = c->id;
-    memcpy(q->topic, c->topic->name, c->topic->len);
-    q->topic_len = c->topic->len;
-    q->cursor = *cur;
-    if (hb_queue_push(s->edge->to_broker, q, &was_empty) != 0) {
-        free(q);
-        atomic_fetch_add_explicit(&s->edge->stats.req_drops, 1, memory_order_relaxed);
-        client_close(c, "broker queue full");
+    hb_client_t *c = u->c;
+    hb_buf_t *b;
+    if (!ctl) {
+        if (u->have_last && hb_id_cmp(&ev->id, &u->last) <= 0)
+            return;
+        u->last = ev->id;
+        u->have_last = 1;
+    }
+    switch (c->kind) {
+    case K_SSE:
+        b = ev->sse;
+        break;
+    case K_MSSE:
+        b = ev->msse;
+        break;
+    case K_POLL:
+        if (ctl) {
+            c->poll_gap = strstr((const char *)hb_buf_data(ev->json), "\"reset\"") ? "reset"
+                                                                                     : "trimmed";
+            hb_poll_maybe_answer(c);
+            return;
+        }
+        b = ev->json;
+        break;
+    default:
+        b = ev->json;
+        break;
+    }
+    if (hb_client_push(c, b, ctl ? NULL : ev->cur, u->idx, ctl) == 0) {
+        atomic_fetch_add_explicit(&c->svc->edge->stats.deliveries, 1, memory_order_relaxed);
+        if (c->kind == K_POLL)
+            hb_poll_maybe_answer(c);
+    }
+}
+
+static void sub_pend(hb_sub_t *u, hb_msg_t *m)
+{
+    hb_svc_t *s = u->c->svc;
+    if (u->npend >= (uint32_t)s->edge->cfg.client_queue_max) {
+        atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
+        hb_client_close(u->c, "too many live events while resuming", 1008);
         return;
     }
-    c->want_more = 0;
-    hb_broker_wake(s->edge->broker);
-}
-
-static void client_deliver(hb_client_t *c, hb_msg_t *m)
-{
-    if (!m->control) {
-        if (c->have_last && hb_id_cmp(&m->id, &c->last) <= 0)
-            return;
-        c->last = m->id;
-        c->have_last = 1;
+    if (u->npend == u->cappend) {
+        u->cappend = u->cappend ? u->cappend * 2 : 8;
+        u->pend = hb_xrealloc(u->pend, u->cappend * sizeof(*u->pend));
     }
-    if (client_enqueue(c, m->sse) == 0)
-        atomic_fetch_add_explicit(&c->svc->edge->stats.deliveries, 1, memory_order_relaxed);
+    u->pend[u->npend++] = hb_msg_ref(m);
 }
 
 /* ---- messages from the broker ---- */
@@ -198,106 +343,88 @@ static void client_deliver(hb_client_t *c, hb_msg_t *m)
 static void on_event(hb_svc_t *s, hb_msg_t *m)
 {
     ltopic_t *t = hb_dict_get(s->topics, m->topic, m->topic_len);
-    hb_client_t *c, *next;
+    hb_sub_t *u, *next;
     if (!t)
         return;
     if (t->have_seq && m->seq != t->seq + 1) {
         /* An event for this topic was dropped on the way: its clients resume from history. */
-        for (c = t->head; c; c = c->next)
-            client_close(c, "event lost in hand-off");
+        for (u = t->head; u; u = u->tnext)
+            hb_client_close(u->c, "event lost in hand-off", 1011);
     }
     t->seq = m->seq;
     t->have_seq = 1;
-    for (c = t->head; c; c = next) {
-        next = c->next;
-        if (c->state == C_LIVE) {
-            client_deliver(c, m);
-        } else if (c->state == C_RESUMING) {
-            if (c->npend >= (uint32_t)s->edge->cfg.client_queue_max) {
-                atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1,
-                                          memory_order_relaxed);
-                client_close(c, "too many live events while resuming");
-                continue;
-            }
-            if (c->npend == c->cappend) {
-                c->cappend = c->cappend ? c->cappend * 2 : 8;
-                c->pend = hb_xrealloc(c->pend, c->cappend * sizeof(*c->pend));
-            }
-            c->pend[c->npend++] = hb_msg_ref(m);
-        }
+    for (u = t->head; u; u = next) {
+        next = u->tnext;
+        if (u->c->closing)
+            continue;
+        if (u->resuming)
+            sub_pend(u, m);
+        else
+            sub_deliver(u, &m->ev, m->control);
     }
 }
 
-static void client_finish_resume(hb_client_t *c)
+static void sub_finish_resume(hb_sub_t *u)
 {
-    hb_svc_t *s = c->svc;
-    uint64_t id = c->id;
-    hb_dict_del(s->resuming, &id, sizeof(id));
-    c->state = C_LIVE;
-    for (uint32_t i = 0; i < c->npend && c->state == C_LIVE; i++)
-        client_deliver(c, c->pend[i]);
-    for (uint32_t i = 0; i < c->npend; i++)
-        hb_msg_unref(c->pend[i]);
-    free(c->pend);
-    c->pend = NULL;
-    c->npend = c->cappend = 0;
+    hb_svc_t *s = u->c->svc;
+    hb_pending_del(s, hb_dict_get(s->pending, &u->token, sizeof(u->token)));
+    u->token = 0;
+    u->resuming = 0;
+    for (uint32_t i = 0; i < u->npend && !u->c->closing; i++)
+        sub_deliver(u, &u->pend[i]->ev, u->pend[i]->control);
+    sub_release_pend(u);
+    if (u->c->kind == K_POLL)
+        hb_poll_maybe_answer(u->c);
 }
 
-static void on_history(hb_svc_t *s, hb_msg_t *m)
+static void on_history(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 {
-    uint64_t id = m->client_id;
-    hb_client_t *c = hb_dict_get(s->resuming, &id, sizeof(id));
-    if (!c || c->state != C_RESUMING)
-        return;
+    hb_sub_t *u = p->u;
+    hb_client_t *c = p->c;
     if (m->error) {
-        client_close(c, "history read failed");
+        hb_client_close(c, "history read failed", 1011);
         return;
     }
-    if (m->gap != HB_GAP_NONE && !c->history_started) {
-        hb_buf_t *g = hb_gap_frame(c->topic->name, c->topic->len, m->gap);
-        if (g) {
-            client_enqueue(c, g);
-            hb_buf_unref(g);
+    if (c->kind == K_POLL && m->tail[0] && !c->poll_next[0])
+        memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
+    if (m->gap != HB_GAP_NONE && !u->history_started) {
+        hb_ev_t g;
+        if (hb_ev_encode_gap(&g, u->t->name, u->t->len, m->gap) == 0) {
+            sub_deliver(u, &g, 1);
+            hb_ev_release(&g);
         }
         if (m->gap == HB_GAP_RESET)
-            c->have_last = 0;
+            u->have_last = 0;
     }
-    c->history_started = 1;
-    for (size_t i = 0; i < m->n && c->state == C_RESUMING; i++) {
-        if (c->have_last && hb_id_cmp(&m->ids[i], &c->last) <= 0)
-            continue;
-        c->last = m->ids[i];
-        c->have_last = 1;
-        if (client_enqueue(c, m->frames[i]) == 0)
-            atomic_fetch_add_explicit(&s->edge->stats.deliveries, 1, memory_order_relaxed);
-    }
-    if (c->state != C_RESUMING)
+    u->history_started = 1;
+    for (size_t i = 0; i < m->n && !c->closing; i++)
+        sub_deliver(u, &m->evs[i], 0);
+    if (c->closing)
         return;
     if (m->more) {
-        c->want_more = 1;
-        if (c->qlen < (uint32_t)s->edge->cfg.client_queue_max / 2) {
-            hb_cursor_t cur = {.id = c->last, .epoch = ""};
-            client_request_history(c, &cur);
+        u->want_more = 1;
+        if (c->kind == K_POLL || c->qlen < (uint32_t)s->edge->cfg.client_queue_max / 2) {
+            if (c->kind == K_POLL) {
+                sub_finish_resume(u); /* one page per long-poll answer */
+                return;
+            }
+            hb_cursor_t cur = {.id = u->last, .epoch = ""};
+            sub_request_history(u, &cur, 0);
         }
         return;
     }
-    client_finish_resume(c);
+    sub_finish_resume(u);
 }
 
-static void drain_clients(hb_svc_t *s)
+/* Called by the writers when a client's queue drained: continue a paged history read. */
+void hb_client_drained(hb_client_t *c)
 {
-    size_t it = 0, klen;
-    const void *k;
-    void *v;
-    int i = 0;
-    while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
-        for (hb_client_t *c = ((ltopic_t *)v)->head; c; c = c->next) {
-            if (c->state == C_CLOSING)
-                continue;
-            /* a jittered retry so the clients do not all come back at the same moment */
-            client_enqueue(c, s->drain_frames[i++ % DRAIN_VARIANTS]);
-            c->close_after_flush = 1;
-            lws_callback_on_writable(c->wsi);
+    for (uint16_t i = 0; i < c->nsubs; i++) {
+        hb_sub_t *u = c->subs[i];
+        if (u && u->resuming && u->want_more &&
+            c->qlen < (uint32_t)c->svc->edge->cfg.client_queue_max / 2) {
+            hb_cursor_t cur = {.id = u->last, .epoch = ""};
+            sub_request_history(u, &cur, 0);
         }
     }
 }
@@ -308,17 +435,47 @@ static void svc_process_inbox(hb_svc_t *s)
     size_t n = hb_queue_pop(s->inq, items, MSGS_PER_WAKE);
     for (size_t i = 0; i < n; i++) {
         hb_msg_t *m = items[i];
-        if (m->type == HB_MSG_EVENT)
+        if (m->type == HB_MSG_EVENT) {
             on_event(s, m);
-        else
-            on_history(s, m);
+        } else {
+            uint64_t token = m->client_id;
+            hb_pending_t *p = hb_dict_get(s->pending, &token, sizeof(token));
+            if (p && !p->c->closing) {
+                if (m->type == HB_MSG_HISTORY && p->u)
+                    on_history(s, p, m);
+                else if (m->type == HB_MSG_PUBLISHED && p->c->kind == K_WS)
+                    hb_ws_on_published(s, p, m);
+                else if (m->type == HB_MSG_PUBLISHED)
+                    hb_http_on_published(s, p, m);
+            }
+        }
         hb_msg_unref(m);
     }
     if (n == MSGS_PER_WAKE)
         lws_cancel_service(s->ctx); /* bounded work per wake-up: come back for the rest */
     if (atomic_load(&s->drain_req) && !s->draining) {
+        size_t it = 0, klen;
+        const void *k;
+        void *v;
+        int i = 0;
         s->draining = 1;
-        drain_clients(s);
+        while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
+            for (hb_sub_t *u = ((ltopic_t *)v)->head; u; u = u->tnext) {
+                hb_client_t *c = u->c;
+                if (c->closing || c->close_after_flush)
+                    continue;
+                if (c->kind == K_WS) {
+                    hb_client_close(c, "draining", 1001);
+                } else if (c->kind == K_POLL) {
+                    hb_poll_on_timer(c);
+                } else {
+                    /* a jittered retry so the clients do not all come back at once */
+                    hb_client_push(c, s->drain_frames[i++ % HB_DRAIN_VARIANTS], NULL, 0, 1);
+                    c->close_after_flush = 1;
+                    lws_callback_on_writable(c->wsi);
+                }
+            }
+        }
     }
 }
 
@@ -335,306 +492,132 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
         ltopic_t *t = v;
         if (t->dirty)
-            topic_tell_broker(s, t, t->nclients ? HB_REQ_SUB : HB_REQ_UNSUB);
-        if (!t->nclients && !t->told && !t->dirty) {
-            hb_dict_del(s->topics, t->name, t->len);
-            free(t);
+            topic_tell_broker(s, t, t->nsubs ? HB_REQ_SUB : HB_REQ_UNSUB);
+        if (!t->nsubs && !t->told && !t->dirty) {
+            topic_maybe_free(s, t);
             continue;
         }
-        for (hb_client_t *c = t->head; c; c = c->next)
-            if (c->state != C_CLOSING && now - c->last_write >= hb - LWS_USEC_PER_SEC / 4 &&
-                c->qlen == 0)
-                client_enqueue(c, s->hb_frame);
+        for (hb_sub_t *u = t->head; u; u = u->tnext) {
+            hb_client_t *c = u->c;
+            /* one heartbeat per SSE client: only its first subscription sends it */
+            if ((c->kind == K_SSE || c->kind == K_MSSE) && u->idx == 0 && !c->closing &&
+                c->qlen == 0 && now - c->last_write >= hb - LWS_USEC_PER_SEC / 4)
+                hb_client_push(c, s->hb_frame, NULL, 0, 1);
+        }
     }
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
 }
 
-/* ---- HTTP ---- */
+/* ---- accepting ---- */
 
-static int add_common_headers(hb_svc_t *s, struct lws *wsi, unsigned status, const char *ctype,
-                              lws_filepos_t len, unsigned char **p, unsigned char *end)
+static uint32_t ip_hash(const struct sockaddr_storage *ss)
 {
-    if (lws_add_http_common_headers(wsi, status, ctype, len, p, end))
-        return -1;
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-herald-node:",
-                                    (const unsigned char *)s->edge->cfg.node_id,
-                                    (int)strlen(s->edge->cfg.node_id), p, end))
-        return -1;
-    return 0;
-}
-
-/* Answers with a short text/plain body (written from the writable callback). */
-static int respond(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
-                   const char *body, int close_after)
-{
-    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
-    size_t blen = strlen(body);
-    c->kind = K_SIMPLE;
-    c->wsi = wsi;
-    c->close_after_flush = close_after;
-    c->simple_len = blen < sizeof(c->simple) - 1 ? blen : sizeof(c->simple) - 1;
-    memcpy(c->simple, body, c->simple_len);
-    if (status >= 400)
-        atomic_fetch_add_explicit(&s->edge->stats.bad_requests, 1, memory_order_relaxed);
-    if (add_common_headers(s, wsi, status, "text/plain; charset=utf-8", c->simple_len, &p, end))
-        return -1;
-    if (status == 405 &&
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-                                    (const unsigned char *)"GET", 3, &p, end))
-        return -1;
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end))
-        return -1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    lws_callback_on_writable(wsi);
-    return 0;
-}
-
-static int respond_400(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *reason)
-{
-    char body[256];
-    snprintf(body, sizeof(body), "%s\n", reason);
-    hb_log_ratelimited("bad-request", 1000, HB_LOG_INFO, MOD, "bad request", "{s:s}", "err",
-                       reason);
-    return respond(s, c, wsi, 400, body, 0);
-}
-
-/* Reads the resume cursor from Last-Event-ID or ?lastEventId=. 1 found, 0 none, -1 bad. */
-static int read_cursor(struct lws *wsi, hb_cursor_t *cur, const char **reason)
-{
-    char buf[HB_CURSOR_MAX + 16];
-    int n = lws_hdr_custom_length(wsi, "last-event-id:", 14);
-    if (n > 0) {
-        if (n >= HB_CURSOR_MAX) {
-            *reason = "Last-Event-ID is too long";
-            return -1;
-        }
-        if (lws_hdr_custom_copy(wsi, buf, sizeof(buf), "last-event-id:", 14) < 0) {
-            *reason = "Last-Event-ID could not be read";
-            return -1;
-        }
-        return hb_cursor_parse(buf, strlen(buf), cur, reason) ? -1 : 1;
-    }
-    for (int i = 0;; i++) {
-        char arg[HB_CURSOR_MAX + 32];
-        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (len <= 0)
-            return 0;
-        if (len >= (int)sizeof(arg)) {
-            if (len >= 12 && lws_hdr_copy_fragment(wsi, arg, 13, WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
-                continue;
-            if (!strncmp(arg, "lastEventId=", 12)) {
-                *reason = "lastEventId is too long";
-                return -1;
-            }
-            continue;
-        }
-        if (lws_hdr_copy_fragment(wsi, arg, sizeof(arg), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
-            continue;
-        if (!strncmp(arg, "lastEventId=", 12)) {
-            if (!arg[12])
-                return 0;
-            return hb_cursor_parse(arg + 12, strlen(arg + 12), cur, reason) ? -1 : 1;
-        }
-    }
-}
-
-static int sse_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
-{
-    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
-    const char *reason = NULL;
-    hb_cursor_t cur;
-    int has_cursor;
-    size_t total = 0;
-
-    if (hb_topic_validate(topic, tlen, &reason))
-        return respond_400(s, c, wsi, reason);
-    has_cursor = read_cursor(wsi, &cur, &reason);
-    if (has_cursor < 0)
-        return respond_400(s, c, wsi, reason);
-    for (int i = 0; i < s->edge->nthreads; i++)
-        total += hb_svc_clients(s->edge->svcs[i]);
-
-    if (add_common_headers(s, wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, &p,
-                           end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-cache", 8, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-accel-buffering:",
-                                    (const unsigned char *)"no", 2, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-
-    c->kind = K_SSE;
-    c->wsi = wsi;
-    c->svc = s;
-    c->id = ++s->next_id;
-    c->last_write = lws_now_usecs();
-    atomic_fetch_add(&s->nclients, 1);
-    atomic_fetch_add_explicit(&s->edge->stats.connections, 1, memory_order_relaxed);
-
-    if (s->draining || total >= (size_t)s->edge->cfg.max_connections) {
-        /* Overload and drain are 200 + retry + close: EventSource keeps retrying. */
-        c->state = C_LIVE;
-        client_enqueue(c, s->drain_frames[c->id % DRAIN_VARIANTS]);
-        c->close_after_flush = 1;
-        lws_http_headers_detach(wsi);
-        return 0;
-    }
-    topic_attach(s, c, topic, tlen);
-    client_enqueue(c, s->retry_frame);
-    if (has_cursor > 0) {
-        uint64_t id = c->id;
-        c->state = C_RESUMING;
-        c->last = cur.id;
-        c->have_last = 1;
-        hb_dict_set(s->resuming, &id, sizeof(id), c);
-        client_request_history(c, &cur);
+    const unsigned char *p;
+    size_t n;
+    uint32_t h = 2166136261u;
+    if (ss->ss_family == AF_INET6) {
+        p = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+        n = 16;
     } else {
-        c->state = C_LIVE;
+        p = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+        n = 4;
     }
-    /* `topic` points into the header buffer: only now give it back to the pool */
-    lws_http_headers_detach(wsi);
-    return 0;
-}
-
-static int on_http(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
-{
-    size_t plen = strlen(path);
-    int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
-
-    c->svc = s;
-    if (plen > PATH_MAX_BYTES)
-        return respond_400(s, c, wsi, "path is too long");
-    if (!strcmp(path, "/healthz"))
-        return respond(s, c, wsi, 200, "ok\n", !is_get);
-    if (!strcmp(path, "/readyz")) {
-        if (atomic_load(&s->edge->stats.draining))
-            return respond(s, c, wsi, 503, "draining\n", !is_get);
-        return atomic_load(&s->edge->stats.ready) ? respond(s, c, wsi, 200, "ready\n", !is_get)
-                                                  : respond(s, c, wsi, 503, "not ready\n", !is_get);
-    }
-    if (!strncmp(path, "/events/", 8)) {
-        if (!is_get)
-            return respond(s, c, wsi, 405, "method not allowed: use GET\n", 1);
-        return sse_start(s, c, wsi, path + 8, plen - 8);
-    }
-    if (!strcmp(path, "/events"))
-        return respond_400(s, c, wsi, "topic is empty");
-    if (!strcmp(path, "/") || !strcmp(path, "/index.html")) {
-        /* The demo page (edge/demo.html, embedded at build time), written at once: lws keeps
-         * what the socket does not take and completes the transaction after it. */
-        extern const unsigned char hb_demo_html[];
-        extern const size_t hb_demo_html_len;
-        unsigned char hdr[LWS_PRE + 512], *p = hdr + LWS_PRE, *end = hdr + sizeof(hdr), *body;
-        int n;
-        if (!is_get)
-            return respond(s, c, wsi, 405, "method not allowed: use GET\n", 1);
-        if (add_common_headers(s, wsi, 200, "text/html; charset=utf-8", hb_demo_html_len, &p,
-                               end) ||
-            lws_finalize_write_http_header(wsi, hdr + LWS_PRE, &p, end))
-            return -1;
-        body = malloc(LWS_PRE + hb_demo_html_len);
-        if (!body)
-            return -1;
-        memcpy(body + LWS_PRE, hb_demo_html, hb_demo_html_len);
-        n = lws_write(wsi, body + LWS_PRE, hb_demo_html_len, LWS_WRITE_HTTP_FINAL);
-        free(body);
-        if (n < 0)
-            return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
-    }
-    return respond(s, c, wsi, 404, "not found\n", !is_get);
-}
-
-static int write_simple(hb_client_t *c, struct lws *wsi)
-{
-    unsigned char buf[LWS_PRE + sizeof(c->simple)];
-    memcpy(buf + LWS_PRE, c->simple, c->simple_len);
-    if (lws_write(wsi, buf + LWS_PRE, c->simple_len, LWS_WRITE_HTTP_FINAL) < 0)
-        return -1;
-    if (c->close_after_flush)
-        return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
-/* Coalesces the queued frames into one write of at most HB_SVC_WBUF bytes. */
-static int write_sse(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
-{
-    unsigned char *start = s->wbuf + LWS_PRE;
-    size_t n = 0;
-    if (c->state == C_CLOSING)
-        return -1;
-    while (c->qlen && n < HB_SVC_WBUF) {
-        hb_buf_t *b = c->q[c->qhead];
-        size_t avail = hb_buf_len(b) - c->off;
-        size_t take = avail < HB_SVC_WBUF - n ? avail : HB_SVC_WBUF - n;
-        memcpy(start + n, hb_buf_data(b) + c->off, take);
-        n += take;
-        c->off += take;
-        if (c->off == hb_buf_len(b)) {
-            c->qbytes -= hb_buf_len(b);
-            hb_buf_unref(b);
-            c->off = 0;
-            c->qhead = (c->qhead + 1) % c->qcap;
-            c->qlen--;
-        }
-    }
-    if (n) {
-        if (lws_write(wsi, start, n, LWS_WRITE_HTTP) < 0)
-            return -1;
-        c->last_write = lws_now_usecs();
-        atomic_fetch_add_explicit(&s->edge->stats.bytes_out, n, memory_order_relaxed);
-    }
-    if (c->qlen) {
-        lws_callback_on_writable(wsi);
-    } else {
-        if (c->close_after_flush)
-            return -1;
-        if (c->qcap > 64) { /* give back a queue that grew during a burst */
-            free(c->q);
-            c->q = NULL;
-            c->qcap = c->qhead = 0;
-        }
-    }
-    if (c->want_more && c->state == C_RESUMING &&
-        c->qlen < (uint32_t)s->edge->cfg.client_queue_max / 2) {
-        hb_cursor_t cur = {.id = c->last, .epoch = ""};
-        client_request_history(c, &cur);
-    }
-    return 0;
-}
-
-static void client_cleanup(hb_svc_t *s, hb_client_t *c)
-{
-    if (c->cleaned)
-        return;
-    c->cleaned = 1;
-    if (c->kind != K_SSE)
-        return;
-    if (c->state == C_RESUMING) {
-        uint64_t id = c->id;
-        hb_dict_del(s->resuming, &id, sizeof(id));
-    }
-    topic_detach(s, c);
-    queue_release(c);
-    atomic_fetch_sub(&s->nclients, 1);
-    atomic_fetch_sub_explicit(&s->edge->stats.connections, 1, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h % IP_BUCKETS;
 }
 
 static void svc_accept(hb_svc_t *s)
 {
+    const hb_cfg_t *cfg = &s->edge->cfg;
     for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        uint32_t bucket;
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 hb_log_ratelimited("accept", 1000, HB_LOG_WARN, MOD, "accept failed", "{s:s}",
                                    "err", strerror(errno));
             return;
         }
-        if (!lws_adopt_socket_vhost(s->vhost, fd))
-            close(fd); /* lws could not take it (fd limit): refuse */
+        if (cfg->max_connections_per_ip && (size_t)fd < fd_bucket_len) {
+            bucket = ip_hash(&ss);
+            if (atomic_fetch_add(&ip_count[bucket], 1) >= (unsigned)cfg->max_connections_per_ip) {
+                atomic_fetch_sub(&ip_count[bucket], 1);
+                atomic_fetch_add_explicit(&s->edge->stats.rejected_per_ip, 1,
+                                          memory_order_relaxed);
+                hb_log_ratelimited("per-ip", 1000, HB_LOG_WARN, MOD,
+                                   "connection refused: per-address limit", NULL);
+                close(fd);
+                continue;
+            }
+            fd_bucket[fd] = bucket + 1;
+        }
+        if (!lws_adopt_socket_vhost(s->vhost, fd)) {
+            /* lws closed it (fd limit): the WSI_DESTROY path did not run */
+            if ((size_t)fd < fd_bucket_len && fd_bucket[fd]) {
+                atomic_fetch_sub(&ip_count[fd_bucket[fd] - 1], 1);
+                fd_bucket[fd] = 0;
+            }
+        }
+    }
+}
+
+static void on_wsi_destroy(struct lws *wsi)
+{
+    int fd = lws_get_socket_fd(wsi);
+    if (fd >= 0 && (size_t)fd < fd_bucket_len && fd_bucket[fd]) {
+        atomic_fetch_sub(&ip_count[fd_bucket[fd] - 1], 1);
+        fd_bucket[fd] = 0;
+    }
+}
+
+/* ---- lws glue ---- */
+
+size_t hb_svc_total_clients(hb_svc_t *s)
+{
+    size_t total = 0;
+    for (int i = 0; i < s->edge->nthreads; i++)
+        total += hb_svc_clients(s->edge->svcs[i]);
+    return total;
+}
+
+void hb_client_count(hb_client_t *c, kind_t kind)
+{
+    hb_stats_t *st = &c->svc->edge->stats;
+    c->counted = (uint8_t)kind;
+    atomic_fetch_add(&c->svc->nclients, 1);
+    atomic_fetch_add_explicit(&st->connections, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(kind == K_WS     ? &st->conn_ws
+                              : kind == K_POLL ? &st->conn_poll
+                                               : &st->conn_sse,
+                              1, memory_order_relaxed);
+}
+
+static void client_cleanup(hb_svc_t *s, hb_client_t *c)
+{
+    hb_stats_t *st = &s->edge->stats;
+    if (c->cleaned)
+        return;
+    c->cleaned = 1;
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i])
+            hb_sub_remove(c, c->subs[i]);
+    free(c->subs);
+    c->subs = NULL;
+    while (c->pubs)
+        hb_pending_del(s, c->pubs);
+    queue_release(c);
+    free(c->rx);
+    c->rx = NULL;
+    if (c->counted) {
+        atomic_fetch_sub(&s->nclients, 1);
+        atomic_fetch_sub_explicit(&st->connections, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(c->counted == K_WS     ? &st->conn_ws
+                                  : c->counted == K_POLL ? &st->conn_poll
+                                                      : &st->conn_sse,
+                                  1, memory_order_relaxed);
     }
 }
 
@@ -651,32 +634,55 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             svc_process_inbox(s);
         return 0;
     case LWS_CALLBACK_RAW_RX_FILE:
-        /* our listening socket is readable: accept a bounded batch and hand them to lws */
         if (s)
             svc_accept(s);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        on_wsi_destroy(wsi);
+        break;
     case LWS_CALLBACK_HTTP:
         if (!c)
             return -1;
+        if (c->kind != K_NONE && !c->cleaned)
+            client_cleanup(s, c);
         memset(c, 0, sizeof(*c));
-        return on_http(s, c, wsi, (const char *)in);
+        c->svc = s;
+        c->wsi = wsi;
+        c->id = ++s->next_id;
+        return hb_http_on_request(s, c, wsi, (const char *)in);
     case LWS_CALLBACK_HTTP_BODY:
-        return 0; /* we never read bodies yet; the response closes the connection */
+        return c ? hb_http_on_body(s, c, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return c ? hb_http_on_body_done(s, c) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (!c)
-            return -1;
-        if (c->kind == K_SIMPLE)
-            return write_simple(c, wsi);
-        if (c->kind == K_SSE)
-            return write_sse(s, c, wsi);
+        return c ? hb_http_writeable(s, c, wsi) : -1;
+    case LWS_CALLBACK_TIMER:
+        if (c && c->kind == K_POLL)
+            hb_poll_on_timer(c);
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED:
         if (c && s)
             client_cleanup(s, c);
         break;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return s ? hb_ws_filter(s, wsi) : -1;
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!c)
+            return -1;
+        memset(c, 0, sizeof(*c));
+        c->svc = s;
+        c->wsi = wsi;
+        c->id = ++s->next_id;
+        hb_ws_established(s, c, wsi);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return c ? hb_ws_receive(s, c, wsi, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c ? hb_ws_writeable(s, c, wsi) : -1;
     default:
         break;
     }
@@ -685,7 +691,14 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 static const struct lws_protocols protocols[] = {
     {"http", on_lws, sizeof(hb_client_t), 0, 0, NULL, 0},
+    {"herald.v1", on_lws, sizeof(hb_client_t), 4096, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static const struct lws_extension extensions[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL},
 };
 
 /* ---- lifecycle ---- */
@@ -695,8 +708,8 @@ static void lws_log_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    hb_log(level == LLL_ERR ? HB_LOG_ERROR : HB_LOG_WARN, "lws", "libwebsockets", "{s:s%}",
-           "line", line, n);
+    hb_log_ratelimited("lws", 1000, level == LLL_ERR ? HB_LOG_ERROR : HB_LOG_WARN, "lws",
+                       "libwebsockets", "{s:s%}", "line", line, n);
 }
 
 static int listen_socket(hb_edge_t *edge)
@@ -736,27 +749,27 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
 {
     struct lws_context_creation_info info;
     hb_svc_t *s = hb_xcalloc(1, sizeof(*s));
+    lws_sock_file_fd_type fd;
     char retry[64];
     int n;
 
+    pthread_once(&fd_once, fd_bucket_init);
     s->edge = edge;
     s->idx = idx;
     s->listen_fd = -1;
     s->inq = hb_queue_new(65536);
     s->topics = hb_dict_new();
-    s->resuming = hb_dict_new();
+    s->pending = hb_dict_new();
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);
-    for (int i = 0; i < DRAIN_VARIANTS; i++) {
+    for (int i = 0; i < HB_DRAIN_VARIANTS; i++) {
         unsigned ms = (unsigned)edge->cfg.retry_ms / 2 +
-                      (unsigned)(i * edge->cfg.retry_ms / DRAIN_VARIANTS);
+                      (unsigned)(i * edge->cfg.retry_ms / HB_DRAIN_VARIANTS);
         n = hb_sse_format_retry(retry, sizeof(retry), ms);
         s->drain_frames[i] = hb_buf_from(retry, (size_t)n);
     }
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
-    memset(&info, 0, sizeof(info));
     /* lws 4.1 cannot share a port between contexts, so each thread owns a SO_REUSEPORT
      * listener and adopts what it accepts; the kernel spreads connections over the threads. */
     s->listen_fd = listen_socket(edge);
@@ -764,15 +777,22 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         hb_svc_join(s);
         return NULL;
     }
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-    if (!strchr(edge->cfg.listen_host, ':'))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.protocols = protocols;
+    info.extensions = extensions;
     info.user = s;
-    info.max_http_header_data = 4096;
+    info.max_http_header_data = (unsigned short)edge->cfg.max_header_bytes;
     info.max_http_header_pool = 256;
-    info.timeout_secs = 10;
+    info.timeout_secs = (unsigned)edge->cfg.handshake_timeout;
     info.keepalive_timeout = 30;
+    if (edge->cfg.ws_ping_interval) {
+        /* ping a connection idle this long; hang up when it stays silent as long again */
+        s->idle_policy.secs_since_valid_ping = (uint16_t)edge->cfg.ws_ping_interval;
+        s->idle_policy.secs_since_valid_hangup = (uint16_t)(edge->cfg.ws_ping_interval * 2);
+        info.retry_and_idle_policy = &s->idle_policy;
+    }
     info.fd_limit_per_thread = (unsigned)(edge->cfg.max_connections + 128);
     info.vhost_name = "herald";
     s->ctx = lws_create_context(&info);
@@ -781,14 +801,11 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         return NULL;
     }
     s->vhost = lws_get_vhost_by_name(s->ctx, "herald");
-    {
-        lws_sock_file_fd_type fd;
-        fd.filefd = s->listen_fd;
-        if (!s->vhost ||
-            !lws_adopt_descriptor_vhost(s->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "http", NULL)) {
-            hb_svc_join(s);
-            return NULL;
-        }
+    fd.filefd = s->listen_fd;
+    if (!s->vhost ||
+        !lws_adopt_descriptor_vhost(s->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "http", NULL)) {
+        hb_svc_join(s);
+        return NULL;
     }
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
     return s;
@@ -835,7 +852,9 @@ size_t hb_svc_clients(hb_svc_t *s)
 void hb_svc_join(hb_svc_t *s)
 {
     void *items[256];
-    size_t n;
+    size_t n, it = 0, klen;
+    const void *k;
+    void *v;
     if (!s)
         return;
     if (s->started) {
@@ -844,25 +863,25 @@ void hb_svc_join(hb_svc_t *s)
         pthread_join(s->thread, NULL);
     }
     if (s->ctx)
-        lws_context_destroy(s->ctx);
+        lws_context_destroy(s->ctx); /* closes every client: their cleanup runs here */
     else if (s->listen_fd >= 0)
         close(s->listen_fd);
     while ((n = hb_queue_pop(s->inq, items, 256)) > 0)
         for (size_t i = 0; i < n; i++)
             hb_msg_unref(items[i]);
     hb_queue_free(s->inq);
-    {
-        size_t it = 0, klen;
-        const void *k;
-        void *v;
-        while (hb_dict_next(s->topics, &it, &k, &klen, &v))
-            free(v);
+    while (hb_dict_next(s->topics, &it, &k, &klen, &v))
+        free(v);
+    it = 0;
+    while (hb_dict_next(s->pending, &it, &k, &klen, &v)) {
+        json_decref(((hb_pending_t *)v)->echo);
+        free(v);
     }
     hb_dict_free(s->topics);
-    hb_dict_free(s->resuming);
+    hb_dict_free(s->pending);
     hb_buf_unref(s->retry_frame);
     hb_buf_unref(s->hb_frame);
-    for (int i = 0; i < DRAIN_VARIANTS; i++)
+    for (int i = 0; i < HB_DRAIN_VARIANTS; i++)
         hb_buf_unref(s->drain_frames[i]);
     free(s);
 }

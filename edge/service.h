@@ -1,64 +1,99 @@
 #ifndef HERALD_EDGE_SERVICE_H
 #define HERALD_EDGE_SERVICE_H
 
-/* Private to the service threads (service.c). */
+/* Private to the service threads (service.c, http.c, ws.c). */
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <libwebsockets.h>
 
 #include "edge.h"
 #include "hb_dict.h"
 
 #define HB_SVC_WBUF 65536 /* bytes coalesced into one write */
+#define HB_DRAIN_VARIANTS 8
 
 typedef struct hb_svc hb_svc_t;
 typedef struct hb_client hb_client_t;
+typedef struct hb_sub hb_sub_t;
 
 /* A topic with local subscribers. {service thread} */
 typedef struct ltopic {
     char name[HB_TOPIC_MAX + 1];
     size_t len;
-    hb_client_t *head; /* subscribers */
-    size_t nclients;
-    uint64_t seq;      /* last EVENT sequence seen, to detect a dropped hand-off */
+    hb_sub_t *head; /* subscriptions */
+    size_t nsubs;
+    uint64_t seq;   /* last EVENT sequence seen, to detect a dropped hand-off */
     int have_seq;
-    int told;          /* the broker was told we want it */
-    int dirty;         /* a SUB/UNSUB could not be queued; retried by housekeeping */
+    int told;       /* the broker was told we want it */
+    int dirty;      /* a SUB/UNSUB could not be queued; retried by housekeeping */
 } ltopic_t;
 
-typedef enum { K_NONE = 0, K_SIMPLE, K_SSE } kind_t;
-typedef enum { C_LIVE = 0, C_RESUMING, C_CLOSING } cstate_t;
+/* One client's subscription to one topic. {service thread} */
+struct hb_sub {
+    hb_client_t *c;
+    ltopic_t *t;
+    hb_sub_t *tprev, *tnext; /* in t->head */
+    uint64_t token;          /* key in svc->pending while history is read */
+    uint16_t idx;            /* position in the client's topic list */
+    uint8_t resuming, history_started, want_more, have_last;
+    hb_id_t last;            /* last event id queued */
+    hb_buf_t *wcur;          /* multi-topic SSE: cursor of the last event written */
+    hb_msg_t **pend;         /* live events received while history is read */
+    uint32_t npend, cappend;
+};
 
-/* One HTTP transaction / SSE client: lws' per-session data. {service thread} */
+/* One queued frame: a ref to a shared buffer (and, for multi-topic SSE, to its cursor). */
+typedef struct qent {
+    hb_buf_t *b;
+    hb_buf_t *cur;
+    uint16_t idx;
+    uint16_t ctl;
+} qent_t;
+
+typedef enum { K_NONE = 0, K_SIMPLE, K_SSE, K_MSSE, K_WS, K_POLL, K_PUBLISH } kind_t;
+
+/* An in-flight request (history page or publish) waiting for the broker's answer. */
+typedef struct hb_pending {
+    hb_client_t *c;
+    hb_sub_t *u;     /* history: the subscription */
+    json_t *echo;    /* WS publish: the request id to echo */
+    struct hb_pending *cnext; /* in c->pubs */
+    uint64_t token;
+} hb_pending_t;
+
+/* One connection's state: lws' per-session data. {service thread} */
 struct hb_client {
     struct lws *wsi;
     hb_svc_t *svc;
     kind_t kind;
-    cstate_t state;
+    uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish, counted;
+    uint16_t close_code; /* WS: close code to send */
     uint64_t id;
-    ltopic_t *topic;
-    hb_client_t *prev, *next; /* in topic->head */
-    /* outgoing queue: refs to shared frames */
-    hb_buf_t **q;
+    hb_sub_t **subs;     /* by idx; NULL slots after a WS unsubscribe */
+    uint16_t nsubs, capsubs;
+    qent_t *q;           /* outgoing queue */
     uint32_t qcap, qhead, qlen;
-    size_t qbytes;
-    size_t off; /* bytes of q[qhead] already written */
-    /* live events received while history is being read */
-    hb_msg_t **pend;
-    uint32_t npend, cappend;
-    hb_id_t last; /* last event id queued */
-    int have_last;
-    int history_started;
-    int want_more;
-    int close_after_flush;
-    int cleaned;
+    size_t qbytes, off;
     lws_usec_t last_write;
-    /* K_SIMPLE */
-    char simple[256];
-    size_t simple_len;
+    /* K_SIMPLE responses */
+    uint16_t status;
+    const char *ctype;
+    uint8_t auth_challenge;
+    /* request bodies (publish) and WS messages */
+    char *rx;
+    size_t rxlen, rxcap, rxmax;
+    char event[HB_EVENT_NAME_MAX + 1];
+    char topic[HB_TOPIC_MAX + 1];
+    size_t topic_len;
+    hb_pending_t *pubs;  /* publishes in flight */
+    /* K_POLL */
+    char poll_next[HB_CURSOR_MAX];
+    const char *poll_gap;
+    uint8_t poll_ready;
 };
 
 struct hb_svc {
@@ -70,17 +105,51 @@ struct hb_svc {
     pthread_t thread;
     int started;
     atomic_int stop;
-    hb_queue_t *inq; /* from the broker {inq lock} */
+    hb_queue_t *inq;     /* from the broker {inq lock} */
     hb_dict_t *topics;   /* name -> ltopic_t */
-    hb_dict_t *resuming; /* client id -> hb_client_t, while history is read */
+    hb_dict_t *pending;  /* token -> hb_pending_t */
     uint64_t next_id;
     atomic_size_t nclients;
     atomic_int drain_req;
     int draining;
     lws_sorted_usec_list_t sul_hb;
+    lws_retry_bo_t idle_policy; /* WebSocket ping / hang-up timing */
     hb_buf_t *retry_frame, *hb_frame;
-    hb_buf_t *drain_frames[8];
+    hb_buf_t *drain_frames[HB_DRAIN_VARIANTS];
     unsigned char wbuf[LWS_PRE + HB_SVC_WBUF];
 };
+
+/* service.c: shared by the transports */
+int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
+void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code);
+hb_sub_t *hb_sub_add(hb_client_t *c, const char *topic, size_t len, const hb_cursor_t *since,
+                     int tail_only);
+void hb_sub_remove(hb_client_t *c, hb_sub_t *u);
+hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u);
+void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
+int hb_svc_request(hb_svc_t *s, hb_req_t *q);
+size_t hb_svc_total_clients(hb_svc_t *s);
+void hb_client_count(hb_client_t *c, kind_t kind);
+int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
+/** hb_client_drained() - the client's queue emptied: continue a paged history read. */
+void hb_client_drained(hb_client_t *c);
+
+/* http.c */
+int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path);
+int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len);
+int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c);
+int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
+                    size_t len, int close_after);
+void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
+void hb_poll_maybe_answer(hb_client_t *c);
+void hb_poll_on_timer(hb_client_t *c);
+
+/* ws.c */
+int hb_ws_filter(hb_svc_t *s, struct lws *wsi);
+void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len);
+int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
 
 #endif

@@ -19,7 +19,6 @@ BAD_TOPICS = {
     "control byte": "/events/a%01b",
     "less-than": "/events/a%3Cb",
     "raw less-than": "/events/a<b",
-    "NUL": "/events/a%00b",
     "colon": "/events/a:b",
 }
 LONG_PATHS = {
@@ -58,6 +57,18 @@ class BadRequests(HeraldTestCase):
             self.assertNotIn(b"\n", text, "%s: reason is not one line: %r" % (what, body))
         self.assert_both_serving()
         return body
+
+    def test_nul_in_path(self):
+        # libwebsockets refuses a %00 in the request target while parsing it, before the edge
+        # sees the request: the connection is closed without a response. Either that or a 400
+        # is acceptable; what matters is that both edges keep serving.
+        resp = raw_request(self.a.port, get("/events/a%00b"))
+        parsed = parse_response(resp)
+        if parsed is not None:
+            self.assertEqual(parsed[0], 400, "NUL: %r" % (resp[:300],))
+        else:
+            self.assertEqual(resp, b"", "NUL: neither a response nor a close: %r" % (resp[:300],))
+        self.assert_both_serving()
 
     def test_bad_topics(self):
         for what, path in BAD_TOPICS.items():

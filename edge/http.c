@@ -1,0 +1,723 @@
+/*
+ * HTTP routes of a service thread: SSE (one topic and multi-topic), long-poll, publish, health,
+ * readiness, metrics and the demo page. Service thread only.
+ */
+#include "service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_err.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+
+#define MOD "http"
+#define PATH_MAX_BYTES 2048
+
+enum { EXTRA_NONE = 0, EXTRA_AUTH, EXTRA_ALLOW_GET, EXTRA_ALLOW_POST };
+
+/* The demo page, embedded at build time when edge/demo.html exists. */
+extern const unsigned char hb_demo_html[] __attribute__((weak));
+extern const size_t hb_demo_html_len __attribute__((weak));
+
+/* ---- plain responses ---- */
+
+int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
+                    size_t len, int close_after)
+{
+    c->kind = K_SIMPLE;
+    c->status = (uint16_t)status;
+    c->ctype = ctype;
+    c->close_after_flush = (uint8_t)(close_after || c->close_after_flush);
+    if (status >= 400 && status != 503)
+        atomic_fetch_add_explicit(&c->svc->edge->stats.bad_requests, 1, memory_order_relaxed);
+    if (len) {
+        hb_buf_t *b = hb_buf_from(body, len);
+        if (!b)
+            return -1;
+        hb_client_push(c, b, NULL, 0, 1);
+        hb_buf_unref(b);
+    }
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static int respond_text(hb_client_t *c, unsigned status, const char *text, int close_after)
+{
+    return hb_http_respond(c, status, "text/plain; charset=utf-8", text, strlen(text),
+                           close_after);
+}
+
+static int bad_request(hb_client_t *c, const char *reason, int close_after)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%s\n", reason);
+    hb_log_ratelimited("bad-request", 1000, HB_LOG_INFO, MOD, "bad request", "{s:s}", "err",
+                       reason);
+    return hb_http_respond(c, 400, "text/plain; charset=utf-8", body, (size_t)n, close_after);
+}
+
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
+                         const char *ctype, lws_filepos_t len, int sse)
+{
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
+    if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
+        add_header(wsi, "x-herald-node:", s->edge->cfg.node_id, &p, end) ||
+        add_header(wsi, "cache-control:", sse ? "no-cache" : "no-store", &p, end))
+        return -1;
+    if (sse && add_header(wsi, "x-accel-buffering:", "no", &p, end))
+        return -1;
+    if (c->auth_challenge == EXTRA_AUTH && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
+        return -1;
+    if (c->auth_challenge == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
+        return -1;
+    if (c->auth_challenge == EXTRA_ALLOW_POST && add_header(wsi, "allow:", "POST", &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    c->headers_sent = 1;
+    return 0;
+}
+
+/* Copies up to HB_SVC_WBUF queued bytes into the thread's write buffer; returns the count. */
+static size_t coalesce(hb_svc_t *s, hb_client_t *c)
+{
+    unsigned char *start = s->wbuf + LWS_PRE;
+    size_t n = 0;
+    while (c->qlen && n < HB_SVC_WBUF) {
+        qent_t *e = &c->q[c->qhead];
+        size_t blen = hb_buf_len(e->b), avail = blen - c->off;
+        size_t take = avail < HB_SVC_WBUF - n ? avail : HB_SVC_WBUF - n;
+        /* multi-topic SSE: each event ends with the client's own composite id line */
+        size_t idlen = 0;
+        if (c->kind == K_MSSE && !e->ctl) {
+            idlen = 6;
+            for (uint16_t i = 0; i < c->nsubs; i++) {
+                hb_sub_t *u = c->subs[i];
+                hb_buf_t *cur = i == e->idx ? e->cur : u ? u->wcur : NULL;
+                idlen += (cur ? hb_buf_len(cur) : 0) + 1;
+            }
+            if (c->off == 0 && n + blen + idlen > HB_SVC_WBUF) {
+                if (n)
+                    break; /* next write */
+                take = 0;  /* cannot happen with the limits in force; drop the id line */
+            }
+        }
+        memcpy(start + n, hb_buf_data(e->b) + c->off, take);
+        n += take;
+        c->off += take;
+        if (c->off < blen)
+            break;
+        if (idlen && take) {
+            hb_sub_t *u = e->idx < c->nsubs ? c->subs[e->idx] : NULL;
+            if (u) {
+                hb_buf_unref(u->wcur);
+                u->wcur = hb_buf_ref(e->cur);
+            }
+            memcpy(start + n, "id: ", 4);
+            n += 4;
+            for (uint16_t i = 0; i < c->nsubs; i++) {
+                hb_buf_t *cur = c->subs[i] ? c->subs[i]->wcur : NULL;
+                if (i)
+                    start[n++] = ',';
+                if (cur) {
+                    memcpy(start + n, hb_buf_data(cur), hb_buf_len(cur));
+                    n += hb_buf_len(cur);
+                }
+            }
+            start[n++] = '\n';
+            start[n++] = '\n';
+        }
+        c->qbytes -= blen;
+        hb_buf_unref(e->b);
+        hb_buf_unref(e->cur);
+        c->off = 0;
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+    }
+    return n;
+}
+
+int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    size_t n;
+    if (c->kind == K_SIMPLE) {
+        if (!c->headers_sent &&
+            write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
+            return -1;
+        n = coalesce(s, c);
+        if (n && lws_write(wsi, s->wbuf + LWS_PRE, n,
+                           c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
+            return -1;
+        if (c->qlen) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        if (c->close_after_flush)
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    if (c->kind != K_SSE && c->kind != K_MSSE)
+        return 0;
+    if (c->closing)
+        return -1;
+    n = coalesce(s, c);
+    if (n) {
+        if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
+            return -1;
+        c->last_write = lws_now_usecs();
+        atomic_fetch_add_explicit(&s->edge->stats.bytes_out, n, memory_order_relaxed);
+    }
+    if (c->qlen) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (c->close_after_flush)
+        return -1;
+    if (c->qcap > 64) { /* give back a queue that grew during a burst */
+        free(c->q);
+        c->q = NULL;
+        c->qcap = c->qhead = 0;
+    }
+    hb_client_drained(c);
+    return 0;
+}
+
+/* ---- request parsing helpers ---- */
+
+/* Finds query argument `name` (lws has already decoded it); 1 found, 0 absent, -1 too long. */
+static int query_arg(struct lws *wsi, const char *name, int *frag, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (int i = frag ? *frag : 0;; i++) {
+        char arg[HB_TOPIC_MAX + HB_CURSOR_MAX * 64 + 64];
+        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (len <= 0)
+            return 0;
+        if ((size_t)len >= sizeof(arg))
+            return -1;
+        if (lws_hdr_copy_fragment(wsi, arg, sizeof(arg), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
+            continue;
+        if (strncmp(arg, name, nl) != 0 || arg[nl] != '=')
+            continue;
+        if (strlen(arg + nl + 1) >= cap)
+            return -1;
+        strcpy(out, arg + nl + 1);
+        if (frag)
+            *frag = i + 1;
+        return 1;
+    }
+}
+
+/* Reads the resume cursor text from Last-Event-ID or ?lastEventId=. 1, 0 none, -1 too long. */
+static int read_last_event_id(struct lws *wsi, char *out, size_t cap)
+{
+    int n = lws_hdr_custom_length(wsi, "last-event-id:", 14);
+    if (n > 0) {
+        if ((size_t)n >= cap)
+            return -1;
+        if (lws_hdr_custom_copy(wsi, out, (int)cap, "last-event-id:", 14) < 0)
+            return -1;
+        return out[0] != '\0';
+    }
+    n = query_arg(wsi, "lastEventId", NULL, out, cap);
+    return n > 0 ? out[0] != '\0' : n;
+}
+
+static int sse_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, kind_t kind)
+{
+    if (write_headers(s, c, wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, 1))
+        return -1;
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    c->kind = kind;
+    c->last_write = lws_now_usecs();
+    hb_client_count(c, kind);
+    return 0;
+}
+
+/* Overload and drain are 200 + retry + close: EventSource keeps retrying. */
+static int sse_turn_away(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    if (sse_headers(s, c, wsi, K_SSE))
+        return -1;
+    atomic_fetch_add_explicit(&s->edge->stats.rejected_max_conn, 1, memory_order_relaxed);
+    hb_client_push(c, s->drain_frames[c->id % HB_DRAIN_VARIANTS], NULL, 0, 1);
+    c->close_after_flush = 1;
+    lws_http_headers_detach(wsi);
+    return 0;
+}
+
+static int over_capacity(hb_svc_t *s)
+{
+    return s->draining ||
+           hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections;
+}
+
+static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                      size_t tlen)
+{
+    char text[HB_CURSOR_MAX + 8];
+    const char *reason = NULL;
+    hb_cursor_t cur;
+    int has;
+
+    if (hb_topic_validate(topic, tlen, &reason))
+        return bad_request(c, reason, 0);
+    has = read_last_event_id(wsi, text, sizeof(text));
+    if (has < 0)
+        return bad_request(c, "Last-Event-ID is too long", 0);
+    if (has > 0 && hb_cursor_parse(text, strlen(text), &cur, &reason))
+        return bad_request(c, reason, 0);
+    if (over_capacity(s))
+        return sse_turn_away(s, c, wsi);
+    if (sse_headers(s, c, wsi, K_SSE))
+        return -1;
+    hb_client_push(c, s->retry_frame, NULL, 0, 1);
+    hb_sub_add(c, topic, tlen, has > 0 ? &cur : NULL, 0);
+    lws_http_headers_detach(wsi); /* `topic` pointed into it: only now */
+    return 0;
+}
+
+/* GET /events?topic=a&topic=b: one stream, a composite cursor in URL order. */
+static int sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    int max = s->edge->cfg.max_topics, n = 0, frag = 0, rc, has;
+    char(*names)[HB_TOPIC_MAX + 1] = NULL;
+    char *text = NULL;
+    hb_cursor_t *curs = NULL;
+    int *hascur = NULL;
+    const char *reason = NULL;
+    size_t tcap = (size_t)max * (HB_CURSOR_MAX + 1) + 8;
+    int ret;
+
+    names = hb_xcalloc((size_t)max + 1, sizeof(*names));
+    for (;;) {
+        char t[HB_TOPIC_MAX + 2];
+        rc = query_arg(wsi, "topic", &frag, t, sizeof(t));
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            ret = bad_request(c, "topic longer than 128 bytes", 0);
+            goto out;
+        }
+        if (n == max) {
+            ret = bad_request(c, "too many topics for one connection", 0);
+            goto out;
+        }
+        if (hb_topic_validate(t, strlen(t), &reason)) {
+            ret = bad_request(c, reason, 0);
+            goto out;
+        }
+        for (int i = 0; i < n; i++)
+            if (!strcmp(names[i], t)) {
+                ret = bad_request(c, "topic listed twice", 0);
+                goto out;
+            }
+        strcpy(names[n++], t);
+    }
+    if (n == 0) {
+        ret = bad_request(c, "topic is empty", 0);
+        goto out;
+    }
+    text = hb_xmalloc(tcap);
+    curs = hb_xcalloc((size_t)n, sizeof(*curs));
+    hascur = hb_xcalloc((size_t)n, sizeof(*hascur));
+    has = read_last_event_id(wsi, text, tcap);
+    if (has < 0) {
+        ret = bad_request(c, "Last-Event-ID is too long", 0);
+        goto out;
+    }
+    if (has > 0) {
+        char *p = text;
+        for (int i = 0; i < n; i++) {
+            char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if ((i < n - 1 && !comma) || (i == n - 1 && comma)) {
+                ret = bad_request(c, "Last-Event-ID does not have one cursor per topic", 0);
+                goto out;
+            }
+            if (len && hb_cursor_parse(p, len, &curs[i], &reason)) {
+                ret = bad_request(c, reason, 0);
+                goto out;
+            }
+            hascur[i] = len > 0;
+            p = comma ? comma + 1 : p + len;
+        }
+    }
+    if (over_capacity(s)) {
+        ret = sse_turn_away(s, c, wsi);
+        goto out;
+    }
+    if (sse_headers(s, c, wsi, K_MSSE)) {
+        ret = -1;
+        goto out;
+    }
+    hb_client_push(c, s->retry_frame, NULL, 0, 1);
+    for (int i = 0; i < n; i++) {
+        hb_sub_t *u = hb_sub_add(c, names[i], strlen(names[i]), hascur[i] ? &curs[i] : NULL, 0);
+        if (hascur[i]) {
+            char cb[HB_CURSOR_MAX];
+            size_t cl = hb_cursor_format(&curs[i].id, curs[i].epoch, cb);
+            u->wcur = hb_buf_from(cb, cl);
+        }
+    }
+    lws_http_headers_detach(wsi);
+    ret = 0;
+out:
+    free(names);
+    free(text);
+    free(curs);
+    free(hascur);
+    return ret;
+}
+
+/* ---- long-poll ---- */
+
+void hb_poll_maybe_answer(hb_client_t *c)
+{
+    int timeout0 = c->poll_ready == 2;
+    if (c->kind != K_POLL || c->closing)
+        return;
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i] && c->subs[i]->resuming)
+            return; /* history first */
+    if (c->qlen || c->poll_gap || timeout0)
+        hb_poll_on_timer(c);
+}
+
+void hb_poll_on_timer(hb_client_t *c)
+{
+    char *body;
+    size_t cap = c->qbytes + HB_CURSOR_MAX + 64, n;
+    const char *next = c->poll_next;
+    if (c->kind != K_POLL || c->closing)
+        return;
+    lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
+    body = malloc(cap + c->qlen);
+    if (!body) {
+        hb_client_close(c, "out of memory", 0);
+        return;
+    }
+    n = (size_t)sprintf(body, "{\"events\":[");
+    for (uint32_t i = 0; i < c->qlen; i++) {
+        qent_t *e = &c->q[(c->qhead + i) % c->qcap];
+        if (i)
+            body[n++] = ',';
+        memcpy(body + n, hb_buf_data(e->b), hb_buf_len(e->b));
+        n += hb_buf_len(e->b);
+        if (e->cur && hb_buf_len(e->cur) < HB_CURSOR_MAX) {
+            memcpy(c->poll_next, hb_buf_data(e->cur), hb_buf_len(e->cur));
+            c->poll_next[hb_buf_len(e->cur)] = '\0';
+        }
+    }
+    n += (size_t)sprintf(body + n, "],\"next\":\"%s\"", next);
+    if (c->poll_gap)
+        n += (size_t)sprintf(body + n, ",\"gap\":\"%s\"", c->poll_gap);
+    body[n++] = '}';
+    /* stop receiving: drop the subscription, then answer */
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i])
+            hb_sub_remove(c, c->subs[i]);
+    while (c->qlen) {
+        hb_buf_unref(c->q[c->qhead].b);
+        hb_buf_unref(c->q[c->qhead].cur);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+    }
+    c->qbytes = 0;
+    hb_http_respond(c, 200, "application/json", body, n, 0);
+    free(body);
+}
+
+static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                      size_t tlen)
+{
+    char arg[HB_CURSOR_MAX + 8], tbuf[16];
+    const char *reason = NULL;
+    hb_cursor_t cur;
+    long timeout = 25;
+    int has;
+    if (hb_topic_validate(topic, tlen, &reason))
+        return bad_request(c, reason, 0);
+    has = query_arg(wsi, "since", NULL, arg, sizeof(arg));
+    if (has < 0)
+        return bad_request(c, "since is too long", 0);
+    if (has > 0 && arg[0] && hb_cursor_parse(arg, strlen(arg), &cur, &reason))
+        return bad_request(c, reason, 0);
+    has = has > 0 && arg[0];
+    if (query_arg(wsi, "timeout", NULL, tbuf, sizeof(tbuf)) != 0) {
+        char *end;
+        timeout = strtol(tbuf, &end, 10);
+        if (!tbuf[0] || *end || timeout < 0 || timeout > s->edge->cfg.poll_timeout_max)
+            return bad_request(c, "timeout must be a number of seconds within the limit", 0);
+    }
+    if (s->draining)
+        return respond_text(c, 503, "draining\n", 0);
+    c->kind = K_POLL;
+    hb_client_count(c, K_POLL);
+    if (has) {
+        size_t l = hb_cursor_format(&cur.id, cur.epoch, c->poll_next);
+        c->poll_next[l] = '\0';
+    }
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    if (timeout == 0)
+        c->poll_ready = 2;
+    else
+        lws_set_timer_usecs(wsi, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
+    hb_sub_add(c, topic, tlen, has ? &cur : NULL, !has);
+    lws_http_headers_detach(wsi);
+    return 0;
+}
+
+/* ---- publish ---- */
+
+static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                         size_t tlen)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    char auth[HB_CFG_STR_MAX + 16], cl[32];
+    const char *reason = NULL;
+    int n;
+    long long length = -1;
+
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0) {
+        c->auth_challenge = EXTRA_ALLOW_POST;
+        return respond_text(c, 405, "method not allowed: use POST\n", 1);
+    }
+    if (!cfg->publish_key[0])
+        return respond_text(c, 403, "publish endpoint disabled: no --publish-key configured\n",
+                            1);
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 7 || n >= (int)sizeof(auth) ||
+        lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
+        strncmp(auth, "Bearer ", 7) != 0 ||
+        !hb_const_eq(auth + 7, strlen(auth + 7), cfg->publish_key, strlen(cfg->publish_key))) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        c->auth_challenge = EXTRA_AUTH;
+        return respond_text(c, 401, "unauthorized: Authorization: Bearer <publish key>\n", 1);
+    }
+    if (hb_topic_validate(topic, tlen, &reason))
+        return bad_request(c, reason, 1);
+    n = query_arg(wsi, "event", NULL, c->event, sizeof(c->event));
+    if (n < 0 || (n > 0 && c->event[0] &&
+                  hb_event_name_validate(c->event, strlen(c->event), &reason)))
+        return bad_request(c, reason ? reason : "event name longer than 64 bytes", 1);
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+        char *end;
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) >= (int)sizeof(cl) ||
+            lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0)
+            return bad_request(c, "bad Content-Length", 1);
+        length = strtoll(cl, &end, 10);
+        if (*end || length < 0)
+            return bad_request(c, "bad Content-Length", 1);
+    }
+    if (length > cfg->max_message_bytes) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
+        return respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
+    }
+    memcpy(c->topic, topic, tlen);
+    c->topic[tlen] = '\0';
+    c->topic_len = tlen;
+    c->kind = K_PUBLISH;
+    c->rxmax = (size_t)cfg->max_message_bytes;
+    if (length == 0 || (length < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0))
+        return hb_http_on_body_done(s, c);
+    return 0;
+}
+
+int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len)
+{
+    if (c->kind != K_PUBLISH)
+        return 0; /* a body we answered early; ignore it */
+    if (c->rxlen + len > c->rxmax) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
+        free(c->rx);
+        c->rx = NULL;
+        return respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
+    }
+    if (c->rxlen + len > c->rxcap) {
+        size_t ncap = c->rxcap ? c->rxcap * 2 : 4096;
+        char *nrx;
+        while (ncap < c->rxlen + len)
+            ncap *= 2;
+        if (ncap > c->rxmax)
+            ncap = c->rxmax;
+        nrx = realloc(c->rx, ncap ? ncap : 1);
+        if (!nrx)
+            return respond_text(c, 503, "out of memory\n", 1);
+        c->rx = nrx;
+        c->rxcap = ncap;
+    }
+    memcpy(c->rx + c->rxlen, in, len);
+    c->rxlen += len;
+    return 0;
+}
+
+int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c)
+{
+    hb_req_t *q;
+    hb_pending_t *p;
+    if (c->kind != K_PUBLISH)
+        return 0;
+    q = hb_xcalloc(1, sizeof(*q));
+    q->type = HB_REQ_PUBLISH;
+    memcpy(q->topic, c->topic, c->topic_len);
+    q->topic_len = c->topic_len;
+    memcpy(q->event, c->event, sizeof(q->event));
+    q->payload = c->rx;
+    q->payload_len = c->rxlen;
+    c->rx = NULL;
+    c->rxlen = c->rxcap = 0;
+    p = hb_pending_add(s, c, NULL);
+    q->client_id = p->token;
+    if (hb_svc_request(s, q) != 0) {
+        hb_pending_del(s, p);
+        return respond_text(c, 503, "busy: try again\n", 1);
+    }
+    return 0;
+}
+
+void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
+{
+    hb_client_t *c = p->c;
+    char body[320];
+    int n;
+    hb_pending_del(s, p);
+    if (m->error) {
+        int client_err = !strncmp(m->result, "ERR herald:", 11);
+        n = snprintf(body, sizeof(body), "%s\n", m->result);
+        hb_http_respond(c, client_err ? 400 : 503, "text/plain; charset=utf-8", body, (size_t)n,
+                        0);
+        return;
+    }
+    n = snprintf(body, sizeof(body), "{\"id\":\"%s\"}", m->result);
+    hb_http_respond(c, 200, "application/json", body, (size_t)n, 0);
+}
+
+/* ---- metrics ---- */
+
+static int metrics(hb_svc_t *s, hb_client_t *c)
+{
+    hb_stats_t *st = &s->edge->stats;
+    char *buf = NULL;
+    size_t len = 0;
+    long rss_pages = 0;
+    FILE *f = open_memstream(&buf, &len);
+    FILE *statm = fopen("/proc/self/statm", "r");
+    size_t topics = 0;
+    int rc;
+    if (statm) {
+        long size_pages;
+        if (fscanf(statm, "%ld %ld", &size_pages, &rss_pages) != 2)
+            rss_pages = 0;
+        fclose(statm);
+    }
+    for (int i = 0; i < s->edge->nthreads; i++)
+        topics += i == s->idx ? hb_dict_size(s->topics) : 0;
+    if (!f)
+        return respond_text(c, 503, "out of memory\n", 0);
+#define G(name, help, v)                                                                          \
+    fprintf(f, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",                \
+            (unsigned long long)(v))
+#define C(name, help, v)                                                                          \
+    fprintf(f, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",              \
+            (unsigned long long)(v))
+    fprintf(f, "# HELP herald_connections Open client connections by transport.\n"
+               "# TYPE herald_connections gauge\n");
+    fprintf(f, "herald_connections{transport=\"sse\"} %llu\n",
+            (unsigned long long)atomic_load(&st->conn_sse));
+    fprintf(f, "herald_connections{transport=\"ws\"} %llu\n",
+            (unsigned long long)atomic_load(&st->conn_ws));
+    fprintf(f, "herald_connections{transport=\"poll\"} %llu\n",
+            (unsigned long long)atomic_load(&st->conn_poll));
+    C("herald_events_in_total", "Events received from Redis.", atomic_load(&st->events_in));
+    C("herald_deliveries_total", "Events queued to clients.", atomic_load(&st->deliveries));
+    C("herald_bytes_out_total", "Bytes written to SSE clients.", atomic_load(&st->bytes_out));
+    C("herald_slow_disconnects_total", "Clients cut off for exceeding their queue bound.",
+      atomic_load(&st->slow_disconnects));
+    C("herald_queue_drops_total", "Broker hand-offs dropped because a queue was full.",
+      atomic_load(&st->queue_drops) + atomic_load(&st->req_drops));
+    fprintf(f, "# HELP herald_rejected_total Requests refused, by reason.\n"
+               "# TYPE herald_rejected_total counter\n");
+    fprintf(f, "herald_rejected_total{reason=\"bad_request\"} %llu\n",
+            (unsigned long long)atomic_load(&st->bad_requests));
+    fprintf(f, "herald_rejected_total{reason=\"max_connections\"} %llu\n",
+            (unsigned long long)atomic_load(&st->rejected_max_conn));
+    fprintf(f, "herald_rejected_total{reason=\"per_ip\"} %llu\n",
+            (unsigned long long)atomic_load(&st->rejected_per_ip));
+    fprintf(f, "herald_rejected_total{reason=\"too_large\"} %llu\n",
+            (unsigned long long)atomic_load(&st->rejected_too_large));
+    fprintf(f, "herald_rejected_total{reason=\"unauthorized\"} %llu\n",
+            (unsigned long long)atomic_load(&st->rejected_auth));
+    C("herald_redis_reconnects_total", "Redis connections lost.",
+      atomic_load(&st->redis_reconnects));
+    G("herald_ready", "1 when Redis is reachable and subscriptions are in place.",
+      atomic_load(&st->ready));
+    G("herald_draining", "1 after SIGTERM.", atomic_load(&st->draining));
+    G("herald_ingest_leader", "1 while this edge holds the raw-ingest lease.",
+      atomic_load(&st->leader));
+    C("herald_ingested_total", "Raw PUBLISHes stored by this edge.", atomic_load(&st->ingested));
+    C("herald_ingest_rejected_total", "Raw PUBLISHes refused (bad topic, too large).",
+      atomic_load(&st->ingest_rejected));
+    C("herald_ingest_standby_overflow_total", "Raw messages a standby had to forget.",
+      atomic_load(&st->ingest_standby_overflow));
+    C("herald_published_total", "HTTP and WebSocket publishes stored.",
+      atomic_load(&st->published));
+    G("herald_broker_queue_depth", "Requests waiting for the broker thread.",
+      hb_queue_len(s->edge->to_broker));
+    G("process_resident_memory_bytes", "Resident memory.", (unsigned long long)rss_pages * 4096);
+#undef G
+#undef C
+    (void)topics;
+    fclose(f);
+    rc = hb_http_respond(c, 200, "text/plain; version=0.0.4", buf, len, 0);
+    free(buf);
+    return rc;
+}
+
+/* ---- routing ---- */
+
+int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
+{
+    size_t plen = strlen(path);
+    int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+
+    if (plen > PATH_MAX_BYTES)
+        return bad_request(c, "path is too long", 1);
+    if (!strncmp(path, "/publish/", 9))
+        return publish_start(s, c, wsi, path + 9, plen - 9);
+    if (!is_get) {
+        c->auth_challenge = EXTRA_ALLOW_GET;
+        return respond_text(c, 405, "method not allowed: use GET\n", 1);
+    }
+    if (!strcmp(path, "/healthz"))
+        return respond_text(c, 200, "ok\n", 0);
+    if (!strcmp(path, "/readyz")) {
+        if (atomic_load(&s->edge->stats.draining))
+            return respond_text(c, 503, "draining\n", 0);
+        return atomic_load(&s->edge->stats.ready) ? respond_text(c, 200, "ready\n", 0)
+                                                  : respond_text(c, 503, "not ready\n", 0);
+    }
+    if (!strcmp(path, "/metrics"))
+        return metrics(s, c);
+    if (!strncmp(path, "/events/", 8))
+        return sse_single(s, c, wsi, path + 8, plen - 8);
+    if (!strcmp(path, "/events"))
+        return sse_multi(s, c, wsi);
+    if (!strncmp(path, "/poll/", 6))
+        return poll_start(s, c, wsi, path + 6, plen - 6);
+    if (!strcmp(path, "/ws"))
+        return respond_text(c, 426, "WebSocket upgrade required (subprotocol herald.v1)\n", 0);
+    if ((!strcmp(path, "/") || !strcmp(path, "/index.html")) && hb_demo_html)
+        return hb_http_respond(c, 200, "text/html; charset=utf-8", (const char *)hb_demo_html,
+                               hb_demo_html_len, 0);
+    return respond_text(c, 404, "not found\n", 0);
+}

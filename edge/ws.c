@@ -1,0 +1,341 @@
+/*
+ * WebSocket transport, subprotocol herald.v1: one JSON object per text frame (see PROTOCOL.md).
+ * Service thread only.
+ */
+#include "service.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_err.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+
+#define MOD "ws"
+
+/* ---- replies ---- */
+
+static void reply(hb_client_t *c, json_t *o, json_t *echo)
+{
+    char *s;
+    hb_buf_t *b;
+    if (!o)
+        return;
+    if (echo)
+        json_object_set(o, "id", echo);
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        return;
+    b = hb_buf_from(s, strlen(s));
+    free(s);
+    if (b) {
+        hb_client_push(c, b, NULL, 0, 1);
+        hb_buf_unref(b);
+    }
+}
+
+static void reply_error(hb_client_t *c, const char *code, const char *message, json_t *echo)
+{
+    reply(c, json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "message", message), echo);
+}
+
+/* ---- connection ---- */
+
+int hb_ws_filter(hb_svc_t *s, struct lws *wsi)
+{
+    char uri[16];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
+    if (n <= 0 || n >= (int)sizeof(uri) || lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 ||
+        strcmp(uri, "/ws") != 0)
+        return 1; /* WebSocket only on /ws */
+    if (s->draining || hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_max_conn, 1, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
+void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    char auth[HB_CFG_STR_MAX + 16];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    c->kind = K_WS;
+    hb_client_count(c, K_WS);
+    c->rxmax = (size_t)cfg->max_message_bytes + 4096;
+    if (cfg->publish_key[0] && n > 7 && n < (int)sizeof(auth) &&
+        lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) >= 0 &&
+        !strncmp(auth, "Bearer ", 7) &&
+        hb_const_eq(auth + 7, strlen(auth + 7), cfg->publish_key, strlen(cfg->publish_key)))
+        c->may_publish = 1;
+}
+
+static hb_sub_t *find_sub(hb_client_t *c, const char *topic, size_t len)
+{
+    for (uint16_t i = 0; i < c->nsubs; i++) {
+        hb_sub_t *u = c->subs[i];
+        if (u && u->t->len == len && !memcmp(u->t->name, topic, len))
+            return u;
+    }
+    return NULL;
+}
+
+static size_t active_subs(hb_client_t *c)
+{
+    size_t n = 0;
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        n += c->subs[i] != NULL;
+    return n;
+}
+
+/* Reads the "topic" field; 0, or an error reply was sent. */
+static int get_topic(hb_client_t *c, json_t *o, json_t *echo, const char **t, size_t *len)
+{
+    json_t *v = json_object_get(o, "topic");
+    const char *reason = NULL;
+    if (!json_is_string(v)) {
+        reply_error(c, "bad_request", "topic must be a string", echo);
+        return -1;
+    }
+    *t = json_string_value(v);
+    *len = json_string_length(v);
+    if (hb_topic_validate(*t, *len, &reason)) {
+        reply_error(c, "bad_topic", reason, echo);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_subscribe(hb_svc_t *s, hb_client_t *c, json_t *o, json_t *echo)
+{
+    const char *topic, *reason = NULL;
+    size_t tlen;
+    json_t *since = json_object_get(o, "since");
+    hb_cursor_t cur;
+    if (get_topic(c, o, echo, &topic, &tlen))
+        return;
+    if (since && !json_is_null(since)) {
+        if (!json_is_string(since) ||
+            hb_cursor_parse(json_string_value(since), json_string_length(since), &cur, &reason)) {
+            reply_error(c, "bad_cursor", reason ? reason : "since must be a string", echo);
+            return;
+        }
+    } else {
+        since = NULL;
+    }
+    if (find_sub(c, topic, tlen)) {
+        reply_error(c, "already_subscribed", "already subscribed to this topic", echo);
+        return;
+    }
+    if (active_subs(c) >= (size_t)s->edge->cfg.max_topics) {
+        reply_error(c, "too_many_topics", "topic limit of this connection reached", echo);
+        return;
+    }
+    /* the reply goes first: history and live events follow it */
+    reply(c, json_pack("{s:s,s:s%}", "type", "subscribed", "topic", topic, tlen), echo);
+    hb_sub_add(c, topic, tlen, since ? &cur : NULL, 0);
+}
+
+static void on_unsubscribe(hb_client_t *c, json_t *o, json_t *echo)
+{
+    const char *topic;
+    size_t tlen;
+    hb_sub_t *u;
+    if (get_topic(c, o, echo, &topic, &tlen))
+        return;
+    u = find_sub(c, topic, tlen);
+    if (!u) {
+        reply_error(c, "not_subscribed", "not subscribed to this topic", echo);
+        return;
+    }
+    hb_sub_remove(c, u);
+    reply(c, json_pack("{s:s,s:s%}", "type", "unsubscribed", "topic", topic, tlen), echo);
+}
+
+static void on_publish(hb_svc_t *s, hb_client_t *c, json_t *o, json_t *echo)
+{
+    const char *topic, *reason = NULL;
+    size_t tlen;
+    json_t *data = json_object_get(o, "data"), *ev = json_object_get(o, "event");
+    hb_req_t *q;
+    hb_pending_t *p;
+    if (!c->may_publish) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        reply_error(c, "forbidden", "this connection may not publish", echo);
+        return;
+    }
+    if (get_topic(c, o, echo, &topic, &tlen))
+        return;
+    if (!json_is_string(data)) {
+        reply_error(c, "bad_request", "data must be a string", echo);
+        return;
+    }
+    if (ev && !json_is_null(ev) &&
+        (!json_is_string(ev) ||
+         hb_event_name_validate(json_string_value(ev), json_string_length(ev), &reason))) {
+        reply_error(c, "bad_request", reason ? reason : "event must be a string", echo);
+        return;
+    }
+    if (json_string_length(data) > (size_t)s->edge->cfg.max_message_bytes) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
+        reply_error(c, "too_large", "data larger than --max-message-bytes", echo);
+        return;
+    }
+    q = hb_xcalloc(1, sizeof(*q));
+    q->type = HB_REQ_PUBLISH;
+    memcpy(q->topic, topic, tlen);
+    q->topic_len = tlen;
+    if (json_is_string(ev))
+        memcpy(q->event, json_string_value(ev), json_string_length(ev));
+    q->payload_len = json_string_length(data);
+    q->payload = hb_xmemdup(json_string_value(data), q->payload_len);
+    p = hb_pending_add(s, c, NULL);
+    p->echo = echo ? json_incref(echo) : NULL;
+    q->client_id = p->token;
+    if (hb_svc_request(s, q) != 0) {
+        hb_pending_del(s, p);
+        reply_error(c, "unavailable", "server busy, try again", echo);
+    }
+}
+
+void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
+{
+    hb_client_t *c = p->c;
+    json_t *echo = p->echo ? json_incref(p->echo) : NULL;
+    hb_pending_del(s, p);
+    if (m->error)
+        reply_error(c, strncmp(m->result, "ERR herald:", 11) ? "unavailable" : "bad_request",
+                    m->result, echo);
+    else
+        reply(c, json_pack("{s:s,s:s%,s:s}", "type", "published", "topic", m->topic,
+                           m->topic_len, "event_id", m->result),
+              echo);
+    json_decref(echo);
+}
+
+static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
+{
+    json_error_t err;
+    json_t *o = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &err), *echo, *type;
+    const char *t;
+    if (!json_is_object(o)) {
+        reply_error(c, "bad_json", o ? "message must be a JSON object" : err.text, NULL);
+        json_decref(o);
+        return;
+    }
+    echo = json_object_get(o, "id");
+    type = json_object_get(o, "type");
+    if (!json_is_string(type)) {
+        reply_error(c, "bad_request", "type must be a string", echo);
+        json_decref(o);
+        return;
+    }
+    t = json_string_value(type);
+    if (!strcmp(t, "subscribe"))
+        on_subscribe(s, c, o, echo);
+    else if (!strcmp(t, "unsubscribe"))
+        on_unsubscribe(c, o, echo);
+    else if (!strcmp(t, "publish"))
+        on_publish(s, c, o, echo);
+    else if (!strcmp(t, "ping"))
+        reply(c, json_pack("{s:s}", "type", "pong"), echo);
+    else if (!strcmp(t, "auth")) {
+        json_t *tok = json_object_get(o, "token");
+        const char *key = s->edge->cfg.publish_key;
+        if (key[0] && json_is_string(tok) &&
+            hb_const_eq(json_string_value(tok), json_string_length(tok), key, strlen(key))) {
+            c->may_publish = 1;
+            reply(c, json_pack("{s:s}", "type", "authed"), echo);
+        } else {
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+            reply_error(c, "forbidden", "invalid token", echo);
+        }
+    } else
+        reply_error(c, "unknown_type", "unknown message type", echo);
+    json_decref(o);
+}
+
+int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len)
+{
+    if (c->closing)
+        return 0;
+    if (lws_frame_is_binary(wsi)) {
+        static const char why[] = "binary frames are not supported";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
+                         sizeof(why) - 1);
+        return -1;
+    }
+    if (lws_is_first_fragment(wsi))
+        c->rxlen = 0;
+    if (c->rxlen + len > c->rxmax) {
+        static const char why[] = "message too big";
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+                         sizeof(why) - 1);
+        return -1;
+    }
+    if (c->rxlen + len > c->rxcap) {
+        size_t ncap = c->rxcap ? c->rxcap : 1024;
+        char *nrx;
+        while (ncap < c->rxlen + len)
+            ncap *= 2;
+        nrx = realloc(c->rx, ncap);
+        if (!nrx)
+            return -1;
+        c->rx = nrx;
+        c->rxcap = ncap;
+    }
+    memcpy(c->rx + c->rxlen, in, len);
+    c->rxlen += len;
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        on_message(s, c, c->rx, c->rxlen);
+        c->rxlen = 0;
+        if (c->rxcap > 65536) { /* do not keep a large buffer for an idle connection */
+            free(c->rx);
+            c->rx = NULL;
+            c->rxcap = 0;
+        }
+    }
+    return 0;
+}
+
+int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    if (c->close_code) {
+        static const char why[] = "closing";
+        lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
+                         sizeof(why) - 1);
+        return -1;
+    }
+    while (c->qlen) {
+        qent_t *e = &c->q[c->qhead];
+        size_t n = hb_buf_len(e->b);
+        unsigned char *p = s->wbuf, *heap = NULL;
+        if (n > HB_SVC_WBUF) {
+            heap = malloc(LWS_PRE + n);
+            if (!heap)
+                return -1;
+            p = heap;
+        }
+        memcpy(p + LWS_PRE, hb_buf_data(e->b), n);
+        if (lws_write(wsi, p + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n) {
+            free(heap);
+            return -1;
+        }
+        free(heap);
+        atomic_fetch_add_explicit(&s->edge->stats.bytes_out, n, memory_order_relaxed);
+        c->qbytes -= n;
+        hb_buf_unref(e->b);
+        hb_buf_unref(e->cur);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+        if (lws_send_pipe_choked(wsi))
+            break;
+    }
+    if (c->qlen)
+        lws_callback_on_writable(wsi);
+    else
+        hb_client_drained(c);
+    return 0;
+}
