@@ -335,15 +335,17 @@ class WSClient:
             self._frag = bytearray()
 
     def _pump_once(self, end):
-        """Process buffered frames; read more if none. False on deadline."""
+        """Process buffered frames; only when there were none, read more. False on deadline."""
+        progressed = False
         while True:
             f = self._parse_frame()
             if f is None:
                 break
+            progressed = True
             self._on_frame(f)
             if self.closed:
                 return True
-        if self.closed:
+        if self.closed or progressed:
             return True
         chunk = self._recv_some(end)
         if chunk is None:
