@@ -148,7 +148,7 @@ class PublishHTTP(HeraldTestCase):
                            ("/publish/a:b", "colon in topic"),
                            ("/publish/ok?event=bad%20name", "space in event"),
                            ("/publish/ok?event=" + "e" * 65, "65-byte event"),
-                           ("/publish/ok?event=", "empty event")):
+                           ("/publish/ok?event=a%0Ab", "newline in event")):
             hdrs, body = self.assert_status(post(self.h.port, path, b"x"), 400, what)
             self.assertEqual(hdrs.get("content-type", "").split(";")[0].strip(), "text/plain",
                              what)
