@@ -165,6 +165,12 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             return -1;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
+    if (c->kind == K_POLL) {
+        /* answering removes the subscription: only ever done from here, never while a
+         * delivery to it is on the stack */
+        hb_poll_maybe_answer(c);
+        return 0;
+    }
     if (c->kind != K_SSE && c->kind != K_MSSE)
         return 0;
     if (c->closing)
@@ -528,7 +534,13 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
     c->topic_len = tlen;
     c->kind = K_PUBLISH;
     c->rxmax = (size_t)cfg->max_message_bytes;
-    if (length == 0 || (length < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0))
+    if (length < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
+        c->kind = K_NONE;
+        return respond_text(c, 411, "Content-Length required (chunked bodies are not "
+                                    "accepted)\n", 1);
+    }
+    if (length <= 0)
         return hb_http_on_body_done(s, c);
     return 0;
 }

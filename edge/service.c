@@ -263,7 +263,7 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
         (qent_t){hb_buf_ref(b), cur ? hb_buf_ref(cur) : NULL, idx, (uint16_t)ctl};
     c->qlen++;
     c->qbytes += hb_buf_len(b);
-    if (c->qlen == 1 && c->kind != K_POLL)
+    if (c->qlen == 1)
         lws_callback_on_writable(c->wsi);
     return 0;
 }
@@ -307,7 +307,7 @@ static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
         if (ctl) {
             c->poll_gap = strstr((const char *)hb_buf_data(ev->json), "\"reset\"") ? "reset"
                                                                                      : "trimmed";
-            hb_poll_maybe_answer(c);
+            lws_callback_on_writable(c->wsi); /* answered from the writable callback */
             return;
         }
         b = ev->json;
@@ -316,11 +316,8 @@ static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
         b = ev->json;
         break;
     }
-    if (hb_client_push(c, b, ctl ? NULL : ev->cur, u->idx, ctl) == 0) {
+    if (hb_client_push(c, b, ctl ? NULL : ev->cur, u->idx, ctl) == 0)
         atomic_fetch_add_explicit(&c->svc->edge->stats.deliveries, 1, memory_order_relaxed);
-        if (c->kind == K_POLL)
-            hb_poll_maybe_answer(c);
-    }
 }
 
 static void sub_pend(hb_sub_t *u, hb_msg_t *m)
@@ -374,7 +371,7 @@ static void sub_finish_resume(hb_sub_t *u)
         sub_deliver(u, &u->pend[i]->ev, u->pend[i]->control);
     sub_release_pend(u);
     if (u->c->kind == K_POLL)
-        hb_poll_maybe_answer(u->c);
+        lws_callback_on_writable(u->c->wsi); /* a long-poll may answer now */
 }
 
 static void on_history(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
@@ -467,7 +464,8 @@ static void svc_process_inbox(hb_svc_t *s)
                 if (c->kind == K_WS) {
                     hb_client_close(c, "draining", 1001);
                 } else if (c->kind == K_POLL) {
-                    hb_poll_on_timer(c);
+                    c->poll_ready = 2; /* answer with what it has, from its writable */
+                    lws_callback_on_writable(c->wsi);
                 } else {
                     /* a jittered retry so the clients do not all come back at once */
                     hb_client_push(c, s->drain_frames[i++ % HB_DRAIN_VARIANTS], NULL, 0, 1);
@@ -668,6 +666,19 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (c && s)
             client_cleanup(s, c);
         break;
+    case LWS_CALLBACK_ADD_HEADERS: {
+        /* the WebSocket upgrade (101) names the node too */
+        struct lws_process_html_args *args = in;
+        unsigned char *p = (unsigned char *)args->p;
+        if (s && !lws_add_http_header_by_name(
+                     wsi, (const unsigned char *)"x-herald-node:",
+                     (const unsigned char *)s->edge->cfg.node_id,
+                     (int)strlen(s->edge->cfg.node_id), &p, p + args->max_len)) {
+            args->max_len -= lws_ptr_diff(p, args->p);
+            args->p = (char *)p;
+        }
+        return 0;
+    }
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return s ? hb_ws_filter(s, wsi) : -1;
     case LWS_CALLBACK_ESTABLISHED:
