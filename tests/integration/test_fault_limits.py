@@ -237,7 +237,7 @@ class Limits(HeraldTestCase):
         closed_after = None
         s.settimeout(1.0)  # one byte per second, the attack's pace
         for i in range(len(header)):
-            if time.monotonic() - t0 > 2 + 5 * harness.SCALE:
+            if time.monotonic() - t0 > 15:  # long enough to see when it does close
                 break
             try:
                 s.sendall(header[i:i + 1])
@@ -251,7 +251,10 @@ class Limits(HeraldTestCase):
                 break
         self.assertIsNotNone(closed_after, "a slowloris client was still open after %.1fs "
                              "with --handshake-timeout 2" % (time.monotonic() - t0))
-        self.assertLess(closed_after, 2 + 3 * harness.SCALE)
+        # The edge's own timer: a loaded (sanitizer) build may add a little, not seconds.
+        self.assertLess(closed_after, 2 + 1.0 * harness.SCALE,
+                        "slowloris closed only after %.1fs with --handshake-timeout 2" %
+                        closed_after)
         self.assert_serving(h)
         harness.log("slowloris closed after %.1fs (--handshake-timeout 2)" % closed_after)
 
