@@ -14,7 +14,7 @@ import threading
 import time
 
 import harness
-from harness import HeraldTestCase, RedisClient, split_cursor, wait_live_subscribed, wait_until
+from harness import HeraldTestCase, RedisClient, split_cursor, wait_live_subscribed
 
 # 1000 is the goal; it stays well under 40 s in the ASan build (measured: about 8 s there,
 # 6 s in release, on 2 cores), so the full count is used.
