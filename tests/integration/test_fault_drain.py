@@ -135,6 +135,30 @@ class Drain(HeraldTestCase):
                         "exit took %.2fs with --drain-timeout %d" % (took, DRAIN_TIMEOUT))
         harness.log("drain with a stalled client: exit %d after %.2fs" % (code, took))
 
+    def test_sigterm_while_redis_hangs(self):
+        """Redis stops answering (SIGSTOP) while a client's history read is in flight; a
+        SIGTERM must still end in a clean exit 0 by --drain-timeout: the reply that never
+        came is dropped, not handed to a service thread that is already gone."""
+        h = self.start()
+        topic = "fault.drain.hang"
+        live = self.sse(h.port, "/events/" + topic)
+        wait_live_subscribed(self.r, topic)
+        sid = fcall_publish(self.r, topic, "x")
+        self.assertEqual(live.next_event().data, "x")
+        self.srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            resuming = self.sse(h.port, "/events/" + topic, {"Last-Event-ID": "0-1"})
+            self.assertEqual(resuming.status, 200)
+            t_sig = time.monotonic()
+            h.kill(signal.SIGTERM)
+            code, took = self.wait_exit(h, t_sig)
+        finally:
+            self.srv.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(code, 0, "exit status of a drain with a history read in flight:\n%s"
+                         % (h.sanitizer_report() or h.log()[-3000:]))
+        self.assertLess(took, DRAIN_TIMEOUT + 1.0 * harness.SCALE)
+        harness.log("drain with Redis hung: exit %d after %.2fs (event %s)" % (code, took, sid))
+
 
 if __name__ == "__main__":
     harness.main()
