@@ -199,6 +199,14 @@ static hb_gap_t gap_of(redisReply *g)
     return HB_GAP_NONE;
 }
 
+/* Entries per history read: never more than half a client queue, or a resume could only ever
+ * be cut off as a slow consumer before its first write. */
+static long history_batch(const hb_broker_t *b)
+{
+    long half = b->edge->cfg.client_queue_max / 2;
+    return b->edge->cfg.history_batch < half ? b->edge->cfg.history_batch : half > 0 ? half : 1;
+}
+
 static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
@@ -217,7 +225,7 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
         const char *epoch = r->element[0]->str;
         hb_id_t tail;
         m->gap = gap_of(r->element[1]);
-        m->more = ents->elements >= (size_t)b->edge->cfg.history_batch;
+        m->more = ents->elements >= (size_t)history_batch(b);
         if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL))
             hb_cursor_format(&tail, epoch, m->tail);
         m->evs = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->evs));
@@ -249,7 +257,7 @@ static void history_send(hb_broker_t *b, hreq_t *q)
         strcpy(since, "$");
     else
         hb_id_format(&q->cursor.id, since);
-    snprintf(count, sizeof(count), "%ld", b->edge->cfg.history_batch);
+    snprintf(count, sizeof(count), "%ld", history_batch(b));
     if (redisAsyncCommand(b->cmd.ac, on_client_history, q, "FCALL herald_history 1 %b %s %s %s",
                           q->topic, q->topic_len, since, q->cursor.epoch, count) != REDIS_OK)
         on_client_history(b->cmd.ac, NULL, q);
@@ -283,7 +291,7 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
         if (!parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
             topic_deliver(b, t, &id, r->element[0]->str, r->element[0]->len, ev, evlen, d, dlen);
     }
-    if (ents->elements >= (size_t)b->edge->cfg.history_batch) {
+    if (ents->elements >= (size_t)history_batch(b)) {
         topic_kick(b, t); /* next page */
         return;
     }
@@ -310,7 +318,7 @@ static void topic_kick(hb_broker_t *b, btopic_t *t)
     if (t->need_backfill && !t->backfill_inflight) {
         char since[HB_ID_STR_MAX], count[24];
         hb_id_format(&t->last, since);
-        snprintf(count, sizeof(count), "%ld", b->edge->cfg.history_batch);
+        snprintf(count, sizeof(count), "%ld", history_batch(b));
         t->backfill_inflight = 1;
         if (redisAsyncCommand(b->cmd.ac, on_backfill, hb_xstrdup(t->name),
                               "FCALL herald_history 1 %b %s %s %s", t->name, t->len, since,

@@ -23,6 +23,7 @@ typedef enum {
     HB_MSG_PUBLISHED, /* the outcome of one HTTP/WS publish request */
 } hb_msg_type_t;
 
+
 typedef enum {
     HB_GAP_NONE = 0,
     HB_GAP_TRIMMED = 1, /* events after the cursor were trimmed or expired */
@@ -40,6 +41,7 @@ typedef enum {
  */
 typedef struct hb_ev {
     hb_id_t id;
+    hb_gap_t gap; /* control events: the reason */
     hb_buf_t *sse, *json, *msse, *cur;
 } hb_ev_t;
 
@@ -162,8 +164,10 @@ int hb_svc_start(struct hb_svc *s);
 int hb_svc_push(struct hb_svc *s, hb_msg_t *m);
 /** hb_svc_drain() - any thread: ask the service thread to drain and stop. */
 void hb_svc_drain(struct hb_svc *s);
-/** hb_svc_join() - wait for the thread to end and free everything. */
+/** hb_svc_join() - stop the thread and wait for it; the context stays until hb_svc_free(). */
 void hb_svc_join(struct hb_svc *s);
+/** hb_svc_free() - (join and) free everything; accepts NULL. */
+void hb_svc_free(struct hb_svc *s);
 /** hb_svc_clients() - current client count of service thread s (any thread, approximate). */
 size_t hb_svc_clients(struct hb_svc *s);
 

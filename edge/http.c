@@ -243,6 +243,9 @@ static int sse_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, kind_t kind
     if (write_headers(s, c, wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, 1))
         return -1;
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    /* an endless response: without this lws keeps the socket in POLLOUT and spins. A peer
+     * that goes away is found by the housekeeping sweep (service.c). */
+    lws_http_mark_sse(wsi);
     c->kind = kind;
     c->last_write = lws_now_usecs();
     hb_client_count(c, kind);
@@ -261,10 +264,10 @@ static int sse_turn_away(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     return 0;
 }
 
-static int over_capacity(hb_svc_t *s)
+static int over_capacity(hb_svc_t *s, hb_client_t *c)
 {
-    return s->draining ||
-           hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections;
+    return s->draining || hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections ||
+           hb_svc_over_ip_limit(s, c->wsi);
 }
 
 static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
@@ -282,13 +285,13 @@ static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
         return bad_request(c, "Last-Event-ID is too long", 0);
     if (has > 0 && hb_cursor_parse(text, strlen(text), &cur, &reason))
         return bad_request(c, reason, 0);
-    if (over_capacity(s))
+    if (over_capacity(s, c))
         return sse_turn_away(s, c, wsi);
     if (sse_headers(s, c, wsi, K_SSE))
         return -1;
     hb_client_push(c, s->retry_frame, NULL, 0, 1);
     hb_sub_add(c, topic, tlen, has > 0 ? &cur : NULL, 0);
-    lws_http_headers_detach(wsi); /* `topic` pointed into it: only now */
+    //lws_http_headers_detach(wsi); /* `topic` pointed into it: only now */
     return 0;
 }
 
@@ -358,7 +361,7 @@ static int sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             p = comma ? comma + 1 : p + len;
         }
     }
-    if (over_capacity(s)) {
+    if (over_capacity(s, c)) {
         ret = sse_turn_away(s, c, wsi);
         goto out;
     }
@@ -465,8 +468,8 @@ static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
         if (!tbuf[0] || *end || timeout < 0 || timeout > s->edge->cfg.poll_timeout_max)
             return bad_request(c, "timeout must be a number of seconds within the limit", 0);
     }
-    if (s->draining)
-        return respond_text(c, 503, "draining\n", 0);
+    if (over_capacity(s, c))
+        return respond_text(c, 503, "over capacity or draining: retry later\n", 1);
     c->kind = K_POLL;
     hb_client_count(c, K_POLL);
     if (has) {

@@ -138,9 +138,13 @@ int main(int argc, char **argv)
                 "ingest", edge.cfg.ingest);
     hb_broker_run(edge.broker);
 
+    /* Stop the service threads, then free the broker (its pending Redis callbacks still push
+     * into the service queues), and only then free the service threads. */
     for (int i = 0; i < edge.nthreads; i++)
         hb_svc_join(edge.svcs[i]);
     hb_broker_free(edge.broker);
+    for (int i = 0; i < edge.nthreads; i++)
+        hb_svc_free(edge.svcs[i]);
     {
         void *items[256];
         size_t n;

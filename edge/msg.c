@@ -139,6 +139,7 @@ int hb_ev_encode_gap(hb_ev_t *ev, const char *topic, size_t tlen, hb_gap_t gap)
     json_t *d = json_pack("{s:s%,s:s}", "topic", topic, tlen, "reason", reason);
     hb_buf_t *db = json_buf(d);
     memset(ev, 0, sizeof(*ev));
+    ev->gap = gap;
     if (!db)
         return HB_ENOMEM;
     ev->sse = hb_sse_encode(NULL, 0, "herald.gap", 10, (const char *)hb_buf_data(db),

@@ -29,18 +29,11 @@
 #define MSGS_PER_WAKE 512
 #define ACCEPTS_PER_WAKE 64
 #define IP_BUCKETS 65536
+#define HB_IP_OVER ((uintptr_t)1 << 31)
 
-/* Connections per source address, hashed into buckets shared by all threads. */
+/* Connections per source address, hashed into buckets shared by all threads; each service
+ * thread remembers the bucket of every connection it counted (svc->ipconn: wsi -> bucket+1). */
 static atomic_uint ip_count[IP_BUCKETS];
-static uint32_t *fd_bucket; /* fd -> bucket + 1 (0: not counted) */
-static size_t fd_bucket_len;
-static pthread_once_t fd_once = PTHREAD_ONCE_INIT;
-
-static void fd_bucket_init(void)
-{
-    fd_bucket_len = 1u << 20;
-    fd_bucket = hb_xcalloc(fd_bucket_len, sizeof(*fd_bucket));
-}
 
 int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
@@ -305,8 +298,7 @@ static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
         break;
     case K_POLL:
         if (ctl) {
-            c->poll_gap = strstr((const char *)hb_buf_data(ev->json), "\"reset\"") ? "reset"
-                                                                                     : "trimmed";
+            c->poll_gap = ev->gap == HB_GAP_RESET ? "reset" : "trimmed";
             lws_callback_on_writable(c->wsi); /* answered from the writable callback */
             return;
         }
@@ -479,11 +471,29 @@ static void svc_process_inbox(hb_svc_t *s)
 
 /* ---- periodic: heartbeats, retry of refused broker requests ---- */
 
+/*
+ * lws 4.1 never reads an h1 connection while its (endless) SSE response is open, so it does not
+ * see the peer go away until a write fails, and it polls such a socket for input in a loop.
+ * Once a second each SSE connection is peeked: end of stream, an error or any bytes (an SSE
+ * client has nothing to send) close it.
+ */
+static int sse_peer_gone(hb_client_t *c)
+{
+    char b;
+    int fd = lws_get_socket_fd(c->wsi);
+    ssize_t n = fd < 0 ? 0 : recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    hb_client_close(c, n > 0 ? "unexpected input on an SSE stream" : "peer closed", 0);
+    return 1;
+}
+
 static void on_housekeeping(lws_sorted_usec_list_t *sul)
 {
     hb_svc_t *s = lws_container_of(sul, hb_svc_t, sul_hb);
     lws_usec_t now = lws_now_usecs();
     lws_usec_t hb = (lws_usec_t)s->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
+    int sweep = ++s->ticks % 4 == 0;
     size_t it = 0, klen;
     const void *k;
     void *v;
@@ -498,8 +508,11 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
         for (hb_sub_t *u = t->head; u; u = u->tnext) {
             hb_client_t *c = u->c;
             /* one heartbeat per SSE client: only its first subscription sends it */
-            if ((c->kind == K_SSE || c->kind == K_MSSE) && u->idx == 0 && !c->closing &&
-                c->qlen == 0 && now - c->last_write >= hb - LWS_USEC_PER_SEC / 4)
+            if ((c->kind != K_SSE && c->kind != K_MSSE) || u->idx != 0 || c->closing)
+                continue;
+            if (sweep && sse_peer_gone(c))
+                continue;
+            if (c->qlen == 0 && now - c->last_write >= hb - LWS_USEC_PER_SEC / 4)
                 hb_client_push(c, s->hb_frame, NULL, 0, 1);
         }
     }
@@ -539,36 +552,43 @@ static void svc_accept(hb_svc_t *s)
                                    "err", strerror(errno));
             return;
         }
-        if (cfg->max_connections_per_ip && (size_t)fd < fd_bucket_len) {
+        struct lws *w;
+        uintptr_t mark = 0;
+        if (cfg->max_connections_per_ip) {
+            /* counted now, refused at its first request with the transport's own signal
+             * (200 + retry for SSE), so a browser keeps retrying */
             bucket = ip_hash(&ss);
-            if (atomic_fetch_add(&ip_count[bucket], 1) >= (unsigned)cfg->max_connections_per_ip) {
+            mark = bucket + 1;
+            if (atomic_fetch_add(&ip_count[bucket], 1) >= (unsigned)cfg->max_connections_per_ip)
+                mark |= HB_IP_OVER;
+        }
+        w = lws_adopt_socket_vhost(s->vhost, fd);
+        if (!w) {
+            if (mark) /* lws refused it (fd limit) and closed it */
                 atomic_fetch_sub(&ip_count[bucket], 1);
-                atomic_fetch_add_explicit(&s->edge->stats.rejected_per_ip, 1,
-                                          memory_order_relaxed);
-                hb_log_ratelimited("per-ip", 1000, HB_LOG_WARN, MOD,
-                                   "connection refused: per-address limit", NULL);
-                close(fd);
-                continue;
-            }
-            fd_bucket[fd] = bucket + 1;
+            continue;
         }
-        if (!lws_adopt_socket_vhost(s->vhost, fd)) {
-            /* lws closed it (fd limit): the WSI_DESTROY path did not run */
-            if ((size_t)fd < fd_bucket_len && fd_bucket[fd]) {
-                atomic_fetch_sub(&ip_count[fd_bucket[fd] - 1], 1);
-                fd_bucket[fd] = 0;
-            }
-        }
+        if (mark)
+            hb_dict_set(s->ipconn, &w, sizeof(w), (void *)mark);
     }
 }
 
-static void on_wsi_destroy(struct lws *wsi)
+int hb_svc_over_ip_limit(hb_svc_t *s, struct lws *wsi)
 {
-    int fd = lws_get_socket_fd(wsi);
-    if (fd >= 0 && (size_t)fd < fd_bucket_len && fd_bucket[fd]) {
-        atomic_fetch_sub(&ip_count[fd_bucket[fd] - 1], 1);
-        fd_bucket[fd] = 0;
-    }
+    uintptr_t mark = (uintptr_t)hb_dict_get(s->ipconn, &wsi, sizeof(wsi));
+    if (!(mark & HB_IP_OVER))
+        return 0;
+    atomic_fetch_add_explicit(&s->edge->stats.rejected_per_ip, 1, memory_order_relaxed);
+    hb_log_ratelimited("per-ip", 1000, HB_LOG_WARN, MOD, "connection refused: per-address limit",
+                       NULL);
+    return 1;
+}
+
+static void on_wsi_destroy(hb_svc_t *s, struct lws *wsi)
+{
+    uintptr_t b = (uintptr_t)hb_dict_del(s->ipconn, &wsi, sizeof(wsi));
+    if (b)
+        atomic_fetch_sub(&ip_count[(b & ~HB_IP_OVER) - 1], 1);
 }
 
 /* ---- lws glue ---- */
@@ -638,7 +658,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        on_wsi_destroy(wsi);
+        if (s)
+            on_wsi_destroy(s, wsi);
         break;
     case LWS_CALLBACK_HTTP:
         if (!c)
@@ -717,6 +738,8 @@ static const struct lws_extension extensions[] = {
 static void lws_log_emit(int level, const char *line)
 {
     size_t n = strlen(line);
+    if (strstr(line, "not h2 substream"))
+        return; /* lws_http_mark_sse() on HTTP/1: expected, harmless */
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
     hb_log_ratelimited("lws", 1000, level == LLL_ERR ? HB_LOG_ERROR : HB_LOG_WARN, "lws",
@@ -764,13 +787,13 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     char retry[64];
     int n;
 
-    pthread_once(&fd_once, fd_bucket_init);
     s->edge = edge;
     s->idx = idx;
     s->listen_fd = -1;
     s->inq = hb_queue_new(65536);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
+    s->ipconn = hb_dict_new();
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);
@@ -785,7 +808,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
      * listener and adopts what it accepts; the kernel spreads connections over the threads. */
     s->listen_fd = listen_socket(edge);
     if (s->listen_fd < 0) {
-        hb_svc_join(s);
+        hb_svc_free(s);
         return NULL;
     }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
@@ -797,6 +820,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     info.max_http_header_data = (unsigned short)edge->cfg.max_header_bytes;
     info.max_http_header_pool = 256;
     info.timeout_secs = (unsigned)edge->cfg.handshake_timeout;
+    info.timeout_secs_ah_idle = (unsigned)edge->cfg.handshake_timeout; /* slowloris */
     info.keepalive_timeout = 30;
     if (edge->cfg.ws_ping_interval) {
         /* ping a connection idle this long; hang up when it stays silent as long again */
@@ -808,14 +832,14 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     info.vhost_name = "herald";
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
-        hb_svc_join(s);
+        hb_svc_free(s);
         return NULL;
     }
     s->vhost = lws_get_vhost_by_name(s->ctx, "herald");
     fd.filefd = s->listen_fd;
     if (!s->vhost ||
         !lws_adopt_descriptor_vhost(s->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "http", NULL)) {
-        hb_svc_join(s);
+        hb_svc_free(s);
         return NULL;
     }
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
@@ -862,17 +886,23 @@ size_t hb_svc_clients(hb_svc_t *s)
 
 void hb_svc_join(hb_svc_t *s)
 {
+    if (!s || !s->started)
+        return;
+    atomic_store(&s->stop, 1);
+    lws_cancel_service(s->ctx);
+    pthread_join(s->thread, NULL);
+    s->started = 0;
+}
+
+void hb_svc_free(hb_svc_t *s)
+{
     void *items[256];
     size_t n, it = 0, klen;
     const void *k;
     void *v;
     if (!s)
         return;
-    if (s->started) {
-        atomic_store(&s->stop, 1);
-        lws_cancel_service(s->ctx);
-        pthread_join(s->thread, NULL);
-    }
+    hb_svc_join(s);
     if (s->ctx)
         lws_context_destroy(s->ctx); /* closes every client: their cleanup runs here */
     else if (s->listen_fd >= 0)
@@ -890,6 +920,7 @@ void hb_svc_join(hb_svc_t *s)
     }
     hb_dict_free(s->topics);
     hb_dict_free(s->pending);
+    hb_dict_free(s->ipconn);
     hb_buf_unref(s->retry_frame);
     hb_buf_unref(s->hb_frame);
     for (int i = 0; i < HB_DRAIN_VARIANTS; i++)

@@ -108,10 +108,12 @@ struct hb_svc {
     hb_queue_t *inq;     /* from the broker {inq lock} */
     hb_dict_t *topics;   /* name -> ltopic_t */
     hb_dict_t *pending;  /* token -> hb_pending_t */
+    hb_dict_t *ipconn;   /* struct lws * -> per-address bucket + 1 */
     uint64_t next_id;
     atomic_size_t nclients;
     atomic_int drain_req;
     int draining;
+    unsigned ticks;
     lws_sorted_usec_list_t sul_hb;
     lws_retry_bo_t idle_policy; /* WebSocket ping / hang-up timing */
     hb_buf_t *retry_frame, *hb_frame;
@@ -133,6 +135,9 @@ void hb_client_count(hb_client_t *c, kind_t kind);
 int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
 /** hb_client_drained() - the client's queue emptied: continue a paged history read. */
 void hb_client_drained(hb_client_t *c);
+
+/** hb_svc_over_ip_limit() - 1 when this connection is past --max-connections-per-ip. */
+int hb_svc_over_ip_limit(hb_svc_t *s, struct lws *wsi);
 
 /* http.c */
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path);
