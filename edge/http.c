@@ -280,6 +280,10 @@ static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
 
     if (hb_topic_validate(topic, tlen, &reason))
         return bad_request(c, reason, 0);
+    /* `topic` points into the request's header buffer, which writing the response reuses */
+    memcpy(c->topic, topic, tlen);
+    c->topic[tlen] = '\0';
+    c->topic_len = tlen;
     has = read_last_event_id(wsi, text, sizeof(text));
     if (has < 0)
         return bad_request(c, "Last-Event-ID is too long", 0);
@@ -290,8 +294,8 @@ static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
     if (sse_headers(s, c, wsi, K_SSE))
         return -1;
     hb_client_push(c, s->retry_frame, NULL, 0, 1);
-    hb_sub_add(c, topic, tlen, has > 0 ? &cur : NULL, 0);
-    //lws_http_headers_detach(wsi); /* `topic` pointed into it: only now */
+    hb_sub_add(c, c->topic, c->topic_len, has > 0 ? &cur : NULL, 0);
+    lws_http_headers_detach(wsi); /* give the header buffer back to the pool */
     return 0;
 }
 

