@@ -85,6 +85,8 @@ static const opt_t opts[] = {
      "topics one WebSocket or multi-topic SSE connection may subscribe to"},
     {"poll-timeout-max", T_INT, "60", 1, 3600, O(poll_timeout_max),
      "longest wait a long-poll request may ask for (seconds)"},
+    {"idle-timeout", T_INT, "30", 1, 3600, O(idle_timeout),
+     "seconds an idle keep-alive HTTP connection (between requests) is kept open"},
     {"ws-ping-interval", T_INT, "25", 0, 3600, O(ws_ping_interval),
      "seconds between WebSocket pings to idle clients; unanswered ones are closed (0: off)"},
 };

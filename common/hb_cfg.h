@@ -42,6 +42,7 @@ typedef struct hb_cfg {
     int max_topics;          /* per connection */
     int poll_timeout_max;    /* seconds */
     int ws_ping_interval;    /* seconds */
+    int idle_timeout;        /* seconds an idle keep-alive HTTP connection is kept */
 } hb_cfg_t;
 
 /**

@@ -821,7 +821,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     info.max_http_header_pool = 256;
     info.timeout_secs = (unsigned)edge->cfg.handshake_timeout;
     info.timeout_secs_ah_idle = (unsigned)edge->cfg.handshake_timeout; /* slowloris */
-    info.keepalive_timeout = 30;
+    info.keepalive_timeout = edge->cfg.idle_timeout;
     if (edge->cfg.ws_ping_interval) {
         /* ping a connection idle this long; hang up when it stays silent as long again */
         s->idle_policy.secs_since_valid_ping = (uint16_t)edge->cfg.ws_ping_interval;
