@@ -143,6 +143,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < edge.nthreads; i++)
         hb_svc_join(edge.svcs[i]);
     hb_broker_free(edge.broker);
+    edge.broker = NULL; /* the clients closed by hb_svc_free() no longer tell it anything */
     for (int i = 0; i < edge.nthreads; i++)
         hb_svc_free(edge.svcs[i]);
     {

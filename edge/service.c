@@ -50,6 +50,10 @@ int hb_svc_request(hb_svc_t *s, hb_req_t *q)
 {
     int was_empty = 0;
     q->thread = s->idx;
+    if (!s->edge->broker) { /* shutting down: the broker is gone */
+        hb_req_free(q);
+        return HB_EIO;
+    }
     if (hb_queue_push(s->edge->to_broker, q, &was_empty) != 0) {
         atomic_fetch_add_explicit(&s->edge->stats.req_drops, 1, memory_order_relaxed);
         hb_req_free(q);
