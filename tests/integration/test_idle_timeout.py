@@ -15,7 +15,12 @@ class IdleTimeout(HeraldTestCase):
         h = self.edge(srv, "edge-1", ["--idle-timeout", "1", "--heartbeat", "1"])
         s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        first = s.recv(4096)
+        first = b""
+        s.settimeout(10)
+        while not first.endswith(b"\r\n\r\nok\n"):  # the whole answer, head and body
+            chunk = s.recv(4096)
+            self.assertTrue(chunk, "closed before the answer: %r" % first)
+            first += chunk
         self.assertTrue(first.startswith(b"HTTP/1.1 200"), first)
         sse = self.sse(h.port, "/events/idle.t")
         t0 = time.monotonic()
