@@ -10,6 +10,7 @@
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "hb_wsmsg.h"
 
 #define MOD "ws"
 
@@ -90,113 +91,51 @@ static size_t active_subs(hb_client_t *c)
     return n;
 }
 
-/* Reads the "topic" field; 0, or an error reply was sent. */
-static int get_topic(hb_client_t *c, json_t *o, json_t *echo, const char **t, size_t *len)
+static void on_subscribe(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
 {
-    json_t *v = json_object_get(o, "topic");
-    const char *reason = NULL;
-    if (!json_is_string(v)) {
-        reply_error(c, "bad_request", "topic must be a string", echo);
-        return -1;
-    }
-    *t = json_string_value(v);
-    *len = json_string_length(v);
-    if (hb_topic_validate(*t, *len, &reason)) {
-        reply_error(c, "bad_topic", reason, echo);
-        return -1;
-    }
-    return 0;
-}
-
-static void on_subscribe(hb_svc_t *s, hb_client_t *c, json_t *o, json_t *echo)
-{
-    const char *topic, *reason = NULL;
-    size_t tlen;
-    json_t *since = json_object_get(o, "since");
-    hb_cursor_t cur;
-    if (get_topic(c, o, echo, &topic, &tlen))
-        return;
-    if (since && !json_is_null(since)) {
-        if (!json_is_string(since) ||
-            hb_cursor_parse(json_string_value(since), json_string_length(since), &cur, &reason)) {
-            reply_error(c, "bad_cursor", reason ? reason : "since must be a string", echo);
-            return;
-        }
-    } else {
-        since = NULL;
-    }
-    if (find_sub(c, topic, tlen)) {
-        reply_error(c, "already_subscribed", "already subscribed to this topic", echo);
+    if (find_sub(c, m->topic, m->topic_len)) {
+        reply_error(c, "already_subscribed", "already subscribed to this topic", m->echo);
         return;
     }
     if (active_subs(c) >= (size_t)s->edge->cfg.max_topics) {
-        reply_error(c, "too_many_topics", "topic limit of this connection reached", echo);
+        reply_error(c, "too_many_topics", "topic limit of this connection reached", m->echo);
         return;
     }
     /* the reply goes first: history and live events follow it */
-    reply(c, json_pack("{s:s,s:s%}", "type", "subscribed", "topic", topic, tlen), echo);
-    hb_sub_add(c, topic, tlen, since ? &cur : NULL, 0);
+    reply(c, json_pack("{s:s,s:s%}", "type", "subscribed", "topic", m->topic, m->topic_len),
+          m->echo);
+    hb_sub_add(c, m->topic, m->topic_len, m->has_since ? &m->since : NULL, 0);
 }
 
-static void on_unsubscribe(hb_client_t *c, json_t *o, json_t *echo)
+static void on_unsubscribe(hb_client_t *c, const hb_wsmsg_t *m)
 {
-    const char *topic;
-    size_t tlen;
-    hb_sub_t *u;
-    if (get_topic(c, o, echo, &topic, &tlen))
-        return;
-    u = find_sub(c, topic, tlen);
+    hb_sub_t *u = find_sub(c, m->topic, m->topic_len);
     if (!u) {
-        reply_error(c, "not_subscribed", "not subscribed to this topic", echo);
+        reply_error(c, "not_subscribed", "not subscribed to this topic", m->echo);
         return;
     }
     hb_sub_remove(c, u);
-    reply(c, json_pack("{s:s,s:s%}", "type", "unsubscribed", "topic", topic, tlen), echo);
+    reply(c, json_pack("{s:s,s:s%}", "type", "unsubscribed", "topic", m->topic, m->topic_len),
+          m->echo);
 }
 
-static void on_publish(hb_svc_t *s, hb_client_t *c, json_t *o, json_t *echo)
+static void on_publish(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
 {
-    const char *topic, *reason = NULL;
-    size_t tlen;
-    json_t *data = json_object_get(o, "data"), *ev = json_object_get(o, "event");
-    hb_req_t *q;
+    hb_req_t *q = hb_xcalloc(1, sizeof(*q));
     hb_pending_t *p;
-    if (!c->may_publish) {
-        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
-        reply_error(c, "forbidden", "this connection may not publish", echo);
-        return;
-    }
-    if (get_topic(c, o, echo, &topic, &tlen))
-        return;
-    if (!json_is_string(data)) {
-        reply_error(c, "bad_request", "data must be a string", echo);
-        return;
-    }
-    if (ev && !json_is_null(ev) &&
-        (!json_is_string(ev) ||
-         hb_event_name_validate(json_string_value(ev), json_string_length(ev), &reason))) {
-        reply_error(c, "bad_request", reason ? reason : "event must be a string", echo);
-        return;
-    }
-    if (json_string_length(data) > (size_t)s->edge->cfg.max_message_bytes) {
-        atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
-        reply_error(c, "too_large", "data larger than --max-message-bytes", echo);
-        return;
-    }
-    q = hb_xcalloc(1, sizeof(*q));
     q->type = HB_REQ_PUBLISH;
-    memcpy(q->topic, topic, tlen);
-    q->topic_len = tlen;
-    if (json_is_string(ev))
-        memcpy(q->event, json_string_value(ev), json_string_length(ev));
-    q->payload_len = json_string_length(data);
-    q->payload = hb_xmemdup(json_string_value(data), q->payload_len);
+    memcpy(q->topic, m->topic, m->topic_len);
+    q->topic_len = m->topic_len;
+    if (m->event_len)
+        memcpy(q->event, m->event, m->event_len);
+    q->payload_len = m->data_len;
+    q->payload = hb_xmemdup(m->data, m->data_len);
     p = hb_pending_add(s, c, NULL);
-    p->echo = echo ? json_incref(echo) : NULL;
+    p->echo = m->echo ? json_incref(m->echo) : NULL;
     q->client_id = p->token;
     if (hb_svc_request(s, q) != 0) {
         hb_pending_del(s, p);
-        reply_error(c, "unavailable", "server busy, try again", echo);
+        reply_error(c, "unavailable", "server busy, try again", m->echo);
     }
 }
 
@@ -215,46 +154,50 @@ void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     json_decref(echo);
 }
 
+/* One client message: parsed and validated by hb_wsmsg (common/, fuzzed), acted on here. */
 static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
 {
-    json_error_t err;
-    json_t *o = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &err), *echo, *type;
-    const char *t;
-    if (!json_is_object(o)) {
-        reply_error(c, "bad_json", o ? "message must be a JSON object" : err.text, NULL);
-        json_decref(o);
-        return;
-    }
-    echo = json_object_get(o, "id");
-    type = json_object_get(o, "type");
-    if (!json_is_string(type)) {
-        reply_error(c, "bad_request", "type must be a string", echo);
-        json_decref(o);
-        return;
-    }
-    t = json_string_value(type);
-    if (!strcmp(t, "subscribe"))
-        on_subscribe(s, c, o, echo);
-    else if (!strcmp(t, "unsubscribe"))
-        on_unsubscribe(c, o, echo);
-    else if (!strcmp(t, "publish"))
-        on_publish(s, c, o, echo);
-    else if (!strcmp(t, "ping"))
-        reply(c, json_pack("{s:s}", "type", "pong"), echo);
-    else if (!strcmp(t, "auth")) {
-        json_t *tok = json_object_get(o, "token");
-        const char *key = s->edge->cfg.publish_key;
-        if (key[0] && json_is_string(tok) &&
-            hb_const_eq(json_string_value(tok), json_string_length(tok), key, strlen(key))) {
-            c->may_publish = 1;
-            reply(c, json_pack("{s:s}", "type", "authed"), echo);
-        } else {
-            atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
-            reply_error(c, "forbidden", "invalid token", echo);
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    const char *code = NULL, *reason = NULL;
+    hb_wsmsg_t m;
+    int rc = hb_wsmsg_parse(msg, len, (size_t)cfg->max_message_bytes, &m, &code, &reason);
+
+    if (m.type == HB_WSMSG_PUBLISH && !c->may_publish) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        reply_error(c, "forbidden", "this connection may not publish", m.echo);
+    } else if (rc) {
+        if (rc == HB_ELIMIT)
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1,
+                                      memory_order_relaxed);
+        reply_error(c, code, reason, m.echo);
+    } else {
+        switch (m.type) {
+        case HB_WSMSG_SUBSCRIBE:
+            on_subscribe(s, c, &m);
+            break;
+        case HB_WSMSG_UNSUBSCRIBE:
+            on_unsubscribe(c, &m);
+            break;
+        case HB_WSMSG_PUBLISH:
+            on_publish(s, c, &m);
+            break;
+        case HB_WSMSG_PING:
+            reply(c, json_pack("{s:s}", "type", "pong"), m.echo);
+            break;
+        case HB_WSMSG_AUTH:
+            if (cfg->publish_key[0] && m.token &&
+                hb_const_eq(m.token, m.token_len, cfg->publish_key, strlen(cfg->publish_key))) {
+                c->may_publish = 1;
+                reply(c, json_pack("{s:s}", "type", "authed"), m.echo);
+            } else {
+                atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1,
+                                          memory_order_relaxed);
+                reply_error(c, "forbidden", "invalid token", m.echo);
+            }
+            break;
         }
-    } else
-        reply_error(c, "unknown_type", "unknown message type", echo);
-    json_decref(o);
+    }
+    hb_wsmsg_cleanup(&m);
 }
 
 int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len)
