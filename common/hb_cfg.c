@@ -152,7 +152,8 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
             /* node ids and prefixes end up in keys, headers and log lines */
             if (o->type == T_SECRET && (c < 0x21 || c > 0x7e))
                 goto bad;
-            if ((o->type == T_NODE || o->type == T_PREFIX) && !(isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':'))
+            if ((o->type == T_NODE || o->type == T_PREFIX) &&
+                !(isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':'))
                 goto bad;
         }
         if (o->type == T_PREFIX && n == 0)

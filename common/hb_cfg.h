@@ -23,26 +23,26 @@ typedef struct hb_cfg {
     long history_max;
     long history_ttl; /* seconds; 0 = no age limit */
     int threads;
-    int heartbeat;    /* seconds */
+    int heartbeat; /* seconds */
     int retry_ms;
-    int ingest;       /* 1 = take part in raw-PUBLISH ingest */
+    int ingest; /* 1 = take part in raw-PUBLISH ingest */
     int lease_ms;
-    int log_level;    /* hb_log_level_t */
+    int log_level;           /* hb_log_level_t */
     long client_queue_max;   /* events queued per client */
     long client_queue_bytes; /* bytes queued per client */
     long max_message_bytes;
-    int topic_linger;        /* seconds before UNSUBSCRIBE after the last subscriber left */
-    long history_batch;      /* entries per history read */
-    long max_connections;    /* per edge */
-    int drain_timeout;       /* seconds */
+    int topic_linger;            /* seconds before UNSUBSCRIBE after the last subscriber left */
+    long history_batch;          /* entries per history read */
+    long max_connections;        /* per edge */
+    int drain_timeout;           /* seconds */
     long max_connections_per_ip; /* 0 = no limit */
-    int handshake_timeout;   /* seconds */
+    int handshake_timeout;       /* seconds */
     long max_header_bytes;
     char publish_key[HB_CFG_STR_MAX];
-    int max_topics;          /* per connection */
-    int poll_timeout_max;    /* seconds */
-    int ws_ping_interval;    /* seconds */
-    int idle_timeout;        /* seconds an idle keep-alive HTTP connection is kept */
+    int max_topics;       /* per connection */
+    int poll_timeout_max; /* seconds */
+    int ws_ping_interval; /* seconds */
+    int idle_timeout;     /* seconds an idle keep-alive HTTP connection is kept */
 } hb_cfg_t;
 
 /**

@@ -120,8 +120,7 @@ static void topic_emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
  * epoch change (the stream was recreated, e.g. Redis lost its data) into a reset notice.
  */
 static void topic_deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
-                          size_t eplen, const char *ev, size_t evlen, const char *data,
-                          size_t dlen)
+                          size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen)
 {
     char ep[HB_EPOCH_MAX + 1];
     hb_msg_t *m;
@@ -410,8 +409,7 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
         t->held[t->nheld++] = m;
         return;
     }
-    topic_deliver(b, t, &lv.id, lv.epoch, lv.epoch_len, lv.event, lv.ev_len, lv.data,
-                  lv.data_len);
+    topic_deliver(b, t, &lv.id, lv.epoch, lv.epoch_len, lv.event, lv.ev_len, lv.data, lv.data_len);
 }
 
 static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
@@ -433,8 +431,8 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
                               r->element[2]->len);
         return;
     }
-    if (hb_broker_channel_topic(b->edge->cfg.prefix, r->element[1]->str, r->element[1]->len,
-                                &tname, &tlen))
+    if (hb_broker_channel_topic(b->edge->cfg.prefix, r->element[1]->str, r->element[1]->len, &tname,
+                                &tlen))
         return;
     t = topic_get(b, tname, tlen, 0);
     if (!t)
@@ -489,12 +487,11 @@ static void handle_publish(hb_broker_t *b, hb_req_t *q)
     }
     if (q->event[0])
         rc = redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL herald_publish 1 %b %b %s",
-                               q->topic, q->topic_len, q->payload ? q->payload : "",
-                               q->payload_len, q->event);
+                               q->topic, q->topic_len, q->payload ? q->payload : "", q->payload_len,
+                               q->event);
     else
-        rc = redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL herald_publish 1 %b %b",
-                               q->topic, q->topic_len, q->payload ? q->payload : "",
-                               q->payload_len);
+        rc = redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL herald_publish 1 %b %b", q->topic,
+                               q->topic_len, q->payload ? q->payload : "", q->payload_len);
     if (rc != REDIS_OK)
         publish_reply(b, NULL, m);
 }
@@ -632,8 +629,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
     hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
     evtimer_del(conn->ctimer);
     if (status != REDIS_OK) {
-        hb_log_ratelimited(conn->name, 2000, HB_LOG_WARN, MOD, "redis connect failed",
-                           "{s:s,s:s}", "conn", conn->name, "err", ac->errstr);
+        hb_log_ratelimited(conn->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
+                           "conn", conn->name, "err", ac->errstr);
         conn->ac = NULL; /* hiredis frees it */
         conn_schedule(b, conn);
         return;
@@ -821,9 +818,8 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     }
     b->topics = hb_dict_new();
     b->on_sub_cb = on_sub;
-    b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max,
-                                   edge->cfg.history_ttl, edge->cfg.max_message_bytes,
-                                   edge->cfg.lease_ms);
+    b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
+                                   edge->cfg.max_message_bytes, edge->cfg.lease_ms);
     b->wake = event_new(b->base, -1, 0, on_wake, b);
     b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
     event_add(b->tick, &tick);

@@ -41,18 +41,18 @@ typedef enum { T_IDLE = 0, T_SUBSCRIBING, T_SUBSCRIBED, T_UNSUBSCRIBING } tstate
 typedef struct btopic {
     char name[HB_TOPIC_MAX + 1];
     size_t len;
-    uint64_t want;    /* bit i: service thread i has subscribers */
+    uint64_t want; /* bit i: service thread i has subscribers */
     tstate_t state;
     double idle_since;
-    int have_last;    /* last/epoch valid: the last event delivered to the service threads */
+    int have_last; /* last/epoch valid: the last event delivered to the service threads */
     hb_id_t last;
     char epoch[HB_EPOCH_MAX + 1];
     uint64_t seq;
     int need_backfill; /* resubscribed after a disconnect: read history from `last` first */
     int backfill_inflight;
-    hb_msg_t **held;  /* live events received during the backfill */
+    hb_msg_t **held; /* live events received during the backfill */
     size_t nheld, cap_held;
-    hreq_t *waiting;  /* history requests waiting for the subscription */
+    hreq_t *waiting; /* history requests waiting for the subscription */
 } btopic_t;
 
 typedef struct ingest ingest_t;
@@ -75,8 +75,7 @@ double hb_now(void);
 /** hb_broker_update_ready() - recompute readiness after a state change. */
 void hb_broker_update_ready(hb_broker_t *b);
 /** hb_broker_on_live() - a message on a live channel (from the sub connection). */
-void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char *msg,
-                       size_t mlen);
+void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen);
 /** hb_broker_channel_topic() - the topic of "<prefix>{<topic>}:live", or HB_EPROTO. */
 int hb_broker_channel_topic(const char *prefix, const char *chan, size_t len, const char **topic,
                             size_t *tlen);

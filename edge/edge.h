@@ -23,7 +23,6 @@ typedef enum {
     HB_MSG_PUBLISHED, /* the outcome of one HTTP/WS publish request */
 } hb_msg_type_t;
 
-
 typedef enum {
     HB_GAP_NONE = 0,
     HB_GAP_TRIMMED = 1, /* events after the cursor were trimmed or expired */
@@ -46,9 +45,8 @@ typedef struct hb_ev {
 } hb_ev_t;
 
 /** hb_ev_encode() - encode an event for every transport into ev; 0 or HB_ENOMEM. */
-int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id,
-                 const char *epoch, const char *event, size_t evlen, const char *data,
-                 size_t dlen);
+int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id, const char *epoch,
+                 const char *event, size_t evlen, const char *data, size_t dlen);
 /** hb_ev_encode_gap() - encode a gap notice for every transport; 0 or HB_ENOMEM. */
 int hb_ev_encode_gap(hb_ev_t *ev, const char *topic, size_t tlen, hb_gap_t gap);
 /** hb_ev_release() - drop the buffers' references. */
@@ -65,18 +63,18 @@ typedef struct hb_msg {
     char topic[HB_TOPIC_MAX + 1];
     size_t topic_len;
     /* HB_MSG_EVENT */
-    uint64_t seq;     /* per-topic sequence of EVENT messages, to detect a dropped one */
-    int control;      /* 1: a gap notice (no id; does not move cursors) */
+    uint64_t seq; /* per-topic sequence of EVENT messages, to detect a dropped one */
+    int control;  /* 1: a gap notice (no id; does not move cursors) */
     hb_ev_t ev;
     /* HB_MSG_HISTORY, HB_MSG_PUBLISHED */
     uint64_t client_id; /* the subscription (history) or client (publish) it answers */
-    int error;        /* 1: Redis failed; history: the client should reconnect */
+    int error;          /* 1: Redis failed; history: the client should reconnect */
     hb_gap_t gap;
-    int more;         /* 1: the page was full; ask again from the last id */
+    int more; /* 1: the page was full; ask again from the last id */
     size_t n;
-    hb_ev_t *evs;     /* n events */
+    hb_ev_t *evs;             /* n events */
     char tail[HB_CURSOR_MAX]; /* the topic's newest cursor ("" when the stream is empty) */
-    char result[256]; /* HB_MSG_PUBLISHED: the stream id, or the error text */
+    char result[256];         /* HB_MSG_PUBLISHED: the stream id, or the error text */
 } hb_msg_t;
 
 /** hb_msg_new() - a zeroed message of `type` with one reference; aborts on OOM. */
@@ -100,10 +98,10 @@ typedef struct hb_req {
     char topic[HB_TOPIC_MAX + 1];
     size_t topic_len;
     uint64_t client_id;
-    hb_cursor_t cursor;  /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
+    hb_cursor_t cursor; /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
     int tail_only;
     char event[HB_EVENT_NAME_MAX + 1]; /* PUBLISH */
-    char *payload;       /* PUBLISH, malloc'd, owned by the request */
+    char *payload;                     /* PUBLISH, malloc'd, owned by the request */
     size_t payload_len;
 } hb_req_t;
 
@@ -112,36 +110,36 @@ void hb_req_free(hb_req_t *q);
 
 /* Counters shared by all threads: relaxed atomics, summed on scrape. */
 typedef struct hb_stats {
-    atomic_ullong events_in;        /* events received from Redis */
-    atomic_ullong deliveries;       /* frames queued to clients */
+    atomic_ullong events_in;  /* events received from Redis */
+    atomic_ullong deliveries; /* frames queued to clients */
     atomic_ullong bytes_out;
-    atomic_ullong connections;      /* open SSE connections */
+    atomic_ullong connections; /* open SSE connections */
     atomic_ullong slow_disconnects;
-    atomic_ullong queue_drops;      /* broker->service messages dropped (queue full) */
-    atomic_ullong req_drops;        /* service->broker requests refused (queue full) */
+    atomic_ullong queue_drops; /* broker->service messages dropped (queue full) */
+    atomic_ullong req_drops;   /* service->broker requests refused (queue full) */
     atomic_ullong bad_requests;
     atomic_ullong rejected_max_conn;
     atomic_ullong rejected_per_ip;
     atomic_ullong rejected_too_large;
     atomic_ullong rejected_auth;
-    atomic_ullong published;        /* HTTP/WS publishes stored */
+    atomic_ullong published;                    /* HTTP/WS publishes stored */
     atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;
-    atomic_ullong ingested;         /* raw PUBLISHes stored by this edge as leader */
-    atomic_ullong ingest_rejected;  /* raw PUBLISHes refused (bad topic, too large) */
+    atomic_ullong ingested;        /* raw PUBLISHes stored by this edge as leader */
+    atomic_ullong ingest_rejected; /* raw PUBLISHes refused (bad topic, too large) */
     atomic_ullong ingest_standby_overflow;
-    atomic_int ready;               /* 1 when Redis is up and every subscription is in place */
-    atomic_int leader;              /* 1 while this edge holds the ingest lease */
-    atomic_int draining;            /* 1 after SIGTERM */
+    atomic_int ready;    /* 1 when Redis is up and every subscription is in place */
+    atomic_int leader;   /* 1 while this edge holds the ingest lease */
+    atomic_int draining; /* 1 after SIGTERM */
 } hb_stats_t;
 
 /* Process-wide state, set up by main before the threads start; read-only after that. */
 typedef struct hb_edge {
     hb_cfg_t cfg;
     hb_stats_t stats;
-    hb_queue_t *to_broker;     /* requests from every service thread */
+    hb_queue_t *to_broker; /* requests from every service thread */
     int nthreads;
-    struct hb_svc **svcs;      /* one per service thread */
+    struct hb_svc **svcs; /* one per service thread */
     struct hb_broker *broker;
 } hb_edge_t;
 

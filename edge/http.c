@@ -45,8 +45,7 @@ int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const ch
 
 static int respond_text(hb_client_t *c, unsigned status, const char *text, int close_after)
 {
-    return hb_http_respond(c, status, "text/plain; charset=utf-8", text, strlen(text),
-                           close_after);
+    return hb_http_respond(c, status, "text/plain; charset=utf-8", text, strlen(text), close_after);
 }
 
 static int bad_request(hb_client_t *c, const char *reason, int close_after)
@@ -150,8 +149,7 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n;
     if (c->kind == K_SIMPLE) {
-        if (!c->headers_sent &&
-            write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
+        if (!c->headers_sent && write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
             return -1;
         n = coalesce(s, c);
         if (n && lws_write(wsi, s->wbuf + LWS_PRE, n,
@@ -270,8 +268,7 @@ static int over_capacity(hb_svc_t *s, hb_client_t *c)
            hb_svc_over_ip_limit(s, c->wsi);
 }
 
-static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
-                      size_t tlen)
+static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
 {
     char text[HB_CURSOR_MAX + 8];
     const char *reason = NULL;
@@ -450,8 +447,7 @@ void hb_poll_on_timer(hb_client_t *c)
     free(body);
 }
 
-static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
-                      size_t tlen)
+static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
 {
     char arg[HB_CURSOR_MAX + 8], tbuf[16];
     const char *reason = NULL;
@@ -506,8 +502,7 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
         return respond_text(c, 405, "method not allowed: use POST\n", 1);
     }
     if (!cfg->publish_key[0])
-        return respond_text(c, 403, "publish endpoint disabled: no --publish-key configured\n",
-                            1);
+        return respond_text(c, 403, "publish endpoint disabled: no --publish-key configured\n", 1);
     n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n <= 7 || n >= (int)sizeof(auth) ||
         lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
@@ -520,8 +515,8 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
     if (hb_topic_validate(topic, tlen, &reason))
         return bad_request(c, reason, 1);
     n = query_arg(wsi, "event", NULL, c->event, sizeof(c->event));
-    if (n < 0 || (n > 0 && c->event[0] &&
-                  hb_event_name_validate(c->event, strlen(c->event), &reason)))
+    if (n < 0 ||
+        (n > 0 && c->event[0] && hb_event_name_validate(c->event, strlen(c->event), &reason)))
         return bad_request(c, reason ? reason : "event name longer than 64 bytes", 1);
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
         char *end;
@@ -544,8 +539,10 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
     if (length < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
         /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
         c->kind = K_NONE;
-        return respond_text(c, 411, "Content-Length required (chunked bodies are not "
-                                    "accepted)\n", 1);
+        return respond_text(c, 411,
+                            "Content-Length required (chunked bodies are not "
+                            "accepted)\n",
+                            1);
     }
     if (length <= 0)
         return hb_http_on_body_done(s, c);
@@ -613,8 +610,7 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     if (m->error) {
         int client_err = !strncmp(m->result, "ERR herald:", 11);
         n = snprintf(body, sizeof(body), "%s\n", m->result);
-        hb_http_respond(c, client_err ? 400 : 503, "text/plain; charset=utf-8", body, (size_t)n,
-                        0);
+        hb_http_respond(c, client_err ? 400 : 503, "text/plain; charset=utf-8", body, (size_t)n, 0);
         return;
     }
     n = snprintf(body, sizeof(body), "{\"id\":\"%s\"}", m->result);
@@ -643,11 +639,11 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
         topics += i == s->idx ? hb_dict_size(s->topics) : 0;
     if (!f)
         return respond_text(c, 503, "out of memory\n", 0);
-#define G(name, help, v)                                                                          \
-    fprintf(f, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",                \
+#define G(name, help, v)                                                                           \
+    fprintf(f, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",                 \
             (unsigned long long)(v))
-#define C(name, help, v)                                                                          \
-    fprintf(f, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",              \
+#define C(name, help, v)                                                                           \
+    fprintf(f, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",               \
             (unsigned long long)(v))
     fprintf(f, "# HELP herald_connections Open client connections by transport.\n"
                "# TYPE herald_connections gauge\n");

@@ -82,7 +82,10 @@ static void set_state(hb_broker_t *b, istate_t st, const char *why)
         return;
     in->state = st;
     atomic_store(&b->edge->stats.leader, st != I_STANDBY);
-    hb_log_info(MOD, st == I_ACTIVE ? "ingest leader" : st == I_BARRIER ? "lease won" : "standby",
+    hb_log_info(MOD,
+                st == I_ACTIVE    ? "ingest leader"
+                : st == I_BARRIER ? "lease won"
+                                  : "standby",
                 "{s:s,s:i}", "why", why, "kept", (int)in->count);
 }
 
@@ -110,8 +113,7 @@ static void on_ingest_reply(redisAsyncContext *ac, void *reply, void *priv)
     atomic_fetch_add_explicit(&b->edge->stats.ingested, 1, memory_order_relaxed);
 }
 
-static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
-                  size_t plen)
+static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
     ingest_t *in = b->ingest;
     if (in->inflight >= INFLIGHT_MAX) {
@@ -120,8 +122,8 @@ static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *pa
                            "too many raw messages in flight to Redis: dropped", NULL);
         return;
     }
-    if (redisAsyncCommand(b->cmd.ac, on_ingest_reply, NULL, "FCALL herald_ingest 1 %b %b %s",
-                          topic, tlen, payload, plen, in->token) == REDIS_OK)
+    if (redisAsyncCommand(b->cmd.ac, on_ingest_reply, NULL, "FCALL herald_ingest 1 %b %b %s", topic,
+                          tlen, payload, plen, in->token) == REDIS_OK)
         in->inflight++;
 }
 
@@ -131,8 +133,7 @@ static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *pay
     pend_t *p;
     while (in->count && (in->count >= PENDING_MAX || in->bytes + tlen + plen > PENDING_BYTES_MAX)) {
         pend_drop_head(in);
-        atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1, memory_order_relaxed);
         hb_log_ratelimited("standby-full", 1000, HB_LOG_WARN, MOD,
                            "standby buffer full: oldest kept raw message forgotten", NULL);
     }
@@ -185,8 +186,7 @@ static void go_active(hb_broker_t *b)
     }
 }
 
-static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg,
-                        size_t mlen)
+static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
 {
     ingest_t *in = b->ingest;
     const char *prefix = b->edge->cfg.prefix;
@@ -196,8 +196,7 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
         const char *t;
         size_t tl;
         hb_live_t lv;
-        if (in->state == I_BARRIER && clen == in->barrier_len &&
-            !memcmp(chan, in->barrier, clen)) {
+        if (in->state == I_BARRIER && clen == in->barrier_len && !memcmp(chan, in->barrier, clen)) {
             go_active(b);
             return;
         }
@@ -208,13 +207,12 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
     }
     if (clen >= 2 && chan[0] == '_' && chan[1] == '_')
         return; /* keyspace notifications and other internal channels */
-    if (hb_topic_validate(chan, clen, NULL) ||
-        mlen > (size_t)b->edge->cfg.max_message_bytes) {
+    if (hb_topic_validate(chan, clen, NULL) || mlen > (size_t)b->edge->cfg.max_message_bytes) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-reject", 1000, HB_LOG_WARN, MOD,
-                           "raw message ignored: bad topic name or payload too large",
-                           "{s:s%,s:I}", "channel", chan, clen > 128 ? (size_t)128 : clen,
-                           "bytes", (long long)mlen);
+                           "raw message ignored: bad topic name or payload too large", "{s:s%,s:I}",
+                           "channel", chan, clen > 128 ? (size_t)128 : clen, "bytes",
+                           (long long)mlen);
         return;
     }
     if (in->state == I_ACTIVE && b->cmd_ready)
@@ -306,8 +304,8 @@ void hb_ingest_tick(hb_broker_t *b)
                           in->token, b->edge->cfg.lease_ms);
     } else if (!in->renew_inflight) {
         in->renew_inflight = 1;
-        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL herald_lease_renew 0 %s %d",
-                          in->token, b->edge->cfg.lease_ms);
+        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL herald_lease_renew 0 %s %d", in->token,
+                          b->edge->cfg.lease_ms);
     }
 }
 

@@ -74,9 +74,8 @@ static hb_buf_t *json_buf(json_t *v)
     return b;
 }
 
-int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id,
-                 const char *epoch, const char *event, size_t evlen, const char *data,
-                 size_t dlen)
+int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id, const char *epoch,
+                 const char *event, size_t evlen, const char *data, size_t dlen)
 {
     char cursor[HB_CURSOR_MAX];
     size_t clen = hb_cursor_format(id, epoch, cursor);
@@ -142,12 +141,12 @@ int hb_ev_encode_gap(hb_ev_t *ev, const char *topic, size_t tlen, hb_gap_t gap)
     ev->gap = gap;
     if (!db)
         return HB_ENOMEM;
-    ev->sse = hb_sse_encode(NULL, 0, "herald.gap", 10, (const char *)hb_buf_data(db),
-                            hb_buf_len(db), 0);
+    ev->sse =
+        hb_sse_encode(NULL, 0, "herald.gap", 10, (const char *)hb_buf_data(db), hb_buf_len(db), 0);
     ev->msse = ev->sse ? hb_buf_ref(ev->sse) : NULL;
     hb_buf_unref(db);
-    ev->json = json_buf(json_pack("{s:s,s:s%,s:s}", "type", "gap", "topic", topic, tlen, "reason",
-                                  reason));
+    ev->json = json_buf(
+        json_pack("{s:s,s:s%,s:s}", "type", "gap", "topic", topic, tlen, "reason", reason));
     if (!ev->sse || !ev->json) {
         hb_ev_release(ev);
         return HB_ENOMEM;

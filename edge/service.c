@@ -638,7 +638,7 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
         atomic_fetch_sub_explicit(&st->connections, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(c->counted == K_WS     ? &st->conn_ws
                                   : c->counted == K_POLL ? &st->conn_poll
-                                                      : &st->conn_sse,
+                                                         : &st->conn_sse,
                                   1, memory_order_relaxed);
     }
 }
@@ -695,10 +695,10 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         /* the WebSocket upgrade (101) names the node too */
         struct lws_process_html_args *args = in;
         unsigned char *p = (unsigned char *)args->p;
-        if (s && !lws_add_http_header_by_name(
-                     wsi, (const unsigned char *)"x-herald-node:",
-                     (const unsigned char *)s->edge->cfg.node_id,
-                     (int)strlen(s->edge->cfg.node_id), &p, p + args->max_len)) {
+        if (s && !lws_add_http_header_by_name(wsi, (const unsigned char *)"x-herald-node:",
+                                              (const unsigned char *)s->edge->cfg.node_id,
+                                              (int)strlen(s->edge->cfg.node_id), &p,
+                                              p + args->max_len)) {
             args->max_len -= lws_ptr_diff(p, args->p);
             args->p = (char *)p;
         }

@@ -26,10 +26,10 @@ typedef struct ltopic {
     size_t len;
     hb_sub_t *head; /* subscriptions */
     size_t nsubs;
-    uint64_t seq;   /* last EVENT sequence seen, to detect a dropped hand-off */
+    uint64_t seq; /* last EVENT sequence seen, to detect a dropped hand-off */
     int have_seq;
-    int told;       /* the broker was told we want it */
-    int dirty;      /* a SUB/UNSUB could not be queued; retried by housekeeping */
+    int told;  /* the broker was told we want it */
+    int dirty; /* a SUB/UNSUB could not be queued; retried by housekeeping */
 } ltopic_t;
 
 /* One client's subscription to one topic. {service thread} */
@@ -40,9 +40,9 @@ struct hb_sub {
     uint64_t token;          /* key in svc->pending while history is read */
     uint16_t idx;            /* position in the client's topic list */
     uint8_t resuming, history_started, want_more, have_last;
-    hb_id_t last;            /* last event id queued */
-    hb_buf_t *wcur;          /* multi-topic SSE: cursor of the last event written */
-    hb_msg_t **pend;         /* live events received while history is read */
+    hb_id_t last;    /* last event id queued */
+    hb_buf_t *wcur;  /* multi-topic SSE: cursor of the last event written */
+    hb_msg_t **pend; /* live events received while history is read */
     uint32_t npend, cappend;
 };
 
@@ -59,8 +59,8 @@ typedef enum { K_NONE = 0, K_SIMPLE, K_SSE, K_MSSE, K_WS, K_POLL, K_PUBLISH } ki
 /* An in-flight request (history page or publish) waiting for the broker's answer. */
 typedef struct hb_pending {
     hb_client_t *c;
-    hb_sub_t *u;     /* history: the subscription */
-    json_t *echo;    /* WS publish: the request id to echo */
+    hb_sub_t *u;              /* history: the subscription */
+    json_t *echo;             /* WS publish: the request id to echo */
     struct hb_pending *cnext; /* in c->pubs */
     uint64_t token;
 } hb_pending_t;
@@ -73,9 +73,9 @@ struct hb_client {
     uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish, counted;
     uint16_t close_code; /* WS: close code to send */
     uint64_t id;
-    hb_sub_t **subs;     /* by idx; NULL slots after a WS unsubscribe */
+    hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe */
     uint16_t nsubs, capsubs;
-    qent_t *q;           /* outgoing queue */
+    qent_t *q; /* outgoing queue */
     uint32_t qcap, qhead, qlen;
     size_t qbytes, off;
     lws_usec_t last_write;
@@ -89,7 +89,7 @@ struct hb_client {
     char event[HB_EVENT_NAME_MAX + 1];
     char topic[HB_TOPIC_MAX + 1];
     size_t topic_len;
-    hb_pending_t *pubs;  /* publishes in flight */
+    hb_pending_t *pubs; /* publishes in flight */
     /* K_POLL */
     char poll_next[HB_CURSOR_MAX];
     const char *poll_gap;
@@ -105,10 +105,10 @@ struct hb_svc {
     pthread_t thread;
     int started;
     atomic_int stop;
-    hb_queue_t *inq;     /* from the broker {inq lock} */
-    hb_dict_t *topics;   /* name -> ltopic_t */
-    hb_dict_t *pending;  /* token -> hb_pending_t */
-    hb_dict_t *ipconn;   /* struct lws * -> per-address bucket + 1 */
+    hb_queue_t *inq;    /* from the broker {inq lock} */
+    hb_dict_t *topics;  /* name -> ltopic_t */
+    hb_dict_t *pending; /* token -> hb_pending_t */
+    hb_dict_t *ipconn;  /* struct lws * -> per-address bucket + 1 */
     uint64_t next_id;
     atomic_size_t nclients;
     atomic_int drain_req;

@@ -47,8 +47,8 @@ int hb_ws_filter(hb_svc_t *s, struct lws *wsi)
 {
     char uri[16];
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
-    if (n <= 0 || n >= (int)sizeof(uri) || lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 ||
-        strcmp(uri, "/ws") != 0)
+    if (n <= 0 || n >= (int)sizeof(uri) ||
+        lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
         return 1; /* WebSocket only on /ws */
     if (s->draining || hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections ||
         hb_svc_over_ip_limit(s, wsi)) {
@@ -148,8 +148,9 @@ void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
         reply_error(c, strncmp(m->result, "ERR herald:", 11) ? "unavailable" : "bad_request",
                     m->result, echo);
     else
-        reply(c, json_pack("{s:s,s:s%,s:s}", "type", "published", "topic", m->topic,
-                           m->topic_len, "event_id", m->result),
+        reply(c,
+              json_pack("{s:s,s:s%,s:s}", "type", "published", "topic", m->topic, m->topic_len,
+                        "event_id", m->result),
               echo);
     json_decref(echo);
 }
@@ -167,8 +168,7 @@ static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
         reply_error(c, "forbidden", "this connection may not publish", m.echo);
     } else if (rc) {
         if (rc == HB_ELIMIT)
-            atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
         reply_error(c, code, reason, m.echo);
     } else {
         switch (m.type) {
@@ -190,8 +190,7 @@ static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
                 c->may_publish = 1;
                 reply(c, json_pack("{s:s}", "type", "authed"), m.echo);
             } else {
-                atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1,
-                                          memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
                 reply_error(c, "forbidden", "invalid token", m.echo);
             }
             break;
