@@ -122,6 +122,8 @@ typedef struct hb_stats {
     atomic_ullong rejected_per_ip;
     atomic_ullong rejected_too_large;
     atomic_ullong rejected_auth;
+    atomic_ullong rejected_incomplete; /* closed before a whole request: timeouts, bad bytes */
+    atomic_ullong rejected_topics;     /* --max-topics-per-connection */
     atomic_ullong published;                    /* HTTP/WS publishes stored */
     atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;

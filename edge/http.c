@@ -319,6 +319,7 @@ static int sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             goto out;
         }
         if (n == max) {
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_topics, 1, memory_order_relaxed);
             ret = bad_request(c, "too many topics for one connection", 0);
             goto out;
         }
@@ -672,6 +673,10 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
             (unsigned long long)atomic_load(&st->rejected_too_large));
     fprintf(f, "herald_rejected_total{reason=\"unauthorized\"} %llu\n",
             (unsigned long long)atomic_load(&st->rejected_auth));
+    fprintf(f, "herald_rejected_total{reason=\"incomplete_request\"} %llu\n",
+            (unsigned long long)atomic_load(&st->rejected_incomplete));
+    fprintf(f, "herald_rejected_total{reason=\"too_many_topics\"} %llu\n",
+            (unsigned long long)atomic_load(&st->rejected_topics));
     C("herald_redis_reconnects_total", "Redis connections lost.",
       atomic_load(&st->redis_reconnects));
     G("herald_ready", "1 when Redis is reachable and subscriptions are in place.",

@@ -29,10 +29,13 @@
 #define MSGS_PER_WAKE 512
 #define ACCEPTS_PER_WAKE 64
 #define IP_BUCKETS 65536
-#define HB_IP_OVER ((uintptr_t)1 << 31)
+#define HB_IP_OVER ((uintptr_t)1 << 31)   /* past --max-connections-per-ip */
+#define HB_CONN_SEEN ((uintptr_t)1 << 30) /* accepted by us (always set) */
+#define HB_CONN_SERVED ((uintptr_t)1 << 29) /* sent a whole request */
+#define HB_BUCKET_MASK (HB_CONN_SERVED - 1)
 
 /* Connections per source address, hashed into buckets shared by all threads; each service
- * thread remembers the bucket of every connection it counted (svc->ipconn: wsi -> bucket+1). */
+ * thread remembers the bucket of every connection it counted (svc->conns). */
 static atomic_uint ip_count[IP_BUCKETS];
 
 int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen)
@@ -557,29 +560,36 @@ static void svc_accept(hb_svc_t *s)
             return;
         }
         struct lws *w;
-        uintptr_t mark = 0;
+        uintptr_t mark = HB_CONN_SEEN;
         if (cfg->max_connections_per_ip) {
             /* counted now, refused at its first request with the transport's own signal
              * (200 + retry for SSE), so a browser keeps retrying */
             bucket = ip_hash(&ss);
-            mark = bucket + 1;
+            mark |= bucket + 1;
             if (atomic_fetch_add(&ip_count[bucket], 1) >= (unsigned)cfg->max_connections_per_ip)
                 mark |= HB_IP_OVER;
         }
         w = lws_adopt_socket_vhost(s->vhost, fd);
         if (!w) {
-            if (mark) /* lws refused it (fd limit) and closed it */
+            if (mark & HB_BUCKET_MASK) /* lws refused it (fd limit) and closed it */
                 atomic_fetch_sub(&ip_count[bucket], 1);
             continue;
         }
-        if (mark)
-            hb_dict_set(s->ipconn, &w, sizeof(w), (void *)mark);
+        hb_dict_set(s->conns, &w, sizeof(w), (void *)mark);
     }
+}
+
+/* The connection sent a whole request (it is not counted as incomplete when it closes). */
+static void conn_served(hb_svc_t *s, struct lws *wsi)
+{
+    uintptr_t mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
+    if (mark && !(mark & HB_CONN_SERVED))
+        hb_dict_set(s->conns, &wsi, sizeof(wsi), (void *)(mark | HB_CONN_SERVED));
 }
 
 int hb_svc_over_ip_limit(hb_svc_t *s, struct lws *wsi)
 {
-    uintptr_t mark = (uintptr_t)hb_dict_get(s->ipconn, &wsi, sizeof(wsi));
+    uintptr_t mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
     if (!(mark & HB_IP_OVER))
         return 0;
     atomic_fetch_add_explicit(&s->edge->stats.rejected_per_ip, 1, memory_order_relaxed);
@@ -590,9 +600,9 @@ int hb_svc_over_ip_limit(hb_svc_t *s, struct lws *wsi)
 
 static void on_wsi_destroy(hb_svc_t *s, struct lws *wsi)
 {
-    uintptr_t b = (uintptr_t)hb_dict_del(s->ipconn, &wsi, sizeof(wsi));
-    if (b)
-        atomic_fetch_sub(&ip_count[(b & ~HB_IP_OVER) - 1], 1);
+    uintptr_t b = (uintptr_t)hb_dict_del(s->conns, &wsi, sizeof(wsi));
+    if (b & HB_BUCKET_MASK)
+        atomic_fetch_sub(&ip_count[(b & HB_BUCKET_MASK) - 1], 1);
 }
 
 /* ---- lws glue ---- */
@@ -674,6 +684,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->svc = s;
         c->wsi = wsi;
         c->id = ++s->next_id;
+        conn_served(s, wsi);
         return hb_http_on_request(s, c, wsi, (const char *)in);
     case LWS_CALLBACK_HTTP_BODY:
         return c ? hb_http_on_body(s, c, in, len) : -1;
@@ -686,6 +697,19 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             hb_poll_on_timer(c);
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
+        /* closed before a whole request arrived: handshake timeout (slowloris), oversized
+         * headers or bytes that are not HTTP; lws answers or closes them itself */
+        if (s) {
+            uintptr_t mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
+            if ((mark & HB_CONN_SEEN) && !(mark & HB_CONN_SERVED)) {
+                hb_dict_set(s->conns, &wsi, sizeof(wsi), (void *)(mark | HB_CONN_SERVED));
+                atomic_fetch_add_explicit(&s->edge->stats.rejected_incomplete, 1,
+                                          memory_order_relaxed);
+            }
+        }
+        if (c && s)
+            client_cleanup(s, c);
+        break;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED:
         if (c && s)
@@ -705,6 +729,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 0;
     }
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (s)
+            conn_served(s, wsi);
         return s ? hb_ws_filter(s, wsi) : -1;
     case LWS_CALLBACK_ESTABLISHED:
         if (!c)
@@ -797,7 +823,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->inq = hb_queue_new(65536);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
-    s->ipconn = hb_dict_new();
+    s->conns = hb_dict_new();
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);
@@ -924,7 +950,7 @@ void hb_svc_free(hb_svc_t *s)
     }
     hb_dict_free(s->topics);
     hb_dict_free(s->pending);
-    hb_dict_free(s->ipconn);
+    hb_dict_free(s->conns);
     hb_buf_unref(s->retry_frame);
     hb_buf_unref(s->hb_frame);
     for (int i = 0; i < HB_DRAIN_VARIANTS; i++)

@@ -108,7 +108,7 @@ struct hb_svc {
     hb_queue_t *inq;    /* from the broker {inq lock} */
     hb_dict_t *topics;  /* name -> ltopic_t */
     hb_dict_t *pending; /* token -> hb_pending_t */
-    hb_dict_t *ipconn;  /* struct lws * -> per-address bucket + 1 */
+    hb_dict_t *conns;   /* struct lws * -> HB_CONN_* marks, per-address bucket + 1 */
     uint64_t next_id;
     atomic_size_t nclients;
     atomic_int drain_req;

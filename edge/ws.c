@@ -98,6 +98,7 @@ static void on_subscribe(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
         return;
     }
     if (active_subs(c) >= (size_t)s->edge->cfg.max_topics) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_topics, 1, memory_order_relaxed);
         reply_error(c, "too_many_topics", "topic limit of this connection reached", m->echo);
         return;
     }

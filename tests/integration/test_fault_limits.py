@@ -257,6 +257,9 @@ class Limits(HeraldTestCase):
                         closed_after)
         self.assert_serving(h)
         harness.log("slowloris closed after %.1fs (--handshake-timeout 2)" % closed_after)
+        m = metrics(h.port)
+        self.assertGreaterEqual(m.get('herald_rejected_total{reason="incomplete_request"}', 0),
+                                1, "the cut-off is counted: %r" % m)
 
     def test_long_path(self):
         srv = self.redis()

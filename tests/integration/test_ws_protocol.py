@@ -300,6 +300,8 @@ class Subscribe(WSTestCase):
             self.subscribe(ws, t, rid=t)
         self.assert_error(ws, {"type": "subscribe", "topic": "lim.d", "id": "d"},
                           "too_many_topics", "d")
+        _, _, body = harness.http_get(self.h.port, "/metrics")
+        self.assertIn(b'herald_rejected_total{reason="too_many_topics"} 1\n', body)
         self.assertEqual(request(ws, {"type": "unsubscribe", "topic": "lim.a", "id": 1}),
                          {"type": "unsubscribed", "topic": "lim.a", "id": 1})
         self.subscribe(ws, "lim.d", rid="d2")
