@@ -161,18 +161,32 @@ class Limits(HeraldTestCase):
         srv = self.redis()
         h = self.edge(srv, "edge-1", ["--max-connections-per-ip", "3", "--heartbeat", "1"])
         topic = "fault.perip"
-        keep = [self.raw(h.port, "/events/" + topic) for _ in range(3)]
+        # Clients of this test come from 127.0.0.3: the harness's own readiness probes come
+        # from 127.0.0.1, and a probe connection still closing would hold one of the slots.
+        src = "127.0.0.3"
+        keep = [self.raw(h.port, "/events/" + topic, src) for _ in range(3)]
         for i, c in enumerate(keep):
-            self.assert_open(c, "127.0.0.1 client %d of 3" % (i + 1))
-        fourth = self.raw(h.port, "/events/" + topic)
-        self.assert_refused_with_retry(fourth, "4th client from 127.0.0.1")
-        other = self.raw(h.port, "/events/" + topic, "127.0.0.2")
-        self.assert_open(other, "client from 127.0.0.2")
+            self.assert_open(c, "%s client %d of 3" % (src, i + 1))
+        fourth = self.raw(h.port, "/events/" + topic, src)
+        self.assert_refused_with_retry(fourth, "4th client from " + src)
+        for i, c in enumerate(keep):  # still served after the 4th was turned away
+            self.assertTrue(c.read_until(lambda x: b": hb" in bytes(x.data), 5),
+                            "%s client %d lost its stream" % (src, i + 1))
+        other = self.raw(h.port, "/events/" + topic, "127.0.0.4")
+        self.assert_open(other, "client from 127.0.0.4")
         m = metrics(h.port)
         if m is not None:
             self.assertGreaterEqual(m.get('herald_rejected_total{reason="per_ip"}', 0), 1, m)
         keep[0].close()
-        wait_until(lambda: self.try_serving(h), 10, what="a 127.0.0.1 client after a slot freed")
+
+        def served_again():
+            c = self.raw(h.port, "/events/alive-check", src)
+            c.read_until(has_retry, 5)
+            c.read_until(lambda x: x.closed, 0.3)
+            ok = has_retry(c) and not c.closed
+            c.close()
+            return ok
+        wait_until(served_again, 10, what="a %s client after a slot freed" % src)
 
     def test_per_ip_slots_are_given_back(self):
         """Short requests (health checks from a load balancer) give their per-address slot
