@@ -464,7 +464,7 @@ static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m)
         snprintf(m->result, sizeof(m->result), "%s",
                  r && r->type == REDIS_REPLY_ERROR ? r->str : "redis unavailable");
     }
-    if (hb_svc_push(b->edge->svcs[m->seq], m) != 0) {
+    if (hb_svc_push(b->edge->svcs[m->thread], m) != 0) {
         hb_msg_unref(m);
         atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
     }
@@ -480,7 +480,7 @@ static void handle_publish(hb_broker_t *b, hb_req_t *q)
     hb_msg_t *m = hb_msg_new(HB_MSG_PUBLISHED, q->topic, q->topic_len);
     int rc;
     m->client_id = q->client_id;
-    m->seq = (uint64_t)q->thread; /* reply route */
+    m->thread = q->thread;
     if (!b->cmd_ready) {
         publish_reply(b, NULL, m);
         return;

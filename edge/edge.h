@@ -67,6 +67,7 @@ typedef struct hb_msg {
     int control;  /* 1: a gap notice (no id; does not move cursors) */
     hb_ev_t ev;
     /* HB_MSG_HISTORY, HB_MSG_PUBLISHED */
+    int thread;         /* the service thread that asked */
     uint64_t client_id; /* the subscription (history) or client (publish) it answers */
     int error;          /* 1: Redis failed; history: the client should reconnect */
     hb_gap_t gap;
