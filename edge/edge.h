@@ -111,9 +111,7 @@ void hb_req_free(hb_req_t *q);
 
 /* Counters shared by all threads: relaxed atomics, summed on scrape. */
 typedef struct hb_stats {
-    atomic_ullong events_in;  /* events received from Redis */
-    atomic_ullong deliveries; /* frames queued to clients */
-    atomic_ullong bytes_out;
+    atomic_ullong events_in;   /* events received from Redis */
     atomic_ullong connections; /* open SSE connections */
     atomic_ullong slow_disconnects;
     atomic_ullong queue_drops; /* broker->service messages dropped (queue full) */
@@ -125,7 +123,7 @@ typedef struct hb_stats {
     atomic_ullong rejected_auth;
     atomic_ullong rejected_incomplete; /* closed before a whole request: timeouts, bad bytes */
     atomic_ullong rejected_topics;     /* --max-topics-per-connection */
-    atomic_ullong published;                    /* HTTP/WS publishes stored */
+    atomic_ullong published;           /* HTTP/WS publishes stored */
     atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;
     atomic_ullong ingested;        /* raw PUBLISHes stored by this edge as leader */

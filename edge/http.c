@@ -178,7 +178,7 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
             return -1;
         c->last_write = lws_now_usecs();
-        atomic_fetch_add_explicit(&s->edge->stats.bytes_out, n, memory_order_relaxed);
+        hb_svc_count(&s->bytes_out, n);
     }
     if (c->qlen) {
         lws_callback_on_writable(wsi);
@@ -655,8 +655,8 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
     fprintf(f, "herald_connections{transport=\"poll\"} %llu\n",
             (unsigned long long)atomic_load(&st->conn_poll));
     C("herald_events_in_total", "Events received from Redis.", atomic_load(&st->events_in));
-    C("herald_deliveries_total", "Events queued to clients.", atomic_load(&st->deliveries));
-    C("herald_bytes_out_total", "Bytes written to SSE clients.", atomic_load(&st->bytes_out));
+    C("herald_deliveries_total", "Events queued to clients.", hb_svc_sum(s, 0));
+    C("herald_bytes_out_total", "Bytes written to clients.", hb_svc_sum(s, 1));
     C("herald_slow_disconnects_total", "Clients cut off for exceeding their queue bound.",
       atomic_load(&st->slow_disconnects));
     C("herald_queue_drops_total", "Broker hand-offs dropped because a queue was full.",

@@ -29,8 +29,8 @@
 #define MSGS_PER_WAKE 512
 #define ACCEPTS_PER_WAKE 64
 #define IP_BUCKETS 65536
-#define HB_IP_OVER ((uintptr_t)1 << 31)   /* past --max-connections-per-ip */
-#define HB_CONN_SEEN ((uintptr_t)1 << 30) /* accepted by us (always set) */
+#define HB_IP_OVER ((uintptr_t)1 << 31)     /* past --max-connections-per-ip */
+#define HB_CONN_SEEN ((uintptr_t)1 << 30)   /* accepted by us (always set) */
 #define HB_CONN_SERVED ((uintptr_t)1 << 29) /* sent a whole request */
 #define HB_BUCKET_MASK (HB_CONN_SERVED - 1)
 
@@ -316,7 +316,7 @@ static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
         break;
     }
     if (hb_client_push(c, b, ctl ? NULL : ev->cur, u->idx, ctl) == 0)
-        atomic_fetch_add_explicit(&c->svc->edge->stats.deliveries, 1, memory_order_relaxed);
+        hb_svc_count(&c->svc->deliveries, 1);
 }
 
 static void sub_pend(hb_sub_t *u, hb_msg_t *m)
@@ -606,6 +606,16 @@ static void on_wsi_destroy(hb_svc_t *s, struct lws *wsi)
 }
 
 /* ---- lws glue ---- */
+
+unsigned long long hb_svc_sum(hb_svc_t *s, int which)
+{
+    unsigned long long n = 0;
+    for (int i = 0; i < s->edge->nthreads; i++) {
+        hb_svc_t *t = s->edge->svcs[i];
+        n += atomic_load_explicit(which ? &t->bytes_out : &t->deliveries, memory_order_relaxed);
+    }
+    return n;
+}
 
 size_t hb_svc_total_clients(hb_svc_t *s)
 {

@@ -111,6 +111,9 @@ struct hb_svc {
     hb_dict_t *conns;   /* struct lws * -> HB_CONN_* marks, per-address bucket + 1 */
     uint64_t next_id;
     atomic_size_t nclients;
+    /* per-delivery counters: written only by this thread (no shared cache line on the
+     * fan-out path), summed by /metrics */
+    atomic_ullong deliveries, bytes_out;
     atomic_int drain_req;
     int draining;
     unsigned ticks;
@@ -131,6 +134,16 @@ hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u);
 void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
 int hb_svc_request(hb_svc_t *s, hb_req_t *q);
 size_t hb_svc_total_clients(hb_svc_t *s);
+/** hb_svc_sum() - deliveries (which 0) or bytes out (1) summed over the service threads. */
+unsigned long long hb_svc_sum(hb_svc_t *s, int which);
+
+/** hb_svc_count() - add to a counter only its own thread writes: a plain load and store, no
+ * locked read-modify-write on the fan-out path. */
+static inline void hb_svc_count(atomic_ullong *c, unsigned long long n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
 void hb_client_count(hb_client_t *c, kind_t kind);
 int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
 /** hb_client_drained() - the client's queue emptied: continue a paged history read. */

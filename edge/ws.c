@@ -268,7 +268,7 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             return -1;
         }
         free(heap);
-        atomic_fetch_add_explicit(&s->edge->stats.bytes_out, n, memory_order_relaxed);
+        hb_svc_count(&s->bytes_out, n);
         c->qbytes -= n;
         hb_buf_unref(e->b);
         hb_buf_unref(e->cur);
