@@ -139,9 +139,8 @@ static const char lib_fmt[] =
     "end)\n";
 
 char *hb_script_library(const char *prefix, long history_max, long history_ttl_s,
-                        long max_message_bytes, int lease_ms)
+                        long max_message_bytes)
 {
-    (void)lease_ms;
     int n =
         snprintf(NULL, 0, lib_fmt, prefix, history_max, history_ttl_s * 1000L, max_message_bytes);
     char *out = hb_xmalloc((size_t)n + 1);

@@ -21,6 +21,6 @@
  * `prefix` must already be validated ([A-Za-z0-9._:-]). Aborts on OOM.
  */
 char *hb_script_library(const char *prefix, long history_max, long history_ttl_s,
-                        long max_message_bytes, int lease_ms);
+                        long max_message_bytes);
 
 #endif

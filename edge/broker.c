@@ -819,7 +819,7 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     b->topics = hb_dict_new();
     b->on_sub_cb = on_sub;
     b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
-                                   edge->cfg.max_message_bytes, edge->cfg.lease_ms);
+                                   edge->cfg.max_message_bytes);
     b->wake = event_new(b->base, -1, 0, on_wake, b);
     b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
     event_add(b->tick, &tick);

@@ -30,7 +30,7 @@ int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const ch
     c->status = (uint16_t)status;
     c->ctype = ctype;
     c->close_after_flush = (uint8_t)(close_after || c->close_after_flush);
-    if (status >= 400 && status != 503)
+    if (status == 400 || status == 404 || status == 405 || status == 411)
         atomic_fetch_add_explicit(&c->svc->edge->stats.bad_requests, 1, memory_order_relaxed);
     if (len) {
         hb_buf_t *b = hb_buf_from(body, len);
@@ -255,17 +255,10 @@ static int sse_turn_away(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     if (sse_headers(s, c, wsi, K_SSE))
         return -1;
-    atomic_fetch_add_explicit(&s->edge->stats.rejected_max_conn, 1, memory_order_relaxed);
     hb_client_push(c, s->drain_frames[c->id % HB_DRAIN_VARIANTS], NULL, 0, 1);
     c->close_after_flush = 1;
     lws_http_headers_detach(wsi);
     return 0;
-}
-
-static int over_capacity(hb_svc_t *s, hb_client_t *c)
-{
-    return s->draining || hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections ||
-           hb_svc_over_ip_limit(s, c->wsi);
 }
 
 static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
@@ -286,7 +279,7 @@ static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
         return bad_request(c, "Last-Event-ID is too long", 0);
     if (has > 0 && hb_cursor_parse(text, strlen(text), &cur, &reason))
         return bad_request(c, reason, 0);
-    if (over_capacity(s, c))
+    if (!hb_svc_admit(s, c->wsi))
         return sse_turn_away(s, c, wsi);
     if (sse_headers(s, c, wsi, K_SSE))
         return -1;
@@ -363,7 +356,7 @@ static int sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             p = comma ? comma + 1 : p + len;
         }
     }
-    if (over_capacity(s, c)) {
+    if (!hb_svc_admit(s, c->wsi)) {
         ret = sse_turn_away(s, c, wsi);
         goto out;
     }
@@ -469,7 +462,7 @@ static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
         if (!tbuf[0] || *end || timeout < 0 || timeout > s->edge->cfg.poll_timeout_max)
             return bad_request(c, "timeout must be a number of seconds within the limit", 0);
     }
-    if (over_capacity(s, c))
+    if (!hb_svc_admit(s, c->wsi))
         return respond_text(c, 503, "over capacity or draining: retry later\n", 1);
     c->kind = K_POLL;
     hb_client_count(c, K_POLL);
@@ -620,83 +613,88 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 
 /* ---- metrics ---- */
 
+/* One metric family: name, type, help, then "value" lines (a label set and a number). */
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void value(FILE *f, const char *name, const char *labels, unsigned long long v)
+{
+    fprintf(f, "%s%s %llu\n", name, labels, v);
+}
+
 static int metrics(hb_svc_t *s, hb_client_t *c)
 {
     hb_stats_t *st = &s->edge->stats;
     char *buf = NULL;
     size_t len = 0;
-    long rss_pages = 0;
-    FILE *f = open_memstream(&buf, &len);
-    FILE *statm = fopen("/proc/self/statm", "r");
-    size_t topics = 0;
+    long size_pages = 0, rss_pages = 0;
+    FILE *f, *statm = fopen("/proc/self/statm", "r");
     int rc;
+#define LOAD(x) ((unsigned long long)atomic_load_explicit(&st->x, memory_order_relaxed))
+    const struct {
+        const char *name, *type, *help, *labels;
+        unsigned long long v;
+    } rows[] = {
+        {"herald_connections", "gauge", "Open client connections by transport.",
+         "{transport=\"sse\"}", LOAD(conn_sse)},
+        {"herald_connections", NULL, NULL, "{transport=\"ws\"}", LOAD(conn_ws)},
+        {"herald_connections", NULL, NULL, "{transport=\"poll\"}", LOAD(conn_poll)},
+        {"herald_events_in_total", "counter", "Events received from Redis.", "", LOAD(events_in)},
+        {"herald_deliveries_total", "counter", "Events queued to clients.", "", hb_svc_sum(s, 0)},
+        {"herald_bytes_out_total", "counter", "Bytes written to clients.", "", hb_svc_sum(s, 1)},
+        {"herald_slow_disconnects_total", "counter",
+         "Clients cut off for exceeding their queue bound.", "", LOAD(slow_disconnects)},
+        {"herald_queue_drops_total", "counter",
+         "Broker hand-offs dropped because a queue was full.", "",
+         LOAD(queue_drops) + LOAD(req_drops)},
+        {"herald_rejected_total", "counter", "Requests refused, by reason.",
+         "{reason=\"bad_request\"}", LOAD(bad_requests)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"max_connections\"}",
+         LOAD(rejected_max_conn)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"per_ip\"}", LOAD(rejected_per_ip)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"too_large\"}", LOAD(rejected_too_large)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"unauthorized\"}", LOAD(rejected_auth)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"incomplete_request\"}",
+         LOAD(rejected_incomplete)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"too_many_topics\"}",
+         LOAD(rejected_topics)},
+        {"herald_redis_reconnects_total", "counter", "Redis connections lost.", "",
+         LOAD(redis_reconnects)},
+        {"herald_ready", "gauge", "1 when Redis is reachable and subscriptions are in place.", "",
+         (unsigned long long)atomic_load(&st->ready)},
+        {"herald_draining", "gauge", "1 after SIGTERM.", "",
+         (unsigned long long)atomic_load(&st->draining)},
+        {"herald_ingest_leader", "gauge", "1 while this edge holds the raw-ingest lease.", "",
+         (unsigned long long)atomic_load(&st->leader)},
+        {"herald_ingested_total", "counter", "Raw PUBLISHes stored by this edge.", "",
+         LOAD(ingested)},
+        {"herald_ingest_rejected_total", "counter", "Raw PUBLISHes refused (bad topic, too large).",
+         "", LOAD(ingest_rejected)},
+        {"herald_ingest_standby_overflow_total", "counter", "Raw messages a standby had to forget.",
+         "", LOAD(ingest_standby_overflow)},
+        {"herald_published_total", "counter", "HTTP and WebSocket publishes stored.", "",
+         LOAD(published)},
+        {"herald_broker_queue_depth", "gauge", "Requests waiting for the broker thread.", "",
+         hb_queue_len(s->edge->to_broker)},
+    };
+#undef LOAD
     if (statm) {
-        long size_pages;
         if (fscanf(statm, "%ld %ld", &size_pages, &rss_pages) != 2)
             rss_pages = 0;
         fclose(statm);
     }
-    for (int i = 0; i < s->edge->nthreads; i++)
-        topics += i == s->idx ? hb_dict_size(s->topics) : 0;
+    f = open_memstream(&buf, &len);
     if (!f)
         return respond_text(c, 503, "out of memory\n", 0);
-#define G(name, help, v)                                                                           \
-    fprintf(f, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",                 \
-            (unsigned long long)(v))
-#define C(name, help, v)                                                                           \
-    fprintf(f, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",               \
-            (unsigned long long)(v))
-    fprintf(f, "# HELP herald_connections Open client connections by transport.\n"
-               "# TYPE herald_connections gauge\n");
-    fprintf(f, "herald_connections{transport=\"sse\"} %llu\n",
-            (unsigned long long)atomic_load(&st->conn_sse));
-    fprintf(f, "herald_connections{transport=\"ws\"} %llu\n",
-            (unsigned long long)atomic_load(&st->conn_ws));
-    fprintf(f, "herald_connections{transport=\"poll\"} %llu\n",
-            (unsigned long long)atomic_load(&st->conn_poll));
-    C("herald_events_in_total", "Events received from Redis.", atomic_load(&st->events_in));
-    C("herald_deliveries_total", "Events queued to clients.", hb_svc_sum(s, 0));
-    C("herald_bytes_out_total", "Bytes written to clients.", hb_svc_sum(s, 1));
-    C("herald_slow_disconnects_total", "Clients cut off for exceeding their queue bound.",
-      atomic_load(&st->slow_disconnects));
-    C("herald_queue_drops_total", "Broker hand-offs dropped because a queue was full.",
-      atomic_load(&st->queue_drops) + atomic_load(&st->req_drops));
-    fprintf(f, "# HELP herald_rejected_total Requests refused, by reason.\n"
-               "# TYPE herald_rejected_total counter\n");
-    fprintf(f, "herald_rejected_total{reason=\"bad_request\"} %llu\n",
-            (unsigned long long)atomic_load(&st->bad_requests));
-    fprintf(f, "herald_rejected_total{reason=\"max_connections\"} %llu\n",
-            (unsigned long long)atomic_load(&st->rejected_max_conn));
-    fprintf(f, "herald_rejected_total{reason=\"per_ip\"} %llu\n",
-            (unsigned long long)atomic_load(&st->rejected_per_ip));
-    fprintf(f, "herald_rejected_total{reason=\"too_large\"} %llu\n",
-            (unsigned long long)atomic_load(&st->rejected_too_large));
-    fprintf(f, "herald_rejected_total{reason=\"unauthorized\"} %llu\n",
-            (unsigned long long)atomic_load(&st->rejected_auth));
-    fprintf(f, "herald_rejected_total{reason=\"incomplete_request\"} %llu\n",
-            (unsigned long long)atomic_load(&st->rejected_incomplete));
-    fprintf(f, "herald_rejected_total{reason=\"too_many_topics\"} %llu\n",
-            (unsigned long long)atomic_load(&st->rejected_topics));
-    C("herald_redis_reconnects_total", "Redis connections lost.",
-      atomic_load(&st->redis_reconnects));
-    G("herald_ready", "1 when Redis is reachable and subscriptions are in place.",
-      atomic_load(&st->ready));
-    G("herald_draining", "1 after SIGTERM.", atomic_load(&st->draining));
-    G("herald_ingest_leader", "1 while this edge holds the raw-ingest lease.",
-      atomic_load(&st->leader));
-    C("herald_ingested_total", "Raw PUBLISHes stored by this edge.", atomic_load(&st->ingested));
-    C("herald_ingest_rejected_total", "Raw PUBLISHes refused (bad topic, too large).",
-      atomic_load(&st->ingest_rejected));
-    C("herald_ingest_standby_overflow_total", "Raw messages a standby had to forget.",
-      atomic_load(&st->ingest_standby_overflow));
-    C("herald_published_total", "HTTP and WebSocket publishes stored.",
-      atomic_load(&st->published));
-    G("herald_broker_queue_depth", "Requests waiting for the broker thread.",
-      hb_queue_len(s->edge->to_broker));
-    G("process_resident_memory_bytes", "Resident memory.", (unsigned long long)rss_pages * 4096);
-#undef G
-#undef C
-    (void)topics;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        if (rows[i].type)
+            family(f, rows[i].name, rows[i].type, rows[i].help);
+        value(f, rows[i].name, rows[i].labels, rows[i].v);
+    }
+    family(f, "process_resident_memory_bytes", "gauge", "Resident memory.");
+    value(f, "process_resident_memory_bytes", "", (unsigned long long)rss_pages * 4096);
     fclose(f);
     rc = hb_http_respond(c, 200, "text/plain; version=0.0.4", buf, len, 0);
     free(buf);

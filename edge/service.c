@@ -587,14 +587,22 @@ static void conn_served(hb_svc_t *s, struct lws *wsi)
         hb_dict_set(s->conns, &wsi, sizeof(wsi), (void *)(mark | HB_CONN_SERVED));
 }
 
-int hb_svc_over_ip_limit(hb_svc_t *s, struct lws *wsi)
+int hb_svc_admit(hb_svc_t *s, struct lws *wsi)
 {
-    uintptr_t mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
-    if (!(mark & HB_IP_OVER))
+    uintptr_t mark;
+    if (s->draining)
         return 0;
-    atomic_fetch_add_explicit(&s->edge->stats.rejected_per_ip, 1, memory_order_relaxed);
-    hb_log_ratelimited("per-ip", 1000, HB_LOG_WARN, MOD, "connection refused: per-address limit",
-                       NULL);
+    if (hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_max_conn, 1, memory_order_relaxed);
+        return 0;
+    }
+    mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
+    if (mark & HB_IP_OVER) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_per_ip, 1, memory_order_relaxed);
+        hb_log_ratelimited("per-ip", 1000, HB_LOG_WARN, MOD,
+                           "connection refused: per-address limit", NULL);
+        return 0;
+    }
     return 1;
 }
 

@@ -149,8 +149,12 @@ int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
 /** hb_client_drained() - the client's queue emptied: continue a paged history read. */
 void hb_client_drained(hb_client_t *c);
 
-/** hb_svc_over_ip_limit() - 1 when this connection is past --max-connections-per-ip. */
-int hb_svc_over_ip_limit(hb_svc_t *s, struct lws *wsi);
+/**
+ * hb_svc_admit() - 1 when a new subscriber connection may be served; 0 when the edge drains,
+ * is at --max-connections or the address is past --max-connections-per-ip (each refusal is
+ * counted under its own reason; draining is not a refusal). Service thread.
+ */
+int hb_svc_admit(hb_svc_t *s, struct lws *wsi);
 
 /* http.c */
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path);

@@ -50,12 +50,7 @@ int hb_ws_filter(hb_svc_t *s, struct lws *wsi)
     if (n <= 0 || n >= (int)sizeof(uri) ||
         lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
         return 1; /* WebSocket only on /ws */
-    if (s->draining || hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections ||
-        hb_svc_over_ip_limit(s, wsi)) {
-        atomic_fetch_add_explicit(&s->edge->stats.rejected_max_conn, 1, memory_order_relaxed);
-        return 1;
-    }
-    return 0;
+    return hb_svc_admit(s, wsi) ? 0 : 1;
 }
 
 void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)

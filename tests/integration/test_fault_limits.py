@@ -177,6 +177,8 @@ class Limits(HeraldTestCase):
         m = metrics(h.port)
         if m is not None:
             self.assertGreaterEqual(m.get('herald_rejected_total{reason="per_ip"}', 0), 1, m)
+            self.assertEqual(m.get('herald_rejected_total{reason="max_connections"}'), 0,
+                             "a per-address refusal is counted under its own reason only")
         keep[0].close()
 
         def served_again():
