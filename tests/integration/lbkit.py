@@ -274,3 +274,37 @@ class ResumingClient(threading.Thread):
             self.cur.close()
         if self.error:
             raise AssertionError("%s failed: %r" % (self.name, self.error))
+
+
+class LbTestCase(harness.HeraldTestCase):
+    """Redis, three edges (extra `edge_args`) and HAProxy in front; ResumingClient and
+    Publisher threads registered in self.threads are halted at the end, and HAProxy's log is
+    shown when the test failed."""
+
+    edge_args = ()
+
+    def setUp(self):
+        super().setUp()
+        self.srv = self.redis()
+        self.r = self.client(self.srv)
+        self.hs = self.edges(self.srv, 3, args=self.edge_args)
+        self.lb = HAProxy(self.hs)
+        self.threads = []
+
+    def tearDown(self):
+        for t in self.threads:
+            t._halt.set()
+        if self._failed():
+            import sys
+            sys.stderr.write("\n===== haproxy =====\n%s\n" % self.lb.log())
+        self.lb.close()
+        super().tearDown()
+
+    def start_clients(self, topic, n=6):
+        """n ResumingClients through the LB, each connected before the next starts."""
+        clients = [ResumingClient(self.lb.port, topic, "client-%d" % i) for i in range(n)]
+        self.threads += clients
+        for c in clients:
+            c.start()
+            c.wait_connected()
+        return clients

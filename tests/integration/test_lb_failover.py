@@ -8,40 +8,19 @@ import signal
 import time
 
 import harness
-from harness import HeraldTestCase, wait_live_subscribed
-from lbkit import HAProxy, Publisher, ResumingClient
+from harness import wait_live_subscribed
+from lbkit import LbTestCase, Publisher
 
 TOPIC = "lb.failover"
 
 
-class LbFailover(HeraldTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.srv = self.redis()
-        self.r = self.client(self.srv)
-        self.hs = self.edges(self.srv, 3)
-        self.lb = HAProxy(self.hs)
-        self.threads = []
-
-    def tearDown(self):
-        for t in self.threads:
-            t._halt.set()
-        if self._failed():
-            import sys
-            sys.stderr.write("\n===== haproxy =====\n%s\n" % self.lb.log())
-        self.lb.close()
-        super().tearDown()
+class LbFailover(LbTestCase):
 
     def test_sigkill_the_clients_edge(self):
         lb = self.lb
         lb.wait_all_up()
         # Six clients: round-robin puts two on each edge.
-        clients = [ResumingClient(lb.port, TOPIC, "client-%d" % i) for i in range(6)]
-        self.threads += clients
-        for c in clients:
-            c.start()
-            c.wait_connected()
+        clients = self.start_clients(TOPIC)
         nodes = [c.node for c in clients]
         harness.log("clients on: %s" % nodes)
         self.assertEqual(sorted(set(nodes)), ["edge-1", "edge-2", "edge-3"],

@@ -8,42 +8,21 @@ import signal
 import time
 
 import harness
-from harness import HeraldTestCase, wait_live_subscribed
-from lbkit import HAProxy, Publisher, ResumingClient
+from harness import wait_live_subscribed
+from lbkit import LbTestCase, Publisher
 
 TOPIC = "lb.rolling"
 
 
-class LbRolling(HeraldTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.srv = self.redis()
-        self.hs = self.edges(self.srv, 3, args=("--drain-timeout", "5"))
-        self.lb = HAProxy(self.hs)
-        self.threads = []
-
-    def tearDown(self):
-        for t in self.threads:
-            t._halt.set()
-        if self._failed():
-            import sys
-            sys.stderr.write("\n===== haproxy =====\n%s\n" % self.lb.log())
-        self.lb.close()
-        super().tearDown()
+class LbRolling(LbTestCase):
+    edge_args = ("--drain-timeout", "5")
 
     def test_restart_every_edge_one_by_one(self):
         lb = self.lb
         lb.wait_all_up()
-        clients = [ResumingClient(lb.port, TOPIC, "client-%d" % i) for i in range(6)]
-        self.threads += clients
-        for c in clients:
-            c.start()
-            c.wait_connected()
+        clients = self.start_clients(TOPIC)
         harness.log("clients on: %s" % [c.node for c in clients])
-        r = harness.RedisClient(self.srv.port)
-        wait_live_subscribed(r, TOPIC, n=3)
-        r.close()
+        wait_live_subscribed(self.r, TOPIC, n=3)
 
         pub = Publisher(self.srv.port, TOPIC, rate=50)
         self.threads.append(pub)
