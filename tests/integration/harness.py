@@ -141,6 +141,29 @@ def _tail(path, limit=20000):
 # RESP client
 # --------------------------------------------------------------------------------------------
 
+def end_process(p, term_timeout=None):
+    """End a child we started: SIGTERM and wait up to term_timeout seconds first when given,
+    then SIGKILL; forget it in the atexit list. Returns its exit code, or None if it did not
+    exit within the final 10 s."""
+    if p is None:
+        return None
+    if term_timeout is not None and p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(term_timeout)
+        except subprocess.TimeoutExpired:
+            log("pid %d ignored SIGTERM for %.0fs; killing" % (p.pid, term_timeout))
+    if p.poll() is None:
+        p.kill()
+    try:
+        code = p.wait(10)
+    except subprocess.TimeoutExpired:
+        code = None
+    with _LIVE_LOCK:
+        _LIVE.discard(p)
+    return code
+
+
 class RedisError(Exception):
     """An error reply (-ERR ...) from Redis."""
 
@@ -365,17 +388,7 @@ class RedisServer:
         return RedisClient(self.port)
 
     def _reap(self):
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
-            p.kill()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-        with _LIVE_LOCK:
-            _LIVE.discard(p)
+        end_process(self.proc)
 
     def stop(self):
         """SIGTERM, wait, then SIGKILL. With --save '' nothing is written."""
@@ -503,17 +516,10 @@ class Herald:
         return data[max(0, m.start() - 200):].decode("utf-8", "replace") if m else None
 
     def _reap(self):
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
-            p.kill()
-        try:
-            self.exit_code = p.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-        with _LIVE_LOCK:
-            _LIVE.discard(p)
+        if self.proc is not None:
+            code = end_process(self.proc)
+            if code is not None:
+                self.exit_code = code
 
     def kill(self, sig=signal.SIGKILL):
         """Send a signal; SIGKILL/SIGTERM/SIGINT mark the exit as expected."""

@@ -112,18 +112,7 @@ class HAProxy:
         return _tail(self.log_path)
 
     def stop(self):
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        with _LIVE_LOCK:
-            _LIVE.discard(p)
+        harness.end_process(self.proc, term_timeout=10)
 
     def close(self):
         self.stop()
