@@ -8,6 +8,8 @@
 #   lb        haproxy                    (deploy/local.sh, the load-balancer tests)
 #   browser   chromium nodejs npm        (tests/browser: headless Chromium tests)
 #   compose   docker-compose             (validating docker-compose.yml)
+#   bench     nginx-light libnginx-mod-nchan redis-tools linux-perf
+#                                        (tests/bench/run.sh: nchan side by side, redis-benchmark, perf)
 # HERALD_EXTRA_DEPS="pkg ..." adds packages to the list (used by scripts that need more).
 # Fast when everything is present: one dpkg-query call, no network.
 
@@ -25,8 +27,9 @@ herald_deps_main() {
             command -v npm >/dev/null 2>&1 || pkgs+=(npm)
             ;;
         compose) pkgs+=(docker-compose) ;;
+        bench) pkgs+=(nginx-light libnginx-mod-nchan redis-tools linux-perf) ;;
         *)
-            echo "deps: unknown group '$group' (lb, browser, compose)" >&2
+            echo "deps: unknown group '$group' (lb, browser, compose, bench)" >&2
             return 1
             ;;
         esac
