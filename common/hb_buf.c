@@ -21,6 +21,7 @@ hb_buf_t *hb_buf_new(size_t cap, size_t headroom)
     b->len = 0;
     b->cap = cap;
     b->headroom = headroom;
+    b->stamp_ms = 0;
     return b;
 }
 

@@ -16,6 +16,7 @@ struct hb_buf {
     size_t len;      /* bytes of data */
     size_t cap;      /* bytes available for data */
     size_t headroom; /* bytes reserved before data */
+    long long stamp_ms; /* an event's publish time (ms since the epoch) for latency; 0: none */
     unsigned char mem[];
 };
 

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "hb_err.h"
@@ -20,7 +21,8 @@ typedef enum {
     T_REDIS,
     T_LEVEL,
     T_NODE,
-    T_PREFIX
+    T_PREFIX,
+    T_ORIGINS
 } opt_type_t;
 
 typedef struct opt {
@@ -89,6 +91,18 @@ static const opt_t opts[] = {
      "seconds an idle keep-alive HTTP connection (between requests) is kept open"},
     {"ws-ping-interval", T_INT, "25", 0, 3600, O(ws_ping_interval),
      "seconds between WebSocket pings to idle clients; unanswered ones are closed (0: off)"},
+    {"jwt-secret", T_SECRET, "", 0, 0, O(jwt_secret),
+     "HS256 key that signs client tokens (JWT); set: subscribing needs a token unless "
+     "--allow-anonymous, and tokens may publish (empty: no token checks, subscribing is open)"},
+    {"jwt-secret-file", T_STR, "", 0, 0, O(jwt_secret_file),
+     "file holding the HS256 key instead of --jwt-secret (trailing newline ignored)"},
+    {"jwt-leeway", T_INT, "5", 0, 300, O(jwt_leeway),
+     "seconds of clock skew allowed when checking a token's exp and nbf"},
+    {"allow-anonymous", T_BOOL, "off", 0, 1, O(allow_anonymous),
+     "with --jwt-secret set, still let clients without a token subscribe: on|off"},
+    {"allowed-origins", T_ORIGINS, "*", 0, 0, O(allowed_origins),
+     "browser origins allowed (CORS for SSE, long-poll and publish; Origin check of the "
+     "WebSocket handshake): * or a comma-separated list of scheme://host[:port]"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -190,6 +204,11 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
         if (parse_hostport(v, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port))
             goto bad;
         return 0;
+    case T_ORIGINS:
+        if (hb_cfg_origins_valid(v) != 0 || strlen(v) >= HB_CFG_LIST_MAX)
+            goto bad;
+        memcpy(base + o->off, v, strlen(v) + 1);
+        return 0;
     case T_REDIS: {
         const char *p = v;
         char hp[HB_CFG_STR_MAX];
@@ -258,6 +277,105 @@ void hb_cfg_print_markdown(FILE *out)
     }
 }
 
+int hb_cfg_origins_valid(const char *v)
+{
+    const char *p = v;
+    if (!strcmp(v, "*"))
+        return 0;
+    for (;;) {
+        const char *end = strchr(p, ','), *host;
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (!strncmp(p, "https://", 8))
+            host = p + 8;
+        else if (!strncmp(p, "http://", 7))
+            host = p + 7;
+        else
+            return HB_EINVAL;
+        if (host >= p + n)
+            return HB_EINVAL;
+        for (const char *q = host; q < p + n; q++)
+            if (!(isalnum((unsigned char)*q) || *q == '-' || *q == '.' || *q == ':' ||
+                  *q == '[' || *q == ']'))
+                return HB_EINVAL; /* no path, no trailing slash, no spaces */
+        if (!end)
+            return 0;
+        p = end + 1;
+    }
+}
+
+int hb_cfg_origin_index(const char *list, const char *origin, size_t len)
+{
+    const char *p = list;
+    int i = 0;
+    if (!strcmp(list, "*"))
+        return 0;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && !strncasecmp(p, origin, len))
+            return i + 1;
+        if (!end)
+            return -1;
+        p = end + 1;
+        i++;
+    }
+}
+
+size_t hb_cfg_origin_at(const char *list, int idx, const char **out)
+{
+    const char *p = list;
+    if (idx <= 0) {
+        *out = "*";
+        return 1;
+    }
+    for (int i = 1; i < idx && p; i++) {
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    if (!p) {
+        *out = "";
+        return 0;
+    }
+    *out = p;
+    return strchr(p, ',') ? (size_t)(strchr(p, ',') - p) : strlen(p);
+}
+
+/* --jwt-secret-file: the key's bytes (a trailing newline is not part of it). */
+static int load_jwt_secret(hb_cfg_t *cfg, char *err, size_t errlen)
+{
+    FILE *f;
+    size_t n;
+    char buf[HB_CFG_STR_MAX + 2];
+    if (!cfg->jwt_secret_file[0]) {
+        cfg->jwt_secret_len = strlen(cfg->jwt_secret);
+        return 0;
+    }
+    if (cfg->jwt_secret[0]) {
+        snprintf(err, errlen, "give --jwt-secret or --jwt-secret-file, not both");
+        return HB_EINVAL;
+    }
+    f = fopen(cfg->jwt_secret_file, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read --jwt-secret-file '%.200s': %s", cfg->jwt_secret_file,
+                 strerror(errno));
+        return HB_EINVAL;
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (n == 0 || n > HB_JWT_SECRET_FILE_MAX) {
+        snprintf(err, errlen, "--jwt-secret-file '%.200s' must hold 1 to %d bytes of key",
+                 cfg->jwt_secret_file, HB_JWT_SECRET_FILE_MAX);
+        return HB_EINVAL;
+    }
+    memcpy(cfg->jwt_secret, buf, n);
+    cfg->jwt_secret[n] = '\0';
+    cfg->jwt_secret_len = n;
+    return 0;
+}
+
 int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
     char env[96];
@@ -315,6 +433,8 @@ int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size
                 *p = '-';
         snprintf(cfg->node_id, sizeof(cfg->node_id), "%.40s-%ld", host, (long)getpid());
     }
+    if (load_jwt_secret(cfg, err, errlen))
+        return HB_EINVAL;
     if (cfg->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = n < 1 ? 1 : n > 64 ? 64 : (int)n;

@@ -10,6 +10,8 @@
  * table. Precedence: flag, then environment, then default. Read-only once threads start.
  */
 #define HB_CFG_STR_MAX 256
+#define HB_CFG_LIST_MAX 2048
+#define HB_JWT_SECRET_FILE_MAX (HB_CFG_STR_MAX - 1) /* bytes of key read from a file */
 
 typedef struct hb_cfg {
     char listen_host[HB_CFG_STR_MAX];
@@ -43,6 +45,13 @@ typedef struct hb_cfg {
     int poll_timeout_max; /* seconds */
     int ws_ping_interval; /* seconds */
     int idle_timeout;     /* seconds an idle keep-alive HTTP connection is kept */
+    /* authorisation: HS256 key (from --jwt-secret or read from --jwt-secret-file) */
+    char jwt_secret[HB_CFG_STR_MAX];
+    size_t jwt_secret_len;
+    char jwt_secret_file[HB_CFG_STR_MAX];
+    int jwt_leeway;      /* seconds of clock skew allowed on exp/nbf */
+    int allow_anonymous; /* subscribe without a token although a secret is set */
+    char allowed_origins[HB_CFG_LIST_MAX]; /* "*" or comma-separated scheme://host[:port] */
 } hb_cfg_t;
 
 /**
@@ -52,6 +61,19 @@ typedef struct hb_cfg {
  * Main thread, before any other thread starts.
  */
 int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen);
+
+/** hb_cfg_origins_valid() - 0 when v is "*" or a comma-separated list of http(s)://host[:port]
+ * origins (no path, no spaces), else HB_EINVAL. */
+int hb_cfg_origins_valid(const char *v);
+/**
+ * hb_cfg_origin_index() - where the request origin (origin, len) is in the allow-list: 0 when
+ * the list is "*" (every origin), k >= 1 for its k-th entry (compared without regard to
+ * case), -1 when it is not allowed.
+ */
+int hb_cfg_origin_index(const char *list, const char *origin, size_t len);
+/** hb_cfg_origin_at() - entry idx (from hb_cfg_origin_index(); 0 is "*") of the list: sets *out
+ * to its first byte (not NUL-terminated) and returns its length. */
+size_t hb_cfg_origin_at(const char *list, int idx, const char **out);
 
 /** hb_cfg_print_help() - the --help text. */
 void hb_cfg_print_help(FILE *out);
