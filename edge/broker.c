@@ -61,12 +61,14 @@ static btopic_t *topic_get(hb_broker_t *b, const char *name, size_t len, int cre
     memcpy(t->name, name, len);
     t->len = len;
     hb_dict_set(b->topics, name, len, t);
+    atomic_fetch_add_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
     return t;
 }
 
 static void topic_free(hb_broker_t *b, btopic_t *t)
 {
     hb_dict_del(b->topics, t->name, t->len);
+    atomic_fetch_sub_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
     for (size_t i = 0; i < t->nheld; i++)
         hb_msg_unref(t->held[i]);
     free(t->held);
@@ -239,6 +241,7 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
                 m->error = 1;
                 break;
             }
+            hb_ev_stamp(&m->evs[m->n], 0); /* a resume page, not a live delivery */
             m->n++;
         }
     }
@@ -569,6 +572,8 @@ void hb_broker_update_ready(hb_broker_t *b)
 {
     int ready = b->cmd_ready && b->sub.up && (!b->edge->cfg.ingest || b->ing_ready) &&
                 !atomic_load(&b->edge->stats.draining);
+    atomic_store(&b->edge->stats.redis_up,
+                 b->cmd_ready && b->sub.up && (!b->edge->cfg.ingest || b->ing_ready));
     if (ready) {
         size_t it = 0, klen;
         const void *k;

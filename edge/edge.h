@@ -47,6 +47,9 @@ typedef struct hb_ev {
 /** hb_ev_encode() - encode an event for every transport into ev; 0 or HB_ENOMEM. */
 int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id, const char *epoch,
                  const char *event, size_t evlen, const char *data, size_t dlen);
+/** hb_ev_stamp() - set the publish time the delivery-latency metric measures from (0: do not
+ * measure, e.g. history read for a resuming client). Before the buffers are shared. */
+void hb_ev_stamp(hb_ev_t *ev, long long ms);
 /** hb_ev_encode_gap() - encode a gap notice for every transport; 0 or HB_ENOMEM. */
 int hb_ev_encode_gap(hb_ev_t *ev, const char *topic, size_t tlen, hb_gap_t gap);
 /** hb_ev_release() - drop the buffers' references. */
@@ -120,7 +123,11 @@ typedef struct hb_stats {
     atomic_ullong rejected_max_conn;
     atomic_ullong rejected_per_ip;
     atomic_ullong rejected_too_large;
-    atomic_ullong rejected_auth;
+    atomic_ullong rejected_auth;      /* no, bad or expired token (or publish key) */
+    atomic_ullong rejected_forbidden; /* a valid token that does not cover the topic */
+    atomic_ullong rejected_origin;    /* Origin not in --allowed-origins */
+    atomic_ullong auth_expired;       /* connections ended when their token expired */
+    atomic_ullong topics;             /* gauge: topics this edge is subscribed to in Redis */
     atomic_ullong rejected_incomplete; /* closed before a whole request: timeouts, bad bytes */
     atomic_ullong rejected_topics;     /* --max-topics-per-connection */
     atomic_ullong published;           /* HTTP/WS publishes stored */
@@ -130,6 +137,7 @@ typedef struct hb_stats {
     atomic_ullong ingest_rejected; /* raw PUBLISHes refused (bad topic, too large) */
     atomic_ullong ingest_standby_overflow;
     atomic_int ready;    /* 1 when Redis is up and every subscription is in place */
+    atomic_int redis_up; /* 1 while every Redis connection of the edge is up */
     atomic_int leader;   /* 1 while this edge holds the ingest lease */
     atomic_int draining; /* 1 after SIGTERM */
 } hb_stats_t;

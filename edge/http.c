@@ -15,7 +15,14 @@
 #define MOD "http"
 #define PATH_MAX_BYTES 2048
 
-enum { EXTRA_NONE = 0, EXTRA_AUTH, EXTRA_ALLOW_GET, EXTRA_ALLOW_POST };
+enum {
+    EXTRA_NONE = 0,
+    EXTRA_AUTH,         /* 401: WWW-Authenticate: Bearer */
+    EXTRA_AUTH_INVALID, /* 401 for a token that was given but refused */
+    EXTRA_ALLOW_GET,
+    EXTRA_ALLOW_POST,
+    EXTRA_PREFLIGHT, /* 204 answer to a CORS preflight */
+};
 
 /* The demo page, embedded at build time when edge/demo.html exists. */
 extern const unsigned char hb_demo_html[] __attribute__((weak));
@@ -76,6 +83,26 @@ static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned 
         return -1;
     if (c->auth_challenge == EXTRA_AUTH && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
         return -1;
+    if (c->auth_challenge == EXTRA_AUTH_INVALID &&
+        add_header(wsi, "www-authenticate:", "Bearer error=\"invalid_token\"", &p, end))
+        return -1;
+    if (c->cors) {
+        const char *o;
+        char ob[HB_CFG_LIST_MAX];
+        size_t ol = hb_cfg_origin_at(s->edge->cfg.allowed_origins, c->cors - 1, &o);
+        snprintf(ob, sizeof(ob), "%.*s", (int)ol, o);
+        if (add_header(wsi, "access-control-allow-origin:", ob, &p, end) ||
+            (c->cors > 1 && add_header(wsi, "vary:", "Origin", &p, end)))
+            return -1;
+    }
+    if (c->auth_challenge == EXTRA_PREFLIGHT &&
+        (add_header(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||
+         (c->cors && (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p,
+                                 end) ||
+                      add_header(wsi, "access-control-allow-headers:",
+                                 "Authorization, Content-Type, Last-Event-ID", &p, end) ||
+                      add_header(wsi, "access-control-max-age:", "600", &p, end)))))
+        return -1;
     if (c->auth_challenge == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
         return -1;
     if (c->auth_challenge == EXTRA_ALLOW_POST && add_header(wsi, "allow:", "POST", &p, end))
@@ -91,6 +118,7 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c)
 {
     unsigned char *start = s->wbuf + LWS_PRE;
     size_t n = 0;
+    long long now_us = c->qlen ? hb_now_us() : 0;
     while (c->qlen && n < HB_SVC_WBUF) {
         qent_t *e = &c->q[c->qhead];
         size_t blen = hb_buf_len(e->b), avail = blen - c->off;
@@ -136,6 +164,7 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c)
             start[n++] = '\n';
         }
         c->qbytes -= blen;
+        hb_svc_observe_write(s, e->b, now_us);
         hb_buf_unref(e->b);
         hb_buf_unref(e->cur);
         c->off = 0;
@@ -236,6 +265,48 @@ static int read_last_event_id(struct lws *wsi, char *out, size_t cap)
     return n > 0 ? out[0] != '\0' : n;
 }
 
+/*
+ * May this request subscribe to these topics? 0 yes (*exp: the token's exp, 0 none); else the
+ * refusal is answered (401 no or bad token, 403 a topic the token does not cover) and 1 is
+ * returned. An EventSource does not retry after a 401/403: the page must get a new token.
+ */
+static int subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *const *topics,
+                          int n, long long *exp)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    const char *reason = NULL;
+    hb_jwt_t *j = NULL;
+    char body[256];
+    int rc = hb_auth_http(s, wsi, &j, &reason), bad = -1;
+    *exp = 0;
+    if (rc < 0) {
+        snprintf(body, sizeof(body), "unauthorized: %s\n", reason);
+        c->auth_challenge = EXTRA_AUTH_INVALID;
+        hb_http_respond(c, 401, "text/plain; charset=utf-8", body, strlen(body), 0);
+        return 1;
+    }
+    if (!j && cfg->jwt_secret_len && !cfg->allow_anonymous) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        c->auth_challenge = EXTRA_AUTH;
+        respond_text(c, 401, "unauthorized: a token is required (Authorization: Bearer or ?token=)\n",
+                     0);
+        return 1;
+    }
+    for (int i = 0; i < n && bad < 0; i++)
+        if (!hb_auth_may_subscribe(cfg, j, topics[i], strlen(topics[i])))
+            bad = i;
+    *exp = hb_jwt_exp(j);
+    hb_jwt_free(j);
+    if (bad >= 0) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
+        snprintf(body, sizeof(body), "forbidden: the token does not allow subscribing to '%s'\n",
+                 topics[bad]);
+        hb_http_respond(c, 403, "text/plain; charset=utf-8", body, strlen(body), 0);
+        return 1;
+    }
+    return 0;
+}
+
 static int sse_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, kind_t kind)
 {
     if (write_headers(s, c, wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, 1))
@@ -264,8 +335,9 @@ static int sse_turn_away(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
 {
     char text[HB_CURSOR_MAX + 8];
-    const char *reason = NULL;
+    const char *reason = NULL, *topics[1];
     hb_cursor_t cur;
+    long long exp;
     int has;
 
     if (hb_topic_validate(topic, tlen, &reason))
@@ -274,6 +346,9 @@ static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
     memcpy(c->topic, topic, tlen);
     c->topic[tlen] = '\0';
     c->topic_len = tlen;
+    topics[0] = c->topic;
+    if (subscribe_auth(s, c, wsi, topics, 1, &exp))
+        return 0;
     has = read_last_event_id(wsi, text, sizeof(text));
     if (has < 0)
         return bad_request(c, "Last-Event-ID is too long", 0);
@@ -285,6 +360,8 @@ static int sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
         return -1;
     hb_client_push(c, s->retry_frame, NULL, 0, 1);
     hb_sub_add(c, c->topic, c->topic_len, has > 0 ? &cur : NULL, 0);
+    if (exp)
+        hb_auth_expire_at(c, exp);
     lws_http_headers_detach(wsi); /* give the header buffer back to the pool */
     return 0;
 }
@@ -298,7 +375,9 @@ static int sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     hb_cursor_t *curs = NULL;
     int *hascur = NULL;
     const char *reason = NULL;
+    const char **tops = NULL;
     size_t tcap = (size_t)max * (HB_CURSOR_MAX + 1) + 8;
+    long long exp = 0;
     int ret;
 
     names = hb_xcalloc((size_t)max + 1, sizeof(*names));
@@ -329,6 +408,13 @@ static int sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     }
     if (n == 0) {
         ret = bad_request(c, "topic is empty", 0);
+        goto out;
+    }
+    tops = hb_xcalloc((size_t)n, sizeof(*tops));
+    for (int i = 0; i < n; i++)
+        tops[i] = names[i];
+    if (subscribe_auth(s, c, wsi, tops, n, &exp)) {
+        ret = 0;
         goto out;
     }
     text = hb_xmalloc(tcap);
@@ -373,9 +459,12 @@ static int sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             u->wcur = hb_buf_from(cb, cl);
         }
     }
+    if (exp)
+        hb_auth_expire_at(c, exp);
     lws_http_headers_detach(wsi);
     ret = 0;
 out:
+    free(tops);
     free(names);
     free(text);
     free(curs);
@@ -444,12 +533,19 @@ void hb_poll_on_timer(hb_client_t *c)
 static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
 {
     char arg[HB_CURSOR_MAX + 8], tbuf[16];
-    const char *reason = NULL;
+    const char *reason = NULL, *topics[1];
     hb_cursor_t cur;
     long timeout = 25;
+    long long exp;
     int has;
     if (hb_topic_validate(topic, tlen, &reason))
         return bad_request(c, reason, 0);
+    memcpy(c->topic, topic, tlen);
+    c->topic[tlen] = '\0';
+    c->topic_len = tlen;
+    topics[0] = c->topic;
+    if (subscribe_auth(s, c, wsi, topics, 1, &exp))
+        return 0; /* a long-poll ends within its timeout: exp is checked per request */
     has = query_arg(wsi, "since", NULL, arg, sizeof(arg));
     if (has < 0)
         return bad_request(c, "since is too long", 0);
@@ -475,7 +571,7 @@ static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
         c->poll_ready = 2;
     else
         lws_set_timer_usecs(wsi, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
-    hb_sub_add(c, topic, tlen, has ? &cur : NULL, !has);
+    hb_sub_add(c, c->topic, c->topic_len, has ? &cur : NULL, !has);
     lws_http_headers_detach(wsi);
     return 0;
 }
@@ -486,7 +582,7 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
                          size_t tlen)
 {
     const hb_cfg_t *cfg = &s->edge->cfg;
-    char auth[HB_CFG_STR_MAX + 16], cl[32];
+    char tok[HB_JWT_MAX + 8], cl[32];
     const char *reason = NULL;
     int n;
     long long length = -1;
@@ -495,19 +591,39 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
         c->auth_challenge = EXTRA_ALLOW_POST;
         return respond_text(c, 405, "method not allowed: use POST\n", 1);
     }
-    if (!cfg->publish_key[0])
-        return respond_text(c, 403, "publish endpoint disabled: no --publish-key configured\n", 1);
-    n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (n <= 7 || n >= (int)sizeof(auth) ||
-        lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
-        strncmp(auth, "Bearer ", 7) != 0 ||
-        !hb_const_eq(auth + 7, strlen(auth + 7), cfg->publish_key, strlen(cfg->publish_key))) {
+    if (!cfg->publish_key[0] && !cfg->jwt_secret_len)
+        return respond_text(
+            c, 403, "publish endpoint disabled: no --publish-key or --jwt-secret configured\n", 1);
+    n = hb_auth_token(wsi, tok, sizeof(tok));
+    if (n <= 0) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         c->auth_challenge = EXTRA_AUTH;
-        return respond_text(c, 401, "unauthorized: Authorization: Bearer <publish key>\n", 1);
+        return respond_text(c, 401,
+                            n == -1 ? "unauthorized: token longer than 8192 bytes\n"
+                                    : "unauthorized: Authorization: Bearer <publish key or token>\n",
+                            1);
     }
     if (hb_topic_validate(topic, tlen, &reason))
         return bad_request(c, reason, 1);
+    if (!hb_auth_is_publish_key(cfg, tok, strlen(tok))) {
+        hb_jwt_t *j = NULL;
+        char body[256];
+        int ok;
+        if (!cfg->jwt_secret_len || hb_auth_verify(s, tok, strlen(tok), &j, &reason)) {
+            if (!cfg->jwt_secret_len)
+                atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+            snprintf(body, sizeof(body), "unauthorized: %s\n",
+                     cfg->jwt_secret_len ? reason : "wrong publish key");
+            c->auth_challenge = EXTRA_AUTH_INVALID;
+            return hb_http_respond(c, 401, "text/plain; charset=utf-8", body, strlen(body), 1);
+        }
+        ok = hb_jwt_can_publish(j, topic, tlen);
+        hb_jwt_free(j);
+        if (!ok) {
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
+            return respond_text(c, 403, "forbidden: the token does not allow publishing to this topic\n", 1);
+        }
+    }
     n = query_arg(wsi, "event", NULL, c->event, sizeof(c->event));
     if (n < 0 ||
         (n > 0 && c->event[0] && hb_event_name_validate(c->event, strlen(c->event), &reason)))
@@ -600,6 +716,7 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     hb_client_t *c = p->c;
     char body[320];
     int n;
+    hb_hist_observe(&s->pub_hist, hb_now_us() - p->t0_us, 1);
     hb_pending_del(s, p);
     if (m->error) {
         int client_err = !strncmp(m->result, "ERR herald:", 11);
@@ -612,6 +729,23 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 }
 
 /* ---- metrics ---- */
+
+enum { SUM_INQ, SUM_QUEUED, SUM_SUBS };
+
+/* A gauge summed over the service threads (each writes only its own). */
+static unsigned long long svc_sum(hb_svc_t *s, int which)
+{
+    unsigned long long n = 0;
+    for (int i = 0; i < s->edge->nthreads; i++) {
+        hb_svc_t *t = s->edge->svcs[i];
+        if (which == SUM_INQ)
+            n += hb_queue_len(t->inq);
+        else
+            n += atomic_load_explicit(which == SUM_SUBS ? &t->subscriptions : &t->queued,
+                                      memory_order_relaxed);
+    }
+    return n;
+}
 
 /* One metric family: name, type, help, then "value" lines (a label set and a number). */
 static void family(FILE *f, const char *name, const char *type, const char *help)
@@ -656,6 +790,8 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_rejected_total", NULL, NULL, "{reason=\"per_ip\"}", LOAD(rejected_per_ip)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"too_large\"}", LOAD(rejected_too_large)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"unauthorized\"}", LOAD(rejected_auth)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"forbidden\"}", LOAD(rejected_forbidden)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"origin\"}", LOAD(rejected_origin)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"incomplete_request\"}",
          LOAD(rejected_incomplete)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"too_many_topics\"}",
@@ -678,6 +814,21 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(published)},
         {"herald_broker_queue_depth", "gauge", "Requests waiting for the broker thread.", "",
          hb_queue_len(s->edge->to_broker)},
+        {"herald_service_queue_depth", "gauge",
+         "Broker messages waiting for the service threads.", "", svc_sum(s, SUM_INQ)},
+        {"herald_client_queue_frames", "gauge",
+         "Frames queued for clients, all connections (sampled every 250 ms).", "",
+         svc_sum(s, SUM_QUEUED)},
+        {"herald_subscriptions", "gauge", "Client subscriptions (client x topic).", "",
+         svc_sum(s, SUM_SUBS)},
+        {"herald_topics", "gauge", "Topics this edge is subscribed to in Redis.", "",
+         LOAD(topics)},
+        {"herald_auth_expired_total", "counter", "Connections ended when their token expired.",
+         "", LOAD(auth_expired)},
+        {"herald_redis_up", "gauge",
+         "1 while the edge's Redis connections are up (same as herald_ready, without the "
+         "subscriptions condition).",
+         "", (unsigned long long)atomic_load(&st->redis_up)},
     };
 #undef LOAD
     if (statm) {
@@ -692,6 +843,19 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
         if (rows[i].type)
             family(f, rows[i].name, rows[i].type, rows[i].help);
         value(f, rows[i].name, rows[i].labels, rows[i].v);
+    }
+    {
+        hb_hist_t *dh[64], *ph[64];
+        int nt = s->edge->nthreads > 64 ? 64 : s->edge->nthreads;
+        for (int i = 0; i < nt; i++) {
+            dh[i] = &s->edge->svcs[i]->deliv_hist;
+            ph[i] = &s->edge->svcs[i]->pub_hist;
+        }
+        hb_hist_write(f, "herald_delivery_latency_seconds",
+                      "From publish (the event's stream id time) to the write to the client.", dh,
+                      nt);
+        hb_hist_write(f, "herald_publish_latency_seconds",
+                      "HTTP and WebSocket publish: request to Redis' answer.", ph, nt);
     }
     family(f, "process_resident_memory_bytes", "gauge", "Resident memory.");
     value(f, "process_resident_memory_bytes", "", (unsigned long long)rss_pages * 4096);
@@ -710,6 +874,15 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
 
     if (plen > PATH_MAX_BYTES)
         return bad_request(c, "path is too long", 1);
+    /* browsers: the Origin must be allowed for the client routes (CORS) */
+    if ((!strncmp(path, "/publish/", 9) || !strncmp(path, "/events", 7) ||
+         !strncmp(path, "/poll/", 6)) &&
+        hb_auth_origin(s, wsi, &c->cors))
+        return respond_text(c, 403, "forbidden: origin not allowed\n", 1);
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0) {
+        c->auth_challenge = EXTRA_PREFLIGHT;
+        return hb_http_respond(c, 204, "text/plain", NULL, 0, 0);
+    }
     if (!strncmp(path, "/publish/", 9))
         return publish_start(s, c, wsi, path + 9, plen - 9);
     if (!is_get) {

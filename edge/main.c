@@ -133,6 +133,10 @@ int main(int argc, char **argv)
         }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
+    if (!edge.cfg.jwt_secret_len)
+        hb_log_warn("main", "no --jwt-secret: any client may subscribe to any topic", NULL);
+    else if (edge.cfg.allow_anonymous)
+        hb_log_warn("main", "--allow-anonymous: clients without a token may subscribe", NULL);
     hb_log_info("main", "listening", "{s:s,s:i,s:i,s:s,s:b}", "host", edge.cfg.listen_host, "port",
                 edge.cfg.listen_port, "threads", edge.nthreads, "redis", edge.cfg.redis_url,
                 "ingest", edge.cfg.ingest);

@@ -1,5 +1,6 @@
 #include "edge.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,7 +130,16 @@ int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id,
         hb_ev_release(ev);
         return HB_ENOMEM;
     }
+    hb_ev_stamp(ev, id->ms > (uint64_t)LLONG_MAX ? 0 : (long long)id->ms);
     return 0;
+}
+
+void hb_ev_stamp(hb_ev_t *ev, long long ms)
+{
+    hb_buf_t *bs[] = {ev->sse, ev->json, ev->msse};
+    for (size_t i = 0; i < sizeof(bs) / sizeof(bs[0]); i++)
+        if (bs[i])
+            bs[i]->stamp_ms = ms;
 }
 
 int hb_ev_encode_gap(hb_ev_t *ev, const char *topic, size_t tlen, hb_gap_t gap)

@@ -93,6 +93,7 @@ static void topic_maybe_free(hb_svc_t *s, ltopic_t *t)
 hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u)
 {
     hb_pending_t *p = hb_xcalloc(1, sizeof(*p));
+    p->t0_us = u ? 0 : hb_now_us();
     p->c = c;
     p->u = u;
     p->token = ++s->next_id;
@@ -163,6 +164,7 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
     t->head = u;
     if (t->nsubs++ == 0 && !t->told)
         topic_tell_broker(s, t, HB_REQ_SUB);
+    hb_svc_count(&s->subscriptions, 1);
     u->idx = c->nsubs;
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (!c->subs[i]) { /* reuse the slot of an earlier unsubscribe */
@@ -215,6 +217,7 @@ void hb_sub_remove(hb_client_t *c, hb_sub_t *u)
         topic_maybe_free(s, t);
     }
     c->subs[u->idx] = NULL;
+    hb_svc_count(&s->subscriptions, (unsigned long long)-1); /* wraps: minus one */
     sub_release_pend(u);
     hb_buf_unref(u->wcur);
     free(u);
@@ -274,6 +277,7 @@ void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
     if (c->closing)
         return;
     c->closing = 1;
+    c->close_why = why;
     hb_log_debug(MOD, "closing client", "{s:s,s:I}", "why", why, "client", (long long)c->id);
     queue_release(c);
     if (c->kind == K_WS && ws_code) {
@@ -501,6 +505,7 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     lws_usec_t now = lws_now_usecs();
     lws_usec_t hb = (lws_usec_t)s->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
     int sweep = ++s->ticks % 4 == 0;
+    unsigned long long queued = 0;
     size_t it = 0, klen;
     const void *k;
     void *v;
@@ -514,6 +519,9 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
         }
         for (hb_sub_t *u = t->head; u; u = u->tnext) {
             hb_client_t *c = u->c;
+            if (u->idx == 0)
+                queued += c->qlen; /* each client once (a WS client that dropped its first
+                                      topic is missed: a sample, not an account) */
             /* one heartbeat per SSE client: only its first subscription sends it */
             if ((c->kind != K_SSE && c->kind != K_MSSE) || u->idx != 0 || c->closing)
                 continue;
@@ -523,6 +531,7 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
                 hb_client_push(c, s->hb_frame, NULL, 0, 1);
         }
     }
+    atomic_store_explicit(&s->queued, queued, memory_order_relaxed);
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
 }
 
@@ -661,6 +670,8 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
     queue_release(c);
     free(c->rx);
     c->rx = NULL;
+    hb_jwt_free(c->jwt);
+    c->jwt = NULL;
     if (c->counted) {
         atomic_fetch_sub(&s->nclients, 1);
         atomic_fetch_sub_explicit(&st->connections, 1, memory_order_relaxed);
@@ -713,6 +724,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_TIMER:
         if (c && c->kind == K_POLL)
             hb_poll_on_timer(c);
+        else if (c && !c->cleaned)
+            hb_auth_on_timer(c);
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
         /* closed before a whole request arrived: handshake timeout (slowloris), oversized
@@ -845,6 +858,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);
+    s->expired_frame = hb_buf_from(": token expired\n\n", 17);
     for (int i = 0; i < HB_DRAIN_VARIANTS; i++) {
         unsigned ms = (unsigned)edge->cfg.retry_ms / 2 +
                       (unsigned)(i * edge->cfg.retry_ms / HB_DRAIN_VARIANTS);
@@ -971,6 +985,7 @@ void hb_svc_free(hb_svc_t *s)
     hb_dict_free(s->conns);
     hb_buf_unref(s->retry_frame);
     hb_buf_unref(s->hb_frame);
+    hb_buf_unref(s->expired_frame);
     for (int i = 0; i < HB_DRAIN_VARIANTS; i++)
         hb_buf_unref(s->drain_frames[i]);
     free(s);

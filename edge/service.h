@@ -6,12 +6,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <libwebsockets.h>
 
 #include "edge.h"
 #include "hb_dict.h"
+#include "hb_hist.h"
+#include "hb_jwt.h"
 
 #define HB_SVC_WBUF 65536 /* bytes coalesced into one write */
 #define HB_DRAIN_VARIANTS 8
@@ -63,6 +66,7 @@ typedef struct hb_pending {
     json_t *echo;             /* WS publish: the request id to echo */
     struct hb_pending *cnext; /* in c->pubs */
     uint64_t token;
+    long long t0_us; /* when it was asked (publish latency) */
 } hb_pending_t;
 
 /* One connection's state: lws' per-session data. {service thread} */
@@ -90,6 +94,12 @@ struct hb_client {
     char topic[HB_TOPIC_MAX + 1];
     size_t topic_len;
     hb_pending_t *pubs; /* publishes in flight */
+    /* authorisation: WS keeps its verified claims for later subscribes/publishes; SSE and WS
+     * are ended at auth_exp (+ leeway) */
+    hb_jwt_t *jwt;
+    long long auth_exp;
+    const char *close_why; /* WS close reason (a string literal) */
+    uint8_t cors;          /* 0 no CORS headers, 1 "*", k + 1 the k-th --allowed-origins entry */
     /* K_POLL */
     char poll_next[HB_CURSOR_MAX];
     const char *poll_gap;
@@ -114,12 +124,16 @@ struct hb_svc {
     /* per-delivery counters: written only by this thread (no shared cache line on the
      * fan-out path), summed by /metrics */
     atomic_ullong deliveries, bytes_out;
+    atomic_ullong subscriptions; /* gauge: subscriptions of this thread's clients */
+    atomic_ullong queued;        /* gauge: frames queued for its clients, every 250 ms */
+    hb_hist_t deliv_hist;        /* publish (stream id time) to write, per delivery */
+    hb_hist_t pub_hist;          /* HTTP/WS publish request to Redis' answer */
     atomic_int drain_req;
     int draining;
     unsigned ticks;
     lws_sorted_usec_list_t sul_hb;
     lws_retry_bo_t idle_policy; /* WebSocket ping / hang-up timing */
-    hb_buf_t *retry_frame, *hb_frame;
+    hb_buf_t *retry_frame, *hb_frame, *expired_frame;
     hb_buf_t *drain_frames[HB_DRAIN_VARIANTS];
     unsigned char wbuf[LWS_PRE + HB_SVC_WBUF];
 };
@@ -144,6 +158,20 @@ static inline void hb_svc_count(atomic_ullong *c, unsigned long long n)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
+/** hb_now_us() - wall-clock time in microseconds (what stream ids are made of). */
+static inline long long hb_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+/** hb_svc_observe_write() - a queued buffer was written: observe its publish-to-write latency
+ * (live events only; now_us from hb_now_us(), read once per write). */
+static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long long now_us)
+{
+    if (b->stamp_ms)
+        hb_hist_observe(&s->deliv_hist, now_us - b->stamp_ms * 1000, 1);
+}
 void hb_client_count(hb_client_t *c, kind_t kind);
 int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
 /** hb_client_drained() - the client's queue emptied: continue a paged history read. */
@@ -155,6 +183,28 @@ void hb_client_drained(hb_client_t *c);
  * counted under its own reason; draining is not a refusal). Service thread.
  */
 int hb_svc_admit(hb_svc_t *s, struct lws *wsi);
+
+/* auth.c */
+/** hb_auth_token() - the bearer token of the request: Authorization: Bearer, else ?token=.
+ * 1 found (NUL-terminated in out), 0 none, -1 too long, -2 malformed. */
+int hb_auth_token(struct lws *wsi, char *out, size_t cap);
+/** hb_auth_is_publish_key() - 1 when (tok, len) is the configured --publish-key. */
+int hb_auth_is_publish_key(const hb_cfg_t *cfg, const char *tok, size_t len);
+/** hb_auth_verify() - verify a JWT with --jwt-secret; counts and logs refusals. 0 or an hb_err. */
+int hb_auth_verify(hb_svc_t *s, const char *tok, size_t len, hb_jwt_t **out, const char **reason);
+/** hb_auth_may_subscribe() - j's subscribe patterns allow topic; with no token: no secret
+ * configured or --allow-anonymous. */
+int hb_auth_may_subscribe(const hb_cfg_t *cfg, const hb_jwt_t *j, const char *topic, size_t len);
+/** hb_auth_http() - the request's token, verified: 1 and *jwt set, 0 no token (or no secret
+ * configured), -1 refused with *reason. */
+int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reason);
+/** hb_auth_expire_at() - end the connection when exp (unix seconds; 0: never) + leeway passes. */
+void hb_auth_expire_at(hb_client_t *c, long long exp);
+/** hb_auth_on_timer() - the connection's lws timer fired (SSE, WS). */
+int hb_auth_on_timer(hb_client_t *c);
+/** hb_auth_origin() - check the Origin header against --allowed-origins: 0 allowed (sets
+ * *cors for the response headers; 0 when there is no Origin), -1 refused (counted). */
+int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors);
 
 /* http.c */
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path);

@@ -50,22 +50,56 @@ int hb_ws_filter(hb_svc_t *s, struct lws *wsi)
     if (n <= 0 || n >= (int)sizeof(uri) ||
         lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
         return 1; /* WebSocket only on /ws */
+    {
+        uint8_t cors; /* browsers send Origin with every WebSocket handshake */
+        if (hb_auth_origin(s, wsi, &cors))
+            return 1;
+    }
     return hb_svc_admit(s, wsi) ? 0 : 1;
+}
+
+/* A token from the handshake or an auth message: the publish key, or a JWT whose claims the
+ * connection keeps (replacing earlier ones). 0, or -1 with *reason (nothing changed). */
+static int ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len,
+                         const char **reason)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    hb_jwt_t *j = NULL;
+    if (hb_auth_is_publish_key(cfg, tok, len)) {
+        c->may_publish = 1;
+        return 0;
+    }
+    if (!cfg->jwt_secret_len) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        *reason = "invalid token";
+        return -1;
+    }
+    if (hb_auth_verify(s, tok, len, &j, reason))
+        return -1;
+    hb_jwt_free(c->jwt);
+    c->jwt = j;
+    hb_auth_expire_at(c, hb_jwt_exp(j));
+    return 0;
 }
 
 void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     const hb_cfg_t *cfg = &s->edge->cfg;
-    char auth[HB_CFG_STR_MAX + 16];
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    char tok[HB_JWT_MAX + 8];
+    const char *reason = NULL;
+    int n = hb_auth_token(wsi, tok, sizeof(tok));
     c->kind = K_WS;
     hb_client_count(c, K_WS);
     c->rxmax = (size_t)cfg->max_message_bytes + 4096;
-    if (cfg->publish_key[0] && n > 7 && n < (int)sizeof(auth) &&
-        lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) >= 0 &&
-        !strncmp(auth, "Bearer ", 7) &&
-        hb_const_eq(auth + 7, strlen(auth + 7), cfg->publish_key, strlen(cfg->publish_key)))
-        c->may_publish = 1;
+    if (n == 0 || (n < 0 && !cfg->jwt_secret_len))
+        return;
+    if (n < 0)
+        reason = n == -1 ? "token longer than 8192 bytes" : "Authorization must be: Bearer <token>";
+    /* without a secret a wrong bearer only means "may not publish", as before tokens */
+    if (reason || (ws_take_token(s, c, tok, strlen(tok), &reason) && cfg->jwt_secret_len)) {
+        hb_log_debug(MOD, "handshake token refused", "{s:s}", "err", reason);
+        hb_client_close(c, reason, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    }
 }
 
 static hb_sub_t *find_sub(hb_client_t *c, const char *topic, size_t len)
@@ -88,6 +122,17 @@ static size_t active_subs(hb_client_t *c)
 
 static void on_subscribe(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
 {
+    if (!hb_auth_may_subscribe(&s->edge->cfg, c->jwt, m->topic, m->topic_len)) {
+        if (c->jwt) {
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
+            reply_error(c, "forbidden", "the token does not allow subscribing to this topic",
+                        m->echo);
+        } else {
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+            reply_error(c, "unauthorized", "a token is required: send auth first", m->echo);
+        }
+        return;
+    }
     if (find_sub(c, m->topic, m->topic_len)) {
         reply_error(c, "already_subscribed", "already subscribed to this topic", m->echo);
         return;
@@ -139,6 +184,7 @@ void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 {
     hb_client_t *c = p->c;
     json_t *echo = p->echo ? json_incref(p->echo) : NULL;
+    hb_hist_observe(&s->pub_hist, hb_now_us() - p->t0_us, 1);
     hb_pending_del(s, p);
     if (m->error)
         reply_error(c, strncmp(m->result, "ERR herald:", 11) ? "unavailable" : "bad_request",
@@ -159,9 +205,16 @@ static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
     hb_wsmsg_t m;
     int rc = hb_wsmsg_parse(msg, len, (size_t)cfg->max_message_bytes, &m, &code, &reason);
 
-    if (m.type == HB_WSMSG_PUBLISH && !c->may_publish) {
-        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
-        reply_error(c, "forbidden", "this connection may not publish", m.echo);
+    if (m.type == HB_WSMSG_PUBLISH && !c->may_publish &&
+        !(c->jwt && (rc || hb_jwt_can_publish(c->jwt, m.topic, m.topic_len)))) {
+        if (c->jwt)
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
+        else
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        reply_error(c, "forbidden",
+                    c->jwt ? "the token does not allow publishing to this topic"
+                           : "this connection may not publish",
+                    m.echo);
     } else if (rc) {
         if (rc == HB_ELIMIT)
             atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
@@ -181,13 +234,20 @@ static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
             reply(c, json_pack("{s:s}", "type", "pong"), m.echo);
             break;
         case HB_WSMSG_AUTH:
-            if (cfg->publish_key[0] && m.token &&
-                hb_const_eq(m.token, m.token_len, cfg->publish_key, strlen(cfg->publish_key))) {
-                c->may_publish = 1;
-                reply(c, json_pack("{s:s}", "type", "authed"), m.echo);
-            } else {
+            if (!m.token) {
                 atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
-                reply_error(c, "forbidden", "invalid token", m.echo);
+                reply_error(c, "unauthorized", "token must be a string", m.echo);
+            } else if (ws_take_token(s, c, m.token, m.token_len, &reason) == 0) {
+                json_t *o = json_pack("{s:s}", "type", "authed");
+                if (o && c->jwt && !hb_auth_is_publish_key(cfg, m.token, m.token_len)) {
+                    if (hb_jwt_sub(c->jwt)[0])
+                        json_object_set_new(o, "sub", json_string(hb_jwt_sub(c->jwt)));
+                    if (hb_jwt_exp(c->jwt))
+                        json_object_set_new(o, "exp", json_integer(hb_jwt_exp(c->jwt)));
+                }
+                reply(c, o, m.echo);
+            } else {
+                reply_error(c, "unauthorized", reason, m.echo);
             }
             break;
         }
@@ -242,11 +302,13 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     if (c->close_code) {
-        static const char why[] = "closing";
+        const char *why = c->close_why ? c->close_why : "closing";
+        size_t wl = strlen(why);
         lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
-                         sizeof(why) - 1);
+                         wl > 120 ? 120 : wl);
         return -1;
     }
+    long long now_us = c->qlen ? hb_now_us() : 0;
     while (c->qlen) {
         qent_t *e = &c->q[c->qhead];
         size_t n = hb_buf_len(e->b);
@@ -264,6 +326,7 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         }
         free(heap);
         hb_svc_count(&s->bytes_out, n);
+        hb_svc_observe_write(s, e->b, now_us);
         c->qbytes -= n;
         hb_buf_unref(e->b);
         hb_buf_unref(e->cur);

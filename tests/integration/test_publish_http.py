@@ -10,7 +10,7 @@ from harness import (HeraldTestCase, fcall_publish, http_get, parse_response, ra
                      split_cursor, wait_live_subscribed, xrange)
 
 KEY = "k3y-for-publish_1"
-DISABLED = b"publish endpoint disabled: no --publish-key configured"
+DISABLED = b"publish endpoint disabled: no --publish-key or --jwt-secret configured"
 
 
 def post(port, path, body, key=KEY, headers=None):

@@ -1,0 +1,157 @@
+/*
+ * Who may subscribe and publish, and from which browser origins: bearer tokens (the static
+ * publish key, or HS256 JWTs verified by common/hb_jwt) and the --allowed-origins list.
+ * Service thread only; nothing here blocks.
+ */
+#include "service.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "hb_err.h"
+#include "hb_log.h"
+
+#define MOD "auth"
+
+int hb_auth_token(struct lws *wsi, char *out, size_t cap)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 0) {
+        char *hdr = out;
+        if ((size_t)n >= cap)
+            return -1;
+        if (lws_hdr_copy(wsi, hdr, (int)cap, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+            return -1;
+        if (strncasecmp(hdr, "Bearer ", 7) != 0)
+            return -2;
+        memmove(out, hdr + 7, strlen(hdr + 7) + 1);
+        return out[0] != '\0' ? 1 : -2;
+    }
+    /* EventSource cannot set headers: ?token= */
+    for (int i = 0;; i++) {
+        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (len <= 0)
+            return 0;
+        if (len < 6)
+            continue;
+        if ((size_t)len >= cap)
+            return -1; /* a long token= or another long argument: refused either way */
+        if (lws_hdr_copy_fragment(wsi, out, (int)cap, WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
+            continue;
+        if (strncmp(out, "token=", 6) != 0)
+            continue;
+        memmove(out, out + 6, strlen(out + 6) + 1);
+        return out[0] != '\0' ? 1 : -2;
+    }
+}
+
+int hb_auth_is_publish_key(const hb_cfg_t *cfg, const char *tok, size_t len)
+{
+    return cfg->publish_key[0] && hb_const_eq(tok, len, cfg->publish_key, strlen(cfg->publish_key));
+}
+
+int hb_auth_verify(hb_svc_t *s, const char *tok, size_t len, hb_jwt_t **out, const char **reason)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    int rc;
+    *out = NULL;
+    if (!cfg->jwt_secret_len) {
+        *reason = "token auth is not configured on this edge";
+        return HB_EINVAL;
+    }
+    rc = hb_jwt_verify(tok, len, (const unsigned char *)cfg->jwt_secret, cfg->jwt_secret_len,
+                       (long long)time(NULL), cfg->jwt_leeway, out, reason);
+    if (rc) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        hb_log_ratelimited("bad-token", 1000, HB_LOG_INFO, MOD, "token refused", "{s:s}", "err",
+                           *reason);
+    }
+    return rc;
+}
+
+int hb_auth_may_subscribe(const hb_cfg_t *cfg, const hb_jwt_t *j, const char *topic, size_t len)
+{
+    if (j)
+        return hb_jwt_can_subscribe(j, topic, len);
+    return !cfg->jwt_secret_len || cfg->allow_anonymous;
+}
+
+int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reason)
+{
+    char tok[HB_JWT_MAX + 8];
+    int has;
+    *jwt = NULL;
+    if (!s->edge->cfg.jwt_secret_len)
+        return 0; /* no token checks on this edge: a token is ignored */
+    has = hb_auth_token(wsi, tok, sizeof(tok));
+    if (has == 0)
+        return 0;
+    if (has == -1) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        *reason = "token longer than 8192 bytes";
+        return -1;
+    }
+    if (has == -2) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        *reason = "Authorization must be: Bearer <token>";
+        return -1;
+    }
+    return hb_auth_verify(s, tok, strlen(tok), jwt, reason) ? -1 : 1;
+}
+
+void hb_auth_expire_at(hb_client_t *c, long long exp)
+{
+    long long now = (long long)time(NULL);
+    c->auth_exp = exp;
+    if (!exp) {
+        lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
+        return;
+    }
+    exp += c->svc->edge->cfg.jwt_leeway;
+    lws_set_timer_usecs(c->wsi, exp > now ? (lws_usec_t)(exp - now) * LWS_USEC_PER_SEC : 1);
+}
+
+int hb_auth_on_timer(hb_client_t *c)
+{
+    long long now = (long long)time(NULL);
+    if (!c->auth_exp || c->closing)
+        return 0;
+    if (now < c->auth_exp + c->svc->edge->cfg.jwt_leeway) {
+        hb_auth_expire_at(c, c->auth_exp); /* early wake-up */
+        return 0;
+    }
+    atomic_fetch_add_explicit(&c->svc->edge->stats.auth_expired, 1, memory_order_relaxed);
+    hb_log_debug(MOD, "token expired", "{s:I}", "client", (long long)c->id);
+    if (c->kind == K_SSE || c->kind == K_MSSE) {
+        /* end the stream after what is queued; EventSource reconnects with its URL, whose
+         * expired token is then refused with 401 (the page must get a new token) */
+        hb_client_push(c, c->svc->expired_frame, NULL, 0, 1);
+        c->close_after_flush = 1;
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    hb_client_close(c, "token expired", LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    return 0;
+}
+
+int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors)
+{
+    char origin[512];
+    const char *list = s->edge->cfg.allowed_origins;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN), idx;
+    *cors = 0;
+    if (n <= 0)
+        return 0; /* not a cross-origin browser request: nothing to allow or refuse */
+    if ((size_t)n >= sizeof(origin) || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+        idx = -1;
+    else
+        idx = hb_cfg_origin_index(list, origin, strlen(origin));
+    if (idx < 0 || idx > 250) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_origin, 1, memory_order_relaxed);
+        hb_log_ratelimited("origin", 1000, HB_LOG_INFO, MOD, "origin not allowed", "{s:s}",
+                           "origin", n > 0 && (size_t)n < sizeof(origin) ? origin : "(too long)");
+        return -1;
+    }
+    *cors = (uint8_t)(idx + 1);
+    return 0;
+}
