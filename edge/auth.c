@@ -107,7 +107,8 @@ void hb_auth_expire_at(hb_client_t *c, long long exp)
         lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
         return;
     }
-    exp += c->svc->edge->cfg.jwt_leeway;
+    /* hb_jwt_verify() still accepts exp + leeway == now: end the second after */
+    exp += c->svc->edge->cfg.jwt_leeway + 1;
     lws_set_timer_usecs(c->wsi, exp > now ? (lws_usec_t)(exp - now) * LWS_USEC_PER_SEC : 1);
 }
 
@@ -116,7 +117,7 @@ int hb_auth_on_timer(hb_client_t *c)
     long long now = (long long)time(NULL);
     if (!c->auth_exp || c->closing)
         return 0;
-    if (now < c->auth_exp + c->svc->edge->cfg.jwt_leeway) {
+    if (now <= c->auth_exp + c->svc->edge->cfg.jwt_leeway) {
         hb_auth_expire_at(c, c->auth_exp); /* early wake-up */
         return 0;
     }

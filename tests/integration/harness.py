@@ -11,8 +11,12 @@ Environment:
 """
 
 import atexit
+import base64
 import codecs
+import hashlib
+import hmac
 import http.client
+import json
 import os
 import re
 import shutil
@@ -1009,3 +1013,36 @@ class HeraldTestCase(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# --------------------------------------------------------------------------------------------
+# Operators and attackers: metrics scrapes and tokens
+# --------------------------------------------------------------------------------------------
+
+def scrape(port):
+    """GET /metrics -> {'name{labels}': float}; asserts the scrape answered 200."""
+    status, _, body = http_get(port, "/metrics")
+    assert status == 200, "GET /metrics answered %d" % status
+    out = {}
+    for line in body.decode("utf-8", "replace").splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name.strip()] = float(value)
+    return out
+
+
+def _b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
+
+
+def make_jwt(secret, claims, header=None, sign=True):
+    """An HS256 JWT over `claims` with `secret` (bytes or str). header overrides the JOSE
+    header; sign=False leaves the signature empty (for alg "none" forgeries)."""
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    h = _b64url(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
+    p = _b64url(json.dumps(claims).encode())
+    sig = ""
+    if sign:
+        sig = _b64url(hmac.new(secret, ("%s.%s" % (h, p)).encode(), hashlib.sha256).digest())
+    return "%s.%s.%s" % (h, p, sig)
