@@ -41,7 +41,8 @@ static const opt_t opts[] = {
     {"listen", T_ADDR, "0.0.0.0:8080", 0, 0, O(listen_host),
      "HOST:PORT the edge listens on (SSE, health, metrics)"},
     {"redis", T_REDIS, "redis://127.0.0.1:6379", 0, 0, O(redis_url),
-     "Redis server, redis://HOST:PORT[/DB]"},
+     "Redis server, redis://HOST:PORT[/DB], or sentinel://H1:P1,H2:P2/MASTER[/DB] to follow the "
+     "master that Redis Sentinel names"},
     {"node-id", T_NODE, "", 0, 0, O(node_id),
      "name of this edge in logs, X-Herald-Node and the ingest lease (default: hostname-pid)"},
     {"prefix", T_PREFIX, "herald:", 0, 0, O(prefix),
@@ -147,6 +148,57 @@ static int parse_hostport(const char *v, char *host, size_t hcap, int *port)
     return 0;
 }
 
+/*
+ * sentinel://H1[:P1],H2[:P2]/<master>[/DB]: up to HB_SENTINEL_MAX sentinels (default port
+ * 26379) and the master's name as configured in Sentinel (1-63 bytes of [A-Za-z0-9._-]).
+ */
+static int parse_sentinel(hb_cfg_t *cfg, const char *v)
+{
+    const char *p = v + 11, *slash = strchr(p, '/'), *name, *end;
+    long db = 0;
+    size_t nlen;
+
+    if (!slash || slash == p)
+        return HB_EINVAL;
+    cfg->nsentinels = 0;
+    while (p < slash) {
+        const char *comma = memchr(p, ',', (size_t)(slash - p));
+        const char *e = comma ? comma : slash;
+        char hp[HB_CFG_STR_MAX];
+        size_t n = (size_t)(e - p);
+        if (n == 0 || n + 7 >= sizeof(hp) || cfg->nsentinels == HB_SENTINEL_MAX)
+            return HB_EINVAL;
+        memcpy(hp, p, n);
+        hp[n] = '\0';
+        /* no port: "host" or "[v6]" */
+        if (!strchr(hp, ':') || (hp[0] == '[' && hp[n - 1] == ']'))
+            strcat(hp, ":26379");
+        if (parse_hostport(hp, cfg->sentinel_host[cfg->nsentinels], HB_CFG_STR_MAX,
+                           &cfg->sentinel_port[cfg->nsentinels]))
+            return HB_EINVAL;
+        cfg->nsentinels++;
+        p = comma ? comma + 1 : slash;
+    }
+    name = slash + 1;
+    end = strchr(name, '/');
+    nlen = end ? (size_t)(end - name) : strlen(name);
+    if (nlen == 0 || nlen >= HB_SENTINEL_NAME_MAX)
+        return HB_EINVAL;
+    for (size_t i = 0; i < nlen; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!(isalnum(c) || c == '.' || c == '_' || c == '-'))
+            return HB_EINVAL;
+    }
+    if (end && (parse_long(end + 1, &db) || db < 0 || db > 10000))
+        return HB_EINVAL;
+    memcpy(cfg->sentinel_master, name, nlen);
+    cfg->sentinel_master[nlen] = '\0';
+    cfg->redis_host[0] = '\0';
+    cfg->redis_port = 0;
+    cfg->redis_db = (int)db;
+    return 0;
+}
+
 static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size_t errlen)
 {
     char *base = (char *)cfg;
@@ -214,7 +266,15 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
         char hp[HB_CFG_STR_MAX];
         const char *slash;
         long db = 0;
-        if (strncmp(p, "redis://", 8) != 0 || strlen(v) >= sizeof(cfg->redis_url))
+        if (strlen(v) >= sizeof(cfg->redis_url))
+            goto bad;
+        if (!strncmp(p, "sentinel://", 11)) {
+            if (parse_sentinel(cfg, v))
+                goto bad;
+            memcpy(cfg->redis_url, v, strlen(v) + 1);
+            return 0;
+        }
+        if (strncmp(p, "redis://", 8) != 0)
             goto bad;
         p += 8;
         slash = strchr(p, '/');

@@ -12,6 +12,8 @@
 #define HB_CFG_STR_MAX 256
 #define HB_CFG_LIST_MAX 2048
 #define HB_JWT_SECRET_FILE_MAX (HB_CFG_STR_MAX - 1) /* bytes of key read from a file */
+#define HB_SENTINEL_MAX 8       /* sentinels in one sentinel:// address */
+#define HB_SENTINEL_NAME_MAX 64 /* bytes of a Sentinel master name, with the NUL */
 
 typedef struct hb_cfg {
     char listen_host[HB_CFG_STR_MAX];
@@ -20,6 +22,11 @@ typedef struct hb_cfg {
     char redis_host[HB_CFG_STR_MAX]; /* derived from redis_url */
     int redis_port;                  /* derived */
     int redis_db;                    /* derived */
+    /* sentinel://H1:P1,H2:P2/<master>[/DB]: the master is found through these (derived) */
+    int nsentinels; /* 0: redis_host/redis_port is the server */
+    char sentinel_host[HB_SENTINEL_MAX][HB_CFG_STR_MAX];
+    int sentinel_port[HB_SENTINEL_MAX];
+    char sentinel_master[HB_SENTINEL_NAME_MAX];
     char node_id[64];
     char prefix[64];
     long history_max;

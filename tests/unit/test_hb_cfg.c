@@ -89,6 +89,60 @@ static void test_invalid_values(void **state)
     expect_bad("--history-max", NULL, "needs a value");
 }
 
+static void test_sentinel_url(void **state)
+{
+    hb_cfg_t cfg;
+    char err[256] = "";
+    char *argv[] = {"herald", "--redis", "sentinel://10.0.0.1:26380,s2,[::1]:26381/my-master.1/2"};
+    char *plain[] = {"herald", "--redis", "redis://r:6380"};
+    (void)state;
+    assert_int_equal(load(&cfg, err, sizeof(err), 3, argv), 0);
+    assert_int_equal(cfg.nsentinels, 3);
+    assert_string_equal(cfg.sentinel_host[0], "10.0.0.1");
+    assert_int_equal(cfg.sentinel_port[0], 26380);
+    assert_string_equal(cfg.sentinel_host[1], "s2");
+    assert_int_equal(cfg.sentinel_port[1], 26379); /* the default Sentinel port */
+    assert_string_equal(cfg.sentinel_host[2], "::1");
+    assert_int_equal(cfg.sentinel_port[2], 26381);
+    assert_string_equal(cfg.sentinel_master, "my-master.1");
+    assert_int_equal(cfg.redis_db, 2);
+    assert_string_equal(cfg.redis_url, argv[2]);
+
+    /* the environment twin, and one sentinel at the HB_SENTINEL_MAX limit */
+    setenv("HERALD_REDIS", "sentinel://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8/m", 1);
+    assert_int_equal(load(&cfg, err, sizeof(err), 1, argv), 0);
+    assert_int_equal(cfg.nsentinels, HB_SENTINEL_MAX);
+    assert_string_equal(cfg.sentinel_host[7], "h");
+    assert_int_equal(cfg.sentinel_port[7], 8);
+    assert_string_equal(cfg.sentinel_master, "m");
+    assert_int_equal(cfg.redis_db, 0);
+    unsetenv("HERALD_REDIS");
+
+    /* a plain address after a sentinel one leaves no sentinel behind */
+    assert_int_equal(load(&cfg, err, sizeof(err), 3, plain), 0);
+    assert_int_equal(cfg.nsentinels, 0);
+    assert_string_equal(cfg.redis_host, "r");
+    assert_int_equal(cfg.redis_port, 6380);
+}
+
+static void test_sentinel_url_invalid(void **state)
+{
+    (void)state;
+    expect_bad("--redis", "sentinel://h:26379", "--redis");   /* no master name */
+    expect_bad("--redis", "sentinel://h:26379/", "--redis");  /* empty name */
+    expect_bad("--redis", "sentinel:///m", "--redis");        /* no sentinel */
+    expect_bad("--redis", "sentinel://a,,b/m", "--redis");    /* empty host */
+    expect_bad("--redis", "sentinel://h:0/m", "--redis");     /* bad port */
+    expect_bad("--redis", "sentinel://h:70000/m", "--redis"); /* bad port */
+    expect_bad("--redis", "sentinel://h/m x", "--redis");     /* bad name byte */
+    expect_bad("--redis", "sentinel://h/m/x", "--redis");     /* bad db */
+    expect_bad("--redis", "sentinel://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9/m", "--redis"); /* 9 */
+    expect_bad("--redis",
+               "sentinel://h/"
+               "m123456789012345678901234567890123456789012345678901234567890123",
+               "--redis"); /* a 64-byte name */
+}
+
 static void test_limits_at_bounds(void **state)
 {
     hb_cfg_t cfg;
@@ -123,6 +177,8 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_flag_beats_env),
         cmocka_unit_test(test_invalid_values),
+        cmocka_unit_test(test_sentinel_url),
+        cmocka_unit_test(test_sentinel_url_invalid),
         cmocka_unit_test(test_limits_at_bounds),
         cmocka_unit_test(test_help_lists_every_env),
     };
