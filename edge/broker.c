@@ -27,6 +27,7 @@
 #include "hb_mem.h"
 #include "hb_script.h"
 #include "hb_sse.h"
+#include "sentinel.h"
 
 #define MOD "broker"
 #define REQS_PER_WAKE 256
@@ -36,6 +37,9 @@
 
 static void conn_start(hb_broker_t *b, hb_conn_t *c);
 static void topic_kick(hb_broker_t *b, btopic_t *t);
+static int lost_check(hb_broker_t *b, btopic_t *t);
+static void cmd_load_library(hb_broker_t *b);
+static void cmd_check_role(hb_broker_t *b);
 
 double hb_now(void)
 {
@@ -317,6 +321,8 @@ static void topic_kick(hb_broker_t *b, btopic_t *t)
 {
     if (t->state != T_SUBSCRIBED || !b->cmd_ready)
         return;
+    if (t->need_backfill && !t->backfill_inflight && !t->lost_checked)
+        lost_check(b, t);
     if (t->need_backfill && !t->backfill_inflight) {
         char since[HB_ID_STR_MAX], count[24];
         hb_id_format(&t->last, since);
@@ -442,8 +448,10 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
         return;
     if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING) {
         t->state = T_SUBSCRIBED;
-        if (t->have_last)
+        if (t->have_last) {
             t->need_backfill = 1;
+            t->lost_checked = 0;
+        }
         topic_kick(b, t);
     } else if (!strcmp(kind, "unsubscribe") && t->state == T_UNSUBSCRIBING) {
         t->state = T_IDLE;
@@ -638,14 +646,15 @@ static void on_connect(const redisAsyncContext *ac, int status)
                            "conn", conn->name, "err", ac->errstr);
         conn->ac = NULL; /* hiredis frees it */
         conn_schedule(b, conn);
+        hb_sentinel_recheck(b->sentinel, "redis connect failed");
         return;
     }
     conn->up = 1;
     if (conn == &b->cmd) {
-        if (b->edge->cfg.redis_db)
-            redisAsyncCommand(conn->ac, NULL, NULL, "SELECT %d", b->edge->cfg.redis_db);
-        redisAsyncCommand(conn->ac, on_function_loaded, NULL, "FUNCTION LOAD REPLACE %s",
-                          b->library);
+        if (b->sentinel)
+            cmd_check_role(b);
+        else
+            cmd_load_library(b);
     } else if (conn == &b->sub) {
         size_t it = 0, klen;
         const void *k;
@@ -694,6 +703,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     hb_log_ratelimited("redis-down", 2000, HB_LOG_WARN, MOD, "redis connection lost", "{s:s}",
                        "conn", conn->name);
     conn_schedule(b, conn);
+    hb_sentinel_recheck(b->sentinel, "redis connection lost");
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
@@ -721,9 +731,9 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
 static void conn_start(hb_broker_t *b, hb_conn_t *c)
 {
     struct timeval tv = ms_tv(CONNECT_TIMEOUT_MS);
-    if (b->stopping || c->ac)
-        return;
-    c->ac = redisAsyncConnect(b->edge->cfg.redis_host, b->edge->cfg.redis_port);
+    if (b->stopping || c->ac || !b->master_port)
+        return; /* no master known yet: hb_broker_set_master() starts it */
+    c->ac = redisAsyncConnect(b->master_host, b->master_port);
     if (!c->ac || c->ac->err) {
         hb_log_ratelimited(c->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
                            "conn", c->name, "err", c->ac ? c->ac->errstr : "out of memory");
@@ -746,6 +756,194 @@ static void conn_init(hb_broker_t *b, hb_conn_t *c, const char *name)
     c->broker = b;
     c->timer = evtimer_new(b->base, on_reconnect_timer, c);
     c->ctimer = evtimer_new(b->base, on_connect_timeout, c);
+}
+
+static void cmd_load_library(hb_broker_t *b)
+{
+    if (b->edge->cfg.redis_db)
+        redisAsyncCommand(b->cmd.ac, NULL, NULL, "SELECT %d", b->edge->cfg.redis_db);
+    redisAsyncCommand(b->cmd.ac, on_function_loaded, NULL, "FUNCTION LOAD REPLACE %s", b->library);
+}
+
+/* ---- Sentinel: following the master ---- */
+
+/* With Sentinel, the command connection is used only once the node says it is the master:
+ * an address Sentinel named a moment ago may since have been demoted to a replica. */
+static void on_cmd_role(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    (void)priv;
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+        r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "master")) {
+        cmd_load_library(b);
+        return;
+    }
+    hb_log_warn(MOD, "redis node is not a master: asking Sentinel again", "{s:s,s:i}", "host",
+                b->master_host, "port", b->master_port);
+    redisAsyncDisconnect(ac);
+    hb_sentinel_recheck(b->sentinel, "connected node is not a master");
+}
+
+static void cmd_check_role(hb_broker_t *b)
+{
+    redisAsyncCommand(b->cmd.ac, on_cmd_role, NULL, "ROLE");
+}
+
+/* Moves one connection to the current master address, now rather than after its backoff. */
+static void conn_move(hb_broker_t *b, hb_conn_t *c)
+{
+    if (c->ac && c->up) {
+        c->backoff_ms = 0;
+        redisAsyncFree(c->ac); /* runs on_disconnect, which clears c->ac and schedules */
+    } else if (c->ac) {
+        redisAsyncFree(c->ac); /* still connecting: no callback */
+        c->ac = NULL;
+        evtimer_del(c->ctimer);
+    }
+    evtimer_del(c->timer);
+    c->backoff_ms = 0;
+    conn_start(b, c);
+}
+
+/* Runs from the loop, never inside a callback of the contexts it frees. */
+static void on_switch(evutil_socket_t fd, short what, void *arg)
+{
+    hb_broker_t *b = arg;
+    (void)fd;
+    (void)what;
+    if (b->stopping)
+        return;
+    conn_move(b, &b->cmd);
+    conn_move(b, &b->sub);
+    if (b->edge->cfg.ingest)
+        conn_move(b, &b->ing);
+}
+
+void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char *reason)
+{
+    char from[HB_CFG_STR_MAX + 8];
+    int first = !b->master_port;
+    if (!first && port == b->master_port && !strcmp(host, b->master_host))
+        return;
+    snprintf(from, sizeof(from), "%s:%d", b->master_host, b->master_port);
+    pthread_mutex_lock(&b->master_lock);
+    snprintf(b->master_host, sizeof(b->master_host), "%s", host);
+    b->master_port = port;
+    if (!first)
+        b->master_switches++;
+    pthread_mutex_unlock(&b->master_lock);
+    if (first)
+        hb_log_info(MOD, "redis master found", "{s:s,s:i,s:s}", "host", host, "port", port,
+                    "reason", reason);
+    else
+        hb_log_warn(MOD, "redis master switch", "{s:s,s:s,s:i,s:s}", "from", from, "to", host,
+                    "port", port, "reason", reason);
+    event_active(b->switch_ev, EV_TIMEOUT, 0);
+}
+
+void hb_broker_master(hb_broker_t *b, char *out, size_t cap, unsigned long long *switches)
+{
+    pthread_mutex_lock(&b->master_lock);
+    if (b->master_port)
+        snprintf(out, cap, "%s:%d", b->master_host, b->master_port);
+    else if (cap)
+        out[0] = '\0';
+    if (switches)
+        *switches = b->master_switches;
+    pthread_mutex_unlock(&b->master_lock);
+}
+
+/* ---- events lost in a failover ---- */
+
+/*
+ * Run once per resubscription of a topic, before its backfill. A promoted replica may lack the
+ * last events the old master acknowledged (replication is asynchronous; a restart from an old
+ * dump does the same): the stream's last-generated-id is then older than what this edge
+ * delivered. The script, atomically:
+ *   - raises the stream's last ID to the delivered one, so new events get larger IDs and no
+ *     client holding a lost event's ID skips them, and records it as max-deleted-entry-id, so
+ *     herald_history answers "trimmed" to any cursor older than it;
+ *   - keeps the lost range (from, to] in <prefix>{<topic>}:lost (widened by each edge that
+ *     raises it, expiring with the stream);
+ *   - answers 1 when this edge delivered an event of that range (whether this edge or another
+ *     one found it): its subscribers hold events that history no longer has, and are told.
+ * IDs only ever move forward, so edges that disagree on what they delivered end at the largest.
+ */
+static const char lost_lua[] =
+    "local log, lost, id = KEYS[1], KEYS[3], ARGV[1]\n"
+    "if redis.call('EXISTS', log) == 0 or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end\n"
+    "local function gt(a, b)\n"
+    "  local am, as = a:match('^(%d+)-(%d+)$')\n"
+    "  local bm, bs = b:match('^(%d+)-(%d+)$')\n"
+    "  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)\n"
+    "  return am > bm or (am == bm and as > bs)\n"
+    "end\n"
+    "local info, last = redis.call('XINFO', 'STREAM', log), '0-0'\n"
+    "for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = info[i + 1] end end\n"
+    "if gt(id, last) then\n"
+    "  redis.call('XSETID', log, id, 'MAXDELETEDID', id)\n"
+    "  local f, t = redis.call('HGET', lost, 'from'), redis.call('HGET', lost, 'to')\n"
+    "  if not f or gt(f, last) then redis.call('HSET', lost, 'from', last) end\n"
+    "  if not t or gt(id, t) then redis.call('HSET', lost, 'to', id) end\n"
+    "  local ttl = redis.call('PTTL', log)\n"
+    "  if ttl > 0 then redis.call('PEXPIRE', lost, ttl) end\n"
+    "end\n"
+    "local f, t = redis.call('HGET', lost, 'from'), redis.call('HGET', lost, 'to')\n"
+    "if f and t and gt(id, f) and not gt(id, t) then return {1, f, t} end\n"
+    "return {0, last, last}\n";
+
+static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    char *name = priv;
+    btopic_t *t = topic_get(b, name, strlen(name), 0);
+    free(name);
+    if (!t)
+        return;
+    t->backfill_inflight = 0;
+    if (!r)
+        return; /* Redis went away: the next resubscription checks again */
+    t->lost_checked = 1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer == 1 &&
+        r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STRING) {
+        char since[HB_ID_STR_MAX];
+        hb_id_format(&t->last, since);
+        hb_log_warn(MOD, "events lost by Redis (failover or older data): telling subscribers",
+                    "{s:s%,s:s,s:s%,s:s%}", "topic", t->name, t->len, "delivered", since,
+                    "lost_after", r->element[1]->str, r->element[1]->len, "lost_to",
+                    r->element[2]->str, r->element[2]->len);
+        topic_emit_gap(b, t, HB_GAP_TRIMMED);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        hb_log_ratelimited("lost-check", 2000, HB_LOG_WARN, MOD, "checking for lost events failed",
+                           "{s:s%,s:s}", "topic", t->name, t->len, "err", r->str);
+    }
+    topic_kick(b, t); /* now the backfill from the last delivered ID */
+}
+
+/* Sends the check; 0, or -1 (the backfill then goes on without it). */
+static int lost_check(hb_broker_t *b, btopic_t *t)
+{
+    char key[HB_TOPIC_MAX + 80], epk[HB_TOPIC_MAX + 80], lk[HB_TOPIC_MAX + 80];
+    char since[HB_ID_STR_MAX];
+    int kn, en, ln;
+    hb_id_format(&t->last, since);
+    kn = snprintf(key, sizeof(key), "%s{%.*s}:log", b->edge->cfg.prefix, (int)t->len, t->name);
+    en = snprintf(epk, sizeof(epk), "%s{%.*s}:epoch", b->edge->cfg.prefix, (int)t->len, t->name);
+    ln = snprintf(lk, sizeof(lk), "%s{%.*s}:lost", b->edge->cfg.prefix, (int)t->len, t->name);
+    t->backfill_inflight = 1;
+    if (redisAsyncCommand(b->cmd.ac, on_lost_checked, hb_xstrdup(t->name),
+                          "EVAL %s 3 %b %b %b %s %s", lost_lua, key, (size_t)kn, epk, (size_t)en,
+                          lk, (size_t)ln, since, t->epoch) != REDIS_OK) {
+        t->backfill_inflight = 0;
+        t->lost_checked = 1;
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- housekeeping: linger unsubscribe, lease ---- */
@@ -838,11 +1036,19 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     conn_init(b, &b->sub, "sub");
     conn_init(b, &b->ing, "ingest");
     hb_ingest_init(b);
+    pthread_mutex_init(&b->master_lock, NULL);
+    snprintf(b->master_host, sizeof(b->master_host), "%s", edge->cfg.redis_host);
+    b->master_port = edge->cfg.redis_port;
+    b->switch_ev = event_new(b->base, -1, 0, on_switch, b);
+    if (edge->cfg.nsentinels > 0)
+        b->sentinel = hb_sentinel_new(b);
     return b;
 }
 
 int hb_broker_run(hb_broker_t *b)
 {
+    if (b->sentinel)
+        hb_sentinel_start(b->sentinel); /* the connections start once the master is known */
     conn_start(b, &b->cmd);
     conn_start(b, &b->sub);
     if (b->edge->cfg.ingest)
@@ -866,6 +1072,7 @@ void hb_broker_free(hb_broker_t *b)
         redisAsyncFree(b->sub.ac);
     if (b->ing.ac)
         redisAsyncFree(b->ing.ac);
+    hb_sentinel_free(b->sentinel);
     hb_ingest_cleanup(b);
     while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
         topic_free(b, v);
@@ -878,6 +1085,8 @@ void hb_broker_free(hb_broker_t *b)
     event_free(b->sigint);
     event_free(b->drain_timer);
     event_free(b->drain_poll);
+    event_free(b->switch_ev);
+    pthread_mutex_destroy(&b->master_lock);
     event_free(b->cmd.timer);
     event_free(b->cmd.ctimer);
     event_free(b->sub.timer);

@@ -3,6 +3,7 @@
 
 /* Private to the broker thread (broker.c, ingest.c). */
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -50,12 +51,14 @@ typedef struct btopic {
     uint64_t seq;
     int need_backfill; /* resubscribed after a disconnect: read history from `last` first */
     int backfill_inflight;
-    hb_msg_t **held; /* live events received during the backfill */
+    int lost_checked; /* this resubscription's check for events lost by Redis was done */
+    hb_msg_t **held;  /* live events received during the backfill */
     size_t nheld, cap_held;
     hreq_t *waiting; /* history requests waiting for the subscription */
 } btopic_t;
 
 typedef struct ingest ingest_t;
+struct hb_sentinel;
 
 struct hb_broker {
     hb_edge_t *edge;
@@ -69,6 +72,14 @@ struct hb_broker {
     void (*on_sub_cb)(redisAsyncContext *, void *, void *);
     struct event *wake, *tick, *sigterm, *sigint, *drain_timer, *drain_poll;
     ingest_t *ingest;
+    /* The Redis master: --redis, or what Sentinel names (sentinel.c). master_* are written on
+     * the broker thread under master_lock, and read by /metrics. */
+    pthread_mutex_t master_lock;
+    char master_host[HB_CFG_STR_MAX]; /* "" until Sentinel named one */
+    int master_port;
+    unsigned long long master_switches;
+    struct hb_sentinel *sentinel; /* NULL without sentinel:// */
+    struct event *switch_ev;      /* moves the connections to a new master */
 };
 
 double hb_now(void);

@@ -11,6 +11,7 @@
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "sentinel.h"
 
 #define MOD "http"
 #define PATH_MAX_BYTES 2048
@@ -766,6 +767,10 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
     long size_pages = 0, rss_pages = 0;
     FILE *f, *statm = fopen("/proc/self/statm", "r");
     int rc;
+    char master[HB_CFG_STR_MAX + 8], master_lbl[HB_CFG_STR_MAX + 24];
+    unsigned long long switches = 0;
+    hb_broker_master(s->edge->broker, master, sizeof(master), &switches);
+    snprintf(master_lbl, sizeof(master_lbl), "{addr=\"%s\"}", master);
 #define LOAD(x) ((unsigned long long)atomic_load_explicit(&st->x, memory_order_relaxed))
     const struct {
         const char *name, *type, *help, *labels;
@@ -798,6 +803,8 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(rejected_topics)},
         {"herald_redis_reconnects_total", "counter", "Redis connections lost.", "",
          LOAD(redis_reconnects)},
+        {"herald_redis_master", "gauge", "The Redis master in use.", master_lbl, master[0] != 0},
+        {"herald_redis_master_switches_total", "counter", "Redis master changes.", "", switches},
         {"herald_ready", "gauge", "1 when Redis is reachable and subscriptions are in place.", "",
          (unsigned long long)atomic_load(&st->ready)},
         {"herald_draining", "gauge", "1 after SIGTERM.", "",

@@ -1,0 +1,457 @@
+/*
+ * The broker's Redis Sentinel client. Two kinds of connection, both hiredis async on the
+ * broker's event_base:
+ *   op    - one short query at a time: SENTINEL get-master-addr-by-name on a sentinel, then
+ *           ROLE on the node it names (a master is used only once it says it is one);
+ *   watch - SUBSCRIBE +switch-master on one sentinel, moved to the next one when it is lost.
+ * Every step has a limit (HB_SENTINEL_STEP_MS); a sentinel that fails or names a node that is
+ * not a master sends the query to the next sentinel. Broker thread only.
+ */
+#include "sentinel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "broker.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+
+#define MOD "sentinel"
+#define WATCH_RETRY_MS 500
+
+typedef enum { S_IDLE = 0, S_ASK, S_PROBE } sstate_t;
+
+/* Owner: the broker (b->sentinel). {broker thread} */
+struct hb_sentinel {
+    hb_broker_t *b;
+    const hb_cfg_t *cfg;
+    sstate_t state;
+    redisAsyncContext *op; /* the query in flight, NULL when none */
+    int op_up;             /* op is connected */
+    int idx;               /* the sentinel asked next */
+    int tried;             /* sentinels asked in this round */
+    char reason[64];       /* why this query runs, for the switch log */
+    char cand_host[HB_CFG_STR_MAX];
+    int cand_port;
+    double last_ok; /* hb_now() of the last query that found a master */
+    struct event *op_timer, *check_timer;
+    redisAsyncContext *watch;
+    int watch_up;
+    int watch_idx;
+    struct event *watch_timer;
+};
+
+static void ask_next(hb_sentinel_t *s);
+
+/* A host name or address as Sentinel gives it: it ends up in logs and a metrics label. */
+static int host_ok(const char *h, size_t n)
+{
+    if (n == 0 || n >= HB_CFG_STR_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '.' || c == ':' || c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+static void watch_start(hb_sentinel_t *s);
+
+static struct timeval ms_tv(long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* Ends the query connection. Inside one of op's own callbacks only redisAsyncDisconnect() is
+ * allowed; elsewhere redisAsyncFree() also drops a reply that never came. Either way its
+ * callbacks see ac != s->op and do nothing. */
+static void op_close(hb_sentinel_t *s, int in_callback)
+{
+    redisAsyncContext *ac = s->op;
+    evtimer_del(s->op_timer);
+    if (!ac)
+        return;
+    s->op = NULL;
+    if (s->op_up && in_callback)
+        redisAsyncDisconnect(ac);
+    else
+        redisAsyncFree(ac);
+    s->op_up = 0;
+}
+
+/* The current step failed: ask the next sentinel (or give up this round). */
+static void op_failed(hb_sentinel_t *s, const char *what, const char *host, int port,
+                      const char *err)
+{
+    hb_log_ratelimited("sentinel-step", 2000, HB_LOG_WARN, MOD, what, "{s:s,s:i,s:s,s:s}", "host",
+                       host, "port", port, "err", err ? err : "", "master",
+                       s->cfg->sentinel_master);
+    s->state = S_ASK;
+    s->idx = (s->idx + 1) % s->cfg->nsentinels;
+    ask_next(s);
+}
+
+static void op_step_failed(hb_sentinel_t *s, const char *err)
+{
+    if (s->state == S_PROBE)
+        op_failed(s, "candidate master unusable", s->cand_host, s->cand_port, err);
+    else
+        op_failed(s, "sentinel query failed", s->cfg->sentinel_host[s->idx],
+                  s->cfg->sentinel_port[s->idx], err);
+}
+
+static void on_op_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_sentinel_t *s = priv;
+    redisReply *r = reply;
+    char role[32];
+
+    if (ac != s->op)
+        return; /* abandoned */
+    if (s->state == S_ASK) {
+        int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                 r->element[0]->type == REDIS_REPLY_STRING &&
+                 r->element[1]->type == REDIS_REPLY_STRING &&
+                 host_ok(r->element[0]->str, r->element[0]->len);
+        long port = ok ? strtol(r->element[1]->str, NULL, 10) : 0;
+        if (!ok || port < 1 || port > 65535) {
+            const char *err = r && r->type == REDIS_REPLY_ERROR ? r->str
+                              : r && r->type == REDIS_REPLY_NIL ? "master name unknown"
+                                                                : "unexpected reply";
+            char e[128];
+            snprintf(e, sizeof(e), "%s", err);
+            op_close(s, 1);
+            op_step_failed(s, e);
+            return;
+        }
+        memcpy(s->cand_host, r->element[0]->str, r->element[0]->len);
+        s->cand_host[r->element[0]->len] = '\0';
+        s->cand_port = (int)port;
+        op_close(s, 1);
+        {
+            char cur[HB_CFG_STR_MAX + 8], cand[HB_CFG_STR_MAX + 8];
+            hb_broker_master(s->b, cur, sizeof(cur), NULL);
+            snprintf(cand, sizeof(cand), "%s:%d", s->cand_host, s->cand_port);
+            if (!strcmp(cur, cand) && s->b->cmd_ready) {
+                s->state = S_IDLE; /* unchanged, and the broker already checked its ROLE */
+                s->last_ok = hb_now();
+                return;
+            }
+        }
+        s->state = S_PROBE;
+        ask_next(s);
+        return;
+    }
+    /* S_PROBE: ROLE -> ["master", offset, [replicas]] on a master */
+    role[0] = '\0';
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+        r->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(role, sizeof(role), "%.*s", (int)r->element[0]->len, r->element[0]->str);
+    op_close(s, 1);
+    if (strcmp(role, "master") != 0) {
+        char e[64];
+        snprintf(e, sizeof(e), "ROLE says '%s'", role);
+        op_step_failed(s, e);
+        return;
+    }
+    s->state = S_IDLE;
+    s->last_ok = hb_now();
+    hb_broker_set_master(s->b, s->cand_host, s->cand_port, s->reason);
+}
+
+static void on_op_connect(const redisAsyncContext *ac, int status)
+{
+    hb_sentinel_t *s = ac->data;
+    if (!s || ac != s->op)
+        return;
+    if (status != REDIS_OK) {
+        char e[128];
+        snprintf(e, sizeof(e), "%s", ac->errstr);
+        s->op = NULL; /* hiredis frees it */
+        evtimer_del(s->op_timer);
+        op_step_failed(s, e);
+        return;
+    }
+    s->op_up = 1;
+    if (s->state == S_ASK)
+        redisAsyncCommand(s->op, on_op_reply, s, "SENTINEL get-master-addr-by-name %s",
+                          s->cfg->sentinel_master);
+    else
+        redisAsyncCommand(s->op, on_op_reply, s, "ROLE");
+}
+
+static void on_op_disconnect(const redisAsyncContext *ac, int status)
+{
+    hb_sentinel_t *s = ac->data;
+    (void)status;
+    if (!s || ac != s->op)
+        return;
+    s->op = NULL;
+    s->op_up = 0;
+    evtimer_del(s->op_timer);
+    op_step_failed(s, "connection lost");
+}
+
+static void on_op_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    hb_sentinel_t *s = arg;
+    (void)fd;
+    (void)what;
+    if (!s->op)
+        return;
+    op_close(s, 0);
+    op_step_failed(s, "timed out");
+}
+
+static void op_open(hb_sentinel_t *s, const char *host, int port)
+{
+    struct timeval tv = ms_tv(HB_SENTINEL_STEP_MS);
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    if (!ac || ac->err) {
+        char e[128];
+        snprintf(e, sizeof(e), "%s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        op_step_failed(s, e);
+        return;
+    }
+    ac->data = s;
+    s->op = ac;
+    s->op_up = 0;
+    redisLibeventAttach(ac, s->b->base);
+    redisAsyncSetConnectCallback(ac, on_op_connect);
+    redisAsyncSetDisconnectCallback(ac, on_op_disconnect);
+    evtimer_add(s->op_timer, &tv);
+}
+
+/* Runs the next step of the query: ROLE on the candidate, or the next sentinel's answer. */
+static void ask_next(hb_sentinel_t *s)
+{
+    if (s->b->stopping) {
+        s->state = S_IDLE;
+        return;
+    }
+    if (s->state == S_PROBE) {
+        op_open(s, s->cand_host, s->cand_port);
+        return;
+    }
+    if (s->tried >= s->cfg->nsentinels) {
+        s->state = S_IDLE; /* every sentinel tried: the check timer starts a new round */
+        hb_log_ratelimited("sentinel-round", 5000, HB_LOG_WARN, MOD,
+                           "no sentinel named a reachable master", "{s:s,s:s}", "master",
+                           s->cfg->sentinel_master, "reason", s->reason);
+        return;
+    }
+    s->tried++;
+    op_open(s, s->cfg->sentinel_host[s->idx], s->cfg->sentinel_port[s->idx]);
+}
+
+static void ask_start(hb_sentinel_t *s, const char *reason)
+{
+    if (s->state != S_IDLE)
+        return;
+    snprintf(s->reason, sizeof(s->reason), "%s", reason);
+    s->state = S_ASK;
+    s->tried = 0;
+    ask_next(s);
+}
+
+void hb_sentinel_recheck(hb_sentinel_t *s, const char *reason)
+{
+    if (s)
+        ask_start(s, reason);
+}
+
+/* Goes straight to ROLE on the master a sentinel announced, dropping any query in flight. */
+static void probe_announced(hb_sentinel_t *s, const char *host, size_t hlen, int port)
+{
+    if (!host_ok(host, hlen))
+        return;
+    op_close(s, 0);
+    memcpy(s->cand_host, host, hlen);
+    s->cand_host[hlen] = '\0';
+    s->cand_port = port;
+    snprintf(s->reason, sizeof(s->reason), "+switch-master");
+    s->state = S_PROBE;
+    s->tried = 0;
+    ask_next(s);
+}
+
+/* ---- the +switch-master watch ---- */
+
+/* "<master-name> <old-ip> <old-port> <new-ip> <new-port>" */
+static void on_switch_message(hb_sentinel_t *s, const char *msg, size_t len)
+{
+    const char *f[5], *p = msg, *end = msg + len;
+    size_t fl[5];
+    int n = 0;
+    long port;
+    char num[8];
+
+    while (p < end && n < 5) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        const char *e = sp ? sp : end;
+        f[n] = p;
+        fl[n++] = (size_t)(e - p);
+        p = sp ? sp + 1 : end;
+    }
+    if (n != 5 || p != end || fl[0] != strlen(s->cfg->sentinel_master) ||
+        memcmp(f[0], s->cfg->sentinel_master, fl[0]) != 0 || fl[4] == 0 || fl[4] >= sizeof(num))
+        return; /* another master, or not the documented shape */
+    memcpy(num, f[4], fl[4]);
+    num[fl[4]] = '\0';
+    port = strtol(num, NULL, 10);
+    if (port < 1 || port > 65535)
+        return;
+    hb_log_info(MOD, "sentinel announced a new master", "{s:s,s:s%,s:s%,s:i}", "master",
+                s->cfg->sentinel_master, "from", f[1], fl[1], "to", f[3], fl[3], "port", (int)port);
+    probe_announced(s, f[3], fl[3], (int)port);
+}
+
+static void on_watch(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_sentinel_t *s = priv;
+    redisReply *r = reply;
+    if (ac != s->watch || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (!strcmp(r->element[0]->str, "message") && r->element[2]->type == REDIS_REPLY_STRING) {
+        on_switch_message(s, r->element[2]->str, r->element[2]->len);
+    } else if (!strcmp(r->element[0]->str, "subscribe")) {
+        /* a switch may have happened while nobody watched */
+        ask_start(s, "watching a new sentinel");
+    }
+}
+
+static void watch_lost(hb_sentinel_t *s)
+{
+    struct timeval tv = ms_tv(WATCH_RETRY_MS);
+    s->watch = NULL;
+    s->watch_up = 0;
+    s->watch_idx = (s->watch_idx + 1) % s->cfg->nsentinels;
+    if (!s->b->stopping)
+        evtimer_add(s->watch_timer, &tv);
+}
+
+static void on_watch_connect(const redisAsyncContext *ac, int status)
+{
+    hb_sentinel_t *s = ac->data;
+    if (!s || ac != s->watch)
+        return;
+    if (status != REDIS_OK) {
+        watch_lost(s); /* hiredis frees it */
+        return;
+    }
+    s->watch_up = 1;
+    evtimer_del(s->watch_timer);
+    redisAsyncCommand(s->watch, on_watch, s, "SUBSCRIBE +switch-master");
+}
+
+static void on_watch_disconnect(const redisAsyncContext *ac, int status)
+{
+    hb_sentinel_t *s = ac->data;
+    (void)status;
+    if (!s || ac != s->watch)
+        return;
+    hb_log_ratelimited("sentinel-watch", 5000, HB_LOG_WARN, MOD, "sentinel watch connection lost",
+                       "{s:s,s:i}", "host", s->cfg->sentinel_host[s->watch_idx], "port",
+                       s->cfg->sentinel_port[s->watch_idx]);
+    watch_lost(s);
+}
+
+/* Connect limit of the watch, and its retry after a loss. */
+static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+    hb_sentinel_t *s = arg;
+    (void)fd;
+    (void)what;
+    if (s->watch && !s->watch_up) {
+        redisAsyncContext *ac = s->watch;
+        s->watch = NULL;
+        redisAsyncFree(ac); /* not connected: no callback */
+        watch_lost(s);
+        return;
+    }
+    if (!s->watch)
+        watch_start(s);
+}
+
+static void watch_start(hb_sentinel_t *s)
+{
+    struct timeval tv = ms_tv(HB_SENTINEL_STEP_MS);
+    int i = s->watch_idx;
+    redisAsyncContext *ac;
+    if (s->b->stopping)
+        return;
+    ac = redisAsyncConnect(s->cfg->sentinel_host[i], s->cfg->sentinel_port[i]);
+    if (!ac || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        watch_lost(s);
+        return;
+    }
+    ac->data = s;
+    s->watch = ac;
+    s->watch_up = 0;
+    redisLibeventAttach(ac, s->b->base);
+    redisAsyncSetConnectCallback(ac, on_watch_connect);
+    redisAsyncSetDisconnectCallback(ac, on_watch_disconnect);
+    evtimer_add(s->watch_timer, &tv);
+}
+
+/* ---- periodic re-check ---- */
+
+static void on_check(evutil_socket_t fd, short what, void *arg)
+{
+    hb_sentinel_t *s = arg;
+    (void)fd;
+    (void)what;
+    /* every HB_SENTINEL_CHECK_MS, and every tick while the broker has no usable master */
+    if (!s->b->cmd_ready || hb_now() - s->last_ok >= HB_SENTINEL_CHECK_MS / 1000.0)
+        ask_start(s, s->b->cmd_ready ? "periodic check" : "no usable master");
+}
+
+hb_sentinel_t *hb_sentinel_new(hb_broker_t *b)
+{
+    hb_sentinel_t *s = hb_xcalloc(1, sizeof(*s));
+    s->b = b;
+    s->cfg = &b->edge->cfg;
+    s->op_timer = evtimer_new(b->base, on_op_timeout, s);
+    s->check_timer = event_new(b->base, -1, EV_PERSIST, on_check, s);
+    s->watch_timer = evtimer_new(b->base, on_watch_timer, s);
+    return s;
+}
+
+void hb_sentinel_start(hb_sentinel_t *s)
+{
+    struct timeval tv = ms_tv(HB_SENTINEL_STEP_MS / 2);
+    hb_log_info(MOD, "asking sentinels for the master", "{s:s,s:i}", "master",
+                s->cfg->sentinel_master, "sentinels", s->cfg->nsentinels);
+    event_add(s->check_timer, &tv);
+    ask_start(s, "startup");
+    watch_start(s);
+}
+
+void hb_sentinel_free(hb_sentinel_t *s)
+{
+    if (!s)
+        return;
+    op_close(s, 0);
+    if (s->watch) {
+        redisAsyncContext *ac = s->watch;
+        s->watch = NULL;
+        redisAsyncFree(ac);
+    }
+    event_free(s->op_timer);
+    event_free(s->check_timer);
+    event_free(s->watch_timer);
+    free(s);
+}

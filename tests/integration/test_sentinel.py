@@ -1,0 +1,426 @@
+"""Redis Sentinel failover under load.
+
+A primary, one replica and three sentinels (each on a free loopback port with its own temp
+dir); two edges on `--redis sentinel://...`; SSE subscribers on both edges for a topic fed by
+HTTP publish and one fed by raw PUBLISH. While both publish, the replica's link to the primary
+is cut (so the primary acknowledges events the replica never gets, as asynchronous replication
+allows), then the primary is SIGKILLed and the sentinels promote the replica.
+
+Asserted: both edges follow the new master (/metrics, log); every client's events are in order
+with no duplicate; every event stored on the new master reached every subscriber, or a gap
+notice was sent to that subscriber at that place in its stream (no silent hole); the lost
+events were signalled; raw PUBLISHes received by every ingest edge are stored once, in order;
+a client resuming with its Last-Event-ID on the other edge gets exactly what it missed.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import harness
+from harness import (REDIS_SERVER, HeraldTestCase, RedisClient, RedisError, RedisServer,
+                     SSEClient, _LIVE, _LIVE_LOCK, http_get, split_cursor, wait_until, xrange)
+
+MASTER = "herald-m"
+KEY = "sentinel-test-key"
+HTTP_TOPIC = "sn-http"
+RAW_TOPIC = "sn-raw"
+HTTP_RATE = 40  # publishes per second (alternating edges)
+RAW_RATE = 80
+
+
+class RedisNode(RedisServer):
+    """A redis-server with extra arguments (a replica: --replicaof 127.0.0.1 <port>)."""
+
+    def __init__(self, extra=()):
+        self.extra = list(extra)
+        super().__init__()
+
+    def _spawn(self, port):
+        args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.dir,
+                "--pidfile", os.path.join(self.dir, "redis.pid"), "--daemonize", "no",
+                "--logfile", ""] + self.extra
+        return self._popen(args)
+
+    def _popen(self, args):
+        logf = open(self.log_path, "ab")
+        try:
+            p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+        finally:
+            logf.close()
+        with _LIVE_LOCK:
+            _LIVE.add(p)
+        return p
+
+
+class SentinelNode(RedisNode):
+    """redis-server --sentinel with its own config file (Sentinel rewrites it)."""
+
+    def __init__(self, primary_port):
+        self.primary_port = primary_port
+        super().__init__()
+
+    def _spawn(self, port):
+        conf = os.path.join(self.dir, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\n" % (port, self.dir))
+            f.write("sentinel monitor %s 127.0.0.1 %d 2\n" % (MASTER, self.primary_port))
+            f.write("sentinel down-after-milliseconds %s 1000\n" % MASTER)
+            f.write("sentinel failover-timeout %s 5000\n" % MASTER)
+            f.write("sentinel parallel-syncs %s 1\n" % MASTER)
+        return self._popen([REDIS_SERVER, conf, "--sentinel"])
+
+
+def info_field(c, section, field):
+    raw = c.cmd("INFO", section).decode()
+    m = re.search(r"^%s:(.*)\r?$" % re.escape(field), raw, re.M)
+    return m.group(1).strip() if m else None
+
+
+def metric(port, name):
+    """{labels: value} of one metric family from /metrics."""
+    status, _, body = http_get(port, "/metrics", timeout=5)
+    if status != 200:
+        return {}
+    out = {}
+    for line in body.decode().splitlines():
+        m = re.match(r"^%s(\{[^}]*\})? (\d+)$" % re.escape(name), line)
+        if m:
+            out[m.group(1) or ""] = int(m.group(2))
+    return out
+
+
+class Reader:
+    """One SSE subscriber read on its own thread: every event (data and gap) in arrival order."""
+
+    def __init__(self, edge, topic, headers=None):
+        self.edge = edge
+        self.topic = topic
+        self.client = SSEClient(edge.port, "/events/" + topic, headers)
+        self.events = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                e = self.client.next_event(0.3)
+            except AssertionError:
+                if self.client.closed:
+                    return
+                continue
+            with self.lock:
+                self.events.append(e)
+
+    def data_events(self):
+        with self.lock:
+            return [e for e in self.events if e.type != "herald.gap"]
+
+    def has(self, payload):
+        with self.lock:
+            return any(e.data == payload for e in self.events)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        self.client.close()
+
+
+class SentinelFailover(HeraldTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.readers = []
+        self.finished = False
+
+    def tearDown(self):
+        for rd in self.readers:
+            rd.close()
+        if not self.finished:  # the test body did not reach its end: show every log
+            for h in self._heralds:
+                harness.log("\n===== log of %s =====\n%s" % (h.node_id, h.log()))
+            for r in self._redises:
+                harness.log("\n===== %s :%s =====\n%s" % (
+                    type(r).__name__, r.port, harness._tail(r.log_path, 6000)))
+        super().tearDown()
+
+    def node(self, node):
+        self._redises.append(node)  # stopped (and its log dumped on failure) by tearDown
+        return node
+
+    def reader(self, edge, topic, headers=None):
+        rd = Reader(edge, topic, headers)
+        self.readers.append(rd)
+        return rd
+
+    def master_of(self, sentinels):
+        for s in sentinels:
+            try:
+                with RedisClient(s.port, timeout=1) as c:
+                    a = c.cmd("SENTINEL", "get-master-addr-by-name", MASTER)
+                    if a:
+                        return int(a[1])
+            except (OSError, RedisError, ConnectionError):
+                continue
+        return None
+
+    def test_failover_under_load(self):
+        primary = self.node(RedisNode())
+        replica = self.node(RedisNode(["--replicaof", "127.0.0.1", str(primary.port)]))
+        with replica.client() as rc:
+            wait_until(lambda: info_field(rc, "replication", "master_link_status") == "up", 20,
+                       what="the replica in sync")
+        sentinels = [self.node(SentinelNode(primary.port)) for _ in range(3)]
+        for s in sentinels:  # each knows the replica and the two other sentinels
+            with s.client() as sc:
+                wait_until(lambda: len(sc.cmd("SENTINEL", "replicas", MASTER)) == 1 and
+                           len(sc.cmd("SENTINEL", "sentinels", MASTER)) == 2, 30,
+                           what="sentinel :%d discovering its peers" % s.port)
+
+        url = "sentinel://%s/%s" % (",".join("127.0.0.1:%d" % s.port for s in sentinels), MASTER)
+        args = ["--redis", url, "--publish-key", KEY, "--history-max", "100000",
+                "--lease-ms", "1000", "--heartbeat", "1"]
+        e1 = self.edge(primary, "edge-1", args)
+        e2 = self.edge(primary, "edge-2", args)
+        edges = [e1, e2]
+        for e in edges:
+            self.assertEqual(metric(e.port, "herald_redis_master"),
+                             {'{addr="127.0.0.1:%d"}' % primary.port: 1})
+
+        readers = {(e.node_id, t): self.reader(e, t) for e in edges
+                   for t in (HTTP_TOPIC, RAW_TOPIC)}
+        pc = self.client(primary)
+        for t in (HTTP_TOPIC, RAW_TOPIC):
+            harness.wait_live_subscribed(pc, t, 2)
+        wait_until(lambda: harness.lease_holder(pc), 20, what="an ingest leader")
+
+        # ---- load ----
+        stop = threading.Event()
+        http_log = []  # (payload, status, id or None)
+        raw_log = []   # (payload, master port, receivers or None when the outcome is unknown)
+        errors = []
+
+        def http_publisher():
+            i = 0
+            try:
+                while not stop.is_set():
+                    p = "h-%05d" % i
+                    e = edges[i % 2]
+                    try:
+                        st, _, body = http_get(e.port, "/publish/" + HTTP_TOPIC, timeout=5,
+                                               method="POST", body=p.encode(),
+                                               headers={"Authorization": "Bearer " + KEY})
+                        sid = json.loads(body)["id"] if st == 200 else None
+                    except OSError:
+                        st, sid = None, None
+                    http_log.append((p, st, sid))
+                    i += 1
+                    time.sleep(1.0 / HTTP_RATE)
+            except Exception as ex:
+                errors.append(ex)
+
+        def raw_publisher():
+            i = 0
+            conn, port = None, None
+            try:
+                while not stop.is_set():
+                    if conn is None:
+                        port = self.master_of(sentinels)
+                        try:
+                            conn = RedisClient(port, timeout=1) if port else None
+                        except OSError:
+                            conn = None
+                        if conn is None:
+                            time.sleep(0.05)
+                            continue
+                    p = "r-%05d" % i
+                    try:
+                        n = conn.publish(RAW_TOPIC, p)
+                    except (OSError, ConnectionError, RedisError):
+                        n = None
+                        conn.close()
+                        conn = None
+                    raw_log.append((p, port, n))
+                    i += 1
+                    time.sleep(1.0 / RAW_RATE)
+            except Exception as ex:
+                errors.append(ex)
+            finally:
+                if conn:
+                    conn.close()
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (http_publisher,
+                                                                   raw_publisher)]
+        for th in threads:
+            th.start()
+        wait_until(lambda: len(http_log) >= 30 and len(raw_log) >= 60, 20, what="load running")
+
+        # Cut replication: the replica cannot re-authenticate, so what the primary acknowledges
+        # from now on never reaches it.
+        rc = self.client(replica)
+        rc.cmd("CONFIG", "SET", "masterauth", "not-the-password")
+        pc.cmd("CLIENT", "KILL", "TYPE", "replica")
+        wait_until(lambda: info_field(rc, "replication", "master_link_status") == "down", 10,
+                   what="the replication link down")
+        n_http, n_raw = len(http_log), len(raw_log)
+        wait_until(lambda: len(http_log) >= n_http + 10 and len(raw_log) >= n_raw + 20, 20,
+                   what="events acknowledged by the primary alone")
+
+        t_kill = time.monotonic()
+        primary.proc.send_signal(signal.SIGKILL)
+        primary._reap()
+        rc.cmd("CONFIG", "SET", "masterauth", "")
+        new_port = wait_until(lambda: (lambda p: p if p == replica.port else None)(
+            self.master_of(sentinels)), 30, what="the sentinels promoting the replica")
+        t_promoted = time.monotonic() - t_kill
+        want = {'{addr="127.0.0.1:%d"}' % new_port: 1}
+        for e in edges:
+            wait_until(lambda: metric(e.port, "herald_redis_master") == want and
+                       e.readyz() == 200, 30, what="%s on the new master" % e.node_id)
+        t_switched = time.monotonic() - t_kill
+        rc = self.client(replica)  # Sentinel closes client connections when it promotes
+        self.assertEqual(rc.cmd("ROLE")[0], b"master")
+        for e in edges:
+            self.assertGreaterEqual(metric(e.port, "herald_redis_master_switches_total")[""], 1)
+            self.assertRegex(e.log(), r'"msg":"redis master switch".*"from":"127.0.0.1:%d"'
+                             r'.*"to":"127.0.0.1".*"port":%d' % (primary.port, new_port))
+        wait_until(lambda: harness.lease_holder(rc), 20, what="an ingest leader on the new master")
+
+        # Load goes on against the new master, then stops.
+        n_http, n_raw = len(http_log), len(raw_log)
+        wait_until(lambda: len(http_log) >= n_http + 30 and len(raw_log) >= n_raw + 60, 30,
+                   what="load on the new master")
+        stop.set()
+        for th in threads:
+            th.join(20)
+        self.assertEqual(errors, [])
+
+        # Markers published last: once every reader has them, everything before is in.
+        st, _, _ = http_get(e1.port, "/publish/" + HTTP_TOPIC, method="POST", body=b"end-h",
+                            headers={"Authorization": "Bearer " + KEY})
+        self.assertEqual(st, 200)
+        wait_until(lambda: rc.publish(RAW_TOPIC, "end-r") == 2, 10, what="raw end marker taken")
+        for rd in readers.values():
+            wait_until(lambda: rd.has("end-h" if rd.topic == HTTP_TOPIC else "end-r"), 30,
+                       what="%s/%s reaching its end marker" % (rd.edge.node_id, rd.topic))
+
+        # ---- checks ----
+        stored = {t: xrange(rc, t) for t in (HTTP_TOPIC, RAW_TOPIC)}
+        stored_ids = {t: [eid for eid, _ in stored[t]] for t in stored}
+        stored_data = {t: [f["d"].decode() for _, f in stored[t]] for t in stored}
+        acked = {p: sid for p, st, sid in http_log if st == 200}
+        lost_http = [p for p, sid in acked.items() if sid not in set(stored_ids[HTTP_TOPIC])]
+
+        signalled = {}
+        for (node, t), rd in sorted(readers.items()):
+            evs = list(rd.events)
+            data = [e for e in evs if e.type != "herald.gap"]
+            gaps = [json.loads(e.data) for e in evs if e.type == "herald.gap"]
+            for g in gaps:
+                self.assertEqual(g, {"topic": t, "reason": "trimmed"}, "%s/%s" % (node, t))
+            signalled[(node, t)] = len(gaps)
+            ids = [harness.id_key(split_cursor(e.id)[0]) for e in data]
+            self.assertEqual(ids, sorted(ids), "%s/%s: events out of order" % (node, t))
+            self.assertEqual(len(ids), len(set(ids)), "%s/%s: duplicate ids" % (node, t))
+            payloads = [e.data for e in data]
+            self.assertEqual(len(payloads), len(set(payloads)), "%s/%s: duplicates" % (node, t))
+            # Every stored event was delivered, or a gap notice sits where it would have been.
+            got = set(split_cursor(e.id)[0] for e in data)
+            first_id = ids[0] if ids else None
+            for sid in stored_ids[t]:
+                k = harness.id_key(sid)
+                if sid in got or (first_id is not None and k < first_id):
+                    continue  # delivered, or from before this subscriber started
+                before = max((i for i, e in enumerate(evs) if e.type != "herald.gap" and
+                              harness.id_key(split_cursor(e.id)[0]) < k), default=-1)
+                after = min((i for i, e in enumerate(evs) if e.type != "herald.gap" and
+                             harness.id_key(split_cursor(e.id)[0]) > k), default=len(evs))
+                self.assertTrue(any(evs[i].type == "herald.gap" for i in range(before + 1, after)),
+                                "%s/%s: stored event %s neither delivered nor signalled" % (
+                                    node, t, sid))
+            # Events lost with the primary were delivered to live subscribers before the kill;
+            # the edge must have said that history no longer has them.
+            held_lost = [p for p in payloads if p not in set(stored_data[t])]
+            if held_lost:
+                self.assertGreaterEqual(len(gaps), 1, "%s/%s held %d lost events, no notice" % (
+                    node, t, len(held_lost)))
+
+        # Raw PUBLISH: everything every ingest edge received is stored once, in publish order.
+        raw_stored = [d for d in stored_data[RAW_TOPIC] if d.startswith("r-")]
+        self.assertEqual(len(raw_stored), len(set(raw_stored)), "raw message stored twice")
+        self.assertEqual(raw_stored, sorted(raw_stored), "raw messages stored out of order")
+        after_failover = [p for p, port, n in raw_log if port == new_port and n == 2]
+        missing = [p for p in after_failover if p not in set(raw_stored)]
+        self.assertEqual(missing, [], "raw messages taken by both edges on the new master "
+                                      "but not stored")
+        raw_lost = [p for p, port, n in raw_log if port != new_port and n and
+                    p not in set(raw_stored)]
+        # Taken on the new master by one ingest edge only (the other not yet subscribed again):
+        # stored only if that edge is the one that wins the lease.
+        raw_partial = [p for p, port, n in raw_log if port == new_port and n == 1]
+
+        # Resume on the other edge with the Last-Event-ID of a subscriber of edge-1.
+        rd = readers[("edge-1", HTTP_TOPIC)]
+        rd.close()
+        last = rd.data_events()[-1].id
+        for i in range(5):
+            st, _, _ = http_get(e1.port, "/publish/" + HTTP_TOPIC, method="POST",
+                                body=("after-%d" % i).encode(),
+                                headers={"Authorization": "Bearer " + KEY})
+            self.assertEqual(st, 200)
+        missed = [d for _, f in xrange(rc, HTTP_TOPIC, "(" + split_cursor(last)[0])
+                  for d in [f["d"].decode()]]
+        self.assertEqual(missed[-5:], ["after-%d" % i for i in range(5)])
+        c = self.sse(e2.port, "/events/" + HTTP_TOPIC, {"Last-Event-ID": last})
+        got = [c.next_event(10) for _ in missed]
+        self.assertEqual([(e.type, e.data) for e in got], [("message", d) for d in missed])
+        self.assertEqual(c.pending(), [])
+
+        # Resume from a lost event's cursor: told first, then what is stored after it.
+        # (the first lost one: a cursor at the very last lost event missed nothing stored)
+        lost_cursor = next((e.id for e in readers[("edge-2", HTTP_TOPIC)].data_events()
+                            if e.data in set(lost_http)), None) if len(lost_http) > 1 else None
+        if lost_cursor:
+            c2 = self.sse(e1.port, "/events/" + HTTP_TOPIC, {"Last-Event-ID": lost_cursor})
+            g = c2.next_event(10)
+            self.assertEqual((g.type, json.loads(g.data)),
+                             ("herald.gap", {"topic": HTTP_TOPIC, "reason": "trimmed"}))
+            after = [f["d"].decode() for _, f in
+                     xrange(rc, HTTP_TOPIC, "(" + split_cursor(lost_cursor)[0])]
+            self.assertEqual([c2.next_event(10).data for _ in after], after)
+
+        harness.log(
+            "sentinel failover: promoted %.2fs and both edges on the new master %.2fs after "
+            "the kill" % (t_promoted, t_switched))
+        harness.log(
+            "HTTP publish: %d sent, %d acknowledged, %d stored on the new master, %d acknowledged "
+            "then lost with the primary" % (len(http_log), len(acked),
+                                            len([d for d in stored_data[HTTP_TOPIC]
+                                                 if d.startswith("h-")]), len(lost_http)))
+        harness.log(
+            "raw PUBLISH: %d sent, %d taken by an edge, %d stored, %d taken then lost with the "
+            "primary, %d taken by one edge only on the new master (%d of them stored), %d sent "
+            "with the outcome unknown or no edge listening" % (
+                len(raw_log), len([1 for _, _, n in raw_log if n]), len(raw_stored),
+                len(raw_lost), len(raw_partial),
+                len([p for p in raw_partial if p in set(raw_stored)]),
+                len([1 for _, _, n in raw_log if not n])))
+        for (node, t), rd in sorted(readers.items()):
+            harness.log("subscriber %s/%s: %d delivered, %d gap notices" % (
+                node, t, len(rd.data_events()), signalled[(node, t)]))
+        self.assertGreater(len(lost_http), 0, "the scenario should lose acknowledged events")
+        self.assertTrue(all(n >= 1 for n in signalled.values()),
+                        "every subscriber should be told of the lost events: %r" % signalled)
+        self.finished = True
+
+
+if __name__ == "__main__":
+    harness.main()
