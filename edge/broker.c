@@ -826,8 +826,16 @@ void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char
 {
     char from[HB_CFG_STR_MAX + 8];
     int first = !b->master_port;
-    if (!first && port == b->master_port && !strcmp(host, b->master_host))
+    if (!first && port == b->master_port && !strcmp(host, b->master_host)) {
+        /* the same master, back: connections waiting out their backoff go now */
+        hb_conn_t *conns[] = {&b->cmd, &b->sub, &b->ing};
+        for (size_t i = 0; i < 3 && !b->stopping; i++)
+            if (!conns[i]->ac && (conns[i] != &b->ing || b->edge->cfg.ingest)) {
+                evtimer_del(conns[i]->timer);
+                conn_start(b, conns[i]);
+            }
         return;
+    }
     snprintf(from, sizeof(from), "%s:%d", b->master_host, b->master_port);
     pthread_mutex_lock(&b->master_lock);
     snprintf(b->master_host, sizeof(b->master_host), "%s", host);

@@ -91,9 +91,10 @@ static void op_close(hb_sentinel_t *s, int in_callback)
 static void op_failed(hb_sentinel_t *s, const char *what, const char *host, int port,
                       const char *err)
 {
-    hb_log_ratelimited("sentinel-step", 2000, HB_LOG_WARN, MOD, what, "{s:s,s:i,s:s,s:s}", "host",
-                       host, "port", port, "err", err ? err : "", "master",
-                       s->cfg->sentinel_master);
+    /* one rate limit per kind: a dead sentinel must not hide a demoted master, and back */
+    hb_log_ratelimited(s->state == S_PROBE ? "sentinel-candidate" : "sentinel-query", 2000,
+                       HB_LOG_WARN, MOD, what, "{s:s,s:i,s:s,s:s}", "host", host, "port", port,
+                       "err", err ? err : "", "master", s->cfg->sentinel_master);
     s->state = S_ASK;
     s->idx = (s->idx + 1) % s->cfg->nsentinels;
     ask_next(s);

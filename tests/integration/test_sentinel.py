@@ -17,6 +17,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -94,6 +95,86 @@ def metric(port, name):
         if m:
             out[m.group(1) or ""] = int(m.group(2))
     return out
+
+
+class FakeSentinel:
+    """A stand-in sentinel on a free loopback port: answers SENTINEL get-master-addr-by-name
+    with `self.addr` ((host, port), or None for "unknown master"), accepts SUBSCRIBE and never
+    publishes anything, as a sentinel whose +switch-master message got lost."""
+
+    def __init__(self, addr):
+        self.addr = addr
+        self.queries = 0
+        self.subscribed = 0
+        self.watchers = []
+        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        self.conns = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _bulk(b):
+        return b"$%d\r\n%s\r\n" % (len(b), b)
+
+    def _serve(self, c):
+        f = c.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line.startswith(b"*"):
+                    return
+                args = []
+                for _ in range(int(line[1:])):
+                    n = int(f.readline()[1:])
+                    args.append(f.read(n + 2)[:n])
+                cmd = [a.lower() for a in args[:2]]
+                if cmd[:1] == [b"ping"]:
+                    c.sendall(b"+PONG\r\n")
+                elif cmd == [b"sentinel", b"get-master-addr-by-name"]:
+                    self.queries += 1
+                    a = self.addr if args[2:] == [MASTER.encode()] else None
+                    c.sendall(b"*2\r\n" + self._bulk(a[0].encode()) +
+                              self._bulk(str(a[1]).encode()) if a else b"$-1\r\n")
+                elif cmd[:1] == [b"subscribe"]:
+                    self.subscribed += 1
+                    self.watchers.append(c)
+                    c.sendall(b"*3\r\n" + self._bulk(b"subscribe") + self._bulk(args[1]) +
+                              b":1\r\n")
+                else:
+                    c.sendall(b"-ERR unknown command\r\n")
+        except (OSError, ValueError):
+            return
+
+    def announce(self, text):
+        """Publish `text` on +switch-master to every subscriber."""
+        msg = (b"*3\r\n" + self._bulk(b"message") + self._bulk(b"+switch-master") +
+               self._bulk(text.encode()))
+        for c in list(self.watchers):
+            try:
+                c.sendall(msg)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.srv.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
 
 
 class Reader:
@@ -420,6 +501,107 @@ class SentinelFailover(HeraldTestCase):
         self.assertTrue(all(n >= 1 for n in signalled.values()),
                         "every subscriber should be told of the lost events: %r" % signalled)
         self.finished = True
+
+
+class SentinelChecks(HeraldTestCase):
+    """Without real sentinels: what the edge checks itself."""
+
+    def setUp(self):
+        super().setUp()
+        self.fakes = []
+
+    def tearDown(self):
+        for f in self.fakes:
+            f.close()
+        super().tearDown()
+
+    def fake(self, addr):
+        f = FakeSentinel(addr)
+        self.fakes.append(f)
+        return f
+
+    def test_role_checked_missed_and_announced_switches_followed(self):
+        a = self.redis()
+        b = self.redis()
+        bc = self.client(b)
+        bc.cmd("REPLICAOF", "127.0.0.1", a.port)
+        wait_until(lambda: info_field(bc, "replication", "master_link_status") == "up", 20,
+                   what="b replicating a")
+        dead = harness.free_port()  # a sentinel that is down
+        f1 = self.fake(("127.0.0.1", b.port))  # names a replica
+        f2 = self.fake(("127.0.0.1", a.port))
+        url = "sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/%s" % (dead, f1.port, f2.port,
+                                                                      MASTER)
+        e = self.edge(a, "edge-1", ["--redis", url, "--publish-key", KEY])
+        self.assertEqual(metric(e.port, "herald_redis_master"),
+                         {'{addr="127.0.0.1:%d"}' % a.port: 1})
+        self.assertRegex(e.log(), r'"msg":"sentinel query failed","host":"127.0.0.1","port":%d'
+                         % dead)
+        self.assertRegex(e.log(), r'"msg":"candidate master unusable","host":"127.0.0.1",'
+                         r'"port":%d,"err":"ROLE says \'slave\'"' % b.port)
+        self.assertEqual(metric(e.port, "herald_redis_master_switches_total"), {"": 0})
+
+        topic = "checks"
+        c = self.sse(e.port, "/events/" + topic)
+        ac = self.client(a)
+        harness.wait_live_subscribed(ac, topic)
+
+        def publish(body):
+            st, _, resp = http_get(e.port, "/publish/" + topic, method="POST", body=body,
+                                   headers={"Authorization": "Bearer " + KEY})
+            return json.loads(resp)["id"] if st == 200 else None
+        one = publish(b"one")
+        self.assertIsNotNone(one)
+        self.assertEqual(c.next_event().data, "one")
+        self.assertEqual(ac.cmd("WAIT", 1, 5000), 1)  # b has it
+
+        # Once the edge watches a sentinel and has asked again since, b takes over: the
+        # sentinels name it but nobody announces +switch-master.
+        wait_until(lambda: f1.subscribed + f2.subscribed >= 1, 10, what="a watch subscription")
+        q = f1.queries + f2.queries
+        wait_until(lambda: f1.queries + f2.queries > q, 10, what="a periodic sentinel query")
+        bc.cmd("REPLICAOF", "NO", "ONE")
+        ac.cmd("REPLICAOF", "127.0.0.1", b.port)
+        f1.addr = f2.addr = ("127.0.0.1", b.port)
+        wait_until(lambda: metric(e.port, "herald_redis_master") ==
+                   {'{addr="127.0.0.1:%d"}' % b.port: 1}, 15, what="the edge on b")
+        self.assertEqual(metric(e.port, "herald_redis_master_switches_total"), {"": 1})
+        m = re.search(r'"msg":"redis master switch","from":"127.0.0.1:%d","to":"127.0.0.1",'
+                      r'"port":%d,"reason":"([^"]*)"' % (a.port, b.port), e.log())
+        self.assertIsNotNone(m, e.log())
+        self.assertEqual(m.group(1), "periodic check")
+
+        two = wait_until(lambda: publish(b"two"), 15, what="publishing through b")
+        ev = c.next_event(10)
+        self.assertEqual((ev.type, ev.data, split_cursor(ev.id)[0]), ("message", "two", two))
+        self.assertEqual([d for _, f in xrange(bc, topic) for d in [f["d"]]], [b"one", b"two"])
+
+        # Back to a, announced by +switch-master only (the sentinels go on naming b, which the
+        # edge must not take for the master once ROLE says it is not); malformed and foreign
+        # announcements first, which change nothing.
+        ac = self.client(a)
+        ac.cmd("REPLICAOF", "NO", "ONE")
+        bc.cmd("REPLICAOF", "127.0.0.1", a.port)
+        for f in (f1, f2):
+            for junk in ("other-master 127.0.0.1 1 127.0.0.1 2", "%s 127.0.0.1" % MASTER,
+                         "%s 127.0.0.1 1 127.0.0.1 99999" % MASTER, "%s a b c d e" % MASTER,
+                         "%s 127.0.0.1 %d 127.0.0.1 %d" % (MASTER, b.port, a.port)):
+                f.announce(junk)
+        wait_until(lambda: metric(e.port, "herald_redis_master") ==
+                   {'{addr="127.0.0.1:%d"}' % a.port: 1}, 15, what="the edge back on a")
+        self.assertEqual(metric(e.port, "herald_redis_master_switches_total"), {"": 2})
+        self.assertRegex(e.log(), r'"msg":"redis master switch","from":"127.0.0.1:%d",'
+                         r'"to":"127.0.0.1","port":%d,"reason":"\+switch-master"' % (b.port, a.port))
+        three = wait_until(lambda: publish(b"three"), 15, what="publishing through a")
+        ev = c.next_event(10)
+        self.assertEqual((ev.type, ev.data, split_cursor(ev.id)[0]), ("message", "three", three))
+        # Two more periodic checks name b (a replica now): the edge stays on a.
+        q = f1.queries + f2.queries
+        wait_until(lambda: f1.queries + f2.queries >= q + 2, 15, what="two more sentinel queries")
+        self.assertEqual(metric(e.port, "herald_redis_master"),
+                         {'{addr="127.0.0.1:%d"}' % a.port: 1})
+        self.assertEqual(metric(e.port, "herald_redis_master_switches_total"), {"": 2})
+        self.assertEqual(c.pending(), [])
 
 
 if __name__ == "__main__":
