@@ -11,6 +11,9 @@
 #define _GNU_SOURCE /* accept4 */
 #include "service.h"
 
+#include <dlfcn.h>
+#include <ev.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -45,6 +48,38 @@ int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen)
     for (size_t i = 0; i < n; i++)
         d |= (unsigned char)(a[i] ^ b[i]);
     return d == 0;
+}
+
+/*
+ * libev, for the service threads' loops, opened privately at run time (see CMakeLists.txt):
+ * the four calls the threads make themselves; lws' libev plugin binds its own.
+ */
+static struct {
+    struct ev_loop *(*loop_new)(unsigned int flags);
+    int (*run)(struct ev_loop *loop, int flags);
+    void (*brk)(struct ev_loop *loop, int how);
+    void (*destroy)(struct ev_loop *loop);
+} evf;
+
+/* 0 when the calls are there; main thread, before the service threads start. */
+static int evf_load(void)
+{
+    static int state; /* 0 not tried, 1 loaded, -1 failed */
+    void *h;
+    if (state)
+        return state > 0 ? 0 : -1;
+    state = -1;
+    h = dlopen("libev.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return -1;
+    *(void **)&evf.loop_new = dlsym(h, "ev_loop_new");
+    *(void **)&evf.run = dlsym(h, "ev_run");
+    *(void **)&evf.brk = dlsym(h, "ev_break");
+    *(void **)&evf.destroy = dlsym(h, "ev_loop_destroy");
+    if (!evf.loop_new || !evf.run || !evf.brk || !evf.destroy)
+        return -1; /* the handle stays open: lws' plugin uses the same library */
+    state = 1;
+    return 0;
 }
 
 /* ---- requests to the broker ---- */
@@ -693,6 +728,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (s)
             svc_process_inbox(s);
+        if (s && s->evloop && atomic_load(&s->stop))
+            evf.brk(s->evloop, EVBREAK_ALL);
         return 0;
     case LWS_CALLBACK_RAW_RX_FILE:
         if (s)
@@ -796,6 +833,7 @@ static const struct lws_extension extensions[] = {
 
 /* ---- lifecycle ---- */
 
+
 static void lws_log_emit(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -843,6 +881,7 @@ static int listen_socket(hb_edge_t *edge)
 hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
 {
     struct lws_context_creation_info info;
+    void *loops[1];
     hb_svc_t *s = hb_xcalloc(1, sizeof(*s));
     lws_sock_file_fd_type fd;
     char retry[64];
@@ -892,7 +931,30 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     }
     info.fd_limit_per_thread = (unsigned)(edge->cfg.max_connections + 128);
     info.vhost_name = "herald";
-    s->ctx = lws_create_context(&info);
+    /* lws' built-in loop polls every descriptor on each turn (poll(2)): at 10,000 connections
+     * a turn costs milliseconds. Its libev event-lib plugin (libwebsockets-evlib-ev) uses epoll.
+     * The loop is ours ("foreign"), one per thread: an lws-made libev loop would claim SIGINT,
+     * which libev lets only one loop of the process do. */
+    s->evloop = evf_load() == 0 ? evf.loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK) : NULL;
+    if (s->evloop) {
+        loops[0] = s->evloop;
+        info.foreign_loops = loops;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+        s->ctx = lws_create_context(&info);
+    }
+    if (!s->ctx) {
+        if (s->evloop)
+            evf.destroy(s->evloop);
+        s->evloop = NULL;
+        info.foreign_loops = NULL;
+        info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+        s->ctx = lws_create_context(&info);
+        if (s->ctx && idx == 0)
+            hb_log_warn(MOD,
+                        "libwebsockets' libev plugin is missing (install libwebsockets-evlib-ev): "
+                        "using poll(2), which slows down with many connections",
+                        NULL);
+    }
     if (!s->ctx) {
         hb_svc_free(s);
         return NULL;
@@ -911,9 +973,12 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
 static void *svc_main(void *arg)
 {
     hb_svc_t *s = arg;
-    while (!atomic_load(&s->stop))
-        if (lws_service(s->ctx, 0) < 0)
+    while (!atomic_load(&s->stop)) {
+        if (s->evloop)
+            evf.run(s->evloop, 0); /* until hb_svc_join() breaks it */
+        else if (lws_service(s->ctx, 0) < 0)
             break;
+    }
     return NULL;
 }
 
@@ -969,6 +1034,8 @@ void hb_svc_free(hb_svc_t *s)
         lws_context_destroy(s->ctx); /* closes every client: their cleanup runs here */
     else if (s->listen_fd >= 0)
         close(s->listen_fd);
+    if (s->evloop)
+        evf.destroy(s->evloop);
     while ((n = hb_queue_pop(s->inq, items, 256)) > 0)
         for (size_t i = 0; i < n; i++)
             hb_msg_unref(items[i]);

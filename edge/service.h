@@ -110,6 +110,7 @@ struct hb_svc {
     hb_edge_t *edge;
     int idx;
     struct lws_context *ctx;
+    struct ev_loop *evloop; /* the thread's libev loop lws runs on; NULL: lws' poll(2) loop */
     struct lws_vhost *vhost;
     int listen_fd; /* our SO_REUSEPORT listener, adopted into ctx as a raw file */
     pthread_t thread;
