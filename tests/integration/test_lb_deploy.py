@@ -1,7 +1,7 @@
 """The deployment files: docker-compose.yml validates with docker-compose, deploy/haproxy.cfg is
 valid for both ways it is used (compose DNS discovery, local fixed edges), and
-deploy/Dockerfile's stages build and ship the same target as the CMake build (hadolint runs
-too when it is installed)."""
+deploy/Dockerfile's stages build and ship the same target as the CMake build and install the
+run-time libraries the binary needs."""
 
 import os
 import re
@@ -127,13 +127,6 @@ class Dockerfile(unittest.TestCase):
             self.text = f.read()
         self.stages = parse_dockerfile(self.text)
 
-    def test_hadolint_when_available(self):
-        exe = shutil.which("hadolint")
-        if not exe:
-            self.skipTest("hadolint is not packaged for Debian 12; the structure tests cover it")
-        out = run([exe, "--ignore", "DL3008", DOCKERFILE])
-        self.assertEqual(out.returncode, 0, out.stdout.decode())
-
     def test_stages(self):
         self.assertEqual([(n, img) for n, img, _ in self.stages],
                          [("build", "debian:12"), ("runtime", "debian:12-slim")])
@@ -173,6 +166,12 @@ class Dockerfile(unittest.TestCase):
             self.assertIsNotNone(pkg, mod)
             self.assertIn(" %s " % pkg, " %s " % build_runs,
                           "%s (pkg-config %s) is not installed by the build stage" % (pkg, mod))
+
+    def test_runtime_stage_has_the_event_loop_plugin(self):
+        """The service threads run on lws' libev plugin, loaded at run time (not in NEEDED);
+        without it the edge falls back to poll(2), which is slow with many connections."""
+        runs = " ".join(a for w, a in self.stages[1][2] if w == "RUN")
+        self.assertIn(" libwebsockets-evlib-ev ", " %s " % runs)
 
     def test_runtime_stage_has_the_libraries_herald_loads(self):
         out = run(["readelf", "-d", HERALD_BIN])
