@@ -19,8 +19,10 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
+#include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "hb_sentinel.h"
 
 #define MOD "sentinel"
 #define WATCH_RETRY_MS 500
@@ -37,7 +39,7 @@ struct hb_sentinel {
     int idx;               /* the sentinel asked next */
     int tried;             /* sentinels asked in this round */
     char reason[64];       /* why this query runs, for the switch log */
-    char cand_host[HB_CFG_STR_MAX];
+    char cand_host[HB_SENTINEL_HOST_MAX];
     int cand_port;
     double last_ok; /* hb_now() of the last query that found a master */
     struct event *op_timer, *check_timer;
@@ -48,20 +50,6 @@ struct hb_sentinel {
 };
 
 static void ask_next(hb_sentinel_t *s);
-
-/* A host name or address as Sentinel gives it: it ends up in logs and a metrics label. */
-static int host_ok(const char *h, size_t n)
-{
-    if (n == 0 || n >= HB_CFG_STR_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)h[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              c == '.' || c == ':' || c == '-' || c == '_'))
-            return 0;
-    }
-    return 1;
-}
 static void watch_start(hb_sentinel_t *s);
 
 static struct timeval ms_tv(long ms)
@@ -118,27 +106,29 @@ static void on_op_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (ac != s->op)
         return; /* abandoned */
     if (s->state == S_ASK) {
-        int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-                 r->element[0]->type == REDIS_REPLY_STRING &&
-                 r->element[1]->type == REDIS_REPLY_STRING &&
-                 host_ok(r->element[0]->str, r->element[0]->len);
-        long port = ok ? strtol(r->element[1]->str, NULL, 10) : 0;
-        if (!ok || port < 1 || port > 65535) {
-            const char *err = r && r->type == REDIS_REPLY_ERROR ? r->str
-                              : r && r->type == REDIS_REPLY_NIL ? "master name unknown"
-                                                                : "unexpected reply";
-            char e[128];
-            snprintf(e, sizeof(e), "%s", err);
+        const char *why = "unexpected reply";
+        char e[128];
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            r->element[1]->type == REDIS_REPLY_STRING &&
+            !hb_sentinel_parse_addr(r->element[0]->str, r->element[0]->len, r->element[1]->str,
+                                    r->element[1]->len, s->cand_host, sizeof(s->cand_host),
+                                    &s->cand_port, &why)) {
+            why = NULL;
+        } else if (r && r->type == REDIS_REPLY_ERROR) {
+            why = r->str;
+        } else if (r && r->type == REDIS_REPLY_NIL) {
+            why = "master name unknown";
+        }
+        if (why) {
+            snprintf(e, sizeof(e), "%s", why);
             op_close(s, 1);
             op_step_failed(s, e);
             return;
         }
-        memcpy(s->cand_host, r->element[0]->str, r->element[0]->len);
-        s->cand_host[r->element[0]->len] = '\0';
-        s->cand_port = (int)port;
         op_close(s, 1);
         {
-            char cur[HB_CFG_STR_MAX + 8], cand[HB_CFG_STR_MAX + 8];
+            char cur[HB_CFG_STR_MAX + 8], cand[HB_SENTINEL_HOST_MAX + 8];
             hb_broker_master(s->b, cur, sizeof(cur), NULL);
             snprintf(cand, sizeof(cand), "%s:%d", s->cand_host, s->cand_port);
             if (!strcmp(cur, cand) && s->b->cmd_ready) {
@@ -272,13 +262,10 @@ void hb_sentinel_recheck(hb_sentinel_t *s, const char *reason)
 }
 
 /* Goes straight to ROLE on the master a sentinel announced, dropping any query in flight. */
-static void probe_announced(hb_sentinel_t *s, const char *host, size_t hlen, int port)
+static void probe_announced(hb_sentinel_t *s, const char *host, int port)
 {
-    if (!host_ok(host, hlen))
-        return;
     op_close(s, 0);
-    memcpy(s->cand_host, host, hlen);
-    s->cand_host[hlen] = '\0';
+    snprintf(s->cand_host, sizeof(s->cand_host), "%s", host);
     s->cand_port = port;
     snprintf(s->reason, sizeof(s->reason), "+switch-master");
     s->state = S_PROBE;
@@ -288,33 +275,22 @@ static void probe_announced(hb_sentinel_t *s, const char *host, size_t hlen, int
 
 /* ---- the +switch-master watch ---- */
 
-/* "<master-name> <old-ip> <old-port> <new-ip> <new-port>" */
 static void on_switch_message(hb_sentinel_t *s, const char *msg, size_t len)
 {
-    const char *f[5], *p = msg, *end = msg + len;
-    size_t fl[5];
-    int n = 0;
-    long port;
-    char num[8];
-
-    while (p < end && n < 5) {
-        const char *sp = memchr(p, ' ', (size_t)(end - p));
-        const char *e = sp ? sp : end;
-        f[n] = p;
-        fl[n++] = (size_t)(e - p);
-        p = sp ? sp + 1 : end;
-    }
-    if (n != 5 || p != end || fl[0] != strlen(s->cfg->sentinel_master) ||
-        memcmp(f[0], s->cfg->sentinel_master, fl[0]) != 0 || fl[4] == 0 || fl[4] >= sizeof(num))
-        return; /* another master, or not the documented shape */
-    memcpy(num, f[4], fl[4]);
-    num[fl[4]] = '\0';
-    port = strtol(num, NULL, 10);
-    if (port < 1 || port > 65535)
+    char host[HB_SENTINEL_HOST_MAX];
+    const char *why = NULL;
+    int port, rc = hb_sentinel_parse_switch(msg, len, s->cfg->sentinel_master, host, sizeof(host),
+                                            &port, &why);
+    if (rc == HB_ENOTFOUND)
+        return; /* another master */
+    if (rc) {
+        hb_log_ratelimited("sentinel-switch-bad", 5000, HB_LOG_WARN, MOD,
+                           "malformed +switch-master ignored", "{s:s}", "err", why);
         return;
-    hb_log_info(MOD, "sentinel announced a new master", "{s:s,s:s%,s:s%,s:i}", "master",
-                s->cfg->sentinel_master, "from", f[1], fl[1], "to", f[3], fl[3], "port", (int)port);
-    probe_announced(s, f[3], fl[3], (int)port);
+    }
+    hb_log_info(MOD, "sentinel announced a new master", "{s:s,s:s,s:i}", "master",
+                s->cfg->sentinel_master, "to", host, "port", port);
+    probe_announced(s, host, port);
 }
 
 static void on_watch(redisAsyncContext *ac, void *reply, void *priv)
