@@ -41,8 +41,9 @@ static const opt_t opts[] = {
     {"listen", T_ADDR, "0.0.0.0:8080", 0, 0, O(listen_host),
      "HOST:PORT the edge listens on (SSE, health, metrics)"},
     {"redis", T_REDIS, "redis://127.0.0.1:6379", 0, 0, O(redis_url),
-     "Redis server, redis://HOST:PORT[/DB], or sentinel://H1:P1,H2:P2/MASTER[/DB] to follow the "
-     "master that Redis Sentinel names"},
+     "Redis server, redis://HOST:PORT[/DB]; sentinel://H1:P1,H2:P2/MASTER[/DB] to follow the "
+     "master that Redis Sentinel names; or cluster://HOST:PORT[,HOST:PORT...] (Redis Cluster "
+     "seed nodes)"},
     {"node-id", T_NODE, "", 0, 0, O(node_id),
      "name of this edge in logs, X-Herald-Node and the ingest lease (default: hostname-pid)"},
     {"prefix", T_PREFIX, "herald:", 0, 0, O(prefix),
@@ -199,6 +200,39 @@ static int parse_sentinel(hb_cfg_t *cfg, const char *v)
     return 0;
 }
 
+/* "h1:7000,h2:7001": 1..HB_CFG_SEEDS_MAX seed nodes, each HOST:PORT (port required). */
+static int parse_cluster(hb_cfg_t *cfg, const char *list)
+{
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char hp[HB_CFG_STR_MAX];
+        if (len == 0 || len >= sizeof(hp) || n >= HB_CFG_SEEDS_MAX)
+            return HB_EINVAL;
+        memcpy(hp, p, len);
+        hp[len] = '\0';
+        if (parse_hostport(hp, cfg->redis_seed_host[n], sizeof(cfg->redis_seed_host[n]),
+                           &cfg->redis_seed_port[n]))
+            return HB_EINVAL;
+        n++;
+        if (!comma)
+            break;
+        p = comma + 1;
+        if (!*p)
+            return HB_EINVAL; /* trailing comma */
+    }
+    if (n == 0)
+        return HB_EINVAL;
+    cfg->redis_cluster = 1;
+    cfg->redis_nseeds = n;
+    cfg->redis_db = 0; /* a cluster has only database 0 */
+    snprintf(cfg->redis_host, sizeof(cfg->redis_host), "%s", cfg->redis_seed_host[0]);
+    cfg->redis_port = cfg->redis_seed_port[0];
+    return 0;
+}
+
 static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size_t errlen)
 {
     char *base = (char *)cfg;
@@ -268,6 +302,12 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
         long db = 0;
         if (strlen(v) >= sizeof(cfg->redis_url))
             goto bad;
+        if (!strncmp(p, "cluster://", 10)) {
+            if (parse_cluster(cfg, p + 10))
+                goto bad;
+            memcpy(cfg->redis_url, v, strlen(v) + 1);
+            return 0;
+        }
         if (!strncmp(p, "sentinel://", 11)) {
             if (parse_sentinel(cfg, v))
                 goto bad;
@@ -291,6 +331,8 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
         if (slash && slash[1] && (parse_long(slash + 1, &db) || db < 0 || db > 10000))
             goto bad;
         cfg->redis_db = (int)db;
+        cfg->redis_cluster = 0;
+        cfg->redis_nseeds = 0;
         memcpy(cfg->redis_url, v, strlen(v) + 1);
         return 0;
     }

@@ -14,6 +14,7 @@
 #define HB_JWT_SECRET_FILE_MAX (HB_CFG_STR_MAX - 1) /* bytes of key read from a file */
 #define HB_SENTINEL_MAX 8       /* sentinels in one sentinel:// address */
 #define HB_SENTINEL_NAME_MAX 64 /* bytes of a Sentinel master name, with the NUL */
+#define HB_CFG_SEEDS_MAX 16 /* cluster:// seed nodes */
 
 typedef struct hb_cfg {
     char listen_host[HB_CFG_STR_MAX];
@@ -27,6 +28,10 @@ typedef struct hb_cfg {
     char sentinel_host[HB_SENTINEL_MAX][HB_CFG_STR_MAX];
     int sentinel_port[HB_SENTINEL_MAX];
     char sentinel_master[HB_SENTINEL_NAME_MAX];
+    int redis_cluster;               /* derived: 1 for cluster://, Redis Cluster mode */
+    int redis_nseeds;                /* derived: cluster seed nodes (the first is redis_host) */
+    char redis_seed_host[HB_CFG_SEEDS_MAX][HB_CFG_STR_MAX];
+    int redis_seed_port[HB_CFG_SEEDS_MAX];
     char node_id[64];
     char prefix[64];
     long history_max;

@@ -171,6 +171,48 @@ static void test_help_lists_every_env(void **state)
     free(buf);
 }
 
+static void test_redis_cluster_seeds(void **state)
+{
+    hb_cfg_t cfg;
+    char err[256] = "";
+    char *one[] = {"herald", "--redis", "cluster://10.0.0.1:7000"};
+    char *three[] = {"herald", "--redis", "cluster://r1:7000,[::1]:7001,r3:7002"};
+    (void)state;
+    assert_int_equal(load(&cfg, err, sizeof(err), 3, one), 0);
+    assert_int_equal(cfg.redis_cluster, 1);
+    assert_int_equal(cfg.redis_nseeds, 1);
+    assert_string_equal(cfg.redis_seed_host[0], "10.0.0.1");
+    assert_int_equal(cfg.redis_seed_port[0], 7000);
+    assert_string_equal(cfg.redis_host, "10.0.0.1");
+    assert_int_equal(cfg.redis_port, 7000);
+    assert_int_equal(load(&cfg, err, sizeof(err), 3, three), 0);
+    assert_int_equal(cfg.redis_nseeds, 3);
+    assert_string_equal(cfg.redis_seed_host[1], "::1");
+    assert_int_equal(cfg.redis_seed_port[1], 7001);
+    assert_string_equal(cfg.redis_seed_host[2], "r3");
+    assert_int_equal(cfg.redis_seed_port[2], 7002);
+    assert_string_equal(cfg.redis_url, "cluster://r1:7000,[::1]:7001,r3:7002");
+    /* single-Redis mode stays single */
+    char *single[] = {"herald", "--redis", "redis://h:1"};
+    assert_int_equal(load(&cfg, err, sizeof(err), 3, single), 0);
+    assert_int_equal(cfg.redis_cluster, 0);
+    /* 16 seeds is the limit; 17 is refused */
+    char list[512] = "cluster://";
+    for (int i = 0; i < 16; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%sh%d:1", i ? "," : "", i);
+    char *sixteen[] = {"herald", "--redis", list};
+    assert_int_equal(load(&cfg, err, sizeof(err), 3, sixteen), 0);
+    assert_int_equal(cfg.redis_nseeds, 16);
+    strcat(list, ",h16:1");
+    expect_bad("--redis", list, "--redis");
+    expect_bad("--redis", "cluster://", "--redis");
+    expect_bad("--redis", "cluster://h", "--redis");        /* port required */
+    expect_bad("--redis", "cluster://h:1,", "--redis");     /* trailing comma */
+    expect_bad("--redis", "cluster://h:1,,h:2", "--redis"); /* empty seed */
+    expect_bad("--redis", "cluster://h:0", "--redis");
+    expect_bad("--redis", "cluster://h:1/2", "--redis");    /* no database in a cluster */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_invalid_values),
         cmocka_unit_test(test_sentinel_url),
         cmocka_unit_test(test_sentinel_url_invalid),
+        cmocka_unit_test(test_redis_cluster_seeds),
         cmocka_unit_test(test_limits_at_bounds),
         cmocka_unit_test(test_help_lists_every_env),
     };
