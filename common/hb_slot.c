@@ -71,6 +71,35 @@ int hb_slot_tag(unsigned slot, char out[HB_SLOT_TAG_MAX])
     return HB_EINVAL; /* not reached: every slot has a tag of at most 4 characters */
 }
 
+void hb_slot_tag_table(char (*out)[HB_SLOT_TAG_MAX])
+{
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    size_t left = HB_SLOT_COUNT;
+    char cand[HB_SLOT_TAG_MAX];
+    for (size_t s = 0; s < HB_SLOT_COUNT; s++)
+        out[s][0] = '\0';
+    /* Same order as hb_slot_tag(): by length, then in base-36 order; the first hit wins. */
+    for (int len = 1; len <= 4 && left; len++) {
+        unsigned long total = 1;
+        for (int i = 0; i < len; i++)
+            total *= 36;
+        for (unsigned long v = 0; v < total && left; v++) {
+            unsigned long x = v;
+            unsigned slot;
+            for (int i = len - 1; i >= 0; i--) {
+                cand[i] = digits[x % 36];
+                x /= 36;
+            }
+            cand[len] = '\0';
+            slot = hb_slot_crc16(cand, (size_t)len) & (HB_SLOT_COUNT - 1);
+            if (!out[slot][0]) {
+                memcpy(out[slot], cand, (size_t)len + 1);
+                left--;
+            }
+        }
+    }
+}
+
 int hb_slot_host_ok(const char *s, size_t len)
 {
     if (!s || len == 0 || len > HB_SLOT_HOST_MAX)

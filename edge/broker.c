@@ -20,6 +20,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "cluster.h"
 #include "hb_dict.h"
 #include "hb_err.h"
 #include "hb_live.h"
@@ -264,6 +265,14 @@ static void history_send(hb_broker_t *b, hreq_t *q)
     else
         hb_id_format(&q->cursor.id, since);
     snprintf(count, sizeof(count), "%ld", history_batch(b));
+    if (b->cluster) {
+        const char *av[] = {since, q->cursor.epoch, count};
+        size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count)};
+        if (hb_cluster_fcall(b->cluster, "herald_history", q->topic, q->topic_len, NULL, 3, av, al,
+                             on_client_history, q) != REDIS_OK)
+            on_client_history(hb_cluster_fail_ac(b->cluster), NULL, q);
+        return;
+    }
     if (redisAsyncCommand(b->cmd.ac, on_client_history, q, "FCALL herald_history 1 %b %s %s %s",
                           q->topic, q->topic_len, since, q->cursor.epoch, count) != REDIS_OK)
         on_client_history(b->cmd.ac, NULL, q);
@@ -328,9 +337,18 @@ static void topic_kick(hb_broker_t *b, btopic_t *t)
         hb_id_format(&t->last, since);
         snprintf(count, sizeof(count), "%ld", history_batch(b));
         t->backfill_inflight = 1;
-        if (redisAsyncCommand(b->cmd.ac, on_backfill, hb_xstrdup(t->name),
-                              "FCALL herald_history 1 %b %s %s %s", t->name, t->len, since,
-                              t->epoch, count) != REDIS_OK)
+        if (b->cluster) {
+            const char *av[] = {since, t->epoch, count};
+            size_t al[] = {strlen(since), strlen(t->epoch), strlen(count)};
+            char *name = hb_xstrdup(t->name);
+            if (hb_cluster_fcall(b->cluster, "herald_history", t->name, t->len, NULL, 3, av, al,
+                                 on_backfill, name) != REDIS_OK) {
+                free(name);
+                t->backfill_inflight = 0;
+            }
+        } else if (redisAsyncCommand(b->cmd.ac, on_backfill, hb_xstrdup(t->name),
+                                     "FCALL herald_history 1 %b %s %s %s", t->name, t->len, since,
+                                     t->epoch, count) != REDIS_OK)
             t->backfill_inflight = 0;
     }
     while (t->waiting) {
@@ -346,6 +364,10 @@ static void topic_subscribe(hb_broker_t *b, btopic_t *t)
 {
     char chan[HB_TOPIC_MAX + 80];
     size_t n = live_channel(b, t, chan, sizeof(chan));
+    if (b->cluster) {
+        hb_cluster_subscribe(b->cluster, t);
+        return;
+    }
     if (!b->sub.up)
         return;
     t->state = T_SUBSCRIBING;
@@ -356,6 +378,10 @@ static void topic_unsubscribe(hb_broker_t *b, btopic_t *t)
 {
     char chan[HB_TOPIC_MAX + 80];
     size_t n = live_channel(b, t, chan, sizeof(chan));
+    if (b->cluster) {
+        hb_cluster_unsubscribe(b->cluster, t);
+        return;
+    }
     t->state = T_UNSUBSCRIBING;
     redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "UNSUBSCRIBE %b", chan, n);
 }
@@ -446,21 +472,37 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
     t = topic_get(b, tname, tlen, 0);
     if (!t)
         return;
-    if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING) {
-        t->state = T_SUBSCRIBED;
-        if (t->have_last) {
-            t->need_backfill = 1;
-            t->lost_checked = 0;
-        }
-        topic_kick(b, t);
-    } else if (!strcmp(kind, "unsubscribe") && t->state == T_UNSUBSCRIBING) {
-        t->state = T_IDLE;
-        if (t->want)
-            topic_subscribe(b, t);
-        else
-            topic_free(b, t);
-    }
+    if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING)
+        hb_broker_topic_subscribed(b, t);
+    else if (!strcmp(kind, "unsubscribe") && t->state == T_UNSUBSCRIBING)
+        hb_broker_topic_unsubscribed(b, t);
     hb_broker_update_ready(b);
+}
+
+void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
+{
+    t->state = T_SUBSCRIBED;
+    if (t->have_last) {
+        t->need_backfill = 1;
+        t->lost_checked = 0;
+    }
+    topic_kick(b, t);
+    hb_broker_update_ready(b);
+}
+
+void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t)
+{
+    t->state = T_IDLE;
+    if (t->want)
+        topic_subscribe(b, t);
+    else
+        topic_free(b, t);
+    hb_broker_update_ready(b);
+}
+
+void hb_broker_topic_free(hb_broker_t *b, btopic_t *t)
+{
+    topic_free(b, t);
 }
 
 /* ---- requests from the service threads ---- */
@@ -494,6 +536,14 @@ static void handle_publish(hb_broker_t *b, hb_req_t *q)
     m->thread = q->thread;
     if (!b->cmd_ready) {
         publish_reply(b, NULL, m);
+        return;
+    }
+    if (b->cluster) {
+        const char *av[] = {q->payload ? q->payload : "", q->event};
+        size_t al[] = {q->payload_len, strlen(q->event)};
+        if (hb_cluster_fcall(b->cluster, "herald_publish", q->topic, q->topic_len, NULL,
+                             q->event[0] ? 2 : 1, av, al, on_published, m) != REDIS_OK)
+            publish_reply(b, NULL, m);
         return;
     }
     if (q->event[0])
@@ -578,10 +628,12 @@ void hb_broker_wake(hb_broker_t *b)
 
 void hb_broker_update_ready(hb_broker_t *b)
 {
-    int ready = b->cmd_ready && b->sub.up && (!b->edge->cfg.ingest || b->ing_ready) &&
+    int ready = b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up) &&
+                (!b->edge->cfg.ingest || b->ing_ready) &&
                 !atomic_load(&b->edge->stats.draining);
     atomic_store(&b->edge->stats.redis_up,
-                 b->cmd_ready && b->sub.up && (!b->edge->cfg.ingest || b->ing_ready));
+                 b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up) &&
+                     (!b->edge->cfg.ingest || b->ing_ready));
     if (ready) {
         size_t it = 0, klen;
         const void *k;
@@ -602,9 +654,6 @@ static void on_function_loaded(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
     redisReply *r = reply;
-    size_t it = 0, klen;
-    const void *k;
-    void *v;
     (void)priv;
     if (!r)
         return;
@@ -617,6 +666,14 @@ static void on_function_loaded(redisAsyncContext *ac, void *reply, void *priv)
     b->cmd_ready = 1;
     b->cmd.backoff_ms = 0;
     hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
+    hb_broker_on_cmd_ready(b);
+}
+
+void hb_broker_on_cmd_ready(hb_broker_t *b)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
     while (hb_dict_next(b->topics, &it, &k, &klen, &v))
         topic_kick(b, v);
     hb_ingest_on_cmd_ready(b);
@@ -731,9 +788,15 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
 static void conn_start(hb_broker_t *b, hb_conn_t *c)
 {
     struct timeval tv = ms_tv(CONNECT_TIMEOUT_MS);
-    if (b->stopping || c->ac || !b->master_port)
+    const char *host = b->master_host;
+    int port = b->master_port;
+    if (b->stopping || c->ac)
+        return;
+    if (b->cluster) /* the raw-ingest listener may use any node: classic pub/sub is cluster-wide */
+        hb_cluster_ingest_addr(b->cluster, &host, &port);
+    else if (!port)
         return; /* no master known yet: hb_broker_set_master() starts it */
-    c->ac = redisAsyncConnect(b->master_host, b->master_port);
+    c->ac = redisAsyncConnect(host, port);
     if (!c->ac || c->ac->err) {
         hb_log_ratelimited(c->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
                            "conn", c->name, "err", c->ac ? c->ac->errstr : "out of memory");
@@ -944,6 +1007,19 @@ static int lost_check(hb_broker_t *b, btopic_t *t)
     en = snprintf(epk, sizeof(epk), "%s{%.*s}:epoch", b->edge->cfg.prefix, (int)t->len, t->name);
     ln = snprintf(lk, sizeof(lk), "%s{%.*s}:lost", b->edge->cfg.prefix, (int)t->len, t->name);
     t->backfill_inflight = 1;
+    if (b->cluster) {
+        const char *av[] = {"EVAL", lost_lua, "3", key, epk, lk, since, t->epoch};
+        size_t al[] = {4, strlen(lost_lua), 1, (size_t)kn, (size_t)en, (size_t)ln, strlen(since),
+                       strlen(t->epoch)};
+        char *name = hb_xstrdup(t->name);
+        if (hb_cluster_key_command(b->cluster, 3, 8, av, al, on_lost_checked, name) != REDIS_OK) {
+            free(name);
+            t->backfill_inflight = 0;
+            t->lost_checked = 1;
+            return -1;
+        }
+        return 0;
+    }
     if (redisAsyncCommand(b->cmd.ac, on_lost_checked, hb_xstrdup(t->name),
                           "EVAL %s 3 %b %b %b %s %s", lost_lua, key, (size_t)kn, epk, (size_t)en,
                           lk, (size_t)ln, since, t->epoch) != REDIS_OK) {
@@ -971,6 +1047,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             now - t->idle_since >= b->edge->cfg.topic_linger)
             topic_unsubscribe(b, t);
     }
+    if (b->cluster)
+        hb_cluster_tick(b->cluster);
     hb_ingest_tick(b);
 }
 
@@ -1030,7 +1108,7 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     b->topics = hb_dict_new();
     b->on_sub_cb = on_sub;
     b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
-                                   edge->cfg.max_message_bytes);
+                                   edge->cfg.max_message_bytes, edge->cfg.redis_cluster);
     b->wake = event_new(b->base, -1, 0, on_wake, b);
     b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
     event_add(b->tick, &tick);
@@ -1043,6 +1121,8 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     conn_init(b, &b->cmd, "cmd");
     conn_init(b, &b->sub, "sub");
     conn_init(b, &b->ing, "ingest");
+    if (edge->cfg.redis_cluster)
+        b->cluster = hb_cluster_new(b);
     hb_ingest_init(b);
     pthread_mutex_init(&b->master_lock, NULL);
     snprintf(b->master_host, sizeof(b->master_host), "%s", edge->cfg.redis_host);
@@ -1057,8 +1137,12 @@ int hb_broker_run(hb_broker_t *b)
 {
     if (b->sentinel)
         hb_sentinel_start(b->sentinel); /* the connections start once the master is known */
-    conn_start(b, &b->cmd);
-    conn_start(b, &b->sub);
+    if (b->cluster) {
+        hb_cluster_start(b->cluster);
+    } else {
+        conn_start(b, &b->cmd);
+        conn_start(b, &b->sub);
+    }
     if (b->edge->cfg.ingest)
         conn_start(b, &b->ing);
     event_base_dispatch(b->base);
@@ -1081,6 +1165,8 @@ void hb_broker_free(hb_broker_t *b)
     if (b->ing.ac)
         redisAsyncFree(b->ing.ac);
     hb_sentinel_free(b->sentinel);
+    hb_cluster_free(b->cluster);
+    b->cluster = NULL;
     hb_ingest_cleanup(b);
     while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
         topic_free(b, v);

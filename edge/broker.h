@@ -54,11 +54,13 @@ typedef struct btopic {
     int lost_checked; /* this resubscription's check for events lost by Redis was done */
     hb_msg_t **held;  /* live events received during the backfill */
     size_t nheld, cap_held;
-    hreq_t *waiting; /* history requests waiting for the subscription */
+    hreq_t *waiting;     /* history requests waiting for the subscription */
+    struct cnode *snode; /* cluster mode: the node whose sharded subscriber has it */
 } btopic_t;
 
 typedef struct ingest ingest_t;
 struct hb_sentinel;
+typedef struct hb_cluster hb_cluster_t;
 
 struct hb_broker {
     hb_edge_t *edge;
@@ -80,6 +82,7 @@ struct hb_broker {
     unsigned long long master_switches;
     struct hb_sentinel *sentinel; /* NULL without sentinel:// */
     struct event *switch_ev;      /* moves the connections to a new master */
+    hb_cluster_t *cluster; /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
 };
 
 double hb_now(void);
@@ -90,6 +93,16 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
 /** hb_broker_channel_topic() - the topic of "<prefix>{<topic>}:live", or HB_EPROTO. */
 int hb_broker_channel_topic(const char *prefix, const char *chan, size_t len, const char **topic,
                             size_t *tlen);
+
+/* Topic subscription state changes, shared with cluster.c (which owns sharded subscribers). */
+/** hb_broker_topic_subscribed() - t's live channel is subscribed: backfill if needed. */
+void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t);
+/** hb_broker_topic_unsubscribed() - t's UNSUBSCRIBE is done: resubscribe or free t. */
+void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t);
+/** hb_broker_topic_free() - forget t (no subscriber wants it). */
+void hb_broker_topic_free(hb_broker_t *b, btopic_t *t);
+/** hb_broker_on_cmd_ready() - commands can be sent again: kick topics, lease, readiness. */
+void hb_broker_on_cmd_ready(hb_broker_t *b);
 
 /* ingest.c: raw PUBLISH ingest, leader lease and standby buffer. */
 void hb_ingest_init(hb_broker_t *b);

@@ -9,19 +9,33 @@
  * On winning the lease, a new leader publishes a barrier on its own channel and waits to receive
  * it: every message published before that point, including the old leader's last stores, has
  * then been seen, so what is still kept is exactly what nobody stored. It stores those, then
- * goes on live. Broker thread only.
+ * goes on live.
+ *
+ * Redis Cluster: the lease is <prefix>{ingest}:lease, and winning it also draws the next leader
+ * term (INCR <prefix>{ingest}:term, in the same function). herald_ingest cannot read the lease
+ * (another slot), so each slot has a fence key <prefix>fence:{<tag>} holding the highest term
+ * that stored into it: an older term is refused (HERALD_FENCED), a newer one raises it. A new
+ * leader first raises the fence of every slot on every primary (FCALL herald_fence) and then
+ * publishes one barrier per primary on the same connection; it goes live once it has seen every
+ * barrier and every raise succeeded. What a stale leader sent to a primary before that raise is
+ * published (herald_ingest re-PUBLISHes its stored copy classically for standbys) before that
+ * primary's barrier, so it is forgotten by the new leader; anything later is fenced.
+ * Broker thread only.
  */
 #include "broker.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
 
+#include "cluster.h"
 #include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "hb_slot.h"
 #include "hb_topic.h"
 
 #define MOD "ingest"
@@ -55,6 +69,12 @@ struct ingest {
     int acquire_inflight, renew_inflight;
     long inflight;
     unsigned long unknown; /* FCALLs whose outcome was lost with the connection */
+    /* cluster mode */
+    long long term;                 /* leader term drawn with the lease */
+    char term_key[96];              /* <prefix>{ingest}:term */
+    char (*tags)[HB_SLOT_TAG_MAX];  /* slot -> hash tag of its fence key */
+    int barrier_need, barrier_seen; /* barriers published / received */
+    int fence_need, fence_ok;       /* fence raises sent / succeeded */
 };
 
 static void pend_free(pend_t *p)
@@ -120,6 +140,18 @@ static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *pa
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-inflight", 1000, HB_LOG_ERROR, MOD,
                            "too many raw messages in flight to Redis: dropped", NULL);
+        return;
+    }
+    if (b->cluster) {
+        char fence[96], term[24];
+        unsigned slot = hb_slot_of(topic, tlen);
+        const char *av[2] = {payload, term};
+        size_t al[2] = {plen, 0};
+        snprintf(fence, sizeof(fence), "%sfence:{%s}", b->edge->cfg.prefix, in->tags[slot]);
+        al[1] = (size_t)snprintf(term, sizeof(term), "%lld", in->term);
+        if (hb_cluster_fcall(b->cluster, "herald_ingest", topic, tlen, fence, 2, av, al,
+                             on_ingest_reply, NULL) == REDIS_OK)
+            in->inflight++;
         return;
     }
     if (redisAsyncCommand(b->cmd.ac, on_ingest_reply, NULL, "FCALL herald_ingest 1 %b %b %s", topic,
@@ -200,6 +232,13 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
             go_active(b);
             return;
         }
+        if (b->cluster && in->state == I_BARRIER && clen > in->barrier_len &&
+            !memcmp(chan, in->barrier, in->barrier_len) && chan[in->barrier_len] == ':') {
+            in->barrier_seen++; /* one per primary: "<barrier>:<n>" */
+            if (in->barrier_seen >= in->barrier_need && in->fence_ok >= in->fence_need)
+                go_active(b);
+            return;
+        }
         if (in->count && !hb_broker_channel_topic(prefix, chan, clen, &t, &tl) &&
             !hb_live_decode(msg, mlen, &lv, NULL) && (lv.flags & HB_LIVE_FLAG_RAW))
             forget(in, t, tl, lv.data, lv.data_len);
@@ -257,6 +296,76 @@ static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
     redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", in->barrier, in->barrier_len);
 }
 
+static void on_fence_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    (void)priv;
+    if (in->state != I_BARRIER)
+        return;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        /* A primary did not raise its fences (stale slot map, node down): do not go live. */
+        hb_log_warn(MOD, "ingest fence not raised on a primary: lease given back", "{s:s}", "err",
+                    r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+        hb_ingest_release(b);
+        set_state(b, I_STANDBY, "fence not raised");
+        return;
+    }
+    in->fence_ok++;
+    if (in->barrier_seen >= in->barrier_need && in->fence_ok >= in->fence_need)
+        go_active(b);
+}
+
+/* Cluster mode: the lease was won with a new leader term; fence every slot, then barriers. */
+static void on_acquire_cluster(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    char term[24];
+    int n;
+    (void)priv;
+    in->acquire_inflight = 0;
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return; /* held by someone else (nil), or an error */
+    in->term = r->integer;
+    in->last_renew_ok = hb_now();
+    set_state(b, I_BARRIER, "lease acquired");
+    in->barrier_at = hb_now();
+    in->barrier_len = (size_t)snprintf(in->barrier, sizeof(in->barrier), "%sbarrier:%s:%lu",
+                                       b->edge->cfg.prefix, in->token, ++in->barrier_n);
+    in->barrier_seen = in->fence_ok = 0;
+    snprintf(term, sizeof(term), "%lld", in->term);
+    n = hb_cluster_fence_and_barrier(b->cluster, term, in->barrier, in->tags, on_fence_reply, NULL);
+    in->barrier_need = in->fence_need = n;
+    if (n == 0) {
+        hb_ingest_release(b);
+        set_state(b, I_STANDBY, "cluster not ready for the barrier");
+    }
+}
+
+static int lease_command(hb_broker_t *b, redisCallbackFn *cb, const char *fn, int nkeys,
+                         const char *arg2)
+{
+    ingest_t *in = b->ingest;
+    const char *av[7];
+    size_t al[7];
+    int argc = 0;
+    av[argc++] = "FCALL";
+    av[argc++] = fn;
+    av[argc++] = nkeys == 2 ? "2" : "1";
+    av[argc++] = in->lease_key;
+    if (nkeys == 2)
+        av[argc++] = in->term_key;
+    av[argc++] = in->token;
+    if (arg2)
+        av[argc++] = arg2;
+    for (int i = 0; i < argc; i++)
+        al[i] = strlen(av[i]);
+    return hb_cluster_key_command(b->cluster, 3, argc, av, al, cb, NULL);
+}
+
 static void on_renew(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
@@ -277,6 +386,8 @@ void hb_ingest_tick(hb_broker_t *b)
     ingest_t *in = b->ingest;
     double now = hb_now(), lease = b->edge->cfg.lease_ms / 1000.0;
     double expiry = lease * 3 > 10 ? lease * 3 : 10;
+    char ms[24];
+    snprintf(ms, sizeof(ms), "%d", b->edge->cfg.lease_ms);
 
     if (!b->edge->cfg.ingest)
         return;
@@ -300,10 +411,20 @@ void hb_ingest_tick(hb_broker_t *b)
         if (!b->ing_ready || in->acquire_inflight)
             return;
         in->acquire_inflight = 1;
+        if (b->cluster) {
+            if (lease_command(b, on_acquire_cluster, "herald_lease_acquire", 2, ms) != REDIS_OK)
+                in->acquire_inflight = 0;
+            return;
+        }
         redisAsyncCommand(b->cmd.ac, on_acquire, NULL, "SET %s %s NX PX %d", in->lease_key,
                           in->token, b->edge->cfg.lease_ms);
     } else if (!in->renew_inflight) {
         in->renew_inflight = 1;
+        if (b->cluster) {
+            if (lease_command(b, on_renew, "herald_lease_renew", 1, ms) != REDIS_OK)
+                in->renew_inflight = 0;
+            return;
+        }
         redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL herald_lease_renew 0 %s %d", in->token,
                           b->edge->cfg.lease_ms);
     }
@@ -315,6 +436,12 @@ void hb_ingest_init(hb_broker_t *b)
     unsigned long r1 = (unsigned long)random(), r2 = (unsigned long)random();
     snprintf(in->token, sizeof(in->token), "%s:%08lx%08lx", b->edge->cfg.node_id, r1, r2);
     snprintf(in->lease_key, sizeof(in->lease_key), "%singest:lease", b->edge->cfg.prefix);
+    if (b->edge->cfg.redis_cluster) {
+        snprintf(in->lease_key, sizeof(in->lease_key), "%s{ingest}:lease", b->edge->cfg.prefix);
+        snprintf(in->term_key, sizeof(in->term_key), "%s{ingest}:term", b->edge->cfg.prefix);
+        in->tags = hb_xcalloc(HB_SLOT_COUNT, sizeof(*in->tags));
+        hb_slot_tag_table(in->tags);
+    }
     b->ingest = in;
 }
 
@@ -325,6 +452,7 @@ void hb_ingest_cleanup(hb_broker_t *b)
         return;
     while (in->head)
         pend_drop_head(in);
+    free(in->tags);
     free(in);
     b->ingest = NULL;
 }
@@ -346,12 +474,22 @@ void hb_ingest_on_ing_up(hb_broker_t *b)
     redisAsyncCommand(b->ing.ac, on_ing, NULL, "PSUBSCRIBE *");
 }
 
+static void on_released(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    (void)reply;
+    (void)priv;
+}
+
 void hb_ingest_release(hb_broker_t *b)
 {
     ingest_t *in = b->ingest;
     if (in->state == I_STANDBY || !b->cmd_ready)
         return;
-    redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL herald_lease_release 0 %s", in->token);
+    if (b->cluster)
+        lease_command(b, on_released, "herald_lease_release", 1, NULL);
+    else
+        redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL herald_lease_release 0 %s", in->token);
     set_state(b, I_STANDBY, "draining");
 }
 

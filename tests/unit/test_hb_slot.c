@@ -64,6 +64,23 @@ static void test_slot_tag_every_slot(void **state)
     assert_int_equal(hb_slot_tag(HB_SLOT_COUNT, tag), HB_EINVAL);
 }
 
+static void test_slot_tag_table(void **state)
+{
+    (void)state;
+    static char table[HB_SLOT_COUNT][HB_SLOT_TAG_MAX];
+    char one[HB_SLOT_TAG_MAX];
+    hb_slot_tag_table(table);
+    for (unsigned s = 0; s < HB_SLOT_COUNT; s++) {
+        assert_true(table[s][0] != '\0');
+        assert_int_equal(hb_slot_of(table[s], strlen(table[s])), s);
+    }
+    /* the same tags as one at a time */
+    for (unsigned s = 0; s < HB_SLOT_COUNT; s += 997) {
+        assert_int_equal(hb_slot_tag(s, one), 0);
+        assert_string_equal(table[s], one);
+    }
+}
+
 static void redirect_ok(const char *s, int want_ask, unsigned want_slot, const char *want_host,
                         int want_port)
 {
@@ -198,10 +215,10 @@ static void test_map_rejects(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc16_vector),   cmocka_unit_test(test_slot_known_keys),
-        cmocka_unit_test(test_slot_hash_tags), cmocka_unit_test(test_slot_tag_every_slot),
-        cmocka_unit_test(test_redirect_parse), cmocka_unit_test(test_map_assign_lookup),
-        cmocka_unit_test(test_map_rejects),
+        cmocka_unit_test(test_crc16_vector),      cmocka_unit_test(test_slot_known_keys),
+        cmocka_unit_test(test_slot_hash_tags),    cmocka_unit_test(test_slot_tag_every_slot),
+        cmocka_unit_test(test_slot_tag_table),    cmocka_unit_test(test_redirect_parse),
+        cmocka_unit_test(test_map_assign_lookup), cmocka_unit_test(test_map_rejects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
