@@ -153,7 +153,7 @@ static struct {
     long conns, topics, src_addrs, pub_conns, size, connect_par, steps;
     double rate, warmup, duration, drain, connect_timeout, settle, ramp, step_duration;
     double hold;
-    const char *sub_path, *pub_path, *pub_key, *topic_prefix, *label, *json_path;
+    const char *sub_path, *pub_path, *pub_key, *topic_prefix, *label, *json_path, *ready_file;
     watch_t watch[LG_MAX_WATCH];
     int nwatch;
     int quiet;
@@ -1146,6 +1146,8 @@ static void usage(FILE *f)
         "  --redis HOST:PORT       Redis to read INFO (pubsub_channels) from once subscribed\n"
         "  --label TEXT            copied into the JSON\n"
         "  --json FILE             write the JSON object to FILE (default stdout)\n"
+        "  --ready-file FILE       create FILE when the measured phase starts (to start a\n"
+        "                          profiler then)\n"
         "  --quiet                 no human summary on stderr\n"
         "\n"
         "Payloads carry '@s<seq>.<t_us>.<topic>.'; each subscriber checks that the sequence of\n"
@@ -1178,37 +1180,23 @@ static void raise_nofile(long need)
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option opts[] = {{"target", 1, 0, 't'},
-                                         {"server", 1, 0, 'S'},
-                                         {"mode", 1, 0, 'm'},
-                                         {"conns", 1, 0, 'c'},
-                                         {"topics", 1, 0, 'T'},
-                                         {"topic-prefix", 1, 0, 'P'},
-                                         {"sub-path", 1, 0, 'p'},
-                                         {"src-addrs", 1, 0, 'a'},
-                                         {"connect-par", 1, 0, 'C'},
-                                         {"connect-timeout", 1, 0, 'O'},
-                                         {"pub", 1, 0, 'u'},
-                                         {"pub-target", 1, 0, 'U'},
-                                         {"pub-path", 1, 0, 'q'},
-                                         {"pub-key", 1, 0, 'k'},
-                                         {"pub-conns", 1, 0, 'n'},
-                                         {"rate", 1, 0, 'r'},
-                                         {"size", 1, 0, 'z'},
-                                         {"settle", 1, 0, 's'},
-                                         {"warmup", 1, 0, 'w'},
-                                         {"duration", 1, 0, 'd'},
-                                         {"ramp", 1, 0, 'R'},
-                                         {"steps", 1, 0, 'N'},
-                                         {"step-duration", 1, 0, 'D'},
-                                         {"drain", 1, 0, 'e'},
-                                         {"watch", 1, 0, 'W'},
-                                         {"redis", 1, 0, 'x'},
-                                         {"label", 1, 0, 'l'},
-                                         {"json", 1, 0, 'j'},
-                                         {"quiet", 0, 0, 'Q'},
-                                         {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"target", 1, 0, 't'},        {"server", 1, 0, 'S'},
+        {"mode", 1, 0, 'm'},          {"conns", 1, 0, 'c'},
+        {"topics", 1, 0, 'T'},        {"topic-prefix", 1, 0, 'P'},
+        {"sub-path", 1, 0, 'p'},      {"src-addrs", 1, 0, 'a'},
+        {"connect-par", 1, 0, 'C'},   {"connect-timeout", 1, 0, 'O'},
+        {"pub", 1, 0, 'u'},           {"pub-target", 1, 0, 'U'},
+        {"pub-path", 1, 0, 'q'},      {"pub-key", 1, 0, 'k'},
+        {"pub-conns", 1, 0, 'n'},     {"rate", 1, 0, 'r'},
+        {"size", 1, 0, 'z'},          {"settle", 1, 0, 's'},
+        {"warmup", 1, 0, 'w'},        {"duration", 1, 0, 'd'},
+        {"ramp", 1, 0, 'R'},          {"steps", 1, 0, 'N'},
+        {"step-duration", 1, 0, 'D'}, {"drain", 1, 0, 'e'},
+        {"watch", 1, 0, 'W'},         {"redis", 1, 0, 'x'},
+        {"label", 1, 0, 'l'},         {"json", 1, 0, 'j'},
+        {"ready-file", 1, 0, 'F'},    {"quiet", 0, 0, 'Q'},
+        {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
     int o, have_target = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -1325,6 +1313,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'j':
             cfg.json_path = optarg;
+            break;
+        case 'F':
+            cfg.ready_file = optarg;
             break;
         case 'Q':
             cfg.quiet = 1;
@@ -1477,6 +1468,11 @@ int main(int argc, char **argv)
         set_rate(cfg.rate);
         run_until(NULL, cfg.warmup);
         measure_from_us = now_us();
+        if (cfg.ready_file) {
+            FILE *rf = fopen(cfg.ready_file, "w");
+            if (rf)
+                fclose(rf);
+        }
         sample_all(p_m0);
         pub_cpu0 = self_cpu();
         deliv_m0 = st.deliveries;
