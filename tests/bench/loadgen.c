@@ -150,7 +150,7 @@ static struct {
     struct sockaddr_in target, pub_target, redis;
     int have_pub_target, have_redis;
     int mode, server, pub;
-    long conns, topics, src_addrs, pub_conns, size, connect_par, steps;
+    long conns, topics, src_addrs, pub_conns, pub_pipeline, size, connect_par, steps;
     double rate, warmup, duration, drain, connect_timeout, settle, ramp, step_duration;
     double hold;
     const char *sub_path, *pub_path, *pub_key, *topic_prefix, *label, *json_path, *ready_file;
@@ -165,6 +165,7 @@ static struct {
     .topics = 1,
     .src_addrs = 1,
     .pub_conns = 8,
+    .pub_pipeline = 1,
     .size = 200,
     .connect_par = 256,
     .rate = 100,
@@ -294,14 +295,14 @@ typedef struct {
 
 typedef struct {
     double rate_target, t_s, pub_rate, deliv_rate, self_cpu_s;
-    uint64_t published, deliveries;
+    uint64_t published, deliveries, gaps, dups, ooo;
     double cpu[LG_MAX_WATCH];
     double p50, p90, p99, max;
 } step_t;
 
 typedef struct pubconn {
     struct bufferevent *bev;
-    int busy;     /* HTTP: a request is in flight */
+    int inflight; /* HTTP: requests sent, response not complete yet */
     int hdr_done; /* HTTP response parsing */
     long body_left;
     int chunked;
@@ -314,7 +315,7 @@ static long n_upgrade_fail;
 static char rbuf[LG_RBUF + LG_CARRY_MAX];
 static stats_t st;
 static uint64_t *topic_seq; /* per topic: last seq published */
-static uint64_t published, pub_replies, pub_errors, pub_sent_bytes;
+static uint64_t published, pub_replies, pub_errors, pub_sent_bytes, pub_reconnects;
 static uint64_t pub_index;       /* global event counter (round robin over topics) */
 static uint64_t measure_from_us; /* events published at or after this count in the histogram */
 static pubconn_t *pubs;
@@ -832,13 +833,10 @@ static void pub_one_http(pubconn_t *p)
         evbuffer_add_printf(out, "Authorization: Bearer %s\r\n", cfg.pub_key);
     evbuffer_add(out, "\r\n", 2);
     evbuffer_add(out, payload, pl);
-    p->busy = 1;
-    p->hdr_done = 0;
+    p->inflight++;
     published++;
     pub_sent_bytes += pl;
 }
-
-static uint64_t rr_pub;
 
 static void pub_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -854,18 +852,12 @@ static void pub_tick(evutil_socket_t fd, short what, void *arg)
         if (cfg.pub == PUB_REDIS) {
             pub_one_redis(&pubs[0]);
         } else {
-            int found = 0;
-            for (int k = 0; k < npubs; k++) {
-                pubconn_t *p = &pubs[(rr_pub + (uint64_t)k) % (uint64_t)npubs];
-                if (!p->busy && p->bev) {
-                    pub_one_http(p);
-                    rr_pub++;
-                    found = 1;
-                    break;
-                }
-            }
-            if (!found)
-                break; /* every connection busy: the publisher is behind */
+            /* A topic always goes through the same connection, one request at a time, so
+             * the server sees each topic's events in sequence order. */
+            pubconn_t *p = &pubs[(pub_index % (uint64_t)cfg.topics) % (uint64_t)npubs];
+            if (p->inflight >= cfg.pub_pipeline || !p->bev)
+                break; /* that connection is full: the publisher is behind */
+            pub_one_http(p);
         }
     }
 }
@@ -928,7 +920,7 @@ static void on_pub_http_read(struct bufferevent *bev, void *arg)
             if (p->body_left > 0)
                 return;
         }
-        p->busy = 0;
+        p->inflight--;
         p->hdr_done = 0;
         pub_replies++;
         if (evbuffer_get_length(in) == 0)
@@ -937,15 +929,36 @@ static void on_pub_http_read(struct bufferevent *bev, void *arg)
     pub_tick(-1, 0, NULL);
 }
 
+static void on_pub_event(struct bufferevent *bev, short what, void *arg);
+
+static void pub_connect(pubconn_t *p)
+{
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev || bufferevent_socket_connect(bev, (struct sockaddr *)&cfg.pub_target,
+                                           sizeof(cfg.pub_target)) < 0)
+        die("publisher connect failed");
+    bufferevent_setcb(bev, cfg.pub == PUB_REDIS ? on_pub_redis_read : on_pub_http_read, NULL,
+                      on_pub_event, p);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    int one = 1;
+    setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    p->bev = bev;
+    p->inflight = 0;
+    p->hdr_done = 0;
+}
+
+/* A publisher connection closed by the server (e.g. nginx keepalive_requests): the requests
+ * still in flight are lost and counted; the connection is opened again. */
 static void on_pub_event(struct bufferevent *bev, short what, void *arg)
 {
     pubconn_t *p = arg;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        note_err("publisher connection closed");
-        pub_errors++;
+        note_err("publisher connection closed with %d requests in flight", p->inflight);
+        pub_errors += (uint64_t)p->inflight;
+        pub_reconnects++;
         bufferevent_free(bev);
         p->bev = NULL;
-        p->busy = 1;
+        pub_connect(p);
     }
 }
 
@@ -955,18 +968,8 @@ static void pubs_open(void)
         return;
     npubs = cfg.pub == PUB_REDIS ? 1 : (int)cfg.pub_conns;
     pubs = calloc((size_t)npubs, sizeof(*pubs));
-    for (int i = 0; i < npubs; i++) {
-        struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-        if (bufferevent_socket_connect(bev, (struct sockaddr *)&cfg.pub_target,
-                                       sizeof(cfg.pub_target)) < 0)
-            die("publisher connect failed");
-        bufferevent_setcb(bev, cfg.pub == PUB_REDIS ? on_pub_redis_read : on_pub_http_read, NULL,
-                          on_pub_event, &pubs[i]);
-        bufferevent_enable(bev, EV_READ | EV_WRITE);
-        int one = 1;
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        pubs[i].bev = bev;
-    }
+    for (int i = 0; i < npubs; i++)
+        pub_connect(&pubs[i]);
 }
 
 static void set_rate(double r)
@@ -1126,8 +1129,10 @@ static void usage(FILE *f)
         "  --pub-path TMPL         HTTP publish path, %s = topic (default herald /publish/%s,\n"
         "                          nchan /pub/%s)\n"
         "  --pub-key KEY           HTTP publish: Authorization: Bearer KEY\n"
-        "  --pub-conns N           HTTP publish keep-alive connections, one request in flight\n"
-        "                          each (default 8)\n"
+        "  --pub-conns N           HTTP publish keep-alive connections (see --pub-pipeline);\n"
+        "                          topic t always uses connection t %% N (default 8)\n"
+        "  --pub-pipeline K        HTTP publish requests in flight per connection (HTTP/1.1\n"
+        "                          pipelining, answered in order; default 1)\n"
         "  --rate R                events per second over all topics (default 100; 0: no\n"
         "                          publishing, idle connections)\n"
         "  --size B                payload bytes (default 200)\n"
@@ -1135,9 +1140,11 @@ static void usage(FILE *f)
         "  --settle S              seconds after every subscriber is ready (default 1)\n"
         "  --warmup S              seconds of publishing not measured (default 1)\n"
         "  --duration S            measured seconds (default 5); with --rate 0: idle hold\n"
-        "  --ramp F --steps N      saturation: N measured steps of --step-duration S seconds,\n"
-        "  --step-duration S       the rate multiplied by F each step; stops early when the\n"
-        "                          delivery rate grows less than 5%% over the previous step\n"
+        "  --ramp F --steps N      saturation: N measured steps, the first at --rate for\n"
+        "  --step-duration S       --duration seconds, each next one --step-duration seconds\n"
+        "                          at F times the rate before; stops early when the\n"
+        "                          subscribers get less than 90%% of what was published, or\n"
+        "                          the delivery rate grows less than 5%% over the step before\n"
         "  --drain S               after publishing, seconds to wait for every subscriber to\n"
         "                          receive the last event of its topic (default 10)\n"
         "measurement\n"
@@ -1180,23 +1187,39 @@ static void raise_nofile(long need)
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"target", 1, 0, 't'},        {"server", 1, 0, 'S'},
-        {"mode", 1, 0, 'm'},          {"conns", 1, 0, 'c'},
-        {"topics", 1, 0, 'T'},        {"topic-prefix", 1, 0, 'P'},
-        {"sub-path", 1, 0, 'p'},      {"src-addrs", 1, 0, 'a'},
-        {"connect-par", 1, 0, 'C'},   {"connect-timeout", 1, 0, 'O'},
-        {"pub", 1, 0, 'u'},           {"pub-target", 1, 0, 'U'},
-        {"pub-path", 1, 0, 'q'},      {"pub-key", 1, 0, 'k'},
-        {"pub-conns", 1, 0, 'n'},     {"rate", 1, 0, 'r'},
-        {"size", 1, 0, 'z'},          {"settle", 1, 0, 's'},
-        {"warmup", 1, 0, 'w'},        {"duration", 1, 0, 'd'},
-        {"ramp", 1, 0, 'R'},          {"steps", 1, 0, 'N'},
-        {"step-duration", 1, 0, 'D'}, {"drain", 1, 0, 'e'},
-        {"watch", 1, 0, 'W'},         {"redis", 1, 0, 'x'},
-        {"label", 1, 0, 'l'},         {"json", 1, 0, 'j'},
-        {"ready-file", 1, 0, 'F'},    {"quiet", 0, 0, 'Q'},
-        {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"target", 1, 0, 't'},
+                                         {"server", 1, 0, 'S'},
+                                         {"mode", 1, 0, 'm'},
+                                         {"conns", 1, 0, 'c'},
+                                         {"topics", 1, 0, 'T'},
+                                         {"topic-prefix", 1, 0, 'P'},
+                                         {"sub-path", 1, 0, 'p'},
+                                         {"src-addrs", 1, 0, 'a'},
+                                         {"connect-par", 1, 0, 'C'},
+                                         {"connect-timeout", 1, 0, 'O'},
+                                         {"pub", 1, 0, 'u'},
+                                         {"pub-target", 1, 0, 'U'},
+                                         {"pub-path", 1, 0, 'q'},
+                                         {"pub-key", 1, 0, 'k'},
+                                         {"pub-conns", 1, 0, 'n'},
+                                         {"pub-pipeline", 1, 0, 'I'},
+                                         {"rate", 1, 0, 'r'},
+                                         {"size", 1, 0, 'z'},
+                                         {"settle", 1, 0, 's'},
+                                         {"warmup", 1, 0, 'w'},
+                                         {"duration", 1, 0, 'd'},
+                                         {"ramp", 1, 0, 'R'},
+                                         {"steps", 1, 0, 'N'},
+                                         {"step-duration", 1, 0, 'D'},
+                                         {"drain", 1, 0, 'e'},
+                                         {"watch", 1, 0, 'W'},
+                                         {"redis", 1, 0, 'x'},
+                                         {"label", 1, 0, 'l'},
+                                         {"json", 1, 0, 'j'},
+                                         {"ready-file", 1, 0, 'F'},
+                                         {"quiet", 0, 0, 'Q'},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int o, have_target = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -1265,6 +1288,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'n':
             cfg.pub_conns = atol(optarg);
+            break;
+        case 'I':
+            cfg.pub_pipeline = atol(optarg);
             break;
         case 'r':
             cfg.rate = atof(optarg);
@@ -1340,6 +1366,8 @@ static void parse_args(int argc, char **argv)
         die("--steps 1..%d", LG_MAX_STEPS);
     if (cfg.pub_conns < 1 || cfg.pub_conns > 256)
         die("--pub-conns 1..256");
+    if (cfg.pub_pipeline < 1 || cfg.pub_pipeline > 1024)
+        die("--pub-pipeline 1..1024");
     if (cfg.connect_par < 1)
         cfg.connect_par = 1;
     if (!cfg.sub_path)
@@ -1491,15 +1519,19 @@ int main(int argc, char **argv)
             hist_t save = st.lat;
             memset(&st.lat, 0, sizeof(st.lat));
             uint64_t d0 = st.deliveries, q0 = published, ts0 = now_us();
+            uint64_t g0 = st.gaps, u0 = st.dups, o0 = st.ooo;
             double c0 = self_cpu();
             measure_from_us = ts0;
-            run_until(NULL, sdur);
+            run_until(NULL, s == 0 ? cfg.duration : sdur);
             double el = (double)(now_us() - ts0) / 1e6;
             sample_all(p_s1);
             sp2->rate_target = rate;
             sp2->t_s = el;
             sp2->published = published - q0;
             sp2->deliveries = st.deliveries - d0;
+            sp2->gaps = st.gaps - g0;
+            sp2->dups = st.dups - u0;
+            sp2->ooo = st.ooo - o0;
             sp2->pub_rate = (double)sp2->published / el;
             sp2->deliv_rate = (double)sp2->deliveries / el;
             sp2->self_cpu_s = self_cpu() - c0;
@@ -1522,7 +1554,12 @@ int main(int argc, char **argv)
                         s, rate, sp2->deliv_rate, sp2->p99);
             if (sp2->deliv_rate > steps[best].deliv_rate)
                 best = nsteps - 1;
-            if (cfg.ramp > 1 && s >= 1 && sp2->deliv_rate < 1.05 * steps[nsteps - 2].deliv_rate)
+            /* Saturated: the server delivers less than 90% of what was published to the
+             * subscribers it has, or delivers hardly more than at the step before. */
+            double expect = sp2->pub_rate * ((double)n_ready / (double)cfg.topics);
+            if (cfg.ramp > 1 && s >= 1 &&
+                (sp2->deliv_rate < 0.9 * expect ||
+                 sp2->deliv_rate < 1.05 * steps[nsteps - 2].deliv_rate))
                 break;
             rate *= cfg.ramp > 1 ? cfg.ramp : 1;
         }
@@ -1584,9 +1621,9 @@ int main(int argc, char **argv)
             pubsub_channels, pubsub_patterns);
     fprintf(f,
             "\"measured_s\":%.3f,\"published\":%" PRIu64 ",\"published_total\":%" PRIu64
-            ",\"pub_errors\":%" PRIu64 ",\"deliveries\":%" PRIu64 ",\"deliveries_total\":%" PRIu64
-            ",\"deliveries_per_s\":%.1f,\"publish_per_s\":%.1f,",
-            measured_s, meas_pub, published, pub_errors, meas_deliv, st.deliveries,
+            ",\"pub_errors\":%" PRIu64 ",\"pub_reconnects\":%" PRIu64 ",\"deliveries\":%" PRIu64
+            ",\"deliveries_total\":%" PRIu64 ",\"deliveries_per_s\":%.1f,\"publish_per_s\":%.1f,",
+            measured_s, meas_pub, published, pub_errors, pub_reconnects, meas_deliv, st.deliveries,
             measured_s > 0 ? (double)meas_deliv / measured_s : 0,
             measured_s > 0 ? (double)meas_pub / measured_s : 0);
     fprintf(f,
@@ -1611,9 +1648,11 @@ int main(int argc, char **argv)
                 "%s{\"rate_target\":%.1f,\"t_s\":%.3f,\"published\":%" PRIu64
                 ",\"deliveries\":%" PRIu64 ",\"publish_per_s\":%.1f,\"deliveries_per_s\":%.1f,"
                 "\"self_cpu_s\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f,"
+                "\"gaps\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"out_of_order\":%" PRIu64 ","
                 "\"cpu\":{",
                 s ? "," : "", x->rate_target, x->t_s, x->published, x->deliveries, x->pub_rate,
-                x->deliv_rate, x->self_cpu_s, x->p50, x->p90, x->p99, x->max);
+                x->deliv_rate, x->self_cpu_s, x->p50, x->p90, x->p99, x->max, x->gaps, x->dups,
+                x->ooo);
         for (int i = 0; i < cfg.nwatch; i++) {
             fprintf(f, "%s", i ? "," : "");
             json_str(f, cfg.watch[i].name);
