@@ -295,9 +295,9 @@ def perf_report(data, out):
 
 def scenario_list(quick):
     big, small = (1000, 200) if quick else (10000, 2000)
-    step = 2 if quick else 4
-    fixed = 3 if quick else 10
-    steps = 5 if quick else 14
+    step = 1.5 if quick else 4
+    fixed = 2 if quick else 10
+    steps = 4 if quick else 14
     ramp = 3.0 if quick else 1.5
     fan = []
     for mode in ("sse", "ws"):
@@ -343,7 +343,8 @@ def run_one(a, sc, server, tmp, nofile):
             args += pub + ["--rate", sc["rate"], "--warmup", 2, "--duration", sc["duration"],
                            "--drain", 20]
         else:
-            args += pub + ["--rate", sc["rate"], "--warmup", 2, "--duration", sc["fixed"], "--ramp", sc["ramp"],
+            args += pub + ["--rate", sc["rate"], "--warmup", 1 if a.quick else 2, "--duration", sc["fixed"],
+                           "--settle", 0.5 if a.quick else 1, "--ramp", sc["ramp"],
                            "--steps", sc["steps"], "--step-duration", sc["step"],
                            "--drain", 10 if a.quick else 30]
         perf = None
@@ -780,6 +781,18 @@ def main():
     text.append(targets(results, ingest, a.quick))
     text.append("\n### Every run\n")
     text.append(tables(results, ingest, servers))
+    perf_txt = os.path.join(a.out, "perf-edge.txt")
+    if a.perf and os.path.exists(perf_txt):
+        syms = [l.rstrip() for l in open(perf_txt) if re.match(r"\s+[0-9.]+%", l)][:20]
+        prof = [d for d in results if d.get("perf")]
+        text.append("\n### Edge profile\n")
+        text.append("`perf record -e cpu-clock -g` of the edge (%s) during the saturation ramp "
+                    "of %s; `perf report --stdio --no-children -g none`, top symbols (the whole "
+                    "report: `%s/perf-edge.txt`, data `perf-edge.data`):\n" % (
+                        prof[0]["server_name"] if prof else "herald-t1",
+                        prof[0]["scenario"] if prof else "the SSE scenario",
+                        os.path.relpath(a.out, ROOT)))
+        text.append("```\n" + "\n".join(syms) + "\n```")
     body = "\n".join(text)
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write(body + "\n")

@@ -1143,7 +1143,7 @@ static void usage(FILE *f)
         "  --ramp F --steps N      saturation: N measured steps, the first at --rate for\n"
         "  --step-duration S       --duration seconds, each next one --step-duration seconds\n"
         "                          at F times the rate before; stops early when the\n"
-        "                          subscribers get less than 90%% of what was published, or\n"
+        "                          subscribers get less than 75%% of what was published, or\n"
         "                          the delivery rate grows less than 5%% over the step before\n"
         "  --drain S               after publishing, seconds to wait for every subscriber to\n"
         "                          receive the last event of its topic (default 10)\n"
@@ -1554,11 +1554,11 @@ int main(int argc, char **argv)
                         s, rate, sp2->deliv_rate, sp2->p99);
             if (sp2->deliv_rate > steps[best].deliv_rate)
                 best = nsteps - 1;
-            /* Saturated: the server delivers less than 90% of what was published to the
+            /* Saturated: the server delivers less than 75% of what was published to the
              * subscribers it has, or delivers hardly more than at the step before. */
             double expect = sp2->pub_rate * ((double)n_ready / (double)cfg.topics);
             if (cfg.ramp > 1 && s >= 1 &&
-                (sp2->deliv_rate < 0.9 * expect ||
+                (sp2->deliv_rate < 0.75 * expect ||
                  sp2->deliv_rate < 1.05 * steps[nsteps - 2].deliv_rate))
                 break;
             rate *= cfg.ramp > 1 ? cfg.ramp : 1;
