@@ -1,6 +1,7 @@
 #include "edge.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +57,44 @@ void hb_ev_release(hb_ev_t *ev)
     hb_buf_unref(ev->json);
     hb_buf_unref(ev->msse);
     hb_buf_unref(ev->cur);
+    hb_buf_unref(ev->ws);
     memset(ev, 0, sizeof(*ev));
+}
+
+hb_buf_t *hb_ws_frame(const void *p, size_t len)
+{
+    unsigned char h[10];
+    size_t hl;
+    hb_buf_t *b;
+    h[0] = 0x81; /* FIN, text */
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        hl = 2;
+    } else if (len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        hl = 4;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+        hl = 10;
+    }
+    if (len > SIZE_MAX - hl)
+        return NULL;
+    b = hb_buf_new(hl + len, 0);
+    if (!b)
+        return NULL;
+    hb_buf_append(b, h, hl);
+    hb_buf_append(b, p, len);
+    return b;
+}
+
+size_t hb_ws_frame_hdrlen(const hb_buf_t *frame)
+{
+    unsigned char l = hb_buf_data(frame)[1] & 0x7f;
+    return l == 127 ? 10 : l == 126 ? 4 : 2;
 }
 
 /* Serialises a JSON value into a new shared buffer; NULL on OOM. Takes the value's ref. */
@@ -106,6 +144,7 @@ int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id,
     }
     json_object_set_new(o, "data", d);
     ev->json = json_buf(o);
+    ev->ws = ev->json ? hb_ws_frame(hb_buf_data(ev->json), hb_buf_len(ev->json)) : NULL;
     ev->sse = hb_sse_encode(cursor, clen, event, evlen, data, dlen, 0);
     ev->cur = hb_buf_from(cursor, clen);
     if (ev->json) {
@@ -126,7 +165,7 @@ int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id,
             free(line);
         }
     }
-    if (!ev->sse || !ev->json || !ev->msse || !ev->cur) {
+    if (!ev->sse || !ev->json || !ev->msse || !ev->cur || !ev->ws) {
         hb_ev_release(ev);
         return HB_ENOMEM;
     }
@@ -136,7 +175,7 @@ int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id,
 
 void hb_ev_stamp(hb_ev_t *ev, long long ms)
 {
-    hb_buf_t *bs[] = {ev->sse, ev->json, ev->msse};
+    hb_buf_t *bs[] = {ev->sse, ev->json, ev->msse, ev->ws};
     for (size_t i = 0; i < sizeof(bs) / sizeof(bs[0]); i++)
         if (bs[i])
             bs[i]->stamp_ms = ms;
@@ -157,7 +196,8 @@ int hb_ev_encode_gap(hb_ev_t *ev, const char *topic, size_t tlen, hb_gap_t gap)
     hb_buf_unref(db);
     ev->json = json_buf(
         json_pack("{s:s,s:s%,s:s}", "type", "gap", "topic", topic, tlen, "reason", reason));
-    if (!ev->sse || !ev->json) {
+    ev->ws = ev->json ? hb_ws_frame(hb_buf_data(ev->json), hb_buf_len(ev->json)) : NULL;
+    if (!ev->sse || !ev->json || !ev->ws) {
         hb_ev_release(ev);
         return HB_ENOMEM;
     }

@@ -350,11 +350,16 @@ static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
         }
         b = ev->json;
         break;
+    case K_WS:
+        b = ev->ws;
+        break;
     default:
         b = ev->json;
         break;
     }
-    if (hb_client_push(c, b, ctl ? NULL : ev->cur, u->idx, ctl) == 0)
+    /* only multi-topic SSE and long-poll write the cursor apart: no second ref for others */
+    if (hb_client_push(c, b, ctl || (c->kind != K_MSSE && c->kind != K_POLL) ? NULL : ev->cur,
+                       u->idx, ctl) == 0)
         hb_svc_count(&c->svc->deliveries, 1);
 }
 
@@ -807,6 +812,9 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->svc = s;
         c->wsi = wsi;
         c->id = ++s->next_id;
+        /* frames are written pre-framed, several per write, unless an extension
+         * (permessage-deflate) may transform each message: then one lws_write each */
+        c->ws_ext = lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) > 0;
         hb_ws_established(s, c, wsi);
         return 0;
     case LWS_CALLBACK_RECEIVE:

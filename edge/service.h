@@ -49,7 +49,8 @@ struct hb_sub {
     uint32_t npend, cappend;
 };
 
-/* One queued frame: a ref to a shared buffer (and, for multi-topic SSE, to its cursor). */
+/* One queued frame: a ref to a shared buffer (and, for multi-topic SSE, to its cursor).
+ * WebSocket clients queue whole frames (hb_ws_frame()). */
 typedef struct qent {
     hb_buf_t *b;
     hb_buf_t *cur;
@@ -75,6 +76,7 @@ struct hb_client {
     hb_svc_t *svc;
     kind_t kind;
     uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish, counted;
+    uint8_t ws_ext;      /* WS: the client asked for an extension (permessage-deflate) */
     uint16_t close_code; /* WS: close code to send */
     uint64_t id;
     hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe */

@@ -28,7 +28,7 @@ static void reply(hb_client_t *c, json_t *o, json_t *echo)
     json_decref(o);
     if (!s)
         return;
-    b = hb_buf_from(s, strlen(s));
+    b = hb_ws_frame(s, strlen(s));
     free(s);
     if (b) {
         hb_client_push(c, b, NULL, 0, 1);
@@ -299,6 +299,77 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
     return 0;
 }
 
+/* Drops the queue's first entry after its bytes were handed to lws. */
+static void pop_front(hb_svc_t *s, hb_client_t *c, long long now_us)
+{
+    qent_t *e = &c->q[c->qhead];
+    hb_svc_observe_write(s, e->b, now_us);
+    c->qbytes -= hb_buf_len(e->b);
+    hb_buf_unref(e->b);
+    hb_buf_unref(e->cur);
+    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qlen--;
+}
+
+/* Permessage-deflate may be active: one lws_write per message, lws frames (and compresses) it. */
+static int write_per_message(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    long long now_us = hb_now_us();
+    while (c->qlen) {
+        qent_t *e = &c->q[c->qhead];
+        size_t hl = hb_ws_frame_hdrlen(e->b), n = hb_buf_len(e->b) - hl;
+        unsigned char *p = s->wbuf, *heap = NULL;
+        if (n > HB_SVC_WBUF) {
+            heap = malloc(LWS_PRE + n);
+            if (!heap)
+                return -1;
+            p = heap;
+        }
+        memcpy(p + LWS_PRE, hb_buf_data(e->b) + hl, n);
+        if (lws_write(wsi, p + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n) {
+            free(heap);
+            return -1;
+        }
+        free(heap);
+        hb_svc_count(&s->bytes_out, n);
+        pop_front(s, c, now_us);
+        if (lws_send_pipe_choked(wsi))
+            break;
+    }
+    return 0;
+}
+
+/*
+ * No extension: the queued frames are already the bytes on the wire, so as many as fit in the
+ * thread's write buffer go out in one write (lws_write raw: no framing, and lws keeps what the
+ * socket did not take and sends it before anything else). A frame bigger than the buffer is
+ * written on its own straight from the shared buffer.
+ */
+static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    unsigned char *start = s->wbuf + LWS_PRE;
+    size_t n = 0;
+    long long now_us = hb_now_us();
+    qent_t *e = &c->q[c->qhead];
+    if (hb_buf_len(e->b) > HB_SVC_WBUF) {
+        n = hb_buf_len(e->b);
+        if (lws_write(wsi, hb_buf_data(e->b), n, LWS_WRITE_RAW) < (int)n)
+            return -1;
+        pop_front(s, c, now_us);
+    } else {
+        while (c->qlen && n + hb_buf_len(c->q[c->qhead].b) <= HB_SVC_WBUF) {
+            e = &c->q[c->qhead];
+            memcpy(start + n, hb_buf_data(e->b), hb_buf_len(e->b));
+            n += hb_buf_len(e->b);
+            pop_front(s, c, now_us);
+        }
+        if (lws_write(wsi, start, n, LWS_WRITE_RAW) < (int)n)
+            return -1;
+    }
+    hb_svc_count(&s->bytes_out, n);
+    return 0;
+}
+
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     if (c->close_code) {
@@ -308,33 +379,8 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
                          wl > 120 ? 120 : wl);
         return -1;
     }
-    long long now_us = c->qlen ? hb_now_us() : 0;
-    while (c->qlen) {
-        qent_t *e = &c->q[c->qhead];
-        size_t n = hb_buf_len(e->b);
-        unsigned char *p = s->wbuf, *heap = NULL;
-        if (n > HB_SVC_WBUF) {
-            heap = malloc(LWS_PRE + n);
-            if (!heap)
-                return -1;
-            p = heap;
-        }
-        memcpy(p + LWS_PRE, hb_buf_data(e->b), n);
-        if (lws_write(wsi, p + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n) {
-            free(heap);
-            return -1;
-        }
-        free(heap);
-        hb_svc_count(&s->bytes_out, n);
-        hb_svc_observe_write(s, e->b, now_us);
-        c->qbytes -= n;
-        hb_buf_unref(e->b);
-        hb_buf_unref(e->cur);
-        c->qhead = (c->qhead + 1) % c->qcap;
-        c->qlen--;
-        if (lws_send_pipe_choked(wsi))
-            break;
-    }
+    if (c->qlen && (c->ws_ext ? write_per_message(s, c, wsi) : write_coalesced(s, c, wsi)))
+        return -1;
     if (c->qlen)
         lws_callback_on_writable(wsi);
     else
