@@ -510,5 +510,32 @@ class ClusterMode(HeraldTestCase):
             self.assertEqual(h.readyz(), 200)
 
 
+class ComposeCluster(HeraldTestCase):
+    """deploy/compose.cluster.yml is a valid Compose file: six cluster nodes, the one-shot
+    cluster creation the edges wait for, edges on cluster://, HAProxy with the one config."""
+
+    def test_compose_cluster_config_validates(self):
+        exe = shutil.which("docker-compose")
+        if not exe:
+            self.fail("docker-compose is not installed (deploy/deps.sh compose)")
+        path = os.path.join(harness.SRC, "deploy", "compose.cluster.yml")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        out = subprocess.run([exe, "-f", path, "config"], cwd=harness.SRC, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        text = out.stdout.decode()
+        self.assertEqual(out.returncode, 0, text)
+        for n in range(1, 7):
+            self.assertIn("  redis-%d:\n" % n, text)
+        for needle in ("condition: service_completed_successfully",
+                       "HERALD_REDIS: cluster://redis-1:6379,redis-2:6379,redis-3:6379",
+                       "/usr/local/etc/haproxy/haproxy.cfg", "dockerfile: deploy/Dockerfile"):
+            self.assertIn(needle, text)
+        with open(path) as f:
+            src = f.read()  # (config wraps long command lines)
+        for needle in ("--cluster-enabled yes", "--cluster-replicas 1 --cluster-yes"):
+            self.assertIn(needle, src)
+        log("docker-compose -f deploy/compose.cluster.yml config: ok")
+
+
 if __name__ == "__main__":
     harness.main()
