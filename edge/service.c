@@ -829,7 +829,9 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 static const struct lws_protocols protocols[] = {
     {"http", on_lws, sizeof(hb_client_t), 0, 0, NULL, 0},
-    {"herald.v1", on_lws, sizeof(hb_client_t), 4096, 0, NULL, 0},
+    /* rx buffer: lws allocates it per WebSocket connection; client messages are small and a
+     * larger one arrives in pieces that ws.c gathers (up to --max-message-bytes) */
+    {"herald.v1", on_lws, sizeof(hb_client_t), 1024, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
