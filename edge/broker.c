@@ -19,6 +19,7 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 #include "cluster.h"
 #include "hb_dict.h"
@@ -38,7 +39,7 @@
 
 static void conn_start(hb_broker_t *b, hb_conn_t *c);
 static void topic_kick(hb_broker_t *b, btopic_t *t);
-static int lost_check(hb_broker_t *b, btopic_t *t);
+static int lost_check(hb_broker_t *b, btopic_t *t, int by_text);
 static void cmd_load_library(hb_broker_t *b);
 static void cmd_check_role(hb_broker_t *b);
 
@@ -331,7 +332,7 @@ static void topic_kick(hb_broker_t *b, btopic_t *t)
     if (t->state != T_SUBSCRIBED || !b->cmd_ready)
         return;
     if (t->need_backfill && !t->backfill_inflight && !t->lost_checked)
-        lost_check(b, t);
+        lost_check(b, t, 0);
     if (t->need_backfill && !t->backfill_inflight) {
         char since[HB_ID_STR_MAX], count[24];
         hb_id_format(&t->last, since);
@@ -932,32 +933,45 @@ void hb_broker_master(hb_broker_t *b, char *out, size_t cap, unsigned long long 
 /*
  * Run once per resubscription of a topic, before its backfill. A promoted replica may lack the
  * last events the old master acknowledged (replication is asynchronous; a restart from an old
- * dump does the same): the stream's last-generated-id is then older than what this edge
- * delivered. The script, atomically:
- *   - raises the stream's last ID to the delivered one, so new events get larger IDs and no
- *     client holding a lost event's ID skips them, and records it as max-deleted-entry-id, so
- *     herald_history answers "trimmed" to any cursor older than it;
+ * dump does the same). The edge knows it when the last ID it delivered is not in the stream
+ * although nothing up to it was ever deleted there: either the stream is behind that ID, or
+ * newer events were stored since (a publisher was faster than this check). The script,
+ * atomically:
+ *   - raises the stream's last ID to the delivered one when it is behind, so new events get
+ *     larger IDs and no client holding a lost event's ID skips them, and records the delivered
+ *     ID as max-deleted-entry-id, so herald_history answers "trimmed" to older cursors;
  *   - keeps the lost range (from, to] in <prefix>{<topic>}:lost (widened by each edge that
- *     raises it, expiring with the stream);
- *   - answers 1 when this edge delivered an event of that range (whether this edge or another
- *     one found it): its subscribers hold events that history no longer has, and are told.
+ *     finds it, expiring with the stream);
+ *   - answers {1, from, to} when this edge delivered an event of that range (whether this edge
+ *     or another one found it): its subscribers hold events that history no longer has.
  * IDs only ever move forward, so edges that disagree on what they delivered end at the largest.
  */
 static const char lost_lua[] =
     "local log, lost, id = KEYS[1], KEYS[3], ARGV[1]\n"
-    "if redis.call('EXISTS', log) == 0 or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end\n"
+    "if redis.call('EXISTS', log) == 0 or redis.call('GET', KEYS[2]) ~= ARGV[2] then\n"
+    "  return {0, '', ''}\n"
+    "end\n"
     "local function gt(a, b)\n"
     "  local am, as = a:match('^(%d+)-(%d+)$')\n"
     "  local bm, bs = b:match('^(%d+)-(%d+)$')\n"
     "  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)\n"
     "  return am > bm or (am == bm and as > bs)\n"
     "end\n"
-    "local info, last = redis.call('XINFO', 'STREAM', log), '0-0'\n"
-    "for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = info[i + 1] end end\n"
+    "local info, x = redis.call('XINFO', 'STREAM', log), {}\n"
+    "for i = 1, #info, 2 do x[info[i]] = info[i + 1] end\n"
+    "local last, maxdel = x['last-generated-id'] or '0-0', x['max-deleted-entry-id'] or '0-0'\n"
+    "local from\n"
     "if gt(id, last) then\n"
+    "  from = last\n"
     "  redis.call('XSETID', log, id, 'MAXDELETEDID', id)\n"
+    "elseif gt(id, maxdel) and #redis.call('XRANGE', log, id, id) == 0 then\n"
+    "  local prev = redis.call('XREVRANGE', log, '(' .. id, '-', 'COUNT', 1)\n"
+    "  from = prev[1] and prev[1][1] or '0-0'\n"
+    "  redis.call('XSETID', log, last, 'MAXDELETEDID', id)\n"
+    "end\n"
+    "if from then\n"
     "  local f, t = redis.call('HGET', lost, 'from'), redis.call('HGET', lost, 'to')\n"
-    "  if not f or gt(f, last) then redis.call('HSET', lost, 'from', last) end\n"
+    "  if not f or gt(f, from) then redis.call('HSET', lost, 'from', from) end\n"
     "  if not t or gt(id, t) then redis.call('HSET', lost, 'to', id) end\n"
     "  local ttl = redis.call('PTTL', log)\n"
     "  if ttl > 0 then redis.call('PEXPIRE', lost, ttl) end\n"
@@ -978,6 +992,8 @@ static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
     t->backfill_inflight = 0;
     if (!r)
         return; /* Redis went away: the next resubscription checks again */
+    if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8) && lost_check(b, t, 1) == 0)
+        return; /* not in this server's script cache (new master, restart): send the text */
     t->lost_checked = 1;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
         r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer == 1 &&
@@ -996,33 +1012,48 @@ static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
     topic_kick(b, t); /* now the backfill from the last delivered ID */
 }
 
-/* Sends the check; 0, or -1 (the backfill then goes on without it). */
-static int lost_check(hb_broker_t *b, btopic_t *t)
+/* The script's SHA1 for EVALSHA, computed once (broker thread). */
+static const char *lost_sha(void)
+{
+    static char hex[2 * EVP_MAX_MD_SIZE + 1];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!hex[0] && EVP_Digest(lost_lua, sizeof(lost_lua) - 1, md, &n, EVP_sha1(), NULL) == 1)
+        for (unsigned int i = 0; i < n; i++)
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return hex;
+}
+
+/* Sends the check, by SHA1 (EVALSHA) unless by_text; 0, or -1 (the backfill then goes on
+ * without it). */
+static int lost_check(hb_broker_t *b, btopic_t *t, int by_text)
 {
     char key[HB_TOPIC_MAX + 80], epk[HB_TOPIC_MAX + 80], lk[HB_TOPIC_MAX + 80];
     char since[HB_ID_STR_MAX];
-    int kn, en, ln;
+    const char *sha = lost_sha();
+    char *name;
+    int kn, en, ln, rc;
     hb_id_format(&t->last, since);
     kn = snprintf(key, sizeof(key), "%s{%.*s}:log", b->edge->cfg.prefix, (int)t->len, t->name);
     en = snprintf(epk, sizeof(epk), "%s{%.*s}:epoch", b->edge->cfg.prefix, (int)t->len, t->name);
     ln = snprintf(lk, sizeof(lk), "%s{%.*s}:lost", b->edge->cfg.prefix, (int)t->len, t->name);
+    name = hb_xstrdup(t->name);
     t->backfill_inflight = 1;
-    if (b->cluster) {
+    if (b->cluster) { /* the text every time: one script cache per node */
         const char *av[] = {"EVAL", lost_lua, "3", key, epk, lk, since, t->epoch};
         size_t al[] = {4, strlen(lost_lua), 1, (size_t)kn, (size_t)en, (size_t)ln, strlen(since),
                        strlen(t->epoch)};
-        char *name = hb_xstrdup(t->name);
-        if (hb_cluster_key_command(b->cluster, 3, 8, av, al, on_lost_checked, name) != REDIS_OK) {
-            free(name);
-            t->backfill_inflight = 0;
-            t->lost_checked = 1;
-            return -1;
-        }
-        return 0;
+        rc = hb_cluster_key_command(b->cluster, 3, 8, av, al, on_lost_checked, name);
+    } else if (by_text || !sha[0]) {
+        rc = redisAsyncCommand(b->cmd.ac, on_lost_checked, name, "EVAL %s 3 %b %b %b %s %s",
+                               lost_lua, key, (size_t)kn, epk, (size_t)en, lk, (size_t)ln, since,
+                               t->epoch);
+    } else {
+        rc = redisAsyncCommand(b->cmd.ac, on_lost_checked, name, "EVALSHA %s 3 %b %b %b %s %s", sha,
+                               key, (size_t)kn, epk, (size_t)en, lk, (size_t)ln, since, t->epoch);
     }
-    if (redisAsyncCommand(b->cmd.ac, on_lost_checked, hb_xstrdup(t->name),
-                          "EVAL %s 3 %b %b %b %s %s", lost_lua, key, (size_t)kn, epk, (size_t)en,
-                          lk, (size_t)ln, since, t->epoch) != REDIS_OK) {
+    if (rc != REDIS_OK) {
+        free(name); /* no callback after an error */
         t->backfill_inflight = 0;
         t->lost_checked = 1;
         return -1;

@@ -16,6 +16,7 @@ a client resuming with its Last-Event-ID on the other edge gets exactly what it 
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -602,6 +603,82 @@ class SentinelChecks(HeraldTestCase):
                          {'{addr="127.0.0.1:%d"}' % a.port: 1})
         self.assertEqual(metric(e.port, "herald_redis_master_switches_total"), {"": 2})
         self.assertEqual(c.pending(), [])
+
+
+class LostEvents(HeraldTestCase):
+    """The check that runs after every resubscription, without Sentinel: Redis comes back from
+    an older dump, so the last events the edge delivered are gone from the stream."""
+
+    def test_restart_from_older_dump(self):
+        self.older_dump(publish_first=False)
+
+    def test_restart_from_older_dump_with_newer_events(self):
+        """A publisher reaches the restarted Redis before the edge does: the stream is not
+        behind any more, but what the edge delivered last is missing from it."""
+        self.older_dump(publish_first=True)
+
+    def older_dump(self, publish_first):
+        srv = self.redis()
+        r = self.client(srv)
+        e = self.edge(srv, "edge-1", ["--publish-key", KEY])
+        topic = "rolled"
+        c = self.sse(e.port, "/events/" + topic)
+        harness.wait_live_subscribed(r, topic)
+        ids = [harness.fcall_publish(r, topic, "e%d" % i) for i in range(3)]
+        r.cmd("SAVE")
+        old = os.path.join(srv.dir, "old.rdb")
+        shutil.copy(os.path.join(srv.dir, "dump.rdb"), old)
+        ids += [harness.fcall_publish(r, topic, "e%d" % i) for i in range(3, 5)]
+        got = [c.next_event() for _ in range(5)]
+        self.assertEqual([ev.data for ev in got], ["e%d" % i for i in range(5)])
+        cursors = [ev.id for ev in got]
+        r.close()
+
+        if publish_first:
+            e.kill(signal.SIGSTOP)  # the edge cannot reconnect before the publish below
+        srv.stop()
+        shutil.copy(old, os.path.join(srv.dir, "dump.rdb"))
+        srv.start()  # same port, with e0..e2 only (and the function library)
+        r = self.client(srv)
+        self.assertEqual([f["d"] for _, f in xrange(r, topic)], [b"e0", b"e1", b"e2"])
+        if publish_first:
+            e5 = harness.fcall_publish(r, topic, "e5")
+            e.kill(signal.SIGCONT)
+        wait_until(lambda: e.readyz() == 200, 30, what="the edge ready again")
+
+        # The subscriber is told; the stream's IDs continue after e4.
+        g = c.next_event(10)
+        self.assertEqual((g.type, json.loads(g.data)),
+                         ("herald.gap", {"topic": topic, "reason": "trimmed"}))
+        if not publish_first:
+            e5 = harness.fcall_publish(r, topic, "e5")
+        self.assertGreater(harness.id_key(e5), harness.id_key(ids[4]))
+        info = r.cmd("XINFO", "STREAM", harness.stream_key(topic))
+        info = dict(zip(info[::2], info[1::2]))
+        self.assertEqual((info[b"last-generated-id"], info[b"max-deleted-entry-id"]),
+                         (e5.encode(), ids[4].encode()))
+        lost = r.cmd("HGETALL", "%s{%s}:lost" % (harness.PREFIX, topic))
+        self.assertEqual(dict(zip(lost[::2], lost[1::2])),
+                         {b"from": ids[2].encode(), b"to": ids[4].encode()})
+        ev = c.next_event(10)
+        self.assertEqual((ev.type, ev.data, split_cursor(ev.id)[0]), ("message", "e5", e5))
+
+        # Resuming from a lost event: told, then what is stored after it.
+        c2 = self.sse(e.port, "/events/" + topic, {"Last-Event-ID": cursors[3]})
+        evs = [c2.next_event(10) for _ in range(2)]
+        self.assertEqual([(x.type, x.data) for x in evs],
+                         [("herald.gap", json.dumps({"topic": topic, "reason": "trimmed"},
+                                                    separators=(",", ":"))), ("message", "e5")])
+        # Resuming from the last lost event missed nothing stored: no notice.
+        c3 = self.sse(e.port, "/events/" + topic, {"Last-Event-ID": cursors[4]})
+        ev = c3.next_event(10)
+        self.assertEqual((ev.type, ev.data), ("message", "e5"))
+        # Resuming from before the lost events: told, then e5 (nothing stored was skipped).
+        c4 = self.sse(e.port, "/events/" + topic, {"Last-Event-ID": cursors[2]})
+        evs = [c4.next_event(10) for _ in range(2)]
+        self.assertEqual([x.type for x in evs], ["herald.gap", "message"])
+        self.assertEqual(evs[1].data, "e5")
+        self.assertEqual(c.pending() + c3.pending(), [])
 
 
 if __name__ == "__main__":
