@@ -681,5 +681,38 @@ class LostEvents(HeraldTestCase):
         self.assertEqual(c.pending() + c3.pending(), [])
 
 
+class ComposeSentinel(HeraldTestCase):
+    """docker-compose.yml with deploy/compose.sentinel.yml is a valid Compose project: the
+    primary, a replica of it, three sentinels monitoring it, edges on sentinel://, the LB."""
+
+    def test_compose_sentinel_config_validates(self):
+        exe = shutil.which("docker-compose")
+        if not exe:
+            self.fail("docker-compose is not installed (deploy/deps.sh compose)")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        out = subprocess.run([exe, "-f", "docker-compose.yml", "-f",
+                              os.path.join("deploy", "compose.sentinel.yml"), "config"],
+                             cwd=harness.SRC, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=60)
+        text = out.stdout.decode()
+        self.assertEqual(out.returncode, 0, text)
+        for svc in ("redis", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3", "edge",
+                    "lb"):
+            self.assertIn("\n  %s:\n" % svc, text)
+        for needle in ("HERALD_REDIS: sentinel://sentinel-1:26379,sentinel-2:26379,"
+                       "sentinel-3:26379/herald-master",
+                       "sentinel monitor herald-master redis 6379 2",
+                       "sentinel down-after-milliseconds herald-master 5000",
+                       "exec redis-server /tmp/sentinel.conf --sentinel",
+                       "/usr/local/etc/haproxy/haproxy.cfg"):
+            self.assertIn(needle, text)
+        # the edges wait for redis and the 3 sentinels; the replica and each sentinel for redis
+        self.assertEqual(text.count("condition: service_healthy"), 4 + 1 + 3)
+        with open(os.path.join(harness.SRC, "deploy", "compose.sentinel.yml")) as f:
+            self.assertIn('"--replicaof", "redis", "6379"', f.read())
+        harness.log("docker-compose -f docker-compose.yml -f deploy/compose.sentinel.yml "
+                    "config: ok")
+
+
 if __name__ == "__main__":
     harness.main()
