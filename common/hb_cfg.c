@@ -1,5 +1,6 @@
 #include "hb_cfg.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -22,7 +23,8 @@ typedef enum {
     T_LEVEL,
     T_NODE,
     T_PREFIX,
-    T_ORIGINS
+    T_ORIGINS,
+    T_PATH
 } opt_type_t;
 
 typedef struct opt {
@@ -105,6 +107,12 @@ static const opt_t opts[] = {
     {"allowed-origins", T_ORIGINS, "*", 0, 0, O(allowed_origins),
      "browser origins allowed (CORS for SSE, long-poll and publish; Origin check of the "
      "WebSocket handshake): * or a comma-separated list of scheme://host[:port]"},
+    {"config", T_PATH, "", 0, 0, O(config),
+     "file of `name = value` lines setting these options by flag name; a flag or an "
+     "environment variable wins over the file"},
+    {"tls-cert", T_PATH, "", 0, 0, O(tls_cert),
+     "PEM certificate (chain) file: serve HTTPS and WSS on --listen (needs --tls-key)"},
+    {"tls-key", T_PATH, "", 0, 0, O(tls_key), "PEM private key file of --tls-cert"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -120,6 +128,8 @@ static void env_name(const opt_t *o, char *out, size_t cap)
 static int parse_long(const char *v, long *out)
 {
     char *end;
+    if (!isdigit((unsigned char)v[0]) && !(v[0] == '-' && isdigit((unsigned char)v[1])))
+        return HB_EINVAL; /* strtol would skip spaces and take a sign */
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || end == v || *end)
@@ -233,10 +243,67 @@ static int parse_cluster(hb_cfg_t *cfg, const char *list)
     return 0;
 }
 
+/* v as an error message may show it: at most 100 bytes, anything unprintable as '?'. */
+static void show_value(const char *v, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *v && n + 4 < cap && n < 100; v++)
+        out[n++] = ((unsigned char)*v < 0x20 || (unsigned char)*v >= 0x7f) ? '?' : *v;
+    if (*v && n + 4 <= cap) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+}
+
+/* The values an option accepts, for --help, the README table and error messages. Markdown
+ * escapes the pipes that would end a table cell. */
+static void opt_values(const opt_t *o, char *out, size_t cap, int md)
+{
+    const char *bar = md ? "\\|" : "|";
+    switch (o->type) {
+    case T_INT:
+    case T_LONG:
+        snprintf(out, cap, "%ld..%ld", o->min, o->max);
+        return;
+    case T_BOOL:
+        snprintf(out, cap, "on%soff", bar);
+        return;
+    case T_LEVEL:
+        snprintf(out, cap, "debug%sinfo%swarn%serror", bar, bar, bar);
+        return;
+    case T_ADDR:
+        snprintf(out, cap, "IP:PORT");
+        return;
+    case T_REDIS:
+        snprintf(out, cap, "redis://, sentinel:// or cluster:// address");
+        return;
+    case T_ORIGINS:
+        snprintf(out, cap, "* or http(s)://HOST[:PORT],...");
+        return;
+    case T_NODE:
+    case T_PREFIX:
+        snprintf(out, cap, "%s[A-Za-z0-9._:-]", o->type == T_PREFIX ? "1-63 of " : "0-63 of ");
+        return;
+    case T_SECRET:
+        snprintf(out, cap, "printable ASCII, no spaces");
+        return;
+    case T_PATH:
+        snprintf(out, cap, "file path");
+        return;
+    case T_STR:
+        break;
+    }
+    snprintf(out, cap, strstr(o->name, "-file") ? "file path" : "text");
+}
+
 static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size_t errlen)
 {
     char *base = (char *)cfg;
+    char shown[104], what[64];
     long x;
+
+    show_value(v, shown, sizeof(shown));
 
     switch (o->type) {
     case T_STR:
@@ -261,11 +328,21 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
         memcpy(base + o->off, v, n + 1);
         return 0;
     }
+    case T_PATH: {
+        size_t n = strlen(v);
+        if (n >= HB_CFG_PATH_MAX)
+            goto bad;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+                goto bad;
+        memcpy(base + o->off, v, n + 1);
+        return 0;
+    }
     case T_INT:
     case T_LONG:
         if (parse_long(v, &x) || x < o->min || x > o->max) {
             snprintf(err, errlen, "invalid --%s '%s': expected an integer from %ld to %ld", o->name,
-                     v, o->min, o->max);
+                     shown, o->min, o->max);
             return HB_EINVAL;
         }
         if (o->type == T_INT)
@@ -286,10 +363,16 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
             goto bad;
         *(int *)(base + o->off) = (int)x;
         return 0;
-    case T_ADDR:
+    case T_ADDR: {
+        unsigned char ip[16];
         if (parse_hostport(v, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port))
             goto bad;
+        /* an address, not a name: resolving would make start-up depend on DNS */
+        if (inet_pton(strchr(cfg->listen_host, ':') ? AF_INET6 : AF_INET, cfg->listen_host, ip) !=
+            1)
+            goto bad;
         return 0;
+    }
     case T_ORIGINS:
         if (hb_cfg_origins_valid(v) != 0 || strlen(v) >= HB_CFG_LIST_MAX)
             goto bad;
@@ -338,10 +421,11 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
     }
     }
 bad:
-    if (o->type == T_SECRET)
-        snprintf(err, errlen, "invalid --%s: %s (printable ASCII, no spaces)", o->name, o->help);
+    opt_values(o, what, sizeof(what), 0);
+    if (o->type == T_SECRET) /* never echoed */
+        snprintf(err, errlen, "invalid --%s: expected %s", o->name, what);
     else
-        snprintf(err, errlen, "invalid --%s '%.100s': %s", o->name, v, o->help);
+        snprintf(err, errlen, "invalid --%s '%s': expected %s", o->name, shown, what);
     return HB_EINVAL;
 }
 
@@ -355,14 +439,18 @@ static const opt_t *find_opt(const char *name, size_t len)
 
 void hb_cfg_print_help(FILE *out)
 {
-    char env[96];
-    fprintf(out, "Usage: herald [OPTIONS]\n\n"
-                 "Herald edge: serves Server-Sent Events from Redis pub/sub and streams.\n"
-                 "Every option can also be set with its environment variable; a flag wins.\n\n");
+    char env[96], what[64];
+    fprintf(out,
+            "Usage: herald [OPTIONS]\n\n"
+            "Herald edge: serves Server-Sent Events, WebSocket and long-poll clients from Redis\n"
+            "pub/sub and streams. Every option can also be set with its environment variable\n"
+            "or in the --config file; a flag wins over the environment, which wins over the "
+            "file.\n\n");
     for (size_t i = 0; i < NOPTS; i++) {
         env_name(&opts[i], env, sizeof(env));
-        fprintf(out, "  --%s=VALUE  (%s, default: %s)\n      %s\n", opts[i].name, env,
-                opts[i].def[0] ? opts[i].def : "\"\"", opts[i].help);
+        opt_values(&opts[i], what, sizeof(what), 0);
+        fprintf(out, "  --%s=VALUE  (%s, default: %s, values: %s)\n      %s\n", opts[i].name, env,
+                opts[i].def[0] ? opts[i].def : "\"\"", what, opts[i].help);
     }
     fprintf(out, "  --help             this text\n  --help-markdown    the settings as a "
                  "markdown table\n");
@@ -370,11 +458,12 @@ void hb_cfg_print_help(FILE *out)
 
 void hb_cfg_print_markdown(FILE *out)
 {
-    char env[96];
-    fprintf(out, "| flag | environment | default | meaning |\n|---|---|---|---|\n");
+    char env[96], what[64];
+    fprintf(out, "| flag | environment | default | values | meaning |\n|---|---|---|---|---|\n");
     for (size_t i = 0; i < NOPTS; i++) {
         env_name(&opts[i], env, sizeof(env));
-        fprintf(out, "| `--%s` | `%s` | `%s` | %s |\n", opts[i].name, env, opts[i].def,
+        opt_values(&opts[i], what, sizeof(what), 1);
+        fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s |\n", opts[i].name, env, opts[i].def, what,
                 opts[i].help);
     }
 }
@@ -478,37 +567,162 @@ static int load_jwt_secret(hb_cfg_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* Where a value came from, for error messages. */
+typedef struct opt_src {
+    const char *val; /* NULL: not given here */
+    unsigned line;   /* --config file line */
+} opt_src_t;
+
+static char *trim(char *p, char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+        *--end = '\0';
+    return p;
+}
+
+/*
+ * Reads the --config file into *text (owned by the caller) and points file[i] at each value.
+ * Lines: `name = value`, `name value` or `name =` (empty value), `#` comments, blank lines. A
+ * value may be wrapped in one pair of double or single quotes. Unknown, repeated or malformed
+ * names are errors that name the file and line.
+ */
+static int load_file(const char *path, opt_src_t *file, char **text, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *buf, *p;
+    size_t n;
+    unsigned line = 0;
+
+    if (!f) {
+        snprintf(err, errlen, "cannot read --config file '%.200s': %s", path, strerror(errno));
+        return HB_EINVAL;
+    }
+    buf = malloc(HB_CFG_FILE_MAX + 1);
+    if (!buf) {
+        fclose(f);
+        snprintf(err, errlen, "out of memory reading --config");
+        return HB_ENOMEM;
+    }
+    n = fread(buf, 1, HB_CFG_FILE_MAX + 1, f);
+    if (ferror(f) || n > HB_CFG_FILE_MAX) {
+        snprintf(err, errlen, "cannot read --config file '%.200s': %s", path,
+                 ferror(f) ? strerror(errno) : "larger than 65536 bytes");
+        fclose(f);
+        free(buf);
+        return HB_EINVAL;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *text = buf;
+    if (memchr(buf, '\0', n)) {
+        snprintf(err, errlen, "%.200s: a NUL byte: not a text file", path);
+        return HB_EINVAL;
+    }
+    for (p = buf; p < buf + n;) {
+        char *eol = strchr(p, '\n');
+        char *end = eol ? eol : buf + n;
+        char *name, *val, *q;
+        const opt_t *o;
+        size_t nlen;
+
+        line++;
+        *end = '\0';
+        if ((size_t)(end - p) > HB_CFG_LINE_MAX) {
+            snprintf(err, errlen, "%.200s:%u: line longer than %d bytes", path, line,
+                     HB_CFG_LINE_MAX);
+            return HB_EINVAL;
+        }
+        name = trim(p, end);
+        p = end + 1;
+        if (!*name || *name == '#')
+            continue;
+        for (q = name; *q && *q != ' ' && *q != '\t' && *q != '='; q++)
+            ;
+        nlen = (size_t)(q - name);
+        o = find_opt(name, nlen);
+        if (!o) {
+            char shown[104];
+            name[nlen] = '\0';
+            show_value(name, shown, sizeof(shown));
+            snprintf(err, errlen,
+                     "%.200s:%u: unknown setting '%s' (names are the flags of "
+                     "--help, without the dashes)",
+                     path, line, shown);
+            return HB_EINVAL;
+        }
+        if (!strcmp(o->name, "config")) {
+            snprintf(err, errlen, "%.200s:%u: 'config' cannot be set inside a --config file", path,
+                     line);
+            return HB_EINVAL;
+        }
+        if (file[o - opts].val) {
+            snprintf(err, errlen, "%.200s:%u: '%s' is already set on line %u", path, line, o->name,
+                     file[o - opts].line);
+            return HB_EINVAL;
+        }
+        val = trim(q, q + strlen(q));
+        if (*val == '=')
+            val = trim(val + 1, val + strlen(val));
+        else if (!*val) {
+            snprintf(err, errlen, "%.200s:%u: '%s' has no value (write `%s = VALUE`)", path, line,
+                     o->name, o->name);
+            return HB_EINVAL;
+        }
+        name[nlen] = '\0';
+        nlen = strlen(val);
+        if (nlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[nlen - 1] == val[0]) {
+            val[nlen - 1] = '\0';
+            val++;
+        }
+        file[o - opts].val = val;
+        file[o - opts].line = line;
+    }
+    return 0;
+}
+
 int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
     char env[96];
-    const char *given[NOPTS];
+    const char *arg[NOPTS], *envv[NOPTS];
+    opt_src_t file[NOPTS];
+    const opt_t *cfg_opt = find_opt("config", 6);
+    const char *path;
+    char *text = NULL;
+    int rc = 0;
 
     memset(cfg, 0, sizeof(*cfg));
-    memset(given, 0, sizeof(given));
+    memset(arg, 0, sizeof(arg));
+    memset(file, 0, sizeof(file));
     for (size_t i = 0; i < NOPTS; i++) {
         env_name(&opts[i], env, sizeof(env));
-        given[i] = getenv(env);
+        envv[i] = getenv(env);
     }
     for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a];
+        const char *s = argv[a];
         const char *eq, *val;
         const opt_t *o;
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             hb_cfg_print_help(out);
             return 1;
         }
-        if (!strcmp(arg, "--help-markdown")) {
+        if (!strcmp(s, "--help-markdown")) {
             hb_cfg_print_markdown(out);
             return 1;
         }
-        if (strncmp(arg, "--", 2) != 0) {
-            snprintf(err, errlen, "unexpected argument '%.100s' (see --help)", arg);
+        if (strncmp(s, "--", 2) != 0) {
+            char shown[104];
+            show_value(s, shown, sizeof(shown));
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", shown);
             return HB_EINVAL;
         }
-        eq = strchr(arg + 2, '=');
-        o = find_opt(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+        eq = strchr(s + 2, '=');
+        o = find_opt(s + 2, eq ? (size_t)(eq - s - 2) : strlen(s + 2));
         if (!o) {
-            snprintf(err, errlen, "unknown option '%.100s' (see --help)", arg);
+            char shown[104];
+            show_value(s, shown, sizeof(shown));
+            snprintf(err, errlen, "unknown option '%s' (see --help)", shown);
             return HB_EINVAL;
         }
         if (eq)
@@ -519,12 +733,37 @@ int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size
             snprintf(err, errlen, "option --%s needs a value", o->name);
             return HB_EINVAL;
         }
-        given[o - opts] = val;
+        arg[o - opts] = val;
+    }
+
+    path = arg[cfg_opt - opts] ? arg[cfg_opt - opts] : envv[cfg_opt - opts];
+    if (path && *path) {
+        if ((rc = set_opt(cfg, cfg_opt, path, err, errlen)) != 0)
+            return rc;
+        if ((rc = load_file(cfg->config, file, &text, err, errlen)) != 0)
+            goto out;
     }
     for (size_t i = 0; i < NOPTS; i++) {
-        int rc = set_opt(cfg, &opts[i], given[i] ? given[i] : opts[i].def, err, errlen);
+        const opt_t *o = &opts[i];
+        char msg[512];
+        if (o == cfg_opt)
+            continue;
+        if (arg[i]) {
+            rc = set_opt(cfg, o, arg[i], err, errlen);
+        } else if (envv[i]) {
+            rc = set_opt(cfg, o, envv[i], msg, sizeof(msg));
+            env_name(o, env, sizeof(env));
+            if (rc)
+                snprintf(err, errlen, "%s: %s", env, msg);
+        } else if (file[i].val) {
+            rc = set_opt(cfg, o, file[i].val, msg, sizeof(msg));
+            if (rc)
+                snprintf(err, errlen, "%.200s:%u: %s", cfg->config, file[i].line, msg);
+        } else {
+            rc = set_opt(cfg, o, o->def, err, errlen);
+        }
         if (rc)
-            return rc;
+            goto out;
     }
     if (!cfg->node_id[0]) {
         char host[48] = "edge";
@@ -535,11 +774,13 @@ int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size
                 *p = '-';
         snprintf(cfg->node_id, sizeof(cfg->node_id), "%.40s-%ld", host, (long)getpid());
     }
-    if (load_jwt_secret(cfg, err, errlen))
-        return HB_EINVAL;
+    if ((rc = load_jwt_secret(cfg, err, errlen)) != 0)
+        goto out;
     if (cfg->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = n < 1 ? 1 : n > 64 ? 64 : (int)n;
     }
-    return 0;
+out:
+    free(text); /* every value was copied into cfg */
+    return rc;
 }

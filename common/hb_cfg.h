@@ -7,9 +7,14 @@
 /*
  * The edge's configuration: one table (hb_cfg.c) gives every option its flag, its HERALD_*
  * environment twin, default, bounds and help text, and generates both --help and the README
- * table. Precedence: flag, then environment, then default. Read-only once threads start.
+ * table. Precedence: flag, then environment, then the --config file, then default. Read-only
+ * once threads start.
  */
 #define HB_CFG_STR_MAX 256
+#define HB_CFG_PATH_MAX 1024
+/* A --config file: at most this many bytes, and this many bytes per line. */
+#define HB_CFG_FILE_MAX 65536
+#define HB_CFG_LINE_MAX 4096
 #define HB_CFG_LIST_MAX 2048
 #define HB_JWT_SECRET_FILE_MAX (HB_CFG_STR_MAX - 1) /* bytes of key read from a file */
 #define HB_SENTINEL_MAX 8       /* sentinels in one sentinel:// address */
@@ -64,13 +69,18 @@ typedef struct hb_cfg {
     int jwt_leeway;      /* seconds of clock skew allowed on exp/nbf */
     int allow_anonymous; /* subscribe without a token although a secret is set */
     char allowed_origins[HB_CFG_LIST_MAX]; /* "*" or comma-separated scheme://host[:port] */
+    char config[HB_CFG_PATH_MAX];   /* the --config file read ("" = none) */
+    char tls_cert[HB_CFG_PATH_MAX]; /* PEM certificate chain ("" = plain HTTP) */
+    char tls_key[HB_CFG_PATH_MAX];  /* PEM private key */
 } hb_cfg_t;
 
 /**
- * hb_cfg_load() - fill cfg from defaults, the environment and argv (in that order of
- * increasing precedence). Returns 0 when the edge should run, 1 when --help or --help-markdown
- * was printed to `out` (exit 0), or HB_EINVAL with a one-line message in err (exit 2).
- * Main thread, before any other thread starts.
+ * hb_cfg_load() - fill cfg from defaults, the --config file (or HERALD_CONFIG), the
+ * environment and argv (in that order of increasing precedence). The file holds `name = value`
+ * or `name value` lines with the flag names, `#` comment lines and blank lines. Returns 0 when
+ * the edge should run, 1 when --help or --help-markdown was printed to `out` (exit 0), or
+ * HB_EINVAL with a one-line message in err naming the flag, and the file and line or the
+ * environment variable it came from (exit 2). Main thread, before any other thread starts.
  */
 int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen);
 

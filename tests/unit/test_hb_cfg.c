@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -44,8 +45,8 @@ static void test_flag_beats_env(void **state)
 {
     hb_cfg_t cfg;
     char err[256] = "";
-    char *argv[] = {"herald", "--history-max", "7", "--redis=redis://10.0.0.5:7000/3",
-                    "--ingest", "off", "--listen", "[::1]:9000"};
+    char *argv[] = {"herald",   "--history-max", "7",        "--redis=redis://10.0.0.5:7000/3",
+                    "--ingest", "off",           "--listen", "[::1]:9000"};
     (void)state;
     setenv("HERALD_HISTORY_MAX", "9", 1);
     setenv("HERALD_NODE_ID", "edge-env", 1);
@@ -74,10 +75,12 @@ static void expect_bad(const char *flag, const char *value, const char *needle)
 static void test_invalid_values(void **state)
 {
     (void)state;
-    expect_bad("--history-max", "0", "--history-max");        /* below min */
+    expect_bad("--history-max", "0", "--history-max");         /* below min */
     expect_bad("--history-max", "100000001", "--history-max"); /* above max */
     expect_bad("--history-max", "12abc", "--history-max");
-    expect_bad("--listen", "8080", "--listen");               /* no host */
+    expect_bad("--history-max", " 12", "--history-max");
+    expect_bad("--history-max", "+12", "--history-max");
+    expect_bad("--listen", "8080", "--listen"); /* no host */
     expect_bad("--listen", "127.0.0.1:65536", "--listen");
     expect_bad("--redis", "http://x:1", "--redis");
     expect_bad("--redis", "redis://h:1/x", "--redis");
@@ -213,6 +216,105 @@ static void test_redis_cluster_seeds(void **state)
     expect_bad("--redis", "cluster://h:1/2", "--redis");    /* no database in a cluster */
 }
 
+/* Writes text to a new temporary file; returns its path (static buffer). */
+static const char *conf_file(const char *text)
+{
+    static char path[64];
+    int fd;
+    FILE *f;
+    snprintf(path, sizeof(path), "/tmp/herald-cfg-XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void test_config_file_precedence(void **state)
+{
+    hb_cfg_t cfg;
+    char err[512] = "";
+    const char *path = conf_file("# an edge\n"
+                                 "\n"
+                                 "history-max = 11\n"
+                                 "  heartbeat 22  \n"
+                                 "retry-ms=333\n"
+                                 "publish-key = \"s3cr#t\"\n"
+                                 "node-id = from-file\r\n");
+    char *argv[] = {"herald", "--config", (char *)path, "--history-max", "44"};
+    (void)state;
+    unsetenv("HERALD_HISTORY_MAX");
+    setenv("HERALD_HEARTBEAT", "55", 1);
+    assert_int_equal(load(&cfg, err, sizeof(err), 5, argv), 0);
+    assert_int_equal(cfg.history_max, 44);          /* flag beats file */
+    assert_int_equal(cfg.heartbeat, 55);            /* environment beats file */
+    assert_int_equal(cfg.retry_ms, 333);            /* file beats default */
+    assert_string_equal(cfg.publish_key, "s3cr#t"); /* quotes kept the '#' */
+    assert_string_equal(cfg.node_id, "from-file");  /* CRLF line */
+    assert_int_equal(cfg.history_ttl, 86400);       /* default */
+    assert_string_equal(cfg.config, path);
+    unsetenv("HERALD_HEARTBEAT");
+
+    /* HERALD_CONFIG names the file when no flag does */
+    setenv("HERALD_CONFIG", path, 1);
+    assert_int_equal(load(&cfg, err, sizeof(err), 1, argv), 0);
+    assert_int_equal(cfg.history_max, 11);
+    unsetenv("HERALD_CONFIG");
+    unlink(path);
+}
+
+static void expect_file_bad(const char *text, const char *needle)
+{
+    hb_cfg_t cfg;
+    char err[512] = "";
+    const char *path = conf_file(text);
+    char *argv[] = {"herald", "--config", (char *)path};
+    char where[80];
+    assert_int_equal(load(&cfg, err, sizeof(err), 3, argv), HB_EINVAL);
+    snprintf(where, sizeof(where), "%s:", path);
+    if (!strstr(err, needle) || !strstr(err, where))
+        fail_msg("error '%s' lacks '%s' or '%s'", err, needle, where);
+    unlink(path);
+}
+
+static void test_config_file_errors(void **state)
+{
+    hb_cfg_t cfg;
+    char err[512] = "";
+    char *argv[] = {"herald", "--config", "/nonexistent/herald.conf"};
+    (void)state;
+    expect_file_bad("history-max = 5\nno-such = 1\n", ":2: unknown setting 'no-such'");
+    expect_file_bad("\n\nhistory-max = abc\n", ":3: invalid --history-max 'abc'");
+    expect_file_bad("history-max = 0\n", ":1: invalid --history-max");
+    expect_file_bad("history-max\n", ":1: 'history-max' has no value");
+    expect_file_bad("retry-ms = 500\nretry-ms = 600\n", ":2: 'retry-ms' is already set on line 1");
+    expect_file_bad("config = /etc/other\n", ":1: 'config' cannot be set");
+    expect_file_bad("listen = nohost\n", ":1: invalid --listen");
+    expect_file_bad("publish-key = has space\n", ":1: invalid --publish-key");
+    assert_int_equal(load(&cfg, err, sizeof(err), 3, argv), HB_EINVAL);
+    assert_non_null(strstr(err, "cannot read --config file '/nonexistent/herald.conf'"));
+}
+
+static void test_errors_name_the_env_var(void **state)
+{
+    hb_cfg_t cfg;
+    char err[512] = "";
+    char *argv[] = {"herald"};
+    (void)state;
+    setenv("HERALD_RETRY_MS", "fast", 1);
+    assert_int_equal(load(&cfg, err, sizeof(err), 1, argv), HB_EINVAL);
+    assert_non_null(strstr(err, "HERALD_RETRY_MS: invalid --retry-ms 'fast'"));
+    unsetenv("HERALD_RETRY_MS");
+    /* a secret is never echoed */
+    setenv("HERALD_PUBLISH_KEY", "top secret", 1);
+    assert_int_equal(load(&cfg, err, sizeof(err), 1, argv), HB_EINVAL);
+    assert_null(strstr(err, "top secret"));
+    assert_non_null(strstr(err, "--publish-key"));
+    unsetenv("HERALD_PUBLISH_KEY");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +326,9 @@ int main(void)
         cmocka_unit_test(test_redis_cluster_seeds),
         cmocka_unit_test(test_limits_at_bounds),
         cmocka_unit_test(test_help_lists_every_env),
+        cmocka_unit_test(test_config_file_precedence),
+        cmocka_unit_test(test_config_file_errors),
+        cmocka_unit_test(test_errors_name_the_env_var),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
