@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "edge.h"
 #include "hb_log.h"
@@ -65,6 +68,97 @@ static int check_port_free(const hb_cfg_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* The last OpenSSL error as text ("unknown" when there is none). */
+static const char *ossl_reason(char *buf, size_t cap)
+{
+    unsigned long e = ERR_peek_last_error();
+    if (!e)
+        return "not PEM data";
+    ERR_error_string_n(e, buf, cap);
+    ERR_clear_error();
+    return buf;
+}
+
+/* Never prompt for a passphrase: an encrypted key is refused with a clear message. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+/*
+ * Fails before listening when --tls-cert/--tls-key are unusable: one without the other, a file
+ * that cannot be read, no PEM certificate or key in it, an encrypted key, or a key that does
+ * not belong to the certificate. lws would otherwise only fail inside lws_create_context().
+ */
+static int check_tls(const hb_cfg_t *cfg, char *err, size_t errlen)
+{
+    const char *files[2] = {cfg->tls_cert, cfg->tls_key};
+    const char *flags[2] = {"--tls-cert", "--tls-key"};
+    char why[120];
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    FILE *f;
+    int rc = -1;
+
+    for (int i = 0; i < 2; i++) {
+        if (files[i][0] && access(files[i], R_OK) != 0) {
+            snprintf(err, errlen, "cannot read %s file '%.200s': %s", flags[i], files[i],
+                     strerror(errno));
+            return -1;
+        }
+    }
+    if (!cfg->tls_cert[0] && !cfg->tls_key[0])
+        return 0;
+    if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
+        snprintf(err, errlen, "%s is given without %s: TLS needs both",
+                 cfg->tls_cert[0] ? "--tls-cert" : "--tls-key",
+                 cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
+        return -1;
+    }
+    ERR_clear_error();
+    if (!(f = fopen(cfg->tls_cert, "r"))) {
+        snprintf(err, errlen, "cannot read --tls-cert file '%.200s': %s", cfg->tls_cert,
+                 strerror(errno));
+        return -1;
+    }
+    cert = PEM_read_X509(f, NULL, no_passphrase, NULL);
+    fclose(f);
+    if (!cert) {
+        snprintf(err, errlen, "--tls-cert file '%.200s' holds no PEM certificate: %.100s",
+                 cfg->tls_cert, ossl_reason(why, sizeof(why)));
+        goto out;
+    }
+    if (!(f = fopen(cfg->tls_key, "r"))) {
+        snprintf(err, errlen, "cannot read --tls-key file '%.200s': %s", cfg->tls_key,
+                 strerror(errno));
+        goto out;
+    }
+    key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+    fclose(f);
+    if (!key) {
+        snprintf(err, errlen,
+                 "--tls-key file '%.200s' holds no usable PEM private key (encrypted keys are "
+                 "not supported): %.100s",
+                 cfg->tls_key, ossl_reason(why, sizeof(why)));
+        goto out;
+    }
+    if (X509_check_private_key(cert, key) != 1) {
+        ERR_clear_error();
+        snprintf(err, errlen, "--tls-key '%.200s' does not match the certificate in --tls-cert",
+                 cfg->tls_key);
+        goto out;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+        hb_log_warn("main", "the --tls-cert certificate has expired: clients will refuse it",
+                    "{s:s}", "file", cfg->tls_cert);
+    rc = 0;
+out:
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -90,7 +184,7 @@ int main(int argc, char **argv)
         return 2;
     }
     hb_log_init((hb_log_level_t)edge.cfg.log_level, edge.cfg.node_id, 2);
-    if (check_port_free(&edge.cfg, err, sizeof(err))) {
+    if (check_tls(&edge.cfg, err, sizeof(err)) || check_port_free(&edge.cfg, err, sizeof(err))) {
         fprintf(stderr, "herald: %s\n", err);
         return 2;
     }
@@ -115,8 +209,14 @@ int main(int argc, char **argv)
     for (int i = 0; i < edge.nthreads; i++) {
         edge.svcs[i] = hb_svc_new(&edge, i);
         if (!edge.svcs[i]) {
-            fprintf(stderr, "herald: cannot listen on %s:%d\n", edge.cfg.listen_host,
-                    edge.cfg.listen_port);
+            if (edge.cfg.tls_cert[0])
+                fprintf(stderr,
+                        "herald: cannot listen with TLS on %s:%d (see the log line "
+                        "above)\n",
+                        edge.cfg.listen_host, edge.cfg.listen_port);
+            else
+                fprintf(stderr, "herald: cannot listen on %s:%d\n", edge.cfg.listen_host,
+                        edge.cfg.listen_port);
             return 2;
         }
     }
@@ -137,9 +237,10 @@ int main(int argc, char **argv)
         hb_log_warn("main", "no --jwt-secret: any client may subscribe to any topic", NULL);
     else if (edge.cfg.allow_anonymous)
         hb_log_warn("main", "--allow-anonymous: clients without a token may subscribe", NULL);
-    hb_log_info("main", "listening", "{s:s,s:i,s:i,s:s,s:b}", "host", edge.cfg.listen_host, "port",
-                edge.cfg.listen_port, "threads", edge.nthreads, "redis", edge.cfg.redis_url,
-                "ingest", edge.cfg.ingest);
+    hb_log_info("main", "listening", "{s:s,s:i,s:i,s:s,s:b,s:b,s:s}", "host", edge.cfg.listen_host,
+                "port", edge.cfg.listen_port, "threads", edge.nthreads, "redis", edge.cfg.redis_url,
+                "ingest", edge.cfg.ingest, "tls", edge.cfg.tls_cert[0] != 0, "config",
+                edge.cfg.config);
     hb_broker_run(edge.broker);
 
     /* Stop the service threads, then free the broker (its pending Redis callbacks still push

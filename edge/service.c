@@ -601,7 +601,7 @@ static void svc_accept(hb_svc_t *s)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        uint32_t bucket;
+        uint32_t bucket = 0;
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 hb_log_ratelimited("accept", 1000, HB_LOG_WARN, MOD, "accept failed", "{s:s}",
@@ -618,7 +618,10 @@ static void svc_accept(hb_svc_t *s)
             if (atomic_fetch_add(&ip_count[bucket], 1) >= (unsigned)cfg->max_connections_per_ip)
                 mark |= HB_IP_OVER;
         }
-        w = lws_adopt_socket_vhost(s->vhost, fd);
+        /* with --tls-cert the vhost has an SSL_CTX and lws runs the handshake first */
+        w = lws_adopt_descriptor_vhost(
+            s->vhost, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (s->tls ? LWS_ADOPT_ALLOW_SSL : 0),
+            (lws_sock_file_fd_type){.sockfd = fd}, NULL, NULL);
         if (!w) {
             if (mark & HB_BUCKET_MASK) /* lws refused it (fd limit) and closed it */
                 atomic_fetch_sub(&ip_count[bucket], 1);
@@ -888,6 +891,36 @@ static int listen_socket(hb_edge_t *edge)
     return fd;
 }
 
+/* Mozilla's "intermediate" TLS 1.2 suites (all forward secret, AEAD); TLS 1.3 keeps
+ * OpenSSL's defaults. */
+#define HB_TLS12_CIPHERS                                                                           \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"       \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+
+/*
+ * TLS on the edge's own vhost (--tls-cert/--tls-key, checked by main before listening):
+ * TLS 1.2 or newer, no compression, no renegotiation, HTTP/1.1 only through ALPN (SSE,
+ * long-poll and the WebSocket upgrade are served over HTTP/1.1). Each service thread's context
+ * loads the pair into its own SSL_CTX.
+ */
+static void svc_tls_options(hb_svc_t *s, struct lws_context_creation_info *info)
+{
+    s->tls = 1;
+    info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info->ssl_cert_filepath = s->edge->cfg.tls_cert;
+    info->ssl_private_key_filepath = s->edge->cfg.tls_key;
+    info->ssl_cipher_list = HB_TLS12_CIPHERS;
+    info->ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+                            SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                            SSL_OP_CIPHER_SERVER_PREFERENCE;
+    info->alpn = "http/1.1";
+    /* The edge makes no TLS connections. Without a client context of ours, lws would build
+     * one per context and load the system's CA store into it (and not free all of it). */
+    s->tls_client_ctx = SSL_CTX_new(TLS_client_method());
+    info->provided_client_ssl_ctx = s->tls_client_ctx;
+}
+
 hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
 {
     struct lws_context_creation_info info;
@@ -941,6 +974,8 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     }
     info.fd_limit_per_thread = (unsigned)(edge->cfg.max_connections + 128);
     info.vhost_name = "herald";
+    if (edge->cfg.tls_cert[0])
+        svc_tls_options(s, &info);
     /* lws' built-in loop polls every descriptor on each turn (poll(2)): at 10,000 connections
      * a turn costs milliseconds. Its libev event-lib plugin (libwebsockets-evlib-ev) uses epoll.
      * The loop is ours ("foreign"), one per thread: an lws-made libev loop would claim SIGINT,
@@ -1046,6 +1081,7 @@ void hb_svc_free(hb_svc_t *s)
         close(s->listen_fd);
     if (s->evloop)
         evf.destroy(s->evloop);
+    SSL_CTX_free(s->tls_client_ctx); /* lws never frees a provided one */
     while ((n = hb_queue_pop(s->inq, items, 256)) > 0)
         for (size_t i = 0; i < n; i++)
             hb_msg_unref(items[i]);

@@ -115,6 +115,8 @@ struct hb_svc {
     struct ev_loop *evloop; /* the thread's libev loop lws runs on; NULL: lws' poll(2) loop */
     struct lws_vhost *vhost;
     int listen_fd; /* our SO_REUSEPORT listener, adopted into ctx as a raw file */
+    int tls;       /* --tls-cert: accepted sockets start with a TLS handshake */
+    SSL_CTX *tls_client_ctx; /* unused by us; given to lws so it makes none (owned) */
     pthread_t thread;
     int started;
     atomic_int stop;

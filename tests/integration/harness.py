@@ -703,10 +703,12 @@ class SSEClient:
     stream incrementally by the WHATWG rules (lines end in LF, CRLF or CR; fields id, event,
     data, retry; ':' comments). Every body byte is kept in `raw` for exact-wire assertions."""
 
-    def __init__(self, port, path, headers=None, timeout=10.0):
+    def __init__(self, port, path, headers=None, timeout=10.0, ssl_context=None):
         self.port = port
         self.path = path
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SCALE)
+        if ssl_context is not None:  # https: the edge's own TLS (--tls-cert)
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname="localhost")
         req = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % port,
                "Accept: text/event-stream", "Cache-Control: no-cache"]
         for k, v in (headers or {}).items():

@@ -104,10 +104,11 @@ class WSClient:
     auto_pong: answer server pings while receiving (default True).
     Attributes after the handshake: status, headers (lowercase dict), protocol (chosen
     subprotocol or None), extensions (the Sec-WebSocket-Extensions value or None), deflate
-    (True when permessage-deflate was negotiated)."""
+    (True when permessage-deflate was negotiated).
+    ssl_context: an ssl.SSLContext for wss:// (the edge's own TLS), verified as "localhost"."""
 
     def __init__(self, port, path="/ws", protocols=("herald.v1",), headers=None, deflate=False,
-                 timeout=10.0, auto_pong=True, host="127.0.0.1"):
+                 timeout=10.0, auto_pong=True, host="127.0.0.1", ssl_context=None):
         self.port = port
         self.auto_pong = auto_pong
         self.closed = False
@@ -125,6 +126,8 @@ class WSClient:
         self._inflater = None
         self.sock = socket.create_connection((host, port), timeout=timeout * harness.SCALE)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname="localhost")
         self._handshake(path, protocols, headers, deflate, harness.deadline(timeout))
 
     # -- handshake --
