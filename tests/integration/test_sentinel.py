@@ -186,6 +186,7 @@ class Reader:
         self.topic = topic
         self.client = SSEClient(edge.port, "/events/" + topic, headers)
         self.events = []
+        self.arrived = []  # monotonic arrival time of each event
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -201,6 +202,7 @@ class Reader:
                 continue
             with self.lock:
                 self.events.append(e)
+                self.arrived.append(time.monotonic())
 
     def data_events(self):
         with self.lock:
@@ -405,6 +407,10 @@ class SentinelFailover(HeraldTestCase):
         lost_http = [p for p, sid in acked.items() if sid not in set(stored_ids[HTTP_TOPIC])]
 
         signalled = {}
+        lost_to = {}  # the end of the lost range each edge recorded
+        for t in (HTTP_TOPIC, RAW_TOPIC):
+            h = rc.cmd("HGETALL", "%s{%s}:lost" % (harness.PREFIX, t))
+            lost_to[t] = harness.id_key(dict(zip(h[::2], h[1::2]))[b"to"].decode())
         for (node, t), rd in sorted(readers.items()):
             evs = list(rd.events)
             data = [e for e in evs if e.type != "herald.gap"]
@@ -499,8 +505,14 @@ class SentinelFailover(HeraldTestCase):
                 len([p for p in raw_partial if p in set(raw_stored)]),
                 len([1 for _, _, n in raw_log if not n])))
         for (node, t), rd in sorted(readers.items()):
-            harness.log("subscriber %s/%s: %d delivered, %d gap notices" % (
-                node, t, len(rd.data_events()), signalled[(node, t)]))
+            # the first event stored on the new master (after the lost ones) to reach it
+            resumed = next((at for at, e in zip(rd.arrived, rd.events)
+                            if at > t_kill and e.type != "herald.gap" and
+                            e.data in set(stored_data[t]) and
+                            harness.id_key(split_cursor(e.id)[0]) > lost_to[t]), None)
+            harness.log("subscriber %s/%s: %d delivered, %d gap notices, events again %.2fs "
+                        "after the kill" % (node, t, len(rd.data_events()), signalled[(node, t)],
+                                            (resumed - t_kill) if resumed else -1))
         self.assertGreater(len(lost_http), 0, "the scenario should lose acknowledged events")
         self.assertTrue(all(n >= 1 for n in signalled.values()),
                         "every subscriber should be told of the lost events: %r" % signalled)
