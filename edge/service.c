@@ -23,6 +23,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/tcp.h> /* struct tcp_info with the byte counters */
+
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
@@ -312,8 +314,7 @@ void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
     if (c->closing)
         return;
     c->closing = 1;
-    c->close_why = why;
-    hb_log_debug(MOD, "closing client", "{s:s,s:I}", "why", why, "client", (long long)c->id);
+    c->close_why = why; /* logged when the connection ends (conn_log_close) */
     queue_release(c);
     if (c->kind == K_WS && ws_code) {
         c->close_code = ws_code;
@@ -359,8 +360,10 @@ static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
     }
     /* only multi-topic SSE and long-poll write the cursor apart: no second ref for others */
     if (hb_client_push(c, b, ctl || (c->kind != K_MSSE && c->kind != K_POLL) ? NULL : ev->cur,
-                       u->idx, ctl) == 0)
+                       u->idx, ctl) == 0) {
         hb_svc_count(&c->svc->deliveries, 1);
+        c->delivered++;
+    }
 }
 
 static void sub_pend(hb_sub_t *u, hb_msg_t *m)
@@ -685,10 +688,64 @@ size_t hb_svc_total_clients(hb_svc_t *s)
     return total;
 }
 
+/* ---- connection log: one debug line when a client opens, one when it ends ---- */
+
+static const char *kind_name(kind_t k)
+{
+    switch (k) {
+    case K_SSE:
+        return "sse";
+    case K_MSSE:
+        return "sse-multi";
+    case K_WS:
+        return "ws";
+    case K_POLL:
+        return "poll";
+    default:
+        return "http";
+    }
+}
+
+static void conn_log_open(hb_client_t *c, kind_t kind)
+{
+    char peer[64] = "";
+    c->opened = lws_now_usecs();
+    if (!hb_log_enabled(HB_LOG_DEBUG))
+        return;
+    lws_get_peer_simple(c->wsi, peer, sizeof(peer));
+    hb_log_debug(MOD, "connection open", "{s:s,s:s,s:i,s:I,s:b}", "transport", kind_name(kind),
+                 "peer", peer, "thread", c->svc->idx, "conn", (json_int_t)c->id, "tls",
+                 c->svc->tls);
+}
+
+/* Bytes on the wire come from the kernel (TCP_INFO: acknowledged by the peer, received), so the
+ * write path counts nothing per client; they include HTTP framing and TLS records. */
+static void conn_log_close(hb_client_t *c)
+{
+    char peer[64] = "";
+    struct tcp_info ti;
+    socklen_t tl = sizeof(ti);
+    int fd = lws_get_socket_fd(c->wsi);
+    if (!hb_log_enabled(HB_LOG_DEBUG))
+        return;
+    memset(&ti, 0, sizeof(ti));
+    if (fd >= 0)
+        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+    lws_get_peer_simple(c->wsi, peer, sizeof(peer));
+    hb_log_debug(MOD, "connection closed", "{s:s,s:s,s:i,s:I,s:b,s:s,s:I,s:I,s:I,s:I}", "transport",
+                 kind_name((kind_t)c->counted), "peer", peer, "thread", c->svc->idx, "conn",
+                 (json_int_t)c->id, "tls", c->svc->tls, "reason",
+                 c->close_why ? c->close_why : "connection closed", "duration_ms",
+                 (json_int_t)((lws_now_usecs() - c->opened) / 1000), "events",
+                 (json_int_t)c->delivered, "bytes_out", (json_int_t)ti.tcpi_bytes_acked, "bytes_in",
+                 (json_int_t)ti.tcpi_bytes_received);
+}
+
 void hb_client_count(hb_client_t *c, kind_t kind)
 {
     hb_stats_t *st = &c->svc->edge->stats;
     c->counted = (uint8_t)kind;
+    conn_log_open(c, kind);
     atomic_fetch_add(&c->svc->nclients, 1);
     atomic_fetch_add_explicit(&st->connections, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(kind == K_WS     ? &st->conn_ws
@@ -716,6 +773,7 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
     hb_jwt_free(c->jwt);
     c->jwt = NULL;
     if (c->counted) {
+        conn_log_close(c);
         atomic_fetch_sub(&s->nclients, 1);
         atomic_fetch_sub_explicit(&st->connections, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(c->counted == K_WS     ? &st->conn_ws
@@ -752,8 +810,11 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP:
         if (!c)
             return -1;
-        if (c->kind != K_NONE && !c->cleaned)
+        if (c->kind != K_NONE && !c->cleaned) {
+            if (!c->close_why)
+                c->close_why = "next request on the connection";
             client_cleanup(s, c);
+        }
         memset(c, 0, sizeof(*c));
         c->svc = s;
         c->wsi = wsi;
@@ -820,6 +881,10 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->ws_ext = lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) > 0;
         hb_ws_established(s, c, wsi);
         return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c && !c->close_why)
+            c->close_why = "peer sent close";
+        return 0;
     case LWS_CALLBACK_RECEIVE:
         return c ? hb_ws_receive(s, c, wsi, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -845,7 +910,6 @@ static const struct lws_extension extensions[] = {
 };
 
 /* ---- lifecycle ---- */
-
 
 static void lws_log_emit(int level, const char *line)
 {

@@ -100,7 +100,9 @@ struct hb_client {
      * are ended at auth_exp (+ leeway) */
     hb_jwt_t *jwt;
     long long auth_exp;
-    const char *close_why; /* WS close reason (a string literal) */
+    const char *close_why; /* why it was closed (a string literal): WS close reason, log */
+    lws_usec_t opened;     /* when it became an SSE/WS/long-poll client (connection log) */
+    uint64_t delivered;    /* events queued to it (connection log) */
     uint8_t cors;          /* 0 no CORS headers, 1 "*", k + 1 the k-th --allowed-origins entry */
     /* K_POLL */
     char poll_next[HB_CURSOR_MAX];
