@@ -150,7 +150,7 @@ static struct {
     struct sockaddr_in target, pub_target, redis;
     int have_pub_target, have_redis;
     int mode, server, pub;
-    long conns, topics, src_addrs, pub_conns, pub_pipeline, size, connect_par, steps;
+    long conns, topics, src_addrs, pub_conns, pub_pipeline, size, connect_par, steps, window;
     double rate, warmup, duration, drain, connect_timeout, settle, ramp, step_duration;
     double hold;
     const char *sub_path, *pub_path, *pub_key, *topic_prefix, *label, *json_path, *ready_file;
@@ -314,7 +314,9 @@ static long next_to_connect, connecting, n_ready, n_failed, n_closed_after_ready
 static long n_upgrade_fail;
 static char rbuf[LG_RBUF + LG_CARRY_MAX];
 static stats_t st;
-static uint64_t *topic_seq; /* per topic: last seq published */
+static uint64_t *topic_seq;  /* per topic: last seq published */
+static uint64_t *topic_subs; /* per topic: subscribers ready */
+static uint64_t owed;        /* deliveries the published events owe the subscribers */
 static uint64_t published, pub_replies, pub_errors, pub_sent_bytes, pub_reconnects;
 static uint64_t pub_index;       /* global event counter (round robin over topics) */
 static uint64_t measure_from_us; /* events published at or after this count in the histogram */
@@ -347,6 +349,7 @@ static void on_payload(conn_t *c, const char *p, size_t n)
             memmem(p, n, "\"subscribed\"", 12)) {
             c->ready = 1;
             n_ready++;
+            topic_subs[c->topic]++;
         }
         return;
     }
@@ -604,6 +607,7 @@ static int handle_headers(conn_t *c, char *buf, size_t len, size_t *body_off)
     } else {
         c->ready = 1;
         n_ready++;
+        topic_subs[c->topic]++;
     }
     return 1;
 }
@@ -726,6 +730,7 @@ static void conn_close(conn_t *c, int counted)
     } else if (c->ready) {
         n_closed_after_ready++;
         n_ready--;
+        topic_subs[c->topic]--;
     } else if (counted) {
         n_failed++;
     }
@@ -814,6 +819,7 @@ static void pub_one_redis(pubconn_t *p)
     evbuffer_add(out, payload, pl);
     evbuffer_add(out, "\r\n", 2);
     published++;
+    owed += topic_subs[t];
     pub_sent_bytes += pl;
 }
 
@@ -835,6 +841,7 @@ static void pub_one_http(pubconn_t *p)
     evbuffer_add(out, payload, pl);
     p->inflight++;
     published++;
+    owed += topic_subs[t];
     pub_sent_bytes += pl;
 }
 
@@ -848,7 +855,12 @@ static void pub_tick(evutil_socket_t fd, short what, void *arg)
     double el = (double)(now_us() - rate_t0_us) / 1e6;
     uint64_t due = rate_sent0 + (uint64_t)(el * cur_rate);
     int budget = 5000;
+    /* --window: never more than W undelivered events per subscriber, so that an overloaded
+     * server is measured at its capacity rather than drowned in a growing backlog. */
+    uint64_t cap = cfg.window > 0 ? (uint64_t)cfg.window * (uint64_t)n_ready : UINT64_MAX / 2;
     while (published < due && budget-- > 0) {
+        if (owed > st.deliveries + cap)
+            break;
         if (cfg.pub == PUB_REDIS) {
             pub_one_redis(&pubs[0]);
         } else {
@@ -1136,6 +1148,9 @@ static void usage(FILE *f)
         "  --rate R                events per second over all topics (default 100; 0: no\n"
         "                          publishing, idle connections)\n"
         "  --size B                payload bytes (default 200)\n"
+        "  --window W              publish only while fewer than W events per subscriber are\n"
+        "                          undelivered (default 0: no limit); with --ramp the rate\n"
+        "                          then levels off at what the server delivers\n"
         "phases\n"
         "  --settle S              seconds after every subscriber is ready (default 1)\n"
         "  --warmup S              seconds of publishing not measured (default 1)\n"
@@ -1187,39 +1202,24 @@ static void raise_nofile(long need)
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option opts[] = {{"target", 1, 0, 't'},
-                                         {"server", 1, 0, 'S'},
-                                         {"mode", 1, 0, 'm'},
-                                         {"conns", 1, 0, 'c'},
-                                         {"topics", 1, 0, 'T'},
-                                         {"topic-prefix", 1, 0, 'P'},
-                                         {"sub-path", 1, 0, 'p'},
-                                         {"src-addrs", 1, 0, 'a'},
-                                         {"connect-par", 1, 0, 'C'},
-                                         {"connect-timeout", 1, 0, 'O'},
-                                         {"pub", 1, 0, 'u'},
-                                         {"pub-target", 1, 0, 'U'},
-                                         {"pub-path", 1, 0, 'q'},
-                                         {"pub-key", 1, 0, 'k'},
-                                         {"pub-conns", 1, 0, 'n'},
-                                         {"pub-pipeline", 1, 0, 'I'},
-                                         {"rate", 1, 0, 'r'},
-                                         {"size", 1, 0, 'z'},
-                                         {"settle", 1, 0, 's'},
-                                         {"warmup", 1, 0, 'w'},
-                                         {"duration", 1, 0, 'd'},
-                                         {"ramp", 1, 0, 'R'},
-                                         {"steps", 1, 0, 'N'},
-                                         {"step-duration", 1, 0, 'D'},
-                                         {"drain", 1, 0, 'e'},
-                                         {"watch", 1, 0, 'W'},
-                                         {"redis", 1, 0, 'x'},
-                                         {"label", 1, 0, 'l'},
-                                         {"json", 1, 0, 'j'},
-                                         {"ready-file", 1, 0, 'F'},
-                                         {"quiet", 0, 0, 'Q'},
-                                         {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"target", 1, 0, 't'},        {"server", 1, 0, 'S'},
+        {"mode", 1, 0, 'm'},          {"conns", 1, 0, 'c'},
+        {"topics", 1, 0, 'T'},        {"topic-prefix", 1, 0, 'P'},
+        {"sub-path", 1, 0, 'p'},      {"src-addrs", 1, 0, 'a'},
+        {"connect-par", 1, 0, 'C'},   {"connect-timeout", 1, 0, 'O'},
+        {"pub", 1, 0, 'u'},           {"pub-target", 1, 0, 'U'},
+        {"pub-path", 1, 0, 'q'},      {"pub-key", 1, 0, 'k'},
+        {"pub-conns", 1, 0, 'n'},     {"pub-pipeline", 1, 0, 'I'},
+        {"window", 1, 0, 'X'},        {"rate", 1, 0, 'r'},
+        {"size", 1, 0, 'z'},          {"settle", 1, 0, 's'},
+        {"warmup", 1, 0, 'w'},        {"duration", 1, 0, 'd'},
+        {"ramp", 1, 0, 'R'},          {"steps", 1, 0, 'N'},
+        {"step-duration", 1, 0, 'D'}, {"drain", 1, 0, 'e'},
+        {"watch", 1, 0, 'W'},         {"redis", 1, 0, 'x'},
+        {"label", 1, 0, 'l'},         {"json", 1, 0, 'j'},
+        {"ready-file", 1, 0, 'F'},    {"quiet", 0, 0, 'Q'},
+        {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
     int o, have_target = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -1291,6 +1291,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'I':
             cfg.pub_pipeline = atol(optarg);
+            break;
+        case 'X':
+            cfg.window = atol(optarg);
             break;
         case 'r':
             cfg.rate = atof(optarg);
@@ -1448,7 +1451,8 @@ int main(int argc, char **argv)
     event_add(sigev2, NULL);
     conns = calloc((size_t)(cfg.conns ? cfg.conns : 1), sizeof(*conns));
     topic_seq = calloc((size_t)cfg.topics, sizeof(*topic_seq));
-    if (!conns || !topic_seq)
+    topic_subs = calloc((size_t)cfg.topics, sizeof(*topic_subs));
+    if (!conns || !topic_seq || !topic_subs)
         die("out of memory");
     for (long i = 0; i < cfg.conns; i++)
         conns[i].fd = -1;
@@ -1608,12 +1612,12 @@ int main(int argc, char **argv)
     json_str(f, cfg.label);
     fprintf(f,
             ",\"server\":\"%s\",\"mode\":\"%s\",\"pub\":\"%s\",\"conns\":%ld,\"topics\":%ld,"
-            "\"size\":%ld,\"rate\":%.1f,\"src_addrs\":%ld,",
+            "\"size\":%ld,\"rate\":%.1f,\"src_addrs\":%ld,\"window\":%ld,",
             cfg.server == SRV_HERALD ? "herald" : "nchan", cfg.mode == MODE_WS ? "ws" : "sse",
             cfg.pub == PUB_REDIS  ? "redis"
             : cfg.pub == PUB_HTTP ? "http"
                                   : "none",
-            cfg.conns, cfg.topics, cfg.size, cfg.rate, cfg.src_addrs);
+            cfg.conns, cfg.topics, cfg.size, cfg.rate, cfg.src_addrs, cfg.window);
     fprintf(f,
             "\"ready\":%ld,\"failed\":%ld,\"closed_by_server\":%ld,\"connect_s\":%.3f,"
             "\"connect_self_cpu_s\":%.3f,\"pubsub_channels\":%ld,\"pubsub_patterns\":%ld,",
