@@ -320,10 +320,13 @@ def run_one(a, sc, server, tmp, nofile):
     sproc = None
     try:
         if server.startswith("herald"):
-            threads = int(server[-1])
+            threads = int(re.match(r"herald-t(\d+)", server).group(1))
             sproc, port, spid = start_herald(a.herald, tmp, rport, threads)
             names = ["--server", "herald"]
             pub = ["--pub", "redis", "--pub-target", "127.0.0.1:%d" % rport]
+            if server.endswith("-http"):
+                # POST /publish/<topic>, one request in flight per connection.
+                pub = ["--pub", "http", "--pub-key", "benchkey", "--pub-conns", "16"]
             watch = ["--watch", "edge=%d" % spid]
         else:
             sproc, port, spid = start_nchan(tmp, rport, nofile)
@@ -381,7 +384,7 @@ def run_one(a, sc, server, tmp, nofile):
         d["server_name"] = server
         d["scenario"] = sc["name"]
         d["kind"] = sc["kind"]
-        d["publish_via"] = ("raw PUBLISH" if server.startswith("herald") else "HTTP POST") \
+        d["publish_via"] = ("raw PUBLISH" if "--pub-target" in pub else "HTTP POST") \
             if sc["kind"] != "idle" else "-"
         log("%s %s: %s" % (sc["name"], server, summary(d)))
         return d
@@ -702,7 +705,8 @@ def machine():
         "redis": out(["redis-server", "--version"]),
         "nginx": out(["nginx", "-v"]),
         "nchan": pkg("libnginx-mod-nchan"),
-        "libwebsockets": pkg("libwebsockets17") if pkg("libwebsockets17") != "?" else "?",
+        "libwebsockets": pkg("libwebsockets17"),
+        "libev": pkg("libev4"),
         "libevent": pkg("libevent-2.1-7"),
         "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -737,7 +741,9 @@ def main():
     ap.add_argument("--perf", action="store_true",
                     help="perf record -g the edge during the SSE saturation ramp")
     ap.add_argument("--only", default="", help="comma-separated scenario names (and 'ingest')")
-    ap.add_argument("--servers", default="herald-t1,herald-t2,nchan")
+    ap.add_argument("--servers", default="herald-t1,herald-t2,nchan,herald-t1-http",
+                    help="herald-tN (raw PUBLISH), herald-tN-http (HTTP publish; first SSE "
+                    "scenario only), nchan")
     ap.add_argument("--readme", action="store_true", help="rewrite the README results section")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -754,6 +760,9 @@ def main():
         if only and sc["name"] not in only:
             continue
         for srv in servers:
+            # Herald published over HTTP, like nchan: the first SSE scenario only.
+            if srv.endswith("-http") and sc["name"] != scenario_list(a.quick)[0]["name"]:
+                continue
             try:
                 d = run_one(a, sc, srv, tmp, nofile)
             except Exception as e:  # one failed run must not lose the others
@@ -781,9 +790,9 @@ def main():
                     mach["loadavg"], mach["loadavg_end"]))
     text.append("")
     text.append("Versions: herald `%s` (release build), %s, %s, nchan %s (Debian "
-                "`libnginx-mod-nchan`), libevent %s." % (
+                "`libnginx-mod-nchan`), libwebsockets %s, libev %s, libevent %s (generator)." % (
                     mach["herald"], mach["redis"], mach["nginx"], mach["nchan"],
-                    mach["libevent"]))
+                    mach["libwebsockets"], mach["libev"], mach["libevent"]))
     text.append("")
     text.append("### Targets\n")
     text.append(targets(results, ingest, a.quick))

@@ -4,12 +4,13 @@
 #
 #   tests/bench/run.sh [--quick] [--perf] [--only NAMES] [--servers LIST] [--no-readme]
 #
-#   --quick        small N and short steps: a smoke run of about two minutes
+#   --quick        small N and short steps: a smoke run of about three minutes
 #   --perf         perf record -g the edge (--threads 1) during the SSE saturation ramp;
 #                  the report summary is written next to the JSON (perf-edge.txt)
 #   --only NAMES   comma-separated scenario names (sse-2k,sse-10k,ws-2k,ws-10k,idle-10k,
 #                  topics-2000,ingest; quick mode: sse-200,sse-1k,...)
-#   --servers LIST herald-t1,herald-t2,nchan (default: all three)
+#   --servers LIST herald-t1,herald-t2,nchan,herald-t1-http (default: all four; -http: Herald
+#                  published by HTTP POST like nchan, first SSE scenario only)
 #   --no-readme    leave tests/bench/README.md alone (default: rewrite its results section)
 #
 # Installs what it needs (deploy/deps.sh bench: nginx-light, libnginx-mod-nchan, redis-tools,
