@@ -524,7 +524,12 @@ static void on_rcmd_reply(redisAsyncContext *ac, void *reply, void *priv)
                     hb_slot_map_assign(cl->map, slot, slot, host, strlen(host), port);
                 cl->want_refresh = 1;
             }
-            rcmd_send(cl, rc);
+            /* An earlier command of the slot is held (it got TRYAGAIN while the slot's keys
+             * were moving): this one must not overtake it on the new node. */
+            if (!rc->held && cl->slot_held[rc->slot])
+                retry_later(cl, rc);
+            else
+                rcmd_send(cl, rc);
             return;
         }
         if (is_retryable(r->str)) {
