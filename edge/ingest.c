@@ -24,7 +24,6 @@
  */
 #include "broker.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
