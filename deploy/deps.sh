@@ -16,7 +16,7 @@
 herald_deps_main() {
     local pkgs=(build-essential cmake pkg-config libhiredis-dev libevent-dev libwebsockets-dev
                 libjansson-dev libcmocka-dev libssl-dev libwebsockets-evlib-ev redis-server redis-tools
-                python3 curl)
+                python3 curl openssl)
     local group
     for group in "$@"; do
         case "$group" in
