@@ -597,6 +597,16 @@ static uint32_t ip_hash(const struct sockaddr_storage *ss)
     return h % IP_BUCKETS;
 }
 
+/* A TLS connection ended before any HTTP request: counted with the incomplete requests. */
+static void tls_no_request(hb_svc_t *s)
+{
+    atomic_fetch_add_explicit(&s->edge->stats.rejected_incomplete, 1, memory_order_relaxed);
+    hb_log_ratelimited("tls-no-request", 10000, HB_LOG_INFO, MOD,
+                       "TLS connection closed before a request (failed handshake, plain HTTP on "
+                       "the TLS port, or idle)",
+                       NULL);
+}
+
 static void svc_accept(hb_svc_t *s)
 {
     const hb_cfg_t *cfg = &s->edge->cfg;
@@ -628,6 +638,8 @@ static void svc_accept(hb_svc_t *s)
         if (!w) {
             if (mark & HB_BUCKET_MASK) /* lws refused it (fd limit) and closed it */
                 atomic_fetch_sub(&ip_count[bucket], 1);
+            if (s->tls) /* or its first bytes were already there and were not TLS */
+                tls_no_request(s);
             continue;
         }
         hb_dict_set(s->conns, &w, sizeof(w), (void *)mark);
@@ -666,6 +678,10 @@ static void on_wsi_destroy(hb_svc_t *s, struct lws *wsi)
     uintptr_t b = (uintptr_t)hb_dict_del(s->conns, &wsi, sizeof(wsi));
     if (b & HB_BUCKET_MASK)
         atomic_fetch_sub(&ip_count[(b & HB_BUCKET_MASK) - 1], 1);
+    /* With TLS, a connection that never got to HTTP (failed handshake, plain HTTP on the TLS
+     * port) gets no CLOSED_HTTP: count it here like a plain one that sent no whole request. */
+    if (s->tls && (b & HB_CONN_SEEN) && !(b & HB_CONN_SERVED))
+        tls_no_request(s);
 }
 
 /* ---- lws glue ---- */

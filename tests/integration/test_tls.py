@@ -6,6 +6,7 @@ with exit 2 and a message naming the flag, before it listens."""
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -156,6 +157,12 @@ class TLS(HeraldTestCase):
             self.assertIn("ALERT_PROTOCOL_VERSION", str(cm.exception))
         self.assertTrue(h.alive())
 
+    def incomplete(self, h):
+        _, _, body = https(h.port, self.ctx, "/metrics")
+        m = re.search(rb'herald_rejected_total\{reason="incomplete_request"\} (\d+)', body)
+        self.assertIsNotNone(m, body[:3000])
+        return int(m.group(1))
+
     def test_plain_http_on_the_tls_port_is_refused(self):
         srv = self.redis()
         r = self.client(srv)
@@ -171,6 +178,8 @@ class TLS(HeraldTestCase):
             self.assertFalse(got.startswith(b"HTTP/"), "plain HTTP answered on the TLS port: %r"
                              % got[:200])
         self.assertTrue(h.alive(), h.log())
+        # the operator sees them: counted like plain connections that sent no whole request
+        harness.wait_until(lambda: self.incomplete(h) >= 4, what="incomplete_request >= 4")
         sid = self.publish(h, "mixed", "still here")
         e = sse.next_event()
         self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "still here"))
