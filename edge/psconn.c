@@ -21,6 +21,7 @@ struct hb_psconn {
     void *arg;
     int up;
     int dead;
+    int starting; /* inside hb_ps_connect(): a failure is returned, not called back */
 };
 
 static void ps_close(hb_psconn_t *c)
@@ -29,6 +30,8 @@ static void ps_close(hb_psconn_t *c)
     c->up = 0;
     c->dead = 1;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->starting)
+        return;
     c->on_reply(c, NULL, c->arg);
 }
 
@@ -92,8 +95,10 @@ hb_psconn_t *hb_ps_connect(struct event_base *base, const char *host, int port, 
     bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, host, port) != 0)
+    c->starting = 1;
+    if (bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, host, port) != 0 || c->dead)
         goto fail;
+    c->starting = 0;
     return c;
 fail:
     if (c->bev)
