@@ -759,6 +759,8 @@ int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size
             rc = set_opt(cfg, o, file[i].val, msg, sizeof(msg));
             if (rc)
                 snprintf(err, errlen, "%.200s:%u: %s", cfg->config, file[i].line, msg);
+            else if (o->type == T_SECRET && file[i].val[0])
+                cfg->config_secret = 1;
         } else {
             rc = set_opt(cfg, o, o->def, err, errlen);
         }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -175,6 +176,7 @@ int main(int argc, char **argv)
     sigset_t block, old;
     int rc;
     struct timespec ts;
+    struct stat st;
 
     rc = hb_cfg_load(&edge.cfg, argc, argv, stdout, err, sizeof(err));
     if (rc == 1)
@@ -237,6 +239,11 @@ int main(int argc, char **argv)
         hb_log_warn("main", "no --jwt-secret: any client may subscribe to any topic", NULL);
     else if (edge.cfg.allow_anonymous)
         hb_log_warn("main", "--allow-anonymous: clients without a token may subscribe", NULL);
+    if (edge.cfg.config_secret && stat(edge.cfg.config, &st) == 0 && (st.st_mode & S_IROTH))
+        hb_log_warn("main",
+                    "the --config file holds a secret and every user may read it "
+                    "(chmod 600)",
+                    "{s:s}", "file", edge.cfg.config);
     hb_log_info("main", "listening", "{s:s,s:i,s:i,s:s,s:b,s:b,s:s}", "host", edge.cfg.listen_host,
                 "port", edge.cfg.listen_port, "threads", edge.nthreads, "redis", edge.cfg.redis_url,
                 "ingest", edge.cfg.ingest, "tls", edge.cfg.tls_cert[0] != 0, "config",

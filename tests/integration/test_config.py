@@ -129,6 +129,23 @@ class Config(HeraldTestCase):
         self.assertEqual(c2.wait_retry(), 4321)
         self.assertIn('"config":"%s"' % path, h2.log())
 
+    def test_secret_in_a_world_readable_file_is_warned_about(self):
+        srv = self.redis()
+        warning = "holds a secret and every user may read it"
+        path = self.conf("publish-key = file-key\n", "open.conf")
+        os.chmod(path, 0o644)
+        h = self.edge(srv, "open", args=["--config", path])
+        self.assertIn(warning, h.log())
+        shut = self.conf("publish-key = file-key\n", "shut.conf")
+        os.chmod(shut, 0o600)
+        h2 = self.edge(srv, "shut", args=["--config", shut])
+        # the secret from the file is in use, and nothing is said about the file
+        status, _, body = harness.http_get(h2.port, "/publish/cfg", method="POST", body=b"x",
+                                           headers={"Authorization": "Bearer file-key"})
+        self.assertEqual(status, 200, body)
+        self.assertNotIn(warning, h2.log())
+        self.assertNotIn("file-key", h.log() + h2.log())
+
     def test_file_errors_name_file_and_line(self):
         cases = [
             ("history-max = 10\nhistory-maxx = 5\n", ":2: unknown setting 'history-maxx'"),
