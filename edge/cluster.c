@@ -87,14 +87,18 @@ struct hb_cluster {
     int refresh_inflight, want_refresh;
     double last_refresh;
     int resub;
-    rcmd_t *retry_head, *retry_tail;
-    size_t nretry;
+    /* Held commands: per slot, a FIFO of those waiting (qhead/qtail) and at most one in flight
+     * (slot_sending); slot_held counts both. A new command of a slot with held ones queues
+     * behind them, so a slot's commands reach Redis in order across a retry. Slots with
+     * waiting commands are listed in `ready` (once each) for on_retry(). */
+    size_t nretry; /* waiting, all slots */
     struct event *retry_ev;
-    /* Per slot: commands held (in the retry list, or sent from it and not answered yet). A new
-     * command of a slot with held ones queues behind them, and a slot has at most one held
-     * command in flight, so a slot's commands reach Redis in order across a retry. */
+    rcmd_t *qhead[HB_SLOT_COUNT], *qtail[HB_SLOT_COUNT];
     uint32_t slot_held[HB_SLOT_COUNT];
     uint8_t slot_sending[HB_SLOT_COUNT];
+    uint8_t in_ready[HB_SLOT_COUNT];
+    uint16_t ready[HB_SLOT_COUNT];
+    size_t nready;
     redisAsyncContext fail_ac; /* handed to callbacks when no node answered: only ->data is set */
     size_t ing_next;
     int stopping;
@@ -409,8 +413,13 @@ static void rcmd_finish(rcmd_t *rc, redisAsyncContext *ac, redisReply *r)
     if (rc->held) {
         cl->slot_held[rc->slot]--;
         cl->slot_sending[rc->slot] = 0;
-        if (cl->nretry && !cl->stopping) /* the slot's next command may go now */
+        if (cl->qhead[rc->slot] && !cl->stopping) { /* the slot's next command may go now */
+            if (!cl->in_ready[rc->slot]) {
+                cl->in_ready[rc->slot] = 1;
+                cl->ready[cl->nready++] = (uint16_t)rc->slot;
+            }
             event_active(cl->retry_ev, EV_TIMEOUT, 0);
+        }
     }
     rc->fn(ac ? ac : &cl->fail_ac, r, rc->priv);
     redisFreeCommand(rc->cmd);
@@ -430,19 +439,23 @@ static void retry_later(hb_cluster_t *cl, rcmd_t *rc)
     if (rc->held) {
         /* It was its slot's first held command (the one in flight): it stays first. */
         cl->slot_sending[rc->slot] = 0;
-        rc->next = cl->retry_head;
-        cl->retry_head = rc;
-        if (!cl->retry_tail)
-            cl->retry_tail = rc;
+        rc->next = cl->qhead[rc->slot];
+        cl->qhead[rc->slot] = rc;
+        if (!cl->qtail[rc->slot])
+            cl->qtail[rc->slot] = rc;
     } else {
         rc->held = 1;
         cl->slot_held[rc->slot]++;
         rc->next = NULL;
-        if (cl->retry_tail)
-            cl->retry_tail->next = rc;
+        if (cl->qtail[rc->slot])
+            cl->qtail[rc->slot]->next = rc;
         else
-            cl->retry_head = rc;
-        cl->retry_tail = rc;
+            cl->qhead[rc->slot] = rc;
+        cl->qtail[rc->slot] = rc;
+    }
+    if (!cl->in_ready[rc->slot]) {
+        cl->in_ready[rc->slot] = 1;
+        cl->ready[cl->nready++] = (uint16_t)rc->slot;
     }
     cl->nretry++;
     if (!evtimer_pending(cl->retry_ev, NULL))
@@ -452,39 +465,38 @@ static void retry_later(hb_cluster_t *cl, rcmd_t *rc)
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     hb_cluster_t *cl = arg;
-    rcmd_t *list = cl->retry_head, *keep = NULL, *last = NULL;
-    size_t kept = 0;
+    uint16_t slots[HB_SLOT_COUNT];
+    size_t n = cl->nready;
     (void)fd;
     (void)what;
-    cl->retry_head = cl->retry_tail = NULL;
-    cl->nretry = 0;
     if (cl->want_refresh)
         refresh(cl);
-    /* Send the first held command of each slot that has none in flight; keep the rest. */
-    while (list) {
-        rcmd_t *rc = list;
-        list = rc->next;
-        rc->next = NULL;
-        if (cl->slot_sending[rc->slot]) {
-            if (last)
-                last->next = rc;
-            else
-                keep = rc;
-            last = rc;
-            kept++;
+    /* Send the first waiting command of each listed slot that has none in flight. A slot
+     * with one in flight is listed again when that one finishes (rcmd_finish). */
+    memcpy(slots, cl->ready, n * sizeof(*slots));
+    cl->nready = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned slot = slots[i];
+        rcmd_t *rc = cl->qhead[slot];
+        cl->in_ready[slot] = 0;
+        if (!rc)
+            continue;
+        if (cl->slot_sending[slot]) {
+            cl->in_ready[slot] = 1; /* still waiting behind its slot's one in flight */
+            cl->ready[cl->nready++] = (uint16_t)slot;
             continue;
         }
-        cl->slot_sending[rc->slot] = 1;
-        rcmd_send(cl, rc);
-    }
-    if (keep) {
-        /* Behind whatever rcmd_send() put back (those are older). */
-        if (cl->retry_tail)
-            cl->retry_tail->next = keep;
-        else
-            cl->retry_head = keep;
-        cl->retry_tail = last;
-        cl->nretry += kept;
+        cl->qhead[slot] = rc->next;
+        if (!cl->qhead[slot])
+            cl->qtail[slot] = NULL;
+        rc->next = NULL;
+        cl->nretry--;
+        cl->slot_sending[slot] = 1;
+        rcmd_send(cl, rc); /* may put it back first (retry_later) */
+        if (cl->qhead[slot] && !cl->in_ready[slot] && !cl->slot_sending[slot]) {
+            cl->in_ready[slot] = 1;
+            cl->ready[cl->nready++] = (uint16_t)slot;
+        }
     }
 }
 
@@ -918,10 +930,12 @@ void hb_cluster_free(hb_cluster_t *cl)
     if (!cl)
         return;
     cl->stopping = 1;
-    while (cl->retry_head) {
-        rcmd_t *rc = cl->retry_head;
-        cl->retry_head = rc->next;
-        rcmd_finish(rc, NULL, NULL);
+    for (unsigned s = 0; s < HB_SLOT_COUNT; s++) {
+        while (cl->qhead[s]) {
+            rcmd_t *rc = cl->qhead[s];
+            cl->qhead[s] = rc->next;
+            rcmd_finish(rc, NULL, NULL);
+        }
     }
     while (cl->nodes) {
         cnode_t *n = cl->nodes;
