@@ -678,6 +678,18 @@ def targets(results, ingest, quick):
     return "\n".join(out)
 
 
+def herald_version():
+    """The commit the edge was built from, and whether its sources differ from it."""
+    try:
+        h = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True, timeout=20).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD", "--", "edge",
+                                "common", "CMakeLists.txt"], timeout=20).returncode != 0
+        return h + (" with local changes to the edge" if dirty else "")
+    except Exception:
+        return "?"
+
+
 def machine():
     cpu = "?"
     try:
@@ -701,7 +713,7 @@ def machine():
         "cpu": cpu,
         "kernel": platform.release(),
         "loadavg": open("/proc/loadavg").read().strip(),
-        "herald": out(["git", "-C", ROOT, "describe", "--always", "--dirty"]),
+        "herald": herald_version(),
         "redis": out(["redis-server", "--version"]),
         "nginx": out(["nginx", "-v"]),
         "nchan": pkg("libnginx-mod-nchan"),

@@ -547,7 +547,8 @@ static int keep_carry(conn_t *c, const char *p, size_t n)
         c->carry = nc;
         c->carry_cap = (uint32_t)cap;
     }
-    memmove(c->carry, p, n);
+    if (n)
+        memmove(c->carry, p, n);
     c->carry_len = (uint32_t)n;
     if (n == 0 && c->carry_cap > 4096) {
         free(c->carry);
@@ -978,7 +979,10 @@ static void pubs_open(void)
 {
     if (cfg.pub == PUB_NONE)
         return;
-    npubs = cfg.pub == PUB_REDIS ? 1 : (int)cfg.pub_conns;
+    /* Topic t uses connection t % N: more connections than topics would sit idle. */
+    npubs = cfg.pub == PUB_REDIS         ? 1
+            : cfg.pub_conns < cfg.topics ? (int)cfg.pub_conns
+                                         : (int)cfg.topics;
     pubs = calloc((size_t)npubs, sizeof(*pubs));
     for (int i = 0; i < npubs; i++)
         pub_connect(&pubs[i]);
