@@ -166,7 +166,11 @@ class TLS(HeraldTestCase):
     def test_plain_http_on_the_tls_port_is_refused(self):
         srv = self.redis()
         r = self.client(srv)
-        h = self.tls_edge(srv)
+        h = self.tls_edge(srv, args=["--handshake-timeout", "2"])
+        # a connection that never completes a handshake (slowloris on TLS) is cut off
+        silent = [socket.create_connection(("127.0.0.1", h.port), timeout=30 * SCALE)
+                  for _ in range(2)]
+        silent[1].sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello
         sse = self.tls_sse(h, "/events/mixed")
         sse.wait_retry()
         wait_live_subscribed(r, "mixed", 1)
@@ -185,6 +189,12 @@ class TLS(HeraldTestCase):
         self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "still here"))
         status, _, _ = https(h.port, self.ctx, "/healthz")
         self.assertEqual(status, 200)
+        for s in silent:
+            try:
+                self.assertEqual(s.recv(100), b"", "the edge answered a silent connection")
+            except ConnectionResetError:
+                pass
+            s.close()
 
     def run_bad(self, args):
         port = free_port()
