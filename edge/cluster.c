@@ -45,6 +45,7 @@
 #define CONNECT_TIMEOUT_MS 3000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
+#define NODES_MAX (HB_SLOT_NODES_MAX + HB_CFG_SEEDS_MAX) /* node addresses ever known */
 
 typedef struct cnode cnode_t;
 
@@ -82,6 +83,7 @@ struct cnode {
 struct hb_cluster {
     hb_broker_t *b;
     cnode_t *nodes;
+    size_t nnodes;
     hb_slot_map_t *map;                   /* NULL until the first whole map */
     cnode_t *owner_of[HB_SLOT_NODES_MAX]; /* map node index -> node */
     int refresh_inflight, want_refresh;
@@ -127,6 +129,13 @@ static cnode_t *node_get(hb_cluster_t *cl, const char *host, int port)
     cnode_t *n = node_find(cl, host, port);
     if (n)
         return n;
+    if (cl->nnodes >= NODES_MAX) { /* addresses come from Redis replies: bounded */
+        hb_log_ratelimited("cluster-nodes", 5000, HB_LOG_ERROR, MOD,
+                           "too many redis cluster node addresses: ignoring a new one", "{s:s,s:i}",
+                           "host", host, "port", port);
+        return NULL;
+    }
+    cl->nnodes++;
     n = hb_xcalloc(1, sizeof(*n));
     n->cl = cl;
     snprintf(n->host, sizeof(n->host), "%s", host);
@@ -297,6 +306,8 @@ static void map_install(hb_cluster_t *cl, hb_slot_map_t *m)
     for (size_t i = 0; i < after; i++) {
         cnode_t *n = node_get(cl, hb_slot_map_host(m, (int)i), hb_slot_map_port(m, (int)i));
         cl->owner_of[i] = n;
+        if (!n)
+            continue;
         n->primary = 1;
         n->idx = (int)i;
         node_connect(n);
@@ -529,7 +540,8 @@ static void on_rcmd_reply(redisAsyncContext *ac, void *reply, void *priv)
             }
             if (ask) {
                 rc->ask = node_get(cl, host, port);
-                node_connect(rc->ask);
+                if (rc->ask)
+                    node_connect(rc->ask);
             } else {
                 rc->ask = NULL;
                 if (cl->map)
@@ -920,6 +932,8 @@ void hb_cluster_start(hb_cluster_t *cl)
     const hb_cfg_t *cfg = &cl->b->edge->cfg;
     for (int i = 0; i < cfg->redis_nseeds; i++) {
         cnode_t *n = node_get(cl, cfg->redis_seed_host[i], cfg->redis_seed_port[i]);
+        if (!n)
+            continue;
         n->seed = 1;
         node_connect(n);
     }
