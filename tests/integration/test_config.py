@@ -60,6 +60,8 @@ def bad_values(flag, values):
         return ["has space", "tab\there"]
     if values == "file path":
         return ["/nonexistent/herald-test/file.pem"]
+    if values == "text":
+        return ["x" * 300]  # longer than any text setting holds
     raise AssertionError("no bad values known for --%s (%s): extend this test" % (flag, values))
 
 
