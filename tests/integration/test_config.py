@@ -148,6 +148,21 @@ class Config(HeraldTestCase):
         self.assertNotIn(warning, h2.log())
         self.assertNotIn("file-key", h.log() + h2.log())
 
+    def test_the_readme_example_file_loads(self):
+        with open(os.path.join(os.environ["HERALD_SRC"], "README.md"), encoding="utf-8") as f:
+            m = re.search(r"```ini\n(.*?)```", f.read(), re.S)
+        self.assertIsNotNone(m, "README has no ```ini example")
+        # TLS has its own test; the harness's --listen and --redis flags win over the file's
+        text = "".join(ln + "\n" for ln in m.group(1).splitlines() if not ln.startswith("tls-"))
+        key = re.search(r'^publish-key = "(.*)"$', text, re.M).group(1)
+        path = self.conf(text)
+        os.chmod(path, 0o600)
+        srv = self.redis()
+        h = self.edge(srv, "readme", args=["--config", path])
+        status, _, body = harness.http_get(h.port, "/publish/readme", method="POST", body=b"x",
+                                           headers={"Authorization": "Bearer " + key})
+        self.assertEqual(status, 200, body)
+
     def test_file_errors_name_file_and_line(self):
         cases = [
             ("history-max = 10\nhistory-maxx = 5\n", ":2: unknown setting 'history-maxx'"),
