@@ -42,6 +42,7 @@
 #define PENDING_BYTES_MAX (64u << 20)
 #define MATCH_SCAN_MAX 1024
 #define INFLIGHT_MAX 100000
+#define CLUSTER_KEEP_S 60.0 /* seconds a standby keeps a raw message in cluster mode */
 
 typedef struct pend {
     struct pend *next;
@@ -385,6 +386,10 @@ void hb_ingest_tick(hb_broker_t *b)
     ingest_t *in = b->ingest;
     double now = hb_now(), lease = b->edge->cfg.lease_ms / 1000.0;
     double expiry = lease * 3 > 10 ? lease * 3 : 10;
+    /* A cluster failover (cluster-node-timeout, 15 s by default, plus the election) can take
+     * the lease's shard away for longer than that: keep raw messages through it. */
+    if (b->cluster && expiry < CLUSTER_KEEP_S)
+        expiry = CLUSTER_KEEP_S;
     char ms[24];
     snprintf(ms, sizeof(ms), "%d", b->edge->cfg.lease_ms);
 
