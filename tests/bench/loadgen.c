@@ -1090,7 +1090,8 @@ static int run_until(int (*pred)(void), double timeout_s)
 
 static int all_settled(void)
 {
-    return next_to_connect >= cfg.conns && connecting == 0 && n_ready + n_failed >= cfg.conns;
+    return next_to_connect >= cfg.conns && connecting == 0 &&
+           n_ready + n_failed + n_closed_after_ready >= cfg.conns;
 }
 
 static int all_caught_up(void)
