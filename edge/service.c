@@ -912,10 +912,13 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 static const struct lws_protocols protocols[] = {
-    {"http", on_lws, sizeof(hb_client_t), 0, 0, NULL, 0},
+    /* tx_packet_size: lws hands at most this much of one lws_write to send(2) and copies the
+     * rest aside for the next POLLOUT; without it the limit is the rx buffer size (4 KiB, or
+     * 1 KiB below), so one coalesced write would cost many sends and a copy. */
+    {"http", on_lws, sizeof(hb_client_t), 0, 0, NULL, HB_SVC_WBUF},
     /* rx buffer: lws allocates it per WebSocket connection; client messages are small and a
      * larger one arrives in pieces that ws.c gathers (up to --max-message-bytes) */
-    {"herald.v1", on_lws, sizeof(hb_client_t), 1024, 0, NULL, 0},
+    {"herald.v1", on_lws, sizeof(hb_client_t), 1024, 0, NULL, HB_SVC_WBUF},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
