@@ -178,6 +178,9 @@ struct hb_svc *hb_svc_new(hb_edge_t *edge, int idx);
 int hb_svc_start(struct hb_svc *s);
 /** hb_svc_push() - broker thread: hand a message (taking one ref) to service thread s. */
 int hb_svc_push(struct hb_svc *s, hb_msg_t *m);
+/** hb_svc_tls_reload() - any thread: have the service thread load --tls-cert/--tls-key again
+ * (checked by the caller) into its SSL_CTX; connections open keep their session. */
+void hb_svc_tls_reload(struct hb_svc *s);
 /** hb_svc_drain() - any thread: ask the service thread to drain and stop. */
 void hb_svc_drain(struct hb_svc *s);
 /** hb_svc_join() - stop the thread and wait for it; the context stays until hb_svc_free(). */

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,50 @@ out:
     return rc;
 }
 
+/*
+ * SIGHUP re-reads --tls-cert/--tls-key (a renewed certificate without a restart). The signal is
+ * blocked in every thread and taken by a thread of its own, so the files are read and checked
+ * off the event loops; each service thread then loads the pair into its own SSL_CTX. A pair
+ * that fails the start-up checks is refused and the running certificate stays.
+ */
+typedef struct reloader {
+    pthread_t thread;
+    atomic_int stop;
+    hb_edge_t *edge;
+} reloader_t;
+
+static void *reload_main(void *arg)
+{
+    reloader_t *r = arg;
+    const hb_cfg_t *cfg = &r->edge->cfg;
+    sigset_t hup;
+    char err[512];
+    int sig;
+
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    for (;;) {
+        if (sigwait(&hup, &sig) != 0)
+            continue;
+        if (atomic_load(&r->stop))
+            break;
+        if (!cfg->tls_cert[0]) {
+            hb_log_info("main", "SIGHUP: nothing to reload (no --tls-cert)", NULL);
+            continue;
+        }
+        if (check_tls(cfg, err, sizeof(err))) {
+            hb_log_error("main", "SIGHUP: TLS reload refused, the running certificate stays",
+                         "{s:s}", "err", err);
+            continue;
+        }
+        for (int i = 0; i < r->edge->nthreads; i++)
+            hb_svc_tls_reload(r->edge->svcs[i]);
+        hb_log_info("main", "SIGHUP: reloading the TLS certificate", "{s:s,s:s}", "cert",
+                    cfg->tls_cert, "key", cfg->tls_key);
+    }
+    return NULL;
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -172,6 +217,7 @@ static void raise_fd_limit(void)
 int main(int argc, char **argv)
 {
     static hb_edge_t edge;
+    static reloader_t reloader;
     char err[512];
     sigset_t block, old;
     int rc;
@@ -227,13 +273,24 @@ int main(int argc, char **argv)
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     for (int i = 0; i < edge.nthreads; i++)
         if (hb_svc_start(edge.svcs[i]) != 0) {
             fprintf(stderr, "herald: cannot start a service thread\n");
             return 1;
         }
+    /* SIGHUP stays blocked here too: only the reload thread takes it */
+    sigdelset(&old, SIGHUP);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    reloader.edge = &edge;
+    if (pthread_create(&reloader.thread, NULL, reload_main, &reloader) != 0) {
+        fprintf(stderr, "herald: cannot start the SIGHUP thread\n");
+        return 1;
+    }
 
     if (!edge.cfg.jwt_secret_len)
         hb_log_warn("main", "no --jwt-secret: any client may subscribe to any topic", NULL);
@@ -249,6 +306,9 @@ int main(int argc, char **argv)
                 "ingest", edge.cfg.ingest, "tls", edge.cfg.tls_cert[0] != 0, "config",
                 edge.cfg.config);
     hb_broker_run(edge.broker);
+    atomic_store(&reloader.stop, 1);
+    pthread_kill(reloader.thread, SIGHUP);
+    pthread_join(reloader.thread, NULL);
 
     /* Stop the service threads, then free the broker (its pending Redis callbacks still push
      * into the service queues), and only then free the service threads. */

@@ -799,6 +799,14 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
     }
 }
 
+/* SIGHUP (main.c checked the pair): swap it into this thread's SSL_CTX for new handshakes. */
+static void svc_tls_reload(hb_svc_t *s)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    if (s->tls)
+        lws_tls_cert_updated(s->ctx, cfg->tls_cert, cfg->tls_key, NULL, 0, NULL, 0);
+}
+
 static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len)
 {
@@ -808,6 +816,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (s && atomic_exchange(&s->tls_reload, 0))
+            svc_tls_reload(s);
         if (s)
             svc_process_inbox(s);
         if (s && s->evloop && atomic_load(&s->stop))
@@ -1126,6 +1136,12 @@ int hb_svc_push(hb_svc_t *s, hb_msg_t *m)
     if (was_empty)
         lws_cancel_service(s->ctx);
     return 0;
+}
+
+void hb_svc_tls_reload(hb_svc_t *s)
+{
+    atomic_store(&s->tls_reload, 1);
+    lws_cancel_service(s->ctx);
 }
 
 void hb_svc_drain(hb_svc_t *s)

@@ -119,6 +119,7 @@ struct hb_svc {
     int listen_fd; /* our SO_REUSEPORT listener, adopted into ctx as a raw file */
     int tls;       /* --tls-cert: accepted sockets start with a TLS handshake */
     SSL_CTX *tls_client_ctx; /* unused by us; given to lws so it makes none (owned) */
+    atomic_int tls_reload;   /* set by the SIGHUP thread: load --tls-cert/--tls-key again */
     pthread_t thread;
     int started;
     atomic_int stop;

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -89,8 +90,8 @@ class TLS(HeraldTestCase):
         self._heralds.append(h)
         return h
 
-    def publish(self, h, topic, payload):
-        status, _, body = https(h.port, self.ctx, "/publish/" + topic, "POST",
+    def publish(self, h, topic, payload, ctx=None):
+        status, _, body = https(h.port, ctx or self.ctx, "/publish/" + topic, "POST",
                                 payload.encode(), {"Authorization": "Bearer " + KEY})
         self.assertEqual(status, 200, body)
         return json.loads(body)["id"]
@@ -195,6 +196,61 @@ class TLS(HeraldTestCase):
             except ConnectionResetError:
                 pass
             s.close()
+
+    def test_sighup_reloads_the_certificate(self):
+        d = tempfile.mkdtemp(prefix="herald-tls-reload-", dir=self.dir)
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key2.pem", "-out",
+                "cert2.pem", "-days", "2", "-subj", "/CN=localhost", "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1", cwd=d)
+        cert, key = os.path.join(d, "live-cert.pem"), os.path.join(d, "live-key.pem")
+        shutil.copy(self.cert, cert)
+        shutil.copy(self.key, key)
+        ctx = client_context(self.cert)
+        ctx.load_verify_locations(os.path.join(d, "cert2.pem"))  # trusts both
+        with open(self.cert, "rb") as f:
+            der1 = ssl.PEM_cert_to_DER_cert(f.read().decode())
+        with open(os.path.join(d, "cert2.pem"), "rb") as f:
+            der2 = ssl.PEM_cert_to_DER_cert(f.read().decode())
+
+        def served_cert():
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", h.port), timeout=10),
+                                server_hostname="localhost")
+            try:
+                return s.getpeercert(binary_form=True)
+            finally:
+                s.close()
+
+        srv = self.redis()
+        r = self.client(srv)
+        TLSHerald.ctx = ctx
+        h = TLSHerald(srv.port, "reload", ["--tls-cert", cert, "--tls-key", key,
+                                           "--publish-key", KEY, "--threads", "2"])
+        self._heralds.append(h)
+        self.assertEqual(served_cert(), der1)
+        sse = harness.SSEClient(h.port, "/events/reload", ssl_context=ctx)
+        self._closers.append(sse)
+        sse.wait_retry()
+        wait_live_subscribed(r, "reload", 1)
+
+        # a renewed pair: replaced file by file, then SIGHUP
+        shutil.copy(os.path.join(d, "cert2.pem"), cert)
+        shutil.copy(os.path.join(d, "key2.pem"), key)
+        h.proc.send_signal(signal.SIGHUP)
+        # every service thread serves the new one (the kernel spreads connections over them)
+        harness.wait_until(lambda: all(served_cert() == der2 for _ in range(8)),
+                           what="the renewed certificate on new connections")
+        # the connection opened before the reload is still served
+        sid = self.publish(h, "reload", "after reload", ctx)
+        e = sse.next_event()
+        self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "after reload"))
+
+        # a broken pair is refused: the running certificate stays
+        with open(key, "w") as f:
+            f.write("not a key\n")
+        h.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: "TLS reload refused" in h.log(), what="the refusal logged")
+        self.assertEqual(served_cert(), der2)
+        self.assertTrue(h.alive())
 
     def run_bad(self, args):
         port = free_port()
