@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "hb_cfgfile.h"
 #include "hb_err.h"
 #include "hb_log.h"
 
@@ -573,111 +574,50 @@ typedef struct opt_src {
     unsigned line;   /* --config file line */
 } opt_src_t;
 
-static char *trim(char *p, char *end)
+/* One --config line (hb_cfgfile_parse()): a known flag name, not `config`, set only once. */
+static int on_file_entry(void *arg, const char *name, const char *value, unsigned line, char *err,
+                         size_t errlen)
 {
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-        *--end = '\0';
-    return p;
+    opt_src_t *file = arg;
+    const opt_t *o = find_opt(name, strlen(name));
+    if (!o) {
+        char shown[104];
+        show_value(name, shown, sizeof(shown));
+        snprintf(err, errlen,
+                 "unknown setting '%s' (names are the flags of --help, without the dashes)",
+                 shown);
+        return -1;
+    }
+    if (!strcmp(o->name, "config")) {
+        snprintf(err, errlen, "'config' cannot be set inside a --config file");
+        return -1;
+    }
+    if (file[o - opts].val) {
+        snprintf(err, errlen, "'%s' is already set on line %u", o->name, file[o - opts].line);
+        return -1;
+    }
+    file[o - opts].val = value;
+    file[o - opts].line = line;
+    return 0;
 }
 
-/*
- * Reads the --config file into *text (owned by the caller) and points file[i] at each value.
- * Lines: `name = value`, `name value` or `name =` (empty value), `#` comments, blank lines. A
- * value may be wrapped in one pair of double or single quotes. Unknown, repeated or malformed
- * names are errors that name the file and line.
- */
+/* Reads and parses the --config file: *text (owned by the caller) holds the values file[]
+ * points at. Errors name the file, and the line where there is one. */
 static int load_file(const char *path, opt_src_t *file, char **text, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char *buf, *p;
-    size_t n;
-    unsigned line = 0;
-
-    if (!f) {
-        snprintf(err, errlen, "cannot read --config file '%.200s': %s", path, strerror(errno));
-        return HB_EINVAL;
-    }
-    buf = malloc(HB_CFG_FILE_MAX + 1);
-    if (!buf) {
-        fclose(f);
-        snprintf(err, errlen, "out of memory reading --config");
-        return HB_ENOMEM;
-    }
-    n = fread(buf, 1, HB_CFG_FILE_MAX + 1, f);
-    if (ferror(f) || n > HB_CFG_FILE_MAX) {
+    char why[512];
+    size_t len;
+    int rc = hb_cfgfile_read(path, text, &len);
+    if (rc) {
         snprintf(err, errlen, "cannot read --config file '%.200s': %s", path,
-                 ferror(f) ? strerror(errno) : "larger than 65536 bytes");
-        fclose(f);
-        free(buf);
+                 rc == HB_ELIMIT   ? "larger than 65536 bytes"
+                 : rc == HB_ENOMEM ? "out of memory"
+                                   : strerror(errno));
         return HB_EINVAL;
     }
-    fclose(f);
-    buf[n] = '\0';
-    *text = buf;
-    if (memchr(buf, '\0', n)) {
-        snprintf(err, errlen, "%.200s: a NUL byte: not a text file", path);
+    if (hb_cfgfile_parse(*text, len, on_file_entry, file, why, sizeof(why))) {
+        snprintf(err, errlen, "%.200s:%s", path, why);
         return HB_EINVAL;
-    }
-    for (p = buf; p < buf + n;) {
-        char *eol = strchr(p, '\n');
-        char *end = eol ? eol : buf + n;
-        char *name, *val, *q;
-        const opt_t *o;
-        size_t nlen;
-
-        line++;
-        *end = '\0';
-        if ((size_t)(end - p) > HB_CFG_LINE_MAX) {
-            snprintf(err, errlen, "%.200s:%u: line longer than %d bytes", path, line,
-                     HB_CFG_LINE_MAX);
-            return HB_EINVAL;
-        }
-        name = trim(p, end);
-        p = end + 1;
-        if (!*name || *name == '#')
-            continue;
-        for (q = name; *q && *q != ' ' && *q != '\t' && *q != '='; q++)
-            ;
-        nlen = (size_t)(q - name);
-        o = find_opt(name, nlen);
-        if (!o) {
-            char shown[104];
-            name[nlen] = '\0';
-            show_value(name, shown, sizeof(shown));
-            snprintf(err, errlen,
-                     "%.200s:%u: unknown setting '%s' (names are the flags of "
-                     "--help, without the dashes)",
-                     path, line, shown);
-            return HB_EINVAL;
-        }
-        if (!strcmp(o->name, "config")) {
-            snprintf(err, errlen, "%.200s:%u: 'config' cannot be set inside a --config file", path,
-                     line);
-            return HB_EINVAL;
-        }
-        if (file[o - opts].val) {
-            snprintf(err, errlen, "%.200s:%u: '%s' is already set on line %u", path, line, o->name,
-                     file[o - opts].line);
-            return HB_EINVAL;
-        }
-        val = trim(q, q + strlen(q));
-        if (*val == '=')
-            val = trim(val + 1, val + strlen(val));
-        else if (!*val) {
-            snprintf(err, errlen, "%.200s:%u: '%s' has no value (write `%s = VALUE`)", path, line,
-                     o->name, o->name);
-            return HB_EINVAL;
-        }
-        name[nlen] = '\0';
-        nlen = strlen(val);
-        if (nlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[nlen - 1] == val[0]) {
-            val[nlen - 1] = '\0';
-            val++;
-        }
-        file[o - opts].val = val;
-        file[o - opts].line = line;
     }
     return 0;
 }

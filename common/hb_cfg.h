@@ -12,9 +12,6 @@
  */
 #define HB_CFG_STR_MAX 256
 #define HB_CFG_PATH_MAX 1024
-/* A --config file: at most this many bytes, and this many bytes per line. */
-#define HB_CFG_FILE_MAX 65536
-#define HB_CFG_LINE_MAX 4096
 #define HB_CFG_LIST_MAX 2048
 #define HB_JWT_SECRET_FILE_MAX (HB_CFG_STR_MAX - 1) /* bytes of key read from a file */
 #define HB_SENTINEL_MAX 8       /* sentinels in one sentinel:// address */
