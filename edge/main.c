@@ -70,7 +70,7 @@ static int check_port_free(const hb_cfg_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
-/* The last OpenSSL error as text ("unknown" when there is none). */
+/* The last OpenSSL error as text ("not PEM data" when OpenSSL gave none). */
 static const char *ossl_reason(char *buf, size_t cap)
 {
     unsigned long e = ERR_peek_last_error();
