@@ -197,7 +197,7 @@ class Config(HeraldTestCase):
         self.assertGreater(len(rows), 25)
         tried = 0
         for flag, env, default, values in rows:
-            for bad in bad_values(flag, values):
+            for n, bad in enumerate(bad_values(flag, values)):
                 if flag == "config":
                     needle = "--config"
                 else:
@@ -205,6 +205,9 @@ class Config(HeraldTestCase):
                 with self.subTest(flag=flag, value=bad):
                     # the command line
                     self.assert_refused(["--" + flag, bad], needle)
+                    tried += 1
+                    if n > 0:
+                        continue  # the same check runs on every source: the first value will do
                     # the environment twin: the message names the variable too
                     line = self.assert_refused([], needle, env={env: bad}, under_test=flag)
                     # files are read after all values are in, so their errors name the flag
@@ -216,9 +219,8 @@ class Config(HeraldTestCase):
                         line = self.assert_refused(["--config", path], needle, under_test=flag)
                         if values != "file path":
                             self.assertIn(path + ":2:", line)
-                    tried += 1
-        harness.log("%d bad values of %d flags refused from flag, env and file" % (tried,
-                                                                                   len(rows)))
+        harness.log("%d bad values of %d flags refused (the first of each flag also from the "
+                    "environment and a file)" % (tried, len(rows)))
 
     def test_good_edge_values_are_accepted(self):
         # the bounds themselves are valid: checked without starting an edge (--help after them
