@@ -296,6 +296,8 @@ static void node_connect(cnode_t *n)
 static void map_install(hb_cluster_t *cl, hb_slot_map_t *m)
 {
     size_t before = 0, after = hb_slot_map_nodes(m);
+    atomic_fetch_add_explicit(&cl->b->edge->stats.cluster_map_updates, 1, memory_order_relaxed);
+    atomic_store_explicit(&cl->b->edge->stats.cluster_primaries, after, memory_order_relaxed);
     for (cnode_t *n = cl->nodes; n; n = n->next) {
         before += n->primary;
         n->primary = 0;
@@ -441,6 +443,7 @@ static void retry_later(hb_cluster_t *cl, rcmd_t *rc)
 {
     struct timeval tv = {0, RETRY_MS * 1000};
     if (hb_now() > rc->deadline || cl->nretry >= RETRY_LIST_MAX || cl->stopping) {
+        atomic_fetch_add_explicit(&cl->b->edge->stats.cluster_giveups, 1, memory_order_relaxed);
         hb_log_ratelimited("cluster-giveup", 1000, HB_LOG_WARN, MOD,
                            "redis cluster command not placed in time", "{s:i}", "slot",
                            (int)rc->slot);
@@ -532,6 +535,9 @@ static void on_rcmd_reply(redisAsyncContext *ac, void *reply, void *priv)
             rc->redirects < REDIRECTS_MAX) {
             cnode_t *from = node_by_ac(cl, ac);
             rc->redirects++;
+            atomic_fetch_add_explicit(ask ? &cl->b->edge->stats.cluster_ask
+                                          : &cl->b->edge->stats.cluster_moved,
+                                      1, memory_order_relaxed);
             if (!host[0] && from)
                 snprintf(host, sizeof(host), "%s", from->host);
             if (!host[0]) {

@@ -137,6 +137,11 @@ typedef struct hb_stats {
     atomic_ullong rejected_origin;    /* Origin not in --allowed-origins */
     atomic_ullong auth_expired;       /* connections ended when their token expired */
     atomic_ullong topics;             /* gauge: topics this edge is subscribed to in Redis */
+    /* Redis Cluster mode */
+    atomic_ullong cluster_moved, cluster_ask; /* redirections followed */
+    atomic_ullong cluster_giveups;            /* commands not placed before their deadline */
+    atomic_ullong cluster_map_updates;        /* slot maps fetched and installed */
+    atomic_ullong cluster_primaries;          /* gauge: primaries in the current map */
     atomic_ullong rejected_incomplete; /* closed before a whole request: timeouts, bad bytes */
     atomic_ullong rejected_topics;     /* --max-topics-per-connection */
     atomic_ullong published;           /* HTTP/WS publishes stored */

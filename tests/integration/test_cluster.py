@@ -537,6 +537,13 @@ class ClusterMode(HeraldTestCase):
                 len(all_readers), signalled, lost, ack_lost))
         for h in edges:
             self.assertEqual(h.readyz(), 200)
+            # what an operator sees of it: the map in use has three primaries again, and it
+            # was fetched again since the start
+            m = harness.scrape(h.port)
+            self.assertEqual(m["herald_redis_cluster_primaries"], 3, m)
+            self.assertGreaterEqual(m["herald_redis_cluster_map_refreshes_total"], 2, m)
+            log("%s: cluster metrics %s" % (h.node_id, {k: v for k, v in m.items()
+                                                        if "cluster" in k}))
 
 
 class ComposeCluster(HeraldTestCase):
