@@ -96,6 +96,10 @@ static const opt_t opts[] = {
      "seconds an idle keep-alive HTTP connection (between requests) is kept open"},
     {"ws-ping-interval", T_INT, "25", 0, 3600, O(ws_ping_interval),
      "seconds between WebSocket pings to idle clients; unanswered ones are closed (0: off)"},
+    {"send-buffer", T_LONG, "0", 0, 16777216, O(send_buffer),
+     "kernel send buffer per client socket, bytes (SO_SNDBUF; 0: the kernel's autotuning, "
+     "up to net.ipv4.tcp_wmem): with a cap a stalled client holds at most this much in the "
+     "kernel beyond its queue"},
     {"jwt-secret", T_SECRET, "", 0, 0, O(jwt_secret),
      "HS256 key that signs client tokens (JWT); set: subscribing needs a token unless "
      "--allow-anonymous, and tokens may publish (empty: no token checks, subscribing is open)"},

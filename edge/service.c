@@ -628,6 +628,10 @@ static void svc_accept(hb_svc_t *s)
          * written while an earlier write is unacknowledged waits for the peer's delayed ACK
          * (~40 ms on Linux): a publish on a kept-alive connection took 44 ms instead of 1. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (cfg->send_buffer) {
+            int sb = (int)cfg->send_buffer;
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+        }
         if (cfg->max_connections_per_ip) {
             /* counted now, refused at its first request with the transport's own signal
              * (200 + retry for SSE), so a browser keeps retrying */

@@ -107,8 +107,10 @@ class SlowConsumer(HeraldTestCase):
         srv = self.redis()
         r = self.client(srv)
         # History pages must fit the queue (test_resume_longer_than_queue checks the default).
+        # A capped kernel send buffer: without it the kernel may autotune the stalled
+        # client's buffer past what the whole run sends, on a loaded machine.
         args = ["--client-queue-max", str(QUEUE_MAX), "--history-batch", str(QUEUE_MAX // 2),
-                "--threads", "2"]
+                "--threads", "2", "--send-buffer", "16384"]
         if "--max-connections-per-ip" in herald_flags():
             args += ["--max-connections-per-ip", "4096"]
         # A small ASan quarantine, so that RSS measures what the edge holds, not what ASan

@@ -28,31 +28,44 @@ def free_run(n):
 
 class LocalTwin(unittest.TestCase):
 
-    def test_local_sh_starts_the_lb_topology(self):
-        lb_port = free_run(3)
-        redis_port = free_port()
+    def start_local(self):
+        """local.sh on free ports -> (process, its output lines, their reader, LB port, Redis port). The
+        ports were free a moment ago; another test's connection may take one in between (they
+        are ephemeral ports): local.sh then refuses them and is started again on others."""
         env = dict(os.environ, HERALD_BIN=HERALD_BIN)
-        p = subprocess.Popen(["bash", LOCAL, "--edges", "2", "--port", str(lb_port),
-                              "--redis-port", str(redis_port)], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
-        lines = []
-        ready = threading.Event()
+        for attempt in range(3):
+            lb_port, redis_port = free_run(3), free_port()
+            p = subprocess.Popen(["bash", LOCAL, "--edges", "2", "--port", str(lb_port),
+                                  "--redis-port", str(redis_port)], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+            lines = []
+            ready = threading.Event()
 
-        def reader():
-            for raw in p.stdout:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                lines.append(line)
-                if line.startswith("ready "):
-                    ready.set()
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
-        try:
+            def reader(p=p, lines=lines, ready=ready):
+                for raw in p.stdout:
+                    line = raw.decode("utf-8", "replace").rstrip("\n")
+                    lines.append(line)
+                    if line.startswith("ready "):
+                        ready.set()
+            t = threading.Thread(target=reader, daemon=True)
+            t.start()
             end = deadline(60)
-            while not ready.is_set():
-                self.assertIsNone(p.poll(), "local.sh exited:\n" + "\n".join(lines))
+            while not ready.is_set() and p.poll() is None:
                 self.assertLess(time.monotonic(), end, "no ready line:\n" + "\n".join(lines))
                 ready.wait(0.1)
+            if ready.is_set():
+                return p, lines, t, lb_port, redis_port
+            p.wait(10)
+            t.join(5)  # the reader has the last lines
+            text = "\n".join(lines)
+            self.assertIn("already in use", text, "local.sh exited:\n" + text)
+            harness.log("local.sh: a port was taken meanwhile, again on others: %s" % text)
+        self.fail("local.sh found a port taken three times")
+
+    def test_local_sh_starts_the_lb_topology(self):
+        p, lines, t, lb_port, redis_port = self.start_local()
+        try:
             ready_lines = [ln for ln in lines if ln.startswith("ready ")]
             self.assertEqual(ready_lines, ["ready http://127.0.0.1:%d" % lb_port])
             self.assertIn("edge-1 http://127.0.0.1:%d" % (lb_port + 1), lines)
