@@ -57,7 +57,7 @@ if [ "$QUICK" -eq 0 ]; then
     asan_summary="asan: ${line:-no ctest summary} (exit $asan_rc)"
 fi
 
-# Fuzz: every libFuzzer harness for 20 s over its committed corpus (new inputs go to a temp
+# Fuzz: every libFuzzer harness for 12 s over its committed corpus (new inputs go to a temp
 # dir; a crash or a violated property fails the run and leaves the input in build/fuzz).
 fuzz_rc=0
 fuzz_summary="fuzz: skipped (--quick)"
@@ -70,8 +70,8 @@ if [ "$QUICK" -eq 0 ]; then
     for corpus in "$ROOT"/tests/fuzz/corpus/*/; do
         name=$(basename "$corpus")
         work=$(mktemp -d)
-        echo "== fuzz_$name (20 s)"
-        if "$ROOT/build/fuzz/tests/fuzz/fuzz_$name" -max_total_time=20 -print_final_stats=0 \
+        echo "== fuzz_$name (12 s)"
+        if "$ROOT/build/fuzz/tests/fuzz/fuzz_$name" -max_total_time=12 -print_final_stats=0 \
             -artifact_prefix="$ROOT/build/fuzz/crash-$name-" "$work" "$corpus" 2>&1 | tail -n 3; then
             fuzz_summary+=" $name ok"
         else
