@@ -52,6 +52,12 @@ typedef struct pend {
     char *payload;
 } pend_t;
 
+/* A FIFO of raw messages (topic, payload). */
+typedef struct plist {
+    pend_t *head, *tail;
+    size_t count, bytes;
+} plist_t;
+
 typedef enum { I_STANDBY = 0, I_BARRIER, I_ACTIVE } istate_t;
 
 struct ingest {
@@ -61,8 +67,8 @@ struct ingest {
     char barrier[256];
     size_t barrier_len;
     unsigned long barrier_n;
-    pend_t *head, *tail;
-    size_t count, bytes;
+    plist_t kept;    /* raw messages whose stored copy has not been seen */
+    plist_t orphans; /* cluster: stored copies seen before their raw message */
     double last_renew_ok;
     double barrier_at;
     double next_lease_at;
@@ -84,15 +90,73 @@ static void pend_free(pend_t *p)
     free(p);
 }
 
-static void pend_drop_head(ingest_t *in)
+static void pend_drop_head(plist_t *l)
 {
-    pend_t *p = in->head;
-    in->head = p->next;
-    if (!in->head)
-        in->tail = NULL;
-    in->count--;
-    in->bytes -= p->tlen + p->plen;
+    pend_t *p = l->head;
+    l->head = p->next;
+    if (!l->head)
+        l->tail = NULL;
+    l->count--;
+    l->bytes -= p->tlen + p->plen;
     pend_free(p);
+}
+
+/* Removes the oldest entry equal to (topic, payload) among the first MATCH_SCAN_MAX; 1 found. */
+static int plist_take(plist_t *l, const char *topic, size_t tlen, const char *payload, size_t plen)
+{
+    pend_t **pp = &l->head, *prev = NULL;
+    for (int n = 0; *pp && n < MATCH_SCAN_MAX; n++, prev = *pp, pp = &(*pp)->next) {
+        pend_t *p = *pp;
+        if (p->tlen == tlen && p->plen == plen && !memcmp(p->topic, topic, tlen) &&
+            !memcmp(p->payload, payload, plen)) {
+            *pp = p->next;
+            if (l->tail == p)
+                l->tail = prev;
+            l->count--;
+            l->bytes -= tlen + plen;
+            pend_free(p);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Appends a copy of (topic, payload), dropping the oldest entries past the bounds; 0, or -1
+ * when an oldest entry had to go (the caller counts it) or memory ran out. */
+static int plist_push(plist_t *l, const char *topic, size_t tlen, const char *payload,
+                      size_t plen)
+{
+    int dropped = 0;
+    pend_t *p;
+    while (l->count && (l->count >= PENDING_MAX || l->bytes + tlen + plen > PENDING_BYTES_MAX)) {
+        pend_drop_head(l);
+        dropped = -1;
+    }
+    p = hb_xcalloc(1, sizeof(*p));
+    p->ts = hb_now();
+    p->topic = hb_xmemdup(topic, tlen);
+    p->tlen = tlen;
+    p->payload = malloc(plen ? plen : 1);
+    if (!p->payload) {
+        pend_free(p);
+        return -1;
+    }
+    memcpy(p->payload, payload, plen);
+    p->plen = plen;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+    l->count++;
+    l->bytes += tlen + plen;
+    return dropped;
+}
+
+static void plist_clear(plist_t *l)
+{
+    while (l->head)
+        pend_drop_head(l);
 }
 
 static void set_state(hb_broker_t *b, istate_t st, const char *why)
@@ -106,7 +170,7 @@ static void set_state(hb_broker_t *b, istate_t st, const char *why)
                 st == I_ACTIVE    ? "ingest leader"
                 : st == I_BARRIER ? "lease won"
                                   : "standby",
-                "{s:s,s:i}", "why", why, "kept", (int)in->count);
+                "{s:s,s:i}", "why", why, "kept", (int)in->kept.count);
 }
 
 static void on_ingest_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -162,59 +226,37 @@ static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *pa
 static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
     ingest_t *in = b->ingest;
-    pend_t *p;
-    while (in->count && (in->count >= PENDING_MAX || in->bytes + tlen + plen > PENDING_BYTES_MAX)) {
-        pend_drop_head(in);
+    /* cluster: the stored copy may have come first (another bus link) */
+    if (in->orphans.count && plist_take(&in->orphans, topic, tlen, payload, plen))
+        return;
+    if (plist_push(&in->kept, topic, tlen, payload, plen)) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1, memory_order_relaxed);
         hb_log_ratelimited("standby-full", 1000, HB_LOG_WARN, MOD,
                            "standby buffer full: oldest kept raw message forgotten", NULL);
     }
-    p = hb_xcalloc(1, sizeof(*p));
-    p->ts = hb_now();
-    p->topic = hb_xmemdup(topic, tlen);
-    p->tlen = tlen;
-    p->payload = malloc(plen ? plen : 1);
-    if (!p->payload) {
-        pend_free(p);
-        return;
-    }
-    memcpy(p->payload, payload, plen);
-    p->plen = plen;
-    if (in->tail)
-        in->tail->next = p;
-    else
-        in->head = p;
-    in->tail = p;
-    in->count++;
-    in->bytes += tlen + plen;
 }
 
-/* The leader stored a raw message: forget our copy (the oldest equal one). */
-static void forget(ingest_t *in, const char *topic, size_t tlen, const char *payload, size_t plen)
+/* The leader stored a raw message: forget our copy (the oldest equal one); in a cluster a copy
+ * that came before its raw message is remembered instead, to be matched when that arrives. */
+static void forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
+                   size_t plen)
 {
-    pend_t **pp = &in->head, *prev = NULL;
-    for (int n = 0; *pp && n < MATCH_SCAN_MAX; n++, prev = *pp, pp = &(*pp)->next) {
-        pend_t *p = *pp;
-        if (p->tlen == tlen && p->plen == plen && !memcmp(p->topic, topic, tlen) &&
-            !memcmp(p->payload, payload, plen)) {
-            *pp = p->next;
-            if (in->tail == p)
-                in->tail = prev;
-            in->count--;
-            in->bytes -= tlen + plen;
-            pend_free(p);
-            return;
-        }
-    }
+    ingest_t *in = b->ingest;
+    if (plist_take(&in->kept, topic, tlen, payload, plen) || !b->cluster ||
+        in->state == I_ACTIVE)
+        return;
+    plist_push(&in->orphans, topic, tlen, payload, plen); /* bounded like kept */
 }
 
 static void go_active(hb_broker_t *b)
 {
     ingest_t *in = b->ingest;
     set_state(b, I_ACTIVE, "barrier passed");
-    while (in->head) {
-        store(b, in->head->topic, in->head->tlen, in->head->payload, in->head->plen);
-        pend_drop_head(in);
+    plist_clear(&in->orphans);
+    while (in->kept.head) {
+        store(b, in->kept.head->topic, in->kept.head->tlen, in->kept.head->payload,
+              in->kept.head->plen);
+        pend_drop_head(&in->kept);
     }
 }
 
@@ -239,9 +281,10 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
                 go_active(b);
             return;
         }
-        if (in->count && !hb_broker_channel_topic(prefix, chan, clen, &t, &tl) &&
+        if ((in->kept.count || (b->cluster && in->state != I_ACTIVE)) &&
+            !hb_broker_channel_topic(prefix, chan, clen, &t, &tl) &&
             !hb_live_decode(msg, mlen, &lv, NULL) && (lv.flags & HB_LIVE_FLAG_RAW))
-            forget(in, t, tl, lv.data, lv.data_len);
+            forget(b, t, tl, lv.data, lv.data_len);
         return;
     }
     if (clen >= 2 && chan[0] == '_' && chan[1] == '_')
@@ -395,8 +438,10 @@ void hb_ingest_tick(hb_broker_t *b)
 
     if (!b->edge->cfg.ingest)
         return;
-    while (in->head && now - in->head->ts > expiry)
-        pend_drop_head(in); /* the leader refused it or it was stored long ago */
+    while (in->kept.head && now - in->kept.head->ts > expiry)
+        pend_drop_head(&in->kept); /* the leader refused it or it was stored long ago */
+    while (in->orphans.head && now - in->orphans.head->ts > expiry)
+        pend_drop_head(&in->orphans); /* its raw message never came (or came to no one) */
     if (in->state != I_STANDBY && now - in->last_renew_ok > lease * 0.8)
         set_state(b, I_STANDBY, "lease not renewed in time");
     if (in->state != I_STANDBY && !b->ing_ready) {
@@ -454,8 +499,8 @@ void hb_ingest_cleanup(hb_broker_t *b)
     ingest_t *in = b->ingest;
     if (!in)
         return;
-    while (in->head)
-        pend_drop_head(in);
+    plist_clear(&in->kept);
+    plist_clear(&in->orphans);
     free(in->tags);
     free(in);
     b->ingest = NULL;
