@@ -279,17 +279,25 @@ static void history_send(hb_broker_t *b, hreq_t *q)
         on_client_history(b->cmd.ac, NULL, q);
 }
 
+/* The topic a backfill-path reply is for (its name was the malloc'd priv, freed here), with
+ * its request no longer in flight; NULL when the topic is gone meanwhile. */
+static btopic_t *backfill_reply_topic(hb_broker_t *b, char *name)
+{
+    btopic_t *t = topic_get(b, name, strlen(name), 0);
+    free(name);
+    if (t)
+        t->backfill_inflight = 0;
+    return t;
+}
+
 /* Topic backfill after a resubscription: deliver what was stored since the last delivered ID. */
 static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
     redisReply *r = reply;
-    char *name = priv;
-    btopic_t *t = topic_get(b, name, strlen(name), 0);
-    free(name);
+    btopic_t *t = backfill_reply_topic(b, priv);
     if (!t)
         return;
-    t->backfill_inflight = 0;
     if (!history_reply_ok(r)) {
         /* Redis went away again; the next resubscription starts over. */
         return;
@@ -448,30 +456,35 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
     topic_deliver(b, t, &lv.id, lv.epoch, lv.epoch_len, lv.event, lv.ev_len, lv.data, lv.data_len);
 }
 
-static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
+const char *hb_broker_pubsub(hb_broker_t *b, const redisReply *r, const char *message_kind,
+                             btopic_t **t)
 {
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
     const char *kind, *tname;
     size_t tlen;
-    btopic_t *t;
-    (void)priv;
-
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
-        return;
+        return NULL;
     kind = r->element[0]->str;
-    if (!strcmp(kind, "message")) {
+    if (!strcmp(kind, message_kind)) {
         if (r->element[2]->type == REDIS_REPLY_STRING)
             hb_broker_on_live(b, r->element[1]->str, r->element[1]->len, r->element[2]->str,
                               r->element[2]->len);
-        return;
+        return NULL;
     }
     if (hb_broker_channel_topic(b->edge->cfg.prefix, r->element[1]->str, r->element[1]->len, &tname,
                                 &tlen))
-        return;
-    t = topic_get(b, tname, tlen, 0);
-    if (!t)
+        return NULL;
+    *t = topic_get(b, tname, tlen, 0);
+    return *t ? kind : NULL;
+}
+
+static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    btopic_t *t = NULL;
+    const char *kind = hb_broker_pubsub(b, reply, "message", &t);
+    (void)priv;
+    if (!kind)
         return;
     if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING)
         hb_broker_topic_subscribed(b, t);
@@ -984,12 +997,9 @@ static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
     redisReply *r = reply;
-    char *name = priv;
-    btopic_t *t = topic_get(b, name, strlen(name), 0);
-    free(name);
+    btopic_t *t = backfill_reply_topic(b, priv);
     if (!t)
         return;
-    t->backfill_inflight = 0;
     if (!r)
         return; /* Redis went away: the next resubscription checks again */
     if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8) && lost_check(b, t, 1) == 0)

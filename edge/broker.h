@@ -90,6 +90,14 @@ double hb_now(void);
 void hb_broker_update_ready(hb_broker_t *b);
 /** hb_broker_on_live() - a message on a live channel (from the sub connection). */
 void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen);
+/**
+ * hb_broker_pubsub() - a reply on a (sharded) subscriber connection: a live message (of kind
+ * message_kind, "message" or "smessage") goes to hb_broker_on_live() and NULL is returned;
+ * otherwise the kind of the subscription event, with the topic it names in *t, or NULL when the
+ * reply is not one or names no topic of ours.
+ */
+const char *hb_broker_pubsub(hb_broker_t *b, const redisReply *r, const char *message_kind,
+                             btopic_t **t);
 /** hb_broker_channel_topic() - the topic of "<prefix>{<topic>}:live", or HB_EPROTO. */
 int hb_broker_channel_topic(const char *prefix, const char *chan, size_t len, const char **topic,
                             size_t *tlen);

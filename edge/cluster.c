@@ -775,9 +775,8 @@ static void on_sub_reply(hb_psconn_t *c, redisReply *r, void *arg)
     cnode_t *n = arg;
     hb_cluster_t *cl = n->cl;
     hb_broker_t *b = cl->b;
-    const char *kind, *tname;
-    size_t tlen;
-    btopic_t *t;
+    const char *kind;
+    btopic_t *t = NULL;
 
     if (!r) {
         hb_ps_free(c);
@@ -806,21 +805,8 @@ static void on_sub_reply(hb_psconn_t *c, redisReply *r, void *arg)
         topics_detach(cl, n, only, 1);
         return;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
-        return;
-    kind = r->element[0]->str;
-    if (!strcmp(kind, "smessage")) {
-        if (r->element[2]->type == REDIS_REPLY_STRING)
-            hb_broker_on_live(b, r->element[1]->str, r->element[1]->len, r->element[2]->str,
-                              r->element[2]->len);
-        return;
-    }
-    if (hb_broker_channel_topic(b->edge->cfg.prefix, r->element[1]->str, r->element[1]->len, &tname,
-                                &tlen))
-        return;
-    t = hb_dict_get(b->topics, tname, tlen);
-    if (!t || t->snode != n)
+    kind = hb_broker_pubsub(b, r, "smessage", &t);
+    if (!kind || t->snode != n)
         return;
     if (!strcmp(kind, "ssubscribe") && t->state == T_SUBSCRIBING) {
         hb_broker_topic_subscribed(b, t);
