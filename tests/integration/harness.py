@@ -337,7 +337,8 @@ def lease_holder(r):
 class RedisServer:
     """A private redis-server on a free loopback port with its own temp dir."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, extra=()):
+        self.extra = list(extra)  # more redis-server arguments (e.g. --replicaof H P)
         self.dir = tempfile.mkdtemp(prefix="herald-it-redis-")
         self.port = port
         self.proc = None
@@ -348,7 +349,11 @@ class RedisServer:
         args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", self.dir,
                 "--pidfile", os.path.join(self.dir, "redis.pid"), "--daemonize", "no",
-                "--logfile", ""]
+                "--logfile", ""] + self.extra
+        return self._popen(args)
+
+    def _popen(self, args):
+        """Start args with the log file as output, registered for the end-of-run reaper."""
         logf = open(self.log_path, "ab")
         try:
             p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT,

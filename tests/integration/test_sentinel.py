@@ -25,7 +25,7 @@ import time
 
 import harness
 from harness import (REDIS_SERVER, HeraldTestCase, RedisClient, RedisError, RedisServer,
-                     SSEClient, _LIVE, _LIVE_LOCK, http_get, split_cursor, wait_until, xrange)
+                     SSEClient, http_get, split_cursor, wait_until, xrange)
 
 MASTER = "herald-m"
 KEY = "sentinel-test-key"
@@ -35,33 +35,7 @@ HTTP_RATE = 40  # publishes per second (alternating edges)
 RAW_RATE = 80
 
 
-class RedisNode(RedisServer):
-    """A redis-server with extra arguments (a replica: --replicaof 127.0.0.1 <port>)."""
-
-    def __init__(self, extra=()):
-        self.extra = list(extra)
-        super().__init__()
-
-    def _spawn(self, port):
-        args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self.dir,
-                "--pidfile", os.path.join(self.dir, "redis.pid"), "--daemonize", "no",
-                "--logfile", ""] + self.extra
-        return self._popen(args)
-
-    def _popen(self, args):
-        logf = open(self.log_path, "ab")
-        try:
-            p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL)
-        finally:
-            logf.close()
-        with _LIVE_LOCK:
-            _LIVE.add(p)
-        return p
-
-
-class SentinelNode(RedisNode):
+class SentinelNode(RedisServer):
     """redis-server --sentinel with its own config file (Sentinel rewrites it)."""
 
     def __init__(self, primary_port):
@@ -257,8 +231,8 @@ class SentinelFailover(HeraldTestCase):
         return None
 
     def test_failover_under_load(self):
-        primary = self.node(RedisNode())
-        replica = self.node(RedisNode(["--replicaof", "127.0.0.1", str(primary.port)]))
+        primary = self.node(RedisServer())
+        replica = self.node(RedisServer(extra=["--replicaof", "127.0.0.1", str(primary.port)]))
         with replica.client() as rc:
             wait_until(lambda: info_field(rc, "replication", "master_link_status") == "up", 20,
                        what="the replica in sync")
