@@ -175,6 +175,18 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c)
     return n;
 }
 
+int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    size_t n = coalesce(s, c);
+    if (!n)
+        return 0;
+    if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
+        return -1;
+    c->last_write = lws_now_usecs();
+    hb_svc_count(&s->bytes_out, n);
+    return 0;
+}
+
 int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n;
@@ -203,13 +215,8 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         return 0;
     if (c->closing)
         return -1;
-    n = coalesce(s, c);
-    if (n) {
-        if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
-            return -1;
-        c->last_write = lws_now_usecs();
-        hb_svc_count(&s->bytes_out, n);
-    }
+    if (hb_http_sse_write(s, c, wsi))
+        return -1;
     if (c->qlen) {
         lws_callback_on_writable(wsi);
         return 0;

@@ -277,6 +277,89 @@ static void queue_release(hb_client_t *c)
     c->off = 0;
 }
 
+/*
+ * Writing without a writable callback. A broker batch (svc_process_inbox) queues events to
+ * many clients; asking lws for a writable callback for each costs an epoll_ctl() to arm POLLOUT,
+ * an epoll wake-up and a dispatch per client and event, more than the write itself. Instead the
+ * clients the batch queued to are listed and written once the batch is done (svc_flush), each
+ * with one coalesced write, when lws holds none of its earlier output. What the socket does not
+ * take lws keeps (at most one write) and sends on POLLOUT, and until that is gone the client is
+ * choked: later events wait in its queue, which --client-queue-max/-bytes bound as before.
+ * SSE streams and WebSockets without an extension only; long-poll answers, permessage-deflate,
+ * closing clients and last frames (close_after_flush) keep the writable callback.
+ */
+static int flush_direct_ok(const hb_client_t *c)
+{
+    if (c->close_after_flush || c->closing)
+        return 0;
+    return c->kind == K_SSE || c->kind == K_MSSE ||
+           (c->kind == K_WS && !c->ws_ext && !c->close_code);
+}
+
+static void flush_add(hb_svc_t *s, hb_client_t *c)
+{
+    if (c->flush_listed)
+        return;
+    c->flush_listed = 1;
+    c->flush_next = NULL;
+    if (s->flush_tail)
+        s->flush_tail->flush_next = c;
+    else
+        s->flush_head = c;
+    s->flush_tail = c;
+}
+
+/* Takes a client off the flush list (it is being cleaned up). */
+static void flush_remove(hb_svc_t *s, hb_client_t *c)
+{
+    hb_client_t *prev = NULL;
+    if (!c->flush_listed)
+        return;
+    for (hb_client_t *x = s->flush_head; x; prev = x, x = x->flush_next) {
+        if (x != c)
+            continue;
+        if (prev)
+            prev->flush_next = c->flush_next;
+        else
+            s->flush_head = c->flush_next;
+        if (s->flush_tail == c)
+            s->flush_tail = prev;
+        break;
+    }
+    c->flush_listed = 0;
+    c->flush_next = NULL;
+}
+
+/* Writes to every listed client what the batch queued (see flush_direct_ok()). */
+static void svc_flush(hb_svc_t *s)
+{
+    hb_client_t *c;
+    while ((c = s->flush_head)) {
+        int rc;
+        s->flush_head = c->flush_next;
+        if (!s->flush_head)
+            s->flush_tail = NULL;
+        c->flush_next = NULL;
+        c->flush_listed = 0;
+        if (!c->qlen || !flush_direct_ok(c))
+            continue;
+        if (lws_partial_buffered(c->wsi)) {
+            /* choked: lws sends its rest on POLLOUT, then calls the writable callback */
+            lws_callback_on_writable(c->wsi);
+            continue;
+        }
+        rc = c->kind == K_WS ? hb_ws_write(s, c, c->wsi) : hb_http_sse_write(s, c, c->wsi);
+        if (rc) {
+            hb_client_close(c, "write failed", 0);
+            continue;
+        }
+        if (c->qlen)
+            lws_callback_on_writable(c->wsi); /* more than one write's worth */
+        else
+            hb_client_drained(c);
+    }
+}
+
 /* Queues one shared buffer (taking new refs). 0, or -1 when the client was cut off. */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl)
 {
@@ -303,8 +386,12 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
         (qent_t){hb_buf_ref(b), cur ? hb_buf_ref(cur) : NULL, idx, (uint16_t)ctl};
     c->qlen++;
     c->qbytes += hb_buf_len(b);
-    if (c->qlen == 1)
-        lws_callback_on_writable(c->wsi);
+    if (c->qlen == 1) {
+        if (s->batching && flush_direct_ok(c))
+            flush_add(s, c);
+        else
+            lws_callback_on_writable(c->wsi);
+    }
     return 0;
 }
 
@@ -476,6 +563,7 @@ static void svc_process_inbox(hb_svc_t *s)
 {
     void *items[MSGS_PER_WAKE];
     size_t n = hb_queue_pop(s->inq, items, MSGS_PER_WAKE);
+    s->batching = 1;
     for (size_t i = 0; i < n; i++) {
         hb_msg_t *m = items[i];
         if (m->type == HB_MSG_EVENT) {
@@ -494,6 +582,8 @@ static void svc_process_inbox(hb_svc_t *s)
         }
         hb_msg_unref(m);
     }
+    s->batching = 0;
+    svc_flush(s);
     if (n == MSGS_PER_WAKE)
         lws_cancel_service(s->ctx); /* bounded work per wake-up: come back for the rest */
     if (atomic_load(&s->drain_req) && !s->draining) {
@@ -785,6 +875,7 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
     if (c->cleaned)
         return;
     c->cleaned = 1;
+    flush_remove(s, c);
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i])
             hb_sub_remove(c, c->subs[i]);

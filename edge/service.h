@@ -108,6 +108,9 @@ struct hb_client {
     char poll_next[HB_CURSOR_MAX];
     const char *poll_gap;
     uint8_t poll_ready;
+    /* written right after the broker batch that queued to it (svc->flush_head) */
+    hb_client_t *flush_next;
+    uint8_t flush_listed;
 };
 
 struct hb_svc {
@@ -138,6 +141,10 @@ struct hb_svc {
     hb_hist_t pub_hist;          /* HTTP/WS publish request to Redis' answer */
     atomic_int drain_req;
     int draining;
+    /* while a batch of broker messages is processed: clients it queued to, written once the
+     * batch is done instead of through one writable callback each (svc_flush) */
+    int batching;
+    hb_client_t *flush_head, *flush_tail;
     unsigned ticks;
     lws_sorted_usec_list_t sul_hb;
     lws_retry_bo_t idle_policy; /* WebSocket ping / hang-up timing */
@@ -219,6 +226,9 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
 int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len);
 int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c);
 int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_http_sse_write() - SSE: one coalesced write of what is queued (lws keeps what the socket
+ * does not take). 0, or -1 when the connection failed. Service thread. */
+int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);
 void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
@@ -230,6 +240,9 @@ int hb_ws_filter(hb_svc_t *s, struct lws *wsi);
 void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len);
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or -1
+ * when the connection failed. Service thread. */
+int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
 
 #endif

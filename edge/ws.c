@@ -370,6 +370,13 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     return 0;
 }
 
+int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    if (!c->qlen)
+        return 0;
+    return c->ws_ext ? write_per_message(s, c, wsi) : write_coalesced(s, c, wsi);
+}
+
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     if (c->close_code) {
@@ -379,7 +386,7 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
                          wl > 120 ? 120 : wl);
         return -1;
     }
-    if (c->qlen && (c->ws_ext ? write_per_message(s, c, wsi) : write_coalesced(s, c, wsi)))
+    if (hb_ws_write(s, c, wsi))
         return -1;
     if (c->qlen)
         lws_callback_on_writable(wsi);

@@ -105,10 +105,12 @@ class WSClient:
     Attributes after the handshake: status, headers (lowercase dict), protocol (chosen
     subprotocol or None), extensions (the Sec-WebSocket-Extensions value or None), deflate
     (True when permessage-deflate was negotiated).
-    ssl_context: an ssl.SSLContext for wss:// (the edge's own TLS), verified as "localhost"."""
+    ssl_context: an ssl.SSLContext for wss:// (the edge's own TLS), verified as "localhost".
+    tune: called with the socket before it connects (e.g. a small SO_RCVBUF)."""
 
     def __init__(self, port, path="/ws", protocols=("herald.v1",), headers=None, deflate=False,
-                 timeout=10.0, auto_pong=True, host="127.0.0.1", ssl_context=None):
+                 timeout=10.0, auto_pong=True, host="127.0.0.1", ssl_context=None,
+                 tune=None):
         self.port = port
         self.auto_pong = auto_pong
         self.closed = False
@@ -124,7 +126,13 @@ class WSClient:
         self._frag_rsv1 = False
         self._messages = []      # reassembled (opcode, bytes)
         self._inflater = None
-        self.sock = socket.create_connection((host, port), timeout=timeout * harness.SCALE)
+        if tune is None:
+            self.sock = socket.create_connection((host, port), timeout=timeout * harness.SCALE)
+        else:  # socket options that must be set before connecting (SO_RCVBUF, TCP_MAXSEG)
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tune(self.sock)
+            self.sock.settimeout(timeout * harness.SCALE)
+            self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is not None:
             self.sock = ssl_context.wrap_socket(self.sock, server_hostname="localhost")
