@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Fan-out latency at a fixed rate, several servers side by side, runs interleaved.
+
+Each run starts a fresh redis-server and one server on free loopback ports, runs loadgen at the
+fixed rate (no ramp) and prints p50/p99, the server's CPU per delivery and the generator's own
+CPU share. Servers:
+
+    NAME=PATH[:ARGS]   a herald binary (ARGS: extra flags, comma-separated, e.g. --threads,2)
+    floor              tests/bench/floorsrv: SUBSCRIBE to the channel loadgen publishes to and
+                       send(2) each message to every client at once (no ingest, no queue): the
+                       latency the generator, Redis and the kernel leave on this machine
+
+    tests/bench/latency.py --loadgen build-bench/tests/bench/loadgen \\
+        --floorsrv build-bench/tests/bench/floorsrv \\
+        --server before=/tmp/herald-before --server after=build-bench/herald --server floor \\
+        --conns 2000 --rate 25 --duration 10 --repeat 2
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402  (process handling, Redis and herald start-up)
+
+
+def start_floor(path, tmp, rport, channel):
+    port = bench.free_port()
+    p = bench.spawn([path, "--listen", str(port), "--redis", str(rport), "--channel", channel],
+                    stdout=bench.subprocess.DEVNULL,
+                    stderr=open(os.path.join(tmp, "floor-%d.log" % port), "wb"))
+
+    def up():
+        import socket
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    bench.wait_until(up, 10, "floorsrv")
+    return p, port
+
+
+def run(a, name, spec, tmp):
+    rproc, rport = bench.start_redis(tmp)
+    sproc = None
+    try:
+        prefix = "lat"
+        if spec == "floor":
+            sproc, port = start_floor(a.floorsrv, tmp, rport, prefix + ".0")
+        else:
+            path, _, extra = spec.partition(":")
+            extra = [x for x in extra.split(",") if x]
+            threads = 1
+            if "--threads" in extra:
+                i = extra.index("--threads")
+                threads = int(extra[i + 1])
+                del extra[i:i + 2]
+            sproc, port, _ = bench.start_herald(path, tmp, rport, threads, extra)
+        args = ["--target", "127.0.0.1:%d" % port, "--mode", a.mode, "--conns", a.conns,
+                "--topic-prefix", prefix, "--src-addrs", max(1, min(64, a.conns // 500)),
+                "--pub", "redis", "--pub-target", "127.0.0.1:%d" % rport, "--rate", a.rate,
+                "--warmup", 2, "--duration", a.duration, "--drain", 20, "--quiet",
+                "--watch", "srv=%d" % sproc.pid, "--watch", "redis=%d" % rproc.pid]
+        d = bench.loadgen(a.loadgen, args, 600)
+    finally:
+        if sproc:
+            bench.stop(sproc)
+        bench.stop(rproc)
+    procs = d.get("procs", {})
+    deliv = max(1, d["deliveries"])
+    cpu = procs.get("srv", {}).get("cpu_s", 0.0)
+    rcpu = procs.get("redis", {}).get("cpu_s", 0.0)
+    row = {"name": name, "p50": d["latency_ms"]["p50"], "p90": d["latency_ms"].get("p90", 0),
+           "p99": d["latency_ms"]["p99"], "max": d["latency_ms"].get("max", 0),
+           "deliv_s": d["deliveries_per_s"], "srv_us": cpu * 1e6 / deliv,
+           "srv_cpu": cpu, "redis_cpu": rcpu, "gen_frac": d.get("self_cpu_frac", 0),
+           "bad": d["gaps"] + d["duplicates"] + d["out_of_order"] + d["tail_missing"],
+           "closed": d["closed_by_server"], "load": open("/proc/loadavg").read().split()[0]}
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--loadgen", required=True)
+    ap.add_argument("--floorsrv", default="")
+    ap.add_argument("--server", action="append", required=True,
+                    help="NAME=PATH[:ARGS] or floor (repeatable)")
+    ap.add_argument("--mode", default="sse", choices=["sse", "ws"])
+    ap.add_argument("--conns", type=int, default=2000)
+    ap.add_argument("--rate", type=float, default=25)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=1)
+    a = ap.parse_args()
+    import resource
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    servers = []
+    for s in a.server:
+        if s == "floor":
+            if not a.floorsrv:
+                ap.error("floor needs --floorsrv")
+            servers.append(("floor", "floor"))
+        else:
+            name, _, spec = s.partition("=")
+            servers.append((name, spec))
+    tmp = tempfile.mkdtemp(prefix="herald-lat-")
+    rows = []
+    for r in range(a.repeat):
+        for name, spec in servers:
+            try:
+                row = run(a, name, spec, tmp)
+            except Exception as e:
+                bench.log("%s failed: %s" % (name, e))
+                continue
+            rows.append(row)
+            bench.log("%s: p50 %.2f p99 %.2f ms, %.2f us server CPU/delivery, gen %.2f, bad %d"
+                      % (name, row["p50"], row["p99"], row["srv_us"], row["gen_frac"],
+                         row["bad"]))
+    print("%s x %d conns x %g/s, %d s measured, %s" % (a.mode, a.conns, a.rate, a.duration,
+                                                        time.strftime("%H:%M UTC", time.gmtime())))
+    print("| server | p50 ms | p90 ms | p99 ms | max ms | deliveries/s | server us/delivery "
+          "| server CPU s | redis CPU s | gen CPU frac | seq errors | closed | load1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for x in rows:
+        print("| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %d | %d | %s |"
+              % (x["name"], x["p50"], x["p90"], x["p99"], x["max"], x["deliv_s"], x["srv_us"],
+                 x["srv_cpu"], x["redis_cpu"], x["gen_frac"], x["bad"], x["closed"], x["load"]))
+    bench.cleanup()
+
+
+if __name__ == "__main__":
+    main()
