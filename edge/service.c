@@ -637,7 +637,10 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     hb_svc_t *s = lws_container_of(sul, hb_svc_t, sul_hb);
     lws_usec_t now = lws_now_usecs();
     lws_usec_t hb = (lws_usec_t)s->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
-    int sweep = ++s->ticks % 4 == 0;
+    /* each SSE client is peeked once a second, a quarter of them per tick: one recv(2) per
+     * client at once would hold up the loop (and every event waiting in the inbox) for
+     * milliseconds at 10,000 clients */
+    unsigned slice = ++s->ticks % 4;
     unsigned long long queued = 0;
     size_t it = 0, klen;
     const void *k;
@@ -658,7 +661,7 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
             /* one heartbeat per SSE client: only its first subscription sends it */
             if ((c->kind != K_SSE && c->kind != K_MSSE) || u->idx != 0 || c->closing)
                 continue;
-            if (sweep && sse_peer_gone(c))
+            if (c->id % 4 == slice && sse_peer_gone(c))
                 continue;
             if (c->qlen == 0 && now - c->last_write >= hb - LWS_USEC_PER_SEC / 4)
                 hb_client_push(c, s->hb_frame, NULL, 0, 1);
