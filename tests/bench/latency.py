@@ -17,6 +17,7 @@ CPU share. Servers:
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -40,6 +41,32 @@ def start_floor(path, tmp, rport, channel):
     return p, port
 
 
+def profiled(a, args, pid, tmp, name):
+    """loadgen with `perf record -g` on the server over the measured phase."""
+    import signal
+    ready = os.path.join(tmp, "measuring")
+    out = os.path.join(tmp, "lg.json")
+    if os.path.exists(ready):
+        os.unlink(ready)
+    p = bench.spawn([a.loadgen] + [str(x) for x in args] + ["--json", out, "--ready-file", ready],
+                    stdout=bench.subprocess.DEVNULL)
+    bench.wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 300, "measuring")
+    data = os.path.join(a.perf_dir, "perf-%s.data" % name)
+    pp = bench.spawn(["perf", "record", "-e", "cpu-clock", "-g", "-p", str(pid), "-o", data],
+                     stdout=bench.subprocess.DEVNULL, stderr=bench.subprocess.DEVNULL)
+    rc = p.wait(600)
+    os.killpg(pp.pid, signal.SIGINT)
+    pp.wait(60)
+    bench.stop(p)
+    bench.stop(pp)
+    if rc != 0:
+        raise RuntimeError("loadgen exited with %d" % rc)
+    bench.perf_report(data, os.path.join(a.perf_dir, "perf-%s.txt" % name))
+    bench.log("profile: %s" % os.path.join(a.perf_dir, "perf-%s.txt" % name))
+    with open(out) as f:
+        return json.load(f)
+
+
 def run(a, name, spec, tmp):
     rproc, rport = bench.start_redis(tmp)
     sproc = None
@@ -61,7 +88,32 @@ def run(a, name, spec, tmp):
                 "--pub", "redis", "--pub-target", "127.0.0.1:%d" % rport, "--rate", a.rate,
                 "--warmup", 2, "--duration", a.duration, "--drain", 20, "--quiet",
                 "--watch", "srv=%d" % sproc.pid, "--watch", "redis=%d" % rproc.pid]
-        d = bench.loadgen(a.loadgen, args, 600)
+        ext = []
+        if a.generators > 1:
+            # Subscribers only, each on its own share of the connections, measuring from
+            # about when the publishing generator below starts measuring.
+            per = a.conns // a.generators
+            args[args.index("--conns") + 1] = a.conns - per * (a.generators - 1)
+            for k in range(1, a.generators):
+                out = os.path.join(tmp, "ext-%d.json" % k)
+                argv = [a.loadgen, "--target", "127.0.0.1:%d" % port, "--mode", a.mode,
+                        "--conns", per, "--topic-prefix", prefix, "--src-addrs",
+                        max(1, min(64, per // 500)), "--pub", "none", "--external", "--rate",
+                        a.rate, "--settle", 5, "--duration", a.duration, "--quiet",
+                        "--json", out]
+                ext.append((bench.spawn([str(x) for x in argv],
+                                        stdout=bench.subprocess.DEVNULL), out))
+        if a.perf == name:
+            d = profiled(a, args, sproc.pid, tmp, name)
+        else:
+            d = bench.loadgen(a.loadgen, args, 600)
+        d["ext"] = []
+        for p, out in ext:
+            if p.wait(600) != 0:
+                raise RuntimeError("subscriber-only loadgen exited with %d" % p.returncode)
+            bench.stop(p)
+            with open(out) as f:
+                d["ext"].append(json.load(f))
     finally:
         if sproc:
             bench.stop(sproc)
@@ -70,12 +122,30 @@ def run(a, name, spec, tmp):
     deliv = max(1, d["deliveries"])
     cpu = procs.get("srv", {}).get("cpu_s", 0.0)
     rcpu = procs.get("redis", {}).get("cpu_s", 0.0)
-    row = {"name": name, "p50": d["latency_ms"]["p50"], "p90": d["latency_ms"].get("p90", 0),
-           "p99": d["latency_ms"]["p99"], "max": d["latency_ms"].get("max", 0),
-           "deliv_s": d["deliveries_per_s"], "srv_us": cpu * 1e6 / deliv,
-           "srv_cpu": cpu, "redis_cpu": rcpu, "gen_frac": d.get("self_cpu_frac", 0),
-           "bad": d["gaps"] + d["duplicates"] + d["out_of_order"] + d["tail_missing"],
-           "closed": d["closed_by_server"], "load": open("/proc/loadavg").read().split()[0]}
+    threads = [t for t in procs.get("srv", {}).get("threads", []) if t["cpu_s"] >= 0.05]
+    if len(threads) > 1:
+        bench.log("%s: server threads' CPU s: %s" % (name, ", ".join(
+            "%s %.2f" % (t["name"], t["cpu_s"]) for t in threads)))
+    gens = [d] + d["ext"]
+    bench.log("%s: per generator p50/p99/n: %s" % (name, ", ".join(
+        "%.1f/%.1f/%d" % (g["latency_ms"]["p50"], g["latency_ms"]["p99"], g["latency_ms"]["n"])
+        for g in gens)))
+    lat = [g["latency_ms"] for g in gens]
+    # Several generators: each saw the same events on its share of the subscribers; the mean
+    # of their p50s and the worst of their p90/p99/max (an approximation of the merged
+    # distribution, upward for the tail).
+    row = {"name": name + ("/%dgen" % len(gens) if len(gens) > 1 else ""),
+           "p50": sum(x["p50"] for x in lat) / len(lat),
+           "p90": max(x.get("p90", 0) for x in lat), "p99": max(x["p99"] for x in lat),
+           "max": max(x.get("max", 0) for x in lat),
+           "deliv_s": d["deliveries_per_s"] * a.conns / max(1, d["ready"]),
+           "srv_us": cpu * 1e6 / (deliv * a.conns / max(1, d["ready"])),
+           "srv_cpu": cpu, "redis_cpu": rcpu,
+           "gen_frac": sum(g.get("self_cpu_frac", 0) for g in gens),
+           "bad": sum(g["gaps"] + g["duplicates"] + g["out_of_order"] + g["tail_missing"]
+                      for g in gens),
+           "closed": sum(g["closed_by_server"] for g in gens),
+           "load": open("/proc/loadavg").read().split()[0]}
     return row
 
 
@@ -91,6 +161,11 @@ def main():
     ap.add_argument("--rate", type=float, default=25)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--generators", type=int, default=1,
+                    help="spread the subscribers over K loadgen processes (one publishes)")
+    ap.add_argument("--perf", default="", metavar="NAME",
+                    help="perf record -g server NAME over each measured phase")
+    ap.add_argument("--perf-dir", default="build/bench", help="where perf-NAME.data/.txt go")
     a = ap.parse_args()
     import resource
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -105,6 +180,8 @@ def main():
             name, _, spec = s.partition("=")
             servers.append((name, spec))
     tmp = tempfile.mkdtemp(prefix="herald-lat-")
+    if a.perf:
+        os.makedirs(a.perf_dir, exist_ok=True)
     rows = []
     for r in range(a.repeat):
         for name, spec in servers:

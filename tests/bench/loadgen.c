@@ -157,6 +157,7 @@ static struct {
     watch_t watch[LG_MAX_WATCH];
     int nwatch;
     int quiet;
+    int external; /* --pub none: another generator publishes; measure what arrives */
 } cfg = {
     .mode = MODE_SSE,
     .server = SRV_HERALD,
@@ -1176,6 +1177,9 @@ static void usage(FILE *f)
         "  --ready-file FILE       create FILE when the measured phase starts (to start a\n"
         "                          profiler then)\n"
         "  --quiet                 no human summary on stderr\n"
+        "  --external              with --pub none: another loadgen publishes (to spread the\n"
+        "                          subscribers over several generator processes and cores);\n"
+        "                          measure the latency of what arrives over --duration\n"
         "\n"
         "Payloads carry '@s<seq>.<t_us>.<topic>.'; each subscriber checks that the sequence of\n"
         "its topic has no gap, duplicate or reordering after its first event, and that it got\n"
@@ -1224,7 +1228,8 @@ static void parse_args(int argc, char **argv)
         {"watch", 1, 0, 'W'},         {"redis", 1, 0, 'x'},
         {"label", 1, 0, 'l'},         {"json", 1, 0, 'j'},
         {"ready-file", 1, 0, 'F'},    {"quiet", 0, 0, 'Q'},
-        {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+        {"external", 0, 0, 'E'},      {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     int o, have_target = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -1353,6 +1358,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'Q':
             cfg.quiet = 1;
+            break;
+        case 'E':
+            cfg.external = 1;
             break;
         case 'h':
             usage(stdout);
@@ -1580,7 +1588,12 @@ int main(int argc, char **argv)
         drained = run_until(all_caught_up, cfg.drain);
         drain_s = (double)(now_us() - td) / 1e6;
     } else {
-        measure_from_us = 0;
+        measure_from_us = cfg.external ? now_us() : 0;
+        if (cfg.external && cfg.ready_file) {
+            FILE *rf = fopen(cfg.ready_file, "w");
+            if (rf)
+                fclose(rf);
+        }
         sample_all(p_m0);
         pub_cpu0 = self_cpu();
         st_m0 = st;
