@@ -2,8 +2,10 @@
  * Raw PUBLISH ingest: a plain `PUBLISH <topic> <payload>` is stored exactly once, in publish
  * order, by the one edge holding the ingest lease (SET <prefix>ingest:lease <token> NX PX), the
  * leader. Every ingest-enabled edge PSUBSCRIBEs "*" on its own connection:
- *   - the leader runs FCALL herald_ingest (fenced by its token) for each raw message, pipelined
- *     in arrival order on the command connection;
+ *   - the leader stores raw messages in arrival order on the command connection: the messages
+ *     of one read from Redis go out as one FCALL herald_ingest_many (fenced by its token, up to
+ *     BATCH_MAX messages), several calls in flight; a store refused because the lease is no
+ *     longer held puts the messages back among the kept ones (below), in their order;
  *   - a standby keeps each raw message until it sees the leader's stored copy (a live message
  *     flagged "r" on the same connection, so always after the raw one) and then forgets it.
  * On winning the lease, a new leader publishes a barrier on its own channel and waits to receive
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 
 #include "cluster.h"
@@ -44,19 +47,34 @@
 #define INFLIGHT_MAX 100000
 #define CLUSTER_KEEP_S 60.0 /* seconds a standby keeps a raw message in cluster mode */
 
+#define BATCH_MAX 512                /* raw messages per herald_ingest_many call */
+#define BATCH_BYTES_MAX (1u << 20)   /* and their bytes */
+#define BATCHES_AHEAD 1              /* calls in flight before the next one waits to grow */
+
+/* A raw message: topic then payload in data[]. */
 typedef struct pend {
     struct pend *next;
     double ts;
     size_t tlen, plen;
-    char *topic;
-    char *payload;
+    char data[];
 } pend_t;
 
-/* A FIFO of raw messages (topic, payload). */
+#define P_TOPIC(p) ((p)->data)
+#define P_PAYLOAD(p) ((p)->data + (p)->tlen)
+
+/* A FIFO of raw messages (topic, payload); `mark` is where refused stores are put back. */
 typedef struct plist {
     pend_t *head, *tail;
+    pend_t *mark;
     size_t count, bytes;
 } plist_t;
+
+/* Raw messages sent in one store call; the priv of its reply. */
+typedef struct batch {
+    hb_broker_t *b;
+    plist_t msgs;
+    unsigned reign; /* the leadership it was sent under */
+} batch_t;
 
 typedef enum { I_STANDBY = 0, I_BARRIER, I_ACTIVE } istate_t;
 
@@ -69,6 +87,13 @@ struct ingest {
     unsigned long barrier_n;
     plist_t kept;    /* raw messages whose stored copy has not been seen */
     plist_t orphans; /* cluster: stored copies seen before their raw message */
+    batch_t *cur;    /* leader: raw messages of the current read, not sent yet */
+    struct event *flush_ev;
+    int flush_armed;
+    int batches; /* herald_ingest_many calls in flight */
+    unsigned reign; /* counts leaderships won */
+    const char **av; /* herald_ingest_many arguments (2 * BATCH_MAX + 5) */
+    size_t *al;
     double last_renew_ok;
     double barrier_at;
     double next_lease_at;
@@ -77,28 +102,56 @@ struct ingest {
     unsigned long unknown; /* FCALLs whose outcome was lost with the connection */
     /* cluster mode */
     long long term;                 /* leader term drawn with the lease */
+    long long term_floor;           /* a term a slot's fence already holds: draw above it */
     char term_key[96];              /* <prefix>{ingest}:term */
     char (*tags)[HB_SLOT_TAG_MAX];  /* slot -> hash tag of its fence key */
     int barrier_need, barrier_seen; /* barriers published / received */
     int fence_need, fence_ok;       /* fence raises sent / succeeded */
 };
 
-static void pend_free(pend_t *p)
+static pend_t *pend_new(const char *topic, size_t tlen, const char *payload, size_t plen)
 {
-    free(p->topic);
-    free(p->payload);
-    free(p);
+    pend_t *p = malloc(sizeof(*p) + tlen + plen);
+    if (!p)
+        return NULL;
+    p->next = NULL;
+    p->ts = hb_now();
+    p->tlen = tlen;
+    p->plen = plen;
+    memcpy(p->data, topic, tlen);
+    memcpy(p->data + tlen, payload, plen);
+    return p;
 }
 
-static void pend_drop_head(plist_t *l)
+static void plist_append(plist_t *l, pend_t *p)
+{
+    p->next = NULL;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+    l->count++;
+    l->bytes += p->tlen + p->plen;
+}
+
+static pend_t *plist_unlink_head(plist_t *l)
 {
     pend_t *p = l->head;
     l->head = p->next;
     if (!l->head)
         l->tail = NULL;
+    if (l->mark == p)
+        l->mark = NULL;
     l->count--;
     l->bytes -= p->tlen + p->plen;
-    pend_free(p);
+    p->next = NULL;
+    return p;
+}
+
+static void pend_drop_head(plist_t *l)
+{
+    free(plist_unlink_head(l));
 }
 
 /* Removes the oldest entry equal to (topic, payload) among the first MATCH_SCAN_MAX; 1 found. */
@@ -107,18 +160,31 @@ static int plist_take(plist_t *l, const char *topic, size_t tlen, const char *pa
     pend_t **pp = &l->head, *prev = NULL;
     for (int n = 0; *pp && n < MATCH_SCAN_MAX; n++, prev = *pp, pp = &(*pp)->next) {
         pend_t *p = *pp;
-        if (p->tlen == tlen && p->plen == plen && !memcmp(p->topic, topic, tlen) &&
-            !memcmp(p->payload, payload, plen)) {
+        if (p->tlen == tlen && p->plen == plen && !memcmp(P_TOPIC(p), topic, tlen) &&
+            !memcmp(P_PAYLOAD(p), payload, plen)) {
             *pp = p->next;
             if (l->tail == p)
                 l->tail = prev;
+            if (l->mark == p)
+                l->mark = prev;
             l->count--;
             l->bytes -= tlen + plen;
-            pend_free(p);
+            free(p);
             return 1;
         }
     }
     return 0;
+}
+
+/* Makes room for n more bytes by dropping the oldest entries; 1 when one had to go. */
+static int plist_make_room(plist_t *l, size_t n)
+{
+    int dropped = 0;
+    while (l->count && (l->count >= PENDING_MAX || l->bytes + n > PENDING_BYTES_MAX)) {
+        pend_drop_head(l);
+        dropped = 1;
+    }
+    return dropped;
 }
 
 /* Appends a copy of (topic, payload), dropping the oldest entries past the bounds; 0, or -1
@@ -126,30 +192,33 @@ static int plist_take(plist_t *l, const char *topic, size_t tlen, const char *pa
 static int plist_push(plist_t *l, const char *topic, size_t tlen, const char *payload,
                       size_t plen)
 {
-    int dropped = 0;
-    pend_t *p;
-    while (l->count && (l->count >= PENDING_MAX || l->bytes + tlen + plen > PENDING_BYTES_MAX)) {
-        pend_drop_head(l);
-        dropped = -1;
-    }
-    p = hb_xcalloc(1, sizeof(*p));
-    p->ts = hb_now();
-    p->topic = hb_xmemdup(topic, tlen);
-    p->tlen = tlen;
-    p->payload = malloc(plen ? plen : 1);
-    if (!p->payload) {
-        pend_free(p);
+    int dropped = plist_make_room(l, tlen + plen) ? -1 : 0;
+    pend_t *p = pend_new(topic, tlen, payload, plen);
+    if (!p)
         return -1;
-    }
-    memcpy(p->payload, payload, plen);
-    p->plen = plen;
-    if (l->tail)
-        l->tail->next = p;
-    else
+    plist_append(l, p);
+    return dropped;
+}
+
+/* Puts p back after the entries put back before it (at the head when none): stores refused
+ * after a leadership ended are older than anything kept since. */
+static int plist_put_back(plist_t *l, pend_t *p)
+{
+    int dropped = plist_make_room(l, p->tlen + p->plen) ? -1 : 0;
+    if (!l->mark) {
+        p->next = l->head;
         l->head = p;
-    l->tail = p;
+        if (!l->tail)
+            l->tail = p;
+    } else {
+        p->next = l->mark->next;
+        l->mark->next = p;
+        if (l->tail == l->mark)
+            l->tail = p;
+    }
+    l->mark = p;
     l->count++;
-    l->bytes += tlen + plen;
+    l->bytes += p->tlen + p->plen;
     return dropped;
 }
 
@@ -165,6 +234,7 @@ static void set_state(hb_broker_t *b, istate_t st, const char *why)
     if (in->state == st)
         return;
     in->state = st;
+    in->kept.mark = NULL; /* stores refused from here on go back before what is kept next */
     atomic_store(&b->edge->stats.leader, st != I_STANDBY);
     hb_log_info(MOD,
                 st == I_ACTIVE    ? "ingest leader"
@@ -173,54 +243,200 @@ static void set_state(hb_broker_t *b, istate_t st, const char *why)
                 "{s:s,s:i}", "why", why, "kept", (int)in->kept.count);
 }
 
-static void on_ingest_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void batch_free(batch_t *bt)
 {
-    hb_broker_t *b = ac->data;
-    ingest_t *in = b->ingest;
-    redisReply *r = reply;
-    (void)priv;
-    in->inflight--;
-    if (!r) {
-        in->unknown++;
-        return;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (!strncmp(r->str, "HERALD_FENCED", 13)) {
-            set_state(b, I_STANDBY, "fenced");
-        } else {
-            atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
-            hb_log_ratelimited("ingest-error", 1000, HB_LOG_WARN, MOD, "raw message not stored",
-                               "{s:s}", "err", r->str);
-        }
-        return;
-    }
-    atomic_fetch_add_explicit(&b->edge->stats.ingested, 1, memory_order_relaxed);
+    plist_clear(&bt->msgs);
+    free(bt);
 }
 
-static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
+static void store_msg(hb_broker_t *b, pend_t *p);
+static void give_back(hb_broker_t *b);
+static void flush(hb_broker_t *b);
+
+/* Keeps a batch's messages again, before what was kept since. */
+static void rekeep(hb_broker_t *b, batch_t *bt)
+{
+    while (bt->msgs.head)
+        if (plist_put_back(&b->ingest->kept, plist_unlink_head(&bt->msgs)))
+            atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1,
+                                      memory_order_relaxed);
+}
+
+/* Stores refused for want of the lease: nobody stored them. Kept again (in their order, before
+ * what arrived since) when this edge is no longer the leader, so that whoever leads next stores
+ * them; sent again when this edge leads again meanwhile. */
+static void put_back(hb_broker_t *b, batch_t *bt)
+{
+    if (b->ingest->state != I_ACTIVE || !b->cmd_ready) {
+        rekeep(b, bt);
+        return;
+    }
+    while (bt->msgs.head)
+        store_msg(b, plist_unlink_head(&bt->msgs));
+}
+
+static void count_stored(hb_broker_t *b, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR) {
+        atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
+        hb_log_ratelimited("ingest-error", 1000, HB_LOG_WARN, MOD, "raw message not stored",
+                           "{s:s}", "err", r->str);
+    } else {
+        atomic_fetch_add_explicit(&b->edge->stats.ingested, 1, memory_order_relaxed);
+    }
+}
+
+static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    batch_t *bt = priv;
+    hb_broker_t *b = bt->b;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    (void)ac;
+    in->inflight -= (long)bt->msgs.count;
+    if (!b->cluster)
+        in->batches--;
+    if (!r) {
+        in->unknown += bt->msgs.count; /* the connection went: stored or not, nobody knows */
+    } else if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "HERALD_FENCED", 13)) {
+        /* cluster: "HERALD_FENCED <term>", a slot's fence holds that term (ours was stale or
+         * someone leads with a newer one): give the lease back and draw above it next time */
+        long long seen = strtoll(r->str + 13, NULL, 10);
+        if (seen > in->term_floor)
+            in->term_floor = seen;
+        if (bt->reign == in->reign && in->state != I_STANDBY) {
+            give_back(b);
+            set_state(b, I_STANDBY, "fenced");
+        }
+        put_back(b, bt);
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++)
+            count_stored(b, r->element[i]);
+    } else {
+        for (size_t i = 0; i < bt->msgs.count; i++)
+            count_stored(b, r);
+    }
+    batch_free(bt);
+    if (in->cur && !b->cluster)
+        flush(b); /* what arrived while this call was out */
+}
+
+/* Sends the current batch: one herald_ingest_many for all its messages (single Redis). */
+static void flush(hb_broker_t *b)
 {
     ingest_t *in = b->ingest;
+    batch_t *bt = in->cur;
+    int argc = 0, n;
+    char nk[16];
+    if (!bt)
+        return;
+    if (in->state != I_ACTIVE || !b->cmd_ready || !b->cmd.ac) {
+        /* The leadership ended while the batch was filling: keep its messages, but only once
+         * the calls sent before it have answered (refused ones are put back first, in order). */
+        if (in->batches > 0)
+            return;
+        in->cur = NULL;
+        rekeep(b, bt);
+        batch_free(bt);
+        return;
+    }
+    in->cur = NULL;
+    n = (int)bt->msgs.count;
+    snprintf(nk, sizeof(nk), "%d", n);
+    in->av[argc] = "FCALL";
+    in->al[argc++] = 5;
+    in->av[argc] = "herald_ingest_many";
+    in->al[argc++] = 18;
+    in->av[argc] = nk;
+    in->al[argc++] = strlen(nk);
+    for (pend_t *p = bt->msgs.head; p; p = p->next) {
+        in->av[argc] = P_TOPIC(p);
+        in->al[argc] = p->tlen;
+        in->av[argc + n] = P_PAYLOAD(p);
+        in->al[argc + n] = p->plen;
+        argc++;
+    }
+    argc += n;
+    in->av[argc] = in->token;
+    in->al[argc++] = strlen(in->token);
+    if (redisAsyncCommandArgv(b->cmd.ac, on_store_reply, bt, argc, in->av, in->al) != REDIS_OK) {
+        rekeep(b, bt); /* the connection is going: stored by the next leader */
+        batch_free(bt);
+        return;
+    }
+    in->inflight += n;
+    in->batches++;
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    hb_broker_t *b = arg;
+    (void)fd;
+    (void)what;
+    b->ingest->flush_armed = 0;
+    if (b->ingest->batches < BATCHES_AHEAD)
+        flush(b); /* else it grows until a call answers */
+}
+
+/* The leader stores p (owned): in a cluster at once, one call per message (the topics of a
+ * batch live on different primaries); on a single Redis with the other messages of this read. */
+static void store_msg(hb_broker_t *b, pend_t *p)
+{
+    ingest_t *in = b->ingest;
+    batch_t *bt;
     if (in->inflight >= INFLIGHT_MAX) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-inflight", 1000, HB_LOG_ERROR, MOD,
                            "too many raw messages in flight to Redis: dropped", NULL);
+        free(p);
         return;
     }
+    if (!in->cur) {
+        in->cur = hb_xcalloc(1, sizeof(*in->cur));
+        in->cur->b = b;
+        in->cur->reign = in->reign;
+    }
+    bt = in->cur;
+    plist_append(&bt->msgs, p);
     if (b->cluster) {
         char fence[96], term[24];
-        unsigned slot = hb_slot_of(topic, tlen);
-        const char *av[2] = {payload, term};
-        size_t al[2] = {plen, 0};
+        unsigned slot = hb_slot_of(P_TOPIC(p), p->tlen);
+        const char *av[2] = {P_PAYLOAD(p), term};
+        size_t al[2] = {p->plen, 0};
+        in->cur = NULL;
         snprintf(fence, sizeof(fence), "%sfence:{%s}", b->edge->cfg.prefix, in->tags[slot]);
         al[1] = (size_t)snprintf(term, sizeof(term), "%lld", in->term);
-        if (hb_cluster_fcall(b->cluster, "herald_ingest", topic, tlen, fence, 2, av, al,
-                             on_ingest_reply, NULL) == REDIS_OK)
+        if (hb_cluster_fcall(b->cluster, "herald_ingest", P_TOPIC(p), p->tlen, fence, 2, av, al,
+                             on_store_reply, bt) == REDIS_OK) {
             in->inflight++;
+        } else {
+            atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
+            hb_log_ratelimited("ingest-nomap", 1000, HB_LOG_ERROR, MOD,
+                               "cluster slot map not known: raw message not stored", NULL);
+            batch_free(bt);
+        }
         return;
     }
-    if (redisAsyncCommand(b->cmd.ac, on_ingest_reply, NULL, "FCALL herald_ingest 1 %b %b %s", topic,
-                          tlen, payload, plen, in->token) == REDIS_OK)
-        in->inflight++;
+    if (bt->msgs.count >= BATCH_MAX || bt->msgs.bytes >= BATCH_BYTES_MAX) {
+        flush(b);
+    } else if (!in->flush_armed && in->batches < BATCHES_AHEAD) {
+        /* after the rest of this read: no timer, no delay; with BATCHES_AHEAD calls out, the
+         * batch grows until one answers instead (Redis is the bottleneck then) */
+        in->flush_armed = 1;
+        event_active(in->flush_ev, EV_TIMEOUT, 1);
+    }
+}
+
+static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
+{
+    pend_t *p = pend_new(topic, tlen, payload, plen);
+    if (!p) {
+        atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
+        hb_log_ratelimited("ingest-oom", 1000, HB_LOG_ERROR, MOD,
+                           "out of memory: raw message dropped", NULL);
+        return;
+    }
+    store_msg(b, p);
 }
 
 static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
@@ -253,11 +469,8 @@ static void go_active(hb_broker_t *b)
     ingest_t *in = b->ingest;
     set_state(b, I_ACTIVE, "barrier passed");
     plist_clear(&in->orphans);
-    while (in->kept.head) {
-        store(b, in->kept.head->topic, in->kept.head->tlen, in->kept.head->payload,
-              in->kept.head->plen);
-        pend_drop_head(&in->kept);
-    }
+    while (in->kept.head)
+        store_msg(b, plist_unlink_head(&in->kept));
 }
 
 static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
@@ -332,6 +545,7 @@ static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
     if (!r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
         return; /* someone else holds it */
     in->last_renew_ok = hb_now();
+    in->reign++;
     set_state(b, I_BARRIER, "lease acquired");
     in->barrier_at = hb_now();
     in->barrier_len = (size_t)snprintf(in->barrier, sizeof(in->barrier), "%sbarrier:%s:%lu",
@@ -351,8 +565,20 @@ static void on_fence_reply(redisAsyncContext *ac, void *reply, void *priv)
         /* A primary did not raise its fences (stale slot map, node down): do not go live. */
         hb_log_warn(MOD, "ingest fence not raised on a primary: lease given back", "{s:s}", "err",
                     r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
-        hb_ingest_release(b);
+        give_back(b);
         set_state(b, I_STANDBY, "fence not raised");
+        return;
+    }
+    if (r->integer != 0) {
+        /* A slot's fence already holds a term as high as ours: the term counter went back
+         * (a failover lost its last increments) or another edge drew the same term. Storing
+         * now would be refused: give the lease back and draw above that term next time. */
+        if (r->integer > in->term_floor)
+            in->term_floor = r->integer;
+        hb_log_warn(MOD, "ingest term behind a slot's fence: lease given back", "{s:I,s:I}",
+                    "term", in->term, "fence", (long long)r->integer);
+        give_back(b);
+        set_state(b, I_STANDBY, "term behind a fence");
         return;
     }
     in->fence_ok++;
@@ -374,6 +600,7 @@ static void on_acquire_cluster(redisAsyncContext *ac, void *reply, void *priv)
         return; /* held by someone else (nil), or an error */
     in->term = r->integer;
     in->last_renew_ok = hb_now();
+    in->reign++;
     set_state(b, I_BARRIER, "lease acquired");
     in->barrier_at = hb_now();
     in->barrier_len = (size_t)snprintf(in->barrier, sizeof(in->barrier), "%sbarrier:%s:%lu",
@@ -383,17 +610,17 @@ static void on_acquire_cluster(redisAsyncContext *ac, void *reply, void *priv)
     n = hb_cluster_fence_and_barrier(b->cluster, term, in->barrier, in->tags, on_fence_reply, NULL);
     in->barrier_need = in->fence_need = n;
     if (n == 0) {
-        hb_ingest_release(b);
+        give_back(b);
         set_state(b, I_STANDBY, "cluster not ready for the barrier");
     }
 }
 
 static int lease_command(hb_broker_t *b, redisCallbackFn *cb, const char *fn, int nkeys,
-                         const char *arg2)
+                         const char *arg2, const char *arg3)
 {
     ingest_t *in = b->ingest;
-    const char *av[7];
-    size_t al[7];
+    const char *av[8];
+    size_t al[8];
     int argc = 0;
     av[argc++] = "FCALL";
     av[argc++] = fn;
@@ -404,6 +631,8 @@ static int lease_command(hb_broker_t *b, redisCallbackFn *cb, const char *fn, in
     av[argc++] = in->token;
     if (arg2)
         av[argc++] = arg2;
+    if (arg2 && arg3)
+        av[argc++] = arg3;
     for (int i = 0; i < argc; i++)
         al[i] = strlen(av[i]);
     return hb_cluster_key_command(b->cluster, 3, argc, av, al, cb, NULL);
@@ -446,11 +675,11 @@ void hb_ingest_tick(hb_broker_t *b)
         set_state(b, I_STANDBY, "lease not renewed in time");
     if (in->state != I_STANDBY && !b->ing_ready) {
         /* a leader that no longer sees raw messages must let a standby take over */
-        hb_ingest_release(b);
+        give_back(b);
         set_state(b, I_STANDBY, "ingest subscription lost");
     }
     if (in->state == I_BARRIER && now - in->barrier_at > lease) {
-        hb_ingest_release(b);
+        give_back(b);
         set_state(b, I_STANDBY, "barrier not seen in time");
     }
     if (now < in->next_lease_at || !b->cmd_ready || atomic_load(&b->edge->stats.draining))
@@ -461,7 +690,10 @@ void hb_ingest_tick(hb_broker_t *b)
             return;
         in->acquire_inflight = 1;
         if (b->cluster) {
-            if (lease_command(b, on_acquire_cluster, "herald_lease_acquire", 2, ms) != REDIS_OK)
+            char floor[24];
+            snprintf(floor, sizeof(floor), "%lld", in->term_floor);
+            if (lease_command(b, on_acquire_cluster, "herald_lease_acquire", 2, ms, floor) !=
+                REDIS_OK)
                 in->acquire_inflight = 0;
             return;
         }
@@ -470,7 +702,7 @@ void hb_ingest_tick(hb_broker_t *b)
     } else if (!in->renew_inflight) {
         in->renew_inflight = 1;
         if (b->cluster) {
-            if (lease_command(b, on_renew, "herald_lease_renew", 1, ms) != REDIS_OK)
+            if (lease_command(b, on_renew, "herald_lease_renew", 1, ms, NULL) != REDIS_OK)
                 in->renew_inflight = 0;
             return;
         }
@@ -491,6 +723,11 @@ void hb_ingest_init(hb_broker_t *b)
         in->tags = hb_xcalloc(HB_SLOT_COUNT, sizeof(*in->tags));
         hb_slot_tag_table(in->tags);
     }
+    in->av = hb_xcalloc(2 * BATCH_MAX + 5, sizeof(*in->av));
+    in->al = hb_xcalloc(2 * BATCH_MAX + 5, sizeof(*in->al));
+    in->flush_ev = event_new(b->base, -1, 0, on_flush, b);
+    if (!in->flush_ev)
+        abort(); /* out of memory at start-up */
     b->ingest = in;
 }
 
@@ -501,6 +738,12 @@ void hb_ingest_cleanup(hb_broker_t *b)
         return;
     plist_clear(&in->kept);
     plist_clear(&in->orphans);
+    if (in->cur)
+        batch_free(in->cur);
+    if (in->flush_ev)
+        event_free(in->flush_ev);
+    free(in->av);
+    free(in->al);
     free(in->tags);
     free(in);
     b->ingest = NULL;
@@ -530,19 +773,25 @@ static void on_released(redisAsyncContext *ac, void *reply, void *priv)
     (void)priv;
 }
 
-void hb_ingest_release(hb_broker_t *b)
+/* Gives the lease back (when held); the caller sets the state with its reason. */
+static void give_back(hb_broker_t *b)
 {
     ingest_t *in = b->ingest;
     if (in->state == I_STANDBY || !b->cmd_ready)
         return;
     if (b->cluster)
-        lease_command(b, on_released, "herald_lease_release", 1, NULL);
+        lease_command(b, on_released, "herald_lease_release", 1, NULL, NULL);
     else
         redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL herald_lease_release 0 %s", in->token);
+}
+
+void hb_ingest_release(hb_broker_t *b)
+{
+    give_back(b);
     set_state(b, I_STANDBY, "draining");
 }
 
 int hb_ingest_idle(hb_broker_t *b)
 {
-    return b->ingest->inflight <= 0;
+    return b->ingest->inflight <= 0 && !b->ingest->cur;
 }

@@ -51,6 +51,46 @@ class RawIngest(HeraldTestCase):
     def test_three_edges(self):
         self.store_and_check(3)
 
+    def test_lease_taken_mid_flow(self):
+        """The lease is taken from the leader while it stores a stream of raw messages (as when
+        it stalled past the lease and another edge won it): its refused stores are kept again,
+        in order, and stored once when it leads again; nothing is lost or stored twice."""
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.edges(srv, 1)[0]
+        self.wait_leader(r)
+        topics = ["taken.%d" % i for i in range(4)]
+        pub = self.client(srv)
+        sent = {t: [] for t in topics}
+        n = 0
+        taken = False
+        # ~1 raw message per millisecond, in small pipelines; the lease changes hands halfway.
+        while n < 3000:
+            if n == 1500 and not taken:
+                r.cmd("SET", harness.LEASE_KEY, "someone-else:0", "PX", "1500")
+                taken = True
+            cmds = []
+            for _ in range(10):
+                t = topics[n % len(topics)]
+                p = b"m-%05d" % n
+                sent[t].append(p)
+                cmds.append(("PUBLISH", t, p))
+                n += 1
+            pub.pipeline(cmds)
+            harness.time.sleep(0.01)
+        for t in topics:
+            pub.publish(t, "end")
+        for t in topics:
+            wait_until(lambda: any(f.get("d") == b"end" for _, f in xrange(r, t)), 30,
+                       what="the last raw message on " + t)
+            self.assertEqual([f.get("d") for _, f in xrange(r, t)], sent[t] + [b"end"],
+                             "raw messages on %s lost, repeated or reordered" % t)
+        log = h.log()
+        self.assertIn('"why":"fenced"', log, "the leader's stores were never refused")
+        self.assertGreaterEqual(log.count('"msg":"ingest leader"'), 2, "no second leadership")
+        harness.log("lease taken mid-flow: %d raw messages on %d topics stored once, in order"
+                    % (n + len(topics), len(topics)))
+
     def test_not_ingested(self):
         srv = self.redis()
         r = self.client(srv)
