@@ -62,7 +62,9 @@ typedef struct pend {
 #define P_TOPIC(p) ((p)->data)
 #define P_PAYLOAD(p) ((p)->data + (p)->tlen)
 
-/* A FIFO of raw messages (topic, payload); `mark` is where refused stores are put back. */
+/* A FIFO of raw messages (topic, payload). Refused stores are put back at the front, after
+ * `mark`, the last one put back (NULL: none left), so that they stay in their order and ahead
+ * of what was kept meanwhile. */
 typedef struct plist {
     pend_t *head, *tail;
     pend_t *mark;
@@ -90,7 +92,8 @@ struct ingest {
     batch_t *cur;    /* leader: raw messages of the current read, not sent yet */
     struct event *flush_ev;
     int flush_armed;
-    int batches; /* herald_ingest_many calls in flight */
+    int batches;  /* herald_ingest_many calls in flight */
+    int settling; /* leader waiting for stores sent under its earlier leadership */
     unsigned reign; /* counts leaderships won */
     const char **av; /* herald_ingest_many arguments (2 * BATCH_MAX + 5) */
     size_t *al;
@@ -234,7 +237,7 @@ static void set_state(hb_broker_t *b, istate_t st, const char *why)
     if (in->state == st)
         return;
     in->state = st;
-    in->kept.mark = NULL; /* stores refused from here on go back before what is kept next */
+    in->settling = 0;
     atomic_store(&b->edge->stats.leader, st != I_STANDBY);
     hb_log_info(MOD,
                 st == I_ACTIVE    ? "ingest leader"
@@ -251,6 +254,18 @@ static void batch_free(batch_t *bt)
 
 static void store_msg(hb_broker_t *b, pend_t *p);
 static void give_back(hb_broker_t *b);
+
+/* 1 when raw messages are stored as they come (else they are kept). */
+static int storing(const hb_broker_t *b)
+{
+    return b->ingest->state == I_ACTIVE && !b->ingest->settling && b->cmd_ready;
+}
+
+static void store_kept(hb_broker_t *b)
+{
+    while (b->ingest->kept.head)
+        store_msg(b, plist_unlink_head(&b->ingest->kept));
+}
 static void flush(hb_broker_t *b);
 
 /* Keeps a batch's messages again, before what was kept since. */
@@ -267,7 +282,7 @@ static void rekeep(hb_broker_t *b, batch_t *bt)
  * them; sent again when this edge leads again meanwhile. */
 static void put_back(hb_broker_t *b, batch_t *bt)
 {
-    if (b->ingest->state != I_ACTIVE || !b->cmd_ready) {
+    if (!storing(b)) {
         rekeep(b, bt);
         return;
     }
@@ -317,6 +332,12 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
             count_stored(b, r);
     }
     batch_free(bt);
+    if (in->settling && in->inflight <= 0 && in->state == I_ACTIVE) {
+        in->settling = 0; /* every earlier store answered: refused ones are kept, in order */
+        hb_log_info(MOD, "earlier stores answered: storing kept messages", "{s:i}", "kept",
+                    (int)in->kept.count);
+        store_kept(b);
+    }
     if (in->cur && !b->cluster)
         flush(b); /* what arrived while this call was out */
 }
@@ -469,8 +490,14 @@ static void go_active(hb_broker_t *b)
     ingest_t *in = b->ingest;
     set_state(b, I_ACTIVE, "barrier passed");
     plist_clear(&in->orphans);
-    while (in->kept.head)
-        store_msg(b, plist_unlink_head(&in->kept));
+    if (in->inflight > 0) {
+        /* Stores sent under an earlier leadership of this edge are still out (a cluster
+         * command waiting for a failover, say). They will be refused by the new term's fences
+         * or stored; either way they come before what is kept, so wait for them. */
+        in->settling = 1;
+        return;
+    }
+    store_kept(b);
 }
 
 static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
@@ -510,7 +537,7 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
                            (long long)mlen);
         return;
     }
-    if (in->state == I_ACTIVE && b->cmd_ready)
+    if (storing(b))
         store(b, chan, clen, msg, mlen);
     else
         keep(b, chan, clen, msg, mlen);
