@@ -6,6 +6,7 @@ fixed rate (no ramp) and prints p50/p99, the server's CPU per delivery and the g
 CPU share. Servers:
 
     NAME=PATH[:ARGS]   a herald binary (ARGS: extra flags, comma-separated, e.g. --threads,2)
+    nchan              nginx + nchan with Redis storage, published over HTTP (as in bench.py)
     floor              tests/bench/floorsrv: SUBSCRIBE to the channel loadgen publishes to and
                        send(2) each message to every client at once (no ingest, no queue): the
                        latency the generator, Redis and the kernel leave on this machine
@@ -72,8 +73,17 @@ def run(a, name, spec, tmp):
     sproc = None
     try:
         prefix = "lat"
+        names = ["--server", "herald"]
+        pub = ["--pub", "redis", "--pub-target", "127.0.0.1:%d" % rport]
+        spid = None
         if spec == "floor":
             sproc, port = start_floor(a.floorsrv, tmp, rport, prefix + ".0")
+        elif spec == "nchan":
+            import resource
+            nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            sproc, port, spid = bench.start_nchan(tmp, rport, nofile)
+            names = ["--server", "nchan"]  # published over HTTP, like bench.py does
+            pub = ["--pub", "http", "--pub-conns", "16", "--pub-pipeline", "64"]
         else:
             path, _, extra = spec.partition(":")
             extra = [x for x in extra.split(",") if x]
@@ -83,11 +93,12 @@ def run(a, name, spec, tmp):
                 threads = int(extra[i + 1])
                 del extra[i:i + 2]
             sproc, port, _ = bench.start_herald(path, tmp, rport, threads, extra)
-        args = ["--target", "127.0.0.1:%d" % port, "--mode", a.mode, "--conns", a.conns,
-                "--topic-prefix", prefix, "--src-addrs", max(1, min(64, a.conns // 500)),
-                "--pub", "redis", "--pub-target", "127.0.0.1:%d" % rport, "--rate", a.rate,
-                "--warmup", 2, "--duration", a.duration, "--drain", 20, "--quiet",
-                "--watch", "srv=%d" % sproc.pid, "--watch", "redis=%d" % rproc.pid]
+        spid = spid or sproc.pid
+        args = names + ["--target", "127.0.0.1:%d" % port, "--mode", a.mode, "--conns", a.conns,
+                        "--topic-prefix", prefix, "--src-addrs", max(1, min(64, a.conns // 500)),
+                        "--rate", a.rate, "--warmup", 2, "--duration", a.duration, "--drain", 20,
+                        "--quiet", "--watch", "srv=%d" % spid,
+                        "--watch", "redis=%d" % rproc.pid] + pub
         ext = []
         if a.generators > 1:
             # Subscribers only, each on its own share of the connections, measuring from
@@ -96,15 +107,15 @@ def run(a, name, spec, tmp):
             args[args.index("--conns") + 1] = a.conns - per * (a.generators - 1)
             for k in range(1, a.generators):
                 out = os.path.join(tmp, "ext-%d.json" % k)
-                argv = [a.loadgen, "--target", "127.0.0.1:%d" % port, "--mode", a.mode,
-                        "--conns", per, "--topic-prefix", prefix, "--src-addrs",
-                        max(1, min(64, per // 500)), "--pub", "none", "--external", "--rate",
-                        a.rate, "--settle", 5, "--duration", a.duration, "--quiet",
-                        "--json", out]
+                argv = [a.loadgen] + names + [
+                    "--target", "127.0.0.1:%d" % port, "--mode", a.mode, "--conns", per,
+                    "--topic-prefix", prefix, "--src-addrs", max(1, min(64, per // 500)),
+                    "--pub", "none", "--external", "--rate", a.rate, "--settle", 5,
+                    "--duration", a.duration, "--quiet", "--json", out]
                 ext.append((bench.spawn([str(x) for x in argv],
                                         stdout=bench.subprocess.DEVNULL), out))
         if a.perf == name:
-            d = profiled(a, args, sproc.pid, tmp, name)
+            d = profiled(a, args, spid, tmp, name)
         else:
             d = bench.loadgen(a.loadgen, args, 600)
         d["ext"] = []
@@ -176,6 +187,8 @@ def main():
             if not a.floorsrv:
                 ap.error("floor needs --floorsrv")
             servers.append(("floor", "floor"))
+        elif s == "nchan":
+            servers.append(("nchan", "nchan"))
         else:
             name, _, spec = s.partition("=")
             servers.append((name, spec))
