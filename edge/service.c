@@ -290,7 +290,8 @@ static void queue_release(hb_client_t *c)
  */
 static int flush_direct_ok(const hb_client_t *c)
 {
-    if (c->close_after_flush || c->closing)
+    /* close_why: closing, or a WebSocket peer sent its close (lws answers it; no data after) */
+    if (c->close_after_flush || c->closing || c->close_why)
         return 0;
     return c->kind == K_SSE || c->kind == K_MSSE ||
            (c->kind == K_WS && !c->ws_ext && !c->close_code);
