@@ -29,6 +29,7 @@
 #include "hb_mem.h"
 #include "hb_script.h"
 #include "hb_sse.h"
+#include "resolve.h"
 #include "sentinel.h"
 
 #define MOD "broker"
@@ -810,6 +811,11 @@ static void conn_start(hb_broker_t *b, hb_conn_t *c)
         hb_cluster_ingest_addr(b->cluster, &host, &port);
     else if (!port)
         return; /* no master known yet: hb_broker_set_master() starts it */
+    host = hb_resolver_addr(b->resolver, host);
+    if (!host) { /* a lookup is running (its end starts us again) or failed: try again later */
+        conn_schedule(b, c);
+        return;
+    }
     c->ac = redisAsyncConnect(host, port);
     if (!c->ac || c->ac->err) {
         hb_log_ratelimited(c->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
@@ -825,6 +831,20 @@ static void conn_start(hb_broker_t *b, hb_conn_t *c)
     redisAsyncSetConnectCallback(c->ac, on_connect);
     redisAsyncSetDisconnectCallback(c->ac, on_disconnect);
     evtimer_add(c->ctimer, &tv);
+}
+
+/* A host name lookup ended: connections waiting for their retry go now. */
+static void on_resolved(void *arg)
+{
+    hb_broker_t *b = arg;
+    hb_conn_t *conns[3] = {&b->cmd, &b->sub, &b->ing};
+    for (int i = 0; i < 3; i++) {
+        hb_conn_t *c = conns[i];
+        if (!c->ac && evtimer_pending(c->timer, NULL) && (i < 2 ? !b->cluster : b->edge->cfg.ingest)) {
+            evtimer_del(c->timer);
+            conn_start(b, c);
+        }
+    }
 }
 
 static void conn_init(hb_broker_t *b, hb_conn_t *c, const char *name)
@@ -1146,6 +1166,12 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
         free(b);
         return NULL;
     }
+    b->resolver = hb_resolver_new(b->base, on_resolved, b);
+    if (!b->resolver) {
+        event_base_free(b->base);
+        free(b);
+        return NULL;
+    }
     b->topics = hb_dict_new();
     b->on_sub_cb = on_sub;
     b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
@@ -1208,6 +1234,8 @@ void hb_broker_free(hb_broker_t *b)
     hb_sentinel_free(b->sentinel);
     hb_cluster_free(b->cluster);
     b->cluster = NULL;
+    hb_resolver_free(b->resolver);
+    b->resolver = NULL;
     hb_ingest_cleanup(b);
     while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
         topic_free(b, v);

@@ -61,6 +61,7 @@ typedef struct btopic {
 typedef struct ingest ingest_t;
 struct hb_sentinel;
 typedef struct hb_cluster hb_cluster_t;
+typedef struct hb_resolver hb_resolver_t;
 
 struct hb_broker {
     hb_edge_t *edge;
@@ -83,6 +84,7 @@ struct hb_broker {
     struct hb_sentinel *sentinel; /* NULL without sentinel:// */
     struct event *switch_ev;      /* moves the connections to a new master */
     hb_cluster_t *cluster; /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
+    hb_resolver_t *resolver; /* host names of Redis nodes and sentinels, without blocking */
 };
 
 double hb_now(void);

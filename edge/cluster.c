@@ -34,6 +34,7 @@
 #include "hb_mem.h"
 #include "hb_slot.h"
 #include "psconn.h"
+#include "resolve.h"
 
 #define MOD "cluster"
 #define REDIRECTS_MAX 8
@@ -274,9 +275,15 @@ static void node_connect(cnode_t *n)
 {
     hb_cluster_t *cl = n->cl;
     struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    const char *addr;
     if (cl->stopping || n->ac || evtimer_pending(n->timer, NULL))
         return;
-    n->ac = redisAsyncConnect(n->host, n->port);
+    addr = hb_resolver_addr(cl->b->resolver, n->host);
+    if (!addr) { /* a host name being looked up (or not resolvable): try again later */
+        node_schedule(n);
+        return;
+    }
+    n->ac = redisAsyncConnect(addr, n->port);
     if (!n->ac || n->ac->err) {
         if (n->ac)
             redisAsyncFree(n->ac);
@@ -836,8 +843,10 @@ void hb_cluster_subscribe(hb_cluster_t *cl, btopic_t *t)
     t->snode = n;
     t->state = T_SUBSCRIBING;
     if (!n->sub) {
-        n->sub = hb_ps_connect(cl->b->base, n->host, n->port, CONNECT_TIMEOUT_MS, on_sub_up,
-                               on_sub_reply, n);
+        const char *addr = hb_resolver_addr(cl->b->resolver, n->host);
+        n->sub = addr ? hb_ps_connect(cl->b->base, addr, n->port, CONNECT_TIMEOUT_MS, on_sub_up,
+                                      on_sub_reply, n)
+                      : NULL;
         if (!n->sub) {
             t->snode = NULL;
             t->state = T_IDLE;

@@ -23,6 +23,7 @@
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_sentinel.h"
+#include "resolve.h"
 
 #define MOD "sentinel"
 #define WATCH_RETRY_MS 500
@@ -205,7 +206,12 @@ static void on_op_timeout(evutil_socket_t fd, short what, void *arg)
 static void op_open(hb_sentinel_t *s, const char *host, int port)
 {
     struct timeval tv = ms_tv(HB_SENTINEL_STEP_MS);
-    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    const char *addr = hb_resolver_addr(s->b->resolver, host);
+    redisAsyncContext *ac = addr ? redisAsyncConnect(addr, port) : NULL;
+    if (!addr) {
+        op_step_failed(s, "host name not resolved (yet)");
+        return;
+    }
     if (!ac || ac->err) {
         char e[128];
         snprintf(e, sizeof(e), "%s", ac ? ac->errstr : "out of memory");
@@ -368,7 +374,10 @@ static void watch_start(hb_sentinel_t *s)
     redisAsyncContext *ac;
     if (s->b->stopping)
         return;
-    ac = redisAsyncConnect(s->cfg->sentinel_host[i], s->cfg->sentinel_port[i]);
+    {
+        const char *addr = hb_resolver_addr(s->b->resolver, s->cfg->sentinel_host[i]);
+        ac = addr ? redisAsyncConnect(addr, s->cfg->sentinel_port[i]) : NULL;
+    }
     if (!ac || ac->err) {
         if (ac)
             redisAsyncFree(ac);
