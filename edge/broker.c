@@ -840,7 +840,8 @@ static void on_resolved(void *arg)
     hb_conn_t *conns[3] = {&b->cmd, &b->sub, &b->ing};
     for (int i = 0; i < 3; i++) {
         hb_conn_t *c = conns[i];
-        if (!c->ac && evtimer_pending(c->timer, NULL) && (i < 2 ? !b->cluster : b->edge->cfg.ingest)) {
+        if (!c->ac && evtimer_pending(c->timer, NULL) &&
+            (i < 2 ? !b->cluster : b->edge->cfg.ingest)) {
             evtimer_del(c->timer);
             conn_start(b, c);
         }

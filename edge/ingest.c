@@ -47,9 +47,9 @@
 #define INFLIGHT_MAX 100000
 #define CLUSTER_KEEP_S 60.0 /* seconds a standby keeps a raw message in cluster mode */
 
-#define BATCH_MAX 512                /* raw messages per herald_ingest_many call */
-#define BATCH_BYTES_MAX (1u << 20)   /* and their bytes */
-#define BATCHES_AHEAD 1              /* calls in flight before the next one waits to grow */
+#define BATCH_MAX 512              /* raw messages per herald_ingest_many call */
+#define BATCH_BYTES_MAX (1u << 20) /* and their bytes */
+#define BATCHES_AHEAD 1            /* calls in flight before the next one waits to grow */
 
 /* A raw message: topic then payload in data[]. */
 typedef struct pend {
@@ -92,9 +92,9 @@ struct ingest {
     batch_t *cur;    /* leader: raw messages of the current read, not sent yet */
     struct event *flush_ev;
     int flush_armed;
-    int batches;  /* herald_ingest_many calls in flight */
-    int settling; /* leader waiting for stores sent under its earlier leadership */
-    unsigned reign; /* counts leaderships won */
+    int batches;     /* herald_ingest_many calls in flight */
+    int settling;    /* leader waiting for stores sent under its earlier leadership */
+    unsigned reign;  /* counts leaderships won */
     const char **av; /* herald_ingest_many arguments (2 * BATCH_MAX + 5) */
     size_t *al;
     double last_renew_ok;
@@ -192,8 +192,7 @@ static int plist_make_room(plist_t *l, size_t n)
 
 /* Appends a copy of (topic, payload), dropping the oldest entries past the bounds; 0, or -1
  * when an oldest entry had to go (the caller counts it) or memory ran out. */
-static int plist_push(plist_t *l, const char *topic, size_t tlen, const char *payload,
-                      size_t plen)
+static int plist_push(plist_t *l, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
     int dropped = plist_make_room(l, tlen + plen) ? -1 : 0;
     pend_t *p = pend_new(topic, tlen, payload, plen);
@@ -475,12 +474,10 @@ static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *pay
 
 /* The leader stored a raw message: forget our copy (the oldest equal one); in a cluster a copy
  * that came before its raw message is remembered instead, to be matched when that arrives. */
-static void forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
-                   size_t plen)
+static void forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
     ingest_t *in = b->ingest;
-    if (plist_take(&in->kept, topic, tlen, payload, plen) || !b->cluster ||
-        in->state == I_ACTIVE)
+    if (plist_take(&in->kept, topic, tlen, payload, plen) || !b->cluster || in->state == I_ACTIVE)
         return;
     plist_push(&in->orphans, topic, tlen, payload, plen); /* bounded like kept */
 }
@@ -602,8 +599,8 @@ static void on_fence_reply(redisAsyncContext *ac, void *reply, void *priv)
          * now would be refused: give the lease back and draw above that term next time. */
         if (r->integer > in->term_floor)
             in->term_floor = r->integer;
-        hb_log_warn(MOD, "ingest term behind a slot's fence: lease given back", "{s:I,s:I}",
-                    "term", in->term, "fence", (long long)r->integer);
+        hb_log_warn(MOD, "ingest term behind a slot's fence: lease given back", "{s:I,s:I}", "term",
+                    in->term, "fence", (long long)r->integer);
         give_back(b);
         set_state(b, I_STANDBY, "term behind a fence");
         return;

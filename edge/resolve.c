@@ -15,10 +15,10 @@
 #include "broker.h"
 
 #define MOD "resolve"
-#define RESOLVE_MAX 64      /* host names kept */
+#define RESOLVE_MAX 64       /* host names kept */
 #define RESOLVE_HOST_MAX 255 /* a DNS name's length */
-#define RESOLVE_TTL_S 5.0   /* an answer is looked up again after this */
-#define RESOLVE_RETRY_S 1.0 /* a failed lookup is tried again after this */
+#define RESOLVE_TTL_S 5.0    /* an answer is looked up again after this */
+#define RESOLVE_RETRY_S 1.0  /* a failed lookup is tried again after this */
 
 typedef struct rentry {
     struct hb_resolver *r;
@@ -63,15 +63,15 @@ static void on_answer(int result, struct evutil_addrinfo *res, void *arg)
                             : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
         if (evutil_inet_ntop(res->ai_family, a, e->addr, sizeof(e->addr))) {
             if (e->failed)
-                hb_log_info(MOD, "host name resolved again", "{s:s,s:s}", "host", e->host,
-                            "addr", e->addr);
+                hb_log_info(MOD, "host name resolved again", "{s:s,s:s}", "host", e->host, "addr",
+                            e->addr);
             e->failed = 0;
         }
     } else {
         /* the previous answer, if any, keeps serving: the name may come back */
         e->failed = 1;
-        hb_log_ratelimited(e->host, 5000, HB_LOG_WARN, MOD, "cannot resolve host name",
-                           "{s:s,s:s}", "host", e->host, "err", evutil_gai_strerror(result));
+        hb_log_ratelimited(e->host, 5000, HB_LOG_WARN, MOD, "cannot resolve host name", "{s:s,s:s}",
+                           "host", e->host, "err", evutil_gai_strerror(result));
     }
     if (res)
         evutil_freeaddrinfo(res);
@@ -97,8 +97,8 @@ static void lookup(hb_resolver_t *r, rentry_t *e)
 hb_resolver_t *hb_resolver_new(struct event_base *base, void (*on_done)(void *arg), void *arg)
 {
     hb_resolver_t *r = hb_xcalloc(1, sizeof(*r));
-    r->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    r->dns =
+        evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!r->dns) {
         free(r);
         return NULL;
@@ -126,7 +126,8 @@ const char *hb_resolver_addr(hb_resolver_t *r, const char *host)
         rentry_t *x = &r->e[i];
         if (x->host[0] && !strcmp(x->host, host))
             e = x;
-        else if (!x->pending && (!victim || !x->host[0] || (victim->host[0] && x->used < victim->used)))
+        else if (!x->pending &&
+                 (!victim || !x->host[0] || (victim->host[0] && x->used < victim->used)))
             victim = x;
     }
     if (!e) {
