@@ -287,6 +287,26 @@ def fcall_publish(r, topic, payload, event=None):
     return rid
 
 
+def paced_publisher(port, topic, payloads, rate, ids, errors):
+    """Starts a daemon thread that publishes payloads with herald_publish on its own connection
+    to the Redis on `port`, `rate` per second, appending each stream ID to `ids` and an
+    exception to `errors` (for the main thread to report). Returns the thread."""
+    def run():
+        try:
+            with RedisClient(port) as pr:
+                start = time.monotonic()
+                for i, p in enumerate(payloads):
+                    ids.append(fcall_publish(pr, topic, p))
+                    lag = start + (i + 1) / rate - time.monotonic()
+                    if lag > 0:
+                        time.sleep(lag)  # pacing the publisher, not synchronising
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
 def xrange(r, topic, start="-", end="+"):
     """[(id str, {field str: value bytes})] for the topic's stream."""
     out = []

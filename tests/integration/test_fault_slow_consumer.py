@@ -10,11 +10,10 @@ with the last id it had and gets exactly the events it missed.
 import os
 import selectors
 import socket
-import threading
 import time
 
 import harness
-from harness import HeraldTestCase, RedisClient, split_cursor, wait_live_subscribed
+from harness import HeraldTestCase, split_cursor, wait_live_subscribed
 
 # 1000 is the goal; it stays well under 40 s in the ASan build (measured: about 8 s there,
 # 6 s in release, on 2 cores), so the full count is used.
@@ -183,21 +182,8 @@ class SlowConsumer(HeraldTestCase):
             peak_rss = [base_rss]
             pub_err = []
 
-            def publisher():
-                try:
-                    with RedisClient(srv.port) as pr:
-                        start = time.monotonic()
-                        for i in range(1, EVENTS):
-                            ids.append(harness.fcall_publish(pr, TOPIC, payloads[i]))
-                            lag = start + i / RATE - time.monotonic()
-                            if lag > 0:
-                                time.sleep(lag)  # pacing the publisher, not synchronising
-                except Exception as e:  # reported by the main thread
-                    pub_err.append(e)
-
             t_pub = time.monotonic()
-            th = threading.Thread(target=publisher, daemon=True)
-            th.start()
+            th = harness.paced_publisher(srv.port, TOPIC, payloads[1:], RATE, ids, pub_err)
 
             def all_in():
                 peak_rss[0] = max(peak_rss[0], rss_bytes(h.proc.pid))

@@ -10,11 +10,10 @@ code 1008; it then resumes with `since` on a new connection and gets exactly wha
 
 import json
 import socket
-import threading
 import time
 
 import harness
-from harness import HeraldTestCase, RedisClient, split_cursor, wait_live_subscribed
+from harness import HeraldTestCase, split_cursor, wait_live_subscribed
 from wsclient import WSClient
 
 FAST_CLIENTS = 20
@@ -62,21 +61,7 @@ class SlowWebSocket(HeraldTestCase):
         # From here on the stalled client reads nothing until it was cut off.
 
         pub_err = []
-
-        def publisher():
-            try:
-                with RedisClient(srv.port) as pr:
-                    start = time.monotonic()
-                    for i in range(1, EVENTS):
-                        ids.append(harness.fcall_publish(pr, TOPIC, payloads[i]))
-                        lag = start + i / RATE - time.monotonic()
-                        if lag > 0:
-                            time.sleep(lag)  # pacing the publisher, not synchronising
-            except Exception as e:  # reported by the main thread
-                pub_err.append(e)
-
-        th = threading.Thread(target=publisher, daemon=True)
-        th.start()
+        th = harness.paced_publisher(srv.port, TOPIC, payloads[1:], RATE, ids, pub_err)
         got = [[] for _ in fast]
         end = harness.deadline(60)
         while time.monotonic() < end:
