@@ -12,7 +12,7 @@ HERALD_BIN=<path> uses that binary instead), then runs in the foreground:
   redis-server  on 127.0.0.1:R   (data and log in build/local/redis/)
   HAProxy       on 127.0.0.1:P   (deploy/haproxy.cfg via deploy/lb.sh; log build/local/haproxy.log)
   N edges       on 127.0.0.1:P+1 .. 127.0.0.1:P+N, node ids edge-1 .. edge-N
-                (logs in build/local/edge-<i>.log, i = 0 .. N-1)
+                (logs in build/local/edge-<n>.log, named like the node ids)
 prints "edge-<n> http://127.0.0.1:<port>" per edge once its /readyz answers 200, then
 "ready http://127.0.0.1:P" once HAProxy sees every edge healthy.
 
@@ -170,9 +170,9 @@ for i in $(seq 0 $((EDGES - 1))); do
     args=(--listen "127.0.0.1:$((PORT + 1 + i))" --redis "redis://127.0.0.1:$REDIS_PORT"
           --node-id "edge-$((i + 1))")
     [ -z "$THREADS" ] || args+=(--threads "$THREADS")
-    "$HERALD" "${args[@]}" </dev/null >"$RUN/edge-$i.log" 2>&1 &
+    "$HERALD" "${args[@]}" </dev/null >"$RUN/edge-$((i + 1)).log" 2>&1 &
     EDGE_PIDS+=($!)
-    NAMES[$!]="edge-$((i + 1)) (port $((PORT + 1 + i)), log $RUN/edge-$i.log)"
+    NAMES[$!]="edge-$((i + 1)) (port $((PORT + 1 + i)), log $RUN/edge-$((i + 1)).log)"
 done
 
 for i in $(seq 0 $((EDGES - 1))); do
@@ -183,7 +183,7 @@ for i in $(seq 0 $((EDGES - 1))); do
         code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/readyz" || true)
         [ "$code" = 200 ] && break
         kill -0 "$pid" 2>/dev/null || die "${NAMES[$pid]} exited during start-up:
-$(tail -n 20 "$RUN/edge-$i.log")"
+$(tail -n 20 "$RUN/edge-$((i + 1)).log")"
         [ "$SECONDS" -lt "$deadline" ] ||
             die "${NAMES[$pid]} not ready within 30 s (last /readyz: $code)"
         sleep 0.1
