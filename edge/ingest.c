@@ -46,6 +46,7 @@
 #define MATCH_SCAN_MAX 1024
 #define INFLIGHT_MAX 100000
 #define CLUSTER_KEEP_S 60.0 /* seconds a standby keeps a raw message in cluster mode */
+#define SETTLE_MAX_S 20.0   /* a new leadership waits this long at most for earlier stores */
 
 #define BATCH_MAX 512              /* raw messages per herald_ingest_many call */
 #define BATCH_BYTES_MAX (1u << 20) /* and their bytes */
@@ -92,8 +93,9 @@ struct ingest {
     batch_t *cur;    /* leader: raw messages of the current read, not sent yet */
     struct event *flush_ev;
     int flush_armed;
-    int batches;     /* herald_ingest_many calls in flight */
-    int settling;    /* leader waiting for stores sent under its earlier leadership */
+    int batches;  /* herald_ingest_many calls in flight */
+    int settling; /* leader waiting for stores sent under its earlier leadership */
+    double settling_since;
     unsigned reign;  /* counts leaderships won */
     const char **av; /* herald_ingest_many arguments (2 * BATCH_MAX + 5) */
     size_t *al;
@@ -492,6 +494,7 @@ static void go_active(hb_broker_t *b)
          * command waiting for a failover, say). They will be refused by the new term's fences
          * or stored; either way they come before what is kept, so wait for them. */
         in->settling = 1;
+        in->settling_since = hb_now();
         return;
     }
     store_kept(b);
@@ -701,6 +704,14 @@ void hb_ingest_tick(hb_broker_t *b)
         /* a leader that no longer sees raw messages must let a standby take over */
         give_back(b);
         set_state(b, I_STANDBY, "ingest subscription lost");
+    }
+    if (in->settling && in->state == I_ACTIVE && now - in->settling_since > SETTLE_MAX_S) {
+        /* an earlier store neither answered nor failed (a stuck connection): store what is
+         * kept rather than keep it forever; that store's message may end up out of order */
+        hb_log_warn(MOD, "earlier stores unanswered: storing kept messages", "{s:I,s:i}",
+                    "unanswered", (long long)in->inflight, "kept", (int)in->kept.count);
+        in->settling = 0;
+        store_kept(b);
     }
     if (in->state == I_BARRIER && now - in->barrier_at > lease) {
         give_back(b);
