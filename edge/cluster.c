@@ -563,10 +563,20 @@ static void on_rcmd_reply(redisAsyncContext *ac, void *reply, void *priv)
             }
             /* An earlier command of the slot is held (it got TRYAGAIN while the slot's keys
              * were moving): this one must not overtake it on the new node. */
-            if (!rc->held && cl->slot_held[rc->slot])
+            if (!rc->held && cl->slot_held[rc->slot]) {
                 retry_later(cl, rc);
-            else
-                rcmd_send(cl, rc);
+                return;
+            }
+            /* The first of its slot to be redirected goes alone: the slot's later commands,
+             * redirected or new, wait until it is answered. Two pipelined to the importing
+             * node could otherwise be split by the end of the migration: the first refused
+             * with TRYAGAIN (keys half moved), the second stored, out of order. */
+            if (!rc->held) {
+                rc->held = 1;
+                cl->slot_held[rc->slot]++;
+                cl->slot_sending[rc->slot] = 1;
+            }
+            rcmd_send(cl, rc);
             return;
         }
         if (is_retryable(r->str)) {
