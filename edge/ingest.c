@@ -104,7 +104,6 @@ struct ingest {
     double next_lease_at;
     int acquire_inflight, renew_inflight;
     long inflight;
-    unsigned long unknown; /* FCALLs whose outcome was lost with the connection */
     /* cluster mode */
     long long term;                 /* leader term drawn with the lease */
     long long term_floor;           /* a term a slot's fence already holds: draw above it */
@@ -313,7 +312,9 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!b->cluster)
         in->batches--;
     if (!r) {
-        in->unknown += bt->msgs.count; /* the connection went: stored or not, nobody knows */
+        /* the connection went: stored or not, nobody knows (not sent again: a duplicate) */
+        atomic_fetch_add_explicit(&b->edge->stats.ingest_unknown, bt->msgs.count,
+                                  memory_order_relaxed);
     } else if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "HERALD_FENCED", 13)) {
         /* cluster: "HERALD_FENCED <term>", a slot's fence holds that term (ours was stale or
          * someone leads with a newer one): give the lease back and draw above it next time */
@@ -352,7 +353,7 @@ static void flush(hb_broker_t *b)
     char nk[16];
     if (!bt)
         return;
-    if (in->state != I_ACTIVE || !b->cmd_ready || !b->cmd.ac) {
+    if (!storing(b) || !b->cmd.ac) {
         /* The leadership ended while the batch was filling: keep its messages, but only once
          * the calls sent before it have answered (refused ones are put back first, in order). */
         if (in->batches > 0)
