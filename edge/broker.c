@@ -833,17 +833,16 @@ static void conn_start(hb_broker_t *b, hb_conn_t *c)
     evtimer_add(c->ctimer, &tv);
 }
 
-/* A host name lookup ended: connections waiting for their retry go now. */
+/* A host name lookup ended: connections waiting for their retry go now (only connections in
+ * use ever wait: cmd and sub are not started in cluster mode, ing not without ingest). */
 static void on_resolved(void *arg)
 {
     hb_broker_t *b = arg;
     hb_conn_t *conns[3] = {&b->cmd, &b->sub, &b->ing};
     for (int i = 0; i < 3; i++) {
-        hb_conn_t *c = conns[i];
-        if (!c->ac && evtimer_pending(c->timer, NULL) &&
-            (i < 2 ? !b->cluster : b->edge->cfg.ingest)) {
-            evtimer_del(c->timer);
-            conn_start(b, c);
+        if (!conns[i]->ac && evtimer_pending(conns[i]->timer, NULL)) {
+            evtimer_del(conns[i]->timer);
+            conn_start(b, conns[i]);
         }
     }
 }
