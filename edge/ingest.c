@@ -368,7 +368,7 @@ static void flush(hb_broker_t *b)
     snprintf(nk, sizeof(nk), "%d", n);
     in->av[argc] = "FCALL";
     in->al[argc++] = 5;
-    in->av[argc] = "herald_ingest_many";
+    in->av[argc] = b->fn.ingest_many;
     in->al[argc++] = 18;
     in->av[argc] = nk;
     in->al[argc++] = strlen(nk);
@@ -429,7 +429,7 @@ static void store_msg(hb_broker_t *b, pend_t *p)
         in->cur = NULL;
         snprintf(fence, sizeof(fence), "%sfence:{%s}", b->edge->cfg.prefix, in->tags[slot]);
         al[1] = (size_t)snprintf(term, sizeof(term), "%lld", in->term);
-        if (hb_cluster_fcall(b->cluster, "herald_ingest", P_TOPIC(p), p->tlen, fence, 2, av, al,
+        if (hb_cluster_fcall(b->cluster, b->fn.ingest, P_TOPIC(p), p->tlen, fence, 2, av, al,
                              on_store_reply, bt) == REDIS_OK) {
             in->inflight++;
         } else {
@@ -728,8 +728,7 @@ void hb_ingest_tick(hb_broker_t *b)
         if (b->cluster) {
             char floor[24];
             snprintf(floor, sizeof(floor), "%lld", in->term_floor);
-            if (lease_command(b, on_acquire_cluster, "herald_lease_acquire", 2, ms, floor) !=
-                REDIS_OK)
+            if (lease_command(b, on_acquire_cluster, b->fn.lease_acquire, 2, ms, floor) != REDIS_OK)
                 in->acquire_inflight = 0;
             return;
         }
@@ -738,12 +737,12 @@ void hb_ingest_tick(hb_broker_t *b)
     } else if (!in->renew_inflight) {
         in->renew_inflight = 1;
         if (b->cluster) {
-            if (lease_command(b, on_renew, "herald_lease_renew", 1, ms, NULL) != REDIS_OK)
+            if (lease_command(b, on_renew, b->fn.lease_renew, 1, ms, NULL) != REDIS_OK)
                 in->renew_inflight = 0;
             return;
         }
-        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL herald_lease_renew 0 %s %d", in->token,
-                          b->edge->cfg.lease_ms);
+        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL %s 0 %s %d", b->fn.lease_renew,
+                          in->token, b->edge->cfg.lease_ms);
     }
 }
 
@@ -816,9 +815,9 @@ static void give_back(hb_broker_t *b)
     if (in->state == I_STANDBY || !b->cmd_ready)
         return;
     if (b->cluster)
-        lease_command(b, on_released, "herald_lease_release", 1, NULL, NULL);
+        lease_command(b, on_released, b->fn.lease_release, 1, NULL, NULL);
     else
-        redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL herald_lease_release 0 %s", in->token);
+        redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL %s 0 %s", b->fn.lease_release, in->token);
 }
 
 void hb_ingest_release(hb_broker_t *b)
