@@ -260,11 +260,11 @@ static const char lib_fmt[] =
     "redis.register_function{function_name = F .. '_info', flags = {'no-writes'},\n"
     "  callback = function() return {VERSION, SETTINGS} end}\n"
     "\n"
-    "-- the canary: ARGV channel payload, published the way events are (SPUBLISH in a cluster)\n"
-    "redis.register_function{function_name = F .. '_canary', flags = {'no-writes'},\n"
-    "  callback = function(keys, args)\n"
+    "-- the canary: ARGV channel payload, published the way events are (SPUBLISH in a cluster;\n"
+    "-- PUBLISH may replicate, so not no-writes)\n"
+    "redis.register_function(F .. '_canary', function(keys, args)\n"
     "  return redis.call(LIVE_PUBLISH, args[1], args[2])\n"
-    "end}\n";
+    "end)\n";
 
 int hb_script_name(const char *prefix, char *out, size_t cap)
 {

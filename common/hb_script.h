@@ -18,7 +18,7 @@
  *   <F>_lease_renew   [KEYS: lease] ARGV: token ms             -> 1 held / 0 lost
  *   <F>_lease_release [KEYS: lease] ARGV: token                -> 1 / 0
  *   <F>_info     (no-writes)                                   -> {version, settings}
- *   <F>_canary   ARGV: channel payload (no-writes)             -> receivers
+ *   <F>_canary   ARGV: channel payload                         -> receivers
  * Cluster mode (`cluster` set): live messages go out with SPUBLISH (sharded pub/sub); the topic
  * functions also take KEYS <prefix>{<topic>}:log <prefix>{<topic>}:epoch instead of the topic,
  * so that a slot migration redirects them as a whole; <F>_ingest (KEYS log epoch fence,

@@ -21,6 +21,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+#include "canary.h"
 #include "cluster.h"
 #include "hb_dict.h"
 #include "hb_err.h"
@@ -572,8 +573,11 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
     btopic_t *t = NULL;
-    const char *kind = hb_broker_pubsub(b, reply, "message", &t);
+    const char *kind;
     (void)priv;
+    if (b->canary && hb_canary_on_reply(b->canary, reply))
+        return;
+    kind = hb_broker_pubsub(b, reply, "message", &t);
     if (!kind)
         return;
     if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING)
@@ -745,6 +749,8 @@ void hb_broker_update_ready(hb_broker_t *b)
     atomic_store(&b->edge->stats.redis_up,
                  b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up) &&
                      (!b->edge->cfg.ingest || b->ing_ready));
+    if (b->canary && !hb_canary_ok(b->canary))
+        ready = 0; /* connected is not delivering: the heartbeat must come back */
     /* Not per topic: a topic being subscribed or refilled holds its own clients' events (they
      * wait, nothing is lost), and with per-user topics some topic is always new. */
     if (atomic_exchange(&b->edge->stats.ready, ready) != ready)
@@ -763,6 +769,22 @@ static void on_function_loaded(redisAsyncContext *ac, int ok, void *priv)
     b->cmd.backoff_ms = 0;
     hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
     hb_broker_on_cmd_ready(b);
+}
+
+void hb_broker_refill_all(hb_broker_t *b)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+        btopic_t *t = v;
+        if (t->state != T_SUBSCRIBED || !(t->have_last || t->have_pos) || t->need_backfill)
+            continue;
+        t->need_backfill = 1;
+        t->lost_checked = !t->have_last;
+        topic_kick(b, t);
+    }
+    hb_broker_update_ready(b);
 }
 
 void hb_broker_on_cmd_ready(hb_broker_t *b)
@@ -818,6 +840,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
             if (t->want)
                 topic_subscribe(b, t);
         }
+        if (b->canary)
+            hb_canary_sub_up(b->canary);
     } else {
         conn->backoff_ms = 0;
         hb_ingest_on_ing_up(b);
@@ -1197,6 +1221,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (b->cluster)
         hb_cluster_tick(b->cluster);
+    if (b->canary)
+        hb_canary_tick(b->canary);
     hb_ingest_tick(b);
 }
 
@@ -1302,6 +1328,8 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     conn_init(b, &b->ing, "ingest");
     if (edge->cfg.redis_cluster)
         b->cluster = hb_cluster_new(b);
+    else
+        b->canary = hb_canary_new(b);
     hb_ingest_init(b);
     pthread_mutex_init(&b->master_lock, NULL);
     snprintf(b->master_host, sizeof(b->master_host), "%s", edge->cfg.redis_host);
@@ -1344,6 +1372,8 @@ void hb_broker_free(hb_broker_t *b)
     if (b->ing.ac)
         redisAsyncFree(b->ing.ac);
     hb_sentinel_free(b->sentinel);
+    hb_canary_free(b->canary);
+    b->canary = NULL;
     hb_cluster_free(b->cluster);
     b->cluster = NULL;
     hb_resolver_free(b->resolver);

@@ -106,8 +106,9 @@ struct hb_broker {
     unsigned long long master_switches;
     struct hb_sentinel *sentinel; /* NULL without sentinel:// */
     struct event *switch_ev;      /* moves the connections to a new master */
-    hb_cluster_t *cluster;   /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
-    hb_resolver_t *resolver; /* host names of Redis nodes and sentinels, without blocking */
+    hb_cluster_t *cluster;    /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
+    hb_resolver_t *resolver;  /* host names of Redis nodes and sentinels, without blocking */
+    struct hb_canary *canary; /* delivery heartbeat (canary.h); NULL in cluster mode */
 };
 
 double hb_now(void);
@@ -134,6 +135,9 @@ void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t);
 void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t);
 /** hb_broker_topic_free() - forget t (no subscriber wants it). */
 void hb_broker_topic_free(hb_broker_t *b, btopic_t *t);
+/** hb_broker_refill_all() - every subscribed topic reads history from its refill position
+ * (as after a resubscription): delivery may have stopped unnoticed (canary.c). */
+void hb_broker_refill_all(hb_broker_t *b);
 /** hb_broker_on_cmd_ready() - commands can be sent again: kick topics, lease, readiness. */
 void hb_broker_on_cmd_ready(hb_broker_t *b);
 

@@ -369,7 +369,7 @@ static void flush(hb_broker_t *b)
     in->av[argc] = "FCALL";
     in->al[argc++] = 5;
     in->av[argc] = b->fn.ingest_many;
-    in->al[argc++] = 18;
+    in->al[argc++] = strlen(b->fn.ingest_many);
     in->av[argc] = nk;
     in->al[argc++] = strlen(nk);
     for (pend_t *p = bt->msgs.head; p; p = p->next) {
@@ -501,6 +501,15 @@ static void go_active(hb_broker_t *b)
     store_kept(b);
 }
 
+/* "barrier:" anywhere in chan (a leader's barrier channel, <prefix>barrier:<token>:<n>). */
+static int has_barrier(const char *chan, size_t clen)
+{
+    for (size_t i = 0; i + 8 <= clen; i++)
+        if (!memcmp(chan + i, "barrier:", 8))
+            return 1;
+    return 0;
+}
+
 static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
 {
     ingest_t *in = b->ingest;
@@ -530,6 +539,8 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
     }
     if (clen >= 2 && chan[0] == '_' && chan[1] == '_')
         return; /* keyspace notifications and other internal channels */
+    if ((clen >= 6 && !memcmp(chan + clen - 6, "}:live", 6)) || has_barrier(chan, clen))
+        return; /* another deployment's (--prefix) live, canary or barrier channel: not raw */
     if (hb_topic_validate(chan, clen, NULL) || mlen > (size_t)b->edge->cfg.max_message_bytes) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-reject", 1000, HB_LOG_WARN, MOD,
