@@ -32,7 +32,6 @@ struct hb_canary {
     double expect;   /* heard last, or began to expect it (subscriber up) */
     int heard;       /* a heartbeat came back on this subscriber connection */
     int stale;       /* logged as stale; cleared when heard again */
-    int reconnected; /* the connection was replaced during this stale episode */
 };
 
 /* What the metrics thread reads: one canary per process. */
@@ -114,7 +113,6 @@ int hb_canary_on_reply(hb_canary_t *c, const redisReply *r)
         c->expect = hb_now();
         atomic_store(&ref_us, us(c->expect));
         c->heard = 1;
-        c->reconnected = 0;
         set_stale(c, 0, 0);
         if (was_stale)
             hb_broker_refill_all(c->b);
@@ -127,18 +125,16 @@ void hb_canary_tick(hb_canary_t *c)
 {
     hb_broker_t *b = c->b;
     double now = hb_now(), age = now - c->expect;
-    if (!b->cmd_ready || !b->sub.up) {
-        set_stale(c, 0, 0); /* the connections say it: redis_up 0, not ready */
-        return;
-    }
+    if (!b->cmd_ready || !b->sub.up)
+        return; /* not ready anyway (redis_up 0); a stale canary stays so until heard */
     if (now - c->last_pub >= CANARY_INTERVAL)
         publish(c, now);
     if (age >= CANARY_STALE && !c->stale) {
         set_stale(c, 1, age);
         hb_broker_update_ready(b);
     }
-    if (c->stale && age >= CANARY_STALE + CANARY_RECONNECT && !c->reconnected && b->sub.ac) {
-        c->reconnected = 1;
+    if (c->stale && age >= CANARY_STALE + CANARY_RECONNECT && b->sub.ac) {
+        /* once per connection: the new one starts the clock again (hb_canary_sub_up) */
         hb_log_warn(MOD, "canary stale: replacing the subscriber connection", "{s:f}", "age_s",
                     age);
         b->sub.backoff_ms = 0;
