@@ -63,12 +63,12 @@ class SilencingProxy:
             except OSError:
                 pass
 
-    def mute_subscribers(self):
+    def mute_subscribers(self, muted=True):
         n = 0
         with self.lock:
             for _, _, st in self.conns:
                 if st["subscriber"]:
-                    st["muted"] = True
+                    st["muted"] = muted
                     n += 1
         return n
 
@@ -124,6 +124,34 @@ class Canary(HeraldTestCase):
         self.assertEqual(len(re.findall(r'"canary stale: pub/sub delivery stopped', h.log())), 1)
         self.assertEqual(len(re.findall(r'"canary back', h.log())), 1)
         harness.log("canary: /readyz 503 %.1fs after the silent stop" % took)
+
+    def test_silent_stop_that_ends_by_itself_refills(self):
+        """The same connection delivers again (what was dropped meanwhile is gone from it):
+        the canary's return alone must refill every topic."""
+        srv = self.redis()
+        r = self.client(srv)
+        proxy = SilencingProxy(srv.port)
+        self._closers.append(proxy)
+        h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off"])
+        self._heralds.append(h)
+        c = self.sse(h.port, "/events/cb")
+        harness.wait_live_subscribed(r, "cb")
+        self.assertEqual(proxy.mute_subscribers(), 1)
+        during = [fcall_publish(r, "cb", "during-%d" % i) for i in range(3)]
+        wait_until(lambda: h.readyz() == 503, 8 * harness.SCALE, interval=0.1,
+                   what="/readyz 503 after the silent stop")
+        proxy.mute_subscribers(False)  # before the edge replaces the connection (3 s later)
+        wait_until(lambda: h.readyz() == 200, 10 * harness.SCALE, interval=0.1,
+                   what="/readyz 200 once the canary is heard again")
+        got = [c.next_event(15) for _ in during]
+        self.assertEqual([(split_cursor(e.id)[0], e.data) for e in got],
+                         [(d, "during-%d" % i) for i, d in enumerate(during)])
+        self.assertNotIn("replacing the subscriber connection", h.log(),
+                         "this test is about the refill without a reconnection")
+        self.assertEqual(len(re.findall(r'"canary back', h.log())), 1)
+        sid = fcall_publish(r, "cb", "after")
+        e = c.next_event(10)
+        self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "after"), "no duplicate either")
 
 
 if __name__ == "__main__":

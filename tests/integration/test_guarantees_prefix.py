@@ -121,6 +121,16 @@ class SettingsMismatch(HeraldTestCase):
         now = r.cmd("FUNCTION", "LIST", "LIBRARYNAME", "herald", "WITHCODE")
         self.assertEqual(dict(zip(now[0][::2], now[0][1::2]))[b"library_code"].decode(), newer)
 
+    def test_unversioned_library_is_upgraded(self):
+        srv = self.redis()
+        r = self.client(srv)
+        r.cmd("FUNCTION", "LOAD", "#!lua name=herald\n"
+              "redis.register_function('herald_publish', function() return 'old' end)")
+        h = self.edge(srv, "edge-1")
+        self.assertIn("replacing an unversioned function library", h.log())
+        self.assertEqual(r.cmd("FCALL_RO", "herald_info", 0)[0], 2)
+        self.assertNotEqual(harness.fcall_publish(r, "u", "x"), "old")
+
 
 if __name__ == "__main__":
     harness.main()
