@@ -1,0 +1,308 @@
+"""The system under test and its faults: one redis-server, N herald edges, and (with network
+faults) a user-space proxy on each edge->Redis link plus nftables rules.
+
+Network topology (--net-faults): the whole run is in a private network namespace (run.py
+re-executes itself under `unshare --net`), so every address is that namespace's loopback and
+no rule can touch another process of the machine. Each edge reaches Redis through its own
+proxy port P_i (edge -> 127.0.0.1:P_i -> proxy -> Redis) and serves clients on its own port
+E_i. Per-link faults then need no veth pair: a partition is an nftables drop of every packet
+to or from P_i (edge<->Redis) or E_i (clients<->edge) -- a real silent partition, TCP
+retransmits and connects hang; packet loss is the same match with `numgen random mod 100 < N`;
+latency and bandwidth are applied by the proxy (no netem in this kernel; a shaper in user
+space delays whole reads instead of dropping, which keeps the run deterministic enough to
+replay a seed).
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import harness
+from actors import PUBLISH_KEY
+from harness import Herald, RedisClient, RedisServer
+
+EDGE_ARGS = ["--heartbeat", "1", "--retry-ms", "300", "--lease-ms", "1000", "--threads", "2",
+             "--history-max", "1000000", "--topic-linger", "2", "--drain-timeout", "2",
+             "--history-batch", "50", "--publish-key", PUBLISH_KEY, "--log-level", "info"]
+
+
+class Proxy:
+    """A TCP proxy 127.0.0.1:port -> 127.0.0.1:target that can delay (ms) and throttle
+    (bytes/s) both directions. Threads only; closes everything on close()."""
+
+    def __init__(self, target):
+        self.target = target
+        self.delay = 0.0
+        self.rate = 0          # bytes per second, 0: unlimited
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+                b.settimeout(None)
+            except OSError:
+                a.close()
+                continue
+            for s in (a, b):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.conns.append((a, b))
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(b, a), daemon=True).start()
+
+    def _pipe(self, src, dst):
+        queue = []
+        cv = threading.Condition()
+        done = []
+
+        def reader():
+            while True:
+                try:
+                    d = src.recv(65536)
+                except OSError:
+                    d = b""
+                with cv:
+                    queue.append((time.monotonic(), d))
+                    cv.notify()
+                if not d:
+                    return
+        threading.Thread(target=reader, daemon=True).start()
+        while not done:
+            with cv:
+                while not queue:
+                    cv.wait()
+                t, d = queue.pop(0)
+            wait = t + self.delay / 1000.0 - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if not d:
+                break
+            try:
+                if self.rate:
+                    for i in range(0, len(d), 1024):
+                        dst.sendall(d[i:i + 1024])
+                        time.sleep(min(1024, len(d) - i) / float(self.rate))
+                else:
+                    dst.sendall(d)
+            except OSError:
+                break
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.lsock.close()
+        for a, b in self.conns:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+class Nft:
+    """nftables rules of the run's namespace: one table, the active rules re-applied
+    atomically (flush + add) on every change."""
+
+    TABLE = "herald_checker"
+
+    def __init__(self):
+        self.rules = {}   # fault id -> [rule text]
+        self._apply(create=True)
+
+    def _apply(self, create=False):
+        lines = []
+        if create:
+            lines += ["table inet %s {" % self.TABLE,
+                      "  chain out { type filter hook output priority 0; policy accept; }",
+                      "}"]
+        lines.append("flush chain inet %s out" % self.TABLE)
+        for rules in self.rules.values():
+            for r in rules:
+                lines.append("add rule inet %s out %s" % (self.TABLE, r))
+        p = subprocess.run(["nft", "-f", "-"], input="\n".join(lines) + "\n",
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("nft failed: %s\n%s" % (p.stderr, "\n".join(lines)))
+
+    def add(self, fid, port, loss=None):
+        """Drop every packet (loss None) or loss% of the packets to or from `port`."""
+        m = "numgen random mod 100 < %d " % loss if loss else ""
+        self.rules[fid] = ["tcp dport %d %sdrop" % (port, m), "tcp sport %d %sdrop" % (port, m)]
+        self._apply()
+
+    def remove(self, fid):
+        if self.rules.pop(fid, None) is not None:
+            self._apply()
+
+    def clear(self):
+        self.rules = {}
+        self._apply()
+
+
+class World:
+    """Redis, the edges, the proxies and the fault log. Every fault method notes itself in
+    `faults` ({"t", "what", "until"}; wall clock) for the report and the checker."""
+
+    def __init__(self, n_edges, net=False):
+        self.redis = RedisServer()
+        self.redis_port = self.redis.port
+        self.net = net
+        self.proxies = [Proxy(self.redis_port) for _ in range(n_edges)] if net else []
+        self.nft = Nft() if net else None
+        self.edges = []
+        for i in range(n_edges):
+            rp = self.proxies[i].port if net else self.redis_port
+            self.edges.append(Herald(rp, "ck-%d" % (i + 1), EDGE_ARGS))
+        self.down = set()          # edges killed/terminated and not restarted
+        self.stopped = set()       # edges SIGSTOPped
+        self.redis_up = True
+        self.faults = []
+        self.snapshots = []        # [{"t", "why", "topics": {topic: {"epoch", "entries"}}}]
+        self.lock = threading.Lock()
+
+    def note(self, what, until=None):
+        f = {"t": time.time(), "what": what, "until": until}
+        self.faults.append(f)
+        return f
+
+    def pick_edge(self, rng):
+        with self.lock:
+            live = [i for i in range(len(self.edges)) if i not in self.down]
+        if not live:
+            return None, None
+        i = rng.choice(live)
+        return self.edges[i].port, self.edges[i].node_id
+
+    # -- snapshots of what Redis stored --
+
+    def snapshot(self, topics, why, pause=False):
+        """XRANGE and epoch of every topic (under CLIENT PAUSE WRITE when pause, so nothing is
+        stored between the snapshot and what follows, e.g. a restart that loses the data)."""
+        with RedisClient(self.redis_port, timeout=5) as r:
+            if pause:
+                r.cmd("CLIENT", "PAUSE", "5000", "WRITE")
+            snap = {"t": time.time(), "why": why, "topics": {}}
+            for t in topics:
+                ep = r.cmd("GET", "herald:{%s}:epoch" % t)
+                ents = [[eid, f.get("d", b"").decode("utf-8", "replace")]
+                        for eid, f in harness.xrange(r, t)]
+                snap["topics"][t] = {"epoch": ep.decode() if ep else None, "entries": ents}
+        self.snapshots.append(snap)
+        return snap
+
+    # -- process faults --
+
+    def edge_kill(self, i, sig):
+        h = self.edges[i]
+        with self.lock:
+            if sig != signal.SIGSTOP:
+                self.down.add(i)
+            else:
+                self.stopped.add(i)
+        h.kill(sig)
+
+    def edge_cont(self, i):
+        h = self.edges[i]
+        if h.alive():
+            h.proc.send_signal(signal.SIGCONT)
+        with self.lock:
+            self.stopped.discard(i)
+
+    def edge_restart(self, i):
+        h = self.edges[i]
+        if h.proc is not None and h.proc.poll() is None:
+            h.stop(timeout=5)
+        h.start(wait=False)
+        with self.lock:
+            self.down.discard(i)
+
+    def redis_down(self, topics, keep_data):
+        if keep_data:
+            cmd = ["SHUTDOWN", "SAVE"]
+        else:
+            self.snapshot(topics, "before a Redis restart without its data", pause=True)
+            cmd = ["SHUTDOWN", "NOSAVE"]
+        with RedisClient(self.redis_port, timeout=5) as c:
+            c.sock.sendall(RedisClient.encode(cmd))
+            try:
+                c.read_reply()
+            except (ConnectionError, OSError):
+                pass
+        try:
+            self.redis.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.redis.stop()
+        if not keep_data:
+            dump = os.path.join(self.redis.dir, "dump.rdb")
+            if os.path.exists(dump):
+                os.unlink(dump)
+        self.redis_up = False
+
+    def redis_start(self):
+        self.redis.start()
+        self.redis_up = True
+
+    # -- network faults --
+
+    def link_port(self, i, link):
+        """The port that identifies edge i's link: 'redis' (edge<->Redis) or 'clients'."""
+        return self.proxies[i].port if link == "redis" else self.edges[i].port
+
+    # -- end --
+
+    def heal(self):
+        """Everything back: SIGCONT, restarts, Redis up, no rule, no delay."""
+        if self.nft:
+            self.nft.clear()
+        for p in self.proxies:
+            p.delay, p.rate = 0.0, 0
+        if not self.redis_up:
+            self.redis_start()
+        for i in list(self.stopped):
+            self.edge_cont(i)
+        for i in list(self.down):
+            self.edge_restart(i)
+
+    def wait_ready(self, timeout=30):
+        for h in self.edges:
+            harness.wait_until(lambda: h.readyz() == 200, timeout, what="%s ready" % h.node_id)
+
+    def sanitizer_reports(self):
+        return [(h.node_id, h.sanitizer_report()) for h in self.edges if h.sanitizer_report()]
+
+    def unexpected_exits(self):
+        return [(h.node_id, h.proc.returncode) for h in self.edges
+                if h.proc is not None and h.proc.poll() is not None and not h.expected_exit]
+
+    def close(self):
+        if self.nft:
+            try:
+                self.nft.clear()
+            except RuntimeError:
+                pass
+        for i in list(self.stopped):
+            self.edge_cont(i)
+        for h in self.edges:
+            h.stop(timeout=5)
+        for p in self.proxies:
+            p.close()
+        self.redis.close()
