@@ -14,9 +14,19 @@ import harness
 SEEDS = os.environ.get("HERALD_CHECKER_SEEDS", "1-3")
 
 
+CHECKER = os.path.join(harness.SRC, "tests", "checker")
+
+
 class CheckerShortRun(unittest.TestCase):
+    def test_a_selftest(self):
+        """The checks find what was planted in made-up histories (no processes)."""
+        p = subprocess.run([sys.executable, os.path.join(CHECKER, "selftest.py")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        print(p.stdout.decode("utf-8", "replace"), flush=True)
+        self.assertEqual(p.returncode, 0, "the checker's self-test failed")
+
     def test_short_run(self):
-        run = os.path.join(harness.SRC, "tests", "checker", "run.py")
+        run = os.path.join(CHECKER, "run.py")
         p = subprocess.run([sys.executable, run, "--seeds", SEEDS, "--duration", "20"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=280)
         out = p.stdout.decode("utf-8", "replace")
