@@ -8,8 +8,8 @@ loses the data are taken under CLIENT PAUSE WRITE, so nothing acknowledged escap
 Per segment (one topic of one connection; see actors.py), with start S and end E:
   - every delivered event is a stored entry with the same payload (else "unstored" /
     "payload"), in strictly increasing order ("duplicate" / "reorder"), after S
-    ("before-start": a cursor's own or an older entry; for a fresh subscriber an entry stored
-    more than MARGIN_MS before its request);
+    ("before-start": the cursor's own or an older entry; a fresh subscriber's first event
+    stored before its request is counted apart, not a violation: see FINDINGS.md);
   - an epoch change between two delivered events (or from the cursor's epoch) is preceded by a
     `reset` notice ("epoch-without-reset");
   - every stored entry after S and up to E was delivered, or a notice excuses it
@@ -144,8 +144,10 @@ def check_segment(hist, seg, rep):
             rep.bad("before-start", "%s: the cursor's own event %s delivered" % (who, name),
                     t_recv)
         if start_key is None and not delivered and ms < early_ms:
-            rep.bad("before-start", "%s: fresh subscriber got %s, stored %.0f ms before its "
-                    "request" % (who, name, early_ms + MARGIN_MS - ms), t_recv)
+            # Not a loss, duplicate or reorder: the edge's "next live event" was still on
+            # its way from Redis (slow link) or came with a refill after a reconnect.
+            rep.doc("fresh subscriber's first event stored before its request (not a "
+                    "violation; FINDINGS.md)")
         if prev is not None and k[0] != prev[0] and not reset_since_prev:
             rep.bad("epoch-without-reset", "%s: %s of a new epoch without a reset notice" % (
                 who, name), t_recv)

@@ -55,8 +55,11 @@ def cases():
     yield "clean cursor segment", kinds(s, [CLEAN]), []
     yield "clean fresh segment, entry before confirmation skipped", kinds(s, [seg(
         fresh(IDS[1] + 50, IDS[0] - 50), [ev(E1, ms) for ms in IDS[2:]])]), []
-    yield "entry before the request delivered to a fresh subscriber", kinds(s, [seg(
-        fresh(IDS[2] + 50, IDS[2] + 10), [ev(E1, ms) for ms in IDS[1:]])]), ["before-start"]
+    yield "entry before the request delivered to a fresh subscriber (counted apart)", kinds(
+        s, [seg(fresh(IDS[2] + 50, IDS[2] + 10), [ev(E1, ms) for ms in IDS[1:]])]), []
+    yield "entry before the cursor delivered", kinds(s, [seg(
+        {"cursor": "%d-0_%s" % (IDS[2], E1)}, [ev(E1, ms) for ms in IDS[1:]])]), [
+        "before-start"]
     bad = copy.deepcopy(CLEAN)
     bad["recs"].insert(2, ev(E1, IDS[2]))
     yield "duplicate", kinds(s, [bad]), ["duplicate"]
