@@ -5,6 +5,10 @@ Stored history: every snapshot's XRANGE, by topic and epoch; an entry's order ke
 (epoch index, ms, seq), epochs in the order they appeared. Snapshots before a restart that
 loses the data are taken under CLIENT PAUSE WRITE, so nothing acknowledged escapes them.
 
+Entries present in one snapshot and gone from a later one of the same epoch (a failover to a
+replica that had not received them) are "vanished": stored, then lost, the README's window;
+a subscriber need not get them (it gets them or a `trimmed` notice if it had them).
+
 Per segment (one topic of one connection; see actors.py), with start S and end E:
   - every delivered event is a stored entry with the same payload (else "unstored" /
     "payload"), in strictly increasing order ("duplicate" / "reorder"), after S
@@ -33,6 +37,8 @@ class History:
         self.epochs = {}      # topic -> [epoch, ...] in order of appearance
         self.entries = {}     # topic -> {(epoch, ms, seq): payload}
         self.anomalies = []
+        self.vanished = {}    # topic -> {(epoch, ms, seq)}: gone from a later snapshot of
+        prev = {}             # the same epoch (a failover to a replica that lacked them)
         for snap in snapshots:
             for t, info in snap["topics"].items():
                 ep = info["epoch"]
@@ -45,6 +51,13 @@ class History:
                 if ep not in order:
                     order.append(ep)
                 ents = self.entries.setdefault(t, {})
+                keys = set()
+                for eid, _ in info["entries"]:
+                    ms, seq = eid.split("-")
+                    keys.add((ep, int(ms), int(seq)))
+                if t in prev and prev[t][0] == ep:
+                    self.vanished.setdefault(t, set()).update(prev[t][1] - keys)
+                prev[t] = (ep, keys)
                 for eid, payload in info["entries"]:
                     ms, seq = eid.split("-")
                     k = (ep, int(ms), int(seq))
@@ -181,6 +194,9 @@ def check_segment(hist, seg, rep):
             break
         if k in delivered:
             continue
+        if k3 in hist.vanished.get(t, ()):
+            rep.doc("stored entry lost in a failover, not delivered to a segment (README)")
+            continue
         if start_key is not None:
             if k <= start_key:
                 continue
@@ -218,7 +234,7 @@ def check_publishes(hist, pubs, faults, rep):
         for (ep, ms, seq), payload in ents.items():
             by_payload.setdefault(payload, []).append((t, ep, ms, seq))
     known = set()
-    redis_stops = [f for f in faults if f["what"].startswith("redis down")]
+    redis_stops = [f for f in faults if f["what"].startswith(("redis down", "failover"))]
     raw_order = {}
     for p in pubs:
         known.add(p["payload"])
@@ -234,6 +250,8 @@ def check_publishes(hist, pubs, faults, rep):
         wiped = [w for w in where_t if hist.epochs[w[0]].index(w[1]) != hist.last_epoch(w[0])]
         if wiped:
             rep.doc("stored, then lost with Redis's data (restart without data)")
+        if [w for w in where_t if (w[1], w[2], w[3]) in hist.vanished.get(w[0], ())]:
+            rep.doc("stored, then lost in a failover (README)")
         if p["m"] == "raw":
             if not p["ok"]:
                 rep.doc("raw PUBLISH refused (Redis down)")

@@ -41,10 +41,11 @@ PROC_FAULTS = ["edge_kill", "edge_kill", "edge_term", "edge_stop", "redis_data",
                "redis_nodata"]
 NET_FAULTS = ["part_redis", "part_clients", "loss_redis", "loss_clients", "delay_redis",
               "throttle_redis"]
+SENTINEL_FAULTS = ["failover", "failover_lossy", "failover_lossy"]
 SUB_OPS = ["join", "join", "leave", "bounce", "bounce", "rewind", "refresh"]
 
 
-def make_schedule(seed, duration, net):
+def make_schedule(seed, duration, net, sentinel=False):
     """[(t, op, params)] sorted by t: everything that the seed decides."""
     rng = random.Random("schedule/%s" % seed)
     sched = [(0.0, "join", {"kind": k, "old": False}) for k in
@@ -63,6 +64,8 @@ def make_schedule(seed, duration, net):
         sched.append((t, op, p))
     t = 1.5
     faults = PROC_FAULTS + (NET_FAULTS * 2 if net else [])
+    if sentinel:   # Redis faults are failovers then
+        faults = [f for f in faults if not f.startswith("redis")] + SENTINEL_FAULTS
     while True:
         t += rng.uniform(1.5, 4.0)
         if t >= duration - 1:
@@ -75,14 +78,13 @@ def make_schedule(seed, duration, net):
             p["ms"] = rng.choice([50, 200, 800])
         elif f == "throttle_redis":
             p["bps"] = rng.choice([2000, 20000])
-        if f.startswith("redis") and rng.random() < 0.6:
+        if f.startswith(("redis", "failover")) and rng.random() < 0.8:
             # the attacker's timing: fresh subscribers that have nothing yet when Redis goes
-            # (just before it goes, or while it is away)
-            for _ in range(2):
-                sched.append((max(0.0, t - rng.uniform(0.01, 0.1)), "join",
-                              {"kind": rng.choice(KINDS), "old": False}))
-                sched.append((t + p["dur"] * rng.uniform(0.2, 0.8), "join",
-                              {"kind": rng.choice(KINDS), "old": False}))
+            # (just before it goes), join while it is away, or while the edges reconnect
+            for when in (t - rng.uniform(0.01, 0.1), t + p["dur"] * rng.uniform(0.2, 0.8),
+                         t + p["dur"] + rng.uniform(0.0, 0.4)):
+                sched.append((max(0.0, when), "join", {"kind": rng.choice(KINDS),
+                                                       "old": False}))
         sched.append((t, f, p))
     sched.sort(key=lambda x: x[0])
     return sched
@@ -173,6 +175,15 @@ class Run:
                                             "data lost"), until)
             w.redis_down(TOPICS, keep_data=op == "redis_data")
             self.pending.append((now + dur, self.ended(f, w.redis_start), "redis up"))
+        elif op in SENTINEL_FAULTS:
+            if not w.redis_up or w.replica.proc is None:
+                self.skipped.append(op)
+                return
+            f = w.note("%s (primary :%d SIGKILLed)" % (op, w.redis_port), until)
+            w.failover(TOPICS, lossy=op == "failover_lossy")
+            self.say("promoted :%d" % w.redis_port)
+            self.pending.append((now + dur + 2.0, self.ended(f, w.failover_end),
+                                 "old primary back as a replica"))
         else:
             fid = "%s-%.3f" % (op, now)
             link = "redis" if op.endswith("redis") else "clients"
@@ -199,13 +210,13 @@ class Run:
     def execute(self):
         a = self.args
         self.timeline = []
-        self.sched = make_schedule(self.seed, a.duration, a.net_faults)
+        self.sched = make_schedule(self.seed, a.duration, a.net_faults, a.sentinel)
         print("checker: seed %s, %d actions, %.0fs, %s, HERALD_BIN %s" % (
             self.seed, len(self.sched), a.duration, "net faults" if a.net_faults else
             "process faults", harness.HERALD_BIN), flush=True)
         if a.verbose:
             print("\n".join(fmt(x) for x in self.sched))
-        self.w = World(3, net=a.net_faults)
+        self.w = World(3, net=a.net_faults, sentinel=a.sentinel)
         self.t0 = time.monotonic()
         pubs = [Publisher("raw", ["raw"], TOPICS, a.rate, self.w, make_rng(self.seed, "raw")),
                 Publisher("acked", ["fcall", "http", "ws"], TOPICS, a.rate, self.w,
@@ -338,6 +349,8 @@ def main():
     ap.add_argument("--seed", type=int, help="one seed (default: from the clock)")
     ap.add_argument("--seeds", help="a range of seeds, A-B")
     ap.add_argument("--net-faults", action="store_true", help="add network faults")
+    ap.add_argument("--sentinel", action="store_true",
+                    help="Redis behind Sentinel; Redis faults are failovers (lossy or not)")
     ap.add_argument("--duration", type=float, default=25.0, help="seconds of schedule (25)")
     ap.add_argument("--rate", type=float, default=20.0, help="publishes/s per publisher (20)")
     ap.add_argument("--keep-logs", action="store_true", help="keep logs of passing seeds too")
@@ -345,6 +358,10 @@ def main():
     a = ap.parse_args()
     if not os.access(harness.HERALD_BIN, os.X_OK):
         print("checker: HERALD_BIN %r is not an executable" % harness.HERALD_BIN)
+        return 2
+    if a.net_faults and a.sentinel:
+        print("checker: --net-faults and --sentinel are separate runs (the proxies follow one "
+              "Redis address)")
         return 2
     if a.net_faults:
         why = enter_netns()

@@ -97,6 +97,13 @@ def cases():
     bad = seg({"cursor": "%d-0_%s" % (IDS[0], E1)},
               [ev(E1, IDS[1]), ["gap", "reset", 0], ev(E2, new[1])])
     yield "reset notice does not excuse the new epoch", kinds(s2, [bad], p2), ["silent-loss"]
+    # a failover lost IDS[3:] (the new master never had them), then two more were stored
+    s3 = [snap(E1, IDS, "before a failover"), snap(E1, IDS[:3] + new)]
+    p3 = [pub(ms) for ms in IDS + new]
+    got = seg({"cursor": "%d-0_%s" % (IDS[0], E1)}, [ev(E1, ms) for ms in IDS[1:3] + new])
+    yield "entries lost in a failover need not come", kinds(s3, [got], p3), []
+    got["recs"].pop()
+    yield "but the ones after it must", kinds(s3, [got], p3), ["silent-loss"]
     # publishes
     yield "acknowledged publish not stored", kinds(s, [CLEAN], PUBS + [pub(BASE + 999)]), [
         "acked-lost"]

@@ -161,16 +161,21 @@ class World:
     """Redis, the edges, the proxies and the fault log. Every fault method notes itself in
     `faults` ({"t", "what", "until"}; wall clock) for the report and the checker."""
 
-    def __init__(self, n_edges, net=False):
+    def __init__(self, n_edges, net=False, sentinel=False):
         self.redis = RedisServer()
         self.redis_port = self.redis.port
         self.net = net
         self.proxies = [Proxy(self.redis_port) for _ in range(n_edges)] if net else []
         self.nft = Nft() if net else None
+        self.replica = None
+        self.sentinels = []
+        args = list(EDGE_ARGS)
+        if sentinel:
+            args += ["--redis", self._start_sentinels()]
         self.edges = []
         for i in range(n_edges):
             rp = self.proxies[i].port if net else self.redis_port
-            self.edges.append(Herald(rp, "ck-%d" % (i + 1), EDGE_ARGS))
+            self.edges.append(Herald(rp, "ck-%d" % (i + 1), args))
         self.down = set()          # edges killed/terminated and not restarted
         self.stopped = set()       # edges SIGSTOPped
         self.redis_up = True
@@ -261,6 +266,75 @@ class World:
         self.redis.start()
         self.redis_up = True
 
+    # -- Redis Sentinel (--sentinel): a primary, a replica, three sentinels --
+
+    def _start_sentinels(self):
+        from test_sentinel import MASTER, SentinelNode, info_field
+        self.replica = RedisServer(extra=["--replicaof", "127.0.0.1", str(self.redis.port)])
+        with self.replica.client() as rc:
+            harness.wait_until(lambda: info_field(rc, "replication", "master_link_status") ==
+                               "up", 20, what="the replica in sync")
+        self.sentinels = [SentinelNode(self.redis.port) for _ in range(3)]
+        for sn in self.sentinels:
+            with sn.client() as sc:
+                harness.wait_until(lambda: len(sc.cmd("SENTINEL", "replicas", MASTER)) == 1 and
+                                   len(sc.cmd("SENTINEL", "sentinels", MASTER)) == 2, 30,
+                                   what="sentinel :%d discovering its peers" % sn.port)
+        return "sentinel://%s/%s" % (",".join("127.0.0.1:%d" % sn.port
+                                               for sn in self.sentinels), MASTER)
+
+    def master_port(self):
+        from test_sentinel import MASTER
+        for sn in self.sentinels:
+            try:
+                with RedisClient(sn.port, timeout=1) as c:
+                    a = c.cmd("SENTINEL", "get-master-addr-by-name", MASTER)
+                    if a:
+                        return int(a[1])
+            except (OSError, harness.RedisError, ConnectionError):
+                continue
+        return None
+
+    def failover(self, topics, lossy):
+        """SIGKILL the primary and wait for the sentinels to promote the replica. lossy: cut
+        replication first, so the primary acknowledges events the replica never gets (the
+        README's documented window). The old primary comes back later as a replica
+        (failover_end)."""
+        from test_sentinel import info_field
+        old, new = self.redis, self.replica
+        with new.client() as rc:   # a replica in sync (the restarted one may still load)
+            harness.wait_until(lambda: info_field(rc, "replication", "master_link_status") ==
+                               "up" and info_field(rc, "replication",
+                                                   "master_sync_in_progress") == "0", 20,
+                               what="the replica in sync before the failover")
+        if lossy:
+            with new.client() as rc, old.client() as pc:
+                rc.cmd("CONFIG", "SET", "masterauth", "not-the-password")
+                pc.cmd("CLIENT", "KILL", "TYPE", "replica")
+                harness.wait_until(lambda: info_field(rc, "replication", "master_link_status")
+                                   == "down", 10, what="the replication link down")
+            time.sleep(0.5)   # the primary alone acknowledges for half a second
+        self.snapshot(topics, "before a failover", pause=True)
+        old.proc.send_signal(signal.SIGKILL)
+        old._reap()
+        old.proc = None
+        self.redis_up = False
+        if lossy:
+            with new.client() as rc:
+                rc.cmd("CONFIG", "SET", "masterauth", "")
+        harness.wait_until(lambda: self.master_port() == new.port, 30,
+                           what="the sentinels promoting the replica")
+        self.redis, self.replica = new, old
+        self.redis_port = new.port
+        self.redis_up = True
+
+    def failover_end(self):
+        """The old primary back, as a replica of the new one (empty: --save '')."""
+        r = self.replica
+        if r.proc is None:
+            r.extra = ["--replicaof", "127.0.0.1", str(self.redis.port)]
+            r.start()
+
     # -- network faults --
 
     def link_port(self, i, link):
@@ -277,6 +351,8 @@ class World:
             p.delay, p.rate = 0.0, 0
         if not self.redis_up:
             self.redis_start()
+        if self.replica is not None:
+            self.failover_end()
         for i in list(self.stopped):
             self.edge_cont(i)
         for i in list(self.down):
@@ -305,4 +381,6 @@ class World:
             h.stop(timeout=5)
         for p in self.proxies:
             p.close()
-        self.redis.close()
+        for r in [self.redis, self.replica] + self.sentinels:
+            if r is not None:
+                r.close()
