@@ -40,7 +40,7 @@ KINDS = ["sse", "sse", "sse", "msse", "ws", "ws", "poll"]
 PROC_FAULTS = ["edge_kill", "edge_kill", "edge_term", "edge_stop", "redis_data",
                "redis_nodata"]
 NET_FAULTS = ["part_redis", "part_clients", "loss_redis", "loss_clients", "delay_redis",
-              "throttle_redis"]
+              "throttle_redis", "throttle_clients"]
 SENTINEL_FAULTS = ["failover", "failover_lossy", "failover_lossy"]
 SUB_OPS = ["join", "join", "leave", "bounce", "bounce", "rewind", "refresh"]
 
@@ -76,8 +76,8 @@ def make_schedule(seed, duration, net, sentinel=False):
             p["pct"] = rng.choice([10, 30, 60])
         elif f == "delay_redis":
             p["ms"] = rng.choice([50, 200, 800])
-        elif f == "throttle_redis":
-            p["bps"] = rng.choice([2000, 20000])
+        elif f.startswith("throttle"):
+            p["bps"] = rng.choice([2000, 20000])   # bytes per second
         if f.startswith(("redis", "failover")) and rng.random() < 0.8:
             # the attacker's timing: fresh subscribers that have nothing yet when Redis goes
             # (just before it goes), join while it is away, or while the edges reconnect
@@ -198,8 +198,8 @@ class Run:
                 w.proxies[i].delay = p["ms"]
                 undo = (lambda: setattr(w.proxies[i], "delay", 0.0))
             else:
-                w.proxies[i].rate = p["bps"]
-                undo = (lambda: setattr(w.proxies[i], "rate", 0))
+                w.tc.add(fid, port, p["bps"])
+                undo = (lambda: w.tc.remove(fid))
             f = w.note("%s %s %s" % (op, name, {k: v for k, v in p.items() if k not in (
                 "edge", "dur")}), until)
             self.pending.append((now + dur, self.ended(f, undo), "%s %s healed" % (op, name)))
@@ -334,12 +334,18 @@ def parse_seeds(a):
 def enter_netns():
     """Re-execute under `unshare --net` (a private namespace with its own loopback)."""
     if os.environ.get("HERALD_CHECKER_NETNS") == "1":
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        # MTU 1500 as on a real link (and so that packets fit a tbf burst)
+        subprocess.run(["ip", "link", "set", "lo", "mtu", "1500", "up"], check=True)
         return None
-    missing = [t for t in ("unshare", "ip", "nft") if not shutil.which(t)]
+    missing = [t for t in ("unshare", "ip", "nft", "tc") if not shutil.which(t)]
+    if missing and os.geteuid() == 0:   # the packages, as deploy/deps.sh installs them
+        subprocess.run(["bash", os.path.join(HERE, "..", "..", "deploy", "deps.sh")],
+                       env=dict(os.environ, HERALD_EXTRA_DEPS="nftables iproute2 util-linux"))
+        missing = [t for t in ("unshare", "ip", "nft", "tc") if not shutil.which(t)]
     if os.geteuid() != 0 or missing:
-        return ("network faults need root and %s (install: HERALD_EXTRA_DEPS=nftables "
-                "deploy/deps.sh)" % (missing or "unshare/ip/nft"))
+        return ("network faults need root (network namespaces) and %s (install: "
+                "HERALD_EXTRA_DEPS='nftables iproute2' deploy/deps.sh)" % (
+                    missing or "unshare, ip, nft, tc"))
     env = dict(os.environ, HERALD_CHECKER_NETNS="1")
     os.execvpe("unshare", ["unshare", "--net", "--", sys.executable] + sys.argv, env)
 

@@ -8,9 +8,9 @@ proxy port P_i (edge -> 127.0.0.1:P_i -> proxy -> Redis) and serves clients on i
 E_i. Per-link faults then need no veth pair: a partition is an nftables drop of every packet
 to or from P_i (edge<->Redis) or E_i (clients<->edge) -- a real silent partition, TCP
 retransmits and connects hang; packet loss is the same match with `numgen random mod 100 < N`;
-latency and bandwidth are applied by the proxy (no netem in this kernel; a shaper in user
-space delays whole reads instead of dropping, which keeps the run deterministic enough to
-replay a seed).
+bandwidth is a tc tbf per port (class Tc: an htb class per limit, selected
+by u32 filters on the port); latency is added by the proxy, which delays every read by the
+same amount (no netem in this kernel).
 """
 
 import os
@@ -30,13 +30,12 @@ EDGE_ARGS = ["--heartbeat", "1", "--retry-ms", "300", "--lease-ms", "1000", "--t
 
 
 class Proxy:
-    """A TCP proxy 127.0.0.1:port -> 127.0.0.1:target that can delay (ms) and throttle
-    (bytes/s) both directions. Threads only; closes everything on close()."""
+    """A TCP proxy 127.0.0.1:port -> 127.0.0.1:target that can delay (ms) both directions.
+    Threads only; closes everything on close()."""
 
     def __init__(self, target):
         self.target = target
         self.delay = 0.0
-        self.rate = 0          # bytes per second, 0: unlimited
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
@@ -92,12 +91,7 @@ class Proxy:
             if not d:
                 break
             try:
-                if self.rate:
-                    for i in range(0, len(d), 1024):
-                        dst.sendall(d[i:i + 1024])
-                        time.sleep(min(1024, len(d) - i) / float(self.rate))
-                else:
-                    dst.sendall(d)
+                dst.sendall(d)
             except OSError:
                 break
         for s in (src, dst):
@@ -157,6 +151,48 @@ class Nft:
         self._apply()
 
 
+class Tc:
+    """Bandwidth limits per port with tc in the run's namespace: an htb root whose default
+    class is unlimited; each limit is its own class with a tbf leaf (the shaper) and two u32
+    filters (to and from the port) at their own priority, so that it can be removed alone.
+    The namespace's loopback has MTU 1500 (run.py), so packets fit a small tbf burst."""
+
+    def __init__(self):
+        self.n = 10
+        self.ids = {}
+        self._tc("qdisc add dev lo root handle 1: htb default 1 r2q 100000")
+        self._tc("class add dev lo parent 1: classid 1:1 htb rate 10gbit")
+
+    @staticmethod
+    def _tc(args):
+        p = subprocess.run(["tc"] + args.split(), capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("tc %s: %s" % (args, p.stderr.strip()))
+
+    def add(self, fid, port, bytes_per_s):
+        self.n += 1
+        n = self.n
+        self.ids[fid] = n
+        self._tc("class add dev lo parent 1: classid 1:%d htb rate 10gbit" % n)
+        self._tc("qdisc add dev lo parent 1:%d handle %d: tbf rate %dbit burst 4kb "
+                 "latency 1000ms" % (n, n, bytes_per_s * 8))
+        for d in ("dport", "sport"):
+            self._tc("filter add dev lo parent 1: protocol ip prio %d u32 match ip %s %d 0xffff "
+                     "flowid 1:%d" % (n, d, port, n))
+
+    def remove(self, fid):
+        n = self.ids.pop(fid, None)
+        if n is None:
+            return
+        self._tc("filter del dev lo parent 1: prio %d" % n)
+        self._tc("qdisc del dev lo parent 1:%d handle %d:" % (n, n))
+        self._tc("class del dev lo classid 1:%d" % n)
+
+    def clear(self):
+        for fid in list(self.ids):
+            self.remove(fid)
+
+
 class World:
     """Redis, the edges, the proxies and the fault log. Every fault method notes itself in
     `faults` ({"t", "what", "until"}; wall clock) for the report and the checker."""
@@ -167,6 +203,7 @@ class World:
         self.net = net
         self.proxies = [Proxy(self.redis_port) for _ in range(n_edges)] if net else []
         self.nft = Nft() if net else None
+        self.tc = Tc() if net else None
         self.replica = None
         self.sentinels = []
         args = list(EDGE_ARGS)
@@ -347,8 +384,9 @@ class World:
         """Everything back: SIGCONT, restarts, Redis up, no rule, no delay."""
         if self.nft:
             self.nft.clear()
+            self.tc.clear()
         for p in self.proxies:
-            p.delay, p.rate = 0.0, 0
+            p.delay = 0.0
         if not self.redis_up:
             self.redis_start()
         if self.replica is not None:
