@@ -7,7 +7,8 @@ loses the data are taken under CLIENT PAUSE WRITE, so nothing acknowledged escap
 
 Entries present in one snapshot and gone from a later one of the same epoch (a failover to a
 replica that had not received them) are "vanished": stored, then lost, the README's window;
-a subscriber need not get them (it gets them or a `trimmed` notice if it had them).
+a subscriber need not get them, but one that got some is told with a notice before the next
+event ("failover-without-notice").
 
 Per segment (one topic of one connection; see actors.py), with start S and end E:
   - every delivered event is a stored entry with the same payload (else "unstored" /
@@ -128,11 +129,14 @@ def check_segment(hist, seg, rep):
     excused = []              # (reason, prev key, next key or None)
     pending_gaps = []
     reset_since_prev = False
+    lost_unannounced = None   # a delivered entry a failover then lost, no notice since
+    vanished = hist.vanished.get(t, ())
     n_ev = 0
     for rec in seg["recs"]:
         if rec[0] == "gap":
             rep.count("gap notices")
             pending_gaps.append(rec[1])
+            lost_unannounced = None
             if rec[1] == "reset":
                 reset_since_prev = True
             continue
@@ -164,6 +168,13 @@ def check_segment(hist, seg, rep):
         if prev is not None and k[0] != prev[0] and not reset_since_prev:
             rep.bad("epoch-without-reset", "%s: %s of a new epoch without a reset notice" % (
                 who, name), t_recv)
+        if (epoch, ms, seq) in vanished:
+            lost_unannounced = lost_unannounced or name
+        elif lost_unannounced is not None and prev is not None and k > prev:
+            rep.bad("failover-without-notice", "%s: got %s, lost in a failover, then %s "
+                    "without a trimmed notice (PROTOCOL.md: events lost by Redis)" % (
+                        who, lost_unannounced, name), t_recv)
+            lost_unannounced = None
         for g in pending_gaps:
             excused.append((g, prev, k))
         pending_gaps = []

@@ -386,10 +386,10 @@ def main():
             keep = rc != 0 or a.keep_logs
             w = getattr(run, "w", None)
             if w is not None:
+                if keep:
+                    w.save_logs(logdir)
                 w.close()
                 for h in w.edges:
-                    if keep:
-                        shutil.copy(h.log_path, os.path.join(logdir, h.node_id + ".log"))
                     shutil.rmtree(h.dir, ignore_errors=True)
             if keep:
                 print("checker: seed %s logs in %s (replay: tests/checker/run.py --seed %s%s)" % (

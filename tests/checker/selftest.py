@@ -104,6 +104,12 @@ def cases():
     yield "entries lost in a failover need not come", kinds(s3, [got], p3), []
     got["recs"].pop()
     yield "but the ones after it must", kinds(s3, [got], p3), ["silent-loss"]
+    had = seg({"cursor": "%d-0_%s" % (IDS[0], E1)}, [ev(E1, ms) for ms in IDS[1:4]] +
+              [["gap", "trimmed", 0]] + [ev(E1, ms) for ms in new])
+    yield "a lost entry delivered, then a notice", kinds(s3, [had], p3), []
+    del had["recs"][3]
+    yield "a lost entry delivered, no notice", kinds(s3, [had], p3), [
+        "failover-without-notice"]
     # publishes
     yield "acknowledged publish not stored", kinds(s, [CLEAN], PUBS + [pub(BASE + 999)]), [
         "acked-lost"]

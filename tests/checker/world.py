@@ -100,6 +100,17 @@ class Proxy:
             except OSError:
                 pass
 
+    def save_logs(self, dest):
+        """Copy every edge's and Redis node's log into dest."""
+        import shutil
+        for h in self.edges:
+            shutil.copy(h.log_path, os.path.join(dest, h.node_id + ".log"))
+        nodes = [("redis", self.redis), ("redis-other", self.replica)] + [
+            ("sentinel-%d" % i, sn) for i, sn in enumerate(self.sentinels)]
+        for name, r in nodes:
+            if r is not None and os.path.exists(r.log_path):
+                shutil.copy(r.log_path, os.path.join(dest, "%s-%d.log" % (name, r.port)))
+
     def close(self):
         self.closed = True
         self.lsock.close()
@@ -406,6 +417,17 @@ class World:
     def unexpected_exits(self):
         return [(h.node_id, h.proc.returncode) for h in self.edges
                 if h.proc is not None and h.proc.poll() is not None and not h.expected_exit]
+
+    def save_logs(self, dest):
+        """Copy every edge's and Redis node's log into dest."""
+        import shutil
+        for h in self.edges:
+            shutil.copy(h.log_path, os.path.join(dest, h.node_id + ".log"))
+        nodes = [("redis", self.redis), ("redis-other", self.replica)] + [
+            ("sentinel-%d" % i, sn) for i, sn in enumerate(self.sentinels)]
+        for name, r in nodes:
+            if r is not None and os.path.exists(r.log_path):
+                shutil.copy(r.log_path, os.path.join(dest, "%s-%d.log" % (name, r.port)))
 
     def close(self):
         if self.nft:
