@@ -213,7 +213,8 @@ class Run:
         self.sched = make_schedule(self.seed, a.duration, a.net_faults, a.sentinel)
         print("checker: seed %s, %d actions, %.0fs, %s, HERALD_BIN %s" % (
             self.seed, len(self.sched), a.duration, "net faults" if a.net_faults else
-            "process faults", harness.HERALD_BIN), flush=True)
+            "Sentinel failovers" if a.sentinel else "process faults", harness.HERALD_BIN),
+            flush=True)
         if a.verbose:
             print("\n".join(fmt(x) for x in self.sched))
         self.w = World(3, net=a.net_faults, sentinel=a.sentinel)
@@ -307,6 +308,9 @@ class Run:
 def report(seed, run, rep, notes, lagging):
     print("checker: seed %s: %s" % (seed, " / ".join("%s %d" % kv for kv in sorted(
         rep.counts.items()))))
+    if lagging:
+        print("  not caught up %.0f s after the end (their last segments count as open): "
+              "subs %s" % (20 * harness.SCALE, lagging))
     if run.skipped:
         print("  skipped (would leave no edge, or Redis already down): %s" % run.skipped)
     for what, n in sorted(rep.documented.items()):
