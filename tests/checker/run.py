@@ -386,6 +386,10 @@ def main():
         try:
             rep, notes, lagging = run.execute()
             rc = report(seed, run, rep, notes, lagging)
+        except Exception:   # a checker or set-up error: say so, keep the logs, go on
+            import traceback
+            print("checker: seed %s: ERROR (not a verdict on Herald):\n%s" % (
+                seed, traceback.format_exc()))
         finally:
             keep = rc != 0 or a.keep_logs
             w = getattr(run, "w", None)

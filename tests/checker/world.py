@@ -161,6 +161,9 @@ class Nft:
         self.rules = {}
         self._apply()
 
+    def close(self):
+        subprocess.run(["nft", "delete", "table", "inet", self.TABLE], capture_output=True)
+
 
 class Tc:
     """Bandwidth limits per port with tc in the run's namespace: an htb root whose default
@@ -171,6 +174,7 @@ class Tc:
     def __init__(self):
         self.n = 10
         self.ids = {}
+        subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], capture_output=True)
         self._tc("qdisc add dev lo root handle 1: htb default 1 r2q 100000")
         self._tc("class add dev lo parent 1: classid 1:1 htb rate 10gbit")
 
@@ -202,6 +206,9 @@ class Tc:
     def clear(self):
         for fid in list(self.ids):
             self.remove(fid)
+
+    def close(self):
+        subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], capture_output=True)
 
 
 class World:
@@ -431,10 +438,8 @@ class World:
 
     def close(self):
         if self.nft:
-            try:
-                self.nft.clear()
-            except RuntimeError:
-                pass
+            self.nft.close()
+            self.tc.close()
         for i in list(self.stopped):
             self.edge_cont(i)
         for h in self.edges:
