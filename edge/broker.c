@@ -286,14 +286,34 @@ static void history_send(hb_broker_t *b, hreq_t *q)
         on_client_history(b->cmd.ac, NULL, q);
 }
 
-/* The topic a backfill-path reply is for (its name was the malloc'd priv, freed here), with
- * its request no longer in flight; NULL when the topic is gone meanwhile. */
-static btopic_t *backfill_reply_topic(hb_broker_t *b, char *name)
+/* A position read's or backfill-path request's context: the topic and the confirmation of its
+ * subscription it was made for. */
+typedef struct posreq {
+    unsigned long long sub_id;
+    char name[HB_TOPIC_MAX + 1];
+} posreq_t;
+
+static posreq_t *posreq_new(const btopic_t *t)
 {
-    btopic_t *t = topic_get(b, name, strlen(name), 0);
-    free(name);
-    if (t)
-        t->backfill_inflight = 0;
+    posreq_t *q = hb_xcalloc(1, sizeof(*q));
+    q->sub_id = t->sub_id;
+    memcpy(q->name, t->name, t->len);
+    return q;
+}
+
+/* The topic a backfill-path reply is for (priv, freed here), with its request no longer in
+ * flight; NULL when the topic is gone or no longer on the subscription the request was sent
+ * for. A reply read before the current subscription was confirmed must not end its refill:
+ * what was stored between that read and the new SUBSCRIBE would be skipped (FINDINGS F6); the
+ * refill sent after the confirmation (topic_kick) does it. */
+static btopic_t *backfill_reply_topic(hb_broker_t *b, posreq_t *q)
+{
+    btopic_t *t = topic_get(b, q->name, strlen(q->name), 0);
+    int current = t && t->sub_id == q->sub_id && t->state == T_SUBSCRIBED;
+    free(q);
+    if (!current)
+        return NULL;
+    t->backfill_inflight = 0;
     return t;
 }
 
@@ -356,12 +376,6 @@ static void refill_from(const btopic_t *t, char *since, const char **epoch)
     }
 }
 
-/* A position read's context: the topic and the confirmation it was made for. */
-typedef struct posreq {
-    unsigned long long sub_id;
-    char name[HB_TOPIC_MAX + 1];
-} posreq_t;
-
 /* Records the position tail/epoch (a herald_history reply's last ID, "" when the stream does
  * not exist) for t's current subscription, once. */
 static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
@@ -404,9 +418,7 @@ static void position_read(hb_broker_t *b, btopic_t *t)
     int rc;
     if (t->have_pos || t->pos_inflight || t->state != T_SUBSCRIBED || !b->cmd_ready)
         return;
-    q = hb_xcalloc(1, sizeof(*q));
-    q->sub_id = t->sub_id;
-    memcpy(q->name, t->name, t->len);
+    q = posreq_new(t);
     t->pos_inflight = 1;
     if (b->cluster) {
         const char *av[] = {"$", "", "1"};
@@ -439,16 +451,21 @@ static void topic_kick(hb_broker_t *b, btopic_t *t)
         if (b->cluster) {
             const char *av[] = {since, epoch, count};
             size_t al[] = {strlen(since), strlen(epoch), strlen(count)};
-            char *name = hb_xstrdup(t->name);
+            posreq_t *q = posreq_new(t);
             if (hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
-                                 on_backfill, name) != REDIS_OK) {
-                free(name);
+                                 on_backfill, q) != REDIS_OK) {
+                free(q);
                 t->backfill_inflight = 0;
             }
-        } else if (redisAsyncCommand(b->cmd.ac, on_backfill, hb_xstrdup(t->name),
-                                     "FCALL %s 1 %b %s %s %s", b->fn.history, t->name, t->len,
-                                     since, epoch, count) != REDIS_OK)
-            t->backfill_inflight = 0;
+        } else {
+            posreq_t *q = posreq_new(t);
+            if (redisAsyncCommand(b->cmd.ac, on_backfill, q, "FCALL %s 1 %b %s %s %s",
+                                  b->fn.history, t->name, t->len, since, epoch,
+                                  count) != REDIS_OK) {
+                free(q); /* no callback after an error */
+                t->backfill_inflight = 0;
+            }
+        }
     }
     while (t->waiting) {
         hreq_t *q = t->waiting;
@@ -593,6 +610,7 @@ void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
     t->state = T_SUBSCRIBED;
     t->sub_id = ++b->sub_seq;
     t->pos_inflight = 0;
+    t->backfill_inflight = 0; /* a request still out is for the old subscription: ignored */
     if (t->have_last || t->have_pos) {
         t->need_backfill = 1;
         t->lost_checked = !t->have_last;
@@ -1166,13 +1184,13 @@ static int lost_check(hb_broker_t *b, btopic_t *t, int by_text)
     char key[HB_TOPIC_MAX + 80], epk[HB_TOPIC_MAX + 80], lk[HB_TOPIC_MAX + 80];
     char since[HB_ID_STR_MAX];
     const char *sha = lost_sha();
-    char *name;
+    posreq_t *name;
     int kn, en, ln, rc;
     hb_id_format(&t->last, since);
     kn = snprintf(key, sizeof(key), "%s{%.*s}:log", b->edge->cfg.prefix, (int)t->len, t->name);
     en = snprintf(epk, sizeof(epk), "%s{%.*s}:epoch", b->edge->cfg.prefix, (int)t->len, t->name);
     ln = snprintf(lk, sizeof(lk), "%s{%.*s}:lost", b->edge->cfg.prefix, (int)t->len, t->name);
-    name = hb_xstrdup(t->name);
+    name = posreq_new(t);
     t->backfill_inflight = 1;
     if (b->cluster) { /* the text every time: one script cache per node */
         const char *av[] = {"EVAL", lost_lua, "3", key, epk, lk, since, t->epoch};
