@@ -11,7 +11,13 @@
  * On winning the lease, a new leader publishes a barrier on its own channel and waits to receive
  * it: every message published before that point, including the old leader's last stores, has
  * then been seen, so what is still kept is exactly what nobody stored. It stores those, then
- * goes on live.
+ * goes on live. Once those catch-up stores are answered (not refused), it publishes
+ * "<barrier>:caught" (single Redis). A standby that kept a message before the barrier and has
+ * not seen its stored copy by then holds one that the new leader never heard: it was published
+ * before the leader (re)subscribed, e.g. after a Redis restart a standby subscribed again
+ * first. Nobody can store it in publish order any more (the leader's later stores are already
+ * out), so it is dropped and counted (ingest_unled) instead of being stored late by a future
+ * leader behind later messages (FINDINGS F2, F3; README "Raw ingest").
  *
  * Redis Cluster: the lease is <prefix>{ingest}:lease, and winning it also draws the next leader
  * term (INCR <prefix>{ingest}:term, in the same function). herald_ingest cannot read the lease
@@ -56,6 +62,7 @@
 typedef struct pend {
     struct pend *next;
     double ts;
+    unsigned long long seq; /* arrival order on this edge (pend_seq) */
     size_t tlen, plen;
     char data[];
 } pend_t;
@@ -111,7 +118,15 @@ struct ingest {
     char (*tags)[HB_SLOT_TAG_MAX];  /* slot -> hash tag of its fence key */
     int barrier_need, barrier_seen; /* barriers published / received */
     int fence_need, fence_ok;       /* fence raises sent / succeeded */
+    /* single Redis: the "caught" step (see the top of this file) */
+    int caught_pending;         /* leader: publish "<barrier>:caught" once inflight is 0 */
+    unsigned caught_reign;      /* the leadership it is for */
+    char cut[256];              /* standby: the last other leader's barrier channel seen */
+    size_t cut_len;             /* 0: none */
+    unsigned long long cut_seq; /* messages kept up to then (pend seq) */
 };
+
+static unsigned long long pend_seq; /* broker thread only */
 
 static pend_t *pend_new(const char *topic, size_t tlen, const char *payload, size_t plen)
 {
@@ -120,6 +135,7 @@ static pend_t *pend_new(const char *topic, size_t tlen, const char *payload, siz
         return NULL;
     p->next = NULL;
     p->ts = hb_now();
+    p->seq = ++pend_seq;
     p->tlen = tlen;
     p->plen = plen;
     memcpy(p->data, topic, tlen);
@@ -225,6 +241,31 @@ static int plist_put_back(plist_t *l, pend_t *p)
     return dropped;
 }
 
+/* Removes every entry that arrived up to seq (pend_seq); returns how many. */
+static size_t plist_drop_upto(plist_t *l, unsigned long long seq)
+{
+    size_t n = 0;
+    pend_t **pp = &l->head, *prev = NULL;
+    while (*pp) {
+        pend_t *p = *pp;
+        if (p->seq > seq) {
+            prev = p;
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        if (l->tail == p)
+            l->tail = prev;
+        if (l->mark == p)
+            l->mark = prev; /* put-back entries are a prefix: prev is one of them, or none */
+        l->count--;
+        l->bytes -= p->tlen + p->plen;
+        free(p);
+        n++;
+    }
+    return n;
+}
+
 static void plist_clear(plist_t *l)
 {
     while (l->head)
@@ -267,6 +308,59 @@ static void store_kept(hb_broker_t *b)
         store_msg(b, plist_unlink_head(&b->ingest->kept));
 }
 static void flush(hb_broker_t *b);
+
+/* Leader: tells the standbys that every kept message of this leadership's catch-up is stored
+ * (their stored copies are published before this). Not when the leadership ended meanwhile. */
+static void publish_caught(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    char chan[sizeof(in->barrier) + 8];
+    int n;
+    in->caught_pending = 0;
+    if (in->state != I_ACTIVE || in->reign != in->caught_reign || !b->cmd_ready || !b->cmd.ac)
+        return;
+    n = snprintf(chan, sizeof(chan), "%.*s:caught", (int)in->barrier_len, in->barrier);
+    redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", chan, (size_t)n);
+}
+
+/* Leader: stores what is kept (the barrier passed, earlier stores answered), then "caught"
+ * once those stores are answered. */
+static void catch_up(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    store_kept(b);
+    if (b->cluster)
+        return; /* stored copies come over several links: no single "after" point */
+    flush(b);   /* now, so that every catch-up store is sent before the marker */
+    in->caught_pending = 1;
+    in->caught_reign = in->reign;
+    if (in->inflight <= 0)
+        publish_caught(b);
+}
+
+/* Standby: another edge's barrier ("<prefix>barrier:<token>:<n>") or its "caught" marker. */
+static void on_other_barrier(hb_broker_t *b, const char *chan, size_t clen)
+{
+    ingest_t *in = b->ingest;
+    size_t n;
+    if (clen > 7 && !memcmp(chan + clen - 7, ":caught", 7)) {
+        if (!in->cut_len || clen - 7 != in->cut_len || memcmp(chan, in->cut, in->cut_len))
+            return;
+        in->cut_len = 0;
+        n = plist_drop_upto(&in->kept, in->cut_seq);
+        if (!n)
+            return;
+        atomic_fetch_add_explicit(&b->edge->stats.ingest_unled, n, memory_order_relaxed);
+        hb_log_warn(MOD, "raw messages the new ingest leader never heard: dropped (not stored)",
+                    "{s:I}", "dropped", (long long)n);
+        return;
+    }
+    if (clen >= sizeof(in->cut))
+        return;
+    memcpy(in->cut, chan, clen);
+    in->cut_len = clen;
+    in->cut_seq = pend_seq; /* what is kept now was published before this barrier */
+}
 
 /* Keeps a batch's messages again, before what was kept since. */
 static void rekeep(hb_broker_t *b, batch_t *bt)
@@ -338,7 +432,9 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
         in->settling = 0; /* every earlier store answered: refused ones are kept, in order */
         hb_log_info(MOD, "earlier stores answered: storing kept messages", "{s:i}", "kept",
                     (int)in->kept.count);
-        store_kept(b);
+        catch_up(b);
+    } else if (in->caught_pending && in->inflight <= 0) {
+        publish_caught(b);
     }
     if (in->cur && !b->cluster)
         flush(b); /* what arrived while this call was out */
@@ -498,7 +594,7 @@ static void go_active(hb_broker_t *b)
         in->settling_since = hb_now();
         return;
     }
-    store_kept(b);
+    catch_up(b);
 }
 
 /* "barrier:" anywhere in chan (a leader's barrier channel, <prefix>barrier:<token>:<n>). */
@@ -529,6 +625,11 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
             in->barrier_seen++; /* one per primary: "<barrier>:<n>" */
             if (in->barrier_seen >= in->barrier_need && in->fence_ok >= in->fence_need)
                 go_active(b);
+            return;
+        }
+        if (!b->cluster && in->state == I_STANDBY && clen > pl + 8 &&
+            !memcmp(chan + pl, "barrier:", 8)) {
+            on_other_barrier(b, chan, clen);
             return;
         }
         if ((in->kept.count || (b->cluster && in->state != I_ACTIVE)) &&
@@ -723,7 +824,7 @@ void hb_ingest_tick(hb_broker_t *b)
         hb_log_warn(MOD, "earlier stores unanswered: storing kept messages", "{s:I,s:i}",
                     "unanswered", (long long)in->inflight, "kept", (int)in->kept.count);
         in->settling = 0;
-        store_kept(b);
+        catch_up(b);
     }
     if (in->state == I_BARRIER && now - in->barrier_at > lease) {
         give_back(b);
