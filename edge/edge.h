@@ -150,12 +150,12 @@ typedef struct hb_stats {
     atomic_ullong ingested;        /* raw PUBLISHes stored by this edge as leader */
     atomic_ullong ingest_rejected; /* raw PUBLISHes refused (bad topic, too large) */
     atomic_ullong ingest_standby_overflow;
-    atomic_ullong ingest_unled;   /* kept raw messages the next leader never heard (ingest.c) */
+    atomic_ullong ingest_unled; /* kept raw messages the next leader never heard (ingest.c) */
     atomic_ullong ingest_unknown; /* raw stores in flight when the Redis connection went */
-    atomic_int ready;             /* 1 when Redis is up and every subscription is in place */
-    atomic_int redis_up;          /* 1 while every Redis connection of the edge is up */
-    atomic_int leader;            /* 1 while this edge holds the ingest lease */
-    atomic_int draining;          /* 1 after SIGTERM */
+    atomic_int ready;    /* 1 when Redis is up and every subscription is in place */
+    atomic_int redis_up; /* 1 while every Redis connection of the edge is up */
+    atomic_int leader;   /* 1 while this edge holds the ingest lease */
+    atomic_int draining; /* 1 after SIGTERM */
 } hb_stats_t;
 
 /* Process-wide state, set up by main before the threads start; read-only after that. */

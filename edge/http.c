@@ -99,11 +99,11 @@ static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned 
     }
     if (c->auth_challenge == EXTRA_PREFLIGHT &&
         (add_header(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||
-         (c->cors &&
-          (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p, end) ||
-           add_header(wsi, "access-control-allow-headers:",
-                      "Authorization, Content-Type, Last-Event-ID", &p, end) ||
-           add_header(wsi, "access-control-max-age:", "600", &p, end)))))
+         (c->cors && (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p,
+                                 end) ||
+                      add_header(wsi, "access-control-allow-headers:",
+                                 "Authorization, Content-Type, Last-Event-ID", &p, end) ||
+                      add_header(wsi, "access-control-max-age:", "600", &p, end)))))
         return -1;
     if (c->auth_challenge == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
         return -1;
@@ -297,8 +297,8 @@ static int subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
     if (!j && cfg->jwt_secret_len && !cfg->allow_anonymous) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         c->auth_challenge = EXTRA_AUTH;
-        respond_text(c, 401,
-                     "unauthorized: a token is required (Authorization: Bearer or ?token=)\n", 0);
+        respond_text(c, 401, "unauthorized: a token is required (Authorization: Bearer or ?token=)\n",
+                     0);
         return 1;
     }
     for (int i = 0; i < n && bad < 0; i++)
@@ -608,9 +608,8 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         c->auth_challenge = EXTRA_AUTH;
         return respond_text(c, 401,
-                            n == -1
-                                ? "unauthorized: token longer than 8192 bytes\n"
-                                : "unauthorized: Authorization: Bearer <publish key or token>\n",
+                            n == -1 ? "unauthorized: token longer than 8192 bytes\n"
+                                    : "unauthorized: Authorization: Bearer <publish key or token>\n",
                             1);
     }
     if (hb_topic_validate(topic, tlen, &reason))
@@ -631,8 +630,7 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
         hb_jwt_free(j);
         if (!ok) {
             atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
-            return respond_text(
-                c, 403, "forbidden: the token does not allow publishing to this topic\n", 1);
+            return respond_text(c, 403, "forbidden: the token does not allow publishing to this topic\n", 1);
         }
     }
     n = query_arg(wsi, "event", NULL, c->event, sizeof(c->event));
@@ -819,11 +817,12 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
          "Redis Cluster primaries in the slot map in use (0 outside cluster mode).", "",
          LOAD(cluster_primaries)},
         {"herald_redis_cluster_redirects_total", "counter",
-         "Redis Cluster redirections followed, by kind.", "{kind=\"moved\"}", LOAD(cluster_moved)},
+         "Redis Cluster redirections followed, by kind.", "{kind=\"moved\"}",
+         LOAD(cluster_moved)},
         {"herald_redis_cluster_redirects_total", NULL, NULL, "{kind=\"ask\"}", LOAD(cluster_ask)},
         {"herald_redis_cluster_map_refreshes_total", "counter",
-         "Redis Cluster slot maps fetched (every 5 s, and after a redirection or a lost node).", "",
-         LOAD(cluster_map_updates)},
+         "Redis Cluster slot maps fetched (every 5 s, and after a redirection or a lost node).",
+         "", LOAD(cluster_map_updates)},
         {"herald_redis_cluster_giveups_total", "counter",
          "Commands not placed on a Redis Cluster node before their deadline (failed).", "",
          LOAD(cluster_giveups)},
@@ -850,16 +849,17 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(published)},
         {"herald_broker_queue_depth", "gauge", "Requests waiting for the broker thread.", "",
          hb_queue_len(s->edge->to_broker)},
-        {"herald_service_queue_depth", "gauge", "Broker messages waiting for the service threads.",
-         "", svc_sum(s, SUM_INQ)},
+        {"herald_service_queue_depth", "gauge",
+         "Broker messages waiting for the service threads.", "", svc_sum(s, SUM_INQ)},
         {"herald_client_queue_frames", "gauge",
          "Frames queued for clients, all connections (sampled every 250 ms).", "",
          svc_sum(s, SUM_QUEUED)},
         {"herald_subscriptions", "gauge", "Client subscriptions (client x topic).", "",
          svc_sum(s, SUM_SUBS)},
-        {"herald_topics", "gauge", "Topics this edge is subscribed to in Redis.", "", LOAD(topics)},
-        {"herald_auth_expired_total", "counter", "Connections ended when their token expired.", "",
-         LOAD(auth_expired)},
+        {"herald_topics", "gauge", "Topics this edge is subscribed to in Redis.", "",
+         LOAD(topics)},
+        {"herald_auth_expired_total", "counter", "Connections ended when their token expired.",
+         "", LOAD(auth_expired)},
         {"herald_redis_up", "gauge",
          "1 while the edge's Redis connections are up (same as herald_ready, without the "
          "subscriptions condition).",
