@@ -121,6 +121,11 @@ def cases():
     yield "raw with a receiver never stored", kinds(s, [CLEAN], lost), ["raw-lost"]
     stop = [{"t": 100.5, "what": "redis down (with its data)", "until": 102.0}]
     yield "raw lost as Redis stops (documented)", kinds(s, [CLEAN], lost, stop), []
+    back = [{"t": 95.0, "what": "redis down (with its data)", "until": 97.0}]
+    yield "raw heard only by standbys after Redis came back (documented)", kinds(
+        s, [CLEAN], lost, back), []
+    late = [{"t": 90.0, "what": "redis down (with its data)", "until": 92.0}]
+    yield "raw lost long after Redis came back", kinds(s, [CLEAN], lost, late), ["raw-lost"]
     twice = [snap(E1, IDS + [IDS[-1] + 50])]
     twice[0]["topics"][T]["entries"][-1][1] = "p%d" % IDS[0]
     yield "one publish stored twice", kinds(twice, [], PUBS), ["stored-twice"]
