@@ -39,6 +39,11 @@
 #define CONNECT_TIMEOUT_MS 5000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* A topic's first subscription confirmed this long after a client asked for it is refilled
+ * from the time of the ask (hb_broker_topic_subscribed), less this margin for clock skew
+ * between the edge and Redis. */
+#define LATE_SUB_S 0.5
+#define LATE_SUB_MARGIN_MS 500u
 
 static void conn_start(hb_broker_t *b, hb_conn_t *c);
 static void topic_kick(hb_broker_t *b, btopic_t *t);
@@ -70,6 +75,12 @@ static btopic_t *topic_get(hb_broker_t *b, const char *name, size_t len, int cre
     t = hb_xcalloc(1, sizeof(*t));
     memcpy(t->name, name, len);
     t->len = len;
+    t->asked_at = hb_now();
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t->asked_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    }
     hb_dict_set(b->topics, name, len, t);
     atomic_fetch_add_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
     return t;
@@ -618,6 +629,17 @@ void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
         /* subscribed before, but its position was never read (Redis went away first): what
          * was stored meanwhile cannot be told apart from older events; say so */
         topic_emit_gap(b, t, HB_GAP_TRIMMED);
+    } else if (hb_now() - t->asked_at > LATE_SUB_S) {
+        /* First subscription, confirmed long after the first client asked (Redis was away):
+         * its clients were answered meanwhile and expect what was stored since. Stream IDs are
+         * Redis's clock in ms: refill from the time of the ask, less a clock margin (a fresh
+         * subscriber may get an event up to that much older than its request). */
+        t->pos.ms = t->asked_ms > LATE_SUB_MARGIN_MS ? t->asked_ms - LATE_SUB_MARGIN_MS : 0;
+        t->pos.seq = 0;
+        t->pos_epoch[0] = '\0';
+        t->have_pos = 1;
+        t->need_backfill = 1;
+        t->lost_checked = 1;
     }
     topic_kick(b, t);
     hb_broker_update_ready(b);

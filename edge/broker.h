@@ -75,6 +75,8 @@ typedef struct btopic {
     hb_msg_t **held;  /* live events received during the backfill */
     size_t nheld, cap_held;
     hreq_t *waiting;     /* history requests waiting for the subscription */
+    double asked_at;     /* hb_now() when the topic was created (a client asked for it) */
+    uint64_t asked_ms;   /* and the wall clock then, ms (Redis stream IDs are its clock) */
     struct cnode *snode; /* cluster mode: the node whose sharded subscriber has it */
 } btopic_t;
 
