@@ -76,6 +76,7 @@ static btopic_t *topic_get(hb_broker_t *b, const char *name, size_t len, int cre
     memcpy(t->name, name, len);
     t->len = len;
     t->asked_at = hb_now();
+    t->asked_unready = !(b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up));
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -629,8 +630,9 @@ void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
         /* subscribed before, but its position was never read (Redis went away first): what
          * was stored meanwhile cannot be told apart from older events; say so */
         topic_emit_gap(b, t, HB_GAP_TRIMMED);
-    } else if (hb_now() - t->asked_at > LATE_SUB_S) {
-        /* First subscription, confirmed long after the first client asked (Redis was away):
+    } else if (t->asked_unready || hb_now() - t->asked_at > LATE_SUB_S) {
+        /* First subscription, asked for while Redis was away or confirmed long after the
+         * first client asked:
          * its clients were answered meanwhile and expect what was stored since. Stream IDs are
          * Redis's clock in ms: refill from the time of the ask, less a clock margin (a fresh
          * subscriber may get an event up to that much older than its request). */

@@ -77,6 +77,7 @@ typedef struct btopic {
     hreq_t *waiting;     /* history requests waiting for the subscription */
     double asked_at;     /* hb_now() when the topic was created (a client asked for it) */
     uint64_t asked_ms;   /* and the wall clock then, ms (Redis stream IDs are its clock) */
+    int asked_unready;   /* Redis was not fully connected then (its subscription must wait) */
     struct cnode *snode; /* cluster mode: the node whose sharded subscriber has it */
 } btopic_t;
 
