@@ -839,8 +839,8 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_ingest_standby_overflow_total", "counter", "Raw messages a standby had to forget.",
          "", LOAD(ingest_standby_overflow)},
         {"herald_ingest_unled_total", "counter",
-         "Raw messages only standbys heard (published before the ingest leader subscribed again): "
-         "not stored.",
+         "Raw messages a standby dropped unmatched: heard before the leader subscribed again, or "
+         "kept across its own raw-subscription reconnection.",
          "", LOAD(ingest_unled)},
         {"herald_ingest_unknown_total", "counter",
          "Raw messages whose store was in flight when the Redis connection went (stored or not).",

@@ -656,6 +656,25 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
         keep(b, chan, clen, msg, mlen);
 }
 
+/* The raw subscription is (re)confirmed: what was kept on the previous connection can no
+ * longer be matched with its stored copy (those published while it was away were missed, and
+ * so was any leadership's barrier and "caught" meanwhile). Storing it later could put it
+ * behind what a leader stored meanwhile (FINDINGS F3, seed 5 ASan); it was heard before the
+ * connection went, so it is the README's window of raw messages lost when Redis stops or
+ * heard only by standbys: dropped and counted. Single Redis. */
+static void drop_unmatched(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    size_t n = in->kept.count;
+    in->cut_len = 0;
+    if (!n)
+        return;
+    plist_clear(&in->kept);
+    atomic_fetch_add_explicit(&b->edge->stats.ingest_unled, n, memory_order_relaxed);
+    hb_log_warn(MOD, "raw subscription back: kept raw messages dropped (not stored)", "{s:I}",
+                "dropped", (long long)n);
+}
+
 static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
@@ -669,6 +688,8 @@ static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
         on_pmessage(b, r->element[2]->str, r->element[2]->len, r->element[3]->str,
                     r->element[3]->len);
     } else if (!strcmp(r->element[0]->str, "psubscribe")) {
+        if (!b->cluster)
+            drop_unmatched(b);
         b->ing_ready = 1;
         hb_log_info(MOD, "raw publish ingest listening", NULL);
         hb_broker_update_ready(b);
