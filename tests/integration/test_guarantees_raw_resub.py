@@ -76,6 +76,49 @@ class RawAfterPartialResubscription(HeraldTestCase):
         self.assertEqual(scrape(e2.port).get("herald_ingest_unled_total"), 5)
         self.assert_serving(e2)
 
+    def test_kept_messages_do_not_survive_a_standby_reconnection(self):
+        """A standby keeps raw m-*; while its raw subscription is away the leader stores them
+        (the stored copies never reach the standby). Kept across the reconnection, they were
+        stored a second time when that standby led (ASan checker seed 5: stored late, out of
+        order). Now the standby drops what it kept on the previous connection."""
+        srv = self.redis()
+        r = self.client(srv)
+        args = ["--lease-ms", "3000"]
+        e1 = self.edge(srv, "edge-1", args)
+        wait_until(lambda: lease_holder(r) == "edge-1", 20, what="edge-1 leading")
+        e2 = self.edge(srv, "edge-2", args)
+        wait_until(lambda: raw_listeners(r) == 2, 10, what="both edges on raw channels")
+        r.publish(TOPIC, "warm-up")
+        wait_until(lambda: len(xrange(r, TOPIC)) == 1, 10, what="warm-up stored")
+
+        e1.kill(signal.SIGSTOP)  # the leader does not store them yet
+        try:
+            for i in range(3):
+                self.assertEqual(r.publish(TOPIC, "m-%d" % i), 2)
+            time.sleep(0.2)  # edge-2 reads and keeps them (scenario timing)
+            e2.kill(signal.SIGSTOP)
+            r.cmd("CLIENT", "KILL", "TYPE", "pubsub")  # both raw subscriptions go
+        finally:
+            e1.kill(signal.SIGCONT)
+        try:
+            # edge-1 still leads (stopped well under the lease) and stores what it had read
+            wait_until(lambda: len(xrange(r, TOPIC)) == 4, 10, what="m-* stored by edge-1")
+        finally:
+            e2.kill(signal.SIGCONT)
+        wait_until(lambda: raw_listeners(r) == 2, 10, what="both edges back on raw channels")
+        e1.kill()
+        wait_until(lambda: lease_holder(r) == "edge-2", 20, what="edge-2 leading")
+        wait_until(lambda: scrape(e2.port).get("herald_ingest_leader") == 1, 10,
+                   what="edge-2 past its barrier")
+        r.publish(TOPIC, "final")
+        wait_until(lambda: xrange(r, TOPIC)[-1][1]["d"] == b"final", 10, what="final stored")
+        time.sleep(0.3)
+        stored = [f["d"].decode() for _, f in xrange(r, TOPIC)]
+        harness.log("stored: %s" % stored)
+        self.assertEqual(stored, ["warm-up", "m-0", "m-1", "m-2", "final"],
+                         "stored twice or out of order")
+        self.assertEqual(scrape(e2.port).get("herald_ingest_unled_total"), 3)
+
 
 if __name__ == "__main__":
     harness.main()
