@@ -23,11 +23,16 @@ enum {
     EXTRA_ALLOW_GET,
     EXTRA_ALLOW_POST,
     EXTRA_PREFLIGHT, /* 204 answer to a CORS preflight */
+    EXTRA_ASSET,     /* /herald.js: ETag, revalidated, importable from any origin */
 };
 
 /* The demo page, embedded at build time when edge/demo.html exists. */
 extern const unsigned char hb_demo_html[] __attribute__((weak));
 extern const size_t hb_demo_html_len __attribute__((weak));
+/* The browser client edge/herald.js, embedded at build time (edge/embed.cmake). */
+extern const unsigned char hb_herald_js[];
+extern const size_t hb_herald_js_len;
+extern const char hb_herald_js_etag[];
 
 /* ---- plain responses ---- */
 
@@ -78,7 +83,12 @@ static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned 
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
     if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
         add_header(wsi, "x-herald-node:", s->edge->cfg.node_id, &p, end) ||
-        add_header(wsi, "cache-control:", sse ? "no-cache" : "no-store", &p, end))
+        add_header(wsi, "cache-control:",
+                   sse || c->auth_challenge == EXTRA_ASSET ? "no-cache" : "no-store", &p, end))
+        return -1;
+    if (c->auth_challenge == EXTRA_ASSET &&
+        (add_header(wsi, "etag:", hb_herald_js_etag, &p, end) ||
+         (!c->cors && add_header(wsi, "access-control-allow-origin:", "*", &p, end))))
         return -1;
     if (sse && add_header(wsi, "x-accel-buffering:", "no", &p, end))
         return -1;
@@ -897,6 +907,20 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
 
 /* ---- routing ---- */
 
+/* GET /herald.js: the embedded client, 304 when If-None-Match names its ETag. */
+static int herald_js(hb_client_t *c, struct lws *wsi)
+{
+    char inm[64];
+    c->auth_challenge = EXTRA_ASSET;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
+        lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH) < (int)sizeof(inm) &&
+        lws_hdr_copy(wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
+        strstr(inm, hb_herald_js_etag))
+        return hb_http_respond(c, 304, "text/javascript; charset=utf-8", NULL, 0, 0);
+    return hb_http_respond(c, 200, "text/javascript; charset=utf-8", (const char *)hb_herald_js,
+                           hb_herald_js_len, 0);
+}
+
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
 {
     size_t plen = strlen(path);
@@ -935,6 +959,8 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
         return sse_multi(s, c, wsi);
     if (!strncmp(path, "/poll/", 6))
         return poll_start(s, c, wsi, path + 6, plen - 6);
+    if (!strcmp(path, "/herald.js"))
+        return herald_js(c, wsi);
     if (!strcmp(path, "/ws"))
         return respond_text(c, 426, "WebSocket upgrade required (subprotocol herald.v1)\n", 0);
     if ((!strcmp(path, "/") || !strcmp(path, "/index.html")) && hb_demo_html)

@@ -1,0 +1,53 @@
+"""herald.js in headless Chromium through HAProxy and two edges: runs
+`node tests/browser/client.test.js` (see that file: tabs sharing one connection, hand-over of the
+leading tab, SSE and long-poll transports, SIGKILL of the serving edge, the ETag of /herald.js).
+Fails, never skips, when node, chromium or tests/browser/node_modules are missing: tests/run.sh
+installs them (deploy/deps.sh browser; npm ci in tests/browser)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import harness
+from harness import SRC, HeraldTestCase
+from lbkit import HAProxy
+
+BROWSER_DIR = os.path.join(SRC, "tests", "browser")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+class BrowserClient(HeraldTestCase):
+
+    def test_herald_js(self):
+        node = shutil.which("node")
+        self.assertTrue(node, "node is not installed (deploy/deps.sh browser)")
+        self.assertTrue(os.access(CHROMIUM, os.X_OK),
+                        "%s is missing (deploy/deps.sh browser)" % CHROMIUM)
+        self.assertTrue(os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")),
+                        "tests/browser/node_modules is missing: run npm ci in tests/browser")
+        srv = self.redis()
+        hs = self.edges(srv, 2, args=("--retry-ms", "500"))
+        lb = HAProxy(hs)
+        try:
+            lb.wait_all_up()
+            argv = [node, os.path.join(BROWSER_DIR, "client.test.js"),
+                    "--edge", "http://127.0.0.1:%d" % lb.port, "--redis-port", str(srv.port),
+                    "--edges", ",".join("%d:%d" % (h.port, h.proc.pid) for h in hs),
+                    "--scale", str(harness.SCALE)]
+            p = subprocess.run(argv, cwd=BROWSER_DIR, env=dict(os.environ, CHROMIUM=CHROMIUM),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=240 * harness.SCALE)
+            text = p.stdout.decode("utf-8", "replace")
+            sys.stdout.write(text)
+            for h in hs:
+                if not h.alive():
+                    h.expected_exit = True   # the test SIGKILLs the serving edge
+            self.assertEqual(p.returncode, 0, "node tests/browser/client.test.js failed")
+            self.assertRegex(text, r"(?m)^# pass 5$")
+        finally:
+            lb.close()
+
+
+if __name__ == "__main__":
+    harness.main()
