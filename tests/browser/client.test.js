@@ -16,6 +16,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { execFile } = require("node:child_process");
+const crypto = require("node:crypto");
 const { chromium } = require("playwright-core");
 
 const argv = process.argv.slice(2);
@@ -26,6 +27,7 @@ const arg = (k, d) => {
 const EDGE = arg("edge");
 const REDIS_PORT = arg("redis-port");
 const SCALE = Number(arg("scale", process.env.HERALD_TIMEOUT_SCALE || 1));
+const SECRET = arg("jwt-secret");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const EDGES = (arg("edges") || "").split(",").filter(Boolean).map((x) => {
   const [port, pid] = x.split(":").map(Number);
@@ -218,6 +220,51 @@ test("SIGKILL of the serving edge: every tab resumes on another, exactly", async
   assert.ok(states.includes("resuming/ws") || states.some((s) => s.startsWith("resuming")),
     "the tab saw the resume: " + states.join(","));
   for (const p of pages) await p.close();
+});
+
+// An HS256 token that lets its bearer subscribe to everything for `seconds`.
+function token(seconds) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const body = b64({ alg: "HS256", typ: "JWT" }) + "." +
+    b64({ subscribe: ["*"], exp: Math.floor(Date.now() / 1000) + seconds });
+  return body + "." + crypto.createHmac("sha256", SECRET).update(body).digest("base64url");
+}
+
+test("getToken refreshes a WebSocket's token before it expires", async () => {
+  assert.ok(SECRET, "--jwt-secret");
+  const topic = "client.token." + process.pid;
+  const p = await context.newPage();
+  await p.goto(EDGE + "/healthz");
+  // Tokens valid for 4 s (the edge adds --jwt-leeway 1): without refresh the WebSocket is
+  // closed with 1008 "token expired" after 5 s.
+  await p.exposeFunction("nextToken", () => token(4));
+  await p.evaluate(async (t) => {
+    const mod = await import("/herald.js");
+    window.rec = { events: [], states: [], tokens: 0 };
+    window.h = mod.connect(location.origin, {
+      share: false,
+      getToken: async () => {
+        window.rec.tokens++;
+        return window.nextToken();
+      },
+    });
+    window.h.onState = (s) => window.rec.states.push(s);
+    window.h.subscribe(t, (ev) => window.rec.events.push(ev.id.split("_")[0] + "|" + ev.data));
+  }, topic);
+  await waitFor(() => live(p), 20, "live");
+  await sleep(300 * SCALE);
+  const payloads = Array.from({ length: 24 }, (_, i) => "tok-" + i);
+  const ids = [];
+  for (const x of payloads) {
+    ids.push(await publish(topic, x));
+    await sleep(500);
+  }
+  await waitFor(async () => (await got(p)).length >= payloads.length, 20, "every event");
+  assert.deepStrictEqual(await got(p), expected(ids, payloads));
+  const rec = await p.evaluate(() => window.rec);
+  assert.ok(rec.tokens >= 3, "getToken called again before each expiry: " + rec.tokens);
+  assert.deepStrictEqual(rec.states, ["live"], "never disconnected: " + rec.states.join(","));
+  await p.close();
 });
 
 test("/herald.js is revalidated by its ETag", async () => {

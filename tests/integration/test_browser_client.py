@@ -27,14 +27,16 @@ class BrowserClient(HeraldTestCase):
         self.assertTrue(os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")),
                         "tests/browser/node_modules is missing: run npm ci in tests/browser")
         srv = self.redis()
-        hs = self.edges(srv, 2, args=("--retry-ms", "500"))
+        secret = "browser-client-secret"
+        hs = self.edges(srv, 2, args=("--retry-ms", "500", "--jwt-secret", secret,
+                                      "--allow-anonymous", "on", "--jwt-leeway", "1"))
         lb = HAProxy(hs)
         try:
             lb.wait_all_up()
             argv = [node, os.path.join(BROWSER_DIR, "client.test.js"),
                     "--edge", "http://127.0.0.1:%d" % lb.port, "--redis-port", str(srv.port),
                     "--edges", ",".join("%d:%d" % (h.port, h.proc.pid) for h in hs),
-                    "--scale", str(harness.SCALE)]
+                    "--jwt-secret", secret, "--scale", str(harness.SCALE)]
             p = subprocess.run(argv, cwd=BROWSER_DIR, env=dict(os.environ, CHROMIUM=CHROMIUM),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                timeout=240 * harness.SCALE)
@@ -44,7 +46,7 @@ class BrowserClient(HeraldTestCase):
                 if not h.alive():
                     h.expected_exit = True   # the test SIGKILLs the serving edge
             self.assertEqual(p.returncode, 0, "node tests/browser/client.test.js failed")
-            self.assertRegex(text, r"(?m)^# pass 5$")
+            self.assertRegex(text, r"(?m)^# pass 6$")
         finally:
             lb.close()
 
