@@ -112,6 +112,9 @@ static const opt_t opts[] = {
     {"allowed-origins", T_ORIGINS, "*", 0, 0, O(allowed_origins),
      "browser origins allowed (CORS for SSE, long-poll and publish; Origin check of the "
      "WebSocket handshake): * or a comma-separated list of scheme://host[:port]"},
+    {"auth-cookie", T_STR, "", 0, 0, O(auth_cookie),
+     "name of a cookie that may carry the token (SSE, long-poll, WebSocket), read only from "
+     "the edge's own origin or one listed in --allowed-origins, never through *; empty: off"},
     {"config", T_PATH, "", 0, 0, O(config),
      "file of `name = value` lines setting these options by flag name; a flag or an "
      "environment variable wins over the file"},

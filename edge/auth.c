@@ -45,6 +45,50 @@ int hb_auth_token(struct lws *wsi, char *out, size_t cap)
     }
 }
 
+/*
+ * A browser attaches cookies to requests that other sites' pages make (a cross-site WebSocket
+ * handshake above all), so a cookie speaks for its user only on a request from the edge's own
+ * origin (no Origin header, or one equal to the Host) or from an origin listed by name in
+ * --allowed-origins; `*` never lets a cookie through.
+ */
+static int cookie_origin_ok(const hb_cfg_t *cfg, struct lws *wsi)
+{
+    char origin[512], host[256];
+    const char *o;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN), idx;
+    if (n <= 0)
+        return 1;
+    if ((size_t)n >= sizeof(origin) || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+        return 0;
+    idx = hb_cfg_origin_index(cfg->allowed_origins, origin, strlen(origin));
+    if (idx > 0)
+        return 1;
+    o = strstr(origin, "://");
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
+    if (!o || n <= 0 || (size_t)n >= sizeof(host) ||
+        lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) < 0)
+        return 0;
+    return !strcasecmp(o + 3, host);
+}
+
+int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    size_t max = cap;
+    if (!cfg->auth_cookie[0] || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) <= 0)
+        return 0;
+    if (!cookie_origin_ok(cfg, wsi)) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_origin, 1, memory_order_relaxed);
+        hb_log_ratelimited("cookie-origin", 1000, HB_LOG_INFO, MOD,
+                           "token cookie ignored: request from a foreign origin", NULL);
+        return 0;
+    }
+    if (lws_http_cookie_get(wsi, cfg->auth_cookie, out, &max))
+        return 0; /* no such cookie (or longer than cap: refused like a long header) */
+    out[max < cap ? max : cap - 1] = '\0';
+    return out[0] != '\0' ? 1 : 0;
+}
+
 int hb_auth_is_publish_key(const hb_cfg_t *cfg, const char *tok, size_t len)
 {
     return cfg->publish_key[0] && hb_const_eq(tok, len, cfg->publish_key, strlen(cfg->publish_key));
@@ -84,6 +128,8 @@ int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reas
     if (!s->edge->cfg.jwt_secret_len)
         return 0; /* no token checks on this edge: a token is ignored */
     has = hb_auth_token(wsi, tok, sizeof(tok));
+    if (has == 0)
+        has = hb_auth_cookie(s, wsi, tok, sizeof(tok));
     if (has == 0)
         return 0;
     if (has == -1) {

@@ -156,6 +156,7 @@ class SseTransport {
     let r;
     try {
       r = await fetch(u.href, { headers, signal: ctl.signal, cache: "no-store" });
+      refused(r, this.on);
       if (!r.ok || !r.body) throw new Error("SSE answered " + r.status);
     } catch (e) {
       if (!ctl.signal.aborted) this.on("down", this.open);
@@ -260,6 +261,7 @@ class PollTransport {
       if (token) headers.Authorization = "Bearer " + token;
       try {
         const r = await fetch(u.href, { headers, signal: ctl.signal, cache: "no-store" });
+        refused(r, this.on, topic);
         if (!r.ok) throw new Error("poll " + r.status);
         const body = await r.json();
         if (!this.open) {
@@ -288,6 +290,14 @@ class PollTransport {
   }
 }
 
+// A 401 or 403 is told to the page (onError) before the transport retries.
+function refused(r, on, topic) {
+  if (r.status === 401 || r.status === 403) {
+    on("error", { topic, code: r.status === 401 ? "unauthorized" : "forbidden",
+      message: "HTTP " + r.status });
+  }
+}
+
 const TRANSPORTS = { ws: WsTransport, sse: SseTransport, poll: PollTransport };
 
 // ---- the tab's client
@@ -300,6 +310,7 @@ class Herald {
     this.subs = new Map(); // topic -> { handlers: Set, cursor }
     this.onGap = null;
     this.onState = null;
+    this.onError = null;
     this.state = "connecting";
     this.info = { transport: null, node: null, leader: false };
     this.closed = false;
@@ -399,6 +410,12 @@ class Herald {
     if (this.subs.has(topic) && this.onGap) this.onGap(topic, reason);
   }
 
+  _error(o) {
+    if (this.onError && (!o.topic || this.subs.has(o.topic))) {
+      this.onError({ topic: o.topic || null, code: o.code, message: o.message });
+    }
+  }
+
   _setState(state, info) {
     this.state = state;
     Object.assign(this.info, info || {});
@@ -438,6 +455,9 @@ class Herald {
         break;
       case "gap":
         this._gap(m.topic, m.reason);
+        break;
+      case "err":
+        this._error(m.o);
         break;
       case "state":
         this.lastLeadBeat = Date.now();
@@ -566,6 +586,9 @@ class Herald {
         }
         this._send({ t: "ev", tab: this.tab, o: a });
         this._deliver(a);
+      } else if (what === "error") {
+        this._send({ t: "err", tab: this.tab, o: a });
+        this._error(a);
       } else if (what === "gap") {
         this._send({ t: "gap", tab: this.tab, topic: a, reason: b });
         this._gap(a, b);

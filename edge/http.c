@@ -105,6 +105,10 @@ static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned 
         if (add_header(wsi, "access-control-allow-origin:", ob, &p, end) ||
             (c->cors > 1 && add_header(wsi, "vary:", "Origin", &p, end)))
             return -1;
+        /* a listed origin may send the token cookie (EventSource withCredentials) */
+        if (c->cors > 1 && s->edge->cfg.auth_cookie[0] &&
+            add_header(wsi, "access-control-allow-credentials:", "true", &p, end))
+            return -1;
     }
     if (c->auth_challenge == EXTRA_PREFLIGHT &&
         (add_header(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||

@@ -210,6 +210,11 @@ int hb_auth_verify(hb_svc_t *s, const char *tok, size_t len, hb_jwt_t **out, con
 /** hb_auth_may_subscribe() - j's subscribe patterns allow topic; with no token: no secret
  * configured or --allow-anonymous. */
 int hb_auth_may_subscribe(const hb_cfg_t *cfg, const hb_jwt_t *j, const char *topic, size_t len);
+/** hb_auth_cookie() - the token in the --auth-cookie cookie: 1 and out set, 0 none (the option
+ * is off, no such cookie, a cookie longer than cap, or a request from an origin that may not use
+ * cookies: neither the edge's own nor one listed by name in --allowed-origins). Service thread. */
+int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap);
+
 /** hb_auth_http() - the request's token, verified: 1 and *jwt set, 0 no token (or no secret
  * configured), -1 refused with *reason. */
 int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reason);

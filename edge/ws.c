@@ -88,6 +88,8 @@ void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     char tok[HB_JWT_MAX + 8];
     const char *reason = NULL;
     int n = hb_auth_token(wsi, tok, sizeof(tok));
+    if (n == 0)
+        n = hb_auth_cookie(s, wsi, tok, sizeof(tok));
     c->kind = K_WS;
     hb_client_count(c, K_WS);
     c->rxmax = (size_t)cfg->max_message_bytes + 4096;

@@ -28,6 +28,7 @@ const EDGE = arg("edge");
 const REDIS_PORT = arg("redis-port");
 const SCALE = Number(arg("scale", process.env.HERALD_TIMEOUT_SCALE || 1));
 const SECRET = arg("jwt-secret");
+const COOKIE_EDGE = arg("cookie-edge"); // an edge with --auth-cookie herald_token, no anonymous
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const EDGES = (arg("edges") || "").split(",").filter(Boolean).map((x) => {
   const [port, pid] = x.split(":").map(Number);
@@ -265,6 +266,41 @@ test("getToken refreshes a WebSocket's token before it expires", async () => {
   assert.ok(rec.tokens >= 3, "getToken called again before each expiry: " + rec.tokens);
   assert.deepStrictEqual(rec.states, ["live"], "never disconnected: " + rec.states.join(","));
   await p.close();
+});
+
+test("cookie sign-in works from the edge's own origin and is refused from another", async () => {
+  assert.ok(COOKIE_EDGE, "--cookie-edge");
+  const topic = "client.cookie." + process.pid;
+  const p = await context.newPage();
+  await p.goto(COOKIE_EDGE + "/healthz");
+  await p.evaluate((t) => {
+    document.cookie = "herald_token=" + t + "; path=/; SameSite=Strict";
+  }, token(600));
+  await p.evaluate(startClient, [topic, { share: false }]);
+  await waitFor(() => live(p), 20, "live with the cookie");
+  await sleep(300 * SCALE);
+  const id = await publish(topic, "with-cookie");
+  await waitFor(async () => (await got(p)).length >= 1, 20, "the event");
+  assert.deepStrictEqual(await got(p), [id + "|with-cookie"]);
+  await p.close();
+  // A page of another origin on the same site (the balancer's port): the browser sends the
+  // cookie with its WebSocket handshake, and the edge gives it no rights.
+  const q = await context.newPage();
+  await q.goto(EDGE + "/healthz");
+  const out = await q.evaluate(async ([url, t]) => {
+    const mod = await import("/herald.js");
+    const errors = [];
+    const events = [];
+    const h = mod.connect(url, { share: false });
+    h.onError = (e) => errors.push(e.code);
+    h.subscribe(t, (ev) => events.push(ev.data));
+    const end = Date.now() + 10000;
+    while (!errors.length && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    h.close();
+    return { errors, events };
+  }, [COOKIE_EDGE, topic]);
+  assert.deepStrictEqual(out, { errors: ["unauthorized"], events: [] });
+  await q.close();
 });
 
 test("/herald.js is revalidated by its ETag", async () => {

@@ -30,12 +30,15 @@ class BrowserClient(HeraldTestCase):
         secret = "browser-client-secret"
         hs = self.edges(srv, 2, args=("--retry-ms", "500", "--jwt-secret", secret,
                                       "--allow-anonymous", "on", "--jwt-leeway", "1"))
+        cookie_edge = self.edge(srv, "edge-cookie", ["--jwt-secret", secret,
+                                                     "--auth-cookie", "herald_token"])
         lb = HAProxy(hs)
         try:
             lb.wait_all_up()
             argv = [node, os.path.join(BROWSER_DIR, "client.test.js"),
                     "--edge", "http://127.0.0.1:%d" % lb.port, "--redis-port", str(srv.port),
                     "--edges", ",".join("%d:%d" % (h.port, h.proc.pid) for h in hs),
+                    "--cookie-edge", "http://127.0.0.1:%d" % cookie_edge.port,
                     "--jwt-secret", secret, "--scale", str(harness.SCALE)]
             p = subprocess.run(argv, cwd=BROWSER_DIR, env=dict(os.environ, CHROMIUM=CHROMIUM),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -46,7 +49,7 @@ class BrowserClient(HeraldTestCase):
                 if not h.alive():
                     h.expected_exit = True   # the test SIGKILLs the serving edge
             self.assertEqual(p.returncode, 0, "node tests/browser/client.test.js failed")
-            self.assertRegex(text, r"(?m)^# pass 6$")
+            self.assertRegex(text, r"(?m)^# pass 7$")
         finally:
             lb.close()
 
