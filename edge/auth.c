@@ -58,7 +58,8 @@ static int cookie_origin_ok(const hb_cfg_t *cfg, struct lws *wsi)
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN), idx;
     if (n <= 0)
         return 1;
-    if ((size_t)n >= sizeof(origin) || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+    if ((size_t)n >= sizeof(origin) ||
+        lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
         return 0;
     idx = hb_cfg_origin_index(cfg->allowed_origins, origin, strlen(origin));
     if (idx > 0)
