@@ -461,7 +461,8 @@ void hb_cfg_print_help(FILE *out)
                 opts[i].def[0] ? opts[i].def : "\"\"", what, opts[i].help);
     }
     fprintf(out, "  --help             this text\n  --help-markdown    the settings as a "
-                 "markdown table\n");
+                 "markdown table\n  --version          the version (and git revision) of "
+                 "this binary\n");
 }
 
 void hb_cfg_print_markdown(FILE *out)

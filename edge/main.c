@@ -26,6 +26,7 @@
 #include "edge.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "herald_version.h"
 
 /* Fails fast, before any thread starts, when the port is taken (even by a SO_REUSEPORT peer). */
 static int check_port_free(const hb_cfg_t *cfg, char *err, size_t errlen)
@@ -224,6 +225,12 @@ int main(int argc, char **argv)
     struct timespec ts;
     struct stat st;
 
+    for (int a = 1; a < argc; a++)
+        if (!strcmp(argv[a], "--version")) {
+            printf("herald %s%s%s%s\n", HERALD_VERSION, HERALD_REVISION[0] ? " (git " : "",
+                   HERALD_REVISION, HERALD_REVISION[0] ? ")" : "");
+            return 0;
+        }
     rc = hb_cfg_load(&edge.cfg, argc, argv, stdout, err, sizeof(err));
     if (rc == 1)
         return 0;
