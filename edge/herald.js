@@ -81,6 +81,7 @@ class WsTransport {
       const token = await this.auth.token();
       if (token) this.send({ type: "auth", token });
       for (const [topic, since] of this.topics) this.sub(topic, since);
+      this.send({ type: "ping" }); // the pong names the edge
       this.on("open", null);
     };
     this.ws.onmessage = (m) => {
@@ -93,6 +94,7 @@ class WsTransport {
       if (o.type === "event") this.on("event", o);
       else if (o.type === "gap") this.on("gap", o.topic, o.reason);
       else if (o.type === "error") this.on("error", o);
+      else if (o.type === "pong" && o.node) this.on("node", o.node);
     };
     this.ws.onclose = () => this.on("down", this.open);
   }
@@ -586,6 +588,8 @@ class Herald {
         }
         this._send({ t: "ev", tab: this.tab, o: a });
         this._deliver(a);
+      } else if (what === "node") {
+        this._setState(this.state, { node: a });
       } else if (what === "error") {
         this._send({ t: "err", tab: this.tab, o: a });
         this._error(a);

@@ -233,7 +233,9 @@ static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
             on_publish(s, c, &m);
             break;
         case HB_WSMSG_PING:
-            reply(c, json_pack("{s:s}", "type", "pong"), m.echo);
+            /* the node id tells a browser, which cannot read the 101's X-Herald-Node, which
+             * edge serves it */
+            reply(c, json_pack("{s:s,s:s}", "type", "pong", "node", s->edge->cfg.node_id), m.echo);
             break;
         case HB_WSMSG_AUTH:
             if (!m.token) {

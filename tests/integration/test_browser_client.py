@@ -42,7 +42,7 @@ class BrowserClient(HeraldTestCase):
                 if not h.alive():
                     h.expected_exit = True   # the test SIGKILLs the serving edge
             self.assertEqual(p.returncode, 0, "node tests/browser/client.test.js failed")
-            self.assertRegex(text, r"(?m)^# pass 7$")
+            self.assertRegex(text, r"(?m)^# pass 8$")
         finally:
             lb.close()
 
