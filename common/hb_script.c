@@ -2,13 +2,18 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "hb_err.h"
 #include "hb_mem.h"
 
 /* %1$s prefix, %2$ld history max, %3$ld ttl ms, %4$ld max payload bytes, %5$s cluster mode,
- * %6$ld ms the history's expiry may run down before it is refreshed */
+ * %6$ld ms the history's expiry may run down before it is refreshed, %7$s the library name
+ * (prefix of every function name), %8$d the library version, %9$s the settings text */
 static const char lib_fmt[] =
-    "#!lua name=herald\n"
+    "#!lua name=%7$s\n"
+    "local F = '%7$s'\n"
+    "local VERSION, SETTINGS = %8$d, '%9$s'\n"
     "local P = '%1$s'\n"
     "local MAXLEN = %2$ld\n"
     "local TTL_MS = %3$ld\n"
@@ -108,10 +113,10 @@ static const char lib_fmt[] =
     "  return id\n"
     "end\n"
     "\n"
-    "redis.register_function('herald_publish', function(keys, args)\n"
+    "redis.register_function(F .. '_publish', function(keys, args)\n"
     "  local topic = topic_of(keys)\n"
     "  if not topic or #args < 1 then\n"
-    "    return redis.error_reply('ERR herald: usage FCALL herald_publish 1 <topic> <payload> "
+    "    return redis.error_reply('ERR herald: usage FCALL ' .. F .. '_publish 1 <topic> <payload> "
     "[event]')\n"
     "  end\n"
     "  return store(topic, args[1], args[2] or '', '')\n"
@@ -121,7 +126,7 @@ static const char lib_fmt[] =
     "-- cluster: KEYS log epoch fence, ARGV payload term; fence is <P>fence:{<tag>} in the\n"
     "-- topic's slot and holds the highest leader term seen for the slot: an older term is\n"
     "-- refused, a newer one raises it\n"
-    "redis.register_function('herald_ingest', function(keys, args)\n"
+    "redis.register_function(F .. '_ingest', function(keys, args)\n"
     "  local topic = topic_of(keys)\n"
     "  if not topic or #keys == 2 then return redis.error_reply('ERR herald: bad keys') end\n"
     "  if #keys == 1 then\n"
@@ -143,10 +148,10 @@ static const char lib_fmt[] =
     "\n"
     "-- single Redis, the raw messages of one read at once: KEYS topic..., ARGV payload... token\n"
     "-- -> one reply per message (its entry ID or an error), or HERALD_FENCED for all of them\n"
-    "redis.register_function('herald_ingest_many', function(keys, args)\n"
+    "redis.register_function(F .. '_ingest_many', function(keys, args)\n"
     "  local n = #keys\n"
     "  if n < 1 or #args ~= n + 1 then\n"
-    "    return redis.error_reply('ERR herald: usage FCALL herald_ingest_many <n> <topic>... "
+    "    return redis.error_reply('ERR herald: usage FCALL ' .. F .. '_ingest_many <n> <topic>... "
     "<payload>... <token>')\n"
     "  end\n"
     "  if redis.call('GET', LEASE) ~= args[n + 1] then\n"
@@ -162,7 +167,7 @@ static const char lib_fmt[] =
     "-- ARGV term fence-key... (keys of this node's slots; a stale slot map fails as non local)\n"
     "-- -> 0 when every fence was below the term, else the highest fence not below it (a term\n"
     "-- counter that went back in a failover, or a term drawn twice): that leader must not store\n"
-    "redis.register_function{function_name = 'herald_fence', flags = {'allow-cross-slot-keys'},\n"
+    "redis.register_function{function_name = F .. '_fence', flags = {'allow-cross-slot-keys'},\n"
     "  callback = function(keys, args)\n"
     "  local term = tonumber(args[1])\n"
     "  if not term then return redis.error_reply('ERR herald: bad term') end\n"
@@ -177,7 +182,7 @@ static const char lib_fmt[] =
     "\n"
     "-- cluster: KEYS lease term-counter, ARGV token ms [floor] -> the new leader term (above\n"
     "-- floor, a term a fence was found to hold), or nil when held\n"
-    "redis.register_function('herald_lease_acquire', function(keys, args)\n"
+    "redis.register_function(F .. '_lease_acquire', function(keys, args)\n"
     "  if not redis.call('SET', keys[1], args[1], 'NX', 'PX', tonumber(args[2])) then\n"
     "    return nil\n"
     "  end\n"
@@ -196,7 +201,7 @@ static const char lib_fmt[] =
     "  return am > bm or (am == bm and as > bs)\n"
     "end\n"
     "\n"
-    "redis.register_function{function_name = 'herald_history', flags = {'no-writes'},\n"
+    "redis.register_function{function_name = F .. '_history', flags = {'no-writes'},\n"
     "  callback = function(keys, args)\n"
     "  local topic = topic_of(keys)\n"
     "  if not topic then return redis.error_reply('ERR herald: bad keys') end\n"
@@ -233,7 +238,7 @@ static const char lib_fmt[] =
     "  return {ep or '', gap, entries, last}\n"
     "end}\n"
     "\n"
-    "redis.register_function('herald_lease_renew', function(keys, args)\n"
+    "redis.register_function(F .. '_lease_renew', function(keys, args)\n"
     "  local lease = keys[1] or LEASE\n"
     "  if redis.call('GET', lease) == args[1] then\n"
     "    redis.call('PEXPIRE', lease, tonumber(args[2]))\n"
@@ -242,24 +247,90 @@ static const char lib_fmt[] =
     "  return 0\n"
     "end)\n"
     "\n"
-    "redis.register_function('herald_lease_release', function(keys, args)\n"
+    "redis.register_function(F .. '_lease_release', function(keys, args)\n"
     "  local lease = keys[1] or LEASE\n"
     "  if redis.call('GET', lease) == args[1] then\n"
     "    redis.call('DEL', lease)\n"
     "    return 1\n"
     "  end\n"
     "  return 0\n"
+    "end)\n"
+    "\n"
+    "-- -> {version, settings}: what an edge compares with its own before using the library\n"
+    "redis.register_function{function_name = F .. '_info', flags = {'no-writes'},\n"
+    "  callback = function() return {VERSION, SETTINGS} end}\n"
+    "\n"
+    "-- the canary: ARGV channel payload, published the way events are (SPUBLISH in a cluster;\n"
+    "-- PUBLISH may replicate, so not no-writes)\n"
+    "redis.register_function(F .. '_canary', function(keys, args)\n"
+    "  return redis.call(LIVE_PUBLISH, args[1], args[2])\n"
     "end)\n";
+
+int hb_script_name(const char *prefix, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (!strcmp(prefix, HB_SCRIPT_DEFAULT_PREFIX)) {
+        if (cap < sizeof("herald"))
+            return HB_EINVAL;
+        memcpy(out, "herald", sizeof("herald"));
+        return HB_OK;
+    }
+    if (cap < sizeof("herald_"))
+        return HB_EINVAL;
+    memcpy(out, "herald_", 7);
+    n = 7;
+    for (const char *p = prefix; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        int alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        char esc = c == ':' ? 'c' : c == '.' ? 'd' : c == '-' ? 'h' : 0;
+        if (!alnum && !esc)
+            return HB_EINVAL;
+        if (n + (alnum ? 1 : 2) + 1 > cap)
+            return HB_EINVAL;
+        if (alnum) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '_';
+            out[n++] = esc;
+        }
+    }
+    out[n] = '\0';
+    return HB_OK;
+}
+
+int hb_script_fn(const char *lib, const char *fn, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s_%s", lib, fn);
+    return n < 0 || (size_t)n >= cap ? HB_EINVAL : HB_OK;
+}
+
+#define SETTINGS_FMT "prefix=%s history_max=%ld history_ttl=%ld max_message_bytes=%ld cluster=%d"
+
+char *hb_script_settings(const char *prefix, long history_max, long history_ttl_s,
+                         long max_message_bytes, int cluster)
+{
+    int n = snprintf(NULL, 0, SETTINGS_FMT, prefix, history_max, history_ttl_s, max_message_bytes,
+                     cluster ? 1 : 0);
+    char *out = hb_xmalloc((size_t)n + 1);
+    snprintf(out, (size_t)n + 1, SETTINGS_FMT, prefix, history_max, history_ttl_s,
+             max_message_bytes, cluster ? 1 : 0);
+    return out;
+}
 
 char *hb_script_library(const char *prefix, long history_max, long history_ttl_s,
                         long max_message_bytes, int cluster)
 {
     const char *cl = cluster ? "true" : "false";
     long slack = history_ttl_s * 10L < 60000L ? history_ttl_s * 10L : 60000L;
+    char name[HB_SCRIPT_NAME_MAX];
+    char *set = hb_script_settings(prefix, history_max, history_ttl_s, max_message_bytes, cluster);
+    if (hb_script_name(prefix, name, sizeof(name)))
+        abort(); /* cannot happen: the prefix was validated (1-63 of [A-Za-z0-9._:-]) */
     int n = snprintf(NULL, 0, lib_fmt, prefix, history_max, history_ttl_s * 1000L,
-                     max_message_bytes, cl, slack);
+                     max_message_bytes, cl, slack, name, HB_SCRIPT_VERSION, set);
     char *out = hb_xmalloc((size_t)n + 1);
     snprintf(out, (size_t)n + 1, lib_fmt, prefix, history_max, history_ttl_s * 1000L,
-             max_message_bytes, cl, slack);
+             max_message_bytes, cl, slack, name, HB_SCRIPT_VERSION, set);
+    free(set);
     return out;
 }

@@ -21,6 +21,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+#include "canary.h"
 #include "cluster.h"
 #include "hb_dict.h"
 #include "hb_err.h"
@@ -29,6 +30,7 @@
 #include "hb_mem.h"
 #include "hb_script.h"
 #include "hb_sse.h"
+#include "library.h"
 #include "resolve.h"
 #include "sentinel.h"
 
@@ -43,6 +45,7 @@ static void topic_kick(hb_broker_t *b, btopic_t *t);
 static int lost_check(hb_broker_t *b, btopic_t *t, int by_text);
 static void cmd_load_library(hb_broker_t *b);
 static void cmd_check_role(hb_broker_t *b);
+static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
 
 double hb_now(void)
 {
@@ -234,8 +237,11 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
         hb_id_t tail;
         m->gap = gap_of(r->element[1]);
         m->more = ents->elements >= (size_t)history_batch(b);
+        btopic_t *t = topic_get(b, q->topic, q->topic_len, 0);
         if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL))
             hb_cursor_format(&tail, epoch, m->tail);
+        if (t && t->sub_id == q->sub_id) /* read on this subscription (topic_kick) */
+            topic_set_pos(t, r->element[3], r->element[0]);
         m->evs = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->evs));
         for (size_t i = 0; i < ents->elements; i++) {
             const char *d, *ev;
@@ -270,12 +276,12 @@ static void history_send(hb_broker_t *b, hreq_t *q)
     if (b->cluster) {
         const char *av[] = {since, q->cursor.epoch, count};
         size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count)};
-        if (hb_cluster_fcall(b->cluster, "herald_history", q->topic, q->topic_len, NULL, 3, av, al,
+        if (hb_cluster_fcall(b->cluster, b->fn.history, q->topic, q->topic_len, NULL, 3, av, al,
                              on_client_history, q) != REDIS_OK)
             on_client_history(hb_cluster_fail_ac(b->cluster), NULL, q);
         return;
     }
-    if (redisAsyncCommand(b->cmd.ac, on_client_history, q, "FCALL herald_history 1 %b %s %s %s",
+    if (redisAsyncCommand(b->cmd.ac, on_client_history, q, "FCALL %s 1 %b %s %s %s", b->fn.history,
                           q->topic, q->topic_len, since, q->cursor.epoch, count) != REDIS_OK)
         on_client_history(b->cmd.ac, NULL, q);
 }
@@ -336,34 +342,118 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
     hb_broker_update_ready(b);
 }
 
+/* Where a refill of t starts: the last delivered event, or the subscription's position when
+ * that is later (same epoch) or nothing was delivered yet. */
+static void refill_from(const btopic_t *t, char *since, const char **epoch)
+{
+    if (t->have_last &&
+        !(t->have_pos && !strcmp(t->pos_epoch, t->epoch) && hb_id_cmp(&t->pos, &t->last) > 0)) {
+        hb_id_format(&t->last, since);
+        *epoch = t->epoch;
+    } else {
+        hb_id_format(&t->pos, since);
+        *epoch = t->pos_epoch;
+    }
+}
+
+/* A position read's context: the topic and the confirmation it was made for. */
+typedef struct posreq {
+    unsigned long long sub_id;
+    char name[HB_TOPIC_MAX + 1];
+} posreq_t;
+
+/* Records the position tail/epoch (a herald_history reply's last ID, "" when the stream does
+ * not exist) for t's current subscription, once. */
+static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
+{
+    hb_id_t id = {0, 0};
+    if (t->have_pos || t->state != T_SUBSCRIBED)
+        return;
+    if (last->len && hb_id_parse(last->str, last->len, &id, NULL))
+        return;
+    t->pos = id;
+    if (last->len && ep->len <= HB_EPOCH_MAX) {
+        memcpy(t->pos_epoch, ep->str, ep->len);
+        t->pos_epoch[ep->len] = '\0';
+    } else {
+        t->pos_epoch[0] = '\0'; /* no stream: whatever it will hold is after the subscription */
+    }
+    t->have_pos = 1;
+}
+
+static void on_position(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    posreq_t *q = priv;
+    btopic_t *t = topic_get(b, q->name, strlen(q->name), 0);
+    if (t && t->sub_id == q->sub_id) {
+        t->pos_inflight = 0;
+        /* an answer for an older subscription could be later than events its drop lost */
+        if (history_reply_ok(r))
+            topic_set_pos(t, r->element[3], r->element[0]);
+    }
+    free(q);
+}
+
+/* Reads the stream position of a topic whose live subscription was just confirmed: events
+ * after it arrive live (or by refill after a reconnection). */
+static void position_read(hb_broker_t *b, btopic_t *t)
+{
+    posreq_t *q;
+    int rc;
+    if (t->have_pos || t->pos_inflight || t->state != T_SUBSCRIBED || !b->cmd_ready)
+        return;
+    q = hb_xcalloc(1, sizeof(*q));
+    q->sub_id = t->sub_id;
+    memcpy(q->name, t->name, t->len);
+    t->pos_inflight = 1;
+    if (b->cluster) {
+        const char *av[] = {"$", "", "1"};
+        size_t al[] = {1, 0, 1};
+        rc = hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
+                              on_position, q);
+    } else {
+        rc = redisAsyncCommand(b->cmd.ac, on_position, q, "FCALL %s 1 %b $ \"\" 1", b->fn.history,
+                               t->name, t->len);
+    }
+    if (rc != REDIS_OK) {
+        free(q);
+        t->pos_inflight = 0;
+    }
+}
+
 static void topic_kick(hb_broker_t *b, btopic_t *t)
 {
     if (t->state != T_SUBSCRIBED || !b->cmd_ready)
         return;
-    if (t->need_backfill && !t->backfill_inflight && !t->lost_checked)
+    position_read(b, t);
+    if (t->need_backfill && !t->backfill_inflight && !t->lost_checked && t->have_last)
         lost_check(b, t, 0);
     if (t->need_backfill && !t->backfill_inflight) {
         char since[HB_ID_STR_MAX], count[24];
-        hb_id_format(&t->last, since);
+        const char *epoch;
+        refill_from(t, since, &epoch);
         snprintf(count, sizeof(count), "%ld", history_batch(b));
         t->backfill_inflight = 1;
         if (b->cluster) {
-            const char *av[] = {since, t->epoch, count};
-            size_t al[] = {strlen(since), strlen(t->epoch), strlen(count)};
+            const char *av[] = {since, epoch, count};
+            size_t al[] = {strlen(since), strlen(epoch), strlen(count)};
             char *name = hb_xstrdup(t->name);
-            if (hb_cluster_fcall(b->cluster, "herald_history", t->name, t->len, NULL, 3, av, al,
+            if (hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
                                  on_backfill, name) != REDIS_OK) {
                 free(name);
                 t->backfill_inflight = 0;
             }
         } else if (redisAsyncCommand(b->cmd.ac, on_backfill, hb_xstrdup(t->name),
-                                     "FCALL herald_history 1 %b %s %s %s", t->name, t->len, since,
-                                     t->epoch, count) != REDIS_OK)
+                                     "FCALL %s 1 %b %s %s %s", b->fn.history, t->name, t->len,
+                                     since, epoch, count) != REDIS_OK)
             t->backfill_inflight = 0;
     }
     while (t->waiting) {
         hreq_t *q = t->waiting;
         t->waiting = q->next;
+        q->sub_id = t->sub_id;
         history_send(b, q);
     }
 }
@@ -483,8 +573,11 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
     btopic_t *t = NULL;
-    const char *kind = hb_broker_pubsub(b, reply, "message", &t);
+    const char *kind;
     (void)priv;
+    if (b->canary && hb_canary_on_reply(b->canary, reply))
+        return;
+    kind = hb_broker_pubsub(b, reply, "message", &t);
     if (!kind)
         return;
     if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING)
@@ -496,10 +589,17 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
 
 void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
 {
+    int again = t->sub_id != 0;
     t->state = T_SUBSCRIBED;
-    if (t->have_last) {
+    t->sub_id = ++b->sub_seq;
+    t->pos_inflight = 0;
+    if (t->have_last || t->have_pos) {
         t->need_backfill = 1;
-        t->lost_checked = 0;
+        t->lost_checked = !t->have_last;
+    } else if (again) {
+        /* subscribed before, but its position was never read (Redis went away first): what
+         * was stored meanwhile cannot be told apart from older events; say so */
+        topic_emit_gap(b, t, HB_GAP_TRIMMED);
     }
     topic_kick(b, t);
     hb_broker_update_ready(b);
@@ -556,18 +656,19 @@ static void handle_publish(hb_broker_t *b, hb_req_t *q)
     if (b->cluster) {
         const char *av[] = {q->payload ? q->payload : "", q->event};
         size_t al[] = {q->payload_len, strlen(q->event)};
-        if (hb_cluster_fcall(b->cluster, "herald_publish", q->topic, q->topic_len, NULL,
+        if (hb_cluster_fcall(b->cluster, b->fn.publish, q->topic, q->topic_len, NULL,
                              q->event[0] ? 2 : 1, av, al, on_published, m) != REDIS_OK)
             publish_reply(b, NULL, m);
         return;
     }
     if (q->event[0])
-        rc = redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL herald_publish 1 %b %b %s",
+        rc = redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL %s 1 %b %b %s", b->fn.publish,
                                q->topic, q->topic_len, q->payload ? q->payload : "", q->payload_len,
                                q->event);
     else
-        rc = redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL herald_publish 1 %b %b", q->topic,
-                               q->topic_len, q->payload ? q->payload : "", q->payload_len);
+        rc =
+            redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL %s 1 %b %b", b->fn.publish,
+                              q->topic, q->topic_len, q->payload ? q->payload : "", q->payload_len);
     if (rc != REDIS_OK)
         publish_reply(b, NULL, m);
 }
@@ -644,37 +745,23 @@ void hb_broker_wake(hb_broker_t *b)
 void hb_broker_update_ready(hb_broker_t *b)
 {
     int ready = b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up) &&
-                (!b->edge->cfg.ingest || b->ing_ready) &&
-                !atomic_load(&b->edge->stats.draining);
+                (!b->edge->cfg.ingest || b->ing_ready) && !atomic_load(&b->edge->stats.draining);
     atomic_store(&b->edge->stats.redis_up,
                  b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up) &&
                      (!b->edge->cfg.ingest || b->ing_ready));
-    if (ready) {
-        size_t it = 0, klen;
-        const void *k;
-        void *v;
-        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
-            btopic_t *t = v;
-            if (t->want && (t->state != T_SUBSCRIBED || t->need_backfill)) {
-                ready = 0;
-                break;
-            }
-        }
-    }
+    if (b->canary && !hb_canary_ok(b->canary))
+        ready = 0; /* connected is not delivering: the heartbeat must come back */
+    /* Not per topic: a topic being subscribed or refilled holds its own clients' events (they
+     * wait, nothing is lost), and with per-user topics some topic is always new. */
     if (atomic_exchange(&b->edge->stats.ready, ready) != ready)
         hb_log_info(MOD, ready ? "ready" : "not ready", NULL);
 }
 
-static void on_function_loaded(redisAsyncContext *ac, void *reply, void *priv)
+static void on_function_loaded(redisAsyncContext *ac, int ok, void *priv)
 {
     hb_broker_t *b = ac->data;
-    redisReply *r = reply;
     (void)priv;
-    if (!r)
-        return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        hb_log_error(MOD, "FUNCTION LOAD failed (Redis 7 or newer is required)", "{s:s}", "err",
-                     r->str);
+    if (!ok) {
         redisAsyncDisconnect(ac); /* retried with backoff */
         return;
     }
@@ -682,6 +769,22 @@ static void on_function_loaded(redisAsyncContext *ac, void *reply, void *priv)
     b->cmd.backoff_ms = 0;
     hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
     hb_broker_on_cmd_ready(b);
+}
+
+void hb_broker_refill_all(hb_broker_t *b)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+        btopic_t *t = v;
+        if (t->state != T_SUBSCRIBED || !(t->have_last || t->have_pos) || t->need_backfill)
+            continue;
+        t->need_backfill = 1;
+        t->lost_checked = !t->have_last;
+        topic_kick(b, t);
+    }
+    hb_broker_update_ready(b);
 }
 
 void hb_broker_on_cmd_ready(hb_broker_t *b)
@@ -737,6 +840,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
             if (t->want)
                 topic_subscribe(b, t);
         }
+        if (b->canary)
+            hb_canary_sub_up(b->canary);
     } else {
         conn->backoff_ms = 0;
         hb_ingest_on_ing_up(b);
@@ -859,7 +964,7 @@ static void cmd_load_library(hb_broker_t *b)
 {
     if (b->edge->cfg.redis_db)
         redisAsyncCommand(b->cmd.ac, NULL, NULL, "SELECT %d", b->edge->cfg.redis_db);
-    redisAsyncCommand(b->cmd.ac, on_function_loaded, NULL, "FUNCTION LOAD REPLACE %s", b->library);
+    hb_library_ensure(b, b->cmd.ac, on_function_loaded, NULL);
 }
 
 /* ---- Sentinel: following the master ---- */
@@ -1071,7 +1176,13 @@ static int lost_check(hb_broker_t *b, btopic_t *t, int by_text)
     t->backfill_inflight = 1;
     if (b->cluster) { /* the text every time: one script cache per node */
         const char *av[] = {"EVAL", lost_lua, "3", key, epk, lk, since, t->epoch};
-        size_t al[] = {4, strlen(lost_lua), 1, (size_t)kn, (size_t)en, (size_t)ln, strlen(since),
+        size_t al[] = {4,
+                       strlen(lost_lua),
+                       1,
+                       (size_t)kn,
+                       (size_t)en,
+                       (size_t)ln,
+                       strlen(since),
                        strlen(t->epoch)};
         rc = hb_cluster_key_command(b->cluster, 3, 8, av, al, on_lost_checked, name);
     } else if (by_text || !sha[0]) {
@@ -1110,6 +1221,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (b->cluster)
         hb_cluster_tick(b->cluster);
+    if (b->canary)
+        hb_canary_tick(b->canary);
     hb_ingest_tick(b);
 }
 
@@ -1156,6 +1269,28 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_add(b->drain_poll, &poll);
 }
 
+static void fnames_init(hb_fnames_t *f, const char *prefix)
+{
+    struct {
+        char *out;
+        const char *fn;
+    } t[] = {{f->publish, "publish"},
+             {f->ingest, "ingest"},
+             {f->ingest_many, "ingest_many"},
+             {f->fence, "fence"},
+             {f->lease_acquire, "lease_acquire"},
+             {f->lease_renew, "lease_renew"},
+             {f->lease_release, "lease_release"},
+             {f->history, "history"},
+             {f->info, "info"},
+             {f->canary, "canary"}};
+    if (hb_script_name(prefix, f->lib, sizeof(f->lib)))
+        abort(); /* cannot happen: --prefix is validated (1-63 of [A-Za-z0-9._:-]) */
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (hb_script_fn(f->lib, t[i].fn, t[i].out, HB_SCRIPT_FN_MAX))
+            abort(); /* cannot happen: sized for the longest library name */
+}
+
 hb_broker_t *hb_broker_new(hb_edge_t *edge)
 {
     hb_broker_t *b = hb_xcalloc(1, sizeof(*b));
@@ -1176,6 +1311,9 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     b->on_sub_cb = on_sub;
     b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
                                    edge->cfg.max_message_bytes, edge->cfg.redis_cluster);
+    b->settings = hb_script_settings(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
+                                     edge->cfg.max_message_bytes, edge->cfg.redis_cluster);
+    fnames_init(&b->fn, edge->cfg.prefix);
     b->wake = event_new(b->base, -1, 0, on_wake, b);
     b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
     event_add(b->tick, &tick);
@@ -1190,6 +1328,8 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     conn_init(b, &b->ing, "ingest");
     if (edge->cfg.redis_cluster)
         b->cluster = hb_cluster_new(b);
+    else
+        b->canary = hb_canary_new(b);
     hb_ingest_init(b);
     pthread_mutex_init(&b->master_lock, NULL);
     snprintf(b->master_host, sizeof(b->master_host), "%s", edge->cfg.redis_host);
@@ -1232,6 +1372,8 @@ void hb_broker_free(hb_broker_t *b)
     if (b->ing.ac)
         redisAsyncFree(b->ing.ac);
     hb_sentinel_free(b->sentinel);
+    hb_canary_free(b->canary);
+    b->canary = NULL;
     hb_cluster_free(b->cluster);
     b->cluster = NULL;
     hb_resolver_free(b->resolver);
@@ -1258,5 +1400,6 @@ void hb_broker_free(hb_broker_t *b)
     event_free(b->ing.ctimer);
     event_base_free(b->base);
     free(b->library);
+    free(b->settings);
     free(b);
 }

@@ -11,8 +11,19 @@
 
 #include "edge.h"
 #include "hb_dict.h"
+#include "hb_script.h"
 
 typedef struct hb_broker hb_broker_t;
+
+/* The names of the deployment's function library and its functions (hb_script.h), set once in
+ * hb_broker_new(); read-only after. */
+typedef struct hb_fnames {
+    char lib[HB_SCRIPT_NAME_MAX];
+    char publish[HB_SCRIPT_FN_MAX], ingest[HB_SCRIPT_FN_MAX], ingest_many[HB_SCRIPT_FN_MAX];
+    char fence[HB_SCRIPT_FN_MAX], lease_acquire[HB_SCRIPT_FN_MAX], lease_renew[HB_SCRIPT_FN_MAX];
+    char lease_release[HB_SCRIPT_FN_MAX], history[HB_SCRIPT_FN_MAX], info[HB_SCRIPT_FN_MAX];
+    char canary[HB_SCRIPT_FN_MAX];
+} hb_fnames_t;
 
 /* One Redis connection with its reconnect state. {broker thread} */
 typedef struct hb_conn {
@@ -33,7 +44,8 @@ typedef struct hreq {
     char topic[HB_TOPIC_MAX + 1];
     size_t topic_len;
     hb_cursor_t cursor;
-    int tail_only; /* only the topic's newest cursor */
+    int tail_only;             /* only the topic's newest cursor */
+    unsigned long long sub_id; /* the topic's subscription it was sent on */
 } hreq_t;
 
 typedef enum { T_IDLE = 0, T_SUBSCRIBING, T_SUBSCRIBED, T_UNSUBSCRIBING } tstate_t;
@@ -49,7 +61,15 @@ typedef struct btopic {
     hb_id_t last;
     char epoch[HB_EPOCH_MAX + 1];
     uint64_t seq;
-    int need_backfill; /* resubscribed after a disconnect: read history from `last` first */
+    /* The stream position at subscribe time: the topic's last-generated-id (0-0 and epoch ""
+     * when the stream did not exist) read once the live subscription was confirmed, or the tail
+     * a client's history read on the subscribed topic saw. A refill starts from `last` or from
+     * it, whichever is later, so that a topic nobody got an event of yet loses nothing either. */
+    int have_pos, pos_inflight;
+    hb_id_t pos;
+    char pos_epoch[HB_EPOCH_MAX + 1];
+    unsigned long long sub_id; /* which confirmation of the subscription (hb_broker_t.sub_seq) */
+    int need_backfill;         /* resubscribed after a disconnect: read history from `last` first */
     int backfill_inflight;
     int lost_checked; /* this resubscription's check for events lost by Redis was done */
     hb_msg_t **held;  /* live events received during the backfill */
@@ -70,8 +90,11 @@ struct hb_broker {
     int cmd_ready; /* connected and the function library loaded */
     int ing_ready; /* PSUBSCRIBE confirmed */
     int stopping;
-    hb_dict_t *topics; /* name -> btopic_t */
+    hb_dict_t *topics;          /* name -> btopic_t */
+    unsigned long long sub_seq; /* subscription confirmations, for btopic_t.sub_id */
     char *library;
+    char *settings; /* hb_script_settings() of this edge, what <lib>_info must answer */
+    hb_fnames_t fn;
     void (*on_sub_cb)(redisAsyncContext *, void *, void *);
     struct event *wake, *tick, *sigterm, *sigint, *drain_timer, *drain_poll;
     ingest_t *ingest;
@@ -83,8 +106,9 @@ struct hb_broker {
     unsigned long long master_switches;
     struct hb_sentinel *sentinel; /* NULL without sentinel:// */
     struct event *switch_ev;      /* moves the connections to a new master */
-    hb_cluster_t *cluster; /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
-    hb_resolver_t *resolver; /* host names of Redis nodes and sentinels, without blocking */
+    hb_cluster_t *cluster;    /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
+    hb_resolver_t *resolver;  /* host names of Redis nodes and sentinels, without blocking */
+    struct hb_canary *canary; /* delivery heartbeat (canary.h); NULL in cluster mode */
 };
 
 double hb_now(void);
@@ -111,6 +135,9 @@ void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t);
 void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t);
 /** hb_broker_topic_free() - forget t (no subscriber wants it). */
 void hb_broker_topic_free(hb_broker_t *b, btopic_t *t);
+/** hb_broker_refill_all() - every subscribed topic reads history from its refill position
+ * (as after a resubscription): delivery may have stopped unnoticed (canary.c). */
+void hb_broker_refill_all(hb_broker_t *b);
 /** hb_broker_on_cmd_ready() - commands can be sent again: kick topics, lease, readiness. */
 void hb_broker_on_cmd_ready(hb_broker_t *b);
 

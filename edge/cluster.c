@@ -17,6 +17,7 @@
  * last delivered ID by the broker's usual resubscribe path. Broker thread only.
  */
 #include "cluster.h"
+#include "library.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -205,16 +206,13 @@ static void on_node_ctimeout(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void on_lib_loaded(redisAsyncContext *ac, void *reply, void *priv)
+static void on_lib_loaded(redisAsyncContext *ac, int ok, void *priv)
 {
     hb_cluster_t *cl = ((hb_broker_t *)ac->data)->cluster;
     cnode_t *n = priv;
-    redisReply *r = reply;
-    if (!r)
-        return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        hb_log_error(MOD, "FUNCTION LOAD failed on a cluster node (Redis 7 or newer is required)",
-                     "{s:s,s:s,s:i}", "err", r->str, "host", n->host, "port", n->port);
+    if (!ok) {
+        hb_log_error(MOD, "function library not usable on a cluster node", "{s:s,s:i}", "host",
+                     n->host, "port", n->port);
         redisAsyncDisconnect(ac); /* retried with backoff */
         return;
     }
@@ -247,7 +245,7 @@ static void on_node_connect(const redisAsyncContext *ac, int status)
         return;
     }
     n->up = 1;
-    redisAsyncCommand(n->ac, on_lib_loaded, n, "FUNCTION LOAD REPLACE %s", b->library);
+    hb_library_ensure(b, n->ac, on_lib_loaded, n);
 }
 
 static void on_node_disconnect(const redisAsyncContext *ac, int status)
@@ -707,7 +705,7 @@ int hb_cluster_fence_and_barrier(hb_cluster_t *cl, const char *term, const char 
         if (!n->primary)
             continue;
         av[0] = "FCALL";
-        av[1] = "herald_fence";
+        av[1] = cl->b->fn.fence;
         av[2] = "0";
         av[3] = term;
         for (unsigned s = 0; s < HB_SLOT_COUNT; s++) {

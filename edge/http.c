@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canary.h"
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
@@ -901,6 +902,7 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
         hb_hist_write(f, "herald_publish_latency_seconds",
                       "HTTP and WebSocket publish: request to Redis' answer.", ph, nt);
     }
+    hb_canary_metrics(f);
     family(f, "process_resident_memory_bytes", "gauge", "Resident memory.");
     value(f, "process_resident_memory_bytes", "", (unsigned long long)rss_pages * 4096);
     fclose(f);
@@ -952,8 +954,9 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
     if (!strcmp(path, "/readyz")) {
         if (atomic_load(&s->edge->stats.draining))
             return respond_text(c, 503, "draining\n", 0);
-        return atomic_load(&s->edge->stats.ready) ? respond_text(c, 200, "ready\n", 0)
-                                                  : respond_text(c, 503, "not ready\n", 0);
+        if (atomic_load(&s->edge->stats.ready))
+            return respond_text(c, 200, "ready\n", 0);
+        return respond_text(c, 503, hb_canary_stale() ? "canary stale\n" : "not ready\n", 0);
     }
     if (!strcmp(path, "/metrics"))
         return metrics(s, c);

@@ -368,8 +368,8 @@ static void flush(hb_broker_t *b)
     snprintf(nk, sizeof(nk), "%d", n);
     in->av[argc] = "FCALL";
     in->al[argc++] = 5;
-    in->av[argc] = "herald_ingest_many";
-    in->al[argc++] = 18;
+    in->av[argc] = b->fn.ingest_many;
+    in->al[argc++] = strlen(b->fn.ingest_many);
     in->av[argc] = nk;
     in->al[argc++] = strlen(nk);
     for (pend_t *p = bt->msgs.head; p; p = p->next) {
@@ -429,7 +429,7 @@ static void store_msg(hb_broker_t *b, pend_t *p)
         in->cur = NULL;
         snprintf(fence, sizeof(fence), "%sfence:{%s}", b->edge->cfg.prefix, in->tags[slot]);
         al[1] = (size_t)snprintf(term, sizeof(term), "%lld", in->term);
-        if (hb_cluster_fcall(b->cluster, "herald_ingest", P_TOPIC(p), p->tlen, fence, 2, av, al,
+        if (hb_cluster_fcall(b->cluster, b->fn.ingest, P_TOPIC(p), p->tlen, fence, 2, av, al,
                              on_store_reply, bt) == REDIS_OK) {
             in->inflight++;
         } else {
@@ -501,6 +501,15 @@ static void go_active(hb_broker_t *b)
     store_kept(b);
 }
 
+/* "barrier:" anywhere in chan (a leader's barrier channel, <prefix>barrier:<token>:<n>). */
+static int has_barrier(const char *chan, size_t clen)
+{
+    for (size_t i = 0; i + 8 <= clen; i++)
+        if (!memcmp(chan + i, "barrier:", 8))
+            return 1;
+    return 0;
+}
+
 static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
 {
     ingest_t *in = b->ingest;
@@ -530,6 +539,8 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
     }
     if (clen >= 2 && chan[0] == '_' && chan[1] == '_')
         return; /* keyspace notifications and other internal channels */
+    if ((clen >= 6 && !memcmp(chan + clen - 6, "}:live", 6)) || has_barrier(chan, clen))
+        return; /* another deployment's (--prefix) live, canary or barrier channel: not raw */
     if (hb_topic_validate(chan, clen, NULL) || mlen > (size_t)b->edge->cfg.max_message_bytes) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-reject", 1000, HB_LOG_WARN, MOD,
@@ -728,8 +739,7 @@ void hb_ingest_tick(hb_broker_t *b)
         if (b->cluster) {
             char floor[24];
             snprintf(floor, sizeof(floor), "%lld", in->term_floor);
-            if (lease_command(b, on_acquire_cluster, "herald_lease_acquire", 2, ms, floor) !=
-                REDIS_OK)
+            if (lease_command(b, on_acquire_cluster, b->fn.lease_acquire, 2, ms, floor) != REDIS_OK)
                 in->acquire_inflight = 0;
             return;
         }
@@ -738,12 +748,12 @@ void hb_ingest_tick(hb_broker_t *b)
     } else if (!in->renew_inflight) {
         in->renew_inflight = 1;
         if (b->cluster) {
-            if (lease_command(b, on_renew, "herald_lease_renew", 1, ms, NULL) != REDIS_OK)
+            if (lease_command(b, on_renew, b->fn.lease_renew, 1, ms, NULL) != REDIS_OK)
                 in->renew_inflight = 0;
             return;
         }
-        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL herald_lease_renew 0 %s %d", in->token,
-                          b->edge->cfg.lease_ms);
+        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL %s 0 %s %d", b->fn.lease_renew,
+                          in->token, b->edge->cfg.lease_ms);
     }
 }
 
@@ -816,9 +826,9 @@ static void give_back(hb_broker_t *b)
     if (in->state == I_STANDBY || !b->cmd_ready)
         return;
     if (b->cluster)
-        lease_command(b, on_released, "herald_lease_release", 1, NULL, NULL);
+        lease_command(b, on_released, b->fn.lease_release, 1, NULL, NULL);
     else
-        redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL herald_lease_release 0 %s", in->token);
+        redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL %s 0 %s", b->fn.lease_release, in->token);
 }
 
 void hb_ingest_release(hb_broker_t *b)

@@ -1,0 +1,171 @@
+/* The delivery canary (canary.h). */
+#include "canary.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+
+#include "broker.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+#include "library.h"
+
+#define MOD "canary"
+/* A heartbeat a second: cheap (one FCALL, one message per edge), and fine enough that a stop
+ * shows within CANARY_STALE. */
+#define CANARY_INTERVAL 1.0
+/* Unheard this long: stale. Three intervals, so that one heartbeat lost or late (a slow Redis,
+ * a loaded edge) does not flap readiness, and still "within a few seconds". */
+#define CANARY_STALE 3.0
+/* Stale this much longer: the subscriber connection is replaced (a half-dead connection never
+ * comes back by itself; a new one is subscribed and refilled like after any reconnection). */
+#define CANARY_RECONNECT 3.0
+
+struct hb_canary {
+    hb_broker_t *b;
+    char chan[HB_CFG_STR_MAX + 96];
+    size_t clen;
+    unsigned long long seq;
+    double last_pub; /* 0: not since the subscriber connection came up */
+    double expect;   /* heard last, or began to expect it (subscriber up) */
+    int heard;       /* a heartbeat came back on this subscriber connection */
+    int stale;       /* logged as stale; cleared when heard again */
+};
+
+/* What the metrics thread reads: one canary per process. */
+static atomic_llong ref_us = -1; /* monotonic us of expect, -1 without a canary */
+static atomic_int stale_flag;
+
+static long long us(double t)
+{
+    return (long long)(t * 1e6);
+}
+
+hb_canary_t *hb_canary_new(hb_broker_t *b)
+{
+    hb_canary_t *c = hb_xcalloc(1, sizeof(*c));
+    int n = snprintf(c->chan, sizeof(c->chan), "%s{canary:%s:%08lx}:live", b->edge->cfg.prefix,
+                     b->edge->cfg.node_id, (unsigned long)random() & 0xffffffffUL);
+    c->b = b;
+    c->clen = n < 0 ? 0 : (size_t)n < sizeof(c->chan) ? (size_t)n : sizeof(c->chan) - 1;
+    c->expect = hb_now();
+    atomic_store(&ref_us, us(c->expect));
+    return c;
+}
+
+void hb_canary_free(hb_canary_t *c)
+{
+    if (c)
+        atomic_store(&ref_us, -1);
+    free(c);
+}
+
+static void publish(hb_canary_t *c, double now)
+{
+    char seq[24];
+    hb_broker_t *b = c->b;
+    if (!b->cmd_ready || !b->cmd.ac)
+        return;
+    snprintf(seq, sizeof(seq), "%llu", ++c->seq);
+    c->last_pub = now;
+    redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL %s 0 %b %s", b->fn.canary, c->chan, c->clen,
+                      seq);
+}
+
+void hb_canary_sub_up(hb_canary_t *c)
+{
+    hb_broker_t *b = c->b;
+    c->heard = 0;
+    c->last_pub = 0;
+    c->expect = hb_now();
+    atomic_store(&ref_us, us(c->expect));
+    redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "SUBSCRIBE %b", c->chan, c->clen);
+}
+
+static void set_stale(hb_canary_t *c, int stale, double age)
+{
+    if (c->stale == stale)
+        return;
+    c->stale = stale;
+    atomic_store(&stale_flag, stale);
+    if (stale)
+        hb_log_warn(MOD, "canary stale: pub/sub delivery stopped; not ready", "{s:f,s:s}", "age_s",
+                    age, "channel", c->chan);
+    else
+        hb_log_info(MOD, "canary back: refilling every topic", "{s:s}", "channel", c->chan);
+}
+
+int hb_canary_on_reply(hb_canary_t *c, const redisReply *r)
+{
+    const redisReply *ch;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        return 0;
+    ch = r->element[1];
+    if (ch->len != c->clen || memcmp(ch->str, c->chan, c->clen) != 0)
+        return 0;
+    if (!strcmp(r->element[0]->str, "subscribe")) {
+        publish(c, hb_now()); /* the first heartbeat right away: readiness waits for it */
+    } else if (!strcmp(r->element[0]->str, "message")) {
+        int was_stale = c->stale;
+        c->expect = hb_now();
+        atomic_store(&ref_us, us(c->expect));
+        c->heard = 1;
+        set_stale(c, 0, 0);
+        if (was_stale)
+            hb_broker_refill_all(c->b);
+        hb_broker_update_ready(c->b);
+    }
+    return 1;
+}
+
+void hb_canary_tick(hb_canary_t *c)
+{
+    hb_broker_t *b = c->b;
+    double now = hb_now(), age = now - c->expect;
+    if (!b->cmd_ready || !b->sub.up)
+        return; /* not ready anyway (redis_up 0); a stale canary stays so until heard */
+    if (now - c->last_pub >= CANARY_INTERVAL)
+        publish(c, now);
+    if (age >= CANARY_STALE && !c->stale) {
+        set_stale(c, 1, age);
+        hb_broker_update_ready(b);
+    }
+    if (c->stale && age >= CANARY_STALE + CANARY_RECONNECT && b->sub.ac) {
+        /* once per connection: the new one starts the clock again (hb_canary_sub_up) */
+        hb_log_warn(MOD, "canary stale: replacing the subscriber connection", "{s:f}", "age_s",
+                    age);
+        b->sub.backoff_ms = 0;
+        redisAsyncFree(b->sub.ac); /* runs on_disconnect: topics resubscribe and refill */
+    }
+}
+
+int hb_canary_ok(const hb_canary_t *c)
+{
+    return c->heard && !c->stale;
+}
+
+int hb_canary_stale(void)
+{
+    return atomic_load(&stale_flag);
+}
+
+void hb_canary_metrics(FILE *f)
+{
+    long long ref = atomic_load(&ref_us);
+    if (ref >= 0) {
+        double age = (double)(us(hb_now()) - ref) / 1e6;
+        fprintf(f,
+                "# HELP herald_canary_age_seconds Seconds since this edge last received its own "
+                "heartbeat through Redis pub/sub (or since it began to expect one).\n"
+                "# TYPE herald_canary_age_seconds gauge\nherald_canary_age_seconds %.3f\n",
+                age < 0 ? 0.0 : age);
+    }
+    fprintf(f,
+            "# HELP herald_library_mismatch 1 when the function library in Redis has other "
+            "settings or a newer version than this edge's.\n"
+            "# TYPE herald_library_mismatch gauge\nherald_library_mismatch %d\n",
+            hb_library_mismatch());
+}

@@ -1,0 +1,44 @@
+#ifndef HERALD_EDGE_CANARY_H
+#define HERALD_EDGE_CANARY_H
+
+/*
+ * The delivery canary: "connected" does not prove that pub/sub still delivers (a failover or a
+ * half-dead connection can stop it in silence). Every CANARY_INTERVAL the edge publishes a small
+ * heartbeat through the function library (<lib>_canary, PUBLISH like an event's) on its own
+ * channel <prefix>{canary:<node-id>:<random>}:live, subscribed on the subscriber connection, and
+ * expects it back. Unheard for CANARY_STALE: /readyz 503 "canary stale", a log line, and the
+ * subscriber connection is replaced (after as long again); heard again: every topic is refilled
+ * from history as after a reconnection. herald_canary_age_seconds says how long it has been.
+ * Single Redis and Sentinel (the master the edge uses); not in cluster mode (NULL canary).
+ */
+
+#include <stdio.h>
+
+#include <hiredis/hiredis.h>
+
+struct hb_broker;
+typedef struct hb_canary hb_canary_t;
+
+/** hb_canary_new() - the canary of broker b (not started); aborts on OOM. {broker thread} */
+hb_canary_t *hb_canary_new(struct hb_broker *b);
+/** hb_canary_free() - accepts NULL. {broker thread} */
+void hb_canary_free(hb_canary_t *c);
+/** hb_canary_sub_up() - the subscriber connection (re)connected: subscribe the canary channel
+ * and wait for a heartbeat again. {broker thread} */
+void hb_canary_sub_up(hb_canary_t *c);
+/** hb_canary_on_reply() - a reply on the subscriber connection: 1 when it was the canary's
+ * (consumed), else 0. {broker thread} */
+int hb_canary_on_reply(hb_canary_t *c, const redisReply *r);
+/** hb_canary_tick() - publish when due, and notice staleness; from the broker tick. */
+void hb_canary_tick(hb_canary_t *c);
+/** hb_canary_ok() - a heartbeat came back on this subscriber connection within CANARY_STALE. */
+int hb_canary_ok(const hb_canary_t *c);
+/** hb_canary_stale() - any thread: 1 while the connections are up but the canary is stale. */
+int hb_canary_stale(void);
+/**
+ * hb_canary_metrics() - any thread: write herald_canary_age_seconds (only when a canary runs)
+ * and herald_library_mismatch in Prometheus text format to f.
+ */
+void hb_canary_metrics(FILE *f);
+
+#endif
