@@ -129,6 +129,30 @@ class HostileHTTP(HeraldTestCase):
         self.assertEqual(stored, [b"%02d" % i for i in range(len(got))])
         self.after_attack()
 
+    def test_keep_alive_publishes_and_pipelined_gets_still_served(self):
+        # the life cycle must not cost normal use: publishes one after the other on one
+        # kept-alive connection, and GETs pipelined in one send, are all answered in order
+        topic = "keepalive.pub"
+        s = socket.create_connection(("127.0.0.1", self.h.port), timeout=5 * harness.SCALE)
+        try:
+            for i in range(3):
+                s.sendall(head("POST", "/publish/" + topic, ["Content-Length: 1"]) + b"%d" % i)
+                buf = b""
+                while not (parse_response(buf) or (0, 0, 0, False))[3]:
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk, "closed after publish %d" % i)
+                    buf += chunk
+                self.assertEqual(parse_response(buf)[0], 200, buf[:300])
+                self.assertNotEqual(parse_response(buf)[1].get("connection"), "close")
+        finally:
+            s.close()
+        self.assertEqual([f.get("d") for _, f in xrange(self.r, topic)], [b"0", b"1", b"2"])
+        raw, _ = exchange(self.h.port, head("GET", "/healthz", key=None) +
+                          head("GET", "/readyz", key=None) + head("GET", "/healthz", key=None))
+        self.assertEqual([(st, b) for st, _, b in responses(raw)],
+                         [(200, b"ok\n"), (200, b"ready\n"), (200, b"ok\n")], raw[:600])
+        self.after_attack()
+
     # ---- class 6: HTTP/2 cleartext ----
 
     H2C = ["Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c",
