@@ -12,6 +12,7 @@
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "reqcheck.h"
 #include "sentinel.h"
 
 #define MOD "http"
@@ -53,7 +54,10 @@ int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const ch
         hb_client_push(c, b, NULL, 0, 1);
         hb_buf_unref(b);
     }
-    lws_callback_on_writable(c->wsi);
+    if (c->rx_paused)
+        hb_http_answer_now(c);
+    else
+        lws_callback_on_writable(c->wsi);
     return 0;
 }
 
@@ -113,11 +117,13 @@ static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned 
     }
     if (c->auth_challenge == EXTRA_PREFLIGHT &&
         (add_header(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||
-         (c->cors && (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p,
-                                 end) ||
-                      add_header(wsi, "access-control-allow-headers:",
-                                 "Authorization, Content-Type, Last-Event-ID", &p, end) ||
-                      add_header(wsi, "access-control-max-age:", "600", &p, end)))))
+         (c->cors &&
+          (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p, end) ||
+           add_header(wsi, "access-control-allow-headers:",
+                      "Authorization, Content-Type, Last-Event-ID", &p, end) ||
+           add_header(wsi, "access-control-max-age:", "600", &p, end)))))
+        return -1;
+    if (!sse && c->close_after_flush && add_header(wsi, "connection:", "close", &p, end))
         return -1;
     if (c->auth_challenge == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
         return -1;
@@ -202,15 +208,33 @@ int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     return 0;
 }
 
-int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+/* Writes what a K_SIMPLE answer has queued (headers first); -1 on a write error. */
+static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n;
+    if (!c->headers_sent && write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
+        return -1;
+    n = coalesce(s, c);
+    if (n &&
+        lws_write(wsi, s->wbuf + LWS_PRE, n, c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
+        return -1;
+    return 0;
+}
+
+void hb_http_answer_now(hb_client_t *c)
+{
+    hb_svc_t *s = c->svc;
+    c->close_after_flush = 1;
+    while (c->qlen || !c->headers_sent)
+        if (simple_write(s, c, c->wsi))
+            break;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
     if (c->kind == K_SIMPLE) {
-        if (!c->headers_sent && write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
-            return -1;
-        n = coalesce(s, c);
-        if (n && lws_write(wsi, s->wbuf + LWS_PRE, n,
-                           c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
+        if (simple_write(s, c, wsi))
             return -1;
         if (c->qlen) {
             lws_callback_on_writable(wsi);
@@ -218,6 +242,8 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         }
         if (c->close_after_flush)
             return -1;
+        c->req = REQ_IDLE;
+        hb_req_resume(c); /* a pipelined request waits in lws' buffer */
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     if (c->kind == K_POLL) {
@@ -311,8 +337,8 @@ static int subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
     if (!j && cfg->jwt_secret_len && !cfg->allow_anonymous) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         c->auth_challenge = EXTRA_AUTH;
-        respond_text(c, 401, "unauthorized: a token is required (Authorization: Bearer or ?token=)\n",
-                     0);
+        respond_text(c, 401,
+                     "unauthorized: a token is required (Authorization: Bearer or ?token=)\n", 0);
         return 1;
     }
     for (int i = 0; i < n && bad < 0; i++)
@@ -601,14 +627,14 @@ static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
 
 /* ---- publish ---- */
 
+/* POST /publish/<topic>: the head's framing is already checked (hb_req_framing). */
 static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
-                         size_t tlen)
+                         size_t tlen, hb_http_body_t framing, uint64_t length)
 {
     const hb_cfg_t *cfg = &s->edge->cfg;
-    char tok[HB_JWT_MAX + 8], cl[32];
+    char tok[HB_JWT_MAX + 8];
     const char *reason = NULL;
     int n;
-    long long length = -1;
 
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0) {
         c->auth_challenge = EXTRA_ALLOW_POST;
@@ -622,8 +648,9 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         c->auth_challenge = EXTRA_AUTH;
         return respond_text(c, 401,
-                            n == -1 ? "unauthorized: token longer than 8192 bytes\n"
-                                    : "unauthorized: Authorization: Bearer <publish key or token>\n",
+                            n == -1
+                                ? "unauthorized: token longer than 8192 bytes\n"
+                                : "unauthorized: Authorization: Bearer <publish key or token>\n",
                             1);
     }
     if (hb_topic_validate(topic, tlen, &reason))
@@ -644,23 +671,22 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
         hb_jwt_free(j);
         if (!ok) {
             atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
-            return respond_text(c, 403, "forbidden: the token does not allow publishing to this topic\n", 1);
+            return respond_text(
+                c, 403, "forbidden: the token does not allow publishing to this topic\n", 1);
         }
     }
     n = query_arg(wsi, "event", NULL, c->event, sizeof(c->event));
     if (n < 0 ||
         (n > 0 && c->event[0] && hb_event_name_validate(c->event, strlen(c->event), &reason)))
         return bad_request(c, reason ? reason : "event name longer than 64 bytes", 1);
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
-        char *end;
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) >= (int)sizeof(cl) ||
-            lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0)
-            return bad_request(c, "bad Content-Length", 1);
-        length = strtoll(cl, &end, 10);
-        if (*end || length < 0)
-            return bad_request(c, "bad Content-Length", 1);
-    }
-    if (length > cfg->max_message_bytes) {
+    if (framing == HB_HTTP_BODY_CHUNKED)
+        /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
+        return respond_text(c, 411, "Content-Length required (chunked bodies are not accepted)\n",
+                            1);
+    if (framing == HB_HTTP_BODY_NONE)
+        /* lws would take the rest of the connection as the body of a POST without a length */
+        return respond_text(c, 411, "Content-Length required\n", 1);
+    if (length > (uint64_t)cfg->max_message_bytes) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
         return respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
     }
@@ -668,28 +694,22 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
     c->topic[tlen] = '\0';
     c->topic_len = tlen;
     c->kind = K_PUBLISH;
-    c->rxmax = (size_t)cfg->max_message_bytes;
-    if (length < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
-        /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
-        c->kind = K_NONE;
-        return respond_text(c, 411,
-                            "Content-Length required (chunked bodies are not "
-                            "accepted)\n",
-                            1);
-    }
-    if (length <= 0)
-        return hb_http_on_body_done(s, c);
+    c->rxmax = (size_t)length;
+    /* lws gives the body (an explicit 0 too) and then completes it, once: HTTP_BODY_COMPLETION */
+    c->req = REQ_BODY;
     return 0;
 }
 
 int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len)
 {
-    if (c->kind != K_PUBLISH)
-        return 0; /* a body we answered early; ignore it */
-    if (c->rxlen + len > c->rxmax) {
+    if (c->req != REQ_BODY || c->kind != K_PUBLISH || !len)
+        return 0; /* a body we answered early (or lws' empty call for Content-Length: 0) */
+    if (len > c->rxmax - c->rxlen) { /* lws frames by the same Content-Length: cannot happen */
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
         free(c->rx);
         c->rx = NULL;
+        c->rxlen = c->rxcap = 0;
+        c->req = REQ_DONE;
         return respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
     }
     if (c->rxlen + len > c->rxcap) {
@@ -714,8 +734,19 @@ int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c)
 {
     hb_req_t *q;
     hb_pending_t *p;
-    if (c->kind != K_PUBLISH)
+    if (c->req == REQ_DONE && (c->kind == K_PUBLISH || c->kind == K_SIMPLE) && !c->rx_paused) {
+        /* lws 4.1 calls this again on every loop turn while a pipelined request waits in its
+         * buffer (it stays in its body state until the answer is written), and the loop
+         * starves. Herald does not pipeline after a publish: stop reading, answer, close. */
+        c->close_after_flush = 1;
+        hb_req_pause(c);
+        if (c->kind == K_SIMPLE) /* the answer is queued, and lws will not write it now */
+            hb_http_answer_now(c);
         return 0;
+    }
+    if (c->req != REQ_BODY || c->kind != K_PUBLISH)
+        return 0; /* completed already, or answered before its body */
+    c->req = REQ_DONE;
     q = hb_xcalloc(1, sizeof(*q));
     q->type = HB_REQ_PUBLISH;
     memcpy(q->topic, c->topic, c->topic_len);
@@ -831,12 +862,11 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
          "Redis Cluster primaries in the slot map in use (0 outside cluster mode).", "",
          LOAD(cluster_primaries)},
         {"herald_redis_cluster_redirects_total", "counter",
-         "Redis Cluster redirections followed, by kind.", "{kind=\"moved\"}",
-         LOAD(cluster_moved)},
+         "Redis Cluster redirections followed, by kind.", "{kind=\"moved\"}", LOAD(cluster_moved)},
         {"herald_redis_cluster_redirects_total", NULL, NULL, "{kind=\"ask\"}", LOAD(cluster_ask)},
         {"herald_redis_cluster_map_refreshes_total", "counter",
-         "Redis Cluster slot maps fetched (every 5 s, and after a redirection or a lost node).",
-         "", LOAD(cluster_map_updates)},
+         "Redis Cluster slot maps fetched (every 5 s, and after a redirection or a lost node).", "",
+         LOAD(cluster_map_updates)},
         {"herald_redis_cluster_giveups_total", "counter",
          "Commands not placed on a Redis Cluster node before their deadline (failed).", "",
          LOAD(cluster_giveups)},
@@ -859,17 +889,16 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(published)},
         {"herald_broker_queue_depth", "gauge", "Requests waiting for the broker thread.", "",
          hb_queue_len(s->edge->to_broker)},
-        {"herald_service_queue_depth", "gauge",
-         "Broker messages waiting for the service threads.", "", svc_sum(s, SUM_INQ)},
+        {"herald_service_queue_depth", "gauge", "Broker messages waiting for the service threads.",
+         "", svc_sum(s, SUM_INQ)},
         {"herald_client_queue_frames", "gauge",
          "Frames queued for clients, all connections (sampled every 250 ms).", "",
          svc_sum(s, SUM_QUEUED)},
         {"herald_subscriptions", "gauge", "Client subscriptions (client x topic).", "",
          svc_sum(s, SUM_SUBS)},
-        {"herald_topics", "gauge", "Topics this edge is subscribed to in Redis.", "",
-         LOAD(topics)},
-        {"herald_auth_expired_total", "counter", "Connections ended when their token expired.",
-         "", LOAD(auth_expired)},
+        {"herald_topics", "gauge", "Topics this edge is subscribed to in Redis.", "", LOAD(topics)},
+        {"herald_auth_expired_total", "counter", "Connections ended when their token expired.", "",
+         LOAD(auth_expired)},
         {"herald_redis_up", "gauge",
          "1 while the edge's Redis connections are up (same as herald_ready, without the "
          "subscriptions condition).",
@@ -927,7 +956,8 @@ static int herald_js(hb_client_t *c, struct lws *wsi)
                            hb_herald_js_len, 0);
 }
 
-int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
+static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
+                 hb_http_body_t body, uint64_t blen)
 {
     size_t plen = strlen(path);
     int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
@@ -944,7 +974,7 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
         return hb_http_respond(c, 204, "text/plain", NULL, 0, 0);
     }
     if (!strncmp(path, "/publish/", 9))
-        return publish_start(s, c, wsi, path + 9, plen - 9);
+        return publish_start(s, c, wsi, path + 9, plen - 9, body, blen);
     if (!is_get) {
         c->auth_challenge = EXTRA_ALLOW_GET;
         return respond_text(c, 405, "method not allowed: use GET\n", 1);
@@ -974,4 +1004,23 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
         return hb_http_respond(c, 200, "text/html; charset=utf-8", (const char *)hb_demo_html,
                                hb_demo_html_len, 0);
     return respond_text(c, 404, "not found\n", 0);
+}
+
+int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
+{
+    const char *reason = NULL;
+    hb_http_body_t body;
+    uint64_t blen;
+    int rc;
+
+    /* framing first: an ambiguous head is refused (400 + close) before anything is acted on */
+    c->req = REQ_HEAD;
+    if (hb_req_framing(wsi, &body, &blen, &reason)) {
+        c->req = REQ_DONE;
+        return bad_request(c, reason, 1);
+    }
+    rc = route(s, c, wsi, path, body, blen);
+    if (c->req == REQ_HEAD)
+        c->req = REQ_DONE; /* no body taken: a body lws still reads is ignored */
+    return rc;
 }

@@ -29,6 +29,7 @@
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_sse.h"
+#include "reqcheck.h"
 
 #define MOD "service"
 #define MSGS_PER_WAKE 512
@@ -940,6 +941,13 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP:
         if (!c)
             return -1;
+        /* the previous request is not finished (its body, or its answer, is pending): lws
+         * parsed a pipelined head (or acted again on the old one) before its time. It is
+         * not served; the pending answer goes out and the connection closes (reqcheck.h). */
+        if (c->req != REQ_IDLE && (c->kind == K_SIMPLE || c->kind == K_PUBLISH)) {
+            c->close_after_flush = 1;
+            return 0;
+        }
         if (c->kind != K_NONE && !c->cleaned) {
             if (!c->close_why)
                 c->close_why = "next request on the connection";
@@ -951,6 +959,20 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->id = ++s->next_id;
         conn_served(s, wsi);
         return hb_http_on_request(s, c, wsi, (const char *)in);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* lws asks for websocket and h2c only (it answers other upgrades itself) */
+        return hb_req_confirm_upgrade(s, wsi, in);
+    case LWS_CALLBACK_RAW_ADOPT:
+        /* only a CONNECT request gets here: lws 4.1 makes it a raw socket before any HTTP
+         * callback (the listener is adopted as a raw file, accepted sockets as HTTP) */
+        return hb_req_refuse_raw(s, wsi);
+    case LWS_CALLBACK_RAW_RX:
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return -1; /* not reached: the raw socket is closed at adoption */
+    case LWS_CALLBACK_RAW_CLOSE:
+    case LWS_CALLBACK_RAW_SKT_BIND_PROTOCOL:
+    case LWS_CALLBACK_RAW_SKT_DROP_PROTOCOL:
+        return 0; /* its user data is fresh (lws freed the HTTP one: HTTP_DROP_PROTOCOL) */
     case LWS_CALLBACK_HTTP_BODY:
         return c ? hb_http_on_body(s, c, in, len) : -1;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:

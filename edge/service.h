@@ -60,6 +60,10 @@ typedef struct qent {
 
 typedef enum { K_NONE = 0, K_SIMPLE, K_SSE, K_MSSE, K_WS, K_POLL, K_PUBLISH } kind_t;
 
+/* Life cycle of the connection's current HTTP request (edge/reqcheck.h): every HTTP callback
+ * checks it, so a body is taken and completed once per request. */
+typedef enum { REQ_IDLE = 0, REQ_HEAD, REQ_BODY, REQ_DONE } req_state_t;
+
 /* An in-flight request (history page or publish) waiting for the broker's answer. */
 typedef struct hb_pending {
     hb_client_t *c;
@@ -89,6 +93,8 @@ struct hb_client {
     uint16_t status;
     const char *ctype;
     uint8_t auth_challenge;
+    uint8_t req;       /* req_state_t of the current HTTP request */
+    uint8_t rx_paused; /* input not read until this request is answered (reqcheck.h) */
     /* request bodies (publish) and WS messages */
     char *rx;
     size_t rxlen, rxcap, rxmax;
@@ -234,6 +240,12 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_sse_write() - SSE: one coalesced write of what is queued (lws keeps what the socket
  * does not take). 0, or -1 when the connection failed. Service thread. */
 int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/**
+ * hb_http_answer_now() - write @c's queued K_SIMPLE answer at once and have lws close the
+ * connection (LWS_TO_KILL_ASYNC). For a connection lws does not read (hb_req_pause()), whose
+ * POLLOUT lws 4.1 does not service. Service thread.
+ */
+void hb_http_answer_now(hb_client_t *c);
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);
 void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
