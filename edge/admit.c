@@ -65,34 +65,6 @@ struct hb_admit {
     lws_sorted_usec_list_t sul_resume;
 };
 
-void hb_admit_limits(long nofile, int nthreads, long max_connections, hb_admit_limits_t *out)
-{
-    /* stdio and the log, Redis connections (command, pub/sub, ingest, sentinels, cluster
-     * nodes), the resolver, /metrics' /proc reads, TLS files, the descriptor accept() takes
-     * before a socket past the limit is closed: 96; per service thread its listener, event
-     * loop and wake-up pipes: 16. Sockets never pass the limit (heads are evicted
-     * synchronously), so nothing more is needed for them. */
-    long reserve = 96 + (long)(nthreads > 0 ? nthreads : 1) * 16;
-    long sockets, head_room;
-    if (nofile < 0)
-        nofile = 0;
-    sockets = nofile - reserve;
-    if (sockets < 16) { /* a tiny limit: serve a few rather than none */
-        sockets = nofile / 2 > 16 ? nofile / 2 : 16;
-        reserve = nofile - sockets;
-    }
-    /* sockets for health checks and requests under way while clients are at their limit */
-    head_room = sockets / 8 > 8 ? sockets / 8 : 8;
-    out->nofile = nofile;
-    out->reserve = reserve;
-    out->sockets = sockets;
-    out->connections = sockets - head_room;
-    if (out->connections > max_connections)
-        out->connections = max_connections;
-    if (out->connections < 1)
-        out->connections = 1;
-}
-
 static uint32_t ip_hash(const struct sockaddr_storage *ss)
 {
     const unsigned char *p;

@@ -19,22 +19,6 @@
 
 typedef struct hb_admit hb_admit_t;
 
-/* Descriptors set aside (not for clients) and what is left, from one RLIMIT_NOFILE. */
-typedef struct hb_admit_limits {
-    long nofile;      /* the soft RLIMIT_NOFILE in force */
-    long reserve;     /* kept for Redis, listeners, event loops, files and accept itself */
-    long sockets;     /* accepted sockets at most: nofile - reserve */
-    long connections; /* SSE/WS/long-poll clients at most: --max-connections or less, leaving
-                         sockets for health checks and requests under way */
-} hb_admit_limits_t;
-
-/**
- * hb_admit_limits() - the limits for a process that may open `nofile` descriptors and runs
- * `nthreads` service threads with --max-connections `max_connections`. Pure; any thread.
- * Never fails: a tiny `nofile` gives tiny (but non-zero) limits.
- */
-void hb_admit_limits(long nofile, int nthreads, long max_connections, hb_admit_limits_t *out);
-
 /**
  * hb_admit_new() - the admission state of one service thread, accepting on `listen_fd` (owned
  * from now on: closed by hb_admit_free() if it was never adopted, by lws otherwise) into

@@ -26,8 +26,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "admit.h"
 #include "edge.h"
+#include "hb_fdlim.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "watchdog.h"
@@ -211,26 +211,34 @@ static void *reload_main(void *arg)
 }
 
 /*
- * Raises the soft RLIMIT_NOFILE to the hard one and derives the socket and connection limits
- * from what the process may then open (admit.h): past them a connection is refused or an idle
- * one evicted, so accept() never fails with EMFILE because of clients.
+ * Raises the soft RLIMIT_NOFILE to what --max-connections needs (hb_fdlim_wanted()), within
+ * the hard limit, and derives the socket and connection limits from it (hb_fdlim.h): past them a
+ * connection is refused or an idle one evicted, so accept() never fails with EMFILE because of
+ * clients. A soft limit above both the need and 65536 is lowered: lws sizes tables by it.
  */
 static void fd_limits(hb_edge_t *edge)
 {
     struct rlimit rl;
-    hb_admit_limits_t lim;
-    long nofile = 1024;
+    hb_fdlim_t lim;
+    long nofile = 1024, want = hb_fdlim_wanted(edge->cfg.threads, edge->cfg.max_connections);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        if (rl.rlim_cur < rl.rlim_max) {
-            rlim_t cur = rl.rlim_cur;
-            rl.rlim_cur = rl.rlim_max;
-            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-                rl.rlim_cur = cur;
-        }
-        nofile =
-            rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1L << 30 ? 1L << 30 : (long)rl.rlim_cur;
+        long cur = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > HB_FDLIM_NOFILE_MAX
+                       ? HB_FDLIM_NOFILE_MAX
+                       : (long)rl.rlim_cur;
+        long max = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > HB_FDLIM_NOFILE_MAX
+                       ? HB_FDLIM_NOFILE_MAX
+                       : (long)rl.rlim_max;
+        /* the current limit stays unless it is too low (raised up to the hard limit) or huge */
+        nofile = cur < 65536 ? cur : 65536;
+        if (nofile < want)
+            nofile = want;
+        if (nofile > max)
+            nofile = max;
+        rl.rlim_cur = (rlim_t)nofile;
+        if (nofile != cur && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            nofile = cur;
     }
-    hb_admit_limits(nofile, edge->cfg.threads, edge->cfg.max_connections, &lim);
+    hb_fdlim_compute(nofile, edge->cfg.threads, edge->cfg.max_connections, &lim);
     edge->nofile = lim.nofile;
     edge->sock_limit = lim.sockets;
     edge->conn_limit = lim.connections;
@@ -240,10 +248,11 @@ static void fd_limits(hb_edge_t *edge)
                 (json_int_t)edge->cfg.max_connections);
     if (lim.connections < edge->cfg.max_connections)
         hb_log_warn("main",
-                    "--max-connections is above what RLIMIT_NOFILE allows: raise the "
-                    "descriptor limit (ulimit -n, LimitNOFILE=) to serve that many",
-                    "{s:I,s:I}", "max_connections", (json_int_t)edge->cfg.max_connections,
-                    "connection_limit", (json_int_t)lim.connections);
+                    "--max-connections is above what RLIMIT_NOFILE allows: raise the hard "
+                    "descriptor limit (ulimit -Hn, LimitNOFILE=) to serve that many",
+                    "{s:I,s:I,s:I}", "max_connections", (json_int_t)edge->cfg.max_connections,
+                    "connection_limit", (json_int_t)lim.connections, "nofile_needed",
+                    (json_int_t)want);
 }
 
 int main(int argc, char **argv)

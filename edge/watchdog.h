@@ -10,7 +10,7 @@
 
 #include "edge.h"
 
-#define HB_WATCHDOG_GRACE_S 2
+#define HB_WATCHDOG_GRACE_S 3
 #define HB_WATCHDOG_EXIT 3 /* exit status of a drain the watchdog had to end */
 
 /**

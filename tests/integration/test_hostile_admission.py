@@ -330,7 +330,7 @@ class Admission(HeraldTestCase):
         harness.log("stuck service thread: exited with %s after %.1fs" % (code, took))
         self.assertEqual(code, 3, "the watchdog's exit code")
         self.assertGreaterEqual(took, drain)
-        self.assertLess(took, drain + 2 + 2 * harness.SCALE)
+        self.assertLess(took, drain + 3 + 2 * harness.SCALE)
         self.assertIn("drain deadline passed", h.log())
 
 
