@@ -152,8 +152,8 @@ class Admission(HeraldTestCase):
         by = Bystander(self, h, self.r)
         socks = self.flood(h.port, FLOOD)
         time.sleep(0.5)  # every flood socket is accepted and waiting for its request
-        took = timed_healthz(self, h, 1.0, "%d idle sockets" % FLOOD)
-        took2 = timed_sse(self, h, 1.0, "%d idle sockets" % FLOOD)
+        took = timed_healthz(self, h, 1.5, "%d idle sockets" % FLOOD)
+        took2 = timed_sse(self, h, 1.5, "%d idle sockets" % FLOOD)
         harness.log("with %d idle sockets: /healthz %.3fs, new SSE %.3fs" % (FLOOD, took, took2))
         by.check()
         m = scrape(h.port)
@@ -170,14 +170,14 @@ class Admission(HeraldTestCase):
         """400 sockets sending one header byte every 0.5 s: each is cut --handshake-timeout
         after it was accepted (the bytes do not extend it), and meanwhile new clients are
         served at once."""
-        n, hto = 400, 2
+        n, hto = 400, 3
         h = self.edge(self.srv, "edge-1", ["--threads", "1", "--handshake-timeout", str(hto)])
         by = Bystander(self, h, self.r)
         t0 = time.monotonic()
         socks = self.flood(h.port, n, first=b"GET /events/x HTTP/1.1\r\nHost: x\r\nX-S: ")
         open_ = list(socks)
         healthz = []
-        end = t0 + hto + 4 * harness.SCALE + 3
+        end = t0 + hto + 2 * harness.SCALE + 1
         while open_ and time.monotonic() < end:
             for s in list(open_):
                 try:
@@ -188,7 +188,7 @@ class Admission(HeraldTestCase):
                 if closed_by_peer(s):
                     open_.remove(s)
             if not healthz:
-                healthz.append(timed_healthz(self, h, 1.0, "slowloris flood"))
+                healthz.append(timed_healthz(self, h, 1.5, "slowloris flood"))
             time.sleep(0.5)
         took = time.monotonic() - t0
         self.assertEqual(len(open_), 0, "%d of %d slowloris sockets still open after %.1fs "
