@@ -47,11 +47,20 @@ typedef struct hb_conn {
     lws_usec_t accepted, deadline;
     uint32_t bucket;  /* per-address bucket + 1; 0: not counted */
     uint8_t over_ip;  /* came past --max-connections-per-ip */
+    lws_usec_t since; /* IDLE: since when */
+    uint8_t state;    /* C_HEAD, C_BUSY, C_IDLE */
     uint8_t served;   /* sent a whole request (or its close was counted) */
-    uint8_t listed;   /* on the head list */
     uint8_t no_count; /* TLS: its end was counted as incomplete already */
     struct hb_conn *prev, *next;
 } hb_conn_t;
+
+/* HEAD: no whole request yet (on the head list); BUSY: a request or stream under way;
+ * IDLE: kept alive between requests (on the idle list; lws cuts it after --idle-timeout). */
+enum { C_HEAD = 0, C_BUSY, C_IDLE };
+
+typedef struct conn_list {
+    hb_conn_t *first, *last; /* oldest first */
+} conn_list_t;
 
 struct hb_admit {
     hb_edge_t *edge;
@@ -60,8 +69,9 @@ struct hb_admit {
     int listen_fd; /* until lws adopted it */
     int tls;
     int paused;
-    hb_dict_t *conns;       /* struct lws * -> hb_conn_t */
-    hb_conn_t *head, *tail; /* heads, in accept order (so in deadline order) */
+    hb_dict_t *conns;  /* struct lws * -> hb_conn_t */
+    conn_list_t heads; /* in accept order, so in deadline order */
+    conn_list_t idle;  /* in the order they became idle */
     lws_sorted_usec_list_t sul_resume;
 };
 
@@ -92,52 +102,71 @@ static void tls_no_request(hb_admit_t *a)
                        NULL);
 }
 
-static void head_unlink(hb_admit_t *a, hb_conn_t *c)
+static conn_list_t *list_of(hb_admit_t *a, hb_conn_t *c)
 {
-    if (!c->listed)
-        return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        a->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        a->tail = c->prev;
+    return c->state == C_HEAD ? &a->heads : c->state == C_IDLE ? &a->idle : NULL;
+}
+
+/* Takes `c` off its list (HEAD or IDLE); it is BUSY then. */
+static void conn_unlink(hb_admit_t *a, hb_conn_t *c)
+{
+    conn_list_t *l = list_of(a, c);
+    if (l) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            l->first = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        else
+            l->last = c->prev;
+    }
     c->prev = c->next = NULL;
-    c->listed = 0;
+    c->state = C_BUSY;
 }
 
-static void head_append(hb_admit_t *a, hb_conn_t *c)
+/* Appends a BUSY `c` to the list of `state`. */
+static void conn_append(hb_admit_t *a, hb_conn_t *c, int state)
 {
-    c->prev = a->tail;
+    conn_list_t *l;
+    c->state = (uint8_t)state;
+    l = list_of(a, c);
+    c->prev = l->last;
     c->next = NULL;
-    if (a->tail)
-        a->tail->next = c;
+    if (l->last)
+        l->last->next = c;
     else
-        a->head = c;
-    a->tail = c;
-    c->listed = 1;
+        l->first = c;
+    l->last = c;
 }
 
-/* Closes a head now (lws runs its close and WSI_DESTROY callbacks before returning). */
-static void head_kill(hb_admit_t *a, hb_conn_t *c)
+/* Closes a head or idle socket now (lws runs its close and WSI_DESTROY callbacks before
+ * returning). */
+static void conn_kill(hb_admit_t *a, hb_conn_t *c)
 {
-    head_unlink(a, c);
+    conn_unlink(a, c);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_HOLDING_AH, LWS_TO_KILL_SYNC);
 }
 
-/* Closes this thread's oldest head to make room; 0 when there is none old enough. */
+/* Closes this thread's socket that waited longest for a request (a head since accept, an idle
+ * one since its last answer) to make room; 0 when there is none old enough. */
 static int evict_oldest(hb_admit_t *a, lws_usec_t now)
 {
-    hb_conn_t *c = a->head;
-    if (!c || now - c->accepted < EVICT_MIN_AGE_US)
+    hb_conn_t *h = a->heads.first, *i = a->idle.first, *c;
+    if (h && now - h->accepted < EVICT_MIN_AGE_US)
+        h = NULL;
+    if (i && now - i->since < EVICT_MIN_AGE_US)
+        i = NULL;
+    c = h && i ? (h->accepted <= i->since ? h : i) : h ? h : i;
+    if (!c)
         return 0;
     atomic_fetch_add_explicit(&a->edge->stats.evicted, 1, memory_order_relaxed);
     hb_log_ratelimited("evict", 5000, HB_LOG_WARN, MOD,
-                       "socket limit reached: closing the oldest socket without a request", "{s:I}",
-                       "limit", (json_int_t)a->edge->sock_limit);
-    head_kill(a, c);
+                       "socket limit reached: closing the socket that waited longest for a "
+                       "request",
+                       "{s:I,s:s}", "limit", (json_int_t)a->edge->sock_limit, "state",
+                       c->state == C_HEAD ? "no request yet" : "idle keep-alive");
+    conn_kill(a, c);
     return 1;
 }
 
@@ -213,7 +242,7 @@ static void adopt(hb_admit_t *a, int fd, const struct sockaddr_storage *ss, lws_
     c->wsi = w;
     atomic_fetch_add_explicit(&a->edge->stats.sockets, 1, memory_order_relaxed);
     hb_dict_set(a->conns, &w, sizeof(w), c);
-    head_append(a, c);
+    conn_append(a, c, C_HEAD);
     if (c->over_ip)
         lws_set_timeout(w, PENDING_TIMEOUT_HOLDING_AH, OVER_IP_DEADLINE_S);
 }
@@ -255,10 +284,20 @@ void hb_admit_accept(hb_admit_t *a)
 void hb_admit_served(hb_admit_t *a, struct lws *wsi)
 {
     hb_conn_t *c = hb_dict_get(a->conns, &wsi, sizeof(wsi));
-    if (!c || c->served)
+    if (!c)
         return;
     c->served = 1;
-    head_unlink(a, c);
+    conn_unlink(a, c);
+}
+
+void hb_admit_idle(hb_admit_t *a, struct lws *wsi)
+{
+    hb_conn_t *c = hb_dict_get(a->conns, &wsi, sizeof(wsi));
+    /* lws binds the protocol before each request too: only a BUSY socket becomes idle */
+    if (!c || c->state != C_BUSY)
+        return;
+    c->since = lws_now_usecs();
+    conn_append(a, c, C_IDLE);
 }
 
 int hb_admit_closed_head(hb_admit_t *a, struct lws *wsi)
@@ -268,7 +307,7 @@ int hb_admit_closed_head(hb_admit_t *a, struct lws *wsi)
         return 0;
     c->served = 1;
     c->no_count = 1;
-    head_unlink(a, c);
+    conn_unlink(a, c);
     return 1;
 }
 
@@ -289,7 +328,7 @@ void hb_admit_destroyed(hb_admit_t *a, struct lws *wsi)
     c = hb_dict_del(a->conns, &wsi, sizeof(wsi));
     if (!c)
         return;
-    head_unlink(a, c);
+    conn_unlink(a, c);
     if (c->bucket)
         atomic_fetch_sub(&ip_count[c->bucket - 1], 1);
     atomic_fetch_sub_explicit(&a->edge->stats.sockets, 1, memory_order_relaxed);
@@ -306,8 +345,8 @@ void hb_admit_tick(hb_admit_t *a)
     hb_conn_t *c;
     /* the list is in accept order and every head has the same budget: stop at the first
      * one still within it */
-    while ((c = a->head) && c->deadline <= now)
-        head_kill(a, c);
+    while ((c = a->heads.first) && c->deadline <= now)
+        conn_kill(a, c);
 }
 
 hb_admit_t *hb_admit_new(hb_edge_t *edge, struct lws_vhost *vhost, int listen_fd, int tls)

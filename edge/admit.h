@@ -6,7 +6,8 @@
  * accept (process-wide, against a limit derived from RLIMIT_NOFILE), a socket that has not sent
  * a whole request yet (a "head") is on its thread's list, oldest first, and is closed
  * --handshake-timeout after accept whatever it sends; at the socket limit the oldest head makes
- * room for a new socket, so idle sockets cannot lock out /healthz or new subscribers. accept()
+ * room for a new socket (or the one idle longest between kept-alive requests, if older), so
+ * idle sockets cannot lock out /healthz or new subscribers. accept()
  * failing for want of descriptors pauses accepting for a moment instead of spinning.
  * Private to the service threads (service.c).
  */
@@ -41,6 +42,13 @@ void hb_admit_accept(hb_admit_t *a);
  * evictable). Service thread; unknown wsis are ignored.
  */
 void hb_admit_served(hb_admit_t *a, struct lws *wsi);
+
+/**
+ * hb_admit_idle() - lws bound `wsi` to its protocol again: after a kept-alive transaction it
+ * waits for its next request, and may be evicted at the socket limit like a head (lws closes
+ * it after --idle-timeout). Ignored unless a request was under way. Service thread.
+ */
+void hb_admit_idle(hb_admit_t *a, struct lws *wsi);
 
 /**
  * hb_admit_closed_head() - `wsi` is closing in HTTP; returns 1 the first time for a socket that

@@ -868,6 +868,11 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (c && s)
             client_cleanup(s, c);
         break;
+    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+        /* after a kept-alive transaction (and before each request): idle until the next */
+        if (s && s->admit)
+            hb_admit_idle(s->admit, wsi);
+        break;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED:
         if (c && s)

@@ -278,6 +278,35 @@ class Admission(HeraldTestCase):
         assert_idle(self, h)
         self.assert_serving(h)
 
+    def test_keepalive_idle_at_socket_limit(self):
+        """Sockets that made one request and then sit idle on a kept-alive connection, past
+        the socket limit: the one idle longest makes room, so /healthz is still answered."""
+        h = PrlimitHerald(self.srv.port, "edge-1", ["--threads", "1"])
+        self._heralds.append(h)
+        by = Bystander(self, h, self.r)
+        kept = []
+        for _ in range(300):
+            try:
+                s = connect(h.port)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                if b"200" not in s.recv(4096):
+                    s.close()
+                    continue
+            except OSError:
+                continue
+            kept.append(s)
+            self._closers.append(s)
+        self.assertGreater(len(kept), 100)
+        time.sleep(0.5)
+        timed_healthz(self, h, 1.5, "idle kept-alive sockets at the socket limit")
+        timed_sse(self, h, 1.5, "idle kept-alive sockets at the socket limit")
+        m = scrape(h.port)
+        self.assertGreater(m['herald_rejected_total{reason="evicted"}'], 0, m)
+        self.assertEqual(m['herald_rejected_total{reason="incomplete_request"}'], 0, m)
+        by.check()
+        assert_idle(self, h)
+        self.assert_serving(h)
+
     def test_emfile_at_run_time_does_not_spin(self):
         """The descriptor limit lowered under a running edge (another cause of EMFILE than
         its own clients): accept pauses instead of spinning, and serves again once
