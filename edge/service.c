@@ -8,7 +8,7 @@
  * transport (no copy, no allocation per recipient). On writable, a client's queued frames are
  * coalesced into one write (http.c, ws.c).
  */
-#define _GNU_SOURCE /* accept4 */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "service.h"
 #include "admit.h"
 

@@ -14,6 +14,7 @@ import ctypes
 import os
 import signal
 import socket
+import subprocess
 import time
 import unittest
 
@@ -315,7 +316,8 @@ class Admission(HeraldTestCase):
         by = Bystander(self, h, self.r)
         nfd = len(os.listdir("/proc/%d/fd" % h.proc.pid))
         lim = nfd + 20
-        os.system("prlimit --pid %d --nofile=%d:%d" % (h.proc.pid, lim, lim))
+        subprocess.run(["prlimit", "--pid", str(h.proc.pid), "--nofile=%d:%d" % (lim, lim)],
+                       check=True)
         socks = self.flood(h.port, 300)
         time.sleep(1)
         assert_idle(self, h)
