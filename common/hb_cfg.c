@@ -76,14 +76,16 @@ static const opt_t opts[] = {
     {"history-batch", T_LONG, "500", 1, 10000, O(history_batch),
      "history entries read from Redis per request while resuming"},
     {"max-connections", T_LONG, "100000", 1, 10000000, O(max_connections),
-     "client connections per edge; past it new SSE clients get retry: and are closed"},
+     "client connections per edge; past it new SSE clients get retry: and are closed "
+     "(lowered to what RLIMIT_NOFILE allows: see the limits log line)"},
     {"drain-timeout", T_INT, "10", 0, 3600, O(drain_timeout),
      "seconds a SIGTERM drain may take before the edge exits"},
     {"max-connections-per-ip", T_LONG, "0", 0, 10000000, O(max_connections_per_ip),
      "client connections per source address (0: no limit; behind a load balancer every "
      "client has the balancer's address)"},
     {"handshake-timeout", T_INT, "10", 1, 600, O(handshake_timeout),
-     "seconds a client has to send a complete request (slow clients are cut off)"},
+     "seconds from accept a client has to send a complete request (slow or idle sockets "
+     "are cut off)"},
     {"max-header-bytes", T_LONG, "4096", 1024, 65535, O(max_header_bytes),
      "bytes of request line and headers accepted per request"},
     {"publish-key", T_SECRET, "", 0, 0, O(publish_key),

@@ -151,6 +151,11 @@ typedef struct hb_stats {
     atomic_ullong ingest_rejected; /* raw PUBLISHes refused (bad topic, too large) */
     atomic_ullong ingest_standby_overflow;
     atomic_ullong ingest_unknown; /* raw stores in flight when the Redis connection went */
+    /* admission (admit.c) */
+    atomic_ullong sockets;             /* gauge: accepted sockets open */
+    atomic_ullong rejected_sock_limit; /* closed at accept: socket limit, no head to evict */
+    atomic_ullong evicted;             /* heads closed to make room for a new socket */
+    atomic_ullong accept_pauses;       /* accept() out of descriptors: accepting paused */
     atomic_int ready;    /* 1 when Redis is up and every subscription is in place */
     atomic_int redis_up; /* 1 while every Redis connection of the edge is up */
     atomic_int leader;   /* 1 while this edge holds the ingest lease */
@@ -165,6 +170,9 @@ typedef struct hb_edge {
     int nthreads;
     struct hb_svc **svcs; /* one per service thread */
     struct hb_broker *broker;
+    long nofile;     /* RLIMIT_NOFILE (soft) in force after start-up */
+    long sock_limit; /* accepted sockets at most, from RLIMIT_NOFILE (admit.h) */
+    long conn_limit; /* clients at most: --max-connections or less (admit.h) */
 } hb_edge_t;
 
 extern hb_edge_t *hb_edge; /* the one edge of this process; set once in main before threads */

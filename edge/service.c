@@ -8,8 +8,9 @@
  * transport (no copy, no allocation per recipient). On writable, a client's queued frames are
  * coalesced into one write (http.c, ws.c).
  */
-#define _GNU_SOURCE /* accept4 */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "service.h"
+#include "admit.h"
 
 #include <dlfcn.h>
 #include <ev.h>
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,16 +35,6 @@
 
 #define MOD "service"
 #define MSGS_PER_WAKE 512
-#define ACCEPTS_PER_WAKE 64
-#define IP_BUCKETS 65536
-#define HB_IP_OVER ((uintptr_t)1 << 31)     /* past --max-connections-per-ip */
-#define HB_CONN_SEEN ((uintptr_t)1 << 30)   /* accepted by us (always set) */
-#define HB_CONN_SERVED ((uintptr_t)1 << 29) /* sent a whole request */
-#define HB_BUCKET_MASK (HB_CONN_SERVED - 1)
-
-/* Connections per source address, hashed into buckets shared by all threads; each service
- * thread remembers the bucket of every connection it counted (svc->conns). */
-static atomic_uint ip_count[IP_BUCKETS];
 
 int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
@@ -670,122 +662,27 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
         }
     }
     atomic_store_explicit(&s->queued, queued, memory_order_relaxed);
+    hb_admit_tick(s->admit);
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
 }
 
-/* ---- accepting ---- */
-
-static uint32_t ip_hash(const struct sockaddr_storage *ss)
-{
-    const unsigned char *p;
-    size_t n;
-    uint32_t h = 2166136261u;
-    if (ss->ss_family == AF_INET6) {
-        p = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-        n = 16;
-    } else {
-        p = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
-        n = 4;
-    }
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h % IP_BUCKETS;
-}
-
-/* A TLS connection ended before any HTTP request: counted with the incomplete requests. */
-static void tls_no_request(hb_svc_t *s)
-{
-    atomic_fetch_add_explicit(&s->edge->stats.rejected_incomplete, 1, memory_order_relaxed);
-    hb_log_ratelimited("tls-no-request", 10000, HB_LOG_INFO, MOD,
-                       "TLS connection closed before a request (failed handshake, plain HTTP on "
-                       "the TLS port, or idle)",
-                       NULL);
-}
-
-static void svc_accept(hb_svc_t *s)
-{
-    const hb_cfg_t *cfg = &s->edge->cfg;
-    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        uint32_t bucket = 0;
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                hb_log_ratelimited("accept", 1000, HB_LOG_WARN, MOD, "accept failed", "{s:s}",
-                                   "err", strerror(errno));
-            return;
-        }
-        struct lws *w;
-        uintptr_t mark = HB_CONN_SEEN;
-        int one = 1;
-        /* lws sets TCP_NODELAY only on what it accepts itself. Without it an answer or event
-         * written while an earlier write is unacknowledged waits for the peer's delayed ACK
-         * (~40 ms on Linux): a publish on a kept-alive connection took 44 ms instead of 1. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (cfg->send_buffer) {
-            int sb = (int)cfg->send_buffer;
-            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
-        }
-        if (cfg->max_connections_per_ip) {
-            /* counted now, refused at its first request with the transport's own signal
-             * (200 + retry for SSE), so a browser keeps retrying */
-            bucket = ip_hash(&ss);
-            mark |= bucket + 1;
-            if (atomic_fetch_add(&ip_count[bucket], 1) >= (unsigned)cfg->max_connections_per_ip)
-                mark |= HB_IP_OVER;
-        }
-        /* with --tls-cert the vhost has an SSL_CTX and lws runs the handshake first */
-        w = lws_adopt_descriptor_vhost(
-            s->vhost, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (s->tls ? LWS_ADOPT_ALLOW_SSL : 0),
-            (lws_sock_file_fd_type){.sockfd = fd}, NULL, NULL);
-        if (!w) {
-            if (mark & HB_BUCKET_MASK) /* lws refused it (fd limit) and closed it */
-                atomic_fetch_sub(&ip_count[bucket], 1);
-            if (s->tls) /* or its first bytes were already there and were not TLS */
-                tls_no_request(s);
-            continue;
-        }
-        hb_dict_set(s->conns, &w, sizeof(w), (void *)mark);
-    }
-}
-
-/* The connection sent a whole request (it is not counted as incomplete when it closes). */
-static void conn_served(hb_svc_t *s, struct lws *wsi)
-{
-    uintptr_t mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
-    if (mark && !(mark & HB_CONN_SERVED))
-        hb_dict_set(s->conns, &wsi, sizeof(wsi), (void *)(mark | HB_CONN_SERVED));
-}
+/* ---- admission (admit.c) ---- */
 
 int hb_svc_admit(hb_svc_t *s, struct lws *wsi)
 {
-    uintptr_t mark;
     if (s->draining)
         return 0;
-    if (hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections) {
+    if (hb_svc_total_clients(s) >= (size_t)s->edge->conn_limit) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_max_conn, 1, memory_order_relaxed);
         return 0;
     }
-    mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
-    if (mark & HB_IP_OVER) {
+    if (hb_admit_ip_over(s->admit, wsi)) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_per_ip, 1, memory_order_relaxed);
         hb_log_ratelimited("per-ip", 1000, HB_LOG_WARN, MOD,
                            "connection refused: per-address limit", NULL);
         return 0;
     }
     return 1;
-}
-
-static void on_wsi_destroy(hb_svc_t *s, struct lws *wsi)
-{
-    uintptr_t b = (uintptr_t)hb_dict_del(s->conns, &wsi, sizeof(wsi));
-    if (b & HB_BUCKET_MASK)
-        atomic_fetch_sub(&ip_count[(b & HB_BUCKET_MASK) - 1], 1);
-    /* With TLS, a connection that never got to HTTP (failed handshake, plain HTTP on the TLS
-     * port) gets no CLOSED_HTTP: count it here like a plain one that sent no whole request. */
-    if (s->tls && (b & HB_CONN_SEEN) && !(b & HB_CONN_SERVED))
-        tls_no_request(s);
 }
 
 /* ---- lws glue ---- */
@@ -930,13 +827,13 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 0;
     case LWS_CALLBACK_RAW_RX_FILE:
         if (s)
-            svc_accept(s);
+            hb_admit_accept(s->admit);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        if (s)
-            on_wsi_destroy(s, wsi);
+        if (s && s->admit)
+            hb_admit_destroyed(s->admit, wsi);
         break;
     case LWS_CALLBACK_HTTP:
         if (!c)
@@ -957,7 +854,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->svc = s;
         c->wsi = wsi;
         c->id = ++s->next_id;
-        conn_served(s, wsi);
+        hb_admit_served(s->admit, wsi);
         return hb_http_on_request(s, c, wsi, (const char *)in);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         /* lws asks for websocket and h2c only (it answers other upgrades itself) */
@@ -988,16 +885,15 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_CLOSED_HTTP:
         /* closed before a whole request arrived: handshake timeout (slowloris), oversized
          * headers or bytes that are not HTTP; lws answers or closes them itself */
-        if (s) {
-            uintptr_t mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
-            if ((mark & HB_CONN_SEEN) && !(mark & HB_CONN_SERVED)) {
-                hb_dict_set(s->conns, &wsi, sizeof(wsi), (void *)(mark | HB_CONN_SERVED));
-                atomic_fetch_add_explicit(&s->edge->stats.rejected_incomplete, 1,
-                                          memory_order_relaxed);
-            }
-        }
+        if (s && s->admit && hb_admit_closed_head(s->admit, wsi))
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_incomplete, 1, memory_order_relaxed);
         if (c && s)
             client_cleanup(s, c);
+        break;
+    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+        /* after a kept-alive transaction (and before each request): idle until the next */
+        if (s && s->admit)
+            hb_admit_idle(s->admit, wsi);
         break;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED:
@@ -1019,7 +915,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (s)
-            conn_served(s, wsi);
+            hb_admit_served(s->admit, wsi);
         return s ? hb_ws_filter(s, wsi) : -1;
     case LWS_CALLBACK_ESTABLISHED:
         if (!c)
@@ -1147,7 +1043,6 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     struct lws_context_creation_info info;
     void *loops[1];
     hb_svc_t *s = hb_xcalloc(1, sizeof(*s));
-    lws_sock_file_fd_type fd;
     char retry[64];
     int n;
 
@@ -1157,7 +1052,6 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->inq = hb_queue_new(65536);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
-    s->conns = hb_dict_new();
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);
@@ -1183,7 +1077,10 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     info.extensions = extensions;
     info.user = s;
     info.max_http_header_data = (unsigned short)edge->cfg.max_header_bytes;
-    info.max_http_header_pool = 256;
+    /* a header table for every socket the edge may hold (lws allocates them as sockets need
+     * them): with a fixed pool, idle sockets holding every table kept new clients waiting */
+    info.max_http_header_pool = 0;
+    info.max_http_header_pool2 = (unsigned)edge->sock_limit;
     info.timeout_secs = (unsigned)edge->cfg.handshake_timeout;
     info.timeout_secs_ah_idle = (unsigned)edge->cfg.handshake_timeout; /* slowloris */
     info.keepalive_timeout = edge->cfg.idle_timeout;
@@ -1193,7 +1090,8 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         s->idle_policy.secs_since_valid_hangup = (uint16_t)(edge->cfg.ws_ping_interval * 2);
         info.retry_and_idle_policy = &s->idle_policy;
     }
-    info.fd_limit_per_thread = (unsigned)(edge->cfg.max_connections + 128);
+    /* lws indexes its sockets by descriptor number: any number under RLIMIT_NOFILE */
+    info.fd_limit_per_thread = (unsigned)edge->nofile;
     info.vhost_name = "herald";
     if (edge->cfg.tls_cert[0])
         svc_tls_options(s, &info);
@@ -1226,9 +1124,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         return NULL;
     }
     s->vhost = lws_get_vhost_by_name(s->ctx, "herald");
-    fd.filefd = s->listen_fd;
-    if (!s->vhost ||
-        !lws_adopt_descriptor_vhost(s->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "http", NULL)) {
+    if (!s->vhost || !(s->admit = hb_admit_new(edge, s->vhost, s->listen_fd, s->tls))) {
         hb_svc_free(s);
         return NULL;
     }
@@ -1250,8 +1146,11 @@ static void *svc_main(void *arg)
 
 int hb_svc_start(hb_svc_t *s)
 {
+    char name[16];
     if (pthread_create(&s->thread, NULL, svc_main, s) != 0)
         return HB_EIO;
+    snprintf(name, sizeof(name), "hb-svc-%d", s->idx); /* in top -H, /proc/<pid>/task */
+    pthread_setname_np(s->thread, name);
     s->started = 1;
     return 0;
 }
@@ -1308,6 +1207,7 @@ void hb_svc_free(hb_svc_t *s)
         close(s->listen_fd);
     if (s->evloop)
         evf.destroy(s->evloop);
+    hb_admit_free(s->admit);         /* after lws_context_destroy(): its callbacks use it */
     SSL_CTX_free(s->tls_client_ctx); /* lws never frees a provided one */
     while ((n = hb_queue_pop(s->inq, items, 256)) > 0)
         for (size_t i = 0; i < n; i++)
@@ -1322,7 +1222,6 @@ void hb_svc_free(hb_svc_t *s)
     }
     hb_dict_free(s->topics);
     hb_dict_free(s->pending);
-    hb_dict_free(s->conns);
     hb_buf_unref(s->retry_frame);
     hb_buf_unref(s->hb_frame);
     hb_buf_unref(s->expired_frame);

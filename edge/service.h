@@ -135,7 +135,7 @@ struct hb_svc {
     hb_queue_t *inq;    /* from the broker {inq lock} */
     hb_dict_t *topics;  /* name -> ltopic_t */
     hb_dict_t *pending; /* token -> hb_pending_t */
-    hb_dict_t *conns;   /* struct lws * -> HB_CONN_* marks, per-address bucket + 1 */
+    struct hb_admit *admit; /* accepting and counting sockets (admit.h) */
     uint64_t next_id;
     atomic_size_t nclients;
     /* per-delivery counters: written only by this thread (no shared cache line on the
