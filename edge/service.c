@@ -1012,9 +1012,9 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         hb_ws_established(s, c, wsi);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c && !c->close_why)
-            c->close_why = "peer sent close";
-        return 0;
+        return c ? hb_ws_peer_close(c, wsi, in, len) : 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return s ? hb_ws_confirm_upgrade(s, wsi, in) : -1;
     case LWS_CALLBACK_RECEIVE:
         return c ? hb_ws_receive(s, c, wsi, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
