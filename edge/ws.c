@@ -405,9 +405,11 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
     c->rxlen += len;
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
         /* RFC 6455 8.1: a text message is UTF-8, judged whole (a character may span frames) */
-        if (!hb_utf8_valid(c->rx, c->rxlen))
+        if (!hb_utf8_valid(c->rx, c->rxlen)) {
+            atomic_fetch_add_explicit(&s->edge->stats.bad_requests, 1, memory_order_relaxed);
             return ws_fail(c, wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
                            "invalid UTF-8 in a text message");
+        }
         on_message(s, c, c->rx, c->rxlen);
         c->rxlen = 0;
         if (c->rxcap > 65536) { /* do not keep a large buffer for an idle connection */

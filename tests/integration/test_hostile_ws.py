@@ -15,7 +15,7 @@ goes idle at once (lws used to keep inflating the rest of the frame and spin for
 Each case runs with one service thread, so the bystander shares the attacker's thread.
 """
 
-import socket
+import signal
 import struct
 import time
 import unittest
@@ -79,6 +79,13 @@ class HostileWS(HeraldTestCase):
                 ws = self.ws()
                 ws.send_frame(OP_TEXT, payload)
                 self.closed_with(ws, 1007, what)
+        # compressed (permessage-deflate): judged after inflation
+        ws = self.ws(deflate=True)
+        self.assertTrue(ws.deflate)
+        ws.send_frame(OP_TEXT, deflate_raw(b'{"type":"ping","id":"\xed\xa0\x80"}'), rsv=4)
+        self.closed_with(ws, 1007, "compressed surrogate")
+        key = 'herald_rejected_total{reason="bad_request"}'
+        self.assertGreaterEqual(harness.scrape(self.h.port).get(key, 0), len(cases) + 1)
         # invalid UTF-8 spread over fragments: the second fragment breaks the character
         ws = self.ws()
         ws.send_frame(OP_TEXT, b'{"type":"ping","id":"\xe2', fin=False)
@@ -220,6 +227,28 @@ class HostileWS(HeraldTestCase):
         self.finish()
 
     # -- permessage-deflate --
+
+    def test_deflate_connections_still_get_their_close_codes(self):
+        """Under permessage-deflate the edge writes its close frame itself and drops the
+        connection (PROTOCOL.md, known deviations): the codes must still arrive."""
+        self.start()
+        ws = self.ws(deflate=True)
+        ws.send_frame(0x2, b"\x00\x01")
+        self.closed_with(ws, 1003, "binary frame")
+        ws = self.ws(deflate=True)
+        big = b'{"type":"ping","id":"' + b"q" * 80000 + b'"}'
+        ws.send_frame(OP_TEXT, deflate_raw(big), rsv=4)
+        self.closed_with(ws, 1009, "compressed message over the limit")
+        ok = self.ws(deflate=True)
+        self.assertEqual(request(ok, {"type": "subscribe", "topic": "d.t", "id": 1}),
+                         {"type": "subscribed", "topic": "d.t", "id": 1})
+        self.finish()
+        # SIGTERM drain: 1001, and the edge exits promptly
+        t0 = time.monotonic()
+        self.h.kill(signal.SIGTERM)
+        self.closed_with(ok, 1001, "drain")
+        self.h.proc.wait(15 * harness.SCALE)
+        self.assertLess(time.monotonic() - t0, 12 * harness.SCALE)
 
     def test_deflate_bomb_closes_1009_and_the_edge_goes_idle(self):
         self.start()
