@@ -5,6 +5,7 @@
  */
 #include "service.h"
 
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -146,17 +147,39 @@ int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reas
     return hb_auth_verify(s, tok, strlen(tok), jwt, reason) ? -1 : 1;
 }
 
+/*
+ * The expiry timer waits at most this long and then re-arms itself (hb_auth_on_timer's early
+ * wake-up), so its microseconds never approach the lws_usec_t range whatever exp says. An exp
+ * of 10^13 (milliseconds) once made (exp - now) * 10^6 overflow to a time in the past: the
+ * timer fired, found the token still valid, re-armed in the past again, and the service
+ * thread spun in lws's timer loop for good. hb_jwt bounds exp too; this does not rely on it.
+ */
+#define AUTH_TIMER_MAX_S 3600
+
+/* 1 when a token with this exp is no longer accepted at now: exp + leeway < now, no overflow. */
+static int auth_expired(const hb_client_t *c, long long exp, long long now)
+{
+    long long leeway = c->svc->edge->cfg.jwt_leeway;
+    return exp < LLONG_MAX - leeway && exp + leeway < now;
+}
+
 void hb_auth_expire_at(hb_client_t *c, long long exp)
 {
-    long long now = (long long)time(NULL);
+    long long now = (long long)time(NULL), wait;
     c->auth_exp = exp;
     if (!exp) {
         lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
         return;
     }
-    /* hb_jwt_verify() still accepts exp + leeway == now: end the second after */
-    exp += c->svc->edge->cfg.jwt_leeway + 1;
-    lws_set_timer_usecs(c->wsi, exp > now ? (lws_usec_t)(exp - now) * LWS_USEC_PER_SEC : 1);
+    /* hb_jwt_verify() still accepts exp + leeway == now: end the second after. Compared, not
+     * added, so that no exp overflows. */
+    if (auth_expired(c, exp, now))
+        wait = 0;
+    else if (exp - now >= AUTH_TIMER_MAX_S - 1 - c->svc->edge->cfg.jwt_leeway)
+        wait = AUTH_TIMER_MAX_S;
+    else
+        wait = exp + c->svc->edge->cfg.jwt_leeway + 1 - now; /* 1 .. AUTH_TIMER_MAX_S */
+    lws_set_timer_usecs(c->wsi, wait > 0 ? (lws_usec_t)wait * LWS_USEC_PER_SEC : 1);
 }
 
 int hb_auth_on_timer(hb_client_t *c)
@@ -164,8 +187,8 @@ int hb_auth_on_timer(hb_client_t *c)
     long long now = (long long)time(NULL);
     if (!c->auth_exp || c->closing)
         return 0;
-    if (now <= c->auth_exp + c->svc->edge->cfg.jwt_leeway) {
-        hb_auth_expire_at(c, c->auth_exp); /* early wake-up */
+    if (!auth_expired(c, c->auth_exp, now)) {
+        hb_auth_expire_at(c, c->auth_exp); /* early (or capped) wake-up: at least 1 s later */
         return 0;
     }
     atomic_fetch_add_explicit(&c->svc->edge->stats.auth_expired, 1, memory_order_relaxed);
@@ -190,7 +213,8 @@ int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors)
     *cors = 0;
     if (n <= 0)
         return 0; /* not a cross-origin browser request: nothing to allow or refuse */
-    if ((size_t)n >= sizeof(origin) || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+    if ((size_t)n >= sizeof(origin) ||
+        lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
         idx = -1;
     else
         idx = hb_cfg_origin_index(list, origin, strlen(origin));

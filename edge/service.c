@@ -857,8 +857,11 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         hb_admit_served(s->admit, wsi);
         return hb_http_on_request(s, c, wsi, (const char *)in);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        /* lws asks for websocket and h2c only (it answers other upgrades itself) */
-        return hb_req_confirm_upgrade(s, wsi, in);
+        /* lws asks for websocket and h2c only (it answers other upgrades itself): anything but
+         * websocket is refused (reqcheck.c), then the WebSocket version is checked (ws.c) */
+        if (!s || hb_req_confirm_upgrade(s, wsi, in))
+            return -1;
+        return hb_ws_confirm_upgrade(s, wsi, in);
     case LWS_CALLBACK_RAW_ADOPT:
         /* only a CONNECT request gets here: lws 4.1 makes it a raw socket before any HTTP
          * callback (the listener is adopted as a raw file, accepted sockets as HTTP) */
@@ -930,9 +933,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         hb_ws_established(s, c, wsi);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c && !c->close_why)
-            c->close_why = "peer sent close";
-        return 0;
+        return c ? hb_ws_peer_close(c, wsi, in, len) : 0;
     case LWS_CALLBACK_RECEIVE:
         return c ? hb_ws_receive(s, c, wsi, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:

@@ -257,6 +257,15 @@ int hb_ws_filter(hb_svc_t *s, struct lws *wsi);
 void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len);
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_ws_peer_close() - LWS_CALLBACK_WS_PEER_INITIATED_CLOSE with the peer's payload (in, len):
+ * 0 lets lws echo it; -1 (close reason set: 1002 for a 1-byte payload or a code RFC 6455 does
+ * not allow, 1007 for a reason that is not UTF-8) makes lws answer with that instead. */
+int hb_ws_peer_close(hb_client_t *c, struct lws *wsi, const unsigned char *in, size_t len);
+/** hb_ws_confirm_upgrade() - LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (upgrade: the Upgrade header):
+ * 0 lets the upgrade go on; 1 when the request was answered here (426 with
+ * Sec-WebSocket-Version: 13 for a version other than 13); -1 to hang up (the answer could not
+ * be written). Service thread. */
+int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
 /** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or -1
  * when the connection failed. Service thread. */
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
