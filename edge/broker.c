@@ -234,8 +234,15 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
         hb_id_t tail;
         m->gap = gap_of(r->element[1]);
         m->more = ents->elements >= (size_t)history_batch(b);
-        if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL))
+        if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL)) {
             hb_cursor_format(&tail, epoch, m->tail);
+            /* A cursor of this stream (its epoch, or none) with a later ID than the stream
+             * ever generated (Redis restored from an older snapshot, a forged cursor): no
+             * event would ever pass it. The client is told "reset" and continues from the
+             * stream's tail (PROTOCOL.md, Gap notice). */
+            if (!q->tail_only && m->gap == HB_GAP_NONE && hb_id_cmp(&q->cursor.id, &tail) > 0)
+                m->gap = HB_GAP_RESET;
+        }
         m->evs = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->evs));
         for (size_t i = 0; i < ents->elements; i++) {
             const char *d, *ev;

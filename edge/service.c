@@ -524,8 +524,12 @@ static void on_history(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
             sub_deliver(u, &g, 1);
             hb_ev_release(&g);
         }
-        if (m->gap == HB_GAP_RESET)
+        if (m->gap == HB_GAP_RESET) {
             u->have_last = 0;
+            /* a long-poll continues from the stream's tail unless this page has events */
+            if (c->kind == K_POLL && m->tail[0])
+                memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
+        }
     }
     u->history_started = 1;
     for (size_t i = 0; i < m->n && !c->closing; i++)
