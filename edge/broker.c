@@ -215,6 +215,26 @@ static long history_batch(const hb_broker_t *b)
     return b->edge->cfg.history_batch < half ? b->edge->cfg.history_batch : half > 0 ? half : 1;
 }
 
+/* Entries a client's history request reads: what it asked for, within history_batch(). */
+static long hreq_count(const hb_broker_t *b, const hreq_t *q)
+{
+    long max = history_batch(b);
+    return q->count && (long)q->count < max ? (long)q->count : max;
+}
+
+/* The most bytes one encoding of ev takes in a client queue (the page budget's measure). */
+static size_t ev_size(const hb_ev_t *ev)
+{
+    size_t n = hb_buf_len(ev->sse);
+    if (hb_buf_len(ev->msse) > n)
+        n = hb_buf_len(ev->msse);
+    if (hb_buf_len(ev->ws) > n)
+        n = hb_buf_len(ev->ws);
+    if (hb_buf_len(ev->json) > n)
+        n = hb_buf_len(ev->json);
+    return n;
+}
+
 static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
@@ -233,7 +253,8 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
         const char *epoch = r->element[0]->str;
         hb_id_t tail;
         m->gap = gap_of(r->element[1]);
-        m->more = ents->elements >= (size_t)history_batch(b);
+        size_t bytes = 0;
+        m->more = ents->elements >= (size_t)hreq_count(b, q);
         if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL)) {
             hb_cursor_format(&tail, epoch, m->tail);
             /* A cursor of this stream (its epoch, or none) with a later ID than the stream
@@ -256,6 +277,15 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
                 break;
             }
             hb_ev_stamp(&m->evs[m->n], 0); /* a resume page, not a live delivery */
+            /* the page ends before its byte budget (one entry at least): the rest is left
+             * unencoded and read again from the last ID when the client has taken this */
+            if (q->max_bytes && m->n && bytes + ev_size(&m->evs[m->n]) > q->max_bytes) {
+                hb_ev_release(&m->evs[m->n]);
+                memset(&m->evs[m->n], 0, sizeof(m->evs[m->n]));
+                m->more = 1;
+                break;
+            }
+            bytes += ev_size(&m->evs[m->n]);
             m->n++;
         }
     }
@@ -273,7 +303,7 @@ static void history_send(hb_broker_t *b, hreq_t *q)
         strcpy(since, "$");
     else
         hb_id_format(&q->cursor.id, since);
-    snprintf(count, sizeof(count), "%ld", history_batch(b));
+    snprintf(count, sizeof(count), "%ld", hreq_count(b, q));
     if (b->cluster) {
         const char *av[] = {since, q->cursor.epoch, count};
         size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count)};
@@ -610,6 +640,8 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         h->topic_len = q->topic_len;
         h->cursor = q->cursor;
         h->tail_only = q->tail_only;
+        h->count = q->count;
+        h->max_bytes = q->max_bytes;
         if (t->state == T_IDLE && t->want)
             topic_subscribe(b, t);
         /* keep FIFO order */

@@ -34,6 +34,8 @@ typedef struct hreq {
     size_t topic_len;
     hb_cursor_t cursor;
     int tail_only; /* only the topic's newest cursor */
+    uint32_t count;   /* entries to read (0: history_batch()) */
+    size_t max_bytes; /* the page ends once its encoded events reach this (0: no limit) */
 } hreq_t;
 
 typedef enum { T_IDLE = 0, T_SUBSCRIBING, T_SUBSCRIBED, T_UNSUBSCRIBING } tstate_t;

@@ -113,6 +113,10 @@ typedef struct hb_req {
     uint64_t client_id;
     hb_cursor_t cursor; /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
     int tail_only;
+    /* HISTORY paging (edge/hread.c): entries to read (0: --history-batch; never more), and
+     * bytes of encoded events after which the page ends early with `more` (0: no limit) */
+    uint32_t count;
+    size_t max_bytes;
     char event[HB_EVENT_NAME_MAX + 1]; /* PUBLISH */
     char *payload;                     /* PUBLISH, malloc'd, owned by the request */
     size_t payload_len;

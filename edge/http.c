@@ -252,6 +252,7 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         return -1;
     if (c->qlen) {
         lws_callback_on_writable(wsi);
+        hb_client_drained(c); /* a paced resume may continue before the queue is empty */
         return 0;
     }
     if (c->close_after_flush)
