@@ -82,6 +82,7 @@ static void topic_free(hb_broker_t *b, btopic_t *t)
     while (t->waiting) {
         hreq_t *r = t->waiting;
         t->waiting = r->next;
+        hb_hflag_unref(r->cancel);
         free(r);
     }
     free(t);
@@ -243,7 +244,9 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
     hb_msg_t *m = hb_msg_new(HB_MSG_HISTORY, q->topic, q->topic_len);
     m->client_id = q->client_id;
 
-    if (!history_reply_ok(r)) {
+    if (hb_hflag_cancelled(q->cancel)) {
+        /* nobody takes it: an empty answer frees the asker's slots, nothing is encoded */
+    } else if (!history_reply_ok(r)) {
         m->error = 1;
         if (r && r->type == REDIS_REPLY_ERROR)
             hb_log_ratelimited("history-error", 1000, HB_LOG_WARN, MOD, "history read failed",
@@ -293,12 +296,17 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
         hb_msg_unref(m);
         atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
     }
+    hb_hflag_unref(q->cancel);
     free(q);
 }
 
 static void history_send(hb_broker_t *b, hreq_t *q)
 {
     char since[HB_ID_STR_MAX], count[24];
+    if (hb_hflag_cancelled(q->cancel)) { /* cancelled while it waited: Redis is not asked */
+        on_client_history(b->cluster ? hb_cluster_fail_ac(b->cluster) : b->cmd.ac, NULL, q);
+        return;
+    }
     if (q->tail_only)
         strcpy(since, "$");
     else
@@ -642,6 +650,8 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         h->tail_only = q->tail_only;
         h->count = q->count;
         h->max_bytes = q->max_bytes;
+        h->cancel = q->cancel; /* the reference moves to h */
+        q->cancel = NULL;
         if (t->state == T_IDLE && t->want)
             topic_subscribe(b, t);
         /* keep FIFO order */

@@ -36,6 +36,7 @@ typedef struct hreq {
     int tail_only; /* only the topic's newest cursor */
     uint32_t count;   /* entries to read (0: history_batch()) */
     size_t max_bytes; /* the page ends once its encoded events reach this (0: no limit) */
+    hb_hflag_t *cancel; /* set: the subscription went away, answer empty (one reference) */
 } hreq_t;
 
 typedef enum { T_IDLE = 0, T_SUBSCRIBING, T_SUBSCRIBED, T_UNSUBSCRIBING } tstate_t;

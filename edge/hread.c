@@ -10,8 +10,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_page.h"
+
+/* A history read's cancel flag (edge.h): two references, one per thread. */
+struct hb_hflag {
+    atomic_int refs, cancelled;
+};
+
+hb_hflag_t *hb_hflag_new(void)
+{
+    hb_hflag_t *f = hb_xmalloc(sizeof(*f));
+    atomic_init(&f->refs, 2);
+    atomic_init(&f->cancelled, 0);
+    return f;
+}
+
+void hb_hflag_cancel(hb_hflag_t *f)
+{
+    if (f)
+        atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
+}
+
+int hb_hflag_cancelled(const hb_hflag_t *f)
+{
+    return f && atomic_load_explicit(&f->cancelled, memory_order_relaxed);
+}
+
+void hb_hflag_unref(hb_hflag_t *f)
+{
+    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+        free(f);
+}
 
 /* Bytes of encoded events one page may hold for this edge's clients. */
 static size_t page_budget(const hb_cfg_t *cfg)
@@ -83,6 +114,8 @@ static void send_read(hb_sub_t *u)
     }
     q->count = u->hcount;
     q->max_bytes = page_budget(&s->edge->cfg);
+    p->cancel = q->cancel = hb_hflag_new(); /* one reference each */
+    p->t0_us = hb_now_us();
     u->hstate = HB_HREAD_INFLIGHT;
     c->hreads++;
     s->hreads++;
@@ -193,6 +226,7 @@ void hb_hread_cancel(hb_sub_t *u)
     case HB_HREAD_INFLIGHT:
         p = hb_dict_get(s->pending, &u->token, sizeof(u->token));
         if (p) { /* its slots stay taken until the answer comes, then it is dropped */
+            hb_hflag_cancel(p->cancel); /* the broker skips or drops the read */
             p->u = NULL;
             p->cancelled = 1;
             p->cnext = c->hcancel;
@@ -246,4 +280,26 @@ void hb_hread_drained(hb_client_t *c)
             enqueue(u);
     }
     hb_hread_pump(c->svc);
+}
+
+void hb_hread_expire(hb_svc_t *s, long long now_us)
+{
+    hb_pending_t *late[64];
+    size_t n = 0, it = 0, klen;
+    const void *k;
+    void *v;
+    /* collected first: the dict is not changed while it is walked */
+    while (n < sizeof(late) / sizeof(late[0]) && hb_dict_next(s->pending, &it, &k, &klen, &v)) {
+        hb_pending_t *p = v;
+        if (p->cancel && now_us - p->t0_us > (long long)HB_HREAD_TIMEOUT_S * 1000000)
+            late[n++] = p;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hb_sub_t *u = hb_hread_answered(s, late[i]);
+        if (u) { /* its resume cannot go on: the client resumes from its cursor */
+            hb_log_ratelimited("history-timeout", 1000, HB_LOG_WARN, "service",
+                               "history read unanswered: client closed", NULL);
+            hb_client_close(u->c, "history read timed out", 1011);
+        }
+    }
 }

@@ -25,6 +25,9 @@
  * ask for what fits the byte budget at the sizes seen (at most --history-batch). */
 #define HB_HREAD_FIRST_COUNT 32
 
+/* Seconds a read may stay unanswered before its slots are taken back (hb_hread_expire()). */
+#define HB_HREAD_TIMEOUT_S 60
+
 enum {
     HB_HREAD_NONE = 0, /* no read wanted: live, or resumed */
     HB_HREAD_DRAIN,    /* a page was queued; the next waits for the client to take it */
@@ -59,6 +62,12 @@ void hb_hread_client_gone(hb_client_t *c);
 /** hb_hread_drained() - c wrote some of its queue: continue paced reads that waited for it.
  * Cheap when none waits (one test). */
 void hb_hread_drained(hb_client_t *c);
+/**
+ * hb_hread_expire() - reads asked more than HB_HREAD_TIMEOUT_S ago (an answer lost on a full
+ * hand-off queue, a Redis that never answers) give their slots back; their clients are closed
+ * (1011) and resume. now_us from hb_now_us().
+ */
+void hb_hread_expire(hb_svc_t *s, long long now_us);
 /** hb_hread_pump() - hand free read slots to waiting clients, oldest first. */
 void hb_hread_pump(hb_svc_t *s);
 

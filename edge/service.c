@@ -156,6 +156,7 @@ void hb_pending_del(hb_svc_t *s, hb_pending_t *p)
             }
     }
     json_decref(p->echo);
+    hb_hflag_unref(p->cancel);
     free(p);
 }
 
@@ -640,6 +641,8 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
         }
     }
     atomic_store_explicit(&s->queued, queued, memory_order_relaxed);
+    if (slice == 0)
+        hb_hread_expire(s, hb_now_us());
     hb_hread_pump(s);
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
 }
@@ -1269,6 +1272,7 @@ void hb_svc_free(hb_svc_t *s)
     it = 0;
     while (hb_dict_next(s->pending, &it, &k, &klen, &v)) {
         json_decref(((hb_pending_t *)v)->echo);
+        hb_hflag_unref(((hb_pending_t *)v)->cancel);
         free(v);
     }
     hb_dict_free(s->topics);

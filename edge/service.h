@@ -75,6 +75,7 @@ typedef struct hb_pending {
     long long t0_us;   /* when it was asked (publish latency) */
     uint8_t cancelled; /* history read whose subscription went away: the answer is dropped;
                         * u is NULL, c (NULL once it is gone) keeps it in c->hcancel */
+    hb_hflag_t *cancel; /* history read: the flag shared with the broker (one reference) */
 } hb_pending_t;
 
 /* One connection's state: lws' per-session data. {service thread} */

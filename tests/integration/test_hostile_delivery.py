@@ -186,8 +186,9 @@ class HostileDelivery(HeraldTestCase):
         cursor = "%s_%s" % (mark, epoch)
         time.sleep(0.5)
         rss0 = rss_bytes(h.proc.pid)
-        self.r.cmd("CONFIG", "RESETSTAT")
-        peak0 = redis_info(self.r, "used_memory_peak")
+        # Redis 7.0 cannot reset its peak: the peak after the churn is compared with what
+        # Redis uses before it (the peak so far is the stream plus the publishes' buffers)
+        used0 = redis_info(self.r, "used_memory")
         ws = WSClient(h.port)
         self._closers.append(ws)
         pairs = 40
@@ -208,7 +209,7 @@ class HostileDelivery(HeraldTestCase):
         ws.close()
         assert_idle(self, h)
         grew = rss_bytes(h.proc.pid) - rss0
-        peak = redis_info(self.r, "used_memory_peak") - peak0
+        peak = redis_info(self.r, "used_memory_peak") - used0
         harness.log("churn: bystander latency %.3fs, edge RSS +%d KB, Redis peak +%d KB" % (
             latency, grew >> 10, peak >> 10))
         self.assertLess(latency, 1.0 * harness.SCALE, "bystander latency during the churn")
