@@ -85,6 +85,7 @@ static void enqueue(hb_sub_t *u)
     if (u->hstate == HB_HREAD_DRAIN)
         c->hpaced--;
     u->hstate = HB_HREAD_QUEUED;
+    c->svc->hwaiting++;
     u->hnext = NULL;
     if (c->hwait_tail)
         c->hwait_tail->hnext = u;
@@ -142,6 +143,7 @@ void hb_hread_pump(hb_svc_t *s)
         if (!client_may_read(c))
             continue; /* listed again when it may */
         u = c->hwait_head;
+        s->hwaiting--;
         c->hwait_head = u->hnext;
         if (!c->hwait_head)
             c->hwait_tail = NULL;
@@ -215,6 +217,7 @@ void hb_hread_cancel(hb_sub_t *u)
     hb_pending_t *p;
     switch (u->hstate) {
     case HB_HREAD_QUEUED:
+        s->hwaiting--;
         for (hb_sub_t **pp = &c->hwait_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->hnext)
             if (*pp == u) {
                 *pp = u->hnext;

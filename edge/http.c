@@ -772,7 +772,7 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 
 /* ---- metrics ---- */
 
-enum { SUM_INQ, SUM_QUEUED, SUM_SUBS };
+enum { SUM_INQ, SUM_QUEUED, SUM_SUBS, SUM_HREADS, SUM_HWAIT };
 
 /* A gauge summed over the service threads (each writes only its own). */
 static unsigned long long svc_sum(hb_svc_t *s, int which)
@@ -783,7 +783,10 @@ static unsigned long long svc_sum(hb_svc_t *s, int which)
         if (which == SUM_INQ)
             n += hb_queue_len(t->inq);
         else
-            n += atomic_load_explicit(which == SUM_SUBS ? &t->subscriptions : &t->queued,
+            n += atomic_load_explicit(which == SUM_SUBS     ? &t->subscriptions
+                                      : which == SUM_HREADS ? &t->hist_inflight
+                                      : which == SUM_HWAIT  ? &t->hist_waiting
+                                                            : &t->queued,
                                       memory_order_relaxed);
     }
     return n;
@@ -826,6 +829,11 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_bytes_out_total", "counter", "Bytes written to clients.", "", hb_svc_sum(s, 1)},
         {"herald_slow_disconnects_total", "counter",
          "Clients cut off for exceeding their queue bound.", "", LOAD(slow_disconnects)},
+        {"herald_history_reads", "gauge",
+         "Paced history reads: in flight to Redis (at most 16 per service thread), and resuming "
+         "subscriptions waiting for one (sampled every 250 ms).",
+         "{state=\"inflight\"}", svc_sum(s, SUM_HREADS)},
+        {"herald_history_reads", NULL, NULL, "{state=\"waiting\"}", svc_sum(s, SUM_HWAIT)},
         {"herald_queue_drops_total", "counter",
          "Broker hand-offs dropped because a queue was full.", "",
          LOAD(queue_drops) + LOAD(req_drops)},

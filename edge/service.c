@@ -643,6 +643,8 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     atomic_store_explicit(&s->queued, queued, memory_order_relaxed);
     if (slice == 0)
         hb_hread_expire(s, hb_now_us());
+    atomic_store_explicit(&s->hist_inflight, s->hreads, memory_order_relaxed);
+    atomic_store_explicit(&s->hist_waiting, s->hwaiting, memory_order_relaxed);
     hb_hread_pump(s);
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
 }

@@ -161,9 +161,11 @@ struct hb_svc {
     int batching;
     hb_client_t *flush_head, *flush_tail;
     unsigned ticks;
-    /* history reads in flight (hread.c), and clients waiting for one of these slots */
-    unsigned hreads;
+    /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting
+     * for one of these slots; the two counts are published every 250 ms for /metrics */
+    unsigned hreads, hwaiting;
     hb_client_t *hq_head, *hq_tail;
+    atomic_ullong hist_inflight, hist_waiting;
     lws_sorted_usec_list_t sul_hb;
     lws_retry_bo_t idle_policy; /* WebSocket ping / hang-up timing */
     hb_buf_t *retry_frame, *hb_frame, *expired_frame;
