@@ -117,6 +117,36 @@ class HostileDelivery(HeraldTestCase):
         self.assertEqual(split_cursor(json.loads(e.data)["id"])[0], sid4)
         self.finish(h)
 
+    def test_id_line_split_across_writes(self):
+        """The composite id line of a multi-topic SSE event may straddle two writes: frames
+        sized so that the line starts at each position of a write buffer's last bytes."""
+        h = self.start(["--max-message-bytes", "262144"])
+        topics = ["split.a", "split.b"]
+        c = self.sse(h.port, "/events?" + "&".join("topic=" + t for t in topics))
+        for t in topics:
+            wait_live_subscribed(self.r, t)
+        fcall_publish(self.r, "split.b", "b")
+        c.next_event()
+        # measure the frame's overhead: raw bytes = frame (payload + overhead) + id line
+        before = len(c.raw)
+        fcall_publish(self.r, "split.a", "x" * 1000)
+        e = c.next_event()
+        idline = len("id: %s\n\n" % e.id)
+        overhead = len(c.raw) - before - idline - 1000
+        wbuf = 65536
+        for k in range(1, idline + 1):
+            size = 2 * wbuf - k - overhead  # the frame ends k bytes before a buffer's end
+            payload = ("%06d" % k).encode() + b"y" * (size - 6)
+            sid = fcall_publish(self.r, "split.a", payload)
+            e = c.next_event(timeout=10)
+            obj = json.loads(e.data)
+            self.assertEqual((split_cursor(obj["id"])[0], obj["data"].encode()), (sid, payload))
+            self.assertIsNotNone(e.id, "the event's id line was lost or garbled")
+            parts = e.id.split(",")
+            self.assertEqual(len(parts), 2, e.id)
+            self.assertEqual(parts[0], obj["id"])
+        self.finish(h)
+
     # -- class 4: a resume over large events is paced --
 
     def resume_setup(self, topic):
