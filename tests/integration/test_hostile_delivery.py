@@ -176,16 +176,41 @@ class HostileDelivery(HeraldTestCase):
     def test_resume_large_ws(self):
         topic = "resume.ws"
         h, cursor, evs = self.resume_setup(topic)
-        ws = WSClient(h.port)
-        self._closers.append(ws)
-        ws.send_json({"type": "subscribe", "topic": topic, "since": cursor})
-        self.assertEqual(ws.recv_json()["type"], "subscribed")
-        got = [ws.recv_json(timeout=20) for _ in range(N_RESUME)]
-        self.assertEqual([(g["type"], split_cursor(g["id"])[0], g["data"].encode()) for g in got],
-                         [("event", i, p) for i, p in evs])
-        sid = fcall_publish(self.r, topic, "live")
-        g = ws.recv_json()
-        self.assertEqual((split_cursor(g["id"])[0], g["data"]), (sid, "live"))
+        for deflate in (False, True):  # raw frames, and one lws_write per message
+            ws = WSClient(h.port, deflate=deflate)
+            self._closers.append(ws)
+            ws.send_json({"type": "subscribe", "topic": topic, "since": cursor})
+            self.assertEqual(ws.recv_json()["type"], "subscribed")
+            got = [ws.recv_json(timeout=20) for _ in range(N_RESUME)]
+            self.assertEqual(
+                [(g["type"], split_cursor(g["id"])[0], g["data"].encode()) for g in got],
+                [("event", i, p) for i, p in evs])
+            sid = fcall_publish(self.r, topic, "live-%s" % deflate)
+            evs.append((sid, ("live-%s" % deflate).encode()))
+            g = ws.recv_json()
+            self.assertEqual((split_cursor(g["id"])[0], g["data"]), (sid, "live-%s" % deflate))
+            ws.close()
+            cursor = "%s_%s" % (evs[0][0], split_cursor(got[0]["id"])[1])
+            evs = evs[1:]
+        self.check_no_slow_cut(h)
+        self.finish(h)
+
+    def test_resume_large_multi_sse(self):
+        """Two topics resuming on one connection share its one read slot, page by page."""
+        h = self.start(["--client-queue-bytes", "1048576"])
+        topics, cursors, evs = ["resume.ma", "resume.mb"], [], {}
+        for t in topics:
+            mark = fcall_publish(self.r, t, "mark")
+            cursors.append("%s_%s" % (mark, self.r.cmd("GET", "herald:{%s}:epoch" % t).decode()))
+            evs[t] = self.publish_many(t, N_RESUME // 2)
+        c = self.sse(h.port, "/events?" + "&".join("topic=" + t for t in topics),
+                     {"Last-Event-ID": ",".join(cursors)})
+        got = {t: [] for t in topics}
+        for _ in range(N_RESUME):
+            o = json.loads(c.next_event(timeout=20).data)
+            got[o["topic"]].append((split_cursor(o["id"])[0], o["data"].encode()))
+        for t in topics:
+            self.assertEqual(got[t], evs[t], t)
         self.check_no_slow_cut(h)
         self.finish(h)
 
