@@ -275,13 +275,16 @@ void hb_hread_client_gone(hb_client_t *c)
 
 void hb_hread_drained(hb_client_t *c)
 {
-    if (!c->hpaced || c->closing || !queue_room(c))
+    /* paced subscriptions wait for room (DRAIN); queued ones may have found none when they
+     * asked (a busy connection subscribing with a cursor) and are offered a slot again */
+    if ((!c->hpaced && !c->hwait_head) || c->closing || !queue_room(c))
         return;
     for (uint16_t i = 0; i < c->nsubs && c->hpaced; i++) {
         hb_sub_t *u = c->subs[i];
         if (u && u->hstate == HB_HREAD_DRAIN)
             enqueue(u);
     }
+    client_offer(c);
     hb_hread_pump(c->svc);
 }
 

@@ -12,6 +12,7 @@ Each test also checks a Bystander, assert_idle and assert_serving (hostile.py).
 
 import base64
 import json
+import socket
 import time
 import urllib.parse
 
@@ -192,6 +193,37 @@ class HostileDelivery(HeraldTestCase):
             ws.close()
             cursor = "%s_%s" % (evs[0][0], split_cursor(got[0]["id"])[1])
             evs = evs[1:]
+        self.check_no_slow_cut(h)
+        self.finish(h)
+
+    def test_resume_on_a_busy_connection(self):
+        """A WebSocket whose queue holds more than a page when it subscribes with a cursor:
+        the read waits for room, then starts once the client reads (never forgotten)."""
+        h = self.start(["--client-queue-bytes", "1048576", "--send-buffer", "16384"])
+        hist = "busy.hist"
+        mark = fcall_publish(self.r, hist, "mark")
+        cursor = "%s_%s" % (mark, self.r.cmd("GET", "herald:{%s}:epoch" % hist).decode())
+        old = self.publish_many(hist, 5)
+
+        def small(sock):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ws = WSClient(h.port, tune=small)
+        self._closers.append(ws)
+        ws.send_json({"type": "subscribe", "topic": "busy.live"})
+        self.assertEqual(ws.recv_json()["type"], "subscribed")
+        wait_live_subscribed(self.r, "busy.live")
+        live = self.publish_many("busy.live", 10)  # ~600 KB: most of it waits in the queue
+        time.sleep(0.5)
+        ws.send_json({"type": "subscribe", "topic": hist, "since": cursor})
+        got = {"busy.live": [], hist: []}
+        acked = False
+        while len(got["busy.live"]) < 10 or len(got[hist]) < 5 or not acked:
+            m = ws.recv_json(timeout=20)
+            if m["type"] == "subscribed":
+                acked = True
+            else:
+                got[m["topic"]].append((split_cursor(m["id"])[0], m["data"].encode()))
+        self.assertEqual(got, {"busy.live": live, hist: old})
         self.check_no_slow_cut(h)
         self.finish(h)
 
