@@ -34,8 +34,8 @@ typedef struct hreq {
     size_t topic_len;
     hb_cursor_t cursor;
     int tail_only; /* only the topic's newest cursor */
-    uint32_t count;   /* entries to read (0: history_batch()) */
-    size_t max_bytes; /* the page ends once its encoded events reach this (0: no limit) */
+    uint32_t count;     /* entries to read (0: history_batch()) */
+    size_t max_bytes;   /* the page ends once its encoded events reach this (0: no limit) */
     hb_hflag_t *cancel; /* set: the subscription went away, answer empty (one reference) */
 } hreq_t;
 
