@@ -72,9 +72,9 @@ typedef struct hb_pending {
     json_t *echo;             /* WS publish: the request id to echo */
     struct hb_pending *cnext; /* in c->pubs */
     uint64_t token;
-    long long t0_us;   /* when it was asked (publish latency) */
-    uint8_t cancelled; /* history read whose subscription went away: the answer is dropped;
-                        * u is NULL, c (NULL once it is gone) keeps it in c->hcancel */
+    long long t0_us;    /* when it was asked (publish latency; history: the read timeout) */
+    uint8_t cancelled;  /* history read whose subscription went away: the answer is dropped;
+                         * u is NULL, c (NULL once it is gone) keeps it in c->hcancel */
     hb_hflag_t *cancel; /* history read: the flag shared with the broker (one reference) */
 } hb_pending_t;
 
