@@ -105,6 +105,21 @@ typedef enum {
 } hb_req_type_t;
 
 /* A request from a service thread to the broker; the broker frees it. */
+/*
+ * A history read's cancel flag (edge/hread.c), shared by the service thread that asked and the
+ * broker: the service sets it when the subscription goes away; the broker then skips the Redis
+ * read if it has not started, or drops the reply unencoded. Either thread drops its reference.
+ */
+typedef struct hb_hflag hb_hflag_t;
+/** hb_hflag_new() - a clear flag with two references (asker and broker); aborts on OOM. */
+hb_hflag_t *hb_hflag_new(void);
+/** hb_hflag_cancel() - set the flag. Any thread; accepts NULL. */
+void hb_hflag_cancel(hb_hflag_t *f);
+/** hb_hflag_cancelled() - 1 once set, 0 otherwise (and for NULL). Any thread. */
+int hb_hflag_cancelled(const hb_hflag_t *f);
+/** hb_hflag_unref() - drop one reference; the last frees it. Any thread; accepts NULL. */
+void hb_hflag_unref(hb_hflag_t *f);
+
 typedef struct hb_req {
     hb_req_type_t type;
     int thread;
@@ -113,6 +128,11 @@ typedef struct hb_req {
     uint64_t client_id;
     hb_cursor_t cursor; /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
     int tail_only;
+    /* HISTORY paging (edge/hread.c): entries to read (0: --history-batch; never more), and
+     * bytes of encoded events after which the page ends early with `more` (0: no limit) */
+    uint32_t count;
+    size_t max_bytes;
+    hb_hflag_t *cancel; /* HISTORY: one reference, owned by the request (NULL: none) */
     char event[HB_EVENT_NAME_MAX + 1]; /* PUBLISH */
     char *payload;                     /* PUBLISH, malloc'd, owned by the request */
     size_t payload_len;

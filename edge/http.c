@@ -135,7 +135,56 @@ static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned 
     return 0;
 }
 
-/* Copies up to HB_SVC_WBUF queued bytes into the thread's write buffer; returns the count. */
+/* A window onto a byte sequence that is produced piece by piece: put() skips the first
+ * `skip` bytes of the sequence, then copies into out[n..cap). */
+typedef struct span {
+    unsigned char *out;
+    size_t cap, n, skip;
+} span_t;
+
+static void span_put(span_t *sp, const void *p, size_t len)
+{
+    size_t take;
+    if (sp->skip >= len) {
+        sp->skip -= len;
+        return;
+    }
+    p = (const unsigned char *)p + sp->skip;
+    len -= sp->skip;
+    sp->skip = 0;
+    take = len < sp->cap - sp->n ? len : sp->cap - sp->n;
+    memcpy(sp->out + sp->n, p, take);
+    sp->n += take;
+}
+
+/* Multi-topic SSE: the composite id line "id: <c0>,<c1>,...\n\n" of the cursors written so
+ * far (u->wcur), emitted through sp (NULL: only measured). Its length. */
+static size_t msse_idline(const hb_client_t *c, span_t *sp)
+{
+    size_t len = 6 + (c->nsubs ? c->nsubs - 1u : 0);
+    if (sp)
+        span_put(sp, "id: ", 4);
+    for (uint16_t i = 0; i < c->nsubs; i++) {
+        hb_buf_t *cur = c->subs[i] ? c->subs[i]->wcur : NULL;
+        if (sp && i)
+            span_put(sp, ",", 1);
+        if (cur) {
+            len += hb_buf_len(cur);
+            if (sp)
+                span_put(sp, hb_buf_data(cur), hb_buf_len(cur));
+        }
+    }
+    if (sp)
+        span_put(sp, "\n\n", 2);
+    return len;
+}
+
+/*
+ * Copies up to HB_SVC_WBUF queued bytes into the thread's write buffer; returns the count.
+ * A frame of any size goes out over as many writes as it takes: c->off is the position in
+ * the head entry, which for a multi-topic SSE event is its frame followed by the client's own
+ * composite id line (produced on the fly, so it is never bigger than what is left to copy).
+ */
 static size_t coalesce(hb_svc_t *s, hb_client_t *c)
 {
     unsigned char *start = s->wbuf + LWS_PRE;
@@ -143,47 +192,31 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c)
     long long now_us = c->qlen ? hb_now_us() : 0;
     while (c->qlen && n < HB_SVC_WBUF) {
         qent_t *e = &c->q[c->qhead];
-        size_t blen = hb_buf_len(e->b), avail = blen - c->off;
-        size_t take = avail < HB_SVC_WBUF - n ? avail : HB_SVC_WBUF - n;
-        /* multi-topic SSE: each event ends with the client's own composite id line */
-        size_t idlen = 0;
-        if (c->kind == K_MSSE && !e->ctl) {
-            idlen = 6;
-            for (uint16_t i = 0; i < c->nsubs; i++) {
-                hb_sub_t *u = c->subs[i];
-                hb_buf_t *cur = i == e->idx ? e->cur : u ? u->wcur : NULL;
-                idlen += (cur ? hb_buf_len(cur) : 0) + 1;
-            }
-            if (c->off == 0 && n + blen + idlen > HB_SVC_WBUF) {
-                if (n)
-                    break; /* next write */
-                take = 0;  /* cannot happen with the limits in force; drop the id line */
-            }
-        }
-        memcpy(start + n, hb_buf_data(e->b) + c->off, take);
-        n += take;
-        c->off += take;
-        if (c->off < blen)
-            break;
-        if (idlen && take) {
-            hb_sub_t *u = e->idx < c->nsubs ? c->subs[e->idx] : NULL;
-            if (u) {
-                hb_buf_unref(u->wcur);
-                u->wcur = hb_buf_ref(e->cur);
-            }
-            memcpy(start + n, "id: ", 4);
-            n += 4;
-            for (uint16_t i = 0; i < c->nsubs; i++) {
-                hb_buf_t *cur = c->subs[i] ? c->subs[i]->wcur : NULL;
-                if (i)
-                    start[n++] = ',';
-                if (cur) {
-                    memcpy(start + n, hb_buf_data(cur), hb_buf_len(cur));
-                    n += hb_buf_len(cur);
+        size_t blen = hb_buf_len(e->b);
+        int idline = c->kind == K_MSSE && !e->ctl;
+        if (c->off < blen) {
+            size_t avail = blen - c->off;
+            size_t take = avail < HB_SVC_WBUF - n ? avail : HB_SVC_WBUF - n;
+            memcpy(start + n, hb_buf_data(e->b) + c->off, take);
+            n += take;
+            c->off += take;
+            if (c->off < blen)
+                break;
+            if (idline) { /* the frame is out: its cursor joins the composite */
+                hb_sub_t *u = e->idx < c->nsubs ? c->subs[e->idx] : NULL;
+                if (u && e->cur) {
+                    hb_buf_unref(u->wcur);
+                    u->wcur = hb_buf_ref(e->cur);
                 }
             }
-            start[n++] = '\n';
-            start[n++] = '\n';
+        }
+        if (idline) {
+            span_t sp = {start + n, HB_SVC_WBUF - n, 0, c->off - blen};
+            size_t total = msse_idline(c, &sp);
+            n += sp.n;
+            c->off += sp.n;
+            if (c->off < blen + total)
+                break;
         }
         c->qbytes -= blen;
         hb_svc_observe_write(s, e->b, now_us);
@@ -260,6 +293,7 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         return -1;
     if (c->qlen) {
         lws_callback_on_writable(wsi);
+        hb_client_drained(c); /* a paced resume may continue before the queue is empty */
         return 0;
     }
     if (c->close_after_flush)
@@ -784,7 +818,7 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 
 /* ---- metrics ---- */
 
-enum { SUM_INQ, SUM_QUEUED, SUM_SUBS };
+enum { SUM_INQ, SUM_QUEUED, SUM_SUBS, SUM_HREADS, SUM_HWAIT };
 
 /* A gauge summed over the service threads (each writes only its own). */
 static unsigned long long svc_sum(hb_svc_t *s, int which)
@@ -795,7 +829,10 @@ static unsigned long long svc_sum(hb_svc_t *s, int which)
         if (which == SUM_INQ)
             n += hb_queue_len(t->inq);
         else
-            n += atomic_load_explicit(which == SUM_SUBS ? &t->subscriptions : &t->queued,
+            n += atomic_load_explicit(which == SUM_SUBS     ? &t->subscriptions
+                                      : which == SUM_HREADS ? &t->hist_inflight
+                                      : which == SUM_HWAIT  ? &t->hist_waiting
+                                                            : &t->queued,
                                       memory_order_relaxed);
     }
     return n;
@@ -838,6 +875,11 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_bytes_out_total", "counter", "Bytes written to clients.", "", hb_svc_sum(s, 1)},
         {"herald_slow_disconnects_total", "counter",
          "Clients cut off for exceeding their queue bound.", "", LOAD(slow_disconnects)},
+        {"herald_history_reads", "gauge",
+         "Paced history reads: in flight to Redis (at most 16 per service thread), and resuming "
+         "subscriptions waiting for one (sampled every 250 ms).",
+         "{state=\"inflight\"}", svc_sum(s, SUM_HREADS)},
+        {"herald_history_reads", NULL, NULL, "{state=\"waiting\"}", svc_sum(s, SUM_HWAIT)},
         {"herald_queue_drops_total", "counter",
          "Broker hand-offs dropped because a queue was full.", "",
          LOAD(queue_drops) + LOAD(req_drops)},

@@ -32,6 +32,7 @@
 #include "hb_mem.h"
 #include "hb_sse.h"
 #include "reqcheck.h"
+#include "hread.h"
 
 #define MOD "service"
 #define MSGS_PER_WAKE 512
@@ -140,7 +141,7 @@ void hb_pending_del(hb_svc_t *s, hb_pending_t *p)
     if (!p)
         return;
     hb_dict_del(s->pending, &p->token, sizeof(p->token));
-    if (!p->u) {
+    if (!p->u && !p->cancelled) {
         for (hb_pending_t **pp = &p->c->pubs; *pp; pp = &(*pp)->cnext)
             if (*pp == p) {
                 *pp = p->cnext;
@@ -148,31 +149,11 @@ void hb_pending_del(hb_svc_t *s, hb_pending_t *p)
             }
     }
     json_decref(p->echo);
+    hb_hflag_unref(p->cancel);
     free(p);
 }
 
 /* ---- subscriptions ---- */
-
-static void sub_request_history(hb_sub_t *u, const hb_cursor_t *cur, int tail_only)
-{
-    hb_client_t *c = u->c;
-    hb_svc_t *s = c->svc;
-    hb_req_t *q = hb_xcalloc(1, sizeof(*q));
-    hb_pending_t *p = hb_dict_get(s->pending, &u->token, sizeof(u->token));
-    if (!p) {
-        p = hb_pending_add(s, c, u);
-        u->token = p->token;
-    }
-    q->type = HB_REQ_HISTORY;
-    q->client_id = u->token;
-    memcpy(q->topic, u->t->name, u->t->len);
-    q->topic_len = u->t->len;
-    q->cursor = *cur;
-    q->tail_only = tail_only;
-    u->want_more = 0;
-    if (hb_svc_request(s, q) != 0)
-        hb_client_close(c, "broker queue full", 1011);
-}
 
 hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_cursor_t *since,
                      int tail_only)
@@ -210,12 +191,11 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
     }
     c->subs[u->idx] = u;
     if (since || tail_only) {
-        u->resuming = 1;
         if (since) {
             u->last = since->id;
             u->have_last = 1;
         }
-        sub_request_history(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, tail_only);
+        hb_hread_begin(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, tail_only);
     }
     return u;
 }
@@ -233,8 +213,7 @@ void hb_sub_remove(hb_client_t *c, hb_sub_t *u)
 {
     hb_svc_t *s = c->svc;
     ltopic_t *t = u->t;
-    if (u->token)
-        hb_pending_del(s, hb_dict_get(s->pending, &u->token, sizeof(u->token)));
+    hb_hread_cancel(u);
     if (u->tprev)
         u->tprev->tnext = u->tnext;
     else
@@ -349,8 +328,7 @@ static void svc_flush(hb_svc_t *s)
         }
         if (c->qlen)
             lws_callback_on_writable(c->wsi); /* more than one write's worth */
-        else
-            hb_client_drained(c);
+        hb_client_drained(c);
     }
 }
 
@@ -490,9 +468,6 @@ static void on_event(hb_svc_t *s, hb_msg_t *m)
 
 static void sub_finish_resume(hb_sub_t *u)
 {
-    hb_svc_t *s = u->c->svc;
-    hb_pending_del(s, hb_dict_get(s->pending, &u->token, sizeof(u->token)));
-    u->token = 0;
     u->resuming = 0;
     for (uint32_t i = 0; i < u->npend && !u->c->closing; i++)
         sub_deliver(u, &u->pend[i]->ev, u->pend[i]->control);
@@ -501,10 +476,12 @@ static void sub_finish_resume(hb_sub_t *u)
         lws_callback_on_writable(u->c->wsi); /* a long-poll may answer now */
 }
 
-static void on_history(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
+/* A page of u's history: queued to the client; then the next page (paced), or live. */
+static void on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
 {
-    hb_sub_t *u = p->u;
-    hb_client_t *c = p->c;
+    hb_client_t *c = u->c;
+    size_t q0 = c->qbytes;
+    (void)s;
     if (m->error) {
         hb_client_close(c, "history read failed", 1011);
         return;
@@ -517,40 +494,31 @@ static void on_history(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
             sub_deliver(u, &g, 1);
             hb_ev_release(&g);
         }
-        if (m->gap == HB_GAP_RESET)
+        if (m->gap == HB_GAP_RESET) {
             u->have_last = 0;
+            /* a long-poll continues from the stream's tail unless this page has events */
+            if (c->kind == K_POLL && m->tail[0])
+                memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
+        }
     }
     u->history_started = 1;
     for (size_t i = 0; i < m->n && !c->closing; i++)
         sub_deliver(u, &m->evs[i], 0);
     if (c->closing)
         return;
-    if (m->more) {
-        u->want_more = 1;
-        if (c->kind == K_POLL || c->qlen < (uint32_t)s->edge->cfg.client_queue_max / 2) {
-            if (c->kind == K_POLL) {
-                sub_finish_resume(u); /* one page per long-poll answer */
-                return;
-            }
-            hb_cursor_t cur = {.id = u->last, .epoch = ""};
-            sub_request_history(u, &cur, 0);
-        }
+    if (m->more && (c->kind != K_POLL || hb_hread_poll_room(c))) {
+        /* a long-poll answer takes more pages while it has room: up to --history-batch
+         * events and about a page's bytes */
+        hb_hread_next(u, c->qbytes > q0 ? c->qbytes - q0 : 0, m->n);
         return;
     }
     sub_finish_resume(u);
 }
 
-/* Called by the writers when a client's queue drained: continue a paged history read. */
+/* Called by the writers after a write: continue paged history reads waiting for room. */
 void hb_client_drained(hb_client_t *c)
 {
-    for (uint16_t i = 0; i < c->nsubs; i++) {
-        hb_sub_t *u = c->subs[i];
-        if (u && u->resuming && u->want_more &&
-            c->qlen < (uint32_t)c->svc->edge->cfg.client_queue_max / 2) {
-            hb_cursor_t cur = {.id = u->last, .epoch = ""};
-            sub_request_history(u, &cur, 0);
-        }
-    }
+    hb_hread_drained(c);
 }
 
 static void svc_process_inbox(hb_svc_t *s)
@@ -565,10 +533,13 @@ static void svc_process_inbox(hb_svc_t *s)
         } else {
             uint64_t token = m->client_id;
             hb_pending_t *p = hb_dict_get(s->pending, &token, sizeof(token));
-            if (p && !p->c->closing) {
-                if (m->type == HB_MSG_HISTORY && p->u)
-                    on_history(s, p, m);
-                else if (m->type == HB_MSG_PUBLISHED && p->c->kind == K_WS)
+            if (p && m->type == HB_MSG_HISTORY && (p->u || p->cancelled)) {
+                /* frees the read's slots (and p) even when nobody takes the page now */
+                hb_sub_t *u = hb_hread_answered(s, p);
+                if (u && !u->c->closing)
+                    on_history(s, u, m);
+            } else if (p && !p->c->closing) {
+                if (m->type == HB_MSG_PUBLISHED && p->c->kind == K_WS)
                     hb_ws_on_published(s, p, m);
                 else if (m->type == HB_MSG_PUBLISHED)
                     hb_http_on_published(s, p, m);
@@ -578,6 +549,7 @@ static void svc_process_inbox(hb_svc_t *s)
     }
     s->batching = 0;
     svc_flush(s);
+    hb_hread_pump(s);
     if (n == MSGS_PER_WAKE)
         lws_cancel_service(s->ctx); /* bounded work per wake-up: come back for the rest */
     if (atomic_load(&s->drain_req) && !s->draining) {
@@ -663,6 +635,11 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     }
     atomic_store_explicit(&s->queued, queued, memory_order_relaxed);
     hb_admit_tick(s->admit);
+    if (slice == 0)
+        hb_hread_expire(s, hb_now_us());
+    atomic_store_explicit(&s->hist_inflight, s->hreads, memory_order_relaxed);
+    atomic_store_explicit(&s->hist_waiting, s->hwaiting, memory_order_relaxed);
+    hb_hread_pump(s);
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
 }
 
@@ -783,6 +760,7 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
             hb_sub_remove(c, c->subs[i]);
     free(c->subs);
     c->subs = NULL;
+    hb_hread_client_gone(c);
     while (c->pubs)
         hb_pending_del(s, c->pubs);
     queue_release(c);
@@ -1219,6 +1197,7 @@ void hb_svc_free(hb_svc_t *s)
     it = 0;
     while (hb_dict_next(s->pending, &it, &k, &klen, &v)) {
         json_decref(((hb_pending_t *)v)->echo);
+        hb_hflag_unref(((hb_pending_t *)v)->cancel);
         free(v);
     }
     hb_dict_free(s->topics);

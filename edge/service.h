@@ -42,8 +42,13 @@ struct hb_sub {
     hb_sub_t *tprev, *tnext; /* in t->head */
     uint64_t token;          /* key in svc->pending while history is read */
     uint16_t idx;            /* position in the client's topic list */
-    uint8_t resuming, history_started, want_more, have_last;
-    hb_id_t last;    /* last event id queued */
+    uint8_t resuming, history_started, have_last;
+    uint8_t hstate;   /* history read (hread.c): HB_HREAD_* */
+    uint32_t hcount;  /* entries the next page asks for */
+    hb_sub_t *hnext;  /* in c->hwait while HB_HREAD_QUEUED */
+    hb_cursor_t hcur; /* where the first page starts (later pages: after `last`) */
+    uint8_t htail;    /* the first read wants only the tail cursor */
+    hb_id_t last;     /* last event id queued */
     hb_buf_t *wcur;  /* multi-topic SSE: cursor of the last event written */
     hb_msg_t **pend; /* live events received while history is read */
     uint32_t npend, cappend;
@@ -71,7 +76,10 @@ typedef struct hb_pending {
     json_t *echo;             /* WS publish: the request id to echo */
     struct hb_pending *cnext; /* in c->pubs */
     uint64_t token;
-    long long t0_us; /* when it was asked (publish latency) */
+    long long t0_us;    /* when it was asked (publish latency; history: the read timeout) */
+    uint8_t cancelled;  /* history read whose subscription went away: the answer is dropped;
+                         * u is NULL, c (NULL once it is gone) keeps it in c->hcancel */
+    hb_hflag_t *cancel; /* history read: the flag shared with the broker (one reference) */
 } hb_pending_t;
 
 /* One connection's state: lws' per-session data. {service thread} */
@@ -114,6 +122,13 @@ struct hb_client {
     char poll_next[HB_CURSOR_MAX];
     const char *poll_gap;
     uint8_t poll_ready;
+    /* history reads (hread.c): subscriptions waiting for a read, reads in flight (and the
+     * cancelled ones still counted), subscriptions waiting for the queue to drain */
+    hb_sub_t *hwait_head, *hwait_tail;
+    hb_pending_t *hcancel;
+    uint16_t hpaced;
+    uint8_t hreads, hlisted;
+    hb_client_t *hq_next; /* in svc->hq_head */
     /* written right after the broker batch that queued to it (svc->flush_head) */
     hb_client_t *flush_next;
     uint8_t flush_listed;
@@ -152,6 +167,11 @@ struct hb_svc {
     int batching;
     hb_client_t *flush_head, *flush_tail;
     unsigned ticks;
+    /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting
+     * for one of these slots; the two counts are published every 250 ms for /metrics */
+    unsigned hreads, hwaiting;
+    hb_client_t *hq_head, *hq_tail;
+    atomic_ullong hist_inflight, hist_waiting;
     lws_sorted_usec_list_t sul_hb;
     lws_retry_bo_t idle_policy; /* WebSocket ping / hang-up timing */
     hb_buf_t *retry_frame, *hb_frame, *expired_frame;
@@ -195,7 +215,8 @@ static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long lon
 }
 void hb_client_count(hb_client_t *c, kind_t kind);
 int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
-/** hb_client_drained() - the client's queue emptied: continue a paged history read. */
+/** hb_client_drained() - the client wrote (part of) its queue: continue a paced history read
+ * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);
 
 /**

@@ -518,7 +518,6 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         return -1;
     if (c->qlen)
         lws_callback_on_writable(wsi);
-    else
-        hb_client_drained(c);
+    hb_client_drained(c); /* a paced resume continues once most of its page was taken */
     return 0;
 }
