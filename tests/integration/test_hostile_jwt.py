@@ -124,7 +124,7 @@ class HostileJWT(HeraldTestCase):
         self.start()
         exp = int(time.time()) + 1
         ws = self.ws(headers={"Authorization": "Bearer " + token(exp=exp)})
-        self.assertEqual(request(ws, {"type": "ping", "id": 1}), {"type": "pong", "id": 1})
+        self.assertEqual(request(ws, {"type": "ping", "id": 1}), {"type": "pong", "node": "edge-1", "id": 1})
         # leeway 5 s: closed with 1008 within about exp + 6 s
         code = ws.wait_closed(15)
         self.assertEqual(code, 1008)

@@ -55,7 +55,7 @@ class HostileWS(HeraldTestCase):
         self.assert_serving(self.h)
         ws = self.ws()
         self.assertEqual(request(ws, {"type": "ping", "id": "after"}),
-                         {"type": "pong", "id": "after"})
+                         {"type": "pong", "node": "edge-1", "id": "after"})
 
     def closed_with(self, ws, code, what):
         got = ws.wait_closed(10)
@@ -102,7 +102,7 @@ class HostileWS(HeraldTestCase):
         for cut in range(start + 1, len(text) - 2):
             ws.send_frame(OP_TEXT, text[:cut], fin=False)
             ws.send_frame(OP_CONT, text[cut:])
-            self.assertEqual(ws.recv_json(), {"type": "pong", "id": "\u20ac\U0001F600\u00e9"},
+            self.assertEqual(ws.recv_json(), {"type": "pong", "node": "edge-1", "id": "\u20ac\U0001F600\u00e9"},
                              "cut at %d" % cut)
         # three fragments, a control frame between them
         ws.send_frame(OP_TEXT, text[:start + 1], fin=False)
@@ -257,7 +257,7 @@ class HostileWS(HeraldTestCase):
         # a normal compressed message works
         msg = b'{"type":"ping","id":"' + b"a" * 3000 + b'"}'
         ok.send_frame(OP_TEXT, deflate_raw(msg), rsv=4)
-        self.assertEqual(ok.recv_json(), {"type": "pong", "id": "a" * 3000})
+        self.assertEqual(ok.recv_json(), {"type": "pong", "node": "edge-1", "id": "a" * 3000})
 
         bomb = deflate_raw(b'{"type":"ping","id":"' + b" " * (20 << 20) + b'"}')
         self.assertLess(len(bomb), 32 << 10)
@@ -277,7 +277,7 @@ class HostileWS(HeraldTestCase):
         self.closed_with(ws, 1009, "fragmented deflate bomb")
         ws.close()
         assert_idle(self, self.h, settle=0)
-        self.assertEqual(request(ok, {"type": "ping", "id": 2}), {"type": "pong", "id": 2})
+        self.assertEqual(request(ok, {"type": "ping", "id": 2}), {"type": "pong", "node": "edge-1", "id": 2})
         self.finish(settle=0)
 
 
