@@ -13,9 +13,8 @@
 #   deploy/lb.sh status --stats-socket PATH
 #       print "<server> <status> <current sessions>" per edge
 #
-# The config reads HERALD_LB_BIND, HERALD_EDGE_<n>, HERALD_LB_STATS_SOCKET and
-# HERALD_LB_TLS_BIND / HERALD_LB_TLS_CERT; this script
-# only sets them, so compose and local processes run exactly the same file.
+# The config reads HERALD_LB_BIND, HERALD_EDGE_<n>, HERALD_LB_STATS_SOCKET, HERALD_LB_TLS_*;
+# this script only sets them, so compose and local processes run exactly the same file.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,7 +27,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # Prints the rows of "show stat" for backend "edges": name status scur.
