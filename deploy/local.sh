@@ -19,7 +19,7 @@ prints "edge-<n> http://127.0.0.1:<port>" per edge once its /readyz answers 200,
 Publishing: the edges get a publish key (POST /publish/<topic>, used by the demo page):
 HERALD_PUBLISH_KEY if set, else a random one; it is printed at start ("publish key: ...").
 Run directory: build/local/ (HERALD_LOCAL_DIR=<dir> for another one): logs, Redis data,
-the HAProxy admin socket, edge-<n>.pid.
+the HAProxy admin socket, edge-<n>.pid, redis.pid, haproxy.pid.
 
 Options:
   --edges N        number of edges (default 3, at most 10)
@@ -134,7 +134,7 @@ declare -a EDGE_START=()  # per edge index: SECONDS when it was (re)started
 declare -a EDGE_DELAY=()  # per edge index: the next restart delay (s)
 
 stop_pid() { # pid name: wait up to 15 s for a process already sent SIGTERM, then SIGKILL
-    local pid=$1 name=$2 i
+    local pid=$1 name=${2:-pid $1} i
     for i in $(seq 150); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
@@ -160,7 +160,7 @@ stop_all() { # the LB, then the edges (all at once, they drain in parallel), the
         LB_PID=
     fi
     for pid in "${EDGE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${EDGE_PIDS[@]}"; do stop_pid "$pid" "${NAMES[$pid]}"; done
+    for pid in "${EDGE_PIDS[@]}"; do stop_pid "$pid" "${NAMES[$pid]:-}"; done
     EDGE_PIDS=()
     if [ -n "$REDIS_PID" ]; then
         kill -TERM "$REDIS_PID" 2>/dev/null || true
@@ -179,8 +179,10 @@ trap on_signal INT TERM
 trap 'stop_all' EXIT
 
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save 60 1000 --appendonly no \
-    --dir "$RUN/redis" --logfile "$RUN/redis/redis.log" --daemonize no </dev/null &
+    --dir "$RUN/redis" --logfile "$RUN/redis/redis.log" --daemonize no </dev/null \
+    >>"$RUN/redis/redis.log" 2>&1 &
 REDIS_PID=$!
+echo "$REDIS_PID" >"$RUN/redis.pid"
 NAMES[$REDIS_PID]=redis-server
 
 deadline=$((SECONDS + 20))
@@ -240,6 +242,7 @@ for i in $(seq 0 $((EDGES - 1))); do lb_args+=(--edge "127.0.0.1:$((PORT + 1 + i
 rm -f "$RUN/haproxy.sock"
 bash "$ROOT/deploy/lb.sh" "${lb_args[@]}" </dev/null >"$RUN/haproxy.log" 2>&1 &
 LB_PID=$!
+echo "$LB_PID" >"$RUN/haproxy.pid"
 NAMES[$LB_PID]="haproxy (port $PORT, log $RUN/haproxy.log)"
 deadline=$((SECONDS + 30))
 until [ -S "$RUN/haproxy.sock" ] &&
@@ -272,7 +275,7 @@ while :; do
     [ $((SECONDS - EDGE_START[i])) -lt 30 ] || EDGE_DELAY[$i]=1
     delay=${EDGE_DELAY[$i]}
     echo "local: ${NAMES[$dead]} exited unexpectedly (status $rc); restarting it in ${delay} s" >&2
-    unset "NAMES[$dead]"
+    unset "NAMES[$dead]" # (stop_all, on a signal during the back-off, copes with no name)
     EDGE_DELAY[$i]=$((delay * 2 > 30 ? 30 : delay * 2))
     sleep "$delay" &
     SLEEP_PID=$!

@@ -52,9 +52,26 @@ class LocalRestart(unittest.TestCase):
                 if os.path.exists(path):
                     with open(path, errors="replace") as f:
                         harness.log("--- %s:\n%s" % (name, f.read()[-4000:]))
+        # local.sh stops what it started; whatever is left (it was killed, or failed to stop
+        # something) is killed by its pid file before the run directory goes.
         if self.p is not None and self.p.poll() is None:
-            os.killpg(self.p.pid, signal.SIGKILL)
-            self.p.wait(10)
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(30 * harness.SCALE)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait(10)
+        for name in os.listdir(self.dir):
+            if name.endswith(".pid"):
+                pid = self.read_pid(name)
+                try:
+                    with open("/proc/%d/cmdline" % pid, "rb") as f:
+                        cmd = f.read()
+                except OSError:
+                    continue
+                if any(w in cmd for w in (b"herald", b"redis-server", b"haproxy")):
+                    harness.log("local.sh left %s (pid %d) running; killing it" % (name, pid))
+                    os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def start_local(self):
@@ -90,9 +107,28 @@ class LocalRestart(unittest.TestCase):
             self.assertIn("already in use", text, "local.sh exited:\n" + text)
         self.fail("local.sh found a port taken three times")
 
-    def pid_of(self, n):
-        with open(os.path.join(self.dir, "edge-%d.pid" % n)) as f:
+    def read_pid(self, name):
+        with open(os.path.join(self.dir, name)) as f:
             return int(f.read().strip())
+
+    def pid_of(self, n):
+        return self.read_pid("edge-%d.pid" % n)
+
+    def finish(self, p, t):
+        """After local.sh exited: its output reader sees EOF once no child holds the pipe."""
+        t.join(10)
+        self.assertFalse(t.is_alive(), "a child of local.sh still holds its stdout")
+        p.stdout.close()
+
+    def assert_all_gone(self):
+        for name in os.listdir(self.dir):
+            if name.endswith(".pid"):
+                pid = self.read_pid(name)
+                alive = os.path.exists("/proc/%d" % pid)
+                if alive:
+                    with open("/proc/%d/stat" % pid) as f:
+                        alive = f.read().rsplit(")", 1)[1].split()[0] != "Z"
+                self.assertFalse(alive, "%s (pid %d) outlived local.sh" % (name, pid))
 
     def publish(self, lb_port, topic, body):
         status, _, out = http_get(lb_port, "/publish/" + topic, method="POST", body=body,
@@ -174,15 +210,34 @@ class LocalRestart(unittest.TestCase):
 
         p.send_signal(signal.SIGTERM)
         code = p.wait(30 * harness.SCALE)
-        t.join(5)
-        p.stdout.close()
+        self.finish(p, t)
         self.assertEqual(code, 0, "local.sh after SIGTERM:\n" + text())
         self.assertIn("local: stopped", lines)
-        self.assertFalse(any(os.path.exists("/proc/%d" % self.pid_of(i)) and
-                             open("/proc/%d/stat" % self.pid_of(i)).read().split()[2] != "Z"
-                             for i in (1, 2)), "an edge outlived local.sh")
+        self.assert_all_gone()
         wait_until(lambda: not any(harness.port_open(lb_port + i) for i in range(3)), 10,
                    what="the LB and edge ports to be closed")
+
+    def test_ctrl_c_during_the_restart_back_off_stops_everything(self):
+        p, lines, t, lb_port, _ = self.start_local()
+        victim = self.pid_of(1)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: any(re.match(r"local: edge-1 .*restarting it in 1 s", ln)
+                               for ln in lines), 10 * harness.SCALE,
+                   what="the back-off line:\n" + "\n".join(lines))
+        # Ctrl-C: SIGINT to the terminal's foreground process group (the script's own; its
+        # children run in their own groups).
+        started = time.monotonic()
+        os.killpg(p.pid, signal.SIGINT)
+        code = p.wait(30 * harness.SCALE)
+        self.finish(p, t)
+        self.assertEqual(code, 0, "\n".join(lines))
+        self.assertIn("local: stopped", lines)
+        self.assertFalse(any(ln.startswith("local: restarted") for ln in lines),
+                         "an edge was started after Ctrl-C:\n" + "\n".join(lines))
+        self.assertLess(time.monotonic() - started, 20 * harness.SCALE)
+        wait_until(lambda: not any(harness.port_open(lb_port + i) for i in range(3)), 10,
+                   what="the LB and edge ports to be closed")
+        self.assert_all_gone()
 
 
 if __name__ == "__main__":
