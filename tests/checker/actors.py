@@ -40,8 +40,9 @@ class Subscriber(threading.Thread):
     good, bounce (reconnect elsewhere with its cursors), rewind (reconnect with an older
     cursor it received) or refresh (reconnect without cursors)."""
 
-    def __init__(self, idx, kind, topics, world, rng, cursors=None):
+    def __init__(self, idx, kind, topics, world, rng, cursors=None, first_edge=None):
         super().__init__(daemon=True, name="sub-%d" % idx)
+        self.first_edge = first_edge         # the edge of the first connection (else random)
         self.idx, self.kind, self.topics, self.world, self.rng = idx, kind, topics, world, rng
         self.cursors = dict(cursors or {})   # topic -> last cursor (None: fresh)
         self.history = {t: [] for t in topics}   # every cursor received, per topic
@@ -144,7 +145,8 @@ class Subscriber(threading.Thread):
                     h = self.history[t]
                     if h:
                         self.cursors[t] = h[self.rng.randrange(len(h))]
-            port, edge = self.world.pick_edge(self.rng)
+            port, edge = self.world.pick_edge(self.rng, self.first_edge)
+            self.first_edge = None
             if port is None:
                 time.sleep(0.2)
                 continue
