@@ -66,7 +66,6 @@ class Proxy:
     def _pipe(self, src, dst):
         queue = []
         cv = threading.Condition()
-        done = []
 
         def reader():
             while True:
@@ -80,7 +79,7 @@ class Proxy:
                 if not d:
                     return
         threading.Thread(target=reader, daemon=True).start()
-        while not done:
+        while True:
             with cv:
                 while not queue:
                     cv.wait()
