@@ -4,7 +4,8 @@ what it got, with wall-clock times (the same clock Redis stamps stream IDs with)
 A subscriber records one *segment* per topic per connection (see model.py for the checks):
 
     {"sub", "kind", "topic", "edge", "conn",
-     "start": {"cursor": c} | {"fresh": True, "t_req": wall, "t_confirm": wall | None},
+     "start": {"cursor": c, "t_req": wall} | {"fresh": True, "t_req": wall,
+               "t_confirm": wall | None},
      "recs": [["ev", epoch, ms, seq, data, t], ["gap", reason, t]],
      "end_cursor": poll "next" | None, "final": set by the driver at the end}
 
@@ -91,7 +92,8 @@ class Subscriber(threading.Thread):
         self.cur = {}
         for t in self.topics:
             c = self.cursors.get(t)
-            start = {"cursor": c} if c else {"fresh": True, "t_req": t_req, "t_confirm": None}
+            start = ({"cursor": c, "t_req": t_req} if c else
+                     {"fresh": True, "t_req": t_req, "t_confirm": None})
             seg = {"sub": self.idx, "kind": self.kind, "topic": t, "edge": edge,
                    "conn": self.conns, "start": start, "recs": [], "end_cursor": None,
                    "final": False, "closed": False}
