@@ -76,14 +76,16 @@ static const opt_t opts[] = {
     {"history-batch", T_LONG, "500", 1, 10000, O(history_batch),
      "history entries read from Redis per request while resuming"},
     {"max-connections", T_LONG, "100000", 1, 10000000, O(max_connections),
-     "client connections per edge; past it new SSE clients get retry: and are closed"},
+     "client connections per edge; past it new SSE clients get retry: and are closed "
+     "(lowered to what RLIMIT_NOFILE allows: see the limits log line)"},
     {"drain-timeout", T_INT, "10", 0, 3600, O(drain_timeout),
      "seconds a SIGTERM drain may take before the edge exits"},
     {"max-connections-per-ip", T_LONG, "0", 0, 10000000, O(max_connections_per_ip),
      "client connections per source address (0: no limit; behind a load balancer every "
      "client has the balancer's address)"},
     {"handshake-timeout", T_INT, "10", 1, 600, O(handshake_timeout),
-     "seconds a client has to send a complete request (slow clients are cut off)"},
+     "seconds from accept a client has to send a complete request (slow or idle sockets "
+     "are cut off)"},
     {"max-header-bytes", T_LONG, "4096", 1024, 65535, O(max_header_bytes),
      "bytes of request line and headers accepted per request"},
     {"publish-key", T_SECRET, "", 0, 0, O(publish_key),
@@ -112,6 +114,9 @@ static const opt_t opts[] = {
     {"allowed-origins", T_ORIGINS, "*", 0, 0, O(allowed_origins),
      "browser origins allowed (CORS for SSE, long-poll and publish; Origin check of the "
      "WebSocket handshake): * or a comma-separated list of scheme://host[:port]"},
+    {"auth-cookie", T_STR, "", 0, 0, O(auth_cookie),
+     "name of a cookie that may carry the token (SSE, long-poll, WebSocket), read only from "
+     "the edge's own origin or one listed in --allowed-origins, never through *; empty: off"},
     {"config", T_PATH, "", 0, 0, O(config),
      "file of `name = value` lines setting these options by flag name; a flag or an "
      "environment variable wins over the file"},
@@ -458,7 +463,8 @@ void hb_cfg_print_help(FILE *out)
                 opts[i].def[0] ? opts[i].def : "\"\"", what, opts[i].help);
     }
     fprintf(out, "  --help             this text\n  --help-markdown    the settings as a "
-                 "markdown table\n");
+                 "markdown table\n  --version          the version (and git revision) of "
+                 "this binary\n");
 }
 
 void hb_cfg_print_markdown(FILE *out)

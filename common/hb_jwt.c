@@ -119,7 +119,9 @@ static int too_deep(const unsigned char *s, size_t len)
     return 0;
 }
 
-/* Parses decoded JSON (s, n), the header or (claims set) the claims, into an object *root. */
+/* Parses decoded JSON (s, n), the header or (claims set) the claims, into an object *root.
+ * Numbers in the claims become doubles (JSON_DECODE_INT_AS_REAL): an integer beyond the long
+ * long range then reaches the claim's own range check instead of failing the whole parse. */
 static int load_object(const unsigned char *s, size_t n, int claims, json_t **root,
                        const char **reason)
 {
@@ -128,7 +130,9 @@ static int load_object(const unsigned char *s, size_t n, int claims, json_t **ro
     if (too_deep(s, n))
         return BAD(HB_EPROTO, claims ? "claims nest deeper than " STR(HB_JWT_DEPTH_MAX) " levels"
                                      : "header nests deeper than " STR(HB_JWT_DEPTH_MAX) " levels");
-    *root = json_loadb((const char *)s, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    *root = json_loadb(
+        (const char *)s, n,
+        JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | (claims ? JSON_DECODE_INT_AS_REAL : 0), &err);
     if (!*root)
         return json_error_code(&err) == json_error_out_of_memory
                    ? BAD(HB_ENOMEM, "out of memory")
@@ -175,25 +179,33 @@ static int check_signature(const char *s, size_t n, const unsigned char *key, si
 }
 
 /*
- * A JSON number as whole seconds: rounded down (up when ceil is set), saturated to the long
- * long range. For an integer now, x < now - leeway holds exactly when floor(x) does, and
- * x > now + leeway exactly when ceil(x) does.
+ * A NumericDate claim (name is "exp", "nbf" or "iat") as whole seconds in *t: a JSON number (the
+ * claims are parsed with JSON_DECODE_INT_AS_REAL, so every number is a double: exact for every
+ * integer up to 2^53, far above HB_JWT_TIME_MAX) from 0 to HB_JWT_TIME_MAX, rounded down (up when
+ * ceil is set). For an integer now, x < now - leeway holds exactly when floor(x) does, and
+ * x > now + leeway exactly when ceil(x) does. The range check comes before any conversion, so no
+ * value (1e300, 2^63, milliseconds) reaches an integer type out of range.
  */
-static long long whole_seconds(const json_t *v, int ceil)
+static int numeric_date(const json_t *v, const char *name, int ceil, long long *t,
+                        const char **reason)
 {
-    if (json_is_integer(v))
-        return (long long)json_integer_value(v);
+    static const char *const not_num[3] = {"exp must be a number", "nbf must be a number",
+                                           "iat must be a number"};
+    static const char *const range[3] = {
+        "exp must be seconds from 0 to " STR(HB_JWT_TIME_MAX) " (not milliseconds)",
+        "nbf must be seconds from 0 to " STR(HB_JWT_TIME_MAX) " (not milliseconds)",
+        "iat must be seconds from 0 to " STR(HB_JWT_TIME_MAX) " (not milliseconds)"};
+    int k = name[0] == 'e' ? 0 : name[0] == 'n' ? 1 : 2;
+    if (!json_is_real(v))
+        return BAD(HB_EPROTO, not_num[k]);
     double d = json_real_value(v);
-    if (d >= 9223372036854775807.0)
-        return LLONG_MAX;
-    if (d <= -9223372036854775808.0)
-        return LLONG_MIN;
-    long long t = (long long)d; /* toward zero */
-    if (!ceil && (double)t > d)
-        t--;
-    if (ceil && (double)t < d)
-        t++;
-    return t;
+    if (!(d >= 0.0 && d <= (double)HB_JWT_TIME_MAX)) /* also false for a NaN */
+        return BAD(HB_EPROTO, range[k]);
+    long long x = (long long)d; /* toward zero, and d >= 0: rounded down */
+    if (ceil && (double)x < d)
+        x++;
+    *t = x;
+    return 0;
 }
 
 /* exp < now - leeway, without overflow (leeway >= 0). */
@@ -276,25 +288,26 @@ static int read_claims(const json_t *c, long long now, long leeway, hb_jwt_t **o
                        const char **reason)
 {
     json_t *exp = json_object_get(c, "exp"), *nbf = json_object_get(c, "nbf");
-    json_t *sub = json_object_get(c, "sub");
+    json_t *iat = json_object_get(c, "iat"), *sub = json_object_get(c, "sub");
     json_t *subs = json_object_get(c, "subscribe"), *pubs = json_object_get(c, "publish");
-    long long exp_s = 0;
+    long long exp_s = 0, t;
     size_t count = 0, bytes = 0;
     int rc;
 
     if (exp) {
-        if (!json_is_number(exp))
-            return BAD(HB_EPROTO, "exp must be a number");
-        exp_s = whole_seconds(exp, 0);
+        if ((rc = numeric_date(exp, "exp", 0, &exp_s, reason)))
+            return rc;
         if (is_expired(exp_s, now, leeway))
             return BAD(HB_EINVAL, "token expired");
     }
     if (nbf) {
-        if (!json_is_number(nbf))
-            return BAD(HB_EPROTO, "nbf must be a number");
-        if (is_early(whole_seconds(nbf, 1), now, leeway))
+        if ((rc = numeric_date(nbf, "nbf", 1, &t, reason)))
+            return rc;
+        if (is_early(t, now, leeway))
             return BAD(HB_EINVAL, "token not yet valid");
     }
+    if (iat && (rc = numeric_date(iat, "iat", 0, &t, reason)))
+        return rc;
     if (sub) {
         if (!json_is_string(sub))
             return BAD(HB_EPROTO, "sub must be a string");

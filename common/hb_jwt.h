@@ -8,10 +8,15 @@
  *
  * A token is header.payload.signature, each part base64url without padding. The header must be
  * {"alg":"HS256"} (optionally "typ":"JWT"; "crit" is refused). The claims (payload) may hold:
- *   "exp", "nbf"  NumericDate (any JSON number), checked against the caller's clock and leeway;
+ *   "exp", "nbf"  NumericDate, checked against the caller's clock and leeway;
+ *   "iat"         NumericDate, only checked to be one (its value is not compared with the clock);
  *   "sub"         a string of at most HB_JWT_SUB_MAX bytes;
  *   "subscribe", "publish"  arrays of at most HB_JWT_PATTERNS_MAX topic patterns.
- * Unknown header members and claims are ignored ("iss", "aud", "iat" are not checked).
+ * A NumericDate is a JSON number of seconds from 0 to HB_JWT_TIME_MAX (9999-12-31T23:59:59Z);
+ * a fraction is allowed and rounded towards refusal (exp down, nbf up). Anything else (a string,
+ * a negative number, milliseconds such as 10^13, 2^63) refuses the token rather than being
+ * clamped: an issuer writing milliseconds would otherwise hand out tokens that never expire.
+ * Unknown header members and claims are ignored ("iss", "aud" are not checked).
  *
  * A pattern is either an exact topic (hb_topic_validate()) or a prefix ending in '*': the bytes
  * before the '*' are 0..HB_TOPIC_MAX bytes of [A-Za-z0-9._~@/-] (empty only in "*" itself),
@@ -28,6 +33,7 @@
 #define HB_JWT_PATTERNS_MAX 64 /* patterns per "subscribe" or "publish" array */
 #define HB_JWT_SUB_MAX 128     /* bytes of "sub" */
 #define HB_JWT_DEPTH_MAX 16    /* nesting of the header or the claims; the object is level 1 */
+#define HB_JWT_TIME_MAX 253402300799 /* last NumericDate: 9999-12-31T23:59:59Z, in seconds */
 
 /* Verified claims: the rights, exp and sub. Owned by whoever hb_jwt_verify() gave it to. */
 typedef struct hb_jwt hb_jwt_t;
@@ -49,11 +55,12 @@ typedef struct hb_jwt hb_jwt_t;
  *    and not exactly "JWT", "crit" present; then a signature that is not the HMAC-SHA256 of
  *    header.payload under the key ("bad signature");
  *  - HB_EPROTO: claims that are not JSON, not an object or too deep;
- *  - then claim by claim: "exp" (HB_EPROTO if not a number; HB_EINVAL "token expired" when
- *    exp < now - leeway), "nbf" (HB_EPROTO if not a number; HB_EINVAL "token not yet valid"
- *    when nbf > now + leeway), "sub" (HB_EPROTO if not a string, HB_ELIMIT if longer than
- *    HB_JWT_SUB_MAX), "subscribe" then "publish" (HB_EPROTO if not an array or a pattern is
- *    invalid, HB_ELIMIT for more than HB_JWT_PATTERNS_MAX patterns);
+ *  - then claim by claim: "exp" (HB_EPROTO "exp must be a number" if not a number, "exp must
+ *    be seconds from 0 to 253402300799 (not milliseconds)" if out of that range; HB_EINVAL
+ *    "token expired" when exp < now - leeway), "nbf" (the same two HB_EPROTO; HB_EINVAL "token
+ *    not yet valid" when nbf > now + leeway), "iat" (the same two HB_EPROTO), "sub" (HB_EPROTO if
+ * not a string, HB_ELIMIT if longer than HB_JWT_SUB_MAX), "subscribe" then "publish" (HB_EPROTO if
+ * not an array or a pattern is invalid, HB_ELIMIT for more than HB_JWT_PATTERNS_MAX patterns);
  *  - HB_ENOMEM when an allocation (or libcrypto) failed ("out of memory").
  * So exp = now - leeway and nbf = now + leeway are still accepted. A missing array grants
  * nothing of that kind; a missing exp or nbf is not checked.
@@ -74,8 +81,8 @@ int hb_jwt_can_subscribe(const hb_jwt_t *j, const char *topic, size_t len);
 int hb_jwt_can_publish(const hb_jwt_t *j, const char *topic, size_t len);
 
 /**
- * hb_jwt_exp() - the "exp" claim rounded down to whole seconds (saturated to the long long
- * range), for closing a connection at expiry; 0 when absent (or for a NULL j).
+ * hb_jwt_exp() - the "exp" claim rounded down to whole seconds, so 0..HB_JWT_TIME_MAX, for
+ * closing a connection at expiry; 0 when absent (or for a NULL j).
  */
 long long hb_jwt_exp(const hb_jwt_t *j);
 

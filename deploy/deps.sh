@@ -8,6 +8,10 @@
 #   lb        haproxy                    (deploy/local.sh, the load-balancer tests)
 #   browser   chromium nodejs npm        (tests/browser: headless Chromium tests)
 #   compose   docker-compose             (validating docker-compose.yml)
+#   ops       dpkg-dev systemd prometheus haproxy
+#                                        (tests/integration/test_ops_*: cpack -G DEB with
+#                                        dpkg-shlibdeps, systemd-analyze verify, promtool and a
+#                                        Prometheus server, the TLS/h2 front)
 #   bench     nginx-light libnginx-mod-nchan redis-tools linux-perf
 #                                        (tests/bench/run.sh: nchan side by side, redis-benchmark, perf)
 # HERALD_EXTRA_DEPS="pkg ..." adds packages to the list (used by scripts that need more).
@@ -28,9 +32,10 @@ herald_deps_main() {
             command -v npm >/dev/null 2>&1 || pkgs+=(npm)
             ;;
         compose) pkgs+=(docker-compose) ;;
+        ops) pkgs+=(dpkg-dev systemd prometheus haproxy) ;;
         bench) pkgs+=(nginx-light libnginx-mod-nchan redis-tools linux-perf) ;;
         *)
-            echo "deps: unknown group '$group' (lb, browser, compose, bench)" >&2
+            echo "deps: unknown group '$group' (lb, browser, compose, ops, bench)" >&2
             return 1
             ;;
         esac

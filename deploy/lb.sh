@@ -2,8 +2,10 @@
 # Runs HAProxy on deploy/haproxy.cfg (the project's one HAProxy config) for local edges.
 #
 #   deploy/lb.sh run   --port P --edge HOST:PORT [--edge HOST:PORT ...] [--stats-socket PATH]
+#                      [--tls-port T --tls-cert PEM]
 #       exec haproxy in the foreground, listening on 127.0.0.1:P (--bind ADDR:PORT for another
-#       address), balancing over the given edges (at most 10)
+#       address), balancing over the given edges (at most 10); with --tls-port also HTTPS with
+#       HTTP/2 (ALPN h2,http/1.1) on 127.0.0.1:T, the certificate and key in one PEM file
 #   deploy/lb.sh check --port P --edge HOST:PORT [...]
 #       only validate the config with these settings (haproxy -c)
 #   deploy/lb.sh wait  --stats-socket PATH --edges N [--timeout S]
@@ -11,8 +13,8 @@
 #   deploy/lb.sh status --stats-socket PATH
 #       print "<server> <status> <current sessions>" per edge
 #
-# The config reads HERALD_LB_BIND, HERALD_EDGE_<n> and HERALD_LB_STATS_SOCKET; this script
-# only sets them, so compose and local processes run exactly the same file.
+# The config reads HERALD_LB_BIND, HERALD_EDGE_<n>, HERALD_LB_STATS_SOCKET, HERALD_LB_TLS_*;
+# this script only sets them, so compose and local processes run exactly the same file.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +27,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # Prints the rows of "show stat" for backend "edges": name status scur.
@@ -65,10 +67,12 @@ BIND=
 SOCK=
 NEDGES=
 TIMEOUT=30
+TLS_PORT=
+TLS_CERT=
 EDGES=()
 while [ $# -gt 0 ]; do
     case "$1" in
-    --port | --bind | --edge | --stats-socket | --edges | --timeout)
+    --port | --bind | --edge | --stats-socket | --edges | --timeout | --tls-port | --tls-cert)
         [ $# -ge 2 ] || die "$1 needs a value"
         case "$1" in
         --port) PORT=$2 ;;
@@ -77,6 +81,8 @@ while [ $# -gt 0 ]; do
         --stats-socket) SOCK=$2 ;;
         --edges) NEDGES=$2 ;;
         --timeout) TIMEOUT=$2 ;;
+        --tls-port) TLS_PORT=$2 ;;
+        --tls-cert) TLS_CERT=$2 ;;
         esac
         shift 2
         ;;
@@ -99,6 +105,13 @@ run | check)
     for i in $(seq 1 "$MAX_EDGES"); do unset "HERALD_EDGE_$i"; done
     for i in "${!EDGES[@]}"; do export "HERALD_EDGE_$((i + 1))=${EDGES[$i]}"; done
     if [ -n "$SOCK" ]; then export HERALD_LB_STATS_SOCKET=$SOCK; else unset HERALD_LB_STATS_SOCKET; fi
+    if [ -n "$TLS_PORT" ]; then
+        [ -n "$TLS_CERT" ] && [ -r "$TLS_CERT" ] || die "--tls-port needs a readable --tls-cert PEM"
+        export HERALD_LB_TLS_BIND=127.0.0.1:$TLS_PORT HERALD_LB_TLS_CERT=$TLS_CERT
+    else
+        [ -z "$TLS_CERT" ] || die "--tls-cert without --tls-port"
+        unset HERALD_LB_TLS_BIND HERALD_LB_TLS_CERT
+    fi
     if [ "$cmd" = check ]; then
         exec haproxy -c -q -f "$CFG"
     fi

@@ -16,6 +16,11 @@ HERALD_BIN=<path> uses that binary instead), then runs in the foreground:
 prints "edge-<n> http://127.0.0.1:<port>" per edge once its /readyz answers 200, then
 "ready http://127.0.0.1:P" once HAProxy sees every edge healthy.
 
+Publishing: the edges get a publish key (POST /publish/<topic>, used by the demo page):
+HERALD_PUBLISH_KEY if set, else a random one; it is printed at start ("publish key: ...").
+Run directory: build/local/ (HERALD_LOCAL_DIR=<dir> for another one): logs, Redis data,
+the HAProxy admin socket, edge-<n>.pid, redis.pid, haproxy.pid.
+
 Options:
   --edges N        number of edges (default 3, at most 10)
   --port P         port of the load balancer; the edges take the ports after it (default 8080)
@@ -24,7 +29,10 @@ Options:
   -h, --help       this text
 
 Ctrl-C or SIGTERM stops HAProxy, then the edges (SIGTERM, they drain), then Redis, and exits 0.
-If a process dies on its own, the rest is stopped and the script exits 1.
+An edge that dies on its own is restarted (like compose's "restart: unless-stopped"), after
+1 s, then 2, 4 .. 30 s if it keeps dying (the delay starts again at 1 s once it ran 30 s);
+each exit and restart is logged on stderr. If Redis or HAProxy dies, the rest is stopped and
+the script exits 1.
 EOF
 }
 
@@ -68,7 +76,7 @@ if [ -n "$THREADS" ] && [ "$THREADS" -lt 1 ]; then die "--threads must be at lea
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build
-RUN=$BUILD/local
+RUN=${HERALD_LOCAL_DIR:-$BUILD/local}
 
 bash "$ROOT/deploy/deps.sh" lb
 
@@ -105,6 +113,13 @@ fi
 
 mkdir -p "$RUN/redis"
 
+# The publish key of every edge (from the environment, not argv: ps shows argv to every user).
+if [ -z "${HERALD_PUBLISH_KEY:-}" ]; then
+    HERALD_PUBLISH_KEY=$(openssl rand -hex 16) || die "openssl rand failed"
+fi
+export HERALD_PUBLISH_KEY
+echo "publish key: $HERALD_PUBLISH_KEY"
+
 # Each child gets its own process group (job control), so a Ctrl-C reaches only this script,
 # which then stops the edges before Redis.
 set -m
@@ -113,9 +128,13 @@ declare -A NAMES=()
 EDGE_PIDS=()
 REDIS_PID=
 LB_PID=
+SLEEP_PID= # the back-off sleep before a restart, so that a signal ends it at once
+declare -a EDGE_ARGS=()   # per edge index: its argv, one string (word-split on restart)
+declare -a EDGE_START=()  # per edge index: SECONDS when it was (re)started
+declare -a EDGE_DELAY=()  # per edge index: the next restart delay (s)
 
 stop_pid() { # pid name: wait up to 15 s for a process already sent SIGTERM, then SIGKILL
-    local pid=$1 name=$2 i
+    local pid=$1 name=${2:-pid $1} i
     for i in $(seq 150); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
@@ -130,13 +149,18 @@ stop_pid() { # pid name: wait up to 15 s for a process already sent SIGTERM, the
 stop_all() { # the LB, then the edges (all at once, they drain in parallel), then Redis
     trap '' INT TERM
     local pid
+    if [ -n "$SLEEP_PID" ]; then
+        kill -TERM "$SLEEP_PID" 2>/dev/null || true
+        wait "$SLEEP_PID" 2>/dev/null || true
+        SLEEP_PID=
+    fi
     if [ -n "$LB_PID" ]; then
         kill -TERM "$LB_PID" 2>/dev/null || true
         stop_pid "$LB_PID" haproxy
         LB_PID=
     fi
     for pid in "${EDGE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${EDGE_PIDS[@]}"; do stop_pid "$pid" "${NAMES[$pid]}"; done
+    for pid in "${EDGE_PIDS[@]}"; do stop_pid "$pid" "${NAMES[$pid]:-}"; done
     EDGE_PIDS=()
     if [ -n "$REDIS_PID" ]; then
         kill -TERM "$REDIS_PID" 2>/dev/null || true
@@ -155,8 +179,10 @@ trap on_signal INT TERM
 trap 'stop_all' EXIT
 
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save 60 1000 --appendonly no \
-    --dir "$RUN/redis" --logfile "$RUN/redis/redis.log" --daemonize no </dev/null &
+    --dir "$RUN/redis" --logfile "$RUN/redis/redis.log" --daemonize no </dev/null \
+    >>"$RUN/redis/redis.log" 2>&1 &
 REDIS_PID=$!
+echo "$REDIS_PID" >"$RUN/redis.pid"
 NAMES[$REDIS_PID]=redis-server
 
 deadline=$((SECONDS + 20))
@@ -166,13 +192,32 @@ until [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; do
     sleep 0.1
 done
 
+start_edge() { # index: (re)starts edge index+1; its log is appended to, never truncated
+    local i=$1 n=$(($1 + 1)) pid
+    # shellcheck disable=SC2086 # the arguments are ports and numbers, no spaces
+    "$HERALD" ${EDGE_ARGS[$i]} </dev/null >>"$RUN/edge-$n.log" 2>&1 &
+    pid=$!
+    EDGE_PIDS[$i]=$pid
+    EDGE_START[$i]=$SECONDS
+    NAMES[$pid]="edge-$n (port $((PORT + n)), log $RUN/edge-$n.log)"
+    echo "$pid" >"$RUN/edge-$n.pid"
+}
+
+edge_index() { # pid -> index of the edge it is, or nothing
+    local i
+    for i in "${!EDGE_PIDS[@]}"; do
+        [ "${EDGE_PIDS[$i]}" = "$1" ] && echo "$i" && return 0
+    done
+    return 1
+}
+
 for i in $(seq 0 $((EDGES - 1))); do
-    args=(--listen "127.0.0.1:$((PORT + 1 + i))" --redis "redis://127.0.0.1:$REDIS_PORT"
-          --node-id "edge-$((i + 1))")
-    [ -z "$THREADS" ] || args+=(--threads "$THREADS")
-    "$HERALD" "${args[@]}" </dev/null >"$RUN/edge-$((i + 1)).log" 2>&1 &
-    EDGE_PIDS+=($!)
-    NAMES[$!]="edge-$((i + 1)) (port $((PORT + 1 + i)), log $RUN/edge-$((i + 1)).log)"
+    EDGE_ARGS[$i]="--listen 127.0.0.1:$((PORT + 1 + i)) --redis redis://127.0.0.1:$REDIS_PORT"
+    EDGE_ARGS[$i]+=" --node-id edge-$((i + 1))"
+    [ -z "$THREADS" ] || EDGE_ARGS[$i]+=" --threads $THREADS"
+    EDGE_DELAY[$i]=1
+    : >"$RUN/edge-$((i + 1)).log"
+    start_edge "$i"
 done
 
 for i in $(seq 0 $((EDGES - 1))); do
@@ -197,6 +242,7 @@ for i in $(seq 0 $((EDGES - 1))); do lb_args+=(--edge "127.0.0.1:$((PORT + 1 + i
 rm -f "$RUN/haproxy.sock"
 bash "$ROOT/deploy/lb.sh" "${lb_args[@]}" </dev/null >"$RUN/haproxy.log" 2>&1 &
 LB_PID=$!
+echo "$LB_PID" >"$RUN/haproxy.pid"
 NAMES[$LB_PID]="haproxy (port $PORT, log $RUN/haproxy.log)"
 deadline=$((SECONDS + 30))
 until [ -S "$RUN/haproxy.sock" ] &&
@@ -210,14 +256,31 @@ $(bash "$ROOT/deploy/lb.sh" status --stats-socket "$RUN/haproxy.sock" 2>&1)"
 done
 echo "ready http://127.0.0.1:$PORT"
 echo "publish with: redis-cli -p $REDIS_PORT PUBLISH news hello"
-echo "watch with: curl -N http://127.0.0.1:$PORT/events/news   (demo page: http://127.0.0.1:$PORT/)"
+echo "         or: curl -H 'Authorization: Bearer $HERALD_PUBLISH_KEY' -d hello http://127.0.0.1:$PORT/publish/news"
+echo "watch with: curl -N http://127.0.0.1:$PORT/events/news"
+echo "demo page: http://127.0.0.1:$PORT/?redis_port=$REDIS_PORT#key=$HERALD_PUBLISH_KEY"
 
-# Wait for a child to end on its own: that is a failure.
+# Wait for a child to end on its own: an edge is restarted after a back-off, Redis or HAProxy
+# ending is a failure.
 while :; do
     dead=
     rc=0
     wait -n -p dead "$REDIS_PID" "$LB_PID" "${EDGE_PIDS[@]}" || rc=$?
     [ -n "$dead" ] || continue
-    echo "local: ${NAMES[$dead]} exited unexpectedly (status $rc); stopping the rest" >&2
-    exit 1
+    if ! i=$(edge_index "$dead"); then
+        echo "local: ${NAMES[$dead]} exited unexpectedly (status $rc); stopping the rest" >&2
+        exit 1
+    fi
+    # An edge that ran 30 s or more starts the back-off again from 1 s.
+    [ $((SECONDS - EDGE_START[i])) -lt 30 ] || EDGE_DELAY[$i]=1
+    delay=${EDGE_DELAY[$i]}
+    echo "local: ${NAMES[$dead]} exited unexpectedly (status $rc); restarting it in ${delay} s" >&2
+    unset "NAMES[$dead]" # (stop_all, on a signal during the back-off, copes with no name)
+    EDGE_DELAY[$i]=$((delay * 2 > 30 ? 30 : delay * 2))
+    sleep "$delay" &
+    SLEEP_PID=$!
+    wait "$SLEEP_PID" || true
+    SLEEP_PID=
+    start_edge "$i"
+    echo "local: restarted ${NAMES[${EDGE_PIDS[$i]}]} (pid ${EDGE_PIDS[$i]})" >&2
 done

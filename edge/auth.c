@@ -5,6 +5,7 @@
  */
 #include "service.h"
 
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -43,6 +44,51 @@ int hb_auth_token(struct lws *wsi, char *out, size_t cap)
         memmove(out, out + 6, strlen(out + 6) + 1);
         return out[0] != '\0' ? 1 : -2;
     }
+}
+
+/*
+ * A browser attaches cookies to requests that other sites' pages make (a cross-site WebSocket
+ * handshake above all), so a cookie speaks for its user only on a request from the edge's own
+ * origin (no Origin header, or one equal to the Host) or from an origin listed by name in
+ * --allowed-origins; `*` never lets a cookie through.
+ */
+static int cookie_origin_ok(const hb_cfg_t *cfg, struct lws *wsi)
+{
+    char origin[512], host[256];
+    const char *o;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN), idx;
+    if (n <= 0)
+        return 1;
+    if ((size_t)n >= sizeof(origin) ||
+        lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+        return 0;
+    idx = hb_cfg_origin_index(cfg->allowed_origins, origin, strlen(origin));
+    if (idx > 0)
+        return 1;
+    o = strstr(origin, "://");
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
+    if (!o || n <= 0 || (size_t)n >= sizeof(host) ||
+        lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) < 0)
+        return 0;
+    return !strcasecmp(o + 3, host);
+}
+
+int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    size_t max = cap;
+    if (!cfg->auth_cookie[0] || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) <= 0)
+        return 0;
+    if (!cookie_origin_ok(cfg, wsi)) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_origin, 1, memory_order_relaxed);
+        hb_log_ratelimited("cookie-origin", 1000, HB_LOG_INFO, MOD,
+                           "token cookie ignored: request from a foreign origin", NULL);
+        return 0;
+    }
+    if (lws_http_cookie_get(wsi, cfg->auth_cookie, out, &max))
+        return 0; /* no such cookie (or longer than cap: refused like a long header) */
+    out[max < cap ? max : cap - 1] = '\0';
+    return out[0] != '\0' ? 1 : 0;
 }
 
 int hb_auth_is_publish_key(const hb_cfg_t *cfg, const char *tok, size_t len)
@@ -85,6 +131,8 @@ int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reas
         return 0; /* no token checks on this edge: a token is ignored */
     has = hb_auth_token(wsi, tok, sizeof(tok));
     if (has == 0)
+        has = hb_auth_cookie(s, wsi, tok, sizeof(tok));
+    if (has == 0)
         return 0;
     if (has == -1) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
@@ -99,17 +147,39 @@ int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reas
     return hb_auth_verify(s, tok, strlen(tok), jwt, reason) ? -1 : 1;
 }
 
+/*
+ * The expiry timer waits at most this long and then re-arms itself (hb_auth_on_timer's early
+ * wake-up), so its microseconds never approach the lws_usec_t range whatever exp says. An exp
+ * of 10^13 (milliseconds) once made (exp - now) * 10^6 overflow to a time in the past: the
+ * timer fired, found the token still valid, re-armed in the past again, and the service
+ * thread spun in lws's timer loop for good. hb_jwt bounds exp too; this does not rely on it.
+ */
+#define AUTH_TIMER_MAX_S 3600
+
+/* 1 when a token with this exp is no longer accepted at now: exp + leeway < now, no overflow. */
+static int auth_expired(const hb_client_t *c, long long exp, long long now)
+{
+    long long leeway = c->svc->edge->cfg.jwt_leeway;
+    return exp < LLONG_MAX - leeway && exp + leeway < now;
+}
+
 void hb_auth_expire_at(hb_client_t *c, long long exp)
 {
-    long long now = (long long)time(NULL);
+    long long now = (long long)time(NULL), wait;
     c->auth_exp = exp;
     if (!exp) {
         lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
         return;
     }
-    /* hb_jwt_verify() still accepts exp + leeway == now: end the second after */
-    exp += c->svc->edge->cfg.jwt_leeway + 1;
-    lws_set_timer_usecs(c->wsi, exp > now ? (lws_usec_t)(exp - now) * LWS_USEC_PER_SEC : 1);
+    /* hb_jwt_verify() still accepts exp + leeway == now: end the second after. Compared, not
+     * added, so that no exp overflows. */
+    if (auth_expired(c, exp, now))
+        wait = 0;
+    else if (exp - now >= AUTH_TIMER_MAX_S - 1 - c->svc->edge->cfg.jwt_leeway)
+        wait = AUTH_TIMER_MAX_S;
+    else
+        wait = exp + c->svc->edge->cfg.jwt_leeway + 1 - now; /* 1 .. AUTH_TIMER_MAX_S */
+    lws_set_timer_usecs(c->wsi, wait > 0 ? (lws_usec_t)wait * LWS_USEC_PER_SEC : 1);
 }
 
 int hb_auth_on_timer(hb_client_t *c)
@@ -117,8 +187,8 @@ int hb_auth_on_timer(hb_client_t *c)
     long long now = (long long)time(NULL);
     if (!c->auth_exp || c->closing)
         return 0;
-    if (now <= c->auth_exp + c->svc->edge->cfg.jwt_leeway) {
-        hb_auth_expire_at(c, c->auth_exp); /* early wake-up */
+    if (!auth_expired(c, c->auth_exp, now)) {
+        hb_auth_expire_at(c, c->auth_exp); /* early (or capped) wake-up: at least 1 s later */
         return 0;
     }
     atomic_fetch_add_explicit(&c->svc->edge->stats.auth_expired, 1, memory_order_relaxed);
@@ -143,7 +213,8 @@ int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors)
     *cors = 0;
     if (n <= 0)
         return 0; /* not a cross-origin browser request: nothing to allow or refuse */
-    if ((size_t)n >= sizeof(origin) || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+    if ((size_t)n >= sizeof(origin) ||
+        lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
         idx = -1;
     else
         idx = hb_cfg_origin_index(list, origin, strlen(origin));

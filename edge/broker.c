@@ -97,6 +97,7 @@ static void topic_free(hb_broker_t *b, btopic_t *t)
     while (t->waiting) {
         hreq_t *r = t->waiting;
         t->waiting = r->next;
+        hb_hflag_unref(r->cancel);
         free(r);
     }
     free(t);
@@ -230,6 +231,26 @@ static long history_batch(const hb_broker_t *b)
     return b->edge->cfg.history_batch < half ? b->edge->cfg.history_batch : half > 0 ? half : 1;
 }
 
+/* Entries a client's history request reads: what it asked for, within history_batch(). */
+static long hreq_count(const hb_broker_t *b, const hreq_t *q)
+{
+    long max = history_batch(b);
+    return q->count && (long)q->count < max ? (long)q->count : max;
+}
+
+/* The most bytes one encoding of ev takes in a client queue (the page budget's measure). */
+static size_t ev_size(const hb_ev_t *ev)
+{
+    size_t n = hb_buf_len(ev->sse);
+    if (hb_buf_len(ev->msse) > n)
+        n = hb_buf_len(ev->msse);
+    if (hb_buf_len(ev->ws) > n)
+        n = hb_buf_len(ev->ws);
+    if (hb_buf_len(ev->json) > n)
+        n = hb_buf_len(ev->json);
+    return n;
+}
+
 static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
@@ -238,7 +259,9 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
     hb_msg_t *m = hb_msg_new(HB_MSG_HISTORY, q->topic, q->topic_len);
     m->client_id = q->client_id;
 
-    if (!history_reply_ok(r)) {
+    if (hb_hflag_cancelled(q->cancel)) {
+        /* nobody takes it: an empty answer frees the asker's slots, nothing is encoded */
+    } else if (!history_reply_ok(r)) {
         m->error = 1;
         if (r && r->type == REDIS_REPLY_ERROR)
             hb_log_ratelimited("history-error", 1000, HB_LOG_WARN, MOD, "history read failed",
@@ -248,10 +271,18 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
         const char *epoch = r->element[0]->str;
         hb_id_t tail;
         m->gap = gap_of(r->element[1]);
-        m->more = ents->elements >= (size_t)history_batch(b);
+        size_t bytes = 0;
+        m->more = ents->elements >= (size_t)hreq_count(b, q);
         btopic_t *t = topic_get(b, q->topic, q->topic_len, 0);
-        if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL))
+        if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL)) {
             hb_cursor_format(&tail, epoch, m->tail);
+            /* A cursor of this stream (its epoch, or none) with a later ID than the stream
+             * ever generated (Redis restored from an older snapshot, a forged cursor): no
+             * event would ever pass it. The client is told "reset" and continues from the
+             * stream's tail (PROTOCOL.md, Gap notice). */
+            if (!q->tail_only && m->gap == HB_GAP_NONE && hb_id_cmp(&q->cursor.id, &tail) > 0)
+                m->gap = HB_GAP_RESET;
+        }
         if (t && t->sub_id == q->sub_id) /* read on this subscription (topic_kick) */
             topic_set_pos(t, r->element[3], r->element[0]);
         m->evs = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->evs));
@@ -267,6 +298,15 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
                 break;
             }
             hb_ev_stamp(&m->evs[m->n], 0); /* a resume page, not a live delivery */
+            /* the page ends before its byte budget (one entry at least): the rest is left
+             * unencoded and read again from the last ID when the client has taken this */
+            if (q->max_bytes && m->n && bytes + ev_size(&m->evs[m->n]) > q->max_bytes) {
+                hb_ev_release(&m->evs[m->n]);
+                memset(&m->evs[m->n], 0, sizeof(m->evs[m->n]));
+                m->more = 1;
+                break;
+            }
+            bytes += ev_size(&m->evs[m->n]);
             m->n++;
         }
     }
@@ -274,17 +314,22 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
         hb_msg_unref(m);
         atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
     }
+    hb_hflag_unref(q->cancel);
     free(q);
 }
 
 static void history_send(hb_broker_t *b, hreq_t *q)
 {
     char since[HB_ID_STR_MAX], count[24];
+    if (hb_hflag_cancelled(q->cancel)) { /* cancelled while it waited: Redis is not asked */
+        on_client_history(b->cluster ? hb_cluster_fail_ac(b->cluster) : b->cmd.ac, NULL, q);
+        return;
+    }
     if (q->tail_only)
         strcpy(since, "$");
     else
         hb_id_format(&q->cursor.id, since);
-    snprintf(count, sizeof(count), "%ld", history_batch(b));
+    snprintf(count, sizeof(count), "%ld", hreq_count(b, q));
     if (b->cluster) {
         const char *av[] = {since, q->cursor.epoch, count};
         size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count)};
@@ -746,6 +791,10 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         h->topic_len = q->topic_len;
         h->cursor = q->cursor;
         h->tail_only = q->tail_only;
+        h->count = q->count;
+        h->max_bytes = q->max_bytes;
+        h->cancel = q->cancel; /* the reference moves to h */
+        q->cancel = NULL;
         if (t->state == T_IDLE && t->want)
             topic_subscribe(b, t);
         /* keep FIFO order */

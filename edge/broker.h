@@ -46,6 +46,9 @@ typedef struct hreq {
     hb_cursor_t cursor;
     int tail_only;             /* only the topic's newest cursor */
     unsigned long long sub_id; /* the topic's subscription it was sent on */
+    uint32_t count;            /* entries to read (0: history_batch()) */
+    size_t max_bytes;          /* the page ends once its encoded events reach this (0: no limit) */
+    hb_hflag_t *cancel;        /* set: the subscription went away, answer empty (one reference) */
 } hreq_t;
 
 typedef enum { T_IDLE = 0, T_SUBSCRIBING, T_SUBSCRIBED, T_UNSUBSCRIBING } tstate_t;

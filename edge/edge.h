@@ -105,6 +105,21 @@ typedef enum {
 } hb_req_type_t;
 
 /* A request from a service thread to the broker; the broker frees it. */
+/*
+ * A history read's cancel flag (edge/hread.c), shared by the service thread that asked and the
+ * broker: the service sets it when the subscription goes away; the broker then skips the Redis
+ * read if it has not started, or drops the reply unencoded. Either thread drops its reference.
+ */
+typedef struct hb_hflag hb_hflag_t;
+/** hb_hflag_new() - a clear flag with two references (asker and broker); aborts on OOM. */
+hb_hflag_t *hb_hflag_new(void);
+/** hb_hflag_cancel() - set the flag. Any thread; accepts NULL. */
+void hb_hflag_cancel(hb_hflag_t *f);
+/** hb_hflag_cancelled() - 1 once set, 0 otherwise (and for NULL). Any thread. */
+int hb_hflag_cancelled(const hb_hflag_t *f);
+/** hb_hflag_unref() - drop one reference; the last frees it. Any thread; accepts NULL. */
+void hb_hflag_unref(hb_hflag_t *f);
+
 typedef struct hb_req {
     hb_req_type_t type;
     int thread;
@@ -113,6 +128,11 @@ typedef struct hb_req {
     uint64_t client_id;
     hb_cursor_t cursor; /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
     int tail_only;
+    /* HISTORY paging (edge/hread.c): entries to read (0: --history-batch; never more), and
+     * bytes of encoded events after which the page ends early with `more` (0: no limit) */
+    uint32_t count;
+    size_t max_bytes;
+    hb_hflag_t *cancel; /* HISTORY: one reference, owned by the request (NULL: none) */
     char event[HB_EVENT_NAME_MAX + 1]; /* PUBLISH */
     char *payload;                     /* PUBLISH, malloc'd, owned by the request */
     size_t payload_len;
@@ -152,6 +172,11 @@ typedef struct hb_stats {
     atomic_ullong ingest_standby_overflow;
     atomic_ullong ingest_unled; /* kept raw messages the next leader never heard (ingest.c) */
     atomic_ullong ingest_unknown; /* raw stores in flight when the Redis connection went */
+    /* admission (admit.c) */
+    atomic_ullong sockets;             /* gauge: accepted sockets open */
+    atomic_ullong rejected_sock_limit; /* closed at accept: socket limit, no head to evict */
+    atomic_ullong evicted;             /* heads closed to make room for a new socket */
+    atomic_ullong accept_pauses;       /* accept() out of descriptors: accepting paused */
     atomic_int ready;    /* 1 when Redis is up and every subscription is in place */
     atomic_int redis_up; /* 1 while every Redis connection of the edge is up */
     atomic_int leader;   /* 1 while this edge holds the ingest lease */
@@ -166,6 +191,9 @@ typedef struct hb_edge {
     int nthreads;
     struct hb_svc **svcs; /* one per service thread */
     struct hb_broker *broker;
+    long nofile;     /* RLIMIT_NOFILE (soft) in force after start-up */
+    long sock_limit; /* accepted sockets at most, from RLIMIT_NOFILE (admit.h) */
+    long conn_limit; /* clients at most: --max-connections or less (admit.h) */
 } hb_edge_t;
 
 extern hb_edge_t *hb_edge; /* the one edge of this process; set once in main before threads */

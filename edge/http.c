@@ -12,6 +12,7 @@
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "reqcheck.h"
 #include "sentinel.h"
 
 #define MOD "http"
@@ -24,11 +25,16 @@ enum {
     EXTRA_ALLOW_GET,
     EXTRA_ALLOW_POST,
     EXTRA_PREFLIGHT, /* 204 answer to a CORS preflight */
+    EXTRA_ASSET,     /* /herald.js: ETag, revalidated, importable from any origin */
 };
 
 /* The demo page, embedded at build time when edge/demo.html exists. */
 extern const unsigned char hb_demo_html[] __attribute__((weak));
 extern const size_t hb_demo_html_len __attribute__((weak));
+/* The browser client edge/herald.js, embedded at build time (edge/embed.cmake). */
+extern const unsigned char hb_herald_js[];
+extern const size_t hb_herald_js_len;
+extern const char hb_herald_js_etag[];
 
 /* ---- plain responses ---- */
 
@@ -48,7 +54,10 @@ int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const ch
         hb_client_push(c, b, NULL, 0, 1);
         hb_buf_unref(b);
     }
-    lws_callback_on_writable(c->wsi);
+    if (c->rx_paused)
+        hb_http_answer_now(c);
+    else
+        lws_callback_on_writable(c->wsi);
     return 0;
 }
 
@@ -79,7 +88,12 @@ static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned 
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
     if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
         add_header(wsi, "x-herald-node:", s->edge->cfg.node_id, &p, end) ||
-        add_header(wsi, "cache-control:", sse ? "no-cache" : "no-store", &p, end))
+        add_header(wsi, "cache-control:",
+                   sse || c->auth_challenge == EXTRA_ASSET ? "no-cache" : "no-store", &p, end))
+        return -1;
+    if (c->auth_challenge == EXTRA_ASSET &&
+        (add_header(wsi, "etag:", hb_herald_js_etag, &p, end) ||
+         (!c->cors && add_header(wsi, "access-control-allow-origin:", "*", &p, end))))
         return -1;
     if (sse && add_header(wsi, "x-accel-buffering:", "no", &p, end))
         return -1;
@@ -96,14 +110,20 @@ static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned 
         if (add_header(wsi, "access-control-allow-origin:", ob, &p, end) ||
             (c->cors > 1 && add_header(wsi, "vary:", "Origin", &p, end)))
             return -1;
+        /* a listed origin may send the token cookie (EventSource withCredentials) */
+        if (c->cors > 1 && s->edge->cfg.auth_cookie[0] &&
+            add_header(wsi, "access-control-allow-credentials:", "true", &p, end))
+            return -1;
     }
     if (c->auth_challenge == EXTRA_PREFLIGHT &&
         (add_header(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||
-         (c->cors && (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p,
-                                 end) ||
-                      add_header(wsi, "access-control-allow-headers:",
-                                 "Authorization, Content-Type, Last-Event-ID", &p, end) ||
-                      add_header(wsi, "access-control-max-age:", "600", &p, end)))))
+         (c->cors &&
+          (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p, end) ||
+           add_header(wsi, "access-control-allow-headers:",
+                      "Authorization, Content-Type, Last-Event-ID", &p, end) ||
+           add_header(wsi, "access-control-max-age:", "600", &p, end)))))
+        return -1;
+    if (!sse && c->close_after_flush && add_header(wsi, "connection:", "close", &p, end))
         return -1;
     if (c->auth_challenge == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
         return -1;
@@ -115,7 +135,56 @@ static int write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned 
     return 0;
 }
 
-/* Copies up to HB_SVC_WBUF queued bytes into the thread's write buffer; returns the count. */
+/* A window onto a byte sequence that is produced piece by piece: put() skips the first
+ * `skip` bytes of the sequence, then copies into out[n..cap). */
+typedef struct span {
+    unsigned char *out;
+    size_t cap, n, skip;
+} span_t;
+
+static void span_put(span_t *sp, const void *p, size_t len)
+{
+    size_t take;
+    if (sp->skip >= len) {
+        sp->skip -= len;
+        return;
+    }
+    p = (const unsigned char *)p + sp->skip;
+    len -= sp->skip;
+    sp->skip = 0;
+    take = len < sp->cap - sp->n ? len : sp->cap - sp->n;
+    memcpy(sp->out + sp->n, p, take);
+    sp->n += take;
+}
+
+/* Multi-topic SSE: the composite id line "id: <c0>,<c1>,...\n\n" of the cursors written so
+ * far (u->wcur), emitted through sp (NULL: only measured). Its length. */
+static size_t msse_idline(const hb_client_t *c, span_t *sp)
+{
+    size_t len = 6 + (c->nsubs ? c->nsubs - 1u : 0);
+    if (sp)
+        span_put(sp, "id: ", 4);
+    for (uint16_t i = 0; i < c->nsubs; i++) {
+        hb_buf_t *cur = c->subs[i] ? c->subs[i]->wcur : NULL;
+        if (sp && i)
+            span_put(sp, ",", 1);
+        if (cur) {
+            len += hb_buf_len(cur);
+            if (sp)
+                span_put(sp, hb_buf_data(cur), hb_buf_len(cur));
+        }
+    }
+    if (sp)
+        span_put(sp, "\n\n", 2);
+    return len;
+}
+
+/*
+ * Copies up to HB_SVC_WBUF queued bytes into the thread's write buffer; returns the count.
+ * A frame of any size goes out over as many writes as it takes: c->off is the position in
+ * the head entry, which for a multi-topic SSE event is its frame followed by the client's own
+ * composite id line (produced on the fly, so it is never bigger than what is left to copy).
+ */
 static size_t coalesce(hb_svc_t *s, hb_client_t *c)
 {
     unsigned char *start = s->wbuf + LWS_PRE;
@@ -123,47 +192,31 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c)
     long long now_us = c->qlen ? hb_now_us() : 0;
     while (c->qlen && n < HB_SVC_WBUF) {
         qent_t *e = &c->q[c->qhead];
-        size_t blen = hb_buf_len(e->b), avail = blen - c->off;
-        size_t take = avail < HB_SVC_WBUF - n ? avail : HB_SVC_WBUF - n;
-        /* multi-topic SSE: each event ends with the client's own composite id line */
-        size_t idlen = 0;
-        if (c->kind == K_MSSE && !e->ctl) {
-            idlen = 6;
-            for (uint16_t i = 0; i < c->nsubs; i++) {
-                hb_sub_t *u = c->subs[i];
-                hb_buf_t *cur = i == e->idx ? e->cur : u ? u->wcur : NULL;
-                idlen += (cur ? hb_buf_len(cur) : 0) + 1;
-            }
-            if (c->off == 0 && n + blen + idlen > HB_SVC_WBUF) {
-                if (n)
-                    break; /* next write */
-                take = 0;  /* cannot happen with the limits in force; drop the id line */
-            }
-        }
-        memcpy(start + n, hb_buf_data(e->b) + c->off, take);
-        n += take;
-        c->off += take;
-        if (c->off < blen)
-            break;
-        if (idlen && take) {
-            hb_sub_t *u = e->idx < c->nsubs ? c->subs[e->idx] : NULL;
-            if (u) {
-                hb_buf_unref(u->wcur);
-                u->wcur = hb_buf_ref(e->cur);
-            }
-            memcpy(start + n, "id: ", 4);
-            n += 4;
-            for (uint16_t i = 0; i < c->nsubs; i++) {
-                hb_buf_t *cur = c->subs[i] ? c->subs[i]->wcur : NULL;
-                if (i)
-                    start[n++] = ',';
-                if (cur) {
-                    memcpy(start + n, hb_buf_data(cur), hb_buf_len(cur));
-                    n += hb_buf_len(cur);
+        size_t blen = hb_buf_len(e->b);
+        int idline = c->kind == K_MSSE && !e->ctl;
+        if (c->off < blen) {
+            size_t avail = blen - c->off;
+            size_t take = avail < HB_SVC_WBUF - n ? avail : HB_SVC_WBUF - n;
+            memcpy(start + n, hb_buf_data(e->b) + c->off, take);
+            n += take;
+            c->off += take;
+            if (c->off < blen)
+                break;
+            if (idline) { /* the frame is out: its cursor joins the composite */
+                hb_sub_t *u = e->idx < c->nsubs ? c->subs[e->idx] : NULL;
+                if (u && e->cur) {
+                    hb_buf_unref(u->wcur);
+                    u->wcur = hb_buf_ref(e->cur);
                 }
             }
-            start[n++] = '\n';
-            start[n++] = '\n';
+        }
+        if (idline) {
+            span_t sp = {start + n, HB_SVC_WBUF - n, 0, c->off - blen};
+            size_t total = msse_idline(c, &sp);
+            n += sp.n;
+            c->off += sp.n;
+            if (c->off < blen + total)
+                break;
         }
         c->qbytes -= blen;
         hb_svc_observe_write(s, e->b, now_us);
@@ -188,15 +241,33 @@ int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     return 0;
 }
 
-int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+/* Writes what a K_SIMPLE answer has queued (headers first); -1 on a write error. */
+static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n;
+    if (!c->headers_sent && write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
+        return -1;
+    n = coalesce(s, c);
+    if (n &&
+        lws_write(wsi, s->wbuf + LWS_PRE, n, c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
+        return -1;
+    return 0;
+}
+
+void hb_http_answer_now(hb_client_t *c)
+{
+    hb_svc_t *s = c->svc;
+    c->close_after_flush = 1;
+    while (c->qlen || !c->headers_sent)
+        if (simple_write(s, c, c->wsi))
+            break;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
     if (c->kind == K_SIMPLE) {
-        if (!c->headers_sent && write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
-            return -1;
-        n = coalesce(s, c);
-        if (n && lws_write(wsi, s->wbuf + LWS_PRE, n,
-                           c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
+        if (simple_write(s, c, wsi))
             return -1;
         if (c->qlen) {
             lws_callback_on_writable(wsi);
@@ -204,6 +275,8 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         }
         if (c->close_after_flush)
             return -1;
+        c->req = REQ_IDLE;
+        hb_req_resume(c); /* a pipelined request waits in lws' buffer */
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     if (c->kind == K_POLL) {
@@ -220,6 +293,7 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         return -1;
     if (c->qlen) {
         lws_callback_on_writable(wsi);
+        hb_client_drained(c); /* a paced resume may continue before the queue is empty */
         return 0;
     }
     if (c->close_after_flush)
@@ -297,8 +371,8 @@ static int subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
     if (!j && cfg->jwt_secret_len && !cfg->allow_anonymous) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         c->auth_challenge = EXTRA_AUTH;
-        respond_text(c, 401, "unauthorized: a token is required (Authorization: Bearer or ?token=)\n",
-                     0);
+        respond_text(c, 401,
+                     "unauthorized: a token is required (Authorization: Bearer or ?token=)\n", 0);
         return 1;
     }
     for (int i = 0; i < n && bad < 0; i++)
@@ -587,14 +661,14 @@ static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
 
 /* ---- publish ---- */
 
+/* POST /publish/<topic>: the head's framing is already checked (hb_req_framing). */
 static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
-                         size_t tlen)
+                         size_t tlen, hb_http_body_t framing, uint64_t length)
 {
     const hb_cfg_t *cfg = &s->edge->cfg;
-    char tok[HB_JWT_MAX + 8], cl[32];
+    char tok[HB_JWT_MAX + 8];
     const char *reason = NULL;
     int n;
-    long long length = -1;
 
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0) {
         c->auth_challenge = EXTRA_ALLOW_POST;
@@ -608,8 +682,9 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         c->auth_challenge = EXTRA_AUTH;
         return respond_text(c, 401,
-                            n == -1 ? "unauthorized: token longer than 8192 bytes\n"
-                                    : "unauthorized: Authorization: Bearer <publish key or token>\n",
+                            n == -1
+                                ? "unauthorized: token longer than 8192 bytes\n"
+                                : "unauthorized: Authorization: Bearer <publish key or token>\n",
                             1);
     }
     if (hb_topic_validate(topic, tlen, &reason))
@@ -630,23 +705,22 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
         hb_jwt_free(j);
         if (!ok) {
             atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
-            return respond_text(c, 403, "forbidden: the token does not allow publishing to this topic\n", 1);
+            return respond_text(
+                c, 403, "forbidden: the token does not allow publishing to this topic\n", 1);
         }
     }
     n = query_arg(wsi, "event", NULL, c->event, sizeof(c->event));
     if (n < 0 ||
         (n > 0 && c->event[0] && hb_event_name_validate(c->event, strlen(c->event), &reason)))
         return bad_request(c, reason ? reason : "event name longer than 64 bytes", 1);
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
-        char *end;
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) >= (int)sizeof(cl) ||
-            lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0)
-            return bad_request(c, "bad Content-Length", 1);
-        length = strtoll(cl, &end, 10);
-        if (*end || length < 0)
-            return bad_request(c, "bad Content-Length", 1);
-    }
-    if (length > cfg->max_message_bytes) {
+    if (framing == HB_HTTP_BODY_CHUNKED)
+        /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
+        return respond_text(c, 411, "Content-Length required (chunked bodies are not accepted)\n",
+                            1);
+    if (framing == HB_HTTP_BODY_NONE)
+        /* lws would take the rest of the connection as the body of a POST without a length */
+        return respond_text(c, 411, "Content-Length required\n", 1);
+    if (length > (uint64_t)cfg->max_message_bytes) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
         return respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
     }
@@ -654,28 +728,22 @@ static int publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
     c->topic[tlen] = '\0';
     c->topic_len = tlen;
     c->kind = K_PUBLISH;
-    c->rxmax = (size_t)cfg->max_message_bytes;
-    if (length < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
-        /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
-        c->kind = K_NONE;
-        return respond_text(c, 411,
-                            "Content-Length required (chunked bodies are not "
-                            "accepted)\n",
-                            1);
-    }
-    if (length <= 0)
-        return hb_http_on_body_done(s, c);
+    c->rxmax = (size_t)length;
+    /* lws gives the body (an explicit 0 too) and then completes it, once: HTTP_BODY_COMPLETION */
+    c->req = REQ_BODY;
     return 0;
 }
 
 int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len)
 {
-    if (c->kind != K_PUBLISH)
-        return 0; /* a body we answered early; ignore it */
-    if (c->rxlen + len > c->rxmax) {
+    if (c->req != REQ_BODY || c->kind != K_PUBLISH || !len)
+        return 0; /* a body we answered early (or lws' empty call for Content-Length: 0) */
+    if (len > c->rxmax - c->rxlen) { /* lws frames by the same Content-Length: cannot happen */
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
         free(c->rx);
         c->rx = NULL;
+        c->rxlen = c->rxcap = 0;
+        c->req = REQ_DONE;
         return respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
     }
     if (c->rxlen + len > c->rxcap) {
@@ -700,8 +768,19 @@ int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c)
 {
     hb_req_t *q;
     hb_pending_t *p;
-    if (c->kind != K_PUBLISH)
+    if (c->req == REQ_DONE && (c->kind == K_PUBLISH || c->kind == K_SIMPLE) && !c->rx_paused) {
+        /* lws 4.1 calls this again on every loop turn while a pipelined request waits in its
+         * buffer (it stays in its body state until the answer is written), and the loop
+         * starves. Herald does not pipeline after a publish: stop reading, answer, close. */
+        c->close_after_flush = 1;
+        hb_req_pause(c);
+        if (c->kind == K_SIMPLE) /* the answer is queued, and lws will not write it now */
+            hb_http_answer_now(c);
         return 0;
+    }
+    if (c->req != REQ_BODY || c->kind != K_PUBLISH)
+        return 0; /* completed already, or answered before its body */
+    c->req = REQ_DONE;
     q = hb_xcalloc(1, sizeof(*q));
     q->type = HB_REQ_PUBLISH;
     memcpy(q->topic, c->topic, c->topic_len);
@@ -739,7 +818,7 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 
 /* ---- metrics ---- */
 
-enum { SUM_INQ, SUM_QUEUED, SUM_SUBS };
+enum { SUM_INQ, SUM_QUEUED, SUM_SUBS, SUM_HREADS, SUM_HWAIT };
 
 /* A gauge summed over the service threads (each writes only its own). */
 static unsigned long long svc_sum(hb_svc_t *s, int which)
@@ -750,7 +829,10 @@ static unsigned long long svc_sum(hb_svc_t *s, int which)
         if (which == SUM_INQ)
             n += hb_queue_len(t->inq);
         else
-            n += atomic_load_explicit(which == SUM_SUBS ? &t->subscriptions : &t->queued,
+            n += atomic_load_explicit(which == SUM_SUBS     ? &t->subscriptions
+                                      : which == SUM_HREADS ? &t->hist_inflight
+                                      : which == SUM_HWAIT  ? &t->hist_waiting
+                                                            : &t->queued,
                                       memory_order_relaxed);
     }
     return n;
@@ -793,6 +875,11 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_bytes_out_total", "counter", "Bytes written to clients.", "", hb_svc_sum(s, 1)},
         {"herald_slow_disconnects_total", "counter",
          "Clients cut off for exceeding their queue bound.", "", LOAD(slow_disconnects)},
+        {"herald_history_reads", "gauge",
+         "Paced history reads: in flight to Redis (at most 16 per service thread), and resuming "
+         "subscriptions waiting for one (sampled every 250 ms).",
+         "{state=\"inflight\"}", svc_sum(s, SUM_HREADS)},
+        {"herald_history_reads", NULL, NULL, "{state=\"waiting\"}", svc_sum(s, SUM_HWAIT)},
         {"herald_queue_drops_total", "counter",
          "Broker hand-offs dropped because a queue was full.", "",
          LOAD(queue_drops) + LOAD(req_drops)},
@@ -809,6 +896,19 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(rejected_incomplete)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"too_many_topics\"}",
          LOAD(rejected_topics)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"socket_limit\"}",
+         LOAD(rejected_sock_limit)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"evicted\"}", LOAD(evicted)},
+        {"herald_sockets", "gauge", "Accepted sockets open (clients, requests, idle).", "",
+         LOAD(sockets)},
+        {"herald_socket_limit", "gauge", "Accepted sockets at most (from RLIMIT_NOFILE).", "",
+         (unsigned long long)s->edge->sock_limit},
+        {"herald_connection_limit", "gauge",
+         "Clients at most: --max-connections, or less when RLIMIT_NOFILE is lower.", "",
+         (unsigned long long)s->edge->conn_limit},
+        {"herald_accept_pauses_total", "counter",
+         "Times accept() ran out of descriptors and accepting paused for 100 ms.", "",
+         LOAD(accept_pauses)},
         {"herald_redis_reconnects_total", "counter", "Redis connections lost.", "",
          LOAD(redis_reconnects)},
         {"herald_redis_master", "gauge", "The Redis master in use.", master_lbl, master[0] != 0},
@@ -817,12 +917,11 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
          "Redis Cluster primaries in the slot map in use (0 outside cluster mode).", "",
          LOAD(cluster_primaries)},
         {"herald_redis_cluster_redirects_total", "counter",
-         "Redis Cluster redirections followed, by kind.", "{kind=\"moved\"}",
-         LOAD(cluster_moved)},
+         "Redis Cluster redirections followed, by kind.", "{kind=\"moved\"}", LOAD(cluster_moved)},
         {"herald_redis_cluster_redirects_total", NULL, NULL, "{kind=\"ask\"}", LOAD(cluster_ask)},
         {"herald_redis_cluster_map_refreshes_total", "counter",
-         "Redis Cluster slot maps fetched (every 5 s, and after a redirection or a lost node).",
-         "", LOAD(cluster_map_updates)},
+         "Redis Cluster slot maps fetched (every 5 s, and after a redirection or a lost node).", "",
+         LOAD(cluster_map_updates)},
         {"herald_redis_cluster_giveups_total", "counter",
          "Commands not placed on a Redis Cluster node before their deadline (failed).", "",
          LOAD(cluster_giveups)},
@@ -849,17 +948,16 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(published)},
         {"herald_broker_queue_depth", "gauge", "Requests waiting for the broker thread.", "",
          hb_queue_len(s->edge->to_broker)},
-        {"herald_service_queue_depth", "gauge",
-         "Broker messages waiting for the service threads.", "", svc_sum(s, SUM_INQ)},
+        {"herald_service_queue_depth", "gauge", "Broker messages waiting for the service threads.",
+         "", svc_sum(s, SUM_INQ)},
         {"herald_client_queue_frames", "gauge",
          "Frames queued for clients, all connections (sampled every 250 ms).", "",
          svc_sum(s, SUM_QUEUED)},
         {"herald_subscriptions", "gauge", "Client subscriptions (client x topic).", "",
          svc_sum(s, SUM_SUBS)},
-        {"herald_topics", "gauge", "Topics this edge is subscribed to in Redis.", "",
-         LOAD(topics)},
-        {"herald_auth_expired_total", "counter", "Connections ended when their token expired.",
-         "", LOAD(auth_expired)},
+        {"herald_topics", "gauge", "Topics this edge is subscribed to in Redis.", "", LOAD(topics)},
+        {"herald_auth_expired_total", "counter", "Connections ended when their token expired.", "",
+         LOAD(auth_expired)},
         {"herald_redis_up", "gauge",
          "1 while the edge's Redis connections are up (same as herald_ready, without the "
          "subscriptions condition).",
@@ -903,7 +1001,22 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
 
 /* ---- routing ---- */
 
-int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
+/* GET /herald.js: the embedded client, 304 when If-None-Match names its ETag. */
+static int herald_js(hb_client_t *c, struct lws *wsi)
+{
+    char inm[64];
+    c->auth_challenge = EXTRA_ASSET;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
+        lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH) < (int)sizeof(inm) &&
+        lws_hdr_copy(wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
+        strstr(inm, hb_herald_js_etag))
+        return hb_http_respond(c, 304, "text/javascript; charset=utf-8", NULL, 0, 0);
+    return hb_http_respond(c, 200, "text/javascript; charset=utf-8", (const char *)hb_herald_js,
+                           hb_herald_js_len, 0);
+}
+
+static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
+                 hb_http_body_t body, uint64_t blen)
 {
     size_t plen = strlen(path);
     int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
@@ -920,7 +1033,7 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
         return hb_http_respond(c, 204, "text/plain", NULL, 0, 0);
     }
     if (!strncmp(path, "/publish/", 9))
-        return publish_start(s, c, wsi, path + 9, plen - 9);
+        return publish_start(s, c, wsi, path + 9, plen - 9, body, blen);
     if (!is_get) {
         c->auth_challenge = EXTRA_ALLOW_GET;
         return respond_text(c, 405, "method not allowed: use GET\n", 1);
@@ -942,10 +1055,31 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
         return sse_multi(s, c, wsi);
     if (!strncmp(path, "/poll/", 6))
         return poll_start(s, c, wsi, path + 6, plen - 6);
+    if (!strcmp(path, "/herald.js"))
+        return herald_js(c, wsi);
     if (!strcmp(path, "/ws"))
         return respond_text(c, 426, "WebSocket upgrade required (subprotocol herald.v1)\n", 0);
     if ((!strcmp(path, "/") || !strcmp(path, "/index.html")) && hb_demo_html)
         return hb_http_respond(c, 200, "text/html; charset=utf-8", (const char *)hb_demo_html,
                                hb_demo_html_len, 0);
     return respond_text(c, 404, "not found\n", 0);
+}
+
+int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
+{
+    const char *reason = NULL;
+    hb_http_body_t body;
+    uint64_t blen;
+    int rc;
+
+    /* framing first: an ambiguous head is refused (400 + close) before anything is acted on */
+    c->req = REQ_HEAD;
+    if (hb_req_framing(wsi, &body, &blen, &reason)) {
+        c->req = REQ_DONE;
+        return bad_request(c, reason, 1);
+    }
+    rc = route(s, c, wsi, path, body, blen);
+    if (c->req == REQ_HEAD)
+        c->req = REQ_DONE; /* no body taken: a body lws still reads is ignored */
+    return rc;
 }

@@ -3,6 +3,7 @@
  * (all listening on one port) and the broker, then runs the broker loop on the main thread
  * until a SIGTERM/SIGINT drain completes.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -18,14 +19,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include <event2/thread.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "edge.h"
+#include "hb_fdlim.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "herald_version.h"
+#include "watchdog.h"
 
 /* Fails fast, before any thread starts, when the port is taken (even by a SO_REUSEPORT peer). */
 static int check_port_free(const hb_cfg_t *cfg, char *err, size_t errlen)
@@ -205,13 +211,49 @@ static void *reload_main(void *arg)
     return NULL;
 }
 
-static void raise_fd_limit(void)
+/*
+ * Raises the soft RLIMIT_NOFILE to what --max-connections needs (hb_fdlim_wanted()), within
+ * the hard limit, and derives the socket and connection limits from it (hb_fdlim.h): past them a
+ * connection is refused or an idle one evicted, so accept() never fails with EMFILE because of
+ * clients. A soft limit above both the need and 65536 is lowered: lws sizes tables by it.
+ */
+static void fd_limits(hb_edge_t *edge)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    hb_fdlim_t lim;
+    long nofile = 1024, want = hb_fdlim_wanted(edge->cfg.threads, edge->cfg.max_connections);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        long cur = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > HB_FDLIM_NOFILE_MAX
+                       ? HB_FDLIM_NOFILE_MAX
+                       : (long)rl.rlim_cur;
+        long max = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > HB_FDLIM_NOFILE_MAX
+                       ? HB_FDLIM_NOFILE_MAX
+                       : (long)rl.rlim_max;
+        /* the current limit stays unless it is too low (raised up to the hard limit) or huge */
+        nofile = cur < 65536 ? cur : 65536;
+        if (nofile < want)
+            nofile = want;
+        if (nofile > max)
+            nofile = max;
+        rl.rlim_cur = (rlim_t)nofile;
+        if (nofile != cur && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            nofile = cur;
     }
+    hb_fdlim_compute(nofile, edge->cfg.threads, edge->cfg.max_connections, &lim);
+    edge->nofile = lim.nofile;
+    edge->sock_limit = lim.sockets;
+    edge->conn_limit = lim.connections;
+    hb_log_info("main", "limits", "{s:I,s:I,s:I,s:I,s:I}", "nofile", (json_int_t)lim.nofile,
+                "fd_reserve", (json_int_t)lim.reserve, "socket_limit", (json_int_t)lim.sockets,
+                "connection_limit", (json_int_t)lim.connections, "max_connections",
+                (json_int_t)edge->cfg.max_connections);
+    if (lim.connections < edge->cfg.max_connections)
+        hb_log_warn("main",
+                    "--max-connections is above what RLIMIT_NOFILE allows: raise the hard "
+                    "descriptor limit (ulimit -Hn, LimitNOFILE=) to serve that many",
+                    "{s:I,s:I,s:I}", "max_connections", (json_int_t)edge->cfg.max_connections,
+                    "connection_limit", (json_int_t)lim.connections, "nofile_needed",
+                    (json_int_t)want);
 }
 
 int main(int argc, char **argv)
@@ -224,6 +266,12 @@ int main(int argc, char **argv)
     struct timespec ts;
     struct stat st;
 
+    for (int a = 1; a < argc; a++)
+        if (!strcmp(argv[a], "--version")) {
+            printf("herald %s%s%s%s\n", HERALD_VERSION, HERALD_REVISION[0] ? " (git " : "",
+                   HERALD_REVISION, HERALD_REVISION[0] ? ")" : "");
+            return 0;
+        }
     rc = hb_cfg_load(&edge.cfg, argc, argv, stdout, err, sizeof(err));
     if (rc == 1)
         return 0;
@@ -239,7 +287,7 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &ts);
     srandom((unsigned)(ts.tv_nsec ^ ts.tv_sec ^ getpid()));
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    fd_limits(&edge);
     if (evthread_use_pthreads() != 0) {
         fprintf(stderr, "herald: libevent without pthreads support\n");
         return 1;
@@ -280,6 +328,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "herald: cannot start a service thread\n");
             return 1;
         }
+    if (hb_watchdog_start(&edge) != 0) {
+        fprintf(stderr, "herald: cannot start the drain watchdog thread\n");
+        return 1;
+    }
     /* SIGHUP stays blocked here too: only the reload thread takes it */
     sigdelset(&old, SIGHUP);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -291,6 +343,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "herald: cannot start the SIGHUP thread\n");
         return 1;
     }
+    pthread_setname_np(reloader.thread, "hb-sighup");
 
     if (!edge.cfg.jwt_secret_len)
         hb_log_warn("main", "no --jwt-secret: any client may subscribe to any topic", NULL);

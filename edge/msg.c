@@ -48,6 +48,7 @@ void hb_req_free(hb_req_t *q)
     if (!q)
         return;
     free(q->payload);
+    hb_hflag_unref(q->cancel);
     free(q);
 }
 

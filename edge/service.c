@@ -8,8 +8,9 @@
  * transport (no copy, no allocation per recipient). On writable, a client's queued frames are
  * coalesced into one write (http.c, ws.c).
  */
-#define _GNU_SOURCE /* accept4 */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "service.h"
+#include "admit.h"
 
 #include <dlfcn.h>
 #include <ev.h>
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,19 +31,11 @@
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_sse.h"
+#include "reqcheck.h"
+#include "hread.h"
 
 #define MOD "service"
 #define MSGS_PER_WAKE 512
-#define ACCEPTS_PER_WAKE 64
-#define IP_BUCKETS 65536
-#define HB_IP_OVER ((uintptr_t)1 << 31)     /* past --max-connections-per-ip */
-#define HB_CONN_SEEN ((uintptr_t)1 << 30)   /* accepted by us (always set) */
-#define HB_CONN_SERVED ((uintptr_t)1 << 29) /* sent a whole request */
-#define HB_BUCKET_MASK (HB_CONN_SERVED - 1)
-
-/* Connections per source address, hashed into buckets shared by all threads; each service
- * thread remembers the bucket of every connection it counted (svc->conns). */
-static atomic_uint ip_count[IP_BUCKETS];
 
 int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
@@ -147,7 +141,7 @@ void hb_pending_del(hb_svc_t *s, hb_pending_t *p)
     if (!p)
         return;
     hb_dict_del(s->pending, &p->token, sizeof(p->token));
-    if (!p->u) {
+    if (!p->u && !p->cancelled) {
         for (hb_pending_t **pp = &p->c->pubs; *pp; pp = &(*pp)->cnext)
             if (*pp == p) {
                 *pp = p->cnext;
@@ -155,31 +149,11 @@ void hb_pending_del(hb_svc_t *s, hb_pending_t *p)
             }
     }
     json_decref(p->echo);
+    hb_hflag_unref(p->cancel);
     free(p);
 }
 
 /* ---- subscriptions ---- */
-
-static void sub_request_history(hb_sub_t *u, const hb_cursor_t *cur, int tail_only)
-{
-    hb_client_t *c = u->c;
-    hb_svc_t *s = c->svc;
-    hb_req_t *q = hb_xcalloc(1, sizeof(*q));
-    hb_pending_t *p = hb_dict_get(s->pending, &u->token, sizeof(u->token));
-    if (!p) {
-        p = hb_pending_add(s, c, u);
-        u->token = p->token;
-    }
-    q->type = HB_REQ_HISTORY;
-    q->client_id = u->token;
-    memcpy(q->topic, u->t->name, u->t->len);
-    q->topic_len = u->t->len;
-    q->cursor = *cur;
-    q->tail_only = tail_only;
-    u->want_more = 0;
-    if (hb_svc_request(s, q) != 0)
-        hb_client_close(c, "broker queue full", 1011);
-}
 
 hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_cursor_t *since,
                      int tail_only)
@@ -217,12 +191,11 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
     }
     c->subs[u->idx] = u;
     if (since || tail_only) {
-        u->resuming = 1;
         if (since) {
             u->last = since->id;
             u->have_last = 1;
         }
-        sub_request_history(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, tail_only);
+        hb_hread_begin(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, tail_only);
     }
     return u;
 }
@@ -240,8 +213,7 @@ void hb_sub_remove(hb_client_t *c, hb_sub_t *u)
 {
     hb_svc_t *s = c->svc;
     ltopic_t *t = u->t;
-    if (u->token)
-        hb_pending_del(s, hb_dict_get(s->pending, &u->token, sizeof(u->token)));
+    hb_hread_cancel(u);
     if (u->tprev)
         u->tprev->tnext = u->tnext;
     else
@@ -356,8 +328,7 @@ static void svc_flush(hb_svc_t *s)
         }
         if (c->qlen)
             lws_callback_on_writable(c->wsi); /* more than one write's worth */
-        else
-            hb_client_drained(c);
+        hb_client_drained(c);
     }
 }
 
@@ -497,9 +468,6 @@ static void on_event(hb_svc_t *s, hb_msg_t *m)
 
 static void sub_finish_resume(hb_sub_t *u)
 {
-    hb_svc_t *s = u->c->svc;
-    hb_pending_del(s, hb_dict_get(s->pending, &u->token, sizeof(u->token)));
-    u->token = 0;
     u->resuming = 0;
     for (uint32_t i = 0; i < u->npend && !u->c->closing; i++)
         sub_deliver(u, &u->pend[i]->ev, u->pend[i]->control);
@@ -508,10 +476,12 @@ static void sub_finish_resume(hb_sub_t *u)
         lws_callback_on_writable(u->c->wsi); /* a long-poll may answer now */
 }
 
-static void on_history(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
+/* A page of u's history: queued to the client; then the next page (paced), or live. */
+static void on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
 {
-    hb_sub_t *u = p->u;
-    hb_client_t *c = p->c;
+    hb_client_t *c = u->c;
+    size_t q0 = c->qbytes;
+    (void)s;
     if (m->error) {
         hb_client_close(c, "history read failed", 1011);
         return;
@@ -524,40 +494,31 @@ static void on_history(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
             sub_deliver(u, &g, 1);
             hb_ev_release(&g);
         }
-        if (m->gap == HB_GAP_RESET)
+        if (m->gap == HB_GAP_RESET) {
             u->have_last = 0;
+            /* a long-poll continues from the stream's tail unless this page has events */
+            if (c->kind == K_POLL && m->tail[0])
+                memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
+        }
     }
     u->history_started = 1;
     for (size_t i = 0; i < m->n && !c->closing; i++)
         sub_deliver(u, &m->evs[i], 0);
     if (c->closing)
         return;
-    if (m->more) {
-        u->want_more = 1;
-        if (c->kind == K_POLL || c->qlen < (uint32_t)s->edge->cfg.client_queue_max / 2) {
-            if (c->kind == K_POLL) {
-                sub_finish_resume(u); /* one page per long-poll answer */
-                return;
-            }
-            hb_cursor_t cur = {.id = u->last, .epoch = ""};
-            sub_request_history(u, &cur, 0);
-        }
+    if (m->more && (c->kind != K_POLL || hb_hread_poll_room(c))) {
+        /* a long-poll answer takes more pages while it has room: up to --history-batch
+         * events and about a page's bytes */
+        hb_hread_next(u, c->qbytes > q0 ? c->qbytes - q0 : 0, m->n);
         return;
     }
     sub_finish_resume(u);
 }
 
-/* Called by the writers when a client's queue drained: continue a paged history read. */
+/* Called by the writers after a write: continue paged history reads waiting for room. */
 void hb_client_drained(hb_client_t *c)
 {
-    for (uint16_t i = 0; i < c->nsubs; i++) {
-        hb_sub_t *u = c->subs[i];
-        if (u && u->resuming && u->want_more &&
-            c->qlen < (uint32_t)c->svc->edge->cfg.client_queue_max / 2) {
-            hb_cursor_t cur = {.id = u->last, .epoch = ""};
-            sub_request_history(u, &cur, 0);
-        }
-    }
+    hb_hread_drained(c);
 }
 
 static void svc_process_inbox(hb_svc_t *s)
@@ -572,10 +533,13 @@ static void svc_process_inbox(hb_svc_t *s)
         } else {
             uint64_t token = m->client_id;
             hb_pending_t *p = hb_dict_get(s->pending, &token, sizeof(token));
-            if (p && !p->c->closing) {
-                if (m->type == HB_MSG_HISTORY && p->u)
-                    on_history(s, p, m);
-                else if (m->type == HB_MSG_PUBLISHED && p->c->kind == K_WS)
+            if (p && m->type == HB_MSG_HISTORY && (p->u || p->cancelled)) {
+                /* frees the read's slots (and p) even when nobody takes the page now */
+                hb_sub_t *u = hb_hread_answered(s, p);
+                if (u && !u->c->closing)
+                    on_history(s, u, m);
+            } else if (p && !p->c->closing) {
+                if (m->type == HB_MSG_PUBLISHED && p->c->kind == K_WS)
                     hb_ws_on_published(s, p, m);
                 else if (m->type == HB_MSG_PUBLISHED)
                     hb_http_on_published(s, p, m);
@@ -585,6 +549,7 @@ static void svc_process_inbox(hb_svc_t *s)
     }
     s->batching = 0;
     svc_flush(s);
+    hb_hread_pump(s);
     if (n == MSGS_PER_WAKE)
         lws_cancel_service(s->ctx); /* bounded work per wake-up: come back for the rest */
     if (atomic_load(&s->drain_req) && !s->draining) {
@@ -669,122 +634,32 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
         }
     }
     atomic_store_explicit(&s->queued, queued, memory_order_relaxed);
+    hb_admit_tick(s->admit);
+    if (slice == 0)
+        hb_hread_expire(s, hb_now_us());
+    atomic_store_explicit(&s->hist_inflight, s->hreads, memory_order_relaxed);
+    atomic_store_explicit(&s->hist_waiting, s->hwaiting, memory_order_relaxed);
+    hb_hread_pump(s);
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
 }
 
-/* ---- accepting ---- */
-
-static uint32_t ip_hash(const struct sockaddr_storage *ss)
-{
-    const unsigned char *p;
-    size_t n;
-    uint32_t h = 2166136261u;
-    if (ss->ss_family == AF_INET6) {
-        p = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-        n = 16;
-    } else {
-        p = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
-        n = 4;
-    }
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h % IP_BUCKETS;
-}
-
-/* A TLS connection ended before any HTTP request: counted with the incomplete requests. */
-static void tls_no_request(hb_svc_t *s)
-{
-    atomic_fetch_add_explicit(&s->edge->stats.rejected_incomplete, 1, memory_order_relaxed);
-    hb_log_ratelimited("tls-no-request", 10000, HB_LOG_INFO, MOD,
-                       "TLS connection closed before a request (failed handshake, plain HTTP on "
-                       "the TLS port, or idle)",
-                       NULL);
-}
-
-static void svc_accept(hb_svc_t *s)
-{
-    const hb_cfg_t *cfg = &s->edge->cfg;
-    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        uint32_t bucket = 0;
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                hb_log_ratelimited("accept", 1000, HB_LOG_WARN, MOD, "accept failed", "{s:s}",
-                                   "err", strerror(errno));
-            return;
-        }
-        struct lws *w;
-        uintptr_t mark = HB_CONN_SEEN;
-        int one = 1;
-        /* lws sets TCP_NODELAY only on what it accepts itself. Without it an answer or event
-         * written while an earlier write is unacknowledged waits for the peer's delayed ACK
-         * (~40 ms on Linux): a publish on a kept-alive connection took 44 ms instead of 1. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (cfg->send_buffer) {
-            int sb = (int)cfg->send_buffer;
-            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
-        }
-        if (cfg->max_connections_per_ip) {
-            /* counted now, refused at its first request with the transport's own signal
-             * (200 + retry for SSE), so a browser keeps retrying */
-            bucket = ip_hash(&ss);
-            mark |= bucket + 1;
-            if (atomic_fetch_add(&ip_count[bucket], 1) >= (unsigned)cfg->max_connections_per_ip)
-                mark |= HB_IP_OVER;
-        }
-        /* with --tls-cert the vhost has an SSL_CTX and lws runs the handshake first */
-        w = lws_adopt_descriptor_vhost(
-            s->vhost, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (s->tls ? LWS_ADOPT_ALLOW_SSL : 0),
-            (lws_sock_file_fd_type){.sockfd = fd}, NULL, NULL);
-        if (!w) {
-            if (mark & HB_BUCKET_MASK) /* lws refused it (fd limit) and closed it */
-                atomic_fetch_sub(&ip_count[bucket], 1);
-            if (s->tls) /* or its first bytes were already there and were not TLS */
-                tls_no_request(s);
-            continue;
-        }
-        hb_dict_set(s->conns, &w, sizeof(w), (void *)mark);
-    }
-}
-
-/* The connection sent a whole request (it is not counted as incomplete when it closes). */
-static void conn_served(hb_svc_t *s, struct lws *wsi)
-{
-    uintptr_t mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
-    if (mark && !(mark & HB_CONN_SERVED))
-        hb_dict_set(s->conns, &wsi, sizeof(wsi), (void *)(mark | HB_CONN_SERVED));
-}
+/* ---- admission (admit.c) ---- */
 
 int hb_svc_admit(hb_svc_t *s, struct lws *wsi)
 {
-    uintptr_t mark;
     if (s->draining)
         return 0;
-    if (hb_svc_total_clients(s) >= (size_t)s->edge->cfg.max_connections) {
+    if (hb_svc_total_clients(s) >= (size_t)s->edge->conn_limit) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_max_conn, 1, memory_order_relaxed);
         return 0;
     }
-    mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
-    if (mark & HB_IP_OVER) {
+    if (hb_admit_ip_over(s->admit, wsi)) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_per_ip, 1, memory_order_relaxed);
         hb_log_ratelimited("per-ip", 1000, HB_LOG_WARN, MOD,
                            "connection refused: per-address limit", NULL);
         return 0;
     }
     return 1;
-}
-
-static void on_wsi_destroy(hb_svc_t *s, struct lws *wsi)
-{
-    uintptr_t b = (uintptr_t)hb_dict_del(s->conns, &wsi, sizeof(wsi));
-    if (b & HB_BUCKET_MASK)
-        atomic_fetch_sub(&ip_count[(b & HB_BUCKET_MASK) - 1], 1);
-    /* With TLS, a connection that never got to HTTP (failed handshake, plain HTTP on the TLS
-     * port) gets no CLOSED_HTTP: count it here like a plain one that sent no whole request. */
-    if (s->tls && (b & HB_CONN_SEEN) && !(b & HB_CONN_SERVED))
-        tls_no_request(s);
 }
 
 /* ---- lws glue ---- */
@@ -885,6 +760,7 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
             hb_sub_remove(c, c->subs[i]);
     free(c->subs);
     c->subs = NULL;
+    hb_hread_client_gone(c);
     while (c->pubs)
         hb_pending_del(s, c->pubs);
     queue_release(c);
@@ -929,17 +805,24 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 0;
     case LWS_CALLBACK_RAW_RX_FILE:
         if (s)
-            svc_accept(s);
+            hb_admit_accept(s->admit);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        if (s)
-            on_wsi_destroy(s, wsi);
+        if (s && s->admit)
+            hb_admit_destroyed(s->admit, wsi);
         break;
     case LWS_CALLBACK_HTTP:
         if (!c)
             return -1;
+        /* the previous request is not finished (its body, or its answer, is pending): lws
+         * parsed a pipelined head (or acted again on the old one) before its time. It is
+         * not served; the pending answer goes out and the connection closes (reqcheck.h). */
+        if (c->req != REQ_IDLE && (c->kind == K_SIMPLE || c->kind == K_PUBLISH)) {
+            c->close_after_flush = 1;
+            return 0;
+        }
         if (c->kind != K_NONE && !c->cleaned) {
             if (!c->close_why)
                 c->close_why = "next request on the connection";
@@ -949,8 +832,25 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->svc = s;
         c->wsi = wsi;
         c->id = ++s->next_id;
-        conn_served(s, wsi);
+        hb_admit_served(s->admit, wsi);
         return hb_http_on_request(s, c, wsi, (const char *)in);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* lws asks for websocket and h2c only (it answers other upgrades itself): anything but
+         * websocket is refused (reqcheck.c), then the WebSocket version is checked (ws.c) */
+        if (!s || hb_req_confirm_upgrade(s, wsi, in))
+            return -1;
+        return hb_ws_confirm_upgrade(s, wsi, in);
+    case LWS_CALLBACK_RAW_ADOPT:
+        /* only a CONNECT request gets here: lws 4.1 makes it a raw socket before any HTTP
+         * callback (the listener is adopted as a raw file, accepted sockets as HTTP) */
+        return hb_req_refuse_raw(s, wsi);
+    case LWS_CALLBACK_RAW_RX:
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return -1; /* not reached: the raw socket is closed at adoption */
+    case LWS_CALLBACK_RAW_CLOSE:
+    case LWS_CALLBACK_RAW_SKT_BIND_PROTOCOL:
+    case LWS_CALLBACK_RAW_SKT_DROP_PROTOCOL:
+        return 0; /* its user data is fresh (lws freed the HTTP one: HTTP_DROP_PROTOCOL) */
     case LWS_CALLBACK_HTTP_BODY:
         return c ? hb_http_on_body(s, c, in, len) : -1;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
@@ -966,16 +866,15 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_CLOSED_HTTP:
         /* closed before a whole request arrived: handshake timeout (slowloris), oversized
          * headers or bytes that are not HTTP; lws answers or closes them itself */
-        if (s) {
-            uintptr_t mark = (uintptr_t)hb_dict_get(s->conns, &wsi, sizeof(wsi));
-            if ((mark & HB_CONN_SEEN) && !(mark & HB_CONN_SERVED)) {
-                hb_dict_set(s->conns, &wsi, sizeof(wsi), (void *)(mark | HB_CONN_SERVED));
-                atomic_fetch_add_explicit(&s->edge->stats.rejected_incomplete, 1,
-                                          memory_order_relaxed);
-            }
-        }
+        if (s && s->admit && hb_admit_closed_head(s->admit, wsi))
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_incomplete, 1, memory_order_relaxed);
         if (c && s)
             client_cleanup(s, c);
+        break;
+    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+        /* after a kept-alive transaction (and before each request): idle until the next */
+        if (s && s->admit)
+            hb_admit_idle(s->admit, wsi);
         break;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED:
@@ -997,7 +896,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (s)
-            conn_served(s, wsi);
+            hb_admit_served(s->admit, wsi);
         return s ? hb_ws_filter(s, wsi) : -1;
     case LWS_CALLBACK_ESTABLISHED:
         if (!c)
@@ -1012,9 +911,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         hb_ws_established(s, c, wsi);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c && !c->close_why)
-            c->close_why = "peer sent close";
-        return 0;
+        return c ? hb_ws_peer_close(c, wsi, in, len) : 0;
     case LWS_CALLBACK_RECEIVE:
         return c ? hb_ws_receive(s, c, wsi, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -1125,7 +1022,6 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     struct lws_context_creation_info info;
     void *loops[1];
     hb_svc_t *s = hb_xcalloc(1, sizeof(*s));
-    lws_sock_file_fd_type fd;
     char retry[64];
     int n;
 
@@ -1135,7 +1031,6 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->inq = hb_queue_new(65536);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
-    s->conns = hb_dict_new();
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);
@@ -1161,7 +1056,10 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     info.extensions = extensions;
     info.user = s;
     info.max_http_header_data = (unsigned short)edge->cfg.max_header_bytes;
-    info.max_http_header_pool = 256;
+    /* a header table for every socket the edge may hold (lws allocates them as sockets need
+     * them): with a fixed pool, idle sockets holding every table kept new clients waiting */
+    info.max_http_header_pool = 0;
+    info.max_http_header_pool2 = (unsigned)edge->sock_limit;
     info.timeout_secs = (unsigned)edge->cfg.handshake_timeout;
     info.timeout_secs_ah_idle = (unsigned)edge->cfg.handshake_timeout; /* slowloris */
     info.keepalive_timeout = edge->cfg.idle_timeout;
@@ -1171,7 +1069,8 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         s->idle_policy.secs_since_valid_hangup = (uint16_t)(edge->cfg.ws_ping_interval * 2);
         info.retry_and_idle_policy = &s->idle_policy;
     }
-    info.fd_limit_per_thread = (unsigned)(edge->cfg.max_connections + 128);
+    /* lws indexes its sockets by descriptor number: any number under RLIMIT_NOFILE */
+    info.fd_limit_per_thread = (unsigned)edge->nofile;
     info.vhost_name = "herald";
     if (edge->cfg.tls_cert[0])
         svc_tls_options(s, &info);
@@ -1204,9 +1103,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         return NULL;
     }
     s->vhost = lws_get_vhost_by_name(s->ctx, "herald");
-    fd.filefd = s->listen_fd;
-    if (!s->vhost ||
-        !lws_adopt_descriptor_vhost(s->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "http", NULL)) {
+    if (!s->vhost || !(s->admit = hb_admit_new(edge, s->vhost, s->listen_fd, s->tls))) {
         hb_svc_free(s);
         return NULL;
     }
@@ -1228,8 +1125,11 @@ static void *svc_main(void *arg)
 
 int hb_svc_start(hb_svc_t *s)
 {
+    char name[16];
     if (pthread_create(&s->thread, NULL, svc_main, s) != 0)
         return HB_EIO;
+    snprintf(name, sizeof(name), "hb-svc-%d", s->idx); /* in top -H, /proc/<pid>/task */
+    pthread_setname_np(s->thread, name);
     s->started = 1;
     return 0;
 }
@@ -1286,6 +1186,7 @@ void hb_svc_free(hb_svc_t *s)
         close(s->listen_fd);
     if (s->evloop)
         evf.destroy(s->evloop);
+    hb_admit_free(s->admit);         /* after lws_context_destroy(): its callbacks use it */
     SSL_CTX_free(s->tls_client_ctx); /* lws never frees a provided one */
     while ((n = hb_queue_pop(s->inq, items, 256)) > 0)
         for (size_t i = 0; i < n; i++)
@@ -1296,11 +1197,11 @@ void hb_svc_free(hb_svc_t *s)
     it = 0;
     while (hb_dict_next(s->pending, &it, &k, &klen, &v)) {
         json_decref(((hb_pending_t *)v)->echo);
+        hb_hflag_unref(((hb_pending_t *)v)->cancel);
         free(v);
     }
     hb_dict_free(s->topics);
     hb_dict_free(s->pending);
-    hb_dict_free(s->conns);
     hb_buf_unref(s->retry_frame);
     hb_buf_unref(s->hb_frame);
     hb_buf_unref(s->expired_frame);

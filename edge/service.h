@@ -42,8 +42,13 @@ struct hb_sub {
     hb_sub_t *tprev, *tnext; /* in t->head */
     uint64_t token;          /* key in svc->pending while history is read */
     uint16_t idx;            /* position in the client's topic list */
-    uint8_t resuming, history_started, want_more, have_last;
-    hb_id_t last;    /* last event id queued */
+    uint8_t resuming, history_started, have_last;
+    uint8_t hstate;   /* history read (hread.c): HB_HREAD_* */
+    uint32_t hcount;  /* entries the next page asks for */
+    hb_sub_t *hnext;  /* in c->hwait while HB_HREAD_QUEUED */
+    hb_cursor_t hcur; /* where the first page starts (later pages: after `last`) */
+    uint8_t htail;    /* the first read wants only the tail cursor */
+    hb_id_t last;     /* last event id queued */
     hb_buf_t *wcur;  /* multi-topic SSE: cursor of the last event written */
     hb_msg_t **pend; /* live events received while history is read */
     uint32_t npend, cappend;
@@ -60,6 +65,10 @@ typedef struct qent {
 
 typedef enum { K_NONE = 0, K_SIMPLE, K_SSE, K_MSSE, K_WS, K_POLL, K_PUBLISH } kind_t;
 
+/* Life cycle of the connection's current HTTP request (edge/reqcheck.h): every HTTP callback
+ * checks it, so a body is taken and completed once per request. */
+typedef enum { REQ_IDLE = 0, REQ_HEAD, REQ_BODY, REQ_DONE } req_state_t;
+
 /* An in-flight request (history page or publish) waiting for the broker's answer. */
 typedef struct hb_pending {
     hb_client_t *c;
@@ -67,7 +76,10 @@ typedef struct hb_pending {
     json_t *echo;             /* WS publish: the request id to echo */
     struct hb_pending *cnext; /* in c->pubs */
     uint64_t token;
-    long long t0_us; /* when it was asked (publish latency) */
+    long long t0_us;    /* when it was asked (publish latency; history: the read timeout) */
+    uint8_t cancelled;  /* history read whose subscription went away: the answer is dropped;
+                         * u is NULL, c (NULL once it is gone) keeps it in c->hcancel */
+    hb_hflag_t *cancel; /* history read: the flag shared with the broker (one reference) */
 } hb_pending_t;
 
 /* One connection's state: lws' per-session data. {service thread} */
@@ -89,6 +101,8 @@ struct hb_client {
     uint16_t status;
     const char *ctype;
     uint8_t auth_challenge;
+    uint8_t req;       /* req_state_t of the current HTTP request */
+    uint8_t rx_paused; /* input not read until this request is answered (reqcheck.h) */
     /* request bodies (publish) and WS messages */
     char *rx;
     size_t rxlen, rxcap, rxmax;
@@ -108,6 +122,13 @@ struct hb_client {
     char poll_next[HB_CURSOR_MAX];
     const char *poll_gap;
     uint8_t poll_ready;
+    /* history reads (hread.c): subscriptions waiting for a read, reads in flight (and the
+     * cancelled ones still counted), subscriptions waiting for the queue to drain */
+    hb_sub_t *hwait_head, *hwait_tail;
+    hb_pending_t *hcancel;
+    uint16_t hpaced;
+    uint8_t hreads, hlisted;
+    hb_client_t *hq_next; /* in svc->hq_head */
     /* written right after the broker batch that queued to it (svc->flush_head) */
     hb_client_t *flush_next;
     uint8_t flush_listed;
@@ -129,7 +150,7 @@ struct hb_svc {
     hb_queue_t *inq;    /* from the broker {inq lock} */
     hb_dict_t *topics;  /* name -> ltopic_t */
     hb_dict_t *pending; /* token -> hb_pending_t */
-    hb_dict_t *conns;   /* struct lws * -> HB_CONN_* marks, per-address bucket + 1 */
+    struct hb_admit *admit; /* accepting and counting sockets (admit.h) */
     uint64_t next_id;
     atomic_size_t nclients;
     /* per-delivery counters: written only by this thread (no shared cache line on the
@@ -146,6 +167,11 @@ struct hb_svc {
     int batching;
     hb_client_t *flush_head, *flush_tail;
     unsigned ticks;
+    /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting
+     * for one of these slots; the two counts are published every 250 ms for /metrics */
+    unsigned hreads, hwaiting;
+    hb_client_t *hq_head, *hq_tail;
+    atomic_ullong hist_inflight, hist_waiting;
     lws_sorted_usec_list_t sul_hb;
     lws_retry_bo_t idle_policy; /* WebSocket ping / hang-up timing */
     hb_buf_t *retry_frame, *hb_frame, *expired_frame;
@@ -189,7 +215,8 @@ static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long lon
 }
 void hb_client_count(hb_client_t *c, kind_t kind);
 int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
-/** hb_client_drained() - the client's queue emptied: continue a paged history read. */
+/** hb_client_drained() - the client wrote (part of) its queue: continue a paced history read
+ * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);
 
 /**
@@ -210,6 +237,11 @@ int hb_auth_verify(hb_svc_t *s, const char *tok, size_t len, hb_jwt_t **out, con
 /** hb_auth_may_subscribe() - j's subscribe patterns allow topic; with no token: no secret
  * configured or --allow-anonymous. */
 int hb_auth_may_subscribe(const hb_cfg_t *cfg, const hb_jwt_t *j, const char *topic, size_t len);
+/** hb_auth_cookie() - the token in the --auth-cookie cookie: 1 and out set, 0 none (the option
+ * is off, no such cookie, a cookie longer than cap, or a request from an origin that may not use
+ * cookies: neither the edge's own nor one listed by name in --allowed-origins). Service thread. */
+int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap);
+
 /** hb_auth_http() - the request's token, verified: 1 and *jwt set, 0 no token (or no secret
  * configured), -1 refused with *reason. */
 int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reason);
@@ -229,6 +261,12 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_sse_write() - SSE: one coalesced write of what is queued (lws keeps what the socket
  * does not take). 0, or -1 when the connection failed. Service thread. */
 int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/**
+ * hb_http_answer_now() - write @c's queued K_SIMPLE answer at once and have lws close the
+ * connection (LWS_TO_KILL_ASYNC). For a connection lws does not read (hb_req_pause()), whose
+ * POLLOUT lws 4.1 does not service. Service thread.
+ */
+void hb_http_answer_now(hb_client_t *c);
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);
 void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
@@ -240,6 +278,15 @@ int hb_ws_filter(hb_svc_t *s, struct lws *wsi);
 void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len);
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_ws_peer_close() - LWS_CALLBACK_WS_PEER_INITIATED_CLOSE with the peer's payload (in, len):
+ * 0 lets lws echo it; -1 (close reason set: 1002 for a 1-byte payload or a code RFC 6455 does
+ * not allow, 1007 for a reason that is not UTF-8) makes lws answer with that instead. */
+int hb_ws_peer_close(hb_client_t *c, struct lws *wsi, const unsigned char *in, size_t len);
+/** hb_ws_confirm_upgrade() - LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (upgrade: the Upgrade header):
+ * 0 lets the upgrade go on; 1 when the request was answered here (426 with
+ * Sec-WebSocket-Version: 13 for a version other than 13); -1 to hang up (the answer could not
+ * be written). Service thread. */
+int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
 /** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or -1
  * when the connection failed. Service thread. */
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);

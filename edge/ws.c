@@ -10,6 +10,7 @@
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "hb_utf8.h"
 #include "hb_wsmsg.h"
 
 #define MOD "ws"
@@ -41,7 +42,127 @@ static void reply_error(hb_client_t *c, const char *code, const char *message, j
     reply(c, json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "message", message), echo);
 }
 
+/* ---- closing ---- */
+
+/* Writes a close frame (code, why) now, the reason cut to fit a control frame: pre-framed and
+ * raw, as write_coalesced() does (lws 4.1 keeps its own close write private). */
+static void write_close_frame(struct lws *wsi, uint16_t code, const char *why)
+{
+    unsigned char buf[LWS_PRE + 2 + 125], *f = buf + LWS_PRE;
+    size_t wl = why ? strlen(why) : 0;
+    if (wl > 123)
+        wl = 123;
+    f[0] = 0x88; /* FIN, close */
+    f[1] = (unsigned char)(2 + wl);
+    f[2] = (unsigned char)(code >> 8);
+    f[3] = (unsigned char)(code & 0xff);
+    if (wl)
+        memcpy(f + 4, why, wl);
+    lws_write(wsi, f, 4 + wl, LWS_WRITE_RAW);
+}
+
+/*
+ * Ends the connection with (code, why) from a receive or writeable callback; returns -1, what
+ * the callback must return.
+ *
+ * Without an extension lws runs the close handshake (close frame, wait for the peer's).
+ * With permessage-deflate that handshake is unsafe: lws 4.1 inflates the rest of the buffered
+ * input in rx-buffer steps ("draining", up to ~1 MiB per 1 KiB of compressed input) and keeps
+ * the connection on its draining list; once its close frame is out (LRS_AWAITING_CLOSE_ACK)
+ * the drain bails out before inflating and never leaves the list, so the service thread polls
+ * with a zero timeout and spins until the 5 s close-ack timeout (ops-ws.c, lws_ws_rx_sm). So the
+ * close frame is written here, and the connection dropped at once (no reason set: lws kills it
+ * without the handshake and takes it off the list). Every later receive callback of the same
+ * drain returns -1 too: lws keeps only the last return value of that loop.
+ */
+static int ws_fail(hb_client_t *c, struct lws *wsi, uint16_t code, const char *why)
+{
+    if (!c->ws_ext) {
+        lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
+        return -1;
+    }
+    if (!c->closing) {
+        c->closing = 1; /* its queue is freed with the connection (LWS_CALLBACK_CLOSED) */
+        c->close_why = why;
+        c->close_code = code;
+    }
+    if (c->close_code && !lws_partial_buffered(wsi))
+        write_close_frame(wsi, c->close_code, c->close_why ? c->close_why : "closing");
+    c->close_code = 0; /* at most one close frame */
+    return -1;
+}
+
+/* RFC 6455 7.4: the close codes a peer may send (1004-1006, 1015 and 1012-2999 are reserved or
+ * not for the wire; 5000 and above do not exist). */
+static int close_code_ok(unsigned code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+           (code >= 3000 && code <= 4999);
+}
+
+int hb_ws_peer_close(hb_client_t *c, struct lws *wsi, const unsigned char *in, size_t len)
+{
+    static const char one_byte[] = "close payload of 1 byte", bad_code[] = "invalid close code",
+                      bad_utf8[] = "close reason is not UTF-8";
+    if (!c->close_why)
+        c->close_why = "peer sent close";
+    if (len == 1) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)one_byte,
+                         sizeof(one_byte) - 1);
+        return -1;
+    }
+    if (len < 2)
+        return 0; /* no code: lws answers with an empty close */
+    if (!close_code_ok((unsigned)in[0] << 8 | in[1])) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)bad_code,
+                         sizeof(bad_code) - 1);
+        return -1;
+    }
+    if (!hb_utf8_valid(in + 2, len - 2)) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, (unsigned char *)bad_utf8,
+                         sizeof(bad_utf8) - 1);
+        return -1;
+    }
+    return 0; /* lws echoes the code and reason */
+}
+
 /* ---- connection ---- */
+
+int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade)
+{
+    static const char body[] = "unsupported WebSocket version: send Sec-WebSocket-Version: 13\n";
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start;
+    unsigned char *end = buf + sizeof(buf) - sizeof(body);
+    const char *node = s->edge->cfg.node_id;
+    char v[4];
+    if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
+        return 0; /* not ours to judge */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_VERSION) == 2 &&
+        lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_VERSION) == 2 && strcmp(v, "13") == 0)
+        return 0;
+    /* RFC 6455 4.2.2 and 4.4: 426 naming the version we speak (lws would answer 101) */
+    atomic_fetch_add_explicit(&s->edge->stats.bad_requests, 1, memory_order_relaxed);
+    /* the status line by hand: lws 4.1 has no text for 426 and, before the upgrade is decided,
+     * would answer as HTTP/1.0 */
+    static const char status[] = "HTTP/1.1 426 Upgrade Required\r\n";
+    memcpy(p, status, sizeof(status) - 1);
+    p += sizeof(status) - 1;
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"sec-websocket-version:",
+                                    (const unsigned char *)"13", 2, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-herald-node:",
+                                    (const unsigned char *)node, (int)strlen(node), &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                     (const unsigned char *)"text/plain; charset=utf-8", 25, &p,
+                                     end) ||
+        lws_add_http_header_content_length(wsi, sizeof(body) - 1, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end))
+        return -1;
+    memcpy(p, body, sizeof(body) - 1);
+    p += sizeof(body) - 1;
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP) != (int)(p - start))
+        return -1;
+    return 1; /* answered: lws ends the transaction */
+}
 
 int hb_ws_filter(hb_svc_t *s, struct lws *wsi)
 {
@@ -88,6 +209,8 @@ void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     char tok[HB_JWT_MAX + 8];
     const char *reason = NULL;
     int n = hb_auth_token(wsi, tok, sizeof(tok));
+    if (n == 0)
+        n = hb_auth_cookie(s, wsi, tok, sizeof(tok));
     c->kind = K_WS;
     hb_client_count(c, K_WS);
     c->rxmax = (size_t)cfg->max_message_bytes + 4096;
@@ -231,7 +354,9 @@ static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
             on_publish(s, c, &m);
             break;
         case HB_WSMSG_PING:
-            reply(c, json_pack("{s:s}", "type", "pong"), m.echo);
+            /* the node id tells a browser, which cannot read the 101's X-Herald-Node, which
+             * edge serves it */
+            reply(c, json_pack("{s:s,s:s}", "type", "pong", "node", s->edge->cfg.node_id), m.echo);
             break;
         case HB_WSMSG_AUTH:
             if (!m.token) {
@@ -257,22 +382,16 @@ static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
 
 int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len)
 {
-    if (c->closing)
-        return 0;
-    if (lws_frame_is_binary(wsi)) {
-        static const char why[] = "binary frames are not supported";
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
-                         sizeof(why) - 1);
-        return -1;
-    }
+    if (c->closing) /* with an extension: the rest of an inflation drain, see ws_fail() */
+        return c->ws_ext ? ws_fail(c, wsi, c->close_code, c->close_why) : 0;
+    if (lws_frame_is_binary(wsi))
+        return ws_fail(c, wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                       "binary frames are not supported");
     if (lws_is_first_fragment(wsi))
         c->rxlen = 0;
-    if (c->rxlen + len > c->rxmax) {
-        static const char why[] = "message too big";
+    if (len > c->rxmax - c->rxlen) { /* rxlen <= rxmax always */
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
-                         sizeof(why) - 1);
-        return -1;
+        return ws_fail(c, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
     }
     if (c->rxlen + len > c->rxcap) {
         size_t ncap = c->rxcap ? c->rxcap : 1024;
@@ -285,9 +404,16 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
         c->rx = nrx;
         c->rxcap = ncap;
     }
-    memcpy(c->rx + c->rxlen, in, len);
+    if (len)
+        memcpy(c->rx + c->rxlen, in, len);
     c->rxlen += len;
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        /* RFC 6455 8.1: a text message is UTF-8, judged whole (a character may span frames) */
+        if (!hb_utf8_valid(c->rx, c->rxlen)) {
+            atomic_fetch_add_explicit(&s->edge->stats.bad_requests, 1, memory_order_relaxed);
+            return ws_fail(c, wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+                           "invalid UTF-8 in a text message");
+        }
         on_message(s, c, c->rx, c->rxlen);
         c->rxlen = 0;
         if (c->rxcap > 65536) { /* do not keep a large buffer for an idle connection */
@@ -382,6 +508,8 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if (c->close_code) {
         const char *why = c->close_why ? c->close_why : "closing";
         size_t wl = strlen(why);
+        if (c->ws_ext) /* no close handshake under permessage-deflate: see ws_fail() */
+            return ws_fail(c, wsi, c->close_code, why);
         lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
                          wl > 120 ? 120 : wl);
         return -1;
@@ -390,7 +518,6 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         return -1;
     if (c->qlen)
         lws_callback_on_writable(wsi);
-    else
-        hb_client_drained(c);
+    hb_client_drained(c); /* a paced resume continues once most of its page was taken */
     return 0;
 }

@@ -22,7 +22,7 @@ for arg in "$@"; do
     esac
 done
 
-bash "$ROOT/deploy/deps.sh" lb browser compose
+bash "$ROOT/deploy/deps.sh" lb browser compose ops
 # tests/browser: playwright-core from the committed lock file (node_modules is not committed).
 if command -v npm >/dev/null; then
     if [ ! "$ROOT/tests/browser/node_modules/.package-lock.json" -nt "$ROOT/tests/browser/package-lock.json" ]; then

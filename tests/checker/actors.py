@@ -4,7 +4,8 @@ what it got, with wall-clock times (the same clock Redis stamps stream IDs with)
 A subscriber records one *segment* per topic per connection (see model.py for the checks):
 
     {"sub", "kind", "topic", "edge", "conn",
-     "start": {"cursor": c} | {"fresh": True, "t_req": wall, "t_confirm": wall | None},
+     "start": {"cursor": c, "t_req": wall} | {"fresh": True, "t_req": wall,
+               "t_confirm": wall | None},
      "recs": [["ev", epoch, ms, seq, data, t], ["gap", reason, t]],
      "end_cursor": poll "next" | None, "final": set by the driver at the end}
 
@@ -40,8 +41,9 @@ class Subscriber(threading.Thread):
     good, bounce (reconnect elsewhere with its cursors), rewind (reconnect with an older
     cursor it received) or refresh (reconnect without cursors)."""
 
-    def __init__(self, idx, kind, topics, world, rng, cursors=None):
+    def __init__(self, idx, kind, topics, world, rng, cursors=None, first_edge=None):
         super().__init__(daemon=True, name="sub-%d" % idx)
+        self.first_edge = first_edge         # the edge of the first connection (else random)
         self.idx, self.kind, self.topics, self.world, self.rng = idx, kind, topics, world, rng
         self.cursors = dict(cursors or {})   # topic -> last cursor (None: fresh)
         self.history = {t: [] for t in topics}   # every cursor received, per topic
@@ -90,7 +92,8 @@ class Subscriber(threading.Thread):
         self.cur = {}
         for t in self.topics:
             c = self.cursors.get(t)
-            start = {"cursor": c} if c else {"fresh": True, "t_req": t_req, "t_confirm": None}
+            start = ({"cursor": c, "t_req": t_req} if c else
+                     {"fresh": True, "t_req": t_req, "t_confirm": None})
             seg = {"sub": self.idx, "kind": self.kind, "topic": t, "edge": edge,
                    "conn": self.conns, "start": start, "recs": [], "end_cursor": None,
                    "final": False, "closed": False}
@@ -144,7 +147,8 @@ class Subscriber(threading.Thread):
                     h = self.history[t]
                     if h:
                         self.cursors[t] = h[self.rng.randrange(len(h))]
-            port, edge = self.world.pick_edge(self.rng)
+            port, edge = self.world.pick_edge(self.rng, self.first_edge)
+            self.first_edge = None
             if port is None:
                 time.sleep(0.2)
                 continue

@@ -85,6 +85,10 @@ def make_schedule(seed, duration, net, sentinel=False):
                          t + p["dur"] + rng.uniform(0.0, 0.4)):
                 sched.append((max(0.0, when), "join", {"kind": rng.choice(KINDS),
                                                        "old": False}))
+        if f in ("part_redis", "loss_redis", "delay_redis") and rng.random() < 0.8:
+            # fresh subscribers on the edge whose Redis link is failing
+            sched.append((t + p["dur"] * rng.uniform(0.1, 0.9), "join",
+                          {"kind": rng.choice(KINDS), "old": False, "edge": p["edge"]}))
         sched.append((t, f, p))
     sched.sort(key=lambda x: x[0])
     return sched
@@ -127,7 +131,7 @@ class Run:
                         cursors[t] = "%s_%s" % (eid, snap["topics"][t]["epoch"])
             except (OSError, ConnectionError, harness.RedisError):
                 pass
-        s = Subscriber(len(self.subs), kind, topics, self.w, rng, cursors)
+        s = Subscriber(len(self.subs), kind, topics, self.w, rng, cursors, p.get("edge"))
         self.subs.append(s)
         s.start()
         self.say("join sub %d %s %s %s" % (s.idx, kind, topics, cursors or "fresh"))

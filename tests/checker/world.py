@@ -66,7 +66,6 @@ class Proxy:
     def _pipe(self, src, dst):
         queue = []
         cv = threading.Condition()
-        done = []
 
         def reader():
             while True:
@@ -80,7 +79,7 @@ class Proxy:
                 if not d:
                     return
         threading.Thread(target=reader, daemon=True).start()
-        while not done:
+        while True:
             with cv:
                 while not queue:
                     cv.wait()
@@ -243,12 +242,13 @@ class World:
         self.faults.append(f)
         return f
 
-    def pick_edge(self, rng):
+    def pick_edge(self, rng, want=None):
+        """(port, node id) of a random edge that is not down (`want` if it is not)."""
         with self.lock:
             live = [i for i in range(len(self.edges)) if i not in self.down]
         if not live:
             return None, None
-        i = rng.choice(live)
+        i = want if want in live else rng.choice(live)
         return self.edges[i].port, self.edges[i].node_id
 
     # -- snapshots of what Redis stored --

@@ -62,8 +62,10 @@ static size_t b64url(const void *p, size_t n, char *out)
     return o;
 }
 
-/* Decodes with the reference's own rule (canonical unpadded base64url): re-encode and compare. */
-static json_t *decode_json(const char *s, size_t n)
+/* Decodes with the reference's own rule (canonical unpadded base64url): re-encode and compare.
+ * flags: added to the jansson flags (the claims are read with JSON_DECODE_INT_AS_REAL, so that
+ * an integer beyond long long is a number to check, as the contract says, not invalid JSON). */
+static json_t *decode_json(const char *s, size_t n, size_t flags)
 {
     unsigned char *buf = malloc(n + 1);
     char *re = malloc(n + 4);
@@ -86,7 +88,7 @@ static json_t *decode_json(const char *s, size_t n)
     }
     if (b64url(buf, o, re) != n || memcmp(re, s, n) != 0)
         goto done;
-    v = json_loadb((const char *)buf, o, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+    v = json_loadb((const char *)buf, o, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | flags, NULL);
 done:
     free(buf);
     free(re);
@@ -197,6 +199,13 @@ static int ref_pattern(json_t *v)
     return hb_topic_validate(p, m, NULL) == HB_OK;
 }
 
+/* A NumericDate in the contract's range: 0 .. HB_JWT_TIME_MAX seconds, fractions allowed. */
+static int ref_time_ok(json_t *v)
+{
+    double d = json_number_value(v);
+    return d >= 0 && d <= 253402300799.0;
+}
+
 /* The reason the contract gives for the claims of a genuine token, NULL when it is accepted. */
 static const char *ref_claims(json_t *c)
 {
@@ -214,15 +223,23 @@ static const char *ref_claims(json_t *c)
     if (!json_is_object(c))
         return "claims must be a JSON object";
     json_t *exp = json_object_get(c, "exp"), *nbf = json_object_get(c, "nbf");
-    json_t *sub = json_object_get(c, "sub");
+    json_t *iat = json_object_get(c, "iat"), *sub = json_object_get(c, "sub");
     if (exp && !json_is_number(exp))
         return "exp must be a number";
+    if (exp && !ref_time_ok(exp))
+        return "exp must be seconds from 0 to 253402300799 (not milliseconds)";
     if (exp && json_number_value(exp) < (double)(NOW - LEEWAY))
         return "token expired";
     if (nbf && !json_is_number(nbf))
         return "nbf must be a number";
+    if (nbf && !ref_time_ok(nbf))
+        return "nbf must be seconds from 0 to 253402300799 (not milliseconds)";
     if (nbf && json_number_value(nbf) > (double)(NOW + LEEWAY))
         return "token not yet valid";
+    if (iat && !json_is_number(iat))
+        return "iat must be a number";
+    if (iat && !ref_time_ok(iat))
+        return "iat must be seconds from 0 to 253402300799 (not milliseconds)";
     if (sub && !json_is_string(sub))
         return "sub must be a string";
     if (sub && json_string_length(sub) > HB_JWT_SUB_MAX)
@@ -269,8 +286,8 @@ static void check(const char *s, size_t n, int signed_here, const uint8_t *extra
         FZ_CHECK(rc != HB_OK);
         return;
     }
-    json_t *hdr = decode_json(s, (size_t)(d1 - s));
-    json_t *claims = decode_json(d1 + 1, (size_t)(d2 - d1 - 1));
+    json_t *hdr = decode_json(s, (size_t)(d1 - s), 0);
+    json_t *claims = decode_json(d1 + 1, (size_t)(d2 - d1 - 1), JSON_DECODE_INT_AS_REAL);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char sig[64];
@@ -288,14 +305,16 @@ static void check(const char *s, size_t n, int signed_here, const uint8_t *extra
         FZ_CHECK(sig_ok && hdr_ok && json_is_object(claims));
         json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
         json_t *sub = json_object_get(claims, "sub");
+        json_t *iat = json_object_get(claims, "iat");
         FZ_CHECK(!exp || (json_is_number(exp) && json_number_value(exp) >= (double)(NOW - LEEWAY)));
         FZ_CHECK(!nbf || (json_is_number(nbf) && json_number_value(nbf) <= (double)(NOW + LEEWAY)));
-        if (json_is_integer(exp))
-            FZ_CHECK(hb_jwt_exp(j) == json_integer_value(exp));
-        else if (exp) /* rounded down; long double holds every long long exactly on x86-64 */
-            FZ_CHECK((long double)hb_jwt_exp(j) <= json_real_value(exp) &&
-                     (hb_jwt_exp(j) == LLONG_MAX ||
-                      (long double)hb_jwt_exp(j) + 1 > json_real_value(exp)));
+        FZ_CHECK(!exp || ref_time_ok(exp));
+        FZ_CHECK(!nbf || ref_time_ok(nbf));
+        FZ_CHECK(!iat || (json_is_number(iat) && ref_time_ok(iat)));
+        FZ_CHECK(hb_jwt_exp(j) >= 0 && hb_jwt_exp(j) <= HB_JWT_TIME_MAX);
+        if (exp) /* rounded down: every value in range is exact in a double */
+            FZ_CHECK((double)hb_jwt_exp(j) <= json_number_value(exp) &&
+                     (double)hb_jwt_exp(j) + 1 > json_number_value(exp));
         else
             FZ_CHECK(hb_jwt_exp(j) == 0);
         FZ_CHECK(sub ? str_is(sub, hb_jwt_sub(j)) : strcmp(hb_jwt_sub(j), "") == 0);

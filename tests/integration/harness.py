@@ -1001,8 +1001,15 @@ class HeraldTestCase(unittest.TestCase):
         outcome = getattr(self, "_outcome", None)
         if outcome is None:
             return False
+        if hasattr(outcome, "success") and not outcome.success:
+            return True
+        result = getattr(outcome, "result", None)
+        if result is not None:  # Python 3.11 records a failure in the result before tearDown
+            for test, _ in list(getattr(result, "failures", [])) + list(getattr(result, "errors", [])):
+                if test is self or getattr(test, "test_case", None) is self:
+                    return True
         if hasattr(outcome, "success"):
-            return not outcome.success
+            return False
         errors = getattr(outcome, "errors", [])
         return any(exc for _, exc in errors)
 

@@ -5,17 +5,15 @@ skips, when node, chromium or tests/browser/node_modules are missing."""
 
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 
 import harness
-from harness import SRC, HeraldTestCase, make_jwt
+from browserkit import BROWSER_DIR, CHROMIUM, require_browser
+from harness import HeraldTestCase, make_jwt
 
-BROWSER_DIR = os.path.join(SRC, "tests", "browser")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SECRET = "browser-secret-0123456789abcdef"
 
 
@@ -43,13 +41,7 @@ def page_server(test):
 class BrowserAuth(HeraldTestCase):
 
     def test_cross_origin_page_with_tokens(self):
-        node = shutil.which("node")
-        self.assertTrue(node, "node is not installed (deploy/deps.sh browser)")
-        self.assertTrue(os.access(CHROMIUM, os.X_OK),
-                        "%s is missing (deploy/deps.sh browser)" % CHROMIUM)
-        self.assertTrue(os.path.isdir(os.path.join(BROWSER_DIR, "node_modules",
-                                                   "playwright-core")),
-                        "tests/browser/node_modules is missing: run npm ci in tests/browser")
+        node = require_browser(self)
         allowed, denied = page_server(self), page_server(self)
         srv = self.redis()
         h = self.edge(srv, "edge-1", ["--jwt-secret", SECRET, "--allowed-origins", allowed])

@@ -6,27 +6,20 @@ them (deploy/deps.sh browser; npm ci in tests/browser)."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import harness
-from harness import SRC, HeraldTestCase
+from browserkit import BROWSER_DIR, CHROMIUM, require_browser
+from harness import HeraldTestCase
 from lbkit import HAProxy
 
-BROWSER_DIR = os.path.join(SRC, "tests", "browser")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 class BrowserFailover(HeraldTestCase):
 
     def test_eventsource_resumes_after_sigkill(self):
-        node = shutil.which("node")
-        self.assertTrue(node, "node is not installed (deploy/deps.sh browser)")
-        self.assertTrue(os.access(CHROMIUM, os.X_OK),
-                        "%s is missing (deploy/deps.sh browser)" % CHROMIUM)
-        self.assertTrue(os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")),
-                        "tests/browser/node_modules is missing: run npm ci in tests/browser")
+        node = require_browser(self)
 
         srv = self.redis()
         hs = self.edges(srv, 3, args=("--retry-ms", "1000"))

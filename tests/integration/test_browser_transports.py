@@ -6,29 +6,21 @@ chromium or tests/browser/node_modules are missing."""
 
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import threading
 import time
 
 import harness
-from harness import SRC, HeraldTestCase
+from browserkit import BROWSER_DIR, CHROMIUM, require_browser
+from harness import HeraldTestCase
 
-BROWSER_DIR = os.path.join(SRC, "tests", "browser")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 class BrowserTransports(HeraldTestCase):
 
     def test_eventsource_and_websocket_recover_after_restart(self):
-        node = shutil.which("node")
-        self.assertTrue(node, "node is not installed (deploy/deps.sh browser)")
-        self.assertTrue(os.access(CHROMIUM, os.X_OK),
-                        "%s is missing (deploy/deps.sh browser)" % CHROMIUM)
-        self.assertTrue(os.path.isdir(os.path.join(BROWSER_DIR, "node_modules",
-                                                   "playwright-core")),
-                        "tests/browser/node_modules is missing: run npm ci in tests/browser")
+        node = require_browser(self)
         srv = self.redis()
         h = self.edge(srv, "edge-1", ["--retry-ms", "500"])
         argv = [node, os.path.join(BROWSER_DIR, "transports.test.js"),

@@ -309,30 +309,74 @@ static void test_time(void **state)
     assert_int_equal(hb_jwt_verify(tok, strlen(tok), KEY, KEYLEN, NOW - 1, 0, &jj, &r), HB_EINVAL);
     assert_string_equal(r, "token not yet valid");
 
-    /* extreme values neither overflow nor pass wrongly */
-    hb_jwt_free(ok(sign("{\"exp\":9223372036854775807,\"nbf\":-9223372036854775808}")));
-    j = ok(sign("{\"exp\":1e300}"));
-    assert_true(hb_jwt_exp(j) == LLONG_MAX);
+    /* numbers at the limits: refused (not clamped) outside 0 .. HB_JWT_TIME_MAX, no overflow */
+    static const char *const out_of_range[] = {
+        "9223372036854775807",  /* INT64_MAX */
+        "9223372036854775808",  /* 2^63: beyond long long, still a double */
+        "18446744073709551621", /* 2^64 + 5 */
+        "9007199254740992",     /* 2^53 */
+        "10000000000000",       /* 1e13: milliseconds */
+        "1e13",
+        "1e300",
+        "-1",
+        "-0.5",
+        "-9223372036854775808",
+        "-1e300",
+        "253402300800", /* HB_JWT_TIME_MAX + 1 */
+        "253402300799.5",
+    };
+    for (size_t i = 0; i < sizeof(out_of_range) / sizeof(out_of_range[0]); i++) {
+        snprintf(c, sizeof(c), "{\"exp\":%s}", out_of_range[i]);
+        bad_claims(c, HB_EPROTO, "exp must be seconds from 0 to 253402300799 (not milliseconds)");
+        snprintf(c, sizeof(c), "{\"nbf\":%s}", out_of_range[i]);
+        bad_claims(c, HB_EPROTO, "nbf must be seconds from 0 to 253402300799 (not milliseconds)");
+        snprintf(c, sizeof(c), "{\"iat\":%s}", out_of_range[i]);
+        bad_claims(c, HB_EPROTO, "iat must be seconds from 0 to 253402300799 (not milliseconds)");
+    }
+    /* a number too big even for a double is not valid JSON to jansson */
+    bad_claims("{\"exp\":1e400}", HB_EPROTO, "claims are not valid JSON");
+    /* the last second allowed, and exponents and fractions in range */
+    j = ok(sign("{\"exp\":253402300799,\"nbf\":0,\"iat\":0}"));
+    assert_true(hb_jwt_exp(j) == HB_JWT_TIME_MAX);
     hb_jwt_free(j);
-    bad_claims("{\"exp\":-9223372036854775808}", HB_EINVAL, "token expired");
-    bad_claims("{\"exp\":-1e300}", HB_EINVAL, "token expired");
-    bad_claims("{\"nbf\":1e300}", HB_EINVAL, "token not yet valid");
-    bad_claims("{\"nbf\":9223372036854775807}", HB_EINVAL, "token not yet valid");
+    j = ok(sign("{\"exp\":2.534023007985e11,\"iat\":1.5}"));
+    assert_true(hb_jwt_exp(j) == 253402300798LL); /* rounded down */
+    hb_jwt_free(j);
+    j = ok(sign("{\"exp\":1.8e9,\"iat\":1700000000.25}"));
+    assert_true(hb_jwt_exp(j) == 1800000000LL);
+    hb_jwt_free(j);
     bad_claims("{\"exp\":0}", HB_EINVAL, "token expired");
+    bad_claims("{\"exp\":-0}", HB_EINVAL, "token expired"); /* -0.0 is in range: 0 */
+    /* the caller's clock and leeway at their own limits do not overflow either */
     r = NULL;
-    sign("{\"exp\":9223372036854775807}");
+    sign("{\"exp\":253402300799}");
     assert_int_equal(hb_jwt_verify(tok, strlen(tok), KEY, KEYLEN, LLONG_MAX, LONG_MAX, &jj, &r),
                      HB_OK);
     hb_jwt_free(jj);
-    sign("{\"nbf\":-9223372036854775808}");
-    assert_int_equal(hb_jwt_verify(tok, strlen(tok), KEY, KEYLEN, LLONG_MIN, LONG_MAX, &jj, &r),
-                     HB_OK);
+    assert_int_equal(hb_jwt_verify(tok, strlen(tok), KEY, KEYLEN, LLONG_MAX, 0, &jj, &r),
+                     HB_EINVAL);
+    assert_string_equal(r, "token expired");
+    sign("{\"nbf\":253402300799}");
+    assert_int_equal(hb_jwt_verify(tok, strlen(tok), KEY, KEYLEN, LLONG_MAX, 0, &jj, &r), HB_OK);
     hb_jwt_free(jj);
+    /* 0 > LLONG_MIN + LONG_MAX (-1): not yet valid, computed without overflow */
+    sign("{\"nbf\":0}");
+    assert_int_equal(hb_jwt_verify(tok, strlen(tok), KEY, KEYLEN, LLONG_MIN, LONG_MAX, &jj, &r),
+                     HB_EINVAL);
+    assert_string_equal(r, "token not yet valid");
 
     /* types */
     bad_claims("{\"exp\":\"1700003600\"}", HB_EPROTO, "exp must be a number");
+    bad_claims("{\"exp\":\"123\"}", HB_EPROTO, "exp must be a number");
     bad_claims("{\"exp\":null}", HB_EPROTO, "exp must be a number");
     bad_claims("{\"nbf\":true}", HB_EPROTO, "nbf must be a number");
+    bad_claims("{\"iat\":\"now\"}", HB_EPROTO, "iat must be a number");
+    bad_claims("{\"iat\":[1]}", HB_EPROTO, "iat must be a number");
+    /* claim by claim: exp, then nbf, then iat */
+    bad_claims("{\"iat\":-1,\"nbf\":-1}", HB_EPROTO,
+               "nbf must be seconds from 0 to 253402300799 (not milliseconds)");
+    snprintf(c, sizeof(c), "{\"iat\":-1,\"exp\":%lld}", NOW - LEEWAY - 1);
+    bad_claims(c, HB_EINVAL, "token expired");
     /* exp is checked before nbf */
     snprintf(c, sizeof(c), "{\"nbf\":%lld,\"exp\":1}", NOW + LEEWAY + 1);
     bad_claims(c, HB_EINVAL, "token expired");

@@ -1,0 +1,130 @@
+/*
+ * Request life cycle checks for the HTTP routes (see reqcheck.h). Service thread only.
+ */
+#include "reqcheck.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hb_err.h"
+#include "hb_log.h"
+
+#define MOD "http"
+#define FRAG_MAX 16 /* field lines of one name looked at; more are refused anyway */
+
+/*
+ * Field lines of known header @t: lws keeps a repeated line as another fragment (it starts
+ * with a space). The first value goes to @first (NUL-terminated, *flen bytes); a value that
+ * does not fit is replaced by "?" so it is refused as malformed, never truncated into a number.
+ */
+static unsigned field_lines(struct lws *wsi, enum lws_token_indexes t, char *first, size_t cap,
+                            size_t *flen)
+{
+    unsigned n = 0;
+    char tmp[8];
+    *flen = 0;
+    first[0] = '\0';
+    for (int i = 0; i < FRAG_MAX; i++) {
+        char *dst = i ? tmp : first;
+        int dcap = i ? (int)sizeof(tmp) : (int)cap;
+        int fl = lws_hdr_fragment_length(wsi, t, i);
+        int r = lws_hdr_copy_fragment(wsi, dst, dcap, t, i);
+        if (r < 0 && fl < dcap)
+            break; /* no such line (copy_fragment also fails for one too long) */
+        if (!i) {
+            if (r < 0)
+                snprintf(first, cap, "?");
+            *flen = strlen(first);
+        }
+        n++;
+    }
+    return n;
+}
+
+/* Names lws does not recognise as Content-Length / Transfer-Encoding but a proxy might:
+ * whitespace between the name and the colon (RFC 9112 section 5.1: must be refused). */
+static int odd_framing(struct lws *wsi)
+{
+    static const char *const names[] = {
+        "content-length :", "content-length\t:", "transfer-encoding :", "transfer-encoding\t:"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (lws_hdr_custom_length(wsi, names[i], (int)strlen(names[i])) >= 0)
+            return 1;
+    return 0;
+}
+
+int hb_req_framing(struct lws *wsi, hb_http_body_t *body, uint64_t *len, const char **reason)
+{
+    char cl[32], te[64], up[32], set[8];
+    size_t upl, setl;
+    hb_http_head_t h;
+    memset(&h, 0, sizeof(h));
+    h.body_method = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 ||
+                    lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+                    lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+    h.cl_count = field_lines(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl), &h.cl_len);
+    h.cl = h.cl_count ? cl : NULL;
+    h.te_count = field_lines(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, te, sizeof(te), &h.te_len);
+    h.te = h.te_count ? te : NULL;
+    h.odd_framing = odd_framing(wsi);
+    /* a WebSocket upgrade that reaches the HTTP routes (no "Connection: upgrade") is
+     * answered there (426); any other Upgrade, and HTTP2-Settings, is HTTP/2 cleartext */
+    if (field_lines(wsi, WSI_TOKEN_UPGRADE, up, sizeof(up), &upl) && strcasecmp(up, "websocket"))
+        h.h2 = 1;
+    if (field_lines(wsi, WSI_TOKEN_HTTP2_SETTINGS, set, sizeof(set), &setl))
+        h.h2 = 1;
+    return hb_http_frame_check(&h, body, len, reason);
+}
+
+void hb_req_pause(hb_client_t *c)
+{
+    if (c->rx_paused || !c->wsi)
+        return;
+    c->rx_paused = 1;
+    lws_rx_flow_control(c->wsi, 0);
+}
+
+void hb_req_resume(hb_client_t *c)
+{
+    if (!c->rx_paused)
+        return;
+    c->rx_paused = 0;
+    lws_rx_flow_control(c->wsi, 1);
+}
+
+/* Writes a whole short response (status line, headers, body) in one lws_write. The socket is
+ * fresh or idle, so it goes out at once; the caller then has lws close the connection. */
+static void write_refusal(hb_svc_t *s, struct lws *wsi, const char *status, const char *extra,
+                          const char *text, enum lws_write_protocol wp)
+{
+    unsigned char buf[LWS_PRE + 512];
+    char *p = (char *)buf + LWS_PRE;
+    int n = snprintf(p, sizeof(buf) - LWS_PRE,
+                     "HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                     "content-length: %zu\r\nconnection: close\r\nx-herald-node: %s\r\n%s\r\n%s",
+                     status, strlen(text), s ? s->edge->cfg.node_id : "", extra, text);
+    if (s)
+        atomic_fetch_add_explicit(&s->edge->stats.bad_requests, 1, memory_order_relaxed);
+    hb_log_ratelimited("bad-request", 1000, HB_LOG_INFO, MOD, "bad request", "{s:s}", "err",
+                       status);
+    if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
+        lws_write(wsi, (unsigned char *)p, (size_t)n, wp);
+}
+
+int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)
+{
+    if (up && !strcasecmp(up, "websocket"))
+        return 0;
+    write_refusal(s, wsi, "400 Bad Request", "",
+                  "HTTP/2 is not served: use HTTP/1.1 (Upgrade only to websocket)\n",
+                  LWS_WRITE_HTTP_HEADERS);
+    return -1;
+}
+
+int hb_req_refuse_raw(hb_svc_t *s, struct lws *wsi)
+{
+    write_refusal(s, wsi, "405 Method Not Allowed", "allow: GET, POST, OPTIONS\r\n",
+                  "method not allowed: use GET, POST or OPTIONS\n", LWS_WRITE_RAW);
+    return -1;
+}

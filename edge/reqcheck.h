@@ -1,0 +1,54 @@
+#ifndef HERALD_EDGE_REQCHECK_H
+#define HERALD_EDGE_REQCHECK_H
+
+/*
+ * One HTTP/1.1 request life cycle per connection, on top of libwebsockets 4.1: the request
+ * head's framing is checked before the request is routed (common/hb_http_frame.h), a body is
+ * completed once (hb_client_t.req: REQ_HEAD -> REQ_BODY -> REQ_DONE), and the connection is
+ * not read while a request waits for its answer or is refused with a close, so no pipelined
+ * byte is parsed before the request in front of it is finished. Upgrades other than
+ * WebSocket (h2c) and CONNECT (which lws turns into a raw socket) are refused here.
+ * Service thread only.
+ */
+
+#include <stdint.h>
+
+#include "hb_http_frame.h"
+#include "service.h"
+
+/**
+ * hb_req_framing() - collect the framing fields of the request head lws parsed on @wsi
+ * (Content-Length and Transfer-Encoding lines, fields lws did not recognise that name them,
+ * HTTP2-Settings, Upgrade) and decide with hb_http_frame_check(). Returns 0 with *body and
+ * *len set, or HB_EPROTO with a constant one-line *reason (answer 400 and close).
+ */
+int hb_req_framing(struct lws *wsi, hb_http_body_t *body, uint64_t *len, const char **reason);
+
+/**
+ * hb_req_pause() - stop reading @c's connection until hb_req_resume() (lws rx flow control):
+ * bytes already read stay in lws' buffer, unparsed. Idempotent.
+ */
+void hb_req_pause(hb_client_t *c);
+
+/**
+ * hb_req_resume() - read @c's connection again; call before lws_http_transaction_completed()
+ * so a pipelined request waiting in lws' buffer is parsed. Idempotent.
+ */
+void hb_req_resume(hb_client_t *c);
+
+/**
+ * hb_req_confirm_upgrade() - LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (lws asks for "websocket" and
+ * "h2c"; it answers other upgrades 403 itself). @up: the Upgrade value. Returns 0 for
+ * websocket; otherwise writes a 400 (Connection: close) on @wsi and returns -1, which makes
+ * lws close the connection. @s may be NULL (no counting).
+ */
+int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up);
+
+/**
+ * hb_req_refuse_raw() - LWS_CALLBACK_RAW_ADOPT: lws 4.1 turns a CONNECT request into a raw
+ * socket before any HTTP callback. Writes 405 with Allow and Connection: close, counts it
+ * as a bad request and returns -1 so lws closes the socket at once. @s may be NULL.
+ */
+int hb_req_refuse_raw(hb_svc_t *s, struct lws *wsi);
+
+#endif

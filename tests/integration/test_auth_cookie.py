@@ -1,0 +1,83 @@
+"""--auth-cookie: a JWT in a cookie signs in SSE, long-poll and WebSocket clients without a token
+in the URL, but only on requests from the edge's own origin or an origin listed by name in
+--allowed-origins: a page on another site (whose requests the browser also gives the cookie,
+a WebSocket handshake above all) gets no rights from it, and `*` never lets a cookie through."""
+
+import time
+
+import harness
+from harness import HeraldTestCase, SSEClient, http_get, make_jwt
+from wsclient import WSClient
+
+SECRET = "cookie-test-secret"
+COOKIE = "herald_token"
+
+
+def token(**claims):
+    c = {"subscribe": ["c/*"], "exp": int(time.time()) + 600}
+    c.update(claims)
+    return make_jwt(SECRET, c)
+
+
+class AuthCookie(HeraldTestCase):
+
+    def start(self, *extra):
+        srv = self.redis()
+        return self.edge(srv, "edge-1", ["--jwt-secret", SECRET, "--auth-cookie", COOKIE] +
+                         list(extra))
+
+    def sse_status(self, h, path, headers):
+        c = SSEClient(h.port, path, headers)
+        self._closers.append(c)
+        status = c.status
+        c.close()
+        return status
+
+    def test_cookie_signs_in_same_origin_requests(self):
+        h = self.start()
+        cookie = {"Cookie": "other=1; %s=%s; x=y" % (COOKIE, token())}
+        self.assertEqual(self.sse_status(h, "/events/c/a", {}), 401)
+        self.assertEqual(self.sse_status(h, "/events/c/a", cookie), 200)
+        same = dict(cookie, Origin="http://127.0.0.1:%d" % h.port)
+        self.assertEqual(self.sse_status(h, "/events/c/a", same), 200)
+        status, _, _ = http_get(h.port, "/poll/c/a?timeout=0", cookie)
+        self.assertEqual(status, 200)
+        # the cookie's patterns apply: c/* only
+        self.assertEqual(self.sse_status(h, "/events/other", cookie), 403)
+        # an expired token in the cookie is refused like any other
+        old = {"Cookie": "%s=%s" % (COOKIE, token(exp=int(time.time()) - 3600))}
+        self.assertEqual(self.sse_status(h, "/events/c/a", old), 401)
+        ws = WSClient(h.port, headers=dict(same))
+        self._closers.append(ws.sock)
+        ws.send_json({"type": "subscribe", "topic": "c/a"})
+        self.assertEqual(ws.recv_json()["type"], "subscribed")
+
+    def test_cookie_from_a_foreign_origin_gives_no_rights(self):
+        h = self.start()   # --allowed-origins * (the default)
+        evil = {"Cookie": "%s=%s" % (COOKIE, token()), "Origin": "http://evil.example"}
+        self.assertEqual(self.sse_status(h, "/events/c/a", evil), 401)
+        status, _, _ = http_get(h.port, "/poll/c/a?timeout=0", evil)
+        self.assertEqual(status, 401)
+        ws = WSClient(h.port, headers=dict(evil))
+        self._closers.append(ws.sock)
+        ws.send_json({"type": "subscribe", "topic": "c/a"})
+        reply = ws.recv_json()
+        self.assertEqual((reply["type"], reply.get("code")), ("error", "unauthorized"))
+
+    def test_listed_origin_may_use_the_cookie_with_credentials(self):
+        h = self.start("--allowed-origins", "http://app.example")
+        hdrs = {"Cookie": "%s=%s" % (COOKIE, token()), "Origin": "http://app.example"}
+        status, headers, _ = http_get(h.port, "/poll/c/a?timeout=0", hdrs)
+        self.assertEqual(status, 200)
+        self.assertEqual(headers.get("access-control-allow-origin"), "http://app.example")
+        self.assertEqual(headers.get("access-control-allow-credentials"), "true")
+
+    def test_option_off_ignores_the_cookie(self):
+        srv = self.redis()
+        h = self.edge(srv, "edge-1", ["--jwt-secret", SECRET])
+        cookie = {"Cookie": "%s=%s" % (COOKIE, token())}
+        self.assertEqual(self.sse_status(h, "/events/c/a", cookie), 401)
+
+
+if __name__ == "__main__":
+    harness.main()
