@@ -290,6 +290,12 @@ void hb_admit_served(hb_admit_t *a, struct lws *wsi)
     conn_unlink(a, c);
 }
 
+int hb_admit_was_served(hb_admit_t *a, struct lws *wsi)
+{
+    hb_conn_t *c = hb_dict_get(a->conns, &wsi, sizeof(wsi));
+    return c && c->served;
+}
+
 void hb_admit_idle(hb_admit_t *a, struct lws *wsi)
 {
     hb_conn_t *c = hb_dict_get(a->conns, &wsi, sizeof(wsi));

@@ -43,6 +43,10 @@ void hb_admit_accept(hb_admit_t *a);
  */
 void hb_admit_served(hb_admit_t *a, struct lws *wsi);
 
+/** hb_admit_was_served() - 1 when `wsi` sent a whole request before (a kept-alive connection),
+ * 0 otherwise. Service thread. */
+int hb_admit_was_served(hb_admit_t *a, struct lws *wsi);
+
 /**
  * hb_admit_idle() - lws bound `wsi` to its protocol again: after a kept-alive transaction it
  * waits for its next request, and may be evicted at the socket limit like a head (lws closes

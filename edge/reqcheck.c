@@ -3,6 +3,7 @@
  */
 #include "reqcheck.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -77,6 +78,40 @@ int hb_req_framing(struct lws *wsi, hb_http_body_t *body, uint64_t *len, const c
     return hb_http_frame_check(&h, body, len, reason);
 }
 
+/* atoll(s) > 0, without its overflow: leading white space, one sign, then digits */
+static int atoll_positive(const char *s)
+{
+    int neg = 0;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '+' || *s == '-')
+        neg = *s++ == '-';
+    for (; *s >= '0' && *s <= '9'; s++)
+        if (*s != '0')
+            return !neg;
+    return 0;
+}
+
+int hb_req_lws_body(struct lws *wsi)
+{
+    char cl[32];
+    int body = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 ||
+               lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+               lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+    /* the same copy as lws' (a 31-byte buffer): a value it cannot copy is ignored by it too */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) &&
+        lws_hdr_copy(wsi, cl, sizeof(cl) - 1, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        body = atoll_positive(cl);
+    return body;
+}
+
+int hb_req_buffered(struct lws *wsi)
+{
+    /* 0 when a connection of this thread needs service without network input: one whose
+     * kept bytes wait to be parsed (or TLS-buffered input, or WebSocket rx to drain) */
+    return lws_service_adjust_timeout(lws_get_context(wsi), 1, 0) == 0;
+}
+
 void hb_req_pause(hb_client_t *c)
 {
     if (c->rx_paused || !c->wsi)
@@ -118,6 +153,15 @@ int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)
         return 0;
     write_refusal(s, wsi, "400 Bad Request", "",
                   "HTTP/2 is not served: use HTTP/1.1 (Upgrade only to websocket)\n",
+                  LWS_WRITE_HTTP_HEADERS);
+    return -1;
+}
+
+int hb_req_refuse_pipelined(hb_svc_t *s, struct lws *wsi)
+{
+    write_refusal(s, wsi, "400 Bad Request", "",
+                  "a request with a body must not be pipelined: send it after the answer to the "
+                  "previous request, or on a new connection\n",
                   LWS_WRITE_HTTP_HEADERS);
     return -1;
 }

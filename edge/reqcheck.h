@@ -25,6 +25,34 @@
 int hb_req_framing(struct lws *wsi, hb_http_body_t *body, uint64_t *len, const char **reason);
 
 /**
+ * hb_req_lws_body() - whether libwebsockets 4.1 itself will read a body after @wsi's request
+ * head, by its own rule (lws_http_action): a POST, PUT or PATCH without a usable
+ * Content-Length, or a Content-Length whose atoll() is positive, whatever the method. Returns
+ * 1 or 0. Service thread, during LWS_CALLBACK_HTTP.
+ */
+int hb_req_lws_body(struct lws *wsi);
+
+/**
+ * hb_req_buffered() - during LWS_CALLBACK_HTTP of a request that is not the first on its
+ * connection: 1 when the head may have been parsed from bytes lws had already read and kept
+ * (a request pipelined behind an earlier one), 0 when it certainly came from a fresh read.
+ * libwebsockets 4.1 has no accessor for that buffer; lws_service_adjust_timeout() reports
+ * whether any connection of the thread has kept bytes to parse, so 1 may also mean "another
+ * connection has" (the caller then refuses a keep-alive body it could have taken: safe side).
+ * Service thread (one lws service thread per context, tsi 0).
+ */
+int hb_req_buffered(struct lws *wsi);
+
+/**
+ * hb_req_refuse_pipelined() - LWS_CALLBACK_HTTP of a request with a body that lws would take
+ * from its own buffer: lws 4.1 (lws_http_action) then feeds the buffer again from its start,
+ * the request's own head, as the body, and loops for ever on the finished body without
+ * returning to the event loop. Writes 400 (Connection: close) and returns -1 so lws closes the
+ * connection before reading any body. Nothing of the request is acted on. @s may be NULL.
+ */
+int hb_req_refuse_pipelined(hb_svc_t *s, struct lws *wsi);
+
+/**
  * hb_req_pause() - stop reading @c's connection until hb_req_resume() (lws rx flow control):
  * bytes already read stay in lws' buffer, unparsed. Idempotent.
  */

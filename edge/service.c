@@ -821,8 +821,18 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
          * not served; the pending answer goes out and the connection closes (reqcheck.h). */
         if (c->req != REQ_IDLE && (c->kind == K_SIMPLE || c->kind == K_PUBLISH)) {
             c->close_after_flush = 1;
-            return 0;
+            if (!hb_req_lws_body(wsi))
+                return 0;
+            /* lws would take its body from its buffer and loop for ever (reqcheck.h):
+             * what is answered goes out now, the pipelined request is refused, and lws
+             * closes the connection before reading any body */
+            if (c->kind == K_SIMPLE && !c->cleaned)
+                hb_http_answer_now(c);
+            return hb_req_refuse_pipelined(s, wsi);
         }
+        /* a later request with a body, parsed from bytes lws kept: the same loop */
+        if (hb_admit_was_served(s->admit, wsi) && hb_req_lws_body(wsi) && hb_req_buffered(wsi))
+            return hb_req_refuse_pipelined(s, wsi);
         if (c->kind != K_NONE && !c->cleaned) {
             if (!c->close_why)
                 c->close_why = "next request on the connection";

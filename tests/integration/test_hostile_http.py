@@ -122,11 +122,15 @@ class HostileHTTP(HeraldTestCase):
                         for i in range(20))
         raw, _ = exchange(self.h.port, data, quiet=2.0)
         got = responses(raw)
-        self.assertTrue(all(st == 200 for st, _, _ in got), raw[:600])
+        statuses = [st for st, _, _ in got]
+        ok = statuses.count(200)
+        # publishes answered 200, then at most one pipelined publish refused (400, closed)
+        self.assertEqual(statuses, [200] * ok + [400] * (len(statuses) - ok), raw[:600])
+        self.assertLessEqual(len(statuses) - ok, 1, raw[:600])
         time.sleep(0.5 * harness.SCALE)
         # each answered publish stored exactly once, in order; none stored without an answer
         stored = [f.get("d") for _, f in xrange(self.r, topic)]
-        self.assertEqual(stored, [b"%02d" % i for i in range(len(got))])
+        self.assertEqual(stored, [b"%02d" % i for i in range(ok)])
         self.after_attack()
 
     def test_keep_alive_publishes_and_pipelined_gets_still_served(self):
@@ -151,6 +155,37 @@ class HostileHTTP(HeraldTestCase):
                           head("GET", "/readyz", key=None) + head("GET", "/healthz", key=None))
         self.assertEqual([(st, b) for st, _, b in responses(raw)],
                          [(200, b"ok\n"), (200, b"ready\n"), (200, b"ok\n")], raw[:600])
+        self.after_attack()
+
+    def test_pipelined_body_after_answered_request_refused(self):
+        # libwebsockets 4.1 takes the body of a request parsed from bytes it had already read
+        # from the start of those bytes (the request's own head) and then loops for ever on
+        # the finished body: a spinning thread whose other clients starve. Such a request is
+        # refused (400, closed) before any body is read, whatever came before it.
+        firsts = {
+            "GET": head("GET", "/healthz", key=None),
+            "publish": head("POST", "/publish/pipe.first", ["Content-Length: 1"]) + b"1",
+        }
+        seconds = {
+            "publish": head("POST", "/publish/pipe.second", ["Content-Length: 3"]) + b"abc",
+            "publish no length": head("POST", "/publish/pipe.second") + b"abc",
+            "GET with length": head("GET", "/healthz", ["Content-Length: 3"], key=None) + b"abc",
+        }
+        for fw, first in firsts.items():
+            for sw, second in seconds.items():
+                with self.subTest(first=fw, second=sw):
+                    t0 = time.monotonic()
+                    raw, closed = exchange(self.h.port, first + second + self.SMUGGLED)
+                    got = [st for st, _, _ in responses(raw)]
+                    self.assertTrue(got and got[0] == 200, "%s, %s: %r" % (fw, sw, raw[:300]))
+                    self.assertIn(got[1:], ([], [400]), "%s, %s: %r" % (fw, sw, raw[:600]))
+                    self.assertTrue(closed, "%s, %s: left open" % (fw, sw))
+                    self.assertLess(time.monotonic() - t0, 1.4 * harness.SCALE,
+                                    "%s, %s: not closed promptly" % (fw, sw))
+        time.sleep(0.3 * harness.SCALE)
+        self.assertEqual(self.xlen("pipe.second"), 0)
+        self.assertEqual(self.xlen("framing.smuggled"), 0)
+        self.assertEqual([f.get("d") for _, f in xrange(self.r, "pipe.first")], [b"1"] * 3)
         self.after_attack()
 
     # ---- class 6: HTTP/2 cleartext ----
