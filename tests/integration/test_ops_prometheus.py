@@ -1,8 +1,8 @@
 """deploy/prometheus and deploy/grafana: the rules pass `promtool check` and their unit tests
 (`promtool test rules`); a real Prometheus scraping three edges loads them without an error,
 every recording rule and every Grafana panel query returns data, and HeraldEdgeDown goes
-pending when an edge dies. Metrics the edge does not export yet (ALLOWED_ABSENT) may return
-nothing, but only while no edge exports them. Needs deploy/deps.sh ops (prometheus)."""
+pending when an edge dies (every metric they name, the canary and the process descriptor
+gauges included, is exported by the edges). Needs deploy/deps.sh ops (prometheus)."""
 
 import json
 import os
@@ -20,10 +20,8 @@ from harness import SRC, HeraldTestCase, free_port, wait_until
 PROM_DIR = os.path.join(SRC, "deploy", "prometheus")
 RULES = os.path.join(PROM_DIR, "herald.rules.yml")
 DASHBOARD = os.path.join(SRC, "deploy", "grafana", "dashboards", "herald.json")
-# herald_canary_age_seconds: added by another change (the pub/sub canary); process_*_fds: the
-# standard process metrics, not exported by the edge yet. Their rules and panels are checked
-# by promtool's unit tests; here they may be empty while the edge does not export them.
-ALLOWED_ABSENT = {"herald_canary_age_seconds", "process_open_fds", "process_max_fds"}
+# Every metric a rule or panel names must return data from the three edges.
+ALLOWED_ABSENT = set()
 
 
 def promtool(*args):
