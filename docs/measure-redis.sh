@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Redis-side figures of docs/scaling.md: Redis CPU per command for what Herald sends, read from
 # /proc/<pid>/stat (utime+stime) around a redis-benchmark run. Needs a built edge (it loads the
-# function library): HERALD=build-dev/herald docs/measure-redis.sh [single|bus|replica|all]
+# function library): HERALD=build/release/herald docs/measure-redis.sh [single|bus|replica|all]
 #   single  - one Redis, then one cluster node serving every slot (Redis on CPU 1, client on 0)
 #   bus     - classic PUBLISH vs SPUBLISH in a 3-primary cluster (CPU of all three nodes)
 #   replica - herald_publish on a master without and with one replica
@@ -9,7 +9,7 @@
 set -u
 what=${1:-all}
 single() {
-HERALD=${HERALD:-build-dev/herald}
+HERALD=${HERALD:-build/release/herald}
 D=$(mktemp -d)
 P=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(min(s.getsockname()[1],50000))')
 PAY=$(printf 'x%.0s' $(seq 1 100))
@@ -89,7 +89,7 @@ kill "${pids[@]}"; wait 2>/dev/null; rm -rf $D
 }
 
 replica() {
-H=${HERALD:-build-dev/herald}
+H=${HERALD:-build/release/herald}
 D=$(mktemp -d); PAY=$(printf 'x%.0s' $(seq 1 100)); N=100000
 p=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(min(s.getsockname()[1],40000))')
 taskset -c 1 redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --dir $D --daemonize no --logfile $D/m.log & M=$!
