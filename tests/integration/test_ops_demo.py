@@ -4,27 +4,19 @@ origin and key, the key filled in, and its Publish button delivers to its own su
 Fails, never skips, when node, chromium or tests/browser/node_modules are missing."""
 
 import os
-import shutil
 import subprocess
 
 import harness
-from harness import SRC, HeraldTestCase
+from browserkit import BROWSER_DIR, CHROMIUM, require_browser
+from harness import HeraldTestCase
 
-BROWSER_DIR = os.path.join(SRC, "tests", "browser")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 KEY = "demo-key-42"
 
 
 class DemoPage(HeraldTestCase):
 
     def test_demo_hints_and_publish_key(self):
-        node = shutil.which("node")
-        self.assertTrue(node, "node is not installed (deploy/deps.sh browser)")
-        self.assertTrue(os.access(CHROMIUM, os.X_OK),
-                        "%s is missing (deploy/deps.sh browser)" % CHROMIUM)
-        self.assertTrue(os.path.isdir(os.path.join(BROWSER_DIR, "node_modules",
-                                                   "playwright-core")),
-                        "tests/browser/node_modules is missing: run npm ci in tests/browser")
+        node = require_browser(self)
         srv = self.redis()
         h = self.edge(srv, "edge-1", ["--publish-key", KEY])
         p = subprocess.run([node, os.path.join(BROWSER_DIR, "demo.test.js"),

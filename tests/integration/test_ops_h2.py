@@ -12,10 +12,9 @@ import subprocess
 import tempfile
 
 import harness
+from browserkit import BROWSER_DIR, CHROMIUM, require_browser
 from harness import SRC, HeraldTestCase, free_port
 
-BROWSER_DIR = os.path.join(SRC, "tests", "browser")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LB = os.path.join(SRC, "deploy", "lb.sh")
 KEY = "ops-h2-key"
 
@@ -72,13 +71,7 @@ class BalancerH2(HeraldTestCase):
         self.fail("haproxy did not start three times")
 
     def test_ten_eventsources_over_h2_six_over_http1(self):
-        node = shutil.which("node")
-        self.assertTrue(node, "node is not installed (deploy/deps.sh browser)")
-        self.assertTrue(os.access(CHROMIUM, os.X_OK),
-                        "%s is missing (deploy/deps.sh browser)" % CHROMIUM)
-        self.assertTrue(os.path.isdir(os.path.join(BROWSER_DIR, "node_modules",
-                                                   "playwright-core")),
-                        "tests/browser/node_modules is missing: run npm ci in tests/browser")
+        node = require_browser(self)
         self.assertTrue(shutil.which("haproxy"), "haproxy is not installed (deploy/deps.sh lb)")
         srv = self.redis()
         edges = self.edges(srv, 2, ["--publish-key", KEY])
