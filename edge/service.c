@@ -915,9 +915,9 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->svc = s;
         c->wsi = wsi;
         c->id = ++s->next_id;
-        /* frames are written pre-framed, several per write, unless an extension
-         * (permessage-deflate) may transform each message: then one lws_write each */
-        c->ws_ext = lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) > 0;
+        /* frames are written pre-framed, several per write: no extension is negotiated (see
+         * `extensions` below), so none transforms a message (ws_ext stays 0) */
+        c->ws_ext = 0;
         hb_ws_established(s, c, wsi);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -945,11 +945,12 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static const struct lws_extension extensions[] = {
-    {"permessage-deflate", lws_extension_callback_pm_deflate,
-     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
-    {NULL, NULL, NULL},
-};
+/* No WebSocket extension is offered. permessage-deflate (lws 4.1.6's) is off: a client that
+ * sends a compressible message over --max-message-bytes drives its inflate path into an
+ * assertion that aborts the process (extension-permessage-deflate.c:351) once the edge closes
+ * the connection, or, closed the lws way, into a 5 s busy drain of the thread. Until the edge
+ * can bound inflation itself, frames travel uncompressed; a client that offers the extension
+ * gets a 101 without it (RFC 7692 lets a server decline). */
 
 /* ---- lifecycle ---- */
 
@@ -1063,7 +1064,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
-    info.extensions = extensions;
+    info.extensions = NULL;
     info.user = s;
     info.max_http_header_data = (unsigned short)edge->cfg.max_header_bytes;
     /* a header table for every socket the edge may hold (lws allocates them as sockets need

@@ -177,7 +177,7 @@ class HostileDelivery(HeraldTestCase):
     def test_resume_large_ws(self):
         topic = "resume.ws"
         h, cursor, evs = self.resume_setup(topic)
-        for deflate in (False, True):  # raw frames, and one lws_write per message
+        for deflate in (False, True):  # offering permessage-deflate (declined) changes nothing
             ws = WSClient(h.port, deflate=deflate)
             self._closers.append(ws)
             ws.send_json({"type": "subscribe", "topic": topic, "since": cursor})

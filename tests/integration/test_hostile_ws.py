@@ -24,7 +24,7 @@ import zlib
 import harness
 from harness import HeraldTestCase
 from hostile import Bystander, assert_idle
-from wsclient import (OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, WSClient, encode_frame, request)
+from wsclient import OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, WSClient, request
 
 
 def deflate_raw(data):
@@ -79,13 +79,8 @@ class HostileWS(HeraldTestCase):
                 ws = self.ws()
                 ws.send_frame(OP_TEXT, payload)
                 self.closed_with(ws, 1007, what)
-        # compressed (permessage-deflate): judged after inflation
-        ws = self.ws(deflate=True)
-        self.assertTrue(ws.deflate)
-        ws.send_frame(OP_TEXT, deflate_raw(b'{"type":"ping","id":"\xed\xa0\x80"}'), rsv=4)
-        self.closed_with(ws, 1007, "compressed surrogate")
         key = 'herald_rejected_total{reason="bad_request"}'
-        self.assertGreaterEqual(harness.scrape(self.h.port).get(key, 0), len(cases) + 1)
+        self.assertGreaterEqual(harness.scrape(self.h.port).get(key, 0), len(cases))
         # invalid UTF-8 spread over fragments: the second fragment breaks the character
         ws = self.ws()
         ws.send_frame(OP_TEXT, b'{"type":"ping","id":"\xe2', fin=False)
@@ -226,59 +221,40 @@ class HostileWS(HeraldTestCase):
         self.assertTrue(status.startswith("HTTP/1.1 101"), status)
         self.finish()
 
-    # -- permessage-deflate --
+    # -- permessage-deflate: declined --
 
-    def test_deflate_connections_still_get_their_close_codes(self):
-        """Under permessage-deflate the edge writes its close frame itself and drops the
-        connection (PROTOCOL.md, known deviations): the codes must still arrive."""
+    def test_deflate_is_declined_and_compressed_frames_cost_nothing(self):
+        """permessage-deflate is not negotiated (lws 4.1.6's inflate path aborts the process or
+        spins a thread on an over-limit compressed message: see edge/service.c `extensions`).
+        A client that offers it gets a 101 without it and is served uncompressed; a compressed
+        (RSV1) frame, a 20 MiB deflate bomb among them, only closes its own connection, at once,
+        with no inflation and no spin; the drain still says 1001."""
         self.start()
-        ws = self.ws(deflate=True)
-        ws.send_frame(0x2, b"\x00\x01")
-        self.closed_with(ws, 1003, "binary frame")
-        ws = self.ws(deflate=True)
-        big = b'{"type":"ping","id":"' + b"q" * 80000 + b'"}'
-        ws.send_frame(OP_TEXT, deflate_raw(big), rsv=4)
-        self.closed_with(ws, 1009, "compressed message over the limit")
         ok = self.ws(deflate=True)
+        self.assertFalse(ok.deflate, "permessage-deflate was negotiated: %r" % (ok.headers,))
         self.assertEqual(request(ok, {"type": "subscribe", "topic": "d.t", "id": 1}),
                          {"type": "subscribed", "topic": "d.t", "id": 1})
-        self.finish()
+        bomb = deflate_raw(b'{"type":"ping","id":"' + b" " * (20 << 20) + b'"}')
+        self.assertLess(len(bomb), 32 << 10)
+        big = deflate_raw(b'{"type":"ping","id":"' + b"q" * 80000 + b'"}')
+        for rep, frame in enumerate((bomb, big, bomb, big)):
+            ws = self.ws(deflate=True)
+            t0 = time.monotonic()
+            ws.send_frame(OP_TEXT, frame, rsv=4)
+            self.assertIn(ws.wait_closed(10), (1002, None), "RSV1 frame %d" % rep)
+            ws.close()
+            self.assertLess(time.monotonic() - t0, 8 * harness.SCALE)
+            self.assertTrue(self.h.alive(), "the edge died on a compressed frame:\n" + self.h.log())
+        assert_idle(self, self.h, settle=0)
+        self.assertEqual(request(ok, {"type": "ping", "id": 2}),
+                         {"type": "pong", "node": "edge-1", "id": 2})
+        self.finish(settle=0)
         # SIGTERM drain: 1001, and the edge exits promptly
         t0 = time.monotonic()
         self.h.kill(signal.SIGTERM)
         self.closed_with(ok, 1001, "drain")
         self.h.proc.wait(15 * harness.SCALE)
         self.assertLess(time.monotonic() - t0, 12 * harness.SCALE)
-
-    def test_deflate_bomb_closes_1009_and_the_edge_goes_idle(self):
-        self.start()
-        ok = self.ws(deflate=True)
-        self.assertTrue(ok.deflate, "permessage-deflate was not negotiated")
-        # a normal compressed message works
-        msg = b'{"type":"ping","id":"' + b"a" * 3000 + b'"}'
-        ok.send_frame(OP_TEXT, deflate_raw(msg), rsv=4)
-        self.assertEqual(ok.recv_json(), {"type": "pong", "node": "edge-1", "id": "a" * 3000})
-
-        bomb = deflate_raw(b'{"type":"ping","id":"' + b" " * (20 << 20) + b'"}')
-        self.assertLess(len(bomb), 32 << 10)
-        for rep in range(3):
-            ws = self.ws(deflate=True)
-            t0 = time.monotonic()
-            ws.send_frame(OP_TEXT, bomb, rsv=4)
-            self.closed_with(ws, 1009, "deflate bomb")
-            ws.close()
-            # right after the close: no time to finish a spin (settle=0: one 2 s window)
-            assert_idle(self, self.h, settle=0)
-            self.assertLess(time.monotonic() - t0, 8 * harness.SCALE)
-        # the same bomb split over fragments, and a bomb inside a fragmented message
-        ws = self.ws(deflate=True)
-        ws.send_frame(OP_TEXT, bomb[:len(bomb) // 2], rsv=4, fin=False)
-        ws.send_frame(OP_CONT, bomb[len(bomb) // 2:])
-        self.closed_with(ws, 1009, "fragmented deflate bomb")
-        ws.close()
-        assert_idle(self, self.h, settle=0)
-        self.assertEqual(request(ok, {"type": "ping", "id": 2}), {"type": "pong", "node": "edge-1", "id": 2})
-        self.finish(settle=0)
 
 
 if __name__ == "__main__":
