@@ -257,7 +257,7 @@ static void queue_release(hb_client_t *c)
  * with one coalesced write, when lws holds none of its earlier output. What the socket does not
  * take lws keeps (at most one write) and sends on POLLOUT, and until that is gone the client is
  * choked: later events wait in its queue, which --client-queue-max/-bytes bound as before.
- * SSE streams and WebSockets without an extension only; long-poll answers, permessage-deflate,
+ * SSE streams and WebSockets only; long-poll answers,
  * closing clients and last frames (close_after_flush) keep the writable callback.
  */
 static int flush_direct_ok(const hb_client_t *c)
@@ -266,7 +266,7 @@ static int flush_direct_ok(const hb_client_t *c)
     if (c->close_after_flush || c->closing || c->close_why)
         return 0;
     return c->kind == K_SSE || c->kind == K_MSSE ||
-           (c->kind == K_WS && !c->ws_ext && !c->close_code);
+           (c->kind == K_WS && !c->close_code);
 }
 
 static void flush_add(hb_svc_t *s, hb_client_t *c)
@@ -915,9 +915,6 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         c->svc = s;
         c->wsi = wsi;
         c->id = ++s->next_id;
-        /* frames are written pre-framed, several per write: no extension is negotiated (see
-         * `extensions` below), so none transforms a message (ws_ext stays 0) */
-        c->ws_ext = 0;
         hb_ws_established(s, c, wsi);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:

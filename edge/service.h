@@ -88,7 +88,6 @@ struct hb_client {
     hb_svc_t *svc;
     kind_t kind;
     uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish, counted;
-    uint8_t ws_ext;      /* WS: the client asked for an extension (permessage-deflate) */
     uint16_t close_code; /* WS: close code to send */
     uint64_t id;
     hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe */

@@ -44,51 +44,12 @@ static void reply_error(hb_client_t *c, const char *code, const char *message, j
 
 /* ---- closing ---- */
 
-/* Writes a close frame (code, why) now, the reason cut to fit a control frame: pre-framed and
- * raw, as write_coalesced() does (lws 4.1 keeps its own close write private). */
-static void write_close_frame(struct lws *wsi, uint16_t code, const char *why)
-{
-    unsigned char buf[LWS_PRE + 2 + 125], *f = buf + LWS_PRE;
-    size_t wl = why ? strlen(why) : 0;
-    if (wl > 123)
-        wl = 123;
-    f[0] = 0x88; /* FIN, close */
-    f[1] = (unsigned char)(2 + wl);
-    f[2] = (unsigned char)(code >> 8);
-    f[3] = (unsigned char)(code & 0xff);
-    if (wl)
-        memcpy(f + 4, why, wl);
-    lws_write(wsi, f, 4 + wl, LWS_WRITE_RAW);
-}
-
-/*
- * Ends the connection with (code, why) from a receive or writeable callback; returns -1, what
- * the callback must return.
- *
- * Without an extension lws runs the close handshake (close frame, wait for the peer's).
- * With permessage-deflate that handshake is unsafe: lws 4.1 inflates the rest of the buffered
- * input in rx-buffer steps ("draining", up to ~1 MiB per 1 KiB of compressed input) and keeps
- * the connection on its draining list; once its close frame is out (LRS_AWAITING_CLOSE_ACK)
- * the drain bails out before inflating and never leaves the list, so the service thread polls
- * with a zero timeout and spins until the 5 s close-ack timeout (ops-ws.c, lws_ws_rx_sm). So the
- * close frame is written here, and the connection dropped at once (no reason set: lws kills it
- * without the handshake and takes it off the list). Every later receive callback of the same
- * drain returns -1 too: lws keeps only the last return value of that loop.
- */
+/* Ends the connection with (code, why) from a receive callback; returns -1, what the callback
+ * must return: lws runs the close handshake. */
 static int ws_fail(hb_client_t *c, struct lws *wsi, uint16_t code, const char *why)
 {
-    if (!c->ws_ext) {
-        lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
-        return -1;
-    }
-    if (!c->closing) {
-        c->closing = 1; /* its queue is freed with the connection (LWS_CALLBACK_CLOSED) */
-        c->close_why = why;
-        c->close_code = code;
-    }
-    if (c->close_code && !lws_partial_buffered(wsi))
-        write_close_frame(wsi, c->close_code, c->close_why ? c->close_why : "closing");
-    c->close_code = 0; /* at most one close frame */
+    (void)c;
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
     return -1;
 }
 
@@ -382,8 +343,8 @@ static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
 
 int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len)
 {
-    if (c->closing) /* with an extension: the rest of an inflation drain, see ws_fail() */
-        return c->ws_ext ? ws_fail(c, wsi, c->close_code, c->close_why) : 0;
+    if (c->closing)
+        return 0;
     if (lws_frame_is_binary(wsi))
         return ws_fail(c, wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
                        "binary frames are not supported");
@@ -437,39 +398,11 @@ static void pop_front(hb_svc_t *s, hb_client_t *c, long long now_us)
     c->qlen--;
 }
 
-/* Permessage-deflate may be active: one lws_write per message, lws frames (and compresses) it. */
-static int write_per_message(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
-{
-    long long now_us = hb_now_us();
-    while (c->qlen) {
-        qent_t *e = &c->q[c->qhead];
-        size_t hl = hb_ws_frame_hdrlen(e->b), n = hb_buf_len(e->b) - hl;
-        unsigned char *p = s->wbuf, *heap = NULL;
-        if (n > HB_SVC_WBUF) {
-            heap = malloc(LWS_PRE + n);
-            if (!heap)
-                return -1;
-            p = heap;
-        }
-        memcpy(p + LWS_PRE, hb_buf_data(e->b) + hl, n);
-        if (lws_write(wsi, p + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n) {
-            free(heap);
-            return -1;
-        }
-        free(heap);
-        hb_svc_count(&s->bytes_out, n);
-        pop_front(s, c, now_us);
-        if (lws_send_pipe_choked(wsi))
-            break;
-    }
-    return 0;
-}
-
 /*
- * No extension: the queued frames are already the bytes on the wire, so as many as fit in the
- * thread's write buffer go out in one write (lws_write raw: no framing, and lws keeps what the
- * socket did not take and sends it before anything else). A frame bigger than the buffer is
- * written on its own straight from the shared buffer.
+ * No extension is negotiated (edge/service.c): the queued frames are already the bytes on the wire,
+ * so as many as fit in the thread's write buffer go out in one write (lws_write raw: no framing,
+ * and lws keeps what the socket did not take and sends it before anything else). A frame bigger
+ * than the buffer is written on its own straight from the shared buffer.
  */
 static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
@@ -500,7 +433,7 @@ int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     if (!c->qlen)
         return 0;
-    return c->ws_ext ? write_per_message(s, c, wsi) : write_coalesced(s, c, wsi);
+    return write_coalesced(s, c, wsi);
 }
 
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
@@ -508,8 +441,6 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if (c->close_code) {
         const char *why = c->close_why ? c->close_why : "closing";
         size_t wl = strlen(why);
-        if (c->ws_ext) /* no close handshake under permessage-deflate: see ws_fail() */
-            return ws_fail(c, wsi, c->close_code, why);
         lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
                          wl > 120 ? 120 : wl);
         return -1;
