@@ -13,38 +13,7 @@
 
 #include "fuzz_util.h"
 #include "hb_utf8.h"
-
-static int ref_valid(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i], need, cp;
-        if ((c & 0x80) == 0) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            need = 1, cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            need = 2, cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            need = 3, cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (n - i - 1 < need)
-            return 0;
-        for (unsigned k = 1; k <= need; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        static const unsigned min[4] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min[need] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += need + 1;
-    }
-    return 1;
-}
+#include "../unit/utf8_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
