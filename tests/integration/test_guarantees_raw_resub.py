@@ -53,11 +53,14 @@ class RawAfterPartialResubscription(HeraldTestCase):
         finally:
             e1.kill(signal.SIGCONT)
         try:
-            wait_until(lambda: lease_holder(r) == "edge-1", 20, what="edge-1 leading again")
-            wait_until(lambda: scrape(e1.port).get("herald_ingest_leader") == 1, 10,
-                       what="edge-1 past its barrier")
+            # Right after SIGCONT the lease key still names edge-1 and its gauge may still read
+            # 1 (it has not yet noticed its connections were killed): wait for the second
+            # leadership, which follows its new raw subscription.
+            wait_until(lambda: e1.log().count('"msg":"ingest leader"') == 2, 20,
+                       what="edge-1 leading again (second leadership)")
             for i in range(5):
-                r.publish(TOPIC, "late-%d" % i)
+                self.assertEqual(r.publish(TOPIC, "late-%d" % i), 2,
+                                 "edge-1 and the frozen edge-2 (its socket holds them)")
             wait_until(lambda: len(xrange(r, TOPIC)) == 6, 10, what="late-* stored by edge-1")
         finally:
             e2.kill(signal.SIGCONT)
