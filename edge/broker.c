@@ -434,12 +434,10 @@ static void refill_from(const btopic_t *t, char *since, const char **epoch)
 }
 
 /* Records the position tail/epoch (a herald_history reply's last ID, "" when the stream does
- * not exist) for t's current subscription, once. */
-static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
+ * not exist). */
+static void topic_record_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
 {
     hb_id_t id = {0, 0};
-    if (t->have_pos || t->state != T_SUBSCRIBED)
-        return;
     if (last->len && hb_id_parse(last->str, last->len, &id, NULL))
         return;
     t->pos = id;
@@ -450,6 +448,13 @@ static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply 
         t->pos_epoch[0] = '\0'; /* no stream: whatever it will hold is after the subscription */
     }
     t->have_pos = 1;
+}
+
+/* topic_record_pos for t's current subscription, once. */
+static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
+{
+    if (!t->have_pos && t->state == T_SUBSCRIBED)
+        topic_record_pos(t, last, ep);
 }
 
 static void on_position(redisAsyncContext *ac, void *reply, void *priv)
@@ -534,10 +539,61 @@ static void topic_kick(hb_broker_t *b, btopic_t *t)
 
 /* ---- the subscriber connection ---- */
 
+static void topic_subscribe(hb_broker_t *b, btopic_t *t);
+
+/* The reply to a first subscription's position read: record it, then subscribe. */
+static void on_prior_position(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    posreq_t *q = priv;
+    btopic_t *t = topic_get(b, q->name, strlen(q->name), 0);
+    free(q);
+    if (!t || !t->pos_inflight || t->sub_id != 0)
+        return; /* gone, or a newer topic of that name already subscribed */
+    t->pos_inflight = 0;
+    if (r && history_reply_ok(r) && !t->have_pos)
+        topic_record_pos(t, r->element[3], r->element[0]);
+    if (t->want && t->state == T_IDLE)
+        topic_subscribe(b, t); /* without a position (Redis went away): see topic_subscribed */
+}
+
+/* Reads the stream position of a topic before its first SUBSCRIBE; 0 when sent. A position
+ * read after the confirmation could be later than events published to the new subscription
+ * that never arrived (a silently stopped or dropped subscriber connection): a refill from it
+ * would skip them. Read before, it is at or before the subscription's first event. */
+static int prior_position_read(hb_broker_t *b, btopic_t *t)
+{
+    posreq_t *q;
+    int rc;
+    if (t->sub_id != 0 || t->have_pos || t->have_last || !b->cmd_ready)
+        return -1;
+    if (t->pos_inflight)
+        return 0;
+    q = posreq_new(t);
+    if (b->cluster) {
+        const char *av[] = {"$", "", "1"};
+        size_t al[] = {1, 0, 1};
+        rc = hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
+                              on_prior_position, q);
+    } else {
+        rc = redisAsyncCommand(b->cmd.ac, on_prior_position, q, "FCALL %s 1 %b $ \"\" 1",
+                               b->fn.history, t->name, t->len);
+    }
+    if (rc != REDIS_OK) {
+        free(q);
+        return -1;
+    }
+    t->pos_inflight = 1;
+    return 0;
+}
+
 static void topic_subscribe(hb_broker_t *b, btopic_t *t)
 {
     char chan[HB_TOPIC_MAX + 80];
     size_t n = live_channel(b, t, chan, sizeof(chan));
+    if (!prior_position_read(b, t))
+        return; /* subscribes when the position is known */
     if (b->cluster) {
         hb_cluster_subscribe(b->cluster, t);
         return;

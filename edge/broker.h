@@ -65,9 +65,12 @@ typedef struct btopic {
     char epoch[HB_EPOCH_MAX + 1];
     uint64_t seq;
     /* The stream position at subscribe time: the topic's last-generated-id (0-0 and epoch ""
-     * when the stream did not exist) read once the live subscription was confirmed, or the tail
-     * a client's history read on the subscribed topic saw. A refill starts from `last` or from
-     * it, whichever is later, so that a topic nobody got an event of yet loses nothing either. */
+     * when the stream did not exist) read before the first SUBSCRIBE was sent (so it is at or
+     * before the subscription's first event; the first confirmation refills from it), else
+     * once the subscription was confirmed, or the tail a client's history read on the
+     * subscribed topic saw. A refill starts from `last` or from it, whichever is later, so
+     * that a topic nobody got an event of yet loses nothing either. pos_inflight: a read is
+     * out (before the first SUBSCRIBE: the topic stays T_IDLE until its reply). */
     int have_pos, pos_inflight;
     hb_id_t pos;
     char pos_epoch[HB_EPOCH_MAX + 1];

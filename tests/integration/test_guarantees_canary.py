@@ -27,6 +27,7 @@ class SilencingProxy:
         self.lsock.listen(64)
         self.port = self.lsock.getsockname()[1]
         self.conns = []  # [client sock, upstream sock, state dict]
+        self.command_delay = 0.0  # seconds each client->Redis read of a non-subscriber waits
         self.lock = threading.Lock()
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -54,6 +55,8 @@ class SilencingProxy:
                     st["subscriber"] = True
                 if not to_redis and st["muted"]:
                     continue  # read and drop: Redis sees a healthy reader
+                if to_redis and not st["subscriber"] and self.command_delay:
+                    time.sleep(self.command_delay)  # in order: one pump per direction
                 dst.sendall(data)
         except OSError:
             pass
@@ -150,6 +153,34 @@ class Canary(HeraldTestCase):
                          "this test is about the refill without a reconnection")
         self.assertEqual(len(re.findall(r'"canary back', h.log())), 1)
         sid = fcall_publish(r, "cb", "after")
+        e = c.next_event(10)
+        self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "after"), "no duplicate either")
+
+    def test_first_events_lost_on_a_new_subscription_are_refilled(self):
+        """The first events published to a new subscription never arrive (the subscriber
+        connection goes silent at once) while the edge's other Redis connection is slow. The
+        subscription's position must be at or before those events, so that the refill on the
+        canary's return delivers them; read after the SUBSCRIBE confirmation (as before), it
+        came back after them and the refill skipped them all."""
+        srv = self.redis()
+        r = self.client(srv)
+        proxy = SilencingProxy(srv.port)
+        self._closers.append(proxy)
+        h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off"])
+        self._heralds.append(h)
+        proxy.command_delay = 0.4
+        c = self.sse(h.port, "/events/cf")
+        harness.wait_live_subscribed(r, "cf")
+        self.assertEqual(proxy.mute_subscribers(), 1)
+        during = [fcall_publish(r, "cf", "first-%d" % i) for i in range(3)]
+        proxy.command_delay = 0.0
+        wait_until(lambda: h.readyz() == 503, 8 * harness.SCALE, interval=0.1,
+                   what="/readyz 503 after the silent stop")
+        proxy.mute_subscribers(False)
+        got = [c.next_event(20) for _ in during]
+        self.assertEqual([(split_cursor(e.id)[0], e.data) for e in got],
+                         [(d, "first-%d" % i) for i, d in enumerate(during)])
+        sid = fcall_publish(r, "cf", "after")
         e = c.next_event(10)
         self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "after"), "no duplicate either")
 
