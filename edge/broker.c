@@ -724,25 +724,30 @@ void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
     t->sub_id = ++b->sub_seq;
     t->pos_inflight = 0;
     t->backfill_inflight = 0; /* a request still out is for the old subscription: ignored */
+    if (!again && !t->have_last && (t->asked_unready || hb_now() - t->asked_at > LATE_SUB_S)) {
+        /* First subscription, asked for while Redis was away or confirmed long after the
+         * first client asked: its clients were answered meanwhile and expect what was stored
+         * since. The position read before the SUBSCRIBE may have run long after the ask too
+         * (a slow or cut link). Stream IDs are Redis's clock in ms: refill from the time of
+         * the ask, less a clock margin (a fresh subscriber may get an event up to that much
+         * older than its request), unless the position read is earlier still. */
+        uint64_t ms = t->asked_ms > LATE_SUB_MARGIN_MS ? t->asked_ms - LATE_SUB_MARGIN_MS : 0;
+        if (!t->have_pos || t->pos.ms > ms) {
+            t->pos.ms = ms;
+            t->pos.seq = 0;
+            t->pos_epoch[0] = '\0';
+            t->have_pos = 1;
+        }
+    }
     if (t->have_last || t->have_pos) {
+        /* a first subscription too: what was stored since its position read, before the
+         * SUBSCRIBE took effect, came after its first client asked */
         t->need_backfill = 1;
         t->lost_checked = !t->have_last;
     } else if (again) {
         /* subscribed before, but its position was never read (Redis went away first): what
          * was stored meanwhile cannot be told apart from older events; say so */
         topic_emit_gap(b, t, HB_GAP_TRIMMED);
-    } else if (t->asked_unready || hb_now() - t->asked_at > LATE_SUB_S) {
-        /* First subscription, asked for while Redis was away or confirmed long after the
-         * first client asked:
-         * its clients were answered meanwhile and expect what was stored since. Stream IDs are
-         * Redis's clock in ms: refill from the time of the ask, less a clock margin (a fresh
-         * subscriber may get an event up to that much older than its request). */
-        t->pos.ms = t->asked_ms > LATE_SUB_MARGIN_MS ? t->asked_ms - LATE_SUB_MARGIN_MS : 0;
-        t->pos.seq = 0;
-        t->pos_epoch[0] = '\0';
-        t->have_pos = 1;
-        t->need_backfill = 1;
-        t->lost_checked = 1;
     }
     topic_kick(b, t);
     hb_broker_update_ready(b);
