@@ -565,7 +565,7 @@ void hb_poll_maybe_answer(hb_client_t *c)
     if (c->kind != K_POLL || c->closing)
         return;
     for (uint16_t i = 0; i < c->nsubs; i++)
-        if (c->subs[i] && c->subs[i]->resuming)
+        if (c->subs[i] && c->subs[i]->resuming && !c->subs[i]->poll_full)
             return; /* history first */
     if (c->qlen || c->poll_gap || timeout0)
         hb_poll_on_timer(c);

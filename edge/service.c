@@ -428,6 +428,8 @@ static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
 static void sub_pend(hb_sub_t *u, hb_msg_t *m)
 {
     hb_svc_t *s = u->c->svc;
+    if (u->poll_full)
+        return; /* read from history by the next poll */
     if (u->npend >= (uint32_t)s->edge->cfg.client_queue_max) {
         atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
         hb_client_close(u->c, "too many live events while resuming", 1008);
@@ -506,10 +508,20 @@ static void on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
         sub_deliver(u, &m->evs[i], 0);
     if (c->closing)
         return;
-    if (m->more && (c->kind != K_POLL || hb_hread_poll_room(c))) {
-        /* a long-poll answer takes more pages while it has room: up to --history-batch
-         * events and about a page's bytes */
-        hb_hread_next(u, c->qbytes > q0 ? c->qbytes - q0 : 0, m->n);
+    if (m->more) {
+        if (c->kind != K_POLL || hb_hread_poll_room(c)) {
+            /* a long-poll answer takes more pages while it has room: up to --history-batch
+             * events and about a page's bytes */
+            hb_hread_next(u, c->qbytes > q0 ? c->qbytes - q0 : 0, m->n);
+            return;
+        }
+        /* A long-poll answer is full before the history caught up: the live events held
+         * meanwhile, and those that arrive before it is written, come after history not
+         * read yet. Answered with it, its `next` would skip that history; the next poll
+         * reads them from it. */
+        sub_release_pend(u);
+        u->poll_full = 1;
+        lws_callback_on_writable(c->wsi); /* answers (hb_poll_maybe_answer) */
         return;
     }
     sub_finish_resume(u);

@@ -43,6 +43,9 @@ struct hb_sub {
     uint64_t token;          /* key in svc->pending while history is read */
     uint16_t idx;            /* position in the client's topic list */
     uint8_t resuming, history_started, have_last;
+    /* long-poll: the answer is full before history caught up; live events are dropped (the
+     * next poll reads them from history) and the answer goes out though resuming is set */
+    uint8_t poll_full;
     uint8_t hstate;   /* history read (hread.c): HB_HREAD_* */
     uint32_t hcount;  /* entries the next page asks for */
     hb_sub_t *hnext;  /* in c->hwait while HB_HREAD_QUEUED */

@@ -5,6 +5,7 @@ without `since`, gap notices, and 400 for bad topics, cursors and timeouts."""
 
 import json
 import threading
+import time
 import urllib.parse
 
 import harness
@@ -222,6 +223,44 @@ class Poll(HeraldTestCase):
         sids = [fcall_publish(self.r, topic, "z-%d" % i) for i in range(3)]
         obj = self.ok(topic, "0-0", 0)
         self.assertEqual(obj["events"], [self.ev(topic, sids[i], "z-%d" % i) for i in range(3)])
+
+    def test_catching_up_while_events_flow_loses_nothing(self):
+        """A poller far behind (a backlog of several --history-batch) keeps polling with `next`
+        while events are published: each answer holds at most a batch of history, and the live
+        events that arrived during its read come after history not read yet. They must not be
+        answered ahead of it (the cursor would skip the rest of the backlog): every event,
+        once, in order."""
+        self.start(["--history-batch", "5"])
+        topic = "pcatch"
+        first = fcall_publish(self.r, topic, "e-0")
+        for i in range(1, 40):
+            fcall_publish(self.r, topic, "e-%d" % i)
+        total = 240
+        stop = threading.Event()
+
+        def publisher():
+            r = self.client(self.srv)
+            for i in range(40, total):
+                if stop.is_set():
+                    return
+                fcall_publish(r, topic, "e-%d" % i)
+                stop.wait(0.004)
+
+        th = threading.Thread(target=publisher, daemon=True)
+        got, cursor = [], self.cursor(topic, first)
+        deadline = harness.deadline(60)
+        th.start()
+        try:
+            while len(got) < total - 1 and time.monotonic() < deadline:
+                obj = self.ok(topic, since=cursor, timeout=1)
+                self.assertNotIn("gap", obj)
+                got += [e["data"] for e in obj["events"]]
+                cursor = obj["next"] or cursor
+        finally:
+            stop.set()
+            th.join(10)
+        self.assertEqual(got, ["e-%d" % i for i in range(1, total)],
+                         "every event after the cursor, once, in order")
 
 
 if __name__ == "__main__":
