@@ -554,8 +554,12 @@ static void on_prior_position(redisAsyncContext *ac, void *reply, void *priv)
     t->pos_inflight = 0;
     if (r && history_reply_ok(r) && !t->have_pos)
         topic_record_pos(t, r->element[3], r->element[0]);
-    if (t->want && t->state == T_IDLE)
+    if (t->state != T_IDLE)
+        return;
+    if (t->want || t->waiting)
         topic_subscribe(b, t); /* without a position (Redis went away): see topic_subscribed */
+    else
+        topic_free(b, t); /* nobody wants it any more (kept for this reply: handle_req) */
 }
 
 /* Reads the stream position of a topic before its first SUBSCRIBE; 0 when sent. A position
@@ -841,8 +845,8 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         t->want &= ~bit;
         if (!t->want)
             t->idle_since = hb_now();
-        if (!t->want && t->state == T_IDLE)
-            topic_free(b, t);
+        if (!t->want && t->state == T_IDLE && !t->pos_inflight)
+            topic_free(b, t); /* with a position read out, its reply frees it */
         break;
     case HB_REQ_HISTORY: {
         hreq_t *h = hb_xcalloc(1, sizeof(*h));
