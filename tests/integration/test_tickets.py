@@ -216,6 +216,20 @@ class Tickets(HeraldTestCase):
             srv.proc.send_signal(signal.SIGCONT)
         self.serving(h)
 
+    def test_cluster_ticket_on_another_edge_once(self):
+        from test_cluster import Cluster, ClusterHerald
+        cluster = Cluster()
+        self.addCleanup(cluster.close)
+        hs = []
+        for node in ("edge-1", "edge-2"):
+            h = ClusterHerald(cluster, node, ["--jwt-secret", SECRET])
+            self._heralds.append(h)
+            hs.append(h)
+        tickets = [self.ticket(hs[0])[0] for _ in range(6)]  # spread over the shards
+        for t in tickets:
+            self.assertEqual(self.sse_status(hs[1], "/events/t/a?ticket=" + t), 200)
+            self.assertEqual(self.sse_status(hs[0], "/events/t/a?ticket=" + t), 401)
+
 
 if __name__ == "__main__":
     unittest.main()
