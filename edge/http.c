@@ -1090,7 +1090,7 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
     }
     if (!strcmp(path, "/metrics"))
         return metrics(s, c);
-    if (!strncmp(path, "/events", 7) || !strncmp(path, "/poll/", 6)) {
+    if (!strcmp(path, "/events") || !strncmp(path, "/events/", 8) || !strncmp(path, "/poll/", 6)) {
         int t = hb_ticket_http(s, c, wsi, path); /* ?ticket=: redeemed first (ticket.h) */
         if (t)
             return t < 0 ? -1 : 0;

@@ -156,6 +156,20 @@ class Tickets(HeraldTestCase):
         self.assertEqual(status, 401)
         status, hdrs, _ = http_get(h.port, "/tickets")
         self.assertEqual(status, 405)
+        # a body: none needed, a small one ignored, a large one or none framed refused
+        auth = {"Authorization": "Bearer " + token()}
+        status, _, _ = http_get(h.port, "/tickets", auth, method="POST", body=b"{}")
+        self.assertEqual(status, 200)
+        status, _, _ = http_get(h.port, "/tickets", auth, method="POST", body=b"x" * 2000)
+        self.assertEqual(status, 413)
+        raw = harness.raw_request(h.port, ("POST /tickets HTTP/1.1\r\nHost: x\r\n"
+                                           "Authorization: Bearer %s\r\n\r\n" % token()).encode())
+        self.assertTrue(raw.startswith(b"HTTP/1.1 411"), raw[:80])
+        # a ticket is redeemed only on the subscriber routes
+        t, _ = self.ticket(h)
+        status, _, _ = http_get(h.port, "/eventsX?ticket=" + t)
+        self.assertEqual(status, 404)
+        self.assertEqual(self.sse_status(h, "/events/t/a?ticket=" + t), 200)
         # malformed and unknown tickets
         self.assertEqual(self.sse_status(h, "/events/t/a?ticket=garbage%20x"), 401)
         self.assertEqual(self.sse_status(h, "/events/t/a?ticket=" + "A" * 32), 401)
