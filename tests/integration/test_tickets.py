@@ -176,6 +176,17 @@ class Tickets(HeraldTestCase):
         self.assertEqual(self.sse_status(h, "/events/t/a?ticket=" + "A" * 600), 401)
         self.serving(h)
 
+    def test_cookie_signs_in_post_tickets_from_its_own_origin_only(self):
+        h = self.start(None, "edge-1", "--auth-cookie", "tok")
+        cookie = {"Cookie": "tok=" + token()}
+        status, body = self.issue(h, headers=cookie)
+        self.assertEqual(status, 200, body)
+        t = json.loads(body)["ticket"]
+        self.assertEqual(self.sse_status(h, "/events/t/a?ticket=" + t), 200)
+        # another site's page posting with the user's cookie gets nothing
+        status, _ = self.issue(h, headers=dict(cookie, Origin="http://evil.example"))
+        self.assertEqual(status, 401)
+
     def test_ticket_never_logged(self):
         h = self.start()
         tickets = [self.ticket(h)[0] for _ in range(4)]
