@@ -117,6 +117,9 @@ static const opt_t opts[] = {
     {"auth-cookie", T_STR, "", 0, 0, O(auth_cookie),
      "name of a cookie that may carry the token (SSE, long-poll, WebSocket), read only from "
      "the edge's own origin or one listed in --allowed-origins, never through *; empty: off"},
+    {"ticket-ttl", T_INT, "30", 1, 3600, O(ticket_ttl),
+     "seconds a single-use sign-in ticket (POST /tickets, then ?ticket= on SSE, long-poll or "
+     "the WebSocket handshake) may be redeemed"},
     {"config", T_PATH, "", 0, 0, O(config),
      "file of `name = value` lines setting these options by flag name; a flag or an "
      "environment variable wins over the file"},

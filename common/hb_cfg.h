@@ -68,6 +68,8 @@ typedef struct hb_cfg {
     int allow_anonymous; /* subscribe without a token although a secret is set */
     char allowed_origins[HB_CFG_LIST_MAX]; /* "*" or comma-separated scheme://host[:port] */
     char auth_cookie[HB_CFG_STR_MAX];      /* cookie holding the JWT; "" off */
+    /* seconds a sign-in ticket (POST /tickets) may be redeemed */
+    int ticket_ttl;
     char config[HB_CFG_PATH_MAX];   /* the --config file read ("" = none) */
     int config_secret;              /* a secret (publish key, JWT key) came from that file */
     char tls_cert[HB_CFG_PATH_MAX]; /* PEM certificate chain ("" = plain HTTP) */

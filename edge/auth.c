@@ -11,6 +11,7 @@
 
 #include "hb_err.h"
 #include "hb_log.h"
+#include "ticket.h"
 
 #define MOD "auth"
 
@@ -129,6 +130,11 @@ int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reas
     *jwt = NULL;
     if (!s->edge->cfg.jwt_secret_len)
         return 0; /* no token checks on this edge: a token is ignored */
+    {
+        hb_client_t *c = lws_wsi_user(wsi);
+        if (c && c->ticket_jwt) /* a redeemed ticket's token (ticket.h): verified again */
+            return hb_auth_verify(s, c->ticket_jwt, strlen(c->ticket_jwt), jwt, reason) ? -1 : 1;
+    }
     has = hb_auth_token(wsi, tok, sizeof(tok));
     if (has == 0)
         has = hb_auth_cookie(s, wsi, tok, sizeof(tok));
@@ -185,6 +191,8 @@ void hb_auth_expire_at(hb_client_t *c, long long exp)
 int hb_auth_on_timer(hb_client_t *c)
 {
     long long now = (long long)time(NULL);
+    if (c->ticket_tok && !c->closing)
+        return hb_ticket_on_timer(c); /* its ticket's wait, before any token expiry */
     if (!c->auth_exp || c->closing)
         return 0;
     if (!auth_expired(c, c->auth_exp, now)) {

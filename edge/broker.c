@@ -33,6 +33,7 @@
 #include "library.h"
 #include "resolve.h"
 #include "sentinel.h"
+#include "ticket.h"
 
 #define MOD "broker"
 #define REQS_PER_WAKE 256
@@ -832,6 +833,10 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         handle_publish(b, q);
         return;
     }
+    if (q->type == HB_REQ_TICKET_ISSUE || q->type == HB_REQ_TICKET_REDEEM) {
+        hb_ticket_broker(b, q); /* edge/ticket.c */
+        return;
+    }
     t = topic_get(b, q->topic, q->topic_len, 1);
     uint64_t bit = 1ull << q->thread;
 
@@ -871,6 +876,8 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         break;
     }
     case HB_REQ_PUBLISH:
+    case HB_REQ_TICKET_ISSUE:
+    case HB_REQ_TICKET_REDEEM:
         break; /* handled above */
     }
     hb_broker_update_ready(b);

@@ -21,6 +21,7 @@ typedef enum {
     HB_MSG_EVENT = 1, /* a topic's next event (live or backfilled), or a topic-wide gap notice */
     HB_MSG_HISTORY,   /* one page of history for one resuming subscription */
     HB_MSG_PUBLISHED, /* the outcome of one HTTP/WS publish request */
+    HB_MSG_TICKET,    /* the outcome of one ticket issue or redemption (edge/ticket.h) */
 } hb_msg_type_t;
 
 typedef enum {
@@ -88,6 +89,7 @@ typedef struct hb_msg {
     hb_ev_t *evs;             /* n events */
     char tail[HB_CURSOR_MAX]; /* the topic's newest cursor ("" when the stream is empty) */
     char result[256];         /* HB_MSG_PUBLISHED: the stream id, or the error text */
+    char *blob;               /* HB_MSG_TICKET redeemed: the token (malloc'd, NUL-terminated) */
 } hb_msg_t;
 
 /** hb_msg_new() - a zeroed message of `type` with one reference; aborts on OOM. */
@@ -102,6 +104,10 @@ typedef enum {
     HB_REQ_UNSUB,   /* ... and now has none */
     HB_REQ_HISTORY, /* read history after cursor for client_id, reply with HB_MSG_HISTORY */
     HB_REQ_PUBLISH, /* run herald_publish, reply with HB_MSG_PUBLISHED */
+    /* tickets (edge/ticket.h): store ticket `topic` -> payload (a token), or take it (GETDEL);
+     * each is answered with one HB_MSG_TICKET */
+    HB_REQ_TICKET_ISSUE,
+    HB_REQ_TICKET_REDEEM,
 } hb_req_type_t;
 
 /* A request from a service thread to the broker; the broker frees it. */
@@ -156,6 +162,7 @@ typedef struct hb_stats {
     atomic_ullong rejected_forbidden; /* a valid token that does not cover the topic */
     atomic_ullong rejected_origin;    /* Origin not in --allowed-origins */
     atomic_ullong auth_expired;       /* connections ended when their token expired */
+    atomic_ullong tickets_issued, tickets_redeemed, tickets_refused; /* edge/ticket.h */
     atomic_ullong topics;             /* gauge: topics this edge is subscribed to in Redis */
     /* Redis Cluster mode */
     atomic_ullong cluster_moved, cluster_ask; /* redirections followed */

@@ -16,6 +16,7 @@
 #include "hb_mem.h"
 #include "reqcheck.h"
 #include "sentinel.h"
+#include "ticket.h"
 
 #define MOD "http"
 #define PATH_MAX_BYTES 2048
@@ -974,6 +975,11 @@ static int metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_topics", "gauge", "Topics this edge is subscribed to in Redis.", "", LOAD(topics)},
         {"herald_auth_expired_total", "counter", "Connections ended when their token expired.", "",
          LOAD(auth_expired)},
+        {"herald_tickets_total", "counter",
+         "Sign-in tickets: issued (POST /tickets), redeemed, refused (unknown, used, expired).",
+         "{outcome=\"issued\"}", LOAD(tickets_issued)},
+        {"herald_tickets_total", NULL, NULL, "{outcome=\"redeemed\"}", LOAD(tickets_redeemed)},
+        {"herald_tickets_total", NULL, NULL, "{outcome=\"refused\"}", LOAD(tickets_refused)},
         {"herald_redis_up", "gauge",
          "1 while the edge's Redis connections are up (same as herald_ready, without the "
          "subscriptions condition).",
@@ -1053,7 +1059,7 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
         return bad_request(c, "path is too long", 1);
     /* browsers: the Origin must be allowed for the client routes (CORS) */
     if ((!strncmp(path, "/publish/", 9) || !strncmp(path, "/events", 7) ||
-         !strncmp(path, "/poll/", 6)) &&
+         !strncmp(path, "/poll/", 6) || !strcmp(path, "/tickets")) &&
         hb_auth_origin(s, wsi, &c->cors))
         return respond_text(c, 403, "forbidden: origin not allowed\n", 1);
     if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0) {
@@ -1062,6 +1068,13 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
     }
     if (!strncmp(path, "/publish/", 9))
         return publish_start(s, c, wsi, path + 9, plen - 9, body, blen);
+    if (!strcmp(path, "/tickets")) {
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0) {
+            c->auth_challenge = EXTRA_ALLOW_POST;
+            return respond_text(c, 405, "method not allowed: use POST\n", 1);
+        }
+        return hb_ticket_issue(s, c, wsi, body, blen);
+    }
     if (!is_get) {
         c->auth_challenge = EXTRA_ALLOW_GET;
         return respond_text(c, 405, "method not allowed: use GET\n", 1);
@@ -1077,6 +1090,11 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
     }
     if (!strcmp(path, "/metrics"))
         return metrics(s, c);
+    if (!strcmp(path, "/events") || !strncmp(path, "/events/", 8) || !strncmp(path, "/poll/", 6)) {
+        int t = hb_ticket_http(s, c, wsi, path); /* ?ticket=: redeemed first (ticket.h) */
+        if (t)
+            return t < 0 ? -1 : 0;
+    }
     if (!strncmp(path, "/events/", 8))
         return sse_single(s, c, wsi, path + 8, plen - 8);
     if (!strcmp(path, "/events"))
@@ -1091,6 +1109,22 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
         return hb_http_respond(c, 200, "text/html; charset=utf-8", (const char *)hb_demo_html,
                                hb_demo_html_len, 0);
     return respond_text(c, 404, "not found\n", 0);
+}
+
+int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path)
+{
+    int rc;
+    c->req = REQ_HEAD;
+    rc = route(s, c, c->wsi, path, HB_HTTP_BODY_NONE, 0);
+    if (c->req == REQ_HEAD)
+        c->req = REQ_DONE;
+    return rc;
+}
+
+int hb_http_unauthorized(hb_client_t *c, const char *body)
+{
+    c->auth_challenge = EXTRA_AUTH_INVALID;
+    return hb_http_respond(c, 401, "text/plain; charset=utf-8", body, strlen(body), 0);
 }
 
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)

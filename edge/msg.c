@@ -40,6 +40,7 @@ void hb_msg_unref(hb_msg_t *m)
     for (size_t i = 0; i < m->n; i++)
         hb_ev_release(&m->evs[i]);
     free(m->evs);
+    free(m->blob);
     free(m);
 }
 

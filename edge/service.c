@@ -11,6 +11,7 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "service.h"
 #include "admit.h"
+#include "ticket.h"
 
 #include <dlfcn.h>
 #include <ev.h>
@@ -555,6 +556,8 @@ static void svc_process_inbox(hb_svc_t *s)
                     hb_ws_on_published(s, p, m);
                 else if (m->type == HB_MSG_PUBLISHED)
                     hb_http_on_published(s, p, m);
+                else if (m->type == HB_MSG_TICKET)
+                    hb_ticket_on_reply(s, p, m);
             }
         }
         hb_msg_unref(m);

@@ -66,7 +66,8 @@ typedef struct qent {
     uint16_t ctl;
 } qent_t;
 
-typedef enum { K_NONE = 0, K_SIMPLE, K_SSE, K_MSSE, K_WS, K_POLL, K_PUBLISH } kind_t;
+/* K_TICKET: an HTTP request waiting for Redis to issue or redeem its ticket (ticket.h) */
+typedef enum { K_NONE = 0, K_SIMPLE, K_SSE, K_MSSE, K_WS, K_POLL, K_PUBLISH, K_TICKET } kind_t;
 
 /* Life cycle of the connection's current HTTP request (edge/reqcheck.h): every HTTP callback
  * checks it, so a body is taken and completed once per request. */
@@ -134,6 +135,10 @@ struct hb_client {
     /* written right after the broker batch that queued to it (svc->flush_head) */
     hb_client_t *flush_next;
     uint8_t flush_listed;
+    /* tickets (ticket.h): the pending token of the Redis request waited for (0: none), and
+     * the redeemed token while the request is routed again (malloc'd, freed right after) */
+    uint64_t ticket_tok;
+    char *ticket_jwt;
 };
 
 struct hb_svc {
@@ -272,6 +277,12 @@ void hb_http_answer_now(hb_client_t *c);
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);
 void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
+/** hb_http_reroute() - route @c's GET request @path again (its headers are still attached),
+ * after its ticket was redeemed (ticket.h). What the HTTP callback would return. */
+int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
+/** hb_http_unauthorized() - answer 401 with WWW-Authenticate: Bearer error="invalid_token"
+ * and the text @body (counted as an auth refusal by the caller). */
+int hb_http_unauthorized(hb_client_t *c, const char *body);
 void hb_poll_maybe_answer(hb_client_t *c);
 void hb_poll_on_timer(hb_client_t *c);
 
@@ -293,5 +304,8 @@ int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
  * when the connection failed. Service thread. */
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
+/** hb_ws_take_token() - a token from the handshake (or a ticket, or an auth message): the
+ * publish key, or a JWT whose claims @c keeps. 0, or -1 with *reason (nothing changed). */
+int hb_ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len, const char **reason);
 
 #endif

@@ -12,6 +12,7 @@
 #include "hb_mem.h"
 #include "hb_utf8.h"
 #include "hb_wsmsg.h"
+#include "ticket.h"
 
 #define MOD "ws"
 
@@ -142,8 +143,7 @@ int hb_ws_filter(hb_svc_t *s, struct lws *wsi)
 
 /* A token from the handshake or an auth message: the publish key, or a JWT whose claims the
  * connection keeps (replacing earlier ones). 0, or -1 with *reason (nothing changed). */
-static int ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len,
-                         const char **reason)
+int hb_ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len, const char **reason)
 {
     const hb_cfg_t *cfg = &s->edge->cfg;
     hb_jwt_t *j = NULL;
@@ -175,12 +175,14 @@ void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     c->kind = K_WS;
     hb_client_count(c, K_WS);
     c->rxmax = (size_t)cfg->max_message_bytes + 4096;
+    if (hb_ticket_ws(s, c, wsi))
+        return; /* ?ticket=: signed in (or refused) once Redis gave the token back */
     if (n == 0 || (n < 0 && !cfg->jwt_secret_len))
         return;
     if (n < 0)
         reason = n == -1 ? "token longer than 8192 bytes" : "Authorization must be: Bearer <token>";
     /* without a secret a wrong bearer only means "may not publish", as before tokens */
-    if (reason || (ws_take_token(s, c, tok, strlen(tok), &reason) && cfg->jwt_secret_len)) {
+    if (reason || (hb_ws_take_token(s, c, tok, strlen(tok), &reason) && cfg->jwt_secret_len)) {
         hb_log_debug(MOD, "handshake token refused", "{s:s}", "err", reason);
         hb_client_close(c, reason, LWS_CLOSE_STATUS_POLICY_VIOLATION);
     }
@@ -323,7 +325,7 @@ static void on_message(hb_svc_t *s, hb_client_t *c, const char *msg, size_t len)
             if (!m.token) {
                 atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
                 reply_error(c, "unauthorized", "token must be a string", m.echo);
-            } else if (ws_take_token(s, c, m.token, m.token_len, &reason) == 0) {
+            } else if (hb_ws_take_token(s, c, m.token, m.token_len, &reason) == 0) {
                 json_t *o = json_pack("{s:s}", "type", "authed");
                 if (o && c->jwt && !hb_auth_is_publish_key(cfg, m.token, m.token_len)) {
                     if (hb_jwt_sub(c->jwt)[0])

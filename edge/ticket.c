@@ -1,0 +1,396 @@
+/*
+ * Single-use sign-in tickets (see ticket.h). The ticket id is never logged: log lines name
+ * the outcome only, and the id travels in the request (service thread), the hb_req_t (its
+ * `topic` field) and the Redis key.
+ */
+#include "ticket.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <hiredis/async.h>
+
+#include "broker.h"
+#include "cluster.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+#include "reqcheck.h"
+
+#define MOD "ticket"
+/* POST /tickets takes no body; a small one (a client that always sends "{}") is ignored. */
+#define TICKET_BODY_MAX 1024
+
+static void count(atomic_ullong *n)
+{
+    atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+}
+
+/* ---- ids ---- */
+
+/* A new id: HB_TICKET_ID_BYTES from the kernel's CSPRNG, base64url without padding, into out
+ * (HB_TICKET_ID_LEN + 1 bytes). 0, or -1 when getrandom failed. */
+static int ticket_id(char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char r[HB_TICKET_ID_BYTES];
+    size_t got = 0, o = 0;
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof(r); i += 3) { /* 24 bytes: 8 groups of 3, 32 characters */
+        uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = abc[v >> 6 & 63];
+        out[o++] = abc[v & 63];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int id_valid(const char *t)
+{
+    size_t n = 0;
+    for (; t[n]; n++)
+        if (!((t[n] >= 'A' && t[n] <= 'Z') || (t[n] >= 'a' && t[n] <= 'z') ||
+              (t[n] >= '0' && t[n] <= '9') || t[n] == '-' || t[n] == '_'))
+            return 0;
+    return n == HB_TICKET_ID_LEN;
+}
+
+/* ?ticket= of the request: 1 found (copied into out, cap HB_TICKET_ID_LEN + 2: a longer value
+ * is cut and then fails id_valid(); "" when it was too long to copy), 0 none. lws has decoded
+ * the arguments; their total is bounded by --max-header-bytes. */
+static int ticket_arg(struct lws *wsi, char *out, size_t cap)
+{
+    char arg[HB_TICKET_ID_LEN + 16];
+    for (int i = 0;; i++) {
+        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i), is;
+        if (len <= 0)
+            return 0;
+        if (len < 7)
+            continue;
+        if ((size_t)len < sizeof(arg)) {
+            if (lws_hdr_copy_fragment(wsi, arg, sizeof(arg), WSI_TOKEN_HTTP_URI_ARGS, i) < 0 ||
+                strncmp(arg, "ticket=", 7) != 0)
+                continue;
+            snprintf(out, cap, "%.*s", (int)cap - 1, arg + 7); /* cut: refused */
+            return 1;
+        }
+        { /* too long to be a ticket: refused when it is named one */
+            char *big = hb_xmalloc((size_t)len + 1);
+            is = lws_hdr_copy_fragment(wsi, big, len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0 &&
+                 !strncmp(big, "ticket=", 7);
+            free(big);
+        }
+        if (is) {
+            out[0] = '\0';
+            return 1;
+        }
+    }
+}
+
+/* ---- service thread: asking ---- */
+
+/* Sends request q (type, id) for c and arms the wait; path: the route to run again (NULL for
+ * issue and WebSocket). 0, or -1 when the broker's queue refused it (nothing pending). */
+static int ask(hb_svc_t *s, hb_client_t *c, hb_req_t *q, const char *path)
+{
+    hb_pending_t *p = hb_pending_add(s, c, NULL);
+    q->client_id = p->token;
+    if (path)
+        p->echo = json_string(path);
+    if (hb_svc_request(s, q) != 0) {
+        hb_pending_del(s, p);
+        return -1;
+    }
+    c->ticket_tok = p->token;
+    lws_set_timer_usecs(c->wsi, (lws_usec_t)HB_TICKET_WAIT_S * LWS_USEC_PER_SEC);
+    return 0;
+}
+
+static hb_req_t *req_new(hb_req_type_t type, const char *id)
+{
+    hb_req_t *q = hb_xcalloc(1, sizeof(*q));
+    q->type = type;
+    memcpy(q->topic, id, HB_TICKET_ID_LEN);
+    q->topic_len = HB_TICKET_ID_LEN;
+    return q;
+}
+
+static int text(hb_client_t *c, unsigned status, const char *body)
+{
+    return hb_http_respond(c, status, "text/plain; charset=utf-8", body, strlen(body), 1);
+}
+
+static int refuse_http(hb_svc_t *s, hb_client_t *c, const char *why)
+{
+    count(&s->edge->stats.tickets_refused);
+    count(&s->edge->stats.rejected_auth);
+    hb_log_ratelimited("ticket-refused", 1000, HB_LOG_INFO, MOD, "ticket refused", "{s:s}", "err",
+                       why);
+    return hb_http_unauthorized(c, "unauthorized: ticket unknown, already used or expired\n");
+}
+
+int hb_ticket_issue(hb_svc_t *s, hb_client_t *c, struct lws *wsi, hb_http_body_t framing,
+                    uint64_t len)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    char tok[HB_JWT_MAX + 8], id[HB_TICKET_ID_LEN + 1];
+    const char *reason = NULL;
+    hb_jwt_t *j = NULL;
+    hb_req_t *q;
+    int n;
+    if (!cfg->jwt_secret_len)
+        return text(c, 403, "tickets need --jwt-secret: a ticket carries a token's rights\n");
+    if (framing != HB_HTTP_BODY_LENGTH) /* lws 4.1: no chunked bodies, none without length */
+        return text(c, 411, "Content-Length required (0: POST /tickets takes no body)\n");
+    if (len > TICKET_BODY_MAX)
+        return text(c, 413, "POST /tickets takes no body\n");
+    n = hb_auth_token(wsi, tok, sizeof(tok));
+    if (n == 0)
+        n = hb_auth_cookie(s, wsi, tok, sizeof(tok));
+    if (n <= 0) {
+        count(&s->edge->stats.rejected_auth);
+        return hb_http_unauthorized(c, n == -1 ? "unauthorized: token longer than 8192 bytes\n"
+                                               : "unauthorized: a token is required\n");
+    }
+    if (hb_auth_is_publish_key(cfg, tok, strlen(tok)))
+        return text(c, 403,
+                    "forbidden: a ticket is bound to a token's claims; the publish key "
+                    "has none (sign a token with --jwt-secret)\n");
+    if (hb_auth_verify(s, tok, strlen(tok), &j, &reason)) {
+        char body[256];
+        snprintf(body, sizeof(body), "unauthorized: %s\n", reason);
+        return hb_http_unauthorized(c, body);
+    }
+    hb_jwt_free(j);
+    if (ticket_id(id))
+        return text(c, 503, "no randomness for a ticket: retry later\n");
+    q = req_new(HB_REQ_TICKET_ISSUE, id);
+    q->payload_len = strlen(tok);
+    q->payload = hb_xmemdup(tok, q->payload_len + 1);
+    memcpy(c->topic, id, sizeof(id)); /* answered from hb_ticket_on_reply() */
+    c->topic_len = HB_TICKET_ID_LEN;
+    c->kind = K_TICKET;
+    hb_req_pause(c); /* nothing more is read: the answer closes the connection */
+    if (ask(s, c, q, NULL)) {
+        c->kind = K_NONE;
+        return text(c, 503, "busy: try again\n");
+    }
+    return 0;
+}
+
+int hb_ticket_http(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
+{
+    char id[HB_TICKET_ID_LEN + 2];
+    if (c->ticket_jwt || !s->edge->cfg.jwt_secret_len || !ticket_arg(wsi, id, sizeof(id)))
+        return 0;
+    if (!id_valid(id)) {
+        refuse_http(s, c, "malformed ticket");
+        return 1;
+    }
+    c->kind = K_TICKET;
+    hb_req_pause(c);
+    if (ask(s, c, req_new(HB_REQ_TICKET_REDEEM, id), path)) {
+        c->kind = K_NONE;
+        text(c, 503, "busy: try again\n");
+    }
+    return 1;
+}
+
+int hb_ticket_ws(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    char id[HB_TICKET_ID_LEN + 2];
+    if (!s->edge->cfg.jwt_secret_len || !ticket_arg(wsi, id, sizeof(id)))
+        return 0;
+    if (!id_valid(id)) {
+        count(&s->edge->stats.tickets_refused);
+        count(&s->edge->stats.rejected_auth);
+        hb_client_close(c, "ticket refused: unknown, already used or expired",
+                        LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return 1;
+    }
+    lws_rx_flow_control(wsi, 0); /* its messages wait until it is signed in */
+    if (ask(s, c, req_new(HB_REQ_TICKET_REDEEM, id), NULL))
+        hb_client_close(c, "busy: try again", 1013);
+    return 1;
+}
+
+/* ---- service thread: answers ---- */
+
+static void ws_answer(hb_svc_t *s, hb_client_t *c, hb_msg_t *m)
+{
+    const char *reason = NULL;
+    if (m->error) {
+        hb_client_close(c, "ticket store unavailable: retry", 1013);
+        return;
+    }
+    if (!m->blob) {
+        count(&s->edge->stats.tickets_refused);
+        count(&s->edge->stats.rejected_auth);
+        hb_client_close(c, "ticket refused: unknown, already used or expired",
+                        LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return;
+    }
+    count(&s->edge->stats.tickets_redeemed);
+    if (hb_ws_take_token(s, c, m->blob, strlen(m->blob), &reason)) {
+        hb_client_close(c, reason, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return;
+    }
+    lws_rx_flow_control(c->wsi, 1);
+}
+
+void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
+{
+    hb_client_t *c = p->c;
+    json_t *path = p->echo ? json_incref(p->echo) : NULL;
+    int rc = 0;
+    if (c->ticket_tok != p->token) { /* not what c waits for (cannot happen): drop it */
+        hb_pending_del(s, p);
+        json_decref(path);
+        return;
+    }
+    hb_pending_del(s, p);
+    c->ticket_tok = 0;
+    lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
+    if (c->kind == K_WS) {
+        ws_answer(s, c, m);
+    } else if (!path) { /* issued */
+        char body[128];
+        int n;
+        c->kind = K_NONE;
+        if (m->error) {
+            hb_log_ratelimited("ticket-store", 1000, HB_LOG_WARN, MOD, "ticket not stored", "{s:s}",
+                               "err", m->result);
+            text(c, 503, "ticket store unavailable: retry\n");
+        } else {
+            count(&s->edge->stats.tickets_issued);
+            n = snprintf(body, sizeof(body), "{\"ticket\":\"%s\",\"expires_in\":%d}", c->topic,
+                         s->edge->cfg.ticket_ttl);
+            hb_http_respond(c, 200, "application/json", body, (size_t)n, 1);
+        }
+    } else if (m->error) {
+        c->kind = K_NONE;
+        hb_log_ratelimited("ticket-redeem", 1000, HB_LOG_WARN, MOD, "ticket not redeemed", "{s:s}",
+                           "err", m->result);
+        text(c, 503, "ticket store unavailable: retry\n");
+    } else if (!m->blob) {
+        c->kind = K_NONE;
+        refuse_http(s, c, "unknown, used or expired ticket");
+    } else { /* served as if its token had come with the request */
+        count(&s->edge->stats.tickets_redeemed);
+        c->kind = K_NONE;
+        hb_req_resume(c);
+        c->ticket_jwt = m->blob;
+        rc = hb_http_reroute(s, c, json_string_value(path));
+        c->ticket_jwt = NULL;
+        if (rc < 0)
+            hb_client_close(c, "write failed", 0);
+    }
+    json_decref(path);
+}
+
+int hb_ticket_on_timer(hb_client_t *c)
+{
+    hb_svc_t *s = c->svc;
+    hb_pending_t *p = hb_dict_get(s->pending, &c->ticket_tok, sizeof(c->ticket_tok));
+    hb_log_ratelimited("ticket-timeout", 1000, HB_LOG_WARN, MOD,
+                       "ticket store did not answer in time", NULL);
+    c->ticket_tok = 0;
+    hb_pending_del(s, p); /* a late answer finds nothing and is dropped */
+    if (c->kind == K_WS) {
+        hb_client_close(c, "ticket store unavailable: retry", 1013);
+        return 0;
+    }
+    c->kind = K_NONE;
+    text(c, 503, "ticket store unavailable: retry\n");
+    return 0;
+}
+
+/* ---- broker thread ---- */
+
+static void reply(hb_msg_t *m)
+{
+    if (hb_svc_push(hb_edge->svcs[m->thread], m) != 0) {
+        hb_msg_unref(m);
+        atomic_fetch_add_explicit(&hb_edge->stats.queue_drops, 1, memory_order_relaxed);
+    }
+}
+
+static void fail(hb_msg_t *m, const char *why)
+{
+    m->error = 1;
+    snprintf(m->result, sizeof(m->result), "%s", why);
+    reply(m);
+}
+
+static void on_issued(redisAsyncContext *ac, void *reply_, void *priv)
+{
+    redisReply *r = reply_;
+    hb_msg_t *m = priv;
+    (void)ac;
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        fail(m, r ? r->str : "redis unavailable");
+    else if (r->type != REDIS_REPLY_STATUS)
+        fail(m, "ticket id in use"); /* NX: 2^-192, or a broken CSPRNG */
+    else
+        reply(m);
+}
+
+static void on_redeemed(redisAsyncContext *ac, void *reply_, void *priv)
+{
+    redisReply *r = reply_;
+    hb_msg_t *m = priv;
+    (void)ac;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        fail(m, r ? r->str : "redis unavailable");
+        return;
+    }
+    if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len <= HB_JWT_MAX) {
+        m->blob = hb_xmalloc(r->len + 1);
+        memcpy(m->blob, r->str, r->len);
+        m->blob[r->len] = '\0';
+    }
+    reply(m); /* nil (or a value that is no token): no such ticket */
+}
+
+void hb_ticket_broker(hb_broker_t *b, hb_req_t *q)
+{
+    const hb_cfg_t *cfg = &b->edge->cfg;
+    hb_msg_t *m = hb_msg_new(HB_MSG_TICKET, "", 0);
+    int issue = q->type == HB_REQ_TICKET_ISSUE, rc;
+    char key[HB_CFG_STR_MAX + HB_TICKET_ID_LEN + 16], px[24];
+    const char *av[6];
+    size_t al[6];
+    m->thread = q->thread;
+    m->client_id = q->client_id;
+    snprintf(key, sizeof(key), "%sticket:%.*s", cfg->prefix, (int)q->topic_len, q->topic);
+    snprintf(px, sizeof(px), "%lld", (long long)cfg->ticket_ttl * 1000);
+    av[0] = issue ? "SET" : "GETDEL";
+    av[1] = key;
+    av[2] = q->payload ? q->payload : "";
+    av[3] = "PX";
+    av[4] = px;
+    av[5] = "NX";
+    for (int i = 0; i < 6; i++)
+        al[i] = i == 2 ? q->payload_len : strlen(av[i]);
+    if (b->cluster) {
+        rc = hb_cluster_key_command(b->cluster, 1, issue ? 6 : 2, av, al,
+                                    issue ? on_issued : on_redeemed, m);
+    } else {
+        if (!b->cmd_ready) {
+            fail(m, "redis unavailable");
+            return;
+        }
+        rc = redisAsyncCommandArgv(b->cmd.ac, issue ? on_issued : on_redeemed, m, issue ? 6 : 2, av,
+                                   al);
+    }
+    if (rc != REDIS_OK)
+        fail(m, "redis unavailable");
+}
