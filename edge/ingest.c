@@ -43,13 +43,13 @@
 #include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "hb_rawq.h"
 #include "hb_slot.h"
 #include "hb_topic.h"
 
 #define MOD "ingest"
 #define PENDING_MAX 100000
 #define PENDING_BYTES_MAX (64u << 20)
-#define MATCH_SCAN_MAX 1024
 #define INFLIGHT_MAX 100000
 #define CLUSTER_KEEP_S 60.0 /* seconds a standby keeps a raw message in cluster mode */
 #define SETTLE_MAX_S 20.0   /* a new leadership waits this long at most for earlier stores */
@@ -58,31 +58,10 @@
 #define BATCH_BYTES_MAX (1u << 20) /* and their bytes */
 #define BATCHES_AHEAD 1            /* calls in flight before the next one waits to grow */
 
-/* A raw message: topic then payload in data[]. */
-typedef struct pend {
-    struct pend *next;
-    double ts;
-    unsigned long long seq; /* arrival order on this edge (pend_seq) */
-    size_t tlen, plen;
-    char data[];
-} pend_t;
-
-#define P_TOPIC(p) ((p)->data)
-#define P_PAYLOAD(p) ((p)->data + (p)->tlen)
-
-/* A FIFO of raw messages (topic, payload). Refused stores are put back at the front, after
- * `mark`, the last one put back (NULL: none left), so that they stay in their order and ahead
- * of what was kept meanwhile. */
-typedef struct plist {
-    pend_t *head, *tail;
-    pend_t *mark;
-    size_t count, bytes;
-} plist_t;
-
 /* Raw messages sent in one store call; the priv of its reply. */
 typedef struct batch {
     hb_broker_t *b;
-    plist_t msgs;
+    hb_rawq_t msgs;
     unsigned reign; /* the leadership it was sent under */
 } batch_t;
 
@@ -95,9 +74,9 @@ struct ingest {
     char barrier[256];
     size_t barrier_len;
     unsigned long barrier_n;
-    plist_t kept;    /* raw messages whose stored copy has not been seen */
-    plist_t orphans; /* cluster: stored copies seen before their raw message */
-    batch_t *cur;    /* leader: raw messages of the current read, not sent yet */
+    hb_rawq_t kept;    /* raw messages whose stored copy has not been seen */
+    hb_rawq_t orphans; /* cluster: stored copies seen before their raw message */
+    batch_t *cur;      /* leader: raw messages of the current read, not sent yet */
     struct event *flush_ev;
     int flush_armed;
     int batches;  /* herald_ingest_many calls in flight */
@@ -128,148 +107,17 @@ struct ingest {
 
 static unsigned long long pend_seq; /* broker thread only */
 
-static pend_t *pend_new(const char *topic, size_t tlen, const char *payload, size_t plen)
+static hb_rawmsg_t *pend_new(const char *topic, size_t tlen, const char *payload, size_t plen)
 {
-    pend_t *p = malloc(sizeof(*p) + tlen + plen);
-    if (!p)
-        return NULL;
-    p->next = NULL;
-    p->ts = hb_now();
-    p->seq = ++pend_seq;
-    p->tlen = tlen;
-    p->plen = plen;
-    memcpy(p->data, topic, tlen);
-    memcpy(p->data + tlen, payload, plen);
-    return p;
+    return hb_rawmsg_new(topic, tlen, payload, plen, hb_now(), ++pend_seq);
 }
 
-static void plist_append(plist_t *l, pend_t *p)
+/* Appends a copy of (topic, payload) to a bounded list (kept, orphans); 0, or nonzero when an
+ * oldest entry had to go (the caller counts it) or memory ran out. */
+static int plist_push(hb_rawq_t *l, const char *topic, size_t tlen, const char *payload,
+                      size_t plen)
 {
-    p->next = NULL;
-    if (l->tail)
-        l->tail->next = p;
-    else
-        l->head = p;
-    l->tail = p;
-    l->count++;
-    l->bytes += p->tlen + p->plen;
-}
-
-static pend_t *plist_unlink_head(plist_t *l)
-{
-    pend_t *p = l->head;
-    l->head = p->next;
-    if (!l->head)
-        l->tail = NULL;
-    if (l->mark == p)
-        l->mark = NULL;
-    l->count--;
-    l->bytes -= p->tlen + p->plen;
-    p->next = NULL;
-    return p;
-}
-
-static void pend_drop_head(plist_t *l)
-{
-    free(plist_unlink_head(l));
-}
-
-/* Removes the oldest entry equal to (topic, payload) among the first MATCH_SCAN_MAX; 1 found. */
-static int plist_take(plist_t *l, const char *topic, size_t tlen, const char *payload, size_t plen)
-{
-    pend_t **pp = &l->head, *prev = NULL;
-    for (int n = 0; *pp && n < MATCH_SCAN_MAX; n++, prev = *pp, pp = &(*pp)->next) {
-        pend_t *p = *pp;
-        if (p->tlen == tlen && p->plen == plen && !memcmp(P_TOPIC(p), topic, tlen) &&
-            !memcmp(P_PAYLOAD(p), payload, plen)) {
-            *pp = p->next;
-            if (l->tail == p)
-                l->tail = prev;
-            if (l->mark == p)
-                l->mark = prev;
-            l->count--;
-            l->bytes -= tlen + plen;
-            free(p);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Makes room for n more bytes by dropping the oldest entries; 1 when one had to go. */
-static int plist_make_room(plist_t *l, size_t n)
-{
-    int dropped = 0;
-    while (l->count && (l->count >= PENDING_MAX || l->bytes + n > PENDING_BYTES_MAX)) {
-        pend_drop_head(l);
-        dropped = 1;
-    }
-    return dropped;
-}
-
-/* Appends a copy of (topic, payload), dropping the oldest entries past the bounds; 0, or -1
- * when an oldest entry had to go (the caller counts it) or memory ran out. */
-static int plist_push(plist_t *l, const char *topic, size_t tlen, const char *payload, size_t plen)
-{
-    int dropped = plist_make_room(l, tlen + plen) ? -1 : 0;
-    pend_t *p = pend_new(topic, tlen, payload, plen);
-    if (!p)
-        return -1;
-    plist_append(l, p);
-    return dropped;
-}
-
-/* Puts p back after the entries put back before it (at the head when none): stores refused
- * after a leadership ended are older than anything kept since. */
-static int plist_put_back(plist_t *l, pend_t *p)
-{
-    int dropped = plist_make_room(l, p->tlen + p->plen) ? -1 : 0;
-    if (!l->mark) {
-        p->next = l->head;
-        l->head = p;
-        if (!l->tail)
-            l->tail = p;
-    } else {
-        p->next = l->mark->next;
-        l->mark->next = p;
-        if (l->tail == l->mark)
-            l->tail = p;
-    }
-    l->mark = p;
-    l->count++;
-    l->bytes += p->tlen + p->plen;
-    return dropped;
-}
-
-/* Removes every entry that arrived up to seq (pend_seq); returns how many. */
-static size_t plist_drop_upto(plist_t *l, unsigned long long seq)
-{
-    size_t n = 0;
-    pend_t **pp = &l->head, *prev = NULL;
-    while (*pp) {
-        pend_t *p = *pp;
-        if (p->seq > seq) {
-            prev = p;
-            pp = &p->next;
-            continue;
-        }
-        *pp = p->next;
-        if (l->tail == p)
-            l->tail = prev;
-        if (l->mark == p)
-            l->mark = prev; /* put-back entries are a prefix: prev is one of them, or none */
-        l->count--;
-        l->bytes -= p->tlen + p->plen;
-        free(p);
-        n++;
-    }
-    return n;
-}
-
-static void plist_clear(plist_t *l)
-{
-    while (l->head)
-        pend_drop_head(l);
+    return hb_rawq_push(l, topic, tlen, payload, plen, hb_now(), ++pend_seq);
 }
 
 static void set_state(hb_broker_t *b, istate_t st, const char *why)
@@ -289,11 +137,11 @@ static void set_state(hb_broker_t *b, istate_t st, const char *why)
 
 static void batch_free(batch_t *bt)
 {
-    plist_clear(&bt->msgs);
+    hb_rawq_clear(&bt->msgs);
     free(bt);
 }
 
-static void store_msg(hb_broker_t *b, pend_t *p);
+static void store_msg(hb_broker_t *b, hb_rawmsg_t *p);
 static void give_back(hb_broker_t *b);
 
 /* 1 when raw messages are stored as they come (else they are kept). */
@@ -305,7 +153,7 @@ static int storing(const hb_broker_t *b)
 static void store_kept(hb_broker_t *b)
 {
     while (b->ingest->kept.head)
-        store_msg(b, plist_unlink_head(&b->ingest->kept));
+        store_msg(b, hb_rawq_unlink_head(&b->ingest->kept));
 }
 static void flush(hb_broker_t *b);
 
@@ -347,7 +195,7 @@ static void on_other_barrier(hb_broker_t *b, const char *chan, size_t clen)
         if (!in->cut_len || clen - 7 != in->cut_len || memcmp(chan, in->cut, in->cut_len))
             return;
         in->cut_len = 0;
-        n = plist_drop_upto(&in->kept, in->cut_seq);
+        n = hb_rawq_drop_upto(&in->kept, in->cut_seq);
         if (!n)
             return;
         atomic_fetch_add_explicit(&b->edge->stats.ingest_unled, n, memory_order_relaxed);
@@ -366,7 +214,7 @@ static void on_other_barrier(hb_broker_t *b, const char *chan, size_t clen)
 static void rekeep(hb_broker_t *b, batch_t *bt)
 {
     while (bt->msgs.head)
-        if (plist_put_back(&b->ingest->kept, plist_unlink_head(&bt->msgs)))
+        if (hb_rawq_put_back(&b->ingest->kept, hb_rawq_unlink_head(&bt->msgs)))
             atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1,
                                       memory_order_relaxed);
 }
@@ -381,7 +229,7 @@ static void put_back(hb_broker_t *b, batch_t *bt)
         return;
     }
     while (bt->msgs.head)
-        store_msg(b, plist_unlink_head(&bt->msgs));
+        store_msg(b, hb_rawq_unlink_head(&bt->msgs));
 }
 
 static void count_stored(hb_broker_t *b, const redisReply *r)
@@ -468,10 +316,10 @@ static void flush(hb_broker_t *b)
     in->al[argc++] = strlen(b->fn.ingest_many);
     in->av[argc] = nk;
     in->al[argc++] = strlen(nk);
-    for (pend_t *p = bt->msgs.head; p; p = p->next) {
-        in->av[argc] = P_TOPIC(p);
+    for (hb_rawmsg_t *p = bt->msgs.head; p; p = p->next) {
+        in->av[argc] = hb_rawmsg_topic(p);
         in->al[argc] = p->tlen;
-        in->av[argc + n] = P_PAYLOAD(p);
+        in->av[argc + n] = hb_rawmsg_payload(p);
         in->al[argc + n] = p->plen;
         argc++;
     }
@@ -499,7 +347,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 
 /* The leader stores p (owned): in a cluster at once, one call per message (the topics of a
  * batch live on different primaries); on a single Redis with the other messages of this read. */
-static void store_msg(hb_broker_t *b, pend_t *p)
+static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
 {
     ingest_t *in = b->ingest;
     batch_t *bt;
@@ -507,7 +355,7 @@ static void store_msg(hb_broker_t *b, pend_t *p)
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-inflight", 1000, HB_LOG_ERROR, MOD,
                            "too many raw messages in flight to Redis: dropped", NULL);
-        free(p);
+        hb_rawmsg_free(p);
         return;
     }
     if (!in->cur) {
@@ -516,17 +364,17 @@ static void store_msg(hb_broker_t *b, pend_t *p)
         in->cur->reign = in->reign;
     }
     bt = in->cur;
-    plist_append(&bt->msgs, p);
+    hb_rawq_append(&bt->msgs, p);
     if (b->cluster) {
         char fence[96], term[24];
-        unsigned slot = hb_slot_of(P_TOPIC(p), p->tlen);
-        const char *av[2] = {P_PAYLOAD(p), term};
+        unsigned slot = hb_slot_of(hb_rawmsg_topic(p), p->tlen);
+        const char *av[2] = {hb_rawmsg_payload(p), term};
         size_t al[2] = {p->plen, 0};
         in->cur = NULL;
         snprintf(fence, sizeof(fence), "%sfence:{%s}", b->edge->cfg.prefix, in->tags[slot]);
         al[1] = (size_t)snprintf(term, sizeof(term), "%lld", in->term);
-        if (hb_cluster_fcall(b->cluster, b->fn.ingest, P_TOPIC(p), p->tlen, fence, 2, av, al,
-                             on_store_reply, bt) == REDIS_OK) {
+        if (hb_cluster_fcall(b->cluster, b->fn.ingest, hb_rawmsg_topic(p), p->tlen, fence, 2, av,
+                             al, on_store_reply, bt) == REDIS_OK) {
             in->inflight++;
         } else {
             atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
@@ -548,7 +396,7 @@ static void store_msg(hb_broker_t *b, pend_t *p)
 
 static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
-    pend_t *p = pend_new(topic, tlen, payload, plen);
+    hb_rawmsg_t *p = pend_new(topic, tlen, payload, plen);
     if (!p) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-oom", 1000, HB_LOG_ERROR, MOD,
@@ -562,7 +410,7 @@ static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *pay
 {
     ingest_t *in = b->ingest;
     /* cluster: the stored copy may have come first (another bus link) */
-    if (in->orphans.count && plist_take(&in->orphans, topic, tlen, payload, plen))
+    if (in->orphans.count && hb_rawq_take(&in->orphans, topic, tlen, payload, plen))
         return;
     if (plist_push(&in->kept, topic, tlen, payload, plen)) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1, memory_order_relaxed);
@@ -576,7 +424,7 @@ static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *pay
 static void forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
     ingest_t *in = b->ingest;
-    if (plist_take(&in->kept, topic, tlen, payload, plen) || !b->cluster || in->state == I_ACTIVE)
+    if (hb_rawq_take(&in->kept, topic, tlen, payload, plen) || !b->cluster || in->state == I_ACTIVE)
         return;
     plist_push(&in->orphans, topic, tlen, payload, plen); /* bounded like kept */
 }
@@ -585,7 +433,7 @@ static void go_active(hb_broker_t *b)
 {
     ingest_t *in = b->ingest;
     set_state(b, I_ACTIVE, "barrier passed");
-    plist_clear(&in->orphans);
+    hb_rawq_clear(&in->orphans);
     if (in->inflight > 0) {
         /* Stores sent under an earlier leadership of this edge are still out (a cluster
          * command waiting for a failover, say). They will be refused by the new term's fences
@@ -669,7 +517,7 @@ static void drop_unmatched(hb_broker_t *b)
     in->cut_len = 0;
     if (!n)
         return;
-    plist_clear(&in->kept);
+    hb_rawq_clear(&in->kept);
     atomic_fetch_add_explicit(&b->edge->stats.ingest_unled, n, memory_order_relaxed);
     hb_log_warn(MOD, "raw subscription back: kept raw messages dropped (not stored)", "{s:I}",
                 "dropped", (long long)n);
@@ -829,9 +677,9 @@ void hb_ingest_tick(hb_broker_t *b)
     if (!b->edge->cfg.ingest)
         return;
     while (in->kept.head && now - in->kept.head->ts > expiry)
-        pend_drop_head(&in->kept); /* the leader refused it or it was stored long ago */
+        hb_rawq_drop_head(&in->kept); /* the leader refused it or it was stored long ago */
     while (in->orphans.head && now - in->orphans.head->ts > expiry)
-        pend_drop_head(&in->orphans); /* its raw message never came (or came to no one) */
+        hb_rawq_drop_head(&in->orphans); /* its raw message never came (or came to no one) */
     if (in->state != I_STANDBY && now - in->last_renew_ok > lease * 0.8)
         set_state(b, I_STANDBY, "lease not renewed in time");
     if (in->state != I_STANDBY && !b->ing_ready) {
@@ -891,6 +739,8 @@ void hb_ingest_init(hb_broker_t *b)
         in->tags = hb_xcalloc(HB_SLOT_COUNT, sizeof(*in->tags));
         hb_slot_tag_table(in->tags);
     }
+    hb_rawq_init(&in->kept, PENDING_MAX, PENDING_BYTES_MAX);
+    hb_rawq_init(&in->orphans, PENDING_MAX, PENDING_BYTES_MAX);
     in->av = hb_xcalloc(2 * BATCH_MAX + 5, sizeof(*in->av));
     in->al = hb_xcalloc(2 * BATCH_MAX + 5, sizeof(*in->al));
     in->flush_ev = event_new(b->base, -1, 0, on_flush, b);
@@ -904,8 +754,8 @@ void hb_ingest_cleanup(hb_broker_t *b)
     ingest_t *in = b->ingest;
     if (!in)
         return;
-    plist_clear(&in->kept);
-    plist_clear(&in->orphans);
+    hb_rawq_clear(&in->kept);
+    hb_rawq_clear(&in->orphans);
     if (in->cur)
         batch_free(in->cur);
     if (in->flush_ev)
