@@ -43,9 +43,9 @@
 #include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "hb_rawchan.h"
 #include "hb_rawq.h"
 #include "hb_slot.h"
-#include "hb_topic.h"
 
 #define MOD "ingest"
 #define PENDING_MAX 100000
@@ -191,7 +191,7 @@ static void on_other_barrier(hb_broker_t *b, const char *chan, size_t clen)
 {
     ingest_t *in = b->ingest;
     size_t n;
-    if (clen > 7 && !memcmp(chan + clen - 7, ":caught", 7)) {
+    if (hb_rawchan_is_caught(chan, clen)) {
         if (!in->cut_len || clen - 7 != in->cut_len || memcmp(chan, in->cut, in->cut_len))
             return;
         in->cut_len = 0;
@@ -445,22 +445,14 @@ static void go_active(hb_broker_t *b)
     catch_up(b);
 }
 
-/* "barrier:" anywhere in chan (a leader's barrier channel, <prefix>barrier:<token>:<n>). */
-static int has_barrier(const char *chan, size_t clen)
-{
-    for (size_t i = 0; i + 8 <= clen; i++)
-        if (!memcmp(chan + i, "barrier:", 8))
-            return 1;
-    return 0;
-}
-
 static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
 {
     ingest_t *in = b->ingest;
     const char *prefix = b->edge->cfg.prefix;
     size_t pl = strlen(prefix);
+    hb_rawchan_kind_t kind = hb_rawchan_classify(prefix, pl, chan, clen);
 
-    if (clen >= pl && !memcmp(chan, prefix, pl)) {
+    if (kind == HB_RAWCHAN_OURS || kind == HB_RAWCHAN_BARRIER) {
         const char *t;
         size_t tl;
         hb_live_t lv;
@@ -475,8 +467,7 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
                 go_active(b);
             return;
         }
-        if (!b->cluster && in->state == I_STANDBY && clen > pl + 8 &&
-            !memcmp(chan + pl, "barrier:", 8)) {
+        if (!b->cluster && in->state == I_STANDBY && kind == HB_RAWCHAN_BARRIER) {
             on_other_barrier(b, chan, clen);
             return;
         }
@@ -486,11 +477,10 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
             forget(b, t, tl, lv.data, lv.data_len);
         return;
     }
-    if (clen >= 2 && chan[0] == '_' && chan[1] == '_')
-        return; /* keyspace notifications and other internal channels */
-    if ((clen >= 6 && !memcmp(chan + clen - 6, "}:live", 6)) || has_barrier(chan, clen))
-        return; /* another deployment's (--prefix) live, canary or barrier channel: not raw */
-    if (hb_topic_validate(chan, clen, NULL) || mlen > (size_t)b->edge->cfg.max_message_bytes) {
+    if (kind == HB_RAWCHAN_INTERNAL || kind == HB_RAWCHAN_FOREIGN)
+        return; /* keyspace notifications; another deployment's (--prefix) live, canary or
+                 * barrier channel: not raw */
+    if (kind == HB_RAWCHAN_BAD_TOPIC || mlen > (size_t)b->edge->cfg.max_message_bytes) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-reject", 1000, HB_LOG_WARN, MOD,
                            "raw message ignored: bad topic name or payload too large", "{s:s%,s:I}",
