@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
+#include "hb_keys.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_slot.h"
@@ -254,10 +255,9 @@ int hb_cluster_fcall(hb_cluster_t *cl, const char *fn, const char *topic, size_t
     const char *av[FCALL_ARGS_MAX + 6];
     size_t al[FCALL_ARGS_MAX + 6];
     int k = key3 ? 6 : 5;
-    int ll = snprintf(log, sizeof(log), "%s{%.*s}:log", prefix, (int)tlen, topic);
-    int el = snprintf(epoch, sizeof(epoch), "%s{%.*s}:epoch", prefix, (int)tlen, topic);
-    if (argc > FCALL_ARGS_MAX || ll < 0 || el < 0 || (size_t)ll >= sizeof(log) ||
-        (size_t)el >= sizeof(epoch))
+    int ll = hb_keys_topic(log, sizeof(log), prefix, topic, tlen, HB_KEY_LOG);
+    int el = hb_keys_topic(epoch, sizeof(epoch), prefix, topic, tlen, HB_KEY_EPOCH);
+    if (argc > FCALL_ARGS_MAX || ll < 0 || el < 0)
         return REDIS_ERR;
     av[0] = "FCALL";
     al[0] = 5;
@@ -320,7 +320,7 @@ int hb_cluster_fence_and_barrier(hb_cluster_t *cl, const char *term, const char 
             char *k = keys + (size_t)s * (plen + 16);
             if (hb_slot_map_owner(cl->map, s) != n->idx)
                 continue;
-            snprintf(k, plen + 16, "%sfence:{%s}", prefix, tags[s]);
+            hb_keys_fence(k, plen + 16, prefix, tags[s]); /* always fits (HB_SLOT_TAG_MAX) */
             av[argc++] = k;
         }
         for (int i = 0; i < argc; i++)

@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
+#include "hb_keys.h"
 #include "hb_log.h"
 #include "hb_slot.h"
 #include "hb_topic.h"
@@ -25,7 +26,7 @@
 
 static size_t live_chan(hb_cluster_t *cl, const btopic_t *t, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "%s{%.*s}:live", cl->b->edge->cfg.prefix, (int)t->len, t->name);
+    int n = hb_keys_topic(out, cap, cl->b->edge->cfg.prefix, t->name, t->len, HB_KEY_LIVE);
     return n < 0 ? 0 : (size_t)n;
 }
 

@@ -24,6 +24,7 @@
 
 #include "broker.h"
 #include "cluster.h"
+#include "hb_keys.h"
 #include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
@@ -235,7 +236,7 @@ static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
         const char *av[2] = {hb_rawmsg_payload(p), term};
         size_t al[2] = {p->plen, 0};
         in->cur = NULL;
-        snprintf(fence, sizeof(fence), "%sfence:{%s}", b->edge->cfg.prefix, in->tags[slot]);
+        hb_keys_fence(fence, sizeof(fence), b->edge->cfg.prefix, in->tags[slot]);
         al[1] = (size_t)snprintf(term, sizeof(term), "%lld", in->term);
         if (hb_cluster_fcall(b->cluster, b->fn.ingest, hb_rawmsg_topic(p), p->tlen, fence, 2, av,
                              al, on_store_reply, bt) == REDIS_OK) {

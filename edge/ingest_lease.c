@@ -34,6 +34,7 @@
 
 #include "broker.h"
 #include "cluster.h"
+#include "hb_keys.h"
 #include "hb_log.h"
 #include "hb_rawchan.h"
 #include "hb_rawq.h"
@@ -145,6 +146,15 @@ void ingest__drop_unmatched(hb_broker_t *b)
                 "dropped", (long long)n);
 }
 
+/* Names this leadership's barrier channel: <prefix>barrier:<token>:<n>, n counting up. */
+static void new_barrier(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    int n = hb_keys_barrier(in->barrier, sizeof(in->barrier), b->edge->cfg.prefix, in->token,
+                            ++in->barrier_n);
+    in->barrier_len = n < 0 ? 0 : (size_t)n; /* always fits: prefix, token and n are bounded */
+}
+
 static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
@@ -158,8 +168,7 @@ static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
     in->reign++;
     ingest__set_state(b, I_BARRIER, "lease acquired");
     in->barrier_at = hb_now();
-    in->barrier_len = (size_t)snprintf(in->barrier, sizeof(in->barrier), "%sbarrier:%s:%lu",
-                                       b->edge->cfg.prefix, in->token, ++in->barrier_n);
+    new_barrier(b);
     redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", in->barrier, in->barrier_len);
 }
 
@@ -213,8 +222,7 @@ static void on_acquire_cluster(redisAsyncContext *ac, void *reply, void *priv)
     in->reign++;
     ingest__set_state(b, I_BARRIER, "lease acquired");
     in->barrier_at = hb_now();
-    in->barrier_len = (size_t)snprintf(in->barrier, sizeof(in->barrier), "%sbarrier:%s:%lu",
-                                       b->edge->cfg.prefix, in->token, ++in->barrier_n);
+    new_barrier(b);
     in->barrier_seen = in->fence_ok = 0;
     snprintf(term, sizeof(term), "%lld", in->term);
     n = hb_cluster_fence_and_barrier(b->cluster, term, in->barrier, in->tags, on_fence_reply, NULL);
