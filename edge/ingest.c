@@ -1,36 +1,19 @@
 /*
  * Raw PUBLISH ingest: a plain `PUBLISH <topic> <payload>` is stored exactly once, in publish
- * order, by the one edge holding the ingest lease (SET <prefix>ingest:lease <token> NX PX), the
- * leader. Every ingest-enabled edge PSUBSCRIBEs "*" on its own connection:
+ * order, by the one edge holding the ingest lease (ingest_lease.c), the leader. Every
+ * ingest-enabled edge PSUBSCRIBEs "*" on its own connection (this file):
  *   - the leader stores raw messages in arrival order on the command connection: the messages
  *     of one read from Redis go out as one FCALL herald_ingest_many (fenced by its token, up to
  *     BATCH_MAX messages), several calls in flight; a store refused because the lease is no
  *     longer held puts the messages back among the kept ones (below), in their order;
  *   - a standby keeps each raw message until it sees the leader's stored copy (a live message
  *     flagged "r" on the same connection, so always after the raw one) and then forgets it.
- * On winning the lease, a new leader publishes a barrier on its own channel and waits to receive
- * it: every message published before that point, including the old leader's last stores, has
- * then been seen, so what is still kept is exactly what nobody stored. It stores those, then
- * goes on live. Once those catch-up stores are answered (not refused), it publishes
- * "<barrier>:caught" (single Redis). A standby that kept a message before the barrier and has
- * not seen its stored copy by then holds one that the new leader never heard: it was published
- * before the leader (re)subscribed, e.g. after a Redis restart a standby subscribed again
- * first. Nobody can store it in publish order any more (the leader's later stores are already
- * out), so it is dropped and counted (ingest_unled) instead of being stored late by a future
- * leader behind later messages (FINDINGS F2, F3; README "Raw ingest").
- *
- * Redis Cluster: the lease is <prefix>{ingest}:lease, and winning it also draws the next leader
- * term (INCR <prefix>{ingest}:term, in the same function). herald_ingest cannot read the lease
- * (another slot), so each slot has a fence key <prefix>fence:{<tag>} holding the highest term
- * that stored into it: an older term is refused (HERALD_FENCED), a newer one raises it. A new
- * leader first raises the fence of every slot on every primary (FCALL herald_fence) and then
- * publishes one barrier per primary on the same connection; it goes live once it has seen every
- * barrier and every raise succeeded. What a stale leader sent to a primary before that raise is
- * published (herald_ingest re-PUBLISHes its stored copy classically for standbys) before that
- * primary's barrier, so it is forgotten by the new leader; anything later is fenced.
- * Broker thread only.
+ * In a cluster each raw message is stored on its own (the topics of a batch live on different
+ * primaries), fenced by the leader's term. How a new leader takes over (barrier, "caught",
+ * fences) is described at the top of ingest_lease.c. Broker thread only.
  */
-#include "broker.h"
+#include "ingest.h"
+#include "ingest_priv.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,334 +22,64 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "broker.h"
 #include "cluster.h"
+#include "hb_keys.h"
 #include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "hb_rawchan.h"
+#include "hb_rawq.h"
 #include "hb_slot.h"
-#include "hb_topic.h"
 
 #define MOD "ingest"
 #define PENDING_MAX 100000
 #define PENDING_BYTES_MAX (64u << 20)
-#define MATCH_SCAN_MAX 1024
 #define INFLIGHT_MAX 100000
-#define CLUSTER_KEEP_S 60.0 /* seconds a standby keeps a raw message in cluster mode */
-#define SETTLE_MAX_S 20.0   /* a new leadership waits this long at most for earlier stores */
 
 #define BATCH_MAX 512              /* raw messages per herald_ingest_many call */
 #define BATCH_BYTES_MAX (1u << 20) /* and their bytes */
 #define BATCHES_AHEAD 1            /* calls in flight before the next one waits to grow */
 
-/* A raw message: topic then payload in data[]. */
-typedef struct pend {
-    struct pend *next;
-    double ts;
-    unsigned long long seq; /* arrival order on this edge (pend_seq) */
-    size_t tlen, plen;
-    char data[];
-} pend_t;
-
-#define P_TOPIC(p) ((p)->data)
-#define P_PAYLOAD(p) ((p)->data + (p)->tlen)
-
-/* A FIFO of raw messages (topic, payload). Refused stores are put back at the front, after
- * `mark`, the last one put back (NULL: none left), so that they stay in their order and ahead
- * of what was kept meanwhile. */
-typedef struct plist {
-    pend_t *head, *tail;
-    pend_t *mark;
-    size_t count, bytes;
-} plist_t;
-
-/* Raw messages sent in one store call; the priv of its reply. */
-typedef struct batch {
-    hb_broker_t *b;
-    plist_t msgs;
-    unsigned reign; /* the leadership it was sent under */
-} batch_t;
-
-typedef enum { I_STANDBY = 0, I_BARRIER, I_ACTIVE } istate_t;
-
-struct ingest {
-    istate_t state;
-    char token[128];
-    char lease_key[96];
-    char barrier[256];
-    size_t barrier_len;
-    unsigned long barrier_n;
-    plist_t kept;    /* raw messages whose stored copy has not been seen */
-    plist_t orphans; /* cluster: stored copies seen before their raw message */
-    batch_t *cur;    /* leader: raw messages of the current read, not sent yet */
-    struct event *flush_ev;
-    int flush_armed;
-    int batches;  /* herald_ingest_many calls in flight */
-    int settling; /* leader waiting for stores sent under its earlier leadership */
-    double settling_since;
-    unsigned reign;  /* counts leaderships won */
-    const char **av; /* herald_ingest_many arguments (2 * BATCH_MAX + 5) */
-    size_t *al;
-    double last_renew_ok;
-    double barrier_at;
-    double next_lease_at;
-    int acquire_inflight, renew_inflight;
-    long inflight;
-    /* cluster mode */
-    long long term;                 /* leader term drawn with the lease */
-    long long term_floor;           /* a term a slot's fence already holds: draw above it */
-    char term_key[96];              /* <prefix>{ingest}:term */
-    char (*tags)[HB_SLOT_TAG_MAX];  /* slot -> hash tag of its fence key */
-    int barrier_need, barrier_seen; /* barriers published / received */
-    int fence_need, fence_ok;       /* fence raises sent / succeeded */
-    /* single Redis: the "caught" step (see the top of this file) */
-    int caught_pending;         /* leader: publish "<barrier>:caught" once inflight is 0 */
-    unsigned caught_reign;      /* the leadership it is for */
-    char cut[256];              /* standby: the last other leader's barrier channel seen */
-    size_t cut_len;             /* 0: none */
-    unsigned long long cut_seq; /* messages kept up to then (pend seq) */
-};
-
-static unsigned long long pend_seq; /* broker thread only */
-
-static pend_t *pend_new(const char *topic, size_t tlen, const char *payload, size_t plen)
+static hb_rawmsg_t *pend_new(ingest_t *in, const char *topic, size_t tlen, const char *payload,
+                             size_t plen)
 {
-    pend_t *p = malloc(sizeof(*p) + tlen + plen);
-    if (!p)
-        return NULL;
-    p->next = NULL;
-    p->ts = hb_now();
-    p->seq = ++pend_seq;
-    p->tlen = tlen;
-    p->plen = plen;
-    memcpy(p->data, topic, tlen);
-    memcpy(p->data + tlen, payload, plen);
-    return p;
+    return hb_rawmsg_new(topic, tlen, payload, plen, hb_now(), ++in->seq);
 }
 
-static void plist_append(plist_t *l, pend_t *p)
+/* Appends a copy of (topic, payload) to a bounded list (kept, orphans); 0, or nonzero when an
+ * oldest entry had to go (the caller counts it) or memory ran out. */
+static int plist_push(ingest_t *in, hb_rawq_t *l, const char *topic, size_t tlen,
+                      const char *payload, size_t plen)
 {
-    p->next = NULL;
-    if (l->tail)
-        l->tail->next = p;
-    else
-        l->head = p;
-    l->tail = p;
-    l->count++;
-    l->bytes += p->tlen + p->plen;
-}
-
-static pend_t *plist_unlink_head(plist_t *l)
-{
-    pend_t *p = l->head;
-    l->head = p->next;
-    if (!l->head)
-        l->tail = NULL;
-    if (l->mark == p)
-        l->mark = NULL;
-    l->count--;
-    l->bytes -= p->tlen + p->plen;
-    p->next = NULL;
-    return p;
-}
-
-static void pend_drop_head(plist_t *l)
-{
-    free(plist_unlink_head(l));
-}
-
-/* Removes the oldest entry equal to (topic, payload) among the first MATCH_SCAN_MAX; 1 found. */
-static int plist_take(plist_t *l, const char *topic, size_t tlen, const char *payload, size_t plen)
-{
-    pend_t **pp = &l->head, *prev = NULL;
-    for (int n = 0; *pp && n < MATCH_SCAN_MAX; n++, prev = *pp, pp = &(*pp)->next) {
-        pend_t *p = *pp;
-        if (p->tlen == tlen && p->plen == plen && !memcmp(P_TOPIC(p), topic, tlen) &&
-            !memcmp(P_PAYLOAD(p), payload, plen)) {
-            *pp = p->next;
-            if (l->tail == p)
-                l->tail = prev;
-            if (l->mark == p)
-                l->mark = prev;
-            l->count--;
-            l->bytes -= tlen + plen;
-            free(p);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Makes room for n more bytes by dropping the oldest entries; 1 when one had to go. */
-static int plist_make_room(plist_t *l, size_t n)
-{
-    int dropped = 0;
-    while (l->count && (l->count >= PENDING_MAX || l->bytes + n > PENDING_BYTES_MAX)) {
-        pend_drop_head(l);
-        dropped = 1;
-    }
-    return dropped;
-}
-
-/* Appends a copy of (topic, payload), dropping the oldest entries past the bounds; 0, or -1
- * when an oldest entry had to go (the caller counts it) or memory ran out. */
-static int plist_push(plist_t *l, const char *topic, size_t tlen, const char *payload, size_t plen)
-{
-    int dropped = plist_make_room(l, tlen + plen) ? -1 : 0;
-    pend_t *p = pend_new(topic, tlen, payload, plen);
-    if (!p)
-        return -1;
-    plist_append(l, p);
-    return dropped;
-}
-
-/* Puts p back after the entries put back before it (at the head when none): stores refused
- * after a leadership ended are older than anything kept since. */
-static int plist_put_back(plist_t *l, pend_t *p)
-{
-    int dropped = plist_make_room(l, p->tlen + p->plen) ? -1 : 0;
-    if (!l->mark) {
-        p->next = l->head;
-        l->head = p;
-        if (!l->tail)
-            l->tail = p;
-    } else {
-        p->next = l->mark->next;
-        l->mark->next = p;
-        if (l->tail == l->mark)
-            l->tail = p;
-    }
-    l->mark = p;
-    l->count++;
-    l->bytes += p->tlen + p->plen;
-    return dropped;
-}
-
-/* Removes every entry that arrived up to seq (pend_seq); returns how many. */
-static size_t plist_drop_upto(plist_t *l, unsigned long long seq)
-{
-    size_t n = 0;
-    pend_t **pp = &l->head, *prev = NULL;
-    while (*pp) {
-        pend_t *p = *pp;
-        if (p->seq > seq) {
-            prev = p;
-            pp = &p->next;
-            continue;
-        }
-        *pp = p->next;
-        if (l->tail == p)
-            l->tail = prev;
-        if (l->mark == p)
-            l->mark = prev; /* put-back entries are a prefix: prev is one of them, or none */
-        l->count--;
-        l->bytes -= p->tlen + p->plen;
-        free(p);
-        n++;
-    }
-    return n;
-}
-
-static void plist_clear(plist_t *l)
-{
-    while (l->head)
-        pend_drop_head(l);
-}
-
-static void set_state(hb_broker_t *b, istate_t st, const char *why)
-{
-    ingest_t *in = b->ingest;
-    if (in->state == st)
-        return;
-    in->state = st;
-    in->settling = 0;
-    atomic_store(&b->edge->stats.leader, st != I_STANDBY);
-    hb_log_info(MOD,
-                st == I_ACTIVE    ? "ingest leader"
-                : st == I_BARRIER ? "lease won"
-                                  : "standby",
-                "{s:s,s:i}", "why", why, "kept", (int)in->kept.count);
+    return hb_rawq_push(l, topic, tlen, payload, plen, hb_now(), ++in->seq);
 }
 
 static void batch_free(batch_t *bt)
 {
-    plist_clear(&bt->msgs);
+    hb_rawq_clear(&bt->msgs);
     free(bt);
 }
 
-static void store_msg(hb_broker_t *b, pend_t *p);
-static void give_back(hb_broker_t *b);
+static void store_msg(hb_broker_t *b, hb_rawmsg_t *p);
 
 /* 1 when raw messages are stored as they come (else they are kept). */
-static int storing(const hb_broker_t *b)
+int ingest__storing(const hb_broker_t *b)
 {
     return b->ingest->state == I_ACTIVE && !b->ingest->settling && b->cmd_ready;
 }
 
-static void store_kept(hb_broker_t *b)
+void ingest__store_kept(hb_broker_t *b)
 {
     while (b->ingest->kept.head)
-        store_msg(b, plist_unlink_head(&b->ingest->kept));
-}
-static void flush(hb_broker_t *b);
-
-/* Leader: tells the standbys that every kept message of this leadership's catch-up is stored
- * (their stored copies are published before this). Not when the leadership ended meanwhile. */
-static void publish_caught(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    char chan[sizeof(in->barrier) + 8];
-    int n;
-    in->caught_pending = 0;
-    if (in->state != I_ACTIVE || in->reign != in->caught_reign || !b->cmd_ready || !b->cmd.ac)
-        return;
-    n = snprintf(chan, sizeof(chan), "%.*s:caught", (int)in->barrier_len, in->barrier);
-    redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", chan, (size_t)n);
-}
-
-/* Leader: stores what is kept (the barrier passed, earlier stores answered), then "caught"
- * once those stores are answered. */
-static void catch_up(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    store_kept(b);
-    if (b->cluster)
-        return; /* stored copies come over several links: no single "after" point */
-    flush(b);   /* now, so that every catch-up store is sent before the marker */
-    in->caught_pending = 1;
-    in->caught_reign = in->reign;
-    if (in->inflight <= 0)
-        publish_caught(b);
-}
-
-/* Standby: another edge's barrier ("<prefix>barrier:<token>:<n>") or its "caught" marker. */
-static void on_other_barrier(hb_broker_t *b, const char *chan, size_t clen)
-{
-    ingest_t *in = b->ingest;
-    size_t n;
-    if (clen > 7 && !memcmp(chan + clen - 7, ":caught", 7)) {
-        if (!in->cut_len || clen - 7 != in->cut_len || memcmp(chan, in->cut, in->cut_len))
-            return;
-        in->cut_len = 0;
-        n = plist_drop_upto(&in->kept, in->cut_seq);
-        if (!n)
-            return;
-        atomic_fetch_add_explicit(&b->edge->stats.ingest_unled, n, memory_order_relaxed);
-        hb_log_warn(MOD, "raw messages the new ingest leader never heard: dropped (not stored)",
-                    "{s:I}", "dropped", (long long)n);
-        return;
-    }
-    if (clen >= sizeof(in->cut))
-        return;
-    memcpy(in->cut, chan, clen);
-    in->cut_len = clen;
-    in->cut_seq = pend_seq; /* what is kept now was published before this barrier */
+        store_msg(b, hb_rawq_unlink_head(&b->ingest->kept));
 }
 
 /* Keeps a batch's messages again, before what was kept since. */
 static void rekeep(hb_broker_t *b, batch_t *bt)
 {
     while (bt->msgs.head)
-        if (plist_put_back(&b->ingest->kept, plist_unlink_head(&bt->msgs)))
+        if (hb_rawq_put_back(&b->ingest->kept, hb_rawq_unlink_head(&bt->msgs)))
             atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1,
                                       memory_order_relaxed);
 }
@@ -376,12 +89,12 @@ static void rekeep(hb_broker_t *b, batch_t *bt)
  * them; sent again when this edge leads again meanwhile. */
 static void put_back(hb_broker_t *b, batch_t *bt)
 {
-    if (!storing(b)) {
+    if (!ingest__storing(b)) {
         rekeep(b, bt);
         return;
     }
     while (bt->msgs.head)
-        store_msg(b, plist_unlink_head(&bt->msgs));
+        store_msg(b, hb_rawq_unlink_head(&bt->msgs));
 }
 
 static void count_stored(hb_broker_t *b, const redisReply *r)
@@ -416,8 +129,8 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
         if (seen > in->term_floor)
             in->term_floor = seen;
         if (bt->reign == in->reign && in->state != I_STANDBY) {
-            give_back(b);
-            set_state(b, I_STANDBY, "fenced");
+            ingest__give_back(b);
+            ingest__set_state(b, I_STANDBY, "fenced");
         }
         put_back(b, bt);
     } else if (r->type == REDIS_REPLY_ARRAY) {
@@ -432,16 +145,16 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
         in->settling = 0; /* every earlier store answered: refused ones are kept, in order */
         hb_log_info(MOD, "earlier stores answered: storing kept messages", "{s:i}", "kept",
                     (int)in->kept.count);
-        catch_up(b);
+        ingest__catch_up(b);
     } else if (in->caught_pending && in->inflight <= 0) {
-        publish_caught(b);
+        ingest__publish_caught(b);
     }
     if (in->cur && !b->cluster)
-        flush(b); /* what arrived while this call was out */
+        ingest__flush(b); /* what arrived while this call was out */
 }
 
 /* Sends the current batch: one herald_ingest_many for all its messages (single Redis). */
-static void flush(hb_broker_t *b)
+void ingest__flush(hb_broker_t *b)
 {
     ingest_t *in = b->ingest;
     batch_t *bt = in->cur;
@@ -449,7 +162,7 @@ static void flush(hb_broker_t *b)
     char nk[16];
     if (!bt)
         return;
-    if (!storing(b) || !b->cmd.ac) {
+    if (!ingest__storing(b) || !b->cmd.ac) {
         /* The leadership ended while the batch was filling: keep its messages, but only once
          * the calls sent before it have answered (refused ones are put back first, in order). */
         if (in->batches > 0)
@@ -468,10 +181,10 @@ static void flush(hb_broker_t *b)
     in->al[argc++] = strlen(b->fn.ingest_many);
     in->av[argc] = nk;
     in->al[argc++] = strlen(nk);
-    for (pend_t *p = bt->msgs.head; p; p = p->next) {
-        in->av[argc] = P_TOPIC(p);
+    for (hb_rawmsg_t *p = bt->msgs.head; p; p = p->next) {
+        in->av[argc] = hb_rawmsg_topic(p);
         in->al[argc] = p->tlen;
-        in->av[argc + n] = P_PAYLOAD(p);
+        in->av[argc + n] = hb_rawmsg_payload(p);
         in->al[argc + n] = p->plen;
         argc++;
     }
@@ -494,12 +207,12 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)what;
     b->ingest->flush_armed = 0;
     if (b->ingest->batches < BATCHES_AHEAD)
-        flush(b); /* else it grows until a call answers */
+        ingest__flush(b); /* else it grows until a call answers */
 }
 
 /* The leader stores p (owned): in a cluster at once, one call per message (the topics of a
  * batch live on different primaries); on a single Redis with the other messages of this read. */
-static void store_msg(hb_broker_t *b, pend_t *p)
+static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
 {
     ingest_t *in = b->ingest;
     batch_t *bt;
@@ -507,7 +220,7 @@ static void store_msg(hb_broker_t *b, pend_t *p)
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-inflight", 1000, HB_LOG_ERROR, MOD,
                            "too many raw messages in flight to Redis: dropped", NULL);
-        free(p);
+        hb_rawmsg_free(p);
         return;
     }
     if (!in->cur) {
@@ -516,17 +229,17 @@ static void store_msg(hb_broker_t *b, pend_t *p)
         in->cur->reign = in->reign;
     }
     bt = in->cur;
-    plist_append(&bt->msgs, p);
+    hb_rawq_append(&bt->msgs, p);
     if (b->cluster) {
         char fence[96], term[24];
-        unsigned slot = hb_slot_of(P_TOPIC(p), p->tlen);
-        const char *av[2] = {P_PAYLOAD(p), term};
+        unsigned slot = hb_slot_of(hb_rawmsg_topic(p), p->tlen);
+        const char *av[2] = {hb_rawmsg_payload(p), term};
         size_t al[2] = {p->plen, 0};
         in->cur = NULL;
-        snprintf(fence, sizeof(fence), "%sfence:{%s}", b->edge->cfg.prefix, in->tags[slot]);
+        hb_keys_fence(fence, sizeof(fence), b->edge->cfg.prefix, in->tags[slot]);
         al[1] = (size_t)snprintf(term, sizeof(term), "%lld", in->term);
-        if (hb_cluster_fcall(b->cluster, b->fn.ingest, P_TOPIC(p), p->tlen, fence, 2, av, al,
-                             on_store_reply, bt) == REDIS_OK) {
+        if (hb_cluster_fcall(b->cluster, b->fn.ingest, hb_rawmsg_topic(p), p->tlen, fence, 2, av,
+                             al, on_store_reply, bt) == REDIS_OK) {
             in->inflight++;
         } else {
             atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
@@ -537,7 +250,7 @@ static void store_msg(hb_broker_t *b, pend_t *p)
         return;
     }
     if (bt->msgs.count >= BATCH_MAX || bt->msgs.bytes >= BATCH_BYTES_MAX) {
-        flush(b);
+        ingest__flush(b);
     } else if (!in->flush_armed && in->batches < BATCHES_AHEAD) {
         /* after the rest of this read: no timer, no delay; with BATCHES_AHEAD calls out, the
          * batch grows until one answers instead (Redis is the bottleneck then) */
@@ -548,7 +261,7 @@ static void store_msg(hb_broker_t *b, pend_t *p)
 
 static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
-    pend_t *p = pend_new(topic, tlen, payload, plen);
+    hb_rawmsg_t *p = pend_new(b->ingest, topic, tlen, payload, plen);
     if (!p) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-oom", 1000, HB_LOG_ERROR, MOD,
@@ -562,9 +275,9 @@ static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *pay
 {
     ingest_t *in = b->ingest;
     /* cluster: the stored copy may have come first (another bus link) */
-    if (in->orphans.count && plist_take(&in->orphans, topic, tlen, payload, plen))
+    if (in->orphans.count && hb_rawq_take(&in->orphans, topic, tlen, payload, plen))
         return;
-    if (plist_push(&in->kept, topic, tlen, payload, plen)) {
+    if (plist_push(in, &in->kept, topic, tlen, payload, plen)) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1, memory_order_relaxed);
         hb_log_ratelimited("standby-full", 1000, HB_LOG_WARN, MOD,
                            "standby buffer full: oldest kept raw message forgotten", NULL);
@@ -576,34 +289,9 @@ static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *pay
 static void forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
     ingest_t *in = b->ingest;
-    if (plist_take(&in->kept, topic, tlen, payload, plen) || !b->cluster || in->state == I_ACTIVE)
+    if (hb_rawq_take(&in->kept, topic, tlen, payload, plen) || !b->cluster || in->state == I_ACTIVE)
         return;
-    plist_push(&in->orphans, topic, tlen, payload, plen); /* bounded like kept */
-}
-
-static void go_active(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    set_state(b, I_ACTIVE, "barrier passed");
-    plist_clear(&in->orphans);
-    if (in->inflight > 0) {
-        /* Stores sent under an earlier leadership of this edge are still out (a cluster
-         * command waiting for a failover, say). They will be refused by the new term's fences
-         * or stored; either way they come before what is kept, so wait for them. */
-        in->settling = 1;
-        in->settling_since = hb_now();
-        return;
-    }
-    catch_up(b);
-}
-
-/* "barrier:" anywhere in chan (a leader's barrier channel, <prefix>barrier:<token>:<n>). */
-static int has_barrier(const char *chan, size_t clen)
-{
-    for (size_t i = 0; i + 8 <= clen; i++)
-        if (!memcmp(chan + i, "barrier:", 8))
-            return 1;
-    return 0;
+    plist_push(in, &in->orphans, topic, tlen, payload, plen); /* bounded like kept */
 }
 
 static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
@@ -611,25 +299,25 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
     ingest_t *in = b->ingest;
     const char *prefix = b->edge->cfg.prefix;
     size_t pl = strlen(prefix);
+    hb_rawchan_kind_t kind = hb_rawchan_classify(prefix, pl, chan, clen);
 
-    if (clen >= pl && !memcmp(chan, prefix, pl)) {
+    if (kind == HB_RAWCHAN_OURS || kind == HB_RAWCHAN_BARRIER) {
         const char *t;
         size_t tl;
         hb_live_t lv;
         if (in->state == I_BARRIER && clen == in->barrier_len && !memcmp(chan, in->barrier, clen)) {
-            go_active(b);
+            ingest__go_active(b);
             return;
         }
         if (b->cluster && in->state == I_BARRIER && clen > in->barrier_len &&
             !memcmp(chan, in->barrier, in->barrier_len) && chan[in->barrier_len] == ':') {
             in->barrier_seen++; /* one per primary: "<barrier>:<n>" */
             if (in->barrier_seen >= in->barrier_need && in->fence_ok >= in->fence_need)
-                go_active(b);
+                ingest__go_active(b);
             return;
         }
-        if (!b->cluster && in->state == I_STANDBY && clen > pl + 8 &&
-            !memcmp(chan + pl, "barrier:", 8)) {
-            on_other_barrier(b, chan, clen);
+        if (!b->cluster && in->state == I_STANDBY && kind == HB_RAWCHAN_BARRIER) {
+            ingest__on_other_barrier(b, chan, clen);
             return;
         }
         if ((in->kept.count || (b->cluster && in->state != I_ACTIVE)) &&
@@ -638,11 +326,10 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
             forget(b, t, tl, lv.data, lv.data_len);
         return;
     }
-    if (clen >= 2 && chan[0] == '_' && chan[1] == '_')
-        return; /* keyspace notifications and other internal channels */
-    if ((clen >= 6 && !memcmp(chan + clen - 6, "}:live", 6)) || has_barrier(chan, clen))
-        return; /* another deployment's (--prefix) live, canary or barrier channel: not raw */
-    if (hb_topic_validate(chan, clen, NULL) || mlen > (size_t)b->edge->cfg.max_message_bytes) {
+    if (kind == HB_RAWCHAN_INTERNAL || kind == HB_RAWCHAN_FOREIGN)
+        return; /* keyspace notifications; another deployment's (--prefix) live, canary or
+                 * barrier channel: not raw */
+    if (kind == HB_RAWCHAN_BAD_TOPIC || mlen > (size_t)b->edge->cfg.max_message_bytes) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-reject", 1000, HB_LOG_WARN, MOD,
                            "raw message ignored: bad topic name or payload too large", "{s:s%,s:I}",
@@ -650,29 +337,10 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
                            (long long)mlen);
         return;
     }
-    if (storing(b))
+    if (ingest__storing(b))
         store(b, chan, clen, msg, mlen);
     else
         keep(b, chan, clen, msg, mlen);
-}
-
-/* The raw subscription is (re)confirmed: what was kept on the previous connection can no
- * longer be matched with its stored copy (those published while it was away were missed, and
- * so was any leadership's barrier and "caught" meanwhile). Storing it later could put it
- * behind what a leader stored meanwhile (FINDINGS F3, seed 5 ASan); it was heard before the
- * connection went, so it is the README's window of raw messages lost when Redis stops or
- * heard only by standbys: dropped and counted. Single Redis. */
-static void drop_unmatched(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    size_t n = in->kept.count;
-    in->cut_len = 0;
-    if (!n)
-        return;
-    plist_clear(&in->kept);
-    atomic_fetch_add_explicit(&b->edge->stats.ingest_unled, n, memory_order_relaxed);
-    hb_log_warn(MOD, "raw subscription back: kept raw messages dropped (not stored)", "{s:I}",
-                "dropped", (long long)n);
 }
 
 static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
@@ -689,193 +357,10 @@ static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
                     r->element[3]->len);
     } else if (!strcmp(r->element[0]->str, "psubscribe")) {
         if (!b->cluster)
-            drop_unmatched(b);
+            ingest__drop_unmatched(b);
         b->ing_ready = 1;
         hb_log_info(MOD, "raw publish ingest listening", NULL);
         hb_broker_update_ready(b);
-    }
-}
-
-static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    ingest_t *in = b->ingest;
-    redisReply *r = reply;
-    (void)priv;
-    in->acquire_inflight = 0;
-    if (!r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
-        return; /* someone else holds it */
-    in->last_renew_ok = hb_now();
-    in->reign++;
-    set_state(b, I_BARRIER, "lease acquired");
-    in->barrier_at = hb_now();
-    in->barrier_len = (size_t)snprintf(in->barrier, sizeof(in->barrier), "%sbarrier:%s:%lu",
-                                       b->edge->cfg.prefix, in->token, ++in->barrier_n);
-    redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", in->barrier, in->barrier_len);
-}
-
-static void on_fence_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    ingest_t *in = b->ingest;
-    redisReply *r = reply;
-    (void)priv;
-    if (in->state != I_BARRIER)
-        return;
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
-        /* A primary did not raise its fences (stale slot map, node down): do not go live. */
-        hb_log_warn(MOD, "ingest fence not raised on a primary: lease given back", "{s:s}", "err",
-                    r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
-        give_back(b);
-        set_state(b, I_STANDBY, "fence not raised");
-        return;
-    }
-    if (r->integer != 0) {
-        /* A slot's fence already holds a term as high as ours: the term counter went back
-         * (a failover lost its last increments) or another edge drew the same term. Storing
-         * now would be refused: give the lease back and draw above that term next time. */
-        if (r->integer > in->term_floor)
-            in->term_floor = r->integer;
-        hb_log_warn(MOD, "ingest term behind a slot's fence: lease given back", "{s:I,s:I}", "term",
-                    in->term, "fence", (long long)r->integer);
-        give_back(b);
-        set_state(b, I_STANDBY, "term behind a fence");
-        return;
-    }
-    in->fence_ok++;
-    if (in->barrier_seen >= in->barrier_need && in->fence_ok >= in->fence_need)
-        go_active(b);
-}
-
-/* Cluster mode: the lease was won with a new leader term; fence every slot, then barriers. */
-static void on_acquire_cluster(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    ingest_t *in = b->ingest;
-    redisReply *r = reply;
-    char term[24];
-    int n;
-    (void)priv;
-    in->acquire_inflight = 0;
-    if (!r || r->type != REDIS_REPLY_INTEGER)
-        return; /* held by someone else (nil), or an error */
-    in->term = r->integer;
-    in->last_renew_ok = hb_now();
-    in->reign++;
-    set_state(b, I_BARRIER, "lease acquired");
-    in->barrier_at = hb_now();
-    in->barrier_len = (size_t)snprintf(in->barrier, sizeof(in->barrier), "%sbarrier:%s:%lu",
-                                       b->edge->cfg.prefix, in->token, ++in->barrier_n);
-    in->barrier_seen = in->fence_ok = 0;
-    snprintf(term, sizeof(term), "%lld", in->term);
-    n = hb_cluster_fence_and_barrier(b->cluster, term, in->barrier, in->tags, on_fence_reply, NULL);
-    in->barrier_need = in->fence_need = n;
-    if (n == 0) {
-        give_back(b);
-        set_state(b, I_STANDBY, "cluster not ready for the barrier");
-    }
-}
-
-static int lease_command(hb_broker_t *b, redisCallbackFn *cb, const char *fn, int nkeys,
-                         const char *arg2, const char *arg3)
-{
-    ingest_t *in = b->ingest;
-    const char *av[8];
-    size_t al[8];
-    int argc = 0;
-    av[argc++] = "FCALL";
-    av[argc++] = fn;
-    av[argc++] = nkeys == 2 ? "2" : "1";
-    av[argc++] = in->lease_key;
-    if (nkeys == 2)
-        av[argc++] = in->term_key;
-    av[argc++] = in->token;
-    if (arg2)
-        av[argc++] = arg2;
-    if (arg2 && arg3)
-        av[argc++] = arg3;
-    for (int i = 0; i < argc; i++)
-        al[i] = strlen(av[i]);
-    return hb_cluster_key_command(b->cluster, 3, argc, av, al, cb, NULL);
-}
-
-static void on_renew(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    ingest_t *in = b->ingest;
-    redisReply *r = reply;
-    (void)priv;
-    in->renew_inflight = 0;
-    if (!r)
-        return;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
-        in->last_renew_ok = hb_now();
-    else
-        set_state(b, I_STANDBY, "lease lost");
-}
-
-void hb_ingest_tick(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    double now = hb_now(), lease = b->edge->cfg.lease_ms / 1000.0;
-    double expiry = lease * 3 > 10 ? lease * 3 : 10;
-    /* A cluster failover (cluster-node-timeout, 15 s by default, plus the election) can take
-     * the lease's shard away for longer than that: keep raw messages through it. */
-    if (b->cluster && expiry < CLUSTER_KEEP_S)
-        expiry = CLUSTER_KEEP_S;
-    char ms[24];
-    snprintf(ms, sizeof(ms), "%d", b->edge->cfg.lease_ms);
-
-    if (!b->edge->cfg.ingest)
-        return;
-    while (in->kept.head && now - in->kept.head->ts > expiry)
-        pend_drop_head(&in->kept); /* the leader refused it or it was stored long ago */
-    while (in->orphans.head && now - in->orphans.head->ts > expiry)
-        pend_drop_head(&in->orphans); /* its raw message never came (or came to no one) */
-    if (in->state != I_STANDBY && now - in->last_renew_ok > lease * 0.8)
-        set_state(b, I_STANDBY, "lease not renewed in time");
-    if (in->state != I_STANDBY && !b->ing_ready) {
-        /* a leader that no longer sees raw messages must let a standby take over */
-        give_back(b);
-        set_state(b, I_STANDBY, "ingest subscription lost");
-    }
-    if (in->settling && in->state == I_ACTIVE && now - in->settling_since > SETTLE_MAX_S) {
-        /* an earlier store neither answered nor failed (a stuck connection): store what is
-         * kept rather than keep it forever; that store's message may end up out of order */
-        hb_log_warn(MOD, "earlier stores unanswered: storing kept messages", "{s:I,s:i}",
-                    "unanswered", (long long)in->inflight, "kept", (int)in->kept.count);
-        in->settling = 0;
-        catch_up(b);
-    }
-    if (in->state == I_BARRIER && now - in->barrier_at > lease) {
-        give_back(b);
-        set_state(b, I_STANDBY, "barrier not seen in time");
-    }
-    if (now < in->next_lease_at || !b->cmd_ready || atomic_load(&b->edge->stats.draining))
-        return;
-    in->next_lease_at = now + lease / 3;
-    if (in->state == I_STANDBY) {
-        if (!b->ing_ready || in->acquire_inflight)
-            return;
-        in->acquire_inflight = 1;
-        if (b->cluster) {
-            char floor[24];
-            snprintf(floor, sizeof(floor), "%lld", in->term_floor);
-            if (lease_command(b, on_acquire_cluster, b->fn.lease_acquire, 2, ms, floor) != REDIS_OK)
-                in->acquire_inflight = 0;
-            return;
-        }
-        redisAsyncCommand(b->cmd.ac, on_acquire, NULL, "SET %s %s NX PX %d", in->lease_key,
-                          in->token, b->edge->cfg.lease_ms);
-    } else if (!in->renew_inflight) {
-        in->renew_inflight = 1;
-        if (b->cluster) {
-            if (lease_command(b, on_renew, b->fn.lease_renew, 1, ms, NULL) != REDIS_OK)
-                in->renew_inflight = 0;
-            return;
-        }
-        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL %s 0 %s %d", b->fn.lease_renew,
-                          in->token, b->edge->cfg.lease_ms);
     }
 }
 
@@ -891,6 +376,8 @@ void hb_ingest_init(hb_broker_t *b)
         in->tags = hb_xcalloc(HB_SLOT_COUNT, sizeof(*in->tags));
         hb_slot_tag_table(in->tags);
     }
+    hb_rawq_init(&in->kept, PENDING_MAX, PENDING_BYTES_MAX);
+    hb_rawq_init(&in->orphans, PENDING_MAX, PENDING_BYTES_MAX);
     in->av = hb_xcalloc(2 * BATCH_MAX + 5, sizeof(*in->av));
     in->al = hb_xcalloc(2 * BATCH_MAX + 5, sizeof(*in->al));
     in->flush_ev = event_new(b->base, -1, 0, on_flush, b);
@@ -904,8 +391,8 @@ void hb_ingest_cleanup(hb_broker_t *b)
     ingest_t *in = b->ingest;
     if (!in)
         return;
-    plist_clear(&in->kept);
-    plist_clear(&in->orphans);
+    hb_rawq_clear(&in->kept);
+    hb_rawq_clear(&in->orphans);
     if (in->cur)
         batch_free(in->cur);
     if (in->flush_ev)
@@ -917,46 +404,9 @@ void hb_ingest_cleanup(hb_broker_t *b)
     b->ingest = NULL;
 }
 
-void hb_ingest_on_cmd_ready(hb_broker_t *b)
-{
-    b->ingest->next_lease_at = 0;
-    b->ingest->acquire_inflight = 0;
-    b->ingest->renew_inflight = 0;
-}
-
-void hb_ingest_on_cmd_down(hb_broker_t *b)
-{
-    set_state(b, I_STANDBY, "redis command connection lost");
-}
-
 void hb_ingest_on_ing_up(hb_broker_t *b)
 {
     redisAsyncCommand(b->ing.ac, on_ing, NULL, "PSUBSCRIBE *");
-}
-
-static void on_released(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)ac;
-    (void)reply;
-    (void)priv;
-}
-
-/* Gives the lease back (when held); the caller sets the state with its reason. */
-static void give_back(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    if (in->state == I_STANDBY || !b->cmd_ready)
-        return;
-    if (b->cluster)
-        lease_command(b, on_released, b->fn.lease_release, 1, NULL, NULL);
-    else
-        redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL %s 0 %s", b->fn.lease_release, in->token);
-}
-
-void hb_ingest_release(hb_broker_t *b)
-{
-    give_back(b);
-    set_state(b, I_STANDBY, "draining");
 }
 
 int hb_ingest_idle(hb_broker_t *b)

@@ -1,0 +1,122 @@
+#ifndef HERALD_EDGE_CLUSTER_PRIV_H
+#define HERALD_EDGE_CLUSTER_PRIV_H
+
+/*
+ * Internals of the Redis Cluster mode shared by its three files: cluster.c (nodes, their
+ * command connections, the slot map, lifecycle), cluster_route.c (routed commands with
+ * MOVED/ASK/TRYAGAIN handling and per-slot order) and cluster_sub.c (sharded subscriptions).
+ * Broker thread only; nothing here blocks.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+
+#include "cluster.h"
+#include "hb_slot.h"
+#include "psconn.h"
+
+#define CONNECT_TIMEOUT_MS 3000 /* a node's command or sharded-pub/sub connect */
+
+typedef struct cnode cnode_t;
+
+/* One routed command; owned by the cluster until its callback ran. */
+typedef struct rcmd {
+    struct rcmd *next;
+    hb_cluster_t *cl;
+    redisCallbackFn *fn;
+    void *priv;
+    char *cmd;
+    size_t len;
+    unsigned slot;
+    int redirects;
+    cnode_t *ask; /* ASK target: send ASKING + the command there */
+    double deadline;
+    int held; /* counted in slot_held: waited in the retry list, ordered with its slot */
+} rcmd_t;
+
+/* A cluster node we talk to. Lives until the cluster is freed. */
+struct cnode {
+    cnode_t *next;
+    hb_cluster_t *cl;
+    char host[HB_SLOT_HOST_MAX + 1];
+    int port;
+    redisAsyncContext *ac; /* commands; NULL while disconnected */
+    int up, ready;         /* connected / function library loaded */
+    long backoff_ms;
+    struct event *timer, *ctimer;
+    int primary; /* serves slots in the current map */
+    int seed;
+    int idx; /* its index in the current map while primary */
+    hb_psconn_t *sub;
+};
+
+struct hb_cluster {
+    hb_broker_t *b;
+    cnode_t *nodes;
+    size_t nnodes;
+    hb_slot_map_t *map;                   /* NULL until the first whole map */
+    cnode_t *owner_of[HB_SLOT_NODES_MAX]; /* map node index -> node */
+    int refresh_inflight, want_refresh;
+    double last_refresh;
+    int resub;
+    /* Held commands: per slot, a FIFO of those waiting (qhead/qtail) and at most one in flight
+     * (slot_sending); slot_held counts both. A new command of a slot with held ones queues
+     * behind them, so a slot's commands reach Redis in order across a retry. Slots with
+     * waiting commands are listed in `ready` (once each) for on_retry(). */
+    size_t nretry; /* waiting, all slots */
+    struct event *retry_ev;
+    rcmd_t *qhead[HB_SLOT_COUNT], *qtail[HB_SLOT_COUNT];
+    uint32_t slot_held[HB_SLOT_COUNT];
+    uint8_t slot_sending[HB_SLOT_COUNT];
+    uint8_t in_ready[HB_SLOT_COUNT];
+    uint16_t ready[HB_SLOT_COUNT];
+    size_t nready;
+    redisAsyncContext fail_ac; /* handed to callbacks when no node answered: only ->data is set */
+    size_t ing_next;
+    int stopping;
+};
+
+/* ---- cluster.c ---- */
+
+/**
+ * cluster__node_get() - the node at host:port, created (not connected) on first use. NULL when
+ * NODES_MAX addresses are already known (logged, rate-limited). Aborts on OOM.
+ */
+cnode_t *cluster__node_get(hb_cluster_t *cl, const char *host, int port);
+/** cluster__node_by_ac() - the node whose command context is ac, or NULL (linear walk). */
+cnode_t *cluster__node_by_ac(hb_cluster_t *cl, const redisAsyncContext *ac);
+/** cluster__owner() - the node serving slot in the current map, or NULL (no map, not found). */
+cnode_t *cluster__owner(hb_cluster_t *cl, unsigned slot);
+/**
+ * cluster__node_connect() - starts n's command connection unless it has one, a reconnect is
+ * scheduled or the cluster is stopping; failures reschedule it with backoff.
+ */
+void cluster__node_connect(cnode_t *n);
+/**
+ * cluster__refresh() - asks a ready node for CLUSTER SLOTS (at most one in flight, rate-limited);
+ * with no ready node, connects the primaries and seeds and leaves want_refresh set.
+ */
+void cluster__refresh(hb_cluster_t *cl);
+
+/* ---- cluster_route.c ---- */
+
+/**
+ * cluster__rcmd_finish() - runs rc's callback once with (ac, or the fail context when NULL; r,
+ * NULL for an unknown outcome), frees rc, and lets its slot's next held command go.
+ */
+void cluster__rcmd_finish(rcmd_t *rc, redisAsyncContext *ac, redisReply *r);
+/** cluster__on_retry() - the retry event (arg: the cluster): sends each listed slot's next held
+ * command. */
+void cluster__on_retry(evutil_socket_t fd, short what, void *arg);
+
+/* ---- cluster_sub.c ---- */
+
+/**
+ * cluster__resubscribe() - when marked (cl->resub) and the map is known: subscribes every wanted
+ * idle topic on its owner and unsubscribes those left on a node that lost their slot.
+ */
+void cluster__resubscribe(hb_cluster_t *cl);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * The raw-ingest leadership (see ingest.c for the store path). One edge holds the ingest lease
+ * (SET <prefix>ingest:lease <token> NX PX, renewed by FCALL), the leader.
+ * On winning the lease, a new leader publishes a barrier on its own channel and waits to receive
+ * it: every message published before that point, including the old leader's last stores, has
+ * then been seen, so what is still kept is exactly what nobody stored. It stores those, then
+ * goes on live. Once those catch-up stores are answered (not refused), it publishes
+ * "<barrier>:caught" (single Redis). A standby that kept a message before the barrier and has
+ * not seen its stored copy by then holds one that the new leader never heard: it was published
+ * before the leader (re)subscribed, e.g. after a Redis restart a standby subscribed again
+ * first. Nobody can store it in publish order any more (the leader's later stores are already
+ * out), so it is dropped and counted (ingest_unled) instead of being stored late by a future
+ * leader behind later messages (FINDINGS F2, F3; README "Raw ingest").
+ *
+ * Redis Cluster: the lease is <prefix>{ingest}:lease, and winning it also draws the next leader
+ * term (INCR <prefix>{ingest}:term, in the same function). herald_ingest cannot read the lease
+ * (another slot), so each slot has a fence key <prefix>fence:{<tag>} holding the highest term
+ * that stored into it: an older term is refused (HERALD_FENCED), a newer one raises it. A new
+ * leader first raises the fence of every slot on every primary (FCALL herald_fence) and then
+ * publishes one barrier per primary on the same connection; it goes live once it has seen every
+ * barrier and every raise succeeded. What a stale leader sent to a primary before that raise is
+ * published (herald_ingest re-PUBLISHes its stored copy classically for standbys) before that
+ * primary's barrier, so it is forgotten by the new leader; anything later is fenced.
+ * Broker thread only.
+ */
+#include "ingest.h"
+#include "ingest_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "broker.h"
+#include "cluster.h"
+#include "hb_keys.h"
+#include "hb_log.h"
+#include "hb_rawchan.h"
+#include "hb_rawq.h"
+
+#define MOD "ingest"
+#define CLUSTER_KEEP_S 60.0 /* seconds a standby keeps a raw message in cluster mode */
+#define SETTLE_MAX_S 20.0   /* a new leadership waits this long at most for earlier stores */
+
+void ingest__set_state(hb_broker_t *b, istate_t st, const char *why)
+{
+    ingest_t *in = b->ingest;
+    if (in->state == st)
+        return;
+    in->state = st;
+    in->settling = 0;
+    atomic_store(&b->edge->stats.leader, st != I_STANDBY);
+    hb_log_info(MOD,
+                st == I_ACTIVE    ? "ingest leader"
+                : st == I_BARRIER ? "lease won"
+                                  : "standby",
+                "{s:s,s:i}", "why", why, "kept", (int)in->kept.count);
+}
+
+/* Leader: tells the standbys that every kept message of this leadership's catch-up is stored
+ * (their stored copies are published before this). Not when the leadership ended meanwhile. */
+void ingest__publish_caught(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    char chan[sizeof(in->barrier) + 8];
+    int n;
+    in->caught_pending = 0;
+    if (in->state != I_ACTIVE || in->reign != in->caught_reign || !b->cmd_ready || !b->cmd.ac)
+        return;
+    n = snprintf(chan, sizeof(chan), "%.*s:caught", (int)in->barrier_len, in->barrier);
+    redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", chan, (size_t)n);
+}
+
+/* Leader: stores what is kept (the barrier passed, earlier stores answered), then "caught"
+ * once those stores are answered. */
+void ingest__catch_up(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    ingest__store_kept(b);
+    if (b->cluster)
+        return;       /* stored copies come over several links: no single "after" point */
+    ingest__flush(b); /* now, so that every catch-up store is sent before the marker */
+    in->caught_pending = 1;
+    in->caught_reign = in->reign;
+    if (in->inflight <= 0)
+        ingest__publish_caught(b);
+}
+
+/* Standby: another edge's barrier ("<prefix>barrier:<token>:<n>") or its "caught" marker. */
+void ingest__on_other_barrier(hb_broker_t *b, const char *chan, size_t clen)
+{
+    ingest_t *in = b->ingest;
+    size_t n;
+    if (hb_rawchan_is_caught(chan, clen)) {
+        if (!in->cut_len || clen - 7 != in->cut_len || memcmp(chan, in->cut, in->cut_len))
+            return;
+        in->cut_len = 0;
+        n = hb_rawq_drop_upto(&in->kept, in->cut_seq);
+        if (!n)
+            return;
+        atomic_fetch_add_explicit(&b->edge->stats.ingest_unled, n, memory_order_relaxed);
+        hb_log_warn(MOD, "raw messages the new ingest leader never heard: dropped (not stored)",
+                    "{s:I}", "dropped", (long long)n);
+        return;
+    }
+    if (clen >= sizeof(in->cut))
+        return;
+    memcpy(in->cut, chan, clen);
+    in->cut_len = clen;
+    in->cut_seq = in->seq; /* what is kept now was published before this barrier */
+}
+
+void ingest__go_active(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    ingest__set_state(b, I_ACTIVE, "barrier passed");
+    hb_rawq_clear(&in->orphans);
+    if (in->inflight > 0) {
+        /* Stores sent under an earlier leadership of this edge are still out (a cluster
+         * command waiting for a failover, say). They will be refused by the new term's fences
+         * or stored; either way they come before what is kept, so wait for them. */
+        in->settling = 1;
+        in->settling_since = hb_now();
+        return;
+    }
+    ingest__catch_up(b);
+}
+
+/* The raw subscription is (re)confirmed: what was kept on the previous connection can no
+ * longer be matched with its stored copy (those published while it was away were missed, and
+ * so was any leadership's barrier and "caught" meanwhile). Storing it later could put it
+ * behind what a leader stored meanwhile (FINDINGS F3, seed 5 ASan); it was heard before the
+ * connection went, so it is the README's window of raw messages lost when Redis stops or
+ * heard only by standbys: dropped and counted. Single Redis. */
+void ingest__drop_unmatched(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    size_t n = in->kept.count;
+    in->cut_len = 0;
+    if (!n)
+        return;
+    hb_rawq_clear(&in->kept);
+    atomic_fetch_add_explicit(&b->edge->stats.ingest_unled, n, memory_order_relaxed);
+    hb_log_warn(MOD, "raw subscription back: kept raw messages dropped (not stored)", "{s:I}",
+                "dropped", (long long)n);
+}
+
+/* Names this leadership's barrier channel: <prefix>barrier:<token>:<n>, n counting up. */
+static void new_barrier(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    int n = hb_keys_barrier(in->barrier, sizeof(in->barrier), b->edge->cfg.prefix, in->token,
+                            ++in->barrier_n);
+    in->barrier_len = n < 0 ? 0 : (size_t)n; /* always fits: prefix, token and n are bounded */
+}
+
+static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    (void)priv;
+    in->acquire_inflight = 0;
+    if (!r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
+        return; /* someone else holds it */
+    in->last_renew_ok = hb_now();
+    in->reign++;
+    ingest__set_state(b, I_BARRIER, "lease acquired");
+    in->barrier_at = hb_now();
+    new_barrier(b);
+    redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", in->barrier, in->barrier_len);
+}
+
+static void on_fence_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    (void)priv;
+    if (in->state != I_BARRIER)
+        return;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        /* A primary did not raise its fences (stale slot map, node down): do not go live. */
+        hb_log_warn(MOD, "ingest fence not raised on a primary: lease given back", "{s:s}", "err",
+                    r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+        ingest__give_back(b);
+        ingest__set_state(b, I_STANDBY, "fence not raised");
+        return;
+    }
+    if (r->integer != 0) {
+        /* A slot's fence already holds a term as high as ours: the term counter went back
+         * (a failover lost its last increments) or another edge drew the same term. Storing
+         * now would be refused: give the lease back and draw above that term next time. */
+        if (r->integer > in->term_floor)
+            in->term_floor = r->integer;
+        hb_log_warn(MOD, "ingest term behind a slot's fence: lease given back", "{s:I,s:I}", "term",
+                    in->term, "fence", (long long)r->integer);
+        ingest__give_back(b);
+        ingest__set_state(b, I_STANDBY, "term behind a fence");
+        return;
+    }
+    in->fence_ok++;
+    if (in->barrier_seen >= in->barrier_need && in->fence_ok >= in->fence_need)
+        ingest__go_active(b);
+}
+
+/* Cluster mode: the lease was won with a new leader term; fence every slot, then barriers. */
+static void on_acquire_cluster(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    char term[24];
+    int n;
+    (void)priv;
+    in->acquire_inflight = 0;
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return; /* held by someone else (nil), or an error */
+    in->term = r->integer;
+    in->last_renew_ok = hb_now();
+    in->reign++;
+    ingest__set_state(b, I_BARRIER, "lease acquired");
+    in->barrier_at = hb_now();
+    new_barrier(b);
+    in->barrier_seen = in->fence_ok = 0;
+    snprintf(term, sizeof(term), "%lld", in->term);
+    n = hb_cluster_fence_and_barrier(b->cluster, term, in->barrier, in->tags, on_fence_reply, NULL);
+    in->barrier_need = in->fence_need = n;
+    if (n == 0) {
+        ingest__give_back(b);
+        ingest__set_state(b, I_STANDBY, "cluster not ready for the barrier");
+    }
+}
+
+static int lease_command(hb_broker_t *b, redisCallbackFn *cb, const char *fn, int nkeys,
+                         const char *arg2, const char *arg3)
+{
+    ingest_t *in = b->ingest;
+    const char *av[8];
+    size_t al[8];
+    int argc = 0;
+    av[argc++] = "FCALL";
+    av[argc++] = fn;
+    av[argc++] = nkeys == 2 ? "2" : "1";
+    av[argc++] = in->lease_key;
+    if (nkeys == 2)
+        av[argc++] = in->term_key;
+    av[argc++] = in->token;
+    if (arg2)
+        av[argc++] = arg2;
+    if (arg2 && arg3)
+        av[argc++] = arg3;
+    for (int i = 0; i < argc; i++)
+        al[i] = strlen(av[i]);
+    return hb_cluster_key_command(b->cluster, 3, argc, av, al, cb, NULL);
+}
+
+static void on_renew(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    (void)priv;
+    in->renew_inflight = 0;
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        in->last_renew_ok = hb_now();
+    else
+        ingest__set_state(b, I_STANDBY, "lease lost");
+}
+
+void hb_ingest_tick(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    double now = hb_now(), lease = b->edge->cfg.lease_ms / 1000.0;
+    double expiry = lease * 3 > 10 ? lease * 3 : 10;
+    /* A cluster failover (cluster-node-timeout, 15 s by default, plus the election) can take
+     * the lease's shard away for longer than that: keep raw messages through it. */
+    if (b->cluster && expiry < CLUSTER_KEEP_S)
+        expiry = CLUSTER_KEEP_S;
+    char ms[24];
+    snprintf(ms, sizeof(ms), "%d", b->edge->cfg.lease_ms);
+
+    if (!b->edge->cfg.ingest)
+        return;
+    while (in->kept.head && now - in->kept.head->ts > expiry)
+        hb_rawq_drop_head(&in->kept); /* the leader refused it or it was stored long ago */
+    while (in->orphans.head && now - in->orphans.head->ts > expiry)
+        hb_rawq_drop_head(&in->orphans); /* its raw message never came (or came to no one) */
+    if (in->state != I_STANDBY && now - in->last_renew_ok > lease * 0.8)
+        ingest__set_state(b, I_STANDBY, "lease not renewed in time");
+    if (in->state != I_STANDBY && !b->ing_ready) {
+        /* a leader that no longer sees raw messages must let a standby take over */
+        ingest__give_back(b);
+        ingest__set_state(b, I_STANDBY, "ingest subscription lost");
+    }
+    if (in->settling && in->state == I_ACTIVE && now - in->settling_since > SETTLE_MAX_S) {
+        /* an earlier store neither answered nor failed (a stuck connection): store what is
+         * kept rather than keep it forever; that store's message may end up out of order */
+        hb_log_warn(MOD, "earlier stores unanswered: storing kept messages", "{s:I,s:i}",
+                    "unanswered", (long long)in->inflight, "kept", (int)in->kept.count);
+        in->settling = 0;
+        ingest__catch_up(b);
+    }
+    if (in->state == I_BARRIER && now - in->barrier_at > lease) {
+        ingest__give_back(b);
+        ingest__set_state(b, I_STANDBY, "barrier not seen in time");
+    }
+    if (now < in->next_lease_at || !b->cmd_ready || atomic_load(&b->edge->stats.draining))
+        return;
+    in->next_lease_at = now + lease / 3;
+    if (in->state == I_STANDBY) {
+        if (!b->ing_ready || in->acquire_inflight)
+            return;
+        in->acquire_inflight = 1;
+        if (b->cluster) {
+            char floor[24];
+            snprintf(floor, sizeof(floor), "%lld", in->term_floor);
+            if (lease_command(b, on_acquire_cluster, b->fn.lease_acquire, 2, ms, floor) != REDIS_OK)
+                in->acquire_inflight = 0;
+            return;
+        }
+        redisAsyncCommand(b->cmd.ac, on_acquire, NULL, "SET %s %s NX PX %d", in->lease_key,
+                          in->token, b->edge->cfg.lease_ms);
+    } else if (!in->renew_inflight) {
+        in->renew_inflight = 1;
+        if (b->cluster) {
+            if (lease_command(b, on_renew, b->fn.lease_renew, 1, ms, NULL) != REDIS_OK)
+                in->renew_inflight = 0;
+            return;
+        }
+        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL %s 0 %s %d", b->fn.lease_renew,
+                          in->token, b->edge->cfg.lease_ms);
+    }
+}
+
+void hb_ingest_on_cmd_ready(hb_broker_t *b)
+{
+    b->ingest->next_lease_at = 0;
+    b->ingest->acquire_inflight = 0;
+    b->ingest->renew_inflight = 0;
+}
+
+void hb_ingest_on_cmd_down(hb_broker_t *b)
+{
+    ingest__set_state(b, I_STANDBY, "redis command connection lost");
+}
+
+static void on_released(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    (void)reply;
+    (void)priv;
+}
+
+/* Gives the lease back (when held); the caller sets the state with its reason. */
+void ingest__give_back(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    if (in->state == I_STANDBY || !b->cmd_ready)
+        return;
+    if (b->cluster)
+        lease_command(b, on_released, b->fn.lease_release, 1, NULL, NULL);
+    else
+        redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL %s 0 %s", b->fn.lease_release, in->token);
+}
+
+void hb_ingest_release(hb_broker_t *b)
+{
+    ingest__give_back(b);
+    ingest__set_state(b, I_STANDBY, "draining");
+}

@@ -1,0 +1,117 @@
+#ifndef HERALD_EDGE_INGEST_PRIV_H
+#define HERALD_EDGE_INGEST_PRIV_H
+
+/*
+ * Internals shared by ingest.c (raw subscription, keep/forget, batching, store replies) and
+ * ingest_lease.c (lease, barriers, "caught", cluster fences): the ingest state and the calls
+ * each side makes into the other. Broker thread only; nothing here blocks or fails except as
+ * stated.
+ */
+#include <stddef.h>
+
+#include "broker.h"
+#include "hb_rawq.h"
+#include "hb_slot.h"
+#include "ingest.h"
+
+/* Raw messages sent in one store call; the priv of its reply. */
+typedef struct batch {
+    hb_broker_t *b;
+    hb_rawq_t msgs;
+    unsigned reign; /* the leadership it was sent under */
+} batch_t;
+
+typedef enum { I_STANDBY = 0, I_BARRIER, I_ACTIVE } istate_t;
+
+struct ingest {
+    istate_t state;
+    char token[128];
+    char lease_key[96];
+    char barrier[256];
+    size_t barrier_len;
+    unsigned long barrier_n;
+    hb_rawq_t kept;    /* raw messages whose stored copy has not been seen */
+    hb_rawq_t orphans; /* cluster: stored copies seen before their raw message */
+    batch_t *cur;      /* leader: raw messages of the current read, not sent yet */
+    struct event *flush_ev;
+    int flush_armed;
+    int batches;  /* herald_ingest_many calls in flight */
+    int settling; /* leader waiting for stores sent under its earlier leadership */
+    double settling_since;
+    unsigned reign;  /* counts leaderships won */
+    const char **av; /* herald_ingest_many arguments (2 * BATCH_MAX + 5) */
+    size_t *al;
+    double last_renew_ok;
+    double barrier_at;
+    double next_lease_at;
+    int acquire_inflight, renew_inflight;
+    long inflight;
+    /* cluster mode */
+    long long term;                 /* leader term drawn with the lease */
+    long long term_floor;           /* a term a slot's fence already holds: draw above it */
+    char term_key[96];              /* <prefix>{ingest}:term */
+    char (*tags)[HB_SLOT_TAG_MAX];  /* slot -> hash tag of its fence key */
+    int barrier_need, barrier_seen; /* barriers published / received */
+    int fence_need, fence_ok;       /* fence raises sent / succeeded */
+    /* single Redis: the "caught" step (see the top of ingest_lease.c) */
+    int caught_pending;         /* leader: publish "<barrier>:caught" once inflight is 0 */
+    unsigned caught_reign;      /* the leadership it is for */
+    char cut[256];              /* standby: the last other leader's barrier channel seen */
+    size_t cut_len;             /* 0: none */
+    unsigned long long cut_seq; /* messages kept up to then (seq) */
+    unsigned long long seq;     /* arrival counter of raw messages (hb_rawmsg_t.seq) */
+};
+
+/* ---- ingest_lease.c ---- */
+
+/**
+ * ingest__set_state() - enters st (no-op when already there), clears settling, updates the
+ * leader gauge and logs why (a constant string).
+ */
+void ingest__set_state(hb_broker_t *b, istate_t st, const char *why);
+/**
+ * ingest__give_back() - releases the lease (fire and forget) when held and the command side is
+ * ready; the caller then sets the state with its reason.
+ */
+void ingest__give_back(hb_broker_t *b);
+/**
+ * ingest__go_active() - the barrier(s) passed (and, in a cluster, every fence was raised): the
+ * leader goes live, storing what is kept now or once earlier stores are answered (settling).
+ */
+void ingest__go_active(hb_broker_t *b);
+/**
+ * ingest__catch_up() - leader: stores every kept raw message, then (single Redis) publishes
+ * "<barrier>:caught" once those stores are answered.
+ */
+void ingest__catch_up(hb_broker_t *b);
+/**
+ * ingest__publish_caught() - leader: PUBLISH "<barrier>:caught" now (fire and forget), unless
+ * the leadership it was for ended or the command side is down. Clears caught_pending.
+ */
+void ingest__publish_caught(hb_broker_t *b);
+/**
+ * ingest__on_other_barrier() - standby, single Redis: another leader's barrier channel (chan,
+ * clen bytes, starting with "<prefix>barrier:") or its ":caught" marker. Remembers the cut, or
+ * drops (and counts as ingest_unled) what was kept before the matching cut.
+ */
+void ingest__on_other_barrier(hb_broker_t *b, const char *chan, size_t clen);
+/**
+ * ingest__drop_unmatched() - single Redis, raw subscription (re)confirmed: drops and counts what
+ * is kept (it can no longer be matched with its stored copy) and forgets the cut.
+ */
+void ingest__drop_unmatched(hb_broker_t *b);
+
+/* ---- ingest.c ---- */
+
+/** ingest__storing() - 1 when raw messages are stored as they come (else they are kept). */
+int ingest__storing(const hb_broker_t *b);
+/** ingest__store_kept() - leader: hands every kept raw message, oldest first, to the store path. */
+void ingest__store_kept(hb_broker_t *b);
+/**
+ * ingest__flush() - sends the batch being filled as one herald_ingest_many (single Redis); when
+ * the leadership ended meanwhile, keeps its messages again once earlier calls answered. A send
+ * that fails keeps them again (the next leader stores them). No-op without a batch.
+ */
+void ingest__flush(hb_broker_t *b);
+
+#endif
