@@ -738,9 +738,12 @@ void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
          * older than its request), unless the position read is earlier still. */
         uint64_t ms = t->asked_ms > LATE_SUB_MARGIN_MS ? t->asked_ms - LATE_SUB_MARGIN_MS : 0;
         if (!t->have_pos || t->pos.ms > ms) {
+            /* the epoch the read saw stays: if the stream is wiped before the refill, the
+             * refill's epoch check sends `reset` (an empty epoch would check nothing) */
+            if (!t->have_pos)
+                t->pos_epoch[0] = '\0';
             t->pos.ms = ms;
             t->pos.seq = 0;
-            t->pos_epoch[0] = '\0';
             t->have_pos = 1;
         }
     }
