@@ -95,6 +95,7 @@ static void topic_free(hb_broker_t *b, btopic_t *t)
     for (size_t i = 0; i < t->nheld; i++)
         hb_msg_unref(t->held[i]);
     free(t->held);
+    free(t->held_ep);
     while (t->waiting) {
         hreq_t *r = t->waiting;
         t->waiting = r->next;
@@ -404,12 +405,19 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
         topic_kick(b, t); /* next page */
         return;
     }
-    /* Caught up: release the live events held meanwhile, in order, skipping duplicates. */
+    /* Caught up: release the live events held meanwhile, in order, skipping duplicates and
+     * those of another stream than the one just read (heard before Redis lost its data: its
+     * `reset` notice went out above; after it they would read as events of the new stream
+     * older than the client's cursor). */
     t->need_backfill = 0;
     for (size_t i = 0; i < t->nheld; i++) {
         hb_msg_t *m = t->held[i];
-        if (!t->have_last || hb_id_cmp(&m->ev.id, &t->last) > 0) {
+        const char *ep = r->element[0]->str;
+        if (ep[0] && strcmp(t->held_ep[i], ep) != 0) {
+            hb_msg_unref(m);
+        } else if (!t->have_last || hb_id_cmp(&m->ev.id, &t->last) > 0) {
             t->last = m->ev.id;
+            memcpy(t->epoch, t->held_ep[i], sizeof(t->epoch));
             t->have_last = 1;
             topic_emit(b, t, m);
         } else {
@@ -675,7 +683,9 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
         if (t->nheld == t->cap_held) {
             t->cap_held = t->cap_held ? t->cap_held * 2 : 16;
             t->held = hb_xrealloc(t->held, t->cap_held * sizeof(*t->held));
+            t->held_ep = hb_xrealloc(t->held_ep, t->cap_held * sizeof(*t->held_ep));
         }
+        memcpy(t->held_ep[t->nheld], ep, sizeof(ep));
         t->held[t->nheld++] = m;
         return;
     }
