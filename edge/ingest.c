@@ -359,6 +359,7 @@ static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
         if (!b->cluster)
             ingest__drop_unmatched(b);
         b->ing_ready = 1;
+        b->ingest->ing_since = hb_now();
         hb_log_info(MOD, "raw publish ingest listening", NULL);
         hb_broker_update_ready(b);
     }

@@ -312,7 +312,12 @@ void hb_ingest_tick(hb_broker_t *b)
         return;
     in->next_lease_at = now + lease / 3;
     if (in->state == I_STANDBY) {
-        if (!b->ing_ready || in->acquire_inflight)
+        /* A standby that (re)subscribed to the raw channels less than a lease period ago
+         * waits: what was published before it subscribed reached only the standbys that
+         * listened longer, and it would never store that (FINDINGS F2: a leader killed and
+         * restarted at once won the lease back; 18 raw messages lost). Those compete first;
+         * when all subscribed again together (Redis restarted), the first to subscribe. */
+        if (!b->ing_ready || in->acquire_inflight || now - in->ing_since < lease)
             return;
         in->acquire_inflight = 1;
         if (b->cluster) {

@@ -38,6 +38,9 @@ struct ingest {
     int batches;  /* herald_ingest_many calls in flight */
     int settling; /* leader waiting for stores sent under its earlier leadership */
     double settling_since;
+    /* hb_now() when the raw subscription was last confirmed: a standby competes for the lease
+     * only once it has listened for a lease period (hb_ingest_tick) */
+    double ing_since;
     unsigned reign;  /* counts leaderships won */
     const char **av; /* herald_ingest_many arguments (2 * BATCH_MAX + 5) */
     size_t *al;
