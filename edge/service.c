@@ -105,6 +105,7 @@ static void topic_tell_broker(hb_svc_t *s, ltopic_t *t, hb_req_type_t type)
     q->topic_len = t->len;
     if (hb_svc_request(s, q) != 0) {
         t->dirty = 1; /* retried from the housekeeping timer */
+        s->topics_dirty = 1;
         return;
     }
     t->dirty = 0;
@@ -332,6 +333,35 @@ static void svc_flush(hb_svc_t *s)
     }
 }
 
+/* The queued gauge is a sample over the clients that had a queue (svc->backlog): a client
+ * joins when its queue stops being empty and leaves at the next sample that finds it empty, so
+ * idle clients are never visited. */
+static void backlog_add(hb_svc_t *s, hb_client_t *c)
+{
+    if (c->bl_listed)
+        return;
+    c->bl_listed = 1;
+    c->bl_prev = NULL;
+    c->bl_next = s->backlog;
+    if (s->backlog)
+        s->backlog->bl_prev = c;
+    s->backlog = c;
+}
+
+static void backlog_remove(hb_svc_t *s, hb_client_t *c)
+{
+    if (!c->bl_listed)
+        return;
+    if (c->bl_prev)
+        c->bl_prev->bl_next = c->bl_next;
+    else
+        s->backlog = c->bl_next;
+    if (c->bl_next)
+        c->bl_next->bl_prev = c->bl_prev;
+    c->bl_prev = c->bl_next = NULL;
+    c->bl_listed = 0;
+}
+
 /* Queues one shared buffer (taking new refs). 0, or -1 when the client was cut off. */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl)
 {
@@ -359,6 +389,7 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     c->qlen++;
     c->qbytes += hb_buf_len(b);
     if (c->qlen == 1) {
+        backlog_add(s, c);
         if (s->batching && flush_direct_ok(c))
             flush_add(s, c);
         else
@@ -579,7 +610,38 @@ static void svc_process_inbox(hb_svc_t *s)
     }
 }
 
-/* ---- periodic: heartbeats, retry of refused broker requests ---- */
+/* ---- periodic: heartbeats, peer checks, retry of refused broker requests ---- */
+
+/*
+ * Nothing here walks every client. Each SSE client has a timer in the thread's timing wheel
+ * (common/hb_wheel.h), due at its next peer check or heartbeat, whichever is first; the 250 ms
+ * housekeeping tick advances the wheel and touches only the timers that are due. Why a wheel of
+ * our own: lws 4.1's lws_sul list is sorted by deadline, one per thread, so arming one of N
+ * connections' timers walks up to N nodes, and lws_set_timer_usecs() (one per wsi) is taken by
+ * the token expiry (auth.c) and the long-poll timeout (http.c). WebSocket pings are lws' own
+ * (the retry policy), long-poll timeouts an lws timer per request; topics are walked only after
+ * a SUB/UNSUB could not be queued, and the queued gauge sums only clients that had a queue.
+ */
+#define PEER_CHECK_TICKS (LWS_USEC_PER_SEC / HB_SVC_TICK_US) /* once a second */
+
+static uint64_t svc_tick_of(lws_usec_t us)
+{
+    return (uint64_t)us / HB_SVC_TICK_US;
+}
+
+/* Arms c's next peer check, or its heartbeat when that comes first: a heartbeat is due when
+ * nothing was written for --heartbeat seconds (less one tick, as the sweep it replaces did), so
+ * a client that received an event meanwhile needs none. */
+static void sse_timer_arm(hb_client_t *c, lws_usec_t now)
+{
+    hb_svc_t *s = c->svc;
+    uint64_t due = svc_tick_of(now) + PEER_CHECK_TICKS;
+    lws_usec_t hb_at =
+        c->last_write + (lws_usec_t)s->edge->cfg.heartbeat * LWS_USEC_PER_SEC - HB_SVC_TICK_US;
+    if (c->qlen == 0 && svc_tick_of(hb_at) + 1 < due)
+        due = svc_tick_of(hb_at) + 1;
+    hb_wheel_arm(&s->wheel, &c->tnode, due);
+}
 
 /*
  * lws 4.1 never reads an h1 connection while its (endless) SSE response is open, so it does not
@@ -598,49 +660,64 @@ static int sse_peer_gone(hb_client_t *c)
     return 1;
 }
 
-static void on_housekeeping(lws_sorted_usec_list_t *sul)
+/* An SSE client's timer fired: peer check, heartbeat when one is due, next timer. */
+static void sse_timer_fire(hb_wheel_node_t *n, void *arg)
 {
-    hb_svc_t *s = lws_container_of(sul, hb_svc_t, sul_hb);
-    lws_usec_t now = lws_now_usecs();
-    lws_usec_t hb = (lws_usec_t)s->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
-    /* each SSE client is peeked once a second, a quarter of them per tick: one recv(2) per
-     * client at once would hold up the loop (and every event waiting in the inbox) for
-     * milliseconds at 10,000 clients */
-    unsigned slice = ++s->ticks % 4;
+    hb_client_t *c = lws_container_of(n, hb_client_t, tnode);
+    lws_usec_t now = *(lws_usec_t *)arg;
+    lws_usec_t hb = (lws_usec_t)c->svc->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
+    if (c->closing || c->close_after_flush || sse_peer_gone(c))
+        return; /* its last frames are on their way, or it is closed */
+    if (c->qlen == 0 && now - c->last_write >= hb - HB_SVC_TICK_US)
+        hb_client_push(c, c->svc->hb_frame, NULL, 0, 1);
+    if (!c->closing)
+        sse_timer_arm(c, now);
+}
+
+/* Clients that had a queue: sum their queues, drop those now empty. */
+static unsigned long long backlog_sample(hb_svc_t *s)
+{
     unsigned long long queued = 0;
+    for (hb_client_t *c = s->backlog, *next; c; c = next) {
+        next = c->bl_next;
+        queued += c->qlen;
+        if (!c->qlen)
+            backlog_remove(s, c);
+    }
+    return queued;
+}
+
+/* A SUB/UNSUB could not be queued: ask again, free the topics nobody wants any more. */
+static void topics_retry(hb_svc_t *s)
+{
     size_t it = 0, klen;
     const void *k;
     void *v;
+    s->topics_dirty = 0; /* set again by a request that fails again */
     while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
         ltopic_t *t = v;
         if (t->dirty)
             topic_tell_broker(s, t, t->nsubs ? HB_REQ_SUB : HB_REQ_UNSUB);
-        if (!t->nsubs && !t->told && !t->dirty) {
-            topic_maybe_free(s, t);
-            continue;
-        }
-        for (hb_sub_t *u = t->head; u; u = u->tnext) {
-            hb_client_t *c = u->c;
-            if (u->idx == 0)
-                queued += c->qlen; /* each client once (a WS client that dropped its first
-                                      topic is missed: a sample, not an account) */
-            /* one heartbeat per SSE client: only its first subscription sends it */
-            if ((c->kind != K_SSE && c->kind != K_MSSE) || u->idx != 0 || c->closing)
-                continue;
-            if (c->id % 4 == slice && sse_peer_gone(c))
-                continue;
-            if (c->qlen == 0 && now - c->last_write >= hb - LWS_USEC_PER_SEC / 4)
-                hb_client_push(c, s->hb_frame, NULL, 0, 1);
-        }
+        topic_maybe_free(s, t);
     }
-    atomic_store_explicit(&s->queued, queued, memory_order_relaxed);
+}
+
+static void on_housekeeping(lws_sorted_usec_list_t *sul)
+{
+    hb_svc_t *s = lws_container_of(sul, hb_svc_t, sul_hb);
+    lws_usec_t now = lws_now_usecs();
+    unsigned slice = ++s->ticks % 4;
+    if (s->topics_dirty)
+        topics_retry(s);
+    hb_wheel_advance(&s->wheel, svc_tick_of(now), sse_timer_fire, &now);
+    atomic_store_explicit(&s->queued, backlog_sample(s), memory_order_relaxed);
     hb_admit_tick(s->admit);
     if (slice == 0)
         hb_hread_expire(s, hb_now_us());
     atomic_store_explicit(&s->hist_inflight, s->hreads, memory_order_relaxed);
     atomic_store_explicit(&s->hist_waiting, s->hwaiting, memory_order_relaxed);
     hb_hread_pump(s);
-    lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
+    lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, HB_SVC_TICK_US);
 }
 
 /* ---- admission (admit.c) ---- */
@@ -740,6 +817,8 @@ void hb_client_count(hb_client_t *c, kind_t kind)
     hb_stats_t *st = &c->svc->edge->stats;
     c->counted = (uint8_t)kind;
     conn_log_open(c, kind);
+    if (kind == K_SSE || kind == K_MSSE)
+        sse_timer_arm(c, lws_now_usecs());
     atomic_fetch_add(&c->svc->nclients, 1);
     atomic_fetch_add_explicit(&st->connections, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(kind == K_WS     ? &st->conn_ws
@@ -755,6 +834,8 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
         return;
     c->cleaned = 1;
     flush_remove(s, c);
+    backlog_remove(s, c);
+    hb_wheel_cancel(&s->wheel, &c->tnode);
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i])
             hb_sub_remove(c, c->subs[i]);
@@ -1115,7 +1196,8 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         hb_svc_free(s);
         return NULL;
     }
-    lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
+    hb_wheel_init(&s->wheel, svc_tick_of(lws_now_usecs()));
+    lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, HB_SVC_TICK_US);
     return s;
 }
 

@@ -15,9 +15,11 @@
 #include "hb_dict.h"
 #include "hb_hist.h"
 #include "hb_jwt.h"
+#include "hb_wheel.h"
 
 #define HB_SVC_WBUF 65536 /* bytes coalesced into one write */
 #define HB_DRAIN_VARIANTS 8
+#define HB_SVC_TICK_US 250000 /* housekeeping tick: the timer wheel's resolution */
 
 typedef struct hb_svc hb_svc_t;
 typedef struct hb_client hb_client_t;
@@ -96,6 +98,9 @@ struct hb_client {
     uint32_t qcap, qhead, qlen;
     size_t qbytes, off;
     lws_usec_t last_write;
+    hb_wheel_node_t tnode; /* SSE: next peer check / heartbeat in svc->wheel (service.c) */
+    hb_client_t *bl_prev, *bl_next; /* in svc->backlog while its queue is not empty */
+    uint8_t bl_listed;
     /* K_SIMPLE responses */
     uint16_t status;
     const char *ctype;
@@ -166,6 +171,9 @@ struct hb_svc {
     int batching;
     hb_client_t *flush_head, *flush_tail;
     unsigned ticks;
+    hb_wheel_t wheel;     /* SSE clients' timers, in HB_SVC_TICK_US ticks */
+    hb_client_t *backlog; /* clients that had a queue at the last sample (queued gauge) */
+    int topics_dirty;     /* a topic's SUB/UNSUB waits for a retry */
     /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting
      * for one of these slots; the two counts are published every 250 ms for /metrics */
     unsigned hreads, hwaiting;
