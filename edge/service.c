@@ -1014,12 +1014,14 @@ static const struct lws_protocols protocols[] = {
     /* tx_packet_size: lws hands at most this much of one lws_write to send(2) and keeps the
      * rest for the next POLLOUT; 0 means the rx buffer size. HTTP keeps 4 KiB: what a stalled
      * SSE reader's socket absorbs past its queue stays small, so it is cut off in time
-     * (test_fault_slow_consumer). WebSocket uses the whole write buffer: with its 1 KiB rx
+     * (test_fault_slow_consumer). WebSocket uses the whole write buffer: with its small rx
      * buffer one coalesced write would otherwise cost dozens of sends and a copy. */
     {"http", on_lws, sizeof(hb_client_t), 0, 0, NULL, 0},
-    /* rx buffer: lws allocates it per WebSocket connection; client messages are small and a
-     * larger one arrives in pieces that ws.c gathers (up to --max-message-bytes) */
-    {"herald.v1", on_lws, sizeof(hb_client_t), 1024, 0, NULL, HB_SVC_WBUF},
+    /* rx buffer: lws allocates it per WebSocket connection at the upgrade and keeps it for the
+     * connection's life, so it is most of what an idle WebSocket costs. Client messages are
+     * small and a larger one arrives in pieces that ws.c gathers (up to --max-message-bytes);
+     * lws needs a whole control frame (at most 125 bytes of payload) in it. */
+    {"herald.v1", on_lws, sizeof(hb_client_t), HB_SVC_WS_RX, 0, NULL, HB_SVC_WBUF},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -18,6 +18,7 @@
 #include "hb_wheel.h"
 
 #define HB_SVC_WBUF 65536 /* bytes coalesced into one write */
+#define HB_SVC_WS_RX 256  /* lws' per-WebSocket rx buffer (service.c protocols table) */
 #define HB_DRAIN_VARIANTS 8
 #define HB_SVC_TICK_US 250000 /* housekeeping tick: the timer wheel's resolution */
 
