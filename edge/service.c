@@ -674,6 +674,88 @@ static void sse_timer_fire(hb_wheel_node_t *n, void *arg)
         sse_timer_arm(c, now);
 }
 
+/*
+ * WebSocket keepalive (--ws-ping-interval I): a ping after I seconds without a frame from the
+ * peer, a hang-up after 2I. lws' validity policy had these thresholds, but it keeps each
+ * connection's timer in lws' sorted list and re-arms it on every ping and pong: walks of the
+ * list that were most of the CPU idle WebSockets cost. Here a frame from the peer only stamps
+ * rx_tick (no timer operation; any frame shows the peer is there); the timer, when it fires,
+ * re-arms from the stamp.
+ */
+static uint64_t ws_ping_ticks(const hb_svc_t *s)
+{
+    return (uint64_t)s->edge->cfg.ws_ping_interval * PEER_CHECK_TICKS;
+}
+
+static void ws_timer_arm(hb_client_t *c)
+{
+    hb_svc_t *s = c->svc;
+    hb_wheel_arm(&s->wheel, &c->tnode, c->rx_tick + ws_ping_ticks(s) * (c->ping_out ? 2 : 1));
+}
+
+static void ws_timer_fire(hb_client_t *c)
+{
+    hb_svc_t *s = c->svc;
+    if (c->closing || c->close_code)
+        return;
+    if (s->wheel.now >= c->rx_tick + 2 * ws_ping_ticks(s)) {
+        hb_client_close(c, "no answer to ping", 0); /* what lws did: no close frame */
+        return;
+    }
+    if (s->wheel.now >= c->rx_tick + ws_ping_ticks(s) && !c->ping_out) {
+        c->ping_out = 1;
+        c->ping_due = 1;
+        lws_callback_on_writable(c->wsi);
+    }
+    ws_timer_arm(c);
+}
+
+/* A frame (message, fragment, pong) came from the peer. */
+static void ws_peer_seen(hb_client_t *c)
+{
+    c->rx_tick = c->svc->wheel.now;
+    c->ping_out = 0;
+}
+
+/* The writable callback of a WebSocket: the keepalive ping first (one write per callback). */
+static int ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    if (c->ping_due && !c->close_code && !c->closing) {
+        c->ping_due = 0;
+        /* a payload: lws 4.1 does not report an empty pong (LWS_CALLBACK_RECEIVE_PONG) */
+        s->wbuf[LWS_PRE] = 'h';
+        if (lws_write(wsi, s->wbuf + LWS_PRE, 1, LWS_WRITE_PING) < 0)
+            return -1;
+        if (c->qlen)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return hb_ws_writeable(s, c, wsi);
+}
+
+void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us)
+{
+    hb_svc_t *s = c->svc;
+    if (!us) {
+        hb_wheel_cancel(&s->wheel, &c->tnode);
+        return;
+    }
+    /* the first tick that starts at or after the deadline: never early */
+    hb_wheel_arm(&s->wheel, &c->tnode, svc_tick_of(lws_now_usecs() + us - 1) + 1);
+}
+
+/* One client timer in the wheel: what it means depends on the transport. */
+static void svc_timer_fire(hb_wheel_node_t *n, void *arg)
+{
+    hb_client_t *c = lws_container_of(n, hb_client_t, tnode);
+    if (c->kind == K_WS)
+        ws_timer_fire(c);
+    else if (c->kind == K_POLL)
+        hb_poll_on_timer(c);
+    else
+        sse_timer_fire(n, arg);
+}
+
 /* Clients that had a queue: sum their queues, drop those now empty. */
 static unsigned long long backlog_sample(hb_svc_t *s)
 {
@@ -709,7 +791,7 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     unsigned slice = ++s->ticks % 4;
     if (s->topics_dirty)
         topics_retry(s);
-    hb_wheel_advance(&s->wheel, svc_tick_of(now), sse_timer_fire, &now);
+    hb_wheel_advance(&s->wheel, svc_tick_of(now), svc_timer_fire, &now);
     atomic_store_explicit(&s->queued, backlog_sample(s), memory_order_relaxed);
     hb_admit_tick(s->admit);
     if (slice == 0)
@@ -819,6 +901,10 @@ void hb_client_count(hb_client_t *c, kind_t kind)
     conn_log_open(c, kind);
     if (kind == K_SSE || kind == K_MSSE)
         sse_timer_arm(c, lws_now_usecs());
+    if (kind == K_WS && c->svc->edge->cfg.ws_ping_interval) {
+        ws_peer_seen(c);
+        ws_timer_arm(c);
+    }
     atomic_fetch_add(&c->svc->nclients, 1);
     atomic_fetch_add_explicit(&st->connections, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(kind == K_WS     ? &st->conn_ws
@@ -1001,9 +1087,16 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return c ? hb_ws_peer_close(c, wsi, in, len) : 0;
     case LWS_CALLBACK_RECEIVE:
-        return c ? hb_ws_receive(s, c, wsi, in, len) : -1;
+        if (!c)
+            return -1;
+        ws_peer_seen(c);
+        return hb_ws_receive(s, c, wsi, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c)
+            ws_peer_seen(c);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return c ? hb_ws_writeable(s, c, wsi) : -1;
+        return c ? ws_writeable(s, c, wsi) : -1;
     default:
         break;
     }
@@ -1154,12 +1247,10 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     info.timeout_secs = (unsigned)edge->cfg.handshake_timeout;
     info.timeout_secs_ah_idle = (unsigned)edge->cfg.handshake_timeout; /* slowloris */
     info.keepalive_timeout = edge->cfg.idle_timeout;
-    if (edge->cfg.ws_ping_interval) {
-        /* ping a connection idle this long; hang up when it stays silent as long again */
-        s->idle_policy.secs_since_valid_ping = (uint16_t)edge->cfg.ws_ping_interval;
-        s->idle_policy.secs_since_valid_hangup = (uint16_t)(edge->cfg.ws_ping_interval * 2);
-        info.retry_and_idle_policy = &s->idle_policy;
-    }
+    /* WebSocket pings are the edge's own (ws_timer_fire()): a policy of zeros, rather than
+     * none (lws' default pings every 300 s), keeps lws from arming a validity timer per
+     * connection */
+    info.retry_and_idle_policy = &s->idle_policy;
     /* lws indexes its sockets by descriptor number: any number under RLIMIT_NOFILE */
     info.fd_limit_per_thread = (unsigned)edge->nofile;
     info.vhost_name = "herald";

@@ -99,7 +99,11 @@ struct hb_client {
     uint32_t qcap, qhead, qlen;
     size_t qbytes, off;
     lws_usec_t last_write;
-    hb_wheel_node_t tnode; /* SSE: next peer check / heartbeat in svc->wheel (service.c) */
+    hb_wheel_node_t tnode; /* SSE: next peer check / heartbeat; WS: next keepalive check;
+                            * long-poll: its timeout. In svc->wheel (service.c) */
+    uint64_t rx_tick;      /* WS: wheel tick of the peer's last frame (keepalive) */
+    uint8_t ping_out;      /* WS: a ping was sent since that frame */
+    uint8_t ping_due;      /* WS: send a ping at the next writable callback */
     hb_client_t *bl_prev, *bl_next; /* in svc->backlog while its queue is not empty */
     uint8_t bl_listed;
     /* K_SIMPLE responses */
@@ -181,7 +185,7 @@ struct hb_svc {
     hb_client_t *hq_head, *hq_tail;
     atomic_ullong hist_inflight, hist_waiting;
     lws_sorted_usec_list_t sul_hb;
-    lws_retry_bo_t idle_policy; /* WebSocket ping / hang-up timing */
+    lws_retry_bo_t idle_policy; /* all zero: no lws validity timers (service.c ws keepalive) */
     hb_buf_t *retry_frame, *hb_frame, *expired_frame;
     hb_buf_t *drain_frames[HB_DRAIN_VARIANTS];
     unsigned char wbuf[LWS_PRE + HB_SVC_WBUF];
@@ -233,6 +237,14 @@ void hb_client_drained(hb_client_t *c);
  * counted under its own reason; draining is not a refusal). Service thread.
  */
 int hb_svc_admit(hb_svc_t *s, struct lws *wsi);
+
+/**
+ * hb_svc_poll_timer() - a long-poll's timeout: hb_poll_on_timer(c) runs once `us` microseconds
+ * passed (at most one housekeeping tick, 250 ms, later); us 0 cancels it. A timer in the
+ * thread's wheel, not lws_set_timer_usecs(): arming an lws timer walks a list of every other
+ * one. Service thread; c is K_POLL.
+ */
+void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us);
 
 /* auth.c */
 /** hb_auth_token() - the bearer token of the request: Authorization: Bearer, else ?token=.
