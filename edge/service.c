@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -613,14 +614,15 @@ static void svc_process_inbox(hb_svc_t *s)
 /* ---- periodic: heartbeats, peer checks, retry of refused broker requests ---- */
 
 /*
- * Nothing here walks every client. Each SSE client has a timer in the thread's timing wheel
- * (common/hb_wheel.h), due at its next peer check or heartbeat, whichever is first; the 250 ms
- * housekeeping tick advances the wheel and touches only the timers that are due. Why a wheel of
- * our own: lws 4.1's lws_sul list is sorted by deadline, one per thread, so arming one of N
- * connections' timers walks up to N nodes, and lws_set_timer_usecs() (one per wsi) is taken by
- * the token expiry (auth.c) and the long-poll timeout (http.c). WebSocket pings are lws' own
- * (the retry policy), long-poll timeouts an lws timer per request; topics are walked only after
- * a SUB/UNSUB could not be queued, and the queued gauge sums only clients that had a queue.
+ * Nothing here walks every client: an idle connection costs no work until something is due.
+ * Each client's deadline (SSE heartbeat, WebSocket keepalive, long-poll timeout) is a timer in
+ * the thread's timing wheel (common/hb_wheel.h); the 250 ms housekeeping tick advances the
+ * wheel and touches only the timers that are due. Why a wheel of our own: lws 4.1 keeps its
+ * timers (lws_sul, lws_set_timer_usecs(), the WebSocket validity policy) in one list per
+ * thread sorted by deadline, so arming one of N connections' timers walks up to N nodes; and
+ * lws_set_timer_usecs() (one per wsi) is the token expiry's (auth.c). SSE peers that hang up
+ * are found by an epoll set (sse_peers_check()); topics are walked only after a SUB/UNSUB
+ * could not be queued, and the queued gauge sums only clients that had a queue.
  */
 #define PEER_CHECK_TICKS (LWS_USEC_PER_SEC / HB_SVC_TICK_US) /* once a second */
 
@@ -629,25 +631,14 @@ static uint64_t svc_tick_of(lws_usec_t us)
     return (uint64_t)us / HB_SVC_TICK_US;
 }
 
-/* Arms c's next peer check, or its heartbeat when that comes first: a heartbeat is due when
- * nothing was written for --heartbeat seconds (less one tick, as the sweep it replaces did), so
- * a client that received an event meanwhile needs none. */
-static void sse_timer_arm(hb_client_t *c, lws_usec_t now)
-{
-    hb_svc_t *s = c->svc;
-    uint64_t due = svc_tick_of(now) + PEER_CHECK_TICKS;
-    lws_usec_t hb_at =
-        c->last_write + (lws_usec_t)s->edge->cfg.heartbeat * LWS_USEC_PER_SEC - HB_SVC_TICK_US;
-    if (c->qlen == 0 && svc_tick_of(hb_at) + 1 < due)
-        due = svc_tick_of(hb_at) + 1;
-    hb_wheel_arm(&s->wheel, &c->tnode, due);
-}
-
 /*
  * lws 4.1 never reads an h1 connection while its (endless) SSE response is open, so it does not
  * see the peer go away until a write fails, and it polls such a socket for input in a loop.
- * Once a second each SSE connection is peeked: end of stream, an error or any bytes (an SSE
- * client has nothing to send) close it.
+ * Each SSE socket is also in the thread's epoll set peer_ep (level-triggered, for input or a
+ * hang-up), which the housekeeping tick asks without waiting: only sockets that became
+ * readable come back, and end of stream, an error or any bytes (an SSE client has nothing to
+ * send) close them within a tick. Nothing is done for the others. (Without the set, when
+ * epoll_create1() failed, every SSE socket is peeked once a second from its timer.)
  */
 static int sse_peer_gone(hb_client_t *c)
 {
@@ -660,14 +651,56 @@ static int sse_peer_gone(hb_client_t *c)
     return 1;
 }
 
-/* An SSE client's timer fired: peer check, heartbeat when one is due, next timer. */
+static void sse_watch(hb_client_t *c, int add)
+{
+    hb_svc_t *s = c->svc;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    int fd = lws_get_socket_fd(c->wsi);
+    if (s->peer_ep < 0 || fd < 0)
+        return;
+    /* a socket already closed has left the set by itself: ENOENT, EBADF are fine */
+    (void)epoll_ctl(s->peer_ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev);
+}
+
+/* The SSE sockets that became readable since the last tick: at most 1024 a tick. */
+static void sse_peers_check(hb_svc_t *s)
+{
+    struct epoll_event ev[64];
+    for (int round = 0; round < 16 && s->peer_ep >= 0; round++) {
+        int n = epoll_wait(s->peer_ep, ev, 64, 0);
+        for (int i = 0; i < n; i++) {
+            hb_client_t *c = ev[i].data.ptr;
+            if (!c->closing) /* a closing one is reported until lws closes it: skipped */
+                sse_peer_gone(c);
+        }
+        if (n < 64)
+            break;
+    }
+}
+
+/* Arms c's heartbeat: due when nothing was written for --heartbeat seconds (less one tick, as
+ * the sweep it replaces did), so a client that received an event meanwhile needs none; without
+ * peer_ep, the next peer check when that comes first. */
+static void sse_timer_arm(hb_client_t *c, lws_usec_t now)
+{
+    hb_svc_t *s = c->svc;
+    lws_usec_t hb = (lws_usec_t)s->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
+    uint64_t due = svc_tick_of((c->qlen ? now : c->last_write) + hb - HB_SVC_TICK_US) + 1;
+    if (s->peer_ep < 0 && svc_tick_of(now) + PEER_CHECK_TICKS < due)
+        due = svc_tick_of(now) + PEER_CHECK_TICKS;
+    hb_wheel_arm(&s->wheel, &c->tnode, due);
+}
+
+/* An SSE client's timer fired: heartbeat when one is due (peer check), next timer. */
 static void sse_timer_fire(hb_wheel_node_t *n, void *arg)
 {
     hb_client_t *c = lws_container_of(n, hb_client_t, tnode);
     lws_usec_t now = *(lws_usec_t *)arg;
     lws_usec_t hb = (lws_usec_t)c->svc->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
-    if (c->closing || c->close_after_flush || sse_peer_gone(c))
+    if (c->closing || c->close_after_flush)
         return; /* its last frames are on their way, or it is closed */
+    if (c->svc->peer_ep < 0 && sse_peer_gone(c))
+        return;
     if (c->qlen == 0 && now - c->last_write >= hb - HB_SVC_TICK_US)
         hb_client_push(c, c->svc->hb_frame, NULL, 0, 1);
     if (!c->closing)
@@ -792,6 +825,7 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     if (s->topics_dirty)
         topics_retry(s);
     hb_wheel_advance(&s->wheel, svc_tick_of(now), svc_timer_fire, &now);
+    sse_peers_check(s);
     atomic_store_explicit(&s->queued, backlog_sample(s), memory_order_relaxed);
     hb_admit_tick(s->admit);
     if (slice == 0)
@@ -899,8 +933,10 @@ void hb_client_count(hb_client_t *c, kind_t kind)
     hb_stats_t *st = &c->svc->edge->stats;
     c->counted = (uint8_t)kind;
     conn_log_open(c, kind);
-    if (kind == K_SSE || kind == K_MSSE)
+    if (kind == K_SSE || kind == K_MSSE) {
         sse_timer_arm(c, lws_now_usecs());
+        sse_watch(c, 1);
+    }
     if (kind == K_WS && c->svc->edge->cfg.ws_ping_interval) {
         ws_peer_seen(c);
         ws_timer_arm(c);
@@ -922,6 +958,8 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
     flush_remove(s, c);
     backlog_remove(s, c);
     hb_wheel_cancel(&s->wheel, &c->tnode);
+    if (c->counted == K_SSE || c->counted == K_MSSE)
+        sse_watch(c, 0);
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i])
             hb_sub_remove(c, c->subs[i]);
@@ -1212,6 +1250,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->edge = edge;
     s->idx = idx;
     s->listen_fd = -1;
+    s->peer_ep = epoll_create1(EPOLL_CLOEXEC); /* -1: SSE peers are peeked once a second */
     s->inq = hb_queue_new(65536);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
@@ -1370,6 +1409,8 @@ void hb_svc_free(hb_svc_t *s)
     if (s->evloop)
         evf.destroy(s->evloop);
     hb_admit_free(s->admit);         /* after lws_context_destroy(): its callbacks use it */
+    if (s->peer_ep >= 0)
+        close(s->peer_ep);
     SSL_CTX_free(s->tls_client_ctx); /* lws never frees a provided one */
     while ((n = hb_queue_pop(s->inq, items, 256)) > 0)
         for (size_t i = 0; i < n; i++)

@@ -179,6 +179,7 @@ struct hb_svc {
     hb_wheel_t wheel;     /* SSE clients' timers, in HB_SVC_TICK_US ticks */
     hb_client_t *backlog; /* clients that had a queue at the last sample (queued gauge) */
     int topics_dirty;     /* a topic's SUB/UNSUB waits for a retry */
+    int peer_ep;          /* epoll set of the SSE sockets, readable when a peer hangs up */
     /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting
      * for one of these slots; the two counts are published every 250 ms for /metrics */
     unsigned hreads, hwaiting;
