@@ -8,7 +8,8 @@ loopback ports; CPU over --base seconds with no client; then per transport a cli
 opens --conns / 3 connections (17,400 in all by default) (SSE `GET /events/<t>`, WebSocket `GET /ws` + one subscribe,
 long-poll `GET /poll/<t>` asked again after each (empty) answer at the default 25 s timeout,
 100 topics), and the edge's RSS growth over that batch
-divided by the batch is that transport's bytes per connection; then the edge's CPU
+divided by the batch is that transport's bytes per connection, and the CPU over --step-hold
+seconds after it, less that before it, its share of the CPU; then the edge's CPU
 (utime+stime from /proc/<pid>/stat) over --hold seconds with every connection idle. The client
 processes answer WebSocket pings and read heartbeats (they count what the server closed), each
 holds at most 6,000 sockets (the per-process descriptor limit here is 20,000); they bind to
@@ -297,6 +298,9 @@ def measure(name, binary, a, tmp):
         time.sleep(a.settle)
         now = rss(pid)
         res[kind] = {"conns": got, "rss_bytes_per_conn": (now - prev) / max(got, 1)}
+        c0 = cpu_s(pid)  # this transport's share: the CPU with it minus that before it
+        time.sleep(a.step_hold)
+        res[kind]["cpu_pct_with"] = 100 * (cpu_s(pid) - c0) / a.step_hold
         log(name, kind, got, "connections, %.0f B resident each" % ((now - prev) / max(got, 1)))
         prev = now
     res["conns"] = sum(res[k]["conns"] for k in ("sse", "ws", "poll"))
@@ -328,6 +332,10 @@ def table(results, a):
         "%.2f" % r["cpu_base_pct"] for r in results))
     rows.append(("edge CPU, all idle, %d s (%% of a core)" % a.hold,) + tuple(
         "%.2f" % r["cpu_idle_pct"] for r in results))
+    for k, before in (("sse", None), ("ws", "sse"), ("poll", "ws")):
+        rows.append(("  of which %s, %d s (%% of a core)" % (k, a.step_hold),) + tuple(
+            "%.2f" % (r[k]["cpu_pct_with"] - (r[before]["cpu_pct_with"] if before else
+                                               r["cpu_base_pct"])) for r in results))
     for k in ("sse", "ws", "poll"):
         rows.append(("RSS per idle %s connection (KiB)" % k,) + tuple(
             kib(r[k]["rss_bytes_per_conn"]) for r in results))
@@ -356,6 +364,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="herald --threads")
     ap.add_argument("--base", type=float, default=10, help="seconds of CPU with no client")
     ap.add_argument("--hold", type=float, default=30, help="seconds of CPU with all idle")
+    ap.add_argument("--step-hold", type=float, default=30,
+                    help="seconds of CPU after each transport's batch (its share)")
     ap.add_argument("--settle", type=float, default=3, help="seconds before reading the RSS")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
