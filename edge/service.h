@@ -247,6 +247,27 @@ int hb_svc_admit(hb_svc_t *s, struct lws *wsi);
  */
 void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us);
 
+/* ctimer.c: per-connection timers (see the comment at its top) */
+/** hb_ctimer_init() - the thread's wheel and SSE peer set (hb_svc_new()); without an epoll set
+ * (epoll_create1() failed) SSE sockets are peeked once a second instead. */
+void hb_ctimer_init(hb_svc_t *s);
+/** hb_ctimer_free() - closes the peer set; after lws_context_destroy() (cleanups use it). */
+void hb_ctimer_free(hb_svc_t *s);
+/** hb_ctimer_tick() - the housekeeping tick: fires the due timers, closes SSE streams whose
+ * peer hung up or sent bytes. */
+void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now);
+/** hb_ctimer_start() - c became an SSE (heartbeat, peer watch) or WebSocket (keepalive)
+ * client. */
+void hb_ctimer_start(hb_client_t *c, kind_t kind);
+/** hb_ctimer_end() - c is cleaned up: its timer and peer watch go. */
+void hb_ctimer_end(hb_client_t *c);
+/** hb_ctimer_ws_seen() - a frame (message, fragment, pong) came from WebSocket c: no ping is
+ * due before --ws-ping-interval from now. O(1), no timer operation. */
+void hb_ctimer_ws_seen(hb_client_t *c);
+/** hb_ctimer_ws_writeable() - WebSocket writable callback: the due keepalive ping first (one
+ * write per callback), else hb_ws_writeable(). 0, or -1 to close. */
+int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+
 /* auth.c */
 /** hb_auth_token() - the bearer token of the request: Authorization: Bearer, else ?token=.
  * 1 found (NUL-terminated in out), 0 none, -1 too long, -2 malformed. */
