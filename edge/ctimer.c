@@ -215,9 +215,9 @@ void hb_ctimer_start(hb_client_t *c, kind_t kind)
     }
 }
 
-void hb_ctimer_end(hb_client_t *c)
+void hb_ctimer_end(hb_svc_t *s, hb_client_t *c)
 {
-    hb_wheel_cancel(&c->svc->wheel, &c->tnode);
+    hb_wheel_cancel(&s->wheel, &c->tnode); /* c->svc is NULL when no request came */
     if (c->counted == K_SSE || c->counted == K_MSSE)
         sse_watch(c, 0);
 }

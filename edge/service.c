@@ -772,7 +772,7 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
     c->cleaned = 1;
     flush_remove(s, c);
     backlog_remove(s, c);
-    hb_ctimer_end(c);
+    hb_ctimer_end(s, c);
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i])
             hb_sub_remove(c, c->subs[i]);

@@ -259,8 +259,9 @@ void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now);
 /** hb_ctimer_start() - c became an SSE (heartbeat, peer watch) or WebSocket (keepalive)
  * client. */
 void hb_ctimer_start(hb_client_t *c, kind_t kind);
-/** hb_ctimer_end() - c is cleaned up: its timer and peer watch go. */
-void hb_ctimer_end(hb_client_t *c);
+/** hb_ctimer_end() - c (of thread s; c->svc may be unset) is cleaned up: its timer and peer
+ * watch go. */
+void hb_ctimer_end(hb_svc_t *s, hb_client_t *c);
 /** hb_ctimer_ws_seen() - a frame (message, fragment, pong) came from WebSocket c: no ping is
  * due before --ws-ping-interval from now. O(1), no timer operation. */
 void hb_ctimer_ws_seen(hb_client_t *c);
