@@ -579,7 +579,7 @@ void hb_poll_on_timer(hb_client_t *c)
     const char *next = c->poll_next;
     if (c->kind != K_POLL || c->closing)
         return;
-    lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
+    hb_svc_poll_timer(c, 0);
     body = malloc(cap + c->qlen);
     if (!body) {
         hb_client_close(c, "out of memory", 0);
@@ -656,7 +656,7 @@ static int poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *
     if (timeout == 0)
         c->poll_ready = 2;
     else
-        lws_set_timer_usecs(wsi, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
+        hb_svc_poll_timer(c, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
     hb_sub_add(c, c->topic, c->topic_len, has ? &cur : NULL, !has);
     lws_http_headers_detach(wsi);
     return 0;

@@ -106,6 +106,7 @@ static void topic_tell_broker(hb_svc_t *s, ltopic_t *t, hb_req_type_t type)
     q->topic_len = t->len;
     if (hb_svc_request(s, q) != 0) {
         t->dirty = 1; /* retried from the housekeeping timer */
+        s->topics_dirty = 1;
         return;
     }
     t->dirty = 0;
@@ -333,6 +334,35 @@ static void svc_flush(hb_svc_t *s)
     }
 }
 
+/* The queued gauge is a sample over the clients that had a queue (svc->backlog): a client
+ * joins when its queue stops being empty and leaves at the next sample that finds it empty, so
+ * idle clients are never visited. */
+static void backlog_add(hb_svc_t *s, hb_client_t *c)
+{
+    if (c->bl_listed)
+        return;
+    c->bl_listed = 1;
+    c->bl_prev = NULL;
+    c->bl_next = s->backlog;
+    if (s->backlog)
+        s->backlog->bl_prev = c;
+    s->backlog = c;
+}
+
+static void backlog_remove(hb_svc_t *s, hb_client_t *c)
+{
+    if (!c->bl_listed)
+        return;
+    if (c->bl_prev)
+        c->bl_prev->bl_next = c->bl_next;
+    else
+        s->backlog = c->bl_next;
+    if (c->bl_next)
+        c->bl_next->bl_prev = c->bl_prev;
+    c->bl_prev = c->bl_next = NULL;
+    c->bl_listed = 0;
+}
+
 /* Queues one shared buffer (taking new refs). 0, or -1 when the client was cut off. */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl)
 {
@@ -360,6 +390,7 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     c->qlen++;
     c->qbytes += hb_buf_len(b);
     if (c->qlen == 1) {
+        backlog_add(s, c);
         if (s->batching && flush_direct_ok(c))
             flush_add(s, c);
         else
@@ -594,68 +625,52 @@ static void svc_process_inbox(hb_svc_t *s)
     }
 }
 
-/* ---- periodic: heartbeats, retry of refused broker requests ---- */
+/* ---- periodic: retry of refused broker requests, gauges; client timers are ctimer.c's ---- */
 
-/*
- * lws 4.1 never reads an h1 connection while its (endless) SSE response is open, so it does not
- * see the peer go away until a write fails, and it polls such a socket for input in a loop.
- * Once a second each SSE connection is peeked: end of stream, an error or any bytes (an SSE
- * client has nothing to send) close it.
- */
-static int sse_peer_gone(hb_client_t *c)
+/* Clients that had a queue: sum their queues, drop those now empty. */
+static unsigned long long backlog_sample(hb_svc_t *s)
 {
-    char b;
-    int fd = lws_get_socket_fd(c->wsi);
-    ssize_t n = fd < 0 ? 0 : recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return 0;
-    hb_client_close(c, n > 0 ? "unexpected input on an SSE stream" : "peer closed", 0);
-    return 1;
+    unsigned long long queued = 0;
+    for (hb_client_t *c = s->backlog, *next; c; c = next) {
+        next = c->bl_next;
+        queued += c->qlen;
+        if (!c->qlen)
+            backlog_remove(s, c);
+    }
+    return queued;
+}
+
+/* A SUB/UNSUB could not be queued: ask again, free the topics nobody wants any more. */
+static void topics_retry(hb_svc_t *s)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    s->topics_dirty = 0; /* set again by a request that fails again */
+    while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
+        ltopic_t *t = v;
+        if (t->dirty)
+            topic_tell_broker(s, t, t->nsubs ? HB_REQ_SUB : HB_REQ_UNSUB);
+        topic_maybe_free(s, t);
+    }
 }
 
 static void on_housekeeping(lws_sorted_usec_list_t *sul)
 {
     hb_svc_t *s = lws_container_of(sul, hb_svc_t, sul_hb);
     lws_usec_t now = lws_now_usecs();
-    lws_usec_t hb = (lws_usec_t)s->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
-    /* each SSE client is peeked once a second, a quarter of them per tick: one recv(2) per
-     * client at once would hold up the loop (and every event waiting in the inbox) for
-     * milliseconds at 10,000 clients */
     unsigned slice = ++s->ticks % 4;
-    unsigned long long queued = 0;
-    size_t it = 0, klen;
-    const void *k;
-    void *v;
-    while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
-        ltopic_t *t = v;
-        if (t->dirty)
-            topic_tell_broker(s, t, t->nsubs ? HB_REQ_SUB : HB_REQ_UNSUB);
-        if (!t->nsubs && !t->told && !t->dirty) {
-            topic_maybe_free(s, t);
-            continue;
-        }
-        for (hb_sub_t *u = t->head; u; u = u->tnext) {
-            hb_client_t *c = u->c;
-            if (u->idx == 0)
-                queued += c->qlen; /* each client once (a WS client that dropped its first
-                                      topic is missed: a sample, not an account) */
-            /* one heartbeat per SSE client: only its first subscription sends it */
-            if ((c->kind != K_SSE && c->kind != K_MSSE) || u->idx != 0 || c->closing)
-                continue;
-            if (c->id % 4 == slice && sse_peer_gone(c))
-                continue;
-            if (c->qlen == 0 && now - c->last_write >= hb - LWS_USEC_PER_SEC / 4)
-                hb_client_push(c, s->hb_frame, NULL, 0, 1);
-        }
-    }
-    atomic_store_explicit(&s->queued, queued, memory_order_relaxed);
+    if (s->topics_dirty)
+        topics_retry(s);
+    hb_ctimer_tick(s, now);
+    atomic_store_explicit(&s->queued, backlog_sample(s), memory_order_relaxed);
     hb_admit_tick(s->admit);
     if (slice == 0)
         hb_hread_expire(s, hb_now_us());
     atomic_store_explicit(&s->hist_inflight, s->hreads, memory_order_relaxed);
     atomic_store_explicit(&s->hist_waiting, s->hwaiting, memory_order_relaxed);
     hb_hread_pump(s);
-    lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
+    lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, HB_SVC_TICK_US);
 }
 
 /* ---- admission (admit.c) ---- */
@@ -755,6 +770,7 @@ void hb_client_count(hb_client_t *c, kind_t kind)
     hb_stats_t *st = &c->svc->edge->stats;
     c->counted = (uint8_t)kind;
     conn_log_open(c, kind);
+    hb_ctimer_start(c, kind);
     atomic_fetch_add(&c->svc->nclients, 1);
     atomic_fetch_add_explicit(&st->connections, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(kind == K_WS     ? &st->conn_ws
@@ -770,6 +786,8 @@ static void client_cleanup(hb_svc_t *s, hb_client_t *c)
         return;
     c->cleaned = 1;
     flush_remove(s, c);
+    backlog_remove(s, c);
+    hb_ctimer_end(s, c);
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i])
             hb_sub_remove(c, c->subs[i]);
@@ -935,9 +953,16 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return c ? hb_ws_peer_close(c, wsi, in, len) : 0;
     case LWS_CALLBACK_RECEIVE:
-        return c ? hb_ws_receive(s, c, wsi, in, len) : -1;
+        if (!c)
+            return -1;
+        hb_ctimer_ws_seen(c);
+        return hb_ws_receive(s, c, wsi, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c)
+            hb_ctimer_ws_seen(c);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return c ? hb_ws_writeable(s, c, wsi) : -1;
+        return c ? hb_ctimer_ws_writeable(s, c, wsi) : -1;
     default:
         break;
     }
@@ -948,12 +973,14 @@ static const struct lws_protocols protocols[] = {
     /* tx_packet_size: lws hands at most this much of one lws_write to send(2) and keeps the
      * rest for the next POLLOUT; 0 means the rx buffer size. HTTP keeps 4 KiB: what a stalled
      * SSE reader's socket absorbs past its queue stays small, so it is cut off in time
-     * (test_fault_slow_consumer). WebSocket uses the whole write buffer: with its 1 KiB rx
+     * (test_fault_slow_consumer). WebSocket uses the whole write buffer: with its small rx
      * buffer one coalesced write would otherwise cost dozens of sends and a copy. */
     {"http", on_lws, sizeof(hb_client_t), 0, 0, NULL, 0},
-    /* rx buffer: lws allocates it per WebSocket connection; client messages are small and a
-     * larger one arrives in pieces that ws.c gathers (up to --max-message-bytes) */
-    {"herald.v1", on_lws, sizeof(hb_client_t), 1024, 0, NULL, HB_SVC_WBUF},
+    /* rx buffer: lws allocates it per WebSocket connection at the upgrade and keeps it for the
+     * connection's life, so it is most of what an idle WebSocket costs. Client messages are
+     * small and a larger one arrives in pieces that ws.c gathers (up to --max-message-bytes);
+     * lws needs a whole control frame (at most 125 bytes of payload) in it. */
+    {"herald.v1", on_lws, sizeof(hb_client_t), HB_SVC_WS_RX, 0, NULL, HB_SVC_WBUF},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1051,6 +1078,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->edge = edge;
     s->idx = idx;
     s->listen_fd = -1;
+    s->peer_ep = -1;
     s->inq = hb_queue_new(65536);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
@@ -1086,12 +1114,10 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     info.timeout_secs = (unsigned)edge->cfg.handshake_timeout;
     info.timeout_secs_ah_idle = (unsigned)edge->cfg.handshake_timeout; /* slowloris */
     info.keepalive_timeout = edge->cfg.idle_timeout;
-    if (edge->cfg.ws_ping_interval) {
-        /* ping a connection idle this long; hang up when it stays silent as long again */
-        s->idle_policy.secs_since_valid_ping = (uint16_t)edge->cfg.ws_ping_interval;
-        s->idle_policy.secs_since_valid_hangup = (uint16_t)(edge->cfg.ws_ping_interval * 2);
-        info.retry_and_idle_policy = &s->idle_policy;
-    }
+    /* WebSocket pings are the edge's own (ctimer.c): a policy of zeros, rather than
+     * none (lws' default pings every 300 s), keeps lws from arming a validity timer per
+     * connection */
+    info.retry_and_idle_policy = &s->idle_policy;
     /* lws indexes its sockets by descriptor number: any number under RLIMIT_NOFILE */
     info.fd_limit_per_thread = (unsigned)edge->nofile;
     info.vhost_name = "herald";
@@ -1130,7 +1156,8 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         hb_svc_free(s);
         return NULL;
     }
-    lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, LWS_USEC_PER_SEC / 4);
+    hb_ctimer_init(s);
+    lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, HB_SVC_TICK_US);
     return s;
 }
 
@@ -1210,6 +1237,7 @@ void hb_svc_free(hb_svc_t *s)
     if (s->evloop)
         evf.destroy(s->evloop);
     hb_admit_free(s->admit);         /* after lws_context_destroy(): its callbacks use it */
+    hb_ctimer_free(s);
     SSL_CTX_free(s->tls_client_ctx); /* lws never frees a provided one */
     while ((n = hb_queue_pop(s->inq, items, 256)) > 0)
         for (size_t i = 0; i < n; i++)

@@ -15,9 +15,12 @@
 #include "hb_dict.h"
 #include "hb_hist.h"
 #include "hb_jwt.h"
+#include "hb_wheel.h"
 
 #define HB_SVC_WBUF 65536 /* bytes coalesced into one write */
+#define HB_SVC_WS_RX 256  /* lws' per-WebSocket rx buffer (service.c protocols table) */
 #define HB_DRAIN_VARIANTS 8
+#define HB_SVC_TICK_US 250000 /* housekeeping tick: the timer wheel's resolution */
 
 typedef struct hb_svc hb_svc_t;
 typedef struct hb_client hb_client_t;
@@ -100,6 +103,13 @@ struct hb_client {
     uint32_t qcap, qhead, qlen;
     size_t qbytes, off;
     lws_usec_t last_write;
+    hb_wheel_node_t tnode; /* SSE: next peer check / heartbeat; WS: next keepalive check;
+                            * long-poll: its timeout. In svc->wheel (service.c) */
+    uint64_t rx_tick;      /* WS: wheel tick of the peer's last frame (keepalive) */
+    uint8_t ping_out;      /* WS: a ping was sent since that frame */
+    uint8_t ping_due;      /* WS: send a ping at the next writable callback */
+    hb_client_t *bl_prev, *bl_next; /* in svc->backlog while its queue is not empty */
+    uint8_t bl_listed;
     /* K_SIMPLE responses */
     uint16_t status;
     const char *ctype;
@@ -174,13 +184,17 @@ struct hb_svc {
     int batching;
     hb_client_t *flush_head, *flush_tail;
     unsigned ticks;
+    hb_wheel_t wheel;     /* SSE clients' timers, in HB_SVC_TICK_US ticks */
+    hb_client_t *backlog; /* clients that had a queue at the last sample (queued gauge) */
+    int topics_dirty;     /* a topic's SUB/UNSUB waits for a retry */
+    int peer_ep;          /* epoll set of the SSE sockets, readable when a peer hangs up */
     /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting
      * for one of these slots; the two counts are published every 250 ms for /metrics */
     unsigned hreads, hwaiting;
     hb_client_t *hq_head, *hq_tail;
     atomic_ullong hist_inflight, hist_waiting;
     lws_sorted_usec_list_t sul_hb;
-    lws_retry_bo_t idle_policy; /* WebSocket ping / hang-up timing */
+    lws_retry_bo_t idle_policy; /* all zero: no lws validity timers (service.c ws keepalive) */
     hb_buf_t *retry_frame, *hb_frame, *expired_frame;
     hb_buf_t *drain_frames[HB_DRAIN_VARIANTS];
     unsigned char wbuf[LWS_PRE + HB_SVC_WBUF];
@@ -232,6 +246,36 @@ void hb_client_drained(hb_client_t *c);
  * counted under its own reason; draining is not a refusal). Service thread.
  */
 int hb_svc_admit(hb_svc_t *s, struct lws *wsi);
+
+/**
+ * hb_svc_poll_timer() - a long-poll's timeout: hb_poll_on_timer(c) runs once `us` microseconds
+ * passed (at most one housekeeping tick, 250 ms, later); us 0 cancels it. A timer in the
+ * thread's wheel, not lws_set_timer_usecs(): arming an lws timer walks a list of every other
+ * one. Service thread; c is K_POLL.
+ */
+void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us);
+
+/* ctimer.c: per-connection timers (see the comment at its top) */
+/** hb_ctimer_init() - the thread's wheel and SSE peer set (hb_svc_new()); without an epoll set
+ * (epoll_create1() failed) SSE sockets are peeked once a second instead. */
+void hb_ctimer_init(hb_svc_t *s);
+/** hb_ctimer_free() - closes the peer set; after lws_context_destroy() (cleanups use it). */
+void hb_ctimer_free(hb_svc_t *s);
+/** hb_ctimer_tick() - the housekeeping tick: fires the due timers, closes SSE streams whose
+ * peer hung up or sent bytes. */
+void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now);
+/** hb_ctimer_start() - c became an SSE (heartbeat, peer watch) or WebSocket (keepalive)
+ * client. */
+void hb_ctimer_start(hb_client_t *c, kind_t kind);
+/** hb_ctimer_end() - c (of thread s; c->svc may be unset) is cleaned up: its timer and peer
+ * watch go. */
+void hb_ctimer_end(hb_svc_t *s, hb_client_t *c);
+/** hb_ctimer_ws_seen() - a frame (message, fragment, pong) came from WebSocket c: no ping is
+ * due before --ws-ping-interval from now. O(1), no timer operation. */
+void hb_ctimer_ws_seen(hb_client_t *c);
+/** hb_ctimer_ws_writeable() - WebSocket writable callback: the due keepalive ping first (one
+ * write per callback), else hb_ws_writeable(). 0, or -1 to close. */
+int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 
 /* auth.c */
 /** hb_auth_token() - the bearer token of the request: Authorization: Bearer, else ?token=.

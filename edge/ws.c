@@ -379,11 +379,11 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
         }
         on_message(s, c, c->rx, c->rxlen);
         c->rxlen = 0;
-        if (c->rxcap > 65536) { /* do not keep a large buffer for an idle connection */
-            free(c->rx);
-            c->rx = NULL;
-            c->rxcap = 0;
-        }
+        /* no buffer kept for an idle connection (1 KiB each): client messages are rare (a
+         * subscribe, the odd publish), and the next one allocates again */
+        free(c->rx);
+        c->rx = NULL;
+        c->rxcap = 0;
     }
     return 0;
 }

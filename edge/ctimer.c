@@ -1,0 +1,223 @@
+/* Per-connection timers of the service threads: SSE heartbeats and hung-up peers, WebSocket
+ * keepalive, long-poll timeouts (service.h: hb_ctimer_*, hb_svc_poll_timer). {service thread} */
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "service.h"
+
+/*
+ * Nothing here walks every client: an idle connection costs no work until something is due.
+ * Each client's deadline (SSE heartbeat, WebSocket keepalive, long-poll timeout) is a timer in
+ * the thread's timing wheel (common/hb_wheel.h); the 250 ms housekeeping tick advances the
+ * wheel and touches only the timers that are due. Why a wheel of our own: lws 4.1 keeps its
+ * timers (lws_sul, lws_set_timer_usecs(), the WebSocket validity policy) in one list per
+ * thread sorted by deadline, so arming one of N connections' timers walks up to N nodes; and
+ * lws_set_timer_usecs() (one per wsi) is the token expiry's (auth.c). SSE peers that hang up
+ * are found by an epoll set (sse_peers_check()); topics are walked only after a SUB/UNSUB
+ * could not be queued, and the queued gauge sums only clients that had a queue.
+ */
+#define PEER_CHECK_TICKS (LWS_USEC_PER_SEC / HB_SVC_TICK_US) /* once a second */
+
+static uint64_t svc_tick_of(lws_usec_t us)
+{
+    return (uint64_t)us / HB_SVC_TICK_US;
+}
+
+/*
+ * lws 4.1 never reads an h1 connection while its (endless) SSE response is open, so it does not
+ * see the peer go away until a write fails, and it polls such a socket for input in a loop.
+ * Each SSE socket is also in the thread's epoll set peer_ep (level-triggered, for input or a
+ * hang-up), which the housekeeping tick asks without waiting: only sockets that became
+ * readable come back, and end of stream, an error or any bytes (an SSE client has nothing to
+ * send) close them within a tick. Nothing is done for the others. (Without the set, when
+ * epoll_create1() failed, every SSE socket is peeked once a second from its timer.)
+ */
+static int sse_peer_gone(hb_client_t *c)
+{
+    char b;
+    int fd = lws_get_socket_fd(c->wsi);
+    ssize_t n = fd < 0 ? 0 : recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    hb_client_close(c, n > 0 ? "unexpected input on an SSE stream" : "peer closed", 0);
+    return 1;
+}
+
+static void sse_watch(hb_client_t *c, int add)
+{
+    hb_svc_t *s = c->svc;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    int fd = lws_get_socket_fd(c->wsi);
+    if (s->peer_ep < 0 || fd < 0)
+        return;
+    /* a socket already closed has left the set by itself: ENOENT, EBADF are fine */
+    (void)epoll_ctl(s->peer_ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev);
+}
+
+/* The SSE sockets that became readable since the last tick: at most 1024 a tick. */
+static void sse_peers_check(hb_svc_t *s)
+{
+    struct epoll_event ev[64];
+    for (int round = 0; round < 16 && s->peer_ep >= 0; round++) {
+        int n = epoll_wait(s->peer_ep, ev, 64, 0);
+        for (int i = 0; i < n; i++) {
+            hb_client_t *c = ev[i].data.ptr;
+            if (!c->closing) /* a closing one is reported until lws closes it: skipped */
+                sse_peer_gone(c);
+        }
+        if (n < 64)
+            break;
+    }
+}
+
+/* Arms c's heartbeat: due when nothing was written for --heartbeat seconds (less one tick, as
+ * the sweep it replaces did), so a client that received an event meanwhile needs none; without
+ * peer_ep, the next peer check when that comes first. */
+static void sse_timer_arm(hb_client_t *c, lws_usec_t now)
+{
+    hb_svc_t *s = c->svc;
+    lws_usec_t hb = (lws_usec_t)s->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
+    uint64_t due = svc_tick_of((c->qlen ? now : c->last_write) + hb - HB_SVC_TICK_US) + 1;
+    if (s->peer_ep < 0 && svc_tick_of(now) + PEER_CHECK_TICKS < due)
+        due = svc_tick_of(now) + PEER_CHECK_TICKS;
+    hb_wheel_arm(&s->wheel, &c->tnode, due);
+}
+
+/* An SSE client's timer fired: heartbeat when one is due (peer check), next timer. */
+static void sse_timer_fire(hb_wheel_node_t *n, void *arg)
+{
+    hb_client_t *c = lws_container_of(n, hb_client_t, tnode);
+    lws_usec_t now = *(lws_usec_t *)arg;
+    lws_usec_t hb = (lws_usec_t)c->svc->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
+    if (c->closing || c->close_after_flush)
+        return; /* its last frames are on their way, or it is closed */
+    if (c->svc->peer_ep < 0 && sse_peer_gone(c))
+        return;
+    if (c->qlen == 0 && now - c->last_write >= hb - HB_SVC_TICK_US)
+        hb_client_push(c, c->svc->hb_frame, NULL, 0, 1);
+    if (!c->closing)
+        sse_timer_arm(c, now);
+}
+
+/*
+ * WebSocket keepalive (--ws-ping-interval I): a ping after I seconds without a frame from the
+ * peer, a hang-up after 2I. lws' validity policy had these thresholds, but it keeps each
+ * connection's timer in lws' sorted list and re-arms it on every ping and pong: walks of the
+ * list that were most of the CPU idle WebSockets cost. Here a frame from the peer only stamps
+ * rx_tick (no timer operation; any frame shows the peer is there); the timer, when it fires,
+ * re-arms from the stamp.
+ */
+static uint64_t ws_ping_ticks(const hb_svc_t *s)
+{
+    return (uint64_t)s->edge->cfg.ws_ping_interval * PEER_CHECK_TICKS;
+}
+
+static void ws_timer_arm(hb_client_t *c)
+{
+    hb_svc_t *s = c->svc;
+    hb_wheel_arm(&s->wheel, &c->tnode, c->rx_tick + ws_ping_ticks(s) * (c->ping_out ? 2 : 1));
+}
+
+static void ws_timer_fire(hb_client_t *c)
+{
+    hb_svc_t *s = c->svc;
+    if (c->closing || c->close_code)
+        return;
+    if (s->wheel.now >= c->rx_tick + 2 * ws_ping_ticks(s)) {
+        hb_client_close(c, "no answer to ping", 0); /* what lws did: no close frame */
+        return;
+    }
+    if (s->wheel.now >= c->rx_tick + ws_ping_ticks(s) && !c->ping_out) {
+        c->ping_out = 1;
+        c->ping_due = 1;
+        lws_callback_on_writable(c->wsi);
+    }
+    ws_timer_arm(c);
+}
+
+/* A frame (message, fragment, pong) came from the peer. */
+void hb_ctimer_ws_seen(hb_client_t *c)
+{
+    c->rx_tick = c->svc->wheel.now;
+    c->ping_out = 0;
+}
+
+/* The writable callback of a WebSocket: the keepalive ping first (one write per callback). */
+int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    if (c->ping_due && !c->close_code && !c->closing) {
+        c->ping_due = 0;
+        /* a payload: lws 4.1 does not report an empty pong (LWS_CALLBACK_RECEIVE_PONG) */
+        s->wbuf[LWS_PRE] = 'h';
+        if (lws_write(wsi, s->wbuf + LWS_PRE, 1, LWS_WRITE_PING) < 0)
+            return -1;
+        if (c->qlen)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return hb_ws_writeable(s, c, wsi);
+}
+
+void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us)
+{
+    hb_svc_t *s = c->svc;
+    if (!us) {
+        hb_wheel_cancel(&s->wheel, &c->tnode);
+        return;
+    }
+    /* the first tick that starts at or after the deadline: never early */
+    hb_wheel_arm(&s->wheel, &c->tnode, svc_tick_of(lws_now_usecs() + us - 1) + 1);
+}
+
+/* One client timer in the wheel: what it means depends on the transport. */
+static void timer_fire(hb_wheel_node_t *n, void *arg)
+{
+    hb_client_t *c = lws_container_of(n, hb_client_t, tnode);
+    if (c->kind == K_WS)
+        ws_timer_fire(c);
+    else if (c->kind == K_POLL)
+        hb_poll_on_timer(c);
+    else
+        sse_timer_fire(n, arg);
+}
+
+void hb_ctimer_init(hb_svc_t *s)
+{
+    s->peer_ep = epoll_create1(EPOLL_CLOEXEC); /* -1: SSE peers are peeked once a second */
+    hb_wheel_init(&s->wheel, svc_tick_of(lws_now_usecs()));
+}
+
+void hb_ctimer_free(hb_svc_t *s)
+{
+    if (s->peer_ep >= 0)
+        close(s->peer_ep);
+    s->peer_ep = -1;
+}
+
+void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now)
+{
+    hb_wheel_advance(&s->wheel, svc_tick_of(now), timer_fire, &now);
+    sse_peers_check(s);
+}
+
+void hb_ctimer_start(hb_client_t *c, kind_t kind)
+{
+    if (kind == K_SSE || kind == K_MSSE) {
+        sse_timer_arm(c, lws_now_usecs());
+        sse_watch(c, 1);
+    }
+    if (kind == K_WS && c->svc->edge->cfg.ws_ping_interval) {
+        hb_ctimer_ws_seen(c);
+        ws_timer_arm(c);
+    }
+}
+
+void hb_ctimer_end(hb_svc_t *s, hb_client_t *c)
+{
+    hb_wheel_cancel(&s->wheel, &c->tnode); /* c->svc is NULL when no request came */
+    if (c->counted == K_SSE || c->counted == K_MSSE)
+        sse_watch(c, 0);
+}
