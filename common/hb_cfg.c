@@ -97,7 +97,8 @@ static const opt_t opts[] = {
     {"idle-timeout", T_INT, "30", 1, 3600, O(idle_timeout),
      "seconds an idle keep-alive HTTP connection (between requests) is kept open"},
     {"ws-ping-interval", T_INT, "25", 0, 3600, O(ws_ping_interval),
-     "seconds between WebSocket pings to idle clients; unanswered ones are closed (0: off)"},
+     "seconds without a frame from a WebSocket client before it is pinged; one silent twice "
+     "as long (no pong) is closed (0: off)"},
     {"send-buffer", T_LONG, "0", 0, 16777216, O(send_buffer),
      "kernel send buffer per client socket, bytes (SO_SNDBUF; 0: the kernel's autotuning, "
      "up to net.ipv4.tcp_wmem): with a cap a stalled client holds at most this much in the "
