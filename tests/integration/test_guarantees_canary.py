@@ -28,6 +28,7 @@ class SilencingProxy:
         self.port = self.lsock.getsockname()[1]
         self.conns = []  # [client sock, upstream sock, state dict]
         self.command_delay = 0.0  # seconds each client->Redis read of a non-subscriber waits
+        self.to_subscribers = bytearray()  # what was forwarded to subscriber connections
         self.lock = threading.Lock()
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -58,6 +59,10 @@ class SilencingProxy:
                 if to_redis and not st["subscriber"] and self.command_delay:
                     time.sleep(self.command_delay)  # in order: one pump per direction
                 dst.sendall(data)
+                if not to_redis and st["subscriber"]:
+                    with self.lock:
+                        self.to_subscribers += data
+                        del self.to_subscribers[:-65536]
         except OSError:
             pass
         for s in (src, dst):
@@ -65,6 +70,17 @@ class SilencingProxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def wait_confirmed(self, topic):
+        """Until the SUBSCRIBE confirmation of topic's live channel went through to the edge
+        (muted before that, the edge would never learn its subscription took effect)."""
+        chan = ("herald:{%s}:live" % topic).encode()
+        frame = b"$9\r\nsubscribe\r\n$%d\r\n%s\r\n" % (len(chan), chan)
+
+        def seen():
+            with self.lock:
+                return frame in self.to_subscribers
+        wait_until(seen, 10, interval=0.02, what="SUBSCRIBE confirmation of %s forwarded" % topic)
 
     def mute_subscribers(self, muted=True):
         n = 0
@@ -100,6 +116,7 @@ class Canary(HeraldTestCase):
         self.assertLess(canary_age(h.port), 2.0, "a fresh edge has heard its canary")
         c = self.sse(h.port, "/events/cn")
         harness.wait_live_subscribed(r, "cn")
+        proxy.wait_confirmed("cn")
         sid = fcall_publish(r, "cn", "before")
         self.assertEqual(c.next_event(10).data, "before")
 
@@ -139,6 +156,7 @@ class Canary(HeraldTestCase):
         self._heralds.append(h)
         c = self.sse(h.port, "/events/cb")
         harness.wait_live_subscribed(r, "cb")
+        proxy.wait_confirmed("cb")
         self.assertEqual(proxy.mute_subscribers(), 1)
         during = [fcall_publish(r, "cb", "during-%d" % i) for i in range(3)]
         wait_until(lambda: h.readyz() == 503, 8 * harness.SCALE, interval=0.1,
@@ -171,6 +189,7 @@ class Canary(HeraldTestCase):
         proxy.command_delay = 0.4
         c = self.sse(h.port, "/events/cf")
         harness.wait_live_subscribed(r, "cf")
+        proxy.wait_confirmed("cf")
         self.assertEqual(proxy.mute_subscribers(), 1)
         during = [fcall_publish(r, "cf", "first-%d" % i) for i in range(3)]
         proxy.command_delay = 0.0
