@@ -391,6 +391,8 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *ents = r->element[2];
     hb_gap_t gap = gap_of(r->element[1]);
     if (gap != HB_GAP_NONE) {
+        if (gap == HB_GAP_RESET) /* the epoch the refill read from (refill_from) */
+            memcpy(t->reset_ep, t->have_last ? t->epoch : t->pos_epoch, sizeof(t->reset_ep));
         topic_emit_gap(b, t, gap);
         t->have_last = 0;
     }
@@ -413,8 +415,9 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
     for (size_t i = 0; i < t->nheld; i++) {
         hb_msg_t *m = t->held[i];
         const char *ep = r->element[0]->str;
-        if (ep[0] && strcmp(t->held_ep[i], ep) != 0) {
-            hb_msg_unref(m);
+        if ((ep[0] && strcmp(t->held_ep[i], ep) != 0) ||
+            (t->reset_ep[0] && !strcmp(t->held_ep[i], t->reset_ep))) {
+            hb_msg_unref(m); /* the new stream may not exist yet (ep ""): the reset says */
         } else if (!t->have_last || hb_id_cmp(&m->ev.id, &t->last) > 0) {
             t->last = m->ev.id;
             memcpy(t->epoch, t->held_ep[i], sizeof(t->epoch));
@@ -425,6 +428,7 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
         }
     }
     t->nheld = 0;
+    t->reset_ep[0] = '\0';
     hb_broker_update_ready(b);
 }
 

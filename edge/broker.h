@@ -80,6 +80,7 @@ typedef struct btopic {
     int lost_checked; /* this resubscription's check for events lost by Redis was done */
     hb_msg_t **held;  /* live events received during the backfill */
     char (*held_ep)[HB_EPOCH_MAX + 1]; /* the stream epoch of each */
+    char reset_ep[HB_EPOCH_MAX + 1];    /* the refill found this stream gone (reset): "" none */
     size_t nheld, cap_held;
     hreq_t *waiting;     /* history requests waiting for the subscription */
     double asked_at;     /* hb_now() when the topic was created (a client asked for it) */
