@@ -933,7 +933,7 @@ void hb_broker_update_ready(hb_broker_t *b)
     atomic_store(&b->edge->stats.redis_up,
                  b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up) &&
                      (!b->edge->cfg.ingest || b->ing_ready));
-    if (b->canary && !hb_canary_ok(b->canary))
+    if ((b->canary && !hb_canary_ok(b->canary)) || (b->cluster && !hb_cluster_canary_ok(b->cluster)))
         ready = 0; /* connected is not delivering: the heartbeat must come back */
     /* Not per topic: a topic being subscribed or refilled holds its own clients' events (they
      * wait, nothing is lost), and with per-user topics some topic is always new. */

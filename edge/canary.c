@@ -13,16 +13,6 @@
 #include "library.h"
 
 #define MOD "canary"
-/* A heartbeat a second: cheap (one FCALL, one message per edge), and fine enough that a stop
- * shows within CANARY_STALE. */
-#define CANARY_INTERVAL 1.0
-/* Unheard this long: stale. Three intervals, so that one heartbeat lost or late (a slow Redis,
- * a loaded edge) does not flap readiness, and still "within a few seconds". */
-#define CANARY_STALE 3.0
-/* Stale this much longer: the subscriber connection is replaced (a half-dead connection never
- * comes back by itself; a new one is subscribed and refilled like after any reconnection). */
-#define CANARY_RECONNECT 3.0
-
 struct hb_canary {
     hb_broker_t *b;
     char chan[HB_CFG_STR_MAX + 96];
@@ -53,6 +43,12 @@ hb_canary_t *hb_canary_new(hb_broker_t *b)
     c->expect = hb_now();
     atomic_store(&ref_us, us(c->expect));
     return c;
+}
+
+void hb_canary_report(double expect, int stale)
+{
+    atomic_store(&ref_us, expect < 0 ? -1 : us(expect));
+    atomic_store(&stale_flag, stale);
 }
 
 void hb_canary_free(hb_canary_t *c)

@@ -9,7 +9,8 @@
  * expects it back. Unheard for CANARY_STALE: /readyz 503 "canary stale", a log line, and the
  * subscriber connection is replaced (after as long again); heard again: every topic is refilled
  * from history as after a reconnection. herald_canary_age_seconds says how long it has been.
- * Single Redis and Sentinel (the master the edge uses); not in cluster mode (NULL canary).
+ * Single Redis and Sentinel (the master the edge uses): this file. Redis Cluster: one canary per
+ * primary the edge subscribes on (cluster_canary.c, NULL hb_canary_t), with the same timings.
  */
 
 #include <stdio.h>
@@ -17,6 +18,16 @@
 #include <hiredis/hiredis.h>
 
 struct hb_broker;
+/* A heartbeat a second: cheap (one FCALL, one message per edge), and fine enough that a stop
+ * shows within CANARY_STALE. */
+#define CANARY_INTERVAL 1.0
+/* Unheard this long: stale. Three intervals, so that one heartbeat lost or late (a slow Redis,
+ * a loaded edge) does not flap readiness, and still "within a few seconds". */
+#define CANARY_STALE 3.0
+/* Stale this much longer: the subscriber connection is replaced (a half-dead connection never
+ * comes back by itself; a new one is subscribed and refilled like after any reconnection). */
+#define CANARY_RECONNECT 3.0
+
 typedef struct hb_canary hb_canary_t;
 
 /** hb_canary_new() - the canary of broker b (not started); aborts on OOM. {broker thread} */
@@ -33,6 +44,13 @@ int hb_canary_on_reply(hb_canary_t *c, const redisReply *r);
 void hb_canary_tick(hb_canary_t *c);
 /** hb_canary_ok() - a heartbeat came back on this subscriber connection within CANARY_STALE. */
 int hb_canary_ok(const hb_canary_t *c);
+/**
+ * hb_canary_report() - cluster mode (cluster_canary.c): expect is the monotonic time (hb_now())
+ * the oldest watched node was last heard or began to be expected, -1 for no canary; stale is 1
+ * while any node's canary is stale. What hb_canary_stale() and hb_canary_metrics() read.
+ * {broker thread}
+ */
+void hb_canary_report(double expect, int stale);
 /** hb_canary_stale() - any thread: 1 while the connections are up but the canary is stale. */
 int hb_canary_stale(void);
 /**

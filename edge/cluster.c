@@ -368,6 +368,7 @@ void hb_cluster_tick(hb_cluster_t *cl)
     if (cl->want_refresh || hb_now() - cl->last_refresh >= REFRESH_EVERY_S)
         cluster__refresh(cl);
     cluster__resubscribe(cl);
+    cluster__canary_tick(cl);
 }
 
 void hb_cluster_ingest_addr(hb_cluster_t *cl, const char **host, int *port)

@@ -14,12 +14,25 @@
 #include <hiredis/async.h>
 
 #include "cluster.h"
+#include "hb_cfg.h"
 #include "hb_slot.h"
 #include "psconn.h"
 
 #define CONNECT_TIMEOUT_MS 3000 /* a node's command or sharded-pub/sub connect */
 
 typedef struct cnode cnode_t;
+
+/* A node's delivery canary (cluster_canary.c); zeroed with the node. */
+typedef struct ccanary {
+    char chan[HB_CFG_STR_MAX * 2 + 96]; /* <prefix>{canary:<node-id>:<rnd>:<k>}:live */
+    size_t clen;
+    unsigned slot;              /* of chan */
+    unsigned long rnd;          /* this edge's random part, fixed once chosen (never 0) */
+    int subscribed, confirmed;  /* SSUBSCRIBE sent on the current sharded connection / answered */
+    int heard, stale;           /* a heartbeat came back on it / logged stale, not heard since */
+    double expect, last_pub;    /* heard last or began to expect it / last FCALL sent */
+    unsigned long long seq;
+} ccanary_t;
 
 /* One routed command; owned by the cluster until its callback ran. */
 typedef struct rcmd {
@@ -50,6 +63,7 @@ struct cnode {
     int seed;
     int idx; /* its index in the current map while primary */
     hb_psconn_t *sub;
+    ccanary_t canary;
 };
 
 struct hb_cluster {
@@ -118,5 +132,31 @@ void cluster__on_retry(evutil_socket_t fd, short what, void *arg);
  * idle topic on its owner and unsubscribes those left on a node that lost their slot.
  */
 void cluster__resubscribe(hb_cluster_t *cl);
+/**
+ * cluster__sub_open() - starts n's sharded-pub/sub connection unless it has one; 0, or -1 when
+ * it could not even start (no address, no socket): the caller tries again later.
+ */
+int cluster__sub_open(cnode_t *n);
+/**
+ * cluster__sub_drop() - closes n's sharded-pub/sub connection as if it had died (its topics go
+ * back to idle, to be resubscribed and refilled) and opens a new one.
+ */
+void cluster__sub_drop(cnode_t *n);
+
+/* ---- cluster_canary.c ---- */
+
+/** cluster__canary_sub_up() - n's sharded connection is up: SSUBSCRIBE its canary channel. */
+void cluster__canary_sub_up(cnode_t *n);
+/** cluster__canary_sub_down() - n's sharded connection is gone (stale, if set, stays set). */
+void cluster__canary_sub_down(cnode_t *n);
+/** cluster__canary_reply() - a reply on n's sharded connection: 1 when it was the canary's
+ * (consumed), else 0. r is not NULL. */
+int cluster__canary_reply(cnode_t *n, const redisReply *r);
+/** cluster__canary_tick() - per node: subscribe, publish when due, notice staleness, replace a
+ * stale node's sharded connection; from hb_cluster_tick(). */
+void cluster__canary_tick(hb_cluster_t *cl);
+/** cluster__canary_report() - hands the oldest node's age and any staleness to canary.c (what
+ * /readyz and /metrics read). */
+void cluster__canary_report(hb_cluster_t *cl);
 
 #endif

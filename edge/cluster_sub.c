@@ -72,6 +72,7 @@ static void on_sub_up(hb_psconn_t *c, void *arg)
     const void *k;
     void *v;
     (void)c;
+    cluster__canary_sub_up(n);
     while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
         btopic_t *t = v;
         if (t->snode == n && t->state == T_SUBSCRIBING)
@@ -90,6 +91,7 @@ static void on_sub_reply(hb_psconn_t *c, redisReply *r, void *arg)
     if (!r) {
         hb_ps_free(c);
         n->sub = NULL;
+        cluster__canary_sub_down(n);
         if (cl->stopping)
             return;
         hb_log_ratelimited("cluster-sub-down", 2000, HB_LOG_WARN, MOD,
@@ -114,6 +116,8 @@ static void on_sub_reply(hb_psconn_t *c, redisReply *r, void *arg)
         topics_detach(cl, n, only, 1);
         return;
     }
+    if (cluster__canary_reply(n, r))
+        return;
     kind = hb_broker_pubsub(b, r, "smessage", &t);
     if (!kind || t->snode != n)
         return;
@@ -145,11 +149,7 @@ void hb_cluster_subscribe(hb_cluster_t *cl, btopic_t *t)
     t->snode = n;
     t->state = T_SUBSCRIBING;
     if (!n->sub) {
-        const char *addr = hb_resolver_addr(cl->b->resolver, n->host);
-        n->sub = addr ? hb_ps_connect(cl->b->base, addr, n->port, CONNECT_TIMEOUT_MS, on_sub_up,
-                                      on_sub_reply, n)
-                      : NULL;
-        if (!n->sub) {
+        if (cluster__sub_open(n) < 0) {
             t->snode = NULL;
             t->state = T_IDLE;
             cl->resub = 1;
@@ -158,6 +158,30 @@ void hb_cluster_subscribe(hb_cluster_t *cl, btopic_t *t)
     }
     if (hb_ps_is_up(n->sub))
         sub_send(n, t);
+}
+
+int cluster__sub_open(cnode_t *n)
+{
+    hb_cluster_t *cl = n->cl;
+    const char *addr;
+    if (n->sub)
+        return 0;
+    addr = hb_resolver_addr(cl->b->resolver, n->host);
+    n->sub = addr ? hb_ps_connect(cl->b->base, addr, n->port, CONNECT_TIMEOUT_MS, on_sub_up,
+                                  on_sub_reply, n)
+                  : NULL;
+    return n->sub ? 0 : -1;
+}
+
+void cluster__sub_drop(cnode_t *n)
+{
+    hb_cluster_t *cl = n->cl;
+    hb_ps_free(n->sub);
+    n->sub = NULL;
+    cluster__canary_sub_down(n);
+    atomic_fetch_add_explicit(&cl->b->edge->stats.redis_reconnects, 1, memory_order_relaxed);
+    topics_detach(cl, n, -1, 0);
+    cluster__sub_open(n); /* failing, the canary tick tries again */
 }
 
 void hb_cluster_unsubscribe(hb_cluster_t *cl, btopic_t *t)

@@ -103,6 +103,7 @@ class Cluster:
 
     def __init__(self, primaries=3, replicas=1, node_timeout_ms=1000):
         self.nodes = []
+        self.nreplicas = primaries * replicas
         try:
             for _ in range(primaries * (1 + replicas)):
                 self.nodes.append(ClusterNode(node_timeout_ms))
@@ -147,7 +148,7 @@ class Cluster:
             raw = n.cmd("INFO", "replication")
             raw = raw.decode() if isinstance(raw, bytes) else raw
             up += "master_link_status:up" in raw
-        return up == len(self.nodes) // 2
+        return up == self.nreplicas
 
     def slot_ranges(self, node):
         out = []

@@ -19,8 +19,9 @@ class SilencingProxy:
     """Forwards loopback TCP to Redis; mute_subscribers() drops every later Redis->client byte
     on the connections that have sent a SUBSCRIBE so far (they stay open)."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, marker=SUBSCRIBE, confirm=b"$9\r\nsubscribe\r\n"):
         self.upstream = upstream_port
+        self.marker, self.confirm = marker, confirm  # what a subscriber sends / gets back
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
@@ -52,7 +53,7 @@ class SilencingProxy:
                 data = src.recv(65536)
                 if not data:
                     break
-                if to_redis and SUBSCRIBE in data:
+                if to_redis and self.marker in data:
                     st["subscriber"] = True
                 if not to_redis and st["muted"]:
                     continue  # read and drop: Redis sees a healthy reader
@@ -75,7 +76,7 @@ class SilencingProxy:
         """Until the SUBSCRIBE confirmation of topic's live channel went through to the edge
         (muted before that, the edge would never learn its subscription took effect)."""
         chan = ("herald:{%s}:live" % topic).encode()
-        frame = b"$9\r\nsubscribe\r\n$%d\r\n%s\r\n" % (len(chan), chan)
+        frame = self.confirm + b"$%d\r\n%s\r\n" % (len(chan), chan)
 
         def seen():
             with self.lock:

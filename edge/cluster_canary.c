@@ -1,0 +1,194 @@
+/*
+ * Redis Cluster mode: the delivery canary per node (canary.h says why a canary). Every primary
+ * this edge holds a sharded-pub/sub connection to (cluster_sub.c) gets its own heartbeat
+ * channel <prefix>{canary:<node-id>:<random>:<k>}:live, with k chosen so that the channel's slot
+ * is served by that primary: SSUBSCRIBE on the node's sharded connection, and every
+ * CANARY_INTERVAL the library's <lib>_canary function (SPUBLISH, the way events are published)
+ * is called on the node's command connection. A node unheard for CANARY_STALE: /readyz 503
+ * "canary stale", one log line, herald_canary_age_seconds (the oldest node's); after
+ * CANARY_RECONNECT more, its sharded connection is replaced (its topics resubscribe and refill
+ * as after any reconnection). Heard again after being stale: every topic is refilled.
+ * A node without a sharded connection (no topic of its slots wanted yet) has no canary.
+ * Broker thread only; nothing here blocks.
+ */
+#include "cluster.h"
+#include "cluster_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "broker.h"
+#include "canary.h"
+#include "hb_log.h"
+
+#define MOD "canary"
+
+/* The slot of <prefix>{<tag>}:live is the slot of <tag>. Tries k = 0.. until the tag's slot is
+ * served by n in the current map; with N primaries about N tries. 0, or -1 (none found). */
+static int pick_channel(cnode_t *n)
+{
+    hb_cluster_t *cl = n->cl;
+    const hb_cfg_t *cfg = &cl->b->edge->cfg;
+    ccanary_t *c = &n->canary;
+    char tag[HB_CFG_STR_MAX + 64];
+    for (unsigned k = 0; k < 1u << 16; k++) {
+        int tl = snprintf(tag, sizeof(tag), "canary:%s:%08lx:%u", cfg->node_id, c->rnd, k);
+        int cn;
+        if (tl < 0 || (size_t)tl >= sizeof(tag))
+            return -1;
+        c->slot = hb_slot_of(tag, (size_t)tl);
+        if (cluster__owner(cl, c->slot) != n)
+            continue;
+        cn = snprintf(c->chan, sizeof(c->chan), "%s{%s}:live", cfg->prefix, tag);
+        if (cn < 0 || (size_t)cn >= sizeof(c->chan))
+            return -1;
+        c->clen = (size_t)cn;
+        return 0;
+    }
+    return -1;
+}
+
+static void subscribe(cnode_t *n, double now)
+{
+    ccanary_t *c = &n->canary;
+    if (pick_channel(n) < 0 || hb_ps_command(n->sub, "SSUBSCRIBE %b", c->chan, c->clen) != 0)
+        return;
+    c->subscribed = 1;
+    c->confirmed = 0;
+    c->last_pub = 0;
+    c->expect = now; /* the clock starts now: a new connection has CANARY_STALE to be heard */
+}
+
+static void publish(cnode_t *n, double now)
+{
+    ccanary_t *c = &n->canary;
+    char seq[24];
+    if (!n->ac || !n->ready)
+        return;
+    snprintf(seq, sizeof(seq), "%llu", ++c->seq);
+    c->last_pub = now;
+    redisAsyncCommand(n->ac, NULL, NULL, "FCALL %s 0 %b %s", n->cl->b->fn.canary, c->chan, c->clen,
+                      seq);
+}
+
+void cluster__canary_sub_up(cnode_t *n)
+{
+    if (!n->canary.rnd)
+        n->canary.rnd = ((unsigned long)random() & 0xffffffffUL) | 1;
+    n->canary.heard = 0;
+    subscribe(n, hb_now());
+}
+
+void cluster__canary_sub_down(cnode_t *n)
+{
+    ccanary_t *c = &n->canary;
+    c->subscribed = c->confirmed = c->heard = 0;
+    /* c->stale is kept: the replacement connection must be heard before the node is fine */
+    c->expect = hb_now();
+}
+
+int cluster__canary_reply(cnode_t *n, const redisReply *r)
+{
+    ccanary_t *c = &n->canary;
+    const redisReply *ch;
+    if (!c->subscribed || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        return 0;
+    ch = r->element[1];
+    if (ch->len != c->clen || memcmp(ch->str, c->chan, c->clen) != 0)
+        return 0;
+    if (!strcmp(r->element[0]->str, "ssubscribe")) {
+        c->confirmed = 1;
+        publish(n, hb_now()); /* the first heartbeat right away */
+    } else if (!strcmp(r->element[0]->str, "smessage")) {
+        int was_stale = c->stale;
+        c->expect = hb_now();
+        c->heard = 1;
+        c->stale = 0;
+        if (was_stale) {
+            hb_log_info(MOD, "canary back: refilling every topic", "{s:s,s:i,s:s}", "host",
+                        n->host, "port", n->port, "channel", c->chan);
+            hb_broker_refill_all(n->cl->b);
+        }
+        cluster__canary_report(n->cl);
+        hb_broker_update_ready(n->cl->b);
+    } else if (!strcmp(r->element[0]->str, "sunsubscribe")) {
+        c->subscribed = c->confirmed = 0; /* the slot moved: the next tick picks another */
+    }
+    return 1;
+}
+
+/* A node's canary counts while it serves slots and holds a live sharded connection. */
+static int watched(const cnode_t *n)
+{
+    return n->primary && n->sub && hb_ps_is_up(n->sub);
+}
+
+void cluster__canary_report(hb_cluster_t *cl)
+{
+    double oldest = 0;
+    int any = 0, stale = 0;
+    for (cnode_t *n = cl->nodes; n; n = n->next) {
+        if (!watched(n) && !n->canary.stale)
+            continue;
+        if (!any || n->canary.expect < oldest)
+            oldest = n->canary.expect;
+        any = 1;
+        stale |= n->canary.stale;
+    }
+    hb_canary_report(any ? oldest : -1.0, stale);
+}
+
+int hb_cluster_canary_ok(const hb_cluster_t *cl)
+{
+    for (const cnode_t *n = cl->nodes; n; n = n->next)
+        if (n->primary && n->canary.stale)
+            return 0;
+    return 1;
+}
+
+void cluster__canary_tick(hb_cluster_t *cl)
+{
+    double now = hb_now();
+    int changed = 0;
+    for (cnode_t *n = cl->nodes; n; n = n->next) {
+        ccanary_t *c = &n->canary;
+        double age = now - c->expect;
+        if (!n->primary && c->stale) { /* no longer serves slots: nothing to expect from it */
+            c->stale = 0;
+            changed = 1;
+        }
+        if (n->primary && c->stale && !n->sub && !cl->stopping)
+            cluster__sub_open(n); /* a stale node is watched until heard, topics or not */
+        if (!watched(n) || cl->stopping)
+            continue;
+        if (c->subscribed && cluster__owner(cl, c->slot) != n) {
+            /* the channel's slot moved: listen on one this node serves */
+            hb_ps_command(n->sub, "SUNSUBSCRIBE %b", c->chan, c->clen);
+            c->subscribed = 0;
+        }
+        if (!c->subscribed) {
+            subscribe(n, now);
+            continue;
+        }
+        if (c->confirmed && now - c->last_pub >= CANARY_INTERVAL)
+            publish(n, now);
+        if (age >= CANARY_STALE && !c->stale) {
+            c->stale = 1;
+            changed = 1;
+            hb_log_warn(MOD, "canary stale: pub/sub delivery stopped; not ready",
+                        "{s:f,s:s,s:i,s:s}", "age_s", age, "host", n->host, "port", n->port,
+                        "channel", c->chan);
+        }
+        if (c->stale && age >= CANARY_STALE + CANARY_RECONNECT) {
+            hb_log_warn(MOD, "canary stale: replacing the sharded subscriber connection",
+                        "{s:f,s:s,s:i}", "age_s", age, "host", n->host, "port", n->port);
+            cluster__sub_drop(n); /* topics resubscribe and refill; the clock starts again */
+        }
+    }
+    cluster__canary_report(cl);
+    if (changed)
+        hb_broker_update_ready(cl->b);
+}
