@@ -6,12 +6,14 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "hb_cfgfile.h"
 #include "hb_err.h"
+#include "hb_num.h"
 #include "hb_log.h"
+#include "hb_origin.h"
+#include "hb_redisurl.h"
 
 typedef enum {
     T_STR,
@@ -139,124 +141,6 @@ static void env_name(const opt_t *o, char *out, size_t cap)
     out[n] = '\0';
 }
 
-static int parse_long(const char *v, long *out)
-{
-    char *end;
-    if (!isdigit((unsigned char)v[0]) && !(v[0] == '-' && isdigit((unsigned char)v[1])))
-        return HB_EINVAL; /* strtol would skip spaces and take a sign */
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end)
-        return HB_EINVAL;
-    *out = x;
-    return 0;
-}
-
-static int parse_hostport(const char *v, char *host, size_t hcap, int *port)
-{
-    const char *colon = strrchr(v, ':');
-    long p;
-    if (!colon || colon == v || (size_t)(colon - v) >= hcap)
-        return HB_EINVAL;
-    if (parse_long(colon + 1, &p) || p < 1 || p > 65535)
-        return HB_EINVAL;
-    memcpy(host, v, (size_t)(colon - v));
-    host[colon - v] = '\0';
-    if (host[0] == '[') { /* [::1]:80 */
-        size_t hl = strlen(host);
-        if (hl < 3 || host[hl - 1] != ']')
-            return HB_EINVAL;
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = '\0';
-    }
-    *port = (int)p;
-    return 0;
-}
-
-/*
- * sentinel://H1[:P1],H2[:P2]/<master>[/DB]: up to HB_SENTINEL_MAX sentinels (default port
- * 26379) and the master's name as configured in Sentinel (1-63 bytes of [A-Za-z0-9._-]).
- */
-static int parse_sentinel(hb_cfg_t *cfg, const char *v)
-{
-    const char *p = v + 11, *slash = strchr(p, '/'), *name, *end;
-    long db = 0;
-    size_t nlen;
-
-    if (!slash || slash == p)
-        return HB_EINVAL;
-    cfg->nsentinels = 0;
-    while (p < slash) {
-        const char *comma = memchr(p, ',', (size_t)(slash - p));
-        const char *e = comma ? comma : slash;
-        char hp[HB_CFG_STR_MAX];
-        size_t n = (size_t)(e - p);
-        if (n == 0 || n + 7 >= sizeof(hp) || cfg->nsentinels == HB_SENTINEL_MAX)
-            return HB_EINVAL;
-        memcpy(hp, p, n);
-        hp[n] = '\0';
-        /* no port: "host" or "[v6]" */
-        if (!strchr(hp, ':') || (hp[0] == '[' && hp[n - 1] == ']'))
-            strcat(hp, ":26379");
-        if (parse_hostport(hp, cfg->sentinel_host[cfg->nsentinels], HB_CFG_STR_MAX,
-                           &cfg->sentinel_port[cfg->nsentinels]))
-            return HB_EINVAL;
-        cfg->nsentinels++;
-        p = comma ? comma + 1 : slash;
-    }
-    name = slash + 1;
-    end = strchr(name, '/');
-    nlen = end ? (size_t)(end - name) : strlen(name);
-    if (nlen == 0 || nlen >= HB_SENTINEL_NAME_MAX)
-        return HB_EINVAL;
-    for (size_t i = 0; i < nlen; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!(isalnum(c) || c == '.' || c == '_' || c == '-'))
-            return HB_EINVAL;
-    }
-    if (end && (parse_long(end + 1, &db) || db < 0 || db > 10000))
-        return HB_EINVAL;
-    memcpy(cfg->sentinel_master, name, nlen);
-    cfg->sentinel_master[nlen] = '\0';
-    cfg->redis_host[0] = '\0';
-    cfg->redis_port = 0;
-    cfg->redis_db = (int)db;
-    return 0;
-}
-
-/* "h1:7000,h2:7001": 1..HB_CFG_SEEDS_MAX seed nodes, each HOST:PORT (port required). */
-static int parse_cluster(hb_cfg_t *cfg, const char *list)
-{
-    int n = 0;
-    const char *p = list;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char hp[HB_CFG_STR_MAX];
-        if (len == 0 || len >= sizeof(hp) || n >= HB_CFG_SEEDS_MAX)
-            return HB_EINVAL;
-        memcpy(hp, p, len);
-        hp[len] = '\0';
-        if (parse_hostport(hp, cfg->redis_seed_host[n], sizeof(cfg->redis_seed_host[n]),
-                           &cfg->redis_seed_port[n]))
-            return HB_EINVAL;
-        n++;
-        if (!comma)
-            break;
-        p = comma + 1;
-        if (!*p)
-            return HB_EINVAL; /* trailing comma */
-    }
-    if (n == 0)
-        return HB_EINVAL;
-    cfg->redis_cluster = 1;
-    cfg->redis_nseeds = n;
-    cfg->redis_db = 0; /* a cluster has only database 0 */
-    snprintf(cfg->redis_host, sizeof(cfg->redis_host), "%s", cfg->redis_seed_host[0]);
-    cfg->redis_port = cfg->redis_seed_port[0];
-    return 0;
-}
-
 /* v as an error message may show it: at most 100 bytes, anything unprintable as '?'. */
 static void show_value(const char *v, char *out, size_t cap)
 {
@@ -354,7 +238,7 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
     }
     case T_INT:
     case T_LONG:
-        if (parse_long(v, &x) || x < o->min || x > o->max) {
+        if (hb_parse_long(v, &x) || x < o->min || x > o->max) {
             snprintf(err, errlen, "invalid --%s '%s': expected an integer from %ld to %ld", o->name,
                      shown, o->min, o->max);
             return HB_EINVAL;
@@ -379,7 +263,7 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
         return 0;
     case T_ADDR: {
         unsigned char ip[16];
-        if (parse_hostport(v, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port))
+        if (hb_hostport_parse(v, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port))
             goto bad;
         /* an address, not a name: resolving would make start-up depend on DNS */
         if (inet_pton(strchr(cfg->listen_host, ':') ? AF_INET6 : AF_INET, cfg->listen_host, ip) !=
@@ -392,47 +276,10 @@ static int set_opt(hb_cfg_t *cfg, const opt_t *o, const char *v, char *err, size
             goto bad;
         memcpy(base + o->off, v, strlen(v) + 1);
         return 0;
-    case T_REDIS: {
-        const char *p = v;
-        char hp[HB_CFG_STR_MAX];
-        const char *slash;
-        long db = 0;
-        if (strlen(v) >= sizeof(cfg->redis_url))
+    case T_REDIS:
+        if (hb_redisurl_parse(cfg, v) != 0)
             goto bad;
-        if (!strncmp(p, "cluster://", 10)) {
-            if (parse_cluster(cfg, p + 10))
-                goto bad;
-            memcpy(cfg->redis_url, v, strlen(v) + 1);
-            return 0;
-        }
-        if (!strncmp(p, "sentinel://", 11)) {
-            if (parse_sentinel(cfg, v))
-                goto bad;
-            memcpy(cfg->redis_url, v, strlen(v) + 1);
-            return 0;
-        }
-        if (strncmp(p, "redis://", 8) != 0)
-            goto bad;
-        p += 8;
-        slash = strchr(p, '/');
-        if ((size_t)(slash ? slash - p : (long)strlen(p)) >= sizeof(hp))
-            goto bad;
-        snprintf(hp, sizeof(hp), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
-        if (!strchr(hp, ':')) { /* default port */
-            if (strlen(hp) + 6 >= sizeof(hp))
-                goto bad;
-            strcat(hp, ":6379");
-        }
-        if (parse_hostport(hp, cfg->redis_host, sizeof(cfg->redis_host), &cfg->redis_port))
-            goto bad;
-        if (slash && slash[1] && (parse_long(slash + 1, &db) || db < 0 || db > 10000))
-            goto bad;
-        cfg->redis_db = (int)db;
-        cfg->redis_cluster = 0;
-        cfg->redis_nseeds = 0;
-        memcpy(cfg->redis_url, v, strlen(v) + 1);
         return 0;
-    }
     }
 bad:
     opt_values(o, what, sizeof(what), 0);
@@ -481,70 +328,6 @@ void hb_cfg_print_markdown(FILE *out)
         fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s |\n", opts[i].name, env, opts[i].def, what,
                 opts[i].help);
     }
-}
-
-int hb_cfg_origins_valid(const char *v)
-{
-    const char *p = v;
-    if (!strcmp(v, "*"))
-        return 0;
-    for (;;) {
-        const char *end = strchr(p, ','), *host;
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (!strncmp(p, "https://", 8))
-            host = p + 8;
-        else if (!strncmp(p, "http://", 7))
-            host = p + 7;
-        else
-            return HB_EINVAL;
-        if (host >= p + n)
-            return HB_EINVAL;
-        for (const char *q = host; q < p + n; q++)
-            if (!(isalnum((unsigned char)*q) || *q == '-' || *q == '.' || *q == ':' ||
-                  *q == '[' || *q == ']'))
-                return HB_EINVAL; /* no path, no trailing slash, no spaces */
-        if (!end)
-            return 0;
-        p = end + 1;
-    }
-}
-
-int hb_cfg_origin_index(const char *list, const char *origin, size_t len)
-{
-    const char *p = list;
-    int i = 0;
-    if (!strcmp(list, "*"))
-        return 0;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n == len && !strncasecmp(p, origin, len))
-            return i + 1;
-        if (!end)
-            return -1;
-        p = end + 1;
-        i++;
-    }
-}
-
-size_t hb_cfg_origin_at(const char *list, int idx, const char **out)
-{
-    const char *p = list;
-    if (idx <= 0) {
-        *out = "*";
-        return 1;
-    }
-    for (int i = 1; i < idx && p; i++) {
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
-    if (!p) {
-        *out = "";
-        return 0;
-    }
-    *out = p;
-    return strchr(p, ',') ? (size_t)(strchr(p, ',') - p) : strlen(p);
 }
 
 /* --jwt-secret-file: the key's bytes (a trailing newline is not part of it). */

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "hb_origin.h" /* the --allow-origin list, read by the edge through the config */
+
 /*
  * The edge's configuration: one table (hb_cfg.c) gives every option its flag, its HERALD_*
  * environment twin, default, bounds and help text, and generates both --help and the README
@@ -85,19 +87,6 @@ typedef struct hb_cfg {
  * environment variable it came from (exit 2). Main thread, before any other thread starts.
  */
 int hb_cfg_load(hb_cfg_t *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen);
-
-/** hb_cfg_origins_valid() - 0 when v is "*" or a comma-separated list of http(s)://host[:port]
- * origins (no path, no spaces), else HB_EINVAL. */
-int hb_cfg_origins_valid(const char *v);
-/**
- * hb_cfg_origin_index() - where the request origin (origin, len) is in the allow-list: 0 when
- * the list is "*" (every origin), k >= 1 for its k-th entry (compared without regard to
- * case), -1 when it is not allowed.
- */
-int hb_cfg_origin_index(const char *list, const char *origin, size_t len);
-/** hb_cfg_origin_at() - entry idx (from hb_cfg_origin_index(); 0 is "*") of the list: sets *out
- * to its first byte (not NUL-terminated) and returns its length. */
-size_t hb_cfg_origin_at(const char *list, int idx, const char **out);
 
 /** hb_cfg_print_help() - the --help text. */
 void hb_cfg_print_help(FILE *out);
