@@ -79,6 +79,7 @@ cnode_t *cluster__node_get(hb_cluster_t *cl, const char *host, int port)
     n->cl = cl;
     snprintf(n->host, sizeof(n->host), "%s", host);
     n->port = port;
+    n->backoff = (hb_backoff_t){.min_ms = BACKOFF_MIN_MS, .max_ms = BACKOFF_MAX_MS};
     n->timer = evtimer_new(cl->b->base, on_node_timer, n);
     n->ctimer = evtimer_new(cl->b->base, on_node_ctimeout, n);
     n->next = cl->nodes;
@@ -107,12 +108,8 @@ cnode_t *cluster__owner(hb_cluster_t *cl, unsigned slot)
 
 static void node_schedule(cnode_t *n)
 {
-    long base = n->backoff_ms ? n->backoff_ms * 2 : BACKOFF_MIN_MS;
+    long base = hb_backoff_next(&n->backoff, random());
     struct timeval tv;
-    if (base > BACKOFF_MAX_MS)
-        base = BACKOFF_MAX_MS;
-    n->backoff_ms = base;
-    base = base / 2 + (long)(random() % (base / 2 + 1));
     tv.tv_sec = base / 1000;
     tv.tv_usec = (base % 1000) * 1000;
     evtimer_add(n->timer, &tv);
@@ -154,7 +151,7 @@ static void on_lib_loaded(redisAsyncContext *ac, int ok, void *priv)
         return;
     }
     n->ready = 1;
-    n->backoff_ms = 0;
+    hb_backoff_reset(&n->backoff);
     hb_log_info(MOD, "redis cluster node ready", "{s:s,s:i,s:b}", "host", n->host, "port", n->port,
                 "primary", n->primary);
     if (!cl->map || cl->want_refresh)

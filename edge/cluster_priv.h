@@ -14,6 +14,7 @@
 #include <hiredis/async.h>
 
 #include "cluster.h"
+#include "hb_backoff.h"
 #include "hb_cfg.h"
 #include "hb_slot.h"
 #include "psconn.h"
@@ -57,7 +58,7 @@ struct cnode {
     int port;
     redisAsyncContext *ac; /* commands; NULL while disconnected */
     int up, ready;         /* connected / function library loaded */
-    long backoff_ms;
+    hb_backoff_t backoff; /* of the command connection (BACKOFF_MIN_MS..BACKOFF_MAX_MS) */
     struct event *timer, *ctimer;
     int primary; /* serves slots in the current map */
     int seed;
