@@ -386,7 +386,7 @@ def main():
     for seed in parse_seeds(a):
         logdir = tempfile.mkdtemp(prefix="herald-checker-%s-" % seed)
         run = Run(seed, a, logdir)
-        rc = 2
+        rc, lagging = 2, []
         try:
             rep, notes, lagging = run.execute()
             rc = report(seed, run, rep, notes, lagging)
@@ -395,7 +395,9 @@ def main():
             print("checker: seed %s: ERROR (not a verdict on Herald):\n%s" % (
                 seed, traceback.format_exc()))
         finally:
-            keep = rc != 0 or a.keep_logs
+            # a subscriber still behind 20 s after the end is not a verdict (its connection may
+            # be in a client-side retry) but is worth a look: its logs are kept too
+            keep = rc != 0 or a.keep_logs or bool(lagging)
             w = getattr(run, "w", None)
             if w is not None:
                 if keep:
