@@ -8,6 +8,7 @@
  * Everything here runs on the broker thread only.
  */
 #include "broker.h"
+#include "broker_priv.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -46,12 +47,8 @@
 #define LATE_SUB_S 0.5
 #define LATE_SUB_MARGIN_MS 500u
 
-static void conn_start(hb_broker_t *b, hb_conn_t *c);
-static void topic_kick(hb_broker_t *b, btopic_t *t);
-static int lost_check(hb_broker_t *b, btopic_t *t, int by_text);
 static void cmd_load_library(hb_broker_t *b);
 static void cmd_check_role(hb_broker_t *b);
-static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
 
 double hb_now(void)
 {
@@ -60,15 +57,9 @@ double hb_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct timeval ms_tv(long ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    return tv;
-}
-
 /* ---- topics ---- */
 
-static btopic_t *topic_get(hb_broker_t *b, const char *name, size_t len, int create)
+btopic_t *btopic__get(hb_broker_t *b, const char *name, size_t len, int create)
 {
     btopic_t *t = hb_dict_get(b->topics, name, len);
     if (t || !create)
@@ -88,7 +79,7 @@ static btopic_t *topic_get(hb_broker_t *b, const char *name, size_t len, int cre
     return t;
 }
 
-static void topic_free(hb_broker_t *b, btopic_t *t)
+void btopic__free(hb_broker_t *b, btopic_t *t)
 {
     hb_dict_del(b->topics, t->name, t->len);
     atomic_fetch_sub_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
@@ -112,7 +103,7 @@ static size_t live_channel(hb_broker_t *b, const btopic_t *t, char *out, size_t 
 }
 
 /* Pushes an EVENT message to every service thread that wants the topic. Takes m's reference. */
-static void topic_emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
+void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
 {
     m->seq = ++t->seq;
     for (int i = 0; i < b->edge->nthreads; i++) {
@@ -129,7 +120,7 @@ static void topic_emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
     hb_msg_unref(m);
 }
 
-static void topic_emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
+void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
 {
     hb_msg_t *m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
     m->control = 1;
@@ -139,15 +130,15 @@ static void topic_emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
     }
     hb_log_warn(MOD, "history gap on topic", "{s:s%,s:s}", "topic", t->name, t->len, "reason",
                 gap == HB_GAP_RESET ? "reset" : "trimmed");
-    topic_emit(b, t, m);
+    btopic__emit(b, t, m);
 }
 
 /*
  * Delivers one event of topic t in ID order: drops what was already delivered, and turns an
  * epoch change (the stream was recreated, e.g. Redis lost its data) into a reset notice.
  */
-static void topic_deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
-                          size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen)
+void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
+                     size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen)
 {
     char ep[HB_EPOCH_MAX + 1];
     hb_msg_t *m;
@@ -157,7 +148,7 @@ static void topic_deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const 
     memcpy(ep, epoch, eplen);
     ep[eplen] = '\0';
     if (t->have_last && strcmp(ep, t->epoch) != 0) {
-        topic_emit_gap(b, t, HB_GAP_RESET);
+        btopic__emit_gap(b, t, HB_GAP_RESET);
         t->have_last = 0;
     }
     if (t->have_last && hb_id_cmp(id, &t->last) <= 0)
@@ -172,14 +163,14 @@ static void topic_deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const 
         return;
     }
     atomic_fetch_add_explicit(&b->edge->stats.events_in, 1, memory_order_relaxed);
-    topic_emit(b, t, m);
+    btopic__emit(b, t, m);
 }
 
 /* ---- history (herald_history) ---- */
 
 /* Parses an XRANGE entry [id, [field, value, ...]] into its parts. Returns 0 or HB_EPROTO. */
-static int parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen, const char **ev,
-                       size_t *evlen)
+int history__parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen, const char **ev,
+                         size_t *evlen)
 {
     redisReply *f;
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
@@ -208,7 +199,7 @@ static int parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen,
 }
 
 /* Checks a herald_history reply's shape: {epoch, gap, entries}. */
-static int history_reply_ok(redisReply *r)
+int history__reply_ok(redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
            r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len <= HB_EPOCH_MAX &&
@@ -216,7 +207,7 @@ static int history_reply_ok(redisReply *r)
            r->element[3]->type == REDIS_REPLY_STRING;
 }
 
-static hb_gap_t gap_of(redisReply *g)
+hb_gap_t history__gap(redisReply *g)
 {
     if (g->len == 5 && !memcmp(g->str, "reset", 5))
         return HB_GAP_RESET;
@@ -227,16 +218,16 @@ static hb_gap_t gap_of(redisReply *g)
 
 /* Entries per history read: never more than half a client queue, or a resume could only ever
  * be cut off as a slow consumer before its first write. */
-static long history_batch(const hb_broker_t *b)
+long history__batch(const hb_broker_t *b)
 {
     long half = b->edge->cfg.client_queue_max / 2;
     return b->edge->cfg.history_batch < half ? b->edge->cfg.history_batch : half > 0 ? half : 1;
 }
 
-/* Entries a client's history request reads: what it asked for, within history_batch(). */
+/* Entries a client's history request reads: what it asked for, within history__batch(). */
 static long hreq_count(const hb_broker_t *b, const hreq_t *q)
 {
-    long max = history_batch(b);
+    long max = history__batch(b);
     return q->count && (long)q->count < max ? (long)q->count : max;
 }
 
@@ -263,7 +254,7 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
 
     if (hb_hflag_cancelled(q->cancel)) {
         /* nobody takes it: an empty answer frees the asker's slots, nothing is encoded */
-    } else if (!history_reply_ok(r)) {
+    } else if (!history__reply_ok(r)) {
         m->error = 1;
         if (r && r->type == REDIS_REPLY_ERROR)
             hb_log_ratelimited("history-error", 1000, HB_LOG_WARN, MOD, "history read failed",
@@ -272,10 +263,10 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
         redisReply *ents = r->element[2];
         const char *epoch = r->element[0]->str;
         hb_id_t tail;
-        m->gap = gap_of(r->element[1]);
+        m->gap = history__gap(r->element[1]);
         size_t bytes = 0;
         m->more = ents->elements >= (size_t)hreq_count(b, q);
-        btopic_t *t = topic_get(b, q->topic, q->topic_len, 0);
+        btopic_t *t = btopic__get(b, q->topic, q->topic_len, 0);
         if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL)) {
             hb_cursor_format(&tail, epoch, m->tail);
             /* A cursor of this stream (its epoch, or none) with a later ID than the stream
@@ -285,14 +276,14 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
             if (!q->tail_only && m->gap == HB_GAP_NONE && hb_id_cmp(&q->cursor.id, &tail) > 0)
                 m->gap = HB_GAP_RESET;
         }
-        if (t && t->sub_id == q->sub_id) /* read on this subscription (topic_kick) */
-            topic_set_pos(t, r->element[3], r->element[0]);
+        if (t && t->sub_id == q->sub_id) /* read on this subscription (brefill__kick) */
+            brefill__set_pos(t, r->element[3], r->element[0]);
         m->evs = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->evs));
         for (size_t i = 0; i < ents->elements; i++) {
             const char *d, *ev;
             size_t dlen, evlen;
             hb_id_t id;
-            if (parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
+            if (history__parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
                 continue;
             if (hb_ev_encode(&m->evs[m->n], q->topic, q->topic_len, &id, epoch, ev, evlen, d,
                              dlen)) {
@@ -320,7 +311,7 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
     free(q);
 }
 
-static void history_send(hb_broker_t *b, hreq_t *q)
+void history__send(hb_broker_t *b, hreq_t *q)
 {
     char since[HB_ID_STR_MAX], count[24];
     if (hb_hflag_cancelled(q->cancel)) { /* cancelled while it waited: Redis is not asked */
@@ -345,14 +336,7 @@ static void history_send(hb_broker_t *b, hreq_t *q)
         on_client_history(b->cmd.ac, NULL, q);
 }
 
-/* A position read's or backfill-path request's context: the topic and the confirmation of its
- * subscription it was made for. */
-typedef struct posreq {
-    unsigned long long sub_id;
-    char name[HB_TOPIC_MAX + 1];
-} posreq_t;
-
-static posreq_t *posreq_new(const btopic_t *t)
+posreq_t *brefill__posreq_new(const btopic_t *t)
 {
     posreq_t *q = hb_xcalloc(1, sizeof(*q));
     q->sub_id = t->sub_id;
@@ -364,10 +348,10 @@ static posreq_t *posreq_new(const btopic_t *t)
  * flight; NULL when the topic is gone or no longer on the subscription the request was sent
  * for. A reply read before the current subscription was confirmed must not end its refill:
  * what was stored between that read and the new SUBSCRIBE would be skipped (FINDINGS F6); the
- * refill sent after the confirmation (topic_kick) does it. */
-static btopic_t *backfill_reply_topic(hb_broker_t *b, posreq_t *q)
+ * refill sent after the confirmation (brefill__kick) does it. */
+btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q)
 {
-    btopic_t *t = topic_get(b, q->name, strlen(q->name), 0);
+    btopic_t *t = btopic__get(b, q->name, strlen(q->name), 0);
     int current = t && t->sub_id == q->sub_id && t->state == T_SUBSCRIBED;
     free(q);
     if (!current)
@@ -381,30 +365,30 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
     redisReply *r = reply;
-    btopic_t *t = backfill_reply_topic(b, priv);
+    btopic_t *t = brefill__reply_topic(b, priv);
     if (!t)
         return;
-    if (!history_reply_ok(r)) {
+    if (!history__reply_ok(r)) {
         /* Redis went away again; the next resubscription starts over. */
         return;
     }
     redisReply *ents = r->element[2];
-    hb_gap_t gap = gap_of(r->element[1]);
+    hb_gap_t gap = history__gap(r->element[1]);
     if (gap != HB_GAP_NONE) {
         if (gap == HB_GAP_RESET) /* the epoch the refill read from (refill_from) */
             memcpy(t->reset_ep, t->have_last ? t->epoch : t->pos_epoch, sizeof(t->reset_ep));
-        topic_emit_gap(b, t, gap);
+        btopic__emit_gap(b, t, gap);
         t->have_last = 0;
     }
     for (size_t i = 0; i < ents->elements; i++) {
         const char *d, *ev;
         size_t dlen, evlen;
         hb_id_t id;
-        if (!parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
-            topic_deliver(b, t, &id, r->element[0]->str, r->element[0]->len, ev, evlen, d, dlen);
+        if (!history__parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
+            btopic__deliver(b, t, &id, r->element[0]->str, r->element[0]->len, ev, evlen, d, dlen);
     }
-    if (ents->elements >= (size_t)history_batch(b)) {
-        topic_kick(b, t); /* next page */
+    if (ents->elements >= (size_t)history__batch(b)) {
+        brefill__kick(b, t); /* next page */
         return;
     }
     /* Caught up: release the live events held meanwhile, in order, skipping duplicates and
@@ -422,7 +406,7 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
             t->last = m->ev.id;
             memcpy(t->epoch, t->held_ep[i], sizeof(t->epoch));
             t->have_last = 1;
-            topic_emit(b, t, m);
+            btopic__emit(b, t, m);
         } else {
             hb_msg_unref(m);
         }
@@ -464,7 +448,7 @@ static void topic_record_pos(btopic_t *t, const redisReply *last, const redisRep
 }
 
 /* topic_record_pos for t's current subscription, once. */
-static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
+void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
 {
     if (!t->have_pos && t->state == T_SUBSCRIBED)
         topic_record_pos(t, last, ep);
@@ -475,12 +459,12 @@ static void on_position(redisAsyncContext *ac, void *reply, void *priv)
     hb_broker_t *b = ac->data;
     redisReply *r = reply;
     posreq_t *q = priv;
-    btopic_t *t = topic_get(b, q->name, strlen(q->name), 0);
+    btopic_t *t = btopic__get(b, q->name, strlen(q->name), 0);
     if (t && t->sub_id == q->sub_id) {
         t->pos_inflight = 0;
         /* an answer for an older subscription could be later than events its drop lost */
-        if (history_reply_ok(r))
-            topic_set_pos(t, r->element[3], r->element[0]);
+        if (history__reply_ok(r))
+            brefill__set_pos(t, r->element[3], r->element[0]);
     }
     free(q);
 }
@@ -493,7 +477,7 @@ static void position_read(hb_broker_t *b, btopic_t *t)
     int rc;
     if (t->have_pos || t->pos_inflight || t->state != T_SUBSCRIBED || !b->cmd_ready)
         return;
-    q = posreq_new(t);
+    q = brefill__posreq_new(t);
     t->pos_inflight = 1;
     if (b->cluster) {
         const char *av[] = {"$", "", "1"};
@@ -510,30 +494,30 @@ static void position_read(hb_broker_t *b, btopic_t *t)
     }
 }
 
-static void topic_kick(hb_broker_t *b, btopic_t *t)
+void brefill__kick(hb_broker_t *b, btopic_t *t)
 {
     if (t->state != T_SUBSCRIBED || !b->cmd_ready)
         return;
     position_read(b, t);
     if (t->need_backfill && !t->backfill_inflight && !t->lost_checked && t->have_last)
-        lost_check(b, t, 0);
+        blost__check(b, t, 0);
     if (t->need_backfill && !t->backfill_inflight) {
         char since[HB_ID_STR_MAX], count[24];
         const char *epoch;
         refill_from(t, since, &epoch);
-        snprintf(count, sizeof(count), "%ld", history_batch(b));
+        snprintf(count, sizeof(count), "%ld", history__batch(b));
         t->backfill_inflight = 1;
         if (b->cluster) {
             const char *av[] = {since, epoch, count};
             size_t al[] = {strlen(since), strlen(epoch), strlen(count)};
-            posreq_t *q = posreq_new(t);
+            posreq_t *q = brefill__posreq_new(t);
             if (hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
                                  on_backfill, q) != REDIS_OK) {
                 free(q);
                 t->backfill_inflight = 0;
             }
         } else {
-            posreq_t *q = posreq_new(t);
+            posreq_t *q = brefill__posreq_new(t);
             if (redisAsyncCommand(b->cmd.ac, on_backfill, q, "FCALL %s 1 %b %s %s %s",
                                   b->fn.history, t->name, t->len, since, epoch,
                                   count) != REDIS_OK) {
@@ -546,13 +530,11 @@ static void topic_kick(hb_broker_t *b, btopic_t *t)
         hreq_t *q = t->waiting;
         t->waiting = q->next;
         q->sub_id = t->sub_id;
-        history_send(b, q);
+        history__send(b, q);
     }
 }
 
 /* ---- the subscriber connection ---- */
-
-static void topic_subscribe(hb_broker_t *b, btopic_t *t);
 
 /* The reply to a first subscription's position read: record it, then subscribe. */
 static void on_prior_position(redisAsyncContext *ac, void *reply, void *priv)
@@ -560,26 +542,26 @@ static void on_prior_position(redisAsyncContext *ac, void *reply, void *priv)
     hb_broker_t *b = ac->data;
     redisReply *r = reply;
     posreq_t *q = priv;
-    btopic_t *t = topic_get(b, q->name, strlen(q->name), 0);
+    btopic_t *t = btopic__get(b, q->name, strlen(q->name), 0);
     free(q);
     if (!t || !t->pos_inflight || t->sub_id != 0)
         return; /* gone, or a newer topic of that name already subscribed */
     t->pos_inflight = 0;
-    if (r && history_reply_ok(r) && !t->have_pos)
+    if (r && history__reply_ok(r) && !t->have_pos)
         topic_record_pos(t, r->element[3], r->element[0]);
     if (t->state != T_IDLE)
         return;
     if (t->want || t->waiting)
-        topic_subscribe(b, t); /* without a position (Redis went away): see topic_subscribed */
+        btopic__subscribe(b, t); /* without a position (Redis went away): see topic_subscribed */
     else
-        topic_free(b, t); /* nobody wants it any more (kept for this reply: handle_req) */
+        btopic__free(b, t); /* nobody wants it any more (kept for this reply: handle_req) */
 }
 
 /* Reads the stream position of a topic before its first SUBSCRIBE; 0 when sent. A position
  * read after the confirmation could be later than events published to the new subscription
  * that never arrived (a silently stopped or dropped subscriber connection): a refill from it
  * would skip them. Read before, it is at or before the subscription's first event. */
-static int prior_position_read(hb_broker_t *b, btopic_t *t)
+int brefill__prior_position_read(hb_broker_t *b, btopic_t *t)
 {
     posreq_t *q;
     int rc;
@@ -587,7 +569,7 @@ static int prior_position_read(hb_broker_t *b, btopic_t *t)
         return -1;
     if (t->pos_inflight)
         return 0;
-    q = posreq_new(t);
+    q = brefill__posreq_new(t);
     if (b->cluster) {
         const char *av[] = {"$", "", "1"};
         size_t al[] = {1, 0, 1};
@@ -605,11 +587,11 @@ static int prior_position_read(hb_broker_t *b, btopic_t *t)
     return 0;
 }
 
-static void topic_subscribe(hb_broker_t *b, btopic_t *t)
+void btopic__subscribe(hb_broker_t *b, btopic_t *t)
 {
     char chan[HB_TOPIC_MAX + 80];
     size_t n = live_channel(b, t, chan, sizeof(chan));
-    if (!prior_position_read(b, t))
+    if (!brefill__prior_position_read(b, t))
         return; /* subscribes when the position is known */
     if (b->cluster) {
         hb_cluster_subscribe(b->cluster, t);
@@ -621,7 +603,7 @@ static void topic_subscribe(hb_broker_t *b, btopic_t *t)
     redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "SUBSCRIBE %b", chan, n);
 }
 
-static void topic_unsubscribe(hb_broker_t *b, btopic_t *t)
+void btopic__unsubscribe(hb_broker_t *b, btopic_t *t)
 {
     char chan[HB_TOPIC_MAX + 80];
     size_t n = live_channel(b, t, chan, sizeof(chan));
@@ -655,7 +637,7 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
 
     if (hb_broker_channel_topic(b->edge->cfg.prefix, chan, clen, &tname, &tlen))
         return;
-    t = topic_get(b, tname, tlen, 0);
+    t = btopic__get(b, tname, tlen, 0);
     if (!t || t->state != T_SUBSCRIBED)
         return;
     if (hb_live_decode(msg, mlen, &lv, &reason)) {
@@ -693,7 +675,8 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
         t->held[t->nheld++] = m;
         return;
     }
-    topic_deliver(b, t, &lv.id, lv.epoch, lv.epoch_len, lv.event, lv.ev_len, lv.data, lv.data_len);
+    btopic__deliver(b, t, &lv.id, lv.epoch, lv.epoch_len, lv.event, lv.ev_len, lv.data,
+                    lv.data_len);
 }
 
 const char *hb_broker_pubsub(hb_broker_t *b, const redisReply *r, const char *message_kind,
@@ -714,11 +697,11 @@ const char *hb_broker_pubsub(hb_broker_t *b, const redisReply *r, const char *me
     if (hb_broker_channel_topic(b->edge->cfg.prefix, r->element[1]->str, r->element[1]->len, &tname,
                                 &tlen))
         return NULL;
-    *t = topic_get(b, tname, tlen, 0);
+    *t = btopic__get(b, tname, tlen, 0);
     return *t ? kind : NULL;
 }
 
-static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
+void btopic__on_sub(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
     btopic_t *t = NULL;
@@ -773,9 +756,9 @@ void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
     } else if (again) {
         /* subscribed before, but its position was never read (Redis went away first): what
          * was stored meanwhile cannot be told apart from older events; say so */
-        topic_emit_gap(b, t, HB_GAP_TRIMMED);
+        btopic__emit_gap(b, t, HB_GAP_TRIMMED);
     }
-    topic_kick(b, t);
+    brefill__kick(b, t);
     hb_broker_update_ready(b);
 }
 
@@ -783,15 +766,15 @@ void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t)
 {
     t->state = T_IDLE;
     if (t->want)
-        topic_subscribe(b, t);
+        btopic__subscribe(b, t);
     else
-        topic_free(b, t);
+        btopic__free(b, t);
     hb_broker_update_ready(b);
 }
 
 void hb_broker_topic_free(hb_broker_t *b, btopic_t *t)
 {
-    topic_free(b, t);
+    btopic__free(b, t);
 }
 
 /* ---- requests from the service threads ---- */
@@ -858,21 +841,21 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         hb_ticket_broker(b, q); /* edge/ticket.c */
         return;
     }
-    t = topic_get(b, q->topic, q->topic_len, 1);
+    t = btopic__get(b, q->topic, q->topic_len, 1);
     uint64_t bit = 1ull << q->thread;
 
     switch (q->type) {
     case HB_REQ_SUB:
         t->want |= bit;
         if (t->state == T_IDLE)
-            topic_subscribe(b, t);
+            btopic__subscribe(b, t);
         break;
     case HB_REQ_UNSUB:
         t->want &= ~bit;
         if (!t->want)
             t->idle_since = hb_now();
         if (!t->want && t->state == T_IDLE && !t->pos_inflight)
-            topic_free(b, t); /* with a position read out, its reply frees it */
+            btopic__free(b, t); /* with a position read out, its reply frees it */
         break;
     case HB_REQ_HISTORY: {
         hreq_t *h = hb_xcalloc(1, sizeof(*h));
@@ -887,13 +870,13 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         h->cancel = q->cancel; /* the reference moves to h */
         q->cancel = NULL;
         if (t->state == T_IDLE && t->want)
-            topic_subscribe(b, t);
+            btopic__subscribe(b, t);
         /* keep FIFO order */
         hreq_t **pp = &t->waiting;
         while (*pp)
             pp = &(*pp)->next;
         *pp = h;
-        topic_kick(b, t);
+        brefill__kick(b, t);
         break;
     }
     case HB_REQ_PUBLISH:
@@ -966,7 +949,7 @@ void hb_broker_refill_all(hb_broker_t *b)
             continue;
         t->need_backfill = 1;
         t->lost_checked = !t->have_last;
-        topic_kick(b, t);
+        brefill__kick(b, t);
     }
     hb_broker_update_ready(b);
 }
@@ -977,7 +960,7 @@ void hb_broker_on_cmd_ready(hb_broker_t *b)
     const void *k;
     void *v;
     while (hb_dict_next(b->topics, &it, &k, &klen, &v))
-        topic_kick(b, v);
+        brefill__kick(b, v);
     hb_ingest_on_cmd_ready(b);
     hb_broker_update_ready(b);
 }
@@ -990,7 +973,7 @@ static void conn_schedule(hb_broker_t *b, hb_conn_t *c)
     c->backoff_ms = base;
     /* full jitter in [base/2, base] so a fleet of edges does not reconnect in lockstep */
     long ms = base / 2 + (long)(random() % (base / 2 + 1));
-    struct timeval tv = ms_tv(ms);
+    struct timeval tv = broker__ms_tv(ms);
     (void)b;
     evtimer_add(c->timer, &tv);
 }
@@ -1022,7 +1005,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
             btopic_t *t = v;
             if (t->want)
-                topic_subscribe(b, t);
+                btopic__subscribe(b, t);
         }
         if (b->canary)
             hb_canary_sub_up(b->canary);
@@ -1052,7 +1035,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
             t->state = T_IDLE;
             t->backfill_inflight = 0;
             if (!t->want)
-                topic_free(b, t);
+                btopic__free(b, t);
         }
     } else {
         b->ing_ready = 0;
@@ -1086,12 +1069,12 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
     hb_conn_t *c = arg;
     (void)fd;
     (void)what;
-    conn_start(c->broker, c);
+    bconn__start(c->broker, c);
 }
 
-static void conn_start(hb_broker_t *b, hb_conn_t *c)
+void bconn__start(hb_broker_t *b, hb_conn_t *c)
 {
-    struct timeval tv = ms_tv(CONNECT_TIMEOUT_MS);
+    struct timeval tv = broker__ms_tv(CONNECT_TIMEOUT_MS);
     const char *host = b->master_host;
     int port = b->master_port;
     if (b->stopping || c->ac)
@@ -1124,19 +1107,19 @@ static void conn_start(hb_broker_t *b, hb_conn_t *c)
 
 /* A host name lookup ended: connections waiting for their retry go now (only connections in
  * use ever wait: cmd and sub are not started in cluster mode, ing not without ingest). */
-static void on_resolved(void *arg)
+void bconn__on_resolved(void *arg)
 {
     hb_broker_t *b = arg;
     hb_conn_t *conns[3] = {&b->cmd, &b->sub, &b->ing};
     for (int i = 0; i < 3; i++) {
         if (!conns[i]->ac && evtimer_pending(conns[i]->timer, NULL)) {
             evtimer_del(conns[i]->timer);
-            conn_start(b, conns[i]);
+            bconn__start(b, conns[i]);
         }
     }
 }
 
-static void conn_init(hb_broker_t *b, hb_conn_t *c, const char *name)
+void bconn__init(hb_broker_t *b, hb_conn_t *c, const char *name)
 {
     c->name = name;
     c->broker = b;
@@ -1191,11 +1174,11 @@ static void conn_move(hb_broker_t *b, hb_conn_t *c)
     }
     evtimer_del(c->timer);
     c->backoff_ms = 0;
-    conn_start(b, c);
+    bconn__start(b, c);
 }
 
 /* Runs from the loop, never inside a callback of the contexts it frees. */
-static void on_switch(evutil_socket_t fd, short what, void *arg)
+void bconn__on_switch(evutil_socket_t fd, short what, void *arg)
 {
     hb_broker_t *b = arg;
     (void)fd;
@@ -1218,7 +1201,7 @@ void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char
         for (size_t i = 0; i < 3 && !b->stopping; i++)
             if (!conns[i]->ac && (conns[i] != &b->ing || b->edge->cfg.ingest)) {
                 evtimer_del(conns[i]->timer);
-                conn_start(b, conns[i]);
+                bconn__start(b, conns[i]);
             }
         return;
     }
@@ -1306,12 +1289,13 @@ static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
     redisReply *r = reply;
-    btopic_t *t = backfill_reply_topic(b, priv);
+    btopic_t *t = brefill__reply_topic(b, priv);
     if (!t)
         return;
     if (!r)
         return; /* Redis went away: the next resubscription checks again */
-    if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8) && lost_check(b, t, 1) == 0)
+    if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8) &&
+        blost__check(b, t, 1) == 0)
         return; /* not in this server's script cache (new master, restart): send the text */
     t->lost_checked = 1;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
@@ -1323,12 +1307,12 @@ static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
                     "{s:s%,s:s,s:s%,s:s%}", "topic", t->name, t->len, "delivered", since,
                     "lost_after", r->element[1]->str, r->element[1]->len, "lost_to",
                     r->element[2]->str, r->element[2]->len);
-        topic_emit_gap(b, t, HB_GAP_TRIMMED);
+        btopic__emit_gap(b, t, HB_GAP_TRIMMED);
     } else if (r->type == REDIS_REPLY_ERROR) {
         hb_log_ratelimited("lost-check", 2000, HB_LOG_WARN, MOD, "checking for lost events failed",
                            "{s:s%,s:s}", "topic", t->name, t->len, "err", r->str);
     }
-    topic_kick(b, t); /* now the backfill from the last delivered ID */
+    brefill__kick(b, t); /* now the backfill from the last delivered ID */
 }
 
 /* The script's SHA1 for EVALSHA, computed once (broker thread). */
@@ -1345,7 +1329,7 @@ static const char *lost_sha(void)
 
 /* Sends the check, by SHA1 (EVALSHA) unless by_text; 0, or -1 (the backfill then goes on
  * without it). */
-static int lost_check(hb_broker_t *b, btopic_t *t, int by_text)
+int blost__check(hb_broker_t *b, btopic_t *t, int by_text)
 {
     char key[HB_TOPIC_MAX + 80], epk[HB_TOPIC_MAX + 80], lk[HB_TOPIC_MAX + 80];
     char since[HB_ID_STR_MAX];
@@ -1356,7 +1340,7 @@ static int lost_check(hb_broker_t *b, btopic_t *t, int by_text)
     kn = snprintf(key, sizeof(key), "%s{%.*s}:log", b->edge->cfg.prefix, (int)t->len, t->name);
     en = snprintf(epk, sizeof(epk), "%s{%.*s}:epoch", b->edge->cfg.prefix, (int)t->len, t->name);
     ln = snprintf(lk, sizeof(lk), "%s{%.*s}:lost", b->edge->cfg.prefix, (int)t->len, t->name);
-    name = posreq_new(t);
+    name = brefill__posreq_new(t);
     t->backfill_inflight = 1;
     if (b->cluster) { /* the text every time: one script cache per node */
         const char *av[] = {"EVAL", lost_lua, "3", key, epk, lk, since, t->epoch};
@@ -1401,7 +1385,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         btopic_t *t = v;
         if (!t->want && t->state == T_SUBSCRIBED &&
             now - t->idle_since >= b->edge->cfg.topic_linger)
-            topic_unsubscribe(b, t);
+            btopic__unsubscribe(b, t);
     }
     if (b->cluster)
         hb_cluster_tick(b->cluster);
@@ -1435,8 +1419,8 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     hb_broker_t *b = arg;
-    struct timeval tv = ms_tv((long)b->edge->cfg.drain_timeout * 1000);
-    struct timeval poll = ms_tv(50);
+    struct timeval tv = broker__ms_tv((long)b->edge->cfg.drain_timeout * 1000);
+    struct timeval poll = broker__ms_tv(50);
     (void)what;
     if (atomic_exchange(&b->edge->stats.draining, 1)) {
         hb_log_warn(MOD, "second signal: exiting now", NULL);
@@ -1478,21 +1462,21 @@ static void fnames_init(hb_fnames_t *f, const char *prefix)
 hb_broker_t *hb_broker_new(hb_edge_t *edge)
 {
     hb_broker_t *b = hb_xcalloc(1, sizeof(*b));
-    struct timeval tick = ms_tv(250);
+    struct timeval tick = broker__ms_tv(250);
     b->edge = edge;
     b->base = event_base_new();
     if (!b->base) {
         free(b);
         return NULL;
     }
-    b->resolver = hb_resolver_new(b->base, on_resolved, b);
+    b->resolver = hb_resolver_new(b->base, bconn__on_resolved, b);
     if (!b->resolver) {
         event_base_free(b->base);
         free(b);
         return NULL;
     }
     b->topics = hb_dict_new();
-    b->on_sub_cb = on_sub;
+    b->on_sub_cb = btopic__on_sub;
     b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
                                    edge->cfg.max_message_bytes, edge->cfg.redis_cluster);
     b->settings = hb_script_settings(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
@@ -1507,9 +1491,9 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     event_add(b->sigint, NULL);
     b->drain_timer = evtimer_new(b->base, on_drain_done, b);
     b->drain_poll = event_new(b->base, -1, EV_PERSIST, on_drain_poll, b);
-    conn_init(b, &b->cmd, "cmd");
-    conn_init(b, &b->sub, "sub");
-    conn_init(b, &b->ing, "ingest");
+    bconn__init(b, &b->cmd, "cmd");
+    bconn__init(b, &b->sub, "sub");
+    bconn__init(b, &b->ing, "ingest");
     if (edge->cfg.redis_cluster)
         b->cluster = hb_cluster_new(b);
     else
@@ -1518,7 +1502,7 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     pthread_mutex_init(&b->master_lock, NULL);
     snprintf(b->master_host, sizeof(b->master_host), "%s", edge->cfg.redis_host);
     b->master_port = edge->cfg.redis_port;
-    b->switch_ev = event_new(b->base, -1, 0, on_switch, b);
+    b->switch_ev = event_new(b->base, -1, 0, bconn__on_switch, b);
     if (edge->cfg.nsentinels > 0)
         b->sentinel = hb_sentinel_new(b);
     return b;
@@ -1531,11 +1515,11 @@ int hb_broker_run(hb_broker_t *b)
     if (b->cluster) {
         hb_cluster_start(b->cluster);
     } else {
-        conn_start(b, &b->cmd);
-        conn_start(b, &b->sub);
+        bconn__start(b, &b->cmd);
+        bconn__start(b, &b->sub);
     }
     if (b->edge->cfg.ingest)
-        conn_start(b, &b->ing);
+        bconn__start(b, &b->ing);
     event_base_dispatch(b->base);
     b->stopping = 1;
     return 0;
@@ -1564,7 +1548,7 @@ void hb_broker_free(hb_broker_t *b)
     b->resolver = NULL;
     hb_ingest_cleanup(b);
     while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
-        topic_free(b, v);
+        btopic__free(b, v);
         it = 0;
     }
     hb_dict_free(b->topics);
