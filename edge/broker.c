@@ -1,37 +1,35 @@
 /*
  * The broker thread: owns the libevent loop and every Redis connection (hiredis async with its
- * libevent adapter). Three connections:
+ * libevent adapter). Three connections (bconn.c):
  *   cmd  - commands: FUNCTION LOAD, history reads, ingest FCALLs, the lease;
  *   sub  - SUBSCRIBE <prefix>{<topic>}:live for each topic some local client wants;
  *   ing  - PSUBSCRIBE * for raw-PUBLISH ingest (only with --ingest on): the leader stores what it
  *          sees, standbys keep what the leader has not stored yet (see ingest.c).
- * Everything here runs on the broker thread only.
+ * This file: the loop and its lifecycle, the inbox of requests from the service threads
+ * (subscribe, unsubscribe, history, publish, tickets), the tick, signals and drain, readiness.
+ * The topics are in btopic.c, their refill in brefill.c and blost.c, history requests in
+ * history.c. Everything here runs on the broker thread only.
  */
 #include "broker.h"
 #include "broker_priv.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 
 #include "canary.h"
 #include "cluster.h"
 #include "hb_dict.h"
-#include "hb_err.h"
-#include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_script.h"
-#include "hb_sse.h"
-#include "library.h"
 #include "resolve.h"
 #include "sentinel.h"
 #include "ticket.h"

@@ -12,7 +12,6 @@
  * Every function here runs on the broker thread only and never blocks. The types they share
  * with the rest of the broker thread (hb_broker_t, btopic_t, hreq_t, hb_conn_t) are in
  * broker.h.
- * (Being split: what a section names is still in broker.c until its own commit moves it.)
  */
 #include <stddef.h>
 #include <sys/time.h>
