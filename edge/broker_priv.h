@@ -126,8 +126,9 @@ int brefill__prior_position_read(hb_broker_t *b, btopic_t *t);
 /**
  * blost__check() - sends the lost-events check of t (once per resubscription, before its
  * refill), by SHA1 unless by_text; its reply emits a trimmed notice when this edge delivered
- * lost events, then kicks t. 0 when sent (t->backfill_inflight set), -1 when it could not be
- * (t->lost_checked set: the refill goes on without it).
+ * lost events, then kicks t (no reply, Redis gone: the next resubscription checks again). 0
+ * when sent (t->backfill_inflight set), -1 when it could not be (t->lost_checked set: the
+ * refill goes on without it).
  */
 int blost__check(hb_broker_t *b, btopic_t *t, int by_text);
 
@@ -135,8 +136,9 @@ int blost__check(hb_broker_t *b, btopic_t *t, int by_text);
 
 /**
  * history__send() - sends a client's history request (taking q: it is freed once answered).
- * The answer always goes to the client's service thread: empty when q was cancelled, an error
- * when the read could not be sent or failed.
+ * The answer always goes to the client's service thread (a full queue drops it, counted in
+ * stats.queue_drops): empty when q was cancelled, an error when the read could not be sent or
+ * failed.
  */
 void history__send(hb_broker_t *b, hreq_t *q);
 /**
