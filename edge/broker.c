@@ -1,797 +1,47 @@
 /*
  * The broker thread: owns the libevent loop and every Redis connection (hiredis async with its
- * libevent adapter). Three connections:
+ * libevent adapter). Three connections (bconn.c):
  *   cmd  - commands: FUNCTION LOAD, history reads, ingest FCALLs, the lease;
  *   sub  - SUBSCRIBE <prefix>{<topic>}:live for each topic some local client wants;
  *   ing  - PSUBSCRIBE * for raw-PUBLISH ingest (only with --ingest on): the leader stores what it
  *          sees, standbys keep what the leader has not stored yet (see ingest.c).
- * Everything here runs on the broker thread only.
+ * This file: the loop and its lifecycle, the inbox of requests from the service threads
+ * (subscribe, unsubscribe, history, publish, tickets), the tick, signals and drain, readiness.
+ * The topics are in btopic.c, their refill in brefill.c and blost.c, history requests in
+ * history.c. Everything here runs on the broker thread only.
  */
 #include "broker.h"
+#include "broker_priv.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 
 #include "canary.h"
 #include "cluster.h"
 #include "hb_dict.h"
-#include "hb_err.h"
-#include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_script.h"
-#include "hb_sse.h"
-#include "library.h"
 #include "resolve.h"
 #include "sentinel.h"
 #include "ticket.h"
 
 #define MOD "broker"
 #define REQS_PER_WAKE 256
-#define CONNECT_TIMEOUT_MS 5000
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
-/* A topic's first subscription confirmed this long after a client asked for it is refilled
- * from the time of the ask (hb_broker_topic_subscribed), less this margin for clock skew
- * between the edge and Redis. */
-#define LATE_SUB_S 0.5
-#define LATE_SUB_MARGIN_MS 500u
-
-static void conn_start(hb_broker_t *b, hb_conn_t *c);
-static void topic_kick(hb_broker_t *b, btopic_t *t);
-static int lost_check(hb_broker_t *b, btopic_t *t, int by_text);
-static void cmd_load_library(hb_broker_t *b);
-static void cmd_check_role(hb_broker_t *b);
-static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
 
 double hb_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static struct timeval ms_tv(long ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    return tv;
-}
-
-/* ---- topics ---- */
-
-static btopic_t *topic_get(hb_broker_t *b, const char *name, size_t len, int create)
-{
-    btopic_t *t = hb_dict_get(b->topics, name, len);
-    if (t || !create)
-        return t;
-    t = hb_xcalloc(1, sizeof(*t));
-    memcpy(t->name, name, len);
-    t->len = len;
-    t->asked_at = hb_now();
-    t->asked_unready = !(b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up));
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        t->asked_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    }
-    hb_dict_set(b->topics, name, len, t);
-    atomic_fetch_add_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
-    return t;
-}
-
-static void topic_free(hb_broker_t *b, btopic_t *t)
-{
-    hb_dict_del(b->topics, t->name, t->len);
-    atomic_fetch_sub_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
-    for (size_t i = 0; i < t->nheld; i++)
-        hb_msg_unref(t->held[i]);
-    free(t->held);
-    free(t->held_ep);
-    while (t->waiting) {
-        hreq_t *r = t->waiting;
-        t->waiting = r->next;
-        hb_hflag_unref(r->cancel);
-        free(r);
-    }
-    free(t);
-}
-
-static size_t live_channel(hb_broker_t *b, const btopic_t *t, char *out, size_t cap)
-{
-    int n = snprintf(out, cap, "%s{%.*s}:live", b->edge->cfg.prefix, (int)t->len, t->name);
-    return n < 0 ? 0 : (size_t)n;
-}
-
-/* Pushes an EVENT message to every service thread that wants the topic. Takes m's reference. */
-static void topic_emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
-{
-    m->seq = ++t->seq;
-    for (int i = 0; i < b->edge->nthreads; i++) {
-        if (!(t->want & (1ull << i)))
-            continue;
-        if (hb_svc_push(b->edge->svcs[i], hb_msg_ref(m)) != 0) {
-            hb_msg_unref(m);
-            atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
-            hb_log_ratelimited("svc-queue-full", 1000, HB_LOG_WARN, MOD,
-                               "service queue full: event dropped, topic clients will resume",
-                               "{s:i}", "thread", i);
-        }
-    }
-    hb_msg_unref(m);
-}
-
-static void topic_emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
-{
-    hb_msg_t *m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
-    m->control = 1;
-    if (hb_ev_encode_gap(&m->ev, t->name, t->len, gap)) {
-        hb_msg_unref(m);
-        return;
-    }
-    hb_log_warn(MOD, "history gap on topic", "{s:s%,s:s}", "topic", t->name, t->len, "reason",
-                gap == HB_GAP_RESET ? "reset" : "trimmed");
-    topic_emit(b, t, m);
-}
-
-/*
- * Delivers one event of topic t in ID order: drops what was already delivered, and turns an
- * epoch change (the stream was recreated, e.g. Redis lost its data) into a reset notice.
- */
-static void topic_deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
-                          size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen)
-{
-    char ep[HB_EPOCH_MAX + 1];
-    hb_msg_t *m;
-
-    if (eplen > HB_EPOCH_MAX)
-        return;
-    memcpy(ep, epoch, eplen);
-    ep[eplen] = '\0';
-    if (t->have_last && strcmp(ep, t->epoch) != 0) {
-        topic_emit_gap(b, t, HB_GAP_RESET);
-        t->have_last = 0;
-    }
-    if (t->have_last && hb_id_cmp(id, &t->last) <= 0)
-        return; /* already delivered */
-    t->last = *id;
-    memcpy(t->epoch, ep, eplen + 1);
-    t->have_last = 1;
-    m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
-    if (hb_ev_encode(&m->ev, t->name, t->len, id, ep, ev, evlen, data, dlen)) {
-        hb_msg_unref(m);
-        hb_log_error(MOD, "out of memory encoding an event", NULL);
-        return;
-    }
-    atomic_fetch_add_explicit(&b->edge->stats.events_in, 1, memory_order_relaxed);
-    topic_emit(b, t, m);
-}
-
-/* ---- history (herald_history) ---- */
-
-/* Parses an XRANGE entry [id, [field, value, ...]] into its parts. Returns 0 or HB_EPROTO. */
-static int parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen, const char **ev,
-                       size_t *evlen)
-{
-    redisReply *f;
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
-        return HB_EPROTO;
-    if (hb_id_parse(e->element[0]->str, e->element[0]->len, id, NULL))
-        return HB_EPROTO;
-    f = e->element[1];
-    *d = "";
-    *dlen = 0;
-    *ev = NULL;
-    *evlen = 0;
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        redisReply *k = f->element[i], *v = f->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1)
-            continue;
-        if (k->str[0] == 'd') {
-            *d = v->str;
-            *dlen = v->len;
-        } else if (k->str[0] == 'e' && v->len > 0 && v->len <= HB_EVENT_NAME_MAX) {
-            *ev = v->str;
-            *evlen = v->len;
-        }
-    }
-    return 0;
-}
-
-/* Checks a herald_history reply's shape: {epoch, gap, entries}. */
-static int history_reply_ok(redisReply *r)
-{
-    return r && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
-           r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len <= HB_EPOCH_MAX &&
-           r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_ARRAY &&
-           r->element[3]->type == REDIS_REPLY_STRING;
-}
-
-static hb_gap_t gap_of(redisReply *g)
-{
-    if (g->len == 5 && !memcmp(g->str, "reset", 5))
-        return HB_GAP_RESET;
-    if (g->len == 7 && !memcmp(g->str, "trimmed", 7))
-        return HB_GAP_TRIMMED;
-    return HB_GAP_NONE;
-}
-
-/* Entries per history read: never more than half a client queue, or a resume could only ever
- * be cut off as a slow consumer before its first write. */
-static long history_batch(const hb_broker_t *b)
-{
-    long half = b->edge->cfg.client_queue_max / 2;
-    return b->edge->cfg.history_batch < half ? b->edge->cfg.history_batch : half > 0 ? half : 1;
-}
-
-/* Entries a client's history request reads: what it asked for, within history_batch(). */
-static long hreq_count(const hb_broker_t *b, const hreq_t *q)
-{
-    long max = history_batch(b);
-    return q->count && (long)q->count < max ? (long)q->count : max;
-}
-
-/* The most bytes one encoding of ev takes in a client queue (the page budget's measure). */
-static size_t ev_size(const hb_ev_t *ev)
-{
-    size_t n = hb_buf_len(ev->sse);
-    if (hb_buf_len(ev->msse) > n)
-        n = hb_buf_len(ev->msse);
-    if (hb_buf_len(ev->ws) > n)
-        n = hb_buf_len(ev->ws);
-    if (hb_buf_len(ev->json) > n)
-        n = hb_buf_len(ev->json);
-    return n;
-}
-
-static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    hreq_t *q = priv;
-    hb_msg_t *m = hb_msg_new(HB_MSG_HISTORY, q->topic, q->topic_len);
-    m->client_id = q->client_id;
-
-    if (hb_hflag_cancelled(q->cancel)) {
-        /* nobody takes it: an empty answer frees the asker's slots, nothing is encoded */
-    } else if (!history_reply_ok(r)) {
-        m->error = 1;
-        if (r && r->type == REDIS_REPLY_ERROR)
-            hb_log_ratelimited("history-error", 1000, HB_LOG_WARN, MOD, "history read failed",
-                               "{s:s}", "err", r->str);
-    } else {
-        redisReply *ents = r->element[2];
-        const char *epoch = r->element[0]->str;
-        hb_id_t tail;
-        m->gap = gap_of(r->element[1]);
-        size_t bytes = 0;
-        m->more = ents->elements >= (size_t)hreq_count(b, q);
-        btopic_t *t = topic_get(b, q->topic, q->topic_len, 0);
-        if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL)) {
-            hb_cursor_format(&tail, epoch, m->tail);
-            /* A cursor of this stream (its epoch, or none) with a later ID than the stream
-             * ever generated (Redis restored from an older snapshot, a forged cursor): no
-             * event would ever pass it. The client is told "reset" and continues from the
-             * stream's tail (PROTOCOL.md, Gap notice). */
-            if (!q->tail_only && m->gap == HB_GAP_NONE && hb_id_cmp(&q->cursor.id, &tail) > 0)
-                m->gap = HB_GAP_RESET;
-        }
-        if (t && t->sub_id == q->sub_id) /* read on this subscription (topic_kick) */
-            topic_set_pos(t, r->element[3], r->element[0]);
-        m->evs = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->evs));
-        for (size_t i = 0; i < ents->elements; i++) {
-            const char *d, *ev;
-            size_t dlen, evlen;
-            hb_id_t id;
-            if (parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
-                continue;
-            if (hb_ev_encode(&m->evs[m->n], q->topic, q->topic_len, &id, epoch, ev, evlen, d,
-                             dlen)) {
-                m->error = 1;
-                break;
-            }
-            hb_ev_stamp(&m->evs[m->n], 0); /* a resume page, not a live delivery */
-            /* the page ends before its byte budget (one entry at least): the rest is left
-             * unencoded and read again from the last ID when the client has taken this */
-            if (q->max_bytes && m->n && bytes + ev_size(&m->evs[m->n]) > q->max_bytes) {
-                hb_ev_release(&m->evs[m->n]);
-                memset(&m->evs[m->n], 0, sizeof(m->evs[m->n]));
-                m->more = 1;
-                break;
-            }
-            bytes += ev_size(&m->evs[m->n]);
-            m->n++;
-        }
-    }
-    if (hb_svc_push(b->edge->svcs[q->thread], m) != 0) {
-        hb_msg_unref(m);
-        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
-    }
-    hb_hflag_unref(q->cancel);
-    free(q);
-}
-
-static void history_send(hb_broker_t *b, hreq_t *q)
-{
-    char since[HB_ID_STR_MAX], count[24];
-    if (hb_hflag_cancelled(q->cancel)) { /* cancelled while it waited: Redis is not asked */
-        on_client_history(b->cluster ? hb_cluster_fail_ac(b->cluster) : b->cmd.ac, NULL, q);
-        return;
-    }
-    if (q->tail_only)
-        strcpy(since, "$");
-    else
-        hb_id_format(&q->cursor.id, since);
-    snprintf(count, sizeof(count), "%ld", hreq_count(b, q));
-    if (b->cluster) {
-        const char *av[] = {since, q->cursor.epoch, count};
-        size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count)};
-        if (hb_cluster_fcall(b->cluster, b->fn.history, q->topic, q->topic_len, NULL, 3, av, al,
-                             on_client_history, q) != REDIS_OK)
-            on_client_history(hb_cluster_fail_ac(b->cluster), NULL, q);
-        return;
-    }
-    if (redisAsyncCommand(b->cmd.ac, on_client_history, q, "FCALL %s 1 %b %s %s %s", b->fn.history,
-                          q->topic, q->topic_len, since, q->cursor.epoch, count) != REDIS_OK)
-        on_client_history(b->cmd.ac, NULL, q);
-}
-
-/* A position read's or backfill-path request's context: the topic and the confirmation of its
- * subscription it was made for. */
-typedef struct posreq {
-    unsigned long long sub_id;
-    char name[HB_TOPIC_MAX + 1];
-} posreq_t;
-
-static posreq_t *posreq_new(const btopic_t *t)
-{
-    posreq_t *q = hb_xcalloc(1, sizeof(*q));
-    q->sub_id = t->sub_id;
-    memcpy(q->name, t->name, t->len);
-    return q;
-}
-
-/* The topic a backfill-path reply is for (priv, freed here), with its request no longer in
- * flight; NULL when the topic is gone or no longer on the subscription the request was sent
- * for. A reply read before the current subscription was confirmed must not end its refill:
- * what was stored between that read and the new SUBSCRIBE would be skipped (FINDINGS F6); the
- * refill sent after the confirmation (topic_kick) does it. */
-static btopic_t *backfill_reply_topic(hb_broker_t *b, posreq_t *q)
-{
-    btopic_t *t = topic_get(b, q->name, strlen(q->name), 0);
-    int current = t && t->sub_id == q->sub_id && t->state == T_SUBSCRIBED;
-    free(q);
-    if (!current)
-        return NULL;
-    t->backfill_inflight = 0;
-    return t;
-}
-
-/* Topic backfill after a resubscription: deliver what was stored since the last delivered ID. */
-static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    btopic_t *t = backfill_reply_topic(b, priv);
-    if (!t)
-        return;
-    if (!history_reply_ok(r)) {
-        /* Redis went away again; the next resubscription starts over. */
-        return;
-    }
-    redisReply *ents = r->element[2];
-    hb_gap_t gap = gap_of(r->element[1]);
-    if (gap != HB_GAP_NONE) {
-        if (gap == HB_GAP_RESET) /* the epoch the refill read from (refill_from) */
-            memcpy(t->reset_ep, t->have_last ? t->epoch : t->pos_epoch, sizeof(t->reset_ep));
-        topic_emit_gap(b, t, gap);
-        t->have_last = 0;
-    }
-    for (size_t i = 0; i < ents->elements; i++) {
-        const char *d, *ev;
-        size_t dlen, evlen;
-        hb_id_t id;
-        if (!parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
-            topic_deliver(b, t, &id, r->element[0]->str, r->element[0]->len, ev, evlen, d, dlen);
-    }
-    if (ents->elements >= (size_t)history_batch(b)) {
-        topic_kick(b, t); /* next page */
-        return;
-    }
-    /* Caught up: release the live events held meanwhile, in order, skipping duplicates and
-     * those of another stream than the one just read (heard before Redis lost its data: its
-     * `reset` notice went out above; after it they would read as events of the new stream
-     * older than the client's cursor). */
-    t->need_backfill = 0;
-    for (size_t i = 0; i < t->nheld; i++) {
-        hb_msg_t *m = t->held[i];
-        const char *ep = r->element[0]->str;
-        if ((ep[0] && strcmp(t->held_ep[i], ep) != 0) ||
-            (t->reset_ep[0] && !strcmp(t->held_ep[i], t->reset_ep))) {
-            hb_msg_unref(m); /* the new stream may not exist yet (ep ""): the reset says */
-        } else if (!t->have_last || hb_id_cmp(&m->ev.id, &t->last) > 0) {
-            t->last = m->ev.id;
-            memcpy(t->epoch, t->held_ep[i], sizeof(t->epoch));
-            t->have_last = 1;
-            topic_emit(b, t, m);
-        } else {
-            hb_msg_unref(m);
-        }
-    }
-    t->nheld = 0;
-    t->reset_ep[0] = '\0';
-    hb_broker_update_ready(b);
-}
-
-/* Where a refill of t starts: the last delivered event, or the subscription's position when
- * that is later (same epoch) or nothing was delivered yet. */
-static void refill_from(const btopic_t *t, char *since, const char **epoch)
-{
-    if (t->have_last &&
-        !(t->have_pos && !strcmp(t->pos_epoch, t->epoch) && hb_id_cmp(&t->pos, &t->last) > 0)) {
-        hb_id_format(&t->last, since);
-        *epoch = t->epoch;
-    } else {
-        hb_id_format(&t->pos, since);
-        *epoch = t->pos_epoch;
-    }
-}
-
-/* Records the position tail/epoch (a herald_history reply's last ID, "" when the stream does
- * not exist). */
-static void topic_record_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
-{
-    hb_id_t id = {0, 0};
-    if (last->len && hb_id_parse(last->str, last->len, &id, NULL))
-        return;
-    t->pos = id;
-    if (last->len && ep->len <= HB_EPOCH_MAX) {
-        memcpy(t->pos_epoch, ep->str, ep->len);
-        t->pos_epoch[ep->len] = '\0';
-    } else {
-        t->pos_epoch[0] = '\0'; /* no stream: whatever it will hold is after the subscription */
-    }
-    t->have_pos = 1;
-}
-
-/* topic_record_pos for t's current subscription, once. */
-static void topic_set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
-{
-    if (!t->have_pos && t->state == T_SUBSCRIBED)
-        topic_record_pos(t, last, ep);
-}
-
-static void on_position(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    posreq_t *q = priv;
-    btopic_t *t = topic_get(b, q->name, strlen(q->name), 0);
-    if (t && t->sub_id == q->sub_id) {
-        t->pos_inflight = 0;
-        /* an answer for an older subscription could be later than events its drop lost */
-        if (history_reply_ok(r))
-            topic_set_pos(t, r->element[3], r->element[0]);
-    }
-    free(q);
-}
-
-/* Reads the stream position of a topic whose live subscription was just confirmed: events
- * after it arrive live (or by refill after a reconnection). */
-static void position_read(hb_broker_t *b, btopic_t *t)
-{
-    posreq_t *q;
-    int rc;
-    if (t->have_pos || t->pos_inflight || t->state != T_SUBSCRIBED || !b->cmd_ready)
-        return;
-    q = posreq_new(t);
-    t->pos_inflight = 1;
-    if (b->cluster) {
-        const char *av[] = {"$", "", "1"};
-        size_t al[] = {1, 0, 1};
-        rc = hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
-                              on_position, q);
-    } else {
-        rc = redisAsyncCommand(b->cmd.ac, on_position, q, "FCALL %s 1 %b $ \"\" 1", b->fn.history,
-                               t->name, t->len);
-    }
-    if (rc != REDIS_OK) {
-        free(q);
-        t->pos_inflight = 0;
-    }
-}
-
-static void topic_kick(hb_broker_t *b, btopic_t *t)
-{
-    if (t->state != T_SUBSCRIBED || !b->cmd_ready)
-        return;
-    position_read(b, t);
-    if (t->need_backfill && !t->backfill_inflight && !t->lost_checked && t->have_last)
-        lost_check(b, t, 0);
-    if (t->need_backfill && !t->backfill_inflight) {
-        char since[HB_ID_STR_MAX], count[24];
-        const char *epoch;
-        refill_from(t, since, &epoch);
-        snprintf(count, sizeof(count), "%ld", history_batch(b));
-        t->backfill_inflight = 1;
-        if (b->cluster) {
-            const char *av[] = {since, epoch, count};
-            size_t al[] = {strlen(since), strlen(epoch), strlen(count)};
-            posreq_t *q = posreq_new(t);
-            if (hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
-                                 on_backfill, q) != REDIS_OK) {
-                free(q);
-                t->backfill_inflight = 0;
-            }
-        } else {
-            posreq_t *q = posreq_new(t);
-            if (redisAsyncCommand(b->cmd.ac, on_backfill, q, "FCALL %s 1 %b %s %s %s",
-                                  b->fn.history, t->name, t->len, since, epoch,
-                                  count) != REDIS_OK) {
-                free(q); /* no callback after an error */
-                t->backfill_inflight = 0;
-            }
-        }
-    }
-    while (t->waiting) {
-        hreq_t *q = t->waiting;
-        t->waiting = q->next;
-        q->sub_id = t->sub_id;
-        history_send(b, q);
-    }
-}
-
-/* ---- the subscriber connection ---- */
-
-static void topic_subscribe(hb_broker_t *b, btopic_t *t);
-
-/* The reply to a first subscription's position read: record it, then subscribe. */
-static void on_prior_position(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    posreq_t *q = priv;
-    btopic_t *t = topic_get(b, q->name, strlen(q->name), 0);
-    free(q);
-    if (!t || !t->pos_inflight || t->sub_id != 0)
-        return; /* gone, or a newer topic of that name already subscribed */
-    t->pos_inflight = 0;
-    if (r && history_reply_ok(r) && !t->have_pos)
-        topic_record_pos(t, r->element[3], r->element[0]);
-    if (t->state != T_IDLE)
-        return;
-    if (t->want || t->waiting)
-        topic_subscribe(b, t); /* without a position (Redis went away): see topic_subscribed */
-    else
-        topic_free(b, t); /* nobody wants it any more (kept for this reply: handle_req) */
-}
-
-/* Reads the stream position of a topic before its first SUBSCRIBE; 0 when sent. A position
- * read after the confirmation could be later than events published to the new subscription
- * that never arrived (a silently stopped or dropped subscriber connection): a refill from it
- * would skip them. Read before, it is at or before the subscription's first event. */
-static int prior_position_read(hb_broker_t *b, btopic_t *t)
-{
-    posreq_t *q;
-    int rc;
-    if (t->sub_id != 0 || t->have_pos || t->have_last || !b->cmd_ready)
-        return -1;
-    if (t->pos_inflight)
-        return 0;
-    q = posreq_new(t);
-    if (b->cluster) {
-        const char *av[] = {"$", "", "1"};
-        size_t al[] = {1, 0, 1};
-        rc = hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
-                              on_prior_position, q);
-    } else {
-        rc = redisAsyncCommand(b->cmd.ac, on_prior_position, q, "FCALL %s 1 %b $ \"\" 1",
-                               b->fn.history, t->name, t->len);
-    }
-    if (rc != REDIS_OK) {
-        free(q);
-        return -1;
-    }
-    t->pos_inflight = 1;
-    return 0;
-}
-
-static void topic_subscribe(hb_broker_t *b, btopic_t *t)
-{
-    char chan[HB_TOPIC_MAX + 80];
-    size_t n = live_channel(b, t, chan, sizeof(chan));
-    if (!prior_position_read(b, t))
-        return; /* subscribes when the position is known */
-    if (b->cluster) {
-        hb_cluster_subscribe(b->cluster, t);
-        return;
-    }
-    if (!b->sub.up)
-        return;
-    t->state = T_SUBSCRIBING;
-    redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "SUBSCRIBE %b", chan, n);
-}
-
-static void topic_unsubscribe(hb_broker_t *b, btopic_t *t)
-{
-    char chan[HB_TOPIC_MAX + 80];
-    size_t n = live_channel(b, t, chan, sizeof(chan));
-    if (b->cluster) {
-        hb_cluster_unsubscribe(b->cluster, t);
-        return;
-    }
-    t->state = T_UNSUBSCRIBING;
-    redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "UNSUBSCRIBE %b", chan, n);
-}
-
-/* Extracts <topic> from "<prefix>{<topic>}:live"; returns 0 or HB_EPROTO. */
-int hb_broker_channel_topic(const char *prefix, const char *chan, size_t len, const char **topic,
-                            size_t *tlen)
-{
-    size_t pl = strlen(prefix);
-    if (len < pl + 8 || memcmp(chan, prefix, pl) != 0 || chan[pl] != '{' ||
-        memcmp(chan + len - 6, "}:live", 6) != 0)
-        return HB_EPROTO;
-    *topic = chan + pl + 1;
-    *tlen = len - pl - 7;
-    return hb_topic_validate(*topic, *tlen, NULL);
-}
-
-void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
-{
-    const char *tname, *reason;
-    size_t tlen;
-    hb_live_t lv;
-    btopic_t *t;
-
-    if (hb_broker_channel_topic(b->edge->cfg.prefix, chan, clen, &tname, &tlen))
-        return;
-    t = topic_get(b, tname, tlen, 0);
-    if (!t || t->state != T_SUBSCRIBED)
-        return;
-    if (hb_live_decode(msg, mlen, &lv, &reason)) {
-        hb_log_ratelimited("live-decode", 1000, HB_LOG_WARN, MOD, "malformed live message",
-                           "{s:s%,s:s}", "topic", tname, tlen, "err", reason);
-        return;
-    }
-    if (t->need_backfill) {
-        /* Hold until the backfill caught up; bounded like a client queue. */
-        hb_msg_t *m;
-        char ep[HB_EPOCH_MAX + 1];
-        if (lv.epoch_len > HB_EPOCH_MAX)
-            return;
-        if (t->nheld >= (size_t)b->edge->cfg.client_queue_max) {
-            hb_log_ratelimited("held-full", 1000, HB_LOG_WARN, MOD,
-                               "too many live events held during backfill; dropping (history "
-                               "keeps them)",
-                               "{s:s%}", "topic", tname, tlen);
-            return;
-        }
-        memcpy(ep, lv.epoch, lv.epoch_len);
-        ep[lv.epoch_len] = '\0';
-        m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
-        if (hb_ev_encode(&m->ev, t->name, t->len, &lv.id, ep, lv.event, lv.ev_len, lv.data,
-                         lv.data_len)) {
-            hb_msg_unref(m);
-            return;
-        }
-        if (t->nheld == t->cap_held) {
-            t->cap_held = t->cap_held ? t->cap_held * 2 : 16;
-            t->held = hb_xrealloc(t->held, t->cap_held * sizeof(*t->held));
-            t->held_ep = hb_xrealloc(t->held_ep, t->cap_held * sizeof(*t->held_ep));
-        }
-        memcpy(t->held_ep[t->nheld], ep, sizeof(ep));
-        t->held[t->nheld++] = m;
-        return;
-    }
-    topic_deliver(b, t, &lv.id, lv.epoch, lv.epoch_len, lv.event, lv.ev_len, lv.data, lv.data_len);
-}
-
-const char *hb_broker_pubsub(hb_broker_t *b, const redisReply *r, const char *message_kind,
-                             btopic_t **t)
-{
-    const char *kind, *tname;
-    size_t tlen;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
-        return NULL;
-    kind = r->element[0]->str;
-    if (!strcmp(kind, message_kind)) {
-        if (r->element[2]->type == REDIS_REPLY_STRING)
-            hb_broker_on_live(b, r->element[1]->str, r->element[1]->len, r->element[2]->str,
-                              r->element[2]->len);
-        return NULL;
-    }
-    if (hb_broker_channel_topic(b->edge->cfg.prefix, r->element[1]->str, r->element[1]->len, &tname,
-                                &tlen))
-        return NULL;
-    *t = topic_get(b, tname, tlen, 0);
-    return *t ? kind : NULL;
-}
-
-static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    btopic_t *t = NULL;
-    const char *kind;
-    (void)priv;
-    if (b->canary && hb_canary_on_reply(b->canary, reply))
-        return;
-    kind = hb_broker_pubsub(b, reply, "message", &t);
-    if (!kind)
-        return;
-    if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING)
-        hb_broker_topic_subscribed(b, t);
-    else if (!strcmp(kind, "unsubscribe") && t->state == T_UNSUBSCRIBING)
-        hb_broker_topic_unsubscribed(b, t);
-    hb_broker_update_ready(b);
-}
-
-void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
-{
-    int again = t->sub_id != 0;
-    t->state = T_SUBSCRIBED;
-    t->sub_id = ++b->sub_seq;
-    t->pos_inflight = 0;
-    t->backfill_inflight = 0; /* a request still out is for the old subscription: ignored */
-    if (!again && !t->have_last) {
-        /* First subscription: its clients were answered when they asked and expect what was
-         * stored since. The position read before the SUBSCRIBE ran after the ask, possibly
-         * long after (a slow or cut link: checker seed 47 --net-faults, 0.3 s). Stream IDs
-         * are Redis's clock in ms: refill from the time of the ask when the read is later.
-         * Asked for while Redis was away or confirmed long after the ask, less a clock
-         * margin too (a fresh subscriber may then get an event up to that much older than
-         * its request). */
-        int late = t->asked_unready || hb_now() - t->asked_at > LATE_SUB_S;
-        uint64_t ms = !late                              ? t->asked_ms
-                      : t->asked_ms > LATE_SUB_MARGIN_MS ? t->asked_ms - LATE_SUB_MARGIN_MS
-                                                         : 0;
-        if (!t->have_pos || t->pos.ms > ms) {
-            /* the epoch the read saw stays: if the stream is wiped before the refill, the
-             * refill's epoch check sends `reset` (an empty epoch would check nothing) */
-            if (!t->have_pos)
-                t->pos_epoch[0] = '\0';
-            t->pos.ms = ms;
-            t->pos.seq = 0;
-            t->have_pos = 1;
-        }
-    }
-    if (t->have_last || t->have_pos) {
-        /* a first subscription too: what was stored since its position read, before the
-         * SUBSCRIBE took effect, came after its first client asked */
-        t->need_backfill = 1;
-        t->lost_checked = !t->have_last;
-    } else if (again) {
-        /* subscribed before, but its position was never read (Redis went away first): what
-         * was stored meanwhile cannot be told apart from older events; say so */
-        topic_emit_gap(b, t, HB_GAP_TRIMMED);
-    }
-    topic_kick(b, t);
-    hb_broker_update_ready(b);
-}
-
-void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t)
-{
-    t->state = T_IDLE;
-    if (t->want)
-        topic_subscribe(b, t);
-    else
-        topic_free(b, t);
-    hb_broker_update_ready(b);
-}
-
-void hb_broker_topic_free(hb_broker_t *b, btopic_t *t)
-{
-    topic_free(b, t);
 }
 
 /* ---- requests from the service threads ---- */
@@ -858,21 +108,21 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         hb_ticket_broker(b, q); /* edge/ticket.c */
         return;
     }
-    t = topic_get(b, q->topic, q->topic_len, 1);
+    t = btopic__get(b, q->topic, q->topic_len, 1);
     uint64_t bit = 1ull << q->thread;
 
     switch (q->type) {
     case HB_REQ_SUB:
         t->want |= bit;
         if (t->state == T_IDLE)
-            topic_subscribe(b, t);
+            btopic__subscribe(b, t);
         break;
     case HB_REQ_UNSUB:
         t->want &= ~bit;
         if (!t->want)
             t->idle_since = hb_now();
         if (!t->want && t->state == T_IDLE && !t->pos_inflight)
-            topic_free(b, t); /* with a position read out, its reply frees it */
+            btopic__free(b, t); /* with a position read out, its reply frees it */
         break;
     case HB_REQ_HISTORY: {
         hreq_t *h = hb_xcalloc(1, sizeof(*h));
@@ -887,13 +137,13 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         h->cancel = q->cancel; /* the reference moves to h */
         q->cancel = NULL;
         if (t->state == T_IDLE && t->want)
-            topic_subscribe(b, t);
+            btopic__subscribe(b, t);
         /* keep FIFO order */
         hreq_t **pp = &t->waiting;
         while (*pp)
             pp = &(*pp)->next;
         *pp = h;
-        topic_kick(b, t);
+        brefill__kick(b, t);
         break;
     }
     case HB_REQ_PUBLISH:
@@ -924,7 +174,7 @@ void hb_broker_wake(hb_broker_t *b)
     event_active(b->wake, EV_READ, 0);
 }
 
-/* ---- connections ---- */
+/* ---- readiness ---- */
 
 void hb_broker_update_ready(hb_broker_t *b)
 {
@@ -941,449 +191,15 @@ void hb_broker_update_ready(hb_broker_t *b)
         hb_log_info(MOD, ready ? "ready" : "not ready", NULL);
 }
 
-static void on_function_loaded(redisAsyncContext *ac, int ok, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    (void)priv;
-    if (!ok) {
-        redisAsyncDisconnect(ac); /* retried with backoff */
-        return;
-    }
-    b->cmd_ready = 1;
-    b->cmd.backoff_ms = 0;
-    hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
-    hb_broker_on_cmd_ready(b);
-}
-
-void hb_broker_refill_all(hb_broker_t *b)
-{
-    size_t it = 0, klen;
-    const void *k;
-    void *v;
-    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
-        btopic_t *t = v;
-        if (t->state != T_SUBSCRIBED || !(t->have_last || t->have_pos) || t->need_backfill)
-            continue;
-        t->need_backfill = 1;
-        t->lost_checked = !t->have_last;
-        topic_kick(b, t);
-    }
-    hb_broker_update_ready(b);
-}
-
 void hb_broker_on_cmd_ready(hb_broker_t *b)
 {
     size_t it = 0, klen;
     const void *k;
     void *v;
     while (hb_dict_next(b->topics, &it, &k, &klen, &v))
-        topic_kick(b, v);
+        brefill__kick(b, v);
     hb_ingest_on_cmd_ready(b);
     hb_broker_update_ready(b);
-}
-
-static void conn_schedule(hb_broker_t *b, hb_conn_t *c)
-{
-    long base = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (base > BACKOFF_MAX_MS)
-        base = BACKOFF_MAX_MS;
-    c->backoff_ms = base;
-    /* full jitter in [base/2, base] so a fleet of edges does not reconnect in lockstep */
-    long ms = base / 2 + (long)(random() % (base / 2 + 1));
-    struct timeval tv = ms_tv(ms);
-    (void)b;
-    evtimer_add(c->timer, &tv);
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    hb_broker_t *b = ac->data;
-    hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
-    evtimer_del(conn->ctimer);
-    if (status != REDIS_OK) {
-        hb_log_ratelimited(conn->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
-                           "conn", conn->name, "err", ac->errstr);
-        conn->ac = NULL; /* hiredis frees it */
-        conn_schedule(b, conn);
-        hb_sentinel_recheck(b->sentinel, "redis connect failed");
-        return;
-    }
-    conn->up = 1;
-    if (conn == &b->cmd) {
-        if (b->sentinel)
-            cmd_check_role(b);
-        else
-            cmd_load_library(b);
-    } else if (conn == &b->sub) {
-        size_t it = 0, klen;
-        const void *k;
-        void *v;
-        conn->backoff_ms = 0;
-        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
-            btopic_t *t = v;
-            if (t->want)
-                topic_subscribe(b, t);
-        }
-        if (b->canary)
-            hb_canary_sub_up(b->canary);
-    } else {
-        conn->backoff_ms = 0;
-        hb_ingest_on_ing_up(b);
-    }
-    hb_broker_update_ready(b);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    hb_broker_t *b = ac->data;
-    hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
-    (void)status;
-    conn->ac = NULL;
-    conn->up = 0;
-    if (conn == &b->cmd) {
-        b->cmd_ready = 0;
-        hb_ingest_on_cmd_down(b);
-    } else if (conn == &b->sub) {
-        size_t it = 0, klen;
-        const void *k;
-        void *v;
-        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
-            btopic_t *t = v;
-            t->state = T_IDLE;
-            t->backfill_inflight = 0;
-            if (!t->want)
-                topic_free(b, t);
-        }
-    } else {
-        b->ing_ready = 0;
-    }
-    hb_broker_update_ready(b);
-    if (b->stopping)
-        return;
-    atomic_fetch_add_explicit(&b->edge->stats.redis_reconnects, 1, memory_order_relaxed);
-    hb_log_ratelimited("redis-down", 2000, HB_LOG_WARN, MOD, "redis connection lost", "{s:s}",
-                       "conn", conn->name);
-    conn_schedule(b, conn);
-    hb_sentinel_recheck(b->sentinel, "redis connection lost");
-}
-
-static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    hb_conn_t *c = arg;
-    hb_broker_t *b = c->broker;
-    (void)fd;
-    (void)what;
-    if (c->ac && !c->up) {
-        hb_log_warn(MOD, "redis connect timed out", "{s:s}", "conn", c->name);
-        redisAsyncFree(c->ac); /* not connected: no disconnect callback */
-        c->ac = NULL;
-        conn_schedule(b, c);
-    }
-}
-
-static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
-{
-    hb_conn_t *c = arg;
-    (void)fd;
-    (void)what;
-    conn_start(c->broker, c);
-}
-
-static void conn_start(hb_broker_t *b, hb_conn_t *c)
-{
-    struct timeval tv = ms_tv(CONNECT_TIMEOUT_MS);
-    const char *host = b->master_host;
-    int port = b->master_port;
-    if (b->stopping || c->ac)
-        return;
-    if (b->cluster) /* the raw-ingest listener may use any node: classic pub/sub is cluster-wide */
-        hb_cluster_ingest_addr(b->cluster, &host, &port);
-    else if (!port)
-        return; /* no master known yet: hb_broker_set_master() starts it */
-    host = hb_resolver_addr(b->resolver, host);
-    if (!host) { /* a lookup is running (its end starts us again) or failed: try again later */
-        conn_schedule(b, c);
-        return;
-    }
-    c->ac = redisAsyncConnect(host, port);
-    if (!c->ac || c->ac->err) {
-        hb_log_ratelimited(c->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
-                           "conn", c->name, "err", c->ac ? c->ac->errstr : "out of memory");
-        if (c->ac)
-            redisAsyncFree(c->ac);
-        c->ac = NULL;
-        conn_schedule(b, c);
-        return;
-    }
-    c->ac->data = b;
-    redisLibeventAttach(c->ac, b->base);
-    redisAsyncSetConnectCallback(c->ac, on_connect);
-    redisAsyncSetDisconnectCallback(c->ac, on_disconnect);
-    evtimer_add(c->ctimer, &tv);
-}
-
-/* A host name lookup ended: connections waiting for their retry go now (only connections in
- * use ever wait: cmd and sub are not started in cluster mode, ing not without ingest). */
-static void on_resolved(void *arg)
-{
-    hb_broker_t *b = arg;
-    hb_conn_t *conns[3] = {&b->cmd, &b->sub, &b->ing};
-    for (int i = 0; i < 3; i++) {
-        if (!conns[i]->ac && evtimer_pending(conns[i]->timer, NULL)) {
-            evtimer_del(conns[i]->timer);
-            conn_start(b, conns[i]);
-        }
-    }
-}
-
-static void conn_init(hb_broker_t *b, hb_conn_t *c, const char *name)
-{
-    c->name = name;
-    c->broker = b;
-    c->timer = evtimer_new(b->base, on_reconnect_timer, c);
-    c->ctimer = evtimer_new(b->base, on_connect_timeout, c);
-}
-
-static void cmd_load_library(hb_broker_t *b)
-{
-    if (b->edge->cfg.redis_db)
-        redisAsyncCommand(b->cmd.ac, NULL, NULL, "SELECT %d", b->edge->cfg.redis_db);
-    hb_library_ensure(b, b->cmd.ac, on_function_loaded, NULL);
-}
-
-/* ---- Sentinel: following the master ---- */
-
-/* With Sentinel, the command connection is used only once the node says it is the master:
- * an address Sentinel named a moment ago may since have been demoted to a replica. */
-static void on_cmd_role(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    (void)priv;
-    if (!r)
-        return;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-        r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "master")) {
-        cmd_load_library(b);
-        return;
-    }
-    hb_log_warn(MOD, "redis node is not a master: asking Sentinel again", "{s:s,s:i}", "host",
-                b->master_host, "port", b->master_port);
-    redisAsyncDisconnect(ac);
-    hb_sentinel_recheck(b->sentinel, "connected node is not a master");
-}
-
-static void cmd_check_role(hb_broker_t *b)
-{
-    redisAsyncCommand(b->cmd.ac, on_cmd_role, NULL, "ROLE");
-}
-
-/* Moves one connection to the current master address, now rather than after its backoff. */
-static void conn_move(hb_broker_t *b, hb_conn_t *c)
-{
-    if (c->ac && c->up) {
-        c->backoff_ms = 0;
-        redisAsyncFree(c->ac); /* runs on_disconnect, which clears c->ac and schedules */
-    } else if (c->ac) {
-        redisAsyncFree(c->ac); /* still connecting: no callback */
-        c->ac = NULL;
-        evtimer_del(c->ctimer);
-    }
-    evtimer_del(c->timer);
-    c->backoff_ms = 0;
-    conn_start(b, c);
-}
-
-/* Runs from the loop, never inside a callback of the contexts it frees. */
-static void on_switch(evutil_socket_t fd, short what, void *arg)
-{
-    hb_broker_t *b = arg;
-    (void)fd;
-    (void)what;
-    if (b->stopping)
-        return;
-    conn_move(b, &b->cmd);
-    conn_move(b, &b->sub);
-    if (b->edge->cfg.ingest)
-        conn_move(b, &b->ing);
-}
-
-void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char *reason)
-{
-    char from[HB_CFG_STR_MAX + 8];
-    int first = !b->master_port;
-    if (!first && port == b->master_port && !strcmp(host, b->master_host)) {
-        /* the same master, back: connections waiting out their backoff go now */
-        hb_conn_t *conns[] = {&b->cmd, &b->sub, &b->ing};
-        for (size_t i = 0; i < 3 && !b->stopping; i++)
-            if (!conns[i]->ac && (conns[i] != &b->ing || b->edge->cfg.ingest)) {
-                evtimer_del(conns[i]->timer);
-                conn_start(b, conns[i]);
-            }
-        return;
-    }
-    snprintf(from, sizeof(from), "%s:%d", b->master_host, b->master_port);
-    pthread_mutex_lock(&b->master_lock);
-    snprintf(b->master_host, sizeof(b->master_host), "%s", host);
-    b->master_port = port;
-    if (!first)
-        b->master_switches++;
-    pthread_mutex_unlock(&b->master_lock);
-    if (first)
-        hb_log_info(MOD, "redis master found", "{s:s,s:i,s:s}", "host", host, "port", port,
-                    "reason", reason);
-    else
-        hb_log_warn(MOD, "redis master switch", "{s:s,s:s,s:i,s:s}", "from", from, "to", host,
-                    "port", port, "reason", reason);
-    event_active(b->switch_ev, EV_TIMEOUT, 0);
-}
-
-void hb_broker_master(hb_broker_t *b, char *out, size_t cap, unsigned long long *switches)
-{
-    pthread_mutex_lock(&b->master_lock);
-    if (b->master_port)
-        snprintf(out, cap, "%s:%d", b->master_host, b->master_port);
-    else if (cap)
-        out[0] = '\0';
-    if (switches)
-        *switches = b->master_switches;
-    pthread_mutex_unlock(&b->master_lock);
-}
-
-/* ---- events lost in a failover ---- */
-
-/*
- * Run once per resubscription of a topic, before its backfill. A promoted replica may lack the
- * last events the old master acknowledged (replication is asynchronous; a restart from an old
- * dump does the same). The edge knows it when the last ID it delivered is not in the stream
- * although nothing up to it was ever deleted there: either the stream is behind that ID, or
- * newer events were stored since (a publisher was faster than this check). The script,
- * atomically:
- *   - raises the stream's last ID to the delivered one when it is behind, so new events get
- *     larger IDs and no client holding a lost event's ID skips them, and records the delivered
- *     ID as max-deleted-entry-id, so herald_history answers "trimmed" to older cursors;
- *   - keeps the lost range (from, to] in <prefix>{<topic>}:lost (widened by each edge that
- *     finds it, expiring with the stream);
- *   - answers {1, from, to} when this edge delivered an event of that range (whether this edge
- *     or another one found it): its subscribers hold events that history no longer has.
- * IDs only ever move forward, so edges that disagree on what they delivered end at the largest.
- */
-static const char lost_lua[] =
-    "local log, lost, id = KEYS[1], KEYS[3], ARGV[1]\n"
-    "if redis.call('EXISTS', log) == 0 or redis.call('GET', KEYS[2]) ~= ARGV[2] then\n"
-    "  return {0, '', ''}\n"
-    "end\n"
-    "local function gt(a, b)\n"
-    "  local am, as = a:match('^(%d+)-(%d+)$')\n"
-    "  local bm, bs = b:match('^(%d+)-(%d+)$')\n"
-    "  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)\n"
-    "  return am > bm or (am == bm and as > bs)\n"
-    "end\n"
-    "local info, x = redis.call('XINFO', 'STREAM', log), {}\n"
-    "for i = 1, #info, 2 do x[info[i]] = info[i + 1] end\n"
-    "local last, maxdel = x['last-generated-id'] or '0-0', x['max-deleted-entry-id'] or '0-0'\n"
-    "local from\n"
-    "if gt(id, last) then\n"
-    "  from = last\n"
-    "  redis.call('XSETID', log, id, 'MAXDELETEDID', id)\n"
-    "elseif gt(id, maxdel) and #redis.call('XRANGE', log, id, id) == 0 then\n"
-    "  local prev = redis.call('XREVRANGE', log, '(' .. id, '-', 'COUNT', 1)\n"
-    "  from = prev[1] and prev[1][1] or '0-0'\n"
-    "  redis.call('XSETID', log, last, 'MAXDELETEDID', id)\n"
-    "end\n"
-    "if from then\n"
-    "  local f, t = redis.call('HGET', lost, 'from'), redis.call('HGET', lost, 'to')\n"
-    "  if not f or gt(f, from) then redis.call('HSET', lost, 'from', from) end\n"
-    "  if not t or gt(id, t) then redis.call('HSET', lost, 'to', id) end\n"
-    "  local ttl = redis.call('PTTL', log)\n"
-    "  if ttl > 0 then redis.call('PEXPIRE', lost, ttl) end\n"
-    "end\n"
-    "local f, t = redis.call('HGET', lost, 'from'), redis.call('HGET', lost, 'to')\n"
-    "if f and t and gt(id, f) and not gt(id, t) then return {1, f, t} end\n"
-    "return {0, last, last}\n";
-
-static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    btopic_t *t = backfill_reply_topic(b, priv);
-    if (!t)
-        return;
-    if (!r)
-        return; /* Redis went away: the next resubscription checks again */
-    if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8) && lost_check(b, t, 1) == 0)
-        return; /* not in this server's script cache (new master, restart): send the text */
-    t->lost_checked = 1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer == 1 &&
-        r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STRING) {
-        char since[HB_ID_STR_MAX];
-        hb_id_format(&t->last, since);
-        hb_log_warn(MOD, "events lost by Redis (failover or older data): telling subscribers",
-                    "{s:s%,s:s,s:s%,s:s%}", "topic", t->name, t->len, "delivered", since,
-                    "lost_after", r->element[1]->str, r->element[1]->len, "lost_to",
-                    r->element[2]->str, r->element[2]->len);
-        topic_emit_gap(b, t, HB_GAP_TRIMMED);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        hb_log_ratelimited("lost-check", 2000, HB_LOG_WARN, MOD, "checking for lost events failed",
-                           "{s:s%,s:s}", "topic", t->name, t->len, "err", r->str);
-    }
-    topic_kick(b, t); /* now the backfill from the last delivered ID */
-}
-
-/* The script's SHA1 for EVALSHA, computed once (broker thread). */
-static const char *lost_sha(void)
-{
-    static char hex[2 * EVP_MAX_MD_SIZE + 1];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (!hex[0] && EVP_Digest(lost_lua, sizeof(lost_lua) - 1, md, &n, EVP_sha1(), NULL) == 1)
-        for (unsigned int i = 0; i < n; i++)
-            snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return hex;
-}
-
-/* Sends the check, by SHA1 (EVALSHA) unless by_text; 0, or -1 (the backfill then goes on
- * without it). */
-static int lost_check(hb_broker_t *b, btopic_t *t, int by_text)
-{
-    char key[HB_TOPIC_MAX + 80], epk[HB_TOPIC_MAX + 80], lk[HB_TOPIC_MAX + 80];
-    char since[HB_ID_STR_MAX];
-    const char *sha = lost_sha();
-    posreq_t *name;
-    int kn, en, ln, rc;
-    hb_id_format(&t->last, since);
-    kn = snprintf(key, sizeof(key), "%s{%.*s}:log", b->edge->cfg.prefix, (int)t->len, t->name);
-    en = snprintf(epk, sizeof(epk), "%s{%.*s}:epoch", b->edge->cfg.prefix, (int)t->len, t->name);
-    ln = snprintf(lk, sizeof(lk), "%s{%.*s}:lost", b->edge->cfg.prefix, (int)t->len, t->name);
-    name = posreq_new(t);
-    t->backfill_inflight = 1;
-    if (b->cluster) { /* the text every time: one script cache per node */
-        const char *av[] = {"EVAL", lost_lua, "3", key, epk, lk, since, t->epoch};
-        size_t al[] = {4,
-                       strlen(lost_lua),
-                       1,
-                       (size_t)kn,
-                       (size_t)en,
-                       (size_t)ln,
-                       strlen(since),
-                       strlen(t->epoch)};
-        rc = hb_cluster_key_command(b->cluster, 3, 8, av, al, on_lost_checked, name);
-    } else if (by_text || !sha[0]) {
-        rc = redisAsyncCommand(b->cmd.ac, on_lost_checked, name, "EVAL %s 3 %b %b %b %s %s",
-                               lost_lua, key, (size_t)kn, epk, (size_t)en, lk, (size_t)ln, since,
-                               t->epoch);
-    } else {
-        rc = redisAsyncCommand(b->cmd.ac, on_lost_checked, name, "EVALSHA %s 3 %b %b %b %s %s", sha,
-                               key, (size_t)kn, epk, (size_t)en, lk, (size_t)ln, since, t->epoch);
-    }
-    if (rc != REDIS_OK) {
-        free(name); /* no callback after an error */
-        t->backfill_inflight = 0;
-        t->lost_checked = 1;
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- housekeeping: linger unsubscribe, lease ---- */
@@ -1401,7 +217,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         btopic_t *t = v;
         if (!t->want && t->state == T_SUBSCRIBED &&
             now - t->idle_since >= b->edge->cfg.topic_linger)
-            topic_unsubscribe(b, t);
+            btopic__unsubscribe(b, t);
     }
     if (b->cluster)
         hb_cluster_tick(b->cluster);
@@ -1435,8 +251,8 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     hb_broker_t *b = arg;
-    struct timeval tv = ms_tv((long)b->edge->cfg.drain_timeout * 1000);
-    struct timeval poll = ms_tv(50);
+    struct timeval tv = broker__ms_tv((long)b->edge->cfg.drain_timeout * 1000);
+    struct timeval poll = broker__ms_tv(50);
     (void)what;
     if (atomic_exchange(&b->edge->stats.draining, 1)) {
         hb_log_warn(MOD, "second signal: exiting now", NULL);
@@ -1478,21 +294,21 @@ static void fnames_init(hb_fnames_t *f, const char *prefix)
 hb_broker_t *hb_broker_new(hb_edge_t *edge)
 {
     hb_broker_t *b = hb_xcalloc(1, sizeof(*b));
-    struct timeval tick = ms_tv(250);
+    struct timeval tick = broker__ms_tv(250);
     b->edge = edge;
     b->base = event_base_new();
     if (!b->base) {
         free(b);
         return NULL;
     }
-    b->resolver = hb_resolver_new(b->base, on_resolved, b);
+    b->resolver = hb_resolver_new(b->base, bconn__on_resolved, b);
     if (!b->resolver) {
         event_base_free(b->base);
         free(b);
         return NULL;
     }
     b->topics = hb_dict_new();
-    b->on_sub_cb = on_sub;
+    b->on_sub_cb = btopic__on_sub;
     b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
                                    edge->cfg.max_message_bytes, edge->cfg.redis_cluster);
     b->settings = hb_script_settings(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
@@ -1507,9 +323,9 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     event_add(b->sigint, NULL);
     b->drain_timer = evtimer_new(b->base, on_drain_done, b);
     b->drain_poll = event_new(b->base, -1, EV_PERSIST, on_drain_poll, b);
-    conn_init(b, &b->cmd, "cmd");
-    conn_init(b, &b->sub, "sub");
-    conn_init(b, &b->ing, "ingest");
+    bconn__init(b, &b->cmd, "cmd");
+    bconn__init(b, &b->sub, "sub");
+    bconn__init(b, &b->ing, "ingest");
     if (edge->cfg.redis_cluster)
         b->cluster = hb_cluster_new(b);
     else
@@ -1518,7 +334,7 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     pthread_mutex_init(&b->master_lock, NULL);
     snprintf(b->master_host, sizeof(b->master_host), "%s", edge->cfg.redis_host);
     b->master_port = edge->cfg.redis_port;
-    b->switch_ev = event_new(b->base, -1, 0, on_switch, b);
+    b->switch_ev = event_new(b->base, -1, 0, bconn__on_switch, b);
     if (edge->cfg.nsentinels > 0)
         b->sentinel = hb_sentinel_new(b);
     return b;
@@ -1531,11 +347,11 @@ int hb_broker_run(hb_broker_t *b)
     if (b->cluster) {
         hb_cluster_start(b->cluster);
     } else {
-        conn_start(b, &b->cmd);
-        conn_start(b, &b->sub);
+        bconn__start(b, &b->cmd);
+        bconn__start(b, &b->sub);
     }
     if (b->edge->cfg.ingest)
-        conn_start(b, &b->ing);
+        bconn__start(b, &b->ing);
     event_base_dispatch(b->base);
     b->stopping = 1;
     return 0;
@@ -1564,7 +380,7 @@ void hb_broker_free(hb_broker_t *b)
     b->resolver = NULL;
     hb_ingest_cleanup(b);
     while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
-        topic_free(b, v);
+        btopic__free(b, v);
         it = 0;
     }
     hb_dict_free(b->topics);

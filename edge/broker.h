@@ -1,7 +1,15 @@
 #ifndef HERALD_EDGE_BROKER_H
 #define HERALD_EDGE_BROKER_H
 
-/* Private to the broker thread (broker.c, ingest.c). */
+/*
+ * The broker thread's shared header: its state (hb_broker_t, one per process, created by
+ * hb_broker_new() in edge.h) and the calls its files make into the broker core. Included by
+ * the broker's own files (broker.c, btopic.c, brefill.c, blost.c, history.c, bconn.c: their
+ * calls among themselves are in broker_priv.h) and by the other modules of the broker thread
+ * (ingest*.c, cluster*.c, canary.c, sentinel.c, library.c, ticket.c, resolve.c). Everything
+ * here belongs to the broker thread, unless a comment says otherwise. hb_broker_set_master()
+ * and hb_broker_master() (bconn.c) are declared in sentinel.h.
+ */
 
 #include <pthread.h>
 #include <stdint.h>
@@ -46,7 +54,7 @@ typedef struct hreq {
     hb_cursor_t cursor;
     int tail_only;             /* only the topic's newest cursor */
     unsigned long long sub_id; /* the topic's subscription it was sent on */
-    uint32_t count;            /* entries to read (0: history_batch()) */
+    uint32_t count;            /* entries to read (0: history__batch()) */
     size_t max_bytes;          /* the page ends once its encoded events reach this (0: no limit) */
     hb_hflag_t *cancel;        /* set: the subscription went away, answer empty (one reference) */
 } hreq_t;
@@ -80,7 +88,7 @@ typedef struct btopic {
     int lost_checked; /* this resubscription's check for events lost by Redis was done */
     hb_msg_t **held;  /* live events received during the backfill */
     char (*held_ep)[HB_EPOCH_MAX + 1]; /* the stream epoch of each */
-    char reset_ep[HB_EPOCH_MAX + 1];    /* the refill found this stream gone (reset): "" none */
+    char reset_ep[HB_EPOCH_MAX + 1];   /* the refill found this stream gone (reset): "" none */
     size_t nheld, cap_held;
     hreq_t *waiting;     /* history requests waiting for the subscription */
     double asked_at;     /* hb_now() when the topic was created (a client asked for it) */
@@ -122,37 +130,74 @@ struct hb_broker {
     struct hb_canary *canary; /* delivery heartbeat (canary.h); NULL in cluster mode */
 };
 
+/* ---- broker.c ---- */
+
+/** hb_now() - the monotonic clock in seconds. Any thread; cannot fail. */
 double hb_now(void);
-/** hb_broker_update_ready() - recompute readiness after a state change. */
+/**
+ * hb_broker_update_ready() - recomputes readiness (stats.ready: connected, the library
+ * loaded, ingest subscribed, the canary healthy, not draining) and stats.redis_up after a state
+ * change, and logs a change of readiness.
+ */
 void hb_broker_update_ready(hb_broker_t *b);
-/** hb_broker_on_live() - a message on a live channel (from the sub connection). */
+/**
+ * hb_broker_on_cmd_ready() - commands can be sent again (bconn.c: the library is loaded;
+ * cluster.c: the cluster is ready): kicks every topic (brefill.c), the ingest lease, and
+ * readiness.
+ */
+void hb_broker_on_cmd_ready(hb_broker_t *b);
+
+/* ---- btopic.c: the topic registry; its subscription state is shared with cluster_sub.c,
+ * which owns the sharded subscribers in cluster mode ---- */
+
+/**
+ * hb_broker_on_live() - a message on a live channel (from the sub connection or a sharded
+ * subscriber). Both come from Redis and are not trusted: a channel that is not one of ours, a
+ * topic not subscribed or a malformed message is dropped (the latter logged, rate-limited).
+ * During a refill the event is held, at most --client-queue-max of them (beyond: dropped,
+ * history keeps them); else it is delivered (btopic__deliver). chan and msg are copied.
+ */
 void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen);
 /**
  * hb_broker_pubsub() - a reply on a (sharded) subscriber connection: a live message (of kind
  * message_kind, "message" or "smessage") goes to hb_broker_on_live() and NULL is returned;
  * otherwise the kind of the subscription event, with the topic it names in *t, or NULL when the
- * reply is not one or names no topic of ours.
+ * reply is not one or names no topic of ours. r (NULL accepted) stays hiredis's; the kind
+ * points into it.
  */
 const char *hb_broker_pubsub(hb_broker_t *b, const redisReply *r, const char *message_kind,
                              btopic_t **t);
-/** hb_broker_channel_topic() - the topic of "<prefix>{<topic>}:live", or HB_EPROTO. */
+/**
+ * hb_broker_channel_topic() - the topic of "<prefix>{<topic>}:live" (*topic points into chan),
+ * or HB_EPROTO when chan has another shape or the topic is not valid (hb_topic_validate).
+ * Pure: any thread.
+ */
 int hb_broker_channel_topic(const char *prefix, const char *chan, size_t len, const char **topic,
                             size_t *tlen);
-
-/* Topic subscription state changes, shared with cluster.c (which owns sharded subscribers). */
-/** hb_broker_topic_subscribed() - t's live channel is subscribed: backfill if needed. */
+/**
+ * hb_broker_topic_subscribed() - t's live channel is subscribed (confirmed): t gets a new
+ * sub_id, a first subscription its refill position from the time of the ask, a resubscription
+ * a refill from its last delivered event; then brefill__kick and readiness.
+ */
 void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t);
-/** hb_broker_topic_unsubscribed() - t's UNSUBSCRIBE is done: resubscribe or free t. */
+/**
+ * hb_broker_topic_unsubscribed() - t's UNSUBSCRIBE is done: resubscribes t if it is wanted
+ * again, else frees it (t is then invalid).
+ */
 void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t);
-/** hb_broker_topic_free() - forget t (no subscriber wants it). */
+/** hb_broker_topic_free() - forgets t (no subscriber wants it): t is invalid after. */
 void hb_broker_topic_free(hb_broker_t *b, btopic_t *t);
-/** hb_broker_refill_all() - every subscribed topic reads history from its refill position
- * (as after a resubscription): delivery may have stopped unnoticed (canary.c). */
-void hb_broker_refill_all(hb_broker_t *b);
-/** hb_broker_on_cmd_ready() - commands can be sent again: kick topics, lease, readiness. */
-void hb_broker_on_cmd_ready(hb_broker_t *b);
 
-/* ingest.c: raw PUBLISH ingest, leader lease and standby buffer. */
+/* ---- brefill.c ---- */
+
+/**
+ * hb_broker_refill_all() - every subscribed topic reads history from its refill position (as
+ * after a resubscription): delivery may have stopped unnoticed (canary.c). Topics already
+ * refilling, or with no position yet, are left as they are.
+ */
+void hb_broker_refill_all(hb_broker_t *b);
+
+/* ---- ingest.c, ingest_lease.c: raw PUBLISH ingest (contracts in ingest.h) ---- */
 void hb_ingest_init(hb_broker_t *b);
 void hb_ingest_cleanup(hb_broker_t *b);
 void hb_ingest_on_cmd_ready(hb_broker_t *b);

@@ -1,0 +1,316 @@
+/*
+ * The broker's Redis connections (cmd, sub, ing: see broker.c), each a hiredis async context
+ * on the broker's loop that reconnects by itself: connect with a timeout, retry with jittered
+ * exponential backoff, the function library loaded on cmd (after a ROLE check with Sentinel),
+ * the wanted topics subscribed again on sub, PSUBSCRIBE on ing (ingest.c). With Sentinel the
+ * master moves (hb_broker_set_master), and the connections move with it. Broker thread only,
+ * but hb_broker_master(), which /metrics reads under master_lock.
+ */
+#include "broker_priv.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "canary.h"
+#include "cluster.h"
+#include "hb_dict.h"
+#include "hb_log.h"
+#include "library.h"
+#include "resolve.h"
+#include "sentinel.h"
+
+#define MOD "broker"
+#define CONNECT_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+static void cmd_load_library(hb_broker_t *b);
+static void cmd_check_role(hb_broker_t *b);
+
+static void on_function_loaded(redisAsyncContext *ac, int ok, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    (void)priv;
+    if (!ok) {
+        redisAsyncDisconnect(ac); /* retried with backoff */
+        return;
+    }
+    b->cmd_ready = 1;
+    b->cmd.backoff_ms = 0;
+    hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
+    hb_broker_on_cmd_ready(b);
+}
+
+static void conn_schedule(hb_broker_t *b, hb_conn_t *c)
+{
+    long base = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (base > BACKOFF_MAX_MS)
+        base = BACKOFF_MAX_MS;
+    c->backoff_ms = base;
+    /* full jitter in [base/2, base] so a fleet of edges does not reconnect in lockstep */
+    long ms = base / 2 + (long)(random() % (base / 2 + 1));
+    struct timeval tv = broker__ms_tv(ms);
+    (void)b;
+    evtimer_add(c->timer, &tv);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    hb_broker_t *b = ac->data;
+    hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
+    evtimer_del(conn->ctimer);
+    if (status != REDIS_OK) {
+        hb_log_ratelimited(conn->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
+                           "conn", conn->name, "err", ac->errstr);
+        conn->ac = NULL; /* hiredis frees it */
+        conn_schedule(b, conn);
+        hb_sentinel_recheck(b->sentinel, "redis connect failed");
+        return;
+    }
+    conn->up = 1;
+    if (conn == &b->cmd) {
+        if (b->sentinel)
+            cmd_check_role(b);
+        else
+            cmd_load_library(b);
+    } else if (conn == &b->sub) {
+        size_t it = 0, klen;
+        const void *k;
+        void *v;
+        conn->backoff_ms = 0;
+        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+            btopic_t *t = v;
+            if (t->want)
+                btopic__subscribe(b, t);
+        }
+        if (b->canary)
+            hb_canary_sub_up(b->canary);
+    } else {
+        conn->backoff_ms = 0;
+        hb_ingest_on_ing_up(b);
+    }
+    hb_broker_update_ready(b);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    hb_broker_t *b = ac->data;
+    hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
+    (void)status;
+    conn->ac = NULL;
+    conn->up = 0;
+    if (conn == &b->cmd) {
+        b->cmd_ready = 0;
+        hb_ingest_on_cmd_down(b);
+    } else if (conn == &b->sub) {
+        size_t it = 0, klen;
+        const void *k;
+        void *v;
+        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+            btopic_t *t = v;
+            t->state = T_IDLE;
+            t->backfill_inflight = 0;
+            if (!t->want)
+                btopic__free(b, t);
+        }
+    } else {
+        b->ing_ready = 0;
+    }
+    hb_broker_update_ready(b);
+    if (b->stopping)
+        return;
+    atomic_fetch_add_explicit(&b->edge->stats.redis_reconnects, 1, memory_order_relaxed);
+    hb_log_ratelimited("redis-down", 2000, HB_LOG_WARN, MOD, "redis connection lost", "{s:s}",
+                       "conn", conn->name);
+    conn_schedule(b, conn);
+    hb_sentinel_recheck(b->sentinel, "redis connection lost");
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    hb_conn_t *c = arg;
+    hb_broker_t *b = c->broker;
+    (void)fd;
+    (void)what;
+    if (c->ac && !c->up) {
+        hb_log_warn(MOD, "redis connect timed out", "{s:s}", "conn", c->name);
+        redisAsyncFree(c->ac); /* not connected: no disconnect callback */
+        c->ac = NULL;
+        conn_schedule(b, c);
+    }
+}
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    hb_conn_t *c = arg;
+    (void)fd;
+    (void)what;
+    bconn__start(c->broker, c);
+}
+
+void bconn__start(hb_broker_t *b, hb_conn_t *c)
+{
+    struct timeval tv = broker__ms_tv(CONNECT_TIMEOUT_MS);
+    const char *host = b->master_host;
+    int port = b->master_port;
+    if (b->stopping || c->ac)
+        return;
+    if (b->cluster) /* the raw-ingest listener may use any node: classic pub/sub is cluster-wide */
+        hb_cluster_ingest_addr(b->cluster, &host, &port);
+    else if (!port)
+        return; /* no master known yet: hb_broker_set_master() starts it */
+    host = hb_resolver_addr(b->resolver, host);
+    if (!host) { /* a lookup is running (its end starts us again) or failed: try again later */
+        conn_schedule(b, c);
+        return;
+    }
+    c->ac = redisAsyncConnect(host, port);
+    if (!c->ac || c->ac->err) {
+        hb_log_ratelimited(c->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
+                           "conn", c->name, "err", c->ac ? c->ac->errstr : "out of memory");
+        if (c->ac)
+            redisAsyncFree(c->ac);
+        c->ac = NULL;
+        conn_schedule(b, c);
+        return;
+    }
+    c->ac->data = b;
+    redisLibeventAttach(c->ac, b->base);
+    redisAsyncSetConnectCallback(c->ac, on_connect);
+    redisAsyncSetDisconnectCallback(c->ac, on_disconnect);
+    evtimer_add(c->ctimer, &tv);
+}
+
+/* A host name lookup ended: connections waiting for their retry go now (only connections in
+ * use ever wait: cmd and sub are not started in cluster mode, ing not without ingest). */
+void bconn__on_resolved(void *arg)
+{
+    hb_broker_t *b = arg;
+    hb_conn_t *conns[3] = {&b->cmd, &b->sub, &b->ing};
+    for (int i = 0; i < 3; i++) {
+        if (!conns[i]->ac && evtimer_pending(conns[i]->timer, NULL)) {
+            evtimer_del(conns[i]->timer);
+            bconn__start(b, conns[i]);
+        }
+    }
+}
+
+void bconn__init(hb_broker_t *b, hb_conn_t *c, const char *name)
+{
+    c->name = name;
+    c->broker = b;
+    c->timer = evtimer_new(b->base, on_reconnect_timer, c);
+    c->ctimer = evtimer_new(b->base, on_connect_timeout, c);
+}
+
+static void cmd_load_library(hb_broker_t *b)
+{
+    if (b->edge->cfg.redis_db)
+        redisAsyncCommand(b->cmd.ac, NULL, NULL, "SELECT %d", b->edge->cfg.redis_db);
+    hb_library_ensure(b, b->cmd.ac, on_function_loaded, NULL);
+}
+
+/* ---- Sentinel: following the master ---- */
+
+/* With Sentinel, the command connection is used only once the node says it is the master:
+ * an address Sentinel named a moment ago may since have been demoted to a replica. */
+static void on_cmd_role(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    (void)priv;
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+        r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "master")) {
+        cmd_load_library(b);
+        return;
+    }
+    hb_log_warn(MOD, "redis node is not a master: asking Sentinel again", "{s:s,s:i}", "host",
+                b->master_host, "port", b->master_port);
+    redisAsyncDisconnect(ac);
+    hb_sentinel_recheck(b->sentinel, "connected node is not a master");
+}
+
+static void cmd_check_role(hb_broker_t *b)
+{
+    redisAsyncCommand(b->cmd.ac, on_cmd_role, NULL, "ROLE");
+}
+
+/* Moves one connection to the current master address, now rather than after its backoff. */
+static void conn_move(hb_broker_t *b, hb_conn_t *c)
+{
+    if (c->ac && c->up) {
+        c->backoff_ms = 0;
+        redisAsyncFree(c->ac); /* runs on_disconnect, which clears c->ac and schedules */
+    } else if (c->ac) {
+        redisAsyncFree(c->ac); /* still connecting: no callback */
+        c->ac = NULL;
+        evtimer_del(c->ctimer);
+    }
+    evtimer_del(c->timer);
+    c->backoff_ms = 0;
+    bconn__start(b, c);
+}
+
+/* Runs from the loop, never inside a callback of the contexts it frees. */
+void bconn__on_switch(evutil_socket_t fd, short what, void *arg)
+{
+    hb_broker_t *b = arg;
+    (void)fd;
+    (void)what;
+    if (b->stopping)
+        return;
+    conn_move(b, &b->cmd);
+    conn_move(b, &b->sub);
+    if (b->edge->cfg.ingest)
+        conn_move(b, &b->ing);
+}
+
+void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char *reason)
+{
+    char from[HB_CFG_STR_MAX + 8];
+    int first = !b->master_port;
+    if (!first && port == b->master_port && !strcmp(host, b->master_host)) {
+        /* the same master, back: connections waiting out their backoff go now */
+        hb_conn_t *conns[] = {&b->cmd, &b->sub, &b->ing};
+        for (size_t i = 0; i < 3 && !b->stopping; i++)
+            if (!conns[i]->ac && (conns[i] != &b->ing || b->edge->cfg.ingest)) {
+                evtimer_del(conns[i]->timer);
+                bconn__start(b, conns[i]);
+            }
+        return;
+    }
+    snprintf(from, sizeof(from), "%s:%d", b->master_host, b->master_port);
+    pthread_mutex_lock(&b->master_lock);
+    snprintf(b->master_host, sizeof(b->master_host), "%s", host);
+    b->master_port = port;
+    if (!first)
+        b->master_switches++;
+    pthread_mutex_unlock(&b->master_lock);
+    if (first)
+        hb_log_info(MOD, "redis master found", "{s:s,s:i,s:s}", "host", host, "port", port,
+                    "reason", reason);
+    else
+        hb_log_warn(MOD, "redis master switch", "{s:s,s:s,s:i,s:s}", "from", from, "to", host,
+                    "port", port, "reason", reason);
+    event_active(b->switch_ev, EV_TIMEOUT, 0);
+}
+
+void hb_broker_master(hb_broker_t *b, char *out, size_t cap, unsigned long long *switches)
+{
+    pthread_mutex_lock(&b->master_lock);
+    if (b->master_port)
+        snprintf(out, cap, "%s:%d", b->master_host, b->master_port);
+    else if (cap)
+        out[0] = '\0';
+    if (switches)
+        *switches = b->master_switches;
+    pthread_mutex_unlock(&b->master_lock);
+}

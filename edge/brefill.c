@@ -1,0 +1,286 @@
+/*
+ * The refill of a topic: what was stored in its stream that its subscribers have not been
+ * sent, read with herald_history from where delivery stood. A topic's position is read before
+ * its first SUBSCRIBE and once a subscription is confirmed; after a resubscription (a lost
+ * sub connection, a moved slot, a stalled canary) the topic is refilled from its last
+ * delivered event (after the lost check, blost.c) while its live events are held
+ * (hb_broker_on_live), then the held ones are released in order. brefill__kick() drives each
+ * topic's next step. Broker thread only.
+ */
+#include "broker_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster.h"
+#include "hb_dict.h"
+#include "hb_mem.h"
+
+posreq_t *brefill__posreq_new(const btopic_t *t)
+{
+    posreq_t *q = hb_xcalloc(1, sizeof(*q));
+    q->sub_id = t->sub_id;
+    memcpy(q->name, t->name, t->len);
+    return q;
+}
+
+/* The topic a backfill-path reply is for (priv, freed here), with its request no longer in
+ * flight; NULL when the topic is gone or no longer on the subscription the request was sent
+ * for. A reply read before the current subscription was confirmed must not end its refill:
+ * what was stored between that read and the new SUBSCRIBE would be skipped (FINDINGS F6); the
+ * refill sent after the confirmation (brefill__kick) does it. */
+btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q)
+{
+    btopic_t *t = btopic__get(b, q->name, strlen(q->name), 0);
+    int current = t && t->sub_id == q->sub_id && t->state == T_SUBSCRIBED;
+    free(q);
+    if (!current)
+        return NULL;
+    t->backfill_inflight = 0;
+    return t;
+}
+
+/* Topic backfill after a resubscription: deliver what was stored since the last delivered ID. */
+static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    btopic_t *t = brefill__reply_topic(b, priv);
+    if (!t)
+        return;
+    if (!history__reply_ok(r)) {
+        /* Redis went away again; the next resubscription starts over. */
+        return;
+    }
+    redisReply *ents = r->element[2];
+    hb_gap_t gap = history__gap(r->element[1]);
+    if (gap != HB_GAP_NONE) {
+        if (gap == HB_GAP_RESET) /* the epoch the refill read from (refill_from) */
+            memcpy(t->reset_ep, t->have_last ? t->epoch : t->pos_epoch, sizeof(t->reset_ep));
+        btopic__emit_gap(b, t, gap);
+        t->have_last = 0;
+    }
+    for (size_t i = 0; i < ents->elements; i++) {
+        const char *d, *ev;
+        size_t dlen, evlen;
+        hb_id_t id;
+        if (!history__parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
+            btopic__deliver(b, t, &id, r->element[0]->str, r->element[0]->len, ev, evlen, d, dlen);
+    }
+    if (ents->elements >= (size_t)history__batch(b)) {
+        brefill__kick(b, t); /* next page */
+        return;
+    }
+    /* Caught up: release the live events held meanwhile, in order, skipping duplicates and
+     * those of another stream than the one just read (heard before Redis lost its data: its
+     * `reset` notice went out above; after it they would read as events of the new stream
+     * older than the client's cursor). */
+    t->need_backfill = 0;
+    for (size_t i = 0; i < t->nheld; i++) {
+        hb_msg_t *m = t->held[i];
+        const char *ep = r->element[0]->str;
+        if ((ep[0] && strcmp(t->held_ep[i], ep) != 0) ||
+            (t->reset_ep[0] && !strcmp(t->held_ep[i], t->reset_ep))) {
+            hb_msg_unref(m); /* the new stream may not exist yet (ep ""): the reset says */
+        } else if (!t->have_last || hb_id_cmp(&m->ev.id, &t->last) > 0) {
+            t->last = m->ev.id;
+            memcpy(t->epoch, t->held_ep[i], sizeof(t->epoch));
+            t->have_last = 1;
+            btopic__emit(b, t, m);
+        } else {
+            hb_msg_unref(m);
+        }
+    }
+    t->nheld = 0;
+    t->reset_ep[0] = '\0';
+    hb_broker_update_ready(b);
+}
+
+/* Where a refill of t starts: the last delivered event, or the subscription's position when
+ * that is later (same epoch) or nothing was delivered yet. */
+static void refill_from(const btopic_t *t, char *since, const char **epoch)
+{
+    if (t->have_last &&
+        !(t->have_pos && !strcmp(t->pos_epoch, t->epoch) && hb_id_cmp(&t->pos, &t->last) > 0)) {
+        hb_id_format(&t->last, since);
+        *epoch = t->epoch;
+    } else {
+        hb_id_format(&t->pos, since);
+        *epoch = t->pos_epoch;
+    }
+}
+
+/* Records the position tail/epoch (a herald_history reply's last ID, "" when the stream does
+ * not exist). */
+static void topic_record_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
+{
+    hb_id_t id = {0, 0};
+    if (last->len && hb_id_parse(last->str, last->len, &id, NULL))
+        return;
+    t->pos = id;
+    if (last->len && ep->len <= HB_EPOCH_MAX) {
+        memcpy(t->pos_epoch, ep->str, ep->len);
+        t->pos_epoch[ep->len] = '\0';
+    } else {
+        t->pos_epoch[0] = '\0'; /* no stream: whatever it will hold is after the subscription */
+    }
+    t->have_pos = 1;
+}
+
+/* topic_record_pos for t's current subscription, once. */
+void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
+{
+    if (!t->have_pos && t->state == T_SUBSCRIBED)
+        topic_record_pos(t, last, ep);
+}
+
+static void on_position(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    posreq_t *q = priv;
+    btopic_t *t = btopic__get(b, q->name, strlen(q->name), 0);
+    if (t && t->sub_id == q->sub_id) {
+        t->pos_inflight = 0;
+        /* an answer for an older subscription could be later than events its drop lost */
+        if (history__reply_ok(r))
+            brefill__set_pos(t, r->element[3], r->element[0]);
+    }
+    free(q);
+}
+
+/* Reads the stream position of a topic whose live subscription was just confirmed: events
+ * after it arrive live (or by refill after a reconnection). */
+static void position_read(hb_broker_t *b, btopic_t *t)
+{
+    posreq_t *q;
+    int rc;
+    if (t->have_pos || t->pos_inflight || t->state != T_SUBSCRIBED || !b->cmd_ready)
+        return;
+    q = brefill__posreq_new(t);
+    t->pos_inflight = 1;
+    if (b->cluster) {
+        const char *av[] = {"$", "", "1"};
+        size_t al[] = {1, 0, 1};
+        rc = hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
+                              on_position, q);
+    } else {
+        rc = redisAsyncCommand(b->cmd.ac, on_position, q, "FCALL %s 1 %b $ \"\" 1", b->fn.history,
+                               t->name, t->len);
+    }
+    if (rc != REDIS_OK) {
+        free(q);
+        t->pos_inflight = 0;
+    }
+}
+
+void brefill__kick(hb_broker_t *b, btopic_t *t)
+{
+    if (t->state != T_SUBSCRIBED || !b->cmd_ready)
+        return;
+    position_read(b, t);
+    if (t->need_backfill && !t->backfill_inflight && !t->lost_checked && t->have_last)
+        blost__check(b, t, 0);
+    if (t->need_backfill && !t->backfill_inflight) {
+        char since[HB_ID_STR_MAX], count[24];
+        const char *epoch;
+        refill_from(t, since, &epoch);
+        snprintf(count, sizeof(count), "%ld", history__batch(b));
+        t->backfill_inflight = 1;
+        if (b->cluster) {
+            const char *av[] = {since, epoch, count};
+            size_t al[] = {strlen(since), strlen(epoch), strlen(count)};
+            posreq_t *q = brefill__posreq_new(t);
+            if (hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
+                                 on_backfill, q) != REDIS_OK) {
+                free(q);
+                t->backfill_inflight = 0;
+            }
+        } else {
+            posreq_t *q = brefill__posreq_new(t);
+            if (redisAsyncCommand(b->cmd.ac, on_backfill, q, "FCALL %s 1 %b %s %s %s",
+                                  b->fn.history, t->name, t->len, since, epoch,
+                                  count) != REDIS_OK) {
+                free(q); /* no callback after an error */
+                t->backfill_inflight = 0;
+            }
+        }
+    }
+    while (t->waiting) {
+        hreq_t *q = t->waiting;
+        t->waiting = q->next;
+        q->sub_id = t->sub_id;
+        history__send(b, q);
+    }
+}
+
+/* The reply to a first subscription's position read: record it, then subscribe. */
+static void on_prior_position(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    posreq_t *q = priv;
+    btopic_t *t = btopic__get(b, q->name, strlen(q->name), 0);
+    free(q);
+    if (!t || !t->pos_inflight || t->sub_id != 0)
+        return; /* gone, or a newer topic of that name already subscribed */
+    t->pos_inflight = 0;
+    if (r && history__reply_ok(r) && !t->have_pos)
+        topic_record_pos(t, r->element[3], r->element[0]);
+    if (t->state != T_IDLE)
+        return;
+    if (t->want || t->waiting)
+        btopic__subscribe(b, t); /* without a position (Redis went away): see topic_subscribed */
+    else
+        btopic__free(b, t); /* nobody wants it any more (kept for this reply: handle_req) */
+}
+
+/* Reads the stream position of a topic before its first SUBSCRIBE; 0 when sent. A position
+ * read after the confirmation could be later than events published to the new subscription
+ * that never arrived (a silently stopped or dropped subscriber connection): a refill from it
+ * would skip them. Read before, it is at or before the subscription's first event. */
+int brefill__prior_position_read(hb_broker_t *b, btopic_t *t)
+{
+    posreq_t *q;
+    int rc;
+    if (t->sub_id != 0 || t->have_pos || t->have_last || !b->cmd_ready)
+        return -1;
+    if (t->pos_inflight)
+        return 0;
+    q = brefill__posreq_new(t);
+    if (b->cluster) {
+        const char *av[] = {"$", "", "1"};
+        size_t al[] = {1, 0, 1};
+        rc = hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
+                              on_prior_position, q);
+    } else {
+        rc = redisAsyncCommand(b->cmd.ac, on_prior_position, q, "FCALL %s 1 %b $ \"\" 1",
+                               b->fn.history, t->name, t->len);
+    }
+    if (rc != REDIS_OK) {
+        free(q);
+        return -1;
+    }
+    t->pos_inflight = 1;
+    return 0;
+}
+
+void hb_broker_refill_all(hb_broker_t *b)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+        btopic_t *t = v;
+        if (t->state != T_SUBSCRIBED || !(t->have_last || t->have_pos) || t->need_backfill)
+            continue;
+        t->need_backfill = 1;
+        t->lost_checked = !t->have_last;
+        brefill__kick(b, t);
+    }
+    hb_broker_update_ready(b);
+}

@@ -1,0 +1,182 @@
+#ifndef HERALD_EDGE_BROKER_PRIV_H
+#define HERALD_EDGE_BROKER_PRIV_H
+
+/*
+ * Internals shared by the files of the broker thread:
+ *   broker.c  - the loop, the request inbox, tick, drain, signals, readiness, lifecycle;
+ *   btopic.c  - the topic registry, subscription state, live delivery;
+ *   brefill.c - stream positions and the refill (backfill) of a resubscribed topic;
+ *   blost.c   - the check for events Redis lost in a failover;
+ *   history.c - clients' history requests and the decoding of herald_history replies;
+ *   bconn.c   - the reconnecting cmd/sub/ing connections and following the master.
+ * Every function here runs on the broker thread only and never blocks. The types they share
+ * with the rest of the broker thread (hb_broker_t, btopic_t, hreq_t, hb_conn_t) are in
+ * broker.h.
+ */
+#include <stddef.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "broker.h"
+
+/** broker__ms_tv() - ms as a struct timeval (for event_add()). ms >= 0. */
+static inline struct timeval broker__ms_tv(long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* ---- btopic.c: the topic registry, subscription state, live delivery ---- */
+
+/**
+ * btopic__get() - the topic named name[0..len) (len <= HB_TOPIC_MAX, validated by the caller),
+ * or NULL when there is none and !create. With create, a missing topic is made (T_IDLE, nobody
+ * wanting it, asked_at/asked_ms now) and counted in stats.topics. The registry b->topics owns
+ * it. Aborts on OOM.
+ */
+btopic_t *btopic__get(hb_broker_t *b, const char *name, size_t len, int create);
+/**
+ * btopic__free() - removes t from the registry and frees it with its held live events and its
+ * waiting history requests (dropped unanswered: their cancel flags are released). Replies
+ * still out for t find no topic by name (or one with another sub_id) and are ignored.
+ */
+void btopic__free(hb_broker_t *b, btopic_t *t);
+/**
+ * btopic__emit() - stamps m with t's next sequence number and pushes a reference to every
+ * service thread that wants t. Takes the caller's reference to m. A full service queue drops
+ * the event for that thread (counted in stats.queue_drops, logged rate-limited): its clients
+ * resume from history.
+ */
+void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m);
+/**
+ * btopic__emit_gap() - emits a gap notice (reset or trimmed) on t and logs it. Nothing is sent
+ * when the notice cannot be encoded.
+ */
+void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap);
+/**
+ * btopic__deliver() - emits one event of t in ID order: an event at or before t->last is
+ * dropped (already delivered), an epoch other than t->epoch first emits a reset notice.
+ * Updates t->last/epoch. The strings are copied (encoded); an epoch longer than HB_EPOCH_MAX
+ * or an encoding failure drops the event.
+ */
+void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
+                     size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen);
+/**
+ * btopic__subscribe() - subscribes t's live channel (t->state T_SUBSCRIBING), after a position
+ * read first for a topic never subscribed (brefill__prior_position_read: the reply subscribes),
+ * through the cluster's sharded subscribers in cluster mode. No-op while the sub connection is
+ * down (its connect subscribes every wanted topic).
+ */
+void btopic__subscribe(hb_broker_t *b, btopic_t *t);
+/**
+ * btopic__unsubscribe() - unsubscribes t's live channel (T_UNSUBSCRIBING); the confirmation
+ * (hb_broker_topic_unsubscribed) resubscribes or frees t.
+ */
+void btopic__unsubscribe(hb_broker_t *b, btopic_t *t);
+/**
+ * btopic__on_sub() - hiredis reply callback of the sub connection (b->on_sub_cb): the canary's
+ * replies, live messages (hb_broker_on_live) and (un)subscribe confirmations. ac->data is b;
+ * reply is owned by hiredis (NULL on disconnect: ignored).
+ */
+void btopic__on_sub(redisAsyncContext *ac, void *reply, void *priv);
+
+/* ---- brefill.c: stream positions and the refill of a topic ---- */
+
+/* A position read's or backfill-path request's context (the priv of its reply, owned by the
+ * request until its callback frees it): the topic and the confirmation of its subscription it
+ * was made for. */
+typedef struct posreq {
+    unsigned long long sub_id;
+    char name[HB_TOPIC_MAX + 1];
+} posreq_t;
+
+/** brefill__posreq_new() - a request context for t's current subscription. Aborts on OOM. */
+posreq_t *brefill__posreq_new(const btopic_t *t);
+/**
+ * brefill__reply_topic() - the topic a backfill-path reply is for (frees q), with its request
+ * no longer in flight; NULL when the topic is gone or no longer on the subscription q was sent
+ * for.
+ */
+btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q);
+/**
+ * brefill__kick() - moves t on when it is subscribed and commands can be sent: reads its
+ * position (once per subscription), runs the lost check and the refill when it needs one, and
+ * sends the history requests waiting for the subscription (history__send). No-op otherwise; a
+ * command that cannot be sent leaves the step to the next kick.
+ */
+void brefill__kick(hb_broker_t *b, btopic_t *t);
+/**
+ * brefill__set_pos() - records the position a herald_history reply saw (its last ID `last`,
+ * "" when the stream does not exist, and epoch `ep`; both checked by history__reply_ok) as t's
+ * subscription position, once per subscription and only while T_SUBSCRIBED.
+ */
+void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
+/**
+ * brefill__prior_position_read() - reads the stream position of a topic before its first
+ * SUBSCRIBE (its reply subscribes or frees t). 0 when the read is out (sent now or before),
+ * -1 when t needs none or it cannot be sent: the caller subscribes at once.
+ */
+int brefill__prior_position_read(hb_broker_t *b, btopic_t *t);
+
+/* ---- blost.c: events lost by Redis in a failover ---- */
+
+/**
+ * blost__check() - sends the lost-events check of t (once per resubscription, before its
+ * refill), by SHA1 unless by_text; its reply emits a trimmed notice when this edge delivered
+ * lost events, then kicks t (no reply, Redis gone: the next resubscription checks again). 0
+ * when sent (t->backfill_inflight set), -1 when it could not be (t->lost_checked set: the
+ * refill goes on without it).
+ */
+int blost__check(hb_broker_t *b, btopic_t *t, int by_text);
+
+/* ---- history.c: history requests and herald_history replies ---- */
+
+/**
+ * history__send() - sends a client's history request (taking q: it is freed once answered).
+ * The answer always goes to the client's service thread (a full queue drops it, counted in
+ * stats.queue_drops): empty when q was cancelled, an error when the read could not be sent or
+ * failed.
+ */
+void history__send(hb_broker_t *b, hreq_t *q);
+/**
+ * history__reply_ok() - 1 when r (NULL: disconnected) has the shape of a herald_history reply,
+ * {epoch (<= HB_EPOCH_MAX), gap, entries, last id}, else 0.
+ */
+int history__reply_ok(redisReply *r);
+/** history__gap() - the gap a herald_history reply's gap string g names (none if unknown). */
+hb_gap_t history__gap(redisReply *g);
+/**
+ * history__parse_entry() - the parts of a stream entry [id, [field, value, ...]]: its ID, data
+ * (d, "" when absent) and event name (ev, NULL when absent or longer than HB_EVENT_NAME_MAX),
+ * pointing into e. 0, or HB_EPROTO for a malformed entry.
+ */
+int history__parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen, const char **ev,
+                         size_t *evlen);
+/**
+ * history__batch() - entries per history read: --history-batch, but never more than half a
+ * client queue (at least 1).
+ */
+long history__batch(const hb_broker_t *b);
+
+/* ---- bconn.c: the reconnecting connections and the master ---- */
+
+/** bconn__init() - sets up c (named name, a constant) with its timers, disconnected. */
+void bconn__init(hb_broker_t *b, hb_conn_t *c, const char *name);
+/**
+ * bconn__start() - connects c to the master (cluster mode: the ingest address) unless it is
+ * connected, connecting or the broker is stopping; a failure, or a host name still being
+ * resolved, schedules a retry with backoff. No-op before the master is known.
+ */
+void bconn__start(hb_broker_t *b, hb_conn_t *c);
+/** bconn__on_resolved() - resolver callback (arg: b): connections waiting for a retry go now. */
+void bconn__on_resolved(void *arg);
+/**
+ * bconn__on_switch() - b->switch_ev callback (arg: b): moves the connections to the current
+ * master now. Runs from the loop, never inside a callback of the contexts it frees.
+ */
+void bconn__on_switch(evutil_socket_t fd, short what, void *arg);
+
+#endif

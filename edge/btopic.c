@@ -1,0 +1,331 @@
+/*
+ * The broker's topic registry (b->topics: name -> btopic_t): the topics some service thread
+ * wants, their subscription state (subscribe, confirmation, unsubscribe after the linger) and
+ * the delivery of their live events to the service threads, in ID order and without duplicates,
+ * with gap notices. During a refill (brefill.c) live events are held here. Broker thread only.
+ */
+#include "broker_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "canary.h"
+#include "cluster.h"
+#include "hb_dict.h"
+#include "hb_err.h"
+#include "hb_live.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+
+#define MOD "broker"
+/* A topic's first subscription confirmed this long after a client asked for it is refilled
+ * from the time of the ask (hb_broker_topic_subscribed), less this margin for clock skew
+ * between the edge and Redis. */
+#define LATE_SUB_S 0.5
+#define LATE_SUB_MARGIN_MS 500u
+
+/* ---- topics ---- */
+
+btopic_t *btopic__get(hb_broker_t *b, const char *name, size_t len, int create)
+{
+    btopic_t *t = hb_dict_get(b->topics, name, len);
+    if (t || !create)
+        return t;
+    t = hb_xcalloc(1, sizeof(*t));
+    memcpy(t->name, name, len);
+    t->len = len;
+    t->asked_at = hb_now();
+    t->asked_unready = !(b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up));
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t->asked_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    }
+    hb_dict_set(b->topics, name, len, t);
+    atomic_fetch_add_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
+    return t;
+}
+
+void btopic__free(hb_broker_t *b, btopic_t *t)
+{
+    hb_dict_del(b->topics, t->name, t->len);
+    atomic_fetch_sub_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
+    for (size_t i = 0; i < t->nheld; i++)
+        hb_msg_unref(t->held[i]);
+    free(t->held);
+    free(t->held_ep);
+    while (t->waiting) {
+        hreq_t *r = t->waiting;
+        t->waiting = r->next;
+        hb_hflag_unref(r->cancel);
+        free(r);
+    }
+    free(t);
+}
+
+static size_t live_channel(hb_broker_t *b, const btopic_t *t, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s{%.*s}:live", b->edge->cfg.prefix, (int)t->len, t->name);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* Pushes an EVENT message to every service thread that wants the topic. Takes m's reference. */
+void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
+{
+    m->seq = ++t->seq;
+    for (int i = 0; i < b->edge->nthreads; i++) {
+        if (!(t->want & (1ull << i)))
+            continue;
+        if (hb_svc_push(b->edge->svcs[i], hb_msg_ref(m)) != 0) {
+            hb_msg_unref(m);
+            atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+            hb_log_ratelimited("svc-queue-full", 1000, HB_LOG_WARN, MOD,
+                               "service queue full: event dropped, topic clients will resume",
+                               "{s:i}", "thread", i);
+        }
+    }
+    hb_msg_unref(m);
+}
+
+void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
+{
+    hb_msg_t *m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+    m->control = 1;
+    if (hb_ev_encode_gap(&m->ev, t->name, t->len, gap)) {
+        hb_msg_unref(m);
+        return;
+    }
+    hb_log_warn(MOD, "history gap on topic", "{s:s%,s:s}", "topic", t->name, t->len, "reason",
+                gap == HB_GAP_RESET ? "reset" : "trimmed");
+    btopic__emit(b, t, m);
+}
+
+/*
+ * Delivers one event of topic t in ID order: drops what was already delivered, and turns an
+ * epoch change (the stream was recreated, e.g. Redis lost its data) into a reset notice.
+ */
+void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
+                     size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen)
+{
+    char ep[HB_EPOCH_MAX + 1];
+    hb_msg_t *m;
+
+    if (eplen > HB_EPOCH_MAX)
+        return;
+    memcpy(ep, epoch, eplen);
+    ep[eplen] = '\0';
+    if (t->have_last && strcmp(ep, t->epoch) != 0) {
+        btopic__emit_gap(b, t, HB_GAP_RESET);
+        t->have_last = 0;
+    }
+    if (t->have_last && hb_id_cmp(id, &t->last) <= 0)
+        return; /* already delivered */
+    t->last = *id;
+    memcpy(t->epoch, ep, eplen + 1);
+    t->have_last = 1;
+    m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+    if (hb_ev_encode(&m->ev, t->name, t->len, id, ep, ev, evlen, data, dlen)) {
+        hb_msg_unref(m);
+        hb_log_error(MOD, "out of memory encoding an event", NULL);
+        return;
+    }
+    atomic_fetch_add_explicit(&b->edge->stats.events_in, 1, memory_order_relaxed);
+    btopic__emit(b, t, m);
+}
+
+/* ---- the subscriber connection ---- */
+
+void btopic__subscribe(hb_broker_t *b, btopic_t *t)
+{
+    char chan[HB_TOPIC_MAX + 80];
+    size_t n = live_channel(b, t, chan, sizeof(chan));
+    if (!brefill__prior_position_read(b, t))
+        return; /* subscribes when the position is known */
+    if (b->cluster) {
+        hb_cluster_subscribe(b->cluster, t);
+        return;
+    }
+    if (!b->sub.up)
+        return;
+    t->state = T_SUBSCRIBING;
+    redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "SUBSCRIBE %b", chan, n);
+}
+
+void btopic__unsubscribe(hb_broker_t *b, btopic_t *t)
+{
+    char chan[HB_TOPIC_MAX + 80];
+    size_t n = live_channel(b, t, chan, sizeof(chan));
+    if (b->cluster) {
+        hb_cluster_unsubscribe(b->cluster, t);
+        return;
+    }
+    t->state = T_UNSUBSCRIBING;
+    redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "UNSUBSCRIBE %b", chan, n);
+}
+
+/* Extracts <topic> from "<prefix>{<topic>}:live"; returns 0 or HB_EPROTO. */
+int hb_broker_channel_topic(const char *prefix, const char *chan, size_t len, const char **topic,
+                            size_t *tlen)
+{
+    size_t pl = strlen(prefix);
+    if (len < pl + 8 || memcmp(chan, prefix, pl) != 0 || chan[pl] != '{' ||
+        memcmp(chan + len - 6, "}:live", 6) != 0)
+        return HB_EPROTO;
+    *topic = chan + pl + 1;
+    *tlen = len - pl - 7;
+    return hb_topic_validate(*topic, *tlen, NULL);
+}
+
+void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
+{
+    const char *tname, *reason;
+    size_t tlen;
+    hb_live_t lv;
+    btopic_t *t;
+
+    if (hb_broker_channel_topic(b->edge->cfg.prefix, chan, clen, &tname, &tlen))
+        return;
+    t = btopic__get(b, tname, tlen, 0);
+    if (!t || t->state != T_SUBSCRIBED)
+        return;
+    if (hb_live_decode(msg, mlen, &lv, &reason)) {
+        hb_log_ratelimited("live-decode", 1000, HB_LOG_WARN, MOD, "malformed live message",
+                           "{s:s%,s:s}", "topic", tname, tlen, "err", reason);
+        return;
+    }
+    if (t->need_backfill) {
+        /* Hold until the backfill caught up; bounded like a client queue. */
+        hb_msg_t *m;
+        char ep[HB_EPOCH_MAX + 1];
+        if (lv.epoch_len > HB_EPOCH_MAX)
+            return;
+        if (t->nheld >= (size_t)b->edge->cfg.client_queue_max) {
+            hb_log_ratelimited("held-full", 1000, HB_LOG_WARN, MOD,
+                               "too many live events held during backfill; dropping (history "
+                               "keeps them)",
+                               "{s:s%}", "topic", tname, tlen);
+            return;
+        }
+        memcpy(ep, lv.epoch, lv.epoch_len);
+        ep[lv.epoch_len] = '\0';
+        m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+        if (hb_ev_encode(&m->ev, t->name, t->len, &lv.id, ep, lv.event, lv.ev_len, lv.data,
+                         lv.data_len)) {
+            hb_msg_unref(m);
+            return;
+        }
+        if (t->nheld == t->cap_held) {
+            t->cap_held = t->cap_held ? t->cap_held * 2 : 16;
+            t->held = hb_xrealloc(t->held, t->cap_held * sizeof(*t->held));
+            t->held_ep = hb_xrealloc(t->held_ep, t->cap_held * sizeof(*t->held_ep));
+        }
+        memcpy(t->held_ep[t->nheld], ep, sizeof(ep));
+        t->held[t->nheld++] = m;
+        return;
+    }
+    btopic__deliver(b, t, &lv.id, lv.epoch, lv.epoch_len, lv.event, lv.ev_len, lv.data,
+                    lv.data_len);
+}
+
+const char *hb_broker_pubsub(hb_broker_t *b, const redisReply *r, const char *message_kind,
+                             btopic_t **t)
+{
+    const char *kind, *tname;
+    size_t tlen;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        return NULL;
+    kind = r->element[0]->str;
+    if (!strcmp(kind, message_kind)) {
+        if (r->element[2]->type == REDIS_REPLY_STRING)
+            hb_broker_on_live(b, r->element[1]->str, r->element[1]->len, r->element[2]->str,
+                              r->element[2]->len);
+        return NULL;
+    }
+    if (hb_broker_channel_topic(b->edge->cfg.prefix, r->element[1]->str, r->element[1]->len, &tname,
+                                &tlen))
+        return NULL;
+    *t = btopic__get(b, tname, tlen, 0);
+    return *t ? kind : NULL;
+}
+
+void btopic__on_sub(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    btopic_t *t = NULL;
+    const char *kind;
+    (void)priv;
+    if (b->canary && hb_canary_on_reply(b->canary, reply))
+        return;
+    kind = hb_broker_pubsub(b, reply, "message", &t);
+    if (!kind)
+        return;
+    if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING)
+        hb_broker_topic_subscribed(b, t);
+    else if (!strcmp(kind, "unsubscribe") && t->state == T_UNSUBSCRIBING)
+        hb_broker_topic_unsubscribed(b, t);
+    hb_broker_update_ready(b);
+}
+
+void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
+{
+    int again = t->sub_id != 0;
+    t->state = T_SUBSCRIBED;
+    t->sub_id = ++b->sub_seq;
+    t->pos_inflight = 0;
+    t->backfill_inflight = 0; /* a request still out is for the old subscription: ignored */
+    if (!again && !t->have_last) {
+        /* First subscription: its clients were answered when they asked and expect what was
+         * stored since. The position read before the SUBSCRIBE ran after the ask, possibly
+         * long after (a slow or cut link: checker seed 47 --net-faults, 0.3 s). Stream IDs
+         * are Redis's clock in ms: refill from the time of the ask when the read is later.
+         * Asked for while Redis was away or confirmed long after the ask, less a clock
+         * margin too (a fresh subscriber may then get an event up to that much older than
+         * its request). */
+        int late = t->asked_unready || hb_now() - t->asked_at > LATE_SUB_S;
+        uint64_t ms = !late                              ? t->asked_ms
+                      : t->asked_ms > LATE_SUB_MARGIN_MS ? t->asked_ms - LATE_SUB_MARGIN_MS
+                                                         : 0;
+        if (!t->have_pos || t->pos.ms > ms) {
+            /* the epoch the read saw stays: if the stream is wiped before the refill, the
+             * refill's epoch check sends `reset` (an empty epoch would check nothing) */
+            if (!t->have_pos)
+                t->pos_epoch[0] = '\0';
+            t->pos.ms = ms;
+            t->pos.seq = 0;
+            t->have_pos = 1;
+        }
+    }
+    if (t->have_last || t->have_pos) {
+        /* a first subscription too: what was stored since its position read, before the
+         * SUBSCRIBE took effect, came after its first client asked */
+        t->need_backfill = 1;
+        t->lost_checked = !t->have_last;
+    } else if (again) {
+        /* subscribed before, but its position was never read (Redis went away first): what
+         * was stored meanwhile cannot be told apart from older events; say so */
+        btopic__emit_gap(b, t, HB_GAP_TRIMMED);
+    }
+    brefill__kick(b, t);
+    hb_broker_update_ready(b);
+}
+
+void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t)
+{
+    t->state = T_IDLE;
+    if (t->want)
+        btopic__subscribe(b, t);
+    else
+        btopic__free(b, t);
+    hb_broker_update_ready(b);
+}
+
+void hb_broker_topic_free(hb_broker_t *b, btopic_t *t)
+{
+    btopic__free(b, t);
+}

@@ -1,0 +1,188 @@
+/*
+ * History on the broker thread: clients' history requests (a resume, a poll, a page of a
+ * long history) sent as herald_history calls and answered to the client's service thread,
+ * and the decoding of herald_history replies, which the refill of a topic (brefill.c) reads
+ * too. Broker thread only.
+ */
+#include "broker_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster.h"
+#include "hb_err.h"
+#include "hb_log.h"
+#include "hb_mem.h"
+
+#define MOD "broker"
+
+/* Parses an XRANGE entry [id, [field, value, ...]] into its parts. Returns 0 or HB_EPROTO. */
+int history__parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen, const char **ev,
+                         size_t *evlen)
+{
+    redisReply *f;
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
+        return HB_EPROTO;
+    if (hb_id_parse(e->element[0]->str, e->element[0]->len, id, NULL))
+        return HB_EPROTO;
+    f = e->element[1];
+    *d = "";
+    *dlen = 0;
+    *ev = NULL;
+    *evlen = 0;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1)
+            continue;
+        if (k->str[0] == 'd') {
+            *d = v->str;
+            *dlen = v->len;
+        } else if (k->str[0] == 'e' && v->len > 0 && v->len <= HB_EVENT_NAME_MAX) {
+            *ev = v->str;
+            *evlen = v->len;
+        }
+    }
+    return 0;
+}
+
+/* Checks a herald_history reply's shape: {epoch, gap, entries}. */
+int history__reply_ok(redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+           r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len <= HB_EPOCH_MAX &&
+           r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_ARRAY &&
+           r->element[3]->type == REDIS_REPLY_STRING;
+}
+
+hb_gap_t history__gap(redisReply *g)
+{
+    if (g->len == 5 && !memcmp(g->str, "reset", 5))
+        return HB_GAP_RESET;
+    if (g->len == 7 && !memcmp(g->str, "trimmed", 7))
+        return HB_GAP_TRIMMED;
+    return HB_GAP_NONE;
+}
+
+/* Entries per history read: never more than half a client queue, or a resume could only ever
+ * be cut off as a slow consumer before its first write. */
+long history__batch(const hb_broker_t *b)
+{
+    long half = b->edge->cfg.client_queue_max / 2;
+    return b->edge->cfg.history_batch < half ? b->edge->cfg.history_batch : half > 0 ? half : 1;
+}
+
+/* Entries a client's history request reads: what it asked for, within history__batch(). */
+static long hreq_count(const hb_broker_t *b, const hreq_t *q)
+{
+    long max = history__batch(b);
+    return q->count && (long)q->count < max ? (long)q->count : max;
+}
+
+/* The most bytes one encoding of ev takes in a client queue (the page budget's measure). */
+static size_t ev_size(const hb_ev_t *ev)
+{
+    size_t n = hb_buf_len(ev->sse);
+    if (hb_buf_len(ev->msse) > n)
+        n = hb_buf_len(ev->msse);
+    if (hb_buf_len(ev->ws) > n)
+        n = hb_buf_len(ev->ws);
+    if (hb_buf_len(ev->json) > n)
+        n = hb_buf_len(ev->json);
+    return n;
+}
+
+static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    hreq_t *q = priv;
+    hb_msg_t *m = hb_msg_new(HB_MSG_HISTORY, q->topic, q->topic_len);
+    m->client_id = q->client_id;
+
+    if (hb_hflag_cancelled(q->cancel)) {
+        /* nobody takes it: an empty answer frees the asker's slots, nothing is encoded */
+    } else if (!history__reply_ok(r)) {
+        m->error = 1;
+        if (r && r->type == REDIS_REPLY_ERROR)
+            hb_log_ratelimited("history-error", 1000, HB_LOG_WARN, MOD, "history read failed",
+                               "{s:s}", "err", r->str);
+    } else {
+        redisReply *ents = r->element[2];
+        const char *epoch = r->element[0]->str;
+        hb_id_t tail;
+        m->gap = history__gap(r->element[1]);
+        size_t bytes = 0;
+        m->more = ents->elements >= (size_t)hreq_count(b, q);
+        btopic_t *t = btopic__get(b, q->topic, q->topic_len, 0);
+        if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL)) {
+            hb_cursor_format(&tail, epoch, m->tail);
+            /* A cursor of this stream (its epoch, or none) with a later ID than the stream
+             * ever generated (Redis restored from an older snapshot, a forged cursor): no
+             * event would ever pass it. The client is told "reset" and continues from the
+             * stream's tail (PROTOCOL.md, Gap notice). */
+            if (!q->tail_only && m->gap == HB_GAP_NONE && hb_id_cmp(&q->cursor.id, &tail) > 0)
+                m->gap = HB_GAP_RESET;
+        }
+        if (t && t->sub_id == q->sub_id) /* read on this subscription (brefill__kick) */
+            brefill__set_pos(t, r->element[3], r->element[0]);
+        m->evs = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->evs));
+        for (size_t i = 0; i < ents->elements; i++) {
+            const char *d, *ev;
+            size_t dlen, evlen;
+            hb_id_t id;
+            if (history__parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
+                continue;
+            if (hb_ev_encode(&m->evs[m->n], q->topic, q->topic_len, &id, epoch, ev, evlen, d,
+                             dlen)) {
+                m->error = 1;
+                break;
+            }
+            hb_ev_stamp(&m->evs[m->n], 0); /* a resume page, not a live delivery */
+            /* the page ends before its byte budget (one entry at least): the rest is left
+             * unencoded and read again from the last ID when the client has taken this */
+            if (q->max_bytes && m->n && bytes + ev_size(&m->evs[m->n]) > q->max_bytes) {
+                hb_ev_release(&m->evs[m->n]);
+                memset(&m->evs[m->n], 0, sizeof(m->evs[m->n]));
+                m->more = 1;
+                break;
+            }
+            bytes += ev_size(&m->evs[m->n]);
+            m->n++;
+        }
+    }
+    if (hb_svc_push(b->edge->svcs[q->thread], m) != 0) {
+        hb_msg_unref(m);
+        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+    }
+    hb_hflag_unref(q->cancel);
+    free(q);
+}
+
+void history__send(hb_broker_t *b, hreq_t *q)
+{
+    char since[HB_ID_STR_MAX], count[24];
+    if (hb_hflag_cancelled(q->cancel)) { /* cancelled while it waited: Redis is not asked */
+        on_client_history(b->cluster ? hb_cluster_fail_ac(b->cluster) : b->cmd.ac, NULL, q);
+        return;
+    }
+    if (q->tail_only)
+        strcpy(since, "$");
+    else
+        hb_id_format(&q->cursor.id, since);
+    snprintf(count, sizeof(count), "%ld", hreq_count(b, q));
+    if (b->cluster) {
+        const char *av[] = {since, q->cursor.epoch, count};
+        size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count)};
+        if (hb_cluster_fcall(b->cluster, b->fn.history, q->topic, q->topic_len, NULL, 3, av, al,
+                             on_client_history, q) != REDIS_OK)
+            on_client_history(hb_cluster_fail_ac(b->cluster), NULL, q);
+        return;
+    }
+    if (redisAsyncCommand(b->cmd.ac, on_client_history, q, "FCALL %s 1 %b %s %s %s", b->fn.history,
+                          q->topic, q->topic_len, since, q->cursor.epoch, count) != REDIS_OK)
+        on_client_history(b->cmd.ac, NULL, q);
+}
