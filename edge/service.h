@@ -180,7 +180,7 @@ struct hb_svc {
     atomic_int drain_req;
     int draining;
     /* while a batch of broker messages is processed: clients it queued to, written once the
-     * batch is done instead of through one writable callback each (svc_flush) */
+     * batch is done instead of through one writable callback each (hb_svc_flush, client.c) */
     int batching;
     hb_client_t *flush_head, *flush_tail;
     unsigned ticks;
