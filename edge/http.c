@@ -72,7 +72,7 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
 }
 
 int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
-                         const char *ctype, lws_filepos_t len, int sse)
+                          const char *ctype, lws_filepos_t len, int sse)
 {
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
     if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
@@ -156,7 +156,7 @@ int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, s
  * returned. An EventSource does not retry after a 401/403: the page must get a new token.
  */
 int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *const *topics,
-                          int n, long long *exp)
+                           int n, long long *exp)
 {
     const hb_cfg_t *cfg = &s->edge->cfg;
     const char *reason = NULL;
@@ -173,8 +173,8 @@ int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const c
     if (!j && cfg->jwt_secret_len && !cfg->allow_anonymous) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         c->auth_challenge = EXTRA_AUTH;
-        hb_http_respond_text(c, 401,
-                     "unauthorized: a token is required (Authorization: Bearer or ?token=)\n", 0);
+        hb_http_respond_text(
+            c, 401, "unauthorized: a token is required (Authorization: Bearer or ?token=)\n", 0);
         return 1;
     }
     for (int i = 0; i < n && bad < 0; i++)
@@ -245,7 +245,8 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
             return hb_http_respond_text(c, 503, "draining\n", 0);
         if (atomic_load(&s->edge->stats.ready))
             return hb_http_respond_text(c, 200, "ready\n", 0);
-        return hb_http_respond_text(c, 503, hb_canary_stale() ? "canary stale\n" : "not ready\n", 0);
+        return hb_http_respond_text(c, 503, hb_canary_stale() ? "canary stale\n" : "not ready\n",
+                                    0);
     }
     if (!strcmp(path, "/metrics"))
         return hb_http_metrics(s, c);
@@ -263,7 +264,8 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
     if (!strcmp(path, "/herald.js"))
         return herald_js(c, wsi);
     if (!strcmp(path, "/ws"))
-        return hb_http_respond_text(c, 426, "WebSocket upgrade required (subprotocol herald.v1)\n", 0);
+        return hb_http_respond_text(c, 426, "WebSocket upgrade required (subprotocol herald.v1)\n",
+                                    0);
     if ((!strcmp(path, "/") || !strcmp(path, "/index.html")) && hb_demo_html)
         return hb_http_respond(c, 200, "text/html; charset=utf-8", (const char *)hb_demo_html,
                                hb_demo_html_len, 0);

@@ -65,8 +65,8 @@ int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, s
  * *exp the token's exp (0: none); else the refusal is answered (401 no or bad token, 403 a
  * topic the token does not cover, counted) and 1 is returned.
  */
-int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi,
-                           const char *const *topics, int n, long long *exp);
+int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *const *topics,
+                           int n, long long *exp);
 
 /* ---- sse.c ---- */
 

@@ -121,7 +121,8 @@ int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n;
-    if (!c->headers_sent && hb_http_write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
+    if (!c->headers_sent &&
+        hb_http_write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
         return -1;
     n = coalesce(s, c);
     if (n &&

@@ -91,7 +91,8 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
         char *end;
         timeout = strtol(tbuf, &end, 10);
         if (!tbuf[0] || *end || timeout < 0 || timeout > s->edge->cfg.poll_timeout_max)
-            return hb_http_bad_request(c, "timeout must be a number of seconds within the limit", 0);
+            return hb_http_bad_request(c, "timeout must be a number of seconds within the limit",
+                                       0);
     }
     if (!hb_svc_admit(s, c->wsi))
         return hb_http_respond_text(c, 503, "over capacity or draining: retry later\n", 1);

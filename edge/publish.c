@@ -14,7 +14,7 @@
 
 /* POST /publish/<topic>: the head's framing is already checked (hb_req_framing). */
 int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
-                         size_t tlen, hb_http_body_t framing, uint64_t length)
+                          size_t tlen, hb_http_body_t framing, uint64_t length)
 {
     const hb_cfg_t *cfg = &s->edge->cfg;
     char tok[HB_JWT_MAX + 8];
@@ -32,11 +32,11 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
     if (n <= 0) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         c->auth_challenge = EXTRA_AUTH;
-        return hb_http_respond_text(c, 401,
-                            n == -1
-                                ? "unauthorized: token longer than 8192 bytes\n"
-                                : "unauthorized: Authorization: Bearer <publish key or token>\n",
-                            1);
+        return hb_http_respond_text(
+            c, 401,
+            n == -1 ? "unauthorized: token longer than 8192 bytes\n"
+                    : "unauthorized: Authorization: Bearer <publish key or token>\n",
+            1);
     }
     if (hb_topic_validate(topic, tlen, &reason))
         return hb_http_bad_request(c, reason, 1);
@@ -66,8 +66,8 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
         return hb_http_bad_request(c, reason ? reason : "event name longer than 64 bytes", 1);
     if (framing == HB_HTTP_BODY_CHUNKED)
         /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
-        return hb_http_respond_text(c, 411, "Content-Length required (chunked bodies are not accepted)\n",
-                            1);
+        return hb_http_respond_text(
+            c, 411, "Content-Length required (chunked bodies are not accepted)\n", 1);
     if (framing == HB_HTTP_BODY_NONE)
         /* lws would take the rest of the connection as the body of a POST without a length */
         return hb_http_respond_text(c, 411, "Content-Length required\n", 1);
