@@ -183,7 +183,7 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, HB_SVC_TICK_US);
 }
 
-/* ---- lws glue ---- */
+/* ---- sums over the service threads ---- */
 
 unsigned long long hb_svc_sum(hb_svc_t *s, int which)
 {
