@@ -1,7 +1,12 @@
 #ifndef HERALD_EDGE_SERVICE_H
 #define HERALD_EDGE_SERVICE_H
 
-/* Private to the service threads (service.c, http.c, ws.c). */
+/*
+ * Private to the service threads: their types and the calls the files of the service side
+ * share (service.c, listener.c, client.c, topics.c, the HTTP files, ws.c, ctimer.c, hread.c,
+ * auth.c, ticket.c). The calls service.c alone makes into a module are in client.h, topics.h
+ * and listener.h; those between the HTTP files in http.h.
+ */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -180,7 +185,7 @@ struct hb_svc {
     atomic_int drain_req;
     int draining;
     /* while a batch of broker messages is processed: clients it queued to, written once the
-     * batch is done instead of through one writable callback each (svc_flush) */
+     * batch is done instead of through one writable callback each (hb_svc_flush, client.c) */
     int batching;
     hb_client_t *flush_head, *flush_tail;
     unsigned ticks;
@@ -200,18 +205,23 @@ struct hb_svc {
     unsigned char wbuf[LWS_PRE + HB_SVC_WBUF];
 };
 
-/* service.c: shared by the transports */
-int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
-void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code);
-hb_sub_t *hb_sub_add(hb_client_t *c, const char *topic, size_t len, const hb_cursor_t *since,
-                     int tail_only);
-void hb_sub_remove(hb_client_t *c, hb_sub_t *u);
-hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u);
-void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
+/* ---- service.c ---- */
+
+/**
+ * hb_svc_request() - hand @q (owned, always taken) to the broker thread and wake it; q->thread
+ * is set to @s's index. 0; HB_ELIMIT when the broker's queue is full (counted as a request
+ * drop) or HB_EIO when the broker is gone (shutdown): @q is freed and no answer will come.
+ * Service thread.
+ */
 int hb_svc_request(hb_svc_t *s, hb_req_t *q);
+/** hb_svc_total_clients() - clients counted over every service thread (relaxed atomic loads).
+ * Any service thread. */
 size_t hb_svc_total_clients(hb_svc_t *s);
 /** hb_svc_sum() - deliveries (which 0) or bytes out (1) summed over the service threads. */
 unsigned long long hb_svc_sum(hb_svc_t *s, int which);
+/** hb_const_eq() - 1 when (a, alen) and (b, blen) are equal, compared in a time that does not
+ * depend on where they differ (secrets). Any thread. */
+int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
 
 /** hb_svc_count() - add to a counter only its own thread writes: a plain load and store, no
  * locked read-modify-write on the fan-out path. */
@@ -234,11 +244,61 @@ static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long lon
     if (b->stamp_ms)
         hb_hist_observe(&s->deliv_hist, now_us - b->stamp_ms * 1000, 1);
 }
+
+/* ---- client.c: a client's queue and life ---- */
+
+/**
+ * hb_client_push() - queue one shared buffer @b (and, for multi-topic SSE and long-poll, its
+ * cursor @cur) to @c, taking new refs (the caller keeps its own); @idx is the subscription's
+ * index, @ctl marks a control frame (no cursor, no ID order). The first frame lists @c for a
+ * write after the broker batch, or asks lws for a writable callback. 0; -1 when @c is closing
+ * or was cut off now (over --client-queue-max/-bytes: "slow consumer", 1008, counted).
+ */
+int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
+/**
+ * hb_client_close() - close @c once: its queue is released now (refs dropped), @why (a string
+ * literal) is kept for the close log; a WebSocket with @ws_code sends a close frame with it
+ * first (5 s at most), anything else is closed by lws at once. The memory stays lws' until
+ * hb_client_cleanup(). Safe while a delivery to @c is on the stack; a second call is a no-op.
+ */
+void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code);
+/**
+ * hb_client_count() - @c became a client of @kind (K_SSE, K_MSSE, K_WS, K_POLL): counted in
+ * the connection gauges until hb_client_cleanup(), its timers started (ctimer.c), its open
+ * logged at debug level. Once per client.
+ */
 void hb_client_count(hb_client_t *c, kind_t kind);
-int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
 /** hb_client_drained() - the client wrote (part of) its queue: continue a paced history read
  * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);
+
+/* ---- topics.c: subscriptions and requests waiting for the broker ---- */
+
+/**
+ * hb_sub_add() - subscribe @c to topic (@topic, @len; validated by the caller, copied): the
+ * local topic is made (and the broker told) on its first subscriber. With @since (copied) or
+ * @tail_only the subscription resumes: history is read (hread.c) and live events are held
+ * until it caught up. The subscription (owned by @c, freed by hb_sub_remove() or the cleanup);
+ * never NULL (aborts on allocation failure). A refused SUB request is retried by housekeeping.
+ */
+hb_sub_t *hb_sub_add(hb_client_t *c, const char *topic, size_t len, const hb_cursor_t *since,
+                     int tail_only);
+/**
+ * hb_sub_remove() - end @u (of @c) and free it: its history read is cancelled, its held events
+ * released, the broker told when it was the topic's last. Never while a delivery to @u is on
+ * the stack. Cannot fail.
+ */
+void hb_sub_remove(hb_client_t *c, hb_sub_t *u);
+/**
+ * hb_pending_add() - a request of @c waiting for the broker's answer, keyed by a new token
+ * in s->pending: a history read of @u, or (@u NULL) a publish or ticket request, also listed
+ * in c->pubs. Owned by s->pending until hb_pending_del() (or hb_hread_answered()); never NULL.
+ */
+hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u);
+/** hb_pending_del() - forget @p (NULL: nothing) and free it with its echo and cancel flag. */
+void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
+
+/* ---- listener.c ---- */
 
 /**
  * hb_svc_admit() - 1 when a new subscriber connection may be served; 0 when the edge drains,
@@ -246,6 +306,8 @@ void hb_client_drained(hb_client_t *c);
  * counted under its own reason; draining is not a refusal). Service thread.
  */
 int hb_svc_admit(hb_svc_t *s, struct lws *wsi);
+
+/* ---- ctimer.c ---- */
 
 /**
  * hb_svc_poll_timer() - a long-poll's timeout: hb_poll_on_timer(c) runs once `us` microseconds
@@ -255,7 +317,7 @@ int hb_svc_admit(hb_svc_t *s, struct lws *wsi);
  */
 void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us);
 
-/* ctimer.c: per-connection timers (see the comment at its top) */
+/* per-connection timers (see the comment at the top of ctimer.c) */
 /** hb_ctimer_init() - the thread's wheel and SSE peer set (hb_svc_new()); without an epoll set
  * (epoll_create1() failed) SSE sockets are peeked once a second instead. */
 void hb_ctimer_init(hb_svc_t *s);
@@ -304,30 +366,66 @@ int hb_auth_on_timer(hb_client_t *c);
  * *cors for the response headers; 0 when there is no Origin), -1 refused (counted). */
 int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors);
 
-/* http.c */
+/* ---- HTTP: http.c (routing, responses), http_write.c, publish.c, poll.c; the calls between
+ * them are in http.h ---- */
+
+/**
+ * hb_http_on_request() - LWS_CALLBACK_HTTP: a new request's head on @c (reset by the caller):
+ * its framing is checked (an ambiguous head is answered 400 and closed), then it is routed.
+ * 0 (answered, streaming, or waiting for a body or for Redis), or -1 to close. http.c.
+ */
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path);
-int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len);
-int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c);
+/**
+ * hb_http_respond() - queue a K_SIMPLE answer: @status, @ctype (a string literal), @body
+ * (@len bytes, copied; 0: none); @close_after closes the connection after it. 400/404/405/411
+ * are counted as bad requests. Written from the writable callback (or at once for a paused
+ * connection). 0, or -1 when the body could not be allocated. http.c.
+ */
+int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
+                    size_t len, int close_after);
+/** hb_http_reroute() - route @c's GET request @path again (its headers are still attached),
+ * after its ticket was redeemed (ticket.h). What the HTTP callback would return. http.c. */
+int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
+/** hb_http_unauthorized() - answer 401 with WWW-Authenticate: Bearer error="invalid_token"
+ * and the text @body (counted as an auth refusal by the caller). http.c. */
+int hb_http_unauthorized(hb_client_t *c, const char *body);
+/**
+ * hb_http_writeable() - LWS_CALLBACK_HTTP_WRITEABLE: a K_SIMPLE answer is written (then the
+ * transaction completes, or the connection closes), a long-poll may answer, an SSE stream
+ * writes what is queued. 0, or -1 to close. http_write.c.
+ */
 int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_sse_write() - SSE: one coalesced write of what is queued (lws keeps what the socket
- * does not take). 0, or -1 when the connection failed. Service thread. */
+ * does not take). 0, or -1 when the connection failed. Service thread. http_write.c. */
 int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /**
  * hb_http_answer_now() - write @c's queued K_SIMPLE answer at once and have lws close the
  * connection (LWS_TO_KILL_ASYNC). For a connection lws does not read (hb_req_pause()), whose
- * POLLOUT lws 4.1 does not service. Service thread.
+ * POLLOUT lws 4.1 does not service. Service thread. http_write.c.
  */
 void hb_http_answer_now(hb_client_t *c);
-int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
-                    size_t len, int close_after);
+/**
+ * hb_http_on_body() - LWS_CALLBACK_HTTP_BODY: a piece (@in, @len; copied) of a publish body,
+ * gathered up to its Content-Length. 0; or an answer (413, 503 out of memory) and what
+ * hb_http_respond() returns. Ignored for a request answered before its body. publish.c.
+ */
+int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len);
+/**
+ * hb_http_on_body_done() - LWS_CALLBACK_HTTP_BODY_COMPLETION: the publish body is handed to
+ * the broker (the answer comes to hb_http_on_published(); 503 when its queue is full); called
+ * again with a pipelined request waiting, it stops reading and answers now. 0, or -1 to close.
+ * publish.c.
+ */
+int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c);
+/** hb_http_on_published() - the broker's answer to an HTTP publish (@m borrowed): @p is freed,
+ * the latency observed, and 200 {"id":...}, 400 (herald: errors) or 503 answered. publish.c. */
 void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
-/** hb_http_reroute() - route @c's GET request @path again (its headers are still attached),
- * after its ticket was redeemed (ticket.h). What the HTTP callback would return. */
-int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
-/** hb_http_unauthorized() - answer 401 with WWW-Authenticate: Bearer error="invalid_token"
- * and the text @body (counted as an auth refusal by the caller). */
-int hb_http_unauthorized(hb_client_t *c, const char *body);
+/** hb_poll_maybe_answer() - from the writable callback: answer the long-poll @c unless a
+ * subscription still reads history (events, a gap or a zero timeout answer now). poll.c. */
 void hb_poll_maybe_answer(hb_client_t *c);
+/** hb_poll_on_timer() - answer the long-poll @c with what it has queued (its subscription
+ * ends first), its timer cancelled; out of memory closes it. No-op unless K_POLL and not
+ * closing. poll.c. */
 void hb_poll_on_timer(hb_client_t *c);
 
 /* ws.c */

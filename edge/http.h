@@ -1,0 +1,116 @@
+#ifndef HERALD_EDGE_HTTP_H
+#define HERALD_EDGE_HTTP_H
+
+/*
+ * Private to the HTTP transport of the service threads: the calls between http.c (routing,
+ * plain responses, headers, request helpers), http_write.c (writing a client's queue),
+ * sse.c, poll.c, publish.c and metrics.c. What other files call (hb_http_respond(),
+ * hb_http_on_request(), hb_http_writeable(), hb_poll_on_timer(), ...) stays in service.h.
+ * Service thread only: @c is a client of the calling thread, @wsi its connection, and the
+ * request's headers are still attached unless said otherwise.
+ */
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "reqcheck.h"
+#include "service.h"
+
+/* c->auth_challenge: the extra headers of a K_SIMPLE answer (hb_http_write_headers()). */
+enum {
+    EXTRA_NONE = 0,
+    EXTRA_AUTH,         /* 401: WWW-Authenticate: Bearer */
+    EXTRA_AUTH_INVALID, /* 401 for a token that was given but refused */
+    EXTRA_ALLOW_GET,
+    EXTRA_ALLOW_POST,
+    EXTRA_PREFLIGHT, /* 204 answer to a CORS preflight */
+    EXTRA_ASSET,     /* /herald.js: ETag, revalidated, importable from any origin */
+};
+
+/* ---- http.c ---- */
+
+/**
+ * hb_http_respond_text() - hb_http_respond() with a text/plain body (@text, NUL-terminated,
+ * copied). 0, or -1 when the body could not be allocated (the connection is then closed by
+ * the caller's -1).
+ */
+int hb_http_respond_text(hb_client_t *c, unsigned status, const char *text, int close_after);
+
+/**
+ * hb_http_bad_request() - answer 400 with "@reason\n" (counted as a bad request, logged
+ * rate-limited with mod "http"); @close_after closes the connection after it. What
+ * hb_http_respond() returns.
+ */
+int hb_http_bad_request(hb_client_t *c, const char *reason, int close_after);
+
+/**
+ * hb_http_write_headers() - write the response head: @status, @ctype, Content-Length @len
+ * (LWS_ILLEGAL_HTTP_CONTENT_LEN: none), the node, cache and CORS headers, and the extras
+ * c->auth_challenge names; @sse adds X-Accel-Buffering and never Connection: close. Sets
+ * c->headers_sent. 0, or -1 when the head does not fit or cannot be written (close).
+ */
+int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
+                          const char *ctype, lws_filepos_t len, int sse);
+
+/**
+ * hb_http_query_arg() - query argument @name (lws decoded it) copied NUL-terminated into
+ * @out (@cap bytes); with @frag, the search starts at fragment *frag and *frag moves past a
+ * match (repeated arguments). 1 found, 0 absent, -1 longer than @cap or than the arguments
+ * buffer (nothing useful in @out).
+ */
+int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, size_t cap);
+
+/**
+ * hb_http_subscribe_auth() - may this request subscribe to these @n @topics (borrowed)? 0 yes,
+ * *exp the token's exp (0: none); else the refusal is answered (401 no or bad token, 403 a
+ * topic the token does not cover, counted) and 1 is returned.
+ */
+int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *const *topics,
+                           int n, long long *exp);
+
+/* ---- sse.c ---- */
+
+/**
+ * hb_http_sse_single() - GET /events/<topic> (@topic, @tlen point into the request's header
+ * buffer; copied before the answer reuses it): checks, then a K_SSE stream (or a 400/401/403
+ * answer, or the retry-and-close turn-away when full or draining). 0, or -1 to close.
+ */
+int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                       size_t tlen);
+
+/**
+ * hb_http_sse_multi() - GET /events?topic=a&topic=b (up to --max-topics): one K_MSSE stream
+ * with a composite cursor, in URL order, or an answer as hb_http_sse_single(). 0, or -1 to
+ * close.
+ */
+int hb_http_sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+
+/* ---- poll.c ---- */
+
+/**
+ * hb_poll_start() - GET /poll/<topic>?since=&timeout= (@topic in the header buffer, copied):
+ * checks, then a K_POLL request subscribed from ?since= (else from the stream's tail) and
+ * answered by hb_poll_on_timer(); or a 400/401/403/503 answer. 0, or -1 to close.
+ */
+int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen);
+
+/* ---- publish.c ---- */
+
+/**
+ * hb_http_publish_start() - POST /publish/<topic> whose head's @framing and @length were
+ * checked (hb_req_framing()): checks the method, key or token, topic, event name, framing and
+ * size, then waits for the body (K_PUBLISH, c->req REQ_BODY; hb_http_on_body() takes it), or
+ * answers 401/403/405/411/413/400 and closes. 0, or -1 to close.
+ */
+int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                          size_t tlen, hb_http_body_t framing, uint64_t length);
+
+/* ---- metrics.c ---- */
+
+/**
+ * hb_http_metrics() - answer GET /metrics with the Prometheus text of every thread's counters
+ * (read without locks: relaxed atomics). 0, or -1 to close; out of memory answers 503.
+ */
+int hb_http_metrics(hb_svc_t *s, hb_client_t *c);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * Writing an HTTP client's queue: its frames coalesced into the thread's write buffer (for
+ * multi-topic SSE each event followed by the client's own composite id line, made on the fly),
+ * the SSE write (from the writable callback or hb_svc_flush() after a broker batch), plain
+ * answers with their headers, and the HTTP writable callback. Service thread only.
+ */
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "reqcheck.h"
+
+/* A window onto a byte sequence that is produced piece by piece: put() skips the first
+ * `skip` bytes of the sequence, then copies into out[n..cap). */
+typedef struct span {
+    unsigned char *out;
+    size_t cap, n, skip;
+} span_t;
+
+static void span_put(span_t *sp, const void *p, size_t len)
+{
+    size_t take;
+    if (sp->skip >= len) {
+        sp->skip -= len;
+        return;
+    }
+    p = (const unsigned char *)p + sp->skip;
+    len -= sp->skip;
+    sp->skip = 0;
+    take = len < sp->cap - sp->n ? len : sp->cap - sp->n;
+    memcpy(sp->out + sp->n, p, take);
+    sp->n += take;
+}
+
+/* Multi-topic SSE: the composite id line "id: <c0>,<c1>,...\n\n" of the cursors written so
+ * far (u->wcur), emitted through sp (NULL: only measured). Its length. */
+static size_t msse_idline(const hb_client_t *c, span_t *sp)
+{
+    size_t len = 6 + (c->nsubs ? c->nsubs - 1u : 0);
+    if (sp)
+        span_put(sp, "id: ", 4);
+    for (uint16_t i = 0; i < c->nsubs; i++) {
+        hb_buf_t *cur = c->subs[i] ? c->subs[i]->wcur : NULL;
+        if (sp && i)
+            span_put(sp, ",", 1);
+        if (cur) {
+            len += hb_buf_len(cur);
+            if (sp)
+                span_put(sp, hb_buf_data(cur), hb_buf_len(cur));
+        }
+    }
+    if (sp)
+        span_put(sp, "\n\n", 2);
+    return len;
+}
+
+/*
+ * Copies up to HB_SVC_WBUF queued bytes into the thread's write buffer; returns the count.
+ * A frame of any size goes out over as many writes as it takes: c->off is the position in
+ * the head entry, which for a multi-topic SSE event is its frame followed by the client's own
+ * composite id line (produced on the fly, so it is never bigger than what is left to copy).
+ */
+static size_t coalesce(hb_svc_t *s, hb_client_t *c)
+{
+    unsigned char *start = s->wbuf + LWS_PRE;
+    size_t n = 0;
+    long long now_us = c->qlen ? hb_now_us() : 0;
+    while (c->qlen && n < HB_SVC_WBUF) {
+        qent_t *e = &c->q[c->qhead];
+        size_t blen = hb_buf_len(e->b);
+        int idline = c->kind == K_MSSE && !e->ctl;
+        if (c->off < blen) {
+            size_t avail = blen - c->off;
+            size_t take = avail < HB_SVC_WBUF - n ? avail : HB_SVC_WBUF - n;
+            memcpy(start + n, hb_buf_data(e->b) + c->off, take);
+            n += take;
+            c->off += take;
+            if (c->off < blen)
+                break;
+            if (idline) { /* the frame is out: its cursor joins the composite */
+                hb_sub_t *u = e->idx < c->nsubs ? c->subs[e->idx] : NULL;
+                if (u && e->cur) {
+                    hb_buf_unref(u->wcur);
+                    u->wcur = hb_buf_ref(e->cur);
+                }
+            }
+        }
+        if (idline) {
+            span_t sp = {start + n, HB_SVC_WBUF - n, 0, c->off - blen};
+            size_t total = msse_idline(c, &sp);
+            n += sp.n;
+            c->off += sp.n;
+            if (c->off < blen + total)
+                break;
+        }
+        c->qbytes -= blen;
+        hb_svc_observe_write(s, e->b, now_us);
+        hb_buf_unref(e->b);
+        hb_buf_unref(e->cur);
+        c->off = 0;
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+    }
+    return n;
+}
+
+int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    size_t n = coalesce(s, c);
+    if (!n)
+        return 0;
+    if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
+        return -1;
+    c->last_write = lws_now_usecs();
+    hb_svc_count(&s->bytes_out, n);
+    return 0;
+}
+
+/* Writes what a K_SIMPLE answer has queued (headers first); -1 on a write error. */
+static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    size_t n;
+    if (!c->headers_sent &&
+        hb_http_write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
+        return -1;
+    n = coalesce(s, c);
+    if (n &&
+        lws_write(wsi, s->wbuf + LWS_PRE, n, c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
+        return -1;
+    return 0;
+}
+
+void hb_http_answer_now(hb_client_t *c)
+{
+    hb_svc_t *s = c->svc;
+    c->close_after_flush = 1;
+    while (c->qlen || !c->headers_sent)
+        if (simple_write(s, c, c->wsi))
+            break;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    if (c->kind == K_SIMPLE) {
+        if (simple_write(s, c, wsi))
+            return -1;
+        if (c->qlen) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        if (c->close_after_flush)
+            return -1;
+        c->req = REQ_IDLE;
+        hb_req_resume(c); /* a pipelined request waits in lws' buffer */
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    if (c->kind == K_POLL) {
+        /* answering removes the subscription: only ever done from here, never while a
+         * delivery to it is on the stack */
+        hb_poll_maybe_answer(c);
+        return 0;
+    }
+    if (c->kind != K_SSE && c->kind != K_MSSE)
+        return 0;
+    if (c->closing)
+        return -1;
+    if (hb_http_sse_write(s, c, wsi))
+        return -1;
+    if (c->qlen) {
+        lws_callback_on_writable(wsi);
+        hb_client_drained(c); /* a paced resume may continue before the queue is empty */
+        return 0;
+    }
+    if (c->close_after_flush)
+        return -1;
+    if (c->qcap > 64) { /* give back a queue that grew during a burst */
+        free(c->q);
+        c->q = NULL;
+        c->qcap = c->qhead = 0;
+    }
+    hb_client_drained(c);
+    return 0;
+}

@@ -1,0 +1,113 @@
+/*
+ * GET /poll/<topic>: long-poll. One subscription per request, answered once with a JSON array
+ * of the events queued (history from ?since=, then live), the cursor to ask from next and any
+ * gap, when an event arrives, the timeout passes or the edge drains. Service thread only.
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void hb_poll_maybe_answer(hb_client_t *c)
+{
+    int timeout0 = c->poll_ready == 2;
+    if (c->kind != K_POLL || c->closing)
+        return;
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i] && c->subs[i]->resuming && !c->subs[i]->poll_full)
+            return; /* history first */
+    if (c->qlen || c->poll_gap || timeout0)
+        hb_poll_on_timer(c);
+}
+
+void hb_poll_on_timer(hb_client_t *c)
+{
+    char *body;
+    size_t cap = c->qbytes + HB_CURSOR_MAX + 64, n;
+    const char *next = c->poll_next;
+    if (c->kind != K_POLL || c->closing)
+        return;
+    hb_svc_poll_timer(c, 0);
+    body = malloc(cap + c->qlen);
+    if (!body) {
+        hb_client_close(c, "out of memory", 0);
+        return;
+    }
+    n = (size_t)sprintf(body, "{\"events\":[");
+    for (uint32_t i = 0; i < c->qlen; i++) {
+        qent_t *e = &c->q[(c->qhead + i) % c->qcap];
+        if (i)
+            body[n++] = ',';
+        memcpy(body + n, hb_buf_data(e->b), hb_buf_len(e->b));
+        n += hb_buf_len(e->b);
+        if (e->cur && hb_buf_len(e->cur) < HB_CURSOR_MAX) {
+            memcpy(c->poll_next, hb_buf_data(e->cur), hb_buf_len(e->cur));
+            c->poll_next[hb_buf_len(e->cur)] = '\0';
+        }
+    }
+    n += (size_t)sprintf(body + n, "],\"next\":\"%s\"", next);
+    if (c->poll_gap)
+        n += (size_t)sprintf(body + n, ",\"gap\":\"%s\"", c->poll_gap);
+    body[n++] = '}';
+    /* stop receiving: drop the subscription, then answer */
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i])
+            hb_sub_remove(c, c->subs[i]);
+    while (c->qlen) {
+        hb_buf_unref(c->q[c->qhead].b);
+        hb_buf_unref(c->q[c->qhead].cur);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+    }
+    c->qbytes = 0;
+    hb_http_respond(c, 200, "application/json", body, n, 0);
+    free(body);
+}
+
+int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
+{
+    char arg[HB_CURSOR_MAX + 8], tbuf[16];
+    const char *reason = NULL, *topics[1];
+    hb_cursor_t cur;
+    long timeout = 25;
+    long long exp;
+    int has;
+    if (hb_topic_validate(topic, tlen, &reason))
+        return hb_http_bad_request(c, reason, 0);
+    memcpy(c->topic, topic, tlen);
+    c->topic[tlen] = '\0';
+    c->topic_len = tlen;
+    topics[0] = c->topic;
+    if (hb_http_subscribe_auth(s, c, wsi, topics, 1, &exp))
+        return 0; /* a long-poll ends within its timeout: exp is checked per request */
+    has = hb_http_query_arg(wsi, "since", NULL, arg, sizeof(arg));
+    if (has < 0)
+        return hb_http_bad_request(c, "since is too long", 0);
+    if (has > 0 && arg[0] && hb_cursor_parse(arg, strlen(arg), &cur, &reason))
+        return hb_http_bad_request(c, reason, 0);
+    has = has > 0 && arg[0];
+    if (hb_http_query_arg(wsi, "timeout", NULL, tbuf, sizeof(tbuf)) != 0) {
+        char *end;
+        timeout = strtol(tbuf, &end, 10);
+        if (!tbuf[0] || *end || timeout < 0 || timeout > s->edge->cfg.poll_timeout_max)
+            return hb_http_bad_request(c, "timeout must be a number of seconds within the limit",
+                                       0);
+    }
+    if (!hb_svc_admit(s, c->wsi))
+        return hb_http_respond_text(c, 503, "over capacity or draining: retry later\n", 1);
+    c->kind = K_POLL;
+    hb_client_count(c, K_POLL);
+    if (has) {
+        size_t l = hb_cursor_format(&cur.id, cur.epoch, c->poll_next);
+        c->poll_next[l] = '\0';
+    }
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    if (timeout == 0)
+        c->poll_ready = 2;
+    else
+        hb_svc_poll_timer(c, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
+    hb_sub_add(c, c->topic, c->topic_len, has ? &cur : NULL, !has);
+    lws_http_headers_detach(wsi);
+    return 0;
+}

@@ -1,0 +1,168 @@
+/*
+ * POST /publish/<topic>: the request's checks (method, key or token, topic, event name,
+ * framing and size), its body gathered up to --max-message-bytes, the publish request to the
+ * broker, and the answer once Redis stored the event. Service thread only.
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_mem.h"
+#include "reqcheck.h"
+
+/* POST /publish/<topic>: the head's framing is already checked (hb_req_framing). */
+int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                          size_t tlen, hb_http_body_t framing, uint64_t length)
+{
+    const hb_cfg_t *cfg = &s->edge->cfg;
+    char tok[HB_JWT_MAX + 8];
+    const char *reason = NULL;
+    int n;
+
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0) {
+        c->auth_challenge = EXTRA_ALLOW_POST;
+        return hb_http_respond_text(c, 405, "method not allowed: use POST\n", 1);
+    }
+    if (!cfg->publish_key[0] && !cfg->jwt_secret_len)
+        return hb_http_respond_text(
+            c, 403, "publish endpoint disabled: no --publish-key or --jwt-secret configured\n", 1);
+    n = hb_auth_token(wsi, tok, sizeof(tok));
+    if (n <= 0) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+        c->auth_challenge = EXTRA_AUTH;
+        return hb_http_respond_text(
+            c, 401,
+            n == -1 ? "unauthorized: token longer than 8192 bytes\n"
+                    : "unauthorized: Authorization: Bearer <publish key or token>\n",
+            1);
+    }
+    if (hb_topic_validate(topic, tlen, &reason))
+        return hb_http_bad_request(c, reason, 1);
+    if (!hb_auth_is_publish_key(cfg, tok, strlen(tok))) {
+        hb_jwt_t *j = NULL;
+        char body[256];
+        int ok;
+        if (!cfg->jwt_secret_len || hb_auth_verify(s, tok, strlen(tok), &j, &reason)) {
+            if (!cfg->jwt_secret_len)
+                atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
+            snprintf(body, sizeof(body), "unauthorized: %s\n",
+                     cfg->jwt_secret_len ? reason : "wrong publish key");
+            c->auth_challenge = EXTRA_AUTH_INVALID;
+            return hb_http_respond(c, 401, "text/plain; charset=utf-8", body, strlen(body), 1);
+        }
+        ok = hb_jwt_can_publish(j, topic, tlen);
+        hb_jwt_free(j);
+        if (!ok) {
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
+            return hb_http_respond_text(
+                c, 403, "forbidden: the token does not allow publishing to this topic\n", 1);
+        }
+    }
+    n = hb_http_query_arg(wsi, "event", NULL, c->event, sizeof(c->event));
+    if (n < 0 ||
+        (n > 0 && c->event[0] && hb_event_name_validate(c->event, strlen(c->event), &reason)))
+        return hb_http_bad_request(c, reason ? reason : "event name longer than 64 bytes", 1);
+    if (framing == HB_HTTP_BODY_CHUNKED)
+        /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
+        return hb_http_respond_text(
+            c, 411, "Content-Length required (chunked bodies are not accepted)\n", 1);
+    if (framing == HB_HTTP_BODY_NONE)
+        /* lws would take the rest of the connection as the body of a POST without a length */
+        return hb_http_respond_text(c, 411, "Content-Length required\n", 1);
+    if (length > (uint64_t)cfg->max_message_bytes) {
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
+        return hb_http_respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
+    }
+    memcpy(c->topic, topic, tlen);
+    c->topic[tlen] = '\0';
+    c->topic_len = tlen;
+    c->kind = K_PUBLISH;
+    c->rxmax = (size_t)length;
+    /* lws gives the body (an explicit 0 too) and then completes it, once: HTTP_BODY_COMPLETION */
+    c->req = REQ_BODY;
+    return 0;
+}
+
+int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len)
+{
+    if (c->req != REQ_BODY || c->kind != K_PUBLISH || !len)
+        return 0; /* a body we answered early (or lws' empty call for Content-Length: 0) */
+    if (len > c->rxmax - c->rxlen) { /* lws frames by the same Content-Length: cannot happen */
+        atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
+        free(c->rx);
+        c->rx = NULL;
+        c->rxlen = c->rxcap = 0;
+        c->req = REQ_DONE;
+        return hb_http_respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
+    }
+    if (c->rxlen + len > c->rxcap) {
+        size_t ncap = c->rxcap ? c->rxcap * 2 : 4096;
+        char *nrx;
+        while (ncap < c->rxlen + len)
+            ncap *= 2;
+        if (ncap > c->rxmax)
+            ncap = c->rxmax;
+        nrx = realloc(c->rx, ncap ? ncap : 1);
+        if (!nrx)
+            return hb_http_respond_text(c, 503, "out of memory\n", 1);
+        c->rx = nrx;
+        c->rxcap = ncap;
+    }
+    memcpy(c->rx + c->rxlen, in, len);
+    c->rxlen += len;
+    return 0;
+}
+
+int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c)
+{
+    hb_req_t *q;
+    hb_pending_t *p;
+    if (c->req == REQ_DONE && (c->kind == K_PUBLISH || c->kind == K_SIMPLE) && !c->rx_paused) {
+        /* lws 4.1 calls this again on every loop turn while a pipelined request waits in its
+         * buffer (it stays in its body state until the answer is written), and the loop
+         * starves. Herald does not pipeline after a publish: stop reading, answer, close. */
+        c->close_after_flush = 1;
+        hb_req_pause(c);
+        if (c->kind == K_SIMPLE) /* the answer is queued, and lws will not write it now */
+            hb_http_answer_now(c);
+        return 0;
+    }
+    if (c->req != REQ_BODY || c->kind != K_PUBLISH)
+        return 0; /* completed already, or answered before its body */
+    c->req = REQ_DONE;
+    q = hb_xcalloc(1, sizeof(*q));
+    q->type = HB_REQ_PUBLISH;
+    memcpy(q->topic, c->topic, c->topic_len);
+    q->topic_len = c->topic_len;
+    memcpy(q->event, c->event, sizeof(q->event));
+    q->payload = c->rx;
+    q->payload_len = c->rxlen;
+    c->rx = NULL;
+    c->rxlen = c->rxcap = 0;
+    p = hb_pending_add(s, c, NULL);
+    q->client_id = p->token;
+    if (hb_svc_request(s, q) != 0) {
+        hb_pending_del(s, p);
+        return hb_http_respond_text(c, 503, "busy: try again\n", 1);
+    }
+    return 0;
+}
+
+void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
+{
+    hb_client_t *c = p->c;
+    char body[320];
+    int n;
+    hb_hist_observe(&s->pub_hist, hb_now_us() - p->t0_us, 1);
+    hb_pending_del(s, p);
+    if (m->error) {
+        int client_err = !strncmp(m->result, "ERR herald:", 11);
+        n = snprintf(body, sizeof(body), "%s\n", m->result);
+        hb_http_respond(c, client_err ? 400 : 503, "text/plain; charset=utf-8", body, (size_t)n, 0);
+        return;
+    }
+    n = snprintf(body, sizeof(body), "{\"id\":\"%s\"}", m->result);
+    hb_http_respond(c, 200, "application/json", body, (size_t)n, 0);
+}

@@ -1,0 +1,193 @@
+/*
+ * GET /events/<topic> and GET /events?topic=a&topic=b: Server-Sent Events streams, one topic
+ * or several with a composite cursor (one per topic, in URL order). The request's checks, the
+ * resume point from Last-Event-ID (or ?lastEventId=), the stream's headers, and the turn-away
+ * (retry + close) when the edge is full or draining. Writing the stream is http_write.c's.
+ * Service thread only.
+ */
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_mem.h"
+
+/* Reads the resume cursor text from Last-Event-ID or ?lastEventId=. 1, 0 none, -1 too long. */
+static int read_last_event_id(struct lws *wsi, char *out, size_t cap)
+{
+    int n = lws_hdr_custom_length(wsi, "last-event-id:", 14);
+    if (n > 0) {
+        if ((size_t)n >= cap)
+            return -1;
+        if (lws_hdr_custom_copy(wsi, out, (int)cap, "last-event-id:", 14) < 0)
+            return -1;
+        return out[0] != '\0';
+    }
+    n = hb_http_query_arg(wsi, "lastEventId", NULL, out, cap);
+    return n > 0 ? out[0] != '\0' : n;
+}
+
+static int sse_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, kind_t kind)
+{
+    if (hb_http_write_headers(s, c, wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, 1))
+        return -1;
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    /* an endless response: without this lws keeps the socket in POLLOUT and spins. A peer
+     * that goes away is found by the housekeeping sweep (service.c). */
+    lws_http_mark_sse(wsi);
+    c->kind = kind;
+    c->last_write = lws_now_usecs();
+    hb_client_count(c, kind);
+    return 0;
+}
+
+/* Overload and drain are 200 + retry + close: EventSource keeps retrying. */
+static int sse_turn_away(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    if (sse_headers(s, c, wsi, K_SSE))
+        return -1;
+    hb_client_push(c, s->drain_frames[c->id % HB_DRAIN_VARIANTS], NULL, 0, 1);
+    c->close_after_flush = 1;
+    lws_http_headers_detach(wsi);
+    return 0;
+}
+
+int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
+{
+    char text[HB_CURSOR_MAX + 8];
+    const char *reason = NULL, *topics[1];
+    hb_cursor_t cur;
+    long long exp;
+    int has;
+
+    if (hb_topic_validate(topic, tlen, &reason))
+        return hb_http_bad_request(c, reason, 0);
+    /* `topic` points into the request's header buffer, which writing the response reuses */
+    memcpy(c->topic, topic, tlen);
+    c->topic[tlen] = '\0';
+    c->topic_len = tlen;
+    topics[0] = c->topic;
+    if (hb_http_subscribe_auth(s, c, wsi, topics, 1, &exp))
+        return 0;
+    has = read_last_event_id(wsi, text, sizeof(text));
+    if (has < 0)
+        return hb_http_bad_request(c, "Last-Event-ID is too long", 0);
+    if (has > 0 && hb_cursor_parse(text, strlen(text), &cur, &reason))
+        return hb_http_bad_request(c, reason, 0);
+    if (!hb_svc_admit(s, c->wsi))
+        return sse_turn_away(s, c, wsi);
+    if (sse_headers(s, c, wsi, K_SSE))
+        return -1;
+    hb_client_push(c, s->retry_frame, NULL, 0, 1);
+    hb_sub_add(c, c->topic, c->topic_len, has > 0 ? &cur : NULL, 0);
+    if (exp)
+        hb_auth_expire_at(c, exp);
+    lws_http_headers_detach(wsi); /* give the header buffer back to the pool */
+    return 0;
+}
+
+/* GET /events?topic=a&topic=b: one stream, a composite cursor in URL order. */
+int hb_http_sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    int max = s->edge->cfg.max_topics, n = 0, frag = 0, rc, has;
+    char(*names)[HB_TOPIC_MAX + 1] = NULL;
+    char *text = NULL;
+    hb_cursor_t *curs = NULL;
+    int *hascur = NULL;
+    const char *reason = NULL;
+    const char **tops = NULL;
+    size_t tcap = (size_t)max * (HB_CURSOR_MAX + 1) + 8;
+    long long exp = 0;
+    int ret;
+
+    names = hb_xcalloc((size_t)max + 1, sizeof(*names));
+    for (;;) {
+        char t[HB_TOPIC_MAX + 2];
+        rc = hb_http_query_arg(wsi, "topic", &frag, t, sizeof(t));
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            ret = hb_http_bad_request(c, "topic longer than 128 bytes", 0);
+            goto out;
+        }
+        if (n == max) {
+            atomic_fetch_add_explicit(&s->edge->stats.rejected_topics, 1, memory_order_relaxed);
+            ret = hb_http_bad_request(c, "too many topics for one connection", 0);
+            goto out;
+        }
+        if (hb_topic_validate(t, strlen(t), &reason)) {
+            ret = hb_http_bad_request(c, reason, 0);
+            goto out;
+        }
+        for (int i = 0; i < n; i++)
+            if (!strcmp(names[i], t)) {
+                ret = hb_http_bad_request(c, "topic listed twice", 0);
+                goto out;
+            }
+        strcpy(names[n++], t);
+    }
+    if (n == 0) {
+        ret = hb_http_bad_request(c, "topic is empty", 0);
+        goto out;
+    }
+    tops = hb_xcalloc((size_t)n, sizeof(*tops));
+    for (int i = 0; i < n; i++)
+        tops[i] = names[i];
+    if (hb_http_subscribe_auth(s, c, wsi, tops, n, &exp)) {
+        ret = 0;
+        goto out;
+    }
+    text = hb_xmalloc(tcap);
+    curs = hb_xcalloc((size_t)n, sizeof(*curs));
+    hascur = hb_xcalloc((size_t)n, sizeof(*hascur));
+    has = read_last_event_id(wsi, text, tcap);
+    if (has < 0) {
+        ret = hb_http_bad_request(c, "Last-Event-ID is too long", 0);
+        goto out;
+    }
+    if (has > 0) {
+        char *p = text;
+        for (int i = 0; i < n; i++) {
+            char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if ((i < n - 1 && !comma) || (i == n - 1 && comma)) {
+                ret = hb_http_bad_request(c, "Last-Event-ID does not have one cursor per topic", 0);
+                goto out;
+            }
+            if (len && hb_cursor_parse(p, len, &curs[i], &reason)) {
+                ret = hb_http_bad_request(c, reason, 0);
+                goto out;
+            }
+            hascur[i] = len > 0;
+            p = comma ? comma + 1 : p + len;
+        }
+    }
+    if (!hb_svc_admit(s, c->wsi)) {
+        ret = sse_turn_away(s, c, wsi);
+        goto out;
+    }
+    if (sse_headers(s, c, wsi, K_MSSE)) {
+        ret = -1;
+        goto out;
+    }
+    hb_client_push(c, s->retry_frame, NULL, 0, 1);
+    for (int i = 0; i < n; i++) {
+        hb_sub_t *u = hb_sub_add(c, names[i], strlen(names[i]), hascur[i] ? &curs[i] : NULL, 0);
+        if (hascur[i]) {
+            char cb[HB_CURSOR_MAX];
+            size_t cl = hb_cursor_format(&curs[i].id, curs[i].epoch, cb);
+            u->wcur = hb_buf_from(cb, cl);
+        }
+    }
+    if (exp)
+        hb_auth_expire_at(c, exp);
+    lws_http_headers_detach(wsi);
+    ret = 0;
+out:
+    free(tops);
+    free(names);
+    free(text);
+    free(curs);
+    free(hascur);
+    return ret;
+}

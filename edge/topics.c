@@ -1,0 +1,310 @@
+/*
+ * The topics a service thread's clients subscribe to: the local topic table (told to the
+ * broker on the first subscriber and after the last), each client's subscriptions, the
+ * requests waiting for the broker's answer (pending), and delivery: a live event to every
+ * subscription of its topic, a page of history to a resuming one, with the live events held
+ * meanwhile merged after it in ID order. Service thread only.
+ */
+#include "topics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_mem.h"
+#include "hread.h"
+
+/* ---- local topics ---- */
+
+static void topic_tell_broker(hb_svc_t *s, ltopic_t *t, hb_req_type_t type)
+{
+    hb_req_t *q = hb_xcalloc(1, sizeof(*q));
+    q->type = type;
+    memcpy(q->topic, t->name, t->len);
+    q->topic_len = t->len;
+    if (hb_svc_request(s, q) != 0) {
+        t->dirty = 1; /* retried from the housekeeping timer */
+        s->topics_dirty = 1;
+        return;
+    }
+    t->dirty = 0;
+    t->told = type == HB_REQ_SUB;
+}
+
+static void topic_maybe_free(hb_svc_t *s, ltopic_t *t)
+{
+    if (!t->nsubs && !t->told && !t->dirty) {
+        hb_dict_del(s->topics, t->name, t->len);
+        free(t);
+    }
+}
+
+/* A SUB/UNSUB could not be queued: ask again, free the topics nobody wants any more. */
+void hb_topics_retry(hb_svc_t *s)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    s->topics_dirty = 0; /* set again by a request that fails again */
+    while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
+        ltopic_t *t = v;
+        if (t->dirty)
+            topic_tell_broker(s, t, t->nsubs ? HB_REQ_SUB : HB_REQ_UNSUB);
+        topic_maybe_free(s, t);
+    }
+}
+
+/* ---- pending requests ---- */
+
+hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u)
+{
+    hb_pending_t *p = hb_xcalloc(1, sizeof(*p));
+    p->t0_us = u ? 0 : hb_now_us();
+    p->c = c;
+    p->u = u;
+    p->token = ++s->next_id;
+    hb_dict_set(s->pending, &p->token, sizeof(p->token), p);
+    if (!u) {
+        p->cnext = c->pubs;
+        c->pubs = p;
+    }
+    return p;
+}
+
+void hb_pending_del(hb_svc_t *s, hb_pending_t *p)
+{
+    if (!p)
+        return;
+    hb_dict_del(s->pending, &p->token, sizeof(p->token));
+    if (!p->u && !p->cancelled) {
+        for (hb_pending_t **pp = &p->c->pubs; *pp; pp = &(*pp)->cnext)
+            if (*pp == p) {
+                *pp = p->cnext;
+                break;
+            }
+    }
+    json_decref(p->echo);
+    hb_hflag_unref(p->cancel);
+    free(p);
+}
+
+/* ---- subscriptions ---- */
+
+hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_cursor_t *since,
+                     int tail_only)
+{
+    hb_svc_t *s = c->svc;
+    ltopic_t *t = hb_dict_get(s->topics, name, len);
+    hb_sub_t *u = hb_xcalloc(1, sizeof(*u));
+    if (!t) {
+        t = hb_xcalloc(1, sizeof(*t));
+        memcpy(t->name, name, len);
+        t->len = len;
+        hb_dict_set(s->topics, name, len, t);
+    }
+    u->c = c;
+    u->t = t;
+    u->tnext = t->head;
+    if (t->head)
+        t->head->tprev = u;
+    t->head = u;
+    if (t->nsubs++ == 0 && !t->told)
+        topic_tell_broker(s, t, HB_REQ_SUB);
+    hb_svc_count(&s->subscriptions, 1);
+    u->idx = c->nsubs;
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (!c->subs[i]) { /* reuse the slot of an earlier unsubscribe */
+            u->idx = i;
+            break;
+        }
+    if (u->idx == c->nsubs) {
+        if (c->nsubs == c->capsubs) {
+            c->capsubs = c->capsubs ? c->capsubs * 2 : 1;
+            c->subs = hb_xrealloc(c->subs, c->capsubs * sizeof(*c->subs));
+        }
+        c->nsubs++;
+    }
+    c->subs[u->idx] = u;
+    if (since || tail_only) {
+        if (since) {
+            u->last = since->id;
+            u->have_last = 1;
+        }
+        hb_hread_begin(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, tail_only);
+    }
+    return u;
+}
+
+static void sub_release_pend(hb_sub_t *u)
+{
+    for (uint32_t i = 0; i < u->npend; i++)
+        hb_msg_unref(u->pend[i]);
+    free(u->pend);
+    u->pend = NULL;
+    u->npend = u->cappend = 0;
+}
+
+void hb_sub_remove(hb_client_t *c, hb_sub_t *u)
+{
+    hb_svc_t *s = c->svc;
+    ltopic_t *t = u->t;
+    hb_hread_cancel(u);
+    if (u->tprev)
+        u->tprev->tnext = u->tnext;
+    else
+        t->head = u->tnext;
+    if (u->tnext)
+        u->tnext->tprev = u->tprev;
+    if (--t->nsubs == 0) {
+        if (t->told)
+            topic_tell_broker(s, t, HB_REQ_UNSUB);
+        topic_maybe_free(s, t);
+    }
+    c->subs[u->idx] = NULL;
+    hb_svc_count(&s->subscriptions, (unsigned long long)-1); /* wraps: minus one */
+    sub_release_pend(u);
+    hb_buf_unref(u->wcur);
+    free(u);
+}
+
+/* ---- delivery: messages from the broker ---- */
+
+/* One event for one subscription: in ID order, never twice. */
+static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
+{
+    hb_client_t *c = u->c;
+    hb_buf_t *b;
+    if (!ctl) {
+        if (u->have_last && hb_id_cmp(&ev->id, &u->last) <= 0)
+            return;
+        u->last = ev->id;
+        u->have_last = 1;
+    }
+    switch (c->kind) {
+    case K_SSE:
+        b = ev->sse;
+        break;
+    case K_MSSE:
+        b = ev->msse;
+        break;
+    case K_POLL:
+        if (ctl) {
+            c->poll_gap = ev->gap == HB_GAP_RESET ? "reset" : "trimmed";
+            lws_callback_on_writable(c->wsi); /* answered from the writable callback */
+            return;
+        }
+        b = ev->json;
+        break;
+    case K_WS:
+        b = ev->ws;
+        break;
+    default:
+        b = ev->json;
+        break;
+    }
+    /* only multi-topic SSE and long-poll write the cursor apart: no second ref for others */
+    if (hb_client_push(c, b, ctl || (c->kind != K_MSSE && c->kind != K_POLL) ? NULL : ev->cur,
+                       u->idx, ctl) == 0) {
+        hb_svc_count(&c->svc->deliveries, 1);
+        c->delivered++;
+    }
+}
+
+static void sub_pend(hb_sub_t *u, hb_msg_t *m)
+{
+    hb_svc_t *s = u->c->svc;
+    if (u->poll_full)
+        return; /* read from history by the next poll */
+    if (u->npend >= (uint32_t)s->edge->cfg.client_queue_max) {
+        atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
+        hb_client_close(u->c, "too many live events while resuming", 1008);
+        return;
+    }
+    if (u->npend == u->cappend) {
+        u->cappend = u->cappend ? u->cappend * 2 : 8;
+        u->pend = hb_xrealloc(u->pend, u->cappend * sizeof(*u->pend));
+    }
+    u->pend[u->npend++] = hb_msg_ref(m);
+}
+
+void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
+{
+    ltopic_t *t = hb_dict_get(s->topics, m->topic, m->topic_len);
+    hb_sub_t *u, *next;
+    if (!t)
+        return;
+    if (t->have_seq && m->seq != t->seq + 1) {
+        /* An event for this topic was dropped on the way: its clients resume from history. */
+        for (u = t->head; u; u = u->tnext)
+            hb_client_close(u->c, "event lost in hand-off", 1011);
+    }
+    t->seq = m->seq;
+    t->have_seq = 1;
+    for (u = t->head; u; u = next) {
+        next = u->tnext;
+        if (u->c->closing)
+            continue;
+        if (u->resuming)
+            sub_pend(u, m);
+        else
+            sub_deliver(u, &m->ev, m->control);
+    }
+}
+
+static void sub_finish_resume(hb_sub_t *u)
+{
+    u->resuming = 0;
+    for (uint32_t i = 0; i < u->npend && !u->c->closing; i++)
+        sub_deliver(u, &u->pend[i]->ev, u->pend[i]->control);
+    sub_release_pend(u);
+    if (u->c->kind == K_POLL)
+        lws_callback_on_writable(u->c->wsi); /* a long-poll may answer now */
+}
+
+/* A page of u's history: queued to the client; then the next page (paced), or live. */
+void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
+{
+    hb_client_t *c = u->c;
+    size_t q0 = c->qbytes;
+    (void)s;
+    if (m->error) {
+        hb_client_close(c, "history read failed", 1011);
+        return;
+    }
+    if (c->kind == K_POLL && m->tail[0] && !c->poll_next[0])
+        memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
+    if (m->gap != HB_GAP_NONE && !u->history_started) {
+        hb_ev_t g;
+        if (hb_ev_encode_gap(&g, u->t->name, u->t->len, m->gap) == 0) {
+            sub_deliver(u, &g, 1);
+            hb_ev_release(&g);
+        }
+        if (m->gap == HB_GAP_RESET) {
+            u->have_last = 0;
+            /* a long-poll continues from the stream's tail unless this page has events */
+            if (c->kind == K_POLL && m->tail[0])
+                memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
+        }
+    }
+    u->history_started = 1;
+    for (size_t i = 0; i < m->n && !c->closing; i++)
+        sub_deliver(u, &m->evs[i], 0);
+    if (c->closing)
+        return;
+    if (m->more) {
+        if (c->kind != K_POLL || hb_hread_poll_room(c)) {
+            /* a long-poll answer takes more pages while it has room: up to --history-batch
+             * events and about a page's bytes */
+            hb_hread_next(u, c->qbytes > q0 ? c->qbytes - q0 : 0, m->n);
+            return;
+        }
+        /* A long-poll answer is full before the history caught up: the live events held
+         * meanwhile, and those that arrive before it is written, come after history not
+         * read yet. Answered with it, its `next` would skip that history; the next poll
+         * reads them from it. */
+        sub_release_pend(u);
+        u->poll_full = 1;
+        lws_callback_on_writable(c->wsi); /* answers (hb_poll_maybe_answer) */
+        return;
+    }
+    sub_finish_resume(u);
+}
