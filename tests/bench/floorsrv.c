@@ -119,8 +119,10 @@ static void fan_out(const char *payload, size_t n)
     static char body[2 * RBUF + 128];
     size_t fl = 0;
     if (ws_mode) { /* Herald's event object, JSON-escaped only as far as " and \ go */
-        size_t bl = (size_t)snprintf(body, 128, "{\"type\":\"event\",\"topic\":\"%s\",\"id\":\"%llu\","
-                                     "\"data\":\"", topic, frames + 1);
+        size_t bl = (size_t)snprintf(body, 128,
+                                     "{\"type\":\"event\",\"topic\":\"%s\",\"id\":\"%llu\","
+                                     "\"data\":\"",
+                                     topic, frames + 1);
         for (size_t i = 0; i < n; i++) {
             if (payload[i] == '"' || payload[i] == '\\')
                 body[bl++] = '\\';
