@@ -2,14 +2,15 @@
 events are written at most once per D, so a paced burst reaches an SSE or WebSocket subscriber
 complete and in order in far fewer socket reads than events, none later than D (plus a generous
 slack for a loaded machine). The first event after a quiet spell is not held. The per-client
-queue bound still cuts a subscriber whose held queue outgrows it. With D = 0 (the default)
-nothing is held."""
+queue bound still cuts a subscriber whose held queue outgrows it. Long-poll is never held. With
+D = 0 (the default) nothing is held."""
 
 import threading
 import time
 
 import harness
-from harness import HeraldTestCase, scrape, wait_live_subscribed
+from harness import HeraldTestCase, fcall_publish, scrape, wait_live_subscribed
+import test_poll
 from test_ws_protocol import WSTestCase
 
 D_MS = 200
@@ -174,6 +175,32 @@ class WSWriteDelay(WSTestCase, Checks):
         ws, reads, span = self.run_burst(0, "cold.ws")
         self.assertEqual(delayed(self.h.port), 0)
         self.assert_pong_next(ws, "after the burst")
+
+
+class PollWriteDelay(test_poll.Poll):
+    """Long-poll is never held: with a delay far longer than the polls, consecutive polls that
+    each wait for the next event get it, and nothing is counted as a delayed write."""
+
+    def test_long_poll_unaffected(self):
+        self.start(["--write-delay-ms", "1000"])
+        topic = "poll.delay"
+        since = self.cursor(topic, fcall_publish(self.r, topic, "before"))
+        got = []
+        for i in range(5):
+            t, out = self.background_poll(topic, since, 30)
+            wait_live_subscribed(self.r, topic)
+            sid = fcall_publish(self.r, topic, "p-%d" % i)
+            obj = self.finish(t, out)
+            self.assertEqual(obj, {"events": [self.ev(topic, sid, "p-%d" % i)],
+                                   "next": self.cursor(topic, sid)})
+            got.append(obj["events"][0]["data"])
+            since = obj["next"]
+        self.assertEqual(got, ["p-%d" % i for i in range(5)])
+        self.assertEqual(delayed(self.h.port), 0)
+
+
+for _name in [n for n in dir(test_poll.Poll) if n.startswith("test_")]:
+    setattr(PollWriteDelay, _name, None)  # test_poll's own tests run there, not again here
 
 
 if __name__ == "__main__":
