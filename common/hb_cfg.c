@@ -101,6 +101,11 @@ static const opt_t opts[] = {
     {"ws-ping-interval", T_INT, "25", 0, 3600, O(ws_ping_interval),
      "seconds without a frame from a WebSocket client before it is pinged; one silent twice "
      "as long (no pong) is closed (0: off)"},
+    {"write-delay-ms", T_INT, "0", 0, 1000, O(write_delay_ms),
+     "milliseconds an SSE or WebSocket client's events may wait so that they go out in fewer "
+     "writes: at most one write per client per this long, the first event after a quiet spell "
+     "at once (0: each broker batch is written at once). Saves CPU on hot topics with many "
+     "subscribers for up to this much latency"},
     {"send-buffer", T_LONG, "0", 0, 16777216, O(send_buffer),
      "kernel send buffer per client socket, bytes (SO_SNDBUF; 0: the kernel's autotuning, "
      "up to net.ipv4.tcp_wmem): with a cap a stalled client holds at most this much in the "

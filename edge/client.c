@@ -92,6 +92,11 @@ static void flush_remove(hb_svc_t *s, hb_client_t *c)
 }
 
 /* Writes to every listed client what the batch queued (see flush_direct_ok()). */
+void hb_svc_flush_add(hb_client_t *c)
+{
+    flush_add(c->svc, c);
+}
+
 void hb_svc_flush(hb_svc_t *s)
 {
     hb_client_t *c;
@@ -190,9 +195,10 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     c->qbytes += hb_buf_len(b);
     if (c->qlen == 1) {
         backlog_add(s, c);
-        if (s->batching && flush_direct_ok(c))
-            flush_add(s, c);
-        else
+        if (s->batching && flush_direct_ok(c)) {
+            if (!hb_wdelay_hold(c)) /* --write-delay-ms: held, written by its timer */
+                flush_add(s, c);
+        } else
             lws_callback_on_writable(c->wsi);
     }
     return 0;
@@ -295,6 +301,7 @@ void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
         return;
     c->cleaned = 1;
     flush_remove(s, c);
+    hb_wdelay_remove(s, c);
     backlog_remove(s, c);
     hb_ctimer_end(s, c);
     for (uint16_t i = 0; i < c->nsubs; i++)

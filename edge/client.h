@@ -15,6 +15,9 @@
  * (hb_client_close(), "write failed"); nothing is returned. Empties the flush list.
  */
 void hb_svc_flush(hb_svc_t *s);
+/** hb_svc_flush_add() - list c (of its thread) to be written by the next hb_svc_flush(); a
+ * client already listed stays listed once. Service thread. */
+void hb_svc_flush_add(hb_client_t *c);
 
 /**
  * hb_client_backlog_sample() - the frames queued for @s's clients that had a queue at the

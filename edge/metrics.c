@@ -84,6 +84,9 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_bytes_out_total", "counter", "Bytes written to clients.", "", hb_svc_sum(s, 1)},
         {"herald_slow_disconnects_total", "counter",
          "Clients cut off for exceeding their queue bound.", "", LOAD(slow_disconnects)},
+        {"herald_writes_delayed_total", "counter",
+         "Client writes held back by --write-delay-ms, each taking what queued meanwhile.", "",
+         LOAD(writes_delayed)},
         {"herald_history_reads", "gauge",
          "Paced history reads: in flight to Redis (at most 16 per service thread), and resuming "
          "subscriptions waiting for one (sampled every 250 ms).",

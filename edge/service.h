@@ -150,6 +150,11 @@ struct hb_client {
     /* written right after the broker batch that queued to it (svc->flush_head) */
     hb_client_t *flush_next;
     uint8_t flush_listed;
+    /* --write-delay-ms (wdelay.c): held in svc->wd_head until wd_due; wd_last is when its
+     * queue was last released to the writer (0: never) */
+    uint8_t wd_listed;
+    hb_client_t *wd_prev, *wd_next;
+    lws_usec_t wd_due, wd_last;
     /* tickets (ticket.h): the pending token of the Redis request waited for (0: none), and
      * the redeemed token while the request is routed again (malloc'd, freed right after) */
     uint64_t ticket_tok;
@@ -188,6 +193,10 @@ struct hb_svc {
      * batch is done instead of through one writable callback each (hb_svc_flush, client.c) */
     int batching;
     hb_client_t *flush_head, *flush_tail;
+    /* --write-delay-ms (wdelay.c): clients whose write waits, in the order they were held,
+     * and the timer of the first one */
+    hb_client_t *wd_head, *wd_tail;
+    lws_sorted_usec_list_t sul_wd;
     unsigned ticks;
     hb_wheel_t wheel;     /* SSE clients' timers, in HB_SVC_TICK_US ticks */
     hb_client_t *backlog; /* clients that had a queue at the last sample (queued gauge) */
@@ -338,6 +347,17 @@ void hb_ctimer_ws_seen(hb_client_t *c);
 /** hb_ctimer_ws_writeable() - WebSocket writable callback: the due keepalive ping first (one
  * write per callback), else hb_ws_writeable(). 0, or -1 to close. */
 int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+
+/* wdelay.c: --write-delay-ms, opt-in write coalescing (see the comment at its top) */
+/**
+ * hb_wdelay_hold() - c's queue just stopped being empty in a broker batch and c may be written
+ * directly: 0 to write it when the batch is done (--write-delay-ms 0, or nothing was released
+ * for c in the last D ms), 1 when c is held and hb_wdelay's timer releases it (at most D ms
+ * after its last release, never before). O(1), no allocation. Service thread.
+ */
+int hb_wdelay_hold(hb_client_t *c);
+/** hb_wdelay_remove() - c (of thread s) is cleaned up: it leaves the held list. O(1). */
+void hb_wdelay_remove(hb_svc_t *s, hb_client_t *c);
 
 /* auth.c */
 /** hb_auth_token() - the bearer token of the request: Authorization: Bearer, else ?token=.

@@ -8,7 +8,13 @@
  * queue, no history, no ids: a client whose socket does not take a whole frame is dropped and
  * counted (stderr on exit). Not part of Herald; built with -DHERALD_BENCH=ON.
  *
- *     floorsrv --listen PORT --redis PORT --channel NAME
+ * --mode ws: every client is a WebSocket (the 101 answer with a real Sec-WebSocket-Accept and
+ * subprotocol herald.v1; each client message is answered with {"type":"subscribed",...}, what
+ * loadgen waits for), and each Redis message becomes one pre-encoded text frame carrying
+ * Herald's event object {"type":"event","topic":...,"id":...,"data":...}, sent once per client
+ * (one send(2) per delivery, no coalescing): the floor under a WebSocket fan-out.
+ *
+ *     floorsrv --listen PORT --redis PORT --channel NAME [--mode sse|ws]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +30,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
 #define MAXC 65536
 #define RBUF (1 << 20)
 
@@ -31,6 +40,8 @@ static int clients[MAXC], nclients;
 static unsigned char hdr_done[MAXC * 2]; /* by fd: 1 once the request was answered */
 static unsigned long long dropped, frames, sends;
 static volatile sig_atomic_t stop;
+static int ws_mode;       /* --mode ws */
+static const char *topic; /* the event objects' topic (--channel) */
 
 static void on_term(int sig)
 {
@@ -82,15 +93,51 @@ static const char *bulk(const char *p, const char *e, const char **s, size_t *le
     return *s + *len + 2;
 }
 
+/* A server text frame (unmasked, FIN) of body (b, n) at out; returns its length. */
+static size_t ws_frame(unsigned char *out, const char *b, size_t n)
+{
+    size_t h = 0;
+    out[h++] = 0x81;
+    if (n < 126) {
+        out[h++] = (unsigned char)n;
+    } else if (n < 65536) {
+        out[h++] = 126;
+        out[h++] = (unsigned char)(n >> 8);
+        out[h++] = (unsigned char)n;
+    } else {
+        out[h++] = 127;
+        for (int i = 7; i >= 0; i--)
+            out[h++] = (unsigned char)((uint64_t)n >> (8 * i));
+    }
+    memcpy(out + h, b, n);
+    return h + n;
+}
+
 static void fan_out(const char *payload, size_t n)
 {
-    static char frame[RBUF + 16];
+    static char frame[2 * RBUF + 256];
+    static char body[2 * RBUF + 128];
     size_t fl = 0;
-    memcpy(frame, "data: ", 6);
-    memcpy(frame + 6, payload, n);
-    fl = 6 + n;
-    frame[fl++] = '\n';
-    frame[fl++] = '\n';
+    if (ws_mode) { /* Herald's event object, JSON-escaped only as far as " and \ go */
+        size_t bl = (size_t)snprintf(body, 128,
+                                     "{\"type\":\"event\",\"topic\":\"%s\",\"id\":\"%llu\","
+                                     "\"data\":\"",
+                                     topic, frames + 1);
+        for (size_t i = 0; i < n; i++) {
+            if (payload[i] == '"' || payload[i] == '\\')
+                body[bl++] = '\\';
+            body[bl++] = payload[i];
+        }
+        body[bl++] = '"';
+        body[bl++] = '}';
+        fl = ws_frame((unsigned char *)frame, body, bl);
+    } else {
+        memcpy(frame, "data: ", 6);
+        memcpy(frame + 6, payload, n);
+        fl = 6 + n;
+        frame[fl++] = '\n';
+        frame[fl++] = '\n';
+    }
     frames++;
     for (int i = 0; i < nclients; i++) {
         ssize_t w = send(clients[i], frame, fl, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -138,6 +185,54 @@ static size_t redis_parse(const char *buf, size_t len)
     return (size_t)(p - buf);
 }
 
+/* The 101 answer to a WebSocket handshake in (b, r); 0, or -1 without a Sec-WebSocket-Key. */
+static int ws_accept(int fd, const char *b, size_t r)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char md[SHA_DIGEST_LENGTH], acc[64];
+    char key[128], resp[512];
+    const char *k = memmem(b, r, "Sec-WebSocket-Key:", 18);
+    size_t kl = 0;
+    if (!k)
+        k = memmem(b, r, "sec-websocket-key:", 18);
+    if (!k)
+        return -1;
+    k += 18;
+    while (k < b + r && *k == ' ')
+        k++;
+    while (k + kl < b + r && k[kl] != '\r' && kl < 60)
+        kl++;
+    memcpy(key, k, kl);
+    memcpy(key + kl, guid, sizeof(guid) - 1);
+    SHA1((unsigned char *)key, kl + sizeof(guid) - 1, md);
+    EVP_EncodeBlock(acc, md, SHA_DIGEST_LENGTH);
+    int n = snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+                     "Sec-WebSocket-Protocol: herald.v1\r\n\r\n",
+                     (char *)acc);
+    return write(fd, resp, (size_t)n) == n ? 0 : -1;
+}
+
+/* Input from a WebSocket client (its subscribe message, pongs): a text frame is answered
+ * with the subscribed reply; a close frame ends it (-1). */
+static int ws_input(int fd, const unsigned char *b, size_t r)
+{
+    char body[160];
+    unsigned char out[200];
+    if (r < 2)
+        return 0;
+    if ((b[0] & 0x0f) == 8)
+        return -1;
+    if ((b[0] & 0x0f) == 1) {
+        int n = snprintf(body, sizeof(body), "{\"type\":\"subscribed\",\"topic\":\"%s\"}", topic);
+        size_t fl = ws_frame(out, body, (size_t)n);
+        if (write(fd, out, fl) != (ssize_t)fl)
+            return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int lport = 0, rport = 0, ep, lfd, rfd, one = 1;
@@ -153,9 +248,13 @@ int main(int argc, char **argv)
             rport = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--channel"))
             chan = argv[i + 1];
+        else if (!strcmp(argv[i], "--mode"))
+            ws_mode = !strcmp(argv[i + 1], "ws");
     }
+    topic = chan;
     if (!lport || !rport) {
-        fprintf(stderr, "usage: floorsrv --listen PORT --redis PORT [--channel NAME]\n");
+        fprintf(stderr,
+                "usage: floorsrv --listen PORT --redis PORT [--channel NAME] [--mode sse|ws]\n");
         return 2;
     }
     setrlimit(RLIMIT_NOFILE, &rl);
@@ -203,6 +302,9 @@ int main(int argc, char **argv)
             } else {
                 char b[4096];
                 ssize_t r = read(fd, b, sizeof(b));
+                if (r > 0 && hdr_done[fd] && ws_mode &&
+                    ws_input(fd, (unsigned char *)b, (size_t)r) == 0)
+                    continue;
                 if (r <= 0 || hdr_done[fd]) { /* gone, or input after the request: done */
                     epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
                     for (int k = 0; k < nclients; k++)
@@ -216,7 +318,8 @@ int main(int argc, char **argv)
                 if (memmem(b, (size_t)r, "\r\n\r\n", 4) && nclients < MAXC) {
                     static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"
                                              "\r\nCache-Control: no-cache\r\n\r\n";
-                    if (write(fd, ok, sizeof(ok) - 1) == (ssize_t)sizeof(ok) - 1) {
+                    if (ws_mode ? ws_accept(fd, b, (size_t)r) == 0
+                                : write(fd, ok, sizeof(ok) - 1) == (ssize_t)sizeof(ok) - 1) {
                         hdr_done[fd] = 1;
                         clients[nclients++] = fd;
                     }
