@@ -57,6 +57,7 @@ static int plist_push(ingest_t *in, hb_rawq_t *l, const char *topic, size_t tlen
 
 static void batch_free(batch_t *bt)
 {
+    hb_list_unlink(&bt->link);
     hb_rawq_clear(&bt->msgs);
     free(bt);
 }
@@ -198,6 +199,7 @@ void ingest__flush(hb_broker_t *b)
     }
     in->inflight += n;
     in->batches++;
+    hb_list_push_tail(&in->sent, &bt->link);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -225,6 +227,7 @@ static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
     }
     if (!in->cur) {
         in->cur = hb_xcalloc(1, sizeof(*in->cur));
+        hb_list_init(&in->cur->link);
         in->cur->b = b;
         in->cur->reign = in->reign;
     }
@@ -241,6 +244,7 @@ static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
         if (hb_cluster_fcall(b->cluster, b->fn.ingest, hb_rawmsg_topic(p), p->tlen, fence, 2, av,
                              al, on_store_reply, bt) == REDIS_OK) {
             in->inflight++;
+            hb_list_push_tail(&in->sent, &bt->link);
         } else {
             atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
             hb_log_ratelimited("ingest-nomap", 1000, HB_LOG_ERROR, MOD,
@@ -289,6 +293,24 @@ static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *pay
 static void forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
     ingest_t *in = b->ingest;
+    hb_list_t *n, *tmp;
+    /*
+     * A copy of ours may still be in a store call that is out (sent while this edge led; its
+     * answer not back yet). The stored copy heard is this one: ours, or the next leader's, who
+     * kept it because the lease lapsed before our call reached Redis (which then refuses it).
+     * Either way it is stored: it leaves the batch, so that a refusal answered later cannot
+     * keep it again, to be stored twice by whoever leads next (FINDINGS F13). The leader hears
+     * its own copies in the order it sent them: the match is at the head of the oldest batch.
+     */
+    hb_list_foreach_safe(n, tmp, &in->sent)
+    {
+        if (hb_rawq_take(&hb_list_container(n, batch_t, link)->msgs, topic, tlen, payload, plen)) {
+            in->inflight--;
+            return;
+        }
+    }
+    if (in->cur && hb_rawq_take(&in->cur->msgs, topic, tlen, payload, plen))
+        return; /* waiting to be sent behind a call that is out: the same */
     if (hb_rawq_take(&in->kept, topic, tlen, payload, plen) || !b->cluster || in->state == I_ACTIVE)
         return;
     plist_push(in, &in->orphans, topic, tlen, payload, plen); /* bounded like kept */
@@ -320,7 +342,8 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
             ingest__on_other_barrier(b, chan, clen);
             return;
         }
-        if ((in->kept.count || (b->cluster && in->state != I_ACTIVE)) &&
+        if ((in->kept.count || !hb_list_empty(&in->sent) || in->cur ||
+             (b->cluster && in->state != I_ACTIVE)) &&
             !hb_broker_channel_topic(prefix, chan, clen, &t, &tl) &&
             !hb_live_decode(msg, mlen, &lv, NULL) && (lv.flags & HB_LIVE_FLAG_RAW))
             forget(b, t, tl, lv.data, lv.data_len);
@@ -377,6 +400,7 @@ void hb_ingest_init(hb_broker_t *b)
         in->tags = hb_xcalloc(HB_SLOT_COUNT, sizeof(*in->tags));
         hb_slot_tag_table(in->tags);
     }
+    hb_list_init(&in->sent);
     hb_rawq_init(&in->kept, PENDING_MAX, PENDING_BYTES_MAX);
     hb_rawq_init(&in->orphans, PENDING_MAX, PENDING_BYTES_MAX);
     in->av = hb_xcalloc(2 * BATCH_MAX + 5, sizeof(*in->av));
@@ -394,6 +418,8 @@ void hb_ingest_cleanup(hb_broker_t *b)
         return;
     hb_rawq_clear(&in->kept);
     hb_rawq_clear(&in->orphans);
+    while (!hb_list_empty(&in->sent)) /* their replies (if any) no longer look at the list */
+        hb_list_unlink(in->sent.next);
     if (in->cur)
         batch_free(in->cur);
     if (in->flush_ev)

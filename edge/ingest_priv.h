@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "broker.h"
+#include "hb_list.h"
 #include "hb_rawq.h"
 #include "hb_slot.h"
 #include "ingest.h"
@@ -19,6 +20,7 @@ typedef struct batch {
     hb_broker_t *b;
     hb_rawq_t msgs;
     unsigned reign; /* the leadership it was sent under */
+    hb_list_t link; /* in ingest_t.sent while its store call is out */
 } batch_t;
 
 typedef enum { I_STANDBY = 0, I_BARRIER, I_ACTIVE } istate_t;
@@ -33,6 +35,7 @@ struct ingest {
     hb_rawq_t kept;    /* raw messages whose stored copy has not been seen */
     hb_rawq_t orphans; /* cluster: stored copies seen before their raw message */
     batch_t *cur;      /* leader: raw messages of the current read, not sent yet */
+    hb_list_t sent;    /* batches whose store call is out, in the order they were sent */
     struct event *flush_ev;
     int flush_armed;
     int batches;  /* herald_ingest_many calls in flight */
