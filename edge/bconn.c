@@ -42,19 +42,15 @@ static void on_function_loaded(redisAsyncContext *ac, int ok, void *priv)
         return;
     }
     b->cmd_ready = 1;
-    b->cmd.backoff_ms = 0;
+    hb_backoff_reset(&b->cmd.backoff);
     hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
     hb_broker_on_cmd_ready(b);
 }
 
 static void conn_schedule(hb_broker_t *b, hb_conn_t *c)
 {
-    long base = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (base > BACKOFF_MAX_MS)
-        base = BACKOFF_MAX_MS;
-    c->backoff_ms = base;
-    /* full jitter in [base/2, base] so a fleet of edges does not reconnect in lockstep */
-    long ms = base / 2 + (long)(random() % (base / 2 + 1));
+    /* jitter in [step/2, step] so a fleet of edges does not reconnect in lockstep */
+    long ms = hb_backoff_next(&c->backoff, random());
     struct timeval tv = broker__ms_tv(ms);
     (void)b;
     evtimer_add(c->timer, &tv);
@@ -83,7 +79,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         size_t it = 0, klen;
         const void *k;
         void *v;
-        conn->backoff_ms = 0;
+        hb_backoff_reset(&conn->backoff);
         while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
             btopic_t *t = v;
             if (t->want)
@@ -92,7 +88,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         if (b->canary)
             hb_canary_sub_up(b->canary);
     } else {
-        conn->backoff_ms = 0;
+        hb_backoff_reset(&conn->backoff);
         hb_ingest_on_ing_up(b);
     }
     hb_broker_update_ready(b);
@@ -204,6 +200,7 @@ void bconn__on_resolved(void *arg)
 void bconn__init(hb_broker_t *b, hb_conn_t *c, const char *name)
 {
     c->name = name;
+    c->backoff = (hb_backoff_t){.min_ms = BACKOFF_MIN_MS, .max_ms = BACKOFF_MAX_MS};
     c->broker = b;
     c->timer = evtimer_new(b->base, on_reconnect_timer, c);
     c->ctimer = evtimer_new(b->base, on_connect_timeout, c);
@@ -247,7 +244,7 @@ static void cmd_check_role(hb_broker_t *b)
 static void conn_move(hb_broker_t *b, hb_conn_t *c)
 {
     if (c->ac && c->up) {
-        c->backoff_ms = 0;
+        hb_backoff_reset(&c->backoff);
         redisAsyncFree(c->ac); /* runs on_disconnect, which clears c->ac and schedules */
     } else if (c->ac) {
         redisAsyncFree(c->ac); /* still connecting: no callback */
@@ -255,7 +252,7 @@ static void conn_move(hb_broker_t *b, hb_conn_t *c)
         evtimer_del(c->ctimer);
     }
     evtimer_del(c->timer);
-    c->backoff_ms = 0;
+    hb_backoff_reset(&c->backoff);
     bconn__start(b, c);
 }
 

@@ -18,6 +18,7 @@
 #include <hiredis/async.h>
 
 #include "edge.h"
+#include "hb_backoff.h"
 #include "hb_dict.h"
 #include "hb_script.h"
 
@@ -39,7 +40,7 @@ typedef struct hb_conn {
     hb_broker_t *broker;
     redisAsyncContext *ac; /* NULL while disconnected */
     int up;
-    long backoff_ms;
+    hb_backoff_t backoff; /* reconnect delays (bconn.c) */
     struct event *timer;  /* reconnect */
     struct event *ctimer; /* connect timeout */
 } hb_conn_t;

@@ -133,7 +133,7 @@ void hb_canary_tick(hb_canary_t *c)
         /* once per connection: the new one starts the clock again (hb_canary_sub_up) */
         hb_log_warn(MOD, "canary stale: replacing the subscriber connection", "{s:f}", "age_s",
                     age);
-        b->sub.backoff_ms = 0;
+        hb_backoff_reset(&b->sub.backoff);
         redisAsyncFree(b->sub.ac); /* runs on_disconnect: topics resubscribe and refill */
     }
 }
