@@ -7,8 +7,7 @@
  * the broker's own files (broker.c, btopic.c, brefill.c, blost.c, history.c, bconn.c: their
  * calls among themselves are in broker_priv.h) and by the other modules of the broker thread
  * (ingest*.c, cluster*.c, canary.c, sentinel.c, library.c, ticket.c, resolve.c). Everything
- * here belongs to the broker thread, unless a comment says otherwise. hb_broker_set_master()
- * and hb_broker_master() (bconn.c) are declared in sentinel.h.
+ * here belongs to the broker thread, unless a comment says otherwise.
  */
 
 #include <pthread.h>
@@ -188,6 +187,22 @@ void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t);
 void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t);
 /** hb_broker_topic_free() - forgets t (no subscriber wants it): t is invalid after. */
 void hb_broker_topic_free(hb_broker_t *b, btopic_t *t);
+
+/* ---- bconn.c: the master the connections use (Sentinel hands a new one here) ---- */
+
+/**
+ * hb_broker_set_master() - use host:port as the Redis master from now on. When it
+ * differs from the current address, logs the switch (from, to, reason), counts it, and moves
+ * every Redis connection to it; the usual reconnect path then reloads the function library,
+ * resubscribes and backfills. Broker thread.
+ */
+void hb_broker_set_master(struct hb_broker *b, const char *host, int port, const char *reason);
+
+/**
+ * hb_broker_master() - the current master as "host:port" ("" before the first
+ * one is known) and the number of master switches since start. Any thread.
+ */
+void hb_broker_master(struct hb_broker *b, char *out, size_t cap, unsigned long long *switches);
 
 /* ---- brefill.c ---- */
 

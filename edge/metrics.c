@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "canary.h"
+#include "broker.h"
 #include "sentinel.h"
 
 enum { SUM_INQ, SUM_QUEUED, SUM_SUBS, SUM_HREADS, SUM_HWAIT };

@@ -29,18 +29,6 @@ void hb_sentinel_recheck(hb_sentinel_t *s, const char *reason);
 /** hb_sentinel_free() - close its connections and free it; accepts NULL. */
 void hb_sentinel_free(hb_sentinel_t *s);
 
-/**
- * hb_broker_set_master() - (broker.c) use host:port as the Redis master from now on. When it
- * differs from the current address, logs the switch (from, to, reason), counts it, and moves
- * every Redis connection to it; the usual reconnect path then reloads the function library,
- * resubscribes and backfills. Broker thread.
- */
-void hb_broker_set_master(struct hb_broker *b, const char *host, int port, const char *reason);
-
-/**
- * hb_broker_master() - (broker.c) the current master as "host:port" ("" before the first
- * one is known) and the number of master switches since start. Any thread.
- */
-void hb_broker_master(struct hb_broker *b, char *out, size_t cap, unsigned long long *switches);
+/* hb_broker_set_master() and hb_broker_master(): broker.h (bconn.c). */
 
 #endif
