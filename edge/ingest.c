@@ -383,6 +383,7 @@ static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
             ingest__drop_unmatched(b);
         b->ing_ready = 1;
         b->ingest->ing_since = hb_now();
+        b->ingest->free_since = 0;
         hb_log_info(MOD, "raw publish ingest listening", NULL);
         hb_broker_update_ready(b);
     }

@@ -42,6 +42,9 @@
 #define MOD "ingest"
 #define CLUSTER_KEEP_S 60.0 /* seconds a standby keeps a raw message in cluster mode */
 #define SETTLE_MAX_S 20.0   /* a new leadership waits this long at most for earlier stores */
+/* A standby listening for fewer lease periods than this is young: it lets the lease lie free
+ * for a lease period before it takes it (FINDINGS F14). */
+#define YOUNG_LEASES 3.0
 
 void ingest__set_state(hb_broker_t *b, istate_t st, const char *why)
 {
@@ -170,6 +173,22 @@ static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
     in->barrier_at = hb_now();
     new_barrier(b);
     redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", in->barrier, in->barrier_len);
+}
+
+/* A young standby's look at the lease key (PTTL): -2 is "absent". */
+static void on_lease_ttl(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    ingest_t *in = b->ingest;
+    redisReply *r = reply;
+    (void)priv;
+    in->acquire_inflight = 0;
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return;
+    if (r->integer != -2)
+        in->free_since = 0; /* held (or no expiry): wait for it to lapse again */
+    else if (!in->free_since)
+        in->free_since = hb_now();
 }
 
 static void on_fence_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -319,6 +338,22 @@ void hb_ingest_tick(hb_broker_t *b)
          * when all subscribed again together (Redis restarted), the first to subscribe. */
         if (!b->ing_ready || in->acquire_inflight || now - in->ing_since < lease)
             return;
+        /* Even past that, the old leader's lease may outlive its last store by more than a
+         * lease period (a late renewal over a lossy link), and a young standby would win the
+         * race against one that heard what that leader never stored, which its barrier then
+         * makes everybody drop (FINDINGS F14). A young standby (single Redis) takes the lease
+         * only after it has seen it free for a lease period: older standbys, trying every
+         * lease/3, take it first; when all are young (Redis restarted), a leader comes a lease
+         * period later and raw messages are kept meanwhile. */
+        if (!b->cluster && now - in->ing_since < YOUNG_LEASES * lease &&
+            (!in->free_since || now - in->free_since < lease)) {
+            in->acquire_inflight = 1;
+            if (redisAsyncCommand(b->cmd.ac, on_lease_ttl, NULL, "PTTL %s", in->lease_key) !=
+                REDIS_OK)
+                in->acquire_inflight = 0;
+            return;
+        }
+        in->free_since = 0;
         in->acquire_inflight = 1;
         if (b->cluster) {
             char floor[24];

@@ -44,6 +44,9 @@ struct ingest {
     /* hb_now() when the raw subscription was last confirmed: a standby competes for the lease
      * only once it has listened for a lease period (hb_ingest_tick) */
     double ing_since;
+    /* single Redis: a young standby (listening for less than YOUNG_LEASES lease periods) first
+     * watches the lease key; free_since is when it first saw it absent (0: not seen so) */
+    double free_since;
     unsigned reign;  /* counts leaderships won */
     const char **av; /* herald_ingest_many arguments (2 * BATCH_MAX + 5) */
     size_t *al;
