@@ -306,7 +306,8 @@ def migrate_slot(cluster, slot, src, dst):
     return moved
 
 
-class ClusterMode(HeraldTestCase):
+class ClusterTestCase(HeraldTestCase):
+    """A test that may make self.cluster (a Cluster), closed after the edges."""
 
     def setUp(self):
         super().setUp()
@@ -318,6 +319,9 @@ class ClusterMode(HeraldTestCase):
         finally:
             if self.cluster:
                 self.cluster.close()
+
+
+class ClusterMode(ClusterTestCase):
 
     def cedge(self, node_id):
         h = ClusterHerald(self.cluster, node_id, ["--publish-key", PUBLISH_KEY,

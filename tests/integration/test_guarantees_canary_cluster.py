@@ -9,25 +9,14 @@ delivered, in order, once."""
 import re
 
 import harness
-from harness import HeraldTestCase, fcall_publish, http_get, split_cursor, wait_until
-from test_cluster import Cluster, ClusterHerald, slot_of
+from harness import fcall_publish, http_get, split_cursor, wait_until
+from test_cluster import Cluster, ClusterHerald, ClusterTestCase, slot_of
 from test_guarantees_canary import SilencingProxy, canary_age
 
 SSUBSCRIBE = b"$10\r\nSSUBSCRIBE\r\n"
 
 
-class ClusterCanary(HeraldTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.cluster = None
-
-    def tearDown(self):
-        try:
-            super().tearDown()
-        finally:
-            if self.cluster:
-                self.cluster.close()
+class ClusterCanary(ClusterTestCase):
 
     def test_silent_stop_of_one_primary_and_recovery(self):
         # No replicas and a long node timeout: nothing fails over; only the edge's view breaks.

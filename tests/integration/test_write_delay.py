@@ -5,7 +5,6 @@ slack for a loaded machine). The first event after a quiet spell is not held. Th
 queue bound still cuts a subscriber whose held queue outgrows it. Long-poll is never held. With
 D = 0 (the default) nothing is held."""
 
-import threading
 import time
 
 import harness
@@ -25,22 +24,10 @@ def delayed(port):
 
 def start_publisher(r_port, topic, n, rate, errors):
     """Publishes n events `rate` per second on its own connection, each payload
-    'i:<index>:<monotonic publish time>'; returns the thread."""
-    def run():
-        try:
-            with harness.RedisClient(r_port) as pr:
-                start = time.monotonic()
-                for i in range(n):
-                    pr.cmd("FCALL", "herald_publish", 1, topic,
-                           "i:%d:%.6f" % (i, time.monotonic()))
-                    lag = start + (i + 1) / rate - time.monotonic()
-                    if lag > 0:
-                        time.sleep(lag)  # pacing the publisher, not synchronising
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th
+    'i:<index>:<monotonic publish time>' (made as it is published); returns the thread."""
+    return harness.paced_publisher(r_port, topic,
+                                   ("i:%d:%.6f" % (i, time.monotonic()) for i in range(n)),
+                                   rate, [], errors)
 
 
 def count_reads(obj, name):
