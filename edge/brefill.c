@@ -284,3 +284,16 @@ void hb_broker_refill_all(hb_broker_t *b)
     }
     hb_broker_update_ready(b);
 }
+
+void brefill__on_data_lost(hb_broker_t *b)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+        btopic_t *t = v;
+        if (!t->want || t->have_last || (t->have_pos && t->pos_epoch[0]))
+            continue;
+        btopic__emit_gap(b, t, HB_GAP_RESET);
+    }
+}

@@ -102,6 +102,9 @@ struct hb_sentinel;
 typedef struct hb_cluster hb_cluster_t;
 typedef struct hb_resolver hb_resolver_t;
 
+/* The dataset marker's value: 32 hex digits (bconn.c); longer values read are not ours. */
+#define HB_DATASET_MAX 32
+
 struct hb_broker {
     hb_edge_t *edge;
     struct event_base *base;
@@ -128,6 +131,9 @@ struct hb_broker {
     hb_cluster_t *cluster;    /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
     hb_resolver_t *resolver;  /* host names of Redis nodes and sentinels, without blocking */
     struct hb_canary *canary; /* delivery heartbeat (canary.h); NULL in cluster mode */
+    /* The dataset marker (hb_keys_dataset) as last read on cmd, "" before the first read:
+     * another value read after a reconnection means Redis lost its data (bconn.c). */
+    char dataset[HB_DATASET_MAX + 1];
 };
 
 /* ---- broker.c ---- */

@@ -121,6 +121,15 @@ void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
  */
 int brefill__prior_position_read(hb_broker_t *b, btopic_t *t);
 
+/**
+ * brefill__on_data_lost() - Redis lost its data since the last cmd connection (bconn.c's
+ * dataset check, before the new connection's reads): every wanted topic whose stream's epoch
+ * this edge does not know (nothing delivered, and no position read of an existing stream) is
+ * sent a reset notice now; its subscribers may have missed events of the lost stream, and no
+ * later read can tell. The others learn it from their refill's epoch check.
+ */
+void brefill__on_data_lost(hb_broker_t *b);
+
 /* ---- blost.c: events lost by Redis in a failover ---- */
 
 /**

@@ -156,6 +156,8 @@ typedef struct hb_stats {
     atomic_ullong writes_delayed;
     atomic_ullong queue_drops; /* broker->service messages dropped (queue full) */
     atomic_ullong req_drops;   /* service->broker requests refused (queue full) */
+    /* Redis found with a new dataset marker: it lost its data (bconn.c) */
+    atomic_ullong redis_data_lost;
     atomic_ullong bad_requests;
     atomic_ullong rejected_max_conn;
     atomic_ullong rejected_per_ip;

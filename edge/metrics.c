@@ -96,6 +96,10 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_queue_drops_total", "counter",
          "Broker hand-offs dropped because a queue was full.", "",
          LOAD(queue_drops) + LOAD(req_drops)},
+        {"herald_redis_data_lost_total", "counter",
+         "Times Redis was found to have lost its data (a new dataset marker): subscriptions "
+         "whose stream the edge had not read were sent a reset notice.",
+         "", LOAD(redis_data_lost)},
         {"herald_rejected_total", "counter", "Requests refused, by reason.",
          "{reason=\"bad_request\"}", LOAD(bad_requests)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"max_connections\"}",
