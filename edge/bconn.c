@@ -361,14 +361,3 @@ void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char
     event_active(b->switch_ev, EV_TIMEOUT, 0);
 }
 
-void hb_broker_master(hb_broker_t *b, char *out, size_t cap, unsigned long long *switches)
-{
-    pthread_mutex_lock(&b->master_lock);
-    if (b->master_port)
-        snprintf(out, cap, "%s:%d", b->master_host, b->master_port);
-    else if (cap)
-        out[0] = '\0';
-    if (switches)
-        *switches = b->master_switches;
-    pthread_mutex_unlock(&b->master_lock);
-}

@@ -169,10 +169,6 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         event_active(b->wake, EV_READ, 0);
 }
 
-void hb_broker_wake(hb_broker_t *b)
-{
-    event_active(b->wake, EV_READ, 0);
-}
 
 /* ---- readiness ---- */
 

@@ -204,11 +204,7 @@ void hb_broker_topic_free(hb_broker_t *b, btopic_t *t);
  */
 void hb_broker_set_master(struct hb_broker *b, const char *host, int port, const char *reason);
 
-/**
- * hb_broker_master() - the current master as "host:port" ("" before the first
- * one is known) and the number of master switches since start. Any thread.
- */
-void hb_broker_master(struct hb_broker *b, char *out, size_t cap, unsigned long long *switches);
+/* hb_broker_master(): handoff.h (read by the service threads). */
 
 /* ---- brefill.c ---- */
 

@@ -57,7 +57,9 @@ def sccs(nodes, edges):
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build/release"
     objdir = os.path.join(build, "CMakeFiles", "herald.dir", "edge")
-    files = sorted(f for f in os.listdir(objdir) if f.endswith(".c.o"))
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "edge")
+    files = sorted(f for f in os.listdir(objdir)  # objects of files that still exist
+                   if f.endswith(".c.o") and os.path.exists(os.path.join(src, f[:-2])))
     defs, uses = {}, {}
     for f in files:
         defs[f[:-2]], uses[f[:-2]] = symbols(os.path.join(objdir, f))
