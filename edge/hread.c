@@ -14,7 +14,6 @@
 #include "hb_mem.h"
 #include "hb_page.h"
 
-
 /* Bytes of encoded events one page may hold for this edge's clients. */
 static size_t page_budget(const hb_cfg_t *cfg)
 {
@@ -79,7 +78,11 @@ static void send_read(hb_sub_t *u)
     memcpy(q->topic, u->t->name, u->t->len);
     q->topic_len = u->t->len;
     if (u->history_started) {
-        q->cursor = (hb_cursor_t){.id = u->last, .epoch = ""};
+        /* after the last event sent, in the stream the previous page was read from: a stream
+         * wiped and recreated between two pages is answered `reset`, not read on as if it
+         * were the same (hb_topics_on_history keeps hcur.epoch) */
+        q->cursor = u->hcur;
+        q->cursor.id = u->last;
     } else {
         q->cursor = u->hcur;
         q->tail_only = u->htail;
