@@ -75,6 +75,17 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
         brefill__kick(b, t); /* next page */
         return;
     }
+    if (t->held_dropped) {
+        /* Live events were dropped at the hold bound, maybe stored after this page was read:
+         * the held ones go too (history has them all) and the refill reads on from the last
+         * event delivered, holding what arrives meanwhile again. */
+        t->held_dropped = 0;
+        for (size_t i = 0; i < t->nheld; i++)
+            hb_msg_unref(t->held[i]);
+        t->nheld = 0;
+        brefill__kick(b, t);
+        return;
+    }
     /* Caught up: release the live events held meanwhile, in order, skipping duplicates and
      * those of another stream than the one just read (heard before Redis lost its data: its
      * `reset` notice went out above; after it they would read as events of the new stream

@@ -90,6 +90,7 @@ typedef struct btopic {
     char (*held_ep)[HB_EPOCH_MAX + 1]; /* the stream epoch of each */
     char reset_ep[HB_EPOCH_MAX + 1];   /* the refill found this stream gone (reset): "" none */
     size_t nheld, cap_held;
+    int held_dropped;    /* a live event was dropped at the hold bound: the refill reads on */
     hreq_t *waiting;     /* history requests waiting for the subscription */
     double asked_at;     /* hb_now() when the topic was created (a client asked for it) */
     uint64_t asked_ms;   /* and the wall clock then, ms (Redis stream IDs are its clock) */
