@@ -18,7 +18,10 @@
 
 #include "cluster.h"
 #include "hb_dict.h"
+#include "hb_log.h"
 #include "hb_mem.h"
+
+#define MOD "broker"
 
 posreq_t *brefill__posreq_new(const btopic_t *t)
 {
@@ -53,7 +56,14 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
     if (!t)
         return;
     if (!history__reply_ok(r)) {
-        /* Redis went away again; the next resubscription starts over. */
+        /* Redis went away again (r NULL: the next resubscription starts over), or answered
+         * with an error while staying up (busy, a library deleted): the broker's tick sends
+         * the read again (hb_broker_refill_retry), and live events stay held meanwhile. */
+        if (r)
+            hb_log_ratelimited("refill-error", 2000, HB_LOG_WARN, MOD,
+                               "refill read failed: trying again", "{s:s%,s:s}", "topic", t->name,
+                               t->len, "err",
+                               r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         return;
     }
     redisReply *ents = r->element[2];
@@ -307,4 +317,11 @@ void brefill__on_data_lost(hb_broker_t *b)
             continue;
         btopic__emit_gap(b, t, HB_GAP_RESET);
     }
+}
+
+void brefill__retry(hb_broker_t *b, btopic_t *t)
+{
+    if (t->state == T_SUBSCRIBED && (t->need_backfill || !t->have_pos) && !t->backfill_inflight &&
+        !t->pos_inflight)
+        brefill__kick(b, t);
 }

@@ -169,7 +169,6 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         event_active(b->wake, EV_READ, 0);
 }
 
-
 /* ---- readiness ---- */
 
 void hb_broker_update_ready(hb_broker_t *b)
@@ -179,7 +178,8 @@ void hb_broker_update_ready(hb_broker_t *b)
     atomic_store(&b->edge->stats.redis_up,
                  b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up) &&
                      (!b->edge->cfg.ingest || b->ing_ready));
-    if ((b->canary && !hb_canary_ok(b->canary)) || (b->cluster && !hb_cluster_canary_ok(b->cluster)))
+    if ((b->canary && !hb_canary_ok(b->canary)) ||
+        (b->cluster && !hb_cluster_canary_ok(b->cluster)))
         ready = 0; /* connected is not delivering: the heartbeat must come back */
     /* Not per topic: a topic being subscribed or refilled holds its own clients' events (they
      * wait, nothing is lost), and with per-user topics some topic is always new. */
@@ -207,6 +207,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     size_t it = 0, klen;
     const void *k;
     void *v;
+    /* failed refill reads are sent again once a second (every 4th tick), not in a hot loop */
+    int retry = ++b->ticks % 4 == 0;
     (void)fd;
     (void)what;
     while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
@@ -214,6 +216,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (!t->want && t->state == T_SUBSCRIBED &&
             now - t->idle_since >= b->edge->cfg.topic_linger)
             btopic__unsubscribe(b, t);
+        else if (retry)
+            brefill__retry(b, t);
     }
     if (b->cluster)
         hb_cluster_tick(b->cluster);

@@ -113,6 +113,7 @@ struct hb_broker {
     int cmd_ready; /* connected and the function library loaded */
     int ing_ready; /* PSUBSCRIBE confirmed */
     int stopping;
+    unsigned ticks;             /* housekeeping ticks so far (broker.c on_tick, every 250 ms) */
     hb_dict_t *topics;          /* name -> btopic_t */
     unsigned long long sub_seq; /* subscription confirmations, for btopic_t.sub_id */
     char *library;

@@ -109,6 +109,12 @@ btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q);
  */
 void brefill__kick(hb_broker_t *b, btopic_t *t);
 /**
+ * brefill__retry() - from the broker's tick: kicks t when a step of its refill (the position
+ * read, a history page) is due and nothing is out for it, so a read Redis answered with an
+ * error is sent again instead of leaving t holding its live events for good.
+ */
+void brefill__retry(hb_broker_t *b, btopic_t *t);
+/**
  * brefill__set_pos() - records the position a herald_history reply saw (its last ID `last`,
  * "" when the stream does not exist, and epoch `ep`; both checked by history__reply_ok) as t's
  * subscription position, once per subscription and only while T_SUBSCRIBED.

@@ -1,4 +1,7 @@
-"""A topic's refill (after its subscriber connection came back) holds the live events that
+"""The refill of a topic after its subscriber connection came back, under the two ways it can
+go wrong without Redis going away.
+
+1. It holds the live events that
 arrive meanwhile, at most --client-queue-max of them; the ones beyond are dropped because
 "history keeps them". They must then be read from history: a refill whose last page was read
 before they were stored must not end there.
@@ -27,6 +30,8 @@ class HoldingProxy:
 
     def __init__(self, upstream_port, hold):
         self.upstream, self.hold = upstream_port, hold
+        self.stall = False  # instead of holding the answer, hold the read until release is set
+        self.release = threading.Event()
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
@@ -65,11 +70,18 @@ class HoldingProxy:
                     break
                 if to_redis:
                     with self.lock:
+                        stalled = False
                         if (self.armed and REFILL in data and TAIL_READ not in data
                                 and not self.refill_sent.is_set()):
-                            st["hold_until"] = time.monotonic() + self.hold
+                            if not self.stall:
+                                st["hold_until"] = time.monotonic() + self.hold
                             self.armed = False
                             self.refill_sent.set()
+                            stalled = self.stall
+                        else:
+                            stalled = False
+                    if stalled:
+                        self.release.wait(30)
                 else:
                     wait = st["hold_until"] - time.monotonic()
                     if wait > 0:
@@ -140,6 +152,35 @@ class HeldOverflow(HeraldTestCase):
         sid = fcall_publish(r, TOPIC, "after")
         e = c.next_event(10)
         self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "after"), "live again, once")
+
+    def test_a_refill_read_that_fails_is_tried_again(self):
+        srv = self.redis()
+        r = self.client(srv)
+        proxy = HoldingProxy(srv.port, hold=0)
+        proxy.stall = True
+        self._closers.append(proxy)
+        h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off"])
+        self._heralds.append(h)
+        c = self.sse(h.port, "/events/" + TOPIC)
+        wait_live_subscribed(r, TOPIC)
+        time.sleep(0.3)
+        sid = fcall_publish(r, TOPIC, "e-0")
+        e = c.next_event(10)
+        self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "e-0"))
+        lib = r.cmd("FUNCTION", "DUMP")
+
+        proxy.cut_once()  # the edge reconnects, resubscribes and refills from e-0
+        self.assertTrue(proxy.refill_sent.wait(20 * harness.SCALE), "no refill read was sent")
+        r.cmd("FUNCTION", "DELETE", "herald")  # the read, let through now, fails
+        proxy.release.set()
+        time.sleep(0.3)
+        r.cmd("FUNCTION", "RESTORE", lib)
+        ids = [fcall_publish(r, TOPIC, "e-%d" % i) for i in range(1, 4)]
+        got = [c.next_event(10 * harness.SCALE) for _ in ids]
+        self.assertEqual([(split_cursor(e.id)[0], e.data) for e in got],
+                         [(s, "e-%d" % (i + 1)) for i, s in enumerate(ids)],
+                         "the events after the failed refill read, once each")
+        self.assertIn("refill read failed", h.log())
 
 
 if __name__ == "__main__":
