@@ -73,6 +73,9 @@ static const opt_t opts[] = {
      "bytes queued for one client before it is disconnected as too slow"},
     {"max-message-bytes", T_LONG, "65536", 1, 16777216, O(max_message_bytes),
      "largest payload stored; larger raw PUBLISHes are refused and counted"},
+    {"service-queue-max", T_LONG, "65536", 64, 16777216, O(service_queue_max),
+     "messages waiting from the Redis thread for one service thread; beyond, an event is "
+     "dropped for that thread and its subscribers resume from history"},
     {"topic-linger", T_INT, "5", 0, 3600, O(topic_linger),
      "seconds a topic stays subscribed in Redis after its last local subscriber left"},
     {"history-batch", T_LONG, "500", 1, 10000, O(history_batch),
@@ -386,8 +389,7 @@ static int on_file_entry(void *arg, const char *name, const char *value, unsigne
         char shown[104];
         show_value(name, shown, sizeof(shown));
         snprintf(err, errlen,
-                 "unknown setting '%s' (names are the flags of --help, without the dashes)",
-                 shown);
+                 "unknown setting '%s' (names are the flags of --help, without the dashes)", shown);
         return -1;
     }
     if (!strcmp(o->name, "config")) {

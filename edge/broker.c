@@ -213,6 +213,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
         btopic_t *t = v;
+        if (t->unsynced)
+            btopic__resync(b, t);
         if (!t->want && t->state == T_SUBSCRIBED &&
             now - t->idle_since >= b->edge->cfg.topic_linger)
             btopic__unsubscribe(b, t);

@@ -66,6 +66,7 @@ typedef struct btopic {
     char name[HB_TOPIC_MAX + 1];
     size_t len;
     uint64_t want; /* bit i: service thread i has subscribers */
+    uint64_t unsynced; /* bit i: an event for thread i was dropped (queue full), not yet told */
     tstate_t state;
     double idle_since;
     int have_last; /* last/epoch valid: the last event delivered to the service threads */

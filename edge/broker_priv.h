@@ -52,6 +52,13 @@ void btopic__free(hb_broker_t *b, btopic_t *t);
  */
 void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m);
 /**
+ * btopic__resync() - from the broker's tick, for a topic with t->unsynced bits: pushes each
+ * such service thread a sync message (the topic's sequence as it stands) so that it notices an
+ * event dropped on a full queue now, not at the topic's next event (which may be hours away),
+ * and its clients resume from history. A queue still full is tried again at the next tick.
+ */
+void btopic__resync(hb_broker_t *b, btopic_t *t);
+/**
  * btopic__emit_gap() - emits a gap notice (reset or trimmed) on t and logs it. Nothing is sent
  * when the notice cannot be encoded.
  */

@@ -83,6 +83,7 @@ void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
             continue;
         if (hb_svc_push(b->edge->svcs[i], hb_msg_ref(m)) != 0) {
             hb_msg_unref(m);
+            t->unsynced |= 1ull << i; /* btopic__resync tells it (the broker's tick) */
             atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
             hb_log_ratelimited("svc-queue-full", 1000, HB_LOG_WARN, MOD,
                                "service queue full: event dropped, topic clients will resume",
@@ -90,6 +91,27 @@ void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
         }
     }
     hb_msg_unref(m);
+}
+
+void btopic__resync(hb_broker_t *b, btopic_t *t)
+{
+    for (int i = 0; i < b->edge->nthreads; i++) {
+        hb_msg_t *m;
+        if (!(t->unsynced & (1ull << i)))
+            continue;
+        if (!(t->want & (1ull << i))) {
+            t->unsynced &= ~(1ull << i); /* nobody there any more */
+            continue;
+        }
+        m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+        m->sync = 1;
+        m->seq = t->seq;
+        if (hb_svc_push(b->edge->svcs[i], m) != 0) {
+            hb_msg_unref(m); /* still full: the next tick tries again */
+            continue;
+        }
+        t->unsynced &= ~(1ull << i);
+    }
 }
 
 void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)

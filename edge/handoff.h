@@ -47,6 +47,10 @@ typedef struct hb_msg {
     /* HB_MSG_EVENT */
     uint64_t seq; /* per-topic sequence of EVENT messages, to detect a dropped one */
     int control;  /* 1: a gap notice (no id; does not move cursors) */
+    /* 1: no event, only the topic's sequence as it stands (seq not advanced): pushed to a
+     * thread that was dropped an event of the topic (queue full), so that it learns of the
+     * drop now rather than at the topic's next event (btopic__resync) */
+    int sync;
     hb_ev_t ev;
     /* HB_MSG_HISTORY, HB_MSG_PUBLISHED */
     int thread;         /* the service thread that asked */

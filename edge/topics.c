@@ -232,6 +232,16 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
     hb_sub_t *u, *next;
     if (!t)
         return;
+    if (m->sync) {
+        /* the broker dropped an event of this topic for us (our queue was full) if our
+         * sequence is behind its own: the clients resume from history */
+        if (t->have_seq && m->seq != t->seq) {
+            for (u = t->head; u; u = u->tnext)
+                hb_client_close(u->c, "event lost in hand-off", 1011);
+            t->seq = m->seq;
+        }
+        return;
+    }
     if (t->have_seq && m->seq != t->seq + 1) {
         /* An event for this topic was dropped on the way: its clients resume from history. */
         for (u = t->head; u; u = u->tnext)
