@@ -270,6 +270,19 @@ static void sub_finish_resume(hb_sub_t *u)
         lws_callback_on_writable(u->c->wsi); /* a long-poll may answer now */
 }
 
+/* A `reset` page about the same stream rolled back behind the cursor (Redis restored an older
+ * dump: nothing after the cursor, and the stream's tail is of the cursor's epoch). The client
+ * keeps what it has up to its cursor: live events up to it (a refill's, held while this read
+ * ran) are not sent again; the rolled-back stream's new events have later IDs. PROTOCOL.md:
+ * the edge continues from the stream's tail. A new stream (another epoch) starts over. */
+static int page_rolled_back(const hb_sub_t *u, const hb_msg_t *m)
+{
+    hb_cursor_t tail;
+    return u->have_last && m->n == 0 && m->tail[0] && u->hcur.epoch[0] &&
+           !hb_cursor_parse(m->tail, strlen(m->tail), &tail, NULL) &&
+           !strcmp(tail.epoch, u->hcur.epoch);
+}
+
 /* A page of u's history: queued to the client; then the next page (paced), or live. */
 void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
 {
@@ -291,7 +304,8 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
             hb_ev_release(&g);
         }
         if (m->gap == HB_GAP_RESET) {
-            u->have_last = 0;
+            if (!page_rolled_back(u, m))
+                u->have_last = 0;
             /* a long-poll continues from the stream's tail unless this page has events */
             if (c->kind == K_POLL && m->tail[0])
                 memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
