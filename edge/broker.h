@@ -125,6 +125,9 @@ struct hb_broker {
     unsigned long long master_switches;
     struct hb_sentinel *sentinel; /* NULL without sentinel:// */
     struct event *switch_ev;      /* moves the connections to a new master */
+    /* The Redis command interface's implementation (rc.h), chosen once by hb_rc_init();
+     * nothing outside rc*.c looks at which one it is. */
+    const struct hb_rc_ops *rc;
     hb_cluster_t *cluster;    /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
     hb_resolver_t *resolver;  /* host names of Redis nodes and sentinels, without blocking */
     struct hb_canary *canary; /* delivery heartbeat (canary.h); NULL in cluster mode */

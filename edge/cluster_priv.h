@@ -90,6 +90,7 @@ struct hb_cluster {
     size_t nready;
     redisAsyncContext fail_ac; /* handed to callbacks when no node answered: only ->data is set */
     size_t ing_next;
+    char (*tags)[HB_SLOT_TAG_MAX]; /* slot -> hash tag of its fence key (hb_slot_tag_table) */
     int stopping;
 };
 
