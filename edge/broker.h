@@ -6,7 +6,8 @@
  * hb_broker_new() in edge.h) and the calls its files make into the broker core. Included by
  * the broker's own files (broker.c, btopic.c, brefill.c, blost.c, history.c, bconn.c: their
  * calls among themselves are in broker_priv.h) and by the other modules of the broker thread
- * (ingest*.c, cluster*.c, canary.c, sentinel.c, library.c, ticket.c, resolve.c). Everything
+ * (rc*.c, ingest*.c, cluster*.c, canary.c, sentinel.c, library.c, ticket.c, resolve.c). Every
+ * command they send to Redis goes through the Redis command interface (rc.h). Everything
  * here belongs to the broker thread, unless a comment says otherwise.
  */
 
@@ -128,9 +129,14 @@ struct hb_broker {
     /* The Redis command interface's implementation (rc.h), chosen once by hb_rc_init();
      * nothing outside rc*.c looks at which one it is. */
     const struct hb_rc_ops *rc;
-    hb_cluster_t *cluster;    /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
-    hb_resolver_t *resolver;  /* host names of Redis nodes and sentinels, without blocking */
-    struct hb_canary *canary; /* delivery heartbeat (canary.h); NULL in cluster mode */
+    /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused. Owned by rc_cluster.c:
+     * read only there and in cluster*.c */
+    hb_cluster_t *cluster;
+    hb_resolver_t *resolver; /* host names of Redis nodes and sentinels, without blocking */
+    /* delivery heartbeat (canary.h) of the sub connection, created, ticked and freed by
+     * rc_single.c (bconn.c and btopic.c feed it the sub connection's events); NULL in cluster
+     * mode */
+    struct hb_canary *canary;
 };
 
 /* ---- broker.c ---- */

@@ -343,11 +343,6 @@ static void check_ready(hb_cluster_t *cl)
     hb_broker_update_ready(b);
 }
 
-redisAsyncContext *hb_cluster_fail_ac(hb_cluster_t *cl)
-{
-    return &cl->fail_ac;
-}
-
 int hb_cluster_ready(const hb_cluster_t *cl)
 {
     if (!cl->map)

@@ -26,8 +26,6 @@ void hb_cluster_start(hb_cluster_t *cl);
 void hb_cluster_free(hb_cluster_t *cl);
 /** hb_cluster_tick() - periodic work: map refresh, resubscriptions, parked command deadlines. */
 void hb_cluster_tick(hb_cluster_t *cl);
-/** hb_cluster_fail_ac() - the context handed to reply callbacks when no node answered. */
-redisAsyncContext *hb_cluster_fail_ac(hb_cluster_t *cl);
 /**
  * hb_cluster_canary_ok() - 0 while the delivery canary of a primary this edge subscribes on is
  * stale (cluster_canary.c), else 1. {broker thread}
