@@ -40,3 +40,8 @@ int hb_keys_barrier(char *out, size_t cap, const char *prefix, const char *token
 {
     return fit(out, cap, snprintf(out, cap, "%sbarrier:%s:%lu", prefix, token, n));
 }
+
+int hb_keys_dataset(char *out, size_t cap, const char *prefix)
+{
+    return fit(out, cap, snprintf(out, cap, "%sdataset", prefix));
+}

@@ -7,10 +7,11 @@
  * Names of the Redis keys and channels Herald owns, all under the deployment's prefix
  * (--prefix): a topic's "<prefix>{<topic>}:log" stream, ":epoch" key and ":live" channel (the
  * {<topic>} hash tag keeps them in one cluster slot), a slot's ingest fence
- * "<prefix>fence:{<tag>}", and a raw-ingest leader's barrier channel
- * "<prefix>barrier:<token>:<n>". The Lua library (hb_script.c) builds the same names. Each
- * writer fills out[cap] with a NUL-terminated name and returns its length; when it does not
- * fit it returns HB_ELIMIT and leaves out empty (cap > 0). Pure; any thread.
+ * "<prefix>fence:{<tag>}", a raw-ingest leader's barrier channel "<prefix>barrier:<token>:<n>"
+ * and the deployment's dataset marker "<prefix>dataset". The Lua library (hb_script.c) builds
+ * the topic names too. Each writer fills out[cap] with a NUL-terminated name and returns its
+ * length; when it does not fit it returns HB_ELIMIT and leaves out empty (cap > 0). Pure; any
+ * thread.
  */
 
 /** Bytes that always hold a topic name (prefix < 64 bytes, topic <= HB_TOPIC_MAX), with NUL. */
@@ -42,5 +43,12 @@ int hb_keys_fence(char *out, size_t cap, const char *prefix, const char *tag);
  * (token NUL-terminated) into out[cap]. Returns its length, or HB_ELIMIT (out is "").
  */
 int hb_keys_barrier(char *out, size_t cap, const char *prefix, const char *token, unsigned long n);
+
+/**
+ * hb_keys_dataset() - the dataset marker "<prefix>dataset" (a random value the first edge to
+ * find it missing sets, see edge/bconn.c: a new value means Redis lost its data) into out[cap].
+ * Returns its length, or HB_ELIMIT (out is "").
+ */
+int hb_keys_dataset(char *out, size_t cap, const char *prefix);
 
 #endif

@@ -9,6 +9,7 @@
 #include "broker_priv.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,9 @@
 
 #include "canary.h"
 #include "hb_dict.h"
+#include "hb_keys.h"
 #include "hb_log.h"
+#include "hb_mem.h"
 #include "library.h"
 #include "rc.h"
 #include "resolve.h"
@@ -33,18 +36,76 @@
 static void cmd_load_library(hb_broker_t *b);
 static void cmd_check_role(hb_broker_t *b);
 
+static void cmd_ready_now(hb_broker_t *b)
+{
+    b->cmd_ready = 1;
+    hb_backoff_reset(&b->cmd.backoff);
+    hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
+    hb_broker_on_cmd_ready(b);
+}
+
+/*
+ * The dataset check, the last step before commands are sent on a new cmd connection: SET the
+ * deployment's dataset marker to a new random value unless it exists, and read it. The marker
+ * lives as long as Redis's data: a value other than the one this edge read before means Redis
+ * lost its data (restarted empty, an unsynced replica promoted, FLUSHALL) since then, maybe
+ * while this edge could not reach it. The events stored meanwhile in a stream whose epoch this
+ * edge never learnt are gone without a trace the refill could see (FINDINGS F16): those
+ * topics' subscribers are sent a reset (brefill__on_data_lost). Runs before the position reads
+ * and refills of the new connection, which hb_broker_on_cmd_ready() starts.
+ */
+static void on_dataset(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    char *mine = priv;
+    const char *cur = NULL;
+    if (!r) {
+        free(mine); /* disconnected: the next connection checks again */
+        return;
+    }
+    if (r->type == REDIS_REPLY_NIL)
+        cur = mine; /* it was missing: ours is set */
+    else if (r->type == REDIS_REPLY_STRING && r->len <= HB_DATASET_MAX && strlen(r->str) == r->len)
+        cur = r->str;
+    if (!cur) {
+        hb_log_warn(MOD,
+                    "dataset marker check failed: a data loss of Redis goes unannounced to "
+                    "subscriptions whose stream this edge has not read",
+                    "{s:s}", "err", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    } else {
+        if (b->dataset[0] && strcmp(b->dataset, cur) != 0) {
+            atomic_fetch_add_explicit(&b->edge->stats.redis_data_lost, 1, memory_order_relaxed);
+            hb_log_warn(MOD,
+                        "redis lost its data (new dataset marker): subscriptions whose stream "
+                        "was not read are sent a reset",
+                        "{s:s,s:s}", "was", b->dataset, "now", cur);
+            brefill__on_data_lost(b);
+        }
+        memcpy(b->dataset, cur, strlen(cur) + 1);
+    }
+    free(mine);
+    cmd_ready_now(b);
+}
+
 static void on_function_loaded(redisAsyncContext *ac, int ok, void *priv)
 {
     hb_broker_t *b = ac->data;
+    char key[sizeof(b->edge->cfg.prefix) + 16], *mine;
     (void)priv;
     if (!ok) {
         redisAsyncDisconnect(ac); /* retried with backoff */
         return;
     }
-    b->cmd_ready = 1;
-    hb_backoff_reset(&b->cmd.backoff);
-    hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
-    hb_broker_on_cmd_ready(b);
+    mine = hb_xmalloc(HB_DATASET_MAX + 1);
+    snprintf(mine, HB_DATASET_MAX + 1, "%08lx%08lx%08lx%08lx",
+             (unsigned long)random() & 0xffffffffUL, (unsigned long)random() & 0xffffffffUL,
+             (unsigned long)random() & 0xffffffffUL, (unsigned long)random() & 0xffffffffUL);
+    if (hb_keys_dataset(key, sizeof(key), b->edge->cfg.prefix) < 0 ||
+        redisAsyncCommand(ac, on_dataset, mine, "SET %s %s NX GET", key, mine) != REDIS_OK) {
+        free(mine);
+        cmd_ready_now(b);
+    }
 }
 
 static void conn_schedule(hb_broker_t *b, hb_conn_t *c)
@@ -298,14 +359,3 @@ void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char
     event_active(b->switch_ev, EV_TIMEOUT, 0);
 }
 
-void hb_broker_master(hb_broker_t *b, char *out, size_t cap, unsigned long long *switches)
-{
-    pthread_mutex_lock(&b->master_lock);
-    if (b->master_port)
-        snprintf(out, cap, "%s:%d", b->master_host, b->master_port);
-    else if (cap)
-        out[0] = '\0';
-    if (switches)
-        *switches = b->master_switches;
-    pthread_mutex_unlock(&b->master_lock);
-}

@@ -17,8 +17,11 @@
 #include <hiredis/hiredis.h>
 
 #include "hb_dict.h"
+#include "hb_log.h"
 #include "hb_mem.h"
 #include "rc.h"
+
+#define MOD "broker"
 
 posreq_t *brefill__posreq_new(const btopic_t *t)
 {
@@ -53,7 +56,14 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
     if (!t)
         return;
     if (!history__reply_ok(r)) {
-        /* Redis went away again; the next resubscription starts over. */
+        /* Redis went away again (r NULL: the next resubscription starts over), or answered
+         * with an error while staying up (busy, a library deleted): the broker's tick sends
+         * the read again (hb_broker_refill_retry), and live events stay held meanwhile. */
+        if (r)
+            hb_log_ratelimited("refill-error", 2000, HB_LOG_WARN, MOD,
+                               "refill read failed: trying again", "{s:s%,s:s}", "topic", t->name,
+                               t->len, "err",
+                               r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         return;
     }
     redisReply *ents = r->element[2];
@@ -73,6 +83,17 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (ents->elements >= (size_t)history__batch(b)) {
         brefill__kick(b, t); /* next page */
+        return;
+    }
+    if (t->held_dropped) {
+        /* Live events were dropped at the hold bound, maybe stored after this page was read:
+         * the held ones go too (history has them all) and the refill reads on from the last
+         * event delivered, holding what arrives meanwhile again. */
+        t->held_dropped = 0;
+        for (size_t i = 0; i < t->nheld; i++)
+            hb_msg_unref(t->held[i]);
+        t->nheld = 0;
+        brefill__kick(b, t);
         return;
     }
     /* Caught up: release the live events held meanwhile, in order, skipping duplicates and
@@ -261,4 +282,24 @@ void hb_broker_refill_all(hb_broker_t *b)
         brefill__kick(b, t);
     }
     hb_broker_update_ready(b);
+}
+
+void brefill__on_data_lost(hb_broker_t *b)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+        btopic_t *t = v;
+        if (!t->want || t->have_last || (t->have_pos && t->pos_epoch[0]))
+            continue;
+        btopic__emit_gap(b, t, HB_GAP_RESET);
+    }
+}
+
+void brefill__retry(hb_broker_t *b, btopic_t *t)
+{
+    if (t->state == T_SUBSCRIBED && (t->need_backfill || !t->have_pos) && !t->backfill_inflight &&
+        !t->pos_inflight)
+        brefill__kick(b, t);
 }

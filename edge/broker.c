@@ -155,11 +155,6 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         event_active(b->wake, EV_READ, 0);
 }
 
-void hb_broker_wake(hb_broker_t *b)
-{
-    event_active(b->wake, EV_READ, 0);
-}
-
 /* ---- readiness ---- */
 
 void hb_broker_update_ready(hb_broker_t *b)
@@ -195,6 +190,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     size_t it = 0, klen;
     const void *k;
     void *v;
+    /* failed refill reads are sent again once a second (every 4th tick), not in a hot loop */
+    int retry = ++b->ticks % 4 == 0;
     (void)fd;
     (void)what;
     while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
@@ -202,6 +199,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (!t->want && t->state == T_SUBSCRIBED &&
             now - t->idle_since >= b->edge->cfg.topic_linger)
             btopic__unsubscribe(b, t);
+        else if (retry)
+            brefill__retry(b, t);
     }
     hb_rc_tick(b);
     hb_ingest_tick(b);

@@ -91,6 +91,7 @@ typedef struct btopic {
     char (*held_ep)[HB_EPOCH_MAX + 1]; /* the stream epoch of each */
     char reset_ep[HB_EPOCH_MAX + 1];   /* the refill found this stream gone (reset): "" none */
     size_t nheld, cap_held;
+    int held_dropped;    /* a live event was dropped at the hold bound: the refill reads on */
     hreq_t *waiting;     /* history requests waiting for the subscription */
     double asked_at;     /* hb_now() when the topic was created (a client asked for it) */
     uint64_t asked_ms;   /* and the wall clock then, ms (Redis stream IDs are its clock) */
@@ -103,6 +104,9 @@ struct hb_sentinel;
 typedef struct hb_cluster hb_cluster_t;
 typedef struct hb_resolver hb_resolver_t;
 
+/* The dataset marker's value: 32 hex digits (bconn.c); longer values read are not ours. */
+#define HB_DATASET_MAX 32
+
 struct hb_broker {
     hb_edge_t *edge;
     struct event_base *base;
@@ -110,6 +114,7 @@ struct hb_broker {
     int cmd_ready; /* connected and the function library loaded */
     int ing_ready; /* PSUBSCRIBE confirmed */
     int stopping;
+    unsigned ticks;             /* housekeeping ticks so far (broker.c on_tick, every 250 ms) */
     hb_dict_t *topics;          /* name -> btopic_t */
     unsigned long long sub_seq; /* subscription confirmations, for btopic_t.sub_id */
     char *library;
@@ -137,6 +142,9 @@ struct hb_broker {
      * rc_single.c (bconn.c and btopic.c feed it the sub connection's events); NULL in cluster
      * mode */
     struct hb_canary *canary;
+    /* The dataset marker (hb_keys_dataset) as last read on cmd, "" before the first read:
+     * another value read after a reconnection means Redis lost its data (bconn.c). */
+    char dataset[HB_DATASET_MAX + 1];
 };
 
 /* ---- broker.c ---- */
@@ -207,11 +215,7 @@ void hb_broker_topic_free(hb_broker_t *b, btopic_t *t);
  */
 void hb_broker_set_master(struct hb_broker *b, const char *host, int port, const char *reason);
 
-/**
- * hb_broker_master() - the current master as "host:port" ("" before the first
- * one is known) and the number of master switches since start. Any thread.
- */
-void hb_broker_master(struct hb_broker *b, char *out, size_t cap, unsigned long long *switches);
+/* hb_broker_master(): handoff.h (read by the service threads). */
 
 /* ---- brefill.c ---- */
 

@@ -109,6 +109,12 @@ btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q);
  */
 void brefill__kick(hb_broker_t *b, btopic_t *t);
 /**
+ * brefill__retry() - from the broker's tick: kicks t when a step of its refill (the position
+ * read, a history page) is due and nothing is out for it, so a read Redis answered with an
+ * error is sent again instead of leaving t holding its live events for good.
+ */
+void brefill__retry(hb_broker_t *b, btopic_t *t);
+/**
  * brefill__set_pos() - records the position a herald_history reply saw (its last ID `last`,
  * "" when the stream does not exist, and epoch `ep`; both checked by history__reply_ok) as t's
  * subscription position, once per subscription and only while T_SUBSCRIBED.
@@ -120,6 +126,15 @@ void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
  * -1 when t needs none or it cannot be sent: the caller subscribes at once.
  */
 int brefill__prior_position_read(hb_broker_t *b, btopic_t *t);
+
+/**
+ * brefill__on_data_lost() - Redis lost its data since the last cmd connection (bconn.c's
+ * dataset check, before the new connection's reads): every wanted topic whose stream's epoch
+ * this edge does not know (nothing delivered, and no position read of an existing stream) is
+ * sent a reset notice now; its subscribers may have missed events of the lost stream, and no
+ * later read can tell. The others learn it from their refill's epoch check.
+ */
+void brefill__on_data_lost(hb_broker_t *b);
 
 /* ---- blost.c: events lost by Redis in a failover ---- */
 

@@ -187,6 +187,7 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
                                "too many live events held during backfill; dropping (history "
                                "keeps them)",
                                "{s:s%}", "topic", tname, tlen);
+            t->held_dropped = 1; /* the refill must not end before history gave it */
             return;
         }
         memcpy(ep, lv.epoch, lv.epoch_len);

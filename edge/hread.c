@@ -14,36 +14,6 @@
 #include "hb_mem.h"
 #include "hb_page.h"
 
-/* A history read's cancel flag (edge.h): two references, one per thread. */
-struct hb_hflag {
-    atomic_int refs, cancelled;
-};
-
-hb_hflag_t *hb_hflag_new(void)
-{
-    hb_hflag_t *f = hb_xmalloc(sizeof(*f));
-    atomic_init(&f->refs, 2);
-    atomic_init(&f->cancelled, 0);
-    return f;
-}
-
-void hb_hflag_cancel(hb_hflag_t *f)
-{
-    if (f)
-        atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
-}
-
-int hb_hflag_cancelled(const hb_hflag_t *f)
-{
-    return f && atomic_load_explicit(&f->cancelled, memory_order_relaxed);
-}
-
-void hb_hflag_unref(hb_hflag_t *f)
-{
-    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
-        free(f);
-}
-
 /* Bytes of encoded events one page may hold for this edge's clients. */
 static size_t page_budget(const hb_cfg_t *cfg)
 {
@@ -108,7 +78,11 @@ static void send_read(hb_sub_t *u)
     memcpy(q->topic, u->t->name, u->t->len);
     q->topic_len = u->t->len;
     if (u->history_started) {
-        q->cursor = (hb_cursor_t){.id = u->last, .epoch = ""};
+        /* after the last event sent, in the stream the previous page was read from: a stream
+         * wiped and recreated between two pages is answered `reset`, not read on as if it
+         * were the same (hb_topics_on_history keeps hcur.epoch) */
+        q->cursor = u->hcur;
+        q->cursor.id = u->last;
     } else {
         q->cursor = u->hcur;
         q->tail_only = u->htail;

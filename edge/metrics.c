@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
-#include "canary.h"
 #include "broker.h"
+#include "canary.h"
+#include "hb_prom.h"
 #include "sentinel.h"
 
 enum { SUM_INQ, SUM_QUEUED, SUM_SUBS, SUM_HREADS, SUM_HWAIT };
@@ -32,17 +33,6 @@ static unsigned long long svc_sum(hb_svc_t *s, int which)
                                       memory_order_relaxed);
     }
     return n;
-}
-
-/* One metric family: name, type, help, then "value" lines (a label set and a number). */
-static void family(FILE *f, const char *name, const char *type, const char *help)
-{
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void value(FILE *f, const char *name, const char *labels, unsigned long long v)
-{
-    fprintf(f, "%s%s %llu\n", name, labels, v);
 }
 
 /* Descriptors open now (the entries of /proc/self/fd, less the one reading it); -1 unknown.
@@ -67,10 +57,11 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
     long size_pages = 0, rss_pages = 0;
     FILE *f, *statm = fopen("/proc/self/statm", "r");
     int rc;
-    char master[HB_CFG_STR_MAX + 8], master_lbl[HB_CFG_STR_MAX + 24];
+    char master[HB_CFG_STR_MAX + 8], master_lbl[HB_PROM_LABEL_MAX(HB_CFG_STR_MAX + 8)];
     unsigned long long switches = 0;
     hb_broker_master(s->edge->broker, master, sizeof(master), &switches);
-    snprintf(master_lbl, sizeof(master_lbl), "{addr=\"%s\"}", master);
+    /* the address is Sentinel's word: escaped (a master_lbl always holds it) */
+    hb_prom_label(master_lbl, sizeof(master_lbl), "addr", master);
 #define LOAD(x) ((unsigned long long)atomic_load_explicit(&st->x, memory_order_relaxed))
     const struct {
         const char *name, *type, *help, *labels;
@@ -96,6 +87,10 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_queue_drops_total", "counter",
          "Broker hand-offs dropped because a queue was full.", "",
          LOAD(queue_drops) + LOAD(req_drops)},
+        {"herald_redis_data_lost_total", "counter",
+         "Times Redis was found to have lost its data (a new dataset marker): subscriptions "
+         "whose stream the edge had not read were sent a reset notice.",
+         "", LOAD(redis_data_lost)},
         {"herald_rejected_total", "counter", "Requests refused, by reason.",
          "{reason=\"bad_request\"}", LOAD(bad_requests)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"max_connections\"}",
@@ -192,8 +187,8 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         return hb_http_respond_text(c, 503, "out of memory\n", 0);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         if (rows[i].type)
-            family(f, rows[i].name, rows[i].type, rows[i].help);
-        value(f, rows[i].name, rows[i].labels, rows[i].v);
+            hb_prom_family(f, rows[i].name, rows[i].type, rows[i].help);
+        hb_prom_sample(f, rows[i].name, rows[i].labels, rows[i].v);
     }
     {
         hb_hist_t *dh[64], *ph[64];
@@ -213,16 +208,17 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         struct rlimit rl;
         long long fds = open_fds();
         if (fds >= 0) {
-            family(f, "process_open_fds", "gauge", "Open file descriptors.");
-            value(f, "process_open_fds", "", (unsigned long long)fds);
+            hb_prom_family(f, "process_open_fds", "gauge", "Open file descriptors.");
+            hb_prom_sample(f, "process_open_fds", "", (unsigned long long)fds);
         }
         if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY) {
-            family(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-            value(f, "process_max_fds", "", (unsigned long long)rl.rlim_cur);
+            hb_prom_family(f, "process_max_fds", "gauge",
+                           "Maximum number of open file descriptors.");
+            hb_prom_sample(f, "process_max_fds", "", (unsigned long long)rl.rlim_cur);
         }
     }
-    family(f, "process_resident_memory_bytes", "gauge", "Resident memory.");
-    value(f, "process_resident_memory_bytes", "", (unsigned long long)rss_pages * 4096);
+    hb_prom_family(f, "process_resident_memory_bytes", "gauge", "Resident memory.");
+    hb_prom_sample(f, "process_resident_memory_bytes", "", (unsigned long long)rss_pages * 4096);
     fclose(f);
     rc = hb_http_respond(c, 200, "text/plain; version=0.0.4", buf, len, 0);
     free(buf);

@@ -84,22 +84,6 @@ static int evf_load(void)
 
 /* ---- requests to the broker ---- */
 
-int hb_svc_request(hb_svc_t *s, hb_req_t *q)
-{
-    int was_empty = 0;
-    q->thread = s->idx;
-    if (!s->edge->broker) { /* shutting down: the broker is gone */
-        hb_req_free(q);
-        return HB_EIO;
-    }
-    if (hb_queue_push(s->edge->to_broker, q, &was_empty) != 0) {
-        atomic_fetch_add_explicit(&s->edge->stats.req_drops, 1, memory_order_relaxed);
-        hb_req_free(q);
-        return HB_ELIMIT;
-    }
-    hb_broker_wake(s->edge->broker);
-    return 0;
-}
 
 /* ---- messages from the broker ---- */
 
@@ -506,15 +490,6 @@ int hb_svc_start(hb_svc_t *s)
     return 0;
 }
 
-int hb_svc_push(hb_svc_t *s, hb_msg_t *m)
-{
-    int was_empty = 0;
-    if (hb_queue_push(s->inq, m, &was_empty) != 0)
-        return HB_ELIMIT;
-    if (was_empty)
-        lws_cancel_service(s->ctx);
-    return 0;
-}
 
 void hb_svc_tls_reload(hb_svc_t *s)
 {
@@ -522,16 +497,6 @@ void hb_svc_tls_reload(hb_svc_t *s)
     lws_cancel_service(s->ctx);
 }
 
-void hb_svc_drain(hb_svc_t *s)
-{
-    atomic_store(&s->drain_req, 1);
-    lws_cancel_service(s->ctx);
-}
-
-size_t hb_svc_clients(hb_svc_t *s)
-{
-    return atomic_load(&s->nclients);
-}
 
 void hb_svc_join(hb_svc_t *s)
 {

@@ -216,13 +216,7 @@ struct hb_svc {
 
 /* ---- service.c ---- */
 
-/**
- * hb_svc_request() - hand @q (owned, always taken) to the broker thread and wake it; q->thread
- * is set to @s's index. 0; HB_ELIMIT when the broker's queue is full (counted as a request
- * drop) or HB_EIO when the broker is gone (shutdown): @q is freed and no answer will come.
- * Service thread.
- */
-int hb_svc_request(hb_svc_t *s, hb_req_t *q);
+/* hb_svc_request(), hb_svc_push(): handoff.h. */
 /** hb_svc_total_clients() - clients counted over every service thread (relaxed atomic loads).
  * Any service thread. */
 size_t hb_svc_total_clients(hb_svc_t *s);

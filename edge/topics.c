@@ -272,7 +272,9 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
     }
     if (c->kind == K_POLL && m->tail[0] && !c->poll_next[0])
         memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
-    if (m->gap != HB_GAP_NONE && !u->history_started) {
+    /* any page: a later one finds a gap when the stream was trimmed past the resume, or
+     * wiped, while the client read the earlier ones */
+    if (m->gap != HB_GAP_NONE) {
         hb_ev_t g;
         if (hb_ev_encode_gap(&g, u->t->name, u->t->len, m->gap) == 0) {
             sub_deliver(u, &g, 1);
@@ -286,6 +288,14 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
         }
     }
     u->history_started = 1;
+    {
+        /* the stream this page was read from: the next page is read against its epoch */
+        hb_cursor_t tail;
+        if (!m->tail[0])
+            u->hcur.epoch[0] = '\0'; /* no stream: whatever comes is a new one */
+        else if (!hb_cursor_parse(m->tail, strlen(m->tail), &tail, NULL))
+            memcpy(u->hcur.epoch, tail.epoch, sizeof(u->hcur.epoch));
+    }
     for (size_t i = 0; i < m->n && !c->closing; i++)
         sub_deliver(u, &m->evs[i], 0);
     if (c->closing)

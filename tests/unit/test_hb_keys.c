@@ -79,12 +79,23 @@ static void test_barrier(void **state)
     assert_string_equal(out, "");
 }
 
+static void test_dataset(void **state)
+{
+    char out[64];
+    (void)state;
+    assert_int_equal(hb_keys_dataset(out, sizeof(out), "herald:"), 14);
+    assert_string_equal(out, "herald:dataset");
+    assert_int_equal(hb_keys_dataset(out, 15, "herald:"), 14); /* limit: with its NUL */
+    assert_int_equal(hb_keys_dataset(out, 14, "herald:"), HB_ELIMIT);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topic_names),    cmocka_unit_test(test_topic_name_cap),
         cmocka_unit_test(test_topic_max_fits), cmocka_unit_test(test_fence),
-        cmocka_unit_test(test_barrier),
+        cmocka_unit_test(test_barrier),        cmocka_unit_test(test_dataset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,150 @@
+#ifndef HERALD_EDGE_HANDOFF_H
+#define HERALD_EDGE_HANDOFF_H
+
+/*
+ * The hand-off between the broker thread (Redis) and the service threads (clients): the only
+ * place the two meet. The messages the broker sends (hb_msg_t) and the requests the service
+ * threads send (hb_req_t), the history reads' cancel flags both hold, the two bounded queues'
+ * push-and-wake functions, and the few figures one thread reads of the other (client counts,
+ * the Redis master). handoff.c calls into neither thread's files: each side calls it. Every
+ * function says which thread may call it.
+ */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hb_buf.h"
+#include "hb_event.h"
+#include "hb_id.h"
+#include "hb_topic.h"
+
+struct hb_svc;
+struct hb_broker;
+
+/*
+ * Each message travels
+ * through a bounded hb_queue: requests from every service thread share one queue to the broker;
+ * each service thread has its own queue from the broker.
+ */
+
+typedef enum {
+    HB_MSG_EVENT = 1, /* a topic's next event (live or backfilled), or a topic-wide gap notice */
+    HB_MSG_HISTORY,   /* one page of history for one resuming subscription */
+    HB_MSG_PUBLISHED, /* the outcome of one HTTP/WS publish request */
+    HB_MSG_TICKET,    /* the outcome of one ticket issue or redemption (edge/ticket.h) */
+} hb_msg_type_t;
+
+/*
+ * One message from the broker. HB_MSG_EVENT messages are shared by all service threads
+ * (refs = number of queues it was pushed to); the last hb_msg_unref() frees it.
+ * Owner: whoever holds a reference; immutable once pushed.
+ */
+typedef struct hb_msg {
+    hb_msg_type_t type;
+    atomic_uint refs;
+    char topic[HB_TOPIC_MAX + 1];
+    size_t topic_len;
+    /* HB_MSG_EVENT */
+    uint64_t seq; /* per-topic sequence of EVENT messages, to detect a dropped one */
+    int control;  /* 1: a gap notice (no id; does not move cursors) */
+    hb_ev_t ev;
+    /* HB_MSG_HISTORY, HB_MSG_PUBLISHED */
+    int thread;         /* the service thread that asked */
+    uint64_t client_id; /* the subscription (history) or client (publish) it answers */
+    int error;          /* 1: Redis failed; history: the client should reconnect */
+    hb_gap_t gap;
+    int more; /* 1: the page was full; ask again from the last id */
+    size_t n;
+    hb_ev_t *evs;             /* n events */
+    char tail[HB_CURSOR_MAX]; /* the topic's newest cursor ("" when the stream is empty) */
+    char result[256];         /* HB_MSG_PUBLISHED: the stream id, or the error text */
+    char *blob;               /* HB_MSG_TICKET redeemed: the token (malloc'd, NUL-terminated) */
+} hb_msg_t;
+
+/** hb_msg_new() - a zeroed message of `type` with one reference; aborts on OOM. */
+hb_msg_t *hb_msg_new(hb_msg_type_t type, const char *topic, size_t topic_len);
+/** hb_msg_ref() - add a reference. */
+hb_msg_t *hb_msg_ref(hb_msg_t *m);
+/** hb_msg_unref() - drop a reference; the last frees the buffers it holds. Accepts NULL. */
+void hb_msg_unref(hb_msg_t *m);
+
+typedef enum {
+    HB_REQ_SUB = 1, /* this service thread now has subscribers for topic */
+    HB_REQ_UNSUB,   /* ... and now has none */
+    HB_REQ_HISTORY, /* read history after cursor for client_id, reply with HB_MSG_HISTORY */
+    HB_REQ_PUBLISH, /* run herald_publish, reply with HB_MSG_PUBLISHED */
+    /* tickets (edge/ticket.h): store ticket `topic` -> payload (a token), or take it (GETDEL);
+     * each is answered with one HB_MSG_TICKET */
+    HB_REQ_TICKET_ISSUE,
+    HB_REQ_TICKET_REDEEM,
+} hb_req_type_t;
+
+/* A request from a service thread to the broker; the broker frees it. */
+/*
+ * A history read's cancel flag (edge/hread.c), shared by the service thread that asked and the
+ * broker: the service sets it when the subscription goes away; the broker then skips the Redis
+ * read if it has not started, or drops the reply unencoded. Either thread drops its reference.
+ */
+typedef struct hb_hflag hb_hflag_t;
+/** hb_hflag_new() - a clear flag with two references (asker and broker); aborts on OOM. */
+hb_hflag_t *hb_hflag_new(void);
+/** hb_hflag_cancel() - set the flag. Any thread; accepts NULL. */
+void hb_hflag_cancel(hb_hflag_t *f);
+/** hb_hflag_cancelled() - 1 once set, 0 otherwise (and for NULL). Any thread. */
+int hb_hflag_cancelled(const hb_hflag_t *f);
+/** hb_hflag_unref() - drop one reference; the last frees it. Any thread; accepts NULL. */
+void hb_hflag_unref(hb_hflag_t *f);
+
+typedef struct hb_req {
+    hb_req_type_t type;
+    int thread;
+    char topic[HB_TOPIC_MAX + 1];
+    size_t topic_len;
+    uint64_t client_id;
+    hb_cursor_t cursor; /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
+    int tail_only;
+    /* HISTORY paging (edge/hread.c): entries to read (0: --history-batch; never more), and
+     * bytes of encoded events after which the page ends early with `more` (0: no limit) */
+    uint32_t count;
+    size_t max_bytes;
+    hb_hflag_t *cancel; /* HISTORY: one reference, owned by the request (NULL: none) */
+    char event[HB_EVENT_NAME_MAX + 1]; /* PUBLISH */
+    char *payload;                     /* PUBLISH, malloc'd, owned by the request */
+    size_t payload_len;
+} hb_req_t;
+
+/** hb_req_free() - free a request and its payload; accepts NULL. */
+void hb_req_free(hb_req_t *q);
+
+/* ---- the queues ---- */
+
+/**
+ * hb_svc_push() - broker thread: hand m (taking one reference) to service thread s and wake it
+ * when its queue was empty. 0, or HB_ELIMIT when the queue is full (the reference is still the
+ * caller's, to drop; the caller counts the drop).
+ */
+int hb_svc_push(struct hb_svc *s, hb_msg_t *m);
+/**
+ * hb_svc_request() - service thread s: hand q (owned, always taken) to the broker thread and
+ * wake it; q->thread is set to s's index. 0; HB_ELIMIT when the broker's queue is full
+ * (counted as a request drop) or HB_EIO when the broker is gone (shutdown): q is freed and no
+ * answer will come.
+ */
+int hb_svc_request(struct hb_svc *s, hb_req_t *q);
+/** hb_broker_wake() - any thread: wake the broker (it pops edge->to_broker). */
+void hb_broker_wake(struct hb_broker *b);
+
+/* ---- what one thread reads or asks of the other ---- */
+
+/** hb_svc_drain() - any thread: ask service thread s to drain its clients and stop. */
+void hb_svc_drain(struct hb_svc *s);
+/** hb_svc_clients() - any thread: service thread s's client count (approximate). */
+size_t hb_svc_clients(struct hb_svc *s);
+/**
+ * hb_broker_master() - any thread: the Redis master in use as "host:port" into out[cap] (""
+ * before the first; truncated to cap), and in *switches (NULL: not wanted) how often it
+ * changed. Reads under the broker's master_lock (bconn.c writes it).
+ */
+void hb_broker_master(struct hb_broker *b, char *out, size_t cap, unsigned long long *switches);
+
+#endif
