@@ -21,6 +21,7 @@
 #include "hb_backoff.h"
 #include "hb_dict.h"
 #include "hb_script.h"
+#include "ingest.h" /* raw PUBLISH ingest: hb_ingest_* (ingest.c, ingest_lease.c) */
 
 typedef struct hb_broker hb_broker_t;
 
@@ -225,15 +226,5 @@ void hb_broker_set_master(struct hb_broker *b, const char *host, int port, const
  * refilling, or with no position yet, are left as they are.
  */
 void hb_broker_refill_all(hb_broker_t *b);
-
-/* ---- ingest.c, ingest_lease.c: raw PUBLISH ingest (contracts in ingest.h) ---- */
-void hb_ingest_init(hb_broker_t *b);
-void hb_ingest_cleanup(hb_broker_t *b);
-void hb_ingest_on_cmd_ready(hb_broker_t *b);
-void hb_ingest_on_cmd_down(hb_broker_t *b);
-void hb_ingest_on_ing_up(hb_broker_t *b);
-void hb_ingest_tick(hb_broker_t *b);
-void hb_ingest_release(hb_broker_t *b);
-int hb_ingest_idle(hb_broker_t *b);
 
 #endif
