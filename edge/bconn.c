@@ -19,12 +19,12 @@
 #include <hiredis/hiredis.h>
 
 #include "canary.h"
-#include "cluster.h"
 #include "hb_dict.h"
 #include "hb_keys.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "library.h"
+#include "rc.h"
 #include "resolve.h"
 #include "sentinel.h"
 
@@ -214,13 +214,11 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
 void bconn__start(hb_broker_t *b, hb_conn_t *c)
 {
     struct timeval tv = broker__ms_tv(CONNECT_TIMEOUT_MS);
-    const char *host = b->master_host;
-    int port = b->master_port;
+    const char *host;
+    int port;
     if (b->stopping || c->ac)
         return;
-    if (b->cluster) /* the raw-ingest listener may use any node: classic pub/sub is cluster-wide */
-        hb_cluster_ingest_addr(b->cluster, &host, &port);
-    else if (!port)
+    if (hb_rc_conn_addr(b, &host, &port) != 0)
         return; /* no master known yet: hb_broker_set_master() starts it */
     host = hb_resolver_addr(b->resolver, host);
     if (!host) { /* a lookup is running (its end starts us again) or failed: try again later */

@@ -14,8 +14,8 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
-#include "cluster.h"
 #include "hb_log.h"
+#include "rc.h"
 
 #define MOD "broker"
 
@@ -126,25 +126,9 @@ int blost__check(hb_broker_t *b, btopic_t *t, int by_text)
     ln = snprintf(lk, sizeof(lk), "%s{%.*s}:lost", b->edge->cfg.prefix, (int)t->len, t->name);
     name = brefill__posreq_new(t);
     t->backfill_inflight = 1;
-    if (b->cluster) { /* the text every time: one script cache per node */
-        const char *av[] = {"EVAL", lost_lua, "3", key, epk, lk, since, t->epoch};
-        size_t al[] = {4,
-                       strlen(lost_lua),
-                       1,
-                       (size_t)kn,
-                       (size_t)en,
-                       (size_t)ln,
-                       strlen(since),
-                       strlen(t->epoch)};
-        rc = hb_cluster_key_command(b->cluster, 3, 8, av, al, on_lost_checked, name);
-    } else if (by_text || !sha[0]) {
-        rc = redisAsyncCommand(b->cmd.ac, on_lost_checked, name, "EVAL %s 3 %b %b %b %s %s",
-                               lost_lua, key, (size_t)kn, epk, (size_t)en, lk, (size_t)ln, since,
-                               t->epoch);
-    } else {
-        rc = redisAsyncCommand(b->cmd.ac, on_lost_checked, name, "EVALSHA %s 3 %b %b %b %s %s", sha,
-                               key, (size_t)kn, epk, (size_t)en, lk, (size_t)ln, since, t->epoch);
-    }
+    const char *av[] = {key, epk, lk, since, t->epoch};
+    size_t al[] = {(size_t)kn, (size_t)en, (size_t)ln, strlen(since), strlen(t->epoch)};
+    rc = hb_rc_eval(b, lost_lua, sha, by_text, 3, 5, av, al, on_lost_checked, name);
     if (rc != REDIS_OK) {
         free(name); /* no callback after an error */
         t->backfill_inflight = 0;

@@ -16,10 +16,10 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "cluster.h"
 #include "hb_dict.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "rc.h"
 
 #define MOD "broker"
 
@@ -174,6 +174,11 @@ static void on_position(redisAsyncContext *ac, void *reply, void *priv)
     free(q);
 }
 
+/* A position read's herald_history arguments: since "$" (tail only: no entries, and the epoch
+ * argument is not read), count 1. */
+static const char *pos_av[] = {"$", "", "1"};
+static const size_t pos_al[] = {1, 0, 1};
+
 /* Reads the stream position of a topic whose live subscription was just confirmed: events
  * after it arrive live (or by refill after a reconnection). */
 static void position_read(hb_broker_t *b, btopic_t *t)
@@ -184,15 +189,7 @@ static void position_read(hb_broker_t *b, btopic_t *t)
         return;
     q = brefill__posreq_new(t);
     t->pos_inflight = 1;
-    if (b->cluster) {
-        const char *av[] = {"$", "", "1"};
-        size_t al[] = {1, 0, 1};
-        rc = hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
-                              on_position, q);
-    } else {
-        rc = redisAsyncCommand(b->cmd.ac, on_position, q, "FCALL %s 1 %b $ \"\" 1", b->fn.history,
-                               t->name, t->len);
-    }
+    rc = hb_rc_fcall(b, b->fn.history, t->name, t->len, 3, pos_av, pos_al, on_position, q);
     if (rc != REDIS_OK) {
         free(q);
         t->pos_inflight = 0;
@@ -212,23 +209,12 @@ void brefill__kick(hb_broker_t *b, btopic_t *t)
         refill_from(t, since, &epoch);
         snprintf(count, sizeof(count), "%ld", history__batch(b));
         t->backfill_inflight = 1;
-        if (b->cluster) {
-            const char *av[] = {since, epoch, count};
-            size_t al[] = {strlen(since), strlen(epoch), strlen(count)};
-            posreq_t *q = brefill__posreq_new(t);
-            if (hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
-                                 on_backfill, q) != REDIS_OK) {
-                free(q);
-                t->backfill_inflight = 0;
-            }
-        } else {
-            posreq_t *q = brefill__posreq_new(t);
-            if (redisAsyncCommand(b->cmd.ac, on_backfill, q, "FCALL %s 1 %b %s %s %s",
-                                  b->fn.history, t->name, t->len, since, epoch,
-                                  count) != REDIS_OK) {
-                free(q); /* no callback after an error */
-                t->backfill_inflight = 0;
-            }
+        const char *av[] = {since, epoch, count};
+        size_t al[] = {strlen(since), strlen(epoch), strlen(count)};
+        posreq_t *q = brefill__posreq_new(t);
+        if (hb_rc_fcall(b, b->fn.history, t->name, t->len, 3, av, al, on_backfill, q) != REDIS_OK) {
+            free(q); /* no callback after an error */
+            t->backfill_inflight = 0;
         }
     }
     while (t->waiting) {
@@ -273,15 +259,7 @@ int brefill__prior_position_read(hb_broker_t *b, btopic_t *t)
     if (t->pos_inflight)
         return 0;
     q = brefill__posreq_new(t);
-    if (b->cluster) {
-        const char *av[] = {"$", "", "1"};
-        size_t al[] = {1, 0, 1};
-        rc = hb_cluster_fcall(b->cluster, b->fn.history, t->name, t->len, NULL, 3, av, al,
-                              on_prior_position, q);
-    } else {
-        rc = redisAsyncCommand(b->cmd.ac, on_prior_position, q, "FCALL %s 1 %b $ \"\" 1",
-                               b->fn.history, t->name, t->len);
-    }
+    rc = hb_rc_fcall(b, b->fn.history, t->name, t->len, 3, pos_av, pos_al, on_prior_position, q);
     if (rc != REDIS_OK) {
         free(q);
         return -1;

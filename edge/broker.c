@@ -24,12 +24,11 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "canary.h"
-#include "cluster.h"
 #include "hb_dict.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_script.h"
+#include "rc.h"
 #include "resolve.h"
 #include "sentinel.h"
 #include "ticket.h"
@@ -70,30 +69,17 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 static void handle_publish(hb_broker_t *b, hb_req_t *q)
 {
     hb_msg_t *m = hb_msg_new(HB_MSG_PUBLISHED, q->topic, q->topic_len);
-    int rc;
+    const char *av[] = {q->payload ? q->payload : "", q->event};
+    size_t al[] = {q->payload_len, strlen(q->event)};
     m->client_id = q->client_id;
     m->thread = q->thread;
     if (!b->cmd_ready) {
         publish_reply(b, NULL, m);
         return;
     }
-    if (b->cluster) {
-        const char *av[] = {q->payload ? q->payload : "", q->event};
-        size_t al[] = {q->payload_len, strlen(q->event)};
-        if (hb_cluster_fcall(b->cluster, b->fn.publish, q->topic, q->topic_len, NULL,
-                             q->event[0] ? 2 : 1, av, al, on_published, m) != REDIS_OK)
-            publish_reply(b, NULL, m);
-        return;
-    }
-    if (q->event[0])
-        rc = redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL %s 1 %b %b %s", b->fn.publish,
-                               q->topic, q->topic_len, q->payload ? q->payload : "", q->payload_len,
-                               q->event);
-    else
-        rc =
-            redisAsyncCommand(b->cmd.ac, on_published, m, "FCALL %s 1 %b %b", b->fn.publish,
-                              q->topic, q->topic_len, q->payload ? q->payload : "", q->payload_len);
-    if (rc != REDIS_OK)
+    /* FCALL <publish> <topic's keys> payload [event] */
+    if (hb_rc_fcall(b, b->fn.publish, q->topic, q->topic_len, q->event[0] ? 2 : 1, av, al,
+                    on_published, m) != REDIS_OK)
         publish_reply(b, NULL, m);
 }
 
@@ -173,13 +159,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 
 void hb_broker_update_ready(hb_broker_t *b)
 {
-    int ready = b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up) &&
-                (!b->edge->cfg.ingest || b->ing_ready) && !atomic_load(&b->edge->stats.draining);
-    atomic_store(&b->edge->stats.redis_up,
-                 b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up) &&
-                     (!b->edge->cfg.ingest || b->ing_ready));
-    if ((b->canary && !hb_canary_ok(b->canary)) ||
-        (b->cluster && !hb_cluster_canary_ok(b->cluster)))
+    int up = hb_rc_ready(b) && (!b->edge->cfg.ingest || b->ing_ready);
+    int ready = up && !atomic_load(&b->edge->stats.draining);
+    atomic_store(&b->edge->stats.redis_up, up);
+    if (!hb_rc_canary_ok(b))
         ready = 0; /* connected is not delivering: the heartbeat must come back */
     /* Not per topic: a topic being subscribed or refilled holds its own clients' events (they
      * wait, nothing is lost), and with per-user topics some topic is always new. */
@@ -221,10 +204,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         else if (retry)
             brefill__retry(b, t);
     }
-    if (b->cluster)
-        hb_cluster_tick(b->cluster);
-    if (b->canary)
-        hb_canary_tick(b->canary);
+    hb_rc_tick(b);
     hb_ingest_tick(b);
 }
 
@@ -328,10 +308,7 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     bconn__init(b, &b->cmd, "cmd");
     bconn__init(b, &b->sub, "sub");
     bconn__init(b, &b->ing, "ingest");
-    if (edge->cfg.redis_cluster)
-        b->cluster = hb_cluster_new(b);
-    else
-        b->canary = hb_canary_new(b);
+    hb_rc_init(b);
     hb_ingest_init(b);
     pthread_mutex_init(&b->master_lock, NULL);
     snprintf(b->master_host, sizeof(b->master_host), "%s", edge->cfg.redis_host);
@@ -346,12 +323,7 @@ int hb_broker_run(hb_broker_t *b)
 {
     if (b->sentinel)
         hb_sentinel_start(b->sentinel); /* the connections start once the master is known */
-    if (b->cluster) {
-        hb_cluster_start(b->cluster);
-    } else {
-        bconn__start(b, &b->cmd);
-        bconn__start(b, &b->sub);
-    }
+    hb_rc_start(b);
     if (b->edge->cfg.ingest)
         bconn__start(b, &b->ing);
     event_base_dispatch(b->base);
@@ -374,10 +346,7 @@ void hb_broker_free(hb_broker_t *b)
     if (b->ing.ac)
         redisAsyncFree(b->ing.ac);
     hb_sentinel_free(b->sentinel);
-    hb_canary_free(b->canary);
-    b->canary = NULL;
-    hb_cluster_free(b->cluster);
-    b->cluster = NULL;
+    hb_rc_cleanup(b);
     hb_resolver_free(b->resolver);
     b->resolver = NULL;
     hb_ingest_cleanup(b);

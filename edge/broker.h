@@ -6,7 +6,8 @@
  * hb_broker_new() in edge.h) and the calls its files make into the broker core. Included by
  * the broker's own files (broker.c, btopic.c, brefill.c, blost.c, history.c, bconn.c: their
  * calls among themselves are in broker_priv.h) and by the other modules of the broker thread
- * (ingest*.c, cluster*.c, canary.c, sentinel.c, library.c, ticket.c, resolve.c). Everything
+ * (rc*.c, ingest*.c, cluster*.c, canary.c, sentinel.c, library.c, ticket.c, resolve.c). Every
+ * command they send to Redis goes through the Redis command interface (rc.h). Everything
  * here belongs to the broker thread, unless a comment says otherwise.
  */
 
@@ -20,6 +21,7 @@
 #include "hb_backoff.h"
 #include "hb_dict.h"
 #include "hb_script.h"
+#include "ingest.h" /* raw PUBLISH ingest: hb_ingest_* (ingest.c, ingest_lease.c) */
 
 typedef struct hb_broker hb_broker_t;
 
@@ -131,9 +133,17 @@ struct hb_broker {
     unsigned long long master_switches;
     struct hb_sentinel *sentinel; /* NULL without sentinel:// */
     struct event *switch_ev;      /* moves the connections to a new master */
-    hb_cluster_t *cluster;    /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused */
-    hb_resolver_t *resolver;  /* host names of Redis nodes and sentinels, without blocking */
-    struct hb_canary *canary; /* delivery heartbeat (canary.h); NULL in cluster mode */
+    /* The Redis command interface's implementation (rc.h), chosen once by hb_rc_init();
+     * nothing outside rc*.c looks at which one it is. */
+    const struct hb_rc_ops *rc;
+    /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused. Owned by rc_cluster.c:
+     * read only there and in cluster*.c */
+    hb_cluster_t *cluster;
+    hb_resolver_t *resolver; /* host names of Redis nodes and sentinels, without blocking */
+    /* delivery heartbeat (canary.h) of the sub connection, created, ticked and freed by
+     * rc_single.c (bconn.c and btopic.c feed it the sub connection's events); NULL in cluster
+     * mode */
+    struct hb_canary *canary;
     /* The dataset marker (hb_keys_dataset) as last read on cmd, "" before the first read:
      * another value read after a reconnection means Redis lost its data (bconn.c). */
     char dataset[HB_DATASET_MAX + 1];
@@ -217,15 +227,5 @@ void hb_broker_set_master(struct hb_broker *b, const char *host, int port, const
  * refilling, or with no position yet, are left as they are.
  */
 void hb_broker_refill_all(hb_broker_t *b);
-
-/* ---- ingest.c, ingest_lease.c: raw PUBLISH ingest (contracts in ingest.h) ---- */
-void hb_ingest_init(hb_broker_t *b);
-void hb_ingest_cleanup(hb_broker_t *b);
-void hb_ingest_on_cmd_ready(hb_broker_t *b);
-void hb_ingest_on_cmd_down(hb_broker_t *b);
-void hb_ingest_on_ing_up(hb_broker_t *b);
-void hb_ingest_tick(hb_broker_t *b);
-void hb_ingest_release(hb_broker_t *b);
-int hb_ingest_idle(hb_broker_t *b);
 
 #endif

@@ -74,8 +74,8 @@ void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char 
 /**
  * btopic__subscribe() - subscribes t's live channel (t->state T_SUBSCRIBING), after a position
  * read first for a topic never subscribed (brefill__prior_position_read: the reply subscribes),
- * through the cluster's sharded subscribers in cluster mode. No-op while the sub connection is
- * down (its connect subscribes every wanted topic).
+ * through hb_rc_subscribe() (the cluster's sharded subscribers in cluster mode). No-op while
+ * the sub connection is down (its connect subscribes every wanted topic).
  */
 void btopic__subscribe(hb_broker_t *b, btopic_t *t);
 /**

@@ -15,12 +15,12 @@
 #include <hiredis/hiredis.h>
 
 #include "canary.h"
-#include "cluster.h"
 #include "hb_dict.h"
 #include "hb_err.h"
 #include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "rc.h"
 
 #define MOD "broker"
 /* A topic's first subscription confirmed this long after a client asked for it is refilled
@@ -40,7 +40,7 @@ btopic_t *btopic__get(hb_broker_t *b, const char *name, size_t len, int create)
     memcpy(t->name, name, len);
     t->len = len;
     t->asked_at = hb_now();
-    t->asked_unready = !(b->cmd_ready && (b->cluster ? hb_cluster_ready(b->cluster) : b->sub.up));
+    t->asked_unready = !hb_rc_ready(b);
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -66,12 +66,6 @@ void btopic__free(hb_broker_t *b, btopic_t *t)
         free(r);
     }
     free(t);
-}
-
-static size_t live_channel(hb_broker_t *b, const btopic_t *t, char *out, size_t cap)
-{
-    int n = snprintf(out, cap, "%s{%.*s}:live", b->edge->cfg.prefix, (int)t->len, t->name);
-    return n < 0 ? 0 : (size_t)n;
 }
 
 /* Pushes an EVENT message to every service thread that wants the topic. Takes m's reference. */
@@ -164,30 +158,14 @@ void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char 
 
 void btopic__subscribe(hb_broker_t *b, btopic_t *t)
 {
-    char chan[HB_TOPIC_MAX + 80];
-    size_t n = live_channel(b, t, chan, sizeof(chan));
     if (!brefill__prior_position_read(b, t))
         return; /* subscribes when the position is known */
-    if (b->cluster) {
-        hb_cluster_subscribe(b->cluster, t);
-        return;
-    }
-    if (!b->sub.up)
-        return;
-    t->state = T_SUBSCRIBING;
-    redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "SUBSCRIBE %b", chan, n);
+    hb_rc_subscribe(b, t);
 }
 
 void btopic__unsubscribe(hb_broker_t *b, btopic_t *t)
 {
-    char chan[HB_TOPIC_MAX + 80];
-    size_t n = live_channel(b, t, chan, sizeof(chan));
-    if (b->cluster) {
-        hb_cluster_unsubscribe(b->cluster, t);
-        return;
-    }
-    t->state = T_UNSUBSCRIBING;
-    redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "UNSUBSCRIBE %b", chan, n);
+    hb_rc_unsubscribe(b, t);
 }
 
 /* Extracts <topic> from "<prefix>{<topic>}:live"; returns 0 or HB_EPROTO. */

@@ -17,11 +17,7 @@ struct hb_canary {
     hb_broker_t *b;
     char chan[HB_CFG_STR_MAX + 96];
     size_t clen;
-    unsigned long long seq;
-    double last_pub; /* 0: not since the subscriber connection came up */
-    double expect;   /* heard last, or began to expect it (subscriber up) */
-    int heard;       /* a heartbeat came back on this subscriber connection */
-    int stale;       /* logged as stale; cleared when heard again */
+    hb_canary_beat_t beat; /* restarted when the subscriber connection comes up */
 };
 
 /* What the metrics thread reads: one canary per process. */
@@ -33,6 +29,50 @@ static long long us(double t)
     return (long long)(t * 1e6);
 }
 
+/* ---- the heartbeat state machine (canary.h) ---- */
+
+void hb_canary_beat_restart(hb_canary_beat_t *h, double now)
+{
+    h->heard = 0;
+    h->last_pub = 0;
+    h->expect = now;
+}
+
+int hb_canary_beat_due(const hb_canary_beat_t *h, double now)
+{
+    return now - h->last_pub >= CANARY_INTERVAL;
+}
+
+unsigned long long hb_canary_beat_sent(hb_canary_beat_t *h, double now)
+{
+    h->last_pub = now;
+    return ++h->seq;
+}
+
+int hb_canary_beat_heard(hb_canary_beat_t *h, double now)
+{
+    int was_stale = h->stale;
+    h->expect = now;
+    h->heard = 1;
+    h->stale = 0;
+    return was_stale;
+}
+
+int hb_canary_beat_check(hb_canary_beat_t *h, double now, double *age)
+{
+    int due = 0;
+    *age = now - h->expect;
+    if (*age >= CANARY_STALE && !h->stale) {
+        h->stale = 1;
+        due |= HB_CANARY_WENT_STALE;
+    }
+    if (h->stale && *age >= CANARY_STALE + CANARY_RECONNECT)
+        due |= HB_CANARY_REPLACE;
+    return due;
+}
+
+/* ---- the single-Redis canary ---- */
+
 hb_canary_t *hb_canary_new(hb_broker_t *b)
 {
     hb_canary_t *c = hb_xcalloc(1, sizeof(*c));
@@ -40,8 +80,8 @@ hb_canary_t *hb_canary_new(hb_broker_t *b)
                      b->edge->cfg.node_id, (unsigned long)random() & 0xffffffffUL);
     c->b = b;
     c->clen = n < 0 ? 0 : (size_t)n < sizeof(c->chan) ? (size_t)n : sizeof(c->chan) - 1;
-    c->expect = hb_now();
-    atomic_store(&ref_us, us(c->expect));
+    c->beat.expect = hb_now();
+    atomic_store(&ref_us, us(c->beat.expect));
     return c;
 }
 
@@ -64,8 +104,7 @@ static void publish(hb_canary_t *c, double now)
     hb_broker_t *b = c->b;
     if (!b->cmd_ready || !b->cmd.ac)
         return;
-    snprintf(seq, sizeof(seq), "%llu", ++c->seq);
-    c->last_pub = now;
+    snprintf(seq, sizeof(seq), "%llu", hb_canary_beat_sent(&c->beat, now));
     redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL %s 0 %b %s", b->fn.canary, c->chan, c->clen,
                       seq);
 }
@@ -73,24 +112,9 @@ static void publish(hb_canary_t *c, double now)
 void hb_canary_sub_up(hb_canary_t *c)
 {
     hb_broker_t *b = c->b;
-    c->heard = 0;
-    c->last_pub = 0;
-    c->expect = hb_now();
-    atomic_store(&ref_us, us(c->expect));
+    hb_canary_beat_restart(&c->beat, hb_now());
+    atomic_store(&ref_us, us(c->beat.expect));
     redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "SUBSCRIBE %b", c->chan, c->clen);
-}
-
-static void set_stale(hb_canary_t *c, int stale, double age)
-{
-    if (c->stale == stale)
-        return;
-    c->stale = stale;
-    atomic_store(&stale_flag, stale);
-    if (stale)
-        hb_log_warn(MOD, "canary stale: pub/sub delivery stopped; not ready", "{s:f,s:s}", "age_s",
-                    age, "channel", c->chan);
-    else
-        hb_log_info(MOD, "canary back: refilling every topic", "{s:s}", "channel", c->chan);
 }
 
 int hb_canary_on_reply(hb_canary_t *c, const redisReply *r)
@@ -105,13 +129,13 @@ int hb_canary_on_reply(hb_canary_t *c, const redisReply *r)
     if (!strcmp(r->element[0]->str, "subscribe")) {
         publish(c, hb_now()); /* the first heartbeat right away: readiness waits for it */
     } else if (!strcmp(r->element[0]->str, "message")) {
-        int was_stale = c->stale;
-        c->expect = hb_now();
-        atomic_store(&ref_us, us(c->expect));
-        c->heard = 1;
-        set_stale(c, 0, 0);
-        if (was_stale)
+        int was_stale = hb_canary_beat_heard(&c->beat, hb_now());
+        atomic_store(&ref_us, us(c->beat.expect));
+        if (was_stale) {
+            atomic_store(&stale_flag, 0);
+            hb_log_info(MOD, "canary back: refilling every topic", "{s:s}", "channel", c->chan);
             hb_broker_refill_all(c->b);
+        }
         hb_broker_update_ready(c->b);
     }
     return 1;
@@ -120,16 +144,20 @@ int hb_canary_on_reply(hb_canary_t *c, const redisReply *r)
 void hb_canary_tick(hb_canary_t *c)
 {
     hb_broker_t *b = c->b;
-    double now = hb_now(), age = now - c->expect;
+    double now = hb_now(), age;
+    int due;
     if (!b->cmd_ready || !b->sub.up)
         return; /* not ready anyway (redis_up 0); a stale canary stays so until heard */
-    if (now - c->last_pub >= CANARY_INTERVAL)
+    if (hb_canary_beat_due(&c->beat, now))
         publish(c, now);
-    if (age >= CANARY_STALE && !c->stale) {
-        set_stale(c, 1, age);
+    due = hb_canary_beat_check(&c->beat, now, &age);
+    if (due & HB_CANARY_WENT_STALE) {
+        atomic_store(&stale_flag, 1);
+        hb_log_warn(MOD, "canary stale: pub/sub delivery stopped; not ready", "{s:f,s:s}", "age_s",
+                    age, "channel", c->chan);
         hb_broker_update_ready(b);
     }
-    if (c->stale && age >= CANARY_STALE + CANARY_RECONNECT && b->sub.ac) {
+    if ((due & HB_CANARY_REPLACE) && b->sub.ac) {
         /* once per connection: the new one starts the clock again (hb_canary_sub_up) */
         hb_log_warn(MOD, "canary stale: replacing the subscriber connection", "{s:f}", "age_s",
                     age);
@@ -140,7 +168,7 @@ void hb_canary_tick(hb_canary_t *c)
 
 int hb_canary_ok(const hb_canary_t *c)
 {
-    return c->heard && !c->stale;
+    return c->beat.heard && !c->beat.stale;
 }
 
 int hb_canary_stale(void)

@@ -10,7 +10,8 @@
  * subscriber connection is replaced (after as long again); heard again: every topic is refilled
  * from history as after a reconnection. herald_canary_age_seconds says how long it has been.
  * Single Redis and Sentinel (the master the edge uses): this file. Redis Cluster: one canary per
- * primary the edge subscribes on (cluster_canary.c, NULL hb_canary_t), with the same timings.
+ * primary the edge subscribes on (cluster_canary.c, NULL hb_canary_t). Both run the one
+ * heartbeat state machine below (hb_canary_beat_t).
  */
 
 #include <stdio.h>
@@ -27,6 +28,49 @@ struct hb_broker;
 /* Stale this much longer: the subscriber connection is replaced (a half-dead connection never
  * comes back by itself; a new one is subscribed and refilled like after any reconnection). */
 #define CANARY_RECONNECT 3.0
+
+/*
+ * The heartbeat state machine shared by both canaries (this file's, one per subscriber
+ * connection, and cluster_canary.c's, one per primary): publish every CANARY_INTERVAL, stale
+ * when unheard for CANARY_STALE, replace the subscriber connection when stale for
+ * CANARY_RECONNECT more, refill every topic when heard again after being stale. It only keeps
+ * the times and says what is due; the caller publishes, logs, replaces and refills. Embedded by
+ * its owner; pure (no I/O, no loop); {broker thread} like its owner.
+ */
+typedef struct hb_canary_beat {
+    double expect;          /* heard last, or began to expect it (hb_now() time) */
+    double last_pub;        /* last heartbeat sent; 0: none since hb_canary_beat_restart() */
+    unsigned long long seq; /* heartbeats sent */
+    int heard;              /* heard since hb_canary_beat_restart() */
+    int stale;              /* went stale (hb_canary_beat_check()), not heard since */
+} hb_canary_beat_t;
+
+/* What hb_canary_beat_check() found due; a bit set. */
+#define HB_CANARY_WENT_STALE 1 /* unheard for CANARY_STALE: stale from now on (log, not ready) */
+#define HB_CANARY_REPLACE 2    /* stale for CANARY_RECONNECT more: replace the connection */
+
+/**
+ * hb_canary_beat_restart() - a (new) subscription of the heartbeat channel: expect a heartbeat
+ * from now, none sent or heard on it yet. stale is kept: a stale canary stays so until heard.
+ */
+void hb_canary_beat_restart(hb_canary_beat_t *h, double now);
+/** hb_canary_beat_due() - 1 when a heartbeat should be sent now (CANARY_INTERVAL since the
+ * last, or none sent since the restart). */
+int hb_canary_beat_due(const hb_canary_beat_t *h, double now);
+/** hb_canary_beat_sent() - a heartbeat is sent now; returns its sequence number (from 1). */
+unsigned long long hb_canary_beat_sent(hb_canary_beat_t *h, double now);
+/**
+ * hb_canary_beat_heard() - a heartbeat came back now: no longer stale. Returns 1 when it was
+ * stale (the caller logs it and refills every topic), else 0.
+ */
+int hb_canary_beat_heard(hb_canary_beat_t *h, double now);
+/**
+ * hb_canary_beat_check() - what is due at now: HB_CANARY_WENT_STALE (set once, when it goes
+ * stale; h->stale is set), HB_CANARY_REPLACE (on every check while stale for CANARY_STALE +
+ * CANARY_RECONNECT: a replacement connection restarts the clock), both, or 0. *age gets the
+ * seconds since it was last heard or expected.
+ */
+int hb_canary_beat_check(hb_canary_beat_t *h, double now, double *age);
 
 typedef struct hb_canary hb_canary_t;
 

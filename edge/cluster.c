@@ -343,11 +343,6 @@ static void check_ready(hb_cluster_t *cl)
     hb_broker_update_ready(b);
 }
 
-redisAsyncContext *hb_cluster_fail_ac(hb_cluster_t *cl)
-{
-    return &cl->fail_ac;
-}
-
 int hb_cluster_ready(const hb_cluster_t *cl)
 {
     if (!cl->map)
@@ -389,6 +384,8 @@ hb_cluster_t *hb_cluster_new(hb_broker_t *b)
     cl->fail_ac.data = b;
     cl->ing_next = (size_t)random() % 64; /* edges spread their raw-ingest listeners */
     cl->retry_ev = evtimer_new(b->base, cluster__on_retry, cl);
+    cl->tags = hb_xcalloc(HB_SLOT_COUNT, sizeof(*cl->tags));
+    hb_slot_tag_table(cl->tags);
     return cl;
 }
 
@@ -402,6 +399,11 @@ void hb_cluster_start(hb_cluster_t *cl)
         n->seed = 1;
         cluster__node_connect(n);
     }
+}
+
+const char *hb_cluster_slot_tag(const hb_cluster_t *cl, unsigned slot)
+{
+    return cl->tags[slot % HB_SLOT_COUNT];
 }
 
 void hb_cluster_free(hb_cluster_t *cl)
@@ -428,5 +430,6 @@ void hb_cluster_free(hb_cluster_t *cl)
     }
     event_free(cl->retry_ev);
     hb_slot_map_free(cl->map);
+    free(cl->tags);
     free(cl);
 }

@@ -5,7 +5,8 @@
  * Redis Cluster mode of the broker (--redis cluster://...): the slot map, one command
  * connection per primary (the function library is loaded on each), one sharded-pub/sub
  * connection per primary opened on first use, and routing with MOVED/ASK/TRYAGAIN handling.
- * Broker thread only. Private to the broker (broker.c, ingest.c, cluster.c).
+ * Broker thread only. Private to the broker: called through the Redis command interface
+ * (rc_cluster.c, rc.h) and by the cluster's own files.
  */
 #include <stddef.h>
 
@@ -25,8 +26,6 @@ void hb_cluster_start(hb_cluster_t *cl);
 void hb_cluster_free(hb_cluster_t *cl);
 /** hb_cluster_tick() - periodic work: map refresh, resubscriptions, parked command deadlines. */
 void hb_cluster_tick(hb_cluster_t *cl);
-/** hb_cluster_fail_ac() - the context handed to reply callbacks when no node answered. */
-redisAsyncContext *hb_cluster_fail_ac(hb_cluster_t *cl);
 /**
  * hb_cluster_canary_ok() - 0 while the delivery canary of a primary this edge subscribes on is
  * stale (cluster_canary.c), else 1. {broker thread}
@@ -55,12 +54,19 @@ int hb_cluster_key_command(hb_cluster_t *cl, int key_index, int argc, const char
 
 /**
  * hb_cluster_fence_and_barrier() - on every primary: FCALL herald_fence 0 <term> with the fence
- * key "<prefix>fence:{<tags[s]>}" of every slot s it serves (cb gets each reply), then PUBLISH
- * "<barrier>:<n>" on the same connection, n = 0.. Returns how many primaries were sent to, or
- * 0 (nothing sent) when the map is not whole or a primary is not connected.
+ * key "<prefix>fence:{<tag>}" of every slot it serves (hb_cluster_slot_tag(); cb gets each
+ * reply), then PUBLISH "<barrier>:<n>" on the same connection, n = 0.. Returns how many
+ * primaries were sent to, or 0 (nothing sent) when the map is not whole or a primary is not
+ * connected.
  */
 int hb_cluster_fence_and_barrier(hb_cluster_t *cl, const char *term, const char *barrier,
-                                 char (*tags)[HB_SLOT_TAG_MAX], redisCallbackFn *cb, void *priv);
+                                 redisCallbackFn *cb, void *priv);
+/**
+ * hb_cluster_slot_tag() - a hash tag (NUL-terminated, < HB_SLOT_TAG_MAX) whose keys live in
+ * slot (taken modulo HB_SLOT_COUNT): the tag of that slot's ingest fence key. Points into cl,
+ * valid until hb_cluster_free(). Cannot fail.
+ */
+const char *hb_cluster_slot_tag(const hb_cluster_t *cl, unsigned slot);
 
 /** hb_cluster_subscribe() - SSUBSCRIBE the topic's live channel on its slot's primary. */
 void hb_cluster_subscribe(hb_cluster_t *cl, btopic_t *t);

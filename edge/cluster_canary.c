@@ -57,8 +57,8 @@ static void subscribe(cnode_t *n, double now)
         return;
     c->subscribed = 1;
     c->confirmed = 0;
-    c->last_pub = 0;
-    c->expect = now; /* the clock starts now: a new connection has CANARY_STALE to be heard */
+    /* the clock starts now: a new connection has CANARY_STALE to be heard */
+    hb_canary_beat_restart(&c->beat, now);
 }
 
 static void publish(cnode_t *n, double now)
@@ -67,8 +67,7 @@ static void publish(cnode_t *n, double now)
     char seq[24];
     if (!n->ac || !n->ready)
         return;
-    snprintf(seq, sizeof(seq), "%llu", ++c->seq);
-    c->last_pub = now;
+    snprintf(seq, sizeof(seq), "%llu", hb_canary_beat_sent(&c->beat, now));
     redisAsyncCommand(n->ac, NULL, NULL, "FCALL %s 0 %b %s", n->cl->b->fn.canary, c->chan, c->clen,
                       seq);
 }
@@ -77,16 +76,15 @@ void cluster__canary_sub_up(cnode_t *n)
 {
     if (!n->canary.rnd)
         n->canary.rnd = ((unsigned long)random() & 0xffffffffUL) | 1;
-    n->canary.heard = 0;
     subscribe(n, hb_now());
 }
 
 void cluster__canary_sub_down(cnode_t *n)
 {
     ccanary_t *c = &n->canary;
-    c->subscribed = c->confirmed = c->heard = 0;
-    /* c->stale is kept: the replacement connection must be heard before the node is fine */
-    c->expect = hb_now();
+    c->subscribed = c->confirmed = 0;
+    /* beat.stale is kept: the replacement connection must be heard before the node is fine */
+    hb_canary_beat_restart(&c->beat, hb_now());
 }
 
 int cluster__canary_reply(cnode_t *n, const redisReply *r)
@@ -103,11 +101,7 @@ int cluster__canary_reply(cnode_t *n, const redisReply *r)
         c->confirmed = 1;
         publish(n, hb_now()); /* the first heartbeat right away */
     } else if (!strcmp(r->element[0]->str, "smessage")) {
-        int was_stale = c->stale;
-        c->expect = hb_now();
-        c->heard = 1;
-        c->stale = 0;
-        if (was_stale) {
+        if (hb_canary_beat_heard(&c->beat, hb_now())) {
             hb_log_info(MOD, "canary back: refilling every topic", "{s:s,s:i,s:s}", "host",
                         n->host, "port", n->port, "channel", c->chan);
             hb_broker_refill_all(n->cl->b);
@@ -131,12 +125,12 @@ void cluster__canary_report(hb_cluster_t *cl)
     double oldest = 0;
     int any = 0, stale = 0;
     for (cnode_t *n = cl->nodes; n; n = n->next) {
-        if (!watched(n) && !n->canary.stale)
+        if (!watched(n) && !n->canary.beat.stale)
             continue;
-        if (!any || n->canary.expect < oldest)
-            oldest = n->canary.expect;
+        if (!any || n->canary.beat.expect < oldest)
+            oldest = n->canary.beat.expect;
         any = 1;
-        stale |= n->canary.stale;
+        stale |= n->canary.beat.stale;
     }
     hb_canary_report(any ? oldest : -1.0, stale);
 }
@@ -144,7 +138,7 @@ void cluster__canary_report(hb_cluster_t *cl)
 int hb_cluster_canary_ok(const hb_cluster_t *cl)
 {
     for (const cnode_t *n = cl->nodes; n; n = n->next)
-        if (n->primary && n->canary.stale)
+        if (n->primary && n->canary.beat.stale)
             return 0;
     return 1;
 }
@@ -155,12 +149,13 @@ void cluster__canary_tick(hb_cluster_t *cl)
     int changed = 0;
     for (cnode_t *n = cl->nodes; n; n = n->next) {
         ccanary_t *c = &n->canary;
-        double age = now - c->expect;
-        if (!n->primary && c->stale) { /* no longer serves slots: nothing to expect from it */
-            c->stale = 0;
+        double age;
+        int due;
+        if (!n->primary && c->beat.stale) { /* no longer serves slots: nothing to expect from it */
+            c->beat.stale = 0;
             changed = 1;
         }
-        if (n->primary && c->stale && !n->sub && !cl->stopping)
+        if (n->primary && c->beat.stale && !n->sub && !cl->stopping)
             cluster__sub_open(n); /* a stale node is watched until heard, topics or not */
         if (!watched(n) || cl->stopping)
             continue;
@@ -173,16 +168,16 @@ void cluster__canary_tick(hb_cluster_t *cl)
             subscribe(n, now);
             continue;
         }
-        if (c->confirmed && now - c->last_pub >= CANARY_INTERVAL)
+        if (c->confirmed && hb_canary_beat_due(&c->beat, now))
             publish(n, now);
-        if (age >= CANARY_STALE && !c->stale) {
-            c->stale = 1;
+        due = hb_canary_beat_check(&c->beat, now, &age);
+        if (due & HB_CANARY_WENT_STALE) {
             changed = 1;
             hb_log_warn(MOD, "canary stale: pub/sub delivery stopped; not ready",
                         "{s:f,s:s,s:i,s:s}", "age_s", age, "host", n->host, "port", n->port,
                         "channel", c->chan);
         }
-        if (c->stale && age >= CANARY_STALE + CANARY_RECONNECT) {
+        if (due & HB_CANARY_REPLACE) {
             hb_log_warn(MOD, "canary stale: replacing the sharded subscriber connection",
                         "{s:f,s:s,s:i}", "age_s", age, "host", n->host, "port", n->port);
             cluster__sub_drop(n); /* topics resubscribe and refill; the clock starts again */

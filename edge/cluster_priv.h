@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <hiredis/async.h>
 
+#include "canary.h"
 #include "cluster.h"
 #include "hb_backoff.h"
 #include "hb_cfg.h"
@@ -27,12 +28,10 @@ typedef struct cnode cnode_t;
 typedef struct ccanary {
     char chan[HB_CFG_STR_MAX * 2 + 96]; /* <prefix>{canary:<node-id>:<rnd>:<k>}:live */
     size_t clen;
-    unsigned slot;              /* of chan */
-    unsigned long rnd;          /* this edge's random part, fixed once chosen (never 0) */
-    int subscribed, confirmed;  /* SSUBSCRIBE sent on the current sharded connection / answered */
-    int heard, stale;           /* a heartbeat came back on it / logged stale, not heard since */
-    double expect, last_pub;    /* heard last or began to expect it / last FCALL sent */
-    unsigned long long seq;
+    unsigned slot;             /* of chan */
+    unsigned long rnd;         /* this edge's random part, fixed once chosen (never 0) */
+    int subscribed, confirmed; /* SSUBSCRIBE sent on the current sharded connection / answered */
+    hb_canary_beat_t beat;     /* the heartbeat state machine (canary.h) */
 } ccanary_t;
 
 /* One routed command; owned by the cluster until its callback ran. */
@@ -90,6 +89,7 @@ struct hb_cluster {
     size_t nready;
     redisAsyncContext fail_ac; /* handed to callbacks when no node answered: only ->data is set */
     size_t ing_next;
+    char (*tags)[HB_SLOT_TAG_MAX]; /* slot -> hash tag of its fence key (hb_slot_tag_table) */
     int stopping;
 };
 

@@ -290,7 +290,7 @@ int hb_cluster_key_command(hb_cluster_t *cl, int key_index, int argc, const char
 }
 
 int hb_cluster_fence_and_barrier(hb_cluster_t *cl, const char *term, const char *barrier,
-                                 char (*tags)[HB_SLOT_TAG_MAX], redisCallbackFn *cb, void *priv)
+                                 redisCallbackFn *cb, void *priv)
 {
     const char *prefix = cl->b->edge->cfg.prefix;
     size_t plen = strlen(prefix);
@@ -320,7 +320,7 @@ int hb_cluster_fence_and_barrier(hb_cluster_t *cl, const char *term, const char 
             char *k = keys + (size_t)s * (plen + 16);
             if (hb_slot_map_owner(cl->map, s) != n->idx)
                 continue;
-            hb_keys_fence(k, plen + 16, prefix, tags[s]); /* always fits (HB_SLOT_TAG_MAX) */
+            hb_keys_fence(k, plen + 16, prefix, cl->tags[s]); /* always fits (HB_SLOT_TAG_MAX) */
             av[argc++] = k;
         }
         for (int i = 0; i < argc; i++)

@@ -12,10 +12,10 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "cluster.h"
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "rc.h"
 
 #define MOD "broker"
 
@@ -95,11 +95,9 @@ static size_t ev_size(const hb_ev_t *ev)
     return n;
 }
 
-static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
+/* Answers q (freed here) with the herald_history reply r (NULL: not asked, or no reply). */
+static void answer(hb_broker_t *b, redisReply *r, hreq_t *q)
 {
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    hreq_t *q = priv;
     hb_msg_t *m = hb_msg_new(HB_MSG_HISTORY, q->topic, q->topic_len);
     m->client_id = q->client_id;
 
@@ -162,11 +160,16 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
     free(q);
 }
 
+static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
+{
+    answer(ac->data, reply, priv);
+}
+
 void history__send(hb_broker_t *b, hreq_t *q)
 {
     char since[HB_ID_STR_MAX], count[24];
     if (hb_hflag_cancelled(q->cancel)) { /* cancelled while it waited: Redis is not asked */
-        on_client_history(b->cluster ? hb_cluster_fail_ac(b->cluster) : b->cmd.ac, NULL, q);
+        answer(b, NULL, q);
         return;
     }
     if (q->tail_only)
@@ -174,15 +177,9 @@ void history__send(hb_broker_t *b, hreq_t *q)
     else
         hb_id_format(&q->cursor.id, since);
     snprintf(count, sizeof(count), "%ld", hreq_count(b, q));
-    if (b->cluster) {
-        const char *av[] = {since, q->cursor.epoch, count};
-        size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count)};
-        if (hb_cluster_fcall(b->cluster, b->fn.history, q->topic, q->topic_len, NULL, 3, av, al,
-                             on_client_history, q) != REDIS_OK)
-            on_client_history(hb_cluster_fail_ac(b->cluster), NULL, q);
-        return;
-    }
-    if (redisAsyncCommand(b->cmd.ac, on_client_history, q, "FCALL %s 1 %b %s %s %s", b->fn.history,
-                          q->topic, q->topic_len, since, q->cursor.epoch, count) != REDIS_OK)
-        on_client_history(b->cmd.ac, NULL, q);
+    const char *av[] = {since, q->cursor.epoch, count};
+    size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count)};
+    if (hb_rc_fcall(b, b->fn.history, q->topic, q->topic_len, 3, av, al, on_client_history, q) !=
+        REDIS_OK)
+        answer(b, NULL, q);
 }

@@ -23,14 +23,12 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
-#include "cluster.h"
-#include "hb_keys.h"
 #include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_rawchan.h"
 #include "hb_rawq.h"
-#include "hb_slot.h"
+#include "rc.h"
 
 #define MOD "ingest"
 #define PENDING_MAX 100000
@@ -117,7 +115,7 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *r = reply;
     (void)ac;
     in->inflight -= (long)bt->msgs.count;
-    if (!b->cluster)
+    if (hb_rc_ingest_one_bus(b))
         in->batches--;
     if (!r) {
         /* the connection went: stored or not, nobody knows (not sent again: a duplicate) */
@@ -150,7 +148,7 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
     } else if (in->caught_pending && in->inflight <= 0) {
         ingest__publish_caught(b);
     }
-    if (in->cur && !b->cluster)
+    if (in->cur && hb_rc_ingest_one_bus(b))
         ingest__flush(b); /* what arrived while this call was out */
 }
 
@@ -163,7 +161,7 @@ void ingest__flush(hb_broker_t *b)
     char nk[16];
     if (!bt)
         return;
-    if (!ingest__storing(b) || !b->cmd.ac) {
+    if (!ingest__storing(b)) {
         /* The leadership ended while the batch was filling: keep its messages, but only once
          * the calls sent before it have answered (refused ones are put back first, in order). */
         if (in->batches > 0)
@@ -192,8 +190,8 @@ void ingest__flush(hb_broker_t *b)
     argc += n;
     in->av[argc] = in->token;
     in->al[argc++] = strlen(in->token);
-    if (redisAsyncCommandArgv(b->cmd.ac, on_store_reply, bt, argc, in->av, in->al) != REDIS_OK) {
-        rekeep(b, bt); /* the connection is going: stored by the next leader */
+    if (hb_rc_command(b, argc, in->av, in->al, on_store_reply, bt) != REDIS_OK) {
+        rekeep(b, bt); /* the connection is going (or gone): stored by the next leader */
         batch_free(bt);
         return;
     }
@@ -233,16 +231,12 @@ static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
     }
     bt = in->cur;
     hb_rawq_append(&bt->msgs, p);
-    if (b->cluster) {
-        char fence[96], term[24];
-        unsigned slot = hb_slot_of(hb_rawmsg_topic(p), p->tlen);
-        const char *av[2] = {hb_rawmsg_payload(p), term};
-        size_t al[2] = {p->plen, 0};
+    if (!hb_rc_ingest_one_bus(b)) {
+        char term[24];
         in->cur = NULL;
-        hb_keys_fence(fence, sizeof(fence), b->edge->cfg.prefix, in->tags[slot]);
-        al[1] = (size_t)snprintf(term, sizeof(term), "%lld", in->term);
-        if (hb_cluster_fcall(b->cluster, b->fn.ingest, hb_rawmsg_topic(p), p->tlen, fence, 2, av,
-                             al, on_store_reply, bt) == REDIS_OK) {
+        snprintf(term, sizeof(term), "%lld", in->term);
+        if (hb_rc_ingest_store(b, hb_rawmsg_topic(p), p->tlen, hb_rawmsg_payload(p), p->plen, term,
+                               on_store_reply, bt) == REDIS_OK) {
             in->inflight++;
             hb_list_push_tail(&in->sent, &bt->link);
         } else {
@@ -311,7 +305,8 @@ static void forget(hb_broker_t *b, const char *topic, size_t tlen, const char *p
     }
     if (in->cur && hb_rawq_take(&in->cur->msgs, topic, tlen, payload, plen))
         return; /* waiting to be sent behind a call that is out: the same */
-    if (hb_rawq_take(&in->kept, topic, tlen, payload, plen) || !b->cluster || in->state == I_ACTIVE)
+    if (hb_rawq_take(&in->kept, topic, tlen, payload, plen) || hb_rc_ingest_one_bus(b) ||
+        in->state == I_ACTIVE)
         return;
     plist_push(in, &in->orphans, topic, tlen, payload, plen); /* bounded like kept */
 }
@@ -331,19 +326,19 @@ static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const cha
             ingest__go_active(b);
             return;
         }
-        if (b->cluster && in->state == I_BARRIER && clen > in->barrier_len &&
+        if (!hb_rc_ingest_one_bus(b) && in->state == I_BARRIER && clen > in->barrier_len &&
             !memcmp(chan, in->barrier, in->barrier_len) && chan[in->barrier_len] == ':') {
             in->barrier_seen++; /* one per primary: "<barrier>:<n>" */
             if (in->barrier_seen >= in->barrier_need && in->fence_ok >= in->fence_need)
                 ingest__go_active(b);
             return;
         }
-        if (!b->cluster && in->state == I_STANDBY && kind == HB_RAWCHAN_BARRIER) {
+        if (hb_rc_ingest_one_bus(b) && in->state == I_STANDBY && kind == HB_RAWCHAN_BARRIER) {
             ingest__on_other_barrier(b, chan, clen);
             return;
         }
         if ((in->kept.count || !hb_list_empty(&in->sent) || in->cur ||
-             (b->cluster && in->state != I_ACTIVE)) &&
+             (!hb_rc_ingest_one_bus(b) && in->state != I_ACTIVE)) &&
             !hb_broker_channel_topic(prefix, chan, clen, &t, &tl) &&
             !hb_live_decode(msg, mlen, &lv, NULL) && (lv.flags & HB_LIVE_FLAG_RAW))
             forget(b, t, tl, lv.data, lv.data_len);
@@ -379,7 +374,7 @@ static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
         on_pmessage(b, r->element[2]->str, r->element[2]->len, r->element[3]->str,
                     r->element[3]->len);
     } else if (!strcmp(r->element[0]->str, "psubscribe")) {
-        if (!b->cluster)
+        if (hb_rc_ingest_one_bus(b))
             ingest__drop_unmatched(b);
         b->ing_ready = 1;
         b->ingest->ing_since = hb_now();
@@ -394,13 +389,7 @@ void hb_ingest_init(hb_broker_t *b)
     ingest_t *in = hb_xcalloc(1, sizeof(*in));
     unsigned long r1 = (unsigned long)random(), r2 = (unsigned long)random();
     snprintf(in->token, sizeof(in->token), "%s:%08lx%08lx", b->edge->cfg.node_id, r1, r2);
-    snprintf(in->lease_key, sizeof(in->lease_key), "%singest:lease", b->edge->cfg.prefix);
-    if (b->edge->cfg.redis_cluster) {
-        snprintf(in->lease_key, sizeof(in->lease_key), "%s{ingest}:lease", b->edge->cfg.prefix);
-        snprintf(in->term_key, sizeof(in->term_key), "%s{ingest}:term", b->edge->cfg.prefix);
-        in->tags = hb_xcalloc(HB_SLOT_COUNT, sizeof(*in->tags));
-        hb_slot_tag_table(in->tags);
-    }
+    hb_rc_lease_keys(b, in->lease_key, sizeof(in->lease_key), in->term_key, sizeof(in->term_key));
     hb_list_init(&in->sent);
     hb_rawq_init(&in->kept, PENDING_MAX, PENDING_BYTES_MAX);
     hb_rawq_init(&in->orphans, PENDING_MAX, PENDING_BYTES_MAX);
@@ -427,7 +416,6 @@ void hb_ingest_cleanup(hb_broker_t *b)
         event_free(in->flush_ev);
     free(in->av);
     free(in->al);
-    free(in->tags);
     free(in);
     b->ingest = NULL;
 }

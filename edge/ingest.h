@@ -3,8 +3,8 @@
 
 /*
  * Raw PUBLISH ingest (ingest.c: the raw subscription and the store path; ingest_lease.c: the
- * leader lease, barriers and cluster fences). The same declarations are in broker.h, which the
- * broker includes; this header carries their contracts. Broker thread only: every function
+ * leader lease, barriers and cluster fences). broker.h includes this header, so that every
+ * broker file sees these calls with their contracts. Broker thread only: every function
  * here runs on the broker's event loop and never blocks.
  */
 typedef struct hb_broker hb_broker_t;

@@ -33,15 +33,14 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
-#include "cluster.h"
 #include "hb_keys.h"
 #include "hb_log.h"
 #include "hb_rawchan.h"
 #include "hb_rawq.h"
+#include "rc.h"
 
 #define MOD "ingest"
-#define CLUSTER_KEEP_S 60.0 /* seconds a standby keeps a raw message in cluster mode */
-#define SETTLE_MAX_S 20.0   /* a new leadership waits this long at most for earlier stores */
+#define SETTLE_MAX_S 20.0 /* a new leadership waits this long at most for earlier stores */
 /* A standby listening for fewer lease periods than this is young: it lets the lease lie free
  * for a lease period before it takes it (FINDINGS F14). */
 #define YOUNG_LEASES 3.0
@@ -67,12 +66,16 @@ void ingest__publish_caught(hb_broker_t *b)
 {
     ingest_t *in = b->ingest;
     char chan[sizeof(in->barrier) + 8];
+    const char *av[] = {"PUBLISH", chan, "1"};
+    size_t al[] = {7, 0, 1};
     int n;
     in->caught_pending = 0;
-    if (in->state != I_ACTIVE || in->reign != in->caught_reign || !b->cmd_ready || !b->cmd.ac)
+    if (in->state != I_ACTIVE || in->reign != in->caught_reign || !b->cmd_ready)
         return;
     n = snprintf(chan, sizeof(chan), "%.*s:caught", (int)in->barrier_len, in->barrier);
-    redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", chan, (size_t)n);
+    al[1] = (size_t)n;
+    /* fire and forget; refused when the command connection is gone */
+    hb_rc_command(b, 3, av, al, NULL, NULL);
 }
 
 /* Leader: stores what is kept (the barrier passed, earlier stores answered), then "caught"
@@ -81,7 +84,7 @@ void ingest__catch_up(hb_broker_t *b)
 {
     ingest_t *in = b->ingest;
     ingest__store_kept(b);
-    if (b->cluster)
+    if (!hb_rc_ingest_one_bus(b))
         return;       /* stored copies come over several links: no single "after" point */
     ingest__flush(b); /* now, so that every catch-up store is sent before the marker */
     in->caught_pending = 1;
@@ -158,23 +161,6 @@ static void new_barrier(hb_broker_t *b)
     in->barrier_len = n < 0 ? 0 : (size_t)n; /* always fits: prefix, token and n are bounded */
 }
 
-static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    ingest_t *in = b->ingest;
-    redisReply *r = reply;
-    (void)priv;
-    in->acquire_inflight = 0;
-    if (!r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
-        return; /* someone else holds it */
-    in->last_renew_ok = hb_now();
-    in->reign++;
-    ingest__set_state(b, I_BARRIER, "lease acquired");
-    in->barrier_at = hb_now();
-    new_barrier(b);
-    redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH %b 1", in->barrier, in->barrier_len);
-}
-
 /* A young standby's look at the lease key (PTTL): -2 is "absent". */
 static void on_lease_ttl(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -224,19 +210,20 @@ static void on_fence_reply(redisAsyncContext *ac, void *reply, void *priv)
         ingest__go_active(b);
 }
 
-/* Cluster mode: the lease was won with a new leader term; fence every slot, then barriers. */
-static void on_acquire_cluster(redisAsyncContext *ac, void *reply, void *priv)
+/* The lease was won (with a new leader term in a cluster): the barrier (hb_rc_ingest_barrier:
+ * in a cluster, fence every slot first). */
+static void on_acquire(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
     ingest_t *in = b->ingest;
-    redisReply *r = reply;
     char term[24];
+    long long t;
     int n;
     (void)priv;
     in->acquire_inflight = 0;
-    if (!r || r->type != REDIS_REPLY_INTEGER)
-        return; /* held by someone else (nil), or an error */
-    in->term = r->integer;
+    if (!hb_rc_lease_won(b, reply, &t))
+        return; /* someone else holds it, or an error */
+    in->term = t;
     in->last_renew_ok = hb_now();
     in->reign++;
     ingest__set_state(b, I_BARRIER, "lease acquired");
@@ -244,35 +231,12 @@ static void on_acquire_cluster(redisAsyncContext *ac, void *reply, void *priv)
     new_barrier(b);
     in->barrier_seen = in->fence_ok = 0;
     snprintf(term, sizeof(term), "%lld", in->term);
-    n = hb_cluster_fence_and_barrier(b->cluster, term, in->barrier, in->tags, on_fence_reply, NULL);
+    n = hb_rc_ingest_barrier(b, term, in->barrier, in->barrier_len, on_fence_reply, NULL);
     in->barrier_need = in->fence_need = n;
     if (n == 0) {
         ingest__give_back(b);
-        ingest__set_state(b, I_STANDBY, "cluster not ready for the barrier");
+        ingest__set_state(b, I_STANDBY, "not ready for the barrier");
     }
-}
-
-static int lease_command(hb_broker_t *b, redisCallbackFn *cb, const char *fn, int nkeys,
-                         const char *arg2, const char *arg3)
-{
-    ingest_t *in = b->ingest;
-    const char *av[8];
-    size_t al[8];
-    int argc = 0;
-    av[argc++] = "FCALL";
-    av[argc++] = fn;
-    av[argc++] = nkeys == 2 ? "2" : "1";
-    av[argc++] = in->lease_key;
-    if (nkeys == 2)
-        av[argc++] = in->term_key;
-    av[argc++] = in->token;
-    if (arg2)
-        av[argc++] = arg2;
-    if (arg2 && arg3)
-        av[argc++] = arg3;
-    for (int i = 0; i < argc; i++)
-        al[i] = strlen(av[i]);
-    return hb_cluster_key_command(b->cluster, 3, argc, av, al, cb, NULL);
 }
 
 static void on_renew(redisAsyncContext *ac, void *reply, void *priv)
@@ -297,8 +261,8 @@ void hb_ingest_tick(hb_broker_t *b)
     double expiry = lease * 3 > 10 ? lease * 3 : 10;
     /* A cluster failover (cluster-node-timeout, 15 s by default, plus the election) can take
      * the lease's shard away for longer than that: keep raw messages through it. */
-    if (b->cluster && expiry < CLUSTER_KEEP_S)
-        expiry = CLUSTER_KEEP_S;
+    if (expiry < hb_rc_ingest_keep_s(b))
+        expiry = hb_rc_ingest_keep_s(b);
     char ms[24];
     snprintf(ms, sizeof(ms), "%d", b->edge->cfg.lease_ms);
 
@@ -345,34 +309,24 @@ void hb_ingest_tick(hb_broker_t *b)
          * only after it has seen it free for a lease period: older standbys, trying every
          * lease/3, take it first; when all are young (Redis restarted), a leader comes a lease
          * period later and raw messages are kept meanwhile. */
-        if (!b->cluster && now - in->ing_since < YOUNG_LEASES * lease &&
+        if (hb_rc_ingest_one_bus(b) && now - in->ing_since < YOUNG_LEASES * lease &&
             (!in->free_since || now - in->free_since < lease)) {
+            const char *av[] = {"PTTL", in->lease_key};
+            size_t al[] = {4, strlen(in->lease_key)};
             in->acquire_inflight = 1;
-            if (redisAsyncCommand(b->cmd.ac, on_lease_ttl, NULL, "PTTL %s", in->lease_key) !=
-                REDIS_OK)
+            if (hb_rc_command(b, 2, av, al, on_lease_ttl, NULL) != REDIS_OK)
                 in->acquire_inflight = 0;
             return;
         }
         in->free_since = 0;
         in->acquire_inflight = 1;
-        if (b->cluster) {
-            char floor[24];
-            snprintf(floor, sizeof(floor), "%lld", in->term_floor);
-            if (lease_command(b, on_acquire_cluster, b->fn.lease_acquire, 2, ms, floor) != REDIS_OK)
-                in->acquire_inflight = 0;
-            return;
-        }
-        redisAsyncCommand(b->cmd.ac, on_acquire, NULL, "SET %s %s NX PX %d", in->lease_key,
-                          in->token, b->edge->cfg.lease_ms);
+        if (hb_rc_lease_acquire(b, in->lease_key, in->term_key, in->token, ms, in->term_floor,
+                                on_acquire, NULL) != REDIS_OK)
+            in->acquire_inflight = 0;
     } else if (!in->renew_inflight) {
         in->renew_inflight = 1;
-        if (b->cluster) {
-            if (lease_command(b, on_renew, b->fn.lease_renew, 1, ms, NULL) != REDIS_OK)
-                in->renew_inflight = 0;
-            return;
-        }
-        redisAsyncCommand(b->cmd.ac, on_renew, NULL, "FCALL %s 0 %s %d", b->fn.lease_renew,
-                          in->token, b->edge->cfg.lease_ms);
+        if (hb_rc_lease_renew(b, in->lease_key, in->token, ms, on_renew, NULL) != REDIS_OK)
+            in->renew_inflight = 0;
     }
 }
 
@@ -388,23 +342,13 @@ void hb_ingest_on_cmd_down(hb_broker_t *b)
     ingest__set_state(b, I_STANDBY, "redis command connection lost");
 }
 
-static void on_released(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)ac;
-    (void)reply;
-    (void)priv;
-}
-
 /* Gives the lease back (when held); the caller sets the state with its reason. */
 void ingest__give_back(hb_broker_t *b)
 {
     ingest_t *in = b->ingest;
     if (in->state == I_STANDBY || !b->cmd_ready)
         return;
-    if (b->cluster)
-        lease_command(b, on_released, b->fn.lease_release, 1, NULL, NULL);
-    else
-        redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL %s 0 %s", b->fn.lease_release, in->token);
+    hb_rc_lease_release(b, in->lease_key, in->token);
 }
 
 void hb_ingest_release(hb_broker_t *b)

@@ -12,7 +12,6 @@
 #include "broker.h"
 #include "hb_list.h"
 #include "hb_rawq.h"
-#include "hb_slot.h"
 #include "ingest.h"
 
 /* Raw messages sent in one store call; the priv of its reply. */
@@ -59,7 +58,6 @@ struct ingest {
     long long term;                 /* leader term drawn with the lease */
     long long term_floor;           /* a term a slot's fence already holds: draw above it */
     char term_key[96];              /* <prefix>{ingest}:term */
-    char (*tags)[HB_SLOT_TAG_MAX];  /* slot -> hash tag of its fence key */
     int barrier_need, barrier_seen; /* barriers published / received */
     int fence_need, fence_ok;       /* fence raises sent / succeeded */
     /* single Redis: the "caught" step (see the top of ingest_lease.c) */

@@ -13,9 +13,9 @@
 #include <hiredis/async.h>
 
 #include "broker.h"
-#include "cluster.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "rc.h"
 #include "reqcheck.h"
 
 #define MOD "ticket"
@@ -380,17 +380,7 @@ void hb_ticket_broker(hb_broker_t *b, hb_req_t *q)
     av[5] = "NX";
     for (int i = 0; i < 6; i++)
         al[i] = i == 2 ? q->payload_len : strlen(av[i]);
-    if (b->cluster) {
-        rc = hb_cluster_key_command(b->cluster, 1, issue ? 6 : 2, av, al,
-                                    issue ? on_issued : on_redeemed, m);
-    } else {
-        if (!b->cmd_ready) {
-            fail(m, "redis unavailable");
-            return;
-        }
-        rc = redisAsyncCommandArgv(b->cmd.ac, issue ? on_issued : on_redeemed, m, issue ? 6 : 2, av,
-                                   al);
-    }
+    rc = hb_rc_key_command(b, 1, issue ? 6 : 2, av, al, issue ? on_issued : on_redeemed, m);
     if (rc != REDIS_OK)
         fail(m, "redis unavailable");
 }
