@@ -31,17 +31,10 @@
 #include "rc.h"
 #include "resolve.h"
 #include "sentinel.h"
-#include "ticket.h"
+#include "bticket.h"
 
 #define MOD "broker"
 #define REQS_PER_WAKE 256
-
-double hb_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- requests from the service threads ---- */
 

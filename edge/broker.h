@@ -20,6 +20,7 @@
 #include "edge.h"
 #include "hb_backoff.h"
 #include "hb_dict.h"
+#include "hb_time.h"
 #include "hb_script.h"
 #include "ingest.h" /* raw PUBLISH ingest: hb_ingest_* (ingest.c, ingest_lease.c) */
 
@@ -67,7 +68,7 @@ typedef enum { T_IDLE = 0, T_SUBSCRIBING, T_SUBSCRIBED, T_UNSUBSCRIBING } tstate
 typedef struct btopic {
     char name[HB_TOPIC_MAX + 1];
     size_t len;
-    uint64_t want; /* bit i: service thread i has subscribers */
+    uint64_t want;     /* bit i: service thread i has subscribers */
     uint64_t unsynced; /* bit i: an event for thread i was dropped (queue full), not yet told */
     tstate_t state;
     double idle_since;
@@ -151,8 +152,7 @@ struct hb_broker {
 
 /* ---- broker.c ---- */
 
-/** hb_now() - the monotonic clock in seconds. Any thread; cannot fail. */
-double hb_now(void);
+/* hb_now(): common/hb_time.h */
 /**
  * hb_broker_update_ready() - recomputes readiness (stats.ready: connected, the library
  * loaded, ingest subscribed, the canary healthy, not draining) and stats.redis_up after a state

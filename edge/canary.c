@@ -10,7 +10,6 @@
 #include "broker.h"
 #include "hb_log.h"
 #include "hb_mem.h"
-#include "library.h"
 
 #define MOD "canary"
 struct hb_canary {
@@ -19,10 +18,6 @@ struct hb_canary {
     size_t clen;
     hb_canary_beat_t beat; /* restarted when the subscriber connection comes up */
 };
-
-/* What the metrics thread reads: one canary per process. */
-static atomic_llong ref_us = -1; /* monotonic us of expect, -1 without a canary */
-static atomic_int stale_flag;
 
 static long long us(double t)
 {
@@ -81,20 +76,20 @@ hb_canary_t *hb_canary_new(hb_broker_t *b)
     c->b = b;
     c->clen = n < 0 ? 0 : (size_t)n < sizeof(c->chan) ? (size_t)n : sizeof(c->chan) - 1;
     c->beat.expect = hb_now();
-    atomic_store(&ref_us, us(c->beat.expect));
+    atomic_store(&c->b->edge->stats.canary_expect_us, us(c->beat.expect));
     return c;
 }
 
-void hb_canary_report(double expect, int stale)
+void hb_canary_report(hb_broker_t *b, double expect, int stale)
 {
-    atomic_store(&ref_us, expect < 0 ? -1 : us(expect));
-    atomic_store(&stale_flag, stale);
+    atomic_store(&b->edge->stats.canary_expect_us, expect < 0 ? 0 : us(expect));
+    atomic_store(&b->edge->stats.canary_stale, stale);
 }
 
 void hb_canary_free(hb_canary_t *c)
 {
     if (c)
-        atomic_store(&ref_us, -1);
+        atomic_store(&c->b->edge->stats.canary_expect_us, 0);
     free(c);
 }
 
@@ -113,7 +108,7 @@ void hb_canary_sub_up(hb_canary_t *c)
 {
     hb_broker_t *b = c->b;
     hb_canary_beat_restart(&c->beat, hb_now());
-    atomic_store(&ref_us, us(c->beat.expect));
+    atomic_store(&c->b->edge->stats.canary_expect_us, us(c->beat.expect));
     redisAsyncCommand(b->sub.ac, b->on_sub_cb, NULL, "SUBSCRIBE %b", c->chan, c->clen);
 }
 
@@ -130,9 +125,9 @@ int hb_canary_on_reply(hb_canary_t *c, const redisReply *r)
         publish(c, hb_now()); /* the first heartbeat right away: readiness waits for it */
     } else if (!strcmp(r->element[0]->str, "message")) {
         int was_stale = hb_canary_beat_heard(&c->beat, hb_now());
-        atomic_store(&ref_us, us(c->beat.expect));
+        atomic_store(&c->b->edge->stats.canary_expect_us, us(c->beat.expect));
         if (was_stale) {
-            atomic_store(&stale_flag, 0);
+            atomic_store(&c->b->edge->stats.canary_stale, 0);
             hb_log_info(MOD, "canary back: refilling every topic", "{s:s}", "channel", c->chan);
             hb_broker_refill_all(c->b);
         }
@@ -152,7 +147,7 @@ void hb_canary_tick(hb_canary_t *c)
         publish(c, now);
     due = hb_canary_beat_check(&c->beat, now, &age);
     if (due & HB_CANARY_WENT_STALE) {
-        atomic_store(&stale_flag, 1);
+        atomic_store(&c->b->edge->stats.canary_stale, 1);
         hb_log_warn(MOD, "canary stale: pub/sub delivery stopped; not ready", "{s:f,s:s}", "age_s",
                     age, "channel", c->chan);
         hb_broker_update_ready(b);
@@ -169,27 +164,4 @@ void hb_canary_tick(hb_canary_t *c)
 int hb_canary_ok(const hb_canary_t *c)
 {
     return c->beat.heard && !c->beat.stale;
-}
-
-int hb_canary_stale(void)
-{
-    return atomic_load(&stale_flag);
-}
-
-void hb_canary_metrics(FILE *f)
-{
-    long long ref = atomic_load(&ref_us);
-    if (ref >= 0) {
-        double age = (double)(us(hb_now()) - ref) / 1e6;
-        fprintf(f,
-                "# HELP herald_canary_age_seconds Seconds since this edge last received its own "
-                "heartbeat through Redis pub/sub (or since it began to expect one).\n"
-                "# TYPE herald_canary_age_seconds gauge\nherald_canary_age_seconds %.3f\n",
-                age < 0 ? 0.0 : age);
-    }
-    fprintf(f,
-            "# HELP herald_library_mismatch 1 when the function library in Redis has other "
-            "settings or a newer version than this edge's.\n"
-            "# TYPE herald_library_mismatch gauge\nherald_library_mismatch %d\n",
-            hb_library_mismatch());
 }

@@ -91,16 +91,9 @@ int hb_canary_ok(const hb_canary_t *c);
 /**
  * hb_canary_report() - cluster mode (cluster_canary.c): expect is the monotonic time (hb_now())
  * the oldest watched node was last heard or began to be expected, -1 for no canary; stale is 1
- * while any node's canary is stale. What hb_canary_stale() and hb_canary_metrics() read.
- * {broker thread}
+ * while any node's canary is stale. Published in stats.canary_expect_us / canary_stale, which
+ * /readyz and /metrics read. {broker thread}
  */
-void hb_canary_report(double expect, int stale);
-/** hb_canary_stale() - any thread: 1 while the connections are up but the canary is stale. */
-int hb_canary_stale(void);
-/**
- * hb_canary_metrics() - any thread: write herald_canary_age_seconds (only when a canary runs)
- * and herald_library_mismatch in Prometheus text format to f.
- */
-void hb_canary_metrics(FILE *f);
+void hb_canary_report(struct hb_broker *b, double expect, int stale);
 
 #endif

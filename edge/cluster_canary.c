@@ -102,8 +102,8 @@ int cluster__canary_reply(cnode_t *n, const redisReply *r)
         publish(n, hb_now()); /* the first heartbeat right away */
     } else if (!strcmp(r->element[0]->str, "smessage")) {
         if (hb_canary_beat_heard(&c->beat, hb_now())) {
-            hb_log_info(MOD, "canary back: refilling every topic", "{s:s,s:i,s:s}", "host",
-                        n->host, "port", n->port, "channel", c->chan);
+            hb_log_info(MOD, "canary back: refilling every topic", "{s:s,s:i,s:s}", "host", n->host,
+                        "port", n->port, "channel", c->chan);
             hb_broker_refill_all(n->cl->b);
         }
         cluster__canary_report(n->cl);
@@ -132,7 +132,7 @@ void cluster__canary_report(hb_cluster_t *cl)
         any = 1;
         stale |= n->canary.beat.stale;
     }
-    hb_canary_report(any ? oldest : -1.0, stale);
+    hb_canary_report(cl->b, any ? oldest : -1.0, stale);
 }
 
 int hb_cluster_canary_ok(const hb_cluster_t *cl)

@@ -8,6 +8,7 @@
 #include "handoff.h"
 #include "hb_cfg.h"
 #include "hb_queue.h"
+#include "hb_time.h"
 
 /* Counters shared by all threads: relaxed atomics, summed on scrape. */
 typedef struct hb_stats {
@@ -54,6 +55,12 @@ typedef struct hb_stats {
     atomic_int redis_up;               /* 1 while every Redis connection of the edge is up */
     atomic_int leader;                 /* 1 while this edge holds the ingest lease */
     atomic_int draining;               /* 1 after SIGTERM */
+    /* the delivery canary (canary.c, cluster_canary.c), for /readyz and /metrics: the monotonic
+     * microseconds (hb_now()) it was last heard or began to be expected (the oldest node's in
+     * cluster mode), 0 while none runs; and 1 while it is stale */
+    atomic_llong canary_expect_us;
+    atomic_int canary_stale;
+    atomic_int library_mismatch; /* Redis holds another library than this edge's (library.c) */
 } hb_stats_t;
 
 /* Process-wide state, set up by main before the threads start; read-only after that. */
@@ -68,8 +75,6 @@ typedef struct hb_edge {
     long sock_limit; /* accepted sockets at most, from RLIMIT_NOFILE (admit.h) */
     long conn_limit; /* clients at most: --max-connections or less (admit.h) */
 } hb_edge_t;
-
-extern hb_edge_t *hb_edge; /* the one edge of this process; set once in main before threads */
 
 /* broker.c */
 /** hb_broker_new() - the broker of edge (its loop, connections and timers, not started);

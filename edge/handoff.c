@@ -20,8 +20,6 @@
 #include "hb_mem.h"
 #include "service.h"
 
-hb_edge_t *hb_edge;
-
 hb_msg_t *hb_msg_new(hb_msg_type_t type, const char *topic, size_t topic_len)
 {
     hb_msg_t *m = hb_xcalloc(1, sizeof(*m));

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "canary.h"
 #include "hb_log.h"
 #include "reqcheck.h"
 #include "ticket.h"
@@ -245,8 +244,9 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
             return hb_http_respond_text(c, 503, "draining\n", 0);
         if (atomic_load(&s->edge->stats.ready))
             return hb_http_respond_text(c, 200, "ready\n", 0);
-        return hb_http_respond_text(c, 503, hb_canary_stale() ? "canary stale\n" : "not ready\n",
-                                    0);
+        return hb_http_respond_text(
+            c, 503, atomic_load(&s->edge->stats.canary_stale) ? "canary stale\n" : "not ready\n",
+            0);
     }
     if (!strcmp(path, "/metrics"))
         return hb_http_metrics(s, c);

@@ -13,8 +13,6 @@
 
 #define MOD "broker"
 
-static atomic_int mismatch;
-
 typedef struct lcheck {
     hb_broker_t *b;
     hb_library_done_fn done;
@@ -49,7 +47,7 @@ static void on_load(redisAsyncContext *ac, void *reply, void *priv)
         finish(ac, q, 0);
         return;
     }
-    atomic_store(&mismatch, 0);
+    atomic_store(&q->b->edge->stats.library_mismatch, 0);
     finish(ac, q, 1);
 }
 
@@ -104,7 +102,7 @@ static void on_info(redisAsyncContext *ac, void *reply, void *priv)
                      "knows; not replacing it (upgrade this edge)",
                      "{s:s,s:I,s:i}", "library", b->fn.lib, "found", version, "this_edge",
                      HB_SCRIPT_VERSION);
-        atomic_store(&mismatch, 1);
+        atomic_store(&b->edge->stats.library_mismatch, 1);
         finish(ac, q, 1);
         return;
     }
@@ -115,11 +113,11 @@ static void on_info(redisAsyncContext *ac, void *reply, void *priv)
                      "every edge of the deployment)",
                      "{s:s,s:s,s:s}", "library", b->fn.lib, "loaded", r->element[1]->str,
                      "this_edge", b->settings);
-        atomic_store(&mismatch, 1);
+        atomic_store(&b->edge->stats.library_mismatch, 1);
         finish(ac, q, 1);
         return;
     }
-    atomic_store(&mismatch, 0);
+    atomic_store(&b->edge->stats.library_mismatch, 0);
     finish(ac, q, 1);
 }
 
@@ -136,9 +134,4 @@ void hb_library_ensure(hb_broker_t *b, redisAsyncContext *ac, hb_library_done_fn
     q->done = done;
     q->arg = arg;
     send_info(ac, q);
-}
-
-int hb_library_mismatch(void)
-{
-    return atomic_load(&mismatch);
 }

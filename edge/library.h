@@ -13,7 +13,7 @@
 struct hb_broker;
 
 /* The outcome: ok 1 = the functions can be called (ours, or another edge's, maybe with other
- * settings: see hb_library_mismatch()); 0 = failed (the caller drops the connection to retry).
+ * settings: see stats.library_mismatch); 0 = failed (the caller drops the connection to retry).
  * Not called when the connection goes away meanwhile. {broker thread} */
 typedef void (*hb_library_done_fn)(redisAsyncContext *ac, int ok, void *arg);
 
@@ -21,15 +21,11 @@ typedef void (*hb_library_done_fn)(redisAsyncContext *ac, int ok, void *arg);
  * hb_library_ensure() - check and if needed load b->library on ac (a connected command
  * connection whose data is b), then call done(ac, ok, arg) once. A library of the same version
  * and other settings, or of a newer version, is kept and logged as an error (once per
- * connection) and counted by hb_library_mismatch(). {broker thread}
+ * connection) and counted in stats.library_mismatch. {broker thread}
  */
 void hb_library_ensure(struct hb_broker *b, redisAsyncContext *ac, hb_library_done_fn done,
                        void *arg);
 
-/**
- * hb_library_mismatch() - 1 while the last library check found the library of another
- * version or other settings than this edge's (any thread; herald_library_mismatch).
- */
-int hb_library_mismatch(void);
+/* The outcome of the last check is in stats.library_mismatch (edge.h), for /metrics. */
 
 #endif

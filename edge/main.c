@@ -293,7 +293,6 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    hb_edge = &edge;
     edge.nthreads = edge.cfg.threads;
     edge.to_broker = hb_queue_new(65536);
     edge.svcs = hb_xcalloc((size_t)edge.nthreads, sizeof(*edge.svcs));

@@ -11,7 +11,6 @@
 #include <sys/resource.h>
 
 #include "broker.h"
-#include "canary.h"
 #include "hb_prom.h"
 #include "sentinel.h"
 
@@ -203,7 +202,21 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         hb_hist_write(f, "herald_publish_latency_seconds",
                       "HTTP and WebSocket publish: request to Redis' answer.", ph, nt);
     }
-    hb_canary_metrics(f);
+    {
+        long long expect = atomic_load(&st->canary_expect_us);
+        if (expect > 0) { /* a canary runs */
+            double age = hb_now() - (double)expect / 1e6;
+            hb_prom_family(f, "herald_canary_age_seconds", "gauge",
+                           "Seconds since this edge last received its own heartbeat through "
+                           "Redis pub/sub (or since it began to expect one).");
+            fprintf(f, "herald_canary_age_seconds %.3f\n", age < 0 ? 0.0 : age);
+        }
+        hb_prom_family(f, "herald_library_mismatch", "gauge",
+                       "1 when the function library in Redis has other settings or a newer "
+                       "version than this edge's.");
+        hb_prom_sample(f, "herald_library_mismatch", "",
+                       (unsigned long long)atomic_load(&st->library_mismatch));
+    }
     {
         struct rlimit rl;
         long long fds = open_fds();

@@ -236,9 +236,7 @@ static inline void hb_svc_count(atomic_ullong *c, unsigned long long n)
 /** hb_now_us() - wall-clock time in microseconds (what stream ids are made of). */
 static inline long long hb_now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return hb_wall_us();
 }
 /** hb_svc_observe_write() - a queued buffer was written: observe its publish-to-write latency
  * (live events only; now_us from hb_now_us(), read once per write). */

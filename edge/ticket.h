@@ -11,7 +11,7 @@
  * again, so its exp and signature still hold. The service thread never waits: the Redis command
  * goes through the broker (HB_REQ_TICKET_*), and the request waits, unread, for at most
  * HB_TICKET_WAIT_S before it is answered 503 (WebSocket: closed 1013).
- * Functions named *_broker run on the broker thread; the others on a service thread.
+ * Service threads only; the broker thread's side is bticket.c.
  */
 
 #include <stdint.h>
@@ -55,11 +55,6 @@ void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
 /** hb_ticket_on_timer() - @c's wait for Redis ran out (its lws timer): 503 / close 1013. */
 int hb_ticket_on_timer(hb_client_t *c);
 
-/**
- * hb_ticket_broker() - broker thread: run request @q (HB_REQ_TICKET_ISSUE: SET, or
- * HB_REQ_TICKET_REDEEM: GETDEL) and answer with one HB_MSG_TICKET to the asking thread
- * (error set when Redis is down or failed; on redeem, blob NULL when there was no such ticket).
- */
-void hb_ticket_broker(struct hb_broker *b, hb_req_t *q);
+/* hb_ticket_broker(), the broker thread's side: bticket.h. */
 
 #endif
