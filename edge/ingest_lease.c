@@ -305,16 +305,17 @@ void hb_ingest_tick(hb_broker_t *b)
         /* Even past that, the old leader's lease may outlive its last store by more than a
          * lease period (a late renewal over a lossy link), and a young standby would win the
          * race against one that heard what that leader never stored, which its barrier then
-         * makes everybody drop (FINDINGS F14). A young standby (single Redis) takes the lease
-         * only after it has seen it free for a lease period: older standbys, trying every
-         * lease/3, take it first; when all are young (Redis restarted), a leader comes a lease
-         * period later and raw messages are kept meanwhile. */
-        if (hb_rc_ingest_one_bus(b) && now - in->ing_since < YOUNG_LEASES * lease &&
+         * makes everybody drop (FINDINGS F14). A young standby takes the lease only after it
+         * has seen it free for a lease period: older standbys, trying every lease/3, take it
+         * first; when all are young (Redis restarted), a leader comes a lease period later and
+         * raw messages are kept meanwhile. Single Redis and Cluster alike (the lease key is
+         * routed to its slot's primary). */
+        if (now - in->ing_since < YOUNG_LEASES * lease &&
             (!in->free_since || now - in->free_since < lease)) {
             const char *av[] = {"PTTL", in->lease_key};
             size_t al[] = {4, strlen(in->lease_key)};
             in->acquire_inflight = 1;
-            if (hb_rc_command(b, 2, av, al, on_lease_ttl, NULL) != REDIS_OK)
+            if (hb_rc_key_command(b, 1, 2, av, al, on_lease_ttl, NULL) != REDIS_OK)
                 in->acquire_inflight = 0;
             return;
         }
