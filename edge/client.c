@@ -204,6 +204,15 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     return 0;
 }
 
+void hb_client_init(hb_client_t *c, hb_svc_t *s, struct lws *wsi)
+{
+    memset(c, 0, sizeof(*c));
+    c->svc = s;
+    c->wsi = wsi;
+    c->id = ++s->next_id;
+    hb_list_init(&c->wd_link);
+}
+
 /* Closes a client: frees its queue now; lws closes the socket (WS: after the close frame). */
 void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
 {

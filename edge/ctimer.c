@@ -154,7 +154,7 @@ int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         s->wbuf[LWS_PRE] = 'h';
         if (lws_write(wsi, s->wbuf + LWS_PRE, 1, LWS_WRITE_PING) < 0)
             return -1;
-        if (c->qlen && !c->wd_listed) /* held (--write-delay-ms): its timer writes it */
+        if (c->qlen && !hb_wdelay_held(c)) /* held (--write-delay-ms): its timer writes it */
             lws_callback_on_writable(wsi);
         return 0;
     }

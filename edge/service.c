@@ -240,10 +240,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 c->close_why = "next request on the connection";
             hb_client_cleanup(s, c);
         }
-        memset(c, 0, sizeof(*c));
-        c->svc = s;
-        c->wsi = wsi;
-        c->id = ++s->next_id;
+        hb_client_init(c, s, wsi);
         hb_admit_served(s->admit, wsi);
         return hb_http_on_request(s, c, wsi, (const char *)in);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -313,10 +310,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_ESTABLISHED:
         if (!c)
             return -1;
-        memset(c, 0, sizeof(*c));
-        c->svc = s;
-        c->wsi = wsi;
-        c->id = ++s->next_id;
+        hb_client_init(c, s, wsi);
         hb_ws_established(s, c, wsi);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -388,6 +382,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->inq = hb_queue_new(65536);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
+    hb_list_init(&s->wd_held);
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);

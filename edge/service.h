@@ -19,6 +19,7 @@
 #include "edge.h"
 #include "hb_dict.h"
 #include "hb_hist.h"
+#include "hb_list.h"
 #include "hb_jwt.h"
 #include "hb_wheel.h"
 
@@ -150,10 +151,10 @@ struct hb_client {
     /* written right after the broker batch that queued to it (svc->flush_head) */
     hb_client_t *flush_next;
     uint8_t flush_listed;
-    /* --write-delay-ms (wdelay.c): held in svc->wd_head until wd_due; wd_last is when its
-     * queue was last released to the writer (0: never) */
-    uint8_t wd_listed;
-    hb_client_t *wd_prev, *wd_next;
+    /* --write-delay-ms (wdelay.c): in svc->wd_held until wd_due; wd_last is when its queue was
+     * last released to the writer (0: never). The node is initialised by hb_client_init(); a
+     * client lws zeroed and no request reached has next == NULL (not held either) */
+    hb_list_t wd_link;
     lws_usec_t wd_due, wd_last;
     /* tickets (ticket.h): the pending token of the Redis request waited for (0: none), and
      * the redeemed token while the request is routed again (malloc'd, freed right after) */
@@ -193,9 +194,9 @@ struct hb_svc {
      * batch is done instead of through one writable callback each (hb_svc_flush, client.c) */
     int batching;
     hb_client_t *flush_head, *flush_tail;
-    /* --write-delay-ms (wdelay.c): clients whose write waits, in the order they were held,
-     * and the timer of the first one */
-    hb_client_t *wd_head, *wd_tail;
+    /* --write-delay-ms (wdelay.c): clients whose write waits (hb_client_t.wd_link), in the
+     * order they were held, and the timer of the first one */
+    hb_list_t wd_held;
     lws_sorted_usec_list_t sul_wd;
     unsigned ticks;
     hb_wheel_t wheel;     /* SSE clients' timers, in HB_SVC_TICK_US ticks */
@@ -258,6 +259,12 @@ static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long lon
  * or was cut off now (over --client-queue-max/-bytes: "slow consumer", 1008, counted).
  */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
+/**
+ * hb_client_init() - @c (lws' per-session data) starts a new request or WebSocket of @s on
+ * @wsi: zeroed, its lists' nodes initialised, a new connection id. The previous request's
+ * state must be cleaned up (hb_client_cleanup()) first. Cannot fail.
+ */
+void hb_client_init(hb_client_t *c, hb_svc_t *s, struct lws *wsi);
 /**
  * hb_client_close() - close @c once: its queue is released now (refs dropped), @why (a string
  * literal) is kept for the close log; a WebSocket with @ws_code sends a close frame with it
@@ -350,6 +357,11 @@ int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
  * after its last release, never before). O(1), no allocation. Service thread.
  */
 int hb_wdelay_hold(hb_client_t *c);
+/** hb_wdelay_held() - 1 while @c is in its thread's held list. */
+static inline int hb_wdelay_held(const hb_client_t *c)
+{
+    return c->wd_link.next && hb_list_linked(&c->wd_link);
+}
 /** hb_wdelay_remove() - c (of thread s) is cleaned up: it leaves the held list. O(1). */
 void hb_wdelay_remove(hb_svc_t *s, hb_client_t *c);
 
