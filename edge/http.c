@@ -192,6 +192,19 @@ int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const c
     return 0;
 }
 
+int hb_http_single_topic(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                         size_t tlen, char *name, long long *exp)
+{
+    const char *reason = NULL, *topics[1];
+    *exp = 0;
+    if (hb_topic_validate(topic, tlen, &reason))
+        return hb_http_bad_request(c, reason, 0);
+    memcpy(name, topic, tlen);
+    name[tlen] = '\0';
+    topics[0] = name;
+    return hb_http_subscribe_auth(s, c, wsi, topics, 1, exp) ? 0 : 1;
+}
+
 /* ---- routing ---- */
 
 /* GET /herald.js: the embedded client, 304 when If-None-Match names its ETag. */

@@ -68,6 +68,17 @@ int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, s
 int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *const *topics,
                            int n, long long *exp);
 
+/**
+ * hb_http_single_topic() - the prologue of the one-topic routes (GET /events/<topic>, GET
+ * /poll/<topic>): @topic (@tlen bytes in the request's header buffer, which an answer reuses)
+ * is validated and copied NUL-terminated into @name (HB_TOPIC_MAX + 1 bytes, the caller's),
+ * then the request's token must allow it (*exp: the token's exp, 0 none). 1 when the request
+ * goes on; else the refusal (400, 401, 403) was answered and what the route returns: 0, or -1
+ * to close.
+ */
+int hb_http_single_topic(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                         size_t tlen, char *name, long long *exp);
+
 /* ---- sse.c ---- */
 
 /**

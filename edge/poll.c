@@ -67,20 +67,14 @@ void hb_poll_on_timer(hb_client_t *c)
 
 int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
 {
-    char arg[HB_CURSOR_MAX + 8], tbuf[16];
-    const char *reason = NULL, *topics[1];
+    char arg[HB_CURSOR_MAX + 8], tbuf[16], name[HB_TOPIC_MAX + 1];
+    const char *reason = NULL;
     hb_cursor_t cur;
     long timeout = 25;
-    long long exp;
-    int has;
-    if (hb_topic_validate(topic, tlen, &reason))
-        return hb_http_bad_request(c, reason, 0);
-    memcpy(c->topic, topic, tlen);
-    c->topic[tlen] = '\0';
-    c->topic_len = tlen;
-    topics[0] = c->topic;
-    if (hb_http_subscribe_auth(s, c, wsi, topics, 1, &exp))
-        return 0; /* a long-poll ends within its timeout: exp is checked per request */
+    long long exp; /* a long-poll ends within its timeout: exp is checked per request */
+    int has = hb_http_single_topic(s, c, wsi, topic, tlen, name, &exp);
+    if (has != 1)
+        return has; /* refused, answered */
     has = hb_http_query_arg(wsi, "since", NULL, arg, sizeof(arg));
     if (has < 0)
         return hb_http_bad_request(c, "since is too long", 0);
@@ -107,7 +101,7 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
         c->poll_ready = 2;
     else
         hb_svc_poll_timer(c, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
-    hb_sub_add(c, c->topic, c->topic_len, has ? &cur : NULL, !has);
+    hb_sub_add(c, name, tlen, has ? &cur : NULL, !has);
     lws_http_headers_detach(wsi);
     return 0;
 }

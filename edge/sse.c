@@ -54,21 +54,14 @@ static int sse_turn_away(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 
 int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
 {
-    char text[HB_CURSOR_MAX + 8];
-    const char *reason = NULL, *topics[1];
+    char text[HB_CURSOR_MAX + 8], name[HB_TOPIC_MAX + 1];
+    const char *reason = NULL;
     hb_cursor_t cur;
     long long exp;
-    int has;
+    int has = hb_http_single_topic(s, c, wsi, topic, tlen, name, &exp);
 
-    if (hb_topic_validate(topic, tlen, &reason))
-        return hb_http_bad_request(c, reason, 0);
-    /* `topic` points into the request's header buffer, which writing the response reuses */
-    memcpy(c->topic, topic, tlen);
-    c->topic[tlen] = '\0';
-    c->topic_len = tlen;
-    topics[0] = c->topic;
-    if (hb_http_subscribe_auth(s, c, wsi, topics, 1, &exp))
-        return 0;
+    if (has != 1)
+        return has; /* refused, answered */
     has = read_last_event_id(wsi, text, sizeof(text));
     if (has < 0)
         return hb_http_bad_request(c, "Last-Event-ID is too long", 0);
@@ -79,7 +72,7 @@ int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
     if (sse_headers(s, c, wsi, K_SSE))
         return -1;
     hb_client_push(c, s->retry_frame, NULL, 0, 1);
-    hb_sub_add(c, c->topic, c->topic_len, has > 0 ? &cur : NULL, 0);
+    hb_sub_add(c, name, tlen, has > 0 ? &cur : NULL, 0);
     if (exp)
         hb_auth_expire_at(c, exp);
     lws_http_headers_detach(wsi); /* give the header buffer back to the pool */
