@@ -201,12 +201,8 @@ int hb_auth_on_timer(hb_client_t *c)
     }
     atomic_fetch_add_explicit(&c->svc->edge->stats.auth_expired, 1, memory_order_relaxed);
     hb_log_debug(MOD, "token expired", "{s:I}", "client", (long long)c->id);
-    if (c->kind == K_SSE || c->kind == K_MSSE) {
-        /* end the stream after what is queued; EventSource reconnects with its URL, whose
-         * expired token is then refused with 401 (the page must get a new token) */
-        hb_client_push(c, c->svc->expired_frame, NULL, 0, 1);
-        c->close_after_flush = 1;
-        lws_callback_on_writable(c->wsi);
+    if (c->ops && c->ops->expire) {
+        c->ops->expire(c); /* SSE: the stream ends after what is queued */
         return 0;
     }
     hb_client_close(c, "token expired", LWS_CLOSE_STATUS_POLICY_VIOLATION);

@@ -53,8 +53,7 @@ static int flush_direct_ok(const hb_client_t *c)
     /* close_why: closing, or a WebSocket peer sent its close (lws answers it; no data after) */
     if (c->close_after_flush || c->closing || c->close_why)
         return 0;
-    return c->kind == K_SSE || c->kind == K_MSSE ||
-           (c->kind == K_WS && !c->close_code);
+    return c->ops && c->ops->write && !c->close_code;
 }
 
 static void flush_add(hb_svc_t *s, hb_client_t *c)
@@ -114,7 +113,7 @@ void hb_svc_flush(hb_svc_t *s)
             lws_callback_on_writable(c->wsi);
             continue;
         }
-        rc = c->kind == K_WS ? hb_ws_write(s, c, c->wsi) : hb_http_sse_write(s, c, c->wsi);
+        rc = c->ops->write(s, c, c->wsi);
         if (rc) {
             hb_client_close(c, "write failed", 0);
             continue;
@@ -221,13 +220,8 @@ void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
     c->closing = 1;
     c->close_why = why; /* logged when the connection ends (conn_log_close) */
     queue_release(c);
-    if (c->kind == K_WS && ws_code) {
-        c->close_code = ws_code;
-        lws_callback_on_writable(c->wsi);
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
-    } else {
+    if (!ws_code || !c->ops || !c->ops->close || !c->ops->close(c, ws_code))
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    }
 }
 
 /* Called by the writers after a write: continue paged history reads waiting for room. */
@@ -238,30 +232,20 @@ void hb_client_drained(hb_client_t *c)
 
 /* ---- connection log: one debug line when a client opens, one when it ends ---- */
 
-static const char *kind_name(kind_t k)
+/* the connection gauge of transport t */
+static atomic_ullong *conn_gauge(hb_stats_t *st, const hb_transport_t *t)
 {
-    switch (k) {
-    case K_SSE:
-        return "sse";
-    case K_MSSE:
-        return "sse-multi";
-    case K_WS:
-        return "ws";
-    case K_POLL:
-        return "poll";
-    default:
-        return "http";
-    }
+    return (atomic_ullong *)(void *)((char *)st + t->gauge);
 }
 
-static void conn_log_open(hb_client_t *c, kind_t kind)
+static void conn_log_open(hb_client_t *c, const hb_transport_t *t)
 {
     char peer[64] = "";
     c->opened = lws_now_usecs();
     if (!hb_log_enabled(HB_LOG_DEBUG))
         return;
     lws_get_peer_simple(c->wsi, peer, sizeof(peer));
-    hb_log_debug(MOD, "connection open", "{s:s,s:s,s:i,s:I,s:b}", "transport", kind_name(kind),
+    hb_log_debug(MOD, "connection open", "{s:s,s:s,s:i,s:I,s:b}", "transport", t->name,
                  "peer", peer, "thread", c->svc->idx, "conn", (json_int_t)c->id, "tls",
                  c->svc->tls);
 }
@@ -281,7 +265,7 @@ static void conn_log_close(hb_client_t *c)
         getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl);
     lws_get_peer_simple(c->wsi, peer, sizeof(peer));
     hb_log_debug(MOD, "connection closed", "{s:s,s:s,s:i,s:I,s:b,s:s,s:I,s:I,s:I,s:I}", "transport",
-                 kind_name((kind_t)c->counted), "peer", peer, "thread", c->svc->idx, "conn",
+                 c->counted->name, "peer", peer, "thread", c->svc->idx, "conn",
                  (json_int_t)c->id, "tls", c->svc->tls, "reason",
                  c->close_why ? c->close_why : "connection closed", "duration_ms",
                  (json_int_t)((lws_now_usecs() - c->opened) / 1000), "events",
@@ -289,18 +273,16 @@ static void conn_log_close(hb_client_t *c)
                  (json_int_t)ti.tcpi_bytes_received);
 }
 
-void hb_client_count(hb_client_t *c, kind_t kind)
+void hb_client_count(hb_client_t *c, const hb_transport_t *t)
 {
     hb_stats_t *st = &c->svc->edge->stats;
-    c->counted = (uint8_t)kind;
-    conn_log_open(c, kind);
-    hb_ctimer_start(c, kind);
+    c->ops = c->counted = t;
+    conn_log_open(c, t);
+    if (t->start)
+        t->start(c);
     atomic_fetch_add(&c->svc->nclients, 1);
     atomic_fetch_add_explicit(&st->connections, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(kind == K_WS     ? &st->conn_ws
-                              : kind == K_POLL ? &st->conn_poll
-                                               : &st->conn_sse,
-                              1, memory_order_relaxed);
+    atomic_fetch_add_explicit(conn_gauge(st, t), 1, memory_order_relaxed);
 }
 
 void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
@@ -330,9 +312,6 @@ void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
         conn_log_close(c);
         atomic_fetch_sub(&s->nclients, 1);
         atomic_fetch_sub_explicit(&st->connections, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(c->counted == K_WS     ? &st->conn_ws
-                                  : c->counted == K_POLL ? &st->conn_poll
-                                                         : &st->conn_sse,
-                                  1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(conn_gauge(st, c->counted), 1, memory_order_relaxed);
     }
 }

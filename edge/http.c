@@ -6,6 +6,7 @@
  */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,12 +26,20 @@ extern const unsigned char hb_herald_js[];
 extern const size_t hb_herald_js_len;
 extern const char hb_herald_js_etag[];
 
+/* A request waiting for Redis to issue or redeem its ticket (ticket.h): nothing is written
+ * until the answer makes it a plain answer or routes it again. */
+const hb_transport_t hb_ticket_ops = {
+    .name = "http",
+    .gauge = offsetof(hb_stats_t, conn_sse), /* never counted */
+    .frame = offsetof(hb_ev_t, json),
+};
+
 /* ---- plain responses ---- */
 
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after)
 {
-    c->kind = K_SIMPLE;
+    c->ops = &hb_simple_ops;
     c->status = (uint16_t)status;
     c->ctype = ctype;
     c->close_after_flush = (uint8_t)(close_after || c->close_after_flush);

@@ -16,7 +16,7 @@
 #include "reqcheck.h"
 #include "service.h"
 
-/* c->auth_challenge: the extra headers of a K_SIMPLE answer (hb_http_write_headers()). */
+/* c->auth_challenge: the extra headers of a plain answer (hb_http_write_headers()). */
 enum {
     EXTRA_NONE = 0,
     EXTRA_AUTH,         /* 401: WWW-Authenticate: Bearer */
@@ -83,14 +83,14 @@ int hb_http_single_topic(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
 
 /**
  * hb_http_sse_single() - GET /events/<topic> (@topic, @tlen point into the request's header
- * buffer; copied before the answer reuses it): checks, then a K_SSE stream (or a 400/401/403
+ * buffer; copied before the answer reuses it): checks, then an SSE stream (or a 400/401/403
  * answer, or the retry-and-close turn-away when full or draining). 0, or -1 to close.
  */
 int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
                        size_t tlen);
 
 /**
- * hb_http_sse_multi() - GET /events?topic=a&topic=b (up to --max-topics): one K_MSSE stream
+ * hb_http_sse_multi() - GET /events?topic=a&topic=b (up to --max-topics): one multi-topic SSE stream
  * with a composite cursor, in URL order, or an answer as hb_http_sse_single(). 0, or -1 to
  * close.
  */
@@ -100,7 +100,7 @@ int hb_http_sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 
 /**
  * hb_poll_start() - GET /poll/<topic>?since=&timeout= (@topic in the header buffer, copied):
- * checks, then a K_POLL request subscribed from ?since= (else from the stream's tail) and
+ * checks, then a long-poll request subscribed from ?since= (else from the stream's tail) and
  * answered by hb_poll_on_timer(); or a 400/401/403/503 answer. 0, or -1 to close.
  */
 int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen);
@@ -110,7 +110,7 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
 /**
  * hb_http_publish_start() - POST /publish/<topic> whose head's @framing and @length were
  * checked (hb_req_framing()): checks the method, key or token, topic, event name, framing and
- * size, then waits for the body (K_PUBLISH, c->req REQ_BODY; hb_http_on_body() takes it), or
+ * size, then waits for the body (hb_publish_ops, c->req REQ_BODY; hb_http_on_body() takes it), or
  * answers 401/403/405/411/413/400 and closes. 0, or -1 to close.
  */
 int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,

@@ -5,28 +5,82 @@
  */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void hb_poll_maybe_answer(hb_client_t *c)
+/* From the writable callback: answer unless a subscription still reads history (events, a gap
+ * or a zero timeout answer now). Answering removes the subscription: only ever done from
+ * here or the timer, never while a delivery to it is on the stack. */
+static int poll_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     int timeout0 = c->poll_ready == 2;
-    if (c->kind != K_POLL || c->closing)
-        return;
+    (void)s;
+    (void)wsi;
+    if (c->closing)
+        return 0;
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i] && c->subs[i]->resuming && !c->subs[i]->poll_full)
-            return; /* history first */
+            return 0; /* history first */
     if (c->qlen || c->poll_gap || timeout0)
         hb_poll_on_timer(c);
+    return 0;
 }
+
+static void poll_timer(hb_client_t *c, lws_usec_t now)
+{
+    (void)now;
+    hb_poll_on_timer(c);
+}
+
+/* A gap notice: the answer says so (from the writable callback). */
+static void poll_gap(hb_client_t *c, const hb_ev_t *ev)
+{
+    c->poll_gap = ev->gap == HB_GAP_RESET ? "reset" : "trimmed";
+    lws_callback_on_writable(c->wsi);
+}
+
+/* `next` when no event comes: the stream's tail (after a reset gap, even over a `since`). */
+static void poll_history_tail(hb_client_t *c, const char *tail, int reset)
+{
+    if (reset || !c->poll_next[0])
+        memcpy(c->poll_next, tail, sizeof(c->poll_next));
+}
+
+static void poll_caught_up(hb_client_t *c)
+{
+    lws_callback_on_writable(c->wsi);
+}
+
+/* Draining: answered with what it has, from its writable callback. */
+static void poll_drain(hb_client_t *c, unsigned i)
+{
+    (void)i;
+    c->poll_ready = 2;
+    lws_callback_on_writable(c->wsi);
+}
+
+const hb_transport_t hb_poll_ops = {
+    .name = "poll",
+    .gauge = offsetof(hb_stats_t, conn_poll),
+    .frame = offsetof(hb_ev_t, json),
+    .cursor = 1,
+    .answer = 1,
+    .http_writeable = poll_writeable,
+    .timer = poll_timer,
+    .gap = poll_gap,
+    .history_tail = poll_history_tail,
+    .caught_up = poll_caught_up,
+    .drain = poll_drain,
+};
 
 void hb_poll_on_timer(hb_client_t *c)
 {
     char *body;
     size_t cap = c->qbytes + HB_CURSOR_MAX + 64, n;
     const char *next = c->poll_next;
-    if (c->kind != K_POLL || c->closing)
+    if (c->ops != &hb_poll_ops || c->closing)
         return;
     hb_svc_poll_timer(c, 0);
     body = malloc(cap + c->qlen);
@@ -90,8 +144,7 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
     }
     if (!hb_svc_admit(s, c->wsi))
         return hb_http_respond_text(c, 503, "over capacity or draining: retry later\n", 1);
-    c->kind = K_POLL;
-    hb_client_count(c, K_POLL);
+    hb_client_count(c, &hb_poll_ops);
     if (has) {
         size_t l = hb_cursor_format(&cur.id, cur.epoch, c->poll_next);
         c->poll_next[l] = '\0';

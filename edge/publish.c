@@ -5,12 +5,22 @@
  */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hb_mem.h"
 #include "reqcheck.h"
+
+/* A publish waiting for its body, then for Redis: its answer is a plain one (hb_simple_ops). */
+const hb_transport_t hb_publish_ops = {
+    .name = "http",
+    .gauge = offsetof(hb_stats_t, conn_sse), /* never counted */
+    .frame = offsetof(hb_ev_t, json),
+    .transaction = 1,
+    .published = hb_http_on_published,
+};
 
 /* POST /publish/<topic>: the head's framing is already checked (hb_req_framing). */
 int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
@@ -78,7 +88,7 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
     memcpy(c->topic, topic, tlen);
     c->topic[tlen] = '\0';
     c->topic_len = tlen;
-    c->kind = K_PUBLISH;
+    c->ops = &hb_publish_ops;
     c->rxmax = (size_t)length;
     /* lws gives the body (an explicit 0 too) and then completes it, once: HTTP_BODY_COMPLETION */
     c->req = REQ_BODY;
@@ -87,7 +97,7 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
 
 int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len)
 {
-    if (c->req != REQ_BODY || c->kind != K_PUBLISH || !len)
+    if (c->req != REQ_BODY || c->ops != &hb_publish_ops || !len)
         return 0; /* a body we answered early (or lws' empty call for Content-Length: 0) */
     if (len > c->rxmax - c->rxlen) { /* lws frames by the same Content-Length: cannot happen */
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
@@ -119,17 +129,17 @@ int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c)
 {
     hb_req_t *q;
     hb_pending_t *p;
-    if (c->req == REQ_DONE && (c->kind == K_PUBLISH || c->kind == K_SIMPLE) && !c->rx_paused) {
+    if (c->req == REQ_DONE && c->ops && c->ops->transaction && !c->rx_paused) {
         /* lws 4.1 calls this again on every loop turn while a pipelined request waits in its
          * buffer (it stays in its body state until the answer is written), and the loop
          * starves. Herald does not pipeline after a publish: stop reading, answer, close. */
         c->close_after_flush = 1;
         hb_req_pause(c);
-        if (c->kind == K_SIMPLE) /* the answer is queued, and lws will not write it now */
-            hb_http_answer_now(c);
+        if (c->ops->answer_now) /* an answer is queued, and lws will not write it now */
+            c->ops->answer_now(c);
         return 0;
     }
-    if (c->req != REQ_BODY || c->kind != K_PUBLISH)
+    if (c->req != REQ_BODY || c->ops != &hb_publish_ops)
         return 0; /* completed already, or answered before its body */
     c->req = REQ_DONE;
     q = hb_xcalloc(1, sizeof(*q));

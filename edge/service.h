@@ -22,6 +22,7 @@
 #include "hb_list.h"
 #include "hb_jwt.h"
 #include "hb_wheel.h"
+#include "transport.h"
 
 #define HB_SVC_WBUF 65536 /* bytes coalesced into one write */
 #define HB_SVC_WS_RX 256  /* lws' per-WebSocket rx buffer (service.c protocols table) */
@@ -75,9 +76,6 @@ typedef struct qent {
     uint16_t ctl;
 } qent_t;
 
-/* K_TICKET: an HTTP request waiting for Redis to issue or redeem its ticket (ticket.h) */
-typedef enum { K_NONE = 0, K_SIMPLE, K_SSE, K_MSSE, K_WS, K_POLL, K_PUBLISH, K_TICKET } kind_t;
-
 /* Life cycle of the connection's current HTTP request (edge/reqcheck.h): every HTTP callback
  * checks it, so a body is taken and completed once per request. */
 typedef enum { REQ_IDLE = 0, REQ_HEAD, REQ_BODY, REQ_DONE } req_state_t;
@@ -99,8 +97,9 @@ typedef struct hb_pending {
 struct hb_client {
     struct lws *wsi;
     hb_svc_t *svc;
-    kind_t kind;
-    uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish, counted;
+    const hb_transport_t *ops;     /* its transport now (transport.h); NULL: none yet */
+    const hb_transport_t *counted; /* counted as (hb_client_count()) until the cleanup */
+    uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish;
     uint16_t close_code; /* WS: close code to send */
     uint64_t id;
     hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe */
@@ -273,11 +272,12 @@ void hb_client_init(hb_client_t *c, hb_svc_t *s, struct lws *wsi);
  */
 void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code);
 /**
- * hb_client_count() - @c became a client of @kind (K_SSE, K_MSSE, K_WS, K_POLL): counted in
- * the connection gauges until hb_client_cleanup(), its timers started (ctimer.c), its open
- * logged at debug level. Once per client.
+ * hb_client_count() - @c became a client of transport @t (SSE, multi-topic SSE, WebSocket,
+ * long-poll): c->ops and c->counted set, counted in t's connection gauge until
+ * hb_client_cleanup(), its timers started (t->start), its open logged at debug level. Once
+ * per client.
  */
-void hb_client_count(hb_client_t *c, kind_t kind);
+void hb_client_count(hb_client_t *c, const hb_transport_t *t);
 /** hb_client_drained() - the client wrote (part of) its queue: continue a paced history read
  * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);
@@ -323,7 +323,7 @@ int hb_svc_admit(hb_svc_t *s, struct lws *wsi);
  * hb_svc_poll_timer() - a long-poll's timeout: hb_poll_on_timer(c) runs once `us` microseconds
  * passed (at most one housekeeping tick, 250 ms, later); us 0 cancels it. A timer in the
  * thread's wheel, not lws_set_timer_usecs(): arming an lws timer walks a list of every other
- * one. Service thread; c is K_POLL.
+ * one. Service thread; c is a long-poll.
  */
 void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us);
 
@@ -336,12 +336,21 @@ void hb_ctimer_free(hb_svc_t *s);
 /** hb_ctimer_tick() - the housekeeping tick: fires the due timers, closes SSE streams whose
  * peer hung up or sent bytes. */
 void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now);
-/** hb_ctimer_start() - c became an SSE (heartbeat, peer watch) or WebSocket (keepalive)
- * client. */
-void hb_ctimer_start(hb_client_t *c, kind_t kind);
-/** hb_ctimer_end() - c (of thread s; c->svc may be unset) is cleaned up: its timer and peer
- * watch go. */
+/** hb_ctimer_end() - c (of thread s; c->svc may be unset) is cleaned up: its timer goes, and
+ * what its counted transport's start() set up (t->end). */
 void hb_ctimer_end(hb_svc_t *s, hb_client_t *c);
+/* the timer hooks of the transports' tables (transport.h), here with the wheel they use */
+/** hb_ctimer_sse_start() - SSE start(): heartbeat timer, peer watch. */
+void hb_ctimer_sse_start(hb_client_t *c);
+/** hb_ctimer_sse_end() - SSE end(): out of the peer watch. */
+void hb_ctimer_sse_end(hb_svc_t *s, hb_client_t *c);
+/** hb_ctimer_sse_fire() - SSE timer(): a heartbeat when one is due (a peer check without the
+ * peer set), then the next timer. */
+void hb_ctimer_sse_fire(hb_client_t *c, lws_usec_t now);
+/** hb_ctimer_ws_start() - WebSocket start(): the keepalive timer (--ws-ping-interval; 0: none). */
+void hb_ctimer_ws_start(hb_client_t *c);
+/** hb_ctimer_ws_fire() - WebSocket timer(): a ping when one is due, a hang-up after two. */
+void hb_ctimer_ws_fire(hb_client_t *c, lws_usec_t now);
 /** hb_ctimer_ws_seen() - a frame (message, fragment, pong) came from WebSocket c: no ping is
  * due before --ws-ping-interval from now. O(1), no timer operation. */
 void hb_ctimer_ws_seen(hb_client_t *c);
@@ -402,7 +411,7 @@ int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors);
  */
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path);
 /**
- * hb_http_respond() - queue a K_SIMPLE answer: @status, @ctype (a string literal), @body
+ * hb_http_respond() - queue a plain answer (c->ops becomes hb_simple_ops): @status, @ctype (a string literal), @body
  * (@len bytes, copied; 0: none); @close_after closes the connection after it. 400/404/405/411
  * are counted as bad requests. Written from the writable callback (or at once for a paused
  * connection). 0, or -1 when the body could not be allocated. http.c.
@@ -415,17 +424,17 @@ int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
 /** hb_http_unauthorized() - answer 401 with WWW-Authenticate: Bearer error="invalid_token"
  * and the text @body (counted as an auth refusal by the caller). http.c. */
 int hb_http_unauthorized(hb_client_t *c, const char *body);
-/**
- * hb_http_writeable() - LWS_CALLBACK_HTTP_WRITEABLE: a K_SIMPLE answer is written (then the
- * transaction completes, or the connection closes), a long-poll may answer, an SSE stream
- * writes what is queued. 0, or -1 to close. http_write.c.
- */
-int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-/** hb_http_sse_write() - SSE: one coalesced write of what is queued (lws keeps what the socket
- * does not take). 0, or -1 when the connection failed. Service thread. http_write.c. */
+/** hb_http_sse_write() - SSE write(): one coalesced write of what is queued (lws keeps what
+ * the socket does not take). 0, or -1 when the connection failed. http_write.c. */
 int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_http_msse_write() - multi-topic SSE write(): hb_http_sse_write() with the client's
+ * composite id line after each event. http_write.c. */
+int hb_http_msse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_http_sse_writeable() - SSE http_writeable(): what is queued is written; a stream whose
+ * last frames went out (close_after_flush) closes. 0, or -1 to close. http_write.c. */
+int hb_http_sse_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /**
- * hb_http_answer_now() - write @c's queued K_SIMPLE answer at once and have lws close the
+ * hb_http_answer_now() - write @c's queued plain answer at once and have lws close the
  * connection (LWS_TO_KILL_ASYNC). For a connection lws does not read (hb_req_pause()), whose
  * POLLOUT lws 4.1 does not service. Service thread. http_write.c.
  */
@@ -446,12 +455,9 @@ int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c);
 /** hb_http_on_published() - the broker's answer to an HTTP publish (@m borrowed): @p is freed,
  * the latency observed, and 200 {"id":...}, 400 (herald: errors) or 503 answered. publish.c. */
 void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
-/** hb_poll_maybe_answer() - from the writable callback: answer the long-poll @c unless a
- * subscription still reads history (events, a gap or a zero timeout answer now). poll.c. */
-void hb_poll_maybe_answer(hb_client_t *c);
 /** hb_poll_on_timer() - answer the long-poll @c with what it has queued (its subscription
- * ends first), its timer cancelled; out of memory closes it. No-op unless K_POLL and not
- * closing. poll.c. */
+ * ends first), its timer cancelled; out of memory closes it. No-op unless a long-poll not
+ * answered yet and not closing. poll.c. */
 void hb_poll_on_timer(hb_client_t *c);
 
 /* ws.c */
@@ -471,7 +477,6 @@ int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
 /** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or -1
  * when the connection failed. Service thread. */
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
 /** hb_ws_take_token() - a token from the handshake (or a ticket, or an auth message): the
  * publish key, or a JWT whose claims @c keeps. 0, or -1 with *reason (nothing changed). */
 int hb_ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len, const char **reason);

@@ -177,10 +177,10 @@ int hb_ticket_issue(hb_svc_t *s, hb_client_t *c, struct lws *wsi, hb_http_body_t
     q->payload = hb_xmemdup(tok, q->payload_len + 1);
     memcpy(c->topic, id, sizeof(id)); /* answered from hb_ticket_on_reply() */
     c->topic_len = HB_TICKET_ID_LEN;
-    c->kind = K_TICKET;
+    c->ops = &hb_ticket_ops;
     hb_req_pause(c); /* nothing more is read: the answer closes the connection */
     if (ask(s, c, q, NULL)) {
-        c->kind = K_NONE;
+        c->ops = NULL;
         return text(c, 503, "busy: try again\n");
     }
     return 0;
@@ -195,10 +195,10 @@ int hb_ticket_http(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *pat
         refuse_http(s, c, "malformed ticket");
         return 1;
     }
-    c->kind = K_TICKET;
+    c->ops = &hb_ticket_ops;
     hb_req_pause(c);
     if (ask(s, c, req_new(HB_REQ_TICKET_REDEEM, id), path)) {
-        c->kind = K_NONE;
+        c->ops = NULL;
         text(c, 503, "busy: try again\n");
     }
     return 1;
@@ -259,12 +259,12 @@ void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     hb_pending_del(s, p);
     c->ticket_tok = 0;
     lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
-    if (c->kind == K_WS) {
+    if (c->ops == &hb_ws_ops) {
         ws_answer(s, c, m);
     } else if (!path) { /* issued */
         char body[128];
         int n;
-        c->kind = K_NONE;
+        c->ops = NULL;
         if (m->error) {
             hb_log_ratelimited("ticket-store", 1000, HB_LOG_WARN, MOD, "ticket not stored", "{s:s}",
                                "err", m->result);
@@ -276,16 +276,16 @@ void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
             hb_http_respond(c, 200, "application/json", body, (size_t)n, 1);
         }
     } else if (m->error) {
-        c->kind = K_NONE;
+        c->ops = NULL;
         hb_log_ratelimited("ticket-redeem", 1000, HB_LOG_WARN, MOD, "ticket not redeemed", "{s:s}",
                            "err", m->result);
         text(c, 503, "ticket store unavailable: retry\n");
     } else if (!m->blob) {
-        c->kind = K_NONE;
+        c->ops = NULL;
         refuse_http(s, c, "unknown, used or expired ticket");
     } else { /* served as if its token had come with the request */
         count(&s->edge->stats.tickets_redeemed);
-        c->kind = K_NONE;
+        c->ops = NULL;
         hb_req_resume(c);
         c->ticket_jwt = m->blob;
         rc = hb_http_reroute(s, c, json_string_value(path));
@@ -304,11 +304,11 @@ int hb_ticket_on_timer(hb_client_t *c)
                        "ticket store did not answer in time", NULL);
     c->ticket_tok = 0;
     hb_pending_del(s, p); /* a late answer finds nothing and is dropped */
-    if (c->kind == K_WS) {
+    if (c->ops == &hb_ws_ops) {
         hb_client_close(c, "ticket store unavailable: retry", 1013);
         return 0;
     }
-    c->kind = K_NONE;
+    c->ops = NULL;
     text(c, 503, "ticket store unavailable: retry\n");
     return 0;
 }

@@ -4,6 +4,7 @@
  */
 #include "service.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,8 +173,7 @@ void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     int n = hb_auth_token(wsi, tok, sizeof(tok));
     if (n == 0)
         n = hb_auth_cookie(s, wsi, tok, sizeof(tok));
-    c->kind = K_WS;
-    hb_client_count(c, K_WS);
+    hb_client_count(c, &hb_ws_ops);
     c->rxmax = (size_t)cfg->max_message_bytes + 4096;
     if (hb_ticket_ws(s, c, wsi))
         return; /* ?ticket=: signed in (or refused) once Redis gave the token back */
@@ -266,7 +266,7 @@ static void on_publish(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
     }
 }
 
-void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
+static void ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 {
     hb_client_t *c = p->c;
     json_t *echo = p->echo ? json_incref(p->echo) : NULL;
@@ -454,3 +454,30 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     hb_client_drained(c); /* a paced resume continues once most of its page was taken */
     return 0;
 }
+
+/* Closed with a code: the close frame goes out from the writable callback (5 s at most). */
+static int ws_close(hb_client_t *c, uint16_t code)
+{
+    c->close_code = code;
+    lws_callback_on_writable(c->wsi);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+    return 1;
+}
+
+static void ws_drain(hb_client_t *c, unsigned i)
+{
+    (void)i;
+    hb_client_close(c, "draining", 1001);
+}
+
+const hb_transport_t hb_ws_ops = {
+    .name = "ws",
+    .gauge = offsetof(hb_stats_t, conn_ws),
+    .frame = offsetof(hb_ev_t, ws),
+    .write = hb_ws_write,
+    .start = hb_ctimer_ws_start,
+    .timer = hb_ctimer_ws_fire,
+    .drain = ws_drain,
+    .close = ws_close,
+    .published = ws_on_published,
+};
