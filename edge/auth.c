@@ -132,8 +132,9 @@ int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reas
         return 0; /* no token checks on this edge: a token is ignored */
     {
         hb_client_t *c = lws_wsi_user(wsi);
-        if (c && c->ticket_jwt) /* a redeemed ticket's token (ticket.h): verified again */
-            return hb_auth_verify(s, c->ticket_jwt, strlen(c->ticket_jwt), jwt, reason) ? -1 : 1;
+        const char *t = c && c->x ? c->x->ticket_jwt : NULL;
+        if (t) /* a redeemed ticket's token (ticket.h): verified again */
+            return hb_auth_verify(s, t, strlen(t), jwt, reason) ? -1 : 1;
     }
     has = hb_auth_token(wsi, tok, sizeof(tok));
     if (has == 0)

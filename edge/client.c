@@ -212,6 +212,13 @@ void hb_client_init(hb_client_t *c, hb_svc_t *s, struct lws *wsi)
     hb_list_init(&c->wd_link);
 }
 
+hb_creq_t *hb_creq(hb_client_t *c)
+{
+    if (!c->x)
+        c->x = hb_xcalloc(1, sizeof(*c->x));
+    return c->x;
+}
+
 /* Closes a client: frees its queue now; lws closes the socket (WS: after the close frame). */
 void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
 {
@@ -245,9 +252,8 @@ static void conn_log_open(hb_client_t *c, const hb_transport_t *t)
     if (!hb_log_enabled(HB_LOG_DEBUG))
         return;
     lws_get_peer_simple(c->wsi, peer, sizeof(peer));
-    hb_log_debug(MOD, "connection open", "{s:s,s:s,s:i,s:I,s:b}", "transport", t->name,
-                 "peer", peer, "thread", c->svc->idx, "conn", (json_int_t)c->id, "tls",
-                 c->svc->tls);
+    hb_log_debug(MOD, "connection open", "{s:s,s:s,s:i,s:I,s:b}", "transport", t->name, "peer",
+                 peer, "thread", c->svc->idx, "conn", (json_int_t)c->id, "tls", c->svc->tls);
 }
 
 /* Bytes on the wire come from the kernel (TCP_INFO: acknowledged by the peer, received), so the
@@ -265,10 +271,9 @@ static void conn_log_close(hb_client_t *c)
         getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl);
     lws_get_peer_simple(c->wsi, peer, sizeof(peer));
     hb_log_debug(MOD, "connection closed", "{s:s,s:s,s:i,s:I,s:b,s:s,s:I,s:I,s:I,s:I}", "transport",
-                 c->counted->name, "peer", peer, "thread", c->svc->idx, "conn",
-                 (json_int_t)c->id, "tls", c->svc->tls, "reason",
-                 c->close_why ? c->close_why : "connection closed", "duration_ms",
-                 (json_int_t)((lws_now_usecs() - c->opened) / 1000), "events",
+                 c->counted->name, "peer", peer, "thread", c->svc->idx, "conn", (json_int_t)c->id,
+                 "tls", c->svc->tls, "reason", c->close_why ? c->close_why : "connection closed",
+                 "duration_ms", (json_int_t)((lws_now_usecs() - c->opened) / 1000), "events",
                  (json_int_t)c->delivered, "bytes_out", (json_int_t)ti.tcpi_bytes_acked, "bytes_in",
                  (json_int_t)ti.tcpi_bytes_received);
 }
@@ -306,6 +311,9 @@ void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
     queue_release(c);
     free(c->rx);
     c->rx = NULL;
+    c->rxlen = c->rxcap = 0;
+    free(c->x);
+    c->x = NULL;
     hb_jwt_free(c->jwt);
     c->jwt = NULL;
     if (c->counted) {

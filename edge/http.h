@@ -5,7 +5,7 @@
  * Private to the HTTP transport of the service threads: the calls between http.c (routing,
  * plain responses, headers, request helpers), http_write.c (writing a client's queue),
  * sse.c, poll.c, publish.c and metrics.c. What other files call (hb_http_respond(),
- * hb_http_on_request(), hb_http_writeable(), hb_poll_on_timer(), ...) stays in service.h.
+ * hb_http_on_request(), hb_poll_on_timer(), ...) stays in service.h, the tables in transport.h.
  * Service thread only: @c is a client of the calling thread, @wsi its connection, and the
  * request's headers are still attached unless said otherwise.
  */

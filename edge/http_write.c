@@ -133,7 +133,7 @@ static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n;
     if (!c->headers_sent &&
-        hb_http_write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
+        hb_http_write_headers(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0) != 0)
         return -1;
     n = coalesce(s, c, 0);
     if (n &&

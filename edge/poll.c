@@ -15,7 +15,7 @@
  * here or the timer, never while a delivery to it is on the stack. */
 static int poll_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
-    int timeout0 = c->poll_ready == 2;
+    int timeout0 = c->x->poll_ready == 2;
     (void)s;
     (void)wsi;
     if (c->closing)
@@ -23,7 +23,7 @@ static int poll_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i] && c->subs[i]->resuming && !c->subs[i]->poll_full)
             return 0; /* history first */
-    if (c->qlen || c->poll_gap || timeout0)
+    if (c->qlen || c->x->poll_gap || timeout0)
         hb_poll_on_timer(c);
     return 0;
 }
@@ -37,15 +37,15 @@ static void poll_timer(hb_client_t *c, lws_usec_t now)
 /* A gap notice: the answer says so (from the writable callback). */
 static void poll_gap(hb_client_t *c, const hb_ev_t *ev)
 {
-    c->poll_gap = ev->gap == HB_GAP_RESET ? "reset" : "trimmed";
+    c->x->poll_gap = ev->gap == HB_GAP_RESET ? "reset" : "trimmed";
     lws_callback_on_writable(c->wsi);
 }
 
 /* `next` when no event comes: the stream's tail (after a reset gap, even over a `since`). */
 static void poll_history_tail(hb_client_t *c, const char *tail, int reset)
 {
-    if (reset || !c->poll_next[0])
-        memcpy(c->poll_next, tail, sizeof(c->poll_next));
+    if (reset || !c->x->poll_next[0])
+        memcpy(c->x->poll_next, tail, sizeof(c->x->poll_next));
 }
 
 static void poll_caught_up(hb_client_t *c)
@@ -57,7 +57,7 @@ static void poll_caught_up(hb_client_t *c)
 static void poll_drain(hb_client_t *c, unsigned i)
 {
     (void)i;
-    c->poll_ready = 2;
+    c->x->poll_ready = 2;
     lws_callback_on_writable(c->wsi);
 }
 
@@ -79,9 +79,10 @@ void hb_poll_on_timer(hb_client_t *c)
 {
     char *body;
     size_t cap = c->qbytes + HB_CURSOR_MAX + 64, n;
-    const char *next = c->poll_next;
+    const char *next;
     if (c->ops != &hb_poll_ops || c->closing)
         return;
+    next = c->x->poll_next;
     hb_svc_poll_timer(c, 0);
     body = malloc(cap + c->qlen);
     if (!body) {
@@ -96,13 +97,13 @@ void hb_poll_on_timer(hb_client_t *c)
         memcpy(body + n, hb_buf_data(e->b), hb_buf_len(e->b));
         n += hb_buf_len(e->b);
         if (e->cur && hb_buf_len(e->cur) < HB_CURSOR_MAX) {
-            memcpy(c->poll_next, hb_buf_data(e->cur), hb_buf_len(e->cur));
-            c->poll_next[hb_buf_len(e->cur)] = '\0';
+            memcpy(c->x->poll_next, hb_buf_data(e->cur), hb_buf_len(e->cur));
+            c->x->poll_next[hb_buf_len(e->cur)] = '\0';
         }
     }
     n += (size_t)sprintf(body + n, "],\"next\":\"%s\"", next);
-    if (c->poll_gap)
-        n += (size_t)sprintf(body + n, ",\"gap\":\"%s\"", c->poll_gap);
+    if (c->x->poll_gap)
+        n += (size_t)sprintf(body + n, ",\"gap\":\"%s\"", c->x->poll_gap);
     body[n++] = '}';
     /* stop receiving: drop the subscription, then answer */
     for (uint16_t i = 0; i < c->nsubs; i++)
@@ -125,6 +126,7 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
     const char *reason = NULL;
     hb_cursor_t cur;
     long timeout = 25;
+    hb_creq_t *x;
     long long exp; /* a long-poll ends within its timeout: exp is checked per request */
     int has = hb_http_single_topic(s, c, wsi, topic, tlen, name, &exp);
     if (has != 1)
@@ -144,14 +146,15 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
     }
     if (!hb_svc_admit(s, c->wsi))
         return hb_http_respond_text(c, 503, "over capacity or draining: retry later\n", 1);
+    x = hb_creq(c);
     hb_client_count(c, &hb_poll_ops);
     if (has) {
-        size_t l = hb_cursor_format(&cur.id, cur.epoch, c->poll_next);
-        c->poll_next[l] = '\0';
+        size_t l = hb_cursor_format(&cur.id, cur.epoch, x->poll_next);
+        x->poll_next[l] = '\0';
     }
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     if (timeout == 0)
-        c->poll_ready = 2;
+        x->poll_ready = 2;
     else
         hb_svc_poll_timer(c, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
     hb_sub_add(c, name, tlen, has ? &cur : NULL, !has);

@@ -225,7 +225,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         /* a later request with a body, parsed from bytes lws kept: the same loop */
         if (hb_admit_was_served(s->admit, wsi) && hb_req_lws_body(wsi) && hb_req_buffered(wsi))
             return hb_req_refuse_pipelined(s, wsi);
-        if (c->ops && !c->cleaned) {
+        if ((c->ops || c->x) && !c->cleaned) {
             if (!c->close_why)
                 c->close_why = "next request on the connection";
             hb_client_cleanup(s, c);

@@ -93,41 +93,64 @@ typedef struct hb_pending {
     hb_hflag_t *cancel; /* history read: the flag shared with the broker (one reference) */
 } hb_pending_t;
 
-/* One connection's state: lws' per-session data. {service thread} */
+/*
+ * What a plain answer, a publish, a ticket or a long-poll needs while its request lasts, kept
+ * apart so that a streaming connection (SSE, WebSocket) does not carry it: made on first use
+ * (hb_creq()), freed with the client's other state by hb_client_cleanup(). {service thread}
+ */
+typedef struct hb_creq {
+    const char *ctype;      /* plain answer: its Content-Type (a string literal) */
+    uint16_t status;        /* plain answer: its status */
+    uint8_t auth_challenge; /* plain answer: its extra headers, EXTRA_* (http.h) */
+    uint8_t poll_ready;     /* long-poll: 2 answers now (timeout 0, draining) */
+    const char *poll_gap;   /* long-poll: the gap its answer reports (a string literal) */
+    size_t rxmax;           /* publish: the body's Content-Length */
+    size_t topic_len;
+    char topic[HB_TOPIC_MAX + 1];      /* publish: its topic; ticket issue: the ticket id */
+    char event[HB_EVENT_NAME_MAX + 1]; /* publish: ?event= */
+    char poll_next[HB_CURSOR_MAX];     /* long-poll: the cursor its answer names as next */
+    /* ticket redeemed (ticket.h): its token while the request is routed again (the
+     * answer's, borrowed; NULL right after) */
+    const char *ticket_jwt;
+} hb_creq_t;
+
+/* One connection's state: lws' per-session data, zeroed by lws and by hb_client_init(); an
+ * idle stream costs this, its subscriptions and what lws keeps (docs/architecture.md).
+ * {service thread} */
 struct hb_client {
     struct lws *wsi;
     hb_svc_t *svc;
     const hb_transport_t *ops;     /* its transport now (transport.h); NULL: none yet */
     const hb_transport_t *counted; /* counted as (hb_client_count()) until the cleanup */
-    uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish;
-    uint16_t close_code; /* WS: close code to send */
     uint64_t id;
-    hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe */
+    hb_creq_t *x; /* plain answer, publish, ticket, long-poll state (owned; NULL: none) */
+    uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish;
+    uint8_t req;         /* req_state_t of the current HTTP request */
+    uint8_t rx_paused;   /* input not read until this request is answered (reqcheck.h) */
+    uint8_t cors;        /* 0 no CORS headers, 1 "*", k + 1 the k-th --allowed-origins entry */
+    uint16_t close_code; /* WS: close code to send */
+    uint8_t ping_out;    /* WS: a ping was sent since that frame */
+    uint8_t ping_due;    /* WS: send a ping at the next writable callback */
+    uint8_t bl_listed, flush_listed;
+    uint8_t hreads, hlisted;
     uint16_t nsubs, capsubs;
-    qent_t *q; /* outgoing queue */
+    uint16_t hpaced;
+    hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe */
+    qent_t *q;       /* outgoing queue */
     uint32_t qcap, qhead, qlen;
-    size_t qbytes, off;
+    uint32_t off; /* bytes of the head entry written (frames are under 4 GiB) */
+    size_t qbytes;
     lws_usec_t last_write;
-    hb_wheel_node_t tnode; /* SSE: next peer check / heartbeat; WS: next keepalive check;
-                            * long-poll: its timeout. In svc->wheel (service.c) */
-    uint64_t rx_tick;      /* WS: wheel tick of the peer's last frame (keepalive) */
-    uint8_t ping_out;      /* WS: a ping was sent since that frame */
-    uint8_t ping_due;      /* WS: send a ping at the next writable callback */
+    /* SSE: next peer check / heartbeat; WS: next keepalive check; long-poll: its timeout. In
+     * svc->wheel (service.c) */
+    hb_wheel_node_t tnode;
+    uint64_t rx_tick;               /* WS: wheel tick of the peer's last frame (keepalive) */
     hb_client_t *bl_prev, *bl_next; /* in svc->backlog while its queue is not empty */
-    uint8_t bl_listed;
-    /* K_SIMPLE responses */
-    uint16_t status;
-    const char *ctype;
-    uint8_t auth_challenge;
-    uint8_t req;       /* req_state_t of the current HTTP request */
-    uint8_t rx_paused; /* input not read until this request is answered (reqcheck.h) */
-    /* request bodies (publish) and WS messages */
+    /* a publish body (its length in x) or a WebSocket message being gathered; none kept
+     * between messages */
     char *rx;
-    size_t rxlen, rxcap, rxmax;
-    char event[HB_EVENT_NAME_MAX + 1];
-    char topic[HB_TOPIC_MAX + 1];
-    size_t topic_len;
-    hb_pending_t *pubs; /* publishes in flight */
+    uint32_t rxlen, rxcap; /* at most --max-message-bytes + 4 KiB */
+    hb_pending_t *pubs;    /* publishes in flight */
     /* authorisation: WS keeps its verified claims for later subscribes/publishes; SSE and WS
      * are ended at auth_exp (+ leeway) */
     hb_jwt_t *jwt;
@@ -135,30 +158,21 @@ struct hb_client {
     const char *close_why; /* why it was closed (a string literal): WS close reason, log */
     lws_usec_t opened;     /* when it became an SSE/WS/long-poll client (connection log) */
     uint64_t delivered;    /* events queued to it (connection log) */
-    uint8_t cors;          /* 0 no CORS headers, 1 "*", k + 1 the k-th --allowed-origins entry */
-    /* K_POLL */
-    char poll_next[HB_CURSOR_MAX];
-    const char *poll_gap;
-    uint8_t poll_ready;
     /* history reads (hread.c): subscriptions waiting for a read, reads in flight (and the
-     * cancelled ones still counted), subscriptions waiting for the queue to drain */
+     * cancelled ones still counted: hreads), subscriptions waiting for the queue to drain
+     * (hpaced); hlisted: in svc->hq_head */
     hb_sub_t *hwait_head, *hwait_tail;
     hb_pending_t *hcancel;
-    uint16_t hpaced;
-    uint8_t hreads, hlisted;
     hb_client_t *hq_next; /* in svc->hq_head */
-    /* written right after the broker batch that queued to it (svc->flush_head) */
+    /* written right after the broker batch that queued to it (svc->flush_head, flush_listed) */
     hb_client_t *flush_next;
-    uint8_t flush_listed;
     /* --write-delay-ms (wdelay.c): in svc->wd_held until wd_due; wd_last is when its queue was
      * last released to the writer (0: never). The node is initialised by hb_client_init(); a
      * client lws zeroed and no request reached has next == NULL (not held either) */
     hb_list_t wd_link;
     lws_usec_t wd_due, wd_last;
-    /* tickets (ticket.h): the pending token of the Redis request waited for (0: none), and
-     * the redeemed token while the request is routed again (malloc'd, freed right after) */
+    /* tickets (ticket.h): the pending token of the Redis request waited for (0: none) */
     uint64_t ticket_tok;
-    char *ticket_jwt;
 };
 
 struct hb_svc {
@@ -278,6 +292,9 @@ void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code);
  * per client.
  */
 void hb_client_count(hb_client_t *c, const hb_transport_t *t);
+/** hb_creq() - @c's request state (c->x), made zeroed on first use (aborts on allocation
+ * failure); freed by hb_client_cleanup(). Service thread. */
+hb_creq_t *hb_creq(hb_client_t *c);
 /** hb_client_drained() - the client wrote (part of) its queue: continue a paced history read
  * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);
@@ -411,10 +428,10 @@ int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors);
  */
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path);
 /**
- * hb_http_respond() - queue a plain answer (c->ops becomes hb_simple_ops): @status, @ctype (a string literal), @body
- * (@len bytes, copied; 0: none); @close_after closes the connection after it. 400/404/405/411
- * are counted as bad requests. Written from the writable callback (or at once for a paused
- * connection). 0, or -1 when the body could not be allocated. http.c.
+ * hb_http_respond() - queue a plain answer (c->ops becomes hb_simple_ops): @status, @ctype (a
+ * string literal), @body (@len bytes, copied; 0: none); @close_after closes the connection after
+ * it. 400/404/405/411 are counted as bad requests. Written from the writable callback (or at once
+ * for a paused connection). 0, or -1 when the body could not be allocated. http.c.
  */
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);

@@ -175,8 +175,8 @@ int hb_ticket_issue(hb_svc_t *s, hb_client_t *c, struct lws *wsi, hb_http_body_t
     q = req_new(HB_REQ_TICKET_ISSUE, id);
     q->payload_len = strlen(tok);
     q->payload = hb_xmemdup(tok, q->payload_len + 1);
-    memcpy(c->topic, id, sizeof(id)); /* answered from hb_ticket_on_reply() */
-    c->topic_len = HB_TICKET_ID_LEN;
+    memcpy(hb_creq(c)->topic, id, sizeof(id)); /* answered from hb_ticket_on_reply() */
+    c->x->topic_len = HB_TICKET_ID_LEN;
     c->ops = &hb_ticket_ops;
     hb_req_pause(c); /* nothing more is read: the answer closes the connection */
     if (ask(s, c, q, NULL)) {
@@ -189,7 +189,8 @@ int hb_ticket_issue(hb_svc_t *s, hb_client_t *c, struct lws *wsi, hb_http_body_t
 int hb_ticket_http(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
 {
     char id[HB_TICKET_ID_LEN + 2];
-    if (c->ticket_jwt || !s->edge->cfg.jwt_secret_len || !ticket_arg(wsi, id, sizeof(id)))
+    if ((c->x && c->x->ticket_jwt) || !s->edge->cfg.jwt_secret_len ||
+        !ticket_arg(wsi, id, sizeof(id)))
         return 0;
     if (!id_valid(id)) {
         refuse_http(s, c, "malformed ticket");
@@ -271,7 +272,7 @@ void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
             text(c, 503, "ticket store unavailable: retry\n");
         } else {
             count(&s->edge->stats.tickets_issued);
-            n = snprintf(body, sizeof(body), "{\"ticket\":\"%s\",\"expires_in\":%d}", c->topic,
+            n = snprintf(body, sizeof(body), "{\"ticket\":\"%s\",\"expires_in\":%d}", c->x->topic,
                          s->edge->cfg.ticket_ttl);
             hb_http_respond(c, 200, "application/json", body, (size_t)n, 1);
         }
@@ -287,9 +288,10 @@ void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
         count(&s->edge->stats.tickets_redeemed);
         c->ops = NULL;
         hb_req_resume(c);
-        c->ticket_jwt = m->blob;
+        hb_creq(c)->ticket_jwt = m->blob;
         rc = hb_http_reroute(s, c, json_string_value(path));
-        c->ticket_jwt = NULL;
+        if (c->x)
+            c->x->ticket_jwt = NULL;
         if (rc < 0)
             hb_client_close(c, "write failed", 0);
     }

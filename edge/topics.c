@@ -295,7 +295,7 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
          * reads them from it. */
         sub_release_pend(u);
         u->poll_full = 1;
-        lws_callback_on_writable(c->wsi); /* answers (hb_poll_maybe_answer) */
+        lws_callback_on_writable(c->wsi); /* answers (poll.c, its writable hook) */
         return;
     }
     sub_finish_resume(u);

@@ -174,7 +174,6 @@ void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if (n == 0)
         n = hb_auth_cookie(s, wsi, tok, sizeof(tok));
     hb_client_count(c, &hb_ws_ops);
-    c->rxmax = (size_t)cfg->max_message_bytes + 4096;
     if (hb_ticket_ws(s, c, wsi))
         return; /* ?ticket=: signed in (or refused) once Redis gave the token back */
     if (n == 0 || (n < 0 && !cfg->jwt_secret_len))
@@ -352,7 +351,8 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
                        "binary frames are not supported");
     if (lws_is_first_fragment(wsi))
         c->rxlen = 0;
-    if (len > c->rxmax - c->rxlen) { /* rxlen <= rxmax always */
+    /* a message may take --max-message-bytes and its JSON envelope; rxlen <= that always */
+    if (len > (size_t)s->edge->cfg.max_message_bytes + 4096 - c->rxlen) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
         return ws_fail(c, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
     }
@@ -365,11 +365,11 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
         if (!nrx)
             return -1;
         c->rx = nrx;
-        c->rxcap = ncap;
+        c->rxcap = (uint32_t)ncap; /* < 2 (--max-message-bytes + 4 KiB): 32 MiB at most */
     }
     if (len)
         memcpy(c->rx + c->rxlen, in, len);
-    c->rxlen += len;
+    c->rxlen += (uint32_t)len;
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
         /* RFC 6455 8.1: a text message is UTF-8, judged whole (a character may span frames) */
         if (!hb_utf8_valid(c->rx, c->rxlen)) {
