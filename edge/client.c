@@ -231,6 +231,15 @@ void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
+void hb_client_queue_idle(hb_client_t *c)
+{
+    if (c->qlen || !c->q)
+        return;
+    free(c->q);
+    c->q = NULL;
+    c->qcap = c->qhead = 0;
+}
+
 /* Called by the writers after a write: continue paged history reads waiting for room. */
 void hb_client_drained(hb_client_t *c)
 {

@@ -190,11 +190,7 @@ int hb_http_sse_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     }
     if (c->close_after_flush)
         return -1;
-    if (c->qcap > 64) { /* give back a queue that grew during a burst */
-        free(c->q);
-        c->q = NULL;
-        c->qcap = c->qhead = 0;
-    }
+    hb_client_queue_idle(c); /* an idle stream keeps no queue array */
     hb_client_drained(c);
     return 0;
 }

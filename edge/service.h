@@ -136,7 +136,7 @@ struct hb_client {
     uint16_t nsubs, capsubs;
     uint16_t hpaced;
     hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe */
-    qent_t *q;       /* outgoing queue */
+    qent_t *q;       /* outgoing queue (NULL while empty, for an idle client) */
     uint32_t qcap, qhead, qlen;
     uint32_t off; /* bytes of the head entry written (frames are under 4 GiB) */
     size_t qbytes;
@@ -295,6 +295,9 @@ void hb_client_count(hb_client_t *c, const hb_transport_t *t);
 /** hb_creq() - @c's request state (c->x), made zeroed on first use (aborts on allocation
  * failure); freed by hb_client_cleanup(). Service thread. */
 hb_creq_t *hb_creq(hb_client_t *c);
+/** hb_client_queue_idle() - from a writable callback: an empty queue gives its array back, so
+ * that an idle client keeps none (the next push makes one). Cheap when not empty. */
+void hb_client_queue_idle(hb_client_t *c);
 /** hb_client_drained() - the client wrote (part of) its queue: continue a paced history read
  * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);

@@ -451,7 +451,9 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         return -1;
     if (c->qlen)
         lws_callback_on_writable(wsi);
-    hb_client_drained(c); /* a paced resume continues once most of its page was taken */
+    else
+        hb_client_queue_idle(c); /* an idle WebSocket keeps no queue array */
+    hb_client_drained(c);        /* a paced resume continues once most of its page was taken */
     return 0;
 }
 
