@@ -330,10 +330,11 @@ static const struct lws_protocols protocols[] = {
      * (test_fault_slow_consumer). WebSocket uses the whole write buffer: with its small rx
      * buffer one coalesced write would otherwise cost dozens of sends and a copy. */
     {"http", on_lws, sizeof(hb_client_t), 0, 0, NULL, 0},
-    /* rx buffer: lws allocates it per WebSocket connection at the upgrade and keeps it for the
-     * connection's life, so it is most of what an idle WebSocket costs. Client messages are
-     * small and a larger one arrives in pieces that ws.c gathers (up to --max-message-bytes);
-     * lws needs a whole control frame (at most 125 bytes of payload) in it. */
+    /* rx buffer: lws allocates it per WebSocket connection at the upgrade (HB_SVC_WS_RX +
+     * LWS_PRE + 4 bytes) and keeps it for the connection's life. Client messages are small
+     * and a larger one arrives in pieces of this size that ws.c gathers (up to
+     * --max-message-bytes); lws 4.1 (ops-ws.c) acts on a control frame only once its whole
+     * payload, at most 125 bytes, is in it: 128 is the least that holds one. */
     {"herald.v1", on_lws, sizeof(hb_client_t), HB_SVC_WS_RX, 0, NULL, HB_SVC_WBUF},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -25,7 +25,7 @@
 #include "transport.h"
 
 #define HB_SVC_WBUF 65536 /* bytes coalesced into one write */
-#define HB_SVC_WS_RX 256  /* lws' per-WebSocket rx buffer (service.c protocols table) */
+#define HB_SVC_WS_RX 128  /* lws' per-WebSocket rx buffer: a whole control frame (service.c) */
 #define HB_DRAIN_VARIANTS 8
 #define HB_SVC_TICK_US 250000 /* housekeeping tick: the timer wheel's resolution */
 
