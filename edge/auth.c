@@ -192,7 +192,7 @@ void hb_auth_expire_at(hb_client_t *c, long long exp)
 int hb_auth_on_timer(hb_client_t *c)
 {
     long long now = (long long)time(NULL);
-    if (c->ticket_tok && !c->closing)
+    if (c->x && c->x->ticket_tok && !c->closing)
         return hb_ticket_on_timer(c); /* its ticket's wait, before any token expiry */
     if (!c->auth_exp || c->closing)
         return 0;

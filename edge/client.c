@@ -312,8 +312,11 @@ void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i])
             hb_sub_remove(c, c->subs[i]);
-    free(c->subs);
+    if (c->subs != &c->sub0)
+        free(c->subs);
     c->subs = NULL;
+    c->sub0 = NULL;
+    c->nsubs = c->capsubs = 0;
     hb_hread_client_gone(c);
     while (c->pubs)
         hb_pending_del(s, c->pubs);

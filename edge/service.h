@@ -109,8 +109,10 @@ typedef struct hb_creq {
     char topic[HB_TOPIC_MAX + 1];      /* publish: its topic; ticket issue: the ticket id */
     char event[HB_EVENT_NAME_MAX + 1]; /* publish: ?event= */
     char poll_next[HB_CURSOR_MAX];     /* long-poll: the cursor its answer names as next */
-    /* ticket redeemed (ticket.h): its token while the request is routed again (the
-     * answer's, borrowed; NULL right after) */
+    /* tickets (ticket.h): the pending token of the Redis request waited for (0: none; an HTTP
+     * request's or a WebSocket's), and the redeemed token while the request is routed again
+     * (the answer's, borrowed; NULL right after) */
+    uint64_t ticket_tok;
     const char *ticket_jwt;
 } hb_creq_t;
 
@@ -135,16 +137,19 @@ struct hb_client {
     uint8_t hreads, hlisted;
     uint16_t nsubs, capsubs;
     uint16_t hpaced;
-    hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe */
+    hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe; &sub0 for one */
+    hb_sub_t *sub0;  /* the storage of subs while it has one slot (most clients) */
     qent_t *q;       /* outgoing queue (NULL while empty, for an idle client) */
     uint32_t qcap, qhead, qlen;
     uint32_t off; /* bytes of the head entry written (frames are under 4 GiB) */
     size_t qbytes;
-    lws_usec_t last_write;
     /* SSE: next peer check / heartbeat; WS: next keepalive check; long-poll: its timeout. In
      * svc->wheel (service.c) */
     hb_wheel_node_t tnode;
-    uint64_t rx_tick;               /* WS: wheel tick of the peer's last frame (keepalive) */
+    union {
+        lws_usec_t last_write; /* SSE: when it last wrote (heartbeat) */
+        uint64_t rx_tick;      /* WS: wheel tick of the peer's last frame (keepalive) */
+    };
     hb_client_t *bl_prev, *bl_next; /* in svc->backlog while its queue is not empty */
     /* a publish body (its length in x) or a WebSocket message being gathered; none kept
      * between messages */
@@ -166,13 +171,12 @@ struct hb_client {
     hb_client_t *hq_next; /* in svc->hq_head */
     /* written right after the broker batch that queued to it (svc->flush_head, flush_listed) */
     hb_client_t *flush_next;
-    /* --write-delay-ms (wdelay.c): in svc->wd_held until wd_due; wd_last is when its queue was
-     * last released to the writer (0: never). The node is initialised by hb_client_init(); a
-     * client lws zeroed and no request reached has next == NULL (not held either) */
+    /* --write-delay-ms (wdelay.c): in svc->wd_held until wd_last + the delay; wd_last is when
+     * its queue was last released to the writer (0: never). The node is initialised by
+     * hb_client_init(); a client lws zeroed and no request reached has next == NULL (not held
+     * either) */
     hb_list_t wd_link;
-    lws_usec_t wd_due, wd_last;
-    /* tickets (ticket.h): the pending token of the Redis request waited for (0: none) */
-    uint64_t ticket_tok;
+    lws_usec_t wd_last;
 };
 
 struct hb_svc {

@@ -109,7 +109,7 @@ static int ask(hb_svc_t *s, hb_client_t *c, hb_req_t *q, const char *path)
         hb_pending_del(s, p);
         return -1;
     }
-    c->ticket_tok = p->token;
+    hb_creq(c)->ticket_tok = p->token;
     lws_set_timer_usecs(c->wsi, (lws_usec_t)HB_TICKET_WAIT_S * LWS_USEC_PER_SEC);
     return 0;
 }
@@ -252,13 +252,13 @@ void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     hb_client_t *c = p->c;
     json_t *path = p->echo ? json_incref(p->echo) : NULL;
     int rc = 0;
-    if (c->ticket_tok != p->token) { /* not what c waits for (cannot happen): drop it */
+    if (!c->x || c->x->ticket_tok != p->token) { /* not what c waits for (cannot happen): drop it */
         hb_pending_del(s, p);
         json_decref(path);
         return;
     }
     hb_pending_del(s, p);
-    c->ticket_tok = 0;
+    c->x->ticket_tok = 0;
     lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
     if (c->ops == &hb_ws_ops) {
         ws_answer(s, c, m);
@@ -301,10 +301,10 @@ void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 int hb_ticket_on_timer(hb_client_t *c)
 {
     hb_svc_t *s = c->svc;
-    hb_pending_t *p = hb_dict_get(s->pending, &c->ticket_tok, sizeof(c->ticket_tok));
+    hb_pending_t *p = hb_dict_get(s->pending, &c->x->ticket_tok, sizeof(c->x->ticket_tok));
     hb_log_ratelimited("ticket-timeout", 1000, HB_LOG_WARN, MOD,
                        "ticket store did not answer in time", NULL);
-    c->ticket_tok = 0;
+    c->x->ticket_tok = 0;
     hb_pending_del(s, p); /* a late answer finds nothing and is dropped */
     if (c->ops == &hb_ws_ops) {
         hb_client_close(c, "ticket store unavailable: retry", 1013);

@@ -117,9 +117,16 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
             break;
         }
     if (u->idx == c->nsubs) {
-        if (c->nsubs == c->capsubs) {
-            c->capsubs = c->capsubs ? c->capsubs * 2 : 1;
-            c->subs = hb_xrealloc(c->subs, c->capsubs * sizeof(*c->subs));
+        if (!c->capsubs) { /* one slot in the client itself: no allocation for most */
+            c->subs = &c->sub0;
+            c->capsubs = 1;
+        } else if (c->nsubs == c->capsubs) {
+            hb_sub_t **ns = hb_xmalloc((size_t)c->capsubs * 2 * sizeof(*ns));
+            memcpy(ns, c->subs, c->capsubs * sizeof(*ns));
+            if (c->subs != &c->sub0)
+                free(c->subs);
+            c->subs = ns;
+            c->capsubs *= 2;
         }
         c->nsubs++;
     }

@@ -41,9 +41,16 @@ static hb_client_t *held_first(hb_svc_t *s)
 
 static void on_due(lws_sorted_usec_list_t *sul);
 
+/* When a held client is due: its last release + the delay (wd_last does not change while it
+ * is held). */
+static lws_usec_t held_due(const hb_svc_t *s, const hb_client_t *c)
+{
+    return c->wd_last + (lws_usec_t)s->edge->cfg.write_delay_ms * 1000;
+}
+
 static void timer_arm(hb_svc_t *s, lws_usec_t now)
 {
-    lws_usec_t us = held_first(s)->wd_due - now;
+    lws_usec_t us = held_due(s, held_first(s)) - now;
     lws_sul_schedule(s->ctx, 0, &s->sul_wd, on_due, us > 0 ? us : 1);
 }
 
@@ -54,7 +61,7 @@ static void on_due(lws_sorted_usec_list_t *sul)
     lws_usec_t now = lws_now_usecs();
     unsigned long long n = 0;
     hb_client_t *c;
-    while ((c = held_first(s)) && c->wd_due <= now) {
+    while ((c = held_first(s)) && held_due(s, c) <= now) {
         hb_list_unlink(&c->wd_link);
         c->wd_last = now;
         /* written meanwhile from a writable callback (a choked client), or closed: nothing */
@@ -83,7 +90,6 @@ int hb_wdelay_hold(hb_client_t *c)
         c->wd_last = now; /* first event after a quiet spell: at once */
         return 0;
     }
-    c->wd_due = c->wd_last + d;
     hb_list_push_tail(&s->wd_held, &c->wd_link);
     if (s->wd_held.next == &c->wd_link) /* the first one held: the timer is for it */
         timer_arm(s, now);
