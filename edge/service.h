@@ -45,26 +45,27 @@ typedef struct ltopic {
     int dirty; /* a SUB/UNSUB could not be queued; retried by housekeeping */
 } ltopic_t;
 
-/* One client's subscription to one topic. {service thread} */
+/* One client's subscription to one topic. {service thread} Its fields are ordered and
+ * packed to fit a 144-byte malloc chunk: every connection has one or more. */
 struct hb_sub {
     hb_client_t *c;
     ltopic_t *t;
     hb_sub_t *tprev, *tnext; /* in t->head */
     uint64_t token;          /* key in svc->pending while history is read */
-    uint16_t idx;            /* position in the client's topic list */
-    uint8_t resuming, history_started, have_last;
+    hb_sub_t *hnext;         /* in c->hwait while HB_HREAD_QUEUED */
+    hb_cursor_t hcur;        /* where the first page starts (later pages: after `last`) */
+    hb_id_t last;            /* last event id queued */
+    hb_buf_t *wcur;          /* multi-topic SSE: cursor of the last event written */
+    hb_msg_t **pend;         /* live events received while history is read */
+    uint32_t npend, cappend;
+    uint16_t idx;    /* position in the client's topic list */
+    uint16_t hcount; /* entries the next page asks for (at most --history-batch, 10,000) */
+    uint8_t hstate;  /* history read (hread.c): HB_HREAD_* */
+    unsigned resuming : 1, history_started : 1, have_last : 1;
     /* long-poll: the answer is full before history caught up; live events are dropped (the
      * next poll reads them from history) and the answer goes out though resuming is set */
-    uint8_t poll_full;
-    uint8_t hstate;   /* history read (hread.c): HB_HREAD_* */
-    uint32_t hcount;  /* entries the next page asks for */
-    hb_sub_t *hnext;  /* in c->hwait while HB_HREAD_QUEUED */
-    hb_cursor_t hcur; /* where the first page starts (later pages: after `last`) */
-    uint8_t htail;    /* the first read wants only the tail cursor */
-    hb_id_t last;     /* last event id queued */
-    hb_buf_t *wcur;  /* multi-topic SSE: cursor of the last event written */
-    hb_msg_t **pend; /* live events received while history is read */
-    uint32_t npend, cappend;
+    unsigned poll_full : 1;
+    unsigned htail : 1; /* the first read wants only the tail cursor */
 };
 
 /* One queued frame: a ref to a shared buffer (and, for multi-topic SSE, to its cursor).
