@@ -132,8 +132,9 @@ int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reas
         return 0; /* no token checks on this edge: a token is ignored */
     {
         hb_client_t *c = lws_wsi_user(wsi);
-        if (c && c->ticket_jwt) /* a redeemed ticket's token (ticket.h): verified again */
-            return hb_auth_verify(s, c->ticket_jwt, strlen(c->ticket_jwt), jwt, reason) ? -1 : 1;
+        const char *t = c && c->x ? c->x->ticket_jwt : NULL;
+        if (t) /* a redeemed ticket's token (ticket.h): verified again */
+            return hb_auth_verify(s, t, strlen(t), jwt, reason) ? -1 : 1;
     }
     has = hb_auth_token(wsi, tok, sizeof(tok));
     if (has == 0)
@@ -191,7 +192,7 @@ void hb_auth_expire_at(hb_client_t *c, long long exp)
 int hb_auth_on_timer(hb_client_t *c)
 {
     long long now = (long long)time(NULL);
-    if (c->ticket_tok && !c->closing)
+    if (c->x && c->x->ticket_tok && !c->closing)
         return hb_ticket_on_timer(c); /* its ticket's wait, before any token expiry */
     if (!c->auth_exp || c->closing)
         return 0;
@@ -201,12 +202,8 @@ int hb_auth_on_timer(hb_client_t *c)
     }
     atomic_fetch_add_explicit(&c->svc->edge->stats.auth_expired, 1, memory_order_relaxed);
     hb_log_debug(MOD, "token expired", "{s:I}", "client", (long long)c->id);
-    if (c->kind == K_SSE || c->kind == K_MSSE) {
-        /* end the stream after what is queued; EventSource reconnects with its URL, whose
-         * expired token is then refused with 401 (the page must get a new token) */
-        hb_client_push(c, c->svc->expired_frame, NULL, 0, 1);
-        c->close_after_flush = 1;
-        lws_callback_on_writable(c->wsi);
+    if (c->ops && c->ops->expire) {
+        c->ops->expire(c); /* SSE: the stream ends after what is queued */
         return 0;
     }
     hb_client_close(c, "token expired", LWS_CLOSE_STATUS_POLICY_VIOLATION);

@@ -53,8 +53,7 @@ static int flush_direct_ok(const hb_client_t *c)
     /* close_why: closing, or a WebSocket peer sent its close (lws answers it; no data after) */
     if (c->close_after_flush || c->closing || c->close_why)
         return 0;
-    return c->kind == K_SSE || c->kind == K_MSSE ||
-           (c->kind == K_WS && !c->close_code);
+    return c->ops && c->ops->write && !c->close_code;
 }
 
 static void flush_add(hb_svc_t *s, hb_client_t *c)
@@ -114,7 +113,7 @@ void hb_svc_flush(hb_svc_t *s)
             lws_callback_on_writable(c->wsi);
             continue;
         }
-        rc = c->kind == K_WS ? hb_ws_write(s, c, c->wsi) : hb_http_sse_write(s, c, c->wsi);
+        rc = c->ops->write(s, c, c->wsi);
         if (rc) {
             hb_client_close(c, "write failed", 0);
             continue;
@@ -204,6 +203,22 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     return 0;
 }
 
+void hb_client_init(hb_client_t *c, hb_svc_t *s, struct lws *wsi)
+{
+    memset(c, 0, sizeof(*c));
+    c->svc = s;
+    c->wsi = wsi;
+    c->id = ++s->next_id;
+    hb_list_init(&c->wd_link);
+}
+
+hb_creq_t *hb_creq(hb_client_t *c)
+{
+    if (!c->x)
+        c->x = hb_xcalloc(1, sizeof(*c->x));
+    return c->x;
+}
+
 /* Closes a client: frees its queue now; lws closes the socket (WS: after the close frame). */
 void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
 {
@@ -212,13 +227,17 @@ void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
     c->closing = 1;
     c->close_why = why; /* logged when the connection ends (conn_log_close) */
     queue_release(c);
-    if (c->kind == K_WS && ws_code) {
-        c->close_code = ws_code;
-        lws_callback_on_writable(c->wsi);
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
-    } else {
+    if (!ws_code || !c->ops || !c->ops->close || !c->ops->close(c, ws_code))
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    }
+}
+
+void hb_client_queue_idle(hb_client_t *c)
+{
+    if (c->qlen || !c->q)
+        return;
+    free(c->q);
+    c->q = NULL;
+    c->qcap = c->qhead = 0;
 }
 
 /* Called by the writers after a write: continue paged history reads waiting for room. */
@@ -229,32 +248,21 @@ void hb_client_drained(hb_client_t *c)
 
 /* ---- connection log: one debug line when a client opens, one when it ends ---- */
 
-static const char *kind_name(kind_t k)
+/* the connection gauge of transport t */
+static atomic_ullong *conn_gauge(hb_stats_t *st, const hb_transport_t *t)
 {
-    switch (k) {
-    case K_SSE:
-        return "sse";
-    case K_MSSE:
-        return "sse-multi";
-    case K_WS:
-        return "ws";
-    case K_POLL:
-        return "poll";
-    default:
-        return "http";
-    }
+    return (atomic_ullong *)(void *)((char *)st + t->gauge);
 }
 
-static void conn_log_open(hb_client_t *c, kind_t kind)
+static void conn_log_open(hb_client_t *c, const hb_transport_t *t)
 {
     char peer[64] = "";
     c->opened = lws_now_usecs();
     if (!hb_log_enabled(HB_LOG_DEBUG))
         return;
     lws_get_peer_simple(c->wsi, peer, sizeof(peer));
-    hb_log_debug(MOD, "connection open", "{s:s,s:s,s:i,s:I,s:b}", "transport", kind_name(kind),
-                 "peer", peer, "thread", c->svc->idx, "conn", (json_int_t)c->id, "tls",
-                 c->svc->tls);
+    hb_log_debug(MOD, "connection open", "{s:s,s:s,s:i,s:I,s:b}", "transport", t->name, "peer",
+                 peer, "thread", c->svc->idx, "conn", (json_int_t)c->id, "tls", c->svc->tls);
 }
 
 /* Bytes on the wire come from the kernel (TCP_INFO: acknowledged by the peer, received), so the
@@ -272,26 +280,23 @@ static void conn_log_close(hb_client_t *c)
         getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl);
     lws_get_peer_simple(c->wsi, peer, sizeof(peer));
     hb_log_debug(MOD, "connection closed", "{s:s,s:s,s:i,s:I,s:b,s:s,s:I,s:I,s:I,s:I}", "transport",
-                 kind_name((kind_t)c->counted), "peer", peer, "thread", c->svc->idx, "conn",
-                 (json_int_t)c->id, "tls", c->svc->tls, "reason",
-                 c->close_why ? c->close_why : "connection closed", "duration_ms",
-                 (json_int_t)((lws_now_usecs() - c->opened) / 1000), "events",
+                 c->counted->name, "peer", peer, "thread", c->svc->idx, "conn", (json_int_t)c->id,
+                 "tls", c->svc->tls, "reason", c->close_why ? c->close_why : "connection closed",
+                 "duration_ms", (json_int_t)((lws_now_usecs() - c->opened) / 1000), "events",
                  (json_int_t)c->delivered, "bytes_out", (json_int_t)ti.tcpi_bytes_acked, "bytes_in",
                  (json_int_t)ti.tcpi_bytes_received);
 }
 
-void hb_client_count(hb_client_t *c, kind_t kind)
+void hb_client_count(hb_client_t *c, const hb_transport_t *t)
 {
     hb_stats_t *st = &c->svc->edge->stats;
-    c->counted = (uint8_t)kind;
-    conn_log_open(c, kind);
-    hb_ctimer_start(c, kind);
+    c->ops = c->counted = t;
+    conn_log_open(c, t);
+    if (t->start)
+        t->start(c);
     atomic_fetch_add(&c->svc->nclients, 1);
     atomic_fetch_add_explicit(&st->connections, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(kind == K_WS     ? &st->conn_ws
-                              : kind == K_POLL ? &st->conn_poll
-                                               : &st->conn_sse,
-                              1, memory_order_relaxed);
+    atomic_fetch_add_explicit(conn_gauge(st, t), 1, memory_order_relaxed);
 }
 
 void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
@@ -307,23 +312,26 @@ void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i])
             hb_sub_remove(c, c->subs[i]);
-    free(c->subs);
+    if (c->subs != &c->sub0)
+        free(c->subs);
     c->subs = NULL;
+    c->sub0 = NULL;
+    c->nsubs = c->capsubs = 0;
     hb_hread_client_gone(c);
     while (c->pubs)
         hb_pending_del(s, c->pubs);
     queue_release(c);
     free(c->rx);
     c->rx = NULL;
+    c->rxlen = c->rxcap = 0;
+    free(c->x);
+    c->x = NULL;
     hb_jwt_free(c->jwt);
     c->jwt = NULL;
     if (c->counted) {
         conn_log_close(c);
         atomic_fetch_sub(&s->nclients, 1);
         atomic_fetch_sub_explicit(&st->connections, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(c->counted == K_WS     ? &st->conn_ws
-                                  : c->counted == K_POLL ? &st->conn_poll
-                                                         : &st->conn_sse,
-                                  1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(conn_gauge(st, c->counted), 1, memory_order_relaxed);
     }
 }

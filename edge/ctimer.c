@@ -87,10 +87,8 @@ static void sse_timer_arm(hb_client_t *c, lws_usec_t now)
 }
 
 /* An SSE client's timer fired: heartbeat when one is due (peer check), next timer. */
-static void sse_timer_fire(hb_wheel_node_t *n, void *arg)
+void hb_ctimer_sse_fire(hb_client_t *c, lws_usec_t now)
 {
-    hb_client_t *c = lws_container_of(n, hb_client_t, tnode);
-    lws_usec_t now = *(lws_usec_t *)arg;
     lws_usec_t hb = (lws_usec_t)c->svc->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
     if (c->closing || c->close_after_flush)
         return; /* its last frames are on their way, or it is closed */
@@ -121,8 +119,9 @@ static void ws_timer_arm(hb_client_t *c)
     hb_wheel_arm(&s->wheel, &c->tnode, c->rx_tick + ws_ping_ticks(s) * (c->ping_out ? 2 : 1));
 }
 
-static void ws_timer_fire(hb_client_t *c)
+void hb_ctimer_ws_fire(hb_client_t *c, lws_usec_t now)
 {
+    (void)now;
     hb_svc_t *s = c->svc;
     if (c->closing || c->close_code)
         return;
@@ -154,7 +153,7 @@ int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         s->wbuf[LWS_PRE] = 'h';
         if (lws_write(wsi, s->wbuf + LWS_PRE, 1, LWS_WRITE_PING) < 0)
             return -1;
-        if (c->qlen && !c->wd_listed) /* held (--write-delay-ms): its timer writes it */
+        if (c->qlen && !hb_wdelay_held(c)) /* held (--write-delay-ms): its timer writes it */
             lws_callback_on_writable(wsi);
         return 0;
     }
@@ -172,16 +171,12 @@ void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us)
     hb_wheel_arm(&s->wheel, &c->tnode, svc_tick_of(lws_now_usecs() + us - 1) + 1);
 }
 
-/* One client timer in the wheel: what it means depends on the transport. */
+/* One client timer in the wheel: what it means is its transport's (ops->timer). */
 static void timer_fire(hb_wheel_node_t *n, void *arg)
 {
     hb_client_t *c = lws_container_of(n, hb_client_t, tnode);
-    if (c->kind == K_WS)
-        ws_timer_fire(c);
-    else if (c->kind == K_POLL)
-        hb_poll_on_timer(c);
-    else
-        sse_timer_fire(n, arg);
+    if (c->ops && c->ops->timer)
+        c->ops->timer(c, *(lws_usec_t *)arg);
 }
 
 void hb_ctimer_init(hb_svc_t *s)
@@ -203,21 +198,29 @@ void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now)
     sse_peers_check(s);
 }
 
-void hb_ctimer_start(hb_client_t *c, kind_t kind)
+void hb_ctimer_sse_start(hb_client_t *c)
 {
-    if (kind == K_SSE || kind == K_MSSE) {
-        sse_timer_arm(c, lws_now_usecs());
-        sse_watch(c, 1);
-    }
-    if (kind == K_WS && c->svc->edge->cfg.ws_ping_interval) {
-        hb_ctimer_ws_seen(c);
-        ws_timer_arm(c);
-    }
+    sse_timer_arm(c, lws_now_usecs());
+    sse_watch(c, 1);
+}
+
+void hb_ctimer_sse_end(hb_svc_t *s, hb_client_t *c)
+{
+    (void)s;
+    sse_watch(c, 0);
+}
+
+void hb_ctimer_ws_start(hb_client_t *c)
+{
+    if (!c->svc->edge->cfg.ws_ping_interval)
+        return;
+    hb_ctimer_ws_seen(c);
+    ws_timer_arm(c);
 }
 
 void hb_ctimer_end(hb_svc_t *s, hb_client_t *c)
 {
     hb_wheel_cancel(&s->wheel, &c->tnode); /* c->svc is NULL when no request came */
-    if (c->counted == K_SSE || c->counted == K_MSSE)
-        sse_watch(c, 0);
+    if (c->counted && c->counted->end)
+        c->counted->end(s, c);
 }

@@ -169,7 +169,7 @@ void hb_hread_next(hb_sub_t *u, size_t bytes, size_t n)
     hb_client_t *c = u->c;
     const hb_cfg_t *cfg = &c->svc->edge->cfg;
     u->hcount = hb_page_count(bytes, n, page_budget(cfg), (uint32_t)cfg->history_batch, u->hcount);
-    if (c->kind == K_POLL && u->hcount > (uint32_t)cfg->history_batch - c->qlen)
+    if (c->ops->answer && u->hcount > (uint32_t)cfg->history_batch - c->qlen)
         u->hcount = (uint32_t)cfg->history_batch - c->qlen; /* one answer: at most a batch */
     u->hstate = HB_HREAD_DRAIN;
     c->hpaced++;

@@ -6,6 +6,7 @@
  */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,14 +25,23 @@ extern const unsigned char hb_herald_js[];
 extern const size_t hb_herald_js_len;
 extern const char hb_herald_js_etag[];
 
+/* A request waiting for Redis to issue or redeem its ticket (ticket.h): nothing is written
+ * until the answer makes it a plain answer or routes it again. */
+const hb_transport_t hb_ticket_ops = {
+    .name = "http",
+    .gauge = offsetof(hb_stats_t, conn_sse), /* never counted */
+    .frame = offsetof(hb_ev_t, json),
+};
+
 /* ---- plain responses ---- */
 
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after)
 {
-    c->kind = K_SIMPLE;
-    c->status = (uint16_t)status;
-    c->ctype = ctype;
+    hb_creq_t *x = hb_creq(c);
+    c->ops = &hb_simple_ops;
+    x->status = (uint16_t)status;
+    x->ctype = ctype;
     c->close_after_flush = (uint8_t)(close_after || c->close_after_flush);
     if (status == 400 || status == 404 || status == 405 || status == 411)
         atomic_fetch_add_explicit(&c->svc->edge->stats.bad_requests, 1, memory_order_relaxed);
@@ -74,20 +84,21 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
                           const char *ctype, lws_filepos_t len, int sse)
 {
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
+    uint8_t extra = c->x ? c->x->auth_challenge : EXTRA_NONE;
     if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
         add_header(wsi, "x-herald-node:", s->edge->cfg.node_id, &p, end) ||
-        add_header(wsi, "cache-control:",
-                   sse || c->auth_challenge == EXTRA_ASSET ? "no-cache" : "no-store", &p, end))
+        add_header(wsi, "cache-control:", sse || extra == EXTRA_ASSET ? "no-cache" : "no-store", &p,
+                   end))
         return -1;
-    if (c->auth_challenge == EXTRA_ASSET &&
+    if (extra == EXTRA_ASSET &&
         (add_header(wsi, "etag:", hb_herald_js_etag, &p, end) ||
          (!c->cors && add_header(wsi, "access-control-allow-origin:", "*", &p, end))))
         return -1;
     if (sse && add_header(wsi, "x-accel-buffering:", "no", &p, end))
         return -1;
-    if (c->auth_challenge == EXTRA_AUTH && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
+    if (extra == EXTRA_AUTH && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
         return -1;
-    if (c->auth_challenge == EXTRA_AUTH_INVALID &&
+    if (extra == EXTRA_AUTH_INVALID &&
         add_header(wsi, "www-authenticate:", "Bearer error=\"invalid_token\"", &p, end))
         return -1;
     if (c->cors) {
@@ -103,7 +114,7 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
             add_header(wsi, "access-control-allow-credentials:", "true", &p, end))
             return -1;
     }
-    if (c->auth_challenge == EXTRA_PREFLIGHT &&
+    if (extra == EXTRA_PREFLIGHT &&
         (add_header(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||
          (c->cors &&
           (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p, end) ||
@@ -113,9 +124,9 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
         return -1;
     if (!sse && c->close_after_flush && add_header(wsi, "connection:", "close", &p, end))
         return -1;
-    if (c->auth_challenge == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
+    if (extra == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
         return -1;
-    if (c->auth_challenge == EXTRA_ALLOW_POST && add_header(wsi, "allow:", "POST", &p, end))
+    if (extra == EXTRA_ALLOW_POST && add_header(wsi, "allow:", "POST", &p, end))
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
@@ -165,13 +176,13 @@ int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const c
     *exp = 0;
     if (rc < 0) {
         snprintf(body, sizeof(body), "unauthorized: %s\n", reason);
-        c->auth_challenge = EXTRA_AUTH_INVALID;
+        hb_creq(c)->auth_challenge = EXTRA_AUTH_INVALID;
         hb_http_respond(c, 401, "text/plain; charset=utf-8", body, strlen(body), 0);
         return 1;
     }
     if (!j && cfg->jwt_secret_len && !cfg->allow_anonymous) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
-        c->auth_challenge = EXTRA_AUTH;
+        hb_creq(c)->auth_challenge = EXTRA_AUTH;
         hb_http_respond_text(
             c, 401, "unauthorized: a token is required (Authorization: Bearer or ?token=)\n", 0);
         return 1;
@@ -191,13 +202,26 @@ int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const c
     return 0;
 }
 
+int hb_http_single_topic(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                         size_t tlen, char *name, long long *exp)
+{
+    const char *reason = NULL, *topics[1];
+    *exp = 0;
+    if (hb_topic_validate(topic, tlen, &reason))
+        return hb_http_bad_request(c, reason, 0);
+    memcpy(name, topic, tlen);
+    name[tlen] = '\0';
+    topics[0] = name;
+    return hb_http_subscribe_auth(s, c, wsi, topics, 1, exp) ? 0 : 1;
+}
+
 /* ---- routing ---- */
 
 /* GET /herald.js: the embedded client, 304 when If-None-Match names its ETag. */
 static int herald_js(hb_client_t *c, struct lws *wsi)
 {
     char inm[64];
-    c->auth_challenge = EXTRA_ASSET;
+    hb_creq(c)->auth_challenge = EXTRA_ASSET;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
         lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH) < (int)sizeof(inm) &&
         lws_hdr_copy(wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
@@ -221,20 +245,20 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
         hb_auth_origin(s, wsi, &c->cors))
         return hb_http_respond_text(c, 403, "forbidden: origin not allowed\n", 1);
     if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0) {
-        c->auth_challenge = EXTRA_PREFLIGHT;
+        hb_creq(c)->auth_challenge = EXTRA_PREFLIGHT;
         return hb_http_respond(c, 204, "text/plain", NULL, 0, 0);
     }
     if (!strncmp(path, "/publish/", 9))
         return hb_http_publish_start(s, c, wsi, path + 9, plen - 9, body, blen);
     if (!strcmp(path, "/tickets")) {
         if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0) {
-            c->auth_challenge = EXTRA_ALLOW_POST;
+            hb_creq(c)->auth_challenge = EXTRA_ALLOW_POST;
             return hb_http_respond_text(c, 405, "method not allowed: use POST\n", 1);
         }
         return hb_ticket_issue(s, c, wsi, body, blen);
     }
     if (!is_get) {
-        c->auth_challenge = EXTRA_ALLOW_GET;
+        hb_creq(c)->auth_challenge = EXTRA_ALLOW_GET;
         return hb_http_respond_text(c, 405, "method not allowed: use GET\n", 1);
     }
     if (!strcmp(path, "/healthz"))
@@ -284,7 +308,7 @@ int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path)
 
 int hb_http_unauthorized(hb_client_t *c, const char *body)
 {
-    c->auth_challenge = EXTRA_AUTH_INVALID;
+    hb_creq(c)->auth_challenge = EXTRA_AUTH_INVALID;
     return hb_http_respond(c, 401, "text/plain; charset=utf-8", body, strlen(body), 0);
 }
 

@@ -5,7 +5,7 @@
  * Private to the HTTP transport of the service threads: the calls between http.c (routing,
  * plain responses, headers, request helpers), http_write.c (writing a client's queue),
  * sse.c, poll.c, publish.c and metrics.c. What other files call (hb_http_respond(),
- * hb_http_on_request(), hb_http_writeable(), hb_poll_on_timer(), ...) stays in service.h.
+ * hb_http_on_request(), hb_poll_on_timer(), ...) stays in service.h, the tables in transport.h.
  * Service thread only: @c is a client of the calling thread, @wsi its connection, and the
  * request's headers are still attached unless said otherwise.
  */
@@ -16,7 +16,7 @@
 #include "reqcheck.h"
 #include "service.h"
 
-/* c->auth_challenge: the extra headers of a K_SIMPLE answer (hb_http_write_headers()). */
+/* c->auth_challenge: the extra headers of a plain answer (hb_http_write_headers()). */
 enum {
     EXTRA_NONE = 0,
     EXTRA_AUTH,         /* 401: WWW-Authenticate: Bearer */
@@ -68,18 +68,29 @@ int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, s
 int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *const *topics,
                            int n, long long *exp);
 
+/**
+ * hb_http_single_topic() - the prologue of the one-topic routes (GET /events/<topic>, GET
+ * /poll/<topic>): @topic (@tlen bytes in the request's header buffer, which an answer reuses)
+ * is validated and copied NUL-terminated into @name (HB_TOPIC_MAX + 1 bytes, the caller's),
+ * then the request's token must allow it (*exp: the token's exp, 0 none). 1 when the request
+ * goes on; else the refusal (400, 401, 403) was answered and what the route returns: 0, or -1
+ * to close.
+ */
+int hb_http_single_topic(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
+                         size_t tlen, char *name, long long *exp);
+
 /* ---- sse.c ---- */
 
 /**
  * hb_http_sse_single() - GET /events/<topic> (@topic, @tlen point into the request's header
- * buffer; copied before the answer reuses it): checks, then a K_SSE stream (or a 400/401/403
+ * buffer; copied before the answer reuses it): checks, then an SSE stream (or a 400/401/403
  * answer, or the retry-and-close turn-away when full or draining). 0, or -1 to close.
  */
 int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
                        size_t tlen);
 
 /**
- * hb_http_sse_multi() - GET /events?topic=a&topic=b (up to --max-topics): one K_MSSE stream
+ * hb_http_sse_multi() - GET /events?topic=a&topic=b (up to --max-topics): one multi-topic SSE stream
  * with a composite cursor, in URL order, or an answer as hb_http_sse_single(). 0, or -1 to
  * close.
  */
@@ -89,7 +100,7 @@ int hb_http_sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 
 /**
  * hb_poll_start() - GET /poll/<topic>?since=&timeout= (@topic in the header buffer, copied):
- * checks, then a K_POLL request subscribed from ?since= (else from the stream's tail) and
+ * checks, then a long-poll request subscribed from ?since= (else from the stream's tail) and
  * answered by hb_poll_on_timer(); or a 400/401/403/503 answer. 0, or -1 to close.
  */
 int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen);
@@ -99,7 +110,7 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
 /**
  * hb_http_publish_start() - POST /publish/<topic> whose head's @framing and @length were
  * checked (hb_req_framing()): checks the method, key or token, topic, event name, framing and
- * size, then waits for the body (K_PUBLISH, c->req REQ_BODY; hb_http_on_body() takes it), or
+ * size, then waits for the body (hb_publish_ops, c->req REQ_BODY; hb_http_on_body() takes it), or
  * answers 401/403/405/411/413/400 and closes. 0, or -1 to close.
  */
 int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,

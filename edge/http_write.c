@@ -6,6 +6,7 @@
  */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,7 +62,7 @@ static size_t msse_idline(const hb_client_t *c, span_t *sp)
  * the head entry, which for a multi-topic SSE event is its frame followed by the client's own
  * composite id line (produced on the fly, so it is never bigger than what is left to copy).
  */
-static size_t coalesce(hb_svc_t *s, hb_client_t *c)
+static size_t coalesce(hb_svc_t *s, hb_client_t *c, int msse)
 {
     unsigned char *start = s->wbuf + LWS_PRE;
     size_t n = 0;
@@ -69,7 +70,7 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c)
     while (c->qlen && n < HB_SVC_WBUF) {
         qent_t *e = &c->q[c->qhead];
         size_t blen = hb_buf_len(e->b);
-        int idline = c->kind == K_MSSE && !e->ctl;
+        int idline = msse && !e->ctl;
         if (c->off < blen) {
             size_t avail = blen - c->off;
             size_t take = avail < HB_SVC_WBUF - n ? avail : HB_SVC_WBUF - n;
@@ -105,9 +106,9 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c)
     return n;
 }
 
-int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+static int sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi, int msse)
 {
-    size_t n = coalesce(s, c);
+    size_t n = coalesce(s, c, msse);
     if (!n)
         return 0;
     if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
@@ -117,14 +118,24 @@ int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     return 0;
 }
 
-/* Writes what a K_SIMPLE answer has queued (headers first); -1 on a write error. */
+int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    return sse_write(s, c, wsi, 0);
+}
+
+int hb_http_msse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    return sse_write(s, c, wsi, 1);
+}
+
+/* Writes what a plain answer has queued (headers first); -1 on a write error. */
 static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n;
     if (!c->headers_sent &&
-        hb_http_write_headers(s, c, wsi, c->status, c->ctype, c->qbytes, 0) != 0)
+        hb_http_write_headers(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0) != 0)
         return -1;
-    n = coalesce(s, c);
+    n = coalesce(s, c, 0);
     if (n &&
         lws_write(wsi, s->wbuf + LWS_PRE, n, c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
         return -1;
@@ -141,32 +152,36 @@ void hb_http_answer_now(hb_client_t *c)
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
-int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+static int simple_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
-    if (c->kind == K_SIMPLE) {
-        if (simple_write(s, c, wsi))
-            return -1;
-        if (c->qlen) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-        if (c->close_after_flush)
-            return -1;
-        c->req = REQ_IDLE;
-        hb_req_resume(c); /* a pipelined request waits in lws' buffer */
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
-    }
-    if (c->kind == K_POLL) {
-        /* answering removes the subscription: only ever done from here, never while a
-         * delivery to it is on the stack */
-        hb_poll_maybe_answer(c);
+    if (simple_write(s, c, wsi))
+        return -1;
+    if (c->qlen) {
+        lws_callback_on_writable(wsi);
         return 0;
     }
-    if (c->kind != K_SSE && c->kind != K_MSSE)
-        return 0;
+    if (c->close_after_flush)
+        return -1;
+    c->req = REQ_IDLE;
+    hb_req_resume(c); /* a pipelined request waits in lws' buffer */
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* A plain answer (status, type, body): written from the writable callback, headers first. */
+const hb_transport_t hb_simple_ops = {
+    .name = "http",
+    .gauge = offsetof(hb_stats_t, conn_sse), /* never counted */
+    .frame = offsetof(hb_ev_t, json),
+    .transaction = 1,
+    .http_writeable = simple_writeable,
+    .answer_now = hb_http_answer_now,
+};
+
+int hb_http_sse_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
     if (c->closing)
         return -1;
-    if (hb_http_sse_write(s, c, wsi))
+    if (c->ops->write(s, c, wsi))
         return -1;
     if (c->qlen) {
         lws_callback_on_writable(wsi);
@@ -175,11 +190,7 @@ int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     }
     if (c->close_after_flush)
         return -1;
-    if (c->qcap > 64) { /* give back a queue that grew during a burst */
-        free(c->q);
-        c->q = NULL;
-        c->qcap = c->qhead = 0;
-    }
+    hb_client_queue_idle(c); /* an idle stream keeps no queue array */
     hb_client_drained(c);
     return 0;
 }

@@ -5,29 +5,84 @@
  */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void hb_poll_maybe_answer(hb_client_t *c)
+/* From the writable callback: answer unless a subscription still reads history (events, a gap
+ * or a zero timeout answer now). Answering removes the subscription: only ever done from
+ * here or the timer, never while a delivery to it is on the stack. */
+static int poll_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
-    int timeout0 = c->poll_ready == 2;
-    if (c->kind != K_POLL || c->closing)
-        return;
+    int timeout0 = c->x->poll_ready == 2;
+    (void)s;
+    (void)wsi;
+    if (c->closing)
+        return 0;
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i] && c->subs[i]->resuming && !c->subs[i]->poll_full)
-            return; /* history first */
-    if (c->qlen || c->poll_gap || timeout0)
+            return 0; /* history first */
+    if (c->qlen || c->x->poll_gap || timeout0)
         hb_poll_on_timer(c);
+    return 0;
 }
+
+static void poll_timer(hb_client_t *c, lws_usec_t now)
+{
+    (void)now;
+    hb_poll_on_timer(c);
+}
+
+/* A gap notice: the answer says so (from the writable callback). */
+static void poll_gap(hb_client_t *c, const hb_ev_t *ev)
+{
+    c->x->poll_gap = ev->gap == HB_GAP_RESET ? "reset" : "trimmed";
+    lws_callback_on_writable(c->wsi);
+}
+
+/* `next` when no event comes: the stream's tail (after a reset gap, even over a `since`). */
+static void poll_history_tail(hb_client_t *c, const char *tail, int reset)
+{
+    if (reset || !c->x->poll_next[0])
+        memcpy(c->x->poll_next, tail, sizeof(c->x->poll_next));
+}
+
+static void poll_caught_up(hb_client_t *c)
+{
+    lws_callback_on_writable(c->wsi);
+}
+
+/* Draining: answered with what it has, from its writable callback. */
+static void poll_drain(hb_client_t *c, unsigned i)
+{
+    (void)i;
+    c->x->poll_ready = 2;
+    lws_callback_on_writable(c->wsi);
+}
+
+const hb_transport_t hb_poll_ops = {
+    .name = "poll",
+    .gauge = offsetof(hb_stats_t, conn_poll),
+    .frame = offsetof(hb_ev_t, json),
+    .cursor = 1,
+    .answer = 1,
+    .http_writeable = poll_writeable,
+    .timer = poll_timer,
+    .gap = poll_gap,
+    .history_tail = poll_history_tail,
+    .caught_up = poll_caught_up,
+    .drain = poll_drain,
+};
 
 void hb_poll_on_timer(hb_client_t *c)
 {
     char *body;
     size_t cap = c->qbytes + HB_CURSOR_MAX + 64, n;
-    const char *next = c->poll_next;
-    if (c->kind != K_POLL || c->closing)
+    const char *next;
+    if (c->ops != &hb_poll_ops || c->closing)
         return;
+    next = c->x->poll_next;
     hb_svc_poll_timer(c, 0);
     body = malloc(cap + c->qlen);
     if (!body) {
@@ -42,13 +97,13 @@ void hb_poll_on_timer(hb_client_t *c)
         memcpy(body + n, hb_buf_data(e->b), hb_buf_len(e->b));
         n += hb_buf_len(e->b);
         if (e->cur && hb_buf_len(e->cur) < HB_CURSOR_MAX) {
-            memcpy(c->poll_next, hb_buf_data(e->cur), hb_buf_len(e->cur));
-            c->poll_next[hb_buf_len(e->cur)] = '\0';
+            memcpy(c->x->poll_next, hb_buf_data(e->cur), hb_buf_len(e->cur));
+            c->x->poll_next[hb_buf_len(e->cur)] = '\0';
         }
     }
     n += (size_t)sprintf(body + n, "],\"next\":\"%s\"", next);
-    if (c->poll_gap)
-        n += (size_t)sprintf(body + n, ",\"gap\":\"%s\"", c->poll_gap);
+    if (c->x->poll_gap)
+        n += (size_t)sprintf(body + n, ",\"gap\":\"%s\"", c->x->poll_gap);
     body[n++] = '}';
     /* stop receiving: drop the subscription, then answer */
     for (uint16_t i = 0; i < c->nsubs; i++)
@@ -67,20 +122,15 @@ void hb_poll_on_timer(hb_client_t *c)
 
 int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
 {
-    char arg[HB_CURSOR_MAX + 8], tbuf[16];
-    const char *reason = NULL, *topics[1];
+    char arg[HB_CURSOR_MAX + 8], tbuf[16], name[HB_TOPIC_MAX + 1];
+    const char *reason = NULL;
     hb_cursor_t cur;
     long timeout = 25;
-    long long exp;
-    int has;
-    if (hb_topic_validate(topic, tlen, &reason))
-        return hb_http_bad_request(c, reason, 0);
-    memcpy(c->topic, topic, tlen);
-    c->topic[tlen] = '\0';
-    c->topic_len = tlen;
-    topics[0] = c->topic;
-    if (hb_http_subscribe_auth(s, c, wsi, topics, 1, &exp))
-        return 0; /* a long-poll ends within its timeout: exp is checked per request */
+    hb_creq_t *x;
+    long long exp; /* a long-poll ends within its timeout: exp is checked per request */
+    int has = hb_http_single_topic(s, c, wsi, topic, tlen, name, &exp);
+    if (has != 1)
+        return has; /* refused, answered */
     has = hb_http_query_arg(wsi, "since", NULL, arg, sizeof(arg));
     if (has < 0)
         return hb_http_bad_request(c, "since is too long", 0);
@@ -96,18 +146,18 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
     }
     if (!hb_svc_admit(s, c->wsi))
         return hb_http_respond_text(c, 503, "over capacity or draining: retry later\n", 1);
-    c->kind = K_POLL;
-    hb_client_count(c, K_POLL);
+    x = hb_creq(c);
+    hb_client_count(c, &hb_poll_ops);
     if (has) {
-        size_t l = hb_cursor_format(&cur.id, cur.epoch, c->poll_next);
-        c->poll_next[l] = '\0';
+        size_t l = hb_cursor_format(&cur.id, cur.epoch, x->poll_next);
+        x->poll_next[l] = '\0';
     }
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     if (timeout == 0)
-        c->poll_ready = 2;
+        x->poll_ready = 2;
     else
         hb_svc_poll_timer(c, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
-    hb_sub_add(c, c->topic, c->topic_len, has ? &cur : NULL, !has);
+    hb_sub_add(c, name, tlen, has ? &cur : NULL, !has);
     lws_http_headers_detach(wsi);
     return 0;
 }

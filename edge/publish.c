@@ -5,12 +5,22 @@
  */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hb_mem.h"
 #include "reqcheck.h"
+
+/* A publish waiting for its body, then for Redis: its answer is a plain one (hb_simple_ops). */
+const hb_transport_t hb_publish_ops = {
+    .name = "http",
+    .gauge = offsetof(hb_stats_t, conn_sse), /* never counted */
+    .frame = offsetof(hb_ev_t, json),
+    .transaction = 1,
+    .published = hb_http_on_published,
+};
 
 /* POST /publish/<topic>: the head's framing is already checked (hb_req_framing). */
 int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
@@ -19,10 +29,11 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
     const hb_cfg_t *cfg = &s->edge->cfg;
     char tok[HB_JWT_MAX + 8];
     const char *reason = NULL;
+    hb_creq_t *x;
     int n;
 
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) <= 0) {
-        c->auth_challenge = EXTRA_ALLOW_POST;
+        hb_creq(c)->auth_challenge = EXTRA_ALLOW_POST;
         return hb_http_respond_text(c, 405, "method not allowed: use POST\n", 1);
     }
     if (!cfg->publish_key[0] && !cfg->jwt_secret_len)
@@ -31,7 +42,7 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
     n = hb_auth_token(wsi, tok, sizeof(tok));
     if (n <= 0) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
-        c->auth_challenge = EXTRA_AUTH;
+        hb_creq(c)->auth_challenge = EXTRA_AUTH;
         return hb_http_respond_text(
             c, 401,
             n == -1 ? "unauthorized: token longer than 8192 bytes\n"
@@ -49,7 +60,7 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
                 atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
             snprintf(body, sizeof(body), "unauthorized: %s\n",
                      cfg->jwt_secret_len ? reason : "wrong publish key");
-            c->auth_challenge = EXTRA_AUTH_INVALID;
+            hb_creq(c)->auth_challenge = EXTRA_AUTH_INVALID;
             return hb_http_respond(c, 401, "text/plain; charset=utf-8", body, strlen(body), 1);
         }
         ok = hb_jwt_can_publish(j, topic, tlen);
@@ -60,9 +71,10 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
                 c, 403, "forbidden: the token does not allow publishing to this topic\n", 1);
         }
     }
-    n = hb_http_query_arg(wsi, "event", NULL, c->event, sizeof(c->event));
+    x = hb_creq(c);
+    n = hb_http_query_arg(wsi, "event", NULL, x->event, sizeof(x->event));
     if (n < 0 ||
-        (n > 0 && c->event[0] && hb_event_name_validate(c->event, strlen(c->event), &reason)))
+        (n > 0 && x->event[0] && hb_event_name_validate(x->event, strlen(x->event), &reason)))
         return hb_http_bad_request(c, reason ? reason : "event name longer than 64 bytes", 1);
     if (framing == HB_HTTP_BODY_CHUNKED)
         /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
@@ -75,11 +87,11 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
         return hb_http_respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
     }
-    memcpy(c->topic, topic, tlen);
-    c->topic[tlen] = '\0';
-    c->topic_len = tlen;
-    c->kind = K_PUBLISH;
-    c->rxmax = (size_t)length;
+    memcpy(x->topic, topic, tlen);
+    x->topic[tlen] = '\0';
+    x->topic_len = tlen;
+    c->ops = &hb_publish_ops;
+    x->rxmax = (size_t)length;
     /* lws gives the body (an explicit 0 too) and then completes it, once: HTTP_BODY_COMPLETION */
     c->req = REQ_BODY;
     return 0;
@@ -87,9 +99,9 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
 
 int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len)
 {
-    if (c->req != REQ_BODY || c->kind != K_PUBLISH || !len)
+    if (c->req != REQ_BODY || c->ops != &hb_publish_ops || !len)
         return 0; /* a body we answered early (or lws' empty call for Content-Length: 0) */
-    if (len > c->rxmax - c->rxlen) { /* lws frames by the same Content-Length: cannot happen */
+    if (len > c->x->rxmax - c->rxlen) { /* lws frames by the same Content-Length: cannot happen */
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
         free(c->rx);
         c->rx = NULL;
@@ -98,17 +110,17 @@ int hb_http_on_body(hb_svc_t *s, hb_client_t *c, const char *in, size_t len)
         return hb_http_respond_text(c, 413, "payload larger than --max-message-bytes\n", 1);
     }
     if (c->rxlen + len > c->rxcap) {
-        size_t ncap = c->rxcap ? c->rxcap * 2 : 4096;
+        size_t ncap = c->rxcap ? (size_t)c->rxcap * 2 : 4096;
         char *nrx;
         while (ncap < c->rxlen + len)
             ncap *= 2;
-        if (ncap > c->rxmax)
-            ncap = c->rxmax;
+        if (ncap > c->x->rxmax)
+            ncap = c->x->rxmax;
         nrx = realloc(c->rx, ncap ? ncap : 1);
         if (!nrx)
             return hb_http_respond_text(c, 503, "out of memory\n", 1);
         c->rx = nrx;
-        c->rxcap = ncap;
+        c->rxcap = (uint32_t)ncap; /* <= rxmax <= --max-message-bytes */
     }
     memcpy(c->rx + c->rxlen, in, len);
     c->rxlen += len;
@@ -119,24 +131,24 @@ int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c)
 {
     hb_req_t *q;
     hb_pending_t *p;
-    if (c->req == REQ_DONE && (c->kind == K_PUBLISH || c->kind == K_SIMPLE) && !c->rx_paused) {
+    if (c->req == REQ_DONE && c->ops && c->ops->transaction && !c->rx_paused) {
         /* lws 4.1 calls this again on every loop turn while a pipelined request waits in its
          * buffer (it stays in its body state until the answer is written), and the loop
          * starves. Herald does not pipeline after a publish: stop reading, answer, close. */
         c->close_after_flush = 1;
         hb_req_pause(c);
-        if (c->kind == K_SIMPLE) /* the answer is queued, and lws will not write it now */
-            hb_http_answer_now(c);
+        if (c->ops->answer_now) /* an answer is queued, and lws will not write it now */
+            c->ops->answer_now(c);
         return 0;
     }
-    if (c->req != REQ_BODY || c->kind != K_PUBLISH)
+    if (c->req != REQ_BODY || c->ops != &hb_publish_ops)
         return 0; /* completed already, or answered before its body */
     c->req = REQ_DONE;
     q = hb_xcalloc(1, sizeof(*q));
     q->type = HB_REQ_PUBLISH;
-    memcpy(q->topic, c->topic, c->topic_len);
-    q->topic_len = c->topic_len;
-    memcpy(q->event, c->event, sizeof(q->event));
+    memcpy(q->topic, c->x->topic, c->x->topic_len);
+    q->topic_len = c->x->topic_len;
+    memcpy(q->event, c->x->event, sizeof(q->event));
     q->payload = c->rx;
     q->payload_len = c->rxlen;
     c->rx = NULL;

@@ -105,8 +105,8 @@ static void svc_process_inbox(hb_svc_t *s)
                 if (u && !u->c->closing)
                     hb_topics_on_history(s, u, m);
             } else if (p && !p->c->closing) {
-                if (m->type == HB_MSG_PUBLISHED && p->c->kind == K_WS)
-                    hb_ws_on_published(s, p, m);
+                if (m->type == HB_MSG_PUBLISHED && p->c->ops && p->c->ops->published)
+                    p->c->ops->published(s, p, m);
                 else if (m->type == HB_MSG_PUBLISHED)
                     hb_http_on_published(s, p, m);
                 else if (m->type == HB_MSG_TICKET)
@@ -124,24 +124,14 @@ static void svc_process_inbox(hb_svc_t *s)
         size_t it = 0, klen;
         const void *k;
         void *v;
-        int i = 0;
+        unsigned i = 0;
         s->draining = 1;
         while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
             for (hb_sub_t *u = ((ltopic_t *)v)->head; u; u = u->tnext) {
                 hb_client_t *c = u->c;
-                if (c->closing || c->close_after_flush)
+                if (c->closing || c->close_after_flush || !c->ops->drain)
                     continue;
-                if (c->kind == K_WS) {
-                    hb_client_close(c, "draining", 1001);
-                } else if (c->kind == K_POLL) {
-                    c->poll_ready = 2; /* answer with what it has, from its writable */
-                    lws_callback_on_writable(c->wsi);
-                } else {
-                    /* a jittered retry so the clients do not all come back at once */
-                    hb_client_push(c, s->drain_frames[i++ % HB_DRAIN_VARIANTS], NULL, 0, 1);
-                    c->close_after_flush = 1;
-                    lws_callback_on_writable(c->wsi);
-                }
+                c->ops->drain(c, i++); /* the transport's way (SSE: a jittered retry) */
             }
         }
     }
@@ -221,29 +211,26 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         /* the previous request is not finished (its body, or its answer, is pending): lws
          * parsed a pipelined head (or acted again on the old one) before its time. It is
          * not served; the pending answer goes out and the connection closes (reqcheck.h). */
-        if (c->req != REQ_IDLE && (c->kind == K_SIMPLE || c->kind == K_PUBLISH)) {
+        if (c->req != REQ_IDLE && c->ops && c->ops->transaction) {
             c->close_after_flush = 1;
             if (!hb_req_lws_body(wsi))
                 return 0;
             /* lws would take its body from its buffer and loop for ever (reqcheck.h):
              * what is answered goes out now, the pipelined request is refused, and lws
              * closes the connection before reading any body */
-            if (c->kind == K_SIMPLE && !c->cleaned)
-                hb_http_answer_now(c);
+            if (c->ops->answer_now && !c->cleaned)
+                c->ops->answer_now(c);
             return hb_req_refuse_pipelined(s, wsi);
         }
         /* a later request with a body, parsed from bytes lws kept: the same loop */
         if (hb_admit_was_served(s->admit, wsi) && hb_req_lws_body(wsi) && hb_req_buffered(wsi))
             return hb_req_refuse_pipelined(s, wsi);
-        if (c->kind != K_NONE && !c->cleaned) {
+        if ((c->ops || c->x) && !c->cleaned) {
             if (!c->close_why)
                 c->close_why = "next request on the connection";
             hb_client_cleanup(s, c);
         }
-        memset(c, 0, sizeof(*c));
-        c->svc = s;
-        c->wsi = wsi;
-        c->id = ++s->next_id;
+        hb_client_init(c, s, wsi);
         hb_admit_served(s->admit, wsi);
         return hb_http_on_request(s, c, wsi, (const char *)in);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -268,11 +255,12 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return c ? hb_http_on_body_done(s, c) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return c ? hb_http_writeable(s, c, wsi) : -1;
+        if (!c)
+            return -1;
+        return c->ops && c->ops->http_writeable ? c->ops->http_writeable(s, c, wsi) : 0;
     case LWS_CALLBACK_TIMER:
-        if (c && c->kind == K_POLL)
-            hb_poll_on_timer(c);
-        else if (c && !c->cleaned)
+        /* lws' timer (lws_set_timer_usecs()) is only the token expiry's and a ticket's wait */
+        if (c && !c->cleaned)
             hb_auth_on_timer(c);
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
@@ -313,10 +301,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_ESTABLISHED:
         if (!c)
             return -1;
-        memset(c, 0, sizeof(*c));
-        c->svc = s;
-        c->wsi = wsi;
-        c->id = ++s->next_id;
+        hb_client_init(c, s, wsi);
         hb_ws_established(s, c, wsi);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -345,10 +330,11 @@ static const struct lws_protocols protocols[] = {
      * (test_fault_slow_consumer). WebSocket uses the whole write buffer: with its small rx
      * buffer one coalesced write would otherwise cost dozens of sends and a copy. */
     {"http", on_lws, sizeof(hb_client_t), 0, 0, NULL, 0},
-    /* rx buffer: lws allocates it per WebSocket connection at the upgrade and keeps it for the
-     * connection's life, so it is most of what an idle WebSocket costs. Client messages are
-     * small and a larger one arrives in pieces that ws.c gathers (up to --max-message-bytes);
-     * lws needs a whole control frame (at most 125 bytes of payload) in it. */
+    /* rx buffer: lws allocates it per WebSocket connection at the upgrade (HB_SVC_WS_RX +
+     * LWS_PRE + 4 bytes) and keeps it for the connection's life. Client messages are small
+     * and a larger one arrives in pieces of this size that ws.c gathers (up to
+     * --max-message-bytes); lws 4.1 (ops-ws.c) acts on a control frame only once its whole
+     * payload, at most 125 bytes, is in it: 128 is the least that holds one. */
     {"herald.v1", on_lws, sizeof(hb_client_t), HB_SVC_WS_RX, 0, NULL, HB_SVC_WBUF},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -388,6 +374,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->inq = hb_queue_new((size_t)edge->cfg.service_queue_max);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
+    hb_list_init(&s->wd_held);
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);

@@ -19,11 +19,13 @@
 #include "edge.h"
 #include "hb_dict.h"
 #include "hb_hist.h"
+#include "hb_list.h"
 #include "hb_jwt.h"
 #include "hb_wheel.h"
+#include "transport.h"
 
 #define HB_SVC_WBUF 65536 /* bytes coalesced into one write */
-#define HB_SVC_WS_RX 256  /* lws' per-WebSocket rx buffer (service.c protocols table) */
+#define HB_SVC_WS_RX 128  /* lws' per-WebSocket rx buffer: a whole control frame (service.c) */
 #define HB_DRAIN_VARIANTS 8
 #define HB_SVC_TICK_US 250000 /* housekeeping tick: the timer wheel's resolution */
 
@@ -43,26 +45,27 @@ typedef struct ltopic {
     int dirty; /* a SUB/UNSUB could not be queued; retried by housekeeping */
 } ltopic_t;
 
-/* One client's subscription to one topic. {service thread} */
+/* One client's subscription to one topic. {service thread} Its fields are ordered and
+ * packed to fit a 144-byte malloc chunk: every connection has one or more. */
 struct hb_sub {
     hb_client_t *c;
     ltopic_t *t;
     hb_sub_t *tprev, *tnext; /* in t->head */
     uint64_t token;          /* key in svc->pending while history is read */
-    uint16_t idx;            /* position in the client's topic list */
-    uint8_t resuming, history_started, have_last;
+    hb_sub_t *hnext;         /* in c->hwait while HB_HREAD_QUEUED */
+    hb_cursor_t hcur;        /* where the first page starts (later pages: after `last`) */
+    hb_id_t last;            /* last event id queued */
+    hb_buf_t *wcur;          /* multi-topic SSE: cursor of the last event written */
+    hb_msg_t **pend;         /* live events received while history is read */
+    uint32_t npend, cappend;
+    uint16_t idx;    /* position in the client's topic list */
+    uint16_t hcount; /* entries the next page asks for (at most --history-batch, 10,000) */
+    uint8_t hstate;  /* history read (hread.c): HB_HREAD_* */
+    unsigned resuming : 1, history_started : 1, have_last : 1;
     /* long-poll: the answer is full before history caught up; live events are dropped (the
      * next poll reads them from history) and the answer goes out though resuming is set */
-    uint8_t poll_full;
-    uint8_t hstate;   /* history read (hread.c): HB_HREAD_* */
-    uint32_t hcount;  /* entries the next page asks for */
-    hb_sub_t *hnext;  /* in c->hwait while HB_HREAD_QUEUED */
-    hb_cursor_t hcur; /* where the first page starts (later pages: after `last`) */
-    uint8_t htail;    /* the first read wants only the tail cursor */
-    hb_id_t last;     /* last event id queued */
-    hb_buf_t *wcur;  /* multi-topic SSE: cursor of the last event written */
-    hb_msg_t **pend; /* live events received while history is read */
-    uint32_t npend, cappend;
+    unsigned poll_full : 1;
+    unsigned htail : 1; /* the first read wants only the tail cursor */
 };
 
 /* One queued frame: a ref to a shared buffer (and, for multi-topic SSE, to its cursor).
@@ -73,9 +76,6 @@ typedef struct qent {
     uint16_t idx;
     uint16_t ctl;
 } qent_t;
-
-/* K_TICKET: an HTTP request waiting for Redis to issue or redeem its ticket (ticket.h) */
-typedef enum { K_NONE = 0, K_SIMPLE, K_SSE, K_MSSE, K_WS, K_POLL, K_PUBLISH, K_TICKET } kind_t;
 
 /* Life cycle of the connection's current HTTP request (edge/reqcheck.h): every HTTP callback
  * checks it, so a body is taken and completed once per request. */
@@ -94,40 +94,69 @@ typedef struct hb_pending {
     hb_hflag_t *cancel; /* history read: the flag shared with the broker (one reference) */
 } hb_pending_t;
 
-/* One connection's state: lws' per-session data. {service thread} */
+/*
+ * What a plain answer, a publish, a ticket or a long-poll needs while its request lasts, kept
+ * apart so that a streaming connection (SSE, WebSocket) does not carry it: made on first use
+ * (hb_creq()), freed with the client's other state by hb_client_cleanup(). {service thread}
+ */
+typedef struct hb_creq {
+    const char *ctype;      /* plain answer: its Content-Type (a string literal) */
+    uint16_t status;        /* plain answer: its status */
+    uint8_t auth_challenge; /* plain answer: its extra headers, EXTRA_* (http.h) */
+    uint8_t poll_ready;     /* long-poll: 2 answers now (timeout 0, draining) */
+    const char *poll_gap;   /* long-poll: the gap its answer reports (a string literal) */
+    size_t rxmax;           /* publish: the body's Content-Length */
+    size_t topic_len;
+    char topic[HB_TOPIC_MAX + 1];      /* publish: its topic; ticket issue: the ticket id */
+    char event[HB_EVENT_NAME_MAX + 1]; /* publish: ?event= */
+    char poll_next[HB_CURSOR_MAX];     /* long-poll: the cursor its answer names as next */
+    /* tickets (ticket.h): the pending token of the Redis request waited for (0: none; an HTTP
+     * request's or a WebSocket's), and the redeemed token while the request is routed again
+     * (the answer's, borrowed; NULL right after) */
+    uint64_t ticket_tok;
+    const char *ticket_jwt;
+} hb_creq_t;
+
+/* One connection's state: lws' per-session data, zeroed by lws and by hb_client_init(); an
+ * idle stream costs this, its subscriptions and what lws keeps (docs/architecture.md).
+ * {service thread} */
 struct hb_client {
     struct lws *wsi;
     hb_svc_t *svc;
-    kind_t kind;
-    uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish, counted;
-    uint16_t close_code; /* WS: close code to send */
+    const hb_transport_t *ops;     /* its transport now (transport.h); NULL: none yet */
+    const hb_transport_t *counted; /* counted as (hb_client_count()) until the cleanup */
     uint64_t id;
-    hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe */
+    hb_creq_t *x; /* plain answer, publish, ticket, long-poll state (owned; NULL: none) */
+    uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish;
+    uint8_t req;         /* req_state_t of the current HTTP request */
+    uint8_t rx_paused;   /* input not read until this request is answered (reqcheck.h) */
+    uint8_t cors;        /* 0 no CORS headers, 1 "*", k + 1 the k-th --allowed-origins entry */
+    uint16_t close_code; /* WS: close code to send */
+    uint8_t ping_out;    /* WS: a ping was sent since that frame */
+    uint8_t ping_due;    /* WS: send a ping at the next writable callback */
+    uint8_t bl_listed, flush_listed;
+    uint8_t hreads, hlisted;
     uint16_t nsubs, capsubs;
-    qent_t *q; /* outgoing queue */
+    uint16_t hpaced;
+    hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe; &sub0 for one */
+    hb_sub_t *sub0;  /* the storage of subs while it has one slot (most clients) */
+    qent_t *q;       /* outgoing queue (NULL while empty, for an idle client) */
     uint32_t qcap, qhead, qlen;
-    size_t qbytes, off;
-    lws_usec_t last_write;
-    hb_wheel_node_t tnode; /* SSE: next peer check / heartbeat; WS: next keepalive check;
-                            * long-poll: its timeout. In svc->wheel (service.c) */
-    uint64_t rx_tick;      /* WS: wheel tick of the peer's last frame (keepalive) */
-    uint8_t ping_out;      /* WS: a ping was sent since that frame */
-    uint8_t ping_due;      /* WS: send a ping at the next writable callback */
+    uint32_t off; /* bytes of the head entry written (frames are under 4 GiB) */
+    size_t qbytes;
+    /* SSE: next peer check / heartbeat; WS: next keepalive check; long-poll: its timeout. In
+     * svc->wheel (service.c) */
+    hb_wheel_node_t tnode;
+    union {
+        lws_usec_t last_write; /* SSE: when it last wrote (heartbeat) */
+        uint64_t rx_tick;      /* WS: wheel tick of the peer's last frame (keepalive) */
+    };
     hb_client_t *bl_prev, *bl_next; /* in svc->backlog while its queue is not empty */
-    uint8_t bl_listed;
-    /* K_SIMPLE responses */
-    uint16_t status;
-    const char *ctype;
-    uint8_t auth_challenge;
-    uint8_t req;       /* req_state_t of the current HTTP request */
-    uint8_t rx_paused; /* input not read until this request is answered (reqcheck.h) */
-    /* request bodies (publish) and WS messages */
+    /* a publish body (its length in x) or a WebSocket message being gathered; none kept
+     * between messages */
     char *rx;
-    size_t rxlen, rxcap, rxmax;
-    char event[HB_EVENT_NAME_MAX + 1];
-    char topic[HB_TOPIC_MAX + 1];
-    size_t topic_len;
-    hb_pending_t *pubs; /* publishes in flight */
+    uint32_t rxlen, rxcap; /* at most --max-message-bytes + 4 KiB */
+    hb_pending_t *pubs;    /* publishes in flight */
     /* authorisation: WS keeps its verified claims for later subscribes/publishes; SSE and WS
      * are ended at auth_exp (+ leeway) */
     hb_jwt_t *jwt;
@@ -135,30 +164,20 @@ struct hb_client {
     const char *close_why; /* why it was closed (a string literal): WS close reason, log */
     lws_usec_t opened;     /* when it became an SSE/WS/long-poll client (connection log) */
     uint64_t delivered;    /* events queued to it (connection log) */
-    uint8_t cors;          /* 0 no CORS headers, 1 "*", k + 1 the k-th --allowed-origins entry */
-    /* K_POLL */
-    char poll_next[HB_CURSOR_MAX];
-    const char *poll_gap;
-    uint8_t poll_ready;
     /* history reads (hread.c): subscriptions waiting for a read, reads in flight (and the
-     * cancelled ones still counted), subscriptions waiting for the queue to drain */
+     * cancelled ones still counted: hreads), subscriptions waiting for the queue to drain
+     * (hpaced); hlisted: in svc->hq_head */
     hb_sub_t *hwait_head, *hwait_tail;
     hb_pending_t *hcancel;
-    uint16_t hpaced;
-    uint8_t hreads, hlisted;
     hb_client_t *hq_next; /* in svc->hq_head */
-    /* written right after the broker batch that queued to it (svc->flush_head) */
+    /* written right after the broker batch that queued to it (svc->flush_head, flush_listed) */
     hb_client_t *flush_next;
-    uint8_t flush_listed;
-    /* --write-delay-ms (wdelay.c): held in svc->wd_head until wd_due; wd_last is when its
-     * queue was last released to the writer (0: never) */
-    uint8_t wd_listed;
-    hb_client_t *wd_prev, *wd_next;
-    lws_usec_t wd_due, wd_last;
-    /* tickets (ticket.h): the pending token of the Redis request waited for (0: none), and
-     * the redeemed token while the request is routed again (malloc'd, freed right after) */
-    uint64_t ticket_tok;
-    char *ticket_jwt;
+    /* --write-delay-ms (wdelay.c): in svc->wd_held until wd_last + the delay; wd_last is when
+     * its queue was last released to the writer (0: never). The node is initialised by
+     * hb_client_init(); a client lws zeroed and no request reached has next == NULL (not held
+     * either) */
+    hb_list_t wd_link;
+    lws_usec_t wd_last;
 };
 
 struct hb_svc {
@@ -193,9 +212,9 @@ struct hb_svc {
      * batch is done instead of through one writable callback each (hb_svc_flush, client.c) */
     int batching;
     hb_client_t *flush_head, *flush_tail;
-    /* --write-delay-ms (wdelay.c): clients whose write waits, in the order they were held,
-     * and the timer of the first one */
-    hb_client_t *wd_head, *wd_tail;
+    /* --write-delay-ms (wdelay.c): clients whose write waits (hb_client_t.wd_link), in the
+     * order they were held, and the timer of the first one */
+    hb_list_t wd_held;
     lws_sorted_usec_list_t sul_wd;
     unsigned ticks;
     hb_wheel_t wheel;     /* SSE clients' timers, in HB_SVC_TICK_US ticks */
@@ -257,6 +276,12 @@ static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long lon
  */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
 /**
+ * hb_client_init() - @c (lws' per-session data) starts a new request or WebSocket of @s on
+ * @wsi: zeroed, its lists' nodes initialised, a new connection id. The previous request's
+ * state must be cleaned up (hb_client_cleanup()) first. Cannot fail.
+ */
+void hb_client_init(hb_client_t *c, hb_svc_t *s, struct lws *wsi);
+/**
  * hb_client_close() - close @c once: its queue is released now (refs dropped), @why (a string
  * literal) is kept for the close log; a WebSocket with @ws_code sends a close frame with it
  * first (5 s at most), anything else is closed by lws at once. The memory stays lws' until
@@ -264,11 +289,18 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
  */
 void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code);
 /**
- * hb_client_count() - @c became a client of @kind (K_SSE, K_MSSE, K_WS, K_POLL): counted in
- * the connection gauges until hb_client_cleanup(), its timers started (ctimer.c), its open
- * logged at debug level. Once per client.
+ * hb_client_count() - @c became a client of transport @t (SSE, multi-topic SSE, WebSocket,
+ * long-poll): c->ops and c->counted set, counted in t's connection gauge until
+ * hb_client_cleanup(), its timers started (t->start), its open logged at debug level. Once
+ * per client.
  */
-void hb_client_count(hb_client_t *c, kind_t kind);
+void hb_client_count(hb_client_t *c, const hb_transport_t *t);
+/** hb_creq() - @c's request state (c->x), made zeroed on first use (aborts on allocation
+ * failure); freed by hb_client_cleanup(). Service thread. */
+hb_creq_t *hb_creq(hb_client_t *c);
+/** hb_client_queue_idle() - from a writable callback: an empty queue gives its array back, so
+ * that an idle client keeps none (the next push makes one). Cheap when not empty. */
+void hb_client_queue_idle(hb_client_t *c);
 /** hb_client_drained() - the client wrote (part of) its queue: continue a paced history read
  * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);
@@ -314,7 +346,7 @@ int hb_svc_admit(hb_svc_t *s, struct lws *wsi);
  * hb_svc_poll_timer() - a long-poll's timeout: hb_poll_on_timer(c) runs once `us` microseconds
  * passed (at most one housekeeping tick, 250 ms, later); us 0 cancels it. A timer in the
  * thread's wheel, not lws_set_timer_usecs(): arming an lws timer walks a list of every other
- * one. Service thread; c is K_POLL.
+ * one. Service thread; c is a long-poll.
  */
 void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us);
 
@@ -327,12 +359,21 @@ void hb_ctimer_free(hb_svc_t *s);
 /** hb_ctimer_tick() - the housekeeping tick: fires the due timers, closes SSE streams whose
  * peer hung up or sent bytes. */
 void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now);
-/** hb_ctimer_start() - c became an SSE (heartbeat, peer watch) or WebSocket (keepalive)
- * client. */
-void hb_ctimer_start(hb_client_t *c, kind_t kind);
-/** hb_ctimer_end() - c (of thread s; c->svc may be unset) is cleaned up: its timer and peer
- * watch go. */
+/** hb_ctimer_end() - c (of thread s; c->svc may be unset) is cleaned up: its timer goes, and
+ * what its counted transport's start() set up (t->end). */
 void hb_ctimer_end(hb_svc_t *s, hb_client_t *c);
+/* the timer hooks of the transports' tables (transport.h), here with the wheel they use */
+/** hb_ctimer_sse_start() - SSE start(): heartbeat timer, peer watch. */
+void hb_ctimer_sse_start(hb_client_t *c);
+/** hb_ctimer_sse_end() - SSE end(): out of the peer watch. */
+void hb_ctimer_sse_end(hb_svc_t *s, hb_client_t *c);
+/** hb_ctimer_sse_fire() - SSE timer(): a heartbeat when one is due (a peer check without the
+ * peer set), then the next timer. */
+void hb_ctimer_sse_fire(hb_client_t *c, lws_usec_t now);
+/** hb_ctimer_ws_start() - WebSocket start(): the keepalive timer (--ws-ping-interval; 0: none). */
+void hb_ctimer_ws_start(hb_client_t *c);
+/** hb_ctimer_ws_fire() - WebSocket timer(): a ping when one is due, a hang-up after two. */
+void hb_ctimer_ws_fire(hb_client_t *c, lws_usec_t now);
 /** hb_ctimer_ws_seen() - a frame (message, fragment, pong) came from WebSocket c: no ping is
  * due before --ws-ping-interval from now. O(1), no timer operation. */
 void hb_ctimer_ws_seen(hb_client_t *c);
@@ -348,6 +389,11 @@ int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
  * after its last release, never before). O(1), no allocation. Service thread.
  */
 int hb_wdelay_hold(hb_client_t *c);
+/** hb_wdelay_held() - 1 while @c is in its thread's held list. */
+static inline int hb_wdelay_held(const hb_client_t *c)
+{
+    return c->wd_link.next && hb_list_linked(&c->wd_link);
+}
 /** hb_wdelay_remove() - c (of thread s) is cleaned up: it leaves the held list. O(1). */
 void hb_wdelay_remove(hb_svc_t *s, hb_client_t *c);
 
@@ -388,10 +434,10 @@ int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors);
  */
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path);
 /**
- * hb_http_respond() - queue a K_SIMPLE answer: @status, @ctype (a string literal), @body
- * (@len bytes, copied; 0: none); @close_after closes the connection after it. 400/404/405/411
- * are counted as bad requests. Written from the writable callback (or at once for a paused
- * connection). 0, or -1 when the body could not be allocated. http.c.
+ * hb_http_respond() - queue a plain answer (c->ops becomes hb_simple_ops): @status, @ctype (a
+ * string literal), @body (@len bytes, copied; 0: none); @close_after closes the connection after
+ * it. 400/404/405/411 are counted as bad requests. Written from the writable callback (or at once
+ * for a paused connection). 0, or -1 when the body could not be allocated. http.c.
  */
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);
@@ -401,17 +447,17 @@ int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
 /** hb_http_unauthorized() - answer 401 with WWW-Authenticate: Bearer error="invalid_token"
  * and the text @body (counted as an auth refusal by the caller). http.c. */
 int hb_http_unauthorized(hb_client_t *c, const char *body);
-/**
- * hb_http_writeable() - LWS_CALLBACK_HTTP_WRITEABLE: a K_SIMPLE answer is written (then the
- * transaction completes, or the connection closes), a long-poll may answer, an SSE stream
- * writes what is queued. 0, or -1 to close. http_write.c.
- */
-int hb_http_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-/** hb_http_sse_write() - SSE: one coalesced write of what is queued (lws keeps what the socket
- * does not take). 0, or -1 when the connection failed. Service thread. http_write.c. */
+/** hb_http_sse_write() - SSE write(): one coalesced write of what is queued (lws keeps what
+ * the socket does not take). 0, or -1 when the connection failed. http_write.c. */
 int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_http_msse_write() - multi-topic SSE write(): hb_http_sse_write() with the client's
+ * composite id line after each event. http_write.c. */
+int hb_http_msse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_http_sse_writeable() - SSE http_writeable(): what is queued is written; a stream whose
+ * last frames went out (close_after_flush) closes. 0, or -1 to close. http_write.c. */
+int hb_http_sse_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /**
- * hb_http_answer_now() - write @c's queued K_SIMPLE answer at once and have lws close the
+ * hb_http_answer_now() - write @c's queued plain answer at once and have lws close the
  * connection (LWS_TO_KILL_ASYNC). For a connection lws does not read (hb_req_pause()), whose
  * POLLOUT lws 4.1 does not service. Service thread. http_write.c.
  */
@@ -432,12 +478,9 @@ int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c);
 /** hb_http_on_published() - the broker's answer to an HTTP publish (@m borrowed): @p is freed,
  * the latency observed, and 200 {"id":...}, 400 (herald: errors) or 503 answered. publish.c. */
 void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
-/** hb_poll_maybe_answer() - from the writable callback: answer the long-poll @c unless a
- * subscription still reads history (events, a gap or a zero timeout answer now). poll.c. */
-void hb_poll_maybe_answer(hb_client_t *c);
 /** hb_poll_on_timer() - answer the long-poll @c with what it has queued (its subscription
- * ends first), its timer cancelled; out of memory closes it. No-op unless K_POLL and not
- * closing. poll.c. */
+ * ends first), its timer cancelled; out of memory closes it. No-op unless a long-poll not
+ * answered yet and not closing. poll.c. */
 void hb_poll_on_timer(hb_client_t *c);
 
 /* ws.c */
@@ -457,7 +500,6 @@ int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
 /** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or -1
  * when the connection failed. Service thread. */
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
 /** hb_ws_take_token() - a token from the handshake (or a ticket, or an auth message): the
  * publish key, or a JWT whose claims @c keeps. 0, or -1 with *reason (nothing changed). */
 int hb_ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len, const char **reason);

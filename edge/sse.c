@@ -7,10 +7,56 @@
  */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hb_mem.h"
+
+/* The edge drains: a jittered retry (the clients do not all come back at once), then close. */
+static void sse_drain(hb_client_t *c, unsigned i)
+{
+    hb_client_push(c, c->svc->drain_frames[i % HB_DRAIN_VARIANTS], NULL, 0, 1);
+    c->close_after_flush = 1;
+    lws_callback_on_writable(c->wsi);
+}
+
+/* The token expired: the stream ends after what is queued; EventSource reconnects with its URL,
+ * whose expired token is then refused with 401 (the page must get a new token). */
+static void sse_expire(hb_client_t *c)
+{
+    hb_client_push(c, c->svc->expired_frame, NULL, 0, 1);
+    c->close_after_flush = 1;
+    lws_callback_on_writable(c->wsi);
+}
+
+const hb_transport_t hb_sse_ops = {
+    .name = "sse",
+    .gauge = offsetof(hb_stats_t, conn_sse),
+    .frame = offsetof(hb_ev_t, sse),
+    .write = hb_http_sse_write,
+    .http_writeable = hb_http_sse_writeable,
+    .start = hb_ctimer_sse_start,
+    .end = hb_ctimer_sse_end,
+    .timer = hb_ctimer_sse_fire,
+    .drain = sse_drain,
+    .expire = sse_expire,
+};
+
+/* Multi-topic SSE: each event with its cursor, written followed by the composite id line. */
+const hb_transport_t hb_msse_ops = {
+    .name = "sse-multi",
+    .gauge = offsetof(hb_stats_t, conn_sse),
+    .frame = offsetof(hb_ev_t, msse),
+    .cursor = 1,
+    .write = hb_http_msse_write,
+    .http_writeable = hb_http_sse_writeable,
+    .start = hb_ctimer_sse_start,
+    .end = hb_ctimer_sse_end,
+    .timer = hb_ctimer_sse_fire,
+    .drain = sse_drain,
+    .expire = sse_expire,
+};
 
 /* Reads the resume cursor text from Last-Event-ID or ?lastEventId=. 1, 0 none, -1 too long. */
 static int read_last_event_id(struct lws *wsi, char *out, size_t cap)
@@ -27,7 +73,7 @@ static int read_last_event_id(struct lws *wsi, char *out, size_t cap)
     return n > 0 ? out[0] != '\0' : n;
 }
 
-static int sse_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, kind_t kind)
+static int sse_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const hb_transport_t *t)
 {
     if (hb_http_write_headers(s, c, wsi, 200, "text/event-stream", LWS_ILLEGAL_HTTP_CONTENT_LEN, 1))
         return -1;
@@ -35,16 +81,15 @@ static int sse_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, kind_t kind
     /* an endless response: without this lws keeps the socket in POLLOUT and spins. A peer
      * that goes away is found by the housekeeping sweep (service.c). */
     lws_http_mark_sse(wsi);
-    c->kind = kind;
     c->last_write = lws_now_usecs();
-    hb_client_count(c, kind);
+    hb_client_count(c, t);
     return 0;
 }
 
 /* Overload and drain are 200 + retry + close: EventSource keeps retrying. */
 static int sse_turn_away(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
-    if (sse_headers(s, c, wsi, K_SSE))
+    if (sse_headers(s, c, wsi, &hb_sse_ops))
         return -1;
     hb_client_push(c, s->drain_frames[c->id % HB_DRAIN_VARIANTS], NULL, 0, 1);
     c->close_after_flush = 1;
@@ -54,21 +99,14 @@ static int sse_turn_away(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 
 int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
 {
-    char text[HB_CURSOR_MAX + 8];
-    const char *reason = NULL, *topics[1];
+    char text[HB_CURSOR_MAX + 8], name[HB_TOPIC_MAX + 1];
+    const char *reason = NULL;
     hb_cursor_t cur;
     long long exp;
-    int has;
+    int has = hb_http_single_topic(s, c, wsi, topic, tlen, name, &exp);
 
-    if (hb_topic_validate(topic, tlen, &reason))
-        return hb_http_bad_request(c, reason, 0);
-    /* `topic` points into the request's header buffer, which writing the response reuses */
-    memcpy(c->topic, topic, tlen);
-    c->topic[tlen] = '\0';
-    c->topic_len = tlen;
-    topics[0] = c->topic;
-    if (hb_http_subscribe_auth(s, c, wsi, topics, 1, &exp))
-        return 0;
+    if (has != 1)
+        return has; /* refused, answered */
     has = read_last_event_id(wsi, text, sizeof(text));
     if (has < 0)
         return hb_http_bad_request(c, "Last-Event-ID is too long", 0);
@@ -76,10 +114,10 @@ int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
         return hb_http_bad_request(c, reason, 0);
     if (!hb_svc_admit(s, c->wsi))
         return sse_turn_away(s, c, wsi);
-    if (sse_headers(s, c, wsi, K_SSE))
+    if (sse_headers(s, c, wsi, &hb_sse_ops))
         return -1;
     hb_client_push(c, s->retry_frame, NULL, 0, 1);
-    hb_sub_add(c, c->topic, c->topic_len, has > 0 ? &cur : NULL, 0);
+    hb_sub_add(c, name, tlen, has > 0 ? &cur : NULL, 0);
     if (exp)
         hb_auth_expire_at(c, exp);
     lws_http_headers_detach(wsi); /* give the header buffer back to the pool */
@@ -166,7 +204,7 @@ int hb_http_sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         ret = sse_turn_away(s, c, wsi);
         goto out;
     }
-    if (sse_headers(s, c, wsi, K_MSSE)) {
+    if (sse_headers(s, c, wsi, &hb_msse_ops)) {
         ret = -1;
         goto out;
     }

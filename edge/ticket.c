@@ -105,7 +105,7 @@ static int ask(hb_svc_t *s, hb_client_t *c, hb_req_t *q, const char *path)
         hb_pending_del(s, p);
         return -1;
     }
-    c->ticket_tok = p->token;
+    hb_creq(c)->ticket_tok = p->token;
     lws_set_timer_usecs(c->wsi, (lws_usec_t)HB_TICKET_WAIT_S * LWS_USEC_PER_SEC);
     return 0;
 }
@@ -171,12 +171,12 @@ int hb_ticket_issue(hb_svc_t *s, hb_client_t *c, struct lws *wsi, hb_http_body_t
     q = req_new(HB_REQ_TICKET_ISSUE, id);
     q->payload_len = strlen(tok);
     q->payload = hb_xmemdup(tok, q->payload_len + 1);
-    memcpy(c->topic, id, sizeof(id)); /* answered from hb_ticket_on_reply() */
-    c->topic_len = HB_TICKET_ID_LEN;
-    c->kind = K_TICKET;
+    memcpy(hb_creq(c)->topic, id, sizeof(id)); /* answered from hb_ticket_on_reply() */
+    c->x->topic_len = HB_TICKET_ID_LEN;
+    c->ops = &hb_ticket_ops;
     hb_req_pause(c); /* nothing more is read: the answer closes the connection */
     if (ask(s, c, q, NULL)) {
-        c->kind = K_NONE;
+        c->ops = NULL;
         return text(c, 503, "busy: try again\n");
     }
     return 0;
@@ -185,16 +185,17 @@ int hb_ticket_issue(hb_svc_t *s, hb_client_t *c, struct lws *wsi, hb_http_body_t
 int hb_ticket_http(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)
 {
     char id[HB_TICKET_ID_LEN + 2];
-    if (c->ticket_jwt || !s->edge->cfg.jwt_secret_len || !ticket_arg(wsi, id, sizeof(id)))
+    if ((c->x && c->x->ticket_jwt) || !s->edge->cfg.jwt_secret_len ||
+        !ticket_arg(wsi, id, sizeof(id)))
         return 0;
     if (!id_valid(id)) {
         refuse_http(s, c, "malformed ticket");
         return 1;
     }
-    c->kind = K_TICKET;
+    c->ops = &hb_ticket_ops;
     hb_req_pause(c);
     if (ask(s, c, req_new(HB_REQ_TICKET_REDEEM, id), path)) {
-        c->kind = K_NONE;
+        c->ops = NULL;
         text(c, 503, "busy: try again\n");
     }
     return 1;
@@ -247,45 +248,46 @@ void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     hb_client_t *c = p->c;
     json_t *path = p->echo ? json_incref(p->echo) : NULL;
     int rc = 0;
-    if (c->ticket_tok != p->token) { /* not what c waits for (cannot happen): drop it */
+    if (!c->x || c->x->ticket_tok != p->token) { /* not what c waits for (cannot happen): drop it */
         hb_pending_del(s, p);
         json_decref(path);
         return;
     }
     hb_pending_del(s, p);
-    c->ticket_tok = 0;
+    c->x->ticket_tok = 0;
     lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
-    if (c->kind == K_WS) {
+    if (c->ops == &hb_ws_ops) {
         ws_answer(s, c, m);
     } else if (!path) { /* issued */
         char body[128];
         int n;
-        c->kind = K_NONE;
+        c->ops = NULL;
         if (m->error) {
             hb_log_ratelimited("ticket-store", 1000, HB_LOG_WARN, MOD, "ticket not stored", "{s:s}",
                                "err", m->result);
             text(c, 503, "ticket store unavailable: retry\n");
         } else {
             count(&s->edge->stats.tickets_issued);
-            n = snprintf(body, sizeof(body), "{\"ticket\":\"%s\",\"expires_in\":%d}", c->topic,
+            n = snprintf(body, sizeof(body), "{\"ticket\":\"%s\",\"expires_in\":%d}", c->x->topic,
                          s->edge->cfg.ticket_ttl);
             hb_http_respond(c, 200, "application/json", body, (size_t)n, 1);
         }
     } else if (m->error) {
-        c->kind = K_NONE;
+        c->ops = NULL;
         hb_log_ratelimited("ticket-redeem", 1000, HB_LOG_WARN, MOD, "ticket not redeemed", "{s:s}",
                            "err", m->result);
         text(c, 503, "ticket store unavailable: retry\n");
     } else if (!m->blob) {
-        c->kind = K_NONE;
+        c->ops = NULL;
         refuse_http(s, c, "unknown, used or expired ticket");
     } else { /* served as if its token had come with the request */
         count(&s->edge->stats.tickets_redeemed);
-        c->kind = K_NONE;
+        c->ops = NULL;
         hb_req_resume(c);
-        c->ticket_jwt = m->blob;
+        hb_creq(c)->ticket_jwt = m->blob;
         rc = hb_http_reroute(s, c, json_string_value(path));
-        c->ticket_jwt = NULL;
+        if (c->x)
+            c->x->ticket_jwt = NULL;
         if (rc < 0)
             hb_client_close(c, "write failed", 0);
     }
@@ -295,16 +297,16 @@ void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 int hb_ticket_on_timer(hb_client_t *c)
 {
     hb_svc_t *s = c->svc;
-    hb_pending_t *p = hb_dict_get(s->pending, &c->ticket_tok, sizeof(c->ticket_tok));
+    hb_pending_t *p = hb_dict_get(s->pending, &c->x->ticket_tok, sizeof(c->x->ticket_tok));
     hb_log_ratelimited("ticket-timeout", 1000, HB_LOG_WARN, MOD,
                        "ticket store did not answer in time", NULL);
-    c->ticket_tok = 0;
+    c->x->ticket_tok = 0;
     hb_pending_del(s, p); /* a late answer finds nothing and is dropped */
-    if (c->kind == K_WS) {
+    if (c->ops == &hb_ws_ops) {
         hb_client_close(c, "ticket store unavailable: retry", 1013);
         return 0;
     }
-    c->kind = K_NONE;
+    c->ops = NULL;
     text(c, 503, "ticket store unavailable: retry\n");
     return 0;
 }

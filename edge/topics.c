@@ -117,9 +117,16 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
             break;
         }
     if (u->idx == c->nsubs) {
-        if (c->nsubs == c->capsubs) {
-            c->capsubs = c->capsubs ? c->capsubs * 2 : 1;
-            c->subs = hb_xrealloc(c->subs, c->capsubs * sizeof(*c->subs));
+        if (!c->capsubs) { /* one slot in the client itself: no allocation for most */
+            c->subs = &c->sub0;
+            c->capsubs = 1;
+        } else if (c->nsubs == c->capsubs) {
+            hb_sub_t **ns = hb_xmalloc((size_t)c->capsubs * 2 * sizeof(*ns));
+            memcpy(ns, c->subs, c->capsubs * sizeof(*ns));
+            if (c->subs != &c->sub0)
+                free(c->subs);
+            c->subs = ns;
+            c->capsubs *= 2;
         }
         c->nsubs++;
     }
@@ -172,38 +179,20 @@ void hb_sub_remove(hb_client_t *c, hb_sub_t *u)
 static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
 {
     hb_client_t *c = u->c;
-    hb_buf_t *b;
+    const hb_transport_t *t = c->ops;
     if (!ctl) {
         if (u->have_last && hb_id_cmp(&ev->id, &u->last) <= 0)
             return;
         u->last = ev->id;
         u->have_last = 1;
     }
-    switch (c->kind) {
-    case K_SSE:
-        b = ev->sse;
-        break;
-    case K_MSSE:
-        b = ev->msse;
-        break;
-    case K_POLL:
-        if (ctl) {
-            c->poll_gap = ev->gap == HB_GAP_RESET ? "reset" : "trimmed";
-            lws_callback_on_writable(c->wsi); /* answered from the writable callback */
-            return;
-        }
-        b = ev->json;
-        break;
-    case K_WS:
-        b = ev->ws;
-        break;
-    default:
-        b = ev->json;
-        break;
+    if (ctl && t->gap) { /* long-poll: answered with the gap */
+        t->gap(c, ev);
+        return;
     }
     /* only multi-topic SSE and long-poll write the cursor apart: no second ref for others */
-    if (hb_client_push(c, b, ctl || (c->kind != K_MSSE && c->kind != K_POLL) ? NULL : ev->cur,
-                       u->idx, ctl) == 0) {
+    if (hb_client_push(c, hb_transport_frame(t, ev), ctl || !t->cursor ? NULL : ev->cur, u->idx,
+                       ctl) == 0) {
         hb_svc_count(&c->svc->deliveries, 1);
         c->delivered++;
     }
@@ -266,8 +255,8 @@ static void sub_finish_resume(hb_sub_t *u)
     for (uint32_t i = 0; i < u->npend && !u->c->closing; i++)
         sub_deliver(u, &u->pend[i]->ev, u->pend[i]->control);
     sub_release_pend(u);
-    if (u->c->kind == K_POLL)
-        lws_callback_on_writable(u->c->wsi); /* a long-poll may answer now */
+    if (u->c->ops->caught_up)
+        u->c->ops->caught_up(u->c); /* a long-poll may answer now */
 }
 
 /* A `reset` page about the same stream rolled back behind the cursor (Redis restored an older
@@ -293,8 +282,8 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
         hb_client_close(c, "history read failed", 1011);
         return;
     }
-    if (c->kind == K_POLL && m->tail[0] && !c->poll_next[0])
-        memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
+    if (c->ops->history_tail && m->tail[0])
+        c->ops->history_tail(c, m->tail, 0);
     /* any page: a later one finds a gap when the stream was trimmed past the resume, or
      * wiped, while the client read the earlier ones */
     if (m->gap != HB_GAP_NONE) {
@@ -307,8 +296,8 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
             if (!page_rolled_back(u, m))
                 u->have_last = 0;
             /* a long-poll continues from the stream's tail unless this page has events */
-            if (c->kind == K_POLL && m->tail[0])
-                memcpy(c->poll_next, m->tail, sizeof(c->poll_next));
+            if (c->ops->history_tail && m->tail[0])
+                c->ops->history_tail(c, m->tail, 1);
         }
     }
     u->history_started = 1;
@@ -325,7 +314,7 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
     if (c->closing)
         return;
     if (m->more) {
-        if (c->kind != K_POLL || hb_hread_poll_room(c)) {
+        if (!c->ops->answer || hb_hread_poll_room(c)) {
             /* a long-poll answer takes more pages while it has room: up to --history-batch
              * events and about a page's bytes */
             hb_hread_next(u, c->qbytes > q0 ? c->qbytes - q0 : 0, m->n);
@@ -337,7 +326,7 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
          * reads them from it. */
         sub_release_pend(u);
         u->poll_full = 1;
-        lws_callback_on_writable(c->wsi); /* answers (hb_poll_maybe_answer) */
+        lws_callback_on_writable(c->wsi); /* answers (poll.c, its writable hook) */
         return;
     }
     sub_finish_resume(u);

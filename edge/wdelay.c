@@ -33,25 +33,24 @@
  * timer's own lateness). Removal (a client cleaned up) is O(1).
  */
 
-static void held_unlink(hb_svc_t *s, hb_client_t *c)
+static hb_client_t *held_first(hb_svc_t *s)
 {
-    if (c->wd_prev)
-        c->wd_prev->wd_next = c->wd_next;
-    else
-        s->wd_head = c->wd_next;
-    if (c->wd_next)
-        c->wd_next->wd_prev = c->wd_prev;
-    else
-        s->wd_tail = c->wd_prev;
-    c->wd_prev = c->wd_next = NULL;
-    c->wd_listed = 0;
+    hb_list_t *n = hb_list_first(&s->wd_held);
+    return n ? hb_list_container(n, hb_client_t, wd_link) : NULL;
 }
 
 static void on_due(lws_sorted_usec_list_t *sul);
 
+/* When a held client is due: its last release + the delay (wd_last does not change while it
+ * is held). */
+static lws_usec_t held_due(const hb_svc_t *s, const hb_client_t *c)
+{
+    return c->wd_last + (lws_usec_t)s->edge->cfg.write_delay_ms * 1000;
+}
+
 static void timer_arm(hb_svc_t *s, lws_usec_t now)
 {
-    lws_usec_t us = s->wd_head->wd_due - now;
+    lws_usec_t us = held_due(s, held_first(s)) - now;
     lws_sul_schedule(s->ctx, 0, &s->sul_wd, on_due, us > 0 ? us : 1);
 }
 
@@ -62,8 +61,8 @@ static void on_due(lws_sorted_usec_list_t *sul)
     lws_usec_t now = lws_now_usecs();
     unsigned long long n = 0;
     hb_client_t *c;
-    while ((c = s->wd_head) && c->wd_due <= now) {
-        held_unlink(s, c);
+    while ((c = held_first(s)) && held_due(s, c) <= now) {
+        hb_list_unlink(&c->wd_link);
         c->wd_last = now;
         /* written meanwhile from a writable callback (a choked client), or closed: nothing */
         if (c->qlen && !c->closing) {
@@ -74,7 +73,7 @@ static void on_due(lws_sorted_usec_list_t *sul)
     if (n)
         atomic_fetch_add_explicit(&s->edge->stats.writes_delayed, n, memory_order_relaxed);
     hb_svc_flush(s);
-    if (s->wd_head)
+    if (!hb_list_empty(&s->wd_held))
         timer_arm(s, now);
 }
 
@@ -84,29 +83,22 @@ int hb_wdelay_hold(hb_client_t *c)
     lws_usec_t d = (lws_usec_t)s->edge->cfg.write_delay_ms * 1000, now;
     if (!d)
         return 0;
-    if (c->wd_listed)
+    if (hb_wdelay_held(c))
         return 1; /* held already (its queue was emptied by a writable callback meanwhile) */
     now = lws_now_usecs();
     if (!c->wd_last || now - c->wd_last >= d) {
         c->wd_last = now; /* first event after a quiet spell: at once */
         return 0;
     }
-    c->wd_due = c->wd_last + d;
-    c->wd_listed = 1;
-    c->wd_next = NULL;
-    c->wd_prev = s->wd_tail;
-    if (s->wd_tail) {
-        s->wd_tail->wd_next = c;
-    } else {
-        s->wd_head = c;
+    hb_list_push_tail(&s->wd_held, &c->wd_link);
+    if (s->wd_held.next == &c->wd_link) /* the first one held: the timer is for it */
         timer_arm(s, now);
-    }
-    s->wd_tail = c;
     return 1;
 }
 
 void hb_wdelay_remove(hb_svc_t *s, hb_client_t *c)
 {
-    if (c->wd_listed)
-        held_unlink(s, c);
+    (void)s;
+    if (hb_wdelay_held(c))
+        hb_list_unlink(&c->wd_link);
 }

@@ -4,6 +4,7 @@
  */
 #include "service.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,9 +173,7 @@ void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     int n = hb_auth_token(wsi, tok, sizeof(tok));
     if (n == 0)
         n = hb_auth_cookie(s, wsi, tok, sizeof(tok));
-    c->kind = K_WS;
-    hb_client_count(c, K_WS);
-    c->rxmax = (size_t)cfg->max_message_bytes + 4096;
+    hb_client_count(c, &hb_ws_ops);
     if (hb_ticket_ws(s, c, wsi))
         return; /* ?ticket=: signed in (or refused) once Redis gave the token back */
     if (n == 0 || (n < 0 && !cfg->jwt_secret_len))
@@ -266,7 +265,7 @@ static void on_publish(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
     }
 }
 
-void hb_ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
+static void ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 {
     hb_client_t *c = p->c;
     json_t *echo = p->echo ? json_incref(p->echo) : NULL;
@@ -352,7 +351,8 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
                        "binary frames are not supported");
     if (lws_is_first_fragment(wsi))
         c->rxlen = 0;
-    if (len > c->rxmax - c->rxlen) { /* rxlen <= rxmax always */
+    /* a message may take --max-message-bytes and its JSON envelope; rxlen <= that always */
+    if (len > (size_t)s->edge->cfg.max_message_bytes + 4096 - c->rxlen) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_too_large, 1, memory_order_relaxed);
         return ws_fail(c, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
     }
@@ -365,11 +365,11 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
         if (!nrx)
             return -1;
         c->rx = nrx;
-        c->rxcap = ncap;
+        c->rxcap = (uint32_t)ncap; /* < 2 (--max-message-bytes + 4 KiB): 32 MiB at most */
     }
     if (len)
         memcpy(c->rx + c->rxlen, in, len);
-    c->rxlen += len;
+    c->rxlen += (uint32_t)len;
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
         /* RFC 6455 8.1: a text message is UTF-8, judged whole (a character may span frames) */
         if (!hb_utf8_valid(c->rx, c->rxlen)) {
@@ -451,6 +451,35 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         return -1;
     if (c->qlen)
         lws_callback_on_writable(wsi);
-    hb_client_drained(c); /* a paced resume continues once most of its page was taken */
+    else
+        hb_client_queue_idle(c); /* an idle WebSocket keeps no queue array */
+    hb_client_drained(c);        /* a paced resume continues once most of its page was taken */
     return 0;
 }
+
+/* Closed with a code: the close frame goes out from the writable callback (5 s at most). */
+static int ws_close(hb_client_t *c, uint16_t code)
+{
+    c->close_code = code;
+    lws_callback_on_writable(c->wsi);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+    return 1;
+}
+
+static void ws_drain(hb_client_t *c, unsigned i)
+{
+    (void)i;
+    hb_client_close(c, "draining", 1001);
+}
+
+const hb_transport_t hb_ws_ops = {
+    .name = "ws",
+    .gauge = offsetof(hb_stats_t, conn_ws),
+    .frame = offsetof(hb_ev_t, ws),
+    .write = hb_ws_write,
+    .start = hb_ctimer_ws_start,
+    .timer = hb_ctimer_ws_fire,
+    .drain = ws_drain,
+    .close = ws_close,
+    .published = ws_on_published,
+};
