@@ -483,10 +483,23 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
  * answered yet and not closing. poll.c. */
 void hb_poll_on_timer(hb_client_t *c);
 
-/* ws.c */
+/* ---- ws.c: the WebSocket transport; service thread, from the lws callback ---- */
+
+/** hb_ws_filter() - LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: 0 lets the handshake of @wsi go
+ * on (path /ws, an allowed Origin, a client slot taken by hb_svc_admit()), 1 refuses it. */
 int hb_ws_filter(hb_svc_t *s, struct lws *wsi);
+/** hb_ws_established() - the handshake of @c is done: counts it as a WebSocket, signs it in
+ * from its handshake token, cookie or ?ticket= (a bad token with --jwt-secret closes it 1008).
+ * Cannot fail. */
 void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_ws_receive() - LWS_CALLBACK_RECEIVE: a fragment in[0..len) of a text message, gathered
+ * in c->rx (bounded by --max-message-bytes plus its envelope: beyond, closed 1009; a binary
+ * frame 1003) and handled when whole (subscribe, unsubscribe, publish, auth, ping). 0, or -1
+ * when lws must close the connection now. */
 int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len);
+/** hb_ws_writeable() - LWS_CALLBACK_SERVER_WRITEABLE: sends the close frame of a client being
+ * closed (-1 then), else one write of what is queued (hb_ws_write()), asks for another
+ * callback while frames remain, and lets a paced resume go on. 0, or -1 to close. */
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_ws_peer_close() - LWS_CALLBACK_WS_PEER_INITIATED_CLOSE with the peer's payload (in, len):
  * 0 lets lws echo it; -1 (close reason set: 1002 for a 1-byte payload or a code RFC 6455 does
