@@ -5,101 +5,11 @@ herald_canary_age_seconds and one log line; the edge then recovers (a new subscr
 connection), /readyz is 200 again, and the events published during the stop are delivered."""
 
 import re
-import socket
-import threading
 import time
 
 import harness
 from harness import HeraldTestCase, fcall_publish, http_get, split_cursor, wait_until
-
-SUBSCRIBE = b"$9\r\nSUBSCRIBE\r\n"  # not PSUBSCRIBE ($10) nor SSUBSCRIBE
-
-
-class SilencingProxy:
-    """Forwards loopback TCP to Redis; mute_subscribers() drops every later Redis->client byte
-    on the connections that have sent a SUBSCRIBE so far (they stay open)."""
-
-    def __init__(self, upstream_port, marker=SUBSCRIBE, confirm=b"$9\r\nsubscribe\r\n"):
-        self.upstream = upstream_port
-        self.marker, self.confirm = marker, confirm  # what a subscriber sends / gets back
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.port = self.lsock.getsockname()[1]
-        self.conns = []  # [client sock, upstream sock, state dict]
-        self.command_delay = 0.0  # seconds each client->Redis read of a non-subscriber waits
-        self.to_subscribers = bytearray()  # what was forwarded to subscriber connections
-        self.lock = threading.Lock()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.upstream))
-            st = {"subscriber": False, "muted": False}
-            with self.lock:
-                self.conns.append((c, u, st))
-            threading.Thread(target=self._pump, args=(c, u, st, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, st, False), daemon=True).start()
-
-    def _pump(self, src, dst, st, to_redis):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if to_redis and self.marker in data:
-                    st["subscriber"] = True
-                if not to_redis and st["muted"]:
-                    continue  # read and drop: Redis sees a healthy reader
-                if to_redis and not st["subscriber"] and self.command_delay:
-                    time.sleep(self.command_delay)  # in order: one pump per direction
-                dst.sendall(data)
-                if not to_redis and st["subscriber"]:
-                    with self.lock:
-                        self.to_subscribers += data
-                        del self.to_subscribers[:-65536]
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def wait_confirmed(self, topic):
-        """Until the SUBSCRIBE confirmation of topic's live channel went through to the edge
-        (muted before that, the edge would never learn its subscription took effect)."""
-        chan = ("herald:{%s}:live" % topic).encode()
-        frame = self.confirm + b"$%d\r\n%s\r\n" % (len(chan), chan)
-
-        def seen():
-            with self.lock:
-                return frame in self.to_subscribers
-        wait_until(seen, 10, interval=0.02, what="SUBSCRIBE confirmation of %s forwarded" % topic)
-
-    def mute_subscribers(self, muted=True):
-        n = 0
-        with self.lock:
-            for _, _, st in self.conns:
-                if st["subscriber"]:
-                    st["muted"] = muted
-                    n += 1
-        return n
-
-    def close(self):
-        self.closed = True
-        self.lsock.close()
-        with self.lock:
-            for c, u, _ in self.conns:
-                c.close()
-                u.close()
-
+from proxykit import SilencingProxy
 
 def canary_age(port):
     return harness.scrape(port).get("herald_canary_age_seconds")

@@ -11,7 +11,8 @@ import re
 import harness
 from harness import fcall_publish, http_get, split_cursor, wait_until
 from test_cluster import Cluster, ClusterHerald, ClusterTestCase, slot_of
-from test_guarantees_canary import SilencingProxy, canary_age
+from proxykit import SilencingProxy
+from test_guarantees_canary import canary_age
 
 SSUBSCRIBE = b"$10\r\nSSUBSCRIBE\r\n"
 

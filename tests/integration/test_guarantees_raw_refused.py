@@ -15,7 +15,7 @@ import time
 
 import harness
 from harness import HeraldTestCase, lease_holder, wait_until, xrange
-from test_guarantees_canary import SilencingProxy
+from proxykit import SilencingProxy
 
 TOPIC = "rawrefused"
 

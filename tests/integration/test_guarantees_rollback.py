@@ -14,7 +14,7 @@ import time
 
 import harness
 from harness import HeraldTestCase, fcall_publish, split_cursor, wait_live_subscribed, wait_until
-from test_guarantees_wiped_cut import CutProxy
+from proxykit import TcpProxy
 
 TOPIC = "rb.t"
 
@@ -24,7 +24,7 @@ class Rollback(HeraldTestCase):
     def test_resume_past_a_rolled_back_tail_gets_no_old_events_again(self):
         srv = self.redis()
         r = self.client(srv)
-        proxy = CutProxy(srv.port)
+        proxy = TcpProxy(srv.port)
         self._closers.append(proxy)
         h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off", "--heartbeat", "1"])
         self._heralds.append(h)

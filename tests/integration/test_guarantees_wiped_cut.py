@@ -15,87 +15,11 @@ promises them a `reset` notice instead (the Gap notice), before anything of the 
 """
 
 import json
-import socket
-import threading
 import time
 
 import harness
 from harness import HeraldTestCase, fcall_publish, split_cursor, wait_live_subscribed, wait_until
-
-
-class CutProxy:
-    """Forwards loopback TCP to Redis; cut() closes every connection and refuses new ones
-    (accepted and closed at once) until heal()."""
-
-    def __init__(self, upstream_port):
-        self.upstream = upstream_port
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.port = self.lsock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.conns = []
-        self.is_cut = False
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            with self.lock:
-                if self.is_cut:
-                    c.close()
-                    continue
-                try:
-                    u = socket.create_connection(("127.0.0.1", self.upstream), timeout=2)
-                    u.settimeout(None)
-                except OSError:
-                    c.close()
-                    continue
-                self.conns.append((c, u))
-            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self):
-        with self.lock:
-            self.is_cut = True
-            for c, u in self.conns:
-                for s in (c, u):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    s.close()
-            self.conns = []
-
-    def heal(self):
-        with self.lock:
-            self.is_cut = False
-
-    def close(self):
-        self.closed = True
-        self.cut()
-        self.lsock.close()
+from proxykit import TcpProxy
 
 
 class WipedDuringCut(HeraldTestCase):
@@ -103,7 +27,7 @@ class WipedDuringCut(HeraldTestCase):
     def test_subscribers_the_edge_could_not_place_get_a_reset(self):
         srv = self.redis()
         r = self.client(srv)
-        proxy = CutProxy(srv.port)
+        proxy = TcpProxy(srv.port)
         self._closers.append(proxy)
         h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off", "--heartbeat", "1"])
         self._heralds.append(h)
@@ -161,7 +85,7 @@ class WipedDuringCut(HeraldTestCase):
         cut gets the events stored after it joined (a refill), and nobody a reset."""
         srv = self.redis()
         r = self.client(srv)
-        proxy = CutProxy(srv.port)
+        proxy = TcpProxy(srv.port)
         self._closers.append(proxy)
         h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off", "--heartbeat", "1"])
         self._heralds.append(h)
