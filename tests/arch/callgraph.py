@@ -7,21 +7,11 @@ calls that close it, and which edge files call which. Exit 0 always: a report, n
 Usage: tests/arch/callgraph.py [BUILD_DIR]   (default build/release; needs nm)
 """
 import os
-import subprocess
 import sys
 from collections import defaultdict
 
-
-def symbols(obj):
-    out = subprocess.run(["nm", obj], capture_output=True, text=True, check=True).stdout
-    defined, used = set(), set()
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1] in "TDBR":
-            defined.add(parts[2])
-        elif len(parts) == 2 and parts[0] == "U":
-            used.add(parts[1])
-    return defined, used
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from layers import nm as symbols  # noqa: E402  (defined, used symbols of an object file)
 
 
 def sccs(nodes, edges):
