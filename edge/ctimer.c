@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "service.h"
 
 /*
@@ -194,7 +195,13 @@ void hb_ctimer_free(hb_svc_t *s)
 
 void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now)
 {
+    /* as a broker batch: the heartbeats due now are written at once after the tick
+     * (hb_svc_flush), not each through a writable callback (two epoll changes and a wake-up
+     * per idle stream and heartbeat) */
+    s->batching = 1;
     hb_wheel_advance(&s->wheel, svc_tick_of(now), timer_fire, &now);
+    s->batching = 0;
+    hb_svc_flush(s);
     sse_peers_check(s);
 }
 
