@@ -259,17 +259,20 @@ static void sub_finish_resume(hb_sub_t *u)
         u->c->ops->caught_up(u->c); /* a long-poll may answer now */
 }
 
-/* A `reset` page about the same stream rolled back behind the cursor (Redis restored an older
- * dump: nothing after the cursor, and the stream's tail is of the cursor's epoch). The client
- * keeps what it has up to its cursor: live events up to it (a refill's, held while this read
- * ran) are not sent again; the rolled-back stream's new events have later IDs. PROTOCOL.md:
- * the edge continues from the stream's tail. A new stream (another epoch) starts over. */
-static int page_rolled_back(const hb_sub_t *u, const hb_msg_t *m)
+/* A `reset` page about the same stream, its cursor ahead of the stream's tail (Redis restored
+ * an older dump, or a cursor from the future): nothing after the cursor, and the tail is of the
+ * cursor's epoch. The client continues from the tail (PROTOCOL.md): its position becomes the
+ * tail's, so events up to the tail (a refill's, held while this read ran: ones it had) are not
+ * sent again, and what comes after the tail is. 1 with *tail set; 0 for a new stream (another
+ * epoch), which starts over. */
+static int page_rolled_back(const hb_sub_t *u, const hb_msg_t *m, hb_id_t *tail)
 {
-    hb_cursor_t tail;
-    return u->have_last && m->n == 0 && m->tail[0] && u->hcur.epoch[0] &&
-           !hb_cursor_parse(m->tail, strlen(m->tail), &tail, NULL) &&
-           !strcmp(tail.epoch, u->hcur.epoch);
+    hb_cursor_t t;
+    if (!(u->have_last && m->n == 0 && m->tail[0] && u->hcur.epoch[0] &&
+          !hb_cursor_parse(m->tail, strlen(m->tail), &t, NULL) && !strcmp(t.epoch, u->hcur.epoch)))
+        return 0;
+    *tail = t.id;
+    return 1;
 }
 
 /* A page of u's history: queued to the client; then the next page (paced), or live. */
@@ -293,7 +296,10 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
             hb_ev_release(&g);
         }
         if (m->gap == HB_GAP_RESET) {
-            if (!page_rolled_back(u, m))
+            hb_id_t tail;
+            if (page_rolled_back(u, m, &tail))
+                u->last = tail;
+            else
                 u->have_last = 0;
             /* a long-poll continues from the stream's tail unless this page has events */
             if (c->ops->history_tail && m->tail[0])
