@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Instructions per delivery on the fan-out path, by `valgrind --tool=callgrind` (counts that
+repeat on a noisy machine, unlike timings), for several herald binaries side by side.
+
+For each binary, twice: a fresh redis-server and `herald --threads 1` under callgrind, CLIENTS
+SSE subscribers on one topic, then EVENTS events of 200 bytes published with FCALL (paced, so
+that every event is its own delivery: no batch), every subscriber reading all of them (checked:
+in order, none missing); SIGTERM, and callgrind's total instruction count (Ir). Run once with
+EVENTS and once with none; (Ir(EVENTS) - Ir(0)) / (EVENTS x CLIENTS) is the edge's instructions
+per delivery, start-up and shut-down cancelled out. User space only: the kernel's send path,
+the larger share of a delivery, is not counted. A benchmark: nothing is asserted.
+
+  tests/bench/fanout_ir.py --bin before=/tmp/before/herald --bin after=build/bench/herald
+"""
+
+import argparse
+import glob
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import harness  # noqa: E402
+
+
+def run(binary, clients, events, tmp):
+    srv = harness.RedisServer()
+    r = srv.client()
+    port = harness.free_port()
+    out = os.path.join(tmp, "cg.%d" % time.monotonic_ns())
+    p = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+                          binary, "--listen", "127.0.0.1:%d" % port,
+                          "--redis", "redis://127.0.0.1:%d" % srv.port, "--threads", "1",
+                          "--ingest", "off", "--node-id", "cg"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        harness.wait_until(lambda: harness.port_open(port), 120, what="edge under callgrind")
+        harness.wait_until(lambda: harness.http_get(port, "/readyz", timeout=30)[0] == 200, 120,
+                           what="edge ready")
+        subs = [harness.SSEClient(port, "/events/fan", timeout=60) for _ in range(clients)]
+        harness.wait_live_subscribed(r, "fan", timeout=60)
+        time.sleep(2)
+        payload = "x" * 200
+        ids = []
+        for i in range(events):
+            ids.append(harness.fcall_publish(r, "fan", "%05d%s" % (i, payload[5:])))
+            time.sleep(0.02)
+        for c in subs:
+            got = [harness.split_cursor(c.next_event(120).id)[0] for _ in range(events)]
+            if got != ids:
+                raise RuntimeError("a subscriber got %d events out of order or with a hole" %
+                                   len(got))
+            c.close()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(300)
+        r.close()
+        srv.close()
+    total = 0
+    for f in glob.glob(out + "*"):
+        with open(f) as fh:
+            for line in fh:
+                if line.startswith("summary:") or line.startswith("totals:"):
+                    total = max(total, int(line.split()[1]))
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", action="append", required=True, metavar="NAME=PATH")
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--events", type=int, default=200)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="herald-fanout-ir-")
+    rows = []
+    for spec in a.bin:
+        name, path = spec.split("=", 1)
+        base = run(path, a.clients, 0, tmp)
+        full = run(path, a.clients, a.events, tmp)
+        per = (full - base) / float(a.events * a.clients)
+        rows.append((name, base, full, per))
+        print("fanout_ir: %s: Ir %d with none, %d with %d x %d: %.0f per delivery" % (
+            name, base, full, a.events, a.clients, per), flush=True)
+    print("| binary | Ir, no event | Ir, %d events x %d clients | Ir per delivery | vs first |" % (
+        a.events, a.clients))
+    print("|---|---|---|---|---|")
+    for name, base, full, per in rows:
+        print("| %s | %d | %d | %.0f | %.3f |" % (name, base, full, per, per / rows[0][3]))
+
+
+if __name__ == "__main__":
+    main()
