@@ -26,7 +26,8 @@ Per segment (one topic of one connection; see actors.py), with start S and end E
 Per publish: an acknowledged publish is stored exactly once with its ID ("acked-lost",
 "stored-twice"); an unacknowledged or raw one at most once; raw PUBLISHes are stored in
 publish order ("raw-reorder"); a raw PUBLISH that reached a receiver is stored, unless it was
-sent within RAW_WINDOW_S of a Redis stop, or within RAW_RESUB_WINDOW_S after Redis came back
+sent within RAW_WINDOW_S of a Redis stop (or earlier, while an edge's link to Redis was slowed or
+cut until then: its stores take that long), or within RAW_RESUB_WINDOW_S after Redis came back
 (only standbys had subscribed again) (the documented windows, counted separately).
 """
 
@@ -252,6 +253,11 @@ def check_publishes(hist, pubs, faults, rep):
             by_payload.setdefault(payload, []).append((t, ep, ms, seq))
     known = set()
     redis_stops = [f for f in faults if f["what"].startswith(("redis down", "failover"))]
+    # an edge's link to Redis slowed or cut: a store in flight on it takes as long as the
+    # fault lasts (FINDINGS F22: a throttled leader's stores of 1.3 s earlier were still on
+    # their way when Redis stopped)
+    slow_links = [f for f in faults if f["what"].startswith(
+        ("throttle_redis", "delay_redis", "loss_redis", "part_redis"))]
     raw_order = {}
     for p in pubs:
         known.add(p["payload"])
@@ -282,6 +288,9 @@ def check_publishes(hist, pubs, faults, rep):
                 continue
             near = [f for f in redis_stops if f["t"] - RAW_WINDOW_S <= p["t1"] and
                     (f["until"] is None or p["t0"] <= f["until"] + RAW_WINDOW_S)]
+            near += [f for f in redis_stops for g in slow_links
+                     if g["t"] - RAW_WINDOW_S <= p["t1"] <= f["t"] and
+                     (g["until"] is None or g["until"] >= f["t"] - RAW_WINDOW_S)]
             resub = [f for f in redis_stops if f["until"] is not None and
                      f["until"] <= p["t0"] <= f["until"] + RAW_RESUB_WINDOW_S]
             if near:

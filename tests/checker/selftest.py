@@ -126,6 +126,15 @@ def cases():
         s, [CLEAN], lost, back), []
     late = [{"t": 90.0, "what": "redis down (with its data)", "until": 92.0}]
     yield "raw lost long after Redis came back", kinds(s, [CLEAN], lost, late), ["raw-lost"]
+    # published at 100.0; Redis stops at 101.5 (1.5 s later: outside the plain window)
+    stop2 = [{"t": 101.5, "what": "redis down (data lost)", "until": 103.0}]
+    yield "raw lost 1.5 s before Redis stops", kinds(s, [CLEAN], lost, stop2), ["raw-lost"]
+    slow = [{"t": 99.5, "what": "throttle_redis ck-3 {'bps': 2000}", "until": 102.0}]
+    yield "raw lost on a throttled link to Redis, then Redis stops (documented)", kinds(
+        s, [CLEAN], lost, stop2 + slow), []
+    healed = [{"t": 99.5, "what": "throttle_redis ck-3 {'bps': 2000}", "until": 100.2}]
+    yield "raw lost after the throttle healed well before the stop", kinds(
+        s, [CLEAN], lost, stop2 + healed), ["raw-lost"]
     twice = [snap(E1, IDS + [IDS[-1] + 50])]
     twice[0]["topics"][T]["entries"][-1][1] = "p%d" % IDS[0]
     yield "one publish stored twice", kinds(twice, [], PUBS), ["stored-twice"]
