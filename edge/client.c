@@ -160,8 +160,15 @@ unsigned long long hb_client_backlog_sample(hb_svc_t *s)
     for (hb_client_t *c = s->backlog, *next; c; c = next) {
         next = c->bl_next;
         queued += c->qlen;
-        if (!c->qlen)
+        if (!c->qlen) {
+            /* idle since at least the last tick: its queue array goes too (an idle client
+             * keeps none; the next push makes one). Here rather than after each write, so a
+             * busy client does not free and make it again for every event. */
             backlog_remove(s, c);
+            free(c->q);
+            c->q = NULL;
+            c->qcap = c->qhead = 0;
+        }
     }
     return queued;
 }
@@ -229,15 +236,6 @@ void hb_client_close(hb_client_t *c, const char *why, uint16_t ws_code)
     queue_release(c);
     if (!ws_code || !c->ops || !c->ops->close || !c->ops->close(c, ws_code))
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-}
-
-void hb_client_queue_idle(hb_client_t *c)
-{
-    if (c->qlen || !c->q)
-        return;
-    free(c->q);
-    c->q = NULL;
-    c->qcap = c->qhead = 0;
 }
 
 /* Called by the writers after a write: continue paged history reads waiting for room. */

@@ -21,8 +21,8 @@ void hb_svc_flush_add(hb_client_t *c);
 
 /**
  * hb_client_backlog_sample() - the frames queued for @s's clients that had a queue at the
- * last sample (s->backlog); those now empty leave the list. For the queued gauge, from the
- * housekeeping tick. Cannot fail.
+ * last sample (s->backlog); those now empty leave the list and give their queue array back
+ * (an idle client keeps none). For the queued gauge, from the housekeeping tick. Cannot fail.
  */
 unsigned long long hb_client_backlog_sample(hb_svc_t *s);
 

@@ -90,7 +90,7 @@ static void send_read(hb_sub_t *u)
     q->count = u->hcount;
     q->max_bytes = page_budget(&s->edge->cfg);
     p->cancel = q->cancel = hb_hflag_new(); /* one reference each */
-    p->t0_us = hb_now_us();
+    p->t0_us = hb_wall_us();
     u->hstate = HB_HREAD_INFLIGHT;
     c->hreads++;
     s->hreads++;

@@ -65,7 +65,7 @@ void hb_hread_drained(hb_client_t *c);
 /**
  * hb_hread_expire() - reads asked more than HB_HREAD_TIMEOUT_S ago (an answer lost on a full
  * hand-off queue, a Redis that never answers) give their slots back; their clients are closed
- * (1011) and resume. now_us from hb_now_us().
+ * (1011) and resume. now_us from hb_wall_us().
  */
 void hb_hread_expire(hb_svc_t *s, long long now_us);
 /** hb_hread_pump() - hand free read slots to waiting clients, oldest first. */

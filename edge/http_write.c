@@ -66,7 +66,7 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c, int msse)
 {
     unsigned char *start = s->wbuf + LWS_PRE;
     size_t n = 0;
-    long long now_us = c->qlen ? hb_now_us() : 0;
+    long long now_us = c->qlen ? hb_wall_us() : 0;
     while (c->qlen && n < HB_SVC_WBUF) {
         qent_t *e = &c->q[c->qhead];
         size_t blen = hb_buf_len(e->b);
@@ -190,7 +190,6 @@ int hb_http_sse_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     }
     if (c->close_after_flush)
         return -1;
-    hb_client_queue_idle(c); /* an idle stream keeps no queue array */
     hb_client_drained(c);
     return 0;
 }

@@ -167,7 +167,7 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     hb_client_t *c = p->c;
     char body[320];
     int n;
-    hb_hist_observe(&s->pub_hist, hb_now_us() - p->t0_us, 1);
+    hb_hist_observe(&s->pub_hist, hb_wall_us() - p->t0_us, 1);
     hb_pending_del(s, p);
     if (m->error) {
         int client_err = !strncmp(m->result, "ERR herald:", 11);

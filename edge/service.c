@@ -150,7 +150,7 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     atomic_store_explicit(&s->queued, hb_client_backlog_sample(s), memory_order_relaxed);
     hb_admit_tick(s->admit);
     if (slice == 0)
-        hb_hread_expire(s, hb_now_us());
+        hb_hread_expire(s, hb_wall_us());
     atomic_store_explicit(&s->hist_inflight, s->hreads, memory_order_relaxed);
     atomic_store_explicit(&s->hist_waiting, s->hwaiting, memory_order_relaxed);
     hb_hread_pump(s);

@@ -252,13 +252,8 @@ static inline void hb_svc_count(atomic_ullong *c, unsigned long long n)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
-/** hb_now_us() - wall-clock time in microseconds (what stream ids are made of). */
-static inline long long hb_now_us(void)
-{
-    return hb_wall_us();
-}
 /** hb_svc_observe_write() - a queued buffer was written: observe its publish-to-write latency
- * (live events only; now_us from hb_now_us(), read once per write). */
+ * (live events only; now_us from hb_wall_us(), read once per write). */
 static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long long now_us)
 {
     if (b->stamp_ms)
@@ -298,9 +293,6 @@ void hb_client_count(hb_client_t *c, const hb_transport_t *t);
 /** hb_creq() - @c's request state (c->x), made zeroed on first use (aborts on allocation
  * failure); freed by hb_client_cleanup(). Service thread. */
 hb_creq_t *hb_creq(hb_client_t *c);
-/** hb_client_queue_idle() - from a writable callback: an empty queue gives its array back, so
- * that an idle client keeps none (the next push makes one). Cheap when not empty. */
-void hb_client_queue_idle(hb_client_t *c);
 /** hb_client_drained() - the client wrote (part of) its queue: continue a paced history read
  * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);

@@ -58,7 +58,7 @@ void hb_topics_retry(hb_svc_t *s)
 hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u)
 {
     hb_pending_t *p = hb_xcalloc(1, sizeof(*p));
-    p->t0_us = u ? 0 : hb_now_us();
+    p->t0_us = u ? 0 : hb_wall_us();
     p->c = c;
     p->u = u;
     p->token = ++s->next_id;

@@ -269,7 +269,7 @@ static void ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
 {
     hb_client_t *c = p->c;
     json_t *echo = p->echo ? json_incref(p->echo) : NULL;
-    hb_hist_observe(&s->pub_hist, hb_now_us() - p->t0_us, 1);
+    hb_hist_observe(&s->pub_hist, hb_wall_us() - p->t0_us, 1);
     hb_pending_del(s, p);
     if (m->error)
         reply_error(c, strncmp(m->result, "ERR herald:", 11) ? "unavailable" : "bad_request",
@@ -410,7 +410,7 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     unsigned char *start = s->wbuf + LWS_PRE;
     size_t n = 0;
-    long long now_us = hb_now_us();
+    long long now_us = hb_wall_us();
     qent_t *e = &c->q[c->qhead];
     if (hb_buf_len(e->b) > HB_SVC_WBUF) {
         n = hb_buf_len(e->b);
@@ -451,9 +451,7 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         return -1;
     if (c->qlen)
         lws_callback_on_writable(wsi);
-    else
-        hb_client_queue_idle(c); /* an idle WebSocket keeps no queue array */
-    hb_client_drained(c);        /* a paced resume continues once most of its page was taken */
+    hb_client_drained(c); /* a paced resume continues once most of its page was taken */
     return 0;
 }
 
