@@ -978,6 +978,13 @@ class HeraldTestCase(unittest.TestCase):
         self._heralds.append(h)
         return h
 
+    def edge_behind(self, proxy, node_id="edge-1", args=()):
+        """An edge whose Redis is proxy (a proxykit proxy, closed after the test)."""
+        self._closers.append(proxy)
+        h = Herald(proxy.port, node_id, args)
+        self._heralds.append(h)
+        return h
+
     def edges(self, server, n, args=()):
         return [self.edge(server, "edge-%d" % (i + 1), args) for i in range(n)]
 

@@ -22,20 +22,23 @@ TOPIC = "ho.t"
 
 class HeldOverflow(HeraldTestCase):
 
-    def test_live_events_beyond_the_hold_bound_are_read_from_history(self):
-        srv = self.redis()
-        r = self.client(srv)
-        proxy = RefillHoldingProxy(srv.port, hold=2.0)
-        self._closers.append(proxy)
-        h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off", "--client-queue-max", "16",
-                                                  "--client-queue-bytes", "1048576"])
-        self._heralds.append(h)
+    def subscriber_with_first_event(self, r, h):
+        """An SSE subscriber of TOPIC on h that got e-0 (so the edge's refill starts from it)."""
         c = self.sse(h.port, "/events/" + TOPIC)
         wait_live_subscribed(r, TOPIC)
         time.sleep(0.3)
         sid = fcall_publish(r, TOPIC, "e-0")
         e = c.next_event(10)
         self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "e-0"))
+        return c
+
+    def test_live_events_beyond_the_hold_bound_are_read_from_history(self):
+        srv = self.redis()
+        r = self.client(srv)
+        proxy = RefillHoldingProxy(srv.port, hold=2.0)
+        h = self.edge_behind(proxy, args=["--ingest", "off", "--client-queue-max", "16",
+                                          "--client-queue-bytes", "1048576"])
+        c = self.subscriber_with_first_event(r, h)
 
         proxy.cut_once()  # the edge reconnects, resubscribes and refills from e-0
         self.assertTrue(proxy.refill_sent.wait(20 * harness.SCALE), "no refill read was sent")
@@ -62,15 +65,8 @@ class HeldOverflow(HeraldTestCase):
         r = self.client(srv)
         proxy = RefillHoldingProxy(srv.port, hold=0)
         proxy.stall = True
-        self._closers.append(proxy)
-        h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off"])
-        self._heralds.append(h)
-        c = self.sse(h.port, "/events/" + TOPIC)
-        wait_live_subscribed(r, TOPIC)
-        time.sleep(0.3)
-        sid = fcall_publish(r, TOPIC, "e-0")
-        e = c.next_event(10)
-        self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "e-0"))
+        h = self.edge_behind(proxy, args=["--ingest", "off"])
+        c = self.subscriber_with_first_event(r, h)
         lib = r.cmd("FUNCTION", "DUMP")
 
         proxy.cut_once()  # the edge reconnects, resubscribes and refills from e-0

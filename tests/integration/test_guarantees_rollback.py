@@ -25,9 +25,7 @@ class Rollback(HeraldTestCase):
         srv = self.redis()
         r = self.client(srv)
         proxy = TcpProxy(srv.port)
-        self._closers.append(proxy)
-        h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off", "--heartbeat", "1"])
-        self._heralds.append(h)
+        h = self.edge_behind(proxy, args=["--ingest", "off", "--heartbeat", "1"])
         a = self.sse(h.port, "/events/" + TOPIC)  # keeps the topic subscribed on the edge
         wait_live_subscribed(r, TOPIC)
         time.sleep(0.3)

@@ -28,9 +28,7 @@ class WipedDuringCut(HeraldTestCase):
         srv = self.redis()
         r = self.client(srv)
         proxy = TcpProxy(srv.port)
-        self._closers.append(proxy)
-        h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off", "--heartbeat", "1"])
-        self._heralds.append(h)
+        h = self.edge_behind(proxy, args=["--ingest", "off", "--heartbeat", "1"])
 
         fcall_publish(r, "f.cut", "before-cut")  # f.cut's stream exists before anyone joins
         known = self.sse(h.port, "/events/f.known")
@@ -86,9 +84,7 @@ class WipedDuringCut(HeraldTestCase):
         srv = self.redis()
         r = self.client(srv)
         proxy = TcpProxy(srv.port)
-        self._closers.append(proxy)
-        h = harness.Herald(proxy.port, "edge-1", ["--ingest", "off", "--heartbeat", "1"])
-        self._heralds.append(h)
+        h = self.edge_behind(proxy, args=["--ingest", "off", "--heartbeat", "1"])
         fcall_publish(r, "f.cut", "before-cut")
         time.sleep(1.0)  # older than the edge's clock margin for a late first subscription
         proxy.cut()
