@@ -66,6 +66,9 @@ static const opt_t opts[] = {
      "take part in raw PUBLISH ingest (leader election and standby): on|off"},
     {"lease-ms", T_INT, "3000", 500, 60000, O(lease_ms),
      "ingest-leader lease; a dead leader is replaced after at most this long"},
+    {"redis-timeout-ms", T_INT, "10000", 100, 600000, O(redis_timeout_ms),
+     "a connected Redis connection whose set-up (function library and dataset checks, "
+     "PSUBSCRIBE) is not answered within this is closed and made again"},
     {"log-level", T_LEVEL, "info", 0, 0, O(log_level), "debug|info|warn|error"},
     {"client-queue-max", T_LONG, "4096", 16, 1000000, O(client_queue_max),
      "events queued for one client before it is disconnected as too slow"},

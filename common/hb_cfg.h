@@ -45,6 +45,7 @@ typedef struct hb_cfg {
     int retry_ms;
     int ingest; /* 1 = take part in raw-PUBLISH ingest */
     int lease_ms;
+    int redis_timeout_ms; /* a Redis connection's set-up deadline */
     int log_level;           /* hb_log_level_t */
     long client_queue_max;   /* events queued per client */
     long client_queue_bytes; /* bytes queued per client */

@@ -2,7 +2,8 @@
  * The broker's Redis connections (cmd, sub, ing: see broker.c), each a hiredis async context
  * on the broker's loop that reconnects by itself: connect with a timeout, retry with jittered
  * exponential backoff, the function library loaded on cmd (after a ROLE check with Sentinel),
- * the wanted topics subscribed again on sub, PSUBSCRIBE on ing (ingest.c). With Sentinel the
+ * the wanted topics subscribed again on sub, PSUBSCRIBE on ing (ingest.c); a connection whose
+ * set-up is not answered within --redis-timeout-ms is made again. With Sentinel the
  * master moves (hb_broker_set_master), and the connections move with it. Broker thread only,
  * but hb_broker_master(), which /metrics reads under master_lock.
  */
@@ -36,10 +37,17 @@
 static void cmd_load_library(hb_broker_t *b);
 static void cmd_check_role(hb_broker_t *b);
 
+void hb_broker_conn_set_up(hb_conn_t *c)
+{
+    c->set_up = 1;
+    evtimer_del(c->ctimer);
+    hb_backoff_reset(&c->backoff);
+}
+
 static void cmd_ready_now(hb_broker_t *b)
 {
     b->cmd_ready = 1;
-    hb_backoff_reset(&b->cmd.backoff);
+    hb_broker_conn_set_up(&b->cmd);
     hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
     hb_broker_on_cmd_ready(b);
 }
@@ -131,6 +139,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     conn->up = 1;
+    if (conn != &b->sub) {
+        struct timeval tv = broker__ms_tv(b->edge->cfg.redis_timeout_ms);
+        evtimer_add(conn->ctimer, &tv); /* the set-up's deadline */
+    }
     if (conn == &b->cmd) {
         if (b->sentinel)
             cmd_check_role(b);
@@ -140,7 +152,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         size_t it = 0, klen;
         const void *k;
         void *v;
-        hb_backoff_reset(&conn->backoff);
+        hb_broker_conn_set_up(conn); /* each topic's SUBSCRIBE, and the canary, are checked on their own */
         while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
             btopic_t *t = v;
             if (t->want)
@@ -149,7 +161,6 @@ static void on_connect(const redisAsyncContext *ac, int status)
         if (b->canary)
             hb_canary_sub_up(b->canary);
     } else {
-        hb_backoff_reset(&conn->backoff);
         hb_ingest_on_ing_up(b);
     }
     hb_broker_update_ready(b);
@@ -161,7 +172,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
     (void)status;
     conn->ac = NULL;
-    conn->up = 0;
+    conn->up = conn->set_up = 0;
+    evtimer_del(conn->ctimer);
     if (conn == &b->cmd) {
         b->cmd_ready = 0;
         hb_ingest_on_cmd_down(b);
@@ -200,6 +212,11 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
         redisAsyncFree(c->ac); /* not connected: no disconnect callback */
         c->ac = NULL;
         conn_schedule(b, c);
+    } else if (c->ac && !c->set_up) {
+        atomic_fetch_add_explicit(&b->edge->stats.redis_setup_timeouts, 1, memory_order_relaxed);
+        hb_log_warn(MOD, "redis connection set-up timed out: connecting again", "{s:s,s:i}",
+                    "conn", c->name, "timeout_ms", b->edge->cfg.redis_timeout_ms);
+        redisAsyncFree(c->ac); /* connected: runs on_disconnect, which schedules the retry */
     }
 }
 

@@ -41,10 +41,11 @@ typedef struct hb_conn {
     const char *name;
     hb_broker_t *broker;
     redisAsyncContext *ac; /* NULL while disconnected */
-    int up;
+    int up;               /* connected */
+    int set_up;           /* its set-up answered (bconn__set_up()): in use */
     hb_backoff_t backoff; /* reconnect delays (bconn.c) */
     struct event *timer;  /* reconnect */
-    struct event *ctimer; /* connect timeout */
+    struct event *ctimer; /* connect, then set-up deadline (--redis-timeout-ms) */
 } hb_conn_t;
 
 /* A client's history request, parked until its topic is subscribed. */
@@ -153,6 +154,14 @@ struct hb_broker {
 /* ---- broker.c ---- */
 
 /* hb_now(): common/hb_time.h */
+/**
+ * hb_broker_conn_set_up() - {broker thread} c's set-up was answered (cmd: library and dataset
+ * checks; ing: PSUBSCRIBE confirmed; sub: connected): its set-up deadline is lifted and its
+ * backoff reset. Until then, a connection still setting up --redis-timeout-ms after it
+ * connected is closed and made again (FINDINGS F23: an answer held up on a lossy link may be
+ * retransmitted a minute later, long after the link healed). bconn.c.
+ */
+void hb_broker_conn_set_up(hb_conn_t *c);
 /**
  * hb_broker_update_ready() - recomputes readiness (stats.ready: connected, the library
  * loaded, ingest subscribed, the canary healthy, not draining) and stats.redis_up after a state

@@ -137,6 +137,13 @@ static void on_node_ctimeout(evutil_socket_t fd, short what, void *arg)
         n->ac = NULL;
         n->cl->want_refresh = 1;
         node_schedule(n);
+    } else if (n->ac && !n->ready) { /* the library check unanswered (FINDINGS F23) */
+        hb_broker_t *b = n->cl->b;
+        atomic_fetch_add_explicit(&b->edge->stats.redis_setup_timeouts, 1, memory_order_relaxed);
+        hb_log_warn(MOD, "redis cluster node set-up timed out: connecting again",
+                    "{s:s,s:i,s:i}", "host", n->host, "port", n->port, "timeout_ms",
+                    b->edge->cfg.redis_timeout_ms);
+        redisAsyncFree(n->ac); /* connected: runs on_node_disconnect, which schedules */
     }
 }
 
@@ -151,6 +158,7 @@ static void on_lib_loaded(redisAsyncContext *ac, int ok, void *priv)
         return;
     }
     n->ready = 1;
+    evtimer_del(n->ctimer);
     hb_backoff_reset(&n->backoff);
     hb_log_info(MOD, "redis cluster node ready", "{s:s,s:i,s:b}", "host", n->host, "port", n->port,
                 "primary", n->primary);
@@ -179,6 +187,11 @@ static void on_node_connect(const redisAsyncContext *ac, int status)
         return;
     }
     n->up = 1;
+    {
+        int ms = b->edge->cfg.redis_timeout_ms;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        evtimer_add(n->ctimer, &tv); /* the set-up's deadline */
+    }
     hb_library_ensure(b, n->ac, on_lib_loaded, n);
 }
 
@@ -192,6 +205,7 @@ static void on_node_disconnect(const redisAsyncContext *ac, int status)
         return;
     n->ac = NULL;
     n->up = n->ready = 0;
+    evtimer_del(n->ctimer);
     if (cl->stopping)
         return;
     atomic_fetch_add_explicit(&b->edge->stats.redis_reconnects, 1, memory_order_relaxed);

@@ -41,6 +41,7 @@ typedef struct hb_stats {
     atomic_ullong published;           /* HTTP/WS publishes stored */
     atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;
+    atomic_ullong redis_setup_timeouts; /* connections made again past --redis-timeout-ms */
     atomic_ullong ingested;        /* raw PUBLISHes stored by this edge as leader */
     atomic_ullong ingest_rejected; /* raw PUBLISHes refused (bad topic, too large) */
     atomic_ullong ingest_standby_overflow;

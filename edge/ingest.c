@@ -377,6 +377,7 @@ static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
         if (hb_rc_ingest_one_bus(b))
             ingest__drop_unmatched(b);
         b->ing_ready = 1;
+        hb_broker_conn_set_up(&b->ing);
         b->ingest->ing_since = hb_now();
         b->ingest->free_since = 0;
         hb_log_info(MOD, "raw publish ingest listening", NULL);

@@ -118,6 +118,10 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(accept_pauses)},
         {"herald_redis_reconnects_total", "counter", "Redis connections lost.", "",
          LOAD(redis_reconnects)},
+        {"herald_redis_setup_timeouts_total", "counter",
+         "Redis connections made again because their set-up was not answered within "
+         "--redis-timeout-ms.",
+         "", LOAD(redis_setup_timeouts)},
         {"herald_redis_master", "gauge", "The Redis master in use.", master_lbl, master[0] != 0},
         {"herald_redis_master_switches_total", "counter", "Redis master changes.", "", switches},
         {"herald_redis_cluster_primaries", "gauge",

@@ -192,3 +192,34 @@ class RefillHoldingProxy(TcpProxy):
         with self.lock:
             self.armed = True
         self._drop_all()
+
+
+class MutingProxy(TcpProxy):
+    """arm_and_drop(marker): every connection is closed, and the first later one whose
+    edge->Redis bytes contain marker has every later Redis->edge byte read and dropped. The connection stays
+    open and Redis sees a healthy reader: the shape of a reply held up on a lossy link (TCP
+    retransmits it, each try waiting twice as long as the last). `muted` counts the
+    connections muted so far."""
+
+    def __init__(self, upstream_port):
+        self.marker = None
+        self.muted = 0
+        super().__init__(upstream_port)
+
+    def arm_and_drop(self, marker):
+        with self.lock:
+            self.marker = marker
+            for _, _, st in self.conns:
+                st["old"] = True
+        self._drop_all()
+
+    def to_upstream(self, data, st):
+        with self.lock:
+            if self.marker is not None and self.marker in data and not st.get("old"):
+                self.marker = None
+                st["muted"] = True
+                self.muted += 1
+        return data
+
+    def from_upstream(self, data, st):
+        return None if st.get("muted") else data
