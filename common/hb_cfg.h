@@ -16,9 +16,9 @@
 #define HB_CFG_PATH_MAX 1024
 #define HB_CFG_LIST_MAX 2048
 #define HB_JWT_SECRET_FILE_MAX (HB_CFG_STR_MAX - 1) /* bytes of key read from a file */
-#define HB_SENTINEL_MAX 8       /* sentinels in one sentinel:// address */
+#define HB_SENTINEL_MAX 8                           /* sentinels in one sentinel:// address */
 #define HB_SENTINEL_NAME_MAX 64 /* bytes of a Sentinel master name, with the NUL */
-#define HB_CFG_SEEDS_MAX 16 /* cluster:// seed nodes */
+#define HB_CFG_SEEDS_MAX 16     /* cluster:// seed nodes */
 
 typedef struct hb_cfg {
     char listen_host[HB_CFG_STR_MAX];
@@ -32,8 +32,8 @@ typedef struct hb_cfg {
     char sentinel_host[HB_SENTINEL_MAX][HB_CFG_STR_MAX];
     int sentinel_port[HB_SENTINEL_MAX];
     char sentinel_master[HB_SENTINEL_NAME_MAX];
-    int redis_cluster;               /* derived: 1 for cluster://, Redis Cluster mode */
-    int redis_nseeds;                /* derived: cluster seed nodes (the first is redis_host) */
+    int redis_cluster; /* derived: 1 for cluster://, Redis Cluster mode */
+    int redis_nseeds;  /* derived: cluster seed nodes (the first is redis_host) */
     char redis_seed_host[HB_CFG_SEEDS_MAX][HB_CFG_STR_MAX];
     int redis_seed_port[HB_CFG_SEEDS_MAX];
     char node_id[64];
@@ -45,12 +45,12 @@ typedef struct hb_cfg {
     int retry_ms;
     int ingest; /* 1 = take part in raw-PUBLISH ingest */
     int lease_ms;
-    int redis_timeout_ms; /* a Redis connection's set-up deadline */
+    int redis_timeout_ms;    /* a Redis connection's set-up deadline */
     int log_level;           /* hb_log_level_t */
     long client_queue_max;   /* events queued per client */
     long client_queue_bytes; /* bytes queued per client */
     long max_message_bytes;
-    long service_queue_max; /* broker -> service thread hand-offs waiting, per thread */
+    long service_queue_max;      /* broker -> service thread hand-offs waiting, per thread */
     int topic_linger;            /* seconds before UNSUBSCRIBE after the last subscriber left */
     long history_batch;          /* entries per history read */
     long max_connections;        /* per edge */
@@ -69,8 +69,8 @@ typedef struct hb_cfg {
     char jwt_secret[HB_CFG_STR_MAX];
     size_t jwt_secret_len;
     char jwt_secret_file[HB_CFG_STR_MAX];
-    int jwt_leeway;      /* seconds of clock skew allowed on exp/nbf */
-    int allow_anonymous; /* subscribe without a token although a secret is set */
+    int jwt_leeway;                        /* seconds of clock skew allowed on exp/nbf */
+    int allow_anonymous;                   /* subscribe without a token although a secret is set */
     char allowed_origins[HB_CFG_LIST_MAX]; /* "*" or comma-separated scheme://host[:port] */
     char auth_cookie[HB_CFG_STR_MAX];      /* cookie holding the JWT; "" off */
     /* seconds a sign-in ticket (POST /tickets) may be redeemed */

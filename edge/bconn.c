@@ -152,7 +152,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         size_t it = 0, klen;
         const void *k;
         void *v;
-        hb_broker_conn_set_up(conn); /* each topic's SUBSCRIBE, and the canary, are checked on their own */
+        hb_broker_conn_set_up(
+            conn); /* each topic's SUBSCRIBE, and the canary, are checked on their own */
         while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
             btopic_t *t = v;
             if (t->want)
@@ -214,8 +215,8 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
         conn_schedule(b, c);
     } else if (c->ac && !c->set_up) {
         atomic_fetch_add_explicit(&b->edge->stats.redis_setup_timeouts, 1, memory_order_relaxed);
-        hb_log_warn(MOD, "redis connection set-up timed out: connecting again", "{s:s,s:i}",
-                    "conn", c->name, "timeout_ms", b->edge->cfg.redis_timeout_ms);
+        hb_log_warn(MOD, "redis connection set-up timed out: connecting again", "{s:s,s:i}", "conn",
+                    c->name, "timeout_ms", b->edge->cfg.redis_timeout_ms);
         redisAsyncFree(c->ac); /* connected: runs on_disconnect, which schedules the retry */
     }
 }
@@ -375,4 +376,3 @@ void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char
                     "port", port, "reason", reason);
     event_active(b->switch_ev, EV_TIMEOUT, 0);
 }
-

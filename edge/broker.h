@@ -41,11 +41,11 @@ typedef struct hb_conn {
     const char *name;
     hb_broker_t *broker;
     redisAsyncContext *ac; /* NULL while disconnected */
-    int up;               /* connected */
-    int set_up;           /* its set-up answered (bconn__set_up()): in use */
-    hb_backoff_t backoff; /* reconnect delays (bconn.c) */
-    struct event *timer;  /* reconnect */
-    struct event *ctimer; /* connect, then set-up deadline (--redis-timeout-ms) */
+    int up;                /* connected */
+    int set_up;            /* its set-up answered (bconn__set_up()): in use */
+    hb_backoff_t backoff;  /* reconnect delays (bconn.c) */
+    struct event *timer;   /* reconnect */
+    struct event *ctimer;  /* connect, then set-up deadline (--redis-timeout-ms) */
 } hb_conn_t;
 
 /* A client's history request, parked until its topic is subscribed. */

@@ -10,6 +10,7 @@
 #include "broker.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "library.h"
 
 #define MOD "canary"
 struct hb_canary {
@@ -93,6 +94,13 @@ void hb_canary_free(hb_canary_t *c)
     free(c);
 }
 
+/* The heartbeat's FCALL answered: an error saying the library is gone makes cmd reconnect. */
+static void on_beat_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    hb_library_recover(ac->data, ac, reply);
+}
+
 static void publish(hb_canary_t *c, double now)
 {
     char seq[24];
@@ -100,8 +108,8 @@ static void publish(hb_canary_t *c, double now)
     if (!b->cmd_ready || !b->cmd.ac)
         return;
     snprintf(seq, sizeof(seq), "%llu", hb_canary_beat_sent(&c->beat, now));
-    redisAsyncCommand(b->cmd.ac, NULL, NULL, "FCALL %s 0 %b %s", b->fn.canary, c->chan, c->clen,
-                      seq);
+    redisAsyncCommand(b->cmd.ac, on_beat_reply, NULL, "FCALL %s 0 %b %s", b->fn.canary, c->chan,
+                      c->clen, seq);
 }
 
 void hb_canary_sub_up(hb_canary_t *c)

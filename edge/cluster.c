@@ -140,9 +140,8 @@ static void on_node_ctimeout(evutil_socket_t fd, short what, void *arg)
     } else if (n->ac && !n->ready) { /* the library check unanswered (FINDINGS F23) */
         hb_broker_t *b = n->cl->b;
         atomic_fetch_add_explicit(&b->edge->stats.redis_setup_timeouts, 1, memory_order_relaxed);
-        hb_log_warn(MOD, "redis cluster node set-up timed out: connecting again",
-                    "{s:s,s:i,s:i}", "host", n->host, "port", n->port, "timeout_ms",
-                    b->edge->cfg.redis_timeout_ms);
+        hb_log_warn(MOD, "redis cluster node set-up timed out: connecting again", "{s:s,s:i,s:i}",
+                    "host", n->host, "port", n->port, "timeout_ms", b->edge->cfg.redis_timeout_ms);
         redisAsyncFree(n->ac); /* connected: runs on_node_disconnect, which schedules */
     }
 }

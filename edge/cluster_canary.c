@@ -21,6 +21,7 @@
 
 #include "broker.h"
 #include "canary.h"
+#include "library.h"
 #include "hb_log.h"
 
 #define MOD "canary"
@@ -61,6 +62,14 @@ static void subscribe(cnode_t *n, double now)
     hb_canary_beat_restart(&c->beat, now);
 }
 
+/* The heartbeat's FCALL answered: an error saying the library is gone makes the node's
+ * connection reconnect, and its set-up load the library again. */
+static void on_beat_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    hb_library_recover(ac->data, ac, reply);
+}
+
 static void publish(cnode_t *n, double now)
 {
     ccanary_t *c = &n->canary;
@@ -68,8 +77,8 @@ static void publish(cnode_t *n, double now)
     if (!n->ac || !n->ready)
         return;
     snprintf(seq, sizeof(seq), "%llu", hb_canary_beat_sent(&c->beat, now));
-    redisAsyncCommand(n->ac, NULL, NULL, "FCALL %s 0 %b %s", n->cl->b->fn.canary, c->chan, c->clen,
-                      seq);
+    redisAsyncCommand(n->ac, on_beat_reply, NULL, "FCALL %s 0 %b %s", n->cl->b->fn.canary, c->chan,
+                      c->clen, seq);
 }
 
 void cluster__canary_sub_up(cnode_t *n)

@@ -42,8 +42,8 @@ typedef struct hb_stats {
     atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;
     atomic_ullong redis_setup_timeouts; /* connections made again past --redis-timeout-ms */
-    atomic_ullong ingested;        /* raw PUBLISHes stored by this edge as leader */
-    atomic_ullong ingest_rejected; /* raw PUBLISHes refused (bad topic, too large) */
+    atomic_ullong ingested;             /* raw PUBLISHes stored by this edge as leader */
+    atomic_ullong ingest_rejected;      /* raw PUBLISHes refused (bad topic, too large) */
     atomic_ullong ingest_standby_overflow;
     atomic_ullong ingest_unled;   /* kept raw messages the next leader never heard (ingest.c) */
     atomic_ullong ingest_unknown; /* raw stores in flight when the Redis connection went */
@@ -61,6 +61,7 @@ typedef struct hb_stats {
      * cluster mode), 0 while none runs; and 1 while it is stale */
     atomic_llong canary_expect_us;
     atomic_int canary_stale;
+    atomic_ullong library_lost;  /* the library found missing in a running Redis (library.c) */
     atomic_int library_mismatch; /* Redis holds another library than this edge's (library.c) */
 } hb_stats_t;
 

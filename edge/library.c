@@ -135,3 +135,23 @@ void hb_library_ensure(hb_broker_t *b, redisAsyncContext *ac, hb_library_done_fn
     q->arg = arg;
     send_info(ac, q);
 }
+
+int hb_library_missing(const redisReply *r)
+{
+    static const char msg[] = "ERR Function not found";
+    return r && r->type == REDIS_REPLY_ERROR && r->len >= sizeof(msg) - 1 &&
+           !memcmp(r->str, msg, sizeof(msg) - 1);
+}
+
+int hb_library_recover(hb_broker_t *b, redisAsyncContext *ac, const redisReply *r)
+{
+    if (!hb_library_missing(r))
+        return 0;
+    atomic_fetch_add_explicit(&b->edge->stats.library_lost, 1, memory_order_relaxed);
+    hb_log_ratelimited("library-missing", 2000, HB_LOG_WARN, MOD,
+                       "function library missing in Redis (FUNCTION FLUSH or DELETE?): connecting "
+                       "again to load it",
+                       "{s:s}", "library", b->fn.lib);
+    redisAsyncDisconnect(ac); /* deferred by hiredis until this callback returns */
+    return 1;
+}

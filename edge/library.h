@@ -9,6 +9,7 @@
  */
 
 #include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 
 struct hb_broker;
 
@@ -25,6 +26,21 @@ typedef void (*hb_library_done_fn)(redisAsyncContext *ac, int ok, void *arg);
  */
 void hb_library_ensure(struct hb_broker *b, redisAsyncContext *ac, hb_library_done_fn done,
                        void *arg);
+/**
+ * hb_library_missing() - 1 when r (any reply; NULL: 0) is Redis's answer to an FCALL of a
+ * function it does not have (`ERR Function not found`): the library was removed from a
+ * running Redis (FUNCTION FLUSH / DELETE / RESTORE FLUSH). The connection's set-up, which
+ * loads it, must run again. Any thread; r is only read.
+ */
+int hb_library_missing(const redisReply *r);
+/**
+ * hb_library_recover() - {broker thread} r is the reply, on ac (b's command connection or a
+ * Cluster node's), of an FCALL sent every second (the canary's heartbeat). When it says the
+ * library is missing (hb_library_missing()), logs it, counts stats.library_lost and disconnects
+ * ac: its reconnection's set-up loads the library again, and refills what the gap held up.
+ * 1 when it did, else 0. Call only from a reply callback of ac.
+ */
+int hb_library_recover(struct hb_broker *b, redisAsyncContext *ac, const redisReply *r);
 
 /* The outcome of the last check is in stats.library_mismatch (edge.h), for /metrics. */
 

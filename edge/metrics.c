@@ -118,6 +118,10 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(accept_pauses)},
         {"herald_redis_reconnects_total", "counter", "Redis connections lost.", "",
          LOAD(redis_reconnects)},
+        {"herald_redis_library_lost_total", "counter",
+         "Times the function library was found missing in a running Redis (FUNCTION FLUSH or "
+         "DELETE) and a connection was made again to load it.",
+         "", LOAD(library_lost)},
         {"herald_redis_setup_timeouts_total", "counter",
          "Redis connections made again because their set-up was not answered within "
          "--redis-timeout-ms.",
