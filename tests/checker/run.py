@@ -42,10 +42,13 @@ PROC_FAULTS = ["edge_kill", "edge_kill", "edge_term", "edge_stop", "redis_data",
 NET_FAULTS = ["part_redis", "part_clients", "loss_redis", "loss_clients", "delay_redis",
               "throttle_redis", "throttle_clients"]
 SENTINEL_FAULTS = ["failover", "failover_lossy", "failover_lossy"]
+# operators' actions on a running Redis (--redis-faults)
+REDIS_FAULTS = ["library_flush"]
+LIBRARY = "herald"  # the function library of the default --prefix
 SUB_OPS = ["join", "join", "leave", "bounce", "bounce", "rewind", "refresh"]
 
 
-def make_schedule(seed, duration, net, sentinel=False):
+def make_schedule(seed, duration, net, sentinel=False, redis_ops=False):
     """[(t, op, params)] sorted by t: everything that the seed decides."""
     rng = random.Random("schedule/%s" % seed)
     sched = [(0.0, "join", {"kind": k, "old": False}) for k in
@@ -63,7 +66,8 @@ def make_schedule(seed, duration, net, sentinel=False):
             p = {"pick": rng.random()}
         sched.append((t, op, p))
     t = 1.5
-    faults = PROC_FAULTS + (NET_FAULTS * 2 if net else [])
+    faults = PROC_FAULTS + (NET_FAULTS * 2 if net else []) + (REDIS_FAULTS * 2 if redis_ops
+                                                                  else [])
     if sentinel:   # Redis faults are failovers then
         faults = [f for f in faults if not f.startswith("redis")] + SENTINEL_FAULTS
     while True:
@@ -179,6 +183,28 @@ class Run:
                                             "data lost"), until)
             w.redis_down(TOPICS, keep_data=op == "redis_data")
             self.pending.append((now + dur, self.ended(f, w.redis_start), "redis up"))
+        elif op == "library_flush":
+            if not w.redis_up:
+                self.skipped.append(op)
+                return
+            with harness.RedisClient(w.redis_port) as r:
+                r.cmd("FUNCTION", "FLUSH")
+            f = w.note("function library flushed")
+
+            def back():
+                """Until an edge has loaded the library again: then the fault ends."""
+                try:
+                    with harness.RedisClient(w.redis_port) as r:
+                        there = r.cmd("FUNCTION", "LIST", "LIBRARYNAME", LIBRARY)
+                except (OSError, ConnectionError, harness.RedisError):
+                    there = None
+                if there or not w.redis_up:
+                    f["until"] = time.time()
+                    return True
+                self.pending.append((time.monotonic() - self.t0 + 0.05, back,
+                                     "library loaded again"))
+                return False
+            self.pending.append((now + 0.05, back, "library loaded again"))
         elif op in SENTINEL_FAULTS:
             if not w.redis_up or w.replica.proc is None:
                 self.skipped.append(op)
@@ -207,14 +233,15 @@ class Run:
             f = w.note("%s %s %s" % (op, name, {k: v for k, v in p.items() if k not in (
                 "edge", "dur")}), until)
             self.pending.append((now + dur, self.ended(f, undo), "%s %s healed" % (op, name)))
-        self.say("%s %s for %.2fs" % (op, name if not op.startswith("redis") else "", dur))
+        self.say("%s %s for %.2fs" % (op, name if not op.startswith(("redis", "library")) else "", dur))
 
     # -- main --
 
     def execute(self):
         a = self.args
         self.timeline = []
-        self.sched = make_schedule(self.seed, a.duration, a.net_faults, a.sentinel)
+        self.sched = make_schedule(self.seed, a.duration, a.net_faults, a.sentinel,
+                                   a.redis_faults)
         print("checker: seed %s, %d actions, %.0fs, %s, HERALD_BIN %s" % (
             self.seed, len(self.sched), a.duration, "net faults" if a.net_faults else
             "Sentinel failovers" if a.sentinel else "process faults", harness.HERALD_BIN),
@@ -237,8 +264,8 @@ class Run:
             self.pending.sort(key=lambda x: x[0])
             while self.pending and self.pending[0][0] <= now:
                 _, fn, what = self.pending.pop(0)
-                fn()
-                self.say(what)
+                if fn() is not False:   # False: not yet (it put itself back)
+                    self.say(what)
             while queue and queue[0][0] <= now:
                 _, op, p = queue.pop(0)
                 if op == "join":
@@ -368,6 +395,8 @@ def main():
     ap.add_argument("--net-faults", action="store_true", help="add network faults")
     ap.add_argument("--sentinel", action="store_true",
                     help="Redis behind Sentinel; Redis faults are failovers (lossy or not)")
+    ap.add_argument("--redis-faults", action="store_true",
+                    help="add operators' actions on a running Redis (FUNCTION FLUSH)")
     ap.add_argument("--duration", type=float, default=25.0, help="seconds of schedule (25)")
     ap.add_argument("--rate", type=float, default=20.0, help="publishes/s per publisher (20)")
     ap.add_argument("--keep-logs", action="store_true", help="keep logs of passing seeds too")
@@ -409,8 +438,9 @@ def main():
                 for h in w.edges:
                     shutil.rmtree(h.dir, ignore_errors=True)
             if keep:
-                print("checker: seed %s logs in %s (replay: tests/checker/run.py --seed %s%s)" % (
-                    seed, logdir, seed, " --net-faults" if a.net_faults else ""))
+                print("checker: seed %s logs in %s (replay: tests/checker/run.py --seed %s%s%s)" % (
+                    seed, logdir, seed, " --net-faults" if a.net_faults else "",
+                    " --redis-faults" if a.redis_faults else ""))
             else:
                 shutil.rmtree(logdir, ignore_errors=True)
         if rc != 0:

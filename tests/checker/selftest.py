@@ -135,6 +135,12 @@ def cases():
     healed = [{"t": 99.5, "what": "throttle_redis ck-3 {'bps': 2000}", "until": 100.2}]
     yield "raw lost after the throttle healed well before the stop", kinds(
         s, [CLEAN], lost, stop2 + healed), ["raw-lost"]
+    flushed = [{"t": 100.3, "what": "function library flushed", "until": 100.9}]
+    yield "raw refused while the library was missing (documented)", kinds(
+        s, [CLEAN], lost, flushed), []
+    flushed_early = [{"t": 95.0, "what": "function library flushed", "until": 95.5}]
+    yield "raw lost long after the library was back", kinds(
+        s, [CLEAN], lost, flushed_early), ["raw-lost"]
     twice = [snap(E1, IDS + [IDS[-1] + 50])]
     twice[0]["topics"][T]["entries"][-1][1] = "p%d" % IDS[0]
     yield "one publish stored twice", kinds(twice, [], PUBS), ["stored-twice"]
