@@ -139,6 +139,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     conn->up = 1;
+    /* named for CLIENT LIST / CLIENT KILL: herald-<node id>-<cmd|sub|ingest> (node ids are
+     * [A-Za-z0-9._:-]); the answer is not waited for, and a refusal (ACL) changes nothing */
+    redisAsyncCommand(conn->ac, NULL, NULL, "CLIENT SETNAME herald-%s-%s", b->edge->cfg.node_id,
+                      conn->name);
     if (conn != &b->sub) {
         struct timeval tv = broker__ms_tv(b->edge->cfg.redis_timeout_ms);
         evtimer_add(conn->ctimer, &tv); /* the set-up's deadline */

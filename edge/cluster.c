@@ -186,6 +186,7 @@ static void on_node_connect(const redisAsyncContext *ac, int status)
         return;
     }
     n->up = 1;
+    redisAsyncCommand(n->ac, NULL, NULL, "CLIENT SETNAME herald-%s-node", b->edge->cfg.node_id);
     {
         int ms = b->edge->cfg.redis_timeout_ms;
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
