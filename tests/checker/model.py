@@ -252,7 +252,10 @@ def check_publishes(hist, pubs, faults, rep):
         for (ep, ms, seq), payload in ents.items():
             by_payload.setdefault(payload, []).append((t, ep, ms, seq))
     known = set()
-    redis_stops = [f for f in faults if f["what"].startswith(("redis down", "failover"))]
+    # Redis gone, or one edge's connections killed (CLIENT KILL): a raw store on its way is
+    # lost, and the ingest leader listens again only once it has subscribed again (README)
+    redis_stops = [f for f in faults if f["what"].startswith(("redis down", "failover",
+                                                               "client_kill"))]
     # an edge's link to Redis slowed or cut: a store in flight on it takes as long as the
     # fault lasts (FINDINGS F22: a throttled leader's stores of 1.3 s earlier were still on
     # their way when Redis stopped)

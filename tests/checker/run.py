@@ -43,7 +43,7 @@ NET_FAULTS = ["part_redis", "part_clients", "loss_redis", "loss_clients", "delay
               "throttle_redis", "throttle_clients"]
 SENTINEL_FAULTS = ["failover", "failover_lossy", "failover_lossy"]
 # operators' actions on a running Redis (--redis-faults)
-REDIS_FAULTS = ["library_flush"]
+REDIS_FAULTS = ["library_flush", "client_kill", "client_kill"]
 LIBRARY = "herald"  # the function library of the default --prefix
 SUB_OPS = ["join", "join", "leave", "bounce", "bounce", "rewind", "refresh"]
 
@@ -82,6 +82,8 @@ def make_schedule(seed, duration, net, sentinel=False, redis_ops=False):
             p["ms"] = rng.choice([50, 200, 800])
         elif f.startswith("throttle"):
             p["bps"] = rng.choice([2000, 20000])   # bytes per second
+        elif f == "client_kill":   # CLIENT KILL of one edge's connection(s), by name
+            p["conn"] = rng.choice(["cmd", "sub", "ingest", "all"])
         if f.startswith(("redis", "failover")) and rng.random() < 0.8:
             # the attacker's timing: fresh subscribers that have nothing yet when Redis goes
             # (just before it goes), join while it is away, or while the edges reconnect
@@ -205,6 +207,19 @@ class Run:
                                      "library loaded again"))
                 return False
             self.pending.append((now + 0.05, back, "library loaded again"))
+        elif op == "client_kill":
+            if not w.redis_up:
+                self.skipped.append(op)
+                return
+            want = ("cmd", "sub", "ingest") if p["conn"] == "all" else (p["conn"],)
+            names = {"herald-%s-%s" % (name, k) for k in want}
+            killed = 0
+            with harness.RedisClient(w.redis_port) as r:
+                for line in r.cmd("CLIENT", "LIST").decode().splitlines():
+                    f = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+                    if f.get("name") in names:
+                        killed += r.cmd("CLIENT", "KILL", "ID", f["id"])
+            w.note("client_kill %s %s (%d killed)" % (name, p["conn"], killed), time.time())
         elif op in SENTINEL_FAULTS:
             if not w.redis_up or w.replica.proc is None:
                 self.skipped.append(op)
@@ -396,7 +411,8 @@ def main():
     ap.add_argument("--sentinel", action="store_true",
                     help="Redis behind Sentinel; Redis faults are failovers (lossy or not)")
     ap.add_argument("--redis-faults", action="store_true",
-                    help="add operators' actions on a running Redis (FUNCTION FLUSH)")
+                    help="add operators' actions on a running Redis (FUNCTION FLUSH, CLIENT "
+                    "KILL of an edge's connections)")
     ap.add_argument("--duration", type=float, default=25.0, help="seconds of schedule (25)")
     ap.add_argument("--rate", type=float, default=20.0, help="publishes/s per publisher (20)")
     ap.add_argument("--keep-logs", action="store_true", help="keep logs of passing seeds too")

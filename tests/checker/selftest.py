@@ -135,6 +135,12 @@ def cases():
     healed = [{"t": 99.5, "what": "throttle_redis ck-3 {'bps': 2000}", "until": 100.2}]
     yield "raw lost after the throttle healed well before the stop", kinds(
         s, [CLEAN], lost, stop2 + healed), ["raw-lost"]
+    kill = [{"t": 100.4, "what": "client_kill ck-1 cmd (1 killed)", "until": 100.4}]
+    yield "raw lost as an edge's connection is killed (documented)", kinds(
+        s, [CLEAN], lost, kill), []
+    kill_early = [{"t": 80.0, "what": "client_kill ck-1 all (3 killed)", "until": 80.0}]
+    yield "raw lost long after a connection was killed", kinds(
+        s, [CLEAN], lost, kill_early), ["raw-lost"]
     flushed = [{"t": 100.3, "what": "function library flushed", "until": 100.9}]
     yield "raw refused while the library was missing (documented)", kinds(
         s, [CLEAN], lost, flushed), []
