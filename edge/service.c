@@ -41,15 +41,6 @@
 #define MOD "service"
 #define MSGS_PER_WAKE 512
 
-int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen)
-{
-    unsigned char d = alen != blen;
-    size_t n = alen < blen ? alen : blen;
-    for (size_t i = 0; i < n; i++)
-        d |= (unsigned char)(a[i] ^ b[i]);
-    return d == 0;
-}
-
 /*
  * libev, for the service threads' loops, opened privately at run time (see CMakeLists.txt):
  * the four calls the threads make themselves; lws' libev plugin binds its own.
@@ -157,26 +148,6 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, HB_SVC_TICK_US);
 }
 
-/* ---- sums over the service threads ---- */
-
-unsigned long long hb_svc_sum(hb_svc_t *s, int which)
-{
-    unsigned long long n = 0;
-    for (int i = 0; i < s->edge->nthreads; i++) {
-        hb_svc_t *t = s->edge->svcs[i];
-        n += atomic_load_explicit(which ? &t->bytes_out : &t->deliveries, memory_order_relaxed);
-    }
-    return n;
-}
-
-size_t hb_svc_total_clients(hb_svc_t *s)
-{
-    size_t total = 0;
-    for (int i = 0; i < s->edge->nthreads; i++)
-        total += hb_svc_clients(s->edge->svcs[i]);
-    return total;
-}
-
 /* ---- the lws callback ---- */
 
 static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -259,9 +230,14 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return -1;
         return c->ops && c->ops->http_writeable ? c->ops->http_writeable(s, c, wsi) : 0;
     case LWS_CALLBACK_TIMER:
-        /* lws' timer (lws_set_timer_usecs()) is only the token expiry's and a ticket's wait */
-        if (c && !c->cleaned)
-            hb_auth_on_timer(c);
+        /* lws' timer (lws_set_timer_usecs()) is only the token expiry's and a ticket's wait:
+         * its ticket's wait first, before any token expiry */
+        if (c && !c->cleaned) {
+            if (c->x && c->x->ticket_tok && !c->closing)
+                hb_ticket_on_timer(c);
+            else
+                hb_auth_on_timer(c);
+        }
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
         /* closed before a whole request arrived: handshake timeout (slowloris), oversized

@@ -236,14 +236,6 @@ struct hb_svc {
 /* ---- service.c ---- */
 
 /* hb_svc_request(), hb_svc_push(): handoff.h. */
-/** hb_svc_total_clients() - clients counted over every service thread (relaxed atomic loads).
- * Any service thread. */
-size_t hb_svc_total_clients(hb_svc_t *s);
-/** hb_svc_sum() - deliveries (which 0) or bytes out (1) summed over the service threads. */
-unsigned long long hb_svc_sum(hb_svc_t *s, int which);
-/** hb_const_eq() - 1 when (a, alen) and (b, blen) are equal, compared in a time that does not
- * depend on where they differ (secrets). Any thread. */
-int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
 
 /** hb_svc_count() - add to a counter only its own thread writes: a plain load and store, no
  * locked read-modify-write on the fan-out path. */
@@ -410,7 +402,8 @@ int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap);
 int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reason);
 /** hb_auth_expire_at() - end the connection when exp (unix seconds; 0: never) + leeway passes. */
 void hb_auth_expire_at(hb_client_t *c, long long exp);
-/** hb_auth_on_timer() - the connection's lws timer fired (SSE, WS). */
+/** hb_auth_on_timer() - the connection's lws timer fired (SSE, WS) and it waits for no ticket
+ * (service.c asks hb_ticket_on_timer() first): the token expiry, or its early wake-up. 0. */
 int hb_auth_on_timer(hb_client_t *c);
 /** hb_auth_origin() - check the Origin header against --allowed-origins: 0 allowed (sets
  * *cors for the response headers; 0 when there is no Origin), -1 refused (counted). */
