@@ -409,8 +409,8 @@ int hb_auth_on_timer(hb_client_t *c);
  * *cors for the response headers; 0 when there is no Origin), -1 refused (counted). */
 int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors);
 
-/* ---- HTTP: http.c (routing, responses), http_write.c, publish.c, poll.c; the calls between
- * them are in http.h ---- */
+/* ---- HTTP: http.c (routing), http_resp.c (responses), http_write.c, publish.c, poll.c; the
+ * calls between them are in http.h ---- */
 
 /**
  * hb_http_on_request() - LWS_CALLBACK_HTTP: a new request's head on @c (reset by the caller):
@@ -422,7 +422,7 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
  * hb_http_respond() - queue a plain answer (c->ops becomes hb_simple_ops): @status, @ctype (a
  * string literal), @body (@len bytes, copied; 0: none); @close_after closes the connection after
  * it. 400/404/405/411 are counted as bad requests. Written from the writable callback (or at once
- * for a paused connection). 0, or -1 when the body could not be allocated. http.c.
+ * for a paused connection). 0, or -1 when the body could not be allocated. http_resp.c.
  */
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);
@@ -430,7 +430,7 @@ int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const ch
  * after its ticket was redeemed (ticket.h). What the HTTP callback would return. http.c. */
 int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
 /** hb_http_unauthorized() - answer 401 with WWW-Authenticate: Bearer error="invalid_token"
- * and the text @body (counted as an auth refusal by the caller). http.c. */
+ * and the text @body (counted as an auth refusal by the caller). http_resp.c. */
 int hb_http_unauthorized(hb_client_t *c, const char *body);
 /** hb_http_sse_write() - SSE write(): one coalesced write of what is queued (lws keeps what
  * the socket does not take). 0, or -1 when the connection failed. http_write.c. */

@@ -5,6 +5,7 @@
  */
 #include "ticket.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,14 @@
 #define MOD "ticket"
 /* POST /tickets takes no body; a small one (a client that always sends "{}") is ignored. */
 #define TICKET_BODY_MAX 1024
+
+/* A request waiting for Redis to issue or redeem its ticket (ticket.h): nothing is written
+ * until the answer makes it a plain answer or routes it again. */
+const hb_transport_t hb_ticket_ops = {
+    .name = "http",
+    .gauge = offsetof(hb_stats_t, conn_sse), /* never counted */
+    .frame = offsetof(hb_ev_t, json),
+};
 
 static void count(atomic_ullong *n)
 {

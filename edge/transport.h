@@ -12,7 +12,7 @@
  *
  * Every table is defined in its transport's file: hb_sse_ops, hb_msse_ops (sse.c), hb_ws_ops
  * (ws.c), hb_poll_ops (poll.c), hb_simple_ops (http_write.c), hb_publish_ops (publish.c),
- * hb_ticket_ops (http.c: an HTTP request waiting for its ticket, ticket.h). A NULL hook means:
+ * hb_ticket_ops (ticket.c: an HTTP request waiting for its ticket, ticket.h). A NULL hook means:
  * nothing to do, unless it says otherwise. Service thread only, as every client.
  */
 #include <stddef.h>

@@ -29,7 +29,7 @@ LAYERS = {
                "cluster", "cluster_canary", "cluster_route", "cluster_sub", "history",
                "ingest", "ingest_lease", "library", "psconn", "rc", "rc_single", "rc_cluster",
                "resolve", "sentinel"},
-    "service": {"admit", "auth", "client", "ctimer", "hread", "http", "http_write",
+    "service": {"admit", "auth", "client", "ctimer", "hread", "http", "http_resp", "http_write",
                 "listener", "metrics", "poll", "publish", "reqcheck", "service", "sse",
                 "ticket", "topics", "wdelay", "ws", "transport"},
     "handoff": {"handoff"},
