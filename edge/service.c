@@ -292,7 +292,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             hb_ctimer_ws_seen(c);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return c ? hb_ctimer_ws_writeable(s, c, wsi) : -1;
+        return c ? hb_ws_on_writeable(s, c, wsi) : -1;
     default:
         break;
     }

@@ -361,9 +361,6 @@ void hb_ctimer_ws_fire(hb_client_t *c, lws_usec_t now);
 /** hb_ctimer_ws_seen() - a frame (message, fragment, pong) came from WebSocket c: no ping is
  * due before --ws-ping-interval from now. O(1), no timer operation. */
 void hb_ctimer_ws_seen(hb_client_t *c);
-/** hb_ctimer_ws_writeable() - WebSocket writable callback: the due keepalive ping first (one
- * write per callback), else hb_ws_writeable(). 0, or -1 to close. */
-int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 
 /* wdelay.c: --write-delay-ms, opt-in write coalescing (see the comment at its top) */
 /**
@@ -482,10 +479,13 @@ void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
  * frame 1003) and handled when whole (subscribe, unsubscribe, publish, auth, ping). 0, or -1
  * when lws must close the connection now. */
 int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len);
-/** hb_ws_writeable() - LWS_CALLBACK_SERVER_WRITEABLE: sends the close frame of a client being
- * closed (-1 then), else one write of what is queued (hb_ws_write()), asks for another
- * callback while frames remain, and lets a paced resume go on. 0, or -1 to close. */
+/** hb_ws_writeable() - the writable callback once no ping is due: sends the close frame of a
+ * client being closed (-1 then), else one write of what is queued (hb_ws_write()), asks for
+ * another callback while frames remain, and lets a paced resume go on. 0, or -1 to close. */
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_ws_on_writeable() - LWS_CALLBACK_SERVER_WRITEABLE: the keepalive ping ctimer.c made due
+ * first (one write per callback), else hb_ws_writeable(). 0, or -1 to close. */
+int hb_ws_on_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_ws_peer_close() - LWS_CALLBACK_WS_PEER_INITIATED_CLOSE with the peer's payload (in, len):
  * 0 lets lws echo it; -1 (close reason set: 1002 for a 1-byte payload or a code RFC 6455 does
  * not allow, 1007 for a reason that is not UTF-8) makes lws answer with that instead. */

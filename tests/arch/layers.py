@@ -31,7 +31,7 @@ LAYERS = {
                "resolve", "sentinel"},
     "service": {"admit", "auth", "client", "ctimer", "hread", "http", "http_resp", "http_write",
                 "listener", "metrics", "poll", "publish", "reqcheck", "service", "sse",
-                "ticket", "topics", "wdelay", "ws", "transport"},
+                "ticket", "ticket_answer", "topics", "wdelay", "ws", "transport"},
     "handoff": {"handoff"},
 }
 # who may call whom (besides itself and common/)
