@@ -10,9 +10,11 @@
  *
  * This file: the thread's life (its lws context on a libev loop of its own, start, join, free),
  * the lws callback that dispatches to the transports, the inbox of broker messages and the
- * housekeeping tick. listener.c has the listening socket, admission and TLS; client.c a
- * client's queue, writes after a batch, close and cleanup; topics.c the local topics,
- * subscriptions and delivery. docs/architecture.md, "Service threads", walks one event through.
+ * housekeeping tick, and the cleanup of a client when lws lets it go (hb_client_cleanup(),
+ * which calls each file that holds a part of it). listener.c has the listening socket,
+ * admission and TLS; cwrite.c a client's queue and writes after a batch; client.c its start,
+ * close, counts and pending requests; topics.c the local topics, subscriptions and delivery.
+ * docs/architecture.md, "Service threads", walks one event through.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "service.h"
@@ -146,6 +148,32 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     atomic_store_explicit(&s->hist_waiting, s->hwaiting, memory_order_relaxed);
     hb_hread_pump(s);
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, HB_SVC_TICK_US);
+}
+
+/* ---- the end of a client ---- */
+
+/* Its parts go from the top down: the write lists (cwrite.c), its timer (ctimer.c), its
+ * subscriptions (topics.c), its history reads (hread.c) and requests, then what client.c
+ * releases. */
+void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
+{
+    if (c->cleaned)
+        return;
+    c->cleaned = 1;
+    hb_client_unlist(s, c);
+    hb_ctimer_end(s, c);
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i])
+            hb_sub_remove(c, c->subs[i]);
+    if (c->subs != &c->sub0)
+        free(c->subs);
+    c->subs = NULL;
+    c->sub0 = NULL;
+    c->nsubs = c->capsubs = 0;
+    hb_hread_client_gone(c);
+    while (c->pubs)
+        hb_pending_del(s, c->pubs);
+    hb_client_release(s, c);
 }
 
 /* ---- the lws callback ---- */

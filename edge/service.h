@@ -3,9 +3,9 @@
 
 /*
  * Private to the service threads: their types and the calls the files of the service side
- * share (service.c, listener.c, client.c, topics.c, the HTTP files, ws.c, ctimer.c, hread.c,
- * auth.c, ticket.c). The calls service.c alone makes into a module are in client.h, topics.h
- * and listener.h; those between the HTTP files in http.h.
+ * share (service.c, listener.c, client.c, cwrite.c, topics.c, the HTTP files, ws.c, ctimer.c,
+ * hread.c, auth.c, ticket.c, ticket_answer.c). The calls service.c alone makes into a module
+ * are in client.h, topics.h and listener.h; those between the HTTP files in http.h.
  */
 
 #include <pthread.h>
@@ -172,7 +172,7 @@ struct hb_client {
     hb_client_t *hq_next; /* in svc->hq_head */
     /* written right after the broker batch that queued to it (svc->flush_head, flush_listed) */
     hb_client_t *flush_next;
-    /* --write-delay-ms (wdelay.c): in svc->wd_held until wd_last + the delay; wd_last is when
+    /* --write-delay-ms (cwrite.c): in svc->wd_held until wd_last + the delay; wd_last is when
      * its queue was last released to the writer (0: never). The node is initialised by
      * hb_client_init(); a client lws zeroed and no request reached has next == NULL (not held
      * either) */
@@ -209,10 +209,10 @@ struct hb_svc {
     atomic_int drain_req;
     int draining;
     /* while a batch of broker messages is processed: clients it queued to, written once the
-     * batch is done instead of through one writable callback each (hb_svc_flush, client.c) */
+     * batch is done instead of through one writable callback each (hb_svc_flush, cwrite.c) */
     int batching;
     hb_client_t *flush_head, *flush_tail;
-    /* --write-delay-ms (wdelay.c): clients whose write waits (hb_client_t.wd_link), in the
+    /* --write-delay-ms (cwrite.c): clients whose write waits (hb_client_t.wd_link), in the
      * order they were held, and the timer of the first one */
     hb_list_t wd_held;
     lws_sorted_usec_list_t sul_wd;
@@ -252,7 +252,7 @@ static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long lon
         hb_hist_observe(&s->deliv_hist, now_us - b->stamp_ms * 1000, 1);
 }
 
-/* ---- client.c: a client's queue and life ---- */
+/* ---- cwrite.c (push, drained) and client.c: a client's queue and life ---- */
 
 /**
  * hb_client_push() - queue one shared buffer @b (and, for multi-topic SSE and long-poll, its
@@ -289,7 +289,18 @@ hb_creq_t *hb_creq(hb_client_t *c);
  * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);
 
-/* ---- topics.c: subscriptions and requests waiting for the broker ---- */
+/* ---- client.c: requests waiting for the broker ---- */
+
+/**
+ * hb_pending_add() - a request of @c waiting for the broker's answer, keyed by a new token
+ * in s->pending: a history read of @u, or (@u NULL) a publish or ticket request, also listed
+ * in c->pubs. Owned by s->pending until hb_pending_del() (or hb_hread_answered()); never NULL.
+ */
+hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u);
+/** hb_pending_del() - forget @p (NULL: nothing) and free it with its echo and cancel flag. */
+void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
+
+/* ---- topics.c: subscriptions ---- */
 
 /**
  * hb_sub_add() - subscribe @c to topic (@topic, @len; validated by the caller, copied): the
@@ -306,15 +317,6 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *topic, size_t len, const hb_cur
  * the stack. Cannot fail.
  */
 void hb_sub_remove(hb_client_t *c, hb_sub_t *u);
-/**
- * hb_pending_add() - a request of @c waiting for the broker's answer, keyed by a new token
- * in s->pending: a history read of @u, or (@u NULL) a publish or ticket request, also listed
- * in c->pubs. Owned by s->pending until hb_pending_del() (or hb_hread_answered()); never NULL.
- */
-hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u);
-/** hb_pending_del() - forget @p (NULL: nothing) and free it with its echo and cancel flag. */
-void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
-
 /* ---- listener.c ---- */
 
 /**
@@ -362,21 +364,12 @@ void hb_ctimer_ws_fire(hb_client_t *c, lws_usec_t now);
  * due before --ws-ping-interval from now. O(1), no timer operation. */
 void hb_ctimer_ws_seen(hb_client_t *c);
 
-/* wdelay.c: --write-delay-ms, opt-in write coalescing (see the comment at its top) */
-/**
- * hb_wdelay_hold() - c's queue just stopped being empty in a broker batch and c may be written
- * directly: 0 to write it when the batch is done (--write-delay-ms 0, or nothing was released
- * for c in the last D ms), 1 when c is held and hb_wdelay's timer releases it (at most D ms
- * after its last release, never before). O(1), no allocation. Service thread.
- */
-int hb_wdelay_hold(hb_client_t *c);
+/* cwrite.c: --write-delay-ms, opt-in write coalescing (see the comment in cwrite.c) */
 /** hb_wdelay_held() - 1 while @c is in its thread's held list. */
 static inline int hb_wdelay_held(const hb_client_t *c)
 {
     return c->wd_link.next && hb_list_linked(&c->wd_link);
 }
-/** hb_wdelay_remove() - c (of thread s) is cleaned up: it leaves the held list. O(1). */
-void hb_wdelay_remove(hb_svc_t *s, hb_client_t *c);
 
 /* auth.c */
 /** hb_auth_token() - the bearer token of the request: Authorization: Bearer, else ?token=.

@@ -3,9 +3,10 @@
 
 /*
  * What a client's transport does, as one const table per transport (hiredis' adapter hooks,
- * h2o's protocol callbacks): the client core (client.c: queue, writes after a batch, close,
- * cleanup, counts; ctimer.c; topics.c; hread.c; service.c's dispatch) calls these hooks and
- * reads these properties instead of testing which transport a client is. c->ops is the
+ * h2o's protocol callbacks): the client core (cwrite.c: queue, writes after a batch;
+ * client.c: close, counts; ctimer.c; topics.c; hread.c; service.c's dispatch and cleanup)
+ * calls these hooks and reads these properties instead of testing which transport a client
+ * is. c->ops is the
  * client's transport now (NULL: none yet, or between a ticket's answer and its routing);
  * c->counted the one it is counted as (until its cleanup), which a long-poll keeps while its
  * answer goes out as a plain one.
