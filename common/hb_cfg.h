@@ -64,7 +64,7 @@ typedef struct hb_cfg {
     int ws_ping_interval; /* seconds */
     int idle_timeout;     /* seconds an idle keep-alive HTTP connection is kept */
     long send_buffer;     /* SO_SNDBUF of client sockets; 0 = kernel autotuning */
-    int write_delay_ms;   /* per-client write coalescing delay (edge/wdelay.c); 0 = off */
+    int write_delay_ms;   /* per-client write coalescing delay (edge/cwrite.c); 0 = off */
     /* authorisation: HS256 key (from --jwt-secret or read from --jwt-secret-file) */
     char jwt_secret[HB_CFG_STR_MAX];
     size_t jwt_secret_len;

@@ -11,9 +11,19 @@
 
 #include "hb_err.h"
 #include "hb_log.h"
-#include "ticket.h"
 
 #define MOD "auth"
+
+/* 1 when (a, alen) and (b, blen) are equal, compared in a time that does not depend on where
+ * they differ (secrets). */
+static int const_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char d = alen != blen;
+    size_t n = alen < blen ? alen : blen;
+    for (size_t i = 0; i < n; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
 
 int hb_auth_token(struct lws *wsi, char *out, size_t cap)
 {
@@ -94,7 +104,7 @@ int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap)
 
 int hb_auth_is_publish_key(const hb_cfg_t *cfg, const char *tok, size_t len)
 {
-    return cfg->publish_key[0] && hb_const_eq(tok, len, cfg->publish_key, strlen(cfg->publish_key));
+    return cfg->publish_key[0] && const_eq(tok, len, cfg->publish_key, strlen(cfg->publish_key));
 }
 
 int hb_auth_verify(hb_svc_t *s, const char *tok, size_t len, hb_jwt_t **out, const char **reason)
@@ -192,8 +202,6 @@ void hb_auth_expire_at(hb_client_t *c, long long exp)
 int hb_auth_on_timer(hb_client_t *c)
 {
     long long now = (long long)time(NULL);
-    if (c->x && c->x->ticket_tok && !c->closing)
-        return hb_ticket_on_timer(c); /* its ticket's wait, before any token expiry */
     if (!c->auth_exp || c->closing)
         return 0;
     if (!auth_expired(c, c->auth_exp, now)) {

@@ -2,11 +2,15 @@
 #define HERALD_EDGE_CLIENT_H
 
 /*
- * client.c: what service.c calls into a client's life cycle. The calls the transports share
- * (hb_client_push(), hb_client_close(), hb_client_count(), hb_client_drained()) are declared
- * in service.h. Service thread only: every client and list here is its thread's.
+ * What service.c calls into a client's queue (cwrite.c) and life (client.c). The calls the
+ * transports share (hb_client_push(), hb_client_close(), hb_client_count(),
+ * hb_client_drained(), hb_pending_add(), ...) are declared in service.h. Service thread only:
+ * every client and list here is its thread's.
  */
+
 #include "service.h"
+
+/* ---- cwrite.c ---- */
 
 /**
  * hb_svc_flush() - write, once a broker batch is processed (s->batching back to 0), to every
@@ -15,9 +19,6 @@
  * (hb_client_close(), "write failed"); nothing is returned. Empties the flush list.
  */
 void hb_svc_flush(hb_svc_t *s);
-/** hb_svc_flush_add() - list c (of its thread) to be written by the next hb_svc_flush(); a
- * client already listed stays listed once. Service thread. */
-void hb_svc_flush_add(hb_client_t *c);
 
 /**
  * hb_client_backlog_sample() - the frames queued for @s's clients that had a queue at the
@@ -25,6 +26,19 @@ void hb_svc_flush_add(hb_client_t *c);
  * (an idle client keeps none). For the queued gauge, from the housekeeping tick. Cannot fail.
  */
 unsigned long long hb_client_backlog_sample(hb_svc_t *s);
+
+/** hb_client_unlist() - the start of hb_client_cleanup(): @c leaves the flush list, the
+ * --write-delay-ms held list and the backlog. O(1) but for the flush list (a walk). */
+void hb_client_unlist(hb_svc_t *s, hb_client_t *c);
+
+/* ---- client.c ---- */
+
+/** hb_client_release() - the end of hb_client_cleanup(): @c's queue (refs dropped), message
+ * body, request state and token are freed, and a counted client is uncounted, with its
+ * connection log line. Once per cleanup. Cannot fail. */
+void hb_client_release(hb_svc_t *s, hb_client_t *c);
+
+/* ---- service.c ---- */
 
 /**
  * hb_client_cleanup() - @c's connection ends (lws' CLOSED, CLOSED_HTTP, HTTP_DROP_PROTOCOL,

@@ -145,22 +145,6 @@ void hb_ctimer_ws_seen(hb_client_t *c)
     c->ping_out = 0;
 }
 
-/* The writable callback of a WebSocket: the keepalive ping first (one write per callback). */
-int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
-{
-    if (c->ping_due && !c->close_code && !c->closing) {
-        c->ping_due = 0;
-        /* a payload: lws 4.1 does not report an empty pong (LWS_CALLBACK_RECEIVE_PONG) */
-        s->wbuf[LWS_PRE] = 'h';
-        if (lws_write(wsi, s->wbuf + LWS_PRE, 1, LWS_WRITE_PING) < 0)
-            return -1;
-        if (c->qlen && !hb_wdelay_held(c)) /* held (--write-delay-ms): its timer writes it */
-            lws_callback_on_writable(wsi);
-        return 0;
-    }
-    return hb_ws_writeable(s, c, wsi);
-}
-
 void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us)
 {
     hb_svc_t *s = c->svc;

@@ -15,7 +15,7 @@ typedef struct hb_stats {
     atomic_ullong events_in;   /* events received from Redis */
     atomic_ullong connections; /* open SSE connections */
     atomic_ullong slow_disconnects;
-    /* client writes held back by --write-delay-ms (edge/wdelay.c) */
+    /* client writes held back by --write-delay-ms (edge/cwrite.c) */
     atomic_ullong writes_delayed;
     atomic_ullong queue_drops; /* broker->service messages dropped (queue full) */
     atomic_ullong req_drops;   /* service->broker requests refused (queue full) */

@@ -1,20 +1,17 @@
 /*
  * HTTP requests of a service thread: routing (SSE, long-poll, publish, tickets, health,
- * readiness, metrics, the demo page and /herald.js), plain responses with their headers (CORS
- * included) and the request helpers the routes share. The routes live in sse.c, poll.c,
- * publish.c and metrics.c; writing the answers in http_write.c. Service thread only.
+ * readiness, metrics, the demo page and /herald.js) and routing again after a ticket was
+ * redeemed. The routes live in sse.c, poll.c, publish.c, metrics.c and ticket.c; plain
+ * responses and the request helpers the routes share in http_resp.c; writing the answers in
+ * http_write.c. Service thread only.
  */
 #include "http.h"
 
-#include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 
-#include "hb_log.h"
 #include "reqcheck.h"
 #include "ticket.h"
 
-#define MOD "http"
 #define PATH_MAX_BYTES 2048
 
 /* The demo page, embedded at build time when edge/demo.html exists. */
@@ -24,196 +21,6 @@ extern const size_t hb_demo_html_len __attribute__((weak));
 extern const unsigned char hb_herald_js[];
 extern const size_t hb_herald_js_len;
 extern const char hb_herald_js_etag[];
-
-/* A request waiting for Redis to issue or redeem its ticket (ticket.h): nothing is written
- * until the answer makes it a plain answer or routes it again. */
-const hb_transport_t hb_ticket_ops = {
-    .name = "http",
-    .gauge = offsetof(hb_stats_t, conn_sse), /* never counted */
-    .frame = offsetof(hb_ev_t, json),
-};
-
-/* ---- plain responses ---- */
-
-int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
-                    size_t len, int close_after)
-{
-    hb_creq_t *x = hb_creq(c);
-    c->ops = &hb_simple_ops;
-    x->status = (uint16_t)status;
-    x->ctype = ctype;
-    c->close_after_flush = (uint8_t)(close_after || c->close_after_flush);
-    if (status == 400 || status == 404 || status == 405 || status == 411)
-        atomic_fetch_add_explicit(&c->svc->edge->stats.bad_requests, 1, memory_order_relaxed);
-    if (len) {
-        hb_buf_t *b = hb_buf_from(body, len);
-        if (!b)
-            return -1;
-        hb_client_push(c, b, NULL, 0, 1);
-        hb_buf_unref(b);
-    }
-    if (c->rx_paused)
-        hb_http_answer_now(c);
-    else
-        lws_callback_on_writable(c->wsi);
-    return 0;
-}
-
-int hb_http_respond_text(hb_client_t *c, unsigned status, const char *text, int close_after)
-{
-    return hb_http_respond(c, status, "text/plain; charset=utf-8", text, strlen(text), close_after);
-}
-
-int hb_http_bad_request(hb_client_t *c, const char *reason, int close_after)
-{
-    char body[256];
-    int n = snprintf(body, sizeof(body), "%s\n", reason);
-    hb_log_ratelimited("bad-request", 1000, HB_LOG_INFO, MOD, "bad request", "{s:s}", "err",
-                       reason);
-    return hb_http_respond(c, 400, "text/plain; charset=utf-8", body, (size_t)n, close_after);
-}
-
-static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
-                      unsigned char *end)
-{
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                       (const unsigned char *)value, (int)strlen(value), p, end);
-}
-
-int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
-                          const char *ctype, lws_filepos_t len, int sse)
-{
-    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
-    uint8_t extra = c->x ? c->x->auth_challenge : EXTRA_NONE;
-    if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
-        add_header(wsi, "x-herald-node:", s->edge->cfg.node_id, &p, end) ||
-        add_header(wsi, "cache-control:", sse || extra == EXTRA_ASSET ? "no-cache" : "no-store", &p,
-                   end))
-        return -1;
-    if (extra == EXTRA_ASSET &&
-        (add_header(wsi, "etag:", hb_herald_js_etag, &p, end) ||
-         (!c->cors && add_header(wsi, "access-control-allow-origin:", "*", &p, end))))
-        return -1;
-    if (sse && add_header(wsi, "x-accel-buffering:", "no", &p, end))
-        return -1;
-    if (extra == EXTRA_AUTH && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
-        return -1;
-    if (extra == EXTRA_AUTH_INVALID &&
-        add_header(wsi, "www-authenticate:", "Bearer error=\"invalid_token\"", &p, end))
-        return -1;
-    if (c->cors) {
-        const char *o;
-        char ob[HB_CFG_LIST_MAX];
-        size_t ol = hb_cfg_origin_at(s->edge->cfg.allowed_origins, c->cors - 1, &o);
-        snprintf(ob, sizeof(ob), "%.*s", (int)ol, o);
-        if (add_header(wsi, "access-control-allow-origin:", ob, &p, end) ||
-            (c->cors > 1 && add_header(wsi, "vary:", "Origin", &p, end)))
-            return -1;
-        /* a listed origin may send the token cookie (EventSource withCredentials) */
-        if (c->cors > 1 && s->edge->cfg.auth_cookie[0] &&
-            add_header(wsi, "access-control-allow-credentials:", "true", &p, end))
-            return -1;
-    }
-    if (extra == EXTRA_PREFLIGHT &&
-        (add_header(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||
-         (c->cors &&
-          (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p, end) ||
-           add_header(wsi, "access-control-allow-headers:",
-                      "Authorization, Content-Type, Last-Event-ID", &p, end) ||
-           add_header(wsi, "access-control-max-age:", "600", &p, end)))))
-        return -1;
-    if (!sse && c->close_after_flush && add_header(wsi, "connection:", "close", &p, end))
-        return -1;
-    if (extra == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
-        return -1;
-    if (extra == EXTRA_ALLOW_POST && add_header(wsi, "allow:", "POST", &p, end))
-        return -1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    c->headers_sent = 1;
-    return 0;
-}
-
-/* ---- request parsing helpers ---- */
-
-/* Finds query argument `name` (lws has already decoded it); 1 found, 0 absent, -1 too long. */
-int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    for (int i = frag ? *frag : 0;; i++) {
-        char arg[HB_TOPIC_MAX + HB_CURSOR_MAX * 64 + 64];
-        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (len <= 0)
-            return 0;
-        if ((size_t)len >= sizeof(arg))
-            return -1;
-        if (lws_hdr_copy_fragment(wsi, arg, sizeof(arg), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
-            continue;
-        if (strncmp(arg, name, nl) != 0 || arg[nl] != '=')
-            continue;
-        if (strlen(arg + nl + 1) >= cap)
-            return -1;
-        strcpy(out, arg + nl + 1);
-        if (frag)
-            *frag = i + 1;
-        return 1;
-    }
-}
-
-/*
- * May this request subscribe to these topics? 0 yes (*exp: the token's exp, 0 none); else the
- * refusal is answered (401 no or bad token, 403 a topic the token does not cover) and 1 is
- * returned. An EventSource does not retry after a 401/403: the page must get a new token.
- */
-int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *const *topics,
-                           int n, long long *exp)
-{
-    const hb_cfg_t *cfg = &s->edge->cfg;
-    const char *reason = NULL;
-    hb_jwt_t *j = NULL;
-    char body[256];
-    int rc = hb_auth_http(s, wsi, &j, &reason), bad = -1;
-    *exp = 0;
-    if (rc < 0) {
-        snprintf(body, sizeof(body), "unauthorized: %s\n", reason);
-        hb_creq(c)->auth_challenge = EXTRA_AUTH_INVALID;
-        hb_http_respond(c, 401, "text/plain; charset=utf-8", body, strlen(body), 0);
-        return 1;
-    }
-    if (!j && cfg->jwt_secret_len && !cfg->allow_anonymous) {
-        atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
-        hb_creq(c)->auth_challenge = EXTRA_AUTH;
-        hb_http_respond_text(
-            c, 401, "unauthorized: a token is required (Authorization: Bearer or ?token=)\n", 0);
-        return 1;
-    }
-    for (int i = 0; i < n && bad < 0; i++)
-        if (!hb_auth_may_subscribe(cfg, j, topics[i], strlen(topics[i])))
-            bad = i;
-    *exp = hb_jwt_exp(j);
-    hb_jwt_free(j);
-    if (bad >= 0) {
-        atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
-        snprintf(body, sizeof(body), "forbidden: the token does not allow subscribing to '%s'\n",
-                 topics[bad]);
-        hb_http_respond(c, 403, "text/plain; charset=utf-8", body, strlen(body), 0);
-        return 1;
-    }
-    return 0;
-}
-
-int hb_http_single_topic(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
-                         size_t tlen, char *name, long long *exp)
-{
-    const char *reason = NULL, *topics[1];
-    *exp = 0;
-    if (hb_topic_validate(topic, tlen, &reason))
-        return hb_http_bad_request(c, reason, 0);
-    memcpy(name, topic, tlen);
-    name[tlen] = '\0';
-    topics[0] = name;
-    return hb_http_subscribe_auth(s, c, wsi, topics, 1, exp) ? 0 : 1;
-}
 
 /* ---- routing ---- */
 
@@ -304,12 +111,6 @@ int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path)
     if (c->req == REQ_HEAD)
         c->req = REQ_DONE;
     return rc;
-}
-
-int hb_http_unauthorized(hb_client_t *c, const char *body)
-{
-    hb_creq(c)->auth_challenge = EXTRA_AUTH_INVALID;
-    return hb_http_respond(c, 401, "text/plain; charset=utf-8", body, strlen(body), 0);
 }
 
 int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path)

@@ -2,12 +2,12 @@
 #define HERALD_EDGE_HTTP_H
 
 /*
- * Private to the HTTP transport of the service threads: the calls between http.c (routing,
- * plain responses, headers, request helpers), http_write.c (writing a client's queue),
- * sse.c, poll.c, publish.c and metrics.c. What other files call (hb_http_respond(),
- * hb_http_on_request(), hb_poll_on_timer(), ...) stays in service.h, the tables in transport.h.
- * Service thread only: @c is a client of the calling thread, @wsi its connection, and the
- * request's headers are still attached unless said otherwise.
+ * Private to the HTTP transport of the service threads: the calls between http.c (routing),
+ * http_resp.c (plain responses, request helpers), http_write.c (writing a client's queue, the
+ * response head), sse.c, poll.c, publish.c and metrics.c. What other files call
+ * (hb_http_respond(), hb_http_on_request(), hb_poll_on_timer(), ...) stays in service.h, the
+ * tables in transport.h. Service thread only: @c is a client of the calling thread, @wsi its
+ * connection, and the request's headers are still attached unless said otherwise.
  */
 #include <stdint.h>
 
@@ -27,7 +27,7 @@ enum {
     EXTRA_ASSET,     /* /herald.js: ETag, revalidated, importable from any origin */
 };
 
-/* ---- http.c ---- */
+/* ---- http_resp.c ---- */
 
 /**
  * hb_http_respond_text() - hb_http_respond() with a text/plain body (@text, NUL-terminated,
@@ -42,15 +42,6 @@ int hb_http_respond_text(hb_client_t *c, unsigned status, const char *text, int 
  * hb_http_respond() returns.
  */
 int hb_http_bad_request(hb_client_t *c, const char *reason, int close_after);
-
-/**
- * hb_http_write_headers() - write the response head: @status, @ctype, Content-Length @len
- * (LWS_ILLEGAL_HTTP_CONTENT_LEN: none), the node, cache and CORS headers, and the extras
- * c->auth_challenge names; @sse adds X-Accel-Buffering and never Connection: close. Sets
- * c->headers_sent. 0, or -1 when the head does not fit or cannot be written (close).
- */
-int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
-                          const char *ctype, lws_filepos_t len, int sse);
 
 /**
  * hb_http_query_arg() - query argument @name (lws decoded it) copied NUL-terminated into
@@ -78,6 +69,17 @@ int hb_http_subscribe_auth(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const c
  */
 int hb_http_single_topic(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
                          size_t tlen, char *name, long long *exp);
+
+/* ---- http_write.c ---- */
+
+/**
+ * hb_http_write_headers() - write the response head: @status, @ctype, Content-Length @len
+ * (LWS_ILLEGAL_HTTP_CONTENT_LEN: none), the node, cache and CORS headers, and the extras
+ * c->auth_challenge names; @sse adds X-Accel-Buffering and never Connection: close. Sets
+ * c->headers_sent. 0, or -1 when the head does not fit or cannot be written (close).
+ */
+int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
+                          const char *ctype, lws_filepos_t len, int sse);
 
 /* ---- sse.c ---- */
 

@@ -7,10 +7,14 @@
 #include "http.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "reqcheck.h"
+
+/* The ETag of the embedded browser client edge/herald.js (edge/embed.cmake). */
+extern const char hb_herald_js_etag[];
 
 /* A window onto a byte sequence that is produced piece by piece: put() skips the first
  * `skip` bytes of the sequence, then copies into out[n..cap). */
@@ -127,6 +131,71 @@ int hb_http_msse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     return sse_write(s, c, wsi, 1);
 }
+
+/* ---- the response head ---- */
+
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
+                          const char *ctype, lws_filepos_t len, int sse)
+{
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
+    uint8_t extra = c->x ? c->x->auth_challenge : EXTRA_NONE;
+    if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
+        add_header(wsi, "x-herald-node:", s->edge->cfg.node_id, &p, end) ||
+        add_header(wsi, "cache-control:", sse || extra == EXTRA_ASSET ? "no-cache" : "no-store", &p,
+                   end))
+        return -1;
+    if (extra == EXTRA_ASSET &&
+        (add_header(wsi, "etag:", hb_herald_js_etag, &p, end) ||
+         (!c->cors && add_header(wsi, "access-control-allow-origin:", "*", &p, end))))
+        return -1;
+    if (sse && add_header(wsi, "x-accel-buffering:", "no", &p, end))
+        return -1;
+    if (extra == EXTRA_AUTH && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
+        return -1;
+    if (extra == EXTRA_AUTH_INVALID &&
+        add_header(wsi, "www-authenticate:", "Bearer error=\"invalid_token\"", &p, end))
+        return -1;
+    if (c->cors) {
+        const char *o;
+        char ob[HB_CFG_LIST_MAX];
+        size_t ol = hb_cfg_origin_at(s->edge->cfg.allowed_origins, c->cors - 1, &o);
+        snprintf(ob, sizeof(ob), "%.*s", (int)ol, o);
+        if (add_header(wsi, "access-control-allow-origin:", ob, &p, end) ||
+            (c->cors > 1 && add_header(wsi, "vary:", "Origin", &p, end)))
+            return -1;
+        /* a listed origin may send the token cookie (EventSource withCredentials) */
+        if (c->cors > 1 && s->edge->cfg.auth_cookie[0] &&
+            add_header(wsi, "access-control-allow-credentials:", "true", &p, end))
+            return -1;
+    }
+    if (extra == EXTRA_PREFLIGHT &&
+        (add_header(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||
+         (c->cors &&
+          (add_header(wsi, "access-control-allow-methods:", "GET, POST, OPTIONS", &p, end) ||
+           add_header(wsi, "access-control-allow-headers:",
+                      "Authorization, Content-Type, Last-Event-ID", &p, end) ||
+           add_header(wsi, "access-control-max-age:", "600", &p, end)))))
+        return -1;
+    if (!sse && c->close_after_flush && add_header(wsi, "connection:", "close", &p, end))
+        return -1;
+    if (extra == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
+        return -1;
+    if (extra == EXTRA_ALLOW_POST && add_header(wsi, "allow:", "POST", &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    c->headers_sent = 1;
+    return 0;
+}
+
+/* ---- plain answers ---- */
 
 /* Writes what a plain answer has queued (headers first); -1 on a write error. */
 static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)

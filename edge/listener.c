@@ -97,11 +97,20 @@ void hb_listener_tls_reload(hb_svc_t *s)
 
 /* ---- admission (admit.c counts the sockets) ---- */
 
+/* Clients counted over every service thread (relaxed atomic loads). Any service thread. */
+static size_t total_clients(hb_svc_t *s)
+{
+    size_t total = 0;
+    for (int i = 0; i < s->edge->nthreads; i++)
+        total += hb_svc_clients(s->edge->svcs[i]);
+    return total;
+}
+
 int hb_svc_admit(hb_svc_t *s, struct lws *wsi)
 {
     if (s->draining)
         return 0;
-    if (hb_svc_total_clients(s) >= (size_t)s->edge->conn_limit) {
+    if (total_clients(s) >= (size_t)s->edge->conn_limit) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_max_conn, 1, memory_order_relaxed);
         return 0;
     }

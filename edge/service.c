@@ -10,9 +10,11 @@
  *
  * This file: the thread's life (its lws context on a libev loop of its own, start, join, free),
  * the lws callback that dispatches to the transports, the inbox of broker messages and the
- * housekeeping tick. listener.c has the listening socket, admission and TLS; client.c a
- * client's queue, writes after a batch, close and cleanup; topics.c the local topics,
- * subscriptions and delivery. docs/architecture.md, "Service threads", walks one event through.
+ * housekeeping tick, and the cleanup of a client when lws lets it go (hb_client_cleanup(),
+ * which calls each file that holds a part of it). listener.c has the listening socket,
+ * admission and TLS; cwrite.c a client's queue and writes after a batch; client.c its start,
+ * close, counts and pending requests; topics.c the local topics, subscriptions and delivery.
+ * docs/architecture.md, "Service threads", walks one event through.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "service.h"
@@ -40,15 +42,6 @@
 
 #define MOD "service"
 #define MSGS_PER_WAKE 512
-
-int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen)
-{
-    unsigned char d = alen != blen;
-    size_t n = alen < blen ? alen : blen;
-    for (size_t i = 0; i < n; i++)
-        d |= (unsigned char)(a[i] ^ b[i]);
-    return d == 0;
-}
 
 /*
  * libev, for the service threads' loops, opened privately at run time (see CMakeLists.txt):
@@ -157,24 +150,30 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(s->ctx, 0, &s->sul_hb, on_housekeeping, HB_SVC_TICK_US);
 }
 
-/* ---- sums over the service threads ---- */
+/* ---- the end of a client ---- */
 
-unsigned long long hb_svc_sum(hb_svc_t *s, int which)
+/* Its parts go from the top down: the write lists (cwrite.c), its timer (ctimer.c), its
+ * subscriptions (topics.c), its history reads (hread.c) and requests, then what client.c
+ * releases. */
+void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
 {
-    unsigned long long n = 0;
-    for (int i = 0; i < s->edge->nthreads; i++) {
-        hb_svc_t *t = s->edge->svcs[i];
-        n += atomic_load_explicit(which ? &t->bytes_out : &t->deliveries, memory_order_relaxed);
-    }
-    return n;
-}
-
-size_t hb_svc_total_clients(hb_svc_t *s)
-{
-    size_t total = 0;
-    for (int i = 0; i < s->edge->nthreads; i++)
-        total += hb_svc_clients(s->edge->svcs[i]);
-    return total;
+    if (c->cleaned)
+        return;
+    c->cleaned = 1;
+    hb_client_unlist(s, c);
+    hb_ctimer_end(s, c);
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i])
+            hb_sub_remove(c, c->subs[i]);
+    if (c->subs != &c->sub0)
+        free(c->subs);
+    c->subs = NULL;
+    c->sub0 = NULL;
+    c->nsubs = c->capsubs = 0;
+    hb_hread_client_gone(c);
+    while (c->pubs)
+        hb_pending_del(s, c->pubs);
+    hb_client_release(s, c);
 }
 
 /* ---- the lws callback ---- */
@@ -259,9 +258,14 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return -1;
         return c->ops && c->ops->http_writeable ? c->ops->http_writeable(s, c, wsi) : 0;
     case LWS_CALLBACK_TIMER:
-        /* lws' timer (lws_set_timer_usecs()) is only the token expiry's and a ticket's wait */
-        if (c && !c->cleaned)
-            hb_auth_on_timer(c);
+        /* lws' timer (lws_set_timer_usecs()) is only the token expiry's and a ticket's wait:
+         * its ticket's wait first, before any token expiry */
+        if (c && !c->cleaned) {
+            if (c->x && c->x->ticket_tok && !c->closing)
+                hb_ticket_on_timer(c);
+            else
+                hb_auth_on_timer(c);
+        }
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
         /* closed before a whole request arrived: handshake timeout (slowloris), oversized
@@ -316,7 +320,7 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             hb_ctimer_ws_seen(c);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return c ? hb_ctimer_ws_writeable(s, c, wsi) : -1;
+        return c ? hb_ws_on_writeable(s, c, wsi) : -1;
     default:
         break;
     }

@@ -3,9 +3,9 @@
 
 /*
  * Private to the service threads: their types and the calls the files of the service side
- * share (service.c, listener.c, client.c, topics.c, the HTTP files, ws.c, ctimer.c, hread.c,
- * auth.c, ticket.c). The calls service.c alone makes into a module are in client.h, topics.h
- * and listener.h; those between the HTTP files in http.h.
+ * share (service.c, listener.c, client.c, cwrite.c, topics.c, the HTTP files, ws.c, ctimer.c,
+ * hread.c, auth.c, ticket.c, ticket_answer.c). The calls service.c alone makes into a module
+ * are in client.h, topics.h and listener.h; those between the HTTP files in http.h.
  */
 
 #include <pthread.h>
@@ -172,7 +172,7 @@ struct hb_client {
     hb_client_t *hq_next; /* in svc->hq_head */
     /* written right after the broker batch that queued to it (svc->flush_head, flush_listed) */
     hb_client_t *flush_next;
-    /* --write-delay-ms (wdelay.c): in svc->wd_held until wd_last + the delay; wd_last is when
+    /* --write-delay-ms (cwrite.c): in svc->wd_held until wd_last + the delay; wd_last is when
      * its queue was last released to the writer (0: never). The node is initialised by
      * hb_client_init(); a client lws zeroed and no request reached has next == NULL (not held
      * either) */
@@ -209,10 +209,10 @@ struct hb_svc {
     atomic_int drain_req;
     int draining;
     /* while a batch of broker messages is processed: clients it queued to, written once the
-     * batch is done instead of through one writable callback each (hb_svc_flush, client.c) */
+     * batch is done instead of through one writable callback each (hb_svc_flush, cwrite.c) */
     int batching;
     hb_client_t *flush_head, *flush_tail;
-    /* --write-delay-ms (wdelay.c): clients whose write waits (hb_client_t.wd_link), in the
+    /* --write-delay-ms (cwrite.c): clients whose write waits (hb_client_t.wd_link), in the
      * order they were held, and the timer of the first one */
     hb_list_t wd_held;
     lws_sorted_usec_list_t sul_wd;
@@ -236,14 +236,6 @@ struct hb_svc {
 /* ---- service.c ---- */
 
 /* hb_svc_request(), hb_svc_push(): handoff.h. */
-/** hb_svc_total_clients() - clients counted over every service thread (relaxed atomic loads).
- * Any service thread. */
-size_t hb_svc_total_clients(hb_svc_t *s);
-/** hb_svc_sum() - deliveries (which 0) or bytes out (1) summed over the service threads. */
-unsigned long long hb_svc_sum(hb_svc_t *s, int which);
-/** hb_const_eq() - 1 when (a, alen) and (b, blen) are equal, compared in a time that does not
- * depend on where they differ (secrets). Any thread. */
-int hb_const_eq(const char *a, size_t alen, const char *b, size_t blen);
 
 /** hb_svc_count() - add to a counter only its own thread writes: a plain load and store, no
  * locked read-modify-write on the fan-out path. */
@@ -260,7 +252,7 @@ static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long lon
         hb_hist_observe(&s->deliv_hist, now_us - b->stamp_ms * 1000, 1);
 }
 
-/* ---- client.c: a client's queue and life ---- */
+/* ---- cwrite.c (push, drained) and client.c: a client's queue and life ---- */
 
 /**
  * hb_client_push() - queue one shared buffer @b (and, for multi-topic SSE and long-poll, its
@@ -297,7 +289,18 @@ hb_creq_t *hb_creq(hb_client_t *c);
  * that waited for room (hread.c). Service thread; cheap when none waits. */
 void hb_client_drained(hb_client_t *c);
 
-/* ---- topics.c: subscriptions and requests waiting for the broker ---- */
+/* ---- client.c: requests waiting for the broker ---- */
+
+/**
+ * hb_pending_add() - a request of @c waiting for the broker's answer, keyed by a new token
+ * in s->pending: a history read of @u, or (@u NULL) a publish or ticket request, also listed
+ * in c->pubs. Owned by s->pending until hb_pending_del() (or hb_hread_answered()); never NULL.
+ */
+hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u);
+/** hb_pending_del() - forget @p (NULL: nothing) and free it with its echo and cancel flag. */
+void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
+
+/* ---- topics.c: subscriptions ---- */
 
 /**
  * hb_sub_add() - subscribe @c to topic (@topic, @len; validated by the caller, copied): the
@@ -314,15 +317,6 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *topic, size_t len, const hb_cur
  * the stack. Cannot fail.
  */
 void hb_sub_remove(hb_client_t *c, hb_sub_t *u);
-/**
- * hb_pending_add() - a request of @c waiting for the broker's answer, keyed by a new token
- * in s->pending: a history read of @u, or (@u NULL) a publish or ticket request, also listed
- * in c->pubs. Owned by s->pending until hb_pending_del() (or hb_hread_answered()); never NULL.
- */
-hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u);
-/** hb_pending_del() - forget @p (NULL: nothing) and free it with its echo and cancel flag. */
-void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
-
 /* ---- listener.c ---- */
 
 /**
@@ -369,25 +363,13 @@ void hb_ctimer_ws_fire(hb_client_t *c, lws_usec_t now);
 /** hb_ctimer_ws_seen() - a frame (message, fragment, pong) came from WebSocket c: no ping is
  * due before --ws-ping-interval from now. O(1), no timer operation. */
 void hb_ctimer_ws_seen(hb_client_t *c);
-/** hb_ctimer_ws_writeable() - WebSocket writable callback: the due keepalive ping first (one
- * write per callback), else hb_ws_writeable(). 0, or -1 to close. */
-int hb_ctimer_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 
-/* wdelay.c: --write-delay-ms, opt-in write coalescing (see the comment at its top) */
-/**
- * hb_wdelay_hold() - c's queue just stopped being empty in a broker batch and c may be written
- * directly: 0 to write it when the batch is done (--write-delay-ms 0, or nothing was released
- * for c in the last D ms), 1 when c is held and hb_wdelay's timer releases it (at most D ms
- * after its last release, never before). O(1), no allocation. Service thread.
- */
-int hb_wdelay_hold(hb_client_t *c);
+/* cwrite.c: --write-delay-ms, opt-in write coalescing (see the comment in cwrite.c) */
 /** hb_wdelay_held() - 1 while @c is in its thread's held list. */
 static inline int hb_wdelay_held(const hb_client_t *c)
 {
     return c->wd_link.next && hb_list_linked(&c->wd_link);
 }
-/** hb_wdelay_remove() - c (of thread s) is cleaned up: it leaves the held list. O(1). */
-void hb_wdelay_remove(hb_svc_t *s, hb_client_t *c);
 
 /* auth.c */
 /** hb_auth_token() - the bearer token of the request: Authorization: Bearer, else ?token=.
@@ -410,14 +392,15 @@ int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap);
 int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reason);
 /** hb_auth_expire_at() - end the connection when exp (unix seconds; 0: never) + leeway passes. */
 void hb_auth_expire_at(hb_client_t *c, long long exp);
-/** hb_auth_on_timer() - the connection's lws timer fired (SSE, WS). */
+/** hb_auth_on_timer() - the connection's lws timer fired (SSE, WS) and it waits for no ticket
+ * (service.c asks hb_ticket_on_timer() first): the token expiry, or its early wake-up. 0. */
 int hb_auth_on_timer(hb_client_t *c);
 /** hb_auth_origin() - check the Origin header against --allowed-origins: 0 allowed (sets
  * *cors for the response headers; 0 when there is no Origin), -1 refused (counted). */
 int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors);
 
-/* ---- HTTP: http.c (routing, responses), http_write.c, publish.c, poll.c; the calls between
- * them are in http.h ---- */
+/* ---- HTTP: http.c (routing), http_resp.c (responses), http_write.c, publish.c, poll.c; the
+ * calls between them are in http.h ---- */
 
 /**
  * hb_http_on_request() - LWS_CALLBACK_HTTP: a new request's head on @c (reset by the caller):
@@ -429,7 +412,7 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
  * hb_http_respond() - queue a plain answer (c->ops becomes hb_simple_ops): @status, @ctype (a
  * string literal), @body (@len bytes, copied; 0: none); @close_after closes the connection after
  * it. 400/404/405/411 are counted as bad requests. Written from the writable callback (or at once
- * for a paused connection). 0, or -1 when the body could not be allocated. http.c.
+ * for a paused connection). 0, or -1 when the body could not be allocated. http_resp.c.
  */
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);
@@ -437,7 +420,7 @@ int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const ch
  * after its ticket was redeemed (ticket.h). What the HTTP callback would return. http.c. */
 int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
 /** hb_http_unauthorized() - answer 401 with WWW-Authenticate: Bearer error="invalid_token"
- * and the text @body (counted as an auth refusal by the caller). http.c. */
+ * and the text @body (counted as an auth refusal by the caller). http_resp.c. */
 int hb_http_unauthorized(hb_client_t *c, const char *body);
 /** hb_http_sse_write() - SSE write(): one coalesced write of what is queued (lws keeps what
  * the socket does not take). 0, or -1 when the connection failed. http_write.c. */
@@ -489,10 +472,13 @@ void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
  * frame 1003) and handled when whole (subscribe, unsubscribe, publish, auth, ping). 0, or -1
  * when lws must close the connection now. */
 int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len);
-/** hb_ws_writeable() - LWS_CALLBACK_SERVER_WRITEABLE: sends the close frame of a client being
- * closed (-1 then), else one write of what is queued (hb_ws_write()), asks for another
- * callback while frames remain, and lets a paced resume go on. 0, or -1 to close. */
+/** hb_ws_writeable() - the writable callback once no ping is due: sends the close frame of a
+ * client being closed (-1 then), else one write of what is queued (hb_ws_write()), asks for
+ * another callback while frames remain, and lets a paced resume go on. 0, or -1 to close. */
 int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_ws_on_writeable() - LWS_CALLBACK_SERVER_WRITEABLE: the keepalive ping ctimer.c made due
+ * first (one write per callback), else hb_ws_writeable(). 0, or -1 to close. */
+int hb_ws_on_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_ws_peer_close() - LWS_CALLBACK_WS_PEER_INITIATED_CLOSE with the peer's payload (in, len):
  * 0 lets lws echo it; -1 (close reason set: 1002 for a 1-byte payload or a code RFC 6455 does
  * not allow, 1007 for a reason that is not UTF-8) makes lws answer with that instead. */

@@ -1,10 +1,13 @@
 /*
- * Single-use sign-in tickets (see ticket.h). The ticket id is never logged: log lines name
- * the outcome only, and the id travels in the request (service thread), the hb_req_t (its
- * `topic` field) and the Redis key.
+ * Single-use sign-in tickets (see ticket.h), the asking side: POST /tickets, a request or a
+ * WebSocket handshake with ?ticket=, each sent to the broker with its wait armed. The answers
+ * are ticket_answer.c's. The ticket id is never logged: log lines name the outcome only, and
+ * the id travels in the request (service thread), the hb_req_t (its `topic` field) and the
+ * Redis key.
  */
 #include "ticket.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,14 @@
 #define MOD "ticket"
 /* POST /tickets takes no body; a small one (a client that always sends "{}") is ignored. */
 #define TICKET_BODY_MAX 1024
+
+/* A request waiting for Redis to issue or redeem its ticket (ticket.h): nothing is written
+ * until the answer makes it a plain answer or routes it again. */
+const hb_transport_t hb_ticket_ops = {
+    .name = "http",
+    .gauge = offsetof(hb_stats_t, conn_sse), /* never counted */
+    .frame = offsetof(hb_ev_t, json),
+};
 
 static void count(atomic_ullong *n)
 {
@@ -124,7 +135,7 @@ static int text(hb_client_t *c, unsigned status, const char *body)
     return hb_http_respond(c, status, "text/plain; charset=utf-8", body, strlen(body), 1);
 }
 
-static int refuse_http(hb_svc_t *s, hb_client_t *c, const char *why)
+int hb_ticket_refuse_http(hb_svc_t *s, hb_client_t *c, const char *why)
 {
     count(&s->edge->stats.tickets_refused);
     count(&s->edge->stats.rejected_auth);
@@ -189,7 +200,7 @@ int hb_ticket_http(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *pat
         !ticket_arg(wsi, id, sizeof(id)))
         return 0;
     if (!id_valid(id)) {
-        refuse_http(s, c, "malformed ticket");
+        hb_ticket_refuse_http(s, c, "malformed ticket");
         return 1;
     }
     c->ops = &hb_ticket_ops;
@@ -217,96 +228,4 @@ int hb_ticket_ws(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if (ask(s, c, req_new(HB_REQ_TICKET_REDEEM, id), NULL))
         hb_client_close(c, "busy: try again", 1013);
     return 1;
-}
-
-/* ---- service thread: answers ---- */
-
-static void ws_answer(hb_svc_t *s, hb_client_t *c, hb_msg_t *m)
-{
-    const char *reason = NULL;
-    if (m->error) {
-        hb_client_close(c, "ticket store unavailable: retry", 1013);
-        return;
-    }
-    if (!m->blob) {
-        count(&s->edge->stats.tickets_refused);
-        count(&s->edge->stats.rejected_auth);
-        hb_client_close(c, "ticket refused: unknown, already used or expired",
-                        LWS_CLOSE_STATUS_POLICY_VIOLATION);
-        return;
-    }
-    count(&s->edge->stats.tickets_redeemed);
-    if (hb_ws_take_token(s, c, m->blob, strlen(m->blob), &reason)) {
-        hb_client_close(c, reason, LWS_CLOSE_STATUS_POLICY_VIOLATION);
-        return;
-    }
-    lws_rx_flow_control(c->wsi, 1);
-}
-
-void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
-{
-    hb_client_t *c = p->c;
-    json_t *path = p->echo ? json_incref(p->echo) : NULL;
-    int rc = 0;
-    if (!c->x || c->x->ticket_tok != p->token) { /* not what c waits for (cannot happen): drop it */
-        hb_pending_del(s, p);
-        json_decref(path);
-        return;
-    }
-    hb_pending_del(s, p);
-    c->x->ticket_tok = 0;
-    lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
-    if (c->ops == &hb_ws_ops) {
-        ws_answer(s, c, m);
-    } else if (!path) { /* issued */
-        char body[128];
-        int n;
-        c->ops = NULL;
-        if (m->error) {
-            hb_log_ratelimited("ticket-store", 1000, HB_LOG_WARN, MOD, "ticket not stored", "{s:s}",
-                               "err", m->result);
-            text(c, 503, "ticket store unavailable: retry\n");
-        } else {
-            count(&s->edge->stats.tickets_issued);
-            n = snprintf(body, sizeof(body), "{\"ticket\":\"%s\",\"expires_in\":%d}", c->x->topic,
-                         s->edge->cfg.ticket_ttl);
-            hb_http_respond(c, 200, "application/json", body, (size_t)n, 1);
-        }
-    } else if (m->error) {
-        c->ops = NULL;
-        hb_log_ratelimited("ticket-redeem", 1000, HB_LOG_WARN, MOD, "ticket not redeemed", "{s:s}",
-                           "err", m->result);
-        text(c, 503, "ticket store unavailable: retry\n");
-    } else if (!m->blob) {
-        c->ops = NULL;
-        refuse_http(s, c, "unknown, used or expired ticket");
-    } else { /* served as if its token had come with the request */
-        count(&s->edge->stats.tickets_redeemed);
-        c->ops = NULL;
-        hb_req_resume(c);
-        hb_creq(c)->ticket_jwt = m->blob;
-        rc = hb_http_reroute(s, c, json_string_value(path));
-        if (c->x)
-            c->x->ticket_jwt = NULL;
-        if (rc < 0)
-            hb_client_close(c, "write failed", 0);
-    }
-    json_decref(path);
-}
-
-int hb_ticket_on_timer(hb_client_t *c)
-{
-    hb_svc_t *s = c->svc;
-    hb_pending_t *p = hb_dict_get(s->pending, &c->x->ticket_tok, sizeof(c->x->ticket_tok));
-    hb_log_ratelimited("ticket-timeout", 1000, HB_LOG_WARN, MOD,
-                       "ticket store did not answer in time", NULL);
-    c->x->ticket_tok = 0;
-    hb_pending_del(s, p); /* a late answer finds nothing and is dropped */
-    if (c->ops == &hb_ws_ops) {
-        hb_client_close(c, "ticket store unavailable: retry", 1013);
-        return 0;
-    }
-    c->ops = NULL;
-    text(c, 503, "ticket store unavailable: retry\n");
-    return 0;
 }

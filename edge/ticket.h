@@ -11,7 +11,8 @@
  * again, so its exp and signature still hold. The service thread never waits: the Redis command
  * goes through the broker (HB_REQ_TICKET_*), and the request waits, unread, for at most
  * HB_TICKET_WAIT_S before it is answered 503 (WebSocket: closed 1013).
- * Service threads only; the broker thread's side is bticket.c.
+ * Service threads only: ticket.c asks (below the router and ws.c), ticket_answer.c answers
+ * (above them); the broker thread's side is bticket.c.
  */
 
 #include <stdint.h>
@@ -49,10 +50,18 @@ int hb_ticket_http(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *pat
  */
 int hb_ticket_ws(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 
+/** hb_ticket_refuse_http() - answer an HTTP request whose ticket was refused (@why: the log's
+ * err, a string literal) 401, counted as a refused ticket and an auth refusal. What
+ * hb_http_respond() returns. ticket.c. */
+int hb_ticket_refuse_http(hb_svc_t *s, hb_client_t *c, const char *why);
+
+/* ---- ticket_answer.c ---- */
+
 /** hb_ticket_on_reply() - the broker's HB_MSG_TICKET for pending request @p (freed here). */
 void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
 
-/** hb_ticket_on_timer() - @c's wait for Redis ran out (its lws timer): 503 / close 1013. */
+/** hb_ticket_on_timer() - @c's wait for Redis ran out (its lws timer; service.c's TIMER dispatch
+ * asks it before the token expiry): 503 / close 1013. */
 int hb_ticket_on_timer(hb_client_t *c);
 
 /* hb_ticket_broker(), the broker thread's side: bticket.h. */

@@ -1,7 +1,7 @@
 /*
  * The topics a service thread's clients subscribe to: the local topic table (told to the
- * broker on the first subscriber and after the last), each client's subscriptions, the
- * requests waiting for the broker's answer (pending), and delivery: a live event to every
+ * broker on the first subscriber and after the last), each client's subscriptions, and
+ * delivery: a live event to every
  * subscription of its topic, a page of history to a resuming one, with the live events held
  * meanwhile merged after it in ID order. Service thread only.
  */
@@ -51,40 +51,6 @@ void hb_topics_retry(hb_svc_t *s)
             topic_tell_broker(s, t, t->nsubs ? HB_REQ_SUB : HB_REQ_UNSUB);
         topic_maybe_free(s, t);
     }
-}
-
-/* ---- pending requests ---- */
-
-hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u)
-{
-    hb_pending_t *p = hb_xcalloc(1, sizeof(*p));
-    p->t0_us = u ? 0 : hb_wall_us();
-    p->c = c;
-    p->u = u;
-    p->token = ++s->next_id;
-    hb_dict_set(s->pending, &p->token, sizeof(p->token), p);
-    if (!u) {
-        p->cnext = c->pubs;
-        c->pubs = p;
-    }
-    return p;
-}
-
-void hb_pending_del(hb_svc_t *s, hb_pending_t *p)
-{
-    if (!p)
-        return;
-    hb_dict_del(s->pending, &p->token, sizeof(p->token));
-    if (!p->u && !p->cancelled) {
-        for (hb_pending_t **pp = &p->c->pubs; *pp; pp = &(*pp)->cnext)
-            if (*pp == p) {
-                *pp = p->cnext;
-                break;
-            }
-    }
-    json_decref(p->echo);
-    hb_hflag_unref(p->cancel);
-    free(p);
 }
 
 /* ---- subscriptions ---- */

@@ -3,16 +3,17 @@
 
 /*
  * What a client's transport does, as one const table per transport (hiredis' adapter hooks,
- * h2o's protocol callbacks): the client core (client.c: queue, writes after a batch, close,
- * cleanup, counts; ctimer.c; topics.c; hread.c; service.c's dispatch) calls these hooks and
- * reads these properties instead of testing which transport a client is. c->ops is the
+ * h2o's protocol callbacks): the client core (cwrite.c: queue, writes after a batch;
+ * client.c: close, counts; ctimer.c; topics.c; hread.c; service.c's dispatch and cleanup)
+ * calls these hooks and reads these properties instead of testing which transport a client
+ * is. c->ops is the
  * client's transport now (NULL: none yet, or between a ticket's answer and its routing);
  * c->counted the one it is counted as (until its cleanup), which a long-poll keeps while its
  * answer goes out as a plain one.
  *
  * Every table is defined in its transport's file: hb_sse_ops, hb_msse_ops (sse.c), hb_ws_ops
  * (ws.c), hb_poll_ops (poll.c), hb_simple_ops (http_write.c), hb_publish_ops (publish.c),
- * hb_ticket_ops (http.c: an HTTP request waiting for its ticket, ticket.h). A NULL hook means:
+ * hb_ticket_ops (ticket.c: an HTTP request waiting for its ticket, ticket.h). A NULL hook means:
  * nothing to do, unless it says otherwise. Service thread only, as every client.
  */
 #include <stddef.h>

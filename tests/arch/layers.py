@@ -29,9 +29,9 @@ LAYERS = {
                "cluster", "cluster_canary", "cluster_route", "cluster_sub", "history",
                "ingest", "ingest_lease", "library", "psconn", "rc", "rc_single", "rc_cluster",
                "resolve", "sentinel"},
-    "service": {"admit", "auth", "client", "ctimer", "hread", "http", "http_write",
-                "listener", "metrics", "poll", "publish", "reqcheck", "service", "sse",
-                "ticket", "topics", "wdelay", "ws", "transport"},
+    "service": {"admit", "auth", "client", "ctimer", "cwrite", "hread", "http", "http_resp",
+                "http_write", "listener", "metrics", "poll", "publish", "reqcheck", "service",
+                "sse", "ticket", "ticket_answer", "topics", "ws", "transport"},
     "handoff": {"handoff"},
 }
 # who may call whom (besides itself and common/)

@@ -1,0 +1,305 @@
+/*
+ * A client's queue and when it is written: push (a ref of a shared frame, or a cut-off at the
+ * client's bounds), the writes made once a broker batch is done (the flush list) instead of
+ * one writable callback each, opt-in write coalescing (--write-delay-ms), the backlog sampled
+ * for the queued gauge, and what follows a write (hb_client_drained(): a paced history read
+ * goes on). Above hread.c and client.c, which it calls; below topics.c, ctimer.c and the
+ * transports. Service thread only; every client belongs to one thread (c->svc).
+ */
+#include "client.h"
+
+#include <stdlib.h>
+
+#include "hb_mem.h"
+#include "hread.h"
+
+/* ---- writing after a batch ---- */
+
+/*
+ * Writing without a writable callback. A broker batch (svc_process_inbox) queues events to
+ * many clients; asking lws for a writable callback for each costs an epoll_ctl() to arm POLLOUT,
+ * an epoll wake-up and a dispatch per client and event, more than the write itself. Instead the
+ * clients the batch queued to are listed and written once the batch is done (hb_svc_flush), each
+ * with one coalesced write, when lws holds none of its earlier output. What the socket does not
+ * take lws keeps (at most one write) and sends on POLLOUT, and until that is gone the client is
+ * choked: later events wait in its queue, which --client-queue-max/-bytes bound as before.
+ * SSE streams and WebSockets only; long-poll answers,
+ * closing clients and last frames (close_after_flush) keep the writable callback.
+ */
+static int flush_direct_ok(const hb_client_t *c)
+{
+    /* close_why: closing, or a WebSocket peer sent its close (lws answers it; no data after) */
+    if (c->close_after_flush || c->closing || c->close_why)
+        return 0;
+    return c->ops && c->ops->write && !c->close_code;
+}
+
+static void flush_add(hb_svc_t *s, hb_client_t *c)
+{
+    if (c->flush_listed)
+        return;
+    c->flush_listed = 1;
+    c->flush_next = NULL;
+    if (s->flush_tail)
+        s->flush_tail->flush_next = c;
+    else
+        s->flush_head = c;
+    s->flush_tail = c;
+}
+
+/* Takes a client off the flush list (it is being cleaned up). */
+static void flush_remove(hb_svc_t *s, hb_client_t *c)
+{
+    hb_client_t *prev = NULL;
+    if (!c->flush_listed)
+        return;
+    for (hb_client_t *x = s->flush_head; x; prev = x, x = x->flush_next) {
+        if (x != c)
+            continue;
+        if (prev)
+            prev->flush_next = c->flush_next;
+        else
+            s->flush_head = c->flush_next;
+        if (s->flush_tail == c)
+            s->flush_tail = prev;
+        break;
+    }
+    c->flush_listed = 0;
+    c->flush_next = NULL;
+}
+
+/* Writes to every listed client what the batch queued (see flush_direct_ok()). */
+void hb_svc_flush(hb_svc_t *s)
+{
+    hb_client_t *c;
+    while ((c = s->flush_head)) {
+        int rc;
+        s->flush_head = c->flush_next;
+        if (!s->flush_head)
+            s->flush_tail = NULL;
+        c->flush_next = NULL;
+        c->flush_listed = 0;
+        if (!c->qlen || !flush_direct_ok(c))
+            continue;
+        if (lws_partial_buffered(c->wsi)) {
+            /* choked: lws sends its rest on POLLOUT, then calls the writable callback */
+            lws_callback_on_writable(c->wsi);
+            continue;
+        }
+        rc = c->ops->write(s, c, c->wsi);
+        if (rc) {
+            hb_client_close(c, "write failed", 0);
+            continue;
+        }
+        if (c->qlen)
+            lws_callback_on_writable(c->wsi); /* more than one write's worth */
+        hb_client_drained(c);
+    }
+}
+
+/* The queued gauge is a sample over the clients that had a queue (svc->backlog): a client
+ * joins when its queue stops being empty and leaves at the next sample that finds it empty, so
+ * idle clients are never visited. */
+static void backlog_add(hb_svc_t *s, hb_client_t *c)
+{
+    if (c->bl_listed)
+        return;
+    c->bl_listed = 1;
+    c->bl_prev = NULL;
+    c->bl_next = s->backlog;
+    if (s->backlog)
+        s->backlog->bl_prev = c;
+    s->backlog = c;
+}
+
+static void backlog_remove(hb_svc_t *s, hb_client_t *c)
+{
+    if (!c->bl_listed)
+        return;
+    if (c->bl_prev)
+        c->bl_prev->bl_next = c->bl_next;
+    else
+        s->backlog = c->bl_next;
+    if (c->bl_next)
+        c->bl_next->bl_prev = c->bl_prev;
+    c->bl_prev = c->bl_next = NULL;
+    c->bl_listed = 0;
+}
+
+/* Clients that had a queue: sum their queues, drop those now empty. */
+unsigned long long hb_client_backlog_sample(hb_svc_t *s)
+{
+    unsigned long long queued = 0;
+    for (hb_client_t *c = s->backlog, *next; c; c = next) {
+        next = c->bl_next;
+        queued += c->qlen;
+        if (!c->qlen) {
+            /* idle since at least the last tick: its queue array goes too (an idle client
+             * keeps none; the next push makes one). Here rather than after each write, so a
+             * busy client does not free and make it again for every event. */
+            backlog_remove(s, c);
+            free(c->q);
+            c->q = NULL;
+            c->qcap = c->qhead = 0;
+        }
+    }
+    return queued;
+}
+
+/* ---- --write-delay-ms: opt-in write coalescing ---- */
+
+/*
+ * Without a delay, a client's events are written as soon as the broker batch that queued them is
+ * done (hb_svc_flush() above): on a hot topic that is one write (and one send(2), one wake-up
+ * of the peer) per batch and client, often one per event. With --write-delay-ms D > 0, a client
+ * whose queue starts in a batch less than D after its last release is held instead: it joins
+ * this thread's held list, and the list's timer releases it to hb_svc_flush() once D has passed
+ * since that last release; everything queued meanwhile then goes out as one coalesced write
+ * (HB_SVC_WBUF bytes; more when more is queued). So a client gets at most one write per D.
+ *
+ * The first event after a quiet spell (nothing released for D) is written at once: a topic
+ * that is not hot pays no latency at all, only clients that already got something in the last
+ * D ms wait, and for them the wait is what the flag trades. (Holding every first event for D
+ * would add D to every event of a quiet topic and save nothing: there is nothing to coalesce.)
+ *
+ * Nothing changes what is queued: events stay in the client's one queue, in order, bounded by
+ * --client-queue-max/-bytes as before (a client over its bound is cut off by hb_client_push());
+ * holding only postpones the writer. A closing client, or one whose last frames go out from its
+ * writable callback, is not held (flush_direct_ok()), and long-poll never is.
+ *
+ * One timer per thread, not one per client: arming an lws_sul walks lws' sorted list of the
+ * thread's timers, so N held clients would cost N walks. The held list is in hold order; each
+ * entry is due at its last release + D, which lies within D of the moment it was held. The
+ * timer is set to the head's due time and releases entries from the head while they are due.
+ * An entry is therefore never released early, and never later than the head's due time, which
+ * is at most D after the head was held, before it: every event waits at most D (plus the
+ * timer's own lateness). Removal (a client cleaned up) is O(1).
+ */
+
+static hb_client_t *held_first(hb_svc_t *s)
+{
+    hb_list_t *n = hb_list_first(&s->wd_held);
+    return n ? hb_list_container(n, hb_client_t, wd_link) : NULL;
+}
+
+static void on_due(lws_sorted_usec_list_t *sul);
+
+/* When a held client is due: its last release + the delay (wd_last does not change while it
+ * is held). */
+static lws_usec_t held_due(const hb_svc_t *s, const hb_client_t *c)
+{
+    return c->wd_last + (lws_usec_t)s->edge->cfg.write_delay_ms * 1000;
+}
+
+static void timer_arm(hb_svc_t *s, lws_usec_t now)
+{
+    lws_usec_t us = held_due(s, held_first(s)) - now;
+    lws_sul_schedule(s->ctx, 0, &s->sul_wd, on_due, us > 0 ? us : 1);
+}
+
+/* The head is due: release every due client from the head to the writer, then write them. */
+static void on_due(lws_sorted_usec_list_t *sul)
+{
+    hb_svc_t *s = lws_container_of(sul, hb_svc_t, sul_wd);
+    lws_usec_t now = lws_now_usecs();
+    unsigned long long n = 0;
+    hb_client_t *c;
+    while ((c = held_first(s)) && held_due(s, c) <= now) {
+        hb_list_unlink(&c->wd_link);
+        c->wd_last = now;
+        /* written meanwhile from a writable callback (a choked client), or closed: nothing */
+        if (c->qlen && !c->closing) {
+            flush_add(s, c);
+            n++;
+        }
+    }
+    if (n)
+        atomic_fetch_add_explicit(&s->edge->stats.writes_delayed, n, memory_order_relaxed);
+    hb_svc_flush(s);
+    if (!hb_list_empty(&s->wd_held))
+        timer_arm(s, now);
+}
+
+/* c's queue just stopped being empty in a broker batch and c may be written directly: 0 to
+ * write it when the batch is done (--write-delay-ms 0, or nothing was released for c in the
+ * last D ms), 1 when c is held and the timer releases it (at most D ms after its last
+ * release, never before). O(1), no allocation. */
+static int wdelay_hold(hb_client_t *c)
+{
+    hb_svc_t *s = c->svc;
+    lws_usec_t d = (lws_usec_t)s->edge->cfg.write_delay_ms * 1000, now;
+    if (!d)
+        return 0;
+    if (hb_wdelay_held(c))
+        return 1; /* held already (its queue was emptied by a writable callback meanwhile) */
+    now = lws_now_usecs();
+    if (!c->wd_last || now - c->wd_last >= d) {
+        c->wd_last = now; /* first event after a quiet spell: at once */
+        return 0;
+    }
+    hb_list_push_tail(&s->wd_held, &c->wd_link);
+    if (s->wd_held.next == &c->wd_link) /* the first one held: the timer is for it */
+        timer_arm(s, now);
+    return 1;
+}
+
+/* c (of thread s) is cleaned up: it leaves the held list. O(1). */
+static void wdelay_remove(hb_client_t *c)
+{
+    if (hb_wdelay_held(c))
+        hb_list_unlink(&c->wd_link);
+}
+
+/* ---- the queue ---- */
+
+/* Queues one shared buffer (taking new refs). 0, or -1 when the client was cut off. */
+int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl)
+{
+    hb_svc_t *s = c->svc;
+    if (c->closing)
+        return -1;
+    if (c->qlen >= (uint32_t)s->edge->cfg.client_queue_max ||
+        c->qbytes + hb_buf_len(b) > (size_t)s->edge->cfg.client_queue_bytes) {
+        atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
+        hb_client_close(c, "slow consumer: queue limit reached", 1008);
+        return -1;
+    }
+    if (c->qlen == c->qcap) {
+        uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
+        qent_t *nq = hb_xmalloc(ncap * sizeof(*nq));
+        for (uint32_t i = 0; i < c->qlen; i++)
+            nq[i] = c->q[(c->qhead + i) % c->qcap];
+        free(c->q);
+        c->q = nq;
+        c->qcap = ncap;
+        c->qhead = 0;
+    }
+    c->q[(c->qhead + c->qlen) % c->qcap] =
+        (qent_t){hb_buf_ref(b), cur ? hb_buf_ref(cur) : NULL, idx, (uint16_t)ctl};
+    c->qlen++;
+    c->qbytes += hb_buf_len(b);
+    if (c->qlen == 1) {
+        backlog_add(s, c);
+        if (s->batching && flush_direct_ok(c)) {
+            if (!wdelay_hold(c)) /* --write-delay-ms: held, written by its timer */
+                flush_add(s, c);
+        } else
+            lws_callback_on_writable(c->wsi);
+    }
+    return 0;
+}
+
+/* Called by the writers after a write: continue paged history reads waiting for room. */
+void hb_client_drained(hb_client_t *c)
+{
+    hb_hread_drained(c);
+}
+
+/* The start of hb_client_cleanup() (service.c): off the flush list, the held list, the
+ * backlog. */
+void hb_client_unlist(hb_svc_t *s, hb_client_t *c)
+{
+    flush_remove(s, c);
+    wdelay_remove(c);
+    backlog_remove(s, c);
+}
