@@ -73,7 +73,8 @@ static const opt_t opts[] = {
     {"client-queue-max", T_LONG, "4096", 16, 1000000, O(client_queue_max),
      "events queued for one client before it is disconnected as too slow"},
     {"client-queue-bytes", T_LONG, "4194304", 4096, 1073741824, O(client_queue_bytes),
-     "bytes queued for one client before it is disconnected as too slow"},
+     "bytes queued for one client before it is disconnected as too slow (an event counts at "
+     "most half of it: one larger event still reaches a client that keeps up)"},
     {"max-message-bytes", T_LONG, "65536", 1, 16777216, O(max_message_bytes),
      "largest payload stored; larger raw PUBLISHes are refused and counted"},
     {"service-queue-max", T_LONG, "65536", 64, 16777216, O(service_queue_max),

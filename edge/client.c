@@ -34,6 +34,7 @@ static void queue_release(hb_client_t *c)
     c->q = NULL;
     c->qcap = c->qhead = 0;
     c->qbytes = 0;
+    c->qcharge = 0;
     c->off = 0;
 }
 

@@ -256,10 +256,11 @@ static void wdelay_remove(hb_client_t *c)
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl)
 {
     hb_svc_t *s = c->svc;
+    uint32_t charge = hb_client_charge(hb_buf_len(b), s->edge->cfg.client_queue_bytes);
     if (c->closing)
         return -1;
     if (c->qlen >= (uint32_t)s->edge->cfg.client_queue_max ||
-        c->qbytes + hb_buf_len(b) > (size_t)s->edge->cfg.client_queue_bytes) {
+        (size_t)c->qcharge + charge > (size_t)s->edge->cfg.client_queue_bytes) {
         atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
         hb_client_close(c, "slow consumer: queue limit reached", 1008);
         return -1;
@@ -278,6 +279,7 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
         (qent_t){hb_buf_ref(b), cur ? hb_buf_ref(cur) : NULL, idx, (uint16_t)ctl};
     c->qlen++;
     c->qbytes += hb_buf_len(b);
+    c->qcharge += charge;
     if (c->qlen == 1) {
         backlog_add(s, c);
         if (s->batching && flush_direct_ok(c)) {

@@ -100,6 +100,7 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c, int msse)
                 break;
         }
         c->qbytes -= blen;
+        c->qcharge -= hb_client_charge(blen, s->edge->cfg.client_queue_bytes);
         hb_svc_observe_write(s, e->b, now_us);
         hb_buf_unref(e->b);
         hb_buf_unref(e->cur);

@@ -116,6 +116,7 @@ void hb_poll_on_timer(hb_client_t *c)
         c->qlen--;
     }
     c->qbytes = 0;
+    c->qcharge = 0;
     hb_http_respond(c, 200, "application/json", body, n, 0);
     free(body);
 }

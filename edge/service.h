@@ -143,7 +143,10 @@ struct hb_client {
     qent_t *q;       /* outgoing queue (NULL while empty, for an idle client) */
     uint32_t qcap, qhead, qlen;
     uint32_t off; /* bytes of the head entry written (frames are under 4 GiB) */
-    size_t qbytes;
+    /* what the queue counts against --client-queue-bytes: each entry at most half of it
+     * (hb_client_charge()), so one large event reaches a client that keeps up */
+    uint32_t qcharge;
+    size_t qbytes; /* bytes queued (the long-poll answer's length) */
     /* SSE: next peer check / heartbeat; WS: next keepalive check; long-poll: its timeout. In
      * svc->wheel (service.c) */
     hb_wheel_node_t tnode;
@@ -186,16 +189,16 @@ struct hb_svc {
     struct lws_context *ctx;
     struct ev_loop *evloop; /* the thread's libev loop lws runs on; NULL: lws' poll(2) loop */
     struct lws_vhost *vhost;
-    int listen_fd; /* our SO_REUSEPORT listener, adopted into ctx as a raw file */
-    int tls;       /* --tls-cert: accepted sockets start with a TLS handshake */
+    int listen_fd;           /* our SO_REUSEPORT listener, adopted into ctx as a raw file */
+    int tls;                 /* --tls-cert: accepted sockets start with a TLS handshake */
     SSL_CTX *tls_client_ctx; /* unused by us; given to lws so it makes none (owned) */
     atomic_int tls_reload;   /* set by the SIGHUP thread: load --tls-cert/--tls-key again */
     pthread_t thread;
     int started;
     atomic_int stop;
-    hb_queue_t *inq;    /* from the broker {inq lock} */
-    hb_dict_t *topics;  /* name -> ltopic_t */
-    hb_dict_t *pending; /* token -> hb_pending_t */
+    hb_queue_t *inq;        /* from the broker {inq lock} */
+    hb_dict_t *topics;      /* name -> ltopic_t */
+    hb_dict_t *pending;     /* token -> hb_pending_t */
     struct hb_admit *admit; /* accepting and counting sockets (admit.h) */
     uint64_t next_id;
     atomic_size_t nclients;
@@ -255,11 +258,25 @@ static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long lon
 /* ---- cwrite.c (push, drained) and client.c: a client's queue and life ---- */
 
 /**
+ * hb_client_charge() - what one queued frame of @len bytes counts against a client's
+ * --client-queue-bytes @bound (c->qcharge): its length, but at most half the bound, so an
+ * event larger than the bound still reaches a client that keeps up, live and on resume (a
+ * client that does not is cut off once its queue passes the bound or --client-queue-max).
+ * Pure; any thread.
+ */
+static inline uint32_t hb_client_charge(size_t len, long bound)
+{
+    size_t half = (size_t)bound / 2;
+    return (uint32_t)(len < half ? len : half);
+}
+
+/**
  * hb_client_push() - queue one shared buffer @b (and, for multi-topic SSE and long-poll, its
  * cursor @cur) to @c, taking new refs (the caller keeps its own); @idx is the subscription's
  * index, @ctl marks a control frame (no cursor, no ID order). The first frame lists @c for a
  * write after the broker batch, or asks lws for a writable callback. 0; -1 when @c is closing
- * or was cut off now (over --client-queue-max/-bytes: "slow consumer", 1008, counted).
+ * or was cut off now (over --client-queue-max, or its charge over --client-queue-bytes:
+ * "slow consumer", 1008, counted).
  */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
 /**

@@ -394,6 +394,7 @@ static void pop_front(hb_svc_t *s, hb_client_t *c, long long now_us)
     qent_t *e = &c->q[c->qhead];
     hb_svc_observe_write(s, e->b, now_us);
     c->qbytes -= hb_buf_len(e->b);
+    c->qcharge -= hb_client_charge(hb_buf_len(e->b), s->edge->cfg.client_queue_bytes);
     hb_buf_unref(e->b);
     hb_buf_unref(e->cur);
     c->qhead = (c->qhead + 1) % c->qcap;
