@@ -8,8 +8,9 @@
   (common/ is below all of them: loop-free, tested on its own)
 
 Fails (exit 1) on a call from one thread's files into the other's, a call from handoff.c into
-a thread's files, or an edge file that is in no layer (a new file must be
-placed). Also fails when a declaration in an edge/ header has no doc comment (the contract:
+a thread's files, an edge file that is in no layer (a new file must be placed), or a circle of
+files that call each other (directly or through others) within a layer listed in ACYCLIC: their
+files call only downward (docs/architecture.md gives the order). Also fails when a declaration in an edge/ header has no doc comment (the contract:
 thread, ownership, failure).
 
 Usage: tests/arch/layers.py BUILD_DIR   (ctest: arch.layers)
@@ -41,6 +42,9 @@ ALLOWED = {
     "service": {"handoff"},
     "handoff": set(),
 }
+# layers whose files must not call each other in a circle (issue 16); the broker thread's files
+# still do (tests/arch/callgraph.py prints that circle)
+ACYCLIC = {"process", "service", "handoff"}
 
 
 def nm(obj):
@@ -74,6 +78,7 @@ def check_layers(build):
             continue
         defs[n], uses[n] = nm(obj)
     owner = {s: n for n, d in defs.items() for s in d}
+    problems += check_circles(layer_of, uses, owner)
     for n, u in sorted(uses.items()):
         for s in sorted(u):
             m = owner.get(s)
@@ -84,6 +89,52 @@ def check_layers(build):
                 problems.append("%s layer calls %s layer: edge/%s.c -> edge/%s.c (%s)" % (
                     a, b, n, m, s))
     return problems
+
+
+def check_circles(layer_of, uses, owner):
+    """Circles (strongly connected groups of more than one file) in the call graph of the files
+    of the ACYCLIC layers, each reported with the calls that close it."""
+    files = sorted(n for n in uses if layer_of.get(n) in ACYCLIC)
+    edges = {n: set() for n in files}
+    via = {}
+    for n in files:
+        for s in uses[n]:
+            m = owner.get(s)
+            if m and m != n and m in edges:
+                edges[n].add(m)
+                via.setdefault((n, m), set()).add(s)
+    index, low, stack, on, comps = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                comps.append(sorted(comp))
+    for v in files:
+        if v not in index:
+            visit(v)
+    out = []
+    for c in comps:
+        closing = ["%s.c -> %s.c (%s)" % (a, b, ", ".join(sorted(via[(a, b)])[:3]))
+                   for a in c for b in sorted(edges[a]) if b in c]
+        out.append("files that call each other in a circle: %s: %s" % (
+            " ".join(x + ".c" for x in c), "; ".join(closing)))
+    return out
 
 
 DECL = re.compile(r"^(?:extern\s+)?[A-Za-z_][\w \*]*?\b(\w+)\s*\(")
