@@ -89,6 +89,16 @@ void btopic__unsubscribe(hb_broker_t *b, btopic_t *t);
  * reply is owned by hiredis (NULL on disconnect: ignored).
  */
 void btopic__on_sub(redisAsyncContext *ac, void *reply, void *priv);
+/**
+ * btopic__on_sub_up() - the sub connection is up (b->ev->sub_up, from bconn.c): subscribes
+ * every wanted topic again (btopic__subscribe), in registry order.
+ */
+void btopic__on_sub_up(hb_broker_t *b);
+/**
+ * btopic__on_sub_down() - the sub connection went (b->ev->sub_down, from bconn.c): every
+ * topic goes back to T_IDLE with no refill read in flight; those nobody wants are freed.
+ */
+void btopic__on_sub_down(hb_broker_t *b);
 
 /* ---- brefill.c: stream positions and the refill of a topic ---- */
 

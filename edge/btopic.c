@@ -330,3 +330,29 @@ void hb_broker_topic_free(hb_broker_t *b, btopic_t *t)
 {
     btopic__free(b, t);
 }
+
+void btopic__on_sub_up(hb_broker_t *b)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+        btopic_t *t = v;
+        if (t->want)
+            btopic__subscribe(b, t);
+    }
+}
+
+void btopic__on_sub_down(hb_broker_t *b)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
+        btopic_t *t = v;
+        t->state = T_IDLE;
+        t->backfill_inflight = 0;
+        if (!t->want)
+            btopic__free(b, t);
+    }
+}

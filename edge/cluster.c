@@ -34,6 +34,7 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
+#include "rc.h" /* b->ev: the events going up */
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
@@ -352,9 +353,9 @@ static void check_ready(hb_cluster_t *cl)
     if (routable != b->cmd_ready) {
         b->cmd_ready = routable;
         if (routable)
-            hb_broker_on_cmd_ready(b);
+            b->ev->cmd_ready(b);
     }
-    hb_broker_update_ready(b);
+    b->ev->ready_changed(b);
 }
 
 int hb_cluster_ready(const hb_cluster_t *cl)

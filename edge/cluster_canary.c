@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
+#include "rc.h" /* b->ev: the events going up */
 #include "canary.h"
 #include "library.h"
 #include "hb_log.h"
@@ -113,10 +114,10 @@ int cluster__canary_reply(cnode_t *n, const redisReply *r)
         if (hb_canary_beat_heard(&c->beat, hb_now())) {
             hb_log_info(MOD, "canary back: refilling every topic", "{s:s,s:i,s:s}", "host", n->host,
                         "port", n->port, "channel", c->chan);
-            hb_broker_refill_all(n->cl->b);
+            n->cl->b->ev->refill_all(n->cl->b);
         }
         cluster__canary_report(n->cl);
-        hb_broker_update_ready(n->cl->b);
+        n->cl->b->ev->ready_changed(n->cl->b);
     } else if (!strcmp(r->element[0]->str, "sunsubscribe")) {
         c->subscribed = c->confirmed = 0; /* the slot moved: the next tick picks another */
     }
@@ -194,5 +195,5 @@ void cluster__canary_tick(hb_cluster_t *cl)
     }
     cluster__canary_report(cl);
     if (changed)
-        hb_broker_update_ready(cl->b);
+        cl->b->ev->ready_changed(cl->b);
 }
