@@ -26,8 +26,8 @@
 #include "hb_mem.h"
 #include "library.h"
 #include "rc.h"
+#include "rc_priv.h"
 #include "resolve.h"
-#include "sentinel.h"
 
 #define MOD "broker"
 #define CONNECT_TIMEOUT_MS 5000
@@ -135,7 +135,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
                            "conn", conn->name, "err", ac->errstr);
         conn->ac = NULL; /* hiredis frees it */
         conn_schedule(b, conn);
-        hb_sentinel_recheck(b->sentinel, "redis connect failed");
+        b->ev->master_suspect(b, "redis connect failed");
         return;
     }
     conn->up = 1;
@@ -187,7 +187,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     hb_log_ratelimited("redis-down", 2000, HB_LOG_WARN, MOD, "redis connection lost", "{s:s}",
                        "conn", conn->name);
     conn_schedule(b, conn);
-    hb_sentinel_recheck(b->sentinel, "redis connection lost");
+    b->ev->master_suspect(b, "redis connection lost");
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
@@ -224,7 +224,7 @@ void bconn__start(hb_broker_t *b, hb_conn_t *c)
     int port;
     if (b->stopping || c->ac)
         return;
-    if (hb_rc_conn_addr(b, &host, &port) != 0)
+    if (b->rc->conn_addr(b, &host, &port) != 0) /* rc_priv.h */
         return; /* no master known yet: hb_broker_set_master() starts it */
     host = hb_resolver_addr(b->resolver, host);
     if (!host) { /* a lookup is running (its end starts us again) or failed: try again later */
@@ -297,7 +297,7 @@ static void on_cmd_role(redisAsyncContext *ac, void *reply, void *priv)
     hb_log_warn(MOD, "redis node is not a master: asking Sentinel again", "{s:s,s:i}", "host",
                 b->master_host, "port", b->master_port);
     redisAsyncDisconnect(ac);
-    hb_sentinel_recheck(b->sentinel, "connected node is not a master");
+    b->ev->master_suspect(b, "connected node is not a master");
 }
 
 static void cmd_check_role(hb_broker_t *b)

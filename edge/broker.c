@@ -266,6 +266,12 @@ static void fnames_init(hb_fnames_t *f, const char *prefix)
             abort(); /* cannot happen: sized for the longest library name */
 }
 
+/* events.master_suspect: the sentinels are asked again (no-op without Sentinel) */
+static void on_master_suspect(hb_broker_t *b, const char *reason)
+{
+    hb_sentinel_recheck(b->sentinel, reason);
+}
+
 /* The reactions to connection events the connection layer calls up through (rc.h). */
 static const hb_broker_events_t broker_events = {
     .cmd_ready = hb_broker_on_cmd_ready,
@@ -274,6 +280,7 @@ static const hb_broker_events_t broker_events = {
     .sub_down = btopic__on_sub_down,
     .ing_up = hb_ingest_on_ing_up,
     .data_lost = brefill__on_data_lost,
+    .master_suspect = on_master_suspect,
     .ready_changed = hb_broker_update_ready,
     .refill_all = hb_broker_refill_all,
     .pubsub = hb_broker_pubsub,

@@ -31,7 +31,7 @@ typedef struct btopic btopic_t;
 
 /* ---- events going up ----
  *
- * The connection layer (bconn.c, sentinel.c, canary.c, cluster*.c, rc*.c) sits below the topic,
+ * The connection layer (bconn.c, canary.c, cluster*.c, sentinel.c, rc*.c) sits below the topic,
  * refill and ingest files and never calls them by name: what happens on a connection reaches
  * them through this one set of callbacks, which broker.c installs in b->ev before hb_rc_init()
  * (the way hiredis and libuv hand events to their user). Each is called in exactly the place
@@ -53,6 +53,9 @@ typedef struct hb_broker_events {
     void (*ing_up)(hb_broker_t *b);
     /* Redis lost its data (dataset marker changed): brefill__on_data_lost */
     void (*data_lost)(hb_broker_t *b);
+    /* a Redis connection failed, was lost, or found a replica: with Sentinel, ask the
+     * sentinels again now (hb_sentinel_recheck; no-op without Sentinel) */
+    void (*master_suspect)(hb_broker_t *b, const char *reason);
     /* a state readiness depends on changed: hb_broker_update_ready */
     void (*ready_changed)(hb_broker_t *b);
     /* a delivery canary came back: every subscribed topic refills (hb_broker_refill_all) */
@@ -103,14 +106,8 @@ int hb_rc_ready(const hb_broker_t *b);
  * cluster: that of any primary this edge subscribes on), else 1 (also before any canary runs).
  */
 int hb_rc_canary_ok(const hb_broker_t *b);
-/**
- * hb_rc_conn_addr() - the address bconn__start() connects a broker connection to: the master
- * (single node), or the next node to try for the raw-ingest listener (cluster: classic pub/sub
- * is cluster-wide, any node will do). *host points into b's state (valid until the next master
- * switch or map change). 0, or -1 when no master is known yet (hb_broker_set_master() starts
- * the connections then).
- */
-int hb_rc_conn_addr(hb_broker_t *b, const char **host, int *port);
+/* The address a broker connection goes to is the operations table's conn_addr (rc_priv.h),
+ * which bconn.c, below both implementations, calls through b->rc. */
 
 /* ---- commands ---- */
 
