@@ -148,20 +148,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         event_active(b->wake, EV_READ, 0);
 }
 
-/* ---- readiness ---- */
-
-void hb_broker_update_ready(hb_broker_t *b)
-{
-    int up = hb_rc_ready(b) && (!b->edge->cfg.ingest || b->ing_ready);
-    int ready = up && !atomic_load(&b->edge->stats.draining);
-    atomic_store(&b->edge->stats.redis_up, up);
-    if (!hb_rc_canary_ok(b))
-        ready = 0; /* connected is not delivering: the heartbeat must come back */
-    /* Not per topic: a topic being subscribed or refilled holds its own clients' events (they
-     * wait, nothing is lost), and with per-user topics some topic is always new. */
-    if (atomic_exchange(&b->edge->stats.ready, ready) != ready)
-        hb_log_info(MOD, ready ? "ready" : "not ready", NULL);
-}
+/* ---- readiness: recomputed in bready.c (hb_broker_update_ready) ---- */
 
 void hb_broker_on_cmd_ready(hb_broker_t *b)
 {

@@ -168,7 +168,7 @@ void hb_broker_conn_set_up(hb_conn_t *c);
 /**
  * hb_broker_update_ready() - recomputes readiness (stats.ready: connected, the library
  * loaded, ingest subscribed, the canary healthy, not draining) and stats.redis_up after a state
- * change, and logs a change of readiness.
+ * change, and logs a change of readiness. bready.c.
  */
 void hb_broker_update_ready(hb_broker_t *b);
 /**

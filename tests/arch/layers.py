@@ -25,7 +25,7 @@ SRC = os.path.normpath(os.path.join(HERE, "..", ".."))
 
 LAYERS = {
     "process": {"main", "watchdog"},
-    "broker": {"bconn", "blost", "brefill", "broker", "btopic", "bticket", "canary",
+    "broker": {"bconn", "blost", "bready", "brefill", "broker", "btopic", "bticket", "canary",
                "cluster", "cluster_canary", "cluster_life", "cluster_route", "cluster_sub", "history",
                "ingest", "ingest_lease", "library", "psconn", "rc", "rc_single", "rc_cluster",
                "resolve", "sentinel"},
