@@ -2,12 +2,16 @@
 #define HERALD_EDGE_BROKER_PRIV_H
 
 /*
- * Internals shared by the files of the broker thread:
- *   broker.c  - the loop, the request inbox, tick, drain, signals, readiness, lifecycle;
- *   btopic.c  - the topic registry, subscription state, live delivery;
- *   brefill.c - stream positions and the refill (backfill) of a resubscribed topic;
+ * Internals shared by the files of the broker thread, top to bottom (each calls only files
+ * below it; the connection files call up only through b->ev, rc.h):
+ *   broker.c  - the loop, the request inbox, tick, drain, signals, lifecycle;
+ *   bsub.c    - subscription state: position read before SUBSCRIBE, (un)subscribe, confirms;
+ *   brefill.c - the refill (backfill) of a resubscribed topic, the position read after it;
  *   blost.c   - the check for events Redis lost in a failover;
  *   history.c - clients' history requests and the decoding of herald_history replies;
+ *   bpos.c    - a topic's stream position and the context of reads made for it;
+ *   btopic.c  - the topic registry, live delivery;
+ *   bready.c  - readiness (broker.h);
  *   bconn.c   - the reconnecting cmd/sub/ing connections and following the master.
  * Every function here runs on the broker thread only and never blocks. The types they share
  * with the rest of the broker thread (hb_broker_t, btopic_t, hreq_t, hb_conn_t) are in
@@ -29,7 +33,7 @@ static inline struct timeval broker__ms_tv(long ms)
     return tv;
 }
 
-/* ---- btopic.c: the topic registry, subscription state, live delivery ---- */
+/* ---- btopic.c: the topic registry and live delivery (the bottom of the topic files) ---- */
 
 /**
  * btopic__get() - the topic named name[0..len) (len <= HB_TOPIC_MAX, validated by the caller),
@@ -71,6 +75,9 @@ void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap);
  */
 void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
                      size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen);
+
+/* ---- bsub.c: subscription state (the top of the topic files) ---- */
+
 /**
  * btopic__subscribe() - subscribes t's live channel (t->state T_SUBSCRIBING), after a position
  * read first for a topic never subscribed (brefill__prior_position_read: the reply subscribes),
@@ -99,25 +106,15 @@ void btopic__on_sub_up(hb_broker_t *b);
  * topic goes back to T_IDLE with no refill read in flight; those nobody wants are freed.
  */
 void btopic__on_sub_down(hb_broker_t *b);
-
-/* ---- brefill.c: stream positions and the refill of a topic ---- */
-
-/* A position read's or backfill-path request's context (the priv of its reply, owned by the
- * request until its callback frees it): the topic and the confirmation of its subscription it
- * was made for. */
-typedef struct posreq {
-    unsigned long long sub_id;
-    char name[HB_TOPIC_MAX + 1];
-} posreq_t;
-
-/** brefill__posreq_new() - a request context for t's current subscription. Aborts on OOM. */
-posreq_t *brefill__posreq_new(const btopic_t *t);
 /**
- * brefill__reply_topic() - the topic a backfill-path reply is for (frees q), with its request
- * no longer in flight; NULL when the topic is gone or no longer on the subscription q was sent
- * for.
+ * brefill__prior_position_read() - reads the stream position of a topic before its first
+ * SUBSCRIBE (its reply subscribes or frees t). 0 when the read is out (sent now or before),
+ * -1 when t needs none or it cannot be sent: the caller subscribes at once.
  */
-btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q);
+int brefill__prior_position_read(hb_broker_t *b, btopic_t *t);
+
+/* ---- brefill.c: the refill of a topic ---- */
+
 /**
  * brefill__kick() - moves t on when it is subscribed and commands can be sent: reads its
  * position (once per subscription), runs the lost check and the refill when it needs one, and
@@ -131,18 +128,6 @@ void brefill__kick(hb_broker_t *b, btopic_t *t);
  * error is sent again instead of leaving t holding its live events for good.
  */
 void brefill__retry(hb_broker_t *b, btopic_t *t);
-/**
- * brefill__set_pos() - records the position a herald_history reply saw (its last ID `last`,
- * "" when the stream does not exist, and epoch `ep`; both checked by history__reply_ok) as t's
- * subscription position, once per subscription and only while T_SUBSCRIBED.
- */
-void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
-/**
- * brefill__prior_position_read() - reads the stream position of a topic before its first
- * SUBSCRIBE (its reply subscribes or frees t). 0 when the read is out (sent now or before),
- * -1 when t needs none or it cannot be sent: the caller subscribes at once.
- */
-int brefill__prior_position_read(hb_broker_t *b, btopic_t *t);
 
 /**
  * brefill__on_data_lost() - Redis lost its data since the last cmd connection (bconn.c's
@@ -210,5 +195,40 @@ void bconn__on_resolved(void *arg);
  * master now. Runs from the loop, never inside a callback of the contexts it frees.
  */
 void bconn__on_switch(evutil_socket_t fd, short what, void *arg);
+
+/* ---- bpos.c: a topic's stream position, the context of reads made for it ---- */
+
+/* A position read's or backfill-path request's context (the priv of its reply, owned by the
+ * request until its callback frees it): the topic and the confirmation of its subscription it
+ * was made for. */
+typedef struct posreq {
+    unsigned long long sub_id;
+    char name[HB_TOPIC_MAX + 1];
+} posreq_t;
+
+/** brefill__posreq_new() - a request context for t's current subscription. Aborts on OOM. */
+posreq_t *brefill__posreq_new(const btopic_t *t);
+/**
+ * brefill__reply_topic() - the topic a backfill-path reply is for (frees q), with its request
+ * no longer in flight; NULL when the topic is gone or no longer on the subscription q was sent
+ * for.
+ */
+btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q);
+/**
+ * brefill__set_pos() - records the position a herald_history reply saw (its last ID `last`,
+ * "" when the stream does not exist, and epoch `ep`; both checked by history__reply_ok) as t's
+ * subscription position, once per subscription and only while T_SUBSCRIBED.
+ */
+void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
+/**
+ * brefill__record_pos() - records the position a herald_history reply saw (its last ID `last`,
+ * "" when the stream does not exist, and epoch `ep`; both checked by history__reply_ok) as t's
+ * position (have_pos), whatever its state. A last ID that does not parse records nothing.
+ */
+void brefill__record_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
+/** brefill__pos_av, brefill__pos_al - a position read's herald_history arguments (since "$",
+ * tail only; count 1), for hb_rc_fcall(). Constant. */
+extern const char *brefill__pos_av[3];
+extern const size_t brefill__pos_al[3];
 
 #endif
