@@ -144,13 +144,29 @@ static void position_read(hb_broker_t *b, btopic_t *t)
     }
 }
 
+/* The lost check's reply (blost.c: the gap notice, or the check sent again by text), then the
+ * backfill from the last delivered ID. */
+static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    btopic_t *t = brefill__reply_topic(b, priv);
+    if (!t)
+        return;
+    if (!r)
+        return; /* Redis went away: the next resubscription checks again */
+    if (blost__reply(b, t, r, on_lost_checked))
+        return;
+    brefill__kick(b, t); /* now the backfill from the last delivered ID */
+}
+
 void brefill__kick(hb_broker_t *b, btopic_t *t)
 {
     if (t->state != T_SUBSCRIBED || !b->cmd_ready)
         return;
     position_read(b, t);
     if (t->need_backfill && !t->backfill_inflight && !t->lost_checked && t->have_last)
-        blost__check(b, t, 0);
+        blost__check(b, t, 0, on_lost_checked);
     if (t->need_backfill && !t->backfill_inflight) {
         char since[HB_ID_STR_MAX], count[24];
         const char *epoch;

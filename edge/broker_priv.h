@@ -142,12 +142,19 @@ void brefill__on_data_lost(hb_broker_t *b);
 
 /**
  * blost__check() - sends the lost-events check of t (once per resubscription, before its
- * refill), by SHA1 unless by_text; its reply emits a trimmed notice when this edge delivered
- * lost events, then kicks t (no reply, Redis gone: the next resubscription checks again). 0
- * when sent (t->backfill_inflight set), -1 when it could not be (t->lost_checked set: the
- * refill goes on without it).
+ * refill), by SHA1 unless by_text, with cb (brefill.c's) as its reply callback and a posreq_t
+ * of t as its priv (cb frees it: brefill__reply_topic). 0 when sent (t->backfill_inflight
+ * set), -1 when it could not be (t->lost_checked set: the refill goes on without it).
  */
-int blost__check(hb_broker_t *b, btopic_t *t, int by_text);
+int blost__check(hb_broker_t *b, btopic_t *t, int by_text, redisCallbackFn *cb);
+/**
+ * blost__reply() - the check's reply r (not NULL) for t, the current subscription's: 1 when
+ * Redis did not know the script and the check went again by text (blost__check with cb: wait
+ * for that reply); else 0 with t->lost_checked set and, when this edge delivered events Redis
+ * lost, a trimmed notice emitted on t (an error reply is logged, rate-limited): the caller
+ * moves the refill on (brefill__kick).
+ */
+int blost__reply(hb_broker_t *b, btopic_t *t, redisReply *r, redisCallbackFn *cb);
 
 /* ---- history.c: history requests and herald_history replies ---- */
 
