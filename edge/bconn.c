@@ -26,8 +26,8 @@
 #include "hb_mem.h"
 #include "library.h"
 #include "rc.h"
+#include "rc_priv.h"
 #include "resolve.h"
-#include "sentinel.h"
 
 #define MOD "broker"
 #define CONNECT_TIMEOUT_MS 5000
@@ -49,7 +49,7 @@ static void cmd_ready_now(hb_broker_t *b)
     b->cmd_ready = 1;
     hb_broker_conn_set_up(&b->cmd);
     hb_log_info(MOD, "redis command connection ready", "{s:s}", "redis", b->edge->cfg.redis_url);
-    hb_broker_on_cmd_ready(b);
+    b->ev->cmd_ready(b);
 }
 
 /*
@@ -88,7 +88,7 @@ static void on_dataset(redisAsyncContext *ac, void *reply, void *priv)
                         "redis lost its data (new dataset marker): subscriptions whose stream "
                         "was not read are sent a reset",
                         "{s:s,s:s}", "was", b->dataset, "now", cur);
-            brefill__on_data_lost(b);
+            b->ev->data_lost(b);
         }
         memcpy(b->dataset, cur, strlen(cur) + 1);
     }
@@ -135,7 +135,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
                            "conn", conn->name, "err", ac->errstr);
         conn->ac = NULL; /* hiredis frees it */
         conn_schedule(b, conn);
-        hb_sentinel_recheck(b->sentinel, "redis connect failed");
+        b->ev->master_suspect(b, "redis connect failed");
         return;
     }
     conn->up = 1;
@@ -153,22 +153,15 @@ static void on_connect(const redisAsyncContext *ac, int status)
         else
             cmd_load_library(b);
     } else if (conn == &b->sub) {
-        size_t it = 0, klen;
-        const void *k;
-        void *v;
         hb_broker_conn_set_up(
             conn); /* each topic's SUBSCRIBE, and the canary, are checked on their own */
-        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
-            btopic_t *t = v;
-            if (t->want)
-                btopic__subscribe(b, t);
-        }
+        b->ev->sub_up(b);
         if (b->canary)
             hb_canary_sub_up(b->canary);
     } else {
-        hb_ingest_on_ing_up(b);
+        b->ev->ing_up(b);
     }
-    hb_broker_update_ready(b);
+    b->ev->ready_changed(b);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -181,29 +174,20 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     evtimer_del(conn->ctimer);
     if (conn == &b->cmd) {
         b->cmd_ready = 0;
-        hb_ingest_on_cmd_down(b);
+        b->ev->cmd_down(b);
     } else if (conn == &b->sub) {
-        size_t it = 0, klen;
-        const void *k;
-        void *v;
-        while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
-            btopic_t *t = v;
-            t->state = T_IDLE;
-            t->backfill_inflight = 0;
-            if (!t->want)
-                btopic__free(b, t);
-        }
+        b->ev->sub_down(b);
     } else {
         b->ing_ready = 0;
     }
-    hb_broker_update_ready(b);
+    b->ev->ready_changed(b);
     if (b->stopping)
         return;
     atomic_fetch_add_explicit(&b->edge->stats.redis_reconnects, 1, memory_order_relaxed);
     hb_log_ratelimited("redis-down", 2000, HB_LOG_WARN, MOD, "redis connection lost", "{s:s}",
                        "conn", conn->name);
     conn_schedule(b, conn);
-    hb_sentinel_recheck(b->sentinel, "redis connection lost");
+    b->ev->master_suspect(b, "redis connection lost");
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
@@ -240,7 +224,7 @@ void bconn__start(hb_broker_t *b, hb_conn_t *c)
     int port;
     if (b->stopping || c->ac)
         return;
-    if (hb_rc_conn_addr(b, &host, &port) != 0)
+    if (b->rc->conn_addr(b, &host, &port) != 0) /* rc_priv.h */
         return; /* no master known yet: hb_broker_set_master() starts it */
     host = hb_resolver_addr(b->resolver, host);
     if (!host) { /* a lookup is running (its end starts us again) or failed: try again later */
@@ -313,7 +297,7 @@ static void on_cmd_role(redisAsyncContext *ac, void *reply, void *priv)
     hb_log_warn(MOD, "redis node is not a master: asking Sentinel again", "{s:s,s:i}", "host",
                 b->master_host, "port", b->master_port);
     redisAsyncDisconnect(ac);
-    hb_sentinel_recheck(b->sentinel, "connected node is not a master");
+    b->ev->master_suspect(b, "connected node is not a master");
 }
 
 static void cmd_check_role(hb_broker_t *b)

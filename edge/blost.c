@@ -2,7 +2,8 @@
  * Events lost by Redis: the check a resubscribed topic runs before its refill (brefill.c),
  * for a promoted replica or a restart from an older dump that lacks events this edge already
  * delivered. A Lua script, sent by SHA1 (by text after NOSCRIPT, and always in cluster mode).
- * Broker thread only.
+ * Below the refill: its reply callback is brefill.c's (passed in), which reads the reply here
+ * (blost__reply) and then moves the refill on. Broker thread only.
  */
 #include "broker_priv.h"
 
@@ -69,18 +70,11 @@ static const char lost_lua[] =
     "if f and t and gt(id, f) and not gt(id, t) then return {1, f, t} end\n"
     "return {0, last, last}\n";
 
-static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
+int blost__reply(hb_broker_t *b, btopic_t *t, redisReply *r, redisCallbackFn *cb)
 {
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    btopic_t *t = brefill__reply_topic(b, priv);
-    if (!t)
-        return;
-    if (!r)
-        return; /* Redis went away: the next resubscription checks again */
     if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8) &&
-        blost__check(b, t, 1) == 0)
-        return; /* not in this server's script cache (new master, restart): send the text */
+        blost__check(b, t, 1, cb) == 0)
+        return 1; /* not in this server's script cache (new master, restart): send the text */
     t->lost_checked = 1;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
         r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer == 1 &&
@@ -96,7 +90,7 @@ static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
         hb_log_ratelimited("lost-check", 2000, HB_LOG_WARN, MOD, "checking for lost events failed",
                            "{s:s%,s:s}", "topic", t->name, t->len, "err", r->str);
     }
-    brefill__kick(b, t); /* now the backfill from the last delivered ID */
+    return 0;
 }
 
 /* The script's SHA1 for EVALSHA, computed once (broker thread). */
@@ -113,7 +107,7 @@ static const char *lost_sha(void)
 
 /* Sends the check, by SHA1 (EVALSHA) unless by_text; 0, or -1 (the backfill then goes on
  * without it). */
-int blost__check(hb_broker_t *b, btopic_t *t, int by_text)
+int blost__check(hb_broker_t *b, btopic_t *t, int by_text, redisCallbackFn *cb)
 {
     char key[HB_TOPIC_MAX + 80], epk[HB_TOPIC_MAX + 80], lk[HB_TOPIC_MAX + 80];
     char since[HB_ID_STR_MAX];
@@ -128,7 +122,7 @@ int blost__check(hb_broker_t *b, btopic_t *t, int by_text)
     t->backfill_inflight = 1;
     const char *av[] = {key, epk, lk, since, t->epoch};
     size_t al[] = {(size_t)kn, (size_t)en, (size_t)ln, strlen(since), strlen(t->epoch)};
-    rc = hb_rc_eval(b, lost_lua, sha, by_text, 3, 5, av, al, on_lost_checked, name);
+    rc = hb_rc_eval(b, lost_lua, sha, by_text, 3, 5, av, al, cb, name);
     if (rc != REDIS_OK) {
         free(name); /* no callback after an error */
         t->backfill_inflight = 0;

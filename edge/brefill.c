@@ -1,7 +1,7 @@
 /*
  * The refill of a topic: what was stored in its stream that its subscribers have not been
  * sent, read with herald_history from where delivery stood. A topic's position is read before
- * its first SUBSCRIBE and once a subscription is confirmed; after a resubscription (a lost
+ * its first SUBSCRIBE (bsub.c) and once a subscription is confirmed (here; bpos.c records it); after a resubscription (a lost
  * sub connection, a moved slot, a stalled canary) the topic is refilled from its last
  * delivered event (after the lost check, blost.c) while its live events are held
  * (hb_broker_on_live), then the held ones are released in order. brefill__kick() drives each
@@ -22,30 +22,6 @@
 #include "rc.h"
 
 #define MOD "broker"
-
-posreq_t *brefill__posreq_new(const btopic_t *t)
-{
-    posreq_t *q = hb_xcalloc(1, sizeof(*q));
-    q->sub_id = t->sub_id;
-    memcpy(q->name, t->name, t->len);
-    return q;
-}
-
-/* The topic a backfill-path reply is for (priv, freed here), with its request no longer in
- * flight; NULL when the topic is gone or no longer on the subscription the request was sent
- * for. A reply read before the current subscription was confirmed must not end its refill:
- * what was stored between that read and the new SUBSCRIBE would be skipped (FINDINGS F6); the
- * refill sent after the confirmation (brefill__kick) does it. */
-btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q)
-{
-    btopic_t *t = btopic__get(b, q->name, strlen(q->name), 0);
-    int current = t && t->sub_id == q->sub_id && t->state == T_SUBSCRIBED;
-    free(q);
-    if (!current)
-        return NULL;
-    t->backfill_inflight = 0;
-    return t;
-}
 
 /* Topic backfill after a resubscription: deliver what was stored since the last delivered ID. */
 static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
@@ -135,30 +111,6 @@ static void refill_from(const btopic_t *t, char *since, const char **epoch)
     }
 }
 
-/* Records the position tail/epoch (a herald_history reply's last ID, "" when the stream does
- * not exist). */
-static void topic_record_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
-{
-    hb_id_t id = {0, 0};
-    if (last->len && hb_id_parse(last->str, last->len, &id, NULL))
-        return;
-    t->pos = id;
-    if (last->len && ep->len <= HB_EPOCH_MAX) {
-        memcpy(t->pos_epoch, ep->str, ep->len);
-        t->pos_epoch[ep->len] = '\0';
-    } else {
-        t->pos_epoch[0] = '\0'; /* no stream: whatever it will hold is after the subscription */
-    }
-    t->have_pos = 1;
-}
-
-/* topic_record_pos for t's current subscription, once. */
-void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
-{
-    if (!t->have_pos && t->state == T_SUBSCRIBED)
-        topic_record_pos(t, last, ep);
-}
-
 static void on_position(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
@@ -174,11 +126,6 @@ static void on_position(redisAsyncContext *ac, void *reply, void *priv)
     free(q);
 }
 
-/* A position read's herald_history arguments: since "$" (tail only: no entries, and the epoch
- * argument is not read), count 1. */
-static const char *pos_av[] = {"$", "", "1"};
-static const size_t pos_al[] = {1, 0, 1};
-
 /* Reads the stream position of a topic whose live subscription was just confirmed: events
  * after it arrive live (or by refill after a reconnection). */
 static void position_read(hb_broker_t *b, btopic_t *t)
@@ -189,11 +136,28 @@ static void position_read(hb_broker_t *b, btopic_t *t)
         return;
     q = brefill__posreq_new(t);
     t->pos_inflight = 1;
-    rc = hb_rc_fcall(b, b->fn.history, t->name, t->len, 3, pos_av, pos_al, on_position, q);
+    rc = hb_rc_fcall(b, b->fn.history, t->name, t->len, 3, brefill__pos_av, brefill__pos_al,
+                     on_position, q);
     if (rc != REDIS_OK) {
         free(q);
         t->pos_inflight = 0;
     }
+}
+
+/* The lost check's reply (blost.c: the gap notice, or the check sent again by text), then the
+ * backfill from the last delivered ID. */
+static void on_lost_checked(redisAsyncContext *ac, void *reply, void *priv)
+{
+    hb_broker_t *b = ac->data;
+    redisReply *r = reply;
+    btopic_t *t = brefill__reply_topic(b, priv);
+    if (!t)
+        return;
+    if (!r)
+        return; /* Redis went away: the next resubscription checks again */
+    if (blost__reply(b, t, r, on_lost_checked))
+        return;
+    brefill__kick(b, t); /* now the backfill from the last delivered ID */
 }
 
 void brefill__kick(hb_broker_t *b, btopic_t *t)
@@ -202,7 +166,7 @@ void brefill__kick(hb_broker_t *b, btopic_t *t)
         return;
     position_read(b, t);
     if (t->need_backfill && !t->backfill_inflight && !t->lost_checked && t->have_last)
-        blost__check(b, t, 0);
+        blost__check(b, t, 0, on_lost_checked);
     if (t->need_backfill && !t->backfill_inflight) {
         char since[HB_ID_STR_MAX], count[24];
         const char *epoch;
@@ -223,49 +187,6 @@ void brefill__kick(hb_broker_t *b, btopic_t *t)
         q->sub_id = t->sub_id;
         history__send(b, q);
     }
-}
-
-/* The reply to a first subscription's position read: record it, then subscribe. */
-static void on_prior_position(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    posreq_t *q = priv;
-    btopic_t *t = btopic__get(b, q->name, strlen(q->name), 0);
-    free(q);
-    if (!t || !t->pos_inflight || t->sub_id != 0)
-        return; /* gone, or a newer topic of that name already subscribed */
-    t->pos_inflight = 0;
-    if (r && history__reply_ok(r) && !t->have_pos)
-        topic_record_pos(t, r->element[3], r->element[0]);
-    if (t->state != T_IDLE)
-        return;
-    if (t->want || t->waiting)
-        btopic__subscribe(b, t); /* without a position (Redis went away): see topic_subscribed */
-    else
-        btopic__free(b, t); /* nobody wants it any more (kept for this reply: handle_req) */
-}
-
-/* Reads the stream position of a topic before its first SUBSCRIBE; 0 when sent. A position
- * read after the confirmation could be later than events published to the new subscription
- * that never arrived (a silently stopped or dropped subscriber connection): a refill from it
- * would skip them. Read before, it is at or before the subscription's first event. */
-int brefill__prior_position_read(hb_broker_t *b, btopic_t *t)
-{
-    posreq_t *q;
-    int rc;
-    if (t->sub_id != 0 || t->have_pos || t->have_last || !b->cmd_ready)
-        return -1;
-    if (t->pos_inflight)
-        return 0;
-    q = brefill__posreq_new(t);
-    rc = hb_rc_fcall(b, b->fn.history, t->name, t->len, 3, pos_av, pos_al, on_prior_position, q);
-    if (rc != REDIS_OK) {
-        free(q);
-        return -1;
-    }
-    t->pos_inflight = 1;
-    return 0;
 }
 
 void hb_broker_refill_all(hb_broker_t *b)

@@ -148,20 +148,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         event_active(b->wake, EV_READ, 0);
 }
 
-/* ---- readiness ---- */
-
-void hb_broker_update_ready(hb_broker_t *b)
-{
-    int up = hb_rc_ready(b) && (!b->edge->cfg.ingest || b->ing_ready);
-    int ready = up && !atomic_load(&b->edge->stats.draining);
-    atomic_store(&b->edge->stats.redis_up, up);
-    if (!hb_rc_canary_ok(b))
-        ready = 0; /* connected is not delivering: the heartbeat must come back */
-    /* Not per topic: a topic being subscribed or refilled holds its own clients' events (they
-     * wait, nothing is lost), and with per-user topics some topic is always new. */
-    if (atomic_exchange(&b->edge->stats.ready, ready) != ready)
-        hb_log_info(MOD, ready ? "ready" : "not ready", NULL);
-}
+/* ---- readiness: recomputed in bready.c (hb_broker_update_ready) ---- */
 
 void hb_broker_on_cmd_ready(hb_broker_t *b)
 {
@@ -266,6 +253,29 @@ static void fnames_init(hb_fnames_t *f, const char *prefix)
             abort(); /* cannot happen: sized for the longest library name */
 }
 
+/* events.master_suspect: the sentinels are asked again (no-op without Sentinel) */
+static void on_master_suspect(hb_broker_t *b, const char *reason)
+{
+    hb_sentinel_recheck(b->sentinel, reason);
+}
+
+/* The reactions to connection events the connection layer calls up through (rc.h). */
+static const hb_broker_events_t broker_events = {
+    .cmd_ready = hb_broker_on_cmd_ready,
+    .cmd_down = hb_ingest_on_cmd_down,
+    .sub_up = btopic__on_sub_up,
+    .sub_down = btopic__on_sub_down,
+    .ing_up = hb_ingest_on_ing_up,
+    .data_lost = brefill__on_data_lost,
+    .master_suspect = on_master_suspect,
+    .ready_changed = hb_broker_update_ready,
+    .refill_all = hb_broker_refill_all,
+    .pubsub = hb_broker_pubsub,
+    .topic_subscribed = hb_broker_topic_subscribed,
+    .topic_unsubscribed = hb_broker_topic_unsubscribed,
+    .topic_free = hb_broker_topic_free,
+};
+
 hb_broker_t *hb_broker_new(hb_edge_t *edge)
 {
     hb_broker_t *b = hb_xcalloc(1, sizeof(*b));
@@ -284,6 +294,7 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     }
     b->topics = hb_dict_new();
     b->on_sub_cb = btopic__on_sub;
+    b->ev = &broker_events;
     b->library = hb_script_library(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
                                    edge->cfg.max_message_bytes, edge->cfg.redis_cluster);
     b->settings = hb_script_settings(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,

@@ -138,6 +138,9 @@ struct hb_broker {
     /* The Redis command interface's implementation (rc.h), chosen once by hb_rc_init();
      * nothing outside rc*.c looks at which one it is. */
     const struct hb_rc_ops *rc;
+    /* The broker's reactions to connection events (rc.h hb_broker_events_t), set by
+     * hb_broker_new() before hb_rc_init(); the connection files call up only through it. */
+    const struct hb_broker_events *ev;
     /* cluster mode (cfg.redis_cluster) only; cmd and sub stay unused. Owned by rc_cluster.c:
      * read only there and in cluster*.c */
     hb_cluster_t *cluster;
@@ -165,7 +168,7 @@ void hb_broker_conn_set_up(hb_conn_t *c);
 /**
  * hb_broker_update_ready() - recomputes readiness (stats.ready: connected, the library
  * loaded, ingest subscribed, the canary healthy, not draining) and stats.redis_up after a state
- * change, and logs a change of readiness.
+ * change, and logs a change of readiness. bready.c.
  */
 void hb_broker_update_ready(hb_broker_t *b);
 /**

@@ -2,12 +2,16 @@
 #define HERALD_EDGE_BROKER_PRIV_H
 
 /*
- * Internals shared by the files of the broker thread:
- *   broker.c  - the loop, the request inbox, tick, drain, signals, readiness, lifecycle;
- *   btopic.c  - the topic registry, subscription state, live delivery;
- *   brefill.c - stream positions and the refill (backfill) of a resubscribed topic;
+ * Internals shared by the files of the broker thread, top to bottom (each calls only files
+ * below it; the connection files call up only through b->ev, rc.h):
+ *   broker.c  - the loop, the request inbox, tick, drain, signals, lifecycle;
+ *   bsub.c    - subscription state: position read before SUBSCRIBE, (un)subscribe, confirms;
+ *   brefill.c - the refill (backfill) of a resubscribed topic, the position read after it;
  *   blost.c   - the check for events Redis lost in a failover;
  *   history.c - clients' history requests and the decoding of herald_history replies;
+ *   bpos.c    - a topic's stream position and the context of reads made for it;
+ *   btopic.c  - the topic registry, live delivery;
+ *   bready.c  - readiness (broker.h);
  *   bconn.c   - the reconnecting cmd/sub/ing connections and following the master.
  * Every function here runs on the broker thread only and never blocks. The types they share
  * with the rest of the broker thread (hb_broker_t, btopic_t, hreq_t, hb_conn_t) are in
@@ -29,7 +33,7 @@ static inline struct timeval broker__ms_tv(long ms)
     return tv;
 }
 
-/* ---- btopic.c: the topic registry, subscription state, live delivery ---- */
+/* ---- btopic.c: the topic registry and live delivery (the bottom of the topic files) ---- */
 
 /**
  * btopic__get() - the topic named name[0..len) (len <= HB_TOPIC_MAX, validated by the caller),
@@ -71,6 +75,9 @@ void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap);
  */
 void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
                      size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen);
+
+/* ---- bsub.c: subscription state (the top of the topic files) ---- */
+
 /**
  * btopic__subscribe() - subscribes t's live channel (t->state T_SUBSCRIBING), after a position
  * read first for a topic never subscribed (brefill__prior_position_read: the reply subscribes),
@@ -89,25 +96,25 @@ void btopic__unsubscribe(hb_broker_t *b, btopic_t *t);
  * reply is owned by hiredis (NULL on disconnect: ignored).
  */
 void btopic__on_sub(redisAsyncContext *ac, void *reply, void *priv);
-
-/* ---- brefill.c: stream positions and the refill of a topic ---- */
-
-/* A position read's or backfill-path request's context (the priv of its reply, owned by the
- * request until its callback frees it): the topic and the confirmation of its subscription it
- * was made for. */
-typedef struct posreq {
-    unsigned long long sub_id;
-    char name[HB_TOPIC_MAX + 1];
-} posreq_t;
-
-/** brefill__posreq_new() - a request context for t's current subscription. Aborts on OOM. */
-posreq_t *brefill__posreq_new(const btopic_t *t);
 /**
- * brefill__reply_topic() - the topic a backfill-path reply is for (frees q), with its request
- * no longer in flight; NULL when the topic is gone or no longer on the subscription q was sent
- * for.
+ * btopic__on_sub_up() - the sub connection is up (b->ev->sub_up, from bconn.c): subscribes
+ * every wanted topic again (btopic__subscribe), in registry order.
  */
-btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q);
+void btopic__on_sub_up(hb_broker_t *b);
+/**
+ * btopic__on_sub_down() - the sub connection went (b->ev->sub_down, from bconn.c): every
+ * topic goes back to T_IDLE with no refill read in flight; those nobody wants are freed.
+ */
+void btopic__on_sub_down(hb_broker_t *b);
+/**
+ * brefill__prior_position_read() - reads the stream position of a topic before its first
+ * SUBSCRIBE (its reply subscribes or frees t). 0 when the read is out (sent now or before),
+ * -1 when t needs none or it cannot be sent: the caller subscribes at once.
+ */
+int brefill__prior_position_read(hb_broker_t *b, btopic_t *t);
+
+/* ---- brefill.c: the refill of a topic ---- */
+
 /**
  * brefill__kick() - moves t on when it is subscribed and commands can be sent: reads its
  * position (once per subscription), runs the lost check and the refill when it needs one, and
@@ -121,18 +128,6 @@ void brefill__kick(hb_broker_t *b, btopic_t *t);
  * error is sent again instead of leaving t holding its live events for good.
  */
 void brefill__retry(hb_broker_t *b, btopic_t *t);
-/**
- * brefill__set_pos() - records the position a herald_history reply saw (its last ID `last`,
- * "" when the stream does not exist, and epoch `ep`; both checked by history__reply_ok) as t's
- * subscription position, once per subscription and only while T_SUBSCRIBED.
- */
-void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
-/**
- * brefill__prior_position_read() - reads the stream position of a topic before its first
- * SUBSCRIBE (its reply subscribes or frees t). 0 when the read is out (sent now or before),
- * -1 when t needs none or it cannot be sent: the caller subscribes at once.
- */
-int brefill__prior_position_read(hb_broker_t *b, btopic_t *t);
 
 /**
  * brefill__on_data_lost() - Redis lost its data since the last cmd connection (bconn.c's
@@ -147,12 +142,19 @@ void brefill__on_data_lost(hb_broker_t *b);
 
 /**
  * blost__check() - sends the lost-events check of t (once per resubscription, before its
- * refill), by SHA1 unless by_text; its reply emits a trimmed notice when this edge delivered
- * lost events, then kicks t (no reply, Redis gone: the next resubscription checks again). 0
- * when sent (t->backfill_inflight set), -1 when it could not be (t->lost_checked set: the
- * refill goes on without it).
+ * refill), by SHA1 unless by_text, with cb (brefill.c's) as its reply callback and a posreq_t
+ * of t as its priv (cb frees it: brefill__reply_topic). 0 when sent (t->backfill_inflight
+ * set), -1 when it could not be (t->lost_checked set: the refill goes on without it).
  */
-int blost__check(hb_broker_t *b, btopic_t *t, int by_text);
+int blost__check(hb_broker_t *b, btopic_t *t, int by_text, redisCallbackFn *cb);
+/**
+ * blost__reply() - the check's reply r (not NULL) for t, the current subscription's: 1 when
+ * Redis did not know the script and the check went again by text (blost__check with cb: wait
+ * for that reply); else 0 with t->lost_checked set and, when this edge delivered events Redis
+ * lost, a trimmed notice emitted on t (an error reply is logged, rate-limited): the caller
+ * moves the refill on (brefill__kick).
+ */
+int blost__reply(hb_broker_t *b, btopic_t *t, redisReply *r, redisCallbackFn *cb);
 
 /* ---- history.c: history requests and herald_history replies ---- */
 
@@ -200,5 +202,40 @@ void bconn__on_resolved(void *arg);
  * master now. Runs from the loop, never inside a callback of the contexts it frees.
  */
 void bconn__on_switch(evutil_socket_t fd, short what, void *arg);
+
+/* ---- bpos.c: a topic's stream position, the context of reads made for it ---- */
+
+/* A position read's or backfill-path request's context (the priv of its reply, owned by the
+ * request until its callback frees it): the topic and the confirmation of its subscription it
+ * was made for. */
+typedef struct posreq {
+    unsigned long long sub_id;
+    char name[HB_TOPIC_MAX + 1];
+} posreq_t;
+
+/** brefill__posreq_new() - a request context for t's current subscription. Aborts on OOM. */
+posreq_t *brefill__posreq_new(const btopic_t *t);
+/**
+ * brefill__reply_topic() - the topic a backfill-path reply is for (frees q), with its request
+ * no longer in flight; NULL when the topic is gone or no longer on the subscription q was sent
+ * for.
+ */
+btopic_t *brefill__reply_topic(hb_broker_t *b, posreq_t *q);
+/**
+ * brefill__set_pos() - records the position a herald_history reply saw (its last ID `last`,
+ * "" when the stream does not exist, and epoch `ep`; both checked by history__reply_ok) as t's
+ * subscription position, once per subscription and only while T_SUBSCRIBED.
+ */
+void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
+/**
+ * brefill__record_pos() - records the position a herald_history reply saw (its last ID `last`,
+ * "" when the stream does not exist, and epoch `ep`; both checked by history__reply_ok) as t's
+ * position (have_pos), whatever its state. A last ID that does not parse records nothing.
+ */
+void brefill__record_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
+/** brefill__pos_av, brefill__pos_al - a position read's herald_history arguments (since "$",
+ * tail only; count 1), for hb_rc_fcall(). Constant. */
+extern const char *brefill__pos_av[3];
+extern const size_t brefill__pos_al[3];
 
 #endif

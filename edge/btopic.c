@@ -1,8 +1,9 @@
 /*
  * The broker's topic registry (b->topics: name -> btopic_t): the topics some service thread
- * wants, their subscription state (subscribe, confirmation, unsubscribe after the linger) and
- * the delivery of their live events to the service threads, in ID order and without duplicates,
- * with gap notices. During a refill (brefill.c) live events are held here. Broker thread only.
+ * wants and the delivery of their live events to the service threads, in ID order and without
+ * duplicates, with gap notices. During a refill (brefill.c) live events are held here. Their
+ * subscription state is bsub.c's. The bottom of the topic files: calls none of them.
+ * Broker thread only.
  */
 #include "broker_priv.h"
 
@@ -26,8 +27,6 @@
 /* A topic's first subscription confirmed this long after a client asked for it is refilled
  * from the time of the ask (hb_broker_topic_subscribed), less this margin for clock skew
  * between the edge and Redis. */
-#define LATE_SUB_S 0.5
-#define LATE_SUB_MARGIN_MS 500u
 
 /* ---- topics ---- */
 
@@ -156,18 +155,6 @@ void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char 
 
 /* ---- the subscriber connection ---- */
 
-void btopic__subscribe(hb_broker_t *b, btopic_t *t)
-{
-    if (!brefill__prior_position_read(b, t))
-        return; /* subscribes when the position is known */
-    hb_rc_subscribe(b, t);
-}
-
-void btopic__unsubscribe(hb_broker_t *b, btopic_t *t)
-{
-    hb_rc_unsubscribe(b, t);
-}
-
 /* Extracts <topic> from "<prefix>{<topic>}:live"; returns 0 or HB_EPROTO. */
 int hb_broker_channel_topic(const char *prefix, const char *chan, size_t len, const char **topic,
                             size_t *tlen)
@@ -253,80 +240,4 @@ const char *hb_broker_pubsub(hb_broker_t *b, const redisReply *r, const char *me
         return NULL;
     *t = btopic__get(b, tname, tlen, 0);
     return *t ? kind : NULL;
-}
-
-void btopic__on_sub(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    btopic_t *t = NULL;
-    const char *kind;
-    (void)priv;
-    if (b->canary && hb_canary_on_reply(b->canary, reply))
-        return;
-    kind = hb_broker_pubsub(b, reply, "message", &t);
-    if (!kind)
-        return;
-    if (!strcmp(kind, "subscribe") && t->state == T_SUBSCRIBING)
-        hb_broker_topic_subscribed(b, t);
-    else if (!strcmp(kind, "unsubscribe") && t->state == T_UNSUBSCRIBING)
-        hb_broker_topic_unsubscribed(b, t);
-    hb_broker_update_ready(b);
-}
-
-void hb_broker_topic_subscribed(hb_broker_t *b, btopic_t *t)
-{
-    int again = t->sub_id != 0;
-    t->state = T_SUBSCRIBED;
-    t->sub_id = ++b->sub_seq;
-    t->pos_inflight = 0;
-    t->backfill_inflight = 0; /* a request still out is for the old subscription: ignored */
-    if (!again && !t->have_last) {
-        /* First subscription: its clients were answered when they asked and expect what was
-         * stored since. The position read before the SUBSCRIBE ran after the ask, possibly
-         * long after (a slow or cut link: checker seed 47 --net-faults, 0.3 s). Stream IDs
-         * are Redis's clock in ms: refill from the time of the ask when the read is later.
-         * Asked for while Redis was away or confirmed long after the ask, less a clock
-         * margin too (a fresh subscriber may then get an event up to that much older than
-         * its request). */
-        int late = t->asked_unready || hb_now() - t->asked_at > LATE_SUB_S;
-        uint64_t ms = !late                              ? t->asked_ms
-                      : t->asked_ms > LATE_SUB_MARGIN_MS ? t->asked_ms - LATE_SUB_MARGIN_MS
-                                                         : 0;
-        if (!t->have_pos || t->pos.ms > ms) {
-            /* the epoch the read saw stays: if the stream is wiped before the refill, the
-             * refill's epoch check sends `reset` (an empty epoch would check nothing) */
-            if (!t->have_pos)
-                t->pos_epoch[0] = '\0';
-            t->pos.ms = ms;
-            t->pos.seq = 0;
-            t->have_pos = 1;
-        }
-    }
-    if (t->have_last || t->have_pos) {
-        /* a first subscription too: what was stored since its position read, before the
-         * SUBSCRIBE took effect, came after its first client asked */
-        t->need_backfill = 1;
-        t->lost_checked = !t->have_last;
-    } else if (again) {
-        /* subscribed before, but its position was never read (Redis went away first): what
-         * was stored meanwhile cannot be told apart from older events; say so */
-        btopic__emit_gap(b, t, HB_GAP_TRIMMED);
-    }
-    brefill__kick(b, t);
-    hb_broker_update_ready(b);
-}
-
-void hb_broker_topic_unsubscribed(hb_broker_t *b, btopic_t *t)
-{
-    t->state = T_IDLE;
-    if (t->want)
-        btopic__subscribe(b, t);
-    else
-        btopic__free(b, t);
-    hb_broker_update_ready(b);
-}
-
-void hb_broker_topic_free(hb_broker_t *b, btopic_t *t)
-{
-    btopic__free(b, t);
 }

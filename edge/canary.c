@@ -8,6 +8,7 @@
 #include <hiredis/async.h>
 
 #include "broker.h"
+#include "rc.h" /* b->ev: the events going up */
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "library.h"
@@ -137,9 +138,9 @@ int hb_canary_on_reply(hb_canary_t *c, const redisReply *r)
         if (was_stale) {
             atomic_store(&c->b->edge->stats.canary_stale, 0);
             hb_log_info(MOD, "canary back: refilling every topic", "{s:s}", "channel", c->chan);
-            hb_broker_refill_all(c->b);
+            c->b->ev->refill_all(c->b);
         }
-        hb_broker_update_ready(c->b);
+        c->b->ev->ready_changed(c->b);
     }
     return 1;
 }
@@ -158,7 +159,7 @@ void hb_canary_tick(hb_canary_t *c)
         atomic_store(&c->b->edge->stats.canary_stale, 1);
         hb_log_warn(MOD, "canary stale: pub/sub delivery stopped; not ready", "{s:f,s:s}", "age_s",
                     age, "channel", c->chan);
-        hb_broker_update_ready(b);
+        b->ev->ready_changed(b);
     }
     if ((due & HB_CANARY_REPLACE) && b->sub.ac) {
         /* once per connection: the new one starts the clock again (hb_canary_sub_up) */

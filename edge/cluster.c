@@ -16,8 +16,10 @@
  * or the connection dies): the topic is resubscribed on the new owner and backfilled from the
  * last delivered ID by the broker's usual resubscribe path. Broker thread only.
  *
- * This file: nodes and their command connections, the slot map, lifecycle. Routed commands are
- * in cluster_route.c, sharded subscriptions in cluster_sub.c.
+ * This file, the bottom of the cluster's files: nodes and their command connections, the slot
+ * map, readiness. Above it, each calling only downward: cluster_route.c (routed commands),
+ * cluster_canary.c (the canary per node), cluster_sub.c (sharded subscriptions) and, on top,
+ * cluster_life.c (lifecycle and the tick that drives the others).
  */
 #include "cluster.h"
 #include "cluster_priv.h"
@@ -34,6 +36,7 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
+#include "rc.h" /* b->ev: the events going up */
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
@@ -42,7 +45,6 @@
 #include "resolve.h"
 
 #define MOD "cluster"
-#define REFRESH_EVERY_S 5.0
 #define REFRESH_MIN_GAP_S 0.2
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -352,9 +354,9 @@ static void check_ready(hb_cluster_t *cl)
     if (routable != b->cmd_ready) {
         b->cmd_ready = routable;
         if (routable)
-            hb_broker_on_cmd_ready(b);
+            b->ev->cmd_ready(b);
     }
-    hb_broker_update_ready(b);
+    b->ev->ready_changed(b);
 }
 
 int hb_cluster_ready(const hb_cluster_t *cl)
@@ -365,16 +367,6 @@ int hb_cluster_ready(const hb_cluster_t *cl)
         if (n->primary && !n->ready)
             return 0;
     return 1;
-}
-
-/* ---- lifecycle ---- */
-
-void hb_cluster_tick(hb_cluster_t *cl)
-{
-    if (cl->want_refresh || hb_now() - cl->last_refresh >= REFRESH_EVERY_S)
-        cluster__refresh(cl);
-    cluster__resubscribe(cl);
-    cluster__canary_tick(cl);
 }
 
 void hb_cluster_ingest_addr(hb_cluster_t *cl, const char **host, int *port)
@@ -391,59 +383,7 @@ void hb_cluster_ingest_addr(hb_cluster_t *cl, const char **host, int *port)
     *port = cfg->redis_seed_port[(i / 2) % (size_t)cfg->redis_nseeds];
 }
 
-hb_cluster_t *hb_cluster_new(hb_broker_t *b)
-{
-    hb_cluster_t *cl = hb_xcalloc(1, sizeof(*cl));
-    cl->b = b;
-    cl->fail_ac.data = b;
-    cl->ing_next = (size_t)random() % 64; /* edges spread their raw-ingest listeners */
-    cl->retry_ev = evtimer_new(b->base, cluster__on_retry, cl);
-    cl->tags = hb_xcalloc(HB_SLOT_COUNT, sizeof(*cl->tags));
-    hb_slot_tag_table(cl->tags);
-    return cl;
-}
-
-void hb_cluster_start(hb_cluster_t *cl)
-{
-    const hb_cfg_t *cfg = &cl->b->edge->cfg;
-    for (int i = 0; i < cfg->redis_nseeds; i++) {
-        cnode_t *n = cluster__node_get(cl, cfg->redis_seed_host[i], cfg->redis_seed_port[i]);
-        if (!n)
-            continue;
-        n->seed = 1;
-        cluster__node_connect(n);
-    }
-}
-
 const char *hb_cluster_slot_tag(const hb_cluster_t *cl, unsigned slot)
 {
     return cl->tags[slot % HB_SLOT_COUNT];
-}
-
-void hb_cluster_free(hb_cluster_t *cl)
-{
-    if (!cl)
-        return;
-    cl->stopping = 1;
-    for (unsigned s = 0; s < HB_SLOT_COUNT; s++) {
-        while (cl->qhead[s]) {
-            rcmd_t *rc = cl->qhead[s];
-            cl->qhead[s] = rc->next;
-            cluster__rcmd_finish(rc, NULL, NULL);
-        }
-    }
-    while (cl->nodes) {
-        cnode_t *n = cl->nodes;
-        cl->nodes = n->next;
-        if (n->ac)
-            redisAsyncFree(n->ac);
-        hb_ps_free(n->sub);
-        event_free(n->timer);
-        event_free(n->ctimer);
-        free(n);
-    }
-    event_free(cl->retry_ev);
-    hb_slot_map_free(cl->map);
-    free(cl->tags);
-    free(cl);
 }

@@ -9,6 +9,9 @@
  * CANARY_RECONNECT more, its sharded connection is replaced (its topics resubscribe and refill
  * as after any reconnection). Heard again after being stale: every topic is refilled.
  * A node without a sharded connection (no topic of its slots wanted yet) has no canary.
+ * This file: the per-node state, fed by cluster_sub.c's sharded connection (sub up/down,
+ * replies); the tick that drives it, and replaces a stale node's connection, is
+ * cluster__canary_tick in cluster_life.c, above cluster_sub.c.
  * Broker thread only; nothing here blocks.
  */
 #include "cluster.h"
@@ -20,6 +23,7 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
+#include "rc.h" /* b->ev: the events going up */
 #include "canary.h"
 #include "library.h"
 #include "hb_log.h"
@@ -51,7 +55,7 @@ static int pick_channel(cnode_t *n)
     return -1;
 }
 
-static void subscribe(cnode_t *n, double now)
+void cluster__canary_subscribe(cnode_t *n, double now)
 {
     ccanary_t *c = &n->canary;
     if (pick_channel(n) < 0 || hb_ps_command(n->sub, "SSUBSCRIBE %b", c->chan, c->clen) != 0)
@@ -70,7 +74,7 @@ static void on_beat_reply(redisAsyncContext *ac, void *reply, void *priv)
     hb_library_recover(ac->data, ac, reply);
 }
 
-static void publish(cnode_t *n, double now)
+void cluster__canary_publish(cnode_t *n, double now)
 {
     ccanary_t *c = &n->canary;
     char seq[24];
@@ -85,7 +89,7 @@ void cluster__canary_sub_up(cnode_t *n)
 {
     if (!n->canary.rnd)
         n->canary.rnd = ((unsigned long)random() & 0xffffffffUL) | 1;
-    subscribe(n, hb_now());
+    cluster__canary_subscribe(n, hb_now());
 }
 
 void cluster__canary_sub_down(cnode_t *n)
@@ -108,23 +112,22 @@ int cluster__canary_reply(cnode_t *n, const redisReply *r)
         return 0;
     if (!strcmp(r->element[0]->str, "ssubscribe")) {
         c->confirmed = 1;
-        publish(n, hb_now()); /* the first heartbeat right away */
+        cluster__canary_publish(n, hb_now()); /* the first heartbeat right away */
     } else if (!strcmp(r->element[0]->str, "smessage")) {
         if (hb_canary_beat_heard(&c->beat, hb_now())) {
             hb_log_info(MOD, "canary back: refilling every topic", "{s:s,s:i,s:s}", "host", n->host,
                         "port", n->port, "channel", c->chan);
-            hb_broker_refill_all(n->cl->b);
+            n->cl->b->ev->refill_all(n->cl->b);
         }
         cluster__canary_report(n->cl);
-        hb_broker_update_ready(n->cl->b);
+        n->cl->b->ev->ready_changed(n->cl->b);
     } else if (!strcmp(r->element[0]->str, "sunsubscribe")) {
         c->subscribed = c->confirmed = 0; /* the slot moved: the next tick picks another */
     }
     return 1;
 }
 
-/* A node's canary counts while it serves slots and holds a live sharded connection. */
-static int watched(const cnode_t *n)
+int cluster__canary_watched(const cnode_t *n)
 {
     return n->primary && n->sub && hb_ps_is_up(n->sub);
 }
@@ -134,7 +137,7 @@ void cluster__canary_report(hb_cluster_t *cl)
     double oldest = 0;
     int any = 0, stale = 0;
     for (cnode_t *n = cl->nodes; n; n = n->next) {
-        if (!watched(n) && !n->canary.beat.stale)
+        if (!cluster__canary_watched(n) && !n->canary.beat.stale)
             continue;
         if (!any || n->canary.beat.expect < oldest)
             oldest = n->canary.beat.expect;
@@ -150,49 +153,4 @@ int hb_cluster_canary_ok(const hb_cluster_t *cl)
         if (n->primary && n->canary.beat.stale)
             return 0;
     return 1;
-}
-
-void cluster__canary_tick(hb_cluster_t *cl)
-{
-    double now = hb_now();
-    int changed = 0;
-    for (cnode_t *n = cl->nodes; n; n = n->next) {
-        ccanary_t *c = &n->canary;
-        double age;
-        int due;
-        if (!n->primary && c->beat.stale) { /* no longer serves slots: nothing to expect from it */
-            c->beat.stale = 0;
-            changed = 1;
-        }
-        if (n->primary && c->beat.stale && !n->sub && !cl->stopping)
-            cluster__sub_open(n); /* a stale node is watched until heard, topics or not */
-        if (!watched(n) || cl->stopping)
-            continue;
-        if (c->subscribed && cluster__owner(cl, c->slot) != n) {
-            /* the channel's slot moved: listen on one this node serves */
-            hb_ps_command(n->sub, "SUNSUBSCRIBE %b", c->chan, c->clen);
-            c->subscribed = 0;
-        }
-        if (!c->subscribed) {
-            subscribe(n, now);
-            continue;
-        }
-        if (c->confirmed && hb_canary_beat_due(&c->beat, now))
-            publish(n, now);
-        due = hb_canary_beat_check(&c->beat, now, &age);
-        if (due & HB_CANARY_WENT_STALE) {
-            changed = 1;
-            hb_log_warn(MOD, "canary stale: pub/sub delivery stopped; not ready",
-                        "{s:f,s:s,s:i,s:s}", "age_s", age, "host", n->host, "port", n->port,
-                        "channel", c->chan);
-        }
-        if (due & HB_CANARY_REPLACE) {
-            hb_log_warn(MOD, "canary stale: replacing the sharded subscriber connection",
-                        "{s:f,s:s,s:i}", "age_s", age, "host", n->host, "port", n->port);
-            cluster__sub_drop(n); /* topics resubscribe and refill; the clock starts again */
-        }
-    }
-    cluster__canary_report(cl);
-    if (changed)
-        hb_broker_update_ready(cl->b);
 }

@@ -2,9 +2,11 @@
 #define HERALD_EDGE_CLUSTER_PRIV_H
 
 /*
- * Internals of the Redis Cluster mode shared by its three files: cluster.c (nodes, their
- * command connections, the slot map, lifecycle), cluster_route.c (routed commands with
- * MOVED/ASK/TRYAGAIN handling and per-slot order) and cluster_sub.c (sharded subscriptions).
+ * Internals of the Redis Cluster mode shared by its files, bottom to top, each calling only
+ * downward: cluster.c (nodes, their command connections, the slot map, readiness),
+ * cluster_route.c (routed commands with MOVED/ASK/TRYAGAIN handling and per-slot order),
+ * cluster_canary.c (the canary per node), cluster_sub.c (sharded subscriptions) and
+ * cluster_life.c (lifecycle, the tick).
  * Broker thread only; nothing here blocks.
  */
 #include <stddef.h>
@@ -153,11 +155,30 @@ void cluster__canary_sub_down(cnode_t *n);
 /** cluster__canary_reply() - a reply on n's sharded connection: 1 when it was the canary's
  * (consumed), else 0. r is not NULL. */
 int cluster__canary_reply(cnode_t *n, const redisReply *r);
-/** cluster__canary_tick() - per node: subscribe, publish when due, notice staleness, replace a
- * stale node's sharded connection; from hb_cluster_tick(). */
-void cluster__canary_tick(hb_cluster_t *cl);
+/**
+ * cluster__canary_subscribe() - SSUBSCRIBE n's canary channel (picked on a slot n serves) on
+ * its sharded connection and start the heartbeat clock at now; nothing when no channel can be
+ * picked or the command cannot be sent (the next tick tries again).
+ */
+void cluster__canary_subscribe(cnode_t *n, double now);
+/**
+ * cluster__canary_publish() - sends n's next heartbeat (the library's canary function) on its
+ * command connection; nothing while that connection is not ready.
+ */
+void cluster__canary_publish(cnode_t *n, double now);
+/**
+ * cluster__canary_watched() - 1 when n's canary counts: n serves slots and holds a live
+ * sharded connection; else 0.
+ */
+int cluster__canary_watched(const cnode_t *n);
 /** cluster__canary_report() - hands the oldest node's age and any staleness to canary.c (what
  * /readyz and /metrics read). */
 void cluster__canary_report(hb_cluster_t *cl);
+
+/* ---- cluster_life.c: lifecycle and the tick, the top of the cluster's files ---- */
+
+/** cluster__canary_tick() - per node: subscribe, publish when due, notice staleness, replace a
+ * stale node's sharded connection; from hb_cluster_tick(). */
+void cluster__canary_tick(hb_cluster_t *cl);
 
 #endif

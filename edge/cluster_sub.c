@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
+#include "rc.h" /* b->ev: the events going up */
 #include "hb_keys.h"
 #include "hb_log.h"
 #include "hb_slot.h"
@@ -52,16 +53,16 @@ static void topics_detach(hb_cluster_t *cl, cnode_t *n, long only_slot, int only
             continue;
         t->snode = NULL;
         if (t->state == T_UNSUBSCRIBING) {
-            hb_broker_topic_unsubscribed(b, t); /* may free t */
+            b->ev->topic_unsubscribed(b, t); /* may free t */
             continue;
         }
         t->state = T_IDLE;
         if (!t->want)
-            hb_broker_topic_free(b, t);
+            b->ev->topic_free(b, t);
     }
     cl->resub = 1;
     cl->want_refresh = 1;
-    hb_broker_update_ready(b);
+    b->ev->ready_changed(b);
 }
 
 static void on_sub_up(hb_psconn_t *c, void *arg)
@@ -118,15 +119,15 @@ static void on_sub_reply(hb_psconn_t *c, redisReply *r, void *arg)
     }
     if (cluster__canary_reply(n, r))
         return;
-    kind = hb_broker_pubsub(b, r, "smessage", &t);
+    kind = b->ev->pubsub(b, r, "smessage", &t);
     if (!kind || t->snode != n)
         return;
     if (!strcmp(kind, "ssubscribe") && t->state == T_SUBSCRIBING) {
-        hb_broker_topic_subscribed(b, t);
+        b->ev->topic_subscribed(b, t);
     } else if (!strcmp(kind, "sunsubscribe")) {
         t->snode = NULL;
         if (t->state == T_UNSUBSCRIBING) {
-            hb_broker_topic_unsubscribed(b, t);
+            b->ev->topic_unsubscribed(b, t);
             return;
         }
         /* Redis dropped us: the slot moved to another node. Resubscribe there and backfill. */
@@ -135,7 +136,7 @@ static void on_sub_reply(hb_psconn_t *c, redisReply *r, void *arg)
         cl->resub = 1;
         cl->want_refresh = 1;
         cluster__refresh(cl);
-        hb_broker_update_ready(b);
+        b->ev->ready_changed(b);
     }
 }
 
@@ -192,7 +193,7 @@ void hb_cluster_unsubscribe(hb_cluster_t *cl, btopic_t *t)
     t->state = T_UNSUBSCRIBING;
     if (!n || !n->sub || !hb_ps_is_up(n->sub)) {
         t->snode = NULL;
-        hb_broker_topic_unsubscribed(cl->b, t);
+        cl->b->ev->topic_unsubscribed(cl->b, t);
         return;
     }
     len = live_chan(cl, t, chan, sizeof(chan));
@@ -218,5 +219,5 @@ void cluster__resubscribe(hb_cluster_t *cl)
              * dead): leave it there; the unsubscribe confirmation resubscribes on the owner. */
             hb_cluster_unsubscribe(cl, t);
     }
-    hb_broker_update_ready(b);
+    b->ev->ready_changed(b);
 }

@@ -11,6 +11,10 @@
  * In a cluster each raw message is stored on its own (the topics of a batch live on different
  * primaries), fenced by the leader's term. How a new leader takes over (barrier, "caught",
  * fences) is described at the top of ingest_lease.c. Broker thread only.
+ *
+ * This file, the bottom of the ingest files: keep and forget, the store path (batches, store
+ * replies) and the leadership's steps it shares with the lease (state, go active, catch-up,
+ * "caught", giving the lease back). The raw subscription that feeds it is ingest_sub.c.
  */
 #include "ingest.h"
 #include "ingest_priv.h"
@@ -257,7 +261,7 @@ static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
     }
 }
 
-static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
+void ingest__store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
     hb_rawmsg_t *p = pend_new(b->ingest, topic, tlen, payload, plen);
     if (!p) {
@@ -269,7 +273,7 @@ static void store(hb_broker_t *b, const char *topic, size_t tlen, const char *pa
     store_msg(b, p);
 }
 
-static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
+void ingest__keep(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
 {
     ingest_t *in = b->ingest;
     /* cluster: the stored copy may have come first (another bus link) */
@@ -284,7 +288,8 @@ static void keep(hb_broker_t *b, const char *topic, size_t tlen, const char *pay
 
 /* The leader stored a raw message: forget our copy (the oldest equal one); in a cluster a copy
  * that came before its raw message is remembered instead, to be matched when that arrives. */
-static void forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen)
+void ingest__forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
+                    size_t plen)
 {
     ingest_t *in = b->ingest;
     hb_list_t *n, *tmp;
@@ -309,80 +314,6 @@ static void forget(hb_broker_t *b, const char *topic, size_t tlen, const char *p
         in->state == I_ACTIVE)
         return;
     plist_push(in, &in->orphans, topic, tlen, payload, plen); /* bounded like kept */
-}
-
-static void on_pmessage(hb_broker_t *b, const char *chan, size_t clen, const char *msg, size_t mlen)
-{
-    ingest_t *in = b->ingest;
-    const char *prefix = b->edge->cfg.prefix;
-    size_t pl = strlen(prefix);
-    hb_rawchan_kind_t kind = hb_rawchan_classify(prefix, pl, chan, clen);
-
-    if (kind == HB_RAWCHAN_OURS || kind == HB_RAWCHAN_BARRIER) {
-        const char *t;
-        size_t tl;
-        hb_live_t lv;
-        if (in->state == I_BARRIER && clen == in->barrier_len && !memcmp(chan, in->barrier, clen)) {
-            ingest__go_active(b);
-            return;
-        }
-        if (!hb_rc_ingest_one_bus(b) && in->state == I_BARRIER && clen > in->barrier_len &&
-            !memcmp(chan, in->barrier, in->barrier_len) && chan[in->barrier_len] == ':') {
-            in->barrier_seen++; /* one per primary: "<barrier>:<n>" */
-            if (in->barrier_seen >= in->barrier_need && in->fence_ok >= in->fence_need)
-                ingest__go_active(b);
-            return;
-        }
-        if (hb_rc_ingest_one_bus(b) && in->state == I_STANDBY && kind == HB_RAWCHAN_BARRIER) {
-            ingest__on_other_barrier(b, chan, clen);
-            return;
-        }
-        if ((in->kept.count || !hb_list_empty(&in->sent) || in->cur ||
-             (!hb_rc_ingest_one_bus(b) && in->state != I_ACTIVE)) &&
-            !hb_broker_channel_topic(prefix, chan, clen, &t, &tl) &&
-            !hb_live_decode(msg, mlen, &lv, NULL) && (lv.flags & HB_LIVE_FLAG_RAW))
-            forget(b, t, tl, lv.data, lv.data_len);
-        return;
-    }
-    if (kind == HB_RAWCHAN_INTERNAL || kind == HB_RAWCHAN_FOREIGN)
-        return; /* keyspace notifications; another deployment's (--prefix) live, canary or
-                 * barrier channel: not raw */
-    if (kind == HB_RAWCHAN_BAD_TOPIC || mlen > (size_t)b->edge->cfg.max_message_bytes) {
-        atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
-        hb_log_ratelimited("ingest-reject", 1000, HB_LOG_WARN, MOD,
-                           "raw message ignored: bad topic name or payload too large", "{s:s%,s:I}",
-                           "channel", chan, clen > 128 ? (size_t)128 : clen, "bytes",
-                           (long long)mlen);
-        return;
-    }
-    if (ingest__storing(b))
-        store(b, chan, clen, msg, mlen);
-    else
-        keep(b, chan, clen, msg, mlen);
-}
-
-static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
-{
-    hb_broker_t *b = ac->data;
-    redisReply *r = reply;
-    (void)priv;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING)
-        return;
-    if (!strcmp(r->element[0]->str, "pmessage") && r->elements == 4 &&
-        r->element[2]->type == REDIS_REPLY_STRING && r->element[3]->type == REDIS_REPLY_STRING) {
-        on_pmessage(b, r->element[2]->str, r->element[2]->len, r->element[3]->str,
-                    r->element[3]->len);
-    } else if (!strcmp(r->element[0]->str, "psubscribe")) {
-        if (hb_rc_ingest_one_bus(b))
-            ingest__drop_unmatched(b);
-        b->ing_ready = 1;
-        hb_broker_conn_set_up(&b->ing);
-        b->ingest->ing_since = hb_now();
-        b->ingest->free_since = 0;
-        hb_log_info(MOD, "raw publish ingest listening", NULL);
-        hb_broker_update_ready(b);
-    }
 }
 
 void hb_ingest_init(hb_broker_t *b)
@@ -421,12 +352,82 @@ void hb_ingest_cleanup(hb_broker_t *b)
     b->ingest = NULL;
 }
 
-void hb_ingest_on_ing_up(hb_broker_t *b)
-{
-    redisAsyncCommand(b->ing.ac, on_ing, NULL, "PSUBSCRIBE *");
-}
-
 int hb_ingest_idle(hb_broker_t *b)
 {
     return b->ingest->inflight <= 0 && !b->ingest->cur;
+}
+
+/* ---- the leadership's steps the store path and the lease share ---- */
+
+void ingest__set_state(hb_broker_t *b, istate_t st, const char *why)
+{
+    ingest_t *in = b->ingest;
+    if (in->state == st)
+        return;
+    in->state = st;
+    in->settling = 0;
+    atomic_store(&b->edge->stats.leader, st != I_STANDBY);
+    hb_log_info(MOD,
+                st == I_ACTIVE    ? "ingest leader"
+                : st == I_BARRIER ? "lease won"
+                                  : "standby",
+                "{s:s,s:i}", "why", why, "kept", (int)in->kept.count);
+}
+
+/* Leader: tells the standbys that every kept message of this leadership's catch-up is stored
+ * (their stored copies are published before this). Not when the leadership ended meanwhile. */
+void ingest__publish_caught(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    char chan[sizeof(in->barrier) + 8];
+    const char *av[] = {"PUBLISH", chan, "1"};
+    size_t al[] = {7, 0, 1};
+    int n;
+    in->caught_pending = 0;
+    if (in->state != I_ACTIVE || in->reign != in->caught_reign || !b->cmd_ready)
+        return;
+    n = snprintf(chan, sizeof(chan), "%.*s:caught", (int)in->barrier_len, in->barrier);
+    al[1] = (size_t)n;
+    /* fire and forget; refused when the command connection is gone */
+    hb_rc_command(b, 3, av, al, NULL, NULL);
+}
+
+/* Leader: stores what is kept (the barrier passed, earlier stores answered), then "caught"
+ * once those stores are answered. */
+void ingest__catch_up(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    ingest__store_kept(b);
+    if (!hb_rc_ingest_one_bus(b))
+        return;       /* stored copies come over several links: no single "after" point */
+    ingest__flush(b); /* now, so that every catch-up store is sent before the marker */
+    in->caught_pending = 1;
+    in->caught_reign = in->reign;
+    if (in->inflight <= 0)
+        ingest__publish_caught(b);
+}
+
+void ingest__go_active(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    ingest__set_state(b, I_ACTIVE, "barrier passed");
+    hb_rawq_clear(&in->orphans);
+    if (in->inflight > 0) {
+        /* Stores sent under an earlier leadership of this edge are still out (a cluster
+         * command waiting for a failover, say). They will be refused by the new term's fences
+         * or stored; either way they come before what is kept, so wait for them. */
+        in->settling = 1;
+        in->settling_since = hb_now();
+        return;
+    }
+    ingest__catch_up(b);
+}
+
+/* Gives the lease back (when held); the caller sets the state with its reason. */
+void ingest__give_back(hb_broker_t *b)
+{
+    ingest_t *in = b->ingest;
+    if (in->state == I_STANDBY || !b->cmd_ready)
+        return;
+    hb_rc_lease_release(b, in->lease_key, in->token);
 }

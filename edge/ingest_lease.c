@@ -45,54 +45,6 @@
  * for a lease period before it takes it (FINDINGS F14). */
 #define YOUNG_LEASES 3.0
 
-void ingest__set_state(hb_broker_t *b, istate_t st, const char *why)
-{
-    ingest_t *in = b->ingest;
-    if (in->state == st)
-        return;
-    in->state = st;
-    in->settling = 0;
-    atomic_store(&b->edge->stats.leader, st != I_STANDBY);
-    hb_log_info(MOD,
-                st == I_ACTIVE    ? "ingest leader"
-                : st == I_BARRIER ? "lease won"
-                                  : "standby",
-                "{s:s,s:i}", "why", why, "kept", (int)in->kept.count);
-}
-
-/* Leader: tells the standbys that every kept message of this leadership's catch-up is stored
- * (their stored copies are published before this). Not when the leadership ended meanwhile. */
-void ingest__publish_caught(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    char chan[sizeof(in->barrier) + 8];
-    const char *av[] = {"PUBLISH", chan, "1"};
-    size_t al[] = {7, 0, 1};
-    int n;
-    in->caught_pending = 0;
-    if (in->state != I_ACTIVE || in->reign != in->caught_reign || !b->cmd_ready)
-        return;
-    n = snprintf(chan, sizeof(chan), "%.*s:caught", (int)in->barrier_len, in->barrier);
-    al[1] = (size_t)n;
-    /* fire and forget; refused when the command connection is gone */
-    hb_rc_command(b, 3, av, al, NULL, NULL);
-}
-
-/* Leader: stores what is kept (the barrier passed, earlier stores answered), then "caught"
- * once those stores are answered. */
-void ingest__catch_up(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    ingest__store_kept(b);
-    if (!hb_rc_ingest_one_bus(b))
-        return;       /* stored copies come over several links: no single "after" point */
-    ingest__flush(b); /* now, so that every catch-up store is sent before the marker */
-    in->caught_pending = 1;
-    in->caught_reign = in->reign;
-    if (in->inflight <= 0)
-        ingest__publish_caught(b);
-}
-
 /* Standby: another edge's barrier ("<prefix>barrier:<token>:<n>") or its "caught" marker. */
 void ingest__on_other_barrier(hb_broker_t *b, const char *chan, size_t clen)
 {
@@ -115,22 +67,6 @@ void ingest__on_other_barrier(hb_broker_t *b, const char *chan, size_t clen)
     memcpy(in->cut, chan, clen);
     in->cut_len = clen;
     in->cut_seq = in->seq; /* what is kept now was published before this barrier */
-}
-
-void ingest__go_active(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    ingest__set_state(b, I_ACTIVE, "barrier passed");
-    hb_rawq_clear(&in->orphans);
-    if (in->inflight > 0) {
-        /* Stores sent under an earlier leadership of this edge are still out (a cluster
-         * command waiting for a failover, say). They will be refused by the new term's fences
-         * or stored; either way they come before what is kept, so wait for them. */
-        in->settling = 1;
-        in->settling_since = hb_now();
-        return;
-    }
-    ingest__catch_up(b);
 }
 
 /* The raw subscription is (re)confirmed: what was kept on the previous connection can no
@@ -341,15 +277,6 @@ void hb_ingest_on_cmd_ready(hb_broker_t *b)
 void hb_ingest_on_cmd_down(hb_broker_t *b)
 {
     ingest__set_state(b, I_STANDBY, "redis command connection lost");
-}
-
-/* Gives the lease back (when held); the caller sets the state with its reason. */
-void ingest__give_back(hb_broker_t *b)
-{
-    ingest_t *in = b->ingest;
-    if (in->state == I_STANDBY || !b->cmd_ready)
-        return;
-    hb_rc_lease_release(b, in->lease_key, in->token);
 }
 
 void hb_ingest_release(hb_broker_t *b)

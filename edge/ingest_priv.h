@@ -2,9 +2,10 @@
 #define HERALD_EDGE_INGEST_PRIV_H
 
 /*
- * Internals shared by ingest.c (raw subscription, keep/forget, batching, store replies) and
- * ingest_lease.c (lease, barriers, "caught", cluster fences): the ingest state and the calls
- * each side makes into the other. Broker thread only; nothing here blocks or fails except as
+ * Internals shared by the ingest files, top to bottom, each calling only downward:
+ * ingest_sub.c (the raw subscription), ingest_lease.c (lease, the other leaders' barriers,
+ * cluster fences) and ingest.c (keep/forget, batching, store replies, and the leadership's
+ * steps they share with the lease: state, catch-up, "caught", giving the lease back). Broker thread only; nothing here blocks or fails except as
  * stated.
  */
 #include <stddef.h>
@@ -69,7 +70,21 @@ struct ingest {
     unsigned long long seq;     /* arrival counter of raw messages (hb_rawmsg_t.seq) */
 };
 
-/* ---- ingest_lease.c ---- */
+/* ---- ingest_lease.c: the lease; the raw subscription's barrier steps ---- */
+
+/**
+ * ingest__on_other_barrier() - standby, single Redis: another leader's barrier channel (chan,
+ * clen bytes, starting with "<prefix>barrier:") or its ":caught" marker. Remembers the cut, or
+ * drops (and counts as ingest_unled) what was kept before the matching cut.
+ */
+void ingest__on_other_barrier(hb_broker_t *b, const char *chan, size_t clen);
+/**
+ * ingest__drop_unmatched() - single Redis, raw subscription (re)confirmed: drops and counts what
+ * is kept (it can no longer be matched with its stored copy) and forgets the cut.
+ */
+void ingest__drop_unmatched(hb_broker_t *b);
+
+/* ---- ingest.c: the store path and the leadership's steps (the bottom of the ingest files) ---- */
 
 /**
  * ingest__set_state() - enters st (no-op when already there), clears settling, updates the
@@ -97,18 +112,26 @@ void ingest__catch_up(hb_broker_t *b);
  */
 void ingest__publish_caught(hb_broker_t *b);
 /**
- * ingest__on_other_barrier() - standby, single Redis: another leader's barrier channel (chan,
- * clen bytes, starting with "<prefix>barrier:") or its ":caught" marker. Remembers the cut, or
- * drops (and counts as ingest_unled) what was kept before the matching cut.
+ * ingest__store() - leader: stores a copy of the raw message (topic, payload): batched on a
+ * single Redis, one call each in a cluster. Out of memory or too many in flight: dropped and
+ * counted (ingest_rejected), logged rate-limited.
  */
-void ingest__on_other_barrier(hb_broker_t *b, const char *chan, size_t clen);
+void ingest__store(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
+                   size_t plen);
 /**
- * ingest__drop_unmatched() - single Redis, raw subscription (re)confirmed: drops and counts what
- * is kept (it can no longer be matched with its stored copy) and forgets the cut.
+ * ingest__keep() - standby: keeps a copy of the raw message until its stored copy is heard (in
+ * a cluster, matches an orphan copy heard first instead). A full buffer forgets the oldest
+ * (counted, logged rate-limited).
  */
-void ingest__drop_unmatched(hb_broker_t *b);
-
-/* ---- ingest.c ---- */
+void ingest__keep(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
+                  size_t plen);
+/**
+ * ingest__forget() - a stored copy of a raw message was heard: forgets the matching copy (in a
+ * store call out, the batch being filled, or kept); in a cluster one heard before its raw
+ * message is remembered as an orphan.
+ */
+void ingest__forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
+                    size_t plen);
 
 /** ingest__storing() - 1 when raw messages are stored as they come (else they are kept). */
 int ingest__storing(const hb_broker_t *b);

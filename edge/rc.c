@@ -37,11 +37,6 @@ int hb_rc_canary_ok(const hb_broker_t *b)
     return b->rc->canary_ok(b);
 }
 
-int hb_rc_conn_addr(hb_broker_t *b, const char **host, int *port)
-{
-    return b->rc->conn_addr(b, host, port);
-}
-
 int hb_rc_fcall(hb_broker_t *b, const char *fn, const char *topic, size_t tlen, int argc,
                 const char **argv, const size_t *argvlen, redisCallbackFn *cb, void *priv)
 {

@@ -24,9 +24,53 @@
 #include <stddef.h>
 
 #include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 
 typedef struct hb_broker hb_broker_t;
 typedef struct btopic btopic_t;
+
+/* ---- events going up ----
+ *
+ * The connection layer (bconn.c, canary.c, cluster*.c, sentinel.c, rc*.c) sits below the topic,
+ * refill and ingest files and never calls them by name: what happens on a connection reaches
+ * them through this one set of callbacks, which broker.c installs in b->ev before hb_rc_init()
+ * (the way hiredis and libuv hand events to their user). Each is called in exactly the place
+ * and order a direct call stood before; each runs on the broker thread, inside a hiredis or
+ * libevent callback, and must not free the context it came from. b is never NULL. */
+
+/** The broker's reactions to connection events (broker.c's table; all members set). */
+typedef struct hb_broker_events {
+    /* commands can be sent again (library loaded; cluster routable): hb_broker_on_cmd_ready */
+    void (*cmd_ready)(hb_broker_t *b);
+    /* the cmd connection went: hb_ingest_on_cmd_down */
+    void (*cmd_down)(hb_broker_t *b);
+    /* the sub connection is up: every wanted topic is subscribed again (before the canary's
+     * own SUBSCRIBE, which bconn.c sends after) */
+    void (*sub_up)(hb_broker_t *b);
+    /* the sub connection went: every topic back to idle, the unwanted ones freed */
+    void (*sub_down)(hb_broker_t *b);
+    /* the raw-ingest connection is up: hb_ingest_on_ing_up */
+    void (*ing_up)(hb_broker_t *b);
+    /* Redis lost its data (dataset marker changed): brefill__on_data_lost */
+    void (*data_lost)(hb_broker_t *b);
+    /* a Redis connection failed, was lost, or found a replica: with Sentinel, ask the
+     * sentinels again now (hb_sentinel_recheck; no-op without Sentinel) */
+    void (*master_suspect)(hb_broker_t *b, const char *reason);
+    /* a state readiness depends on changed: hb_broker_update_ready */
+    void (*ready_changed)(hb_broker_t *b);
+    /* a delivery canary came back: every subscribed topic refills (hb_broker_refill_all) */
+    void (*refill_all)(hb_broker_t *b);
+    /* a reply on a sharded subscriber: hb_broker_pubsub (a live message is delivered there,
+     * with no allocation of its own) */
+    const char *(*pubsub)(hb_broker_t *b, const redisReply *r, const char *message_kind,
+                          btopic_t **t);
+    /* t's SSUBSCRIBE is confirmed: hb_broker_topic_subscribed */
+    void (*topic_subscribed)(hb_broker_t *b, btopic_t *t);
+    /* t's SUNSUBSCRIBE is done (may free t): hb_broker_topic_unsubscribed */
+    void (*topic_unsubscribed)(hb_broker_t *b, btopic_t *t);
+    /* t is wanted by nobody and idle: hb_broker_topic_free (t is invalid after) */
+    void (*topic_free)(hb_broker_t *b, btopic_t *t);
+} hb_broker_events_t;
 
 /* ---- lifecycle ---- */
 
@@ -62,14 +106,8 @@ int hb_rc_ready(const hb_broker_t *b);
  * cluster: that of any primary this edge subscribes on), else 1 (also before any canary runs).
  */
 int hb_rc_canary_ok(const hb_broker_t *b);
-/**
- * hb_rc_conn_addr() - the address bconn__start() connects a broker connection to: the master
- * (single node), or the next node to try for the raw-ingest listener (cluster: classic pub/sub
- * is cluster-wide, any node will do). *host points into b's state (valid until the next master
- * switch or map change). 0, or -1 when no master is known yet (hb_broker_set_master() starts
- * the connections then).
- */
-int hb_rc_conn_addr(hb_broker_t *b, const char **host, int *port);
+/* The address a broker connection goes to is the operations table's conn_addr (rc_priv.h),
+ * which bconn.c, below both implementations, calls through b->rc. */
 
 /* ---- commands ---- */
 

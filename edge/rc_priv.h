@@ -4,7 +4,7 @@
 /*
  * The operations table behind rc.h, shared by rc.c (which dispatches every hb_rc_* call to
  * b->rc) and its two implementations, rc_single.c and rc_cluster.c. Each entry has the
- * contract of the hb_rc_* function of the same name. Broker thread only.
+ * contract of the hb_rc_* function of the same name (conn_addr: its own, below). Broker thread only.
  */
 #include <stddef.h>
 
@@ -20,6 +20,12 @@ typedef struct hb_rc_ops {
     void (*cleanup)(hb_broker_t *b);
     int (*ready)(const hb_broker_t *b);
     int (*canary_ok)(const hb_broker_t *b);
+    /* The address bconn__start() connects a broker connection to: the master (single node),
+     * or the next node to try for the raw-ingest listener (cluster: classic pub/sub is
+     * cluster-wide, any node will do). *host points into b's state (valid until the next
+     * master switch or map change). 0, or -1 when no master is known yet
+     * (hb_broker_set_master() starts the connections then). Called only by bconn.c, through
+     * b->rc: the implementations sit above bconn.c and start its connections. */
     int (*conn_addr)(hb_broker_t *b, const char **host, int *port);
     int (*fcall)(hb_broker_t *b, const char *fn, const char *topic, size_t tlen, int argc,
                  const char **argv, const size_t *argvlen, redisCallbackFn *cb, void *priv);

@@ -26,10 +26,10 @@ SRC = os.path.normpath(os.path.join(HERE, "..", ".."))
 
 LAYERS = {
     "process": {"main", "watchdog"},
-    "broker": {"bconn", "blost", "brefill", "broker", "btopic", "bticket", "canary",
-               "cluster", "cluster_canary", "cluster_route", "cluster_sub", "history",
-               "ingest", "ingest_lease", "library", "psconn", "rc", "rc_single", "rc_cluster",
-               "resolve", "sentinel"},
+    "broker": {"bconn", "blost", "bpos", "bready", "brefill", "broker", "bsub", "btopic",
+               "bticket", "canary", "cluster", "cluster_canary", "cluster_life", "cluster_route", "cluster_sub", "history",
+               "ingest", "ingest_lease", "ingest_sub", "library", "psconn", "rc", "rc_single",
+               "rc_cluster", "resolve", "sentinel"},
     "service": {"admit", "auth", "client", "ctimer", "cwrite", "hread", "http", "http_resp",
                 "http_write", "listener", "metrics", "poll", "publish", "reqcheck", "service",
                 "sse", "ticket", "ticket_answer", "topics", "ws", "transport"},
