@@ -29,6 +29,7 @@
 #include "broker.h"
 #include "hb_live.h"
 #include "hb_log.h"
+#include "library.h"
 #include "hb_mem.h"
 #include "hb_rawchan.h"
 #include "hb_rawq.h"
@@ -117,7 +118,6 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
     hb_broker_t *b = bt->b;
     ingest_t *in = b->ingest;
     redisReply *r = reply;
-    (void)ac;
     in->inflight -= (long)bt->msgs.count;
     if (hb_rc_ingest_one_bus(b))
         in->batches--;
@@ -136,6 +136,18 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
             ingest__set_state(b, I_STANDBY, "fenced");
         }
         put_back(b, bt);
+    } else if (hb_library_missing(r)) {
+        /* the function library was removed from Redis (FUNCTION FLUSH): the call did not run,
+         * nothing of it was stored. Counted refused and dropped, these were stored late and
+         * out of order by a standby that kept them, or lost (FINDINGS F25): this edge stands
+         * by and keeps them again, in order, for whoever leads next (itself too, once its
+         * connection has loaded the library again) */
+        if (bt->reign == in->reign && in->state != I_STANDBY) {
+            ingest__give_back(b);
+            ingest__set_state(b, I_STANDBY, "function library missing");
+        }
+        put_back(b, bt);
+        hb_library_recover(b, ac, r);
     } else if (r->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < r->elements; i++)
             count_stored(b, r->element[i]);

@@ -85,6 +85,14 @@ static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
         on_pmessage(b, r->element[2]->str, r->element[2]->len, r->element[3]->str,
                     r->element[3]->len);
     } else if (!strcmp(r->element[0]->str, "psubscribe")) {
+        if (b->ingest->state != I_STANDBY) {
+            /* Leading across a lost raw subscription: what was published meanwhile only the
+             * standbys heard, and storing on from here would put it behind newer messages
+             * when one of them leads next (FINDINGS F26). Stand by, so that an edge that heard
+             * it all leads and stores it in order. */
+            ingest__give_back(b);
+            ingest__set_state(b, I_STANDBY, "raw subscription replaced");
+        }
         if (hb_rc_ingest_one_bus(b))
             ingest__drop_unmatched(b);
         b->ing_ready = 1;
