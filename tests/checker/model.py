@@ -261,9 +261,6 @@ def check_publishes(hist, pubs, faults, rep):
     # their way when Redis stopped)
     slow_links = [f for f in faults if f["what"].startswith(
         ("throttle_redis", "delay_redis", "loss_redis", "part_redis"))]
-    # the function library removed from a running Redis (FUNCTION FLUSH) until an edge loaded it
-    # again: raw stores sent meanwhile are refused (README "Guarantees")
-    lib_gaps = [f for f in faults if f["what"] == "function library flushed"]
     raw_order = {}
     for p in pubs:
         known.add(p["payload"])
@@ -299,11 +296,9 @@ def check_publishes(hist, pubs, faults, rep):
                      (g["until"] is None or g["until"] >= f["t"] - RAW_WINDOW_S)]
             resub = [f for f in redis_stops if f["until"] is not None and
                      f["until"] <= p["t0"] <= f["until"] + RAW_RESUB_WINDOW_S]
-            lib = [f for f in lib_gaps if f["t"] - RAW_WINDOW_S <= p["t1"] and
-                   (f["until"] is None or p["t0"] <= f["until"] + RAW_WINDOW_S)]
-            if lib:
-                rep.doc("raw PUBLISH refused while the function library was missing (README)")
-            elif near:
+            # (no window for FUNCTION FLUSH: a store that met the missing library is kept and
+            # stored in order, FINDINGS F25)
+            if near:
                 rep.doc("raw PUBLISH lost on its way when Redis stopped (README)")
             elif resub:
                 rep.doc("raw PUBLISH heard only by standbys before the next ingest leader "
