@@ -194,7 +194,8 @@ void bconn__init(hb_broker_t *b, hb_conn_t *c, const char *name)
                           .connect_timeout_ms = CONNECT_TIMEOUT_MS,
                           .backoff_min_ms = BACKOFF_MIN_MS,
                           .backoff_max_ms = BACKOFF_MAX_MS,
-                          .stopping = &b->stopping};
+                          .stopping = &b->stopping,
+                          .data = b};
     hb_rconn_init(c, b->base, b->edge, b->resolver, &cfg, &conn_ops, b);
 }
 

@@ -215,7 +215,7 @@ void hb_rconn_start(hb_rconn_t *r)
         schedule(r);
         return;
     }
-    r->ac->data = r->owner;
+    r->ac->data = r->cfg.data;
     ad_attach(r);
     redisAsyncSetConnectCallback(r->ac, on_connect);
     redisAsyncSetDisconnectCallback(r->ac, on_disconnect);

@@ -12,9 +12,10 @@
  * loop) and the cluster's sharded pub/sub connections (psconn.c: bufferevent-based, no
  * hiredis context).
  *
- * ac->data stays the owner's (every reply callback reads it). The rconn is found from its
- * context through its own libevent adapter: ac->ev.data is the rconn (hiredis runs the
- * adapter's cleanup before the disconnect callback; the cleanup frees only the two events).
+ * ac->data is cfg.data, as the owner had it (every reply callback reads it). The rconn is
+ * found from its context through its own libevent adapter: ac->ev.data is the rconn (hiredis
+ * runs the adapter's cleanup before the disconnect callback; the cleanup frees only the two
+ * events).
  * Broker thread only; an hb_rconn_t lives inside its owner and never moves once initialised.
  */
 #ifndef HERALD_RCONN_H
@@ -85,6 +86,7 @@ typedef struct hb_rconn_cfg {
     int connect_timeout_ms; /* connect, > 0 */
     long backoff_min_ms, backoff_max_ms;
     const int *stopping; /* the owner's flag: nonzero, nothing is started or scheduled */
+    void *data;          /* ac->data of each context (what its reply callbacks read) */
 } hb_rconn_cfg_t;
 
 struct hb_rconn {
