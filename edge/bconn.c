@@ -1,11 +1,11 @@
 /*
- * The broker's Redis connections (cmd, sub, ing: see broker.c), each a hiredis async context
- * on the broker's loop that reconnects by itself: connect with a timeout, retry with jittered
- * exponential backoff, the function library loaded on cmd (after a ROLE check with Sentinel),
- * the wanted topics subscribed again on sub, PSUBSCRIBE on ing (ingest.c); a connection whose
- * set-up is not answered within --redis-timeout-ms is made again. With Sentinel the
- * master moves (hb_broker_set_master), and the connections move with it. Broker thread only,
- * but hb_broker_master(), which /metrics reads under master_lock.
+ * The broker's Redis connections (cmd, sub, ing: see broker.c), each a reconnecting
+ * connection of rconn.c on the broker's loop (connect with a timeout, retry with jittered
+ * exponential backoff, the set-up deadline), and what is done on them: the function library loaded
+ * on cmd (after a ROLE check with Sentinel), the wanted topics subscribed again on sub, PSUBSCRIBE
+ * on ing (ingest.c); a connection whose set-up is not answered within --redis-timeout-ms is made
+ * again. With Sentinel the master moves (hb_broker_set_master), and the connections move with it.
+ * Broker thread only, but hb_broker_master(), which /metrics reads under master_lock.
  */
 #include "broker_priv.h"
 
@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -27,6 +26,7 @@
 #include "library.h"
 #include "rc.h"
 #include "rc_priv.h"
+#include "rconn.h"
 #include "resolve.h"
 
 #define MOD "broker"
@@ -39,9 +39,7 @@ static void cmd_check_role(hb_broker_t *b);
 
 void hb_broker_conn_set_up(hb_conn_t *c)
 {
-    c->set_up = 1;
-    evtimer_del(c->ctimer);
-    hb_backoff_reset(&c->backoff);
+    hb_rconn_set_up(c);
 }
 
 static void cmd_ready_now(hb_broker_t *b)
@@ -116,37 +114,15 @@ static void on_function_loaded(redisAsyncContext *ac, int ok, void *priv)
     }
 }
 
-static void conn_schedule(hb_broker_t *b, hb_conn_t *c)
+static int conn_addr(hb_rconn_t *r, const char **host, int *port)
 {
-    /* jitter in [step/2, step] so a fleet of edges does not reconnect in lockstep */
-    long ms = hb_backoff_next(&c->backoff, random());
-    struct timeval tv = broker__ms_tv(ms);
-    (void)b;
-    evtimer_add(c->timer, &tv);
+    hb_broker_t *b = r->owner;
+    return b->rc->conn_addr(b, host, port); /* rc_priv.h */
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+static void on_up(hb_rconn_t *conn)
 {
-    hb_broker_t *b = ac->data;
-    hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
-    evtimer_del(conn->ctimer);
-    if (status != REDIS_OK) {
-        hb_log_ratelimited(conn->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
-                           "conn", conn->name, "err", ac->errstr);
-        conn->ac = NULL; /* hiredis frees it */
-        conn_schedule(b, conn);
-        b->ev->master_suspect(b, "redis connect failed");
-        return;
-    }
-    conn->up = 1;
-    /* named for CLIENT LIST / CLIENT KILL: herald-<node id>-<cmd|sub|ingest> (node ids are
-     * [A-Za-z0-9._:-]); the answer is not waited for, and a refusal (ACL) changes nothing */
-    redisAsyncCommand(conn->ac, NULL, NULL, "CLIENT SETNAME herald-%s-%s", b->edge->cfg.node_id,
-                      conn->name);
-    if (conn != &b->sub) {
-        struct timeval tv = broker__ms_tv(b->edge->cfg.redis_timeout_ms);
-        evtimer_add(conn->ctimer, &tv); /* the set-up's deadline */
-    }
+    hb_broker_t *b = conn->owner;
     if (conn == &b->cmd) {
         if (b->sentinel)
             cmd_check_role(b);
@@ -164,14 +140,16 @@ static void on_connect(const redisAsyncContext *ac, int status)
     b->ev->ready_changed(b);
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
+static void on_failed(hb_rconn_t *r, hb_rconn_fail_t why)
 {
-    hb_broker_t *b = ac->data;
-    hb_conn_t *conn = ac == b->cmd.ac ? &b->cmd : ac == b->sub.ac ? &b->sub : &b->ing;
-    (void)status;
-    conn->ac = NULL;
-    conn->up = conn->set_up = 0;
-    evtimer_del(conn->ctimer);
+    hb_broker_t *b = r->owner;
+    if (why == HB_RCONN_REFUSED) /* a connect timeout is not a sign of a moved master */
+        b->ev->master_suspect(b, "redis connect failed");
+}
+
+static void on_down(hb_rconn_t *conn)
+{
+    hb_broker_t *b = conn->owner;
     if (conn == &b->cmd) {
         b->cmd_ready = 0;
         b->ev->cmd_down(b);
@@ -181,71 +159,21 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         b->ing_ready = 0;
     }
     b->ev->ready_changed(b);
-    if (b->stopping)
-        return;
-    atomic_fetch_add_explicit(&b->edge->stats.redis_reconnects, 1, memory_order_relaxed);
-    hb_log_ratelimited("redis-down", 2000, HB_LOG_WARN, MOD, "redis connection lost", "{s:s}",
-                       "conn", conn->name);
-    conn_schedule(b, conn);
+}
+
+static void on_lost(hb_rconn_t *r)
+{
+    hb_broker_t *b = r->owner;
     b->ev->master_suspect(b, "redis connection lost");
 }
 
-static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    hb_conn_t *c = arg;
-    hb_broker_t *b = c->broker;
-    (void)fd;
-    (void)what;
-    if (c->ac && !c->up) {
-        hb_log_warn(MOD, "redis connect timed out", "{s:s}", "conn", c->name);
-        redisAsyncFree(c->ac); /* not connected: no disconnect callback */
-        c->ac = NULL;
-        conn_schedule(b, c);
-    } else if (c->ac && !c->set_up) {
-        atomic_fetch_add_explicit(&b->edge->stats.redis_setup_timeouts, 1, memory_order_relaxed);
-        hb_log_warn(MOD, "redis connection set-up timed out: connecting again", "{s:s,s:i}", "conn",
-                    c->name, "timeout_ms", b->edge->cfg.redis_timeout_ms);
-        redisAsyncFree(c->ac); /* connected: runs on_disconnect, which schedules the retry */
-    }
-}
-
-static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
-{
-    hb_conn_t *c = arg;
-    (void)fd;
-    (void)what;
-    bconn__start(c->broker, c);
-}
+static const hb_rconn_ops_t conn_ops = {
+    .addr = conn_addr, .up = on_up, .failed = on_failed, .down = on_down, .lost = on_lost};
 
 void bconn__start(hb_broker_t *b, hb_conn_t *c)
 {
-    struct timeval tv = broker__ms_tv(CONNECT_TIMEOUT_MS);
-    const char *host;
-    int port;
-    if (b->stopping || c->ac)
-        return;
-    if (b->rc->conn_addr(b, &host, &port) != 0) /* rc_priv.h */
-        return; /* no master known yet: hb_broker_set_master() starts it */
-    host = hb_resolver_addr(b->resolver, host);
-    if (!host) { /* a lookup is running (its end starts us again) or failed: try again later */
-        conn_schedule(b, c);
-        return;
-    }
-    c->ac = redisAsyncConnect(host, port);
-    if (!c->ac || c->ac->err) {
-        hb_log_ratelimited(c->name, 2000, HB_LOG_WARN, MOD, "redis connect failed", "{s:s,s:s}",
-                           "conn", c->name, "err", c->ac ? c->ac->errstr : "out of memory");
-        if (c->ac)
-            redisAsyncFree(c->ac);
-        c->ac = NULL;
-        conn_schedule(b, c);
-        return;
-    }
-    c->ac->data = b;
-    redisLibeventAttach(c->ac, b->base);
-    redisAsyncSetConnectCallback(c->ac, on_connect);
-    redisAsyncSetDisconnectCallback(c->ac, on_disconnect);
-    evtimer_add(c->ctimer, &tv);
+    (void)b;
+    hb_rconn_start(c);
 }
 
 /* A host name lookup ended: connections waiting for their retry go now (only connections in
@@ -254,21 +182,21 @@ void bconn__on_resolved(void *arg)
 {
     hb_broker_t *b = arg;
     hb_conn_t *conns[3] = {&b->cmd, &b->sub, &b->ing};
-    for (int i = 0; i < 3; i++) {
-        if (!conns[i]->ac && evtimer_pending(conns[i]->timer, NULL)) {
-            evtimer_del(conns[i]->timer);
-            bconn__start(b, conns[i]);
-        }
-    }
+    for (int i = 0; i < 3; i++)
+        hb_rconn_retry_now(conns[i]);
 }
 
 void bconn__init(hb_broker_t *b, hb_conn_t *c, const char *name)
 {
-    c->name = name;
-    c->backoff = (hb_backoff_t){.min_ms = BACKOFF_MIN_MS, .max_ms = BACKOFF_MAX_MS};
-    c->broker = b;
-    c->timer = evtimer_new(b->base, on_reconnect_timer, c);
-    c->ctimer = evtimer_new(b->base, on_connect_timeout, c);
+    hb_rconn_cfg_t cfg = {.mod = MOD,
+                          .name = name,
+                          .log = HB_RCONN_LOG_CONN,
+                          .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+                          .backoff_min_ms = BACKOFF_MIN_MS,
+                          .backoff_max_ms = BACKOFF_MAX_MS,
+                          .stopping = &b->stopping,
+                          .data = b};
+    hb_rconn_init(c, b->base, b->edge, b->resolver, &cfg, &conn_ops, b);
 }
 
 static void cmd_load_library(hb_broker_t *b)
@@ -305,22 +233,6 @@ static void cmd_check_role(hb_broker_t *b)
     redisAsyncCommand(b->cmd.ac, on_cmd_role, NULL, "ROLE");
 }
 
-/* Moves one connection to the current master address, now rather than after its backoff. */
-static void conn_move(hb_broker_t *b, hb_conn_t *c)
-{
-    if (c->ac && c->up) {
-        hb_backoff_reset(&c->backoff);
-        redisAsyncFree(c->ac); /* runs on_disconnect, which clears c->ac and schedules */
-    } else if (c->ac) {
-        redisAsyncFree(c->ac); /* still connecting: no callback */
-        c->ac = NULL;
-        evtimer_del(c->ctimer);
-    }
-    evtimer_del(c->timer);
-    hb_backoff_reset(&c->backoff);
-    bconn__start(b, c);
-}
-
 /* Runs from the loop, never inside a callback of the contexts it frees. */
 void bconn__on_switch(evutil_socket_t fd, short what, void *arg)
 {
@@ -329,10 +241,11 @@ void bconn__on_switch(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (b->stopping)
         return;
-    conn_move(b, &b->cmd);
-    conn_move(b, &b->sub);
+    /* each to the current master address, now rather than after its backoff */
+    hb_rconn_move(&b->cmd);
+    hb_rconn_move(&b->sub);
     if (b->edge->cfg.ingest)
-        conn_move(b, &b->ing);
+        hb_rconn_move(&b->ing);
 }
 
 void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char *reason)
@@ -345,7 +258,7 @@ void hb_broker_set_master(hb_broker_t *b, const char *host, int port, const char
         for (size_t i = 0; i < 3 && !b->stopping; i++)
             if (!conns[i]->ac && (conns[i] != &b->ing || b->edge->cfg.ingest)) {
                 evtimer_del(conns[i]->timer);
-                bconn__start(b, conns[i]);
+                hb_rconn_start(conns[i]);
             }
         return;
     }

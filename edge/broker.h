@@ -22,6 +22,7 @@
 #include "hb_dict.h"
 #include "hb_time.h"
 #include "hb_script.h"
+#include "rconn.h"
 #include "ingest.h" /* raw PUBLISH ingest: hb_ingest_* (ingest.c, ingest_lease.c) */
 
 typedef struct hb_broker hb_broker_t;
@@ -36,17 +37,9 @@ typedef struct hb_fnames {
     char canary[HB_SCRIPT_FN_MAX];
 } hb_fnames_t;
 
-/* One Redis connection with its reconnect state. {broker thread} */
-typedef struct hb_conn {
-    const char *name;
-    hb_broker_t *broker;
-    redisAsyncContext *ac; /* NULL while disconnected */
-    int up;                /* connected */
-    int set_up;            /* its set-up answered (bconn__set_up()): in use */
-    hb_backoff_t backoff;  /* reconnect delays (bconn.c) */
-    struct event *timer;   /* reconnect */
-    struct event *ctimer;  /* connect, then set-up deadline (--redis-timeout-ms) */
-} hb_conn_t;
+/* One Redis connection with its reconnect state: an rconn (rconn.h: ac, up, set_up, name, its
+ * timers and backoff), owned by bconn.c. {broker thread} */
+typedef hb_rconn_t hb_conn_t;
 
 /* A client's history request, parked until its topic is subscribed. */
 typedef struct hreq {

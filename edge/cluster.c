@@ -2,8 +2,9 @@
  * Redis Cluster mode of the broker. Each topic's keys and live channel share the slot of the
  * topic name (the {<topic>} hash tag), so every command for a topic goes to the primary serving
  * that slot:
- *   - one hiredis async command connection per primary; the function library is loaded on each
- *     as soon as it connects (so also on a replica promoted by a failover);
+ *   - one hiredis async command connection per primary, an rconn (rconn.c: connect timeout,
+ *     set-up deadline, backoff, CLIENT SETNAME herald-<node id>-node); the function library is
+ *     loaded on each as soon as it connects (so also on a replica promoted by a failover);
  *   - one sharded-pub/sub connection per primary (psconn.c), opened when a topic of that node
  *     is first wanted; SSUBSCRIBE <prefix>{<topic>}:live there;
  *   - the slot map (common/hb_slot) from CLUSTER SLOTS: at start, every few seconds, and at once
@@ -16,10 +17,11 @@
  * or the connection dies): the topic is resubscribed on the new owner and backfilled from the
  * last delivered ID by the broker's usual resubscribe path. Broker thread only.
  *
- * This file, the bottom of the cluster's files: nodes and their command connections, the slot
- * map, readiness. Above it, each calling only downward: cluster_route.c (routed commands),
- * cluster_canary.c (the canary per node), cluster_sub.c (sharded subscriptions) and, on top,
- * cluster_life.c (lifecycle and the tick that drives the others).
+ * This file, the bottom of the cluster's files: nodes and their command connections (what
+ * happens on them: rconn.c calls node_ops), the slot map, readiness. Above it, each calling only
+ * downward: cluster_route.c (routed commands), cluster_canary.c (the canary per node),
+ * cluster_sub.c (sharded subscriptions) and, on top, cluster_life.c (lifecycle and the tick that
+ * drives the others).
  */
 #include "cluster.h"
 #include "cluster_priv.h"
@@ -31,7 +33,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -42,6 +43,7 @@
 #include "hb_mem.h"
 #include "hb_slot.h"
 #include "psconn.h"
+#include "rconn.h"
 #include "resolve.h"
 
 #define MOD "cluster"
@@ -62,8 +64,7 @@ static cnode_t *node_find(hb_cluster_t *cl, const char *host, int port)
     return NULL;
 }
 
-static void on_node_timer(evutil_socket_t fd, short what, void *arg);
-static void on_node_ctimeout(evutil_socket_t fd, short what, void *arg);
+static const hb_rconn_ops_t node_ops;
 
 cnode_t *cluster__node_get(hb_cluster_t *cl, const char *host, int port)
 {
@@ -81,9 +82,25 @@ cnode_t *cluster__node_get(hb_cluster_t *cl, const char *host, int port)
     n->cl = cl;
     snprintf(n->host, sizeof(n->host), "%s", host);
     n->port = port;
-    n->backoff = (hb_backoff_t){.min_ms = BACKOFF_MIN_MS, .max_ms = BACKOFF_MAX_MS};
-    n->timer = evtimer_new(cl->b->base, on_node_timer, n);
-    n->ctimer = evtimer_new(cl->b->base, on_node_ctimeout, n);
+    {
+        hb_rconn_cfg_t cfg = {
+            .mod = MOD,
+            .name = "node",
+            .log = {.connect_failed = "redis cluster node connect failed",
+                    .connect_timed_out = "redis cluster node connect timed out",
+                    .setup_timed_out = "redis cluster node set-up timed out: connecting again",
+                    .lost = "redis cluster node connection lost",
+                    .rl_connect = "cluster-connect",
+                    .rl_lost = "cluster-down",
+                    .host = n->host,
+                    .port = port},
+            .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+            .backoff_min_ms = BACKOFF_MIN_MS,
+            .backoff_max_ms = BACKOFF_MAX_MS,
+            .stopping = &cl->stopping,
+            .data = cl->b};
+        hb_rconn_init(&n->rc, cl->b->base, cl->b->edge, cl->b->resolver, &cfg, &node_ops, n);
+    }
     n->next = cl->nodes;
     cl->nodes = n;
     return n;
@@ -92,7 +109,7 @@ cnode_t *cluster__node_get(hb_cluster_t *cl, const char *host, int port)
 cnode_t *cluster__node_by_ac(hb_cluster_t *cl, const redisAsyncContext *ac)
 {
     for (cnode_t *n = cl->nodes; n; n = n->next)
-        if (n->ac == ac)
+        if (n->rc.ac == ac)
             return n;
     return NULL;
 }
@@ -108,46 +125,6 @@ cnode_t *cluster__owner(hb_cluster_t *cl, unsigned slot)
     return cl->owner_of[idx];
 }
 
-static void node_schedule(cnode_t *n)
-{
-    long base = hb_backoff_next(&n->backoff, random());
-    struct timeval tv;
-    tv.tv_sec = base / 1000;
-    tv.tv_usec = (base % 1000) * 1000;
-    evtimer_add(n->timer, &tv);
-}
-
-static void on_node_timer(evutil_socket_t fd, short what, void *arg)
-{
-    cnode_t *n = arg;
-    (void)fd;
-    (void)what;
-    if (n->primary || n->seed)
-        cluster__node_connect(n);
-}
-
-static void on_node_ctimeout(evutil_socket_t fd, short what, void *arg)
-{
-    cnode_t *n = arg;
-    (void)fd;
-    (void)what;
-    if (n->ac && !n->up) {
-        hb_log_ratelimited("cluster-connect", 2000, HB_LOG_WARN, MOD,
-                           "redis cluster node connect timed out", "{s:s,s:i}", "host", n->host,
-                           "port", n->port);
-        redisAsyncFree(n->ac); /* not connected: no disconnect callback */
-        n->ac = NULL;
-        n->cl->want_refresh = 1;
-        node_schedule(n);
-    } else if (n->ac && !n->ready) { /* the library check unanswered (FINDINGS F23) */
-        hb_broker_t *b = n->cl->b;
-        atomic_fetch_add_explicit(&b->edge->stats.redis_setup_timeouts, 1, memory_order_relaxed);
-        hb_log_warn(MOD, "redis cluster node set-up timed out: connecting again", "{s:s,s:i,s:i}",
-                    "host", n->host, "port", n->port, "timeout_ms", b->edge->cfg.redis_timeout_ms);
-        redisAsyncFree(n->ac); /* connected: runs on_node_disconnect, which schedules */
-    }
-}
-
 static void on_lib_loaded(redisAsyncContext *ac, int ok, void *priv)
 {
     hb_cluster_t *cl = ((hb_broker_t *)ac->data)->cluster;
@@ -159,8 +136,7 @@ static void on_lib_loaded(redisAsyncContext *ac, int ok, void *priv)
         return;
     }
     n->ready = 1;
-    evtimer_del(n->ctimer);
-    hb_backoff_reset(&n->backoff);
+    hb_rconn_set_up(&n->rc);
     hb_log_info(MOD, "redis cluster node ready", "{s:s,s:i,s:b}", "host", n->host, "port", n->port,
                 "primary", n->primary);
     if (!cl->map || cl->want_refresh)
@@ -170,80 +146,61 @@ static void on_lib_loaded(redisAsyncContext *ac, int ok, void *priv)
         event_active(cl->retry_ev, EV_TIMEOUT, 0);
 }
 
-static void on_node_connect(const redisAsyncContext *ac, int status)
+/* The node's own address, resolved by rconn.c at each attempt. */
+static int node_addr(hb_rconn_t *r, const char **host, int *port)
 {
-    hb_broker_t *b = ac->data;
-    hb_cluster_t *cl = b->cluster;
-    cnode_t *n = cluster__node_by_ac(cl, ac);
-    if (!n)
-        return;
-    evtimer_del(n->ctimer);
-    if (status != REDIS_OK) {
-        hb_log_ratelimited("cluster-connect", 2000, HB_LOG_WARN, MOD,
-                           "redis cluster node connect failed", "{s:s,s:i,s:s}", "host", n->host,
-                           "port", n->port, "err", ac->errstr);
-        n->ac = NULL; /* hiredis frees it */
-        cl->want_refresh = 1;
-        node_schedule(n);
-        return;
-    }
-    n->up = 1;
-    redisAsyncCommand(n->ac, NULL, NULL, "CLIENT SETNAME herald-%s-node", b->edge->cfg.node_id);
-    {
-        int ms = b->edge->cfg.redis_timeout_ms;
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        evtimer_add(n->ctimer, &tv); /* the set-up's deadline */
-    }
-    hb_library_ensure(b, n->ac, on_lib_loaded, n);
+    cnode_t *n = r->owner;
+    *host = n->host;
+    *port = n->port;
+    return 0;
 }
 
-static void on_node_disconnect(const redisAsyncContext *ac, int status)
+/* Connected: CLIENT SETNAME herald-<node id>-node was sent and the set-up deadline armed (its
+ * set-up is the library check, FINDINGS F23). */
+static void on_node_up(hb_rconn_t *r)
 {
-    hb_broker_t *b = ac->data;
-    hb_cluster_t *cl = b->cluster;
-    cnode_t *n = cluster__node_by_ac(cl, ac);
-    (void)status;
-    if (!n)
-        return;
-    n->ac = NULL;
-    n->up = n->ready = 0;
-    evtimer_del(n->ctimer);
-    if (cl->stopping)
-        return;
-    atomic_fetch_add_explicit(&b->edge->stats.redis_reconnects, 1, memory_order_relaxed);
-    hb_log_ratelimited("cluster-down", 2000, HB_LOG_WARN, MOD, "redis cluster node connection lost",
-                       "{s:s,s:i}", "host", n->host, "port", n->port);
-    cl->want_refresh = 1;
-    check_ready(cl);
-    if (n->primary || n->seed)
-        node_schedule(n);
+    cnode_t *n = r->owner;
+    hb_library_ensure(n->cl->b, r->ac, on_lib_loaded, n);
 }
+
+static void on_node_failed(hb_rconn_t *r, hb_rconn_fail_t why)
+{
+    cnode_t *n = r->owner;
+    (void)why;
+    n->cl->want_refresh = 1;
+}
+
+static void on_node_down(hb_rconn_t *r)
+{
+    cnode_t *n = r->owner;
+    n->ready = 0;
+}
+
+static void on_node_lost(hb_rconn_t *r)
+{
+    cnode_t *n = r->owner;
+    n->cl->want_refresh = 1;
+    check_ready(n->cl);
+}
+
+/* Connect again (after a loss, at the backoff timer) only while in use. */
+static int node_keep(hb_rconn_t *r)
+{
+    cnode_t *n = r->owner;
+    return n->primary || n->seed;
+}
+
+static const hb_rconn_ops_t node_ops = {.addr = node_addr,
+                                        .up = on_node_up,
+                                        .failed = on_node_failed,
+                                        .down = on_node_down,
+                                        .lost = on_node_lost,
+                                        .keep = node_keep};
 
 void cluster__node_connect(cnode_t *n)
 {
-    hb_cluster_t *cl = n->cl;
-    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
-    const char *addr;
-    if (cl->stopping || n->ac || evtimer_pending(n->timer, NULL))
-        return;
-    addr = hb_resolver_addr(cl->b->resolver, n->host);
-    if (!addr) { /* a host name being looked up (or not resolvable): try again later */
-        node_schedule(n);
-        return;
-    }
-    n->ac = redisAsyncConnect(addr, n->port);
-    if (!n->ac || n->ac->err) {
-        if (n->ac)
-            redisAsyncFree(n->ac);
-        n->ac = NULL;
-        node_schedule(n);
-        return;
-    }
-    n->ac->data = cl->b;
-    redisLibeventAttach(n->ac, cl->b->base);
-    redisAsyncSetConnectCallback(n->ac, on_node_connect);
-    redisAsyncSetDisconnectCallback(n->ac, on_node_disconnect);
-    evtimer_add(n->ctimer, &tv);
+    if (!hb_rconn_waiting(&n->rc)) /* else its retry is due: the backoff holds */
+        hb_rconn_start(&n->rc);
 }
 
 /* ---- the slot map ---- */
@@ -343,7 +300,7 @@ void cluster__refresh(hb_cluster_t *cl)
         return;
     }
     cl->last_refresh = now;
-    if (redisAsyncCommand(pick->ac, on_slots, pick, "CLUSTER SLOTS") == REDIS_OK)
+    if (redisAsyncCommand(pick->rc.ac, on_slots, pick, "CLUSTER SLOTS") == REDIS_OK)
         cl->refresh_inflight = 1;
 }
 

@@ -78,10 +78,10 @@ void cluster__canary_publish(cnode_t *n, double now)
 {
     ccanary_t *c = &n->canary;
     char seq[24];
-    if (!n->ac || !n->ready)
+    if (!n->rc.ac || !n->ready)
         return;
     snprintf(seq, sizeof(seq), "%llu", hb_canary_beat_sent(&c->beat, now));
-    redisAsyncCommand(n->ac, on_beat_reply, NULL, "FCALL %s 0 %b %s", n->cl->b->fn.canary, c->chan,
+    redisAsyncCommand(n->rc.ac, on_beat_reply, NULL, "FCALL %s 0 %b %s", n->cl->b->fn.canary, c->chan,
                       c->clen, seq);
 }
 

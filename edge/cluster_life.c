@@ -118,11 +118,10 @@ void hb_cluster_free(hb_cluster_t *cl)
     while (cl->nodes) {
         cnode_t *n = cl->nodes;
         cl->nodes = n->next;
-        if (n->ac)
-            redisAsyncFree(n->ac);
+        if (n->rc.ac)
+            redisAsyncFree(n->rc.ac);
         hb_ps_free(n->sub);
-        event_free(n->timer);
-        event_free(n->ctimer);
+        hb_rconn_free_timers(&n->rc);
         free(n);
     }
     event_free(cl->retry_ev);

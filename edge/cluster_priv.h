@@ -18,6 +18,7 @@
 #include "canary.h"
 #include "cluster.h"
 #include "hb_backoff.h"
+#include "rconn.h"
 #include "hb_cfg.h"
 #include "hb_slot.h"
 #include "psconn.h"
@@ -57,11 +58,10 @@ struct cnode {
     hb_cluster_t *cl;
     char host[HB_SLOT_HOST_MAX + 1];
     int port;
-    redisAsyncContext *ac; /* commands; NULL while disconnected */
-    int up, ready;         /* connected / function library loaded */
-    hb_backoff_t backoff; /* of the command connection (BACKOFF_MIN_MS..BACKOFF_MAX_MS) */
-    struct event *timer, *ctimer;
-    int primary; /* serves slots in the current map */
+    hb_rconn_t rc; /* commands (rconn.h): rc.ac NULL while disconnected; backoff
+                    * BACKOFF_MIN_MS..BACKOFF_MAX_MS */
+    int ready;     /* function library loaded (rc set up) */
+    int primary;   /* serves slots in the current map */
     int seed;
     int idx; /* its index in the current map while primary */
     hb_psconn_t *sub;

@@ -210,9 +210,9 @@ static void rcmd_send(hb_cluster_t *cl, rcmd_t *rc)
     }
     if (rc->ask) {
         rc->ask = NULL; /* once */
-        redisAsyncCommand(n->ac, NULL, NULL, "ASKING");
+        redisAsyncCommand(n->rc.ac, NULL, NULL, "ASKING");
     }
-    if (redisAsyncFormattedCommand(n->ac, on_rcmd_reply, rc, rc->cmd, rc->len) != REDIS_OK)
+    if (redisAsyncFormattedCommand(n->rc.ac, on_rcmd_reply, rc, rc->cmd, rc->len) != REDIS_OK)
         retry_later(cl, rc);
 }
 
@@ -326,8 +326,8 @@ int hb_cluster_fence_and_barrier(hb_cluster_t *cl, const char *term, const char 
         for (int i = 0; i < argc; i++)
             al[i] = strlen(av[i]);
         snprintf(chan, sizeof(chan), "%s:%d", barrier, sent);
-        redisAsyncCommandArgv(n->ac, cb, priv, argc, av, al);
-        redisAsyncCommand(n->ac, NULL, NULL, "PUBLISH %s 1", chan);
+        redisAsyncCommandArgv(n->rc.ac, cb, priv, argc, av, al);
+        redisAsyncCommand(n->rc.ac, NULL, NULL, "PUBLISH %s 1", chan);
         sent++;
     }
     free(av);

@@ -29,7 +29,7 @@ LAYERS = {
     "broker": {"bconn", "blost", "bpos", "bready", "brefill", "broker", "bsub", "btopic",
                "bticket", "canary", "cluster", "cluster_canary", "cluster_life", "cluster_route", "cluster_sub", "history",
                "ingest", "ingest_lease", "ingest_sub", "library", "psconn", "rc", "rc_single",
-               "rc_cluster", "resolve", "sentinel"},
+               "rc_cluster", "rconn", "resolve", "sentinel"},
     "service": {"admit", "auth", "client", "ctimer", "cwrite", "hread", "http", "http_resp",
                 "http_write", "listener", "metrics", "poll", "publish", "reqcheck", "service",
                 "sse", "ticket", "ticket_answer", "topics", "ws", "transport"},
