@@ -379,6 +379,8 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
     hb_list_init(&s->wd_held);
+    hb_list_init(&s->flush);
+    hb_list_init(&s->backlog);
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);
