@@ -37,7 +37,7 @@ typedef struct hb_sub hb_sub_t;
 typedef struct ltopic {
     char name[HB_TOPIC_MAX + 1];
     size_t len;
-    hb_sub_t *head; /* subscriptions */
+    hb_list_t subs; /* subscriptions (hb_sub_t.tlink), newest first */
     size_t nsubs;
     uint64_t seq; /* last EVENT sequence seen, to detect a dropped hand-off */
     int have_seq;
@@ -50,7 +50,7 @@ typedef struct ltopic {
 struct hb_sub {
     hb_client_t *c;
     ltopic_t *t;
-    hb_sub_t *tprev, *tnext; /* in t->head */
+    hb_list_t tlink;         /* in t->subs */
     uint64_t token;          /* key in svc->pending while history is read */
     hb_sub_t *hnext;         /* in c->hwait while HB_HREAD_QUEUED */
     hb_cursor_t hcur;        /* where the first page starts (later pages: after `last`) */
