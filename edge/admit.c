@@ -52,7 +52,7 @@ typedef struct hb_conn {
     uint8_t state;    /* C_HEAD, C_BUSY, C_IDLE */
     uint8_t served;   /* sent a whole request (or its close was counted) */
     uint8_t no_count; /* TLS: its end was counted as incomplete already */
-    hb_list_t link; /* in the head or idle list (self-linked while BUSY) */
+    hb_list_t link;   /* in the head or idle list (self-linked while BUSY) */
 } hb_conn_t;
 
 /* HEAD: no whole request yet (on the head list); BUSY: a request or stream under way;

@@ -101,7 +101,8 @@ unsigned long long hb_client_backlog_sample(hb_svc_t *s)
 {
     unsigned long long queued = 0;
     hb_list_t *n, *next;
-    hb_list_foreach_safe(n, next, &s->backlog) {
+    hb_list_foreach_safe(n, next, &s->backlog)
+    {
         hb_client_t *c = hb_list_container(n, hb_client_t, bl_link);
         queued += c->qlen;
         if (!c->qlen) {

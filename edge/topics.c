@@ -186,8 +186,8 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
          * sequence is behind its own: the clients resume from history */
         if (t->have_seq && m->seq != t->seq) {
             for (n = t->subs.next; n != &t->subs; n = n->next)
-                hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c,
-                                "event lost in hand-off", 1011);
+                hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c, "event lost in hand-off",
+                                1011);
             t->seq = m->seq;
         }
         return;
