@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "hb_dict.h"
+#include "hb_list.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 
@@ -51,16 +52,12 @@ typedef struct hb_conn {
     uint8_t state;    /* C_HEAD, C_BUSY, C_IDLE */
     uint8_t served;   /* sent a whole request (or its close was counted) */
     uint8_t no_count; /* TLS: its end was counted as incomplete already */
-    struct hb_conn *prev, *next;
+    hb_list_t link;   /* in the head or idle list (self-linked while BUSY) */
 } hb_conn_t;
 
 /* HEAD: no whole request yet (on the head list); BUSY: a request or stream under way;
  * IDLE: kept alive between requests (on the idle list; lws cuts it after --idle-timeout). */
 enum { C_HEAD = 0, C_BUSY, C_IDLE };
-
-typedef struct conn_list {
-    hb_conn_t *first, *last; /* oldest first */
-} conn_list_t;
 
 struct hb_admit {
     hb_edge_t *edge;
@@ -70,8 +67,9 @@ struct hb_admit {
     int tls;
     int paused;
     hb_dict_t *conns;  /* struct lws * -> hb_conn_t */
-    conn_list_t heads; /* in accept order, so in deadline order */
-    conn_list_t idle;  /* in the order they became idle */
+    /* of hb_conn_t.link, oldest first */
+    hb_list_t heads; /* in accept order, so in deadline order */
+    hb_list_t idle;  /* in the order they became idle */
     lws_sorted_usec_list_t sul_resume;
 };
 
@@ -102,49 +100,32 @@ static void tls_no_request(hb_admit_t *a)
                        NULL);
 }
 
-static conn_list_t *list_of(hb_admit_t *a, hb_conn_t *c)
+/* The oldest connection of list l, or NULL when it is empty. */
+static hb_conn_t *conn_first(const hb_list_t *l)
 {
-    return c->state == C_HEAD ? &a->heads : c->state == C_IDLE ? &a->idle : NULL;
+    hb_list_t *n = hb_list_first(l);
+    return n ? hb_list_container(n, hb_conn_t, link) : NULL;
 }
 
 /* Takes `c` off its list (HEAD or IDLE); it is BUSY then. */
-static void conn_unlink(hb_admit_t *a, hb_conn_t *c)
+static void conn_unlink(hb_conn_t *c)
 {
-    conn_list_t *l = list_of(a, c);
-    if (l) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            l->first = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        else
-            l->last = c->prev;
-    }
-    c->prev = c->next = NULL;
+    hb_list_unlink(&c->link);
     c->state = C_BUSY;
 }
 
-/* Appends a BUSY `c` to the list of `state`. */
+/* Appends a BUSY `c` to the list of `state` (C_HEAD or C_IDLE). */
 static void conn_append(hb_admit_t *a, hb_conn_t *c, int state)
 {
-    conn_list_t *l;
     c->state = (uint8_t)state;
-    l = list_of(a, c);
-    c->prev = l->last;
-    c->next = NULL;
-    if (l->last)
-        l->last->next = c;
-    else
-        l->first = c;
-    l->last = c;
+    hb_list_push_tail(state == C_HEAD ? &a->heads : &a->idle, &c->link);
 }
 
 /* Closes a head or idle socket now (lws runs its close and WSI_DESTROY callbacks before
  * returning). */
-static void conn_kill(hb_admit_t *a, hb_conn_t *c)
+static void conn_kill(hb_conn_t *c)
 {
-    conn_unlink(a, c);
+    conn_unlink(c);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_HOLDING_AH, LWS_TO_KILL_SYNC);
 }
 
@@ -152,7 +133,7 @@ static void conn_kill(hb_admit_t *a, hb_conn_t *c)
  * one since its last answer) to make room; 0 when there is none old enough. */
 static int evict_oldest(hb_admit_t *a, lws_usec_t now)
 {
-    hb_conn_t *h = a->heads.first, *i = a->idle.first, *c;
+    hb_conn_t *h = conn_first(&a->heads), *i = conn_first(&a->idle), *c;
     if (h && now - h->accepted < EVICT_MIN_AGE_US)
         h = NULL;
     if (i && now - i->since < EVICT_MIN_AGE_US)
@@ -166,7 +147,7 @@ static int evict_oldest(hb_admit_t *a, lws_usec_t now)
                        "request",
                        "{s:I,s:s}", "limit", (json_int_t)a->edge->sock_limit, "state",
                        c->state == C_HEAD ? "no request yet" : "idle keep-alive");
-    conn_kill(a, c);
+    conn_kill(c);
     return 1;
 }
 
@@ -217,6 +198,7 @@ static void adopt(hb_admit_t *a, int fd, const struct sockaddr_storage *ss, lws_
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
     }
     c = hb_xcalloc(1, sizeof(*c));
+    hb_list_init(&c->link);
     c->accepted = now;
     c->deadline = now + (lws_usec_t)cfg->handshake_timeout * LWS_USEC_PER_SEC;
     if (cfg->max_connections_per_ip) {
@@ -287,7 +269,7 @@ void hb_admit_served(hb_admit_t *a, struct lws *wsi)
     if (!c)
         return;
     c->served = 1;
-    conn_unlink(a, c);
+    conn_unlink(c);
 }
 
 int hb_admit_was_served(hb_admit_t *a, struct lws *wsi)
@@ -313,7 +295,7 @@ int hb_admit_closed_head(hb_admit_t *a, struct lws *wsi)
         return 0;
     c->served = 1;
     c->no_count = 1;
-    conn_unlink(a, c);
+    conn_unlink(c);
     return 1;
 }
 
@@ -334,7 +316,7 @@ void hb_admit_destroyed(hb_admit_t *a, struct lws *wsi)
     c = hb_dict_del(a->conns, &wsi, sizeof(wsi));
     if (!c)
         return;
-    conn_unlink(a, c);
+    conn_unlink(c);
     if (c->bucket)
         atomic_fetch_sub(&ip_count[c->bucket - 1], 1);
     atomic_fetch_sub_explicit(&a->edge->stats.sockets, 1, memory_order_relaxed);
@@ -351,8 +333,8 @@ void hb_admit_tick(hb_admit_t *a)
     hb_conn_t *c;
     /* the list is in accept order and every head has the same budget: stop at the first
      * one still within it */
-    while ((c = a->heads.first) && c->deadline <= now)
-        conn_kill(a, c);
+    while ((c = conn_first(&a->heads)) && c->deadline <= now)
+        conn_kill(c);
 }
 
 hb_admit_t *hb_admit_new(hb_edge_t *edge, struct lws_vhost *vhost, int listen_fd, int tls)
@@ -364,6 +346,8 @@ hb_admit_t *hb_admit_new(hb_edge_t *edge, struct lws_vhost *vhost, int listen_fd
     a->listen_fd = listen_fd;
     a->tls = tls;
     a->conns = hb_dict_new();
+    hb_list_init(&a->heads);
+    hb_list_init(&a->idle);
     a->listener = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "http", NULL);
     if (!a->listener) {
         hb_dict_free(a->conns);

@@ -181,9 +181,8 @@ void brefill__kick(hb_broker_t *b, btopic_t *t)
             t->backfill_inflight = 0;
         }
     }
-    while (t->waiting) {
-        hreq_t *q = t->waiting;
-        t->waiting = q->next;
+    for (hb_list_t *n; (n = hb_list_pop_head(&t->waiting));) {
+        hreq_t *q = hb_list_container(n, hreq_t, link);
         q->sub_id = t->sub_id;
         history__send(b, q);
     }

@@ -118,10 +118,7 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         if (t->state == T_IDLE && t->want)
             btopic__subscribe(b, t);
         /* keep FIFO order */
-        hreq_t **pp = &t->waiting;
-        while (*pp)
-            pp = &(*pp)->next;
-        *pp = h;
+        hb_list_push_tail(&t->waiting, &h->link);
         brefill__kick(b, t);
         break;
     }

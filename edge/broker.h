@@ -20,6 +20,7 @@
 #include "edge.h"
 #include "hb_backoff.h"
 #include "hb_dict.h"
+#include "hb_list.h"
 #include "hb_time.h"
 #include "hb_script.h"
 #include "rconn.h"
@@ -43,7 +44,7 @@ typedef hb_rconn_t hb_conn_t;
 
 /* A client's history request, parked until its topic is subscribed. */
 typedef struct hreq {
-    struct hreq *next;
+    hb_list_t link; /* in btopic_t.waiting */
     int thread;
     uint64_t client_id;
     char topic[HB_TOPIC_MAX + 1];
@@ -89,7 +90,7 @@ typedef struct btopic {
     char reset_ep[HB_EPOCH_MAX + 1];   /* the refill found this stream gone (reset): "" none */
     size_t nheld, cap_held;
     int held_dropped;    /* a live event was dropped at the hold bound: the refill reads on */
-    hreq_t *waiting;     /* history requests waiting for the subscription */
+    hb_list_t waiting;   /* history requests waiting for the subscription (hreq_t.link), FIFO */
     double asked_at;     /* hb_now() when the topic was created (a client asked for it) */
     uint64_t asked_ms;   /* and the wall clock then, ms (Redis stream IDs are its clock) */
     int asked_unready;   /* Redis was not fully connected then (its subscription must wait) */

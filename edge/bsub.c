@@ -37,7 +37,7 @@ static void on_prior_position(redisAsyncContext *ac, void *reply, void *priv)
         brefill__record_pos(t, r->element[3], r->element[0]);
     if (t->state != T_IDLE)
         return;
-    if (t->want || t->waiting)
+    if (t->want || !hb_list_empty(&t->waiting))
         btopic__subscribe(b, t); /* without a position (Redis went away): see topic_subscribed */
     else
         btopic__free(b, t); /* nobody wants it any more (kept for this reply: handle_req) */

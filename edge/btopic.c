@@ -38,6 +38,7 @@ btopic_t *btopic__get(hb_broker_t *b, const char *name, size_t len, int create)
     t = hb_xcalloc(1, sizeof(*t));
     memcpy(t->name, name, len);
     t->len = len;
+    hb_list_init(&t->waiting);
     t->asked_at = hb_now();
     t->asked_unready = !hb_rc_ready(b);
     {
@@ -58,9 +59,8 @@ void btopic__free(hb_broker_t *b, btopic_t *t)
         hb_msg_unref(t->held[i]);
     free(t->held);
     free(t->held_ep);
-    while (t->waiting) {
-        hreq_t *r = t->waiting;
-        t->waiting = r->next;
+    for (hb_list_t *n; (n = hb_list_pop_head(&t->waiting));) {
+        hreq_t *r = hb_list_container(n, hreq_t, link);
         hb_hflag_unref(r->cancel);
         free(r);
     }

@@ -45,6 +45,8 @@ void hb_client_init(hb_client_t *c, hb_svc_t *s, struct lws *wsi)
     c->wsi = wsi;
     c->id = ++s->next_id;
     hb_list_init(&c->wd_link);
+    hb_list_init(&c->bl_link);
+    hb_list_init(&c->flush_link);
 }
 
 hb_creq_t *hb_creq(hb_client_t *c)

@@ -14,7 +14,7 @@
 
 /**
  * hb_svc_flush() - write, once a broker batch is processed (s->batching back to 0), to every
- * client the batch queued to (s->flush_head): one coalesced write each when lws holds none of
+ * client the batch queued to (s->flush): one coalesced write each when lws holds none of
  * its earlier output, else a writable callback. A client whose write fails is closed
  * (hb_client_close(), "write failed"); nothing is returned. Empties the flush list.
  */
@@ -28,7 +28,7 @@ void hb_svc_flush(hb_svc_t *s);
 unsigned long long hb_client_backlog_sample(hb_svc_t *s);
 
 /** hb_client_unlist() - the start of hb_client_cleanup(): @c leaves the flush list, the
- * --write-delay-ms held list and the backlog. O(1) but for the flush list (a walk). */
+ * --write-delay-ms held list and the backlog. O(1). */
 void hb_client_unlist(hb_svc_t *s, hb_client_t *c);
 
 /* ---- client.c ---- */

@@ -39,45 +39,25 @@ static void flush_add(hb_svc_t *s, hb_client_t *c)
     if (c->flush_listed)
         return;
     c->flush_listed = 1;
-    c->flush_next = NULL;
-    if (s->flush_tail)
-        s->flush_tail->flush_next = c;
-    else
-        s->flush_head = c;
-    s->flush_tail = c;
+    hb_list_push_tail(&s->flush, &c->flush_link);
 }
 
 /* Takes a client off the flush list (it is being cleaned up). */
-static void flush_remove(hb_svc_t *s, hb_client_t *c)
+static void flush_remove(hb_client_t *c)
 {
-    hb_client_t *prev = NULL;
     if (!c->flush_listed)
         return;
-    for (hb_client_t *x = s->flush_head; x; prev = x, x = x->flush_next) {
-        if (x != c)
-            continue;
-        if (prev)
-            prev->flush_next = c->flush_next;
-        else
-            s->flush_head = c->flush_next;
-        if (s->flush_tail == c)
-            s->flush_tail = prev;
-        break;
-    }
+    hb_list_unlink(&c->flush_link);
     c->flush_listed = 0;
-    c->flush_next = NULL;
 }
 
 /* Writes to every listed client what the batch queued (see flush_direct_ok()). */
 void hb_svc_flush(hb_svc_t *s)
 {
-    hb_client_t *c;
-    while ((c = s->flush_head)) {
+    hb_list_t *n;
+    while ((n = hb_list_pop_head(&s->flush))) {
+        hb_client_t *c = hb_list_container(n, hb_client_t, flush_link);
         int rc;
-        s->flush_head = c->flush_next;
-        if (!s->flush_head)
-            s->flush_tail = NULL;
-        c->flush_next = NULL;
         c->flush_listed = 0;
         if (!c->qlen || !flush_direct_ok(c))
             continue;
@@ -105,24 +85,14 @@ static void backlog_add(hb_svc_t *s, hb_client_t *c)
     if (c->bl_listed)
         return;
     c->bl_listed = 1;
-    c->bl_prev = NULL;
-    c->bl_next = s->backlog;
-    if (s->backlog)
-        s->backlog->bl_prev = c;
-    s->backlog = c;
+    hb_list_push_head(&s->backlog, &c->bl_link);
 }
 
-static void backlog_remove(hb_svc_t *s, hb_client_t *c)
+static void backlog_remove(hb_client_t *c)
 {
     if (!c->bl_listed)
         return;
-    if (c->bl_prev)
-        c->bl_prev->bl_next = c->bl_next;
-    else
-        s->backlog = c->bl_next;
-    if (c->bl_next)
-        c->bl_next->bl_prev = c->bl_prev;
-    c->bl_prev = c->bl_next = NULL;
+    hb_list_unlink(&c->bl_link);
     c->bl_listed = 0;
 }
 
@@ -130,14 +100,16 @@ static void backlog_remove(hb_svc_t *s, hb_client_t *c)
 unsigned long long hb_client_backlog_sample(hb_svc_t *s)
 {
     unsigned long long queued = 0;
-    for (hb_client_t *c = s->backlog, *next; c; c = next) {
-        next = c->bl_next;
+    hb_list_t *n, *next;
+    hb_list_foreach_safe(n, next, &s->backlog)
+    {
+        hb_client_t *c = hb_list_container(n, hb_client_t, bl_link);
         queued += c->qlen;
         if (!c->qlen) {
             /* idle since at least the last tick: its queue array goes too (an idle client
              * keeps none; the next push makes one). Here rather than after each write, so a
              * busy client does not free and make it again for every event. */
-            backlog_remove(s, c);
+            backlog_remove(c);
             free(c->q);
             c->q = NULL;
             c->qcap = c->qhead = 0;
@@ -301,7 +273,8 @@ void hb_client_drained(hb_client_t *c)
  * backlog. */
 void hb_client_unlist(hb_svc_t *s, hb_client_t *c)
 {
-    flush_remove(s, c);
+    (void)s;
+    flush_remove(c);
     wdelay_remove(c);
-    backlog_remove(s, c);
+    backlog_remove(c);
 }

@@ -120,8 +120,9 @@ static void svc_process_inbox(hb_svc_t *s)
         unsigned i = 0;
         s->draining = 1;
         while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
-            for (hb_sub_t *u = ((ltopic_t *)v)->head; u; u = u->tnext) {
-                hb_client_t *c = u->c;
+            ltopic_t *t = v;
+            for (hb_list_t *l = t->subs.next; l != &t->subs; l = l->next) {
+                hb_client_t *c = hb_list_container(l, hb_sub_t, tlink)->c;
                 if (c->closing || c->close_after_flush || !c->ops->drain)
                     continue;
                 c->ops->drain(c, i++); /* the transport's way (SSE: a jittered retry) */
@@ -379,6 +380,8 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
     hb_list_init(&s->wd_held);
+    hb_list_init(&s->flush);
+    hb_list_init(&s->backlog);
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);

@@ -37,7 +37,7 @@ typedef struct hb_sub hb_sub_t;
 typedef struct ltopic {
     char name[HB_TOPIC_MAX + 1];
     size_t len;
-    hb_sub_t *head; /* subscriptions */
+    hb_list_t subs; /* subscriptions (hb_sub_t.tlink), newest first */
     size_t nsubs;
     uint64_t seq; /* last EVENT sequence seen, to detect a dropped hand-off */
     int have_seq;
@@ -50,7 +50,7 @@ typedef struct ltopic {
 struct hb_sub {
     hb_client_t *c;
     ltopic_t *t;
-    hb_sub_t *tprev, *tnext; /* in t->head */
+    hb_list_t tlink;         /* in t->subs */
     uint64_t token;          /* key in svc->pending while history is read */
     hb_sub_t *hnext;         /* in c->hwait while HB_HREAD_QUEUED */
     hb_cursor_t hcur;        /* where the first page starts (later pages: after `last`) */
@@ -154,7 +154,7 @@ struct hb_client {
         lws_usec_t last_write; /* SSE: when it last wrote (heartbeat) */
         uint64_t rx_tick;      /* WS: wheel tick of the peer's last frame (keepalive) */
     };
-    hb_client_t *bl_prev, *bl_next; /* in svc->backlog while its queue is not empty */
+    hb_list_t bl_link; /* in svc->backlog while its queue is not empty (bl_listed) */
     /* a publish body (its length in x) or a WebSocket message being gathered; none kept
      * between messages */
     char *rx;
@@ -173,8 +173,8 @@ struct hb_client {
     hb_sub_t *hwait_head, *hwait_tail;
     hb_pending_t *hcancel;
     hb_client_t *hq_next; /* in svc->hq_head */
-    /* written right after the broker batch that queued to it (svc->flush_head, flush_listed) */
-    hb_client_t *flush_next;
+    /* written right after the broker batch that queued to it (svc->flush, flush_listed) */
+    hb_list_t flush_link;
     /* --write-delay-ms (cwrite.c): in svc->wd_held until wd_last + the delay; wd_last is when
      * its queue was last released to the writer (0: never). The node is initialised by
      * hb_client_init(); a client lws zeroed and no request reached has next == NULL (not held
@@ -214,14 +214,16 @@ struct hb_svc {
     /* while a batch of broker messages is processed: clients it queued to, written once the
      * batch is done instead of through one writable callback each (hb_svc_flush, cwrite.c) */
     int batching;
-    hb_client_t *flush_head, *flush_tail;
+    hb_list_t flush; /* of hb_client_t.flush_link, in the order they were queued to */
     /* --write-delay-ms (cwrite.c): clients whose write waits (hb_client_t.wd_link), in the
      * order they were held, and the timer of the first one */
     hb_list_t wd_held;
     lws_sorted_usec_list_t sul_wd;
     unsigned ticks;
     hb_wheel_t wheel;     /* SSE clients' timers, in HB_SVC_TICK_US ticks */
-    hb_client_t *backlog; /* clients that had a queue at the last sample (queued gauge) */
+    /* clients that had a queue at the last sample (queued gauge), of hb_client_t.bl_link,
+     * newest first */
+    hb_list_t backlog;
     int topics_dirty;     /* a topic's SUB/UNSUB waits for a retry */
     int peer_ep;          /* epoll set of the SSE sockets, readable when a peer hangs up */
     /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting

@@ -65,14 +65,12 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
         t = hb_xcalloc(1, sizeof(*t));
         memcpy(t->name, name, len);
         t->len = len;
+        hb_list_init(&t->subs);
         hb_dict_set(s->topics, name, len, t);
     }
     u->c = c;
     u->t = t;
-    u->tnext = t->head;
-    if (t->head)
-        t->head->tprev = u;
-    t->head = u;
+    hb_list_push_head(&t->subs, &u->tlink);
     if (t->nsubs++ == 0 && !t->told)
         topic_tell_broker(s, t, HB_REQ_SUB);
     hb_svc_count(&s->subscriptions, 1);
@@ -121,12 +119,7 @@ void hb_sub_remove(hb_client_t *c, hb_sub_t *u)
     hb_svc_t *s = c->svc;
     ltopic_t *t = u->t;
     hb_hread_cancel(u);
-    if (u->tprev)
-        u->tprev->tnext = u->tnext;
-    else
-        t->head = u->tnext;
-    if (u->tnext)
-        u->tnext->tprev = u->tprev;
+    hb_list_unlink(&u->tlink);
     if (--t->nsubs == 0) {
         if (t->told)
             topic_tell_broker(s, t, HB_REQ_UNSUB);
@@ -184,28 +177,34 @@ static void sub_pend(hb_sub_t *u, hb_msg_t *m)
 void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
 {
     ltopic_t *t = hb_dict_get(s->topics, m->topic, m->topic_len);
-    hb_sub_t *u, *next;
+    hb_list_t *n, *next;
+    hb_sub_t *u;
     if (!t)
         return;
     if (m->sync) {
         /* the broker dropped an event of this topic for us (our queue was full) if our
          * sequence is behind its own: the clients resume from history */
         if (t->have_seq && m->seq != t->seq) {
-            for (u = t->head; u; u = u->tnext)
-                hb_client_close(u->c, "event lost in hand-off", 1011);
+            for (n = t->subs.next; n != &t->subs; n = n->next)
+                hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c, "event lost in hand-off",
+                                1011);
             t->seq = m->seq;
         }
         return;
     }
     if (t->have_seq && m->seq != t->seq + 1) {
         /* An event for this topic was dropped on the way: its clients resume from history. */
-        for (u = t->head; u; u = u->tnext)
-            hb_client_close(u->c, "event lost in hand-off", 1011);
+        for (n = t->subs.next; n != &t->subs; n = n->next)
+            hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c, "event lost in hand-off",
+                            1011);
     }
     t->seq = m->seq;
     t->have_seq = 1;
-    for (u = t->head; u; u = next) {
-        next = u->tnext;
+    /* one pointer chase per subscription; next is taken first, so the body may remove u (not
+     * hb_list_foreach_safe(), which would read the head's next after the last one) */
+    for (n = t->subs.next; n != &t->subs; n = next) {
+        next = n->next;
+        u = hb_list_container(n, hb_sub_t, tlink);
         if (u->c->closing)
             continue;
         if (u->resuming)
