@@ -103,31 +103,8 @@ def check_circles(layer_of, uses, owner):
             if m and m != n and m in edges:
                 edges[n].add(m)
                 via.setdefault((n, m), set()).add(s)
-    index, low, stack, on, comps = {}, {}, [], set(), []
-
-    def visit(v):  # Tarjan
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in sorted(edges[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                comps.append(sorted(comp))
-    for v in files:
-        if v not in index:
-            visit(v)
+    from callgraph import sccs  # the one Tarjan (callgraph.py imports nm() from here)
+    comps = [c for c in sccs(files, edges) if len(c) > 1]
     out = []
     for c in comps:
         closing = ["%s.c -> %s.c (%s)" % (a, b, ", ".join(sorted(via[(a, b)])[:3]))

@@ -341,6 +341,27 @@ def wait_live_subscribed(r, topic, n=1, timeout=10.0):
     wait_until(ok, timeout, what="%d subscriber(s) on %s" % (n, ch))
 
 
+def raw_listeners(r):
+    """Clients subscribed to a pattern (the edges' raw-ingest connections)."""
+    return r.cmd("CLIENT", "LIST").decode().count(" psub=1 ")
+
+
+def client_ids(r):
+    """{name: client id} of Redis's named connections (the edges name theirs
+    herald-<node id>-<cmd|sub|ingest|node>)."""
+    out = {}
+    for line in r.cmd("CLIENT", "LIST").decode().splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+        if f.get("name"):
+            out[f["name"]] = f["id"]
+    return out
+
+
+def stored_data(r, topic):
+    """The `d` field (str) of every entry of topic's stream, in stream order."""
+    return [d.get("d", b"").decode() for _, d in xrange(r, topic)]
+
+
 def lease_holder(r):
     """The node id of the ingest leader (token '<node id>:...'), or None."""
     tok = r.cmd("GET", LEASE_KEY)

@@ -14,17 +14,10 @@ import signal
 import time
 
 import harness
-from harness import HeraldTestCase, lease_holder, wait_until, xrange
+from harness import HeraldTestCase, lease_holder, raw_listeners, stored_data, wait_until
 
 TOPIC = "rawlib"
 
-
-def raw_listeners(r):
-    return r.cmd("CLIENT", "LIST").decode().count(" psub=1 ")
-
-
-def stored(r):
-    return [d.get("d", b"").decode() for _, d in xrange(r, TOPIC)]
 
 
 class RawAcrossLibraryFlush(HeraldTestCase):
@@ -38,7 +31,7 @@ class RawAcrossLibraryFlush(HeraldTestCase):
         self.edge(srv, "edge-2", args)
         wait_until(lambda: raw_listeners(r) == 2, 10, what="both edges on raw channels")
         self.assertEqual(r.publish(TOPIC, "warm-up"), 2)
-        wait_until(lambda: stored(r) == ["warm-up"], 10, what="warm-up stored")
+        wait_until(lambda: stored_data(r, TOPIC) == ["warm-up"], 10, what="warm-up stored")
         time.sleep(1.5)  # edge-2 has listened for --lease-ms: it may take over
         lib = r.cmd("FUNCTION", "DUMP")
 
@@ -55,8 +48,7 @@ class RawAcrossLibraryFlush(HeraldTestCase):
         e1.kill(signal.SIGKILL)  # whatever edge-2 still keeps, it stores as the next leader
         wait_until(lambda: lease_holder(r) == "edge-2", 30, what="edge-2 leading")
         time.sleep(2.0)
-        got = [x for x in stored(r) if x.startswith("m-")]
-        self.assertEqual(got, ["m-%d" % i for i in range(5)],
+        self.assertEqual(stored_data(r, TOPIC), ["warm-up"] + ["m-%d" % i for i in range(5)],
                          "every raw message once, in publish order")
 
 

@@ -18,14 +18,10 @@ import signal
 import time
 
 import harness
-from harness import HeraldTestCase, lease_holder, scrape, wait_until, xrange
+from harness import HeraldTestCase, raw_listeners, lease_holder, scrape, wait_until, xrange
 
 TOPIC = "rawresub"
 
-
-def raw_listeners(r):
-    """Clients subscribed to a pattern (the edges' raw-ingest connections)."""
-    return r.cmd("CLIENT", "LIST").decode().count(" psub=1 ")
 
 
 class RawAfterPartialResubscription(HeraldTestCase):

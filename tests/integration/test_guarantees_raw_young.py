@@ -14,14 +14,11 @@ import signal
 import time
 
 import harness
-from harness import HeraldTestCase, lease_holder, wait_until, xrange
+from harness import HeraldTestCase, raw_listeners, lease_holder, wait_until, xrange
 from proxykit import SilencingProxy
 
 TOPIC = "rawyoung"
 
-
-def raw_listeners(r):
-    return r.cmd("CLIENT", "LIST").decode().count(" psub=1 ")
 
 
 class YoungEdgeAfterTheLostLeader(HeraldTestCase):
