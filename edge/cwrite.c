@@ -59,8 +59,12 @@ void hb_svc_flush(hb_svc_t *s)
         hb_client_t *c = hb_list_container(n, hb_client_t, flush_link);
         int rc;
         c->flush_listed = 0;
-        if (!c->qlen || !flush_direct_ok(c))
+        if (!flush_direct_ok(c))
             continue;
+        if (!c->qlen) {
+            hb_client_drained(c); /* written early (write_early()) or by its writable callback */
+            continue;
+        }
         if (lws_partial_buffered(c->wsi)) {
             /* choked: lws sends its rest on POLLOUT, then calls the writable callback */
             lws_callback_on_writable(c->wsi);
@@ -224,6 +228,50 @@ static void wdelay_remove(hb_client_t *c)
 
 /* ---- the queue ---- */
 
+static int over_bound(const hb_svc_t *s, const hb_client_t *c, uint32_t charge)
+{
+    return c->qlen >= (uint32_t)s->edge->cfg.client_queue_max ||
+           (size_t)c->qcharge + charge > (size_t)s->edge->cfg.client_queue_bytes;
+}
+
+/*
+ * c's queue is at its bound. The bound is on what the client did not read: a client is cut
+ * off as slow only when its socket did not take what it was given, never for events this
+ * thread gathered before writing (a broker batch larger than the bound, a refill's held events
+ * and its last page, a resume's held live events: all queued before the flush that follows the
+ * batch, or held by --write-delay-ms). So unless lws still holds unsent output (the socket is
+ * full), c is written now, from here, until it is within the bound for one more frame of
+ * `charge` or the socket takes no more, and the caller checks the bound again. 0 when a write was
+ * made, -1 when none could be (the caller cuts c off) or it failed (c is closing). Not from
+ * c's own writer (a write does not push to its client); hb_client_drained() is left to the
+ * flush after the batch or to the writable callback, not called from inside a fan-out or a
+ * history page.
+ */
+static int write_early(hb_svc_t *s, hb_client_t *c, uint32_t charge)
+{
+    if (!flush_direct_ok(c) || !c->wsi || lws_partial_buffered(c->wsi))
+        return -1;
+    if (hb_wdelay_held(c)) {
+        hb_list_unlink(&c->wd_link); /* coalescing never costs a client its connection */
+        c->wd_last = lws_now_usecs();
+    }
+    do {
+        uint32_t before = c->qlen;
+        if (c->ops->write(s, c, c->wsi)) {
+            hb_client_close(c, "write failed", 0);
+            return -1;
+        }
+        if (c->qlen == before)
+            break;
+    } while (over_bound(s, c, charge) && !lws_partial_buffered(c->wsi));
+    /* what follows a write: the flush after the batch, or the writable callback outside one */
+    if (s->batching)
+        flush_add(s, c);
+    else
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
 /* Queues one shared buffer (taking new refs). 0, or -1 when the client was cut off. */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl)
 {
@@ -231,8 +279,7 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     uint32_t charge = hb_client_charge(hb_buf_len(b), s->edge->cfg.client_queue_bytes);
     if (c->closing)
         return -1;
-    if (c->qlen >= (uint32_t)s->edge->cfg.client_queue_max ||
-        (size_t)c->qcharge + charge > (size_t)s->edge->cfg.client_queue_bytes) {
+    if (over_bound(s, c, charge) && (write_early(s, c, charge) || over_bound(s, c, charge))) {
         atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
         hb_client_close(c, "slow consumer: queue limit reached", 1008);
         return -1;

@@ -66,6 +66,9 @@ struct hb_sub {
      * next poll reads them from history) and the answer goes out though resuming is set */
     unsigned poll_full : 1;
     unsigned htail : 1; /* the first read wants only the tail cursor */
+    /* more live events than --client-queue-max arrived while history was read: they were
+     * dropped (history has them) and the read goes on past the page that was out */
+    unsigned pend_over : 1;
 };
 
 /* One queued frame: a ref to a shared buffer (and, for multi-topic SSE, to its cursor).

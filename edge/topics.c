@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hb_log.h"
 #include "hb_mem.h"
 #include "hread.h"
+
+#define MOD "service"
 
 /* ---- local topics ---- */
 
@@ -163,9 +166,16 @@ static void sub_pend(hb_sub_t *u, hb_msg_t *m)
     if (u->poll_full)
         return; /* read from history by the next poll */
     if (u->npend >= (uint32_t)s->edge->cfg.client_queue_max) {
-        atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
-        hb_client_close(u->c, "too many live events while resuming", 1008);
-        return;
+        /* More live events arrived during the read than a client may have queued. They are
+         * all stored (a live event is published after its XADD): dropped here and read from
+         * history after the page that was last asked for (u->pend_over), as the broker's
+         * refill does with its held events. The client is not cut off for them: it has not
+         * been given them yet. */
+        hb_log_ratelimited("pend-over", 1000, HB_LOG_INFO, MOD,
+                           "live events beyond the queue bound while resuming: read from history",
+                           "{s:s%}", "topic", u->t->name, u->t->len);
+        sub_release_pend(u);
+        u->pend_over = 1;
     }
     if (u->npend == u->cappend) {
         u->cappend = u->cappend ? u->cappend * 2 : 8;
@@ -330,6 +340,13 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
         sub_release_pend(u);
         u->poll_full = 1;
         lws_callback_on_writable(c->wsi); /* answers (poll.c, its writable hook) */
+        return;
+    }
+    if (u->pend_over) {
+        /* live events were dropped while this page was out: history has them (sub_pend()) */
+        u->pend_over = 0;
+        sub_release_pend(u);
+        hb_hread_next(u, c->qbytes > q0 ? c->qbytes - q0 : 0, m->n);
         return;
     }
     sub_finish_resume(u);
