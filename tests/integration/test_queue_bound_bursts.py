@@ -15,6 +15,7 @@ import time
 import harness
 from harness import HeraldTestCase, fcall_publish, split_cursor, wait_live_subscribed, wait_until
 from proxykit import RefillHoldingProxy
+from test_ws_protocol import WSTestCase
 
 TOPIC = "qb.t"
 ARGS = ["--ingest", "off", "--client-queue-max", "16", "--client-queue-bytes", "1048576"]
@@ -85,6 +86,23 @@ class QueueBoundBursts(HeraldTestCase):
         self.assertEqual((split_cursor(e.id)[0], e.data), (sid, "e-70"), "live again, once")
         m = harness.scrape(h.port)
         self.assertEqual(m.get("herald_slow_disconnects_total", 0), 0,
+                         "nobody was cut off as slow")
+
+
+class QueueBoundBurstsWS(WSTestCase):
+
+    def test_a_burst_beyond_the_queue_bound_reaches_a_websocket_reader(self):
+        self.start(ARGS)
+        ws = self.ws(self.h)
+        self.subscribe(ws, TOPIC, rid=1)
+        wait_live_subscribed(self.r, TOPIC)
+        for burst in range(5):
+            payloads = ["b%d-%d" % (burst, i) for i in range(64)]
+            ids = publish_burst(self.r, TOPIC, payloads)
+            got = [ws.recv_json(timeout=20 * harness.SCALE) for _ in ids]
+            self.assertEqual(got, [self.expected(TOPIC, s, p) for s, p in zip(ids, payloads)],
+                             "every event once, in order")
+        self.assertEqual(harness.scrape(self.h.port).get("herald_slow_disconnects_total", 0), 0,
                          "nobody was cut off as slow")
 
 
