@@ -2,6 +2,7 @@
  * keepalive, long-poll timeouts (service.h: hb_ctimer_*, hb_svc_poll_timer). {service thread} */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,21 +30,40 @@ static uint64_t svc_tick_of(lws_usec_t us)
 
 /*
  * lws 4.1 never reads an h1 connection while its (endless) SSE response is open, so it does not
- * see the peer go away until a write fails, and it polls such a socket for input in a loop.
+ * see the peer go away until a write fails; left to itself, it polls such a socket for input in
+ * a loop: once the peer sent its FIN (readable for good, level-triggered) the thread spins
+ * until the peer is found gone. (Turning lws' input off, lws_rx_flow_control(), would stop it,
+ * but lws 4.1 then no longer services the socket's POLLOUT either.)
  * Each SSE socket is also in the thread's epoll set peer_ep (level-triggered, for input or a
  * hang-up), which the housekeeping tick asks without waiting: only sockets that became
  * readable come back, and end of stream, an error or any bytes (an SSE client has nothing to
- * send) close them within a tick. Nothing is done for the others. (Without the set, when
- * epoll_create1() failed, every SSE socket is peeked once a second from its timer.)
+ * send) close them. The set is itself in the loop (a duplicate of its descriptor adopted by lws
+ * as a raw file, s->peer_wsi): a peer that hangs up is closed in the loop's next turn, so lws'
+ * spin on its socket lasts a turn or two; the tick asks too (the set could not be adopted, or
+ * more than a round's worth was ready). Under a churn of hang-ups the spin had taken 94 % of a
+ * core until the tick came (test_sse_hangup_spin). Nothing is done for the others. (Without the
+ * set, when epoll_create1() failed, every SSE socket is peeked once a second from its timer.)
  */
-static int sse_peer_gone(hb_client_t *c)
+static void sse_watch(hb_client_t *c, int add);
+
+/* 1 when c's peer hung up or sent bytes: c is closed (bytes on a waiting long-poll are its
+ * next request: it only leaves the set). With `now`, at once (c is freed: lws
+ * would otherwise spin on the socket until its next timeout check, which an I/O callback does
+ * not bring forward); only where no lws or wheel code is walking c (not from c's own timer). */
+static int sse_peer_gone(hb_client_t *c, int now)
 {
     char b;
-    int fd = lws_get_socket_fd(c->wsi);
+    struct lws *wsi = c->wsi;
+    int fd = lws_get_socket_fd(wsi);
     ssize_t n = fd < 0 ? 0 : recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return 0;
+    sse_watch(c, 0); /* reported no more */
+    if (n > 0 && c->ops && c->ops->answer)
+        return 0; /* a long-poll's next request, pipelined: lws reads it after the answer */
     hb_client_close(c, n > 0 ? "unexpected input on an SSE stream" : "peer closed", 0);
+    if (now)
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
     return 1;
 }
 
@@ -58,7 +78,7 @@ static void sse_watch(hb_client_t *c, int add)
     (void)epoll_ctl(s->peer_ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev);
 }
 
-/* The SSE sockets that became readable since the last tick: at most 1024 a tick. */
+/* The SSE sockets that became readable: at most 1024 a call. */
 static void sse_peers_check(hb_svc_t *s)
 {
     struct epoll_event ev[64];
@@ -66,8 +86,10 @@ static void sse_peers_check(hb_svc_t *s)
         int n = epoll_wait(s->peer_ep, ev, 64, 0);
         for (int i = 0; i < n; i++) {
             hb_client_t *c = ev[i].data.ptr;
-            if (!c->closing) /* a closing one is reported until lws closes it: skipped */
-                sse_peer_gone(c);
+            if (!c->closing)
+                sse_peer_gone(c, 1); /* from the set's callback or the tick: nobody walks c */
+            else
+                sse_watch(c, 0); /* closing: lws closes it, nothing to find */
         }
         if (n < 64)
             break;
@@ -93,7 +115,7 @@ void hb_ctimer_sse_fire(hb_client_t *c, lws_usec_t now)
     lws_usec_t hb = (lws_usec_t)c->svc->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
     if (c->closing || c->close_after_flush)
         return; /* its last frames are on their way, or it is closed */
-    if (c->svc->peer_ep < 0 && sse_peer_gone(c))
+    if (c->svc->peer_ep < 0 && sse_peer_gone(c, 0))
         return;
     if (c->qlen == 0 && now - c->last_write >= hb - HB_SVC_TICK_US)
         hb_client_push(c, c->svc->hb_frame, NULL, 0, 1);
@@ -166,8 +188,22 @@ static void timer_fire(hb_wheel_node_t *n, void *arg)
 
 void hb_ctimer_init(hb_svc_t *s)
 {
+    int fd;
     s->peer_ep = epoll_create1(EPOLL_CLOEXEC); /* -1: SSE peers are peeked once a second */
+    s->peer_wsi = NULL;
     hb_wheel_init(&s->wheel, svc_tick_of(lws_now_usecs()));
+    /* lws closes what it adopted: it gets a duplicate, peer_ep stays ours */
+    if (s->peer_ep >= 0 && s->vhost && (fd = fcntl(s->peer_ep, F_DUPFD_CLOEXEC, 0)) >= 0) {
+        lws_sock_file_fd_type f = {.filefd = fd};
+        /* on failure lws may have closed fd already: left as it is (one descriptor at most) */
+        s->peer_wsi =
+            lws_adopt_descriptor_vhost(s->vhost, LWS_ADOPT_RAW_FILE_DESC, f, "http", NULL);
+    }
+}
+
+void hb_ctimer_peers_ready(hb_svc_t *s)
+{
+    sse_peers_check(s);
 }
 
 void hb_ctimer_free(hb_svc_t *s)
@@ -195,10 +231,15 @@ void hb_ctimer_sse_start(hb_client_t *c)
     sse_watch(c, 1);
 }
 
-void hb_ctimer_sse_end(hb_svc_t *s, hb_client_t *c)
+void hb_ctimer_peer_end(hb_svc_t *s, hb_client_t *c)
 {
     (void)s;
     sse_watch(c, 0);
+}
+
+void hb_ctimer_peer_watch(hb_client_t *c, int add)
+{
+    sse_watch(c, add);
 }
 
 void hb_ctimer_ws_start(hb_client_t *c)

@@ -73,6 +73,7 @@ const hb_transport_t hb_poll_ops = {
     .history_tail = poll_history_tail,
     .caught_up = poll_caught_up,
     .drain = poll_drain,
+    .end = hb_ctimer_peer_end,
 };
 
 void hb_poll_on_timer(hb_client_t *c)
@@ -84,6 +85,7 @@ void hb_poll_on_timer(hb_client_t *c)
         return;
     next = c->x->poll_next;
     hb_svc_poll_timer(c, 0);
+    hb_ctimer_peer_watch(c, 0); /* answered: lws reads the connection again */
     body = malloc(cap + c->qlen);
     if (!body) {
         hb_client_close(c, "out of memory", 0);
@@ -160,5 +162,8 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
         hb_svc_poll_timer(c, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
     hb_sub_add(c, name, tlen, has ? &cur : NULL, !has);
     lws_http_headers_detach(wsi);
+    /* lws does not read the connection while the answer is open, yet polls it: a hang-up is
+     * found (and the poll closed at once) by the peer set, not by a spin until the timeout */
+    hb_ctimer_peer_watch(c, 1);
     return 0;
 }

@@ -196,10 +196,14 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             evf.brk(s->evloop, EVBREAK_ALL);
         return 0;
     case LWS_CALLBACK_RAW_RX_FILE:
-        if (s)
+        if (s && wsi == s->peer_wsi)
+            hb_ctimer_peers_ready(s);
+        else if (s)
             hb_admit_accept(s->admit);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (s && wsi == s->peer_wsi)
+            s->peer_wsi = NULL;
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         if (s && s->admit)

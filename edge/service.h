@@ -229,6 +229,7 @@ struct hb_svc {
     hb_list_t backlog;
     int topics_dirty;     /* a topic's SUB/UNSUB waits for a retry */
     int peer_ep;          /* epoll set of the SSE sockets, readable when a peer hangs up */
+    struct lws *peer_wsi; /* a duplicate of peer_ep in the loop (ctimer.c); NULL: not adopted */
     /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting
      * for one of these slots; the two counts are published every 250 ms for /metrics */
     unsigned hreads, hwaiting;
@@ -362,6 +363,9 @@ void hb_svc_poll_timer(hb_client_t *c, lws_usec_t us);
 /** hb_ctimer_init() - the thread's wheel and SSE peer set (hb_svc_new()); without an epoll set
  * (epoll_create1() failed) SSE sockets are peeked once a second instead. */
 void hb_ctimer_init(hb_svc_t *s);
+/** hb_ctimer_peers_ready() - LWS_CALLBACK_RAW_RX_FILE of s->peer_wsi: closes the SSE streams
+ * whose peers hung up or sent bytes (at most 1024 a call; the rest make it readable again). */
+void hb_ctimer_peers_ready(hb_svc_t *s);
 /** hb_ctimer_free() - closes the peer set; after lws_context_destroy() (cleanups use it). */
 void hb_ctimer_free(hb_svc_t *s);
 /** hb_ctimer_tick() - the housekeeping tick: fires the due timers, closes SSE streams whose
@@ -373,8 +377,12 @@ void hb_ctimer_end(hb_svc_t *s, hb_client_t *c);
 /* the timer hooks of the transports' tables (transport.h), here with the wheel they use */
 /** hb_ctimer_sse_start() - SSE start(): heartbeat timer, peer watch. */
 void hb_ctimer_sse_start(hb_client_t *c);
-/** hb_ctimer_sse_end() - SSE end(): out of the peer watch. */
-void hb_ctimer_sse_end(hb_svc_t *s, hb_client_t *c);
+/** hb_ctimer_peer_end() - SSE and long-poll end(): out of the peer watch. */
+void hb_ctimer_peer_end(hb_svc_t *s, hb_client_t *c);
+/** hb_ctimer_peer_watch() - @c's socket joins (add 1) or leaves the thread's peer set: a
+ * connection lws does not read while its answer is open (a waiting long-poll), whose hang-up
+ * must still be seen. Errors are ignored (without the set, only SSE is peeked). */
+void hb_ctimer_peer_watch(hb_client_t *c, int add);
 /** hb_ctimer_sse_fire() - SSE timer(): a heartbeat when one is due (a peer check without the
  * peer set), then the next timer. */
 void hb_ctimer_sse_fire(hb_client_t *c, lws_usec_t now);
