@@ -20,7 +20,8 @@
  *     redisAsyncFree). It has no retry loop of its own to share the backoff with: the cluster
  *     opens it when a topic of the node is wanted and its tick opens it again (cluster_sub.c,
  *     cluster_life.c); its connect timeout is the bufferevent's; the backoff arithmetic is
- *     already shared (common/hb_backoff.h).
+ *     already shared (common/hb_backoff.h), and so is the name (hb_rconn_client_name(): it
+ *     is herald-<node id>-ssub).
  *
  * ac->data is cfg.data, as the owner had it (every reply callback reads it). The rconn is
  * found from its context through its own libevent adapter: ac->ev.data is the rconn (hiredis
@@ -152,5 +153,15 @@ void hb_rconn_move(hb_rconn_t *r);
 
 /** hb_rconn_free_timers() - frees the two timers; the context must be gone (freed) first. */
 void hb_rconn_free_timers(hb_rconn_t *r);
+
+#define HB_RCONN_NAME_MAX 96 /* herald-<node id (< 64)>-<suffix>, NUL included */
+
+/**
+ * hb_rconn_client_name() - writes herald-<node id>-<suffix>, the name a connection gives itself
+ * with CLIENT SETNAME, into out (cap bytes, NUL-terminated); also for the connections off rconn
+ * (cluster_sub.c names psconn's). Any thread (reads only the config). Returns its length, or -1
+ * when it does not fit in cap (out is then "").
+ */
+int hb_rconn_client_name(char *out, size_t cap, const struct hb_edge *edge, const char *suffix);
 
 #endif
