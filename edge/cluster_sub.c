@@ -21,6 +21,7 @@
 #include "hb_slot.h"
 #include "hb_topic.h"
 #include "psconn.h"
+#include "rconn.h" /* hb_rconn_client_name */
 #include "resolve.h"
 
 #define MOD "cluster"
@@ -165,11 +166,15 @@ int cluster__sub_open(cnode_t *n)
 {
     hb_cluster_t *cl = n->cl;
     const char *addr;
+    char name[HB_RCONN_NAME_MAX]; /* herald-<node id>-ssub, for CLIENT LIST / CLIENT KILL */
     if (n->sub)
         return 0;
     addr = hb_resolver_addr(cl->b->resolver, n->host);
-    n->sub = addr ? hb_ps_connect(cl->b->base, addr, n->port, CONNECT_TIMEOUT_MS, on_sub_up,
-                                  on_sub_reply, n)
+    n->sub = addr ? hb_ps_connect(cl->b->base, addr, n->port, CONNECT_TIMEOUT_MS,
+                                  hb_rconn_client_name(name, sizeof(name), cl->b->edge, "ssub") > 0
+                                      ? name
+                                      : NULL,
+                                  on_sub_up, on_sub_reply, n)
                   : NULL;
     return n->sub ? 0 : -1;
 }

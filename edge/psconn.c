@@ -22,6 +22,7 @@ struct hb_psconn {
     int up;
     int dead;
     int starting; /* inside hb_ps_connect(): a failure is returned, not called back */
+    int skip;     /* replies still to drop: the CLIENT SETNAME's */
 };
 
 static void ps_close(hb_psconn_t *c)
@@ -57,6 +58,11 @@ static void on_read(struct bufferevent *bev, void *arg)
             }
             if (!reply)
                 break;
+            if (c->skip) { /* the name's answer: nothing was subscribed before it */
+                c->skip--;
+                freeReplyObject(reply);
+                continue;
+            }
             c->on_reply(c, reply, c->arg);
             freeReplyObject(reply);
             if (c->dead)
@@ -81,7 +87,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 hb_psconn_t *hb_ps_connect(struct event_base *base, const char *host, int port, int timeout_ms,
-                           hb_ps_up_fn on_up, hb_ps_reply_fn on_reply, void *arg)
+                           const char *name, hb_ps_up_fn on_up, hb_ps_reply_fn on_reply, void *arg)
 {
     hb_psconn_t *c = hb_xcalloc(1, sizeof(*c));
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -99,6 +105,9 @@ hb_psconn_t *hb_ps_connect(struct event_base *base, const char *host, int port, 
     if (bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, host, port) != 0 || c->dead)
         goto fail;
     c->starting = 0;
+    /* written ahead of everything else: the bufferevent sends it once connected */
+    if (name && hb_ps_command(c, "CLIENT SETNAME %s", name) == 0)
+        c->skip = 1;
     return c;
 fail:
     if (c->bev)

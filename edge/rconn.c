@@ -7,6 +7,7 @@
 #include "rconn.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <hiredis/hiredis.h>
@@ -135,8 +136,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
     r->up = 1;
     /* named for CLIENT LIST / CLIENT KILL: herald-<node id>-<suffix> (node ids are
      * [A-Za-z0-9._:-]); the answer is not waited for, and a refusal (ACL) changes nothing */
-    redisAsyncCommand(r->ac, NULL, NULL, "CLIENT SETNAME herald-%s-%s", r->edge->cfg.node_id,
-                      r->name);
+    {
+        char name[HB_RCONN_NAME_MAX];
+        if (hb_rconn_client_name(name, sizeof(name), r->edge, r->name) > 0)
+            redisAsyncCommand(r->ac, NULL, NULL, "CLIENT SETNAME %s", name);
+    }
     {
         struct timeval tv = ms_tv(r->edge->cfg.redis_timeout_ms);
         evtimer_add(r->ctimer, &tv); /* the set-up's deadline */
@@ -273,6 +277,17 @@ void hb_rconn_init(hb_rconn_t *r, struct event_base *base, struct hb_edge *edge,
     r->ctimer = evtimer_new(base, on_ctimer, r);
     if (!r->timer || !r->ctimer)
         abort();
+}
+
+int hb_rconn_client_name(char *out, size_t cap, const struct hb_edge *edge, const char *suffix)
+{
+    int n = snprintf(out, cap, "herald-%s-%s", edge->cfg.node_id, suffix);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap)
+            out[0] = '\0';
+        return -1;
+    }
+    return n;
 }
 
 void hb_rconn_free_timers(hb_rconn_t *r)

@@ -6,11 +6,22 @@
  * It counts stats.redis_reconnects and stats.redis_setup_timeouts and logs the connection's
  * failures; everything else goes up to the owner through hb_rconn_ops_t.
  *
- * Used by the broker's cmd, sub and ing connections (bconn.c) and each cluster node's command
- * connection (cluster.c). Connecting on their own, by
- * design: Sentinel's short-lived query/watch connections (sentinel.c: one-shot, no reconnect
- * loop) and the cluster's sharded pub/sub connections (psconn.c: bufferevent-based, no
- * hiredis context).
+ * Used by the broker's cmd, sub and ing connections (bconn.c), each cluster node's command
+ * connection (cluster.c) and Sentinel's +switch-master watch (sentinel.c: addr() rotates over
+ * the sentinels). Connecting on their own, by design:
+ *   - Sentinel's query connection (sentinel.c op): one command per connection (SENTINEL
+ *     get-master-addr-by-name on a sentinel, or ROLE on a candidate), then closed; a failure
+ *     sends the query to the next address at once, not after a backoff, and one limit covers
+ *     connect and answer. Its close after the answer is no loss: on rconn it would be counted
+ *     in redis_reconnects and retried, and it would still need its own step timer;
+ *   - the cluster's sharded pub/sub connections (psconn.c): a bufferevent and hiredis's reply
+ *     reader, no redisAsyncContext (hiredis 0.14's async API aborts on SSUBSCRIBE's pushes),
+ *     and everything here is bound to one (its adapter, its connect and disconnect callbacks,
+ *     redisAsyncFree). It has no retry loop of its own to share the backoff with: the cluster
+ *     opens it when a topic of the node is wanted and its tick opens it again (cluster_sub.c,
+ *     cluster_life.c); its connect timeout is the bufferevent's; the backoff arithmetic is
+ *     already shared (common/hb_backoff.h), and so is the name (hb_rconn_client_name(): it
+ *     is herald-<node id>-ssub).
  *
  * ac->data is cfg.data, as the owner had it (every reply callback reads it). The rconn is
  * found from its context through its own libevent adapter: ac->ev.data is the rconn (hiredis
@@ -68,7 +79,8 @@ typedef struct hb_rconn_log {
                              * of both, and a connect that fails at once is not logged */
     const char *rl_lost;    /* the ratelimit key of "lost" */
     const char *host;       /* set: lines carry host and port, not conn (outlives the rconn) */
-    int port;
+    int port;               /* a connection whose address changes (Sentinel's watch) sets both
+                             * r->cfg.log.host and port in its addr(), to the address given */
 } hb_rconn_log_t;
 
 #define HB_RCONN_LOG_CONN                                                                          \
@@ -141,5 +153,15 @@ void hb_rconn_move(hb_rconn_t *r);
 
 /** hb_rconn_free_timers() - frees the two timers; the context must be gone (freed) first. */
 void hb_rconn_free_timers(hb_rconn_t *r);
+
+#define HB_RCONN_NAME_MAX 96 /* herald-<node id (< 64)>-<suffix>, NUL included */
+
+/**
+ * hb_rconn_client_name() - writes herald-<node id>-<suffix>, the name a connection gives itself
+ * with CLIENT SETNAME, into out (cap bytes, NUL-terminated); also for the connections off rconn
+ * (cluster_sub.c names psconn's). Any thread (reads only the config). Returns its length, or -1
+ * when it does not fit in cap (out is then "").
+ */
+int hb_rconn_client_name(char *out, size_t cap, const struct hb_edge *edge, const char *suffix);
 
 #endif

@@ -3,9 +3,14 @@
  * broker's event_base:
  *   op    - one short query at a time: SENTINEL get-master-addr-by-name on a sentinel, then
  *           ROLE on the node it names (a master is used only once it says it is one);
- *   watch - SUBSCRIBE +switch-master on one sentinel, moved to the next one when it is lost.
- * Every step has a limit (HB_SENTINEL_STEP_MS); a sentinel that fails or names a node that is
- * not a master sends the query to the next sentinel. Broker thread only.
+ *   watch - SUBSCRIBE +switch-master on one sentinel, a reconnecting connection of rconn.c
+ *           (connect timeout HB_SENTINEL_STEP_MS, the set-up deadline --redis-timeout-ms until
+ *           the subscription is confirmed, jittered backoff, CLIENT SETNAME
+ *           herald-<node id>-sentinel, the reconnect counters); each attempt goes to the next
+ *           sentinel, so a watch that failed or was lost moves on.
+ * Every query step has a limit (HB_SENTINEL_STEP_MS); a sentinel that fails or names a node that
+ * is not a master sends the query to the next sentinel. The query connection stays off rconn.c:
+ * one command, then closed, never retried in place (rconn.h says why). Broker thread only.
  */
 #include "sentinel.h"
 
@@ -23,10 +28,12 @@
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_sentinel.h"
+#include "rconn.h"
 #include "resolve.h"
 
 #define MOD "sentinel"
-#define WATCH_RETRY_MS 500
+#define WATCH_BACKOFF_MIN_MS 500  /* the watch's first retry: in [250, 500] ms */
+#define WATCH_BACKOFF_MAX_MS 2000 /* ... doubling up to this (HB_SENTINEL_CHECK_MS) */
 
 typedef enum { S_IDLE = 0, S_ASK, S_PROBE } sstate_t;
 
@@ -44,14 +51,11 @@ struct hb_sentinel {
     int cand_port;
     double last_ok; /* hb_now() of the last query that found a master */
     struct event *op_timer, *check_timer;
-    redisAsyncContext *watch;
-    int watch_up;
-    int watch_idx;
-    struct event *watch_timer;
+    hb_rconn_t watch; /* the +switch-master subscription; watch.ac NULL while disconnected */
+    int watch_next;   /* the sentinel the watch's next attempt goes to */
 };
 
 static void ask_next(hb_sentinel_t *s);
-static void watch_start(hb_sentinel_t *s);
 
 static struct timeval ms_tv(long ms)
 {
@@ -303,95 +307,48 @@ static void on_watch(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_sentinel_t *s = priv;
     redisReply *r = reply;
-    if (ac != s->watch || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+    if (ac != s->watch.ac || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_STRING)
         return;
     if (!strcmp(r->element[0]->str, "message") && r->element[2]->type == REDIS_REPLY_STRING) {
         on_switch_message(s, r->element[2]->str, r->element[2]->len);
     } else if (!strcmp(r->element[0]->str, "subscribe")) {
+        hb_rconn_set_up(&s->watch);
         /* a switch may have happened while nobody watched */
         ask_start(s, "watching a new sentinel");
     }
 }
 
-static void watch_lost(hb_sentinel_t *s)
+/* Each attempt of the watch (the first, and every retry after a failed connect, an unresolved
+ * name, a set-up past its deadline or a loss) goes to the next sentinel; its log lines name it. */
+static int watch_addr(hb_rconn_t *r, const char **host, int *port)
 {
-    struct timeval tv = ms_tv(WATCH_RETRY_MS);
-    s->watch = NULL;
-    s->watch_up = 0;
-    s->watch_idx = (s->watch_idx + 1) % s->cfg->nsentinels;
-    if (!s->b->stopping)
-        evtimer_add(s->watch_timer, &tv);
+    hb_sentinel_t *s = r->owner;
+    int i = s->watch_next;
+    s->watch_next = (i + 1) % s->cfg->nsentinels;
+    *host = s->cfg->sentinel_host[i];
+    *port = s->cfg->sentinel_port[i];
+    r->cfg.log.host = *host; /* rconn.h hb_rconn_log_t: addr() may name its address */
+    r->cfg.log.port = *port;
+    return 0;
 }
 
-static void on_watch_connect(const redisAsyncContext *ac, int status)
+/* Connected (CLIENT SETNAME sent, the set-up deadline armed): the set-up is the subscription,
+ * confirmed in on_watch. */
+static void on_watch_up(hb_rconn_t *r)
 {
-    hb_sentinel_t *s = ac->data;
-    if (!s || ac != s->watch)
-        return;
-    if (status != REDIS_OK) {
-        watch_lost(s); /* hiredis frees it */
-        return;
-    }
-    s->watch_up = 1;
-    evtimer_del(s->watch_timer);
-    redisAsyncCommand(s->watch, on_watch, s, "SUBSCRIBE +switch-master");
+    hb_sentinel_t *s = r->owner;
+    redisAsyncCommand(r->ac, on_watch, s, "SUBSCRIBE +switch-master");
 }
 
-static void on_watch_disconnect(const redisAsyncContext *ac, int status)
+/* Lost, or closed while stopping: rconn.c logs, counts and schedules the next attempt. */
+static void on_watch_down(hb_rconn_t *r)
 {
-    hb_sentinel_t *s = ac->data;
-    (void)status;
-    if (!s || ac != s->watch)
-        return;
-    hb_log_ratelimited("sentinel-watch", 5000, HB_LOG_WARN, MOD, "sentinel watch connection lost",
-                       "{s:s,s:i}", "host", s->cfg->sentinel_host[s->watch_idx], "port",
-                       s->cfg->sentinel_port[s->watch_idx]);
-    watch_lost(s);
+    (void)r;
 }
 
-/* Connect limit of the watch, and its retry after a loss. */
-static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
-{
-    hb_sentinel_t *s = arg;
-    (void)fd;
-    (void)what;
-    if (s->watch && !s->watch_up) {
-        redisAsyncContext *ac = s->watch;
-        s->watch = NULL;
-        redisAsyncFree(ac); /* not connected: no callback */
-        watch_lost(s);
-        return;
-    }
-    if (!s->watch)
-        watch_start(s);
-}
-
-static void watch_start(hb_sentinel_t *s)
-{
-    struct timeval tv = ms_tv(HB_SENTINEL_STEP_MS);
-    int i = s->watch_idx;
-    redisAsyncContext *ac;
-    if (s->b->stopping)
-        return;
-    {
-        const char *addr = hb_resolver_addr(s->b->resolver, s->cfg->sentinel_host[i]);
-        ac = addr ? redisAsyncConnect(addr, s->cfg->sentinel_port[i]) : NULL;
-    }
-    if (!ac || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
-        watch_lost(s);
-        return;
-    }
-    ac->data = s;
-    s->watch = ac;
-    s->watch_up = 0;
-    redisLibeventAttach(ac, s->b->base);
-    redisAsyncSetConnectCallback(ac, on_watch_connect);
-    redisAsyncSetDisconnectCallback(ac, on_watch_disconnect);
-    evtimer_add(s->watch_timer, &tv);
-}
+static const hb_rconn_ops_t watch_ops = {
+    .addr = watch_addr, .up = on_watch_up, .down = on_watch_down};
 
 /* ---- periodic re-check ---- */
 
@@ -412,7 +369,25 @@ hb_sentinel_t *hb_sentinel_new(hb_broker_t *b)
     s->cfg = &b->edge->cfg;
     s->op_timer = evtimer_new(b->base, on_op_timeout, s);
     s->check_timer = event_new(b->base, -1, EV_PERSIST, on_check, s);
-    s->watch_timer = evtimer_new(b->base, on_watch_timer, s);
+    {
+        hb_rconn_cfg_t cfg = {.mod = MOD,
+                              .name = "sentinel",
+                              .log = {.connect_failed = "sentinel watch connect failed",
+                                      .connect_timed_out = "sentinel watch connect timed out",
+                                      .setup_timed_out = "sentinel watch subscription timed out: "
+                                                         "trying the next sentinel",
+                                      .lost = "sentinel watch connection lost",
+                                      .rl_connect = "sentinel-watch-connect",
+                                      .rl_lost = "sentinel-watch",
+                                      .host = s->cfg->sentinel_host[0],
+                                      .port = s->cfg->sentinel_port[0]},
+                              .connect_timeout_ms = HB_SENTINEL_STEP_MS,
+                              .backoff_min_ms = WATCH_BACKOFF_MIN_MS,
+                              .backoff_max_ms = WATCH_BACKOFF_MAX_MS,
+                              .stopping = &b->stopping,
+                              .data = s};
+        hb_rconn_init(&s->watch, b->base, b->edge, b->resolver, &cfg, &watch_ops, s);
+    }
     return s;
 }
 
@@ -423,7 +398,7 @@ void hb_sentinel_start(hb_sentinel_t *s)
                 s->cfg->sentinel_master, "sentinels", s->cfg->nsentinels);
     event_add(s->check_timer, &tv);
     ask_start(s, "startup");
-    watch_start(s);
+    hb_rconn_start(&s->watch);
 }
 
 void hb_sentinel_free(hb_sentinel_t *s)
@@ -431,13 +406,10 @@ void hb_sentinel_free(hb_sentinel_t *s)
     if (!s)
         return;
     op_close(s, 0);
-    if (s->watch) {
-        redisAsyncContext *ac = s->watch;
-        s->watch = NULL;
-        redisAsyncFree(ac);
-    }
+    if (s->watch.ac)
+        redisAsyncFree(s->watch.ac); /* stopping (the broker's flag): nothing is scheduled */
+    hb_rconn_free_timers(&s->watch);
     event_free(s->op_timer);
     event_free(s->check_timer);
-    event_free(s->watch_timer);
     free(s);
 }

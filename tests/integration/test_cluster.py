@@ -400,6 +400,12 @@ class ClusterMode(ClusterTestCase):
                                                  "%s@%s" % (t, h.node_id))
         for t in topics:
             self.wait_shard_subscribed(t, 2)
+        # On every primary, each edge's command and sharded subscriber connections are named.
+        for p in prim:
+            with p.client() as pc:
+                names = set(harness.client_ids(pc))
+            self.assertLessEqual({"herald-edge-%d-%s" % (i, k) for i in (1, 2)
+                                  for k in ("node", "ssub")}, names)
         resume1 = Reader(self.sse(e1.port, "/events/" + busy), "resume1")
 
         load = Load(edges, topics, raw_topics, raw_node)

@@ -75,12 +75,15 @@ def metric(port, name):
 class FakeSentinel:
     """A stand-in sentinel on a free loopback port: answers SENTINEL get-master-addr-by-name
     with `self.addr` ((host, port), or None for "unknown master"), accepts SUBSCRIBE and never
-    publishes anything, as a sentinel whose +switch-master message got lost."""
+    publishes anything, as a sentinel whose +switch-master message got lost. With `confirm`
+    False it never answers SUBSCRIBE (a sentinel that hangs); `names` has every CLIENT SETNAME."""
 
-    def __init__(self, addr):
+    def __init__(self, addr, confirm=True):
         self.addr = addr
+        self.confirm = confirm
         self.queries = 0
         self.subscribed = 0
+        self.names = []
         self.watchers = []
         self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.srv.bind(("127.0.0.1", 0))
@@ -122,11 +125,15 @@ class FakeSentinel:
                     a = self.addr if args[2:] == [MASTER.encode()] else None
                     c.sendall(b"*2\r\n" + self._bulk(a[0].encode()) +
                               self._bulk(str(a[1]).encode()) if a else b"$-1\r\n")
+                elif cmd == [b"client", b"setname"]:
+                    self.names.append(args[2].decode())
+                    c.sendall(b"+OK\r\n")
                 elif cmd[:1] == [b"subscribe"]:
                     self.subscribed += 1
                     self.watchers.append(c)
-                    c.sendall(b"*3\r\n" + self._bulk(b"subscribe") + self._bulk(args[1]) +
-                              b":1\r\n")
+                    if self.confirm:
+                        c.sendall(b"*3\r\n" + self._bulk(b"subscribe") + self._bulk(args[1]) +
+                                  b":1\r\n")
                 else:
                     c.sendall(b"-ERR unknown command\r\n")
         except (OSError, ValueError):
@@ -139,6 +146,15 @@ class FakeSentinel:
         for c in list(self.watchers):
             try:
                 c.sendall(msg)
+            except OSError:
+                pass
+
+    def drop_watchers(self):
+        """Close every subscribed connection, as a sentinel restarting would."""
+        for c in list(self.watchers):
+            self.watchers.remove(c)
+            try:
+                c.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -505,10 +521,48 @@ class SentinelChecks(HeraldTestCase):
             f.close()
         super().tearDown()
 
-    def fake(self, addr):
-        f = FakeSentinel(addr)
+    def fake(self, addr, confirm=True):
+        f = FakeSentinel(addr, confirm)
         self.fakes.append(f)
         return f
+
+    def test_watch_moves_on_from_a_silent_or_lost_sentinel(self):
+        """The +switch-master watch is a reconnecting connection: named after its edge, moved
+        to the next sentinel when its SUBSCRIBE is not confirmed within --redis-timeout-ms or
+        its connection is lost, and counted."""
+        a = self.redis()
+        hung = self.fake(("127.0.0.1", a.port), confirm=False)
+        good = self.fake(("127.0.0.1", a.port))
+        url = "sentinel://127.0.0.1:%d,127.0.0.1:%d/%s" % (hung.port, good.port, MASTER)
+        e = self.edge(a, "edge-1", ["--redis", url, "--redis-timeout-ms", "500"])
+
+        def count(name):
+            return metric(e.port, name).get("", 0)
+
+        # The first sentinel takes the SUBSCRIBE and never confirms it: past the set-up
+        # deadline the watch goes to the next one.
+        wait_until(lambda: hung.subscribed >= 1 and good.subscribed >= 1, 10,
+                   what="the watch past the silent sentinel")
+        self.assertRegex(e.log(), r'"msg":"sentinel watch subscription timed out: trying the '
+                         r'next sentinel","host":"127.0.0.1","port":%d,"timeout_ms":500'
+                         % hung.port)
+        self.assertGreaterEqual(count("herald_redis_setup_timeouts_total"), 1)
+        # Each watch connection names itself first (the query connections do not).
+        self.assertEqual(set(hung.names + good.names), {"herald-edge-1-sentinel"})
+        self.assertGreaterEqual(len(good.names), good.subscribed)
+        self.assertGreaterEqual(len(hung.names), hung.subscribed)
+
+        # Its connection lost, the watch moves on to the next sentinel (the silent one again),
+        # and from there back to the one that confirms.
+        lost = count("herald_redis_reconnects_total")
+        n_hung, n_good = hung.subscribed, good.subscribed
+        good.drop_watchers()
+        wait_until(lambda: hung.subscribed > n_hung, 10, what="the watch on the next sentinel")
+        wait_until(lambda: good.subscribed > n_good, 10, what="the watch back on a sentinel "
+                   "that confirms")
+        self.assertGreater(count("herald_redis_reconnects_total"), lost)
+        self.assertEqual(metric(e.port, "herald_redis_master"),
+                         {'{addr="127.0.0.1:%d"}' % a.port: 1})
 
     def test_role_checked_missed_and_announced_switches_followed(self):
         a = self.redis()
