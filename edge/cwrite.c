@@ -8,7 +8,9 @@
  */
 #include "client.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "hb_mem.h"
 #include "hread.h"
@@ -308,6 +310,21 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
             lws_callback_on_writable(c->wsi);
     }
     return 0;
+}
+
+ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    ssize_t n;
+    int fd;
+    if (!wsi || c->svc->tls || lws_get_network_wsi(wsi) != wsi || lws_partial_buffered(wsi) ||
+        (fd = lws_get_socket_fd(wsi)) < 0)
+        return 0;
+    n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+    hb_svc_count(&c->svc->bytes_out, (size_t)n);
+    return n;
 }
 
 /* Called by the writers after a write: continue paged history reads waiting for room. */

@@ -1,5 +1,6 @@
 /*
- * Writing an HTTP client's queue: its frames coalesced into the thread's write buffer (for
+ * Writing an HTTP client's queue: a queue of one frame sent straight from its shared buffer
+ * (sse_send_direct()), else its frames coalesced into the thread's write buffer (for
  * multi-topic SSE each event followed by the client's own composite id line, made on the fly),
  * the SSE write (from the writable callback or hb_svc_flush() after a broker batch), plain
  * answers with their headers, and the HTTP writable callback. Service thread only.
@@ -60,6 +61,21 @@ static size_t msse_idline(const hb_client_t *c, span_t *sp)
     return len;
 }
 
+/* The head entry was written whole: it leaves the queue. */
+static void pop_head(hb_svc_t *s, hb_client_t *c, long long now_us)
+{
+    qent_t *e = &c->q[c->qhead];
+    size_t blen = hb_buf_len(e->b);
+    c->qbytes -= blen;
+    c->qcharge -= hb_client_charge(blen, s->edge->cfg.client_queue_bytes);
+    hb_svc_observe_write(s, e->b, now_us);
+    hb_buf_unref(e->b);
+    hb_buf_unref(e->cur);
+    c->off = 0;
+    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qlen--;
+}
+
 /*
  * Copies up to HB_SVC_WBUF queued bytes into the thread's write buffer; returns the count.
  * A frame of any size goes out over as many writes as it takes: c->off is the position in
@@ -99,21 +115,53 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c, int msse)
             if (c->off < blen + total)
                 break;
         }
-        c->qbytes -= blen;
-        c->qcharge -= hb_client_charge(blen, s->edge->cfg.client_queue_bytes);
-        hb_svc_observe_write(s, e->b, now_us);
-        hb_buf_unref(e->b);
-        hb_buf_unref(e->cur);
-        c->off = 0;
-        c->qhead = (c->qhead + 1) % c->qcap;
-        c->qlen--;
+        pop_head(s, c, now_us);
     }
     return n;
 }
 
+/* Frames up to this size may be sent straight from their shared buffer (sse_send_direct()):
+ * lws' own pace for HTTP (tx_packet_size: its rx buffer, 4 KiB), so a stalled reader's socket
+ * absorbs no more past its queue than before (test_fault_slow_consumer). */
+#define SSE_DIRECT_MAX 4096
+
+/*
+ * One frame queued on a plain-TCP HTTP/1.1 connection that lws holds nothing for (the callers
+ * check lws_partial_buffered(), or lws calls the writable callback only once it sent its
+ * rest): sent straight from the shared buffer every subscriber's queue points to, with no copy
+ * into the write buffer and no trip through lws_write(). That is the common case: a topic
+ * whose events are evenly paced puts one frame in each queue per batch. What the socket does
+ * not take stays queued (c->off) and goes through lws (sse_write()), which keeps it for
+ * POLLOUT. TLS and HTTP/2 streams always go through lws. 0, or -1 when the connection failed.
+ */
+static int sse_send_direct(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    qent_t *e;
+    size_t blen;
+    ssize_t n;
+    (void)wsi;
+    if (c->qlen != 1 || c->off)
+        return 0;
+    e = &c->q[c->qhead];
+    blen = hb_buf_len(e->b);
+    if (blen > SSE_DIRECT_MAX || (n = hb_client_send_direct(c, hb_buf_data(e->b), blen)) == 0)
+        return 0;
+    if (n < 0)
+        return -1;
+    c->last_write = lws_now_usecs();
+    if ((size_t)n < blen)
+        c->off = (size_t)n; /* the rest through lws */
+    else
+        pop_head(s, c, hb_wall_us());
+    return 0;
+}
+
 static int sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi, int msse)
 {
-    size_t n = coalesce(s, c, msse);
+    size_t n;
+    if (!msse && sse_send_direct(s, c, wsi))
+        return -1;
+    n = coalesce(s, c, msse);
     if (!n)
         return 0;
     if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)

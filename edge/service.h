@@ -286,6 +286,16 @@ static inline uint32_t hb_client_charge(size_t len, long bound)
  */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
 /**
+ * hb_client_send_direct() - sends @len bytes of @data (a shared frame, read only) on @c's
+ * socket with one send(2), without lws: the writers' path for a queue of one frame, with no
+ * copy into the write buffer and no trip through lws_write(). Only on a plain-TCP HTTP/1.1 or
+ * WebSocket connection that lws holds no output for; TLS and HTTP/2 streams always go
+ * through lws. Returns the bytes sent (0..@len: 0 also when it may not, or the socket is
+ * full; the caller hands the rest to lws_write(), which keeps it for POLLOUT), or -1 when the
+ * connection failed (the caller closes it). Counts bytes_out. Service thread. cwrite.c.
+ */
+ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len);
+/**
  * hb_client_init() - @c (lws' per-session data) starts a new request or WebSocket of @s on
  * @wsi: zeroed, its lists' nodes initialised, a new connection id. The previous request's
  * state must be cleaned up (hb_client_cleanup()) first. Cannot fail.
