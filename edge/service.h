@@ -6,6 +6,13 @@
  * share (service.c, listener.c, client.c, cwrite.c, topics.c, the HTTP files, ws.c, ctimer.c,
  * hread.c, auth.c, ticket.c, ticket_answer.c). The calls service.c alone makes into a module
  * are in client.h, topics.h and listener.h; those between the HTTP files in http.h.
+ *
+ * Returns (docs/architecture.md, "Contracts and error returns"): 0 or a negative HB_E*
+ * (common/hb_err.h), except lws callback plumbing. A call documented "0, or -1 to close" (or
+ * "what the HTTP callback returns") has its result returned to an lws callback, which closes
+ * the connection on any nonzero value: 0 goes on; a negative value closes, either -1 or the
+ * HB_E* of a failing helper passed on (hb_http_respond()'s HB_ENOMEM). Callers test < 0 or
+ * return it as it is; none compares it with -1.
  */
 
 #include <pthread.h>
