@@ -25,6 +25,7 @@
 
 #include "edge.h"
 #include "hb_dict.h"
+#include "hb_err.h"
 #include "hb_hist.h"
 #include "hb_list.h"
 #include "hb_jwt.h"
@@ -398,31 +399,43 @@ static inline int hb_wdelay_held(const hb_client_t *c)
 }
 
 /* auth.c */
-/** hb_auth_token() - the bearer token of the request: Authorization: Bearer, else ?token=.
- * 1 found (NUL-terminated in out), 0 none, -1 too long, -2 malformed. */
+/** hb_auth_token() - the bearer token of the request on @wsi: Authorization: Bearer, else
+ * ?token=, copied into @out (@cap bytes, the caller's). 1 found (NUL-terminated in @out), 0
+ * none; HB_ELIMIT when it (or a query argument) does not fit @cap, HB_EPROTO when the
+ * Authorization is not "Bearer <token>" or the token is empty. Service thread. */
 int hb_auth_token(struct lws *wsi, char *out, size_t cap);
-/** hb_auth_is_publish_key() - 1 when (tok, len) is the configured --publish-key. */
+/** hb_auth_is_publish_key() - 1 when (tok, len) (borrowed) is the configured --publish-key,
+ * compared in constant time; else 0. Pure; any thread. */
 int hb_auth_is_publish_key(const hb_cfg_t *cfg, const char *tok, size_t len);
-/** hb_auth_verify() - verify a JWT with --jwt-secret; counts and logs refusals. 0 or an hb_err. */
+/** hb_auth_verify() - verify the JWT (tok, len) (borrowed) with --jwt-secret: 0 and *out the
+ * claims (owned by the caller: hb_jwt_free()); else *out NULL, *reason a constant one-line
+ * reason and an HB_E* (HB_EINVAL without --jwt-secret, else hb_jwt_verify()'s), counted and
+ * logged. Service thread. */
 int hb_auth_verify(hb_svc_t *s, const char *tok, size_t len, hb_jwt_t **out, const char **reason);
-/** hb_auth_may_subscribe() - j's subscribe patterns allow topic; with no token: no secret
- * configured or --allow-anonymous. */
+/** hb_auth_may_subscribe() - 1 when @j's subscribe patterns allow (topic, len) (both
+ * borrowed); with no token (@j NULL) when no secret is configured or --allow-anonymous; else
+ * 0. Pure; any thread. */
 int hb_auth_may_subscribe(const hb_cfg_t *cfg, const hb_jwt_t *j, const char *topic, size_t len);
 /** hb_auth_cookie() - the token in the --auth-cookie cookie: 1 and out set, 0 none (the option
  * is off, no such cookie, a cookie longer than cap, or a request from an origin that may not use
  * cookies: neither the edge's own nor one listed by name in --allowed-origins). Service thread. */
 int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap);
 
-/** hb_auth_http() - the request's token, verified: 1 and *jwt set, 0 no token (or no secret
- * configured), -1 refused with *reason. */
+/** hb_auth_http() - the request's token (a redeemed ticket's, a bearer or the cookie),
+ * verified: 1 and *jwt set (owned by the caller: hb_jwt_free()), 0 no token (or no secret
+ * configured); refused: *reason (constant) and HB_ELIMIT (too long), HB_EPROTO (not a bearer)
+ * or hb_auth_verify()'s HB_E*, counted. Service thread. */
 int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reason);
-/** hb_auth_expire_at() - end the connection when exp (unix seconds; 0: never) + leeway passes. */
+/** hb_auth_expire_at() - end @c when exp (unix seconds; 0: never) + leeway passes (its lws
+ * timer, re-armed at most an hour ahead). Service thread; cannot fail. */
 void hb_auth_expire_at(hb_client_t *c, long long exp);
 /** hb_auth_on_timer() - the connection's lws timer fired (SSE, WS) and it waits for no ticket
  * (service.c asks hb_ticket_on_timer() first): the token expiry, or its early wake-up. 0. */
 int hb_auth_on_timer(hb_client_t *c);
-/** hb_auth_origin() - check the Origin header against --allowed-origins: 0 allowed (sets
- * *cors for the response headers; 0 when there is no Origin), -1 refused (counted). */
+/** hb_auth_origin() - check the Origin header of @wsi against --allowed-origins: 0 allowed
+ * (sets *cors for the response headers; 0 when there is no Origin); refused (counted, logged
+ * rate-limited): HB_ELIMIT for an Origin of 512 bytes or more, HB_EINVAL for one not allowed.
+ * Service thread. */
 int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors);
 
 /* ---- HTTP: http.c (routing), http_resp.c (responses), http_write.c, publish.c, poll.c; the
@@ -517,8 +530,10 @@ int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
 /** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or -1
  * when the connection failed. Service thread. */
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-/** hb_ws_take_token() - a token from the handshake (or a ticket, or an auth message): the
- * publish key, or a JWT whose claims @c keeps. 0, or -1 with *reason (nothing changed). */
+/** hb_ws_take_token() - a token (@tok, @len; borrowed) from the handshake (or a ticket, or an
+ * auth message): the publish key, or a JWT whose claims @c keeps (its expiry armed). 0; or,
+ * with *reason (constant) and nothing changed, HB_EINVAL (no --jwt-secret: counted) or
+ * hb_auth_verify()'s HB_E*. Service thread. */
 int hb_ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len, const char **reason);
 
 #endif

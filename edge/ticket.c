@@ -164,8 +164,9 @@ int hb_ticket_issue(hb_svc_t *s, hb_client_t *c, struct lws *wsi, hb_http_body_t
         n = hb_auth_cookie(s, wsi, tok, sizeof(tok));
     if (n <= 0) {
         count(&s->edge->stats.rejected_auth);
-        return hb_http_unauthorized(c, n == -1 ? "unauthorized: token longer than 8192 bytes\n"
-                                               : "unauthorized: a token is required\n");
+        return hb_http_unauthorized(c, n == HB_ELIMIT
+                                           ? "unauthorized: token longer than 8192 bytes\n"
+                                           : "unauthorized: a token is required\n");
     }
     if (hb_auth_is_publish_key(cfg, tok, strlen(tok)))
         return text(c, 403,
