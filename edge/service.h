@@ -451,7 +451,8 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
  * hb_http_respond() - queue a plain answer (c->ops becomes hb_simple_ops): @status, @ctype (a
  * string literal), @body (@len bytes, copied; 0: none); @close_after closes the connection after
  * it. 400/404/405/411 are counted as bad requests. Written from the writable callback (or at once
- * for a paused connection). 0, or -1 when the body could not be allocated. http_resp.c.
+ * for a paused connection). 0, or HB_ENOMEM when the body could not be allocated (nothing
+ * queued; returned to lws, it closes the connection). http_resp.c.
  */
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);
