@@ -230,12 +230,12 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     hb_svc_t *s = c->svc;
     uint32_t charge = hb_client_charge(hb_buf_len(b), s->edge->cfg.client_queue_bytes);
     if (c->closing)
-        return -1;
+        return HB_EIO;
     if (c->qlen >= (uint32_t)s->edge->cfg.client_queue_max ||
         (size_t)c->qcharge + charge > (size_t)s->edge->cfg.client_queue_bytes) {
         atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
         hb_client_close(c, "slow consumer: queue limit reached", 1008);
-        return -1;
+        return HB_ELIMIT;
     }
     if (c->qlen == c->qcap) {
         uint32_t ncap = c->qcap ? c->qcap * 2 : 4;

@@ -284,9 +284,9 @@ static inline uint32_t hb_client_charge(size_t len, long bound)
  * hb_client_push() - queue one shared buffer @b (and, for multi-topic SSE and long-poll, its
  * cursor @cur) to @c, taking new refs (the caller keeps its own); @idx is the subscription's
  * index, @ctl marks a control frame (no cursor, no ID order). The first frame lists @c for a
- * write after the broker batch, or asks lws for a writable callback. 0; -1 when @c is closing
- * or was cut off now (over --client-queue-max, or its charge over --client-queue-bytes:
- * "slow consumer", 1008, counted).
+ * write after the broker batch, or asks lws for a writable callback. 0; nothing queued: HB_EIO
+ * when @c is closing, HB_ELIMIT when it was cut off now (over --client-queue-max, or its
+ * charge over --client-queue-bytes: "slow consumer", 1008, counted). Service thread of @c.
  */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
 /**
