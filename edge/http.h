@@ -76,7 +76,8 @@ int hb_http_single_topic(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
  * hb_http_write_headers() - write the response head: @status, @ctype, Content-Length @len
  * (LWS_ILLEGAL_HTTP_CONTENT_LEN: none), the node, cache and CORS headers, and the extras
  * c->auth_challenge names; @sse adds X-Accel-Buffering and never Connection: close. Sets
- * c->headers_sent. 0, or -1 when the head does not fit or cannot be written (close).
+ * c->headers_sent. 0, or HB_ELIMIT when the head does not fit its 1 KiB buffer, HB_EIO when it
+ * cannot be written (either way: close).
  */
 int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
                           const char *ctype, lws_filepos_t len, int sse);

@@ -463,7 +463,7 @@ int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
  * and the text @body (counted as an auth refusal by the caller). http_resp.c. */
 int hb_http_unauthorized(hb_client_t *c, const char *body);
 /** hb_http_sse_write() - SSE write(): one coalesced write of what is queued (lws keeps what
- * the socket does not take). 0, or -1 when the connection failed. http_write.c. */
+ * the socket does not take). 0, or HB_EIO when the connection failed. http_write.c. */
 int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_msse_write() - multi-topic SSE write(): hb_http_sse_write() with the client's
  * composite id line after each event. http_write.c. */
@@ -528,8 +528,8 @@ int hb_ws_peer_close(hb_client_t *c, struct lws *wsi, const unsigned char *in, s
  * Sec-WebSocket-Version: 13 for a version other than 13); -1 to hang up (the answer could not
  * be written). Service thread. */
 int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
-/** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or -1
- * when the connection failed. Service thread. */
+/** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or
+ * HB_EIO when the connection failed. Service thread. */
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_ws_take_token() - a token (@tok, @len; borrowed) from the handshake (or a ticket, or an
  * auth message): the publish key, or a JWT whose claims @c keeps (its expiry armed). 0; or,

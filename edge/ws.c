@@ -418,7 +418,7 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if (hb_buf_len(e->b) > HB_SVC_WBUF) {
         n = hb_buf_len(e->b);
         if (lws_write(wsi, hb_buf_data(e->b), n, LWS_WRITE_RAW) < (int)n)
-            return -1;
+            return HB_EIO;
         pop_front(s, c, now_us);
     } else {
         while (c->qlen && n + hb_buf_len(c->q[c->qhead].b) <= HB_SVC_WBUF) {
@@ -428,7 +428,7 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             pop_front(s, c, now_us);
         }
         if (lws_write(wsi, start, n, LWS_WRITE_RAW) < (int)n)
-            return -1;
+            return HB_EIO;
     }
     hb_svc_count(&s->bytes_out, n);
     return 0;
