@@ -460,13 +460,14 @@ int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const ch
  * after its ticket was redeemed (ticket.h). What the HTTP callback would return. http.c. */
 int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
 /** hb_http_unauthorized() - answer 401 with WWW-Authenticate: Bearer error="invalid_token"
- * and the text @body (counted as an auth refusal by the caller). http_resp.c. */
+ * and the text @body (a string, copied; counted as an auth refusal by the caller). What
+ * hb_http_respond() returns. http_resp.c. */
 int hb_http_unauthorized(hb_client_t *c, const char *body);
 /** hb_http_sse_write() - SSE write(): one coalesced write of what is queued (lws keeps what
  * the socket does not take). 0, or HB_EIO when the connection failed. http_write.c. */
 int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_msse_write() - multi-topic SSE write(): hb_http_sse_write() with the client's
- * composite id line after each event. http_write.c. */
+ * composite id line after each event; returns as it does. http_write.c. */
 int hb_http_msse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_sse_writeable() - SSE http_writeable(): what is queued is written; a stream whose
  * last frames went out (close_after_flush) closes. 0, or -1 to close. http_write.c. */
