@@ -31,13 +31,13 @@ int hb_auth_token(struct lws *wsi, char *out, size_t cap)
     if (n > 0) {
         char *hdr = out;
         if ((size_t)n >= cap)
-            return -1;
+            return HB_ELIMIT;
         if (lws_hdr_copy(wsi, hdr, (int)cap, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-            return -1;
+            return HB_ELIMIT;
         if (strncasecmp(hdr, "Bearer ", 7) != 0)
-            return -2;
+            return HB_EPROTO;
         memmove(out, hdr + 7, strlen(hdr + 7) + 1);
-        return out[0] != '\0' ? 1 : -2;
+        return out[0] != '\0' ? 1 : HB_EPROTO;
     }
     /* EventSource cannot set headers: ?token= */
     for (int i = 0;; i++) {
@@ -47,13 +47,13 @@ int hb_auth_token(struct lws *wsi, char *out, size_t cap)
         if (len < 6)
             continue;
         if ((size_t)len >= cap)
-            return -1; /* a long token= or another long argument: refused either way */
+            return HB_ELIMIT; /* a long token= or another long argument: refused either way */
         if (lws_hdr_copy_fragment(wsi, out, (int)cap, WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
             continue;
         if (strncmp(out, "token=", 6) != 0)
             continue;
         memmove(out, out + 6, strlen(out + 6) + 1);
-        return out[0] != '\0' ? 1 : -2;
+        return out[0] != '\0' ? 1 : HB_EPROTO;
     }
 }
 
@@ -136,7 +136,7 @@ int hb_auth_may_subscribe(const hb_cfg_t *cfg, const hb_jwt_t *j, const char *to
 int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reason)
 {
     char tok[HB_JWT_MAX + 8];
-    int has;
+    int has, rc;
     *jwt = NULL;
     if (!s->edge->cfg.jwt_secret_len)
         return 0; /* no token checks on this edge: a token is ignored */
@@ -144,24 +144,24 @@ int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reas
         hb_client_t *c = lws_wsi_user(wsi);
         const char *t = c && c->x ? c->x->ticket_jwt : NULL;
         if (t) /* a redeemed ticket's token (ticket.h): verified again */
-            return hb_auth_verify(s, t, strlen(t), jwt, reason) ? -1 : 1;
+            return (rc = hb_auth_verify(s, t, strlen(t), jwt, reason)) ? rc : 1;
     }
     has = hb_auth_token(wsi, tok, sizeof(tok));
     if (has == 0)
         has = hb_auth_cookie(s, wsi, tok, sizeof(tok));
     if (has == 0)
         return 0;
-    if (has == -1) {
+    if (has == HB_ELIMIT) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         *reason = "token longer than 8192 bytes";
-        return -1;
+        return HB_ELIMIT;
     }
-    if (has == -2) {
+    if (has < 0) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         *reason = "Authorization must be: Bearer <token>";
-        return -1;
+        return HB_EPROTO;
     }
-    return hb_auth_verify(s, tok, strlen(tok), jwt, reason) ? -1 : 1;
+    return (rc = hb_auth_verify(s, tok, strlen(tok), jwt, reason)) ? rc : 1;
 }
 
 /*
@@ -232,10 +232,11 @@ int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors)
     else
         idx = hb_cfg_origin_index(list, origin, strlen(origin));
     if (idx < 0 || idx > 250) {
+        int too_long = (size_t)n >= sizeof(origin);
         atomic_fetch_add_explicit(&s->edge->stats.rejected_origin, 1, memory_order_relaxed);
         hb_log_ratelimited("origin", 1000, HB_LOG_INFO, MOD, "origin not allowed", "{s:s}",
-                           "origin", n > 0 && (size_t)n < sizeof(origin) ? origin : "(too long)");
-        return -1;
+                           "origin", too_long ? "(too long)" : origin);
+        return too_long ? HB_ELIMIT : HB_EINVAL;
     }
     *cors = (uint8_t)(idx + 1);
     return 0;

@@ -105,7 +105,7 @@ static const char *lost_sha(void)
     return hex;
 }
 
-/* Sends the check, by SHA1 (EVALSHA) unless by_text; 0, or -1 (the backfill then goes on
+/* Sends the check, by SHA1 (EVALSHA) unless by_text; 0, or HB_EIO (the backfill then goes on
  * without it). */
 int blost__check(hb_broker_t *b, btopic_t *t, int by_text, redisCallbackFn *cb)
 {
@@ -127,7 +127,7 @@ int blost__check(hb_broker_t *b, btopic_t *t, int by_text, redisCallbackFn *cb)
         free(name); /* no callback after an error */
         t->backfill_inflight = 0;
         t->lost_checked = 1;
-        return -1;
+        return HB_EIO;
     }
     return 0;
 }

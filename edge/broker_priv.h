@@ -25,6 +25,7 @@
 #include <hiredis/hiredis.h>
 
 #include "broker.h"
+#include "hb_err.h"
 
 /** broker__ms_tv() - ms as a struct timeval (for event_add()). ms >= 0. */
 static inline struct timeval broker__ms_tv(long ms)
@@ -108,8 +109,10 @@ void btopic__on_sub_up(hb_broker_t *b);
 void btopic__on_sub_down(hb_broker_t *b);
 /**
  * brefill__prior_position_read() - reads the stream position of a topic before its first
- * SUBSCRIBE (its reply subscribes or frees t). 0 when the read is out (sent now or before),
- * -1 when t needs none or it cannot be sent: the caller subscribes at once.
+ * SUBSCRIBE (its reply subscribes or frees t). 1 when the read is out (sent now or before): the
+ * reply subscribes; else the caller subscribes at once: 0 when t needs none (subscribed, or
+ * its position known), HB_EIO when it cannot be sent (no cmd connection, or hb_rc_fcall()
+ * refused it). Broker thread.
  */
 int brefill__prior_position_read(hb_broker_t *b, btopic_t *t);
 
@@ -144,7 +147,8 @@ void brefill__on_data_lost(hb_broker_t *b);
  * blost__check() - sends the lost-events check of t (once per resubscription, before its
  * refill), by SHA1 unless by_text, with cb (brefill.c's) as its reply callback and a posreq_t
  * of t as its priv (cb frees it: brefill__reply_topic). 0 when sent (t->backfill_inflight
- * set), -1 when it could not be (t->lost_checked set: the refill goes on without it).
+ * set), HB_EIO when hb_rc_eval() could not send it (cb is not called; t->lost_checked set: the
+ * refill goes on without it). Broker thread.
  */
 int blost__check(hb_broker_t *b, btopic_t *t, int by_text, redisCallbackFn *cb);
 /**

@@ -43,7 +43,7 @@ static void on_prior_position(redisAsyncContext *ac, void *reply, void *priv)
         btopic__free(b, t); /* nobody wants it any more (kept for this reply: handle_req) */
 }
 
-/* Reads the stream position of a topic before its first SUBSCRIBE; 0 when sent. A position
+/* Reads the stream position of a topic before its first SUBSCRIBE; 1 when sent. A position
  * read after the confirmation could be later than events published to the new subscription
  * that never arrived (a silently stopped or dropped subscriber connection): a refill from it
  * would skip them. Read before, it is at or before the subscription's first event. */
@@ -51,24 +51,26 @@ int brefill__prior_position_read(hb_broker_t *b, btopic_t *t)
 {
     posreq_t *q;
     int rc;
-    if (t->sub_id != 0 || t->have_pos || t->have_last || !b->cmd_ready)
-        return -1;
-    if (t->pos_inflight)
+    if (t->sub_id != 0 || t->have_pos || t->have_last)
         return 0;
+    if (!b->cmd_ready)
+        return HB_EIO;
+    if (t->pos_inflight)
+        return 1;
     q = brefill__posreq_new(t);
     rc = hb_rc_fcall(b, b->fn.history, t->name, t->len, 3, brefill__pos_av, brefill__pos_al,
                      on_prior_position, q);
     if (rc != REDIS_OK) {
         free(q);
-        return -1;
+        return HB_EIO;
     }
     t->pos_inflight = 1;
-    return 0;
+    return 1;
 }
 
 void btopic__subscribe(hb_broker_t *b, btopic_t *t)
 {
-    if (!brefill__prior_position_read(b, t))
+    if (brefill__prior_position_read(b, t) > 0)
         return; /* subscribes when the position is known */
     hb_rc_subscribe(b, t);
 }

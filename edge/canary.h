@@ -84,13 +84,16 @@ void hb_canary_sub_up(hb_canary_t *c);
 /** hb_canary_on_reply() - a reply on the subscriber connection: 1 when it was the canary's
  * (consumed), else 0. {broker thread} */
 int hb_canary_on_reply(hb_canary_t *c, const redisReply *r);
-/** hb_canary_tick() - publish when due, and notice staleness; from the broker tick. */
+/** hb_canary_tick() - publish when due, and notice staleness; from the broker tick. A publish
+ * that cannot be sent waits for the next tick. {broker thread} */
 void hb_canary_tick(hb_canary_t *c);
-/** hb_canary_ok() - a heartbeat came back on this subscriber connection within CANARY_STALE. */
+/** hb_canary_ok() - 1 when a heartbeat came back on this subscriber connection within
+ * CANARY_STALE, else 0. {broker thread} */
 int hb_canary_ok(const hb_canary_t *c);
 /**
  * hb_canary_report() - cluster mode (cluster_canary.c): expect is the monotonic time (hb_now())
- * the oldest watched node was last heard or began to be expected, -1 for no canary; stale is 1
+ * the oldest watched node was last heard or began to be expected, -1 for no canary (a value,
+ * not an error); stale is 1
  * while any node's canary is stale. Published in stats.canary_expect_us / canary_stale, which
  * /readyz and /metrics read. {broker thread}
  */

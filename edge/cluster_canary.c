@@ -26,12 +26,14 @@
 #include "rc.h" /* b->ev: the events going up */
 #include "canary.h"
 #include "library.h"
+#include "hb_err.h"
 #include "hb_log.h"
 
 #define MOD "canary"
 
 /* The slot of <prefix>{<tag>}:live is the slot of <tag>. Tries k = 0.. until the tag's slot is
- * served by n in the current map; with N primaries about N tries. 0, or -1 (none found). */
+ * served by n in the current map; with N primaries about N tries. 0, or HB_ELIMIT (the tag or
+ * channel does not fit), HB_ENOTFOUND (none found). */
 static int pick_channel(cnode_t *n)
 {
     hb_cluster_t *cl = n->cl;
@@ -42,17 +44,17 @@ static int pick_channel(cnode_t *n)
         int tl = snprintf(tag, sizeof(tag), "canary:%s:%08lx:%u", cfg->node_id, c->rnd, k);
         int cn;
         if (tl < 0 || (size_t)tl >= sizeof(tag))
-            return -1;
+            return HB_ELIMIT;
         c->slot = hb_slot_of(tag, (size_t)tl);
         if (cluster__owner(cl, c->slot) != n)
             continue;
         cn = snprintf(c->chan, sizeof(c->chan), "%s{%s}:live", cfg->prefix, tag);
         if (cn < 0 || (size_t)cn >= sizeof(c->chan))
-            return -1;
+            return HB_ELIMIT;
         c->clen = (size_t)cn;
         return 0;
     }
-    return -1;
+    return HB_ENOTFOUND;
 }
 
 void cluster__canary_subscribe(cnode_t *n, double now)

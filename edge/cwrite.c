@@ -244,7 +244,8 @@ static int over_bound(const hb_svc_t *s, const hb_client_t *c, uint32_t charge)
  * batch, or held by --write-delay-ms). So unless lws still holds unsent output (the socket is
  * full), c is written now, from here, until it is within the bound for one more frame of
  * `charge` or the socket takes no more, and the caller checks the bound again. 0 when a write was
- * made, -1 when none could be (the caller cuts c off) or it failed (c is closing). Not from
+ * made; HB_EAGAIN when none could be (the caller cuts c off); HB_EIO when it failed (c is
+ * closing). Not from
  * c's own writer (a write does not push to its client); hb_client_drained() is left to the
  * flush after the batch or to the writable callback, not called from inside a fan-out or a
  * history page.
@@ -252,7 +253,7 @@ static int over_bound(const hb_svc_t *s, const hb_client_t *c, uint32_t charge)
 static int write_early(hb_svc_t *s, hb_client_t *c, uint32_t charge)
 {
     if (!flush_direct_ok(c) || !c->wsi || lws_partial_buffered(c->wsi))
-        return -1;
+        return HB_EAGAIN;
     if (hb_wdelay_held(c)) {
         hb_list_unlink(&c->wd_link); /* coalescing never costs a client its connection */
         c->wd_last = lws_now_usecs();
@@ -261,7 +262,7 @@ static int write_early(hb_svc_t *s, hb_client_t *c, uint32_t charge)
         uint32_t before = c->qlen;
         if (c->ops->write(s, c, c->wsi)) {
             hb_client_close(c, "write failed", 0);
-            return -1;
+            return HB_EIO;
         }
         if (c->qlen == before)
             break;
@@ -280,11 +281,11 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     hb_svc_t *s = c->svc;
     uint32_t charge = hb_client_charge(hb_buf_len(b), s->edge->cfg.client_queue_bytes);
     if (c->closing)
-        return -1;
+        return HB_EIO;
     if (over_bound(s, c, charge) && (write_early(s, c, charge) || over_bound(s, c, charge))) {
         atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
         hb_client_close(c, "slow consumer: queue limit reached", 1008);
-        return -1;
+        return HB_ELIMIT;
     }
     if (c->qlen == c->qcap) {
         uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
@@ -322,7 +323,7 @@ ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len)
         return 0;
     n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : HB_EIO;
     hb_svc_count(&c->svc->bytes_out, (size_t)n);
     return n;
 }

@@ -82,22 +82,29 @@ typedef struct hb_edge {
 /** hb_broker_new() - the broker of edge (its loop, connections and timers, not started);
  * NULL on failure (logged). Main thread, before the threads start. */
 struct hb_broker *hb_broker_new(hb_edge_t *edge);
-/** hb_broker_run() - run the broker loop on the calling thread until drain completes. */
+/** hb_broker_run() - run the broker loop on the calling thread (it becomes the broker thread)
+ * until drain completes. Returns 0; failures inside the loop are logged and retried, never
+ * returned. */
 int hb_broker_run(struct hb_broker *b);
-/** hb_broker_free() - free the broker after hb_broker_run() returned; accepts NULL. */
+/** hb_broker_free() - free the broker and everything it owns (connections, topics, timers)
+ * after hb_broker_run() returned; accepts NULL. Main thread. */
 void hb_broker_free(struct hb_broker *b);
 
 /* service.c */
-/** hb_svc_new() - create service thread `idx`'s lws context (listening). NULL on failure. */
+/** hb_svc_new() - create service thread `idx`'s lws context (listening), owned by the caller
+ * (hb_svc_free()). NULL on failure (logged). Main thread, before the threads start. */
 struct hb_svc *hb_svc_new(hb_edge_t *edge, int idx);
-/** hb_svc_start() - start its thread. */
+/** hb_svc_start() - start its thread, which owns the lws context from now on. 0, or HB_EIO
+ * when the thread cannot be created. Main thread. */
 int hb_svc_start(struct hb_svc *s);
 /** hb_svc_tls_reload() - any thread: have the service thread load --tls-cert/--tls-key again
  * (checked by the caller) into its SSL_CTX; connections open keep their session. */
 void hb_svc_tls_reload(struct hb_svc *s);
-/** hb_svc_join() - stop the thread and wait for it; the context stays until hb_svc_free(). */
+/** hb_svc_join() - stop the thread and wait for it; the context stays until hb_svc_free().
+ * Main thread; a thread never started is a no-op. */
 void hb_svc_join(struct hb_svc *s);
-/** hb_svc_free() - (join and) free everything; accepts NULL. */
+/** hb_svc_free() - (join and) free everything it owns: context, listener, clients, queues;
+ * accepts NULL. Main thread. */
 void hb_svc_free(struct hb_svc *s);
 
 #endif

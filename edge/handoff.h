@@ -65,11 +65,13 @@ typedef struct hb_msg {
     char *blob;               /* HB_MSG_TICKET redeemed: the token (malloc'd, NUL-terminated) */
 } hb_msg_t;
 
-/** hb_msg_new() - a zeroed message of `type` with one reference; aborts on OOM. */
+/** hb_msg_new() - a zeroed message of `type` for (topic, topic_len) (copied) with one
+ * reference, owned by the caller; aborts on OOM. Any thread (the broker makes them). */
 hb_msg_t *hb_msg_new(hb_msg_type_t type, const char *topic, size_t topic_len);
-/** hb_msg_ref() - add a reference. */
+/** hb_msg_ref() - add a reference; returns m. Any thread (atomic). */
 hb_msg_t *hb_msg_ref(hb_msg_t *m);
-/** hb_msg_unref() - drop a reference; the last frees the buffers it holds. Accepts NULL. */
+/** hb_msg_unref() - drop a reference; the last frees the buffers it holds. Accepts NULL.
+ * Any thread (atomic). */
 void hb_msg_unref(hb_msg_t *m);
 
 typedef enum {
@@ -117,7 +119,8 @@ typedef struct hb_req {
     size_t payload_len;
 } hb_req_t;
 
-/** hb_req_free() - free a request and its payload; accepts NULL. */
+/** hb_req_free() - free a request, its payload and its cancel flag reference; accepts NULL.
+ * Any thread (the broker, or the asker when the push failed). */
 void hb_req_free(hb_req_t *q);
 
 /* ---- the queues ---- */

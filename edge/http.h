@@ -31,8 +31,8 @@ enum {
 
 /**
  * hb_http_respond_text() - hb_http_respond() with a text/plain body (@text, NUL-terminated,
- * copied). 0, or -1 when the body could not be allocated (the connection is then closed by
- * the caller's -1).
+ * copied). 0, or HB_ENOMEM when the body could not be allocated (the caller returns it to
+ * lws, which closes the connection).
  */
 int hb_http_respond_text(hb_client_t *c, unsigned status, const char *text, int close_after);
 
@@ -46,8 +46,8 @@ int hb_http_bad_request(hb_client_t *c, const char *reason, int close_after);
 /**
  * hb_http_query_arg() - query argument @name (lws decoded it) copied NUL-terminated into
  * @out (@cap bytes); with @frag, the search starts at fragment *frag and *frag moves past a
- * match (repeated arguments). 1 found, 0 absent, -1 longer than @cap or than the arguments
- * buffer (nothing useful in @out).
+ * match (repeated arguments). 1 found, 0 absent, HB_ELIMIT when longer than @cap or than the
+ * arguments buffer (nothing useful in @out).
  */
 int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, size_t cap);
 
@@ -76,7 +76,8 @@ int hb_http_single_topic(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const cha
  * hb_http_write_headers() - write the response head: @status, @ctype, Content-Length @len
  * (LWS_ILLEGAL_HTTP_CONTENT_LEN: none), the node, cache and CORS headers, and the extras
  * c->auth_challenge names; @sse adds X-Accel-Buffering and never Connection: close. Sets
- * c->headers_sent. 0, or -1 when the head does not fit or cannot be written (close).
+ * c->headers_sent. 0, or HB_ELIMIT when the head does not fit its 1 KiB buffer, HB_EIO when it
+ * cannot be written (either way: close).
  */
 int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
                           const char *ctype, lws_filepos_t len, int sse);

@@ -28,7 +28,7 @@ int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const ch
     if (len) {
         hb_buf_t *b = hb_buf_from(body, len);
         if (!b)
-            return -1;
+            return HB_ENOMEM; /* nonzero: the lws callback closes the connection */
         hb_client_push(c, b, NULL, 0, 1);
         hb_buf_unref(b);
     }
@@ -55,7 +55,8 @@ int hb_http_bad_request(hb_client_t *c, const char *reason, int close_after)
 
 /* ---- request parsing helpers ---- */
 
-/* Finds query argument `name` (lws has already decoded it); 1 found, 0 absent, -1 too long. */
+/* Finds query argument `name` (lws has already decoded it); 1 found, 0 absent, HB_ELIMIT too
+ * long. */
 int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, size_t cap)
 {
     size_t nl = strlen(name);
@@ -65,13 +66,13 @@ int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, s
         if (len <= 0)
             return 0;
         if ((size_t)len >= sizeof(arg))
-            return -1;
+            return HB_ELIMIT;
         if (lws_hdr_copy_fragment(wsi, arg, sizeof(arg), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
             continue;
         if (strncmp(arg, name, nl) != 0 || arg[nl] != '=')
             continue;
         if (strlen(arg + nl + 1) >= cap)
-            return -1;
+            return HB_ELIMIT;
         strcpy(out, arg + nl + 1);
         if (frag)
             *frag = i + 1;

@@ -132,7 +132,8 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c, int msse)
  * into the write buffer and no trip through lws_write(). That is the common case: a topic
  * whose events are evenly paced puts one frame in each queue per batch. What the socket does
  * not take stays queued (c->off) and goes through lws (sse_write()), which keeps it for
- * POLLOUT. TLS and HTTP/2 streams always go through lws. 0, or -1 when the connection failed.
+ * POLLOUT. TLS and HTTP/2 streams always go through lws. 0, or HB_EIO when the connection
+ * failed.
  */
 static int sse_send_direct(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
@@ -147,7 +148,7 @@ static int sse_send_direct(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if (blen > SSE_DIRECT_MAX || (n = hb_client_send_direct(c, hb_buf_data(e->b), blen)) == 0)
         return 0;
     if (n < 0)
-        return -1;
+        return (int)n;
     c->last_write = lws_now_usecs();
     if ((size_t)n < blen)
         c->off = (size_t)n; /* the rest through lws */
@@ -160,12 +161,12 @@ static int sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi, int msse)
 {
     size_t n;
     if (!msse && sse_send_direct(s, c, wsi))
-        return -1;
+        return HB_EIO;
     n = coalesce(s, c, msse);
     if (!n)
         return 0;
     if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
-        return -1;
+        return HB_EIO;
     c->last_write = lws_now_usecs();
     hb_svc_count(&s->bytes_out, n);
     return 0;
@@ -199,18 +200,18 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
         add_header(wsi, "x-herald-node:", s->edge->cfg.node_id, &p, end) ||
         add_header(wsi, "cache-control:", sse || extra == EXTRA_ASSET ? "no-cache" : "no-store", &p,
                    end))
-        return -1;
+        return HB_ELIMIT;
     if (extra == EXTRA_ASSET &&
         (add_header(wsi, "etag:", hb_herald_js_etag, &p, end) ||
          (!c->cors && add_header(wsi, "access-control-allow-origin:", "*", &p, end))))
-        return -1;
+        return HB_ELIMIT;
     if (sse && add_header(wsi, "x-accel-buffering:", "no", &p, end))
-        return -1;
+        return HB_ELIMIT;
     if (extra == EXTRA_AUTH && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
-        return -1;
+        return HB_ELIMIT;
     if (extra == EXTRA_AUTH_INVALID &&
         add_header(wsi, "www-authenticate:", "Bearer error=\"invalid_token\"", &p, end))
-        return -1;
+        return HB_ELIMIT;
     if (c->cors) {
         const char *o;
         char ob[HB_CFG_LIST_MAX];
@@ -218,11 +219,11 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
         snprintf(ob, sizeof(ob), "%.*s", (int)ol, o);
         if (add_header(wsi, "access-control-allow-origin:", ob, &p, end) ||
             (c->cors > 1 && add_header(wsi, "vary:", "Origin", &p, end)))
-            return -1;
+            return HB_ELIMIT;
         /* a listed origin may send the token cookie (EventSource withCredentials) */
         if (c->cors > 1 && s->edge->cfg.auth_cookie[0] &&
             add_header(wsi, "access-control-allow-credentials:", "true", &p, end))
-            return -1;
+            return HB_ELIMIT;
     }
     if (extra == EXTRA_PREFLIGHT &&
         (add_header(wsi, "allow:", "GET, POST, OPTIONS", &p, end) ||
@@ -231,32 +232,34 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
            add_header(wsi, "access-control-allow-headers:",
                       "Authorization, Content-Type, Last-Event-ID", &p, end) ||
            add_header(wsi, "access-control-max-age:", "600", &p, end)))))
-        return -1;
+        return HB_ELIMIT;
     if (!sse && c->close_after_flush && add_header(wsi, "connection:", "close", &p, end))
-        return -1;
+        return HB_ELIMIT;
     if (extra == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
-        return -1;
+        return HB_ELIMIT;
     if (extra == EXTRA_ALLOW_POST && add_header(wsi, "allow:", "POST", &p, end))
-        return -1;
+        return HB_ELIMIT;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
+        return HB_EIO;
     c->headers_sent = 1;
     return 0;
 }
 
 /* ---- plain answers ---- */
 
-/* Writes what a plain answer has queued (headers first); -1 on a write error. */
+/* Writes what a plain answer has queued (headers first); 0, or hb_http_write_headers()'s
+ * HB_E*, or HB_EIO on a write error. */
 static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n;
+    int rc;
     if (!c->headers_sent &&
-        hb_http_write_headers(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0) != 0)
-        return -1;
+        (rc = hb_http_write_headers(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0)) != 0)
+        return rc;
     n = coalesce(s, c, 0);
     if (n &&
         lws_write(wsi, s->wbuf + LWS_PRE, n, c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
-        return -1;
+        return HB_EIO;
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hb_err.h"
 #include "hb_log.h"
 
 #define MOD "service" /* the log lines keep the module they had in service.c */
@@ -29,8 +30,10 @@ int hb_listener_socket(hb_edge_t *edge)
     int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (fd < 0)
-        return -1;
+    if (fd < 0) {
+        hb_log_error(MOD, "cannot listen", "{s:s}", "err", strerror(errno));
+        return HB_EIO;
+    }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     memset(&ss, 0, sizeof(ss));
@@ -50,7 +53,7 @@ int hb_listener_socket(hb_edge_t *edge)
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 4096) != 0) {
         hb_log_error(MOD, "cannot listen", "{s:s}", "err", strerror(errno));
         close(fd);
-        return -1;
+        return HB_EIO;
     }
     return fd;
 }

@@ -15,7 +15,7 @@
  * SO_REUSEADDR) to --listen-host:--listen-port and listening (backlog 4096); each service
  * thread owns one and adopts it into its lws context, the kernel spreads connections over the
  * threads. Main thread (hb_svc_new()). The descriptor (owned by the caller, closed by
- * hb_svc_free() or by lws once adopted), or -1 with an error logged ("cannot listen").
+ * hb_svc_free() or by lws once adopted), or HB_EIO with an error logged ("cannot listen").
  */
 int hb_listener_socket(hb_edge_t *edge);
 

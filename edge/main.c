@@ -27,13 +27,15 @@
 #include <openssl/x509.h>
 
 #include "edge.h"
+#include "hb_err.h"
 #include "hb_fdlim.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "herald_version.h"
 #include "watchdog.h"
 
-/* Fails fast, before any thread starts, when the port is taken (even by a SO_REUSEPORT peer). */
+/* Fails fast, before any thread starts, when the port is taken (even by a SO_REUSEPORT peer):
+ * 0, or HB_EINVAL (not an IP address) / HB_EIO (cannot bind) with the line in err. */
 static int check_port_free(const hb_cfg_t *cfg, char *err, size_t errlen)
 {
     struct sockaddr_in6 a6;
@@ -51,7 +53,7 @@ static int check_port_free(const hb_cfg_t *cfg, char *err, size_t errlen)
         if (inet_pton(AF_INET6, cfg->listen_host, &a6.sin6_addr) != 1) {
             close(fd);
             snprintf(err, errlen, "invalid --listen address '%s'", cfg->listen_host);
-            return -1;
+            return HB_EINVAL;
         }
         rc = bind(fd, (struct sockaddr *)&a6, sizeof(a6));
     } else {
@@ -62,7 +64,7 @@ static int check_port_free(const hb_cfg_t *cfg, char *err, size_t errlen)
             close(fd);
             snprintf(err, errlen, "invalid --listen address '%s' (use an IP address)",
                      cfg->listen_host);
-            return -1;
+            return HB_EINVAL;
         }
         rc = bind(fd, (struct sockaddr *)&a4, sizeof(a4));
     }
@@ -70,7 +72,7 @@ static int check_port_free(const hb_cfg_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
                  strerror(errno));
         close(fd);
-        return -1;
+        return HB_EIO;
     }
     close(fd);
     return 0;
@@ -98,6 +100,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
  * Fails before listening when --tls-cert/--tls-key are unusable: one without the other, a file
  * that cannot be read, no PEM certificate or key in it, an encrypted key, or a key that does
  * not belong to the certificate. lws would otherwise only fail inside lws_create_context().
+ * 0, or HB_EIO (a file cannot be read) / HB_EINVAL (unusable) with the line in err.
  */
 static int check_tls(const hb_cfg_t *cfg, char *err, size_t errlen)
 {
@@ -107,13 +110,13 @@ static int check_tls(const hb_cfg_t *cfg, char *err, size_t errlen)
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
     FILE *f;
-    int rc = -1;
+    int rc = HB_EINVAL; /* unusable certificate or key */
 
     for (int i = 0; i < 2; i++) {
         if (files[i][0] && access(files[i], R_OK) != 0) {
             snprintf(err, errlen, "cannot read %s file '%.200s': %s", flags[i], files[i],
                      strerror(errno));
-            return -1;
+            return HB_EIO;
         }
     }
     if (!cfg->tls_cert[0] && !cfg->tls_key[0])
@@ -122,13 +125,13 @@ static int check_tls(const hb_cfg_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "%s is given without %s: TLS needs both",
                  cfg->tls_cert[0] ? "--tls-cert" : "--tls-key",
                  cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
-        return -1;
+        return HB_EINVAL;
     }
     ERR_clear_error();
     if (!(f = fopen(cfg->tls_cert, "r"))) {
         snprintf(err, errlen, "cannot read --tls-cert file '%.200s': %s", cfg->tls_cert,
                  strerror(errno));
-        return -1;
+        return HB_EIO;
     }
     cert = PEM_read_X509(f, NULL, no_passphrase, NULL);
     fclose(f);

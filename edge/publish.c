@@ -45,8 +45,8 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
         hb_creq(c)->auth_challenge = EXTRA_AUTH;
         return hb_http_respond_text(
             c, 401,
-            n == -1 ? "unauthorized: token longer than 8192 bytes\n"
-                    : "unauthorized: Authorization: Bearer <publish key or token>\n",
+            n == HB_ELIMIT ? "unauthorized: token longer than 8192 bytes\n"
+                           : "unauthorized: Authorization: Bearer <publish key or token>\n",
             1);
     }
     if (hb_topic_validate(topic, tlen, &reason))

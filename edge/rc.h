@@ -174,7 +174,7 @@ void hb_rc_lease_keys(const hb_broker_t *b, char *lease, size_t lcap, char *term
  * hb_rc_lease_acquire() - tries to take the lease for ms milliseconds (decimal string) under
  * token: "SET lease token NX PX ms" (single node), or "FCALL <lease_acquire> 2 lease term_key
  * token ms floor" drawing a new leader term above floor (cluster). Read the reply with
- * hb_rc_lease_won().
+ * hb_rc_lease_won(). REDIS_OK (cb runs once) or REDIS_ERR (it never does), as hb_rc_fcall().
  */
 int hb_rc_lease_acquire(hb_broker_t *b, const char *lease, const char *term_key, const char *token,
                         const char *ms, long long floor, redisCallbackFn *cb, void *priv);

@@ -10,6 +10,7 @@
 
 #include <hiredis/async.h>
 
+#include "hb_err.h"
 #include "rc.h"
 
 typedef struct hb_rc_ops {
@@ -23,7 +24,7 @@ typedef struct hb_rc_ops {
     /* The address bconn__start() connects a broker connection to: the master (single node),
      * or the next node to try for the raw-ingest listener (cluster: classic pub/sub is
      * cluster-wide, any node will do). *host points into b's state (valid until the next
-     * master switch or map change). 0, or -1 when no master is known yet
+     * master switch or map change). 0, or HB_ENOTFOUND when no master is known yet
      * (hb_broker_set_master() starts the connections then). Called only by bconn.c, through
      * b->rc: the implementations sit above bconn.c and start its connections. */
     int (*conn_addr)(hb_broker_t *b, const char **host, int *port);

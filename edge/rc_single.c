@@ -54,7 +54,7 @@ static int single_conn_addr(hb_broker_t *b, const char **host, int *port)
 {
     *host = b->master_host;
     *port = b->master_port;
-    return b->master_port ? 0 : -1;
+    return b->master_port ? 0 : HB_ENOTFOUND;
 }
 
 /* argv[0..argc) on the cmd connection; REDIS_ERR while it is disconnected. */

@@ -13,7 +13,8 @@
  */
 typedef struct hb_resolver hb_resolver_t;
 
-/** hb_resolver_new() - a resolver on base; on_done(arg) after each lookup. NULL on error. */
+/** hb_resolver_new() - a resolver on base, owned by the caller (hb_resolver_free());
+ * on_done(arg) after each lookup. NULL when evdns cannot be set up. */
 hb_resolver_t *hb_resolver_new(struct event_base *base, void (*on_done)(void *arg), void *arg);
 
 /**
@@ -23,7 +24,8 @@ hb_resolver_t *hb_resolver_new(struct event_base *base, void (*on_done)(void *ar
  */
 const char *hb_resolver_addr(hb_resolver_t *r, const char *host);
 
-/** hb_resolver_free() - cancels running lookups (on_done is not called) and frees r. */
+/** hb_resolver_free() - cancels running lookups (on_done is not called) and frees r; accepts
+ * NULL. */
 void hb_resolver_free(hb_resolver_t *r);
 
 #endif

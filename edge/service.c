@@ -54,23 +54,24 @@ static struct {
     void (*destroy)(struct ev_loop *loop);
 } evf;
 
-/* 0 when the calls are there; main thread, before the service threads start. */
+/* 0 when the calls are there, else HB_ENOTFOUND (no libev, or not these calls); main thread,
+ * before the service threads start. */
 static int evf_load(void)
 {
     static int state; /* 0 not tried, 1 loaded, -1 failed */
     void *h;
     if (state)
-        return state > 0 ? 0 : -1;
+        return state > 0 ? 0 : HB_ENOTFOUND;
     state = -1;
     h = dlopen("libev.so.4", RTLD_NOW | RTLD_LOCAL);
     if (!h)
-        return -1;
+        return HB_ENOTFOUND;
     *(void **)&evf.loop_new = dlsym(h, "ev_loop_new");
     *(void **)&evf.run = dlsym(h, "ev_run");
     *(void **)&evf.brk = dlsym(h, "ev_break");
     *(void **)&evf.destroy = dlsym(h, "ev_loop_destroy");
     if (!evf.loop_new || !evf.run || !evf.brk || !evf.destroy)
-        return -1; /* the handle stays open: lws' plugin uses the same library */
+        return HB_ENOTFOUND; /* the handle stays open: lws' plugin uses the same library */
     state = 1;
     return 0;
 }

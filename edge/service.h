@@ -6,6 +6,13 @@
  * share (service.c, listener.c, client.c, cwrite.c, topics.c, the HTTP files, ws.c, ctimer.c,
  * hread.c, auth.c, ticket.c, ticket_answer.c). The calls service.c alone makes into a module
  * are in client.h, topics.h and listener.h; those between the HTTP files in http.h.
+ *
+ * Returns (docs/architecture.md, "Contracts and error returns"): 0 or a negative HB_E*
+ * (common/hb_err.h), except lws callback plumbing. A call documented "0, or -1 to close" (or
+ * "what the HTTP callback returns") has its result returned to an lws callback, which closes
+ * the connection on any nonzero value: 0 goes on; a negative value closes, either -1 or the
+ * HB_E* of a failing helper passed on (hb_http_respond()'s HB_ENOMEM). Callers test < 0 or
+ * return it as it is; none compares it with -1.
  */
 
 #include <pthread.h>
@@ -18,6 +25,7 @@
 
 #include "edge.h"
 #include "hb_dict.h"
+#include "hb_err.h"
 #include "hb_hist.h"
 #include "hb_list.h"
 #include "hb_jwt.h"
@@ -280,9 +288,9 @@ static inline uint32_t hb_client_charge(size_t len, long bound)
  * hb_client_push() - queue one shared buffer @b (and, for multi-topic SSE and long-poll, its
  * cursor @cur) to @c, taking new refs (the caller keeps its own); @idx is the subscription's
  * index, @ctl marks a control frame (no cursor, no ID order). The first frame lists @c for a
- * write after the broker batch, or asks lws for a writable callback. 0; -1 when @c is closing
- * or was cut off now (over --client-queue-max, or its charge over --client-queue-bytes:
- * "slow consumer", 1008, counted).
+ * write after the broker batch, or asks lws for a writable callback. 0; nothing queued: HB_EIO
+ * when @c is closing, HB_ELIMIT when it was cut off now (over --client-queue-max, or its
+ * charge over --client-queue-bytes: "slow consumer", 1008, counted). Service thread of @c.
  */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
 /**
@@ -291,8 +299,8 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
  * copy into the write buffer and no trip through lws_write(). Only on a plain-TCP HTTP/1.1 or
  * WebSocket connection that lws holds no output for; TLS and HTTP/2 streams always go
  * through lws. Returns the bytes sent (0..@len: 0 also when it may not, or the socket is
- * full; the caller hands the rest to lws_write(), which keeps it for POLLOUT), or -1 when the
- * connection failed (the caller closes it). Counts bytes_out. Service thread. cwrite.c.
+ * full; the caller hands the rest to lws_write(), which keeps it for POLLOUT), or HB_EIO when
+ * the connection failed (the caller closes it). Counts bytes_out. Service thread. cwrite.c.
  */
 ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len);
 /**
@@ -412,31 +420,43 @@ static inline int hb_wdelay_held(const hb_client_t *c)
 }
 
 /* auth.c */
-/** hb_auth_token() - the bearer token of the request: Authorization: Bearer, else ?token=.
- * 1 found (NUL-terminated in out), 0 none, -1 too long, -2 malformed. */
+/** hb_auth_token() - the bearer token of the request on @wsi: Authorization: Bearer, else
+ * ?token=, copied into @out (@cap bytes, the caller's). 1 found (NUL-terminated in @out), 0
+ * none; HB_ELIMIT when it (or a query argument) does not fit @cap, HB_EPROTO when the
+ * Authorization is not "Bearer <token>" or the token is empty. Service thread. */
 int hb_auth_token(struct lws *wsi, char *out, size_t cap);
-/** hb_auth_is_publish_key() - 1 when (tok, len) is the configured --publish-key. */
+/** hb_auth_is_publish_key() - 1 when (tok, len) (borrowed) is the configured --publish-key,
+ * compared in constant time; else 0. Pure; any thread. */
 int hb_auth_is_publish_key(const hb_cfg_t *cfg, const char *tok, size_t len);
-/** hb_auth_verify() - verify a JWT with --jwt-secret; counts and logs refusals. 0 or an hb_err. */
+/** hb_auth_verify() - verify the JWT (tok, len) (borrowed) with --jwt-secret: 0 and *out the
+ * claims (owned by the caller: hb_jwt_free()); else *out NULL, *reason a constant one-line
+ * reason and an HB_E* (HB_EINVAL without --jwt-secret, else hb_jwt_verify()'s), counted and
+ * logged. Service thread. */
 int hb_auth_verify(hb_svc_t *s, const char *tok, size_t len, hb_jwt_t **out, const char **reason);
-/** hb_auth_may_subscribe() - j's subscribe patterns allow topic; with no token: no secret
- * configured or --allow-anonymous. */
+/** hb_auth_may_subscribe() - 1 when @j's subscribe patterns allow (topic, len) (both
+ * borrowed); with no token (@j NULL) when no secret is configured or --allow-anonymous; else
+ * 0. Pure; any thread. */
 int hb_auth_may_subscribe(const hb_cfg_t *cfg, const hb_jwt_t *j, const char *topic, size_t len);
 /** hb_auth_cookie() - the token in the --auth-cookie cookie: 1 and out set, 0 none (the option
  * is off, no such cookie, a cookie longer than cap, or a request from an origin that may not use
  * cookies: neither the edge's own nor one listed by name in --allowed-origins). Service thread. */
 int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap);
 
-/** hb_auth_http() - the request's token, verified: 1 and *jwt set, 0 no token (or no secret
- * configured), -1 refused with *reason. */
+/** hb_auth_http() - the request's token (a redeemed ticket's, a bearer or the cookie),
+ * verified: 1 and *jwt set (owned by the caller: hb_jwt_free()), 0 no token (or no secret
+ * configured); refused: *reason (constant) and HB_ELIMIT (too long), HB_EPROTO (not a bearer)
+ * or hb_auth_verify()'s HB_E*, counted. Service thread. */
 int hb_auth_http(hb_svc_t *s, struct lws *wsi, hb_jwt_t **jwt, const char **reason);
-/** hb_auth_expire_at() - end the connection when exp (unix seconds; 0: never) + leeway passes. */
+/** hb_auth_expire_at() - end @c when exp (unix seconds; 0: never) + leeway passes (its lws
+ * timer, re-armed at most an hour ahead). Service thread; cannot fail. */
 void hb_auth_expire_at(hb_client_t *c, long long exp);
 /** hb_auth_on_timer() - the connection's lws timer fired (SSE, WS) and it waits for no ticket
  * (service.c asks hb_ticket_on_timer() first): the token expiry, or its early wake-up. 0. */
 int hb_auth_on_timer(hb_client_t *c);
-/** hb_auth_origin() - check the Origin header against --allowed-origins: 0 allowed (sets
- * *cors for the response headers; 0 when there is no Origin), -1 refused (counted). */
+/** hb_auth_origin() - check the Origin header of @wsi against --allowed-origins: 0 allowed
+ * (sets *cors for the response headers; 0 when there is no Origin); refused (counted, logged
+ * rate-limited): HB_ELIMIT for an Origin of 512 bytes or more, HB_EINVAL for one not allowed.
+ * Service thread. */
 int hb_auth_origin(hb_svc_t *s, struct lws *wsi, uint8_t *cors);
 
 /* ---- HTTP: http.c (routing), http_resp.c (responses), http_write.c, publish.c, poll.c; the
@@ -452,7 +472,8 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
  * hb_http_respond() - queue a plain answer (c->ops becomes hb_simple_ops): @status, @ctype (a
  * string literal), @body (@len bytes, copied; 0: none); @close_after closes the connection after
  * it. 400/404/405/411 are counted as bad requests. Written from the writable callback (or at once
- * for a paused connection). 0, or -1 when the body could not be allocated. http_resp.c.
+ * for a paused connection). 0, or HB_ENOMEM when the body could not be allocated (nothing
+ * queued; returned to lws, it closes the connection). http_resp.c.
  */
 int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const char *body,
                     size_t len, int close_after);
@@ -460,13 +481,14 @@ int hb_http_respond(hb_client_t *c, unsigned status, const char *ctype, const ch
  * after its ticket was redeemed (ticket.h). What the HTTP callback would return. http.c. */
 int hb_http_reroute(hb_svc_t *s, hb_client_t *c, const char *path);
 /** hb_http_unauthorized() - answer 401 with WWW-Authenticate: Bearer error="invalid_token"
- * and the text @body (counted as an auth refusal by the caller). http_resp.c. */
+ * and the text @body (a string, copied; counted as an auth refusal by the caller). What
+ * hb_http_respond() returns. http_resp.c. */
 int hb_http_unauthorized(hb_client_t *c, const char *body);
 /** hb_http_sse_write() - SSE write(): one coalesced write of what is queued (lws keeps what
- * the socket does not take). 0, or -1 when the connection failed. http_write.c. */
+ * the socket does not take). 0, or HB_EIO when the connection failed. http_write.c. */
 int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_msse_write() - multi-topic SSE write(): hb_http_sse_write() with the client's
- * composite id line after each event. http_write.c. */
+ * composite id line after each event; returns as it does. http_write.c. */
 int hb_http_msse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_sse_writeable() - SSE http_writeable(): what is queued is written; a stream whose
  * last frames went out (close_after_flush) closes. 0, or -1 to close. http_write.c. */
@@ -528,11 +550,13 @@ int hb_ws_peer_close(hb_client_t *c, struct lws *wsi, const unsigned char *in, s
  * Sec-WebSocket-Version: 13 for a version other than 13); -1 to hang up (the answer could not
  * be written). Service thread. */
 int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
-/** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or -1
- * when the connection failed. Service thread. */
+/** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or
+ * HB_EIO when the connection failed. Service thread. */
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-/** hb_ws_take_token() - a token from the handshake (or a ticket, or an auth message): the
- * publish key, or a JWT whose claims @c keeps. 0, or -1 with *reason (nothing changed). */
+/** hb_ws_take_token() - a token (@tok, @len; borrowed) from the handshake (or a ticket, or an
+ * auth message): the publish key, or a JWT whose claims @c keeps (its expiry armed). 0; or,
+ * with *reason (constant) and nothing changed, HB_EINVAL (no --jwt-secret: counted) or
+ * hb_auth_verify()'s HB_E*. Service thread. */
 int hb_ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len, const char **reason);
 
 #endif

@@ -58,15 +58,16 @@ const hb_transport_t hb_msse_ops = {
     .expire = sse_expire,
 };
 
-/* Reads the resume cursor text from Last-Event-ID or ?lastEventId=. 1, 0 none, -1 too long. */
+/* Reads the resume cursor text from Last-Event-ID or ?lastEventId=. 1, 0 none, HB_ELIMIT too
+ * long. */
 static int read_last_event_id(struct lws *wsi, char *out, size_t cap)
 {
     int n = lws_hdr_custom_length(wsi, "last-event-id:", 14);
     if (n > 0) {
         if ((size_t)n >= cap)
-            return -1;
+            return HB_ELIMIT;
         if (lws_hdr_custom_copy(wsi, out, (int)cap, "last-event-id:", 14) < 0)
-            return -1;
+            return HB_ELIMIT;
         return out[0] != '\0';
     }
     n = hb_http_query_arg(wsi, "lastEventId", NULL, out, cap);

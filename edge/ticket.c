@@ -37,7 +37,7 @@ static void count(atomic_ullong *n)
 /* ---- ids ---- */
 
 /* A new id: HB_TICKET_ID_BYTES from the kernel's CSPRNG, base64url without padding, into out
- * (HB_TICKET_ID_LEN + 1 bytes). 0, or -1 when getrandom failed. */
+ * (HB_TICKET_ID_LEN + 1 bytes). 0, or HB_EIO when getrandom failed. */
 static int ticket_id(char *out)
 {
     static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -46,7 +46,7 @@ static int ticket_id(char *out)
     while (got < sizeof(r)) {
         ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
         if (n <= 0)
-            return -1;
+            return HB_EIO;
         got += (size_t)n;
     }
     for (size_t i = 0; i < sizeof(r); i += 3) { /* 24 bytes: 8 groups of 3, 32 characters */
@@ -105,16 +105,18 @@ static int ticket_arg(struct lws *wsi, char *out, size_t cap)
 /* ---- service thread: asking ---- */
 
 /* Sends request q (type, id) for c and arms the wait; path: the route to run again (NULL for
- * issue and WebSocket). 0, or -1 when the broker's queue refused it (nothing pending). */
+ * issue and WebSocket). 0, or hb_svc_request()'s HB_E* when the broker's queue refused it
+ * (nothing pending). */
 static int ask(hb_svc_t *s, hb_client_t *c, hb_req_t *q, const char *path)
 {
     hb_pending_t *p = hb_pending_add(s, c, NULL);
+    int rc;
     q->client_id = p->token;
     if (path)
         p->echo = json_string(path);
-    if (hb_svc_request(s, q) != 0) {
+    if ((rc = hb_svc_request(s, q)) != 0) {
         hb_pending_del(s, p);
-        return -1;
+        return rc;
     }
     hb_creq(c)->ticket_tok = p->token;
     lws_set_timer_usecs(c->wsi, (lws_usec_t)HB_TICKET_WAIT_S * LWS_USEC_PER_SEC);
@@ -164,8 +166,9 @@ int hb_ticket_issue(hb_svc_t *s, hb_client_t *c, struct lws *wsi, hb_http_body_t
         n = hb_auth_cookie(s, wsi, tok, sizeof(tok));
     if (n <= 0) {
         count(&s->edge->stats.rejected_auth);
-        return hb_http_unauthorized(c, n == -1 ? "unauthorized: token longer than 8192 bytes\n"
-                                               : "unauthorized: a token is required\n");
+        return hb_http_unauthorized(c, n == HB_ELIMIT
+                                           ? "unauthorized: token longer than 8192 bytes\n"
+                                           : "unauthorized: a token is required\n");
     }
     if (hb_auth_is_publish_key(cfg, tok, strlen(tok)))
         return text(c, 403,

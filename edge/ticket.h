@@ -61,7 +61,8 @@ int hb_ticket_refuse_http(hb_svc_t *s, hb_client_t *c, const char *why);
 void hb_ticket_on_reply(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
 
 /** hb_ticket_on_timer() - @c's wait for Redis ran out (its lws timer; service.c's TIMER dispatch
- * asks it before the token expiry): 503 / close 1013. */
+ * asks it before the token expiry): 503 / close 1013. Returns 0 (lws goes on; a close goes
+ * through hb_client_close()). */
 int hb_ticket_on_timer(hb_client_t *c);
 
 /* hb_ticket_broker(), the broker thread's side: bticket.h. */

@@ -38,7 +38,7 @@ typedef struct hb_transport {
 
     /** write() - one coalesced write of the queue, without a writable callback, after a
      * broker batch (hb_svc_flush()); NULL: only the writable callback writes (long-poll, plain
-     * answers). 0, or -1 when the connection failed. */
+     * answers). 0, or HB_EIO when the connection failed (the caller closes c). */
     int (*write)(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
     /** http_writeable() - LWS_CALLBACK_HTTP_WRITEABLE. 0, or -1 to close. NULL: 0. */
     int (*http_writeable)(hb_svc_t *s, hb_client_t *c, struct lws *wsi);

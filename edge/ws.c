@@ -148,6 +148,7 @@ int hb_ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len, c
 {
     const hb_cfg_t *cfg = &s->edge->cfg;
     hb_jwt_t *j = NULL;
+    int rc;
     if (hb_auth_is_publish_key(cfg, tok, len)) {
         c->may_publish = 1;
         return 0;
@@ -155,10 +156,10 @@ int hb_ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len, c
     if (!cfg->jwt_secret_len) {
         atomic_fetch_add_explicit(&s->edge->stats.rejected_auth, 1, memory_order_relaxed);
         *reason = "invalid token";
-        return -1;
+        return HB_EINVAL;
     }
-    if (hb_auth_verify(s, tok, len, &j, reason))
-        return -1;
+    if ((rc = hb_auth_verify(s, tok, len, &j, reason)) != 0)
+        return rc;
     hb_jwt_free(c->jwt);
     c->jwt = j;
     hb_auth_expire_at(c, hb_jwt_exp(j));
@@ -179,7 +180,8 @@ void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if (n == 0 || (n < 0 && !cfg->jwt_secret_len))
         return;
     if (n < 0)
-        reason = n == -1 ? "token longer than 8192 bytes" : "Authorization must be: Bearer <token>";
+        reason = n == HB_ELIMIT ? "token longer than 8192 bytes"
+                                : "Authorization must be: Bearer <token>";
     /* without a secret a wrong bearer only means "may not publish", as before tokens */
     if (reason || (hb_ws_take_token(s, c, tok, strlen(tok), &reason) && cfg->jwt_secret_len)) {
         hb_log_debug(MOD, "handshake token refused", "{s:s}", "err", reason);
@@ -432,7 +434,7 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if (hb_buf_len(e->b) > HB_SVC_WBUF) {
         n = hb_buf_len(e->b);
         if (lws_write(wsi, hb_buf_data(e->b), n, LWS_WRITE_RAW) < (int)n)
-            return -1;
+            return HB_EIO;
         pop_front(s, c, now_us);
     } else {
         while (c->qlen && n + hb_buf_len(c->q[c->qhead].b) <= HB_SVC_WBUF) {
@@ -442,7 +444,7 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             pop_front(s, c, now_us);
         }
         if (lws_write(wsi, start, n, LWS_WRITE_RAW) < (int)n)
-            return -1;
+            return HB_EIO;
     }
     hb_svc_count(&s->bytes_out, n);
     return 0;
