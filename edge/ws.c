@@ -420,12 +420,12 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
          * it (hb_client_send_direct()); lws keeps what the socket did not take */
         ssize_t sent = hb_client_send_direct(c, hb_buf_data(e->b), hb_buf_len(e->b));
         if (sent < 0)
-            return -1;
+            return (int)sent;
         if (sent > 0) {
             size_t rest = hb_buf_len(e->b) - (size_t)sent;
             if (rest && lws_write(wsi, (unsigned char *)hb_buf_data(e->b) + sent, rest,
                                   LWS_WRITE_RAW) < (int)rest)
-                return -1;
+                return HB_EIO;
             hb_svc_count(&s->bytes_out, rest);
             pop_front(s, c, now_us);
             return 0;
