@@ -47,8 +47,8 @@ typedef enum { HB_RCONN_REFUSED, HB_RCONN_TIMED_OUT } hb_rconn_fail_t;
 /* The owner's callbacks, broker thread, never re-entering hiredis for this context's free. */
 typedef struct hb_rconn_ops {
     /* The address to connect to now: 0 and *host (a name or a number, owned by the owner, valid
-     * until the call returns) and *port, or HB_ENOTFOUND: none known (no retry is scheduled: the owner
-     * starts it again). Required. */
+     * until the call returns) and *port, or HB_ENOTFOUND: none known (no retry is scheduled: the
+     * owner starts it again). Required. */
     int (*addr)(hb_rconn_t *r, const char **host, int *port);
     /* Connected (after CLIENT SETNAME was sent and the set-up deadline armed): send the set-up
      * and call hb_rconn_set_up() once it is answered. Required. */
