@@ -10,7 +10,9 @@
 #include <openssl/evp.h>
 
 #include "hb_err.h"
+#include "hb_json.h"
 #include "hb_sse.h"
+#include "hb_utf8.h"
 
 void hb_ev_release(hb_ev_t *ev)
 {
@@ -74,37 +76,83 @@ static hb_buf_t *json_buf(json_t *v)
     return b;
 }
 
+/* Appends the literal (p, n) at *o. */
+static void put_lit(char **o, const char *p, size_t n)
+{
+    memcpy(*o, p, n);
+    *o += n;
+}
+
+#define LIT(o, s) put_lit(o, s, sizeof(s) - 1)
+
+/*
+ * The JSON form {"type":"event","topic":..,"id":..[,"event":..][,"encoding":"base64"],"data":..}
+ * written in one pass (common/hb_json.h), the bytes jansson's json_dumps() wrote for the same
+ * object: data that is not UTF-8 goes as base64 with "encoding"; a topic, id or event name that
+ * is not UTF-8 (never, after the checks at the edges) leaves its key out, as jansson did.
+ */
+static hb_buf_t *event_json(const char *topic, size_t tlen, const char *cursor, size_t clen,
+                            const char *event, size_t evlen, const char *data, size_t dlen)
+{
+    char *b64 = NULL, *out, *o;
+    int has_topic = hb_utf8_valid(topic, tlen), has_id = hb_utf8_valid(cursor, clen);
+    int has_event = evlen && hb_utf8_valid(event, evlen);
+    size_t size;
+    hb_buf_t *b;
+    if (!hb_utf8_valid(data, dlen)) {
+        /* not valid UTF-8: JSON cannot carry it as a string */
+        b64 = malloc(4 * ((dlen + 2) / 3) + 1);
+        if (!b64)
+            return NULL;
+        dlen =
+            (size_t)EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data, (int)dlen);
+        data = b64;
+    }
+    size = sizeof("{\"type\":\"event\"") + sizeof(",\"topic\":") + sizeof(",\"id\":") +
+           sizeof(",\"event\":") + sizeof(",\"data\":") + sizeof(",\"encoding\":\"base64\"}") +
+           (has_topic ? hb_json_str_size(topic, tlen) : 0) +
+           (has_id ? hb_json_str_size(cursor, clen) : 0) +
+           (has_event ? hb_json_str_size(event, evlen) : 0) + hb_json_str_size(data, dlen);
+    out = o = malloc(size);
+    if (!out) {
+        free(b64);
+        return NULL;
+    }
+    LIT(&o, "{\"type\":\"event\"");
+    if (has_topic) {
+        LIT(&o, ",\"topic\":");
+        o += hb_json_str_put(o, topic, tlen);
+    }
+    if (has_id) {
+        LIT(&o, ",\"id\":");
+        o += hb_json_str_put(o, cursor, clen);
+    }
+    if (has_event) {
+        LIT(&o, ",\"event\":");
+        o += hb_json_str_put(o, event, evlen);
+    }
+    if (b64)
+        LIT(&o, ",\"encoding\":\"base64\"");
+    LIT(&o, ",\"data\":");
+    o += hb_json_str_put(o, data, dlen);
+    *o++ = '}';
+    b = hb_buf_from(out, (size_t)(o - out));
+    free(out);
+    free(b64);
+    return b;
+}
+
 int hb_ev_encode(hb_ev_t *ev, const char *topic, size_t tlen, const hb_id_t *id, const char *epoch,
                  const char *event, size_t evlen, const char *data, size_t dlen)
 {
     char cursor[HB_CURSOR_MAX];
     size_t clen = hb_cursor_format(id, epoch, cursor);
-    json_t *o = json_object(), *d;
     char *line;
     size_t jl, n;
 
     memset(ev, 0, sizeof(*ev));
     ev->id = *id;
-    json_object_set_new(o, "type", json_string("event"));
-    json_object_set_new(o, "topic", json_stringn(topic, tlen));
-    json_object_set_new(o, "id", json_stringn(cursor, clen));
-    if (evlen)
-        json_object_set_new(o, "event", json_stringn(event, evlen));
-    d = json_stringn(data, dlen);
-    if (!d) {
-        /* not valid UTF-8: JSON cannot carry it as a string */
-        char *b64 = malloc(4 * ((dlen + 2) / 3) + 1);
-        if (!b64) {
-            json_decref(o);
-            return HB_ENOMEM;
-        }
-        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data, (int)dlen);
-        d = json_string(b64);
-        free(b64);
-        json_object_set_new(o, "encoding", json_string("base64"));
-    }
-    json_object_set_new(o, "data", d);
-    ev->json = json_buf(o);
+    ev->json = event_json(topic, tlen, cursor, clen, event, evlen, data, dlen);
     ev->ws = ev->json ? hb_ws_frame(hb_buf_data(ev->json), hb_buf_len(ev->json)) : NULL;
     ev->sse = hb_sse_encode(cursor, clen, event, evlen, data, dlen, 0);
     ev->cur = hb_buf_from(cursor, clen);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "hb_err.h"
 
@@ -80,6 +81,47 @@ static void test_binary_data_is_base64_in_json(void **state)
     hb_ev_release(&ev);
 }
 
+/* The JSON form, written by hand since jansson cost most of an event's encoding, is the bytes
+ * jansson's json_dumps() writes for the same object: with and without an event name, escapes,
+ * UTF-8, and invalid UTF-8 sent as base64. */
+static void test_json_matches_jansson(void **state)
+{
+    static const struct {
+        const char *ev, *data;
+    } cases[] = {{"", "plain"},
+                 {"tick", "{\"a\":[1,2]}"},
+                 {"e\"v", "line\nbreak\ttab\\"},
+                 {"", "\x01\x1f\x7f/"},
+                 {"n", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+                 {"", "\xff\xfe"},
+                 {"x", ""}};
+    hb_id_t id = {1700000000000ULL, 7};
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        hb_ev_t ev;
+        size_t dl = strlen(cases[i].data), el = strlen(cases[i].ev);
+        json_t *o = json_object(), *d = json_stringn(cases[i].data, dl);
+        char *want;
+        json_object_set_new(o, "type", json_string("event"));
+        json_object_set_new(o, "topic", json_string("t.x"));
+        json_object_set_new(o, "id", json_string("1700000000000-7_ep"));
+        if (el)
+            json_object_set_new(o, "event", json_stringn(cases[i].ev, el));
+        if (!d) {
+            json_object_set_new(o, "encoding", json_string("base64"));
+            d = json_string("//4=");
+        }
+        json_object_set_new(o, "data", d);
+        want = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        assert_int_equal(
+            hb_ev_encode(&ev, LIT("t.x"), &id, "ep", cases[i].ev, el, cases[i].data, dl), 0);
+        assert_buf(ev.json, want, strlen(want));
+        free(want);
+        hb_ev_release(&ev);
+    }
+}
+
 /* WebSocket frame headers at their limits: 125/126 bytes, 65535/65536 bytes. */
 static void test_ws_frame_lengths(void **state)
 {
@@ -138,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_event_every_transport),
         cmocka_unit_test(test_event_without_name_or_epoch),
         cmocka_unit_test(test_binary_data_is_base64_in_json),
+        cmocka_unit_test(test_json_matches_jansson),
         cmocka_unit_test(test_ws_frame_lengths),
         cmocka_unit_test(test_gap_notices),
     };
