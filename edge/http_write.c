@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "reqcheck.h"
 
@@ -267,8 +268,17 @@ void hb_http_answer_now(hb_client_t *c)
 {
     hb_svc_t *s = c->svc;
     c->close_after_flush = 1;
+    int fd;
+    char sink[4096];
     while (c->qlen || !c->headers_sent)
         if (simple_write(s, c, c->wsi))
+            break;
+    /* What the peer sent that lws will not read (a pipelined request) is discarded, at most
+     * 64 KiB: closing a socket with unread input sends a reset, which can destroy the answer
+     * still on its way to the peer (RFC 9112 section 9.6); with the input read, it is a FIN. */
+    fd = lws_get_socket_fd(c->wsi);
+    for (int i = 0; fd >= 0 && i < 16; i++)
+        if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
             break;
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
