@@ -20,60 +20,53 @@ from harness import HeraldTestCase, SSEClient, scrape, wait_until
 from hostile import cpu_seconds
 
 SSE = 'herald_connections{transport="sse"}'
-
-
 POLL = 'herald_connections{transport="poll"}'
+
+
+def sse_hanging_up(h, n):
+    """An SSE client that got its stream, then sent a FIN (its socket stays open here)."""
+    c = SSEClient(h.port, "/events/churn.%d" % (n % 8))
+    c.wait_retry(10)
+    c.sock.shutdown(socket.SHUT_WR)
+    return c
+
+
+def poll_hanging_up(h, n):
+    """A long-poll that waits (its answer 60 s away), then its client sent a FIN."""
+    s = socket.create_connection(("127.0.0.1", h.port))
+    s.sendall(b"GET /poll/churn.%d?timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n" % (n % 8))
+    wait_until(lambda: scrape(h.port)[POLL] >= 1, 10, what="the poll waiting")
+    s.shutdown(socket.SHUT_WR)
+    return s
 
 
 class HangupSpin(HeraldTestCase):
 
-    def test_hung_up_sse_peers_do_not_spin_the_edge(self):
+    def churn(self, make, gauge, what):
+        """Clients made by make() one after the other for 3 s (one every ~20 ms) against a
+        fresh edge: its CPU over that time stays far below a core, and each is closed."""
         srv = self.redis()
         h = self.edge(srv, "edge-1", ["--threads", "1"])
         wait_until(lambda: h.readyz() == 200, 10, what="ready")
         live = []
         c0, t0 = cpu_seconds(h.proc.pid), time.monotonic()
-        end = t0 + 3.0
-        n = 0
-        while time.monotonic() < end:
-            c = SSEClient(h.port, "/events/churn.%d" % (n % 8))
-            c.wait_retry(10)
-            c.sock.shutdown(socket.SHUT_WR)  # a FIN; the socket stays open on our side
-            live.append(c)
-            n += 1
+        while time.monotonic() < t0 + 3.0:
+            live.append(make(h, len(live)))
             time.sleep(0.02)
         share = (cpu_seconds(h.proc.pid) - c0) / (time.monotonic() - t0)
-        harness.log("%d SSE clients hung up over 3 s: edge CPU %.0f%% of a core"
-                    % (n, share * 100))
+        harness.log("%d %s hung up over 3 s: edge CPU %.0f%% of a core"
+                    % (len(live), what, share * 100))
+        self.assertGreater(len(live), 20, "the churn ran")
+        self.assertLess(share, 0.3, "the edge spun on hung-up %s" % what)
+        wait_until(lambda: scrape(h.port)[gauge] == 0, 10, what="every hung-up one closed")
         for c in live:
             c.close()
-        self.assertGreater(n, 20, "the churn ran")
-        self.assertLess(share, 0.3, "the edge spun on hung-up SSE peers")
-        wait_until(lambda: scrape(h.port)[SSE] == 0, 10, what="every hung-up stream closed")
+
+    def test_hung_up_sse_peers_do_not_spin_the_edge(self):
+        self.churn(sse_hanging_up, SSE, "SSE clients")
 
     def test_hung_up_long_polls_do_not_spin_the_edge(self):
-        srv = self.redis()
-        h = self.edge(srv, "edge-1", ["--threads", "1"])
-        wait_until(lambda: h.readyz() == 200, 10, what="ready")
-        live = []
-        c0, t0 = cpu_seconds(h.proc.pid), time.monotonic()
-        n = 0
-        while time.monotonic() < t0 + 3.0:
-            s = socket.create_connection(("127.0.0.1", h.port))
-            s.sendall(b"GET /poll/churn.%d?timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n" % (n % 8))
-            wait_until(lambda: scrape(h.port)[POLL] >= 1, 10, what="the poll waiting")
-            s.shutdown(socket.SHUT_WR)  # gone before its answer (60 s away)
-            live.append(s)
-            n += 1
-            time.sleep(0.02)
-        share = (cpu_seconds(h.proc.pid) - c0) / (time.monotonic() - t0)
-        harness.log("%d long-polls hung up over 3 s: edge CPU %.0f%% of a core"
-                    % (n, share * 100))
-        self.assertGreater(n, 20, "the churn ran")
-        self.assertLess(share, 0.3, "the edge spun on hung-up long-polls")
-        wait_until(lambda: scrape(h.port)[POLL] == 0, 10, what="every hung-up poll closed")
-        for s in live:
-            s.close()
+        self.churn(poll_hanging_up, POLL, "long-polls")
 
 
 if __name__ == "__main__":
