@@ -26,9 +26,30 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness  # noqa: E402
+from wsclient import WSClient  # noqa: E402
 
 
-def run(binary, clients, events, tmp):
+def subscribers(port, clients, mode):
+    """`clients` subscribers of topic "fan": SSE streams, or WebSockets with one subscribe."""
+    if mode == "sse":
+        return [harness.SSEClient(port, "/events/fan", timeout=60) for _ in range(clients)]
+    subs = []
+    for _ in range(clients):
+        ws = WSClient(port, timeout=60)
+        ws.send_json({"type": "subscribe", "topic": "fan"})
+        if ws.recv_json(timeout=60).get("type") != "subscribed":
+            raise RuntimeError("a WebSocket subscribe was refused")
+        subs.append(ws)
+    return subs
+
+
+def next_id(c, mode):
+    if mode == "sse":
+        return harness.split_cursor(c.next_event(120).id)[0]
+    return harness.split_cursor(c.recv_json(timeout=120)["id"])[0]
+
+
+def run(binary, clients, events, tmp, mode="sse"):
     srv = harness.RedisServer()
     r = srv.client()
     port = harness.free_port()
@@ -42,7 +63,7 @@ def run(binary, clients, events, tmp):
         harness.wait_until(lambda: harness.port_open(port), 120, what="edge under callgrind")
         harness.wait_until(lambda: harness.http_get(port, "/readyz", timeout=30)[0] == 200, 120,
                            what="edge ready")
-        subs = [harness.SSEClient(port, "/events/fan", timeout=60) for _ in range(clients)]
+        subs = subscribers(port, clients, mode)
         harness.wait_live_subscribed(r, "fan", timeout=60)
         time.sleep(2)
         payload = "x" * 200
@@ -51,7 +72,7 @@ def run(binary, clients, events, tmp):
             ids.append(harness.fcall_publish(r, "fan", "%05d%s" % (i, payload[5:])))
             time.sleep(0.02)
         for c in subs:
-            got = [harness.split_cursor(c.next_event(120).id)[0] for _ in range(events)]
+            got = [next_id(c, mode) for _ in range(events)]
             if got != ids:
                 raise RuntimeError("a subscriber got %d events out of order or with a hole" %
                                    len(got))
@@ -75,13 +96,15 @@ def main():
     ap.add_argument("--bin", action="append", required=True, metavar="NAME=PATH")
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--events", type=int, default=200)
+    ap.add_argument("--mode", default="sse", choices=["sse", "ws"],
+                    help="subscribers over SSE (default) or WebSocket (herald.v1, one subscribe each)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="herald-fanout-ir-")
     rows = []
     for spec in a.bin:
         name, path = spec.split("=", 1)
-        base = run(path, a.clients, 0, tmp)
-        full = run(path, a.clients, a.events, tmp)
+        base = run(path, a.clients, 0, tmp, a.mode)
+        full = run(path, a.clients, a.events, tmp, a.mode)
         per = (full - base) / float(a.events * a.clients)
         rows.append((name, base, full, per))
         print("fanout_ir: %s: Ir %d with none, %d with %d x %d: %.0f per delivery" % (
