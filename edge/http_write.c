@@ -13,7 +13,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "hb_log.h"
 #include "reqcheck.h"
+
+#define MOD "service"
 
 /* The ETag of the embedded browser client edge/herald.js (edge/embed.cmake). */
 extern const char hb_herald_js_etag[];
@@ -312,6 +315,15 @@ int hb_http_sse_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     if (c->closing)
         return -1;
+    if (hb_req_pipelined_behind(c)) {
+        /* a request pipelined behind the endless stream: never served, and lws would spin on
+         * it for the stream's life (hb_req_pipelined_behind()) */
+        atomic_fetch_add_explicit(&s->edge->stats.bad_requests, 1, memory_order_relaxed);
+        hb_log_ratelimited("sse-pipelined", 1000, HB_LOG_INFO, MOD,
+                           "request pipelined behind an SSE stream: closed", NULL);
+        c->close_why = "request pipelined behind an SSE stream";
+        return -1;
+    }
     if (c->ops->write(s, c, wsi))
         return -1;
     if (c->qlen) {

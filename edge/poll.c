@@ -4,6 +4,7 @@
  * gap, when an event arrives, the timeout passes or the edge drains. Service thread only.
  */
 #include "http.h"
+#include "reqcheck.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -15,11 +16,18 @@
  * here or the timer, never while a delivery to it is on the stack. */
 static int poll_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
-    int timeout0 = c->x->poll_ready == 2;
+    int timeout0;
     (void)s;
     (void)wsi;
     if (c->closing)
         return 0;
+    if (hb_req_pipelined_behind(c)) {
+        /* a request pipelined behind the poll: lws would spin on it until the answer
+         * (hb_req_pipelined_behind()); answered now, with Connection: close, and not served */
+        c->close_after_flush = 1;
+        c->x->poll_ready = 2;
+    }
+    timeout0 = c->x->poll_ready == 2;
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i] && c->subs[i]->resuming && !c->subs[i]->poll_full)
             return 0; /* history first */
@@ -165,5 +173,6 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
     /* lws does not read the connection while the answer is open, yet polls it: a hang-up is
      * found (and the poll closed at once) by the peer set, not by a spin until the timeout */
     hb_ctimer_peer_watch(c, 1);
+    lws_callback_on_writable(wsi); /* the pipelining check, on the next loop turn */
     return 0;
 }

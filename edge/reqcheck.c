@@ -112,6 +112,14 @@ int hb_req_buffered(struct lws *wsi)
     return lws_service_adjust_timeout(lws_get_context(wsi), 1, 0) == 0;
 }
 
+int hb_req_pipelined_behind(hb_client_t *c)
+{
+    if (c->pipe_checked || !c->wsi)
+        return 0;
+    c->pipe_checked = 1;
+    return hb_req_buffered(c->wsi);
+}
+
 void hb_req_pause(hb_client_t *c)
 {
     if (c->rx_paused || !c->wsi)

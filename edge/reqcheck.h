@@ -53,6 +53,20 @@ int hb_req_buffered(struct lws *wsi);
 int hb_req_refuse_pipelined(hb_svc_t *s, struct lws *wsi);
 
 /**
+ * hb_req_pipelined_behind() - from the first writable callback of an answer that stays open
+ * (an SSE stream, a waiting long-poll), once per connection: 1 when lws keeps input that it
+ * services on every loop turn while that answer is open, 0 after the first call. lws 4.1 keeps
+ * a request pipelined behind such an answer in the same packet in its own buffer and forces
+ * POLLIN for it on every turn, calling nothing of ours: one connection held its thread at
+ * 100 % of a core for the stream's life (test_hangup_spin). It has no per-connection accessor
+ * for that buffer, so this asks hb_req_buffered() on the loop turn after the request: a
+ * connection that is not the culprit is caught only when another connection of the thread is
+ * in the same state at that moment, and then loses its stream or keep-alive, not an event (it
+ * reconnects with its cursor). Service thread.
+ */
+int hb_req_pipelined_behind(hb_client_t *c);
+
+/**
  * hb_req_pause() - stop reading @c's connection until hb_req_resume() (lws rx flow control):
  * bytes already read stay in lws' buffer, unparsed. Idempotent.
  */

@@ -8,6 +8,12 @@ at lws' next timeout check. With clients coming and going all the time the threa
 long-poll is a connection lws does not read either: it spun the same way (91 % of a core) until
 its timeout; it is in the peer set while it waits.
 
+A request pipelined behind an SSE stream or a long-poll in the same packet is kept by lws in
+its own buffer and serviced on every loop turn while the answer is open: one connection held
+its thread at 100 % of a core for the stream's life. The edge now checks, once per such
+answer on the next loop turn, whether lws keeps input it cannot serve: an SSE stream is
+closed, a long-poll answered at once with Connection: close.
+
 Measured as the edge's CPU over a churn of SSE clients that each hang up with a FIN (a shutdown
 of their write side, the socket kept open as a browser's half-close would): now about 1 %. The
 bound (30 %) is far from both, on a loaded 2-core machine and under ASan."""
@@ -67,6 +73,45 @@ class HangupSpin(HeraldTestCase):
 
     def test_hung_up_long_polls_do_not_spin_the_edge(self):
         self.churn(poll_hanging_up, POLL, "long-polls")
+
+    def pipelined(self, first):
+        """One connection sending `first` and another request in one packet: the edge's CPU
+        over 1.5 s after it, and all that connection received until the edge closed it."""
+        srv = self.redis()
+        h = self.edge(srv, "edge-1", ["--threads", "1"])
+        wait_until(lambda: h.readyz() == 200, 10, what="ready")
+        s = socket.create_connection(("127.0.0.1", h.port))
+        self._closers.append(s)
+        s.sendall(first + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        c0, t0 = cpu_seconds(h.proc.pid), time.monotonic()
+        time.sleep(1.5)
+        share = (cpu_seconds(h.proc.pid) - c0) / (time.monotonic() - t0)
+        harness.log("a request pipelined behind %r: edge CPU %.0f%% of a core"
+                    % (first[:20], share * 100))
+        s.settimeout(10)
+        raw = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+        self.assertLess(share, 0.3, "the edge spun on the request pipelined behind it")
+        self.assert_serving(h)
+        return raw
+
+    def test_a_request_pipelined_behind_an_sse_stream_closes_it(self):
+        raw = self.pipelined(b"GET /events/pipe HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertNotIn(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain", raw,
+                         "the pipelined request was not served")
+
+    def test_a_request_pipelined_behind_a_long_poll_is_answered_and_closed(self):
+        raw = self.pipelined(b"GET /poll/pipe?timeout=30 HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), raw[:200])
+        self.assertIn(b"connection: close", head.lower(), head)
+        self.assertIn(b'"events":[]', body, body)
+        self.assertEqual(raw.count(b"HTTP/1.1"), 1, "the pipelined request was not served")
 
 
 if __name__ == "__main__":
