@@ -44,6 +44,7 @@
 /* A standby listening for fewer lease periods than this is young: it lets the lease lie free
  * for a lease period before it takes it (FINDINGS F14). */
 #define YOUNG_LEASES 3.0
+#define PTTL_ABSENT (-2) /* Redis PTTL's answer for a key that does not exist */
 
 /* Standby: another edge's barrier ("<prefix>barrier:<token>:<n>") or its "caught" marker. */
 void ingest__on_other_barrier(hb_broker_t *b, const char *chan, size_t clen)
@@ -97,7 +98,7 @@ static void new_barrier(hb_broker_t *b)
     in->barrier_len = n < 0 ? 0 : (size_t)n; /* always fits: prefix, token and n are bounded */
 }
 
-/* A young standby's look at the lease key (PTTL): -2 is "absent". */
+/* A young standby's look at the lease key (PTTL): PTTL_ABSENT is "absent". */
 static void on_lease_ttl(redisAsyncContext *ac, void *reply, void *priv)
 {
     hb_broker_t *b = ac->data;
@@ -107,7 +108,7 @@ static void on_lease_ttl(redisAsyncContext *ac, void *reply, void *priv)
     in->acquire_inflight = 0;
     if (!r || r->type != REDIS_REPLY_INTEGER)
         return;
-    if (r->integer != -2)
+    if (r->integer != PTTL_ABSENT)
         in->free_since = 0; /* held (or no expiry): wait for it to lapse again */
     else if (!in->free_since)
         in->free_since = hb_now();

@@ -11,7 +11,8 @@ Fails (exit 1) on a call from one thread's files into the other's, a call from h
 a thread's files, an edge file that is in no layer (a new file must be placed), or a circle of
 files that call each other (directly or through others) within a layer listed in ACYCLIC: their
 files call only downward (docs/architecture.md gives the order). Also fails when a declaration in an edge/ header has no doc comment (the contract:
-thread, ownership, failure).
+thread, ownership, failure), and when an edge/ C file compares a result with a bare negative
+number or returns one below -1 (failures are HB_E*; -1 stays lws' "close").
 
 Usage: tests/arch/layers.py BUILD_DIR   (ctest: arch.layers)
 """
@@ -142,9 +143,29 @@ def check_contracts():
     return problems
 
 
+# A result compared with, or returned as, a bare negative number other than -1 (lws' "close"),
+# or compared with -1: edge/ reports failure as HB_E* (common/hb_err.h; docs/architecture.md,
+# "Contracts and error returns"). Comments and strings are not looked at.
+BARE_ERR = re.compile(r"[=!]=\s*-\d|\breturn\s+-(?:[2-9]|\d\d)\b")
+
+
+def check_errors():
+    """No edge/ C file compares a result with a bare negative number or returns one below -1."""
+    problems = []
+    for f in sorted(glob.glob(os.path.join(SRC, "edge", "*.c"))):
+        text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), open(f).read(),
+                      flags=re.S)
+        for i, line in enumerate(text.split("\n")):
+            code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', line.split("//")[0])
+            if BARE_ERR.search(code):
+                problems.append("%s:%d: a bare error number, not HB_E*: %s" % (
+                    os.path.relpath(f, SRC), i + 1, line.strip()))
+    return problems
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(SRC, "build", "release")
-    problems = check_layers(build) + check_contracts()
+    problems = check_layers(build) + check_contracts() + check_errors()
     for p in problems:
         print(p)
     print("arch: %d problem(s)" % len(problems))
