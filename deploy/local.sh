@@ -129,6 +129,7 @@ EDGE_PIDS=()
 REDIS_PID=
 LB_PID=
 SLEEP_PID= # the back-off sleep before a restart, so that a signal ends it at once
+TICK_PID=  # the one-second wake-up of the watch loop
 declare -a EDGE_ARGS=()   # per edge index: its argv, one string (word-split on restart)
 declare -a EDGE_START=()  # per edge index: SECONDS when it was (re)started
 declare -a EDGE_DELAY=()  # per edge index: the next restart delay (s)
@@ -149,6 +150,10 @@ stop_pid() { # pid name: wait up to 15 s for a process already sent SIGTERM, the
 stop_all() { # the LB, then the edges (all at once, they drain in parallel), then Redis
     trap '' INT TERM
     local pid
+    if [ -n "$TICK_PID" ]; then
+        kill -TERM "$TICK_PID" 2>/dev/null || true
+        TICK_PID=
+    fi
     if [ -n "$SLEEP_PID" ]; then
         kill -TERM "$SLEEP_PID" 2>/dev/null || true
         wait "$SLEEP_PID" 2>/dev/null || true
@@ -265,8 +270,28 @@ echo "demo page: http://127.0.0.1:$PORT/?redis_port=$REDIS_PORT#key=$HERALD_PUBL
 while :; do
     dead=
     rc=0
-    wait -n -p dead "$REDIS_PID" "$LB_PID" "${EDGE_PIDS[@]}" || rc=$?
-    [ -n "$dead" ] || continue
+    # A child that ended while the script was not inside `wait -n` has been reaped by bash
+    # already and is no job any more: `wait -n` would never return for it ("no such job"; an
+    # edge killed just as the script printed "ready" was never restarted). So every turn looks
+    # first, and `wait -n` also wakes once a second (TICK_PID) for the next look.
+    for pid in "$REDIS_PID" "$LB_PID" "${EDGE_PIDS[@]}"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            dead=$pid
+            wait "$pid" 2>/dev/null || rc=$?
+            break
+        fi
+    done
+    if [ -z "$dead" ]; then
+        sleep 1 >/dev/null 2>&1 & # not holding the output pipe of whoever runs this script
+        TICK_PID=$!
+        wait -n -p dead "$REDIS_PID" "$LB_PID" "${EDGE_PIDS[@]}" "$TICK_PID" || rc=$?
+        tick=$TICK_PID
+        TICK_PID=
+        if [ -z "$dead" ] || [ "$dead" = "$tick" ]; then
+            continue
+        fi
+        kill "$tick" 2>/dev/null || true
+    fi
     if ! i=$(edge_index "$dead"); then
         echo "local: ${NAMES[$dead]} exited unexpectedly (status $rc); stopping the rest" >&2
         exit 1
