@@ -313,6 +313,20 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     return 0;
 }
 
+void hb_client_pop(hb_svc_t *s, hb_client_t *c, long long now_us)
+{
+    qent_t *e = &c->q[c->qhead];
+    size_t blen = hb_buf_len(e->b);
+    c->qbytes -= blen;
+    c->qcharge -= hb_client_charge(blen, s->edge->cfg.client_queue_bytes);
+    hb_svc_observe_write(s, e->b, now_us);
+    hb_buf_unref(e->b);
+    hb_buf_unref(e->cur);
+    c->off = 0;
+    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qlen--;
+}
+
 ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len)
 {
     struct lws *wsi = c->wsi;

@@ -65,21 +65,6 @@ static size_t msse_idline(const hb_client_t *c, span_t *sp)
     return len;
 }
 
-/* The head entry was written whole: it leaves the queue. */
-static void pop_head(hb_svc_t *s, hb_client_t *c, long long now_us)
-{
-    qent_t *e = &c->q[c->qhead];
-    size_t blen = hb_buf_len(e->b);
-    c->qbytes -= blen;
-    c->qcharge -= hb_client_charge(blen, s->edge->cfg.client_queue_bytes);
-    hb_svc_observe_write(s, e->b, now_us);
-    hb_buf_unref(e->b);
-    hb_buf_unref(e->cur);
-    c->off = 0;
-    c->qhead = (c->qhead + 1) % c->qcap;
-    c->qlen--;
-}
-
 /*
  * Copies up to HB_SVC_WBUF queued bytes into the thread's write buffer; returns the count.
  * A frame of any size goes out over as many writes as it takes: c->off is the position in
@@ -119,7 +104,7 @@ static size_t coalesce(hb_svc_t *s, hb_client_t *c, int msse)
             if (c->off < blen + total)
                 break;
         }
-        pop_head(s, c, now_us);
+        hb_client_pop(s, c, now_us);
     }
     return n;
 }
@@ -157,7 +142,7 @@ static int sse_send_direct(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if ((size_t)n < blen)
         c->off = (size_t)n; /* the rest through lws */
     else
-        pop_head(s, c, hb_wall_us());
+        hb_client_pop(s, c, hb_wall_us());
     return 0;
 }
 

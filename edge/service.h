@@ -295,6 +295,12 @@ static inline uint32_t hb_client_charge(size_t len, long bound)
  */
 int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int ctl);
 /**
+ * hb_client_pop() - @c's head entry was written whole (SSE or WebSocket writer): it leaves the
+ * queue (its refs dropped, the byte and charge counts lowered, its publish-to-write latency
+ * observed at @now_us). @c->qlen > 0. Service thread. cwrite.c.
+ */
+void hb_client_pop(hb_svc_t *s, hb_client_t *c, long long now_us);
+/**
  * hb_client_send_direct() - sends @len bytes of @data (a shared frame, read only) on @c's
  * socket with one send(2), without lws: the writers' path for a queue of one frame, with no
  * copy into the write buffer and no trip through lws_write(). Only on a plain-TCP HTTP/1.1 or

@@ -390,19 +390,6 @@ int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, 
     return 0;
 }
 
-/* Drops the queue's first entry after its bytes were handed to lws. */
-static void pop_front(hb_svc_t *s, hb_client_t *c, long long now_us)
-{
-    qent_t *e = &c->q[c->qhead];
-    hb_svc_observe_write(s, e->b, now_us);
-    c->qbytes -= hb_buf_len(e->b);
-    c->qcharge -= hb_client_charge(hb_buf_len(e->b), s->edge->cfg.client_queue_bytes);
-    hb_buf_unref(e->b);
-    hb_buf_unref(e->cur);
-    c->qhead = (c->qhead + 1) % c->qcap;
-    c->qlen--;
-}
-
 /*
  * No extension is negotiated (edge/service.c): the queued frames are already the bytes on the wire,
  * so as many as fit in the thread's write buffer go out in one write (lws_write raw: no framing,
@@ -427,7 +414,7 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
                                   LWS_WRITE_RAW) < (int)rest)
                 return HB_EIO;
             hb_svc_count(&s->bytes_out, rest);
-            pop_front(s, c, now_us);
+            hb_client_pop(s, c, now_us);
             return 0;
         }
     }
@@ -435,13 +422,13 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         n = hb_buf_len(e->b);
         if (lws_write(wsi, hb_buf_data(e->b), n, LWS_WRITE_RAW) < (int)n)
             return HB_EIO;
-        pop_front(s, c, now_us);
+        hb_client_pop(s, c, now_us);
     } else {
         while (c->qlen && n + hb_buf_len(c->q[c->qhead].b) <= HB_SVC_WBUF) {
             e = &c->q[c->qhead];
             memcpy(start + n, hb_buf_data(e->b), hb_buf_len(e->b));
             n += hb_buf_len(e->b);
-            pop_front(s, c, now_us);
+            hb_client_pop(s, c, now_us);
         }
         if (lws_write(wsi, start, n, LWS_WRITE_RAW) < (int)n)
             return HB_EIO;
