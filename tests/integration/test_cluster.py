@@ -557,11 +557,21 @@ class ClusterMode(ClusterTestCase):
                 published, sum(len(v) for v in load.acked.values()), load.http_failed,
                 raw_published, sum(len(v) for v in stored.values()), raw_stored, delivered,
                 len(all_readers), signalled, lost, ack_lost))
-        # the lease was lost with the killed primary: an edge won it again afterwards (the
-        # raw messages it kept were checked above: stored once, in order)
+        # The lease's slot failed over with the killed primary. Its copy on the cut-off replica
+        # either expired before the promotion (the lease was lost and an edge won it again) or
+        # not (its holder renewed it on the promoted replica and stayed leader): which one is
+        # a race of the failover's length against the lease's time to live. Either way an edge
+        # holds it on the new owner (the raw messages were checked above: stored once, in
+        # order, before and after).
+        def lease_now():
+            with c.node(c.owner_port(lease_slot)).client() as oc:
+                tok = oc.cmd("GET", harness.PREFIX + "{ingest}:lease")
+            return tok.decode("utf-8", "replace").split(":", 1)[0] if tok else None
+        wait_until(lambda: lease_now() in {h.node_id for h in edges}, 15,
+                   what="an edge holding the ingest lease on its slot's new owner")
         wins = [ln for h in edges for ln in h.log().splitlines() if '"msg":"lease won"' in ln]
-        self.assertGreaterEqual(len(wins), 2, "no lease change after the failover: %r" % wins)
-        log("lease won %d times: %s" % (len(wins), " | ".join(w[-60:] for w in wins)))
+        log("lease won %d times, held by %s: %s" % (len(wins), lease_now(),
+                                                   " | ".join(w[-60:] for w in wins)))
         for h in edges:
             self.assertEqual(h.readyz(), 200)
             # what an operator sees of it: the map in use has three primaries again, and it
