@@ -364,12 +364,9 @@ void hb_broker_free(hb_broker_t *b)
     event_free(b->drain_poll);
     event_free(b->switch_ev);
     pthread_mutex_destroy(&b->master_lock);
-    event_free(b->cmd.timer);
-    event_free(b->cmd.ctimer);
-    event_free(b->sub.timer);
-    event_free(b->sub.ctimer);
-    event_free(b->ing.timer);
-    event_free(b->ing.ctimer);
+    hb_rconn_free_timers(&b->cmd);
+    hb_rconn_free_timers(&b->sub);
+    hb_rconn_free_timers(&b->ing);
     event_base_free(b->base);
     free(b->library);
     free(b->settings);

@@ -180,10 +180,16 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
                                        (const unsigned char *)value, (int)strlen(value), p, end);
 }
 
-int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
-                          const char *ctype, lws_filepos_t len, int sse)
+/* The room a response head may take (hb_http_write_headers()). */
+#define HEAD_MAX 1024
+
+/* Builds the response head at *pp (up to end), the blank line included; 0 or HB_ELIMIT (it
+ * does not fit). */
+static int head_build(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
+                      const char *ctype, lws_filepos_t len, int sse, unsigned char **pp,
+                      unsigned char *end)
 {
-    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
+    unsigned char *p = *pp;
     uint8_t extra = c->x ? c->x->auth_challenge : EXTRA_NONE;
     if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
         add_header(wsi, "x-herald-node:", s->edge->cfg.node_id, &p, end) ||
@@ -228,10 +234,48 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
         return HB_ELIMIT;
     if (extra == EXTRA_ALLOW_POST && add_header(wsi, "allow:", "POST", &p, end))
         return HB_ELIMIT;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
+    if (lws_finalize_http_header(wsi, &p, end))
+        return HB_ELIMIT;
+    *pp = p;
+    return 0;
+}
+
+int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned status,
+                          const char *ctype, lws_filepos_t len, int sse)
+{
+    unsigned char buf[LWS_PRE + HEAD_MAX], *start = buf + LWS_PRE, *p = start;
+    int rc = head_build(s, c, wsi, status, ctype, len, sse, &p, buf + sizeof(buf));
+    if (rc)
+        return rc;
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
         return HB_EIO;
     c->headers_sent = 1;
     return 0;
+}
+
+/* HTTP/1.1 (lws writes both raw there): the head and a body that fits the thread's write
+ * buffer in one write, one send(2) instead of two. 1 done, 0 not this answer, HB_E* (close). */
+static int simple_write_whole(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+{
+    unsigned char *start = s->wbuf + LWS_PRE, *p = start;
+    long long now_us;
+    int rc;
+    if (lws_get_network_wsi(wsi) != wsi || c->qbytes > HB_SVC_WBUF - HEAD_MAX || c->off)
+        return 0;
+    rc = head_build(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0, &p, start + HEAD_MAX);
+    if (rc)
+        return rc;
+    now_us = c->qlen ? hb_wall_us() : 0;
+    while (c->qlen) {
+        qent_t *e = &c->q[c->qhead];
+        memcpy(p, hb_buf_data(e->b), hb_buf_len(e->b));
+        p += hb_buf_len(e->b);
+        hb_client_pop(s, c, now_us);
+    }
+    c->headers_sent = 1;
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) < 0)
+        return HB_EIO;
+    return 1;
 }
 
 /* ---- plain answers ---- */
@@ -242,6 +286,8 @@ static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n;
     int rc;
+    if (!c->headers_sent && (rc = simple_write_whole(s, c, wsi)) != 0)
+        return rc < 0 ? rc : 0;
     if (!c->headers_sent &&
         (rc = hb_http_write_headers(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0)) != 0)
         return rc;

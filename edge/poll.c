@@ -56,9 +56,12 @@ static void poll_history_tail(hb_client_t *c, const char *tail, int reset)
         memcpy(c->x->poll_next, tail, sizeof(c->x->poll_next));
 }
 
+/* History read: answered now if it has something (or its pipelining check is still to be made,
+ * poll_writeable()); an empty wait needs no writable callback (two epoll changes a poll). */
 static void poll_caught_up(hb_client_t *c)
 {
-    lws_callback_on_writable(c->wsi);
+    if (c->qlen || c->x->poll_gap || c->x->poll_ready == 2 || !c->pipe_checked)
+        lws_callback_on_writable(c->wsi);
 }
 
 /* Draining: answered with what it has, from its writable callback. */

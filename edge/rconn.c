@@ -3,6 +3,14 @@
  * deadline, jittered exponential backoff, and a libevent adapter of its own whose ev.data is
  * the rconn (hiredis's adapters/libevent.h, but the events live in the rconn), so that the
  * connect and disconnect callbacks find it while ac->data stays the owner's. Broker thread only.
+ *
+ * The adapter costs no epoll change per command or reply: the read event is persistent (a
+ * one-shot event is deleted by libevent when it fires and added again by hiredis: two
+ * epoll_ctl per reply), and commands queued on a connected context are written once per loop
+ * iteration straight from a deferred event (hb_rconn_t.fev) instead of by turning EPOLLOUT on,
+ * waiting for it and turning it off again; only output the socket did not take waits for
+ * EPOLLOUT (wev). Before the connect completes, hiredis learns of it from the write event:
+ * that case keeps wev.
  */
 #include "rconn.h"
 
@@ -32,12 +40,30 @@ static void ad_read(evutil_socket_t fd, short what, void *arg)
     redisAsyncHandleRead(r->ac);
 }
 
+/* hiredis writes from here; an addWrite meanwhile (output left over) waits for EPOLLOUT. r
+ * outlives the call: only the context may be freed by it. */
 static void ad_write(evutil_socket_t fd, short what, void *arg)
 {
     hb_rconn_t *r = arg;
     (void)fd;
     (void)what;
+    r->in_write = 1;
     redisAsyncHandleWrite(r->ac);
+    r->in_write = 0;
+}
+
+/* The deferred write (fev): whatever was queued this loop iteration, in one write. */
+static void ad_flush(evutil_socket_t fd, short what, void *arg)
+{
+    hb_rconn_t *r = arg;
+    (void)fd;
+    (void)what;
+    r->flush_due = 0;
+    if (!r->ac || !(r->ac->c.flags & REDIS_CONNECTED))
+        return; /* freed or replaced since: a new context waits on its own wev */
+    r->in_write = 1;
+    redisAsyncHandleWrite(r->ac);
+    r->in_write = 0;
 }
 
 static void ad_add_read(void *p)
@@ -50,7 +76,13 @@ static void ad_del_read(void *p)
 }
 static void ad_add_write(void *p)
 {
-    event_add(((hb_rconn_t *)p)->wev, NULL);
+    hb_rconn_t *r = p;
+    if (r->in_write || !r->ac || !(r->ac->c.flags & REDIS_CONNECTED)) {
+        event_add(r->wev, NULL); /* left over, or the connect: wait for EPOLLOUT */
+    } else if (!r->flush_due) {
+        r->flush_due = 1;
+        event_active(r->fev, EV_WRITE, 1);
+    }
 }
 static void ad_del_write(void *p)
 {
@@ -75,7 +107,7 @@ static void ad_attach(hb_rconn_t *r)
     ac->ev.delWrite = ad_del_write;
     ac->ev.cleanup = ad_cleanup;
     ac->ev.data = r;
-    r->rev = event_new(r->base, ac->c.fd, EV_READ, ad_read, r);
+    r->rev = event_new(r->base, ac->c.fd, EV_READ | EV_PERSIST, ad_read, r);
     r->wev = event_new(r->base, ac->c.fd, EV_WRITE, ad_write, r);
     if (!r->rev || !r->wev)
         abort(); /* as hb_xmalloc: allocation failure */
@@ -275,7 +307,8 @@ void hb_rconn_init(hb_rconn_t *r, struct event_base *base, struct hb_edge *edge,
     r->backoff = (hb_backoff_t){.min_ms = cfg->backoff_min_ms, .max_ms = cfg->backoff_max_ms};
     r->timer = evtimer_new(base, on_timer, r);
     r->ctimer = evtimer_new(base, on_ctimer, r);
-    if (!r->timer || !r->ctimer)
+    r->fev = event_new(base, -1, 0, ad_flush, r);
+    if (!r->timer || !r->ctimer || !r->fev)
         abort();
 }
 
@@ -294,5 +327,6 @@ void hb_rconn_free_timers(hb_rconn_t *r)
 {
     event_free(r->timer);
     event_free(r->ctimer);
-    r->timer = r->ctimer = NULL;
+    event_free(r->fev);
+    r->timer = r->ctimer = r->fev = NULL;
 }

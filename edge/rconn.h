@@ -110,6 +110,9 @@ struct hb_rconn {
     struct event *timer;     /* reconnect */
     struct event *ctimer;    /* connect, then set-up deadline (--redis-timeout-ms) */
     struct event *rev, *wev; /* the adapter's, while ac is attached */
+    struct event *fev;       /* the adapter's deferred write of queued commands */
+    int flush_due;           /* fev is active */
+    int in_write;            /* hiredis is writing: an addWrite waits for EPOLLOUT */
     void *owner;             /* the owner's, for its callbacks */
     const hb_rconn_ops_t *ops;
     hb_rconn_cfg_t cfg;
@@ -151,7 +154,8 @@ void hb_rconn_set_up(hb_rconn_t *r);
  */
 void hb_rconn_move(hb_rconn_t *r);
 
-/** hb_rconn_free_timers() - frees the two timers; the context must be gone (freed) first. */
+/** hb_rconn_free_timers() - frees its timers and the deferred write; the context must be gone
+ * (freed) first. */
 void hb_rconn_free_timers(hb_rconn_t *r);
 
 #define HB_RCONN_NAME_MAX 96 /* herald-<node id (< 64)>-<suffix>, NUL included */

@@ -150,6 +150,7 @@ struct hb_client {
     uint16_t nsubs, capsubs;
     uint16_t hpaced;
     uint8_t pipe_checked; /* an open answer's pipelining check was made (reqcheck.h) */
+    uint8_t peer_watched; /* its socket is in svc->peer_ep (ctimer.c) */
     hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe; &sub0 for one */
     hb_sub_t *sub0;  /* the storage of subs while it has one slot (most clients) */
     qent_t *q;       /* outgoing queue (NULL while empty, for an idle client) */
