@@ -82,6 +82,11 @@ def run(binary, clients, events, tmp, mode="sse"):
         p.wait(300)
         r.close()
         srv.close()
+    return callgrind_total(out)
+
+
+def callgrind_total(out):
+    """The Ir total of the callgrind output file(s) `out`* (one per thread part)."""
     total = 0
     for f in glob.glob(out + "*"):
         with open(f) as fh:

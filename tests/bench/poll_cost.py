@@ -21,7 +21,6 @@ A benchmark: nothing is asserted. Every answer is checked to be a 200 with a `ne
 """
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -37,6 +36,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness  # noqa: E402
+sys.path.insert(0, HERE)
+import fanout_ir  # noqa: E402
 
 TOPICS = 5
 
@@ -138,13 +139,7 @@ def instructions(binary, clients, cycles, tmp):
         time.sleep(1)
     finally:
         stop(srv, r, p)
-    total = 0
-    for f in glob.glob(out + "*"):
-        with open(f) as fh:
-            for line in fh:
-                if line.startswith("summary:") or line.startswith("totals:"):
-                    total = max(total, int(line.split()[1]))
-    return total
+    return fanout_ir.callgrind_total(out)
 
 
 def main():
