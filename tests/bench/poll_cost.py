@@ -6,7 +6,8 @@ A cycle is what an idle long-poller makes the edge do every --poll timeout: the 
 timeout passes (no event), then the client's next request with the cursor it was given (parse,
 subscribe, the history read through the broker) and the wait. CLIENTS keep-alive pollers on 5
 topics (each topic has one stored event, so cursors are real), each asking CYCLES times with
-timeout=1.
+timeout=1, their first requests spread over a second (idle pollers do not all ask in one loop
+turn).
 
 - syscalls: `herald --threads 1 --ingest off` runs free; strace -c -f attaches for --trace
   seconds while the pollers cycle; each system call's count is divided by the requests received
@@ -42,9 +43,11 @@ import fanout_ir  # noqa: E402
 TOPICS = 5
 
 
-def poller(port, topic, cycles, errors):
-    """One keep-alive long-poller: `cycles` requests, each from the last answer's `next`."""
+def poller(port, topic, cycles, errors, delay=0.0):
+    """One keep-alive long-poller: `cycles` requests, each from the last answer's `next`,
+    the first after `delay` seconds."""
     nxt = ""
+    time.sleep(delay)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
             for _ in range(cycles):
@@ -74,7 +77,9 @@ def poller(port, topic, cycles, errors):
 
 def run_pollers(port, clients, cycles):
     errors = []
-    ts = [threading.Thread(target=poller, args=(port, "pc%d" % (i % TOPICS), cycles, errors))
+    # spread over one timeout, as idle pollers are: not all in one loop turn
+    ts = [threading.Thread(target=poller, args=(port, "pc%d" % (i % TOPICS), cycles, errors,
+                                                i / float(clients)))
           for i in range(clients)]
     for t in ts:
         t.start()
