@@ -58,7 +58,6 @@ static void ad_flush(evutil_socket_t fd, short what, void *arg)
     hb_rconn_t *r = arg;
     (void)fd;
     (void)what;
-    r->flush_due = 0;
     if (!r->ac || !(r->ac->c.flags & REDIS_CONNECTED))
         return; /* freed or replaced since: a new context waits on its own wev */
     r->in_write = 1;
@@ -79,9 +78,8 @@ static void ad_add_write(void *p)
     hb_rconn_t *r = p;
     if (r->in_write || !r->ac || !(r->ac->c.flags & REDIS_CONNECTED)) {
         event_add(r->wev, NULL); /* left over, or the connect: wait for EPOLLOUT */
-    } else if (!r->flush_due) {
-        r->flush_due = 1;
-        event_active(r->fev, EV_WRITE, 1);
+    } else {
+        event_active(r->fev, EV_WRITE, 1); /* once: libevent merges onto an active event */
     }
 }
 static void ad_del_write(void *p)

@@ -111,7 +111,6 @@ struct hb_rconn {
     struct event *ctimer;    /* connect, then set-up deadline (--redis-timeout-ms) */
     struct event *rev, *wev; /* the adapter's, while ac is attached */
     struct event *fev;       /* the adapter's deferred write of queued commands */
-    int flush_due;           /* fev is active */
     int in_write;            /* hiredis is writing: an addWrite waits for EPOLLOUT */
     void *owner;             /* the owner's, for its callbacks */
     const hb_rconn_ops_t *ops;
