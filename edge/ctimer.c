@@ -149,17 +149,11 @@ static void ws_timer_arm(hb_client_t *c)
  * two epoll changes fewer. 1 sent, 0 not (the writable callback sends it, ws.c). */
 static int ws_ping_now(hb_client_t *c)
 {
-    static const unsigned char ping[3] = {0x89, 0x01, 'h'};
-    unsigned char rest[LWS_PRE + sizeof(ping)];
-    ssize_t n = hb_client_send_direct(c, ping, sizeof(ping));
-    if (n <= 0)
-        return 0;
-    if ((size_t)n < sizeof(ping)) { /* lws keeps the rest and sends it before anything else */
-        memcpy(rest + LWS_PRE, ping + n, sizeof(ping) - (size_t)n);
-        if (lws_write(c->wsi, rest + LWS_PRE, sizeof(ping) - (size_t)n, LWS_WRITE_RAW) < 0)
-            hb_client_close(c, "write failed", 0);
-    }
-    return 1;
+    unsigned char ping[LWS_PRE + 3] = {[LWS_PRE] = 0x89, 0x01, 'h'};
+    int rc = hb_client_send_raw(c, ping + LWS_PRE, 3);
+    if (rc < 0)
+        hb_client_close(c, "write failed", 0);
+    return rc != 0;
 }
 
 void hb_ctimer_ws_fire(hb_client_t *c, lws_usec_t now)

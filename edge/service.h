@@ -312,6 +312,14 @@ void hb_client_pop(hb_svc_t *s, hb_client_t *c, long long now_us);
  */
 ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len);
 /**
+ * hb_client_send_raw() - a whole WebSocket frame (@len bytes at @data, LWS_PRE bytes of
+ * headroom before it) sent as hb_client_send_direct() does, what the socket did not take
+ * handed to lws (LWS_WRITE_RAW), which sends it before anything else. 1 sent or handed over, 0
+ * nothing sent (lws holds output or the socket is full: the caller writes it through lws),
+ * HB_EIO (the caller closes). Counts bytes_out. Service thread. cwrite.c.
+ */
+int hb_client_send_raw(hb_client_t *c, unsigned char *data, size_t len);
+/**
  * hb_client_init() - @c (lws' per-session data) starts a new request or WebSocket of @s on
  * @wsi: zeroed, its lists' nodes initialised, a new connection id. The previous request's
  * state must be cleaned up (hb_client_cleanup()) first. Cannot fail.

@@ -404,16 +404,11 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     qent_t *e = &c->q[c->qhead];
     if (c->qlen == 1) {
         /* one frame (an evenly paced topic): straight from the shared buffer when lws allows
-         * it (hb_client_send_direct()); lws keeps what the socket did not take */
-        ssize_t sent = hb_client_send_direct(c, hb_buf_data(e->b), hb_buf_len(e->b));
-        if (sent < 0)
-            return (int)sent;
-        if (sent > 0) {
-            size_t rest = hb_buf_len(e->b) - (size_t)sent;
-            if (rest && lws_write(wsi, (unsigned char *)hb_buf_data(e->b) + sent, rest,
-                                  LWS_WRITE_RAW) < (int)rest)
-                return HB_EIO;
-            hb_svc_count(&s->bytes_out, rest);
+         * it (hb_client_send_raw()) */
+        int rc = hb_client_send_raw(c, hb_buf_data(e->b), hb_buf_len(e->b));
+        if (rc < 0)
+            return rc;
+        if (rc > 0) {
             hb_client_pop(s, c, now_us);
             return 0;
         }
