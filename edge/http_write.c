@@ -66,15 +66,15 @@ static size_t msse_idline(const hb_client_t *c, span_t *sp)
 }
 
 /*
- * Copies up to HB_SVC_WBUF queued bytes into the thread's write buffer; returns the count.
+ * Copies queued bytes into the thread's write buffer after the @n bytes already there (a
+ * response head), up to HB_SVC_WBUF in all; returns the buffer's new length.
  * A frame of any size goes out over as many writes as it takes: c->off is the position in
  * the head entry, which for a multi-topic SSE event is its frame followed by the client's own
  * composite id line (produced on the fly, so it is never bigger than what is left to copy).
  */
-static size_t coalesce(hb_svc_t *s, hb_client_t *c, int msse)
+static size_t coalesce(hb_svc_t *s, hb_client_t *c, int msse, size_t n)
 {
     unsigned char *start = s->wbuf + LWS_PRE;
-    size_t n = 0;
     long long now_us = c->qlen ? hb_wall_us() : 0;
     while (c->qlen && n < HB_SVC_WBUF) {
         qent_t *e = &c->q[c->qhead];
@@ -151,7 +151,7 @@ static int sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi, int msse)
     size_t n;
     if (!msse && sse_send_direct(s, c, wsi))
         return HB_EIO;
-    n = coalesce(s, c, msse);
+    n = coalesce(s, c, msse, 0);
     if (!n)
         return 0;
     if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
@@ -253,45 +253,28 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
     return 0;
 }
 
-/* HTTP/1.1 (lws writes both raw there): the head and a body that fits the thread's write
- * buffer in one write, one send(2) instead of two. 1 done, 0 not this answer, HB_E* (close). */
-static int simple_write_whole(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
-{
-    unsigned char *start = s->wbuf + LWS_PRE, *p = start;
-    long long now_us;
-    int rc;
-    if (lws_get_network_wsi(wsi) != wsi || c->qbytes > HB_SVC_WBUF - HEAD_MAX || c->off)
-        return 0;
-    rc = head_build(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0, &p, start + HEAD_MAX);
-    if (rc)
-        return rc;
-    now_us = c->qlen ? hb_wall_us() : 0;
-    while (c->qlen) {
-        qent_t *e = &c->q[c->qhead];
-        memcpy(p, hb_buf_data(e->b), hb_buf_len(e->b));
-        p += hb_buf_len(e->b);
-        hb_client_pop(s, c, now_us);
-    }
-    c->headers_sent = 1;
-    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) < 0)
-        return HB_EIO;
-    return 1;
-}
-
 /* ---- plain answers ---- */
 
 /* Writes what a plain answer has queued (headers first); 0, or hb_http_write_headers()'s
  * HB_E*, or HB_EIO on a write error. */
 static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
-    size_t n;
+    size_t n = 0;
     int rc;
-    if (!c->headers_sent && (rc = simple_write_whole(s, c, wsi)) != 0)
-        return rc < 0 ? rc : 0;
-    if (!c->headers_sent &&
+    if (!c->headers_sent && lws_get_network_wsi(wsi) != wsi &&
         (rc = hb_http_write_headers(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0)) != 0)
-        return rc;
-    n = coalesce(s, c, 0);
+        return rc; /* an HTTP/2 stream: the head is a frame of its own */
+    if (!c->headers_sent) {
+        /* HTTP/1.1 (lws writes it raw): the head goes out with the body's first bytes, one
+         * send(2) for an answer that fits */
+        unsigned char *p = s->wbuf + LWS_PRE;
+        rc = head_build(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0, &p, p + HEAD_MAX);
+        if (rc)
+            return rc;
+        n = (size_t)(p - (s->wbuf + LWS_PRE));
+        c->headers_sent = 1;
+    }
+    n = coalesce(s, c, 0, n);
     if (n &&
         lws_write(wsi, s->wbuf + LWS_PRE, n, c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
         return HB_EIO;
