@@ -11,12 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Something to answer with: events, a gap, or a zero timeout (or draining). */
+static int poll_answer_due(const hb_client_t *c)
+{
+    return c->qlen || c->x->poll_gap || c->x->poll_ready == 2;
+}
+
 /* From the writable callback: answer unless a subscription still reads history (events, a gap
  * or a zero timeout answer now). Answering removes the subscription: only ever done from
  * here or the timer, never while a delivery to it is on the stack. */
 static int poll_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
-    int timeout0;
     (void)s;
     (void)wsi;
     if (c->closing)
@@ -27,11 +32,10 @@ static int poll_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         c->close_after_flush = 1;
         c->x->poll_ready = 2;
     }
-    timeout0 = c->x->poll_ready == 2;
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i] && c->subs[i]->resuming && !c->subs[i]->poll_full)
             return 0; /* history first */
-    if (c->qlen || c->x->poll_gap || timeout0)
+    if (poll_answer_due(c))
         hb_poll_on_timer(c);
     return 0;
 }
@@ -60,7 +64,7 @@ static void poll_history_tail(hb_client_t *c, const char *tail, int reset)
  * poll_writeable()); an empty wait needs no writable callback (two epoll changes a poll). */
 static void poll_caught_up(hb_client_t *c)
 {
-    if (c->qlen || c->x->poll_gap || c->x->poll_ready == 2 || !c->pipe_checked)
+    if (poll_answer_due(c) || !c->pipe_checked)
         lws_callback_on_writable(c->wsi);
 }
 
