@@ -189,7 +189,7 @@ def start_herald(bin_, tmp, redis_port, threads, extra=()):
         # raw PUBLISHes before the first ingest leader (a fresh edge waits out a lease another
         # edge may hold, about 7 s) are stored later as a burst: measured, it reads as seconds
         # of latency. Published only once a leader holds the lease.
-        wait_until(lambda: redis_get(redis_port, LEASE_KEY) is not None, 30,
+        wait_until(lambda: redis_has(redis_port, LEASE_KEY), 30,
                    "the raw-ingest leader")
     return p, port, p.pid
 
@@ -197,17 +197,12 @@ def start_herald(bin_, tmp, redis_port, threads, extra=()):
 LEASE_KEY = "herald:ingest:lease"
 
 
-def redis_get(port, key):
-    """GET key on the Redis at port (RESP by hand: the benchmarks need no client library)."""
+def redis_has(port, key):
+    """Whether key exists on the Redis at port (EXISTS by hand: the benchmarks need no client
+    library)."""
     with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-        s.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key.encode()))
-        head = b""
-        while not head.endswith(b"\r\n"):
-            chunk = s.recv(1)
-            if not chunk:
-                return None
-            head += chunk
-        return None if head.startswith(b"$-1") else head
+        s.sendall(b"*2\r\n$6\r\nEXISTS\r\n$%d\r\n%s\r\n" % (len(key), key.encode()))
+        return s.recv(64).startswith(b":1")
 
 
 NGINX_CONF = """
