@@ -66,3 +66,18 @@ void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
     if (!t->have_pos && t->state == T_SUBSCRIBED)
         brefill__record_pos(t, last, ep);
 }
+
+int brefill__position(const btopic_t *t, hb_id_t *id, const char **epoch)
+{
+    if (t->have_last &&
+        !(t->have_pos && !strcmp(t->pos_epoch, t->epoch) && hb_id_cmp(&t->pos, &t->last) > 0)) {
+        *id = t->last;
+        *epoch = t->epoch;
+        return 1;
+    }
+    if (!t->have_pos)
+        return 0;
+    *id = t->pos;
+    *epoch = t->pos_epoch;
+    return 1;
+}

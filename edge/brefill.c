@@ -87,6 +87,7 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
             t->last = m->ev.id;
             memcpy(t->epoch, t->held_ep[i], sizeof(t->epoch));
             t->have_last = 1;
+            t->noticed = 0;
             btopic__emit(b, t, m);
         } else {
             hb_msg_unref(m);
@@ -97,18 +98,13 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
     hb_broker_update_ready(b);
 }
 
-/* Where a refill of t starts: the last delivered event, or the subscription's position when
- * that is later (same epoch) or nothing was delivered yet. */
+/* Where a refill of t starts (brefill__position; kick only refills a topic that has one). */
 static void refill_from(const btopic_t *t, char *since, const char **epoch)
 {
-    if (t->have_last &&
-        !(t->have_pos && !strcmp(t->pos_epoch, t->epoch) && hb_id_cmp(&t->pos, &t->last) > 0)) {
-        hb_id_format(&t->last, since);
-        *epoch = t->epoch;
-    } else {
-        hb_id_format(&t->pos, since);
-        *epoch = t->pos_epoch;
-    }
+    hb_id_t id = {0, 0};
+    *epoch = "";
+    (void)brefill__position(t, &id, epoch);
+    hb_id_format(&id, since);
 }
 
 static void on_position(redisAsyncContext *ac, void *reply, void *priv)

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <hiredis/async.h>
@@ -134,9 +136,14 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     hb_broker_t *b = arg;
     void *items[REQS_PER_WAKE];
-    size_t n = hb_queue_pop(b->edge->to_broker, items, REQS_PER_WAKE);
-    (void)fd;
+    uint64_t cnt;
+    size_t n;
     (void)what;
+    /* cleared before the queue is read: a request pushed after this read writes it again */
+    if (fd >= 0 && read(fd, &cnt, sizeof(cnt)) < 0) {
+        /* EAGAIN: nothing written since (a self-activation below) */
+    }
+    n = hb_queue_pop(b->edge->to_broker, items, REQS_PER_WAKE);
     for (size_t i = 0; i < n; i++) {
         handle_req(b, items[i]);
         hb_req_free(items[i]);
@@ -297,7 +304,16 @@ hb_broker_t *hb_broker_new(hb_edge_t *edge)
     b->settings = hb_script_settings(edge->cfg.prefix, edge->cfg.history_max, edge->cfg.history_ttl,
                                      edge->cfg.max_message_bytes, edge->cfg.redis_cluster);
     fnames_init(&b->fn, edge->cfg.prefix);
-    b->wake = event_new(b->base, -1, 0, on_wake, b);
+    /* Woken through an eventfd of its own: event_active() from another thread takes the
+     * base's lock and writes libevent's notification descriptor while holding it, so the
+     * broker, woken at once on the other core, blocked on that lock (a futex wait and wake
+     * per request: a long-poll answered from the live position paid more for the hand-off
+     * than for its answer). */
+    b->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    b->wake =
+        event_new(b->base, b->wake_fd, b->wake_fd >= 0 ? EV_READ | EV_PERSIST : 0, on_wake, b);
+    if (b->wake_fd >= 0)
+        event_add(b->wake, NULL);
     b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
     event_add(b->tick, &tick);
     b->sigterm = evsignal_new(b->base, SIGTERM, on_signal, b);
@@ -357,6 +373,8 @@ void hb_broker_free(hb_broker_t *b)
     }
     hb_dict_free(b->topics);
     event_free(b->wake);
+    if (b->wake_fd >= 0)
+        close(b->wake_fd);
     event_free(b->tick);
     event_free(b->sigterm);
     event_free(b->sigint);

@@ -85,6 +85,10 @@ typedef struct btopic {
     int need_backfill;         /* resubscribed after a disconnect: read history from `last` first */
     int backfill_inflight;
     int lost_checked; /* this resubscription's check for events lost by Redis was done */
+    /* a gap notice went out since the topic's position (brefill__position) was last reached
+     * by a delivered event: a client at that position may not have had it, so its history
+     * request is read from Redis, which tells it (history.c) */
+    int noticed;
     hb_msg_t **held;  /* live events received during the backfill */
     char (*held_ep)[HB_EPOCH_MAX + 1]; /* the stream epoch of each */
     char reset_ep[HB_EPOCH_MAX + 1];   /* the refill found this stream gone (reset): "" none */
@@ -120,6 +124,9 @@ struct hb_broker {
     hb_fnames_t fn;
     void (*on_sub_cb)(redisAsyncContext *, void *, void *);
     struct event *wake, *tick, *sigterm, *sigint, *drain_timer, *drain_poll;
+    /* wake's eventfd: service threads write it (hb_broker_wake) with no lock of libevent's
+     * held; -1 when there is none (wake is then activated with event_active()) */
+    int wake_fd;
     ingest_t *ingest;
     /* The Redis master: --redis, or what Sentinel names (sentinel.c). master_* are written on
      * the broker thread under master_lock, and read by /metrics. */

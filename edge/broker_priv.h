@@ -237,6 +237,14 @@ void brefill__set_pos(btopic_t *t, const redisReply *last, const redisReply *ep)
  * position (have_pos), whatever its state. A last ID that does not parse records nothing.
  */
 void brefill__record_pos(btopic_t *t, const redisReply *last, const redisReply *ep);
+/**
+ * brefill__position() - where delivery of t stands: the last event delivered (last, epoch), or
+ * the subscription's position when that is later in the same stream or nothing was delivered.
+ * 1 with *id and *epoch (t's, valid while t is unchanged) set, 0 when t has neither. What a
+ * refill reads from; once t's refill is done (!need_backfill) on a confirmed subscription,
+ * every event stored after it reaches the service threads live.
+ */
+int brefill__position(const btopic_t *t, hb_id_t *id, const char **epoch);
 /** brefill__pos_av, brefill__pos_al - a position read's herald_history arguments (since "$",
  * tail only; count 1), for hb_rc_fcall(). Constant. */
 extern const char *brefill__pos_av[3];

@@ -117,6 +117,7 @@ void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
     }
     hb_log_warn(MOD, "history gap on topic", "{s:s%,s:s}", "topic", t->name, t->len, "reason",
                 gap == HB_GAP_RESET ? "reset" : "trimmed");
+    t->noticed = 1;
     btopic__emit(b, t, m);
 }
 
@@ -143,6 +144,7 @@ void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char 
     t->last = *id;
     memcpy(t->epoch, ep, eplen + 1);
     t->have_last = 1;
+    t->noticed = 0; /* after any notice: a client at this event had the notice too */
     m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
     if (hb_ev_encode(&m->ev, t->name, t->len, id, ep, ev, evlen, data, dlen)) {
         hb_msg_unref(m);

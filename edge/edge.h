@@ -21,6 +21,9 @@ typedef struct hb_stats {
     atomic_ullong req_drops;   /* service->broker requests refused (queue full) */
     /* Redis found with a new dataset marker: it lost its data (bconn.c) */
     atomic_ullong redis_data_lost;
+    /* clients' history reads sent to Redis, and those answered from where live delivery of
+     * their topic stands, without a read (edge/history.c) */
+    atomic_ullong history_redis, history_live;
     atomic_ullong bad_requests;
     atomic_ullong rejected_max_conn;
     atomic_ullong rejected_per_ip;

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <libwebsockets.h>
@@ -114,13 +115,19 @@ int hb_svc_request(hb_svc_t *s, hb_req_t *q)
         hb_req_free(q);
         return HB_ELIMIT;
     }
-    hb_broker_wake(s->edge->broker);
+    if (was_empty) /* else a wake-up is on its way and its pop takes this one too */
+        hb_broker_wake(s->edge->broker);
     return 0;
 }
 
 void hb_broker_wake(hb_broker_t *b)
 {
-    event_active(b->wake, EV_READ, 0);
+    uint64_t one = 1;
+    if (b->wake_fd < 0)
+        event_active(b->wake, EV_READ, 0);
+    else if (write(b->wake_fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is at its maximum, so the broker is woken anyway */
+    }
 }
 
 /* ---- what one thread reads or asks of the other ---- */

@@ -58,6 +58,9 @@ typedef struct hb_msg {
     int error;          /* 1: Redis failed; history: the client should reconnect */
     hb_gap_t gap;
     int more; /* 1: the page was full; ask again from the last id */
+    /* 1: answered from where the broker's live delivery of the topic stands (history.c): tail
+     * is that position, and every event after it reaches this thread after this message */
+    int live_at;
     size_t n;
     hb_ev_t *evs;             /* n events */
     char tail[HB_CURSOR_MAX]; /* the topic's newest cursor ("" when the stream is empty) */

@@ -95,6 +95,17 @@ static size_t ev_size(const hb_ev_t *ev)
     return n;
 }
 
+/* Sends the answer m to q's service thread (a full queue drops it, counted) and frees q. */
+static void push_answer(hb_broker_t *b, hreq_t *q, hb_msg_t *m)
+{
+    if (hb_svc_push(b->edge->svcs[q->thread], m) != 0) {
+        hb_msg_unref(m);
+        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+    }
+    hb_hflag_unref(q->cancel);
+    free(q);
+}
+
 /* Answers q (freed here) with the herald_history reply r (NULL: not asked, or no reply). */
 static void answer(hb_broker_t *b, redisReply *r, hreq_t *q)
 {
@@ -152,12 +163,7 @@ static void answer(hb_broker_t *b, redisReply *r, hreq_t *q)
             m->n++;
         }
     }
-    if (hb_svc_push(b->edge->svcs[q->thread], m) != 0) {
-        hb_msg_unref(m);
-        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
-    }
-    hb_hflag_unref(q->cancel);
-    free(q);
+    push_answer(b, q, m);
 }
 
 static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
@@ -165,13 +171,49 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
     answer(ac->data, reply, priv);
 }
 
+/*
+ * 1 when q's cursor is where live delivery of its topic stands (brefill__position: the last
+ * event delivered, or the subscription's position), on a confirmed subscription whose refill
+ * is done and after which no gap notice went out, and q's thread gets the topic's live events.
+ * Every event stored after the cursor then reaches that thread live, after this answer in its
+ * queue (its subscription holds what comes before the answer and merges it in ID order), so a
+ * read would find nothing: an idle long-poller asks again with the tail's cursor every timeout,
+ * and that costs Redis a function call each time. A cursor that read would find reset or
+ * trimmed is never at the position: the stream changed (a notice), or a reconnection brought a
+ * refill, and with it a read again. The position of a first subscription may be a stream-ID
+ * time, not an entry (hb_broker_topic_subscribed): a cursor equal to it is not one Herald gave
+ * out, and events after it still reach it.
+ */
+static int at_live_position(hb_broker_t *b, const hreq_t *q, hb_id_t *id, const char **epoch)
+{
+    btopic_t *t = btopic__get(b, q->topic, q->topic_len, 0);
+    if (q->tail_only || !q->cursor.epoch[0] || !t || t->state != T_SUBSCRIBED || t->need_backfill ||
+        t->backfill_inflight || t->pos_inflight || t->noticed || !(t->want & (1ull << q->thread)) ||
+        !brefill__position(t, id, epoch))
+        return 0;
+    return (*epoch)[0] && !strcmp(*epoch, q->cursor.epoch) && hb_id_cmp(id, &q->cursor.id) == 0;
+}
+
 void history__send(hb_broker_t *b, hreq_t *q)
 {
     char since[HB_ID_STR_MAX], count[24];
+    hb_id_t at;
+    const char *epoch;
     if (hb_hflag_cancelled(q->cancel)) { /* cancelled while it waited: Redis is not asked */
         answer(b, NULL, q);
         return;
     }
+    if (at_live_position(b, q, &at, &epoch)) {
+        /* nothing stored after the cursor yet: an empty page, its tail the cursor */
+        hb_msg_t *m = hb_msg_new(HB_MSG_HISTORY, q->topic, q->topic_len);
+        m->client_id = q->client_id;
+        hb_cursor_format(&at, epoch, m->tail);
+        m->live_at = 1;
+        atomic_fetch_add_explicit(&b->edge->stats.history_live, 1, memory_order_relaxed);
+        push_answer(b, q, m);
+        return;
+    }
+    atomic_fetch_add_explicit(&b->edge->stats.history_redis, 1, memory_order_relaxed);
     if (q->tail_only)
         strcpy(since, "$");
     else

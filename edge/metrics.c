@@ -94,6 +94,12 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          "subscriptions waiting for one (sampled every 250 ms).",
          "{state=\"inflight\"}", svc_sum(s, SUM_HREADS)},
         {"herald_history_reads", NULL, NULL, "{state=\"waiting\"}", svc_sum(s, SUM_HWAIT)},
+        {"herald_history_requests_total", "counter",
+         "Clients' history requests (a resume, a long-poll with a cursor, a further page): read "
+         "from Redis, or answered without a read because the cursor is where the edge's live "
+         "delivery of the topic stands.",
+         "{source=\"redis\"}", LOAD(history_redis)},
+        {"herald_history_requests_total", NULL, NULL, "{source=\"live\"}", LOAD(history_live)},
         {"herald_queue_drops_total", "counter",
          "Broker hand-offs dropped because a queue was full.", "",
          LOAD(queue_drops) + LOAD(req_drops)},

@@ -51,6 +51,13 @@ typedef struct ltopic {
     int have_seq;
     int told;  /* the broker was told we want it */
     int dirty; /* a SUB/UNSUB could not be queued; retried by housekeeping */
+    /* Where this thread's live delivery of the topic stands (topics.c, topic_at()): the cursor
+     * of the last event received, "" when unknown. Kept only once the broker answered a
+     * history request of this topic from its live position (synced: events received after
+     * that answer were emitted for this subscription, not before it) and cleared by a gap
+     * notice or an event lost in hand-off until the next event. */
+    char at[HB_CURSOR_MAX];
+    int synced;
 } ltopic_t;
 
 /* One client's subscription to one topic. {service thread} Its fields are ordered and

@@ -56,6 +56,42 @@ void hb_topics_retry(hb_svc_t *s)
     }
 }
 
+/* ---- where live delivery of a topic stands on this thread ---- */
+
+/*
+ * 1 when `since` is where this thread's live delivery of t stands (t->at): every event stored
+ * after it reaches the thread live, so a subscription from it needs no history read. An idle
+ * long-poller asks again with the tail's cursor every timeout: answered here, neither the
+ * broker nor Redis hears of it. Why t->at can be trusted: it is set by the broker's answer
+ * from its own live position (history.c, m->live_at), which the broker makes only while the
+ * topic's subscription is confirmed, its refill done and no gap notice out since, and which
+ * reaches this thread after every event up to that position and before any later one; then
+ * it follows the events received. A gap notice or an event lost in hand-off clears it until
+ * the next event, so a client at a position before a notice reads from Redis, which tells it.
+ * Should the broker's subscription be lost meanwhile, its refill or a gap notice still
+ * reaches every subscriber of the thread, and a subscription made here is one of them.
+ */
+static int topic_at(const ltopic_t *t, const hb_cursor_t *since)
+{
+    char cur[HB_CURSOR_MAX];
+    if (!t->told || !t->synced || !t->at[0] || !since->epoch[0])
+        return 0;
+    hb_cursor_format(&since->id, since->epoch, cur);
+    return !strcmp(cur, t->at);
+}
+
+/* t's live position after message m (lost: an event before it was lost in hand-off). */
+static void topic_advance(ltopic_t *t, const hb_msg_t *m, int lost)
+{
+    const hb_buf_t *cur = m->ev.cur;
+    if (lost || m->control || !cur || !t->synced || hb_buf_len(cur) >= sizeof(t->at)) {
+        t->at[0] = '\0';
+        return;
+    }
+    memcpy(t->at, hb_buf_data(cur), hb_buf_len(cur));
+    t->at[hb_buf_len(cur)] = '\0';
+}
+
 /* ---- subscriptions ---- */
 
 hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_cursor_t *since,
@@ -103,7 +139,14 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
             u->last = since->id;
             u->have_last = 1;
         }
-        hb_hread_begin(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, tail_only);
+        if (since && topic_at(t, since)) {
+            /* nothing stored after the cursor yet: live from here, no read */
+            atomic_fetch_add_explicit(&s->edge->stats.history_live, 1, memory_order_relaxed);
+            if (c->ops->caught_up)
+                c->ops->caught_up(c);
+        } else {
+            hb_hread_begin(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, tail_only);
+        }
     }
     return u;
 }
@@ -189,6 +232,7 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
     ltopic_t *t = hb_dict_get(s->topics, m->topic, m->topic_len);
     hb_list_t *n, *next;
     hb_sub_t *u;
+    int lost;
     if (!t)
         return;
     if (m->sync) {
@@ -199,10 +243,12 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
                 hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c, "event lost in hand-off",
                                 1011);
             t->seq = m->seq;
+            t->at[0] = '\0';
         }
         return;
     }
-    if (t->have_seq && m->seq != t->seq + 1) {
+    lost = t->have_seq && m->seq != t->seq + 1;
+    if (lost) {
         /* An event for this topic was dropped on the way: its clients resume from history. */
         for (n = t->subs.next; n != &t->subs; n = n->next)
             hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c, "event lost in hand-off",
@@ -210,6 +256,7 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
     }
     t->seq = m->seq;
     t->have_seq = 1;
+    topic_advance(t, m, lost);
     /* one pointer chase per subscription; next is taken first, so the body may remove u (not
      * hb_list_foreach_safe(), which would read the head's next after the last one) */
     for (n = t->subs.next; n != &t->subs; n = next) {
@@ -288,6 +335,11 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
     if (m->error) {
         hb_client_close(c, "history read failed", 1011);
         return;
+    }
+    if (m->live_at && m->gap == HB_GAP_NONE && m->tail[0]) {
+        /* the broker's live position, after every event up to it: this thread's from now */
+        memcpy(u->t->at, m->tail, sizeof(u->t->at));
+        u->t->synced = 1;
     }
     if (c->ops->history_tail && m->tail[0])
         c->ops->history_tail(c, m->tail, 0);

@@ -6,7 +6,8 @@ in one run.
 For each binary: a fresh redis-server and herald (--threads 1 unless told otherwise) on free
 loopback ports; CPU over --base seconds with no client; then per transport a client process
 opens --conns / 3 connections (17,400 in all by default) (SSE `GET /events/<t>`, WebSocket `GET /ws` + one subscribe,
-long-poll `GET /poll/<t>` asked again after each (empty) answer at the default 25 s timeout,
+long-poll `GET /poll/<t>` asked again from the answer's `next` after each (empty) answer at
+the default 25 s timeout,
 100 topics), and the edge's RSS growth over that batch
 divided by the batch is that transport's bytes per connection, and the CPU over --step-hold
 seconds after it, less that before it, its share of the CPU; then the edge's CPU
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 TOPICS = 100
 PER_PROC_MAX = 6000
@@ -67,10 +69,10 @@ def ws_frame(opcode, payload):
 
 
 class Conn:
-    __slots__ = ("s", "kind", "buf", "up", "i")
+    __slots__ = ("s", "kind", "buf", "up", "i", "next")
 
     def __init__(self, s, kind, i):
-        self.s, self.kind, self.i, self.buf, self.up = s, kind, i, b"", False
+        self.s, self.kind, self.i, self.buf, self.up, self.next = s, kind, i, b"", False, ""
 
 
 def ws_frames(c):
@@ -104,13 +106,14 @@ def client_main(kind, n, port, first_src):
     conns, pending, failed, closed = [], 0, 0, 0
     srcs = ["127.0.1.%d" % (first_src + k) for k in range(8)]
 
-    def request(i):
+    def request(i, since=""):
         t = "t%d" % (i % TOPICS)
         if kind == "sse":
             return ("GET /events/%s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
                     % t).encode()
-        if kind == "poll":  # the default timeout (25 s): answered empty, asked again
-            return ("GET /poll/%s HTTP/1.1\r\nHost: x\r\n\r\n" % t).encode()
+        if kind == "poll":  # the default timeout (25 s): answered empty, asked again from next
+            return ("GET /poll/%s%s HTTP/1.1\r\nHost: x\r\n\r\n" % (
+                t, "?since=" + since if since else "")).encode()
         key = base64.b64encode(os.urandom(16)).decode()
         return ("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
@@ -162,8 +165,12 @@ def client_main(kind, n, port, first_src):
                 n = int(m.group(1)) if m else 0
                 if len(rest) < n:
                     break
+                try:  # as a client does: on from the answer's cursor
+                    c.next = json.loads(rest[:n])["next"] or c.next
+                except (ValueError, KeyError):
+                    pass
                 c.buf = rest[n:]
-                c.s.sendall(request(c.i))
+                c.s.sendall(request(c.i, c.next))
 
     i = 0
     while i < n or pending:
@@ -258,6 +265,40 @@ def metric_conns(port):
     return out
 
 
+def publish_one_each(rport, port):
+    """One event on every topic (FCALL herald_publish, once the edge loaded the library): idle
+    topics have a stream, so a long-poller's `next` is a cursor, as it is for a real client."""
+    def ready():
+        try:
+            return urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port,
+                                          timeout=5).status == 200
+        except OSError:
+            return False
+    wait_until(ready, 30, "herald ready")
+    with socket.create_connection(("127.0.0.1", rport), 5) as r:
+        out = b""
+        for t in range(TOPICS):
+            args = [b"FCALL", b"herald_publish", b"1", b"t%d" % t, b"x"]
+            out += b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x)
+                                                   for x in args)
+        r.sendall(out)
+        buf, replies = b"", 0
+        while replies < TOPICS:
+            d = r.recv(65536)
+            if not d:
+                raise RuntimeError("redis closed")
+            buf += d
+            while b"\r\n" in buf:
+                line, rest = buf.split(b"\r\n", 1)
+                if line[:1] == b"-":
+                    raise RuntimeError("publish failed: %r" % line)
+                if line[:1] == b"$":  # a bulk string: its line follows
+                    if b"\r\n" not in rest:
+                        break
+                    rest = rest.split(b"\r\n", 1)[1]
+                buf, replies = rest, replies + 1
+
+
 def measure(name, binary, a, tmp):
     res = {"name": name, "bin": binary}
     rport, port = free_port(), free_port()
@@ -272,6 +313,7 @@ def measure(name, binary, a, tmp):
                     "--log-level", "warn"], stdout=subprocess.DEVNULL, stderr=logf,
                    preexec_fn=raise_nofile)
     wait_until(lambda: metric_conns(port) is not None, 20, "herald /metrics")
+    publish_one_each(rport, port)
     pid = herald.pid
     time.sleep(1)
     c0 = cpu_s(pid)
