@@ -37,13 +37,29 @@ def sse_hanging_up(h, n):
     return c
 
 
-def poll_hanging_up(h, n):
+def poll_hanging_up(h, n, s=None):
     """A long-poll that waits (its answer 60 s away), then its client sent a FIN."""
-    s = socket.create_connection(("127.0.0.1", h.port))
+    s = s or socket.create_connection(("127.0.0.1", h.port))
     s.sendall(b"GET /poll/churn.%d?timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n" % (n % 8))
     wait_until(lambda: scrape(h.port)[POLL] >= 1, 10, what="the poll waiting")
     s.shutdown(socket.SHUT_WR)
     return s
+
+
+def kept_alive_poll_hanging_up(h, n):
+    """A keep-alive connection that long-polled before (answered), then waits in a second poll
+    and its client sent a FIN: the second request's client joins the peer set as the first
+    did (each request on a connection has a client record of its own)."""
+    s = socket.create_connection(("127.0.0.1", h.port))
+    s.sendall(b"GET /poll/churn.%d?timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n" % (n % 8))
+    s.settimeout(10)
+    raw = b""
+    while b"}" not in raw:
+        chunk = s.recv(4096)
+        assert chunk, "closed before the first answer"
+        raw += chunk
+    assert raw.startswith(b"HTTP/1.1 200"), raw[:60]
+    return poll_hanging_up(h, n, s)
 
 
 class HangupSpin(HeraldTestCase):
@@ -73,6 +89,9 @@ class HangupSpin(HeraldTestCase):
 
     def test_hung_up_long_polls_do_not_spin_the_edge(self):
         self.churn(poll_hanging_up, POLL, "long-polls")
+
+    def test_hung_up_kept_alive_long_polls_do_not_spin_the_edge(self):
+        self.churn(kept_alive_poll_hanging_up, POLL, "kept-alive long-polls")
 
     def pipelined(self, first):
         """One connection sending `first` and another request in one packet: the edge's CPU
