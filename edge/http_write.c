@@ -249,6 +249,7 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
         return rc;
     if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
         return HB_EIO;
+    hb_svc_count(&s->bytes_out, (size_t)(p - start));
     c->headers_sent = 1;
     return 0;
 }
@@ -278,6 +279,7 @@ static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     if (n &&
         lws_write(wsi, s->wbuf + LWS_PRE, n, c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
         return HB_EIO;
+    hb_svc_count(&s->bytes_out, n); /* long-poll answers too, not only streams */
     return 0;
 }
 

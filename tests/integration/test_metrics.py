@@ -131,6 +131,19 @@ class Metrics(HeraldTestCase):
         wait_until(lambda: scrape(self.p)["herald_deliveries_total"] == 20 * published[0],
                    what="every event delivered to every client")
 
+    def test_long_poll_answers_count_in_bytes_out(self):
+        """herald_bytes_out_total counts what long-polls are answered with (and any answer's
+        head and body), not only what streams write: a fleet of long-pollers is not 0 bytes."""
+        sid = fcall_publish(self.r, "m.poll", "x" * 2000)
+        m0 = scrape(self.p)
+        st, hdrs, body = http_get(self.p, "/poll/m.poll?since=0-0&timeout=0")
+        self.assertEqual(st, 200, body)
+        self.assertIn(sid, body.decode())
+        m1 = scrape(self.p)
+        # between the two scrapes: the poll's answer and the first scrape's own answer
+        self.assertGreaterEqual(m1["herald_bytes_out_total"] - m0["herald_bytes_out_total"],
+                                len(body) + 100)
+
 
 if __name__ == "__main__":
     harness.main()
