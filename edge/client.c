@@ -47,6 +47,7 @@ void hb_client_init(hb_client_t *c, hb_svc_t *s, struct lws *wsi)
     hb_list_init(&c->wd_link);
     hb_list_init(&c->bl_link);
     hb_list_init(&c->flush_link);
+    hb_list_init(&c->pipe_link);
 }
 
 hb_creq_t *hb_creq(hb_client_t *c)

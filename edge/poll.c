@@ -60,11 +60,11 @@ static void poll_history_tail(hb_client_t *c, const char *tail, int reset)
         memcpy(c->x->poll_next, tail, sizeof(c->x->poll_next));
 }
 
-/* History read: answered now if it has something (or its pipelining check is still to be made,
- * poll_writeable()); an empty wait needs no writable callback (two epoll changes a poll). */
+/* History read: answered now if it has something; an empty wait needs no writable callback
+ * (two epoll changes a poll): its pipelining check is made at the end of the loop turn. */
 static void poll_caught_up(hb_client_t *c)
 {
-    if (poll_answer_due(c) || !c->pipe_checked)
+    if (poll_answer_due(c))
         lws_callback_on_writable(c->wsi);
 }
 
@@ -180,6 +180,6 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
     /* lws does not read the connection while the answer is open, yet polls it: a hang-up is
      * found (and the poll closed at once) by the peer set, not by a spin until the timeout */
     hb_ctimer_peer_watch(c, 1);
-    lws_callback_on_writable(wsi); /* the pipelining check, on the next loop turn */
+    hb_req_check_later(c); /* the pipelining check, when this loop turn is done */
     return 0;
 }

@@ -114,10 +114,48 @@ int hb_req_buffered(struct lws *wsi)
 
 int hb_req_pipelined_behind(hb_client_t *c)
 {
+    if (c->pipe_checked == 2) {
+        c->pipe_checked = 1; /* found by hb_req_checks_run(): said once */
+        return 1;
+    }
     if (c->pipe_checked || !c->wsi)
         return 0;
+    hb_req_check_cancel(c);
     c->pipe_checked = 1;
     return hb_req_buffered(c->wsi);
+}
+
+void hb_req_check_later(hb_client_t *c)
+{
+    if (c->pipe_checked || hb_list_linked(&c->pipe_link))
+        return;
+    if (!c->svc->prep) {
+        lws_callback_on_writable(c->wsi);
+        return;
+    }
+    hb_list_push_tail(&c->svc->pipe_wait, &c->pipe_link);
+}
+
+void hb_req_checks_run(hb_svc_t *s)
+{
+    hb_list_t *n;
+    int kept;
+    if (hb_list_empty(&s->pipe_wait))
+        return;
+    /* one answer for the thread (hb_req_buffered()): a connection of it keeps input */
+    kept = lws_service_adjust_timeout(s->ctx, 1, 0) == 0;
+    while ((n = hb_list_pop_head(&s->pipe_wait)) != NULL) {
+        hb_client_t *c = hb_list_container(n, hb_client_t, pipe_link);
+        c->pipe_checked = kept ? 2 : 1;
+        if (kept && c->wsi)
+            lws_callback_on_writable(c->wsi);
+    }
+}
+
+void hb_req_check_cancel(hb_client_t *c)
+{
+    if (c->pipe_link.next && hb_list_linked(&c->pipe_link))
+        hb_list_unlink(&c->pipe_link);
 }
 
 void hb_req_pause(hb_client_t *c)

@@ -67,6 +67,26 @@ int hb_req_refuse_pipelined(hb_svc_t *s, struct lws *wsi);
 int hb_req_pipelined_behind(hb_client_t *c);
 
 /**
+ * hb_req_check_later() - make @c's pipelining check (hb_req_pipelined_behind()) when the
+ * events of this loop turn are done, without a writable callback (an EPOLLOUT round, two
+ * epoll changes): a long-poll that waits. When kept input is found then, @c gets its writable
+ * callback, where hb_req_pipelined_behind() returns 1 once. On lws' poll(2) loop (no
+ * prepare watcher) the writable callback is asked for at once, as before. Idempotent until
+ * the check is made; hb_req_check_cancel() takes @c off. Service thread.
+ */
+void hb_req_check_later(hb_client_t *c);
+
+/**
+ * hb_req_checks_run() - the checks hb_req_check_later() queued on @s, all at once (the state
+ * asked about is the thread's, not a connection's): from the thread's libev prepare watcher,
+ * after the turn's callbacks, before it waits. Service thread.
+ */
+void hb_req_checks_run(hb_svc_t *s);
+
+/** hb_req_check_cancel() - take @c off its thread's queued checks (cleanup). Idempotent. */
+void hb_req_check_cancel(hb_client_t *c);
+
+/**
  * hb_req_pause() - stop reading @c's connection until hb_req_resume() (lws rx flow control):
  * bytes already read stay in lws' buffer, unparsed. Idempotent.
  */

@@ -45,13 +45,14 @@
 
 /*
  * libev, for the service threads' loops, opened privately at run time (see CMakeLists.txt):
- * the four calls the threads make themselves; lws' libev plugin binds its own.
+ * the five calls the threads make themselves; lws' libev plugin binds its own.
  */
 static struct {
     struct ev_loop *(*loop_new)(unsigned int flags);
     int (*run)(struct ev_loop *loop, int flags);
     void (*brk)(struct ev_loop *loop, int how);
     void (*destroy)(struct ev_loop *loop);
+    void (*prepare_start)(struct ev_loop *loop, ev_prepare *w);
 } evf;
 
 /* 0 when the calls are there, else HB_ENOTFOUND (no libev, or not these calls); main thread,
@@ -70,7 +71,8 @@ static int evf_load(void)
     *(void **)&evf.run = dlsym(h, "ev_run");
     *(void **)&evf.brk = dlsym(h, "ev_break");
     *(void **)&evf.destroy = dlsym(h, "ev_loop_destroy");
-    if (!evf.loop_new || !evf.run || !evf.brk || !evf.destroy)
+    *(void **)&evf.prepare_start = dlsym(h, "ev_prepare_start");
+    if (!evf.loop_new || !evf.run || !evf.brk || !evf.destroy || !evf.prepare_start)
         return HB_ENOTFOUND; /* the handle stays open: lws' plugin uses the same library */
     state = 1;
     return 0;
@@ -163,6 +165,7 @@ void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
         return;
     c->cleaned = 1;
     hb_client_unlist(s, c);
+    hb_req_check_cancel(c);
     hb_ctimer_end(s, c);
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i])
@@ -179,6 +182,14 @@ void hb_client_cleanup(hb_svc_t *s, hb_client_t *c)
 }
 
 /* ---- the lws callback ---- */
+
+/* Before the loop waits, after the turn's callbacks (libev prepare watcher). */
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    hb_req_checks_run(w->data);
+}
 
 static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len)
@@ -387,6 +398,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     hb_list_init(&s->wd_held);
     hb_list_init(&s->flush);
     hb_list_init(&s->backlog);
+    hb_list_init(&s->pipe_wait);
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);
@@ -438,6 +450,12 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         info.foreign_loops = loops;
         info.options |= LWS_SERVER_OPTION_LIBEV;
         s->ctx = lws_create_context(&info);
+    }
+    if (s->ctx && s->evloop) {
+        s->prep = hb_xcalloc(1, sizeof(*s->prep));
+        ev_prepare_init(s->prep, on_prepare);
+        s->prep->data = s;
+        evf.prepare_start(s->evloop, s->prep); /* before the thread runs the loop */
     }
     if (!s->ctx) {
         if (s->evloop)
@@ -521,7 +539,8 @@ void hb_svc_free(hb_svc_t *s)
     else if (s->listen_fd >= 0)
         close(s->listen_fd);
     if (s->evloop)
-        evf.destroy(s->evloop);
+        evf.destroy(s->evloop); /* its watchers with it: prep is free after */
+    free(s->prep);
     hb_admit_free(s->admit);         /* after lws_context_destroy(): its callbacks use it */
     hb_ctimer_free(s);
     SSL_CTX_free(s->tls_client_ctx); /* lws never frees a provided one */

@@ -156,7 +156,9 @@ struct hb_client {
     uint8_t hreads, hlisted;
     uint16_t nsubs, capsubs;
     uint16_t hpaced;
-    uint8_t pipe_checked; /* an open answer's pipelining check was made (reqcheck.h) */
+    /* an open answer's pipelining check (reqcheck.h): 0 not made, 1 made, 2 made and found
+     * kept input (answered and closed from the writable callback) */
+    uint8_t pipe_checked;
     uint8_t peer_watched; /* its socket is in svc->peer_ep (ctimer.c) */
     hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe; &sub0 for one */
     hb_sub_t *sub0;  /* the storage of subs while it has one slot (most clients) */
@@ -201,6 +203,9 @@ struct hb_client {
      * either) */
     hb_list_t wd_link;
     lws_usec_t wd_last;
+    /* in svc->pipe_wait while its pipelining check waits for the end of the loop turn
+     * (hb_req_check_later()); initialised by hb_client_init() like wd_link */
+    hb_list_t pipe_link;
 };
 
 struct hb_svc {
@@ -245,6 +250,10 @@ struct hb_svc {
      * newest first */
     hb_list_t backlog;
     int topics_dirty;     /* a topic's SUB/UNSUB waits for a retry */
+    /* long-polls whose pipelining check is made when this loop turn's events are done
+     * (hb_req_check_later(), from a libev prepare watcher: prep) */
+    hb_list_t pipe_wait;
+    struct ev_prepare *prep; /* owned; NULL on lws' poll(2) loop */
     int peer_ep;          /* epoll set of the SSE sockets, readable when a peer hangs up */
     struct lws *peer_wsi; /* a duplicate of peer_ep in the loop (ctimer.c); NULL: not adopted */
     /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting
