@@ -55,15 +55,17 @@ static void same_lists(const lws_dll2_owner_t *a, const lws_dll2_owner_t *b)
     assert_null(p);
 }
 
-static void build_both(const int *keys, int n)
+static void build_both(const int *keys, size_t n)
 {
-    node_t *x = calloc((size_t)n, sizeof(*x)), *y = calloc((size_t)n, sizeof(*y));
+    node_t *x = calloc(n, sizeof(*x)), *y = calloc(n, sizeof(*y));
     lws_dll2_owner_t ox, oy;
     memset(&ox, 0, sizeof(ox));
     memset(&oy, 0, sizeof(oy));
-    for (int i = 0; i < n; i++) {
+    assert_non_null(x);
+    assert_non_null(y);
+    for (size_t i = 0; i < n; i++) {
         x[i].key = y[i].key = keys[i];
-        x[i].id = y[i].id = i;
+        x[i].id = y[i].id = (int)i;
         lws_dll2_add_sorted(&x[i].list, &ox, by_key);
         head_walk_insert(&y[i].list, &oy);
         same_lists(&ox, &oy);
@@ -91,8 +93,9 @@ static void test_random_sequences(void **state)
     int keys[300];
     srand(17);
     for (int round = 0; round < 200; round++) {
-        int n = 1 + rand() % 300, range = 1 + rand() % 50;
-        for (int i = 0; i < n; i++)
+        size_t n = 1 + (size_t)(rand() % 300);
+        int range = 1 + rand() % 50;
+        for (size_t i = 0; i < n; i++)
             keys[i] = rand() % range;
         build_both(keys, n);
     }
