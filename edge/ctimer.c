@@ -34,10 +34,10 @@ static uint64_t svc_tick_of(lws_usec_t us)
  * a loop: once the peer sent its FIN (readable for good, level-triggered) the thread spins
  * until the peer is found gone. (Turning lws' input off, lws_rx_flow_control(), would stop it,
  * but lws 4.1 then no longer services the socket's POLLOUT either.)
- * Each SSE socket is also in the thread's epoll set peer_ep (level-triggered, for input or a
- * hang-up), which the housekeeping tick asks without waiting: only sockets that became
- * readable come back, and end of stream, an error or any bytes (an SSE client has nothing to
- * send) close them. The set is itself in the loop (a duplicate of its descriptor adopted by lws
+ * Each SSE socket (and each waiting long-poll's) is also in the thread's epoll set peer_ep
+ * (edge-triggered, for input or a hang-up; a long-poll's for a hang-up only), which the
+ * housekeeping tick asks without waiting: only sockets whose state changed come back, and end
+ * of stream, an error or any bytes (an SSE client has nothing to send) close them. The set is itself in the loop (a duplicate of its descriptor adopted by lws
  * as a raw file, s->peer_wsi): a peer that hangs up is closed in the loop's next turn, so lws'
  * spin on its socket lasts a turn or two; the tick asks too (the set could not be adopted, or
  * more than a round's worth was ready). Under a churn of hang-ups the spin had taken 94 % of a
@@ -46,51 +46,100 @@ static uint64_t svc_tick_of(lws_usec_t us)
  */
 static void sse_watch(hb_client_t *c, int add);
 
-/* 1 when c's peer hung up or sent bytes: c is closed (bytes on a waiting long-poll are its
- * next request: it only leaves the set). With `now`, at once (c is freed: lws
- * would otherwise spin on the socket until its next timeout check, which an I/O callback does
- * not bring forward); only where no lws or wheel code is walking c (not from c's own timer). */
-static int sse_peer_gone(hb_client_t *c, int now)
+/*
+ * A socket joins peer_ep once and stays in it until it closes (the kernel then takes it out):
+ * a kept-alive long-poll connection costs no epoll change per poll. The set is edge-triggered,
+ * each entry's data the connection's wsi, and what the edge knows of the connection is kept in
+ * its lws opaque user data (no allocation; lws does not use it on an accepted socket): in the
+ * set, with input watched (an SSE stream: any byte is unexpected), hung up. Whether a client
+ * record wants the report is its peer_watched: between two requests nobody does, and lws reads
+ * the socket itself then. A long-poll is watched for a hang-up only, so that its next request
+ * arriving is no report (lws reads it after the answer).
+ */
+#define PEER_IN_SET 1u
+#define PEER_INPUT 2u /* EPOLLIN too */
+#define PEER_HUP 4u
+
+static uintptr_t peer_bits(struct lws *wsi)
+{
+    return (uintptr_t)lws_get_opaque_user_data(wsi);
+}
+
+static void peer_bits_set(struct lws *wsi, uintptr_t bits)
+{
+    lws_set_opaque_user_data(wsi, (void *)bits);
+}
+
+/* Closes c, whose peer went away (or sent bytes an SSE client never sends), at once (c is
+ * freed: lws would otherwise spin on the socket until its next timeout check, which an I/O
+ * callback does not bring forward); only where no lws or wheel code is walking c. */
+static void peer_close(hb_client_t *c, const char *why)
+{
+    struct lws *wsi = c->wsi;
+    c->peer_watched = 0;
+    hb_client_close(c, why, 0);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+}
+
+/* Without peer_ep: 1 when c's peer hung up or sent bytes (c is closed), from its own timer. */
+static int sse_peer_gone(hb_client_t *c)
 {
     char b;
-    struct lws *wsi = c->wsi;
-    int fd = lws_get_socket_fd(wsi);
+    int fd = lws_get_socket_fd(c->wsi);
     ssize_t n = fd < 0 ? 0 : recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return 0;
-    sse_watch(c, 0); /* reported no more */
-    if (n > 0 && c->ops && c->ops->answer)
-        return 0; /* a long-poll's next request, pipelined: lws reads it after the answer */
     hb_client_close(c, n > 0 ? "unexpected input on an SSE stream" : "peer closed", 0);
-    if (now)
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
     return 1;
 }
 
 static void sse_watch(hb_client_t *c, int add)
 {
     hb_svc_t *s = c->svc;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-    int fd = lws_get_socket_fd(c->wsi);
-    if (s->peer_ep < 0 || fd < 0 || c->peer_watched == !!add)
-        return; /* no set, or in it / out of it already (a long-poll's answer, then its end) */
-    /* a socket already closed has left the set by itself: ENOENT, EBADF are fine */
-    (void)epoll_ctl(s->peer_ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev);
-    c->peer_watched = !!add;
+    struct lws *wsi = c->wsi;
+    uintptr_t bits, want;
+    int fd;
+    if (!add || s->peer_ep < 0 || !wsi) {
+        c->peer_watched = 0; /* the socket stays in the set */
+        return;
+    }
+    if (c->peer_watched)
+        return;
+    bits = peer_bits(wsi);
+    want = PEER_IN_SET | (c->ops && c->ops->answer ? 0 : PEER_INPUT);
+    /* A hang-up the set reported between requests (before this one was served) is asked for
+     * again: re-armed, the set reports it on the next loop turn, where c is closed at once
+     * (here, inside lws' callback, only a close at lws' next timeout check could be asked for,
+     * and lws would spin on the socket until then). */
+    if ((bits & ~(uintptr_t)PEER_HUP) != want || (bits & PEER_HUP)) {
+        struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = wsi};
+        if (want & PEER_INPUT)
+            ev.events |= EPOLLIN;
+        fd = lws_get_socket_fd(wsi);
+        if (fd < 0 ||
+            epoll_ctl(s->peer_ep, bits & PEER_IN_SET ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev))
+            return;
+        peer_bits_set(wsi, want | (bits & PEER_HUP));
+    }
+    c->peer_watched = 1;
 }
 
-/* The SSE sockets that became readable: at most 1024 a call. */
+/* The sockets peer_ep reported (each once per change): at most 1024 a call. */
 static void sse_peers_check(hb_svc_t *s)
 {
     struct epoll_event ev[64];
     for (int round = 0; round < 16 && s->peer_ep >= 0; round++) {
         int n = epoll_wait(s->peer_ep, ev, 64, 0);
         for (int i = 0; i < n; i++) {
-            hb_client_t *c = ev[i].data.ptr;
-            if (!c->closing)
-                sse_peer_gone(c, 1); /* from the set's callback or the tick: nobody walks c */
-            else
-                sse_watch(c, 0); /* closing: lws closes it, nothing to find */
+            struct lws *wsi = ev[i].data.ptr;
+            hb_client_t *c = lws_wsi_user(wsi);
+            int hup = (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+            if (hup)
+                peer_bits_set(wsi, peer_bits(wsi) | PEER_HUP);
+            if (!c || !c->peer_watched || c->closing)
+                continue; /* between requests (lws reads the socket), or closing */
+            /* from the set's callback or the tick: nobody walks c */
+            peer_close(c, hup ? "peer closed" : "unexpected input on an SSE stream");
         }
         if (n < 64)
             break;
@@ -116,7 +165,7 @@ void hb_ctimer_sse_fire(hb_client_t *c, lws_usec_t now)
     lws_usec_t hb = (lws_usec_t)c->svc->edge->cfg.heartbeat * LWS_USEC_PER_SEC;
     if (c->closing || c->close_after_flush)
         return; /* its last frames are on their way, or it is closed */
-    if (c->svc->peer_ep < 0 && sse_peer_gone(c, 0))
+    if (c->svc->peer_ep < 0 && sse_peer_gone(c))
         return;
     if (c->qlen == 0 && now - c->last_write >= hb - HB_SVC_TICK_US)
         hb_client_push(c, c->svc->hb_frame, NULL, 0, 1);

@@ -159,7 +159,7 @@ struct hb_client {
     /* an open answer's pipelining check (reqcheck.h): 0 not made, 1 made, 2 made and found
      * kept input (answered and closed from the writable callback) */
     uint8_t pipe_checked;
-    uint8_t peer_watched; /* its socket is in svc->peer_ep (ctimer.c) */
+    uint8_t peer_watched; /* svc->peer_ep's reports of its socket close it (ctimer.c) */
     hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe; &sub0 for one */
     hb_sub_t *sub0;  /* the storage of subs while it has one slot (most clients) */
     qent_t *q;       /* outgoing queue (NULL while empty, for an idle client) */

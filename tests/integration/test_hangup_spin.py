@@ -62,6 +62,44 @@ def kept_alive_poll_hanging_up(h, n):
     return poll_hanging_up(h, n, s)
 
 
+def answered_poll(h, n):
+    """A keep-alive connection whose first long-poll (timeout 0) was answered."""
+    s = socket.create_connection(("127.0.0.1", h.port))
+    s.sendall(b"GET /poll/churn.%d?timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n" % (n % 8))
+    s.settimeout(10)
+    raw = b""
+    while b"}" not in raw:
+        chunk = s.recv(4096)
+        assert chunk, "closed before the first answer"
+        raw += chunk
+    assert raw.startswith(b"HTTP/1.1 200"), raw[:60]
+    return s
+
+
+def poll_request_with_fin(h, n):
+    """A kept-alive connection's second long-poll sent together with its client's FIN: the
+    socket stays in the peer set between requests, so the hang-up may be seen before the
+    request is served (and must still close the poll, not leave it waiting 60 s)."""
+    s = answered_poll(h, n)
+    s.sendall(b"GET /poll/churn.%d?timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n" % (n % 8))
+    s.shutdown(socket.SHUT_WR)
+    return s
+
+
+def sse_after_poll_hanging_up(h, n):
+    """An SSE stream asked for on a connection that long-polled before (its socket joined the
+    peer set for hang-ups only; the stream watches for input too), then its client's FIN."""
+    s = answered_poll(h, n)
+    s.sendall(b"GET /events/churn.%d HTTP/1.1\r\nHost: x\r\n\r\n" % (n % 8))
+    raw = b""
+    while b"retry:" not in raw:
+        chunk = s.recv(4096)
+        assert chunk, "closed before the stream began"
+        raw += chunk
+    s.shutdown(socket.SHUT_WR)
+    return s
+
+
 class HangupSpin(HeraldTestCase):
 
     def churn(self, make, gauge, what):
@@ -92,6 +130,12 @@ class HangupSpin(HeraldTestCase):
 
     def test_hung_up_kept_alive_long_polls_do_not_spin_the_edge(self):
         self.churn(kept_alive_poll_hanging_up, POLL, "kept-alive long-polls")
+
+    def test_a_long_poll_sent_with_its_fin_is_closed(self):
+        self.churn(poll_request_with_fin, POLL, "long-polls sent with their FIN")
+
+    def test_an_sse_stream_after_a_long_poll_is_closed_on_hang_up(self):
+        self.churn(sse_after_poll_hanging_up, SSE, "SSE streams after a long-poll")
 
     def pipelined(self, first):
         """One connection sending `first` and another request in one packet: the edge's CPU
