@@ -328,7 +328,8 @@ void hb_client_pop(hb_svc_t *s, hb_client_t *c, long long now_us)
     c->qcharge -= hb_client_charge(blen, s->edge->cfg.client_queue_bytes);
     hb_svc_observe_write(s, e->b, now_us);
     hb_buf_unref(e->b);
-    hb_buf_unref(e->cur);
+    if (e->cur) /* multi-topic SSE and long-poll only: no call for the others */
+        hb_buf_unref(e->cur);
     c->off = 0;
     c->qhead = (c->qhead + 1) & (c->qcap - 1); /* qcap: a power of two */
     c->qlen--;
