@@ -335,19 +335,22 @@ void hb_client_pop(hb_svc_t *s, hb_client_t *c, long long now_us)
     c->qlen--;
 }
 
-/* c's socket for a direct send (fd + 1), learnt once per request: whether the connection is
- * plain TCP and c its own network connection does not change while it lasts, nor its fd. -1
- * never (TLS, an HTTP/2 stream); 0 not known yet (no socket yet: asked again next time). */
+/* c's socket for a direct send, as fd + 1; -1 never (TLS, an HTTP/2 stream, or c cleaned
+ * up), 0 not known yet. Learnt once per request (c->direct): whether the connection is plain
+ * TCP and c its own network connection does not change while it lasts, nor its socket, which
+ * lws closes only after the callback that cleans c up (CLOSED, CLOSED_HTTP, DROP_PROTOCOL:
+ * hb_client_unlist() sets -1 there), so a cached fd is never one lws has closed or reused.
+ * One read of the client instead of three calls into lws per recipient. */
 static int direct_sock(hb_client_t *c, struct lws *wsi)
 {
     int fd;
-    if (c->dsock)
-        return c->dsock;
+    if (c->direct)
+        return c->direct;
     if (c->svc->tls || lws_get_network_wsi(wsi) != wsi)
-        return c->dsock = -1;
+        return c->direct = -1;
     if ((fd = lws_get_socket_fd(wsi)) < 0)
-        return 0;
-    return c->dsock = fd + 1;
+        return 0; /* no socket yet: asked again at the next send */
+    return c->direct = fd + 1;
 }
 
 ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len)
@@ -387,10 +390,11 @@ void hb_client_drained(hb_client_t *c)
 }
 
 /* The start of hb_client_cleanup() (service.c): off the flush list, the held list, the
- * backlog. */
+ * backlog; no direct send any more (its socket is lws' to close). */
 void hb_client_unlist(hb_svc_t *s, hb_client_t *c)
 {
     (void)s;
+    c->direct = -1;
     flush_remove(c);
     wdelay_remove(c);
     backlog_remove(c);

@@ -157,9 +157,9 @@ struct hb_client {
     uint8_t bl_listed, flush_listed;
     uint16_t close_code; /* WS: close code to send */
     uint16_t hpaced;
-    /* plain-socket send (cwrite.c): 0 not known yet, -1 never (TLS, an HTTP/2 stream), else
-     * its fd + 1; the connection's, learnt once per request */
-    int dsock;
+    /* direct sends (cwrite.c): its socket's fd + 1 (plain TCP, its own connection), -1 never
+     * (TLS, an HTTP/2 stream, cleaned up), 0 not known yet; learnt once per request */
+    int direct;
     size_t qbytes;         /* bytes queued (the long-poll answer's length) */
     const char *close_why; /* why it was closed (a string literal): WS close reason, log */
     uint64_t delivered;    /* events queued to it (connection log) */
