@@ -30,7 +30,8 @@ static void queue_release(hb_client_t *c)
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
     }
-    free(c->q);
+    if (c->q != &c->q0) /* one slot: in the client (cwrite.c) */
+        free(c->q);
     c->q = NULL;
     c->qcap = c->qhead = 0;
     c->qbytes = 0;

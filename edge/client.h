@@ -28,7 +28,8 @@ void hb_svc_flush(hb_svc_t *s);
 unsigned long long hb_client_backlog_sample(hb_svc_t *s);
 
 /** hb_client_unlist() - the start of hb_client_cleanup(): @c leaves the flush list, the
- * --write-delay-ms held list and the backlog. O(1). */
+ * --write-delay-ms held list and the backlog, and makes no direct send any more (its socket,
+ * cached by hb_client_send_direct(), is lws' to close). O(1). */
 void hb_client_unlist(hb_svc_t *s, hb_client_t *c);
 
 /* ---- client.c ---- */

@@ -116,7 +116,8 @@ unsigned long long hb_client_backlog_sample(hb_svc_t *s)
              * keeps none; the next push makes one). Here rather than after each write, so a
              * busy client does not free and make it again for every event. */
             backlog_remove(c);
-            free(c->q);
+            if (c->q != &c->q0)
+                free(c->q);
             c->q = NULL;
             c->qcap = c->qhead = 0;
         }
@@ -287,17 +288,23 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
         hb_client_close(c, "slow consumer: queue limit reached", 1008);
         return HB_ELIMIT;
     }
-    if (c->qlen == c->qcap) {
-        uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
+    if (!c->qcap) { /* one frame: in the client itself (the common case), no allocation */
+        c->q = &c->q0;
+        c->qcap = 1;
+        c->qhead = 0;
+    } else if (c->qlen == c->qcap) {
+        uint32_t ncap = c->qcap == 1 ? 4 : c->qcap * 2;
         qent_t *nq = hb_xmalloc(ncap * sizeof(*nq));
         for (uint32_t i = 0; i < c->qlen; i++)
-            nq[i] = c->q[(c->qhead + i) % c->qcap];
-        free(c->q);
+            nq[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
+        if (c->q != &c->q0)
+            free(c->q);
         c->q = nq;
         c->qcap = ncap;
         c->qhead = 0;
     }
-    c->q[(c->qhead + c->qlen) % c->qcap] =
+    /* qcap is a power of two (1, 4, doubled): a mask, not a division */
+    c->q[(c->qhead + c->qlen) & (c->qcap - 1)] =
         (qent_t){hb_buf_ref(b), cur ? hb_buf_ref(cur) : NULL, idx, (uint16_t)ctl};
     c->qlen++;
     c->qbytes += hb_buf_len(b);
@@ -321,21 +328,39 @@ void hb_client_pop(hb_svc_t *s, hb_client_t *c, long long now_us)
     c->qcharge -= hb_client_charge(blen, s->edge->cfg.client_queue_bytes);
     hb_svc_observe_write(s, e->b, now_us);
     hb_buf_unref(e->b);
-    hb_buf_unref(e->cur);
+    if (e->cur) /* multi-topic SSE and long-poll only: no call for the others */
+        hb_buf_unref(e->cur);
     c->off = 0;
-    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qhead = (c->qhead + 1) & (c->qcap - 1); /* qcap: a power of two */
     c->qlen--;
+}
+
+/* c's socket for a direct send, as fd + 1; -1 never (TLS, an HTTP/2 stream, or c cleaned
+ * up), 0 not known yet. Learnt once per request (c->direct): whether the connection is plain
+ * TCP and c its own network connection does not change while it lasts, nor its socket, which
+ * lws closes only after the callback that cleans c up (CLOSED, CLOSED_HTTP, DROP_PROTOCOL:
+ * hb_client_unlist() sets -1 there), so a cached fd is never one lws has closed or reused.
+ * One read of the client instead of three calls into lws per recipient. */
+static int direct_sock(hb_client_t *c, struct lws *wsi)
+{
+    int fd;
+    if (c->direct)
+        return c->direct;
+    if (c->svc->tls || lws_get_network_wsi(wsi) != wsi)
+        return c->direct = -1;
+    if ((fd = lws_get_socket_fd(wsi)) < 0)
+        return 0; /* no socket yet: asked again at the next send */
+    return c->direct = fd + 1;
 }
 
 ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len)
 {
     struct lws *wsi = c->wsi;
     ssize_t n;
-    int fd;
-    if (!wsi || c->svc->tls || lws_get_network_wsi(wsi) != wsi || lws_partial_buffered(wsi) ||
-        (fd = lws_get_socket_fd(wsi)) < 0)
+    int sock;
+    if (!wsi || (sock = direct_sock(c, wsi)) <= 0 || lws_partial_buffered(wsi))
         return 0;
-    n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    n = send(sock - 1, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : HB_EIO;
     hb_svc_count(&c->svc->bytes_out, (size_t)n);
@@ -358,14 +383,18 @@ int hb_client_send_raw(hb_client_t *c, unsigned char *data, size_t len)
 /* Called by the writers after a write: continue paged history reads waiting for room. */
 void hb_client_drained(hb_client_t *c)
 {
-    hb_hread_drained(c);
+    /* hb_hread_drained()'s own first test, here so that a client with no paced or queued
+     * history read (nearly every write) makes no call */
+    if (c->hpaced || c->hwait_head)
+        hb_hread_drained(c);
 }
 
 /* The start of hb_client_cleanup() (service.c): off the flush list, the held list, the
- * backlog. */
+ * backlog; no direct send any more (its socket is lws' to close). */
 void hb_client_unlist(hb_svc_t *s, hb_client_t *c)
 {
     (void)s;
+    c->direct = -1;
     flush_remove(c);
     wdelay_remove(c);
     backlog_remove(c);

@@ -61,18 +61,12 @@ typedef struct ltopic {
 } ltopic_t;
 
 /* One client's subscription to one topic. {service thread} Its fields are ordered and
- * packed to fit a 144-byte malloc chunk: every connection has one or more. */
+ * packed to fit a 144-byte malloc chunk: every connection has one or more. What a live
+ * delivery reads (topics.c: c, tlink, last, idx, the flags) comes first, in 48 bytes. */
 struct hb_sub {
     hb_client_t *c;
-    ltopic_t *t;
-    hb_list_t tlink;         /* in t->subs */
-    uint64_t token;          /* key in svc->pending while history is read */
-    hb_sub_t *hnext;         /* in c->hwait while HB_HREAD_QUEUED */
-    hb_cursor_t hcur;        /* where the first page starts (later pages: after `last`) */
-    hb_id_t last;            /* last event id queued */
-    hb_buf_t *wcur;          /* multi-topic SSE: cursor of the last event written */
-    hb_msg_t **pend;         /* live events received while history is read */
-    uint32_t npend, cappend;
+    hb_list_t tlink; /* in t->subs */
+    hb_id_t last;    /* last event id queued */
     uint16_t idx;    /* position in the client's topic list */
     uint16_t hcount; /* entries the next page asks for (at most --history-batch, 10,000) */
     uint8_t hstate;  /* history read (hread.c): HB_HREAD_* */
@@ -84,6 +78,13 @@ struct hb_sub {
     /* more live events than --client-queue-max arrived while history was read: they were
      * dropped (history has them) and the read goes on past the page that was out */
     unsigned pend_over : 1;
+    ltopic_t *t;
+    uint32_t npend, cappend;
+    uint64_t token;   /* key in svc->pending while history is read */
+    hb_sub_t *hnext;  /* in c->hwait while HB_HREAD_QUEUED */
+    hb_cursor_t hcur; /* where the first page starts (later pages: after `last`) */
+    hb_buf_t *wcur;   /* multi-topic SSE: cursor of the last event written */
+    hb_msg_t **pend;  /* live events received while history is read */
 };
 
 /* One queued frame: a ref to a shared buffer (and, for multi-topic SSE, to its cursor).
@@ -139,43 +140,60 @@ typedef struct hb_creq {
  * idle stream costs this, its subscriptions and what lws keeps (docs/architecture.md).
  * {service thread} */
 struct hb_client {
+    /* what the fan-out path reads and writes for each recipient (topics.c, cwrite.c, ws.c,
+     * http_write.c: push, flush, write) comes first, in 144 bytes; the rest after */
     struct lws *wsi;
     hb_svc_t *svc;
-    const hb_transport_t *ops;     /* its transport now (transport.h); NULL: none yet */
-    const hb_transport_t *counted; /* counted as (hb_client_count()) until the cleanup */
-    uint64_t id;
-    hb_creq_t *x; /* plain answer, publish, ticket, long-poll state (owned; NULL: none) */
-    uint8_t closing, close_after_flush, cleaned, headers_sent, may_publish;
-    uint8_t req;         /* req_state_t of the current HTTP request */
-    uint8_t rx_paused;   /* input not read until this request is answered (reqcheck.h) */
-    uint8_t cors;        /* 0 no CORS headers, 1 "*", k + 1 the k-th --allowed-origins entry */
-    uint16_t close_code; /* WS: close code to send */
-    uint8_t ping_out;    /* WS: a ping was sent since that frame */
-    uint8_t ping_due;    /* WS: send a ping at the next writable callback */
-    uint8_t bl_listed, flush_listed;
-    uint8_t hreads, hlisted;
-    uint16_t nsubs, capsubs;
-    uint16_t hpaced;
-    /* an open answer's pipelining check (reqcheck.h): 0 not made, 1 made, 2 made and found
-     * kept input (answered and closed from the writable callback) */
-    uint8_t pipe_checked;
-    uint8_t peer_watched; /* svc->peer_ep's reports of its socket close it (ctimer.c) */
-    hb_sub_t **subs; /* by idx; NULL slots after a WS unsubscribe; &sub0 for one */
-    hb_sub_t *sub0;  /* the storage of subs while it has one slot (most clients) */
-    qent_t *q;       /* outgoing queue (NULL while empty, for an idle client) */
+    const hb_transport_t *ops; /* its transport now (transport.h); NULL: none yet */
+    /* outgoing queue, a ring of qcap (a power of two) entries: &q0 while it has room for one
+     * (qcap 1), else an array (cwrite.c); NULL while empty, for an idle client */
+    qent_t *q;
     uint32_t qcap, qhead, qlen;
     uint32_t off; /* bytes of the head entry written (frames are under 4 GiB) */
     /* what the queue counts against --client-queue-bytes: each entry at most half of it
      * (hb_client_charge()), so one large event reaches a client that keeps up */
     uint32_t qcharge;
-    size_t qbytes; /* bytes queued (the long-poll answer's length) */
-    /* SSE: next peer check / heartbeat; WS: next keepalive check; long-poll: its timeout. In
-     * svc->wheel (service.c) */
-    hb_wheel_node_t tnode;
+    uint8_t closing, close_after_flush;
+    uint8_t bl_listed, flush_listed;
+    uint16_t close_code; /* WS: close code to send */
+    uint16_t hpaced;
+    /* direct sends (cwrite.c): its socket's fd + 1 (plain TCP, its own connection), -1 never
+     * (TLS, an HTTP/2 stream, cleaned up), 0 not known yet; learnt once per request */
+    int direct;
+    size_t qbytes;         /* bytes queued (the long-poll answer's length) */
+    const char *close_why; /* why it was closed (a string literal): WS close reason, log */
+    uint64_t delivered;    /* events queued to it (connection log) */
+    /* written right after the broker batch that queued to it (svc->flush, flush_listed) */
+    hb_list_t flush_link;
     union {
         lws_usec_t last_write; /* SSE: when it last wrote (heartbeat) */
         uint64_t rx_tick;      /* WS: wheel tick of the peer's last frame (keepalive) */
     };
+    qent_t q0; /* the storage of q while it has one slot: no allocation for a paced topic */
+    /* history reads (hread.c): subscriptions waiting for a read, reads in flight (and the
+     * cancelled ones still counted: hreads), subscriptions waiting for the queue to drain
+     * (hpaced); hlisted: in svc->hq_head */
+    hb_sub_t *hwait_head, *hwait_tail;
+    const hb_transport_t *counted; /* counted as (hb_client_count()) until the cleanup */
+    uint64_t id;
+    hb_creq_t *x; /* plain answer, publish, ticket, long-poll state (owned; NULL: none) */
+    uint8_t cleaned, headers_sent, may_publish;
+    uint8_t req;       /* req_state_t of the current HTTP request */
+    uint8_t rx_paused; /* input not read until this request is answered (reqcheck.h) */
+    uint8_t cors;      /* 0 no CORS headers, 1 "*", k + 1 the k-th --allowed-origins entry */
+    uint8_t ping_out;  /* WS: a ping was sent since that frame */
+    uint8_t ping_due;  /* WS: send a ping at the next writable callback */
+    uint8_t hreads, hlisted;
+    uint16_t nsubs, capsubs;
+    /* an open answer's pipelining check (reqcheck.h): 0 not made, 1 made, 2 made and found
+     * kept input (answered and closed from the writable callback) */
+    uint8_t pipe_checked;
+    uint8_t peer_watched; /* svc->peer_ep's reports of its socket close it (ctimer.c) */
+    hb_sub_t **subs;      /* by idx; NULL slots after a WS unsubscribe; &sub0 for one */
+    hb_sub_t *sub0;       /* the storage of subs while it has one slot (most clients) */
+    /* SSE: next peer check / heartbeat; WS: next keepalive check; long-poll: its timeout. In
+     * svc->wheel (service.c) */
+    hb_wheel_node_t tnode;
     hb_list_t bl_link; /* in svc->backlog while its queue is not empty (bl_listed) */
     /* a publish body (its length in x) or a WebSocket message being gathered; none kept
      * between messages */
@@ -186,17 +204,9 @@ struct hb_client {
      * are ended at auth_exp (+ leeway) */
     hb_jwt_t *jwt;
     long long auth_exp;
-    const char *close_why; /* why it was closed (a string literal): WS close reason, log */
-    lws_usec_t opened;     /* when it became an SSE/WS/long-poll client (connection log) */
-    uint64_t delivered;    /* events queued to it (connection log) */
-    /* history reads (hread.c): subscriptions waiting for a read, reads in flight (and the
-     * cancelled ones still counted: hreads), subscriptions waiting for the queue to drain
-     * (hpaced); hlisted: in svc->hq_head */
-    hb_sub_t *hwait_head, *hwait_tail;
+    lws_usec_t opened; /* when it became an SSE/WS/long-poll client (connection log) */
     hb_pending_t *hcancel;
     hb_client_t *hq_next; /* in svc->hq_head */
-    /* written right after the broker batch that queued to it (svc->flush, flush_listed) */
-    hb_list_t flush_link;
     /* --write-delay-ms (cwrite.c): in svc->wd_held until wd_last + the delay; wd_last is when
      * its queue was last released to the writer (0: never). The node is initialised by
      * hb_client_init(); a client lws zeroed and no request reached has next == NULL (not held

@@ -180,27 +180,42 @@ void hb_sub_remove(hb_client_t *c, hb_sub_t *u)
 
 /* ---- delivery: messages from the broker ---- */
 
-/* One event for one subscription: in ID order, never twice. */
-static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
+/* 1 when stream id a comes after b: hb_id_cmp(a, b) > 0, without a call per recipient. */
+static inline int id_after(const hb_id_t *a, const hb_id_t *b)
+{
+    return a->ms != b->ms ? a->ms > b->ms : a->seq > b->seq;
+}
+
+/* One event for one subscription: in ID order, never twice. 1 when it was queued, for the
+ * caller to count in svc->deliveries (a fan-out counts once per event); else 0. Inline: the
+ * fan-out loop's body. */
+static inline int sub_queue(hb_sub_t *u, const hb_ev_t *ev, int ctl)
 {
     hb_client_t *c = u->c;
     const hb_transport_t *t = c->ops;
     if (!ctl) {
-        if (u->have_last && hb_id_cmp(&ev->id, &u->last) <= 0)
-            return;
+        if (u->have_last && !id_after(&ev->id, &u->last))
+            return 0;
         u->last = ev->id;
         u->have_last = 1;
     }
     if (ctl && t->gap) { /* long-poll: answered with the gap */
         t->gap(c, ev);
-        return;
+        return 0;
     }
     /* only multi-topic SSE and long-poll write the cursor apart: no second ref for others */
     if (hb_client_push(c, hb_transport_frame(t, ev), ctl || !t->cursor ? NULL : ev->cur, u->idx,
-                       ctl) == 0) {
-        hb_svc_count(&c->svc->deliveries, 1);
-        c->delivered++;
-    }
+                       ctl) != 0)
+        return 0;
+    c->delivered++;
+    return 1;
+}
+
+/* sub_queue(), counted. */
+static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
+{
+    if (sub_queue(u, ev, ctl))
+        hb_svc_count(&u->c->svc->deliveries, 1);
 }
 
 static void sub_pend(hb_sub_t *u, hb_msg_t *m)
@@ -232,6 +247,7 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
     ltopic_t *t = hb_dict_get(s->topics, m->topic, m->topic_len);
     hb_list_t *n, *next;
     hb_sub_t *u;
+    unsigned long long queued = 0;
     int lost;
     if (!t)
         return;
@@ -267,8 +283,10 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
         if (u->resuming)
             sub_pend(u, m);
         else
-            sub_deliver(u, &m->ev, m->control);
+            queued += (unsigned long long)sub_queue(u, &m->ev, m->control);
     }
+    if (queued) /* once per event, not per recipient */
+        hb_svc_count(&s->deliveries, queued);
 }
 
 static void sub_finish_resume(hb_sub_t *u)
