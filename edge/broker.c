@@ -113,6 +113,7 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
         h->topic_len = q->topic_len;
         h->cursor = q->cursor;
         h->tail_only = q->tail_only;
+        h->fresh = q->fresh;
         h->count = q->count;
         h->max_bytes = q->max_bytes;
         h->cancel = q->cancel; /* the reference moves to h */

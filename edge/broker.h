@@ -51,6 +51,7 @@ typedef struct hreq {
     size_t topic_len;
     hb_cursor_t cursor;
     int tail_only;             /* only the topic's newest cursor */
+    int fresh;                 /* read Redis even at the live position (history.c) */
     unsigned long long sub_id; /* the topic's subscription it was sent on */
     uint32_t count;            /* entries to read (0: history__batch()) */
     size_t max_bytes;          /* the page ends once its encoded events reach this (0: no limit) */

@@ -112,6 +112,7 @@ typedef struct hb_req {
     uint64_t client_id;
     hb_cursor_t cursor; /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
     int tail_only;
+    int fresh; /* HISTORY: read Redis even at the broker's live position (history.c) */
     /* HISTORY paging (edge/hread.c): entries to read (0: --history-batch; never more), and
      * bytes of encoded events after which the page ends early with `more` (0: no limit) */
     uint32_t count;

@@ -187,7 +187,7 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
 static int at_live_position(hb_broker_t *b, const hreq_t *q, hb_id_t *id, const char **epoch)
 {
     btopic_t *t = btopic__get(b, q->topic, q->topic_len, 0);
-    if (q->tail_only || !q->cursor.epoch[0] || !t || t->state != T_SUBSCRIBED || t->need_backfill ||
+    if (q->tail_only || q->fresh || !q->cursor.epoch[0] || !t || t->state != T_SUBSCRIBED || t->need_backfill ||
         t->backfill_inflight || t->pos_inflight || t->noticed || !(t->want & (1ull << q->thread)) ||
         !brefill__position(t, id, epoch))
         return 0;

@@ -86,6 +86,7 @@ static void send_read(hb_sub_t *u)
     } else {
         q->cursor = u->hcur;
         q->tail_only = u->htail;
+        q->fresh = u->hfresh;
     }
     q->count = u->hcount;
     q->max_bytes = page_budget(&s->edge->cfg);
@@ -127,12 +128,13 @@ void hb_hread_pump(hb_svc_t *s)
     }
 }
 
-void hb_hread_begin(hb_sub_t *u, const hb_cursor_t *cur, int tail_only)
+void hb_hread_begin(hb_sub_t *u, const hb_cursor_t *cur, int flags)
 {
     long batch = u->c->svc->edge->cfg.history_batch;
     u->resuming = 1;
     u->hcur = *cur;
-    u->htail = (uint8_t)(tail_only != 0);
+    u->htail = (flags & HB_SUB_TAIL) != 0;
+    u->hfresh = (flags & HB_SUB_FRESH) != 0;
     u->hcount = batch < HB_HREAD_FIRST_COUNT ? (uint32_t)batch : HB_HREAD_FIRST_COUNT;
     enqueue(u);
     hb_hread_pump(u->c->svc);

@@ -37,10 +37,11 @@ enum {
 
 /**
  * hb_hread_begin() - start a resume of u from cur (copied), or only its tail cursor
- * (tail_only: long-poll without since). The first page is asked for when a slot is free.
- * Never fails; a refused request closes the client (1011).
+ * (flags & HB_SUB_TAIL: long-poll without since); HB_SUB_FRESH: the broker reads Redis even
+ * at its live position. The first page is asked for when a slot is free. Never fails; a
+ * refused request closes the client (1011).
  */
-void hb_hread_begin(hb_sub_t *u, const hb_cursor_t *cur, int tail_only);
+void hb_hread_begin(hb_sub_t *u, const hb_cursor_t *cur, int flags);
 /**
  * hb_hread_answered() - the broker answered read p: frees p and its slots. Returns the
  * subscription to deliver the page to, or NULL when the read was cancelled (drop the page).

@@ -74,7 +74,8 @@ struct hb_sub {
     /* long-poll: the answer is full before history caught up; live events are dropped (the
      * next poll reads them from history) and the answer goes out though resuming is set */
     unsigned poll_full : 1;
-    unsigned htail : 1; /* the first read wants only the tail cursor */
+    unsigned htail : 1;  /* the first read wants only the tail cursor */
+    unsigned hfresh : 1; /* the first read goes to Redis, even at the live position */
     /* more live events than --client-queue-max arrived while history was read: they were
      * dropped (history has them) and the read goes on past the page that was out */
     unsigned pend_over : 1;
@@ -388,12 +389,16 @@ void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
 /**
  * hb_sub_add() - subscribe @c to topic (@topic, @len; validated by the caller, copied): the
  * local topic is made (and the broker told) on its first subscriber. With @since (copied) or
- * @tail_only the subscription resumes: history is read (hread.c) and live events are held
- * until it caught up. The subscription (owned by @c, freed by hb_sub_remove() or the cleanup);
+ * @flags & HB_SUB_TAIL the subscription resumes: history is read (hread.c) and live events are
+ * held until it caught up. A cursor at the topic's live position is answered without a read
+ * (topic_at(), history.c), unless @flags has HB_SUB_FRESH: a long-poll answered at once must
+ * hold what was stored before it, which the live delivery may not have brought yet. The subscription (owned by @c, freed by hb_sub_remove() or the cleanup);
  * never NULL (aborts on allocation failure). A refused SUB request is retried by housekeeping.
  */
+#define HB_SUB_TAIL 1  /* hb_sub_add(): only the tail cursor (a long-poll without since) */
+#define HB_SUB_FRESH 2 /* hb_sub_add(): read Redis even at the live position */
 hb_sub_t *hb_sub_add(hb_client_t *c, const char *topic, size_t len, const hb_cursor_t *since,
-                     int tail_only);
+                     int flags);
 /**
  * hb_sub_remove() - end @u (of @c) and free it: its history read is cancelled, its held events
  * released, the broker told when it was the topic's last. Never while a delivery to @u is on

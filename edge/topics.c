@@ -95,7 +95,7 @@ static void topic_advance(ltopic_t *t, const hb_msg_t *m, int lost)
 /* ---- subscriptions ---- */
 
 hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_cursor_t *since,
-                     int tail_only)
+                     int flags)
 {
     hb_svc_t *s = c->svc;
     ltopic_t *t = hb_dict_get(s->topics, name, len);
@@ -134,18 +134,18 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
         c->nsubs++;
     }
     c->subs[u->idx] = u;
-    if (since || tail_only) {
+    if (since || (flags & HB_SUB_TAIL)) {
         if (since) {
             u->last = since->id;
             u->have_last = 1;
         }
-        if (since && topic_at(t, since)) {
+        if (since && !(flags & HB_SUB_FRESH) && topic_at(t, since)) {
             /* nothing stored after the cursor yet: live from here, no read */
             atomic_fetch_add_explicit(&s->edge->stats.history_live, 1, memory_order_relaxed);
             if (c->ops->caught_up)
                 c->ops->caught_up(c);
         } else {
-            hb_hread_begin(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, tail_only);
+            hb_hread_begin(u, since ? since : &(hb_cursor_t){{0, 0}, ""}, flags);
         }
     }
     return u;

@@ -55,13 +55,23 @@ class PollLivePosition(HeraldTestCase):
         sid = fcall_publish(self.r, topic, "only")
         cur = self.cursor(topic, sid)
         self.hold(topic)
-        # the subscription's refill may still be under way: the first poll may read
-        harness.wait_until(lambda: self.poll(topic, cur, 0) == {"events": [], "next": cur}
+        # the subscription's refill may still be under way: the first poll may read. Polls
+        # that wait (timeout 1) are answered from the position; one with timeout 0 reads
+        # Redis (test_a_poll_answered_at_once_has_what_was_stored_before_it)
+        harness.wait_until(lambda: self.poll(topic, cur, 1) == {"events": [], "next": cur}
                            and scrape(self.h.port).get(LIVE, 0) >= 1, 20,
                            what="a poll answered from the live position")
         m0, f0 = scrape(self.h.port), self.fcalls()
-        for _ in range(20):
-            self.assertEqual(self.poll(topic, cur, 0), {"events": [], "next": cur})
+        answers = [None] * 20
+
+        def one(i):
+            answers[i] = self.poll(topic, cur, 1)
+        ths = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(20)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join(30 * harness.SCALE)
+        self.assertEqual(answers, [{"events": [], "next": cur}] * 20)
         m1, f1 = scrape(self.h.port), self.fcalls()
         self.assertEqual(m1[LIVE] - m0[LIVE], 20, "every poll at the tail answered live")
         self.assertEqual(m1[READ] - m0[READ], 0)
@@ -127,7 +137,7 @@ class PollLivePosition(HeraldTestCase):
         topic = "lp.gap"
         cur = self.cursor(topic, fcall_publish(self.r, topic, "before"))
         sse = self.hold(topic)
-        harness.wait_until(lambda: self.poll(topic, cur, 0) == {"events": [], "next": cur}
+        harness.wait_until(lambda: self.poll(topic, cur, 1) == {"events": [], "next": cur}
                            and scrape(self.h.port).get(LIVE, 0) >= 1, 20,
                            what="a poll answered from the live position")
         self.srv.restart()
@@ -138,6 +148,25 @@ class PollLivePosition(HeraldTestCase):
         obj = self.poll(topic, cur, 0)
         self.assertEqual(obj.get("gap"), "reset", obj)
         self.assertEqual(obj["events"], [])
+
+    def test_a_poll_answered_at_once_has_what_was_stored_before_it(self):
+        """A poll with timeout 0 answers with what Redis holds after its cursor, even when the
+        edge's live delivery has not seen it yet (a publish returns once the event is stored;
+        its live message may still be on its way): a client that published and then asks at
+        once sees its event. Here the event is stored without a live message at all (XADD to
+        the topic's log, as herald_publish does before it publishes), so only a read finds
+        it."""
+        topic = "lp.fresh"
+        sid = fcall_publish(self.r, topic, "first")
+        cur = self.cursor(topic, sid)
+        self.hold(topic)
+        harness.wait_until(lambda: self.poll(topic, cur, 1) == {"events": [], "next": cur}
+                           and scrape(self.h.port).get(LIVE, 0) >= 1, 20,
+                           what="the edge's live position at the cursor")
+        quiet = self.r.cmd("XADD", "herald:{%s}:log" % topic, "*", "d", "stored").decode()
+        obj = self.poll(topic, cur, 0)
+        self.assertEqual([e["data"] for e in obj["events"]], ["stored"], obj)
+        self.assertEqual(obj["next"], self.cursor(topic, quiet))
 
 
 if __name__ == "__main__":
