@@ -30,8 +30,7 @@ static void queue_release(hb_client_t *c)
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qlen--;
     }
-    if (c->q != &c->q0) /* one slot: in the client (cwrite.c) */
-        free(c->q);
+    free(c->q);
     c->q = NULL;
     c->qcap = c->qhead = 0;
     c->qbytes = 0;
@@ -48,7 +47,6 @@ void hb_client_init(hb_client_t *c, hb_svc_t *s, struct lws *wsi)
     hb_list_init(&c->wd_link);
     hb_list_init(&c->bl_link);
     hb_list_init(&c->flush_link);
-    hb_list_init(&c->pipe_link);
 }
 
 hb_creq_t *hb_creq(hb_client_t *c)

@@ -116,8 +116,7 @@ unsigned long long hb_client_backlog_sample(hb_svc_t *s)
              * keeps none; the next push makes one). Here rather than after each write, so a
              * busy client does not free and make it again for every event. */
             backlog_remove(c);
-            if (c->q != &c->q0)
-                free(c->q);
+            free(c->q);
             c->q = NULL;
             c->qcap = c->qhead = 0;
         }
@@ -288,22 +287,21 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
         hb_client_close(c, "slow consumer: queue limit reached", 1008);
         return HB_ELIMIT;
     }
-    if (!c->qcap) { /* one frame: in the client itself (the common case), no allocation */
-        c->q = &c->q0;
-        c->qcap = 1;
+    if (!c->qcap) { /* the array stays while the client is busy (hb_client_backlog_sample) */
+        c->q = hb_xmalloc(4 * sizeof(*c->q));
+        c->qcap = 4;
         c->qhead = 0;
     } else if (c->qlen == c->qcap) {
-        uint32_t ncap = c->qcap == 1 ? 4 : c->qcap * 2;
+        uint32_t ncap = c->qcap * 2;
         qent_t *nq = hb_xmalloc(ncap * sizeof(*nq));
         for (uint32_t i = 0; i < c->qlen; i++)
             nq[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
-        if (c->q != &c->q0)
-            free(c->q);
+        free(c->q);
         c->q = nq;
         c->qcap = ncap;
         c->qhead = 0;
     }
-    /* qcap is a power of two (1, 4, doubled): a mask, not a division */
+    /* qcap is a power of two (4, doubled): a mask, not a division */
     c->q[(c->qhead + c->qlen) & (c->qcap - 1)] =
         (qent_t){hb_buf_ref(b), cur ? hb_buf_ref(cur) : NULL, idx, (uint16_t)ctl};
     c->qlen++;

@@ -10,6 +10,7 @@
 
 #include "hb_err.h"
 #include "hb_log.h"
+#include "hb_mem.h"
 
 #define MOD "http"
 #define FRAG_MAX 16 /* field lines of one name looked at; more are refused anyway */
@@ -118,44 +119,58 @@ int hb_req_pipelined_behind(hb_client_t *c)
         c->pipe_checked = 1; /* found by hb_req_checks_run(): said once */
         return 1;
     }
-    if (c->pipe_checked || !c->wsi)
+    if (c->pipe_checked == 1 || !c->wsi)
         return 0;
-    hb_req_check_cancel(c);
+    hb_req_check_cancel(c); /* made now, not at the end of the turn */
     c->pipe_checked = 1;
     return hb_req_buffered(c->wsi);
 }
 
 void hb_req_check_later(hb_client_t *c)
 {
-    if (c->pipe_checked || hb_list_linked(&c->pipe_link))
+    hb_svc_t *s = c->svc;
+    if (c->pipe_checked)
         return;
-    if (!c->svc->prep) {
+    if (!s->prep) {
         lws_callback_on_writable(c->wsi);
         return;
     }
-    hb_list_push_tail(&c->svc->pipe_wait, &c->pipe_link);
+    if (s->pipe_n == s->pipe_cap) {
+        s->pipe_cap = s->pipe_cap ? s->pipe_cap * 2 : 64;
+        s->pipe_q = hb_xrealloc(s->pipe_q, s->pipe_cap * sizeof(*s->pipe_q));
+    }
+    s->pipe_q[s->pipe_n++] = c;
+    c->pipe_checked = 3;
 }
 
 void hb_req_checks_run(hb_svc_t *s)
 {
-    hb_list_t *n;
     int kept;
-    if (hb_list_empty(&s->pipe_wait))
+    if (!s->pipe_n)
         return;
     /* one answer for the thread (hb_req_buffered()): a connection of it keeps input */
     kept = lws_service_adjust_timeout(s->ctx, 1, 0) == 0;
-    while ((n = hb_list_pop_head(&s->pipe_wait)) != NULL) {
-        hb_client_t *c = hb_list_container(n, hb_client_t, pipe_link);
+    for (uint32_t i = 0; i < s->pipe_n; i++) {
+        hb_client_t *c = s->pipe_q[i];
+        if (!c)
+            continue; /* cleaned up, or checked from its writable callback */
         c->pipe_checked = kept ? 2 : 1;
         if (kept && c->wsi)
             lws_callback_on_writable(c->wsi);
     }
+    s->pipe_n = 0;
 }
 
 void hb_req_check_cancel(hb_client_t *c)
 {
-    if (c->pipe_link.next && hb_list_linked(&c->pipe_link))
-        hb_list_unlink(&c->pipe_link);
+    hb_svc_t *s = c->svc;
+    if (c->pipe_checked != 3 || !s)
+        return;
+    c->pipe_checked = 0;
+    /* only a client cleaned up (or answered) in the loop turn of its request is still here */
+    for (uint32_t i = 0; i < s->pipe_n; i++)
+        if (s->pipe_q[i] == c)
+            s->pipe_q[i] = NULL;
 }
 
 void hb_req_pause(hb_client_t *c)

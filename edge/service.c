@@ -398,7 +398,6 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     hb_list_init(&s->wd_held);
     hb_list_init(&s->flush);
     hb_list_init(&s->backlog);
-    hb_list_init(&s->pipe_wait);
     n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
     s->retry_frame = hb_buf_from(retry, (size_t)n);
     s->hb_frame = hb_buf_from(": hb\n\n", 6);
@@ -541,6 +540,7 @@ void hb_svc_free(hb_svc_t *s)
     if (s->evloop)
         evf.destroy(s->evloop); /* its watchers with it: prep is free after */
     free(s->prep);
+    free(s->pipe_q);
     hb_admit_free(s->admit);         /* after lws_context_destroy(): its callbacks use it */
     hb_ctimer_free(s);
     SSL_CTX_free(s->tls_client_ctx); /* lws never frees a provided one */

@@ -146,8 +146,8 @@ struct hb_client {
     struct lws *wsi;
     hb_svc_t *svc;
     const hb_transport_t *ops; /* its transport now (transport.h); NULL: none yet */
-    /* outgoing queue, a ring of qcap (a power of two) entries: &q0 while it has room for one
-     * (qcap 1), else an array (cwrite.c); NULL while empty, for an idle client */
+    /* outgoing queue, a ring of qcap (a power of two) entries (cwrite.c); NULL while empty,
+     * for an idle client */
     qent_t *q;
     uint32_t qcap, qhead, qlen;
     uint32_t off; /* bytes of the head entry written (frames are under 4 GiB) */
@@ -170,7 +170,6 @@ struct hb_client {
         lws_usec_t last_write; /* SSE: when it last wrote (heartbeat) */
         uint64_t rx_tick;      /* WS: wheel tick of the peer's last frame (keepalive) */
     };
-    qent_t q0; /* the storage of q while it has one slot: no allocation for a paced topic */
     /* history reads (hread.c): subscriptions waiting for a read, reads in flight (and the
      * cancelled ones still counted: hreads), subscriptions waiting for the queue to drain
      * (hpaced); hlisted: in svc->hq_head */
@@ -187,7 +186,8 @@ struct hb_client {
     uint8_t hreads, hlisted;
     uint16_t nsubs, capsubs;
     /* an open answer's pipelining check (reqcheck.h): 0 not made, 1 made, 2 made and found
-     * kept input (answered and closed from the writable callback) */
+     * kept input (answered and closed from the writable callback), 3 waiting in
+     * svc->pipe_q for the end of the loop turn */
     uint8_t pipe_checked;
     uint8_t peer_watched; /* svc->peer_ep's reports of its socket close it (ctimer.c) */
     hb_sub_t **subs;      /* by idx; NULL slots after a WS unsubscribe; &sub0 for one */
@@ -214,9 +214,6 @@ struct hb_client {
      * either) */
     hb_list_t wd_link;
     lws_usec_t wd_last;
-    /* in svc->pipe_wait while its pipelining check waits for the end of the loop turn
-     * (hb_req_check_later()); initialised by hb_client_init() like wd_link */
-    hb_list_t pipe_link;
 };
 
 struct hb_svc {
@@ -262,8 +259,10 @@ struct hb_svc {
     hb_list_t backlog;
     int topics_dirty;     /* a topic's SUB/UNSUB waits for a retry */
     /* long-polls whose pipelining check is made when this loop turn's events are done
-     * (hb_req_check_later(), from a libev prepare watcher: prep) */
-    hb_list_t pipe_wait;
+     * (hb_req_check_later(), from a libev prepare watcher: prep); NULL slots were cleaned
+     * up meanwhile. An array, not a node in each client: every connection would pay for it */
+    hb_client_t **pipe_q;
+    uint32_t pipe_n, pipe_cap;
     struct ev_prepare *prep; /* owned; NULL on lws' poll(2) loop */
     int peer_ep;          /* epoll set of the SSE sockets, readable when a peer hangs up */
     struct lws *peer_wsi; /* a duplicate of peer_ep in the loop (ctimer.c); NULL: not adopted */

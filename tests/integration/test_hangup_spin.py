@@ -50,16 +50,7 @@ def kept_alive_poll_hanging_up(h, n):
     """A keep-alive connection that long-polled before (answered), then waits in a second poll
     and its client sent a FIN: the second request's client joins the peer set as the first
     did (each request on a connection has a client record of its own)."""
-    s = socket.create_connection(("127.0.0.1", h.port))
-    s.sendall(b"GET /poll/churn.%d?timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n" % (n % 8))
-    s.settimeout(10)
-    raw = b""
-    while b"}" not in raw:
-        chunk = s.recv(4096)
-        assert chunk, "closed before the first answer"
-        raw += chunk
-    assert raw.startswith(b"HTTP/1.1 200"), raw[:60]
-    return poll_hanging_up(h, n, s)
+    return poll_hanging_up(h, n, answered_poll(h, n))
 
 
 def answered_poll(h, n):
