@@ -144,7 +144,7 @@ def instructions(binary, clients, cycles, tmp):
         time.sleep(1)
     finally:
         stop(srv, r, p)
-    return fanout_ir.callgrind_total(out)
+    return fanout_ir.callgrind_totals(out)["Ir"]
 
 
 def main():
