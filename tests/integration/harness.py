@@ -174,12 +174,15 @@ class RedisError(Exception):
 
 class RedisClient:
     """A tiny blocking RESP2 client: cmd() returns simple strings as str, bulk strings as bytes,
-    integers as int, arrays as lists, nil as None, and raises RedisError for error replies."""
+    integers as int, arrays as lists, nil as None, and raises RedisError for error replies.
+    cmd() and pipeline() may be called from several threads: each holds the connection from
+    its send to its last reply (unlocked, two threads read each other's replies)."""
 
     def __init__(self, port, host="127.0.0.1", timeout=10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout * SCALE)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
+        self.lock = threading.RLock()
 
     @staticmethod
     def _arg(a):
@@ -240,16 +243,18 @@ class RedisClient:
         raise RedisError("protocol error: unexpected reply %r" % line[:80])
 
     def cmd(self, *args):
-        self.sock.sendall(self.encode(args))
-        r = self.read_reply()
+        with self.lock:
+            self.sock.sendall(self.encode(args))
+            r = self.read_reply()
         if isinstance(r, RedisError):
             raise r
         return r
 
     def pipeline(self, commands):
         """Send every command at once, then read all replies (errors returned, not raised)."""
-        self.sock.sendall(b"".join(self.encode(c) for c in commands))
-        return [self.read_reply() for _ in commands]
+        with self.lock:
+            self.sock.sendall(b"".join(self.encode(c) for c in commands))
+            return [self.read_reply() for _ in commands]
 
     def publish(self, channel, payload):
         """Raw PUBLISH; returns the number of receivers."""

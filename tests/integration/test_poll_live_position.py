@@ -109,9 +109,12 @@ class PollLivePosition(HeraldTestCase):
                 time.sleep(rnd.choice((0, 0, 0.001, 0.003, 0.01)))
 
         got = [[], []]
+        # read here, not in the pollers: self.r is one socket, and two threads sending on it
+        # at once read each other's replies (a poller once waited on a reply the other took)
+        start = self.cursor(topic, first)
 
         def poller(k):
-            cur = self.cursor(topic, first)
+            cur = start
             end = harness.deadline(90)
             while len(got[k]) < total - 1 and time.monotonic() < end:
                 obj = self.poll(topic, cur, 1)
