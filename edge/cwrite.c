@@ -36,6 +36,42 @@ static int flush_direct_ok(const hb_client_t *c)
     return c->ops && c->ops->write && !c->close_code;
 }
 
+/*
+ * Sending at once. When a batch's last live event is fanned out (svc->send_now), a recipient
+ * with nothing queued and nothing held by lws is sent it straight from the shared frame by its
+ * transport's send_now(), before the fan-out moves to the next recipient: no queue entry, no
+ * flush list, no second pass over the recipients after the batch (whose structures the sends
+ * in between have pushed out of the cache), one latency observation per event. The batch's
+ * earlier events keep the flush, so that events arriving together still go out in one write.
+ * Not with --write-delay-ms (its hold decides), nor for a client whose history read waits for
+ * its queue to drain (the flush's hb_client_drained() moves it on). 1 sent, 0 not (queue it),
+ * HB_EIO (c is closing).
+ */
+static void sent_now_observe(hb_svc_t *s)
+{
+    hb_hist_observe(&s->deliv_hist, hb_wall_us() - s->sn_stamp * 1000, s->sn_n);
+    s->sn_n = 0;
+}
+
+static int push_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
+{
+    int rc;
+    if (c->qlen || !c->ops->send_now || !flush_direct_ok(c) || c->hpaced || c->hwait_head ||
+        s->edge->cfg.write_delay_ms)
+        return 0;
+    if ((rc = c->ops->send_now(s, c, b)) < 0) {
+        hb_client_close(c, "write failed", 0);
+        return HB_EIO;
+    }
+    if (rc && b->stamp_ms) {
+        if (s->sn_n && s->sn_stamp != b->stamp_ms)
+            sent_now_observe(s);
+        s->sn_stamp = b->stamp_ms;
+        s->sn_n++;
+    }
+    return rc;
+}
+
 static void flush_add(hb_svc_t *s, hb_client_t *c)
 {
     if (c->flush_listed)
@@ -57,6 +93,8 @@ static void flush_remove(hb_client_t *c)
 void hb_svc_flush(hb_svc_t *s)
 {
     hb_list_t *n;
+    if (s->sn_n) /* sent at once (push_now()): one latency observation for them all */
+        sent_now_observe(s);
     while ((n = hb_list_pop_head(&s->flush))) {
         hb_client_t *c = hb_list_container(n, hb_client_t, flush_link);
         int rc;
@@ -282,6 +320,11 @@ int hb_client_push(hb_client_t *c, hb_buf_t *b, hb_buf_t *cur, uint16_t idx, int
     uint32_t charge = hb_client_charge(hb_buf_len(b), s->edge->cfg.client_queue_bytes);
     if (c->closing)
         return HB_EIO;
+    if (s->send_now && !cur && c->ops) {
+        int rc = push_now(s, c, b);
+        if (rc)
+            return rc > 0 ? 0 : rc;
+    }
     if (over_bound(s, c, charge) && (write_early(s, c, charge) || over_bound(s, c, charge))) {
         atomic_fetch_add_explicit(&s->edge->stats.slow_disconnects, 1, memory_order_relaxed);
         hb_client_close(c, "slow consumer: queue limit reached", 1008);

@@ -146,6 +146,24 @@ static int sse_send_direct(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     return 0;
 }
 
+int hb_http_sse_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
+{
+    size_t len = hb_buf_len(b), rest;
+    ssize_t n;
+    if (len > SSE_DIRECT_MAX || (n = hb_client_send_direct(c, hb_buf_data(b), len)) == 0)
+        return 0;
+    if (n < 0)
+        return (int)n;
+    c->last_write = lws_now_usecs();
+    rest = len - (size_t)n;
+    if (rest) { /* lws keeps it for POLLOUT; until it is sent, later frames wait in the queue */
+        if (lws_write(c->wsi, hb_buf_data(b) + n, rest, LWS_WRITE_HTTP) < (int)rest)
+            return HB_EIO;
+        hb_svc_count(&s->bytes_out, rest);
+    }
+    return 1;
+}
+
 static int sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi, int msse)
 {
     size_t n;

@@ -91,7 +91,9 @@ static void svc_process_inbox(hb_svc_t *s)
     for (size_t i = 0; i < n; i++) {
         hb_msg_t *m = items[i];
         if (m->type == HB_MSG_EVENT) {
+            s->send_now = i + 1 == n; /* the batch's last: sent at once (cwrite.c) */
             hb_topics_on_event(s, m);
+            s->send_now = 0;
         } else {
             uint64_t token = m->client_id;
             hb_pending_t *p = hb_dict_get(s->pending, &token, sizeof(token));

@@ -248,6 +248,13 @@ struct hb_svc {
      * batch is done instead of through one writable callback each (hb_svc_flush, cwrite.c) */
     int batching;
     hb_list_t flush; /* of hb_client_t.flush_link, in the order they were queued to */
+    /* the batch's last live event is being fanned out: a recipient with nothing queued is
+     * sent it at once (hb_client_push(), the transport's send_now), not listed for the flush;
+     * those deliveries' latency is observed once per event (sn_n of the event stamped
+     * sn_stamp, by hb_svc_flush()), not once per recipient */
+    int send_now;
+    unsigned long long sn_n;
+    long long sn_stamp;
     /* --write-delay-ms (cwrite.c): clients whose write waits (hb_client_t.wd_link), in the
      * order they were held, and the timer of the first one */
     hb_list_t wd_held;
@@ -536,6 +543,10 @@ int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_msse_write() - multi-topic SSE write(): hb_http_sse_write() with the client's
  * composite id line after each event; returns as it does. http_write.c. */
 int hb_http_msse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_http_sse_send_now() - single-topic SSE send_now() (transport.h): frames up to 4 KiB,
+ * as the writer's own direct send; the rest of a partial send through lws_write(). Stamps the
+ * heartbeat's last write. http_write.c. */
+int hb_http_sse_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b);
 /** hb_http_sse_writeable() - SSE http_writeable(): what is queued is written; a stream whose
  * last frames went out (close_after_flush) closes. 0, or -1 to close. http_write.c. */
 int hb_http_sse_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
@@ -599,6 +610,9 @@ int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
 /** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or
  * HB_EIO when the connection failed. Service thread. */
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+/** hb_ws_send_now() - WebSocket send_now() (transport.h): the frame by hb_client_send_raw().
+ * ws.c. */
+int hb_ws_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b);
 /** hb_ws_take_token() - a token (@tok, @len; borrowed) from the handshake (or a ticket, or an
  * auth message): the publish key, or a JWT whose claims @c keeps (its expiry armed). 0; or,
  * with *reason (constant) and nothing changed, HB_EINVAL (no --jwt-secret: counted) or

@@ -35,6 +35,7 @@ const hb_transport_t hb_sse_ops = {
     .gauge = offsetof(hb_stats_t, conn_sse),
     .frame = offsetof(hb_ev_t, sse),
     .write = hb_http_sse_write,
+    .send_now = hb_http_sse_send_now,
     .http_writeable = hb_http_sse_writeable,
     .start = hb_ctimer_sse_start,
     .end = hb_ctimer_peer_end,

@@ -40,6 +40,14 @@ typedef struct hb_transport {
      * broker batch (hb_svc_flush()); NULL: only the writable callback writes (long-poll, plain
      * answers). 0, or HB_EIO when the connection failed (the caller closes c). */
     int (*write)(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
+    /** send_now() - frame @b (a shared buffer, read only) for c, whose queue is empty and for
+     * whom lws holds nothing, sent straight to the socket instead of being queued
+     * (hb_client_push(), the last live event of a broker batch): what the socket did not take
+     * goes to lws, which sends it on POLLOUT. 1 sent (the caller keeps no ref), 0 not sent
+     * (TLS, HTTP/2, a full socket, a frame the transport does not send so: queue it), HB_EIO
+     * when the connection failed (the caller closes c). NULL: never (long-poll, multi-topic
+     * SSE, plain answers). */
+    int (*send_now)(hb_svc_t *s, hb_client_t *c, hb_buf_t *b);
     /** http_writeable() - LWS_CALLBACK_HTTP_WRITEABLE. 0, or -1 to close. NULL: 0. */
     int (*http_writeable)(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
     /** start() - c was counted (hb_client_count()): its timers start. */

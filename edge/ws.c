@@ -432,6 +432,12 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     return 0;
 }
 
+int hb_ws_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
+{
+    (void)s;
+    return hb_client_send_raw(c, hb_buf_data(b), hb_buf_len(b));
+}
+
 int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     if (!c->qlen)
@@ -492,6 +498,7 @@ const hb_transport_t hb_ws_ops = {
     .gauge = offsetof(hb_stats_t, conn_ws),
     .frame = offsetof(hb_ev_t, ws),
     .write = hb_ws_write,
+    .send_now = hb_ws_send_now,
     .start = hb_ctimer_ws_start,
     .timer = hb_ctimer_ws_fire,
     .drain = ws_drain,
