@@ -32,7 +32,7 @@ LAYERS = {
                "ingest", "ingest_lease", "ingest_sub", "library", "psconn", "rc", "rc_single",
                "rc_cluster", "rconn", "resolve", "sentinel"},
     "service": {"admit", "auth", "client", "ctimer", "cwrite", "hread", "http", "http_resp",
-                "http_write", "listener", "lwstimer", "metrics", "poll", "publish", "reqcheck", "service",
+                "http_write", "listener", "lwslog", "lwstimer", "metrics", "poll", "publish", "reqcheck", "service",
                 "sse", "ticket", "ticket_answer", "topics", "ws", "transport"},
     "handoff": {"handoff"},
 }

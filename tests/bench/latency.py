@@ -15,11 +15,19 @@ CPU share. Servers:
         --floorsrv build-bench/tests/bench/floorsrv \\
         --server before=/tmp/herald-before --server after=build-bench/herald --server floor \\
         --conns 2000 --rate 25 --duration 10 --repeat 2
+
+--pin places every run the same way: the server and its Redis on CPU 0, the load generators
+on CPU 1 (taskset). Unpinned, the scheduler puts the server beside the generator in some runs
+and not in others, and on this 2-core VM a server's deliveries per core-second moved by up to
+1.6x between two rounds of the same binary (a wake-up across cores costs an interrupt). The
+last table gives each server's median over the rounds and its ratio to the floor's median.
 """
 
 import argparse
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -95,6 +103,10 @@ def run(a, name, spec, tmp):
                 del extra[i:i + 2]
             sproc, port, _ = bench.start_herald(path, tmp, rport, threads, extra)
         spid = spid or sproc.pid
+        if a.pin:  # the server (every thread) and Redis on CPU 0; loadgen inherits CPU 1
+            for pid in {spid, sproc.pid, rproc.pid}:
+                subprocess.run(["taskset", "-a", "-p", "-c", "0", str(pid)], check=True,
+                               stdout=subprocess.DEVNULL)
         args = names + ["--target", "127.0.0.1:%d" % port, "--mode", a.mode, "--conns", a.conns,
                         "--topic-prefix", prefix, "--src-addrs", max(1, min(64, a.conns // 500)),
                         "--rate", a.rate, "--warmup", a.warmup, "--duration", a.duration, "--drain", 20,
@@ -184,7 +196,13 @@ def main():
     ap.add_argument("--perf", default="", metavar="NAME",
                     help="perf record -g server NAME over each measured phase")
     ap.add_argument("--perf-dir", default="build/bench", help="where perf-NAME.data/.txt go")
+    ap.add_argument("--pin", action="store_true",
+                    help="server and Redis on CPU 0, load generators on CPU 1 (see above)")
     a = ap.parse_args()
+    if a.pin:
+        if len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0):
+            ap.error("--pin needs CPUs 0 and 1")
+        os.sched_setaffinity(0, {1})  # this script and what it spawns; servers moved to 0
     import resource
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
@@ -225,6 +243,19 @@ def main():
               "| %s |" % (x["name"], x["p50"], x["p90"], x["p99"], x["max"], x["deliv_s"],
                           x["srv_us"], x["srv_cpu"], x["redis_cpu"], x["per_core_s"],
                           x["gen_frac"], x["bad"], x["closed"], x["load"]))
+    med = {}
+    for name, _ in servers:
+        got = [x["per_core_s"] for x in rows if x["name"].split("/")[0] == name]
+        if got:
+            med[name] = statistics.median(got)
+    print()
+    print("| server | rounds | median deliveries per core-s | vs floor |%s" %
+          (" pinned |" if a.pin else ""))
+    print("|---|---|---|---|%s" % ("---|" if a.pin else ""))
+    for name, v in med.items():
+        n = sum(1 for x in rows if x["name"].split("/")[0] == name)
+        vs = "%.2f" % (v / med["floor"]) if "floor" in med else "-"
+        print("| %s | %d | %.0f | %s |%s" % (name, n, v, vs, " yes |" if a.pin else ""))
     bench.cleanup()
 
 
