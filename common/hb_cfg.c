@@ -59,7 +59,7 @@ static const opt_t opts[] = {
      "seconds of history kept per topic, and idle topic keys expire after it (0: no limit)"},
     {"threads", T_INT, "0", 0, 64, O(threads),
      "service threads, each with its own listener on the shared port (0: one per core)"},
-    {"heartbeat", T_INT, "15", 1, 3600, O(heartbeat), "seconds between SSE comment heartbeats"},
+    {"heartbeat", T_INT, "25", 1, 3600, O(heartbeat), "seconds between SSE comment heartbeats"},
     {"retry-ms", T_INT, "3000", 100, 600000, O(retry_ms),
      "SSE reconnection delay sent to clients (retry:)"},
     {"ingest", T_BOOL, "on", 0, 1, O(ingest),
