@@ -18,7 +18,10 @@ tail): the table counts those. A benchmark: nothing is asserted, the exit status
 every run produced figures.
 
   tests/bench/targets.py --loadgen build/bench/tests/bench/loadgen \\
-      --floorsrv build/bench/tests/bench/floorsrv --herald build/bench/herald
+      --floorsrv build/bench/tests/bench/floorsrv --herald build/bench/herald [--pin]
+
+--pin: every fixed-load run placed the same way (latency.py --pin); unpinned, one server's two
+rounds differed by up to 1.6x on this 2-core VM.
 """
 
 import argparse
@@ -40,7 +43,7 @@ def fixed(a, mode, conns, rate, servers, warmup, tmp):
     """latency.run() for each server, rounds interleaved: {name: [row, ...]}."""
     ns = argparse.Namespace(loadgen=a.loadgen, floorsrv=a.floorsrv, mode=mode, conns=conns,
                             rate=rate, duration=a.duration, warmup=warmup, generators=1,
-                            perf="", perf_dir="build/bench")
+                            perf="", perf_dir="build/bench", pin=a.pin)
     out = {name: [] for name, _ in servers}
     for rnd in range(a.repeat):
         for name, spec in servers:
@@ -81,7 +84,15 @@ def main():
     ap.add_argument("--no-nchan", action="store_true", help="leave nchan out")
     ap.add_argument("--no-idle", action="store_true", help="leave the idle measurement out")
     ap.add_argument("--json", help="write every row here")
+    ap.add_argument("--pin", action="store_true",
+                    help="fixed-load runs as latency.py --pin: server and Redis on CPU 0, the "
+                         "generator on CPU 1 (the idle run is not pinned)")
     a = ap.parse_args()
+    cpus = os.sched_getaffinity(0)
+    if a.pin:
+        if not {0, 1} <= cpus:
+            ap.error("--pin needs CPUs 0 and 1")
+        os.sched_setaffinity(0, {1})
     import resource
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
@@ -95,6 +106,7 @@ def main():
            "coalesce": fixed(a, "sse", 2000, 100, [
                ("d0", a.herald), ("d50", a.herald + ":--write-delay-ms,50")], 6, tmp)}
     idle = None
+    os.sched_setaffinity(0, cpus)  # idle.py places its own processes
     if not a.no_idle:
         out = os.path.join(tmp, "idle.json")
         rc = subprocess.call([sys.executable, os.path.join(HERE, "idle.py"), "--bin",
