@@ -154,7 +154,7 @@ int hb_http_sse_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
         return 0;
     if (n < 0)
         return (int)n;
-    c->last_write = lws_now_usecs();
+    c->last_write = s->sn_mono; /* one clock read per event, not per recipient */
     rest = len - (size_t)n;
     if (rest) { /* lws keeps it for POLLOUT; until it is sent, later frames wait in the queue */
         if (lws_write(c->wsi, hb_buf_data(b) + n, rest, LWS_WRITE_HTTP) < (int)rest)

@@ -92,6 +92,8 @@ static void svc_process_inbox(hb_svc_t *s)
         hb_msg_t *m = items[i];
         if (m->type == HB_MSG_EVENT) {
             s->send_now = i + 1 == n; /* the batch's last: sent at once (cwrite.c) */
+            if (s->send_now)
+                s->sn_mono = lws_now_usecs();
             hb_topics_on_event(s, m);
             s->send_now = 0;
         } else {

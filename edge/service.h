@@ -255,6 +255,7 @@ struct hb_svc {
     int send_now;
     unsigned long long sn_n;
     long long sn_stamp;
+    lws_usec_t sn_mono; /* lws_now_usecs() as that event's fan-out began (SSE's last write) */
     /* --write-delay-ms (cwrite.c): clients whose write waits (hb_client_t.wd_link), in the
      * order they were held, and the timer of the first one */
     hb_list_t wd_held;
@@ -545,7 +546,7 @@ int hb_http_sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 int hb_http_msse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
 /** hb_http_sse_send_now() - single-topic SSE send_now() (transport.h): frames up to 4 KiB,
  * as the writer's own direct send; the rest of a partial send through lws_write(). Stamps the
- * heartbeat's last write. http_write.c. */
+ * heartbeat's last write (s->sn_mono: only while s->send_now). http_write.c. */
 int hb_http_sse_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b);
 /** hb_http_sse_writeable() - SSE http_writeable(): what is queued is written; a stream whose
  * last frames went out (close_after_flush) closes. 0, or -1 to close. http_write.c. */
