@@ -199,7 +199,7 @@ static void ws_timer_arm(hb_client_t *c)
 static int ws_ping_now(hb_client_t *c)
 {
     unsigned char ping[LWS_PRE + 3] = {[LWS_PRE] = 0x89, 0x01, 'h'};
-    int rc = hb_client_send_raw(c, ping + LWS_PRE, 3);
+    int rc = hb_client_send_frame(c, ping + LWS_PRE, 3, LWS_WRITE_RAW);
     if (rc < 0)
         hb_client_close(c, "write failed", 0);
     return rc != 0;

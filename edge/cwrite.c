@@ -408,14 +408,14 @@ ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len)
     return n;
 }
 
-int hb_client_send_raw(hb_client_t *c, unsigned char *data, size_t len)
+int hb_client_send_frame(hb_client_t *c, unsigned char *data, size_t len, int wp)
 {
     ssize_t sent = hb_client_send_direct(c, data, len);
     size_t rest;
     if (sent <= 0)
         return (int)sent; /* 0: not sent, lws' turn; HB_EIO */
     rest = len - (size_t)sent;
-    if (rest && lws_write(c->wsi, data + sent, rest, LWS_WRITE_RAW) < (int)rest)
+    if (rest && lws_write(c->wsi, data + sent, rest, (enum lws_write_protocol)wp) < (int)rest)
         return HB_EIO;
     hb_svc_count(&c->svc->bytes_out, rest);
     return 1;

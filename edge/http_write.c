@@ -148,20 +148,13 @@ static int sse_send_direct(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 
 int hb_http_sse_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
 {
-    size_t len = hb_buf_len(b), rest;
-    ssize_t n;
-    if (len > SSE_DIRECT_MAX || (n = hb_client_send_direct(c, hb_buf_data(b), len)) == 0)
+    int rc;
+    if (hb_buf_len(b) > SSE_DIRECT_MAX)
         return 0;
-    if (n < 0)
-        return (int)n;
-    c->last_write = s->sn_mono; /* one clock read per event, not per recipient */
-    rest = len - (size_t)n;
-    if (rest) { /* lws keeps it for POLLOUT; until it is sent, later frames wait in the queue */
-        if (lws_write(c->wsi, hb_buf_data(b) + n, rest, LWS_WRITE_HTTP) < (int)rest)
-            return HB_EIO;
-        hb_svc_count(&s->bytes_out, rest);
-    }
-    return 1;
+    rc = hb_client_send_frame(c, hb_buf_data(b), hb_buf_len(b), LWS_WRITE_HTTP);
+    if (rc > 0)
+        c->last_write = s->sn_mono; /* one clock read per event, not per recipient */
+    return rc;
 }
 
 static int sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi, int msse)

@@ -23,6 +23,7 @@
 #include "listener.h"
 #include "topics.h"
 #include "ticket.h"
+#include "ws.h"
 
 #include <dlfcn.h>
 #include <ev.h>

@@ -346,13 +346,14 @@ void hb_client_pop(hb_svc_t *s, hb_client_t *c, long long now_us);
  */
 ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len);
 /**
- * hb_client_send_raw() - a whole WebSocket frame (@len bytes at @data, LWS_PRE bytes of
- * headroom before it) sent as hb_client_send_direct() does, what the socket did not take
- * handed to lws (LWS_WRITE_RAW), which sends it before anything else. 1 sent or handed over, 0
- * nothing sent (lws holds output or the socket is full: the caller writes it through lws),
- * HB_EIO (the caller closes). Counts bytes_out. Service thread. cwrite.c.
+ * hb_client_send_frame() - a whole frame (@len bytes at @data: a WebSocket frame, or an SSE
+ * frame on HTTP/1.1; LWS_PRE bytes of headroom before it) sent as hb_client_send_direct()
+ * does, what the socket did not take handed to lws with write protocol @wp (LWS_WRITE_RAW,
+ * LWS_WRITE_HTTP), which sends it before anything else. 1 sent or handed over, 0 nothing sent
+ * (lws holds output or the socket is full: the caller writes it through lws), HB_EIO (the
+ * caller closes). Counts bytes_out. Service thread. cwrite.c.
  */
-int hb_client_send_raw(hb_client_t *c, unsigned char *data, size_t len);
+int hb_client_send_frame(hb_client_t *c, unsigned char *data, size_t len, int wp);
 /**
  * hb_client_init() - @c (lws' per-session data) starts a new request or WebSocket of @s on
  * @wsi: zeroed, its lists' nodes initialised, a new connection id. The previous request's
@@ -578,46 +579,6 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m);
  * answered yet and not closing. poll.c. */
 void hb_poll_on_timer(hb_client_t *c);
 
-/* ---- ws.c: the WebSocket transport; service thread, from the lws callback ---- */
-
-/** hb_ws_filter() - LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: 0 lets the handshake of @wsi go
- * on (path /ws, an allowed Origin, a client slot taken by hb_svc_admit()), 1 refuses it. */
-int hb_ws_filter(hb_svc_t *s, struct lws *wsi);
-/** hb_ws_established() - the handshake of @c is done: counts it as a WebSocket, signs it in
- * from its handshake token, cookie or ?ticket= (a bad token with --jwt-secret closes it 1008).
- * Cannot fail. */
-void hb_ws_established(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-/** hb_ws_receive() - LWS_CALLBACK_RECEIVE: a fragment in[0..len) of a text message, gathered
- * in c->rx (bounded by --max-message-bytes plus its envelope: beyond, closed 1009; a binary
- * frame 1003) and handled when whole (subscribe, unsubscribe, publish, auth, ping). 0, or -1
- * when lws must close the connection now. */
-int hb_ws_receive(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *in, size_t len);
-/** hb_ws_writeable() - the writable callback once no ping is due: sends the close frame of a
- * client being closed (-1 then), else one write of what is queued (hb_ws_write()), asks for
- * another callback while frames remain, and lets a paced resume go on. 0, or -1 to close. */
-int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-/** hb_ws_on_writeable() - LWS_CALLBACK_SERVER_WRITEABLE: the keepalive ping ctimer.c made due
- * first (one write per callback), else hb_ws_writeable(). 0, or -1 to close. */
-int hb_ws_on_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-/** hb_ws_peer_close() - LWS_CALLBACK_WS_PEER_INITIATED_CLOSE with the peer's payload (in, len):
- * 0 lets lws echo it; -1 (close reason set: 1002 for a 1-byte payload or a code RFC 6455 does
- * not allow, 1007 for a reason that is not UTF-8) makes lws answer with that instead. */
-int hb_ws_peer_close(hb_client_t *c, struct lws *wsi, const unsigned char *in, size_t len);
-/** hb_ws_confirm_upgrade() - LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (upgrade: the Upgrade header):
- * 0 lets the upgrade go on; 1 when the request was answered here (426 with
- * Sec-WebSocket-Version: 13 for a version other than 13); -1 to hang up (the answer could not
- * be written). Service thread. */
-int hb_ws_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *upgrade);
-/** hb_ws_write() - one write of what is queued (one per message with an extension). 0, or
- * HB_EIO when the connection failed. Service thread. */
-int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi);
-/** hb_ws_send_now() - WebSocket send_now() (transport.h): the frame by hb_client_send_raw().
- * ws.c. */
-int hb_ws_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b);
-/** hb_ws_take_token() - a token (@tok, @len; borrowed) from the handshake (or a ticket, or an
- * auth message): the publish key, or a JWT whose claims @c keeps (its expiry armed). 0; or,
- * with *reason (constant) and nothing changed, HB_EINVAL (no --jwt-secret: counted) or
- * hb_auth_verify()'s HB_E*. Service thread. */
-int hb_ws_take_token(hb_svc_t *s, hb_client_t *c, const char *tok, size_t len, const char **reason);
+/* ws.c: ws.h */
 
 #endif

@@ -6,6 +6,7 @@
  * ticket.c's. The ticket id is never logged. Service thread only.
  */
 #include "ticket.h"
+#include "ws.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * WebSocket transport, subprotocol herald.v1: one JSON object per text frame (see PROTOCOL.md).
  * Service thread only.
  */
-#include "service.h"
+#include "ws.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -404,8 +404,8 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     qent_t *e = &c->q[c->qhead];
     if (c->qlen == 1) {
         /* one frame (an evenly paced topic): straight from the shared buffer when lws allows
-         * it (hb_client_send_raw()) */
-        int rc = hb_client_send_raw(c, hb_buf_data(e->b), hb_buf_len(e->b));
+         * it (hb_client_send_frame()) */
+        int rc = hb_client_send_frame(c, hb_buf_data(e->b), hb_buf_len(e->b), LWS_WRITE_RAW);
         if (rc < 0)
             return rc;
         if (rc > 0) {
@@ -432,20 +432,25 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     return 0;
 }
 
-int hb_ws_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
+/* transport send_now() (transport.h): the frame is the bytes on the wire */
+static int ws_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
 {
     (void)s;
-    return hb_client_send_raw(c, hb_buf_data(b), hb_buf_len(b));
+    return hb_client_send_frame(c, hb_buf_data(b), hb_buf_len(b), LWS_WRITE_RAW);
 }
 
-int hb_ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+/* transport write(): one write of what is queued. 0, or HB_EIO when the connection failed. */
+static int ws_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     if (!c->qlen)
         return 0;
     return write_coalesced(s, c, wsi);
 }
 
-int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
+/* The writable callback once no ping is due: the close frame of a client being closed (-1
+ * then), else one write of what is queued, another callback while frames remain, and a paced
+ * resume goes on. 0, or -1 to close. */
+static int ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     if (c->close_code) {
         const char *why = c->close_why ? c->close_why : "closing";
@@ -454,7 +459,7 @@ int hb_ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
                          wl > 120 ? 120 : wl);
         return -1;
     }
-    if (hb_ws_write(s, c, wsi))
+    if (ws_write(s, c, wsi))
         return -1;
     if (c->qlen)
         lws_callback_on_writable(wsi);
@@ -475,7 +480,7 @@ int hb_ws_on_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             lws_callback_on_writable(wsi);
         return 0;
     }
-    return hb_ws_writeable(s, c, wsi);
+    return ws_writeable(s, c, wsi);
 }
 
 /* Closed with a code: the close frame goes out from the writable callback (5 s at most). */
@@ -497,8 +502,8 @@ const hb_transport_t hb_ws_ops = {
     .name = "ws",
     .gauge = offsetof(hb_stats_t, conn_ws),
     .frame = offsetof(hb_ev_t, ws),
-    .write = hb_ws_write,
-    .send_now = hb_ws_send_now,
+    .write = ws_write,
+    .send_now = ws_send_now,
     .start = hb_ctimer_ws_start,
     .timer = hb_ctimer_ws_fire,
     .drain = ws_drain,
