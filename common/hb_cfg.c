@@ -113,6 +113,10 @@ static const opt_t opts[] = {
      "writes: at most one write per client per this long, the first event after a quiet spell "
      "at once (0: each broker batch is written at once). Saves CPU on hot topics with many "
      "subscribers for up to this much latency"},
+    {"io-uring", T_BOOL, "on", 0, 1, O(io_uring),
+     "send an event to the subscribers it goes to at once in one io_uring submission per "
+     "1,024 instead of one send(2) each, when the kernel allows it (else, or off: send(2)): "
+     "on|off"},
     {"send-buffer", T_LONG, "0", 0, 16777216, O(send_buffer),
      "kernel send buffer per client socket, bytes (SO_SNDBUF; 0: the kernel's autotuning, "
      "up to net.ipv4.tcp_wmem): with a cap a stalled client holds at most this much in the "

@@ -64,6 +64,7 @@ typedef struct hb_cfg {
     int ws_ping_interval; /* seconds */
     int idle_timeout;     /* seconds an idle keep-alive HTTP connection is kept */
     long send_buffer;     /* SO_SNDBUF of client sockets; 0 = kernel autotuning */
+    int io_uring;         /* batch a fan-out's sends through io_uring (edge/usend.c) */
     int write_delay_ms;   /* per-client write coalescing delay (edge/cwrite.c); 0 = off */
     /* authorisation: HS256 key (from --jwt-secret or read from --jwt-secret-file) */
     char jwt_secret[HB_CFG_STR_MAX];

@@ -14,6 +14,7 @@
 
 #include "hb_mem.h"
 #include "hread.h"
+#include "usend.h"
 
 /* ---- writing after a batch ---- */
 
@@ -408,17 +409,67 @@ ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len)
     return n;
 }
 
-int hb_client_send_frame(hb_client_t *c, unsigned char *data, size_t len, int wp)
+/* What the socket did not take of a frame (@sent of @len, 0 for a full socket) handed to lws,
+ * which sends it before anything else. 1, or HB_EIO. */
+static int send_rest(hb_client_t *c, const unsigned char *data, size_t len, size_t sent, int wp)
 {
-    ssize_t sent = hb_client_send_direct(c, data, len);
-    size_t rest;
-    if (sent <= 0)
-        return (int)sent; /* 0: not sent, lws' turn; HB_EIO */
-    rest = len - (size_t)sent;
-    if (rest && lws_write(c->wsi, data + sent, rest, (enum lws_write_protocol)wp) < (int)rest)
+    size_t rest = len - sent;
+    if (rest && lws_write(c->wsi, (unsigned char *)data + sent, rest,
+                          (enum lws_write_protocol)wp) < (int)rest)
         return HB_EIO;
     hb_svc_count(&c->svc->bytes_out, rest);
     return 1;
+}
+
+/* hb_usend_submit()'s callback: one batched send's result, as hb_client_send_frame() takes
+ * send(2)'s (the client is alive: nothing is freed during a fan-out, closes are deferred) */
+static void batch_done(void *tag, const unsigned char *data, size_t len, int wp, ssize_t res,
+                       void *arg)
+{
+    hb_client_t *c = tag;
+    (void)arg;
+    if (res < 0 && res != -EAGAIN && res != -EWOULDBLOCK && res != -EINTR) {
+        hb_client_close(c, "write failed", 0);
+        return;
+    }
+    if (res < 0)
+        res = 0;
+    hb_svc_count(&c->svc->bytes_out, (size_t)res);
+    if (!c->closing && send_rest(c, data, len, (size_t)res, wp) < 0)
+        hb_client_close(c, "write failed", 0);
+}
+
+void hb_svc_send_batch(hb_svc_t *s)
+{
+    unsigned n;
+    if (!s->usend || !(n = hb_usend_submit(s->usend, batch_done, NULL)))
+        return;
+    atomic_fetch_add_explicit(&s->edge->stats.sends_batched, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->edge->stats.send_batches, 1, memory_order_relaxed);
+}
+
+int hb_client_send_event(hb_client_t *c, hb_buf_t *b, int wp)
+{
+    hb_svc_t *s = c->svc;
+    int sock;
+    if (!s->usend)
+        return hb_client_send_frame(c, hb_buf_data(b), hb_buf_len(b), wp);
+    if (!c->wsi || (sock = direct_sock(c, c->wsi)) <= 0 || lws_partial_buffered(c->wsi))
+        return 0;
+    if (hb_usend_add(s->usend, sock - 1, hb_buf_data(b), hb_buf_len(b), c, wp)) {
+        hb_svc_send_batch(s); /* the ring is full: its sends go now */
+        if (hb_usend_add(s->usend, sock - 1, hb_buf_data(b), hb_buf_len(b), c, wp))
+            return hb_client_send_frame(c, hb_buf_data(b), hb_buf_len(b), wp); /* > 2 GiB */
+    }
+    return 1;
+}
+
+int hb_client_send_frame(hb_client_t *c, unsigned char *data, size_t len, int wp)
+{
+    ssize_t sent = hb_client_send_direct(c, data, len);
+    if (sent <= 0)
+        return (int)sent; /* 0: not sent, lws' turn; HB_EIO */
+    return send_rest(c, data, len, (size_t)sent, wp);
 }
 
 /* Called by the writers after a write: continue paged history reads waiting for room. */

@@ -55,6 +55,9 @@ typedef struct hb_stats {
     atomic_ullong rejected_sock_limit; /* closed at accept: socket limit, no head to evict */
     atomic_ullong evicted;             /* heads closed to make room for a new socket */
     atomic_ullong accept_pauses;       /* accept() out of descriptors: accepting paused */
+    /* --io-uring (cwrite.c, usend.h): sends made in io_uring submissions, the submissions,
+     * and the service threads with a ring (gauge) */
+    atomic_ullong sends_batched, send_batches, io_uring_threads;
     atomic_int ready;                  /* 1 when Redis is up and every subscription is in place */
     atomic_int redis_up;               /* 1 while every Redis connection of the edge is up */
     atomic_int leader;                 /* 1 while this edge holds the ingest lease */

@@ -151,7 +151,7 @@ int hb_http_sse_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
     int rc;
     if (hb_buf_len(b) > SSE_DIRECT_MAX)
         return 0;
-    rc = hb_client_send_frame(c, hb_buf_data(b), hb_buf_len(b), LWS_WRITE_HTTP);
+    rc = hb_client_send_event(c, b, LWS_WRITE_HTTP);
     if (rc > 0)
         c->last_write = s->sn_mono; /* one clock read per event, not per recipient */
     return rc;

@@ -40,9 +40,12 @@
 #include "hb_sse.h"
 #include "reqcheck.h"
 #include "hread.h"
+#include "usend.h"
 
 #define MOD "service"
 #define MSGS_PER_WAKE 512
+/* sends per io_uring submission (--io-uring): a fan-out to more makes one per this many */
+#define SVC_RING_ENTRIES 1024
 
 /*
  * libev, for the service threads' loops, opened privately at run time (see CMakeLists.txt):
@@ -96,6 +99,8 @@ static void svc_process_inbox(hb_svc_t *s)
             if (s->send_now)
                 s->sn_mono = lws_now_usecs();
             hb_topics_on_event(s, m);
+            if (s->send_now)
+                hb_svc_send_batch(s); /* while m holds the frames */
             s->send_now = 0;
         } else {
             uint64_t token = m->client_id;
@@ -488,14 +493,39 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     return s;
 }
 
+/* --io-uring: the thread's ring for its fan-outs' sends (usend.h), made here because only the
+ * thread that makes it may submit to it. Without one (off, or the kernel refuses), each send
+ * is its own send(2). */
+static void svc_ring_open(hb_svc_t *s)
+{
+    int err;
+    if (!s->edge->cfg.io_uring)
+        return;
+    if (!(s->usend = hb_usend_new(SVC_RING_ENTRIES, &err))) {
+        if (s->idx == 0)
+            hb_log_info(MOD, "io_uring not available: one send(2) per delivery", "{s:s}",
+                        "error", err == HB_ENOMEM ? "out of memory" : strerror(-err));
+        return;
+    }
+    if (s->idx == 0)
+        hb_log_info(MOD, "a fan-out's sends go in one io_uring submission", NULL);
+    atomic_fetch_add_explicit(&s->edge->stats.io_uring_threads, 1, memory_order_relaxed);
+}
+
 static void *svc_main(void *arg)
 {
     hb_svc_t *s = arg;
+    svc_ring_open(s);
     while (!atomic_load(&s->stop)) {
         if (s->evloop)
             evf.run(s->evloop, 0); /* until hb_svc_join() breaks it */
         else if (lws_service(s->ctx, 0) < 0)
             break;
+    }
+    if (s->usend) {
+        hb_usend_free(s->usend);
+        s->usend = NULL;
+        atomic_fetch_sub_explicit(&s->edge->stats.io_uring_threads, 1, memory_order_relaxed);
     }
     return NULL;
 }

@@ -256,6 +256,9 @@ struct hb_svc {
     unsigned long long sn_n;
     long long sn_stamp;
     lws_usec_t sn_mono; /* lws_now_usecs() as that event's fan-out began (SSE's last write) */
+    /* --io-uring: the sends at once of one fan-out, made in one system call
+     * (hb_svc_send_batch(), usend.h); NULL: one send(2) each. Made by the thread itself. */
+    struct hb_usend *usend;
     /* --write-delay-ms (cwrite.c): clients whose write waits (hb_client_t.wd_link), in the
      * order they were held, and the timer of the first one */
     hb_list_t wd_held;
@@ -354,6 +357,23 @@ ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len);
  * caller closes). Counts bytes_out. Service thread. cwrite.c.
  */
 int hb_client_send_frame(hb_client_t *c, unsigned char *data, size_t len, int wp);
+/**
+ * hb_client_send_event() - the transports' send_now(): event frame @b (the fan-out's shared
+ * buffer, alive until the fan-out ends) for @c at once, as hb_client_send_frame() sends it.
+ * With the thread's ring (--io-uring) the send joins the fan-out's batch, made by
+ * hb_svc_send_batch() when the fan-out ends (or when the ring is full), and what the socket
+ * does not take is handed to lws then, or c closed if it failed: 1 from here means "in the
+ * batch". One per client per fan-out (a client subscribes to a topic once). Return values
+ * as hb_client_send_frame(). Service thread. cwrite.c.
+ */
+int hb_client_send_event(hb_client_t *c, hb_buf_t *b, int wp);
+/**
+ * hb_svc_send_batch() - makes the sends hb_client_send_event() added (one io_uring_enter),
+ * each result taken as hb_client_send_frame() takes send(2)'s. Nothing without a ring or
+ * sends. Called when an event's fan-out ends, while its frames are alive. Service thread.
+ * cwrite.c.
+ */
+void hb_svc_send_batch(hb_svc_t *s);
 /**
  * hb_client_init() - @c (lws' per-session data) starts a new request or WebSocket of @s on
  * @wsi: zeroed, its lists' nodes initialised, a new connection id. The previous request's

@@ -436,7 +436,7 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 static int ws_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
 {
     (void)s;
-    return hb_client_send_frame(c, hb_buf_data(b), hb_buf_len(b), LWS_WRITE_RAW);
+    return hb_client_send_event(c, b, LWS_WRITE_RAW);
 }
 
 /* transport write(): one write of what is queued. 0, or HB_EIO when the connection failed. */
