@@ -91,6 +91,14 @@ const hb_transport_t hb_poll_ops = {
     .end = hb_ctimer_peer_end,
 };
 
+/* Appends string @s at @body + @n (the caller sized @body for it); returns the new length. */
+static size_t put(char *body, size_t n, const char *s)
+{
+    size_t l = strlen(s);
+    memcpy(body + n, s, l);
+    return n + l;
+}
+
 void hb_poll_on_timer(hb_client_t *c)
 {
     char *body;
@@ -106,7 +114,7 @@ void hb_poll_on_timer(hb_client_t *c)
         hb_client_close(c, "out of memory", 0);
         return;
     }
-    n = (size_t)sprintf(body, "{\"events\":[");
+    n = put(body, 0, "{\"events\":[");
     for (uint32_t i = 0; i < c->qlen; i++) {
         qent_t *e = &c->q[(c->qhead + i) % c->qcap];
         if (i)
@@ -118,10 +126,13 @@ void hb_poll_on_timer(hb_client_t *c)
             c->x->poll_next[hb_buf_len(e->cur)] = '\0';
         }
     }
-    n += (size_t)sprintf(body + n, "],\"next\":\"%s\"", next);
-    if (c->x->poll_gap)
-        n += (size_t)sprintf(body + n, ",\"gap\":\"%s\"", c->x->poll_gap);
-    body[n++] = '}';
+    n = put(body, n, "],\"next\":\"");
+    n = put(body, n, next);
+    if (c->x->poll_gap) {
+        n = put(body, n, "\",\"gap\":\"");
+        n = put(body, n, c->x->poll_gap);
+    }
+    n = put(body, n, "\"}");
     /* stop receiving: drop the subscription, then answer */
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i])
