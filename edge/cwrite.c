@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 
 #include "hb_mem.h"
@@ -97,7 +96,6 @@ void hb_svc_flush(hb_svc_t *s)
     hb_list_t *n;
     if (s->sn_n) /* sent at once (push_now()): one latency observation for them all */
         sent_now_observe(s);
-    s->deferring = s->usend != NULL; /* the writes join one submission (hb_client_write_later()) */
     while ((n = hb_list_pop_head(&s->flush))) {
         hb_client_t *c = hb_list_container(n, hb_client_t, flush_link);
         int rc;
@@ -122,8 +120,6 @@ void hb_svc_flush(hb_svc_t *s)
             lws_callback_on_writable(c->wsi); /* more than one write's worth */
         hb_client_drained(c);
     }
-    s->deferring = 0;
-    hb_svc_send_batch(s);
 }
 
 /* The queued gauge is a sample over the clients that had a queue (svc->backlog): a client
@@ -448,7 +444,6 @@ void hb_svc_send_batch(hb_svc_t *s)
     unsigned n;
     if (!s->usend || !(n = hb_usend_submit(s->usend, batch_done, NULL)))
         return;
-    s->arena_used = 0; /* its copies are sent, and what was not taken is lws' */
     atomic_fetch_add_explicit(&s->edge->stats.sends_batched, n, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->edge->stats.send_batches, 1, memory_order_relaxed);
 }
@@ -467,27 +462,6 @@ int hb_client_send_event(hb_client_t *c, hb_buf_t *b, int wp)
             return hb_client_send_frame(c, hb_buf_data(b), hb_buf_len(b), wp); /* > 2 GiB */
     }
     return 1;
-}
-
-int hb_client_write_later(hb_client_t *c, const unsigned char *data, size_t n, int wp)
-{
-    hb_svc_t *s = c->svc;
-    int sock;
-    if (!s->deferring || n > HB_SVC_ARENA || !c->wsi || (sock = direct_sock(c, c->wsi)) <= 0 ||
-        lws_partial_buffered(c->wsi))
-        return 0;
-    for (int tries = 0; tries < 2; tries++) {
-        if (s->arena_used + n <= HB_SVC_ARENA) {
-            unsigned char *copy = s->arena + s->arena_used;
-            memcpy(copy, data, n);
-            if (!hb_usend_add(s->usend, sock - 1, copy, n, c, wp)) {
-                s->arena_used += n;
-                return 1;
-            }
-        }
-        hb_svc_send_batch(s); /* the ring or the copy space is full: what is in it goes now */
-    }
-    return 0;
 }
 
 int hb_client_send_frame(hb_client_t *c, unsigned char *data, size_t len, int wp)

@@ -160,17 +160,14 @@ int hb_http_sse_send_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
 static int sse_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi, int msse)
 {
     size_t n;
-    /* a flush with a ring copies even one frame: its sends go in one submission */
-    if (!msse && !s->deferring && sse_send_direct(s, c, wsi))
+    if (!msse && sse_send_direct(s, c, wsi))
         return HB_EIO;
     n = coalesce(s, c, msse, 0);
     if (!n)
         return 0;
-    c->last_write = lws_now_usecs();
-    if (hb_client_write_later(c, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP))
-        return 0;
     if (lws_write(wsi, s->wbuf + LWS_PRE, n, LWS_WRITE_HTTP) < 0)
         return HB_EIO;
+    c->last_write = lws_now_usecs();
     hb_svc_count(&s->bytes_out, n);
     return 0;
 }

@@ -501,12 +501,7 @@ static void svc_ring_open(hb_svc_t *s)
     int err;
     if (!s->edge->cfg.io_uring)
         return;
-    if (!(s->arena = malloc(HB_SVC_ARENA)) ||
-        !(s->usend = hb_usend_new(SVC_RING_ENTRIES, &err))) {
-        if (!s->arena)
-            err = HB_ENOMEM;
-        free(s->arena);
-        s->arena = NULL;
+    if (!(s->usend = hb_usend_new(SVC_RING_ENTRIES, &err))) {
         if (s->idx == 0)
             hb_log_info(MOD, "io_uring not available: one send(2) per delivery", "{s:s}",
                         "error", err == HB_ENOMEM ? "out of memory" : strerror(-err));
@@ -530,8 +525,6 @@ static void *svc_main(void *arg)
     if (s->usend) {
         hb_usend_free(s->usend);
         s->usend = NULL;
-        free(s->arena);
-        s->arena = NULL;
         atomic_fetch_sub_explicit(&s->edge->stats.io_uring_threads, 1, memory_order_relaxed);
     }
     return NULL;

@@ -33,7 +33,6 @@
 #include "transport.h"
 
 #define HB_SVC_WBUF 65536 /* bytes coalesced into one write */
-#define HB_SVC_ARENA (256 * 1024) /* bytes of a flush's writes per io_uring submission */
 #define HB_SVC_WS_RX 128  /* lws' per-WebSocket rx buffer: a whole control frame (service.c) */
 #define HB_DRAIN_VARIANTS 8
 #define HB_SVC_TICK_US 250000 /* housekeeping tick: the timer wheel's resolution */
@@ -260,12 +259,6 @@ struct hb_svc {
     /* --io-uring: the sends at once of one fan-out, made in one system call
      * (hb_svc_send_batch(), usend.h); NULL: one send(2) each. Made by the thread itself. */
     struct hb_usend *usend;
-    /* while hb_svc_flush() writes its list with a ring: a write's bytes are copied to arena
-     * (HB_SVC_ARENA bytes, made with the ring) and join the submission made when the list is
-     * done (hb_client_write_later()) */
-    int deferring;
-    unsigned char *arena;
-    size_t arena_used;
     /* --write-delay-ms (cwrite.c): clients whose write waits (hb_client_t.wd_link), in the
      * order they were held, and the timer of the first one */
     hb_list_t wd_held;
@@ -381,16 +374,6 @@ int hb_client_send_event(hb_client_t *c, hb_buf_t *b, int wp);
  * cwrite.c.
  */
 void hb_svc_send_batch(hb_svc_t *s);
-/**
- * hb_client_write_later() - the writers' coalesced write (@n bytes at @data, write protocol
- * @wp) while hb_svc_flush() writes its list with the thread's ring: copied, it joins the
- * submission made when the list is done (or when the ring or its copy space is full), and
- * what the socket does not take then is handed to lws, as lws_write() would have kept it.
- * 1 taken (bytes_out counted when it is sent); 0 not (no ring, not flushing, not a plain-TCP
- * connection lws holds nothing for, more than HB_SVC_ARENA): the caller calls lws_write().
- * Service thread. cwrite.c.
- */
-int hb_client_write_later(hb_client_t *c, const unsigned char *data, size_t n, int wp);
 /**
  * hb_client_init() - @c (lws' per-session data) starts a new request or WebSocket of @s on
  * @wsi: zeroed, its lists' nodes initialised, a new connection id. The previous request's

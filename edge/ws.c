@@ -402,7 +402,7 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     size_t n = 0;
     long long now_us = hb_wall_us();
     qent_t *e = &c->q[c->qhead];
-    if (c->qlen == 1 && !s->deferring) { /* a flush with a ring copies it (below) */
+    if (c->qlen == 1) {
         /* one frame (an evenly paced topic): straight from the shared buffer when lws allows
          * it (hb_client_send_frame()) */
         int rc = hb_client_send_frame(c, hb_buf_data(e->b), hb_buf_len(e->b), LWS_WRITE_RAW);
@@ -425,8 +425,6 @@ static int write_coalesced(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             n += hb_buf_len(e->b);
             hb_client_pop(s, c, now_us);
         }
-        if (hb_client_write_later(c, start, n, LWS_WRITE_RAW))
-            return 0; /* counted when it is sent */
         if (lws_write(wsi, start, n, LWS_WRITE_RAW) < (int)n)
             return HB_EIO;
     }
