@@ -129,13 +129,19 @@ void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char 
                      size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen)
 {
     char ep[HB_EPOCH_MAX + 1];
+    const char *cur;
     hb_msg_t *m;
 
     if (eplen > HB_EPOCH_MAX)
         return;
     memcpy(ep, epoch, eplen);
     ep[eplen] = '\0';
-    if (t->have_last && strcmp(ep, t->epoch) != 0) {
+    /* the stream delivery stands in: the last event's, or, before the first, the one the
+     * subscription's position was read in ("" none: what comes is the stream's start). A wipe
+     * between that read and the first live event (FLUSHALL with the connections up) is a new
+     * stream too. Not after a notice (a refill's reset) that nothing was delivered since. */
+    cur = t->have_last ? t->epoch : t->have_pos && !t->noticed ? t->pos_epoch : "";
+    if (cur[0] && strcmp(ep, cur) != 0) {
         btopic__emit_gap(b, t, HB_GAP_RESET);
         t->have_last = 0;
     }

@@ -21,9 +21,11 @@ class ResumeAcrossWipe(HeraldTestCase):
         srv = self.redis()
         r = self.client(srv)
         # small pages: --history-batch 4, and the client reads nothing for a while, so each
-        # next page waits for it (the resume is paced by the client's reading)
+        # next page waits for it (the resume is paced by the client's reading); the kernel's
+        # send buffer capped, so that how much of the resume it absorbs before the wipe does not
+        # depend on its autotuning (up to net.ipv4.tcp_wmem: all of it, on a fast edge)
         h = self.edge(srv, "edge-1", ["--ingest", "off", "--history-batch", "4",
-                                      "--client-queue-bytes", "65536"])
+                                      "--client-queue-bytes", "65536", "--send-buffer", "262144"])
         big = "x" * 30000
         ids = [fcall_publish(r, TOPIC, "old-%d-%s" % (i, big)) for i in range(120)]
         old_epoch = r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
@@ -65,6 +67,33 @@ class ResumeAcrossWipe(HeraldTestCase):
                          "the old stream's events in order, from the cursor on, none twice")
         harness.log("resume across a wipe: %d old events, then %r" % (
             len(olds), [d for d, _ in got[len(olds):]]))
+
+    def test_live_subscriber_gets_a_reset_after_a_wipe(self):
+        """A subscriber that caught up from history and then saw no live event of the old
+        stream: a wipe (FLUSHALL, connections up) and a publish make a new stream, whose first
+        event must come after a `reset` notice, not as if it continued the old stream. The
+        edge knows the old stream only from the position it read when it subscribed."""
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.edge(srv, "edge-1", ["--ingest", "off"])
+        ids = [fcall_publish(r, TOPIC, "old-%d" % i) for i in range(10)]
+        old_epoch = r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
+        c = self.sse(h.port, "/events/" + TOPIC, {"Last-Event-ID": "%s_%s" % (ids[0], old_epoch)})
+        wait_live_subscribed(r, TOPIC)
+        self.assertEqual([c.next_event(10 * harness.SCALE).data for _ in range(9)],
+                         ["old-%d" % i for i in range(1, 10)])
+        r.cmd("FLUSHALL")
+        fcall_publish(r, TOPIC, "new-0")
+        new_epoch = r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
+        self.assertNotEqual(new_epoch, old_epoch)
+        e = c.next_event(10 * harness.SCALE)
+        self.assertEqual((e.event, json.loads(e.data)), ("herald.gap",
+                                                         {"topic": TOPIC, "reason": "reset"}))
+        e = c.next_event(10 * harness.SCALE)
+        self.assertEqual((e.data, split_cursor(e.id)[1]), ("new-0", new_epoch))
+        fcall_publish(r, TOPIC, "new-1")  # the same stream now: no second notice
+        e = c.next_event(10 * harness.SCALE)
+        self.assertEqual((e.event, e.data), (None, "new-1"))
 
     def test_pages_after_a_trim_get_a_trimmed_notice(self):
         """The same paced resume, while publishes trim the stream past where it stands: the
