@@ -49,7 +49,16 @@ class RedisBackpressure(HeraldTestCase):
             ts = [threading.Thread(target=publish, args=(i,)) for i in range(N)]
             for t in ts:
                 t.start()
-            time.sleep(1.0)  # the bodies are read and the commands queued for Redis
+            # the bodies are read and the commands queued for Redis: 24 MiB, which takes an
+            # ASan build on a loaded machine more than a second; a window of 0.3 s with
+            # under 0.05 s of CPU says it is done (an edge that spins never gets one: after
+            # 10 s the measurement below runs anyway and fails)
+            deadline = time.monotonic() + 10 * harness.SCALE
+            while time.monotonic() < deadline:
+                w0 = cpu_s(h.proc.pid)
+                time.sleep(0.3)
+                if cpu_s(h.proc.pid) - w0 < 0.05:
+                    break
             c0 = cpu_s(h.proc.pid)
             time.sleep(1.5)
             spent = cpu_s(h.proc.pid) - c0
