@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "csend.h"
 #include "service.h"
 
 /*

@@ -7,6 +7,7 @@
  * transports. Service thread only; every client belongs to one thread (c->svc).
  */
 #include "client.h"
+#include "csend.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -6,6 +6,7 @@
  * answers with their headers, and the HTTP writable callback. Service thread only.
  */
 #include "http.h"
+#include "csend.h"
 
 #include <stddef.h>
 #include <stdio.h>

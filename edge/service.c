@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "service.h"
+#include "csend.h"
 #include "admit.h"
 #include "client.h"
 #include "listener.h"

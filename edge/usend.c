@@ -134,11 +134,6 @@ int hb_usend_add(hb_usend_t *u, int fd, const unsigned char *data, size_t len, v
     return 0;
 }
 
-unsigned hb_usend_pending(const hb_usend_t *u)
-{
-    return u->n;
-}
-
 static int enter(hb_usend_t *u, unsigned submit, unsigned wait)
 {
     for (;;) {
@@ -152,7 +147,18 @@ static int enter(hb_usend_t *u, unsigned submit, unsigned wait)
 }
 
 /* Reaps what completed; returns how many. */
-static unsigned reap(hb_usend_t *u);
+static unsigned reap(hb_usend_t *u)
+{
+    unsigned head = *u->cq_head, got = 0;
+    unsigned tail = atomic_load_explicit((_Atomic unsigned *)u->cq_tail, memory_order_acquire);
+    for (; head != tail; head++, got++) {
+        const struct io_uring_cqe *e = &u->cqes[head & *u->cq_mask];
+        if (e->user_data < u->n)
+            u->ent[e->user_data].res = e->res;
+    }
+    atomic_store_explicit((_Atomic unsigned *)u->cq_head, head, memory_order_release);
+    return got;
+}
 
 /* The probe's submission: the one added send, no wait; 0 when its completion is there at once
  * (its result in ent[0].res). */
@@ -170,19 +176,6 @@ static int enter_once(hb_usend_t *u)
     return got == 1 ? 0 : -EOPNOTSUPP;
 }
 
-/* Reaps what completed; returns how many. */
-static unsigned reap(hb_usend_t *u)
-{
-    unsigned head = *u->cq_head, got = 0;
-    unsigned tail = atomic_load_explicit((_Atomic unsigned *)u->cq_tail, memory_order_acquire);
-    for (; head != tail; head++, got++) {
-        const struct io_uring_cqe *e = &u->cqes[head & *u->cq_mask];
-        if (e->user_data < u->n)
-            u->ent[e->user_data].res = e->res;
-    }
-    atomic_store_explicit((_Atomic unsigned *)u->cq_head, head, memory_order_release);
-    return got;
-}
 
 unsigned hb_usend_submit(hb_usend_t *u, hb_usend_done_fn done, void *arg)
 {

@@ -42,9 +42,6 @@ void hb_usend_free(hb_usend_t *u);
 int hb_usend_add(hb_usend_t *u, int fd, const unsigned char *data, size_t len, void *tag,
                  int aux);
 
-/** hb_usend_pending() - sends added since the last submission. */
-unsigned hb_usend_pending(const hb_usend_t *u);
-
 /**
  * hb_usend_submit() - hands every added send to the kernel in one system call and calls
  * @done once for each, in the order they were added, before it returns. Should the ring fail

@@ -3,6 +3,7 @@
  * Service thread only.
  */
 #include "ws.h"
+#include "csend.h"
 
 #include <stddef.h>
 #include <stdlib.h>

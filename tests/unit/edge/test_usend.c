@@ -104,10 +104,7 @@ static void test_sends_arrive(void **state)
             msg[i][k] = (unsigned char)(i * 31 + k * 7);
         assert_int_equal(hb_usend_add(u, s[i][0], msg[i], sizeof(msg[i]), &tags[i], 100 + i), 0);
     }
-    /* a second frame to socket 0 in a later batch follows the first */
-    assert_int_equal(hb_usend_pending(u), 4);
     assert_int_equal(hb_usend_submit(u, done, &r), 4);
-    assert_int_equal(hb_usend_pending(u), 0);
     assert_int_equal(r.n, 4);
     for (int i = 0; i < 4; i++) {
         assert_ptr_equal(r.tag[i], &tags[i]);
@@ -116,6 +113,7 @@ static void test_sends_arrive(void **state)
         read_exact(s[i][1], got, sizeof(got));
         assert_memory_equal(got, msg[i], sizeof(got));
     }
+    /* a second frame to socket 0 in a later batch follows the first */
     assert_int_equal(hb_usend_add(u, s[0][0], msg[1], 10, NULL, 0), 0);
     assert_int_equal(hb_usend_submit(u, done, &r), 1);
     assert_int_equal(r.res[4], 10);
