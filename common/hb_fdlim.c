@@ -8,22 +8,28 @@ static long reserve_for(int nthreads)
     return HB_FDLIM_RESERVE_BASE + (long)(nthreads > 0 ? nthreads : 1) * HB_FDLIM_RESERVE_THREAD;
 }
 
-/* Sockets left for heads (health checks, requests under way) when clients are at their limit. */
+/* Sockets left for heads (health checks, requests under way) when clients are at their limit:
+ * an eighth, at least 8 and at most HB_FDLIM_HEAD_MAX (requests are answered in milliseconds:
+ * what they need does not grow with the clients held). */
 static long head_room(long sockets)
 {
-    return sockets / 8 > 8 ? sockets / 8 : 8;
+    long h = sockets / 8 > 8 ? sockets / 8 : 8;
+    return h > HB_FDLIM_HEAD_MAX ? HB_FDLIM_HEAD_MAX : h;
 }
 
 long hb_fdlim_wanted(int nthreads, long max_connections)
 {
-    long want;
+    long want, extra;
     if (max_connections < 1)
         max_connections = 1;
     if (max_connections > HB_FDLIM_NOFILE_MAX)
         return HB_FDLIM_NOFILE_MAX;
-    /* sockets - sockets / 8 >= max_connections: sockets = max_connections * 8 / 7, rounded up,
-     * and never below the head room's floor of 8 */
-    want = max_connections + max_connections / 7 + 8 + reserve_for(nthreads);
+    /* sockets - head_room(sockets) >= max_connections: sockets = max_connections * 8 / 7,
+     * rounded up, and never below the head room's floor of 8, nor above its cap */
+    extra = max_connections / 7 + 8;
+    if (extra > HB_FDLIM_HEAD_MAX)
+        extra = HB_FDLIM_HEAD_MAX;
+    want = max_connections + extra + reserve_for(nthreads);
     return want > HB_FDLIM_NOFILE_MAX ? HB_FDLIM_NOFILE_MAX : want;
 }
 

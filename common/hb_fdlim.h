@@ -10,6 +10,8 @@
 /* Descriptors kept besides sockets: 96, and 16 per service thread. */
 #define HB_FDLIM_RESERVE_BASE 96L
 #define HB_FDLIM_RESERVE_THREAD 16L
+/* Sockets kept for requests when clients are at their limit: an eighth, at most this many. */
+#define HB_FDLIM_HEAD_MAX 1024L
 /* The smallest socket limit, however few descriptors there are. */
 #define HB_FDLIM_MIN_SOCKETS 16L
 /* Capped there (RLIM_INFINITY included): lws allocates tables by descriptor number. */
@@ -20,7 +22,8 @@ typedef struct hb_fdlim {
     long reserve;     /* descriptors kept for other things than accepted sockets */
     long sockets;     /* accepted sockets at most: nofile - reserve */
     long connections; /* SSE/WS/long-poll clients at most: max_connections, or sockets less
-                         an eighth (at least 8) when that is lower */
+                         an eighth (at least 8, at most HB_FDLIM_HEAD_MAX) when that is
+                         lower */
 } hb_fdlim_t;
 
 /**

@@ -39,9 +39,18 @@ int hb_client_send_frame(hb_client_t *c, unsigned char *data, size_t len, int wp
  */
 int hb_client_send_event(hb_client_t *c, hb_buf_t *b, int wp);
 /**
+ * hb_client_send_keepalive() - an SSE heartbeat or a WebSocket ping (@b: the thread's shared
+ * frame, LWS_PRE headroom, alive as long as the thread) for @c, sent as hb_client_send_event()
+ * sends an event, in the batch of the housekeeping tick that found it due, when nothing of
+ * @c's waits (no queue, no history read under way, not closing). 0 when it may not: the caller
+ * queues it instead. Return values as hb_client_send_event(). Service thread. cwrite.c.
+ */
+int hb_client_send_keepalive(hb_client_t *c, hb_buf_t *b, int wp);
+/**
  * hb_svc_send_batch() - makes the sends hb_client_send_event() added (one io_uring_enter),
  * each result taken as hb_client_send_frame() takes send(2)'s. Nothing without a ring or
- * sends. Called when an event's fan-out ends, while its frames are alive. Service thread.
+ * sends. Called when an event's fan-out ends, and after the housekeeping tick's timers,
+ * while the frames are alive. Service thread.
  * cwrite.c.
  */
 void hb_svc_send_batch(hb_svc_t *s);

@@ -168,8 +168,15 @@ void hb_ctimer_sse_fire(hb_client_t *c, lws_usec_t now)
         return; /* its last frames are on their way, or it is closed */
     if (c->svc->peer_ep < 0 && sse_peer_gone(c))
         return;
-    if (c->qlen == 0 && now - c->last_write >= hb - HB_SVC_TICK_US)
-        hb_client_push(c, c->svc->hb_frame, NULL, 0, 1);
+    if (c->qlen == 0 && now - c->last_write >= hb - HB_SVC_TICK_US) {
+        int rc = hb_client_send_keepalive(c, c->svc->hb_frame, LWS_WRITE_HTTP);
+        if (rc > 0)
+            c->last_write = now;
+        else if (rc < 0)
+            hb_client_close(c, "write failed", 0);
+        else /* through its queue: a writable callback, or the flush after the tick */
+            hb_client_push(c, c->svc->hb_frame, NULL, 0, 1);
+    }
     if (!c->closing)
         sse_timer_arm(c, now);
 }
@@ -193,14 +200,12 @@ static void ws_timer_arm(hb_client_t *c)
     hb_wheel_arm(&s->wheel, &c->tnode, c->rx_tick + ws_ping_ticks(s) * (c->ping_out ? 2 : 1));
 }
 
-/* A server's ping frame: FIN, opcode 9, unmasked, one byte of payload (lws 4.1 does not report
- * an empty pong). Only whole frames are queued and written, so between two of them (lws
- * holding none of c's output) the ping may go straight to the socket: no writable callback,
- * two epoll changes fewer. 1 sent, 0 not (the writable callback sends it, ws.c). */
+/* The thread's ping frame (service.c) straight to the socket, in the tick's batch, when nothing
+ * of c's waits: no writable callback, two epoll changes fewer. 1 sent (or in the batch), 0 not
+ * (the writable callback sends it, ws.c). */
 static int ws_ping_now(hb_client_t *c)
 {
-    unsigned char ping[LWS_PRE + 3] = {[LWS_PRE] = 0x89, 0x01, 'h'};
-    int rc = hb_client_send_frame(c, ping + LWS_PRE, 3, LWS_WRITE_RAW);
+    int rc = hb_client_send_keepalive(c, c->svc->ping_frame, LWS_WRITE_RAW);
     if (rc < 0)
         hb_client_close(c, "write failed", 0);
     return rc != 0;
@@ -281,12 +286,15 @@ void hb_ctimer_free(hb_svc_t *s)
 
 void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now)
 {
-    /* as a broker batch: the heartbeats due now are written at once after the tick
-     * (hb_svc_flush), not each through a writable callback (two epoll changes and a wake-up
-     * per idle stream and heartbeat) */
+    /* The heartbeats and pings due now go straight to their sockets, all of them in one
+     * io_uring submission after the timers (--io-uring; one send(2) each without it), as an
+     * event's fan-out does; not each through a writable callback (two epoll changes and a
+     * wake-up per idle stream and heartbeat). Those that must wait behind a queue are written
+     * at once after the tick (hb_svc_flush), as after a broker batch. */
     s->batching = 1;
     hb_wheel_advance(&s->wheel, svc_tick_of(now), timer_fire, &now);
     s->batching = 0;
+    hb_svc_send_batch(s);
     hb_svc_flush(s);
     sse_peers_check(s);
 }

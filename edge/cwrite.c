@@ -396,12 +396,21 @@ static int direct_sock(hb_client_t *c, struct lws *wsi)
     return c->direct = fd + 1;
 }
 
+/* c's socket (fd + 1) when a direct send may go to it now: a plain-TCP connection of its own
+ * whose earlier output lws has all sent; 0 when not (lws' write path then). */
+static int direct_ready(hb_client_t *c)
+{
+    int sock;
+    if (!c->wsi || (sock = direct_sock(c, c->wsi)) <= 0 || lws_partial_buffered(c->wsi))
+        return 0;
+    return sock;
+}
+
 ssize_t hb_client_send_direct(hb_client_t *c, const void *data, size_t len)
 {
-    struct lws *wsi = c->wsi;
     ssize_t n;
-    int sock;
-    if (!wsi || (sock = direct_sock(c, wsi)) <= 0 || lws_partial_buffered(wsi))
+    int sock = direct_ready(c);
+    if (!sock)
         return 0;
     n = send(sock - 1, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0)
@@ -455,7 +464,7 @@ int hb_client_send_event(hb_client_t *c, hb_buf_t *b, int wp)
     int sock;
     if (!s->usend)
         return hb_client_send_frame(c, hb_buf_data(b), hb_buf_len(b), wp);
-    if (!c->wsi || (sock = direct_sock(c, c->wsi)) <= 0 || lws_partial_buffered(c->wsi))
+    if (!(sock = direct_ready(c)))
         return 0;
     if (hb_usend_add(s->usend, sock - 1, hb_buf_data(b), hb_buf_len(b), c, wp)) {
         hb_svc_send_batch(s); /* the ring is full: its sends go now */
@@ -463,6 +472,14 @@ int hb_client_send_event(hb_client_t *c, hb_buf_t *b, int wp)
             return hb_client_send_frame(c, hb_buf_data(b), hb_buf_len(b), wp); /* > 2 GiB */
     }
     return 1;
+}
+
+int hb_client_send_keepalive(hb_client_t *c, hb_buf_t *b, int wp)
+{
+    /* as push_now(): nothing of c's may be waiting, in its queue or in a history read */
+    if (c->qlen || !flush_direct_ok(c) || c->hpaced || c->hwait_head)
+        return 0;
+    return hb_client_send_event(c, b, wp);
 }
 
 int hb_client_send_frame(hb_client_t *c, unsigned char *data, size_t len, int wp)

@@ -91,7 +91,7 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_io_uring_sends_total", "counter",
          "Sends to clients made in io_uring submissions (--io-uring).", "", LOAD(sends_batched)},
         {"herald_io_uring_submissions_total", "counter",
-         "io_uring submissions of those sends (one per fan-out, or per 1,024 sends).", "",
+         "io_uring submissions of those sends (one per fan-out or keepalive tick, or per 1,024).", "",
          LOAD(send_batches)},
         {"herald_io_uring_threads", "gauge",
          "Service threads sending through io_uring (0: --io-uring off, or the kernel refuses it).",

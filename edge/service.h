@@ -284,7 +284,7 @@ struct hb_svc {
     atomic_ullong hist_inflight, hist_waiting;
     lws_sorted_usec_list_t sul_hb;
     lws_retry_bo_t idle_policy; /* all zero: no lws validity timers (service.c ws keepalive) */
-    hb_buf_t *retry_frame, *hb_frame, *expired_frame;
+    hb_buf_t *retry_frame, *hb_frame, *ping_frame, *expired_frame; /* LWS_PRE headroom */
     hb_buf_t *drain_frames[HB_DRAIN_VARIANTS];
     unsigned char wbuf[LWS_PRE + HB_SVC_WBUF];
 };

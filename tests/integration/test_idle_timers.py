@@ -11,6 +11,7 @@ import harness
 from harness import HeraldTestCase, fcall_publish, http_get, scrape, wait_live_subscribed, \
     wait_until
 from hostile import assert_idle
+from wsclient import WSClient, request
 
 SSE = 'herald_connections{transport="sse"}'
 
@@ -65,6 +66,37 @@ class IdleTimers(HeraldTestCase):
         hb = [c for c in quiet.comments if c.strip() == "hb"]
         self.assertGreaterEqual(len(hb), 2, quiet.comments)
         self.assertLessEqual(len(hb), 4, quiet.comments)  # 6-7 s at one per 2 s
+
+    def test_keepalives_due_together_go_in_one_submission(self):
+        """The heartbeats and pings one tick finds due are sent straight to their sockets, with
+        io_uring in one submission: every idle stream and WebSocket still gets them, a pong
+        keeps a WebSocket open, and none waits for a writable callback."""
+        h = self.edge(self.srv, "edge-2", ["--heartbeat", "1", "--ws-ping-interval", "1",
+                                           "--threads", "1"])
+        streams = [self.sse(h.port, "/events/ka.%d" % (i % 3)) for i in range(20)]
+        socks = [WSClient(h.port) for _ in range(20)]
+        self.addCleanup(lambda: [w.sock.close() for w in socks])
+        for w in socks:
+            request(w, {"type": "subscribe", "topic": "ka.0"})
+        m0 = scrape(h.port)
+        end = time.monotonic() + 4 * harness.SCALE
+        while time.monotonic() < end:  # every socket read (and pinged ones answered) in turn
+            for w in socks:
+                w.pump(0.01)
+        for c in streams:
+            c.wait_comments(3, 10)
+        m1 = scrape(h.port)
+        self.assertTrue(all(len(w.pings) >= 1 for w in socks), [len(w.pings) for w in socks])
+        hb = sum(len([c for c in s.comments if c.strip() == "hb"]) for s in streams)
+        self.assertGreaterEqual(hb, 60)
+        self.assertEqual(m1['herald_connections{transport="ws"}'], 20, "a pong kept each open")
+        sends = m1["herald_io_uring_sends_total"] - m0["herald_io_uring_sends_total"]
+        subs = m1["herald_io_uring_submissions_total"] - m0["herald_io_uring_submissions_total"]
+        harness.log("keepalives: %d heartbeats read; io_uring threads %d, %d sends in %d "
+                    "submissions" % (hb, m1["herald_io_uring_threads"], sends, subs))
+        if m1["herald_io_uring_threads"]:  # a kernel that refuses io_uring: send(2) each
+            self.assertGreaterEqual(sends, 40)  # the streams' 3rd round at least, and pings
+            self.assertLessEqual(subs * 5, sends, "keepalives due together, one submission")
 
     def test_long_poll_timeout_not_early_nor_late(self):
         t0 = time.monotonic()

@@ -16,8 +16,19 @@ static void test_this_machine(void **state)
     assert_int_equal(l.nofile, 20000);
     assert_int_equal(l.reserve, 96 + 2 * 16);
     assert_int_equal(l.sockets, 20000 - 128);
+    /* the head room's cap: 18,000 clients fit in 20,000 descriptors */
+    assert_int_equal(l.connections, l.sockets - HB_FDLIM_HEAD_MAX);
+    assert_true(l.connections >= 18000);
+}
+
+static void test_head_room_is_an_eighth_up_to_its_cap(void **state)
+{
+    hb_fdlim_t l;
+    (void)state;
+    hb_fdlim_compute(8000, 1, 100000, &l); /* below the cap: an eighth */
     assert_int_equal(l.connections, l.sockets - l.sockets / 8);
-    assert_true(l.connections < 100000);
+    hb_fdlim_compute(1 << 20, 1, 10000000, &l);
+    assert_int_equal(l.connections, l.sockets - HB_FDLIM_HEAD_MAX);
 }
 
 static void test_max_connections_below_the_limit(void **state)
@@ -58,13 +69,14 @@ static void test_huge_limits_are_capped(void **state)
     assert_true(l.sockets >= HB_FDLIM_MIN_SOCKETS);
     assert_true(l.connections >= 1 && l.connections < l.sockets);
     assert_int_equal(hb_fdlim_wanted(64, LONG_MAX), HB_FDLIM_NOFILE_MAX);
-    assert_int_equal(hb_fdlim_wanted(64, 10000000), 10000000 + 10000000 / 7 + 8 + 96 + 64 * 16);
+    assert_int_equal(hb_fdlim_wanted(64, 10000000), 10000000 + HB_FDLIM_HEAD_MAX + 96 + 64 * 16);
+    assert_int_equal(hb_fdlim_wanted(1, 700), 700 + 700 / 7 + 8 + 96 + 16);
 }
 
 static void test_wanted_fits_max_connections(void **state)
 {
     (void)state;
-    const long conns[] = {1, 7, 8, 100, 1000, 12345, 100000, 10000000};
+    const long conns[] = {1, 7, 8, 100, 1000, 7100, 7112, 7200, 12345, 100000, 10000000};
     for (int t = 1; t <= 64; t *= 4)
         for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
             hb_fdlim_t l;
@@ -82,6 +94,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_this_machine),
+        cmocka_unit_test(test_head_room_is_an_eighth_up_to_its_cap),
         cmocka_unit_test(test_max_connections_below_the_limit),
         cmocka_unit_test(test_small_limits),
         cmocka_unit_test(test_huge_limits_are_capped),
