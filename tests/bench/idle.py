@@ -5,7 +5,7 @@ in one run.
 
 For each binary: a fresh redis-server and herald (--threads 1 unless told otherwise) on free
 loopback ports; CPU over --base seconds with no client; then per transport a client process
-opens --conns / 3 connections (17,400 in all by default) (SSE `GET /events/<t>`, WebSocket `GET /ws` + one subscribe,
+opens its share of --conns (18,000 in all by default, a third each unless --transports says otherwise) (SSE `GET /events/<t>`, WebSocket `GET /ws` + one subscribe,
 long-poll `GET /poll/<t>` asked again from the answer's `next` after each (empty) answer at
 the default 25 s timeout,
 100 topics), and the edge's RSS growth over that batch
@@ -320,10 +320,10 @@ def measure(name, binary, a, tmp):
     time.sleep(a.base)
     res["cpu_base_pct"] = 100 * (cpu_s(pid) - c0) / a.base
     clients = []
-    per = a.conns // 3
+    per = a.conns // len(a.kinds)
     prev = rss(pid)
     res["rss_start"] = prev
-    for k, kind in enumerate(("sse", "ws", "poll")):
+    for kind in a.kinds:
         got = 0
         for j in range(0, per, PER_PROC_MAX):
             n = min(PER_PROC_MAX, per - j)
@@ -345,7 +345,7 @@ def measure(name, binary, a, tmp):
         res[kind]["cpu_pct_with"] = 100 * (cpu_s(pid) - c0) / a.step_hold
         log(name, kind, got, "connections, %.0f B resident each" % ((now - prev) / max(got, 1)))
         prev = now
-    res["conns"] = sum(res[k]["conns"] for k in ("sse", "ws", "poll"))
+    res["conns"] = sum(res[k]["conns"] for k in a.kinds)
     res["rss_total_delta"] = prev - res["rss_start"]
     c0 = cpu_s(pid)
     time.sleep(a.hold)
@@ -368,17 +368,17 @@ def measure(name, binary, a, tmp):
 def table(results, a):
     kib = lambda v: "%.2f" % (v / 1024)
     rows = [("", ) + tuple(r["name"] for r in results)]
-    rows.append(("connections open (sse/ws/poll)",) + tuple(
-        "%d/%d/%d" % tuple(r[k]["conns"] for k in ("sse", "ws", "poll")) for r in results))
+    rows.append(("connections open (%s)" % "/".join(a.kinds),) + tuple(
+        "/".join("%d" % r[k]["conns"] for k in a.kinds) for r in results))
     rows.append(("edge CPU, no client (% of a core)",) + tuple(
         "%.2f" % r["cpu_base_pct"] for r in results))
     rows.append(("edge CPU, all idle, %d s (%% of a core)" % a.hold,) + tuple(
         "%.2f" % r["cpu_idle_pct"] for r in results))
-    for k, before in (("sse", None), ("ws", "sse"), ("poll", "ws")):
+    for k, before in zip(a.kinds, [None] + a.kinds[:-1]):
         rows.append(("  of which %s, %d s (%% of a core)" % (k, a.step_hold),) + tuple(
             "%.2f" % (r[k]["cpu_pct_with"] - (r[before]["cpu_pct_with"] if before else
                                                r["cpu_base_pct"])) for r in results))
-    for k in ("sse", "ws", "poll"):
+    for k in a.kinds:
         rows.append(("RSS per idle %s connection (KiB)" % k,) + tuple(
             kib(r[k]["rss_bytes_per_conn"]) for r in results))
     rows.append(("RSS growth, all connections (MiB)",) + tuple(
@@ -399,10 +399,13 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", action="append", required=True, metavar="NAME=PATH",
                     help="a herald binary to measure (repeat: measured in this order)")
-    # 17,400: at the 20,000 descriptors a process may have here, the edge serves at most 17,402
+    # 18,000: at the 20,000 descriptors a process may have here, the edge serves at most 18,864
     # clients (herald_connection_limit: the rest of RLIMIT_NOFILE is its reserve and sockets
-    # still in their request)
-    ap.add_argument("--conns", type=int, default=17400, help="connections, a third per transport")
+    # kept for requests)
+    ap.add_argument("--conns", type=int, default=18000,
+                    help="connections, shared evenly by the transports")
+    ap.add_argument("--transports", default="sse,ws,poll",
+                    help="which transports, in this order (comma-separated: sse, ws, poll)")
     ap.add_argument("--threads", type=int, default=1, help="herald --threads")
     ap.add_argument("--base", type=float, default=10, help="seconds of CPU with no client")
     ap.add_argument("--hold", type=float, default=30, help="seconds of CPU with all idle")
@@ -411,6 +414,9 @@ def main():
     ap.add_argument("--settle", type=float, default=3, help="seconds before reading the RSS")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
+    a.kinds = [k for k in a.transports.split(",") if k]
+    if not a.kinds or any(k not in ("sse", "ws", "poll") for k in a.kinds):
+        ap.error("--transports: a comma-separated list of sse, ws, poll")
     raise_nofile()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     results = []
