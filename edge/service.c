@@ -391,23 +391,11 @@ static void lws_log_emit(int level, const char *line)
                        "libwebsockets", "{s:s%}", "line", line, n);
 }
 
-/* A frame the thread sends as it is (heartbeat, ping, retry): LWS_PRE bytes of headroom, as
- * lws_write() wants when a direct send hands it the rest (csend.h). NULL on OOM. */
-static hb_buf_t *frame_new(const void *p, size_t n)
-{
-    hb_buf_t *b = hb_buf_new(n, LWS_PRE);
-    if (b)
-        hb_buf_append(b, p, n);
-    return b;
-}
-
 hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
 {
     struct lws_context_creation_info info;
     void *loops[1];
     hb_svc_t *s = hb_xcalloc(1, sizeof(*s));
-    char retry[64];
-    int n, ok = 1;
 
     s->edge = edge;
     s->idx = idx;
@@ -419,21 +407,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     hb_list_init(&s->wd_held);
     hb_list_init(&s->flush);
     hb_list_init(&s->backlog);
-    n = hb_sse_format_retry(retry, sizeof(retry), (unsigned)edge->cfg.retry_ms);
-    s->retry_frame = frame_new(retry, (size_t)n);
-    s->hb_frame = frame_new(": hb\n\n", 6);
-    /* a server's ping: FIN, opcode 9, unmasked, one byte of payload (lws 4.1 does not report
-     * an empty pong) */
-    s->ping_frame = frame_new("\x89\x01h", 3);
-    s->expired_frame = frame_new(": token expired\n\n", 17);
-    for (int i = 0; i < HB_DRAIN_VARIANTS; i++) {
-        unsigned ms = (unsigned)edge->cfg.retry_ms / 2 +
-                      (unsigned)(i * edge->cfg.retry_ms / HB_DRAIN_VARIANTS);
-        n = hb_sse_format_retry(retry, sizeof(retry), ms);
-        s->drain_frames[i] = frame_new(retry, (size_t)n);
-        ok = ok && s->drain_frames[i];
-    }
-    if (!ok || !s->retry_frame || !s->hb_frame || !s->ping_frame || !s->expired_frame) {
+    if (hb_svc_frames_new(s)) {
         hb_svc_free(s);
         return NULL;
     }
@@ -612,11 +586,6 @@ void hb_svc_free(hb_svc_t *s)
     }
     hb_dict_free(s->topics);
     hb_dict_free(s->pending);
-    hb_buf_unref(s->retry_frame);
-    hb_buf_unref(s->hb_frame);
-    hb_buf_unref(s->ping_frame);
-    hb_buf_unref(s->expired_frame);
-    for (int i = 0; i < HB_DRAIN_VARIANTS; i++)
-        hb_buf_unref(s->drain_frames[i]);
+    hb_svc_frames_free(s);
     free(s);
 }

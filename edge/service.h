@@ -308,6 +308,17 @@ static inline void hb_svc_observe_write(hb_svc_t *s, const hb_buf_t *b, long lon
         hb_hist_observe(&s->deliv_hist, now_us - b->stamp_ms * 1000, 1);
 }
 
+/* ---- sframes.c: the frames a thread sends as they are ---- */
+
+/**
+ * hb_svc_frames_new() - makes @s's retry, heartbeat, ping, token-expired and drain frames
+ * (LWS_PRE headroom, one reference each, held until hb_svc_frames_free()). 0, or HB_ENOMEM
+ * (none is left then). The creating thread, before the service thread starts.
+ */
+int hb_svc_frames_new(hb_svc_t *s);
+/** hb_svc_frames_free() - drops them (NULL ones too); after the service thread ended. */
+void hb_svc_frames_free(hb_svc_t *s);
+
 /* ---- cwrite.c (push, drained) and client.c: a client's queue and life ---- */
 
 /**

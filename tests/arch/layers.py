@@ -33,7 +33,7 @@ LAYERS = {
                "rc_cluster", "rconn", "resolve", "sentinel"},
     "service": {"admit", "auth", "client", "ctimer", "cwrite", "hread", "http", "http_resp",
                 "http_write", "listener", "lwslog", "lwstimer", "metrics", "poll", "publish", "reqcheck", "service",
-                "sse", "ticket", "ticket_answer", "topics", "usend", "ws", "transport"},
+                "sframes", "sse", "ticket", "ticket_answer", "topics", "usend", "ws", "transport"},
     "handoff": {"handoff"},
 }
 # who may call whom (besides itself and common/)
