@@ -169,12 +169,13 @@ void hb_ctimer_sse_fire(hb_client_t *c, lws_usec_t now)
     if (c->svc->peer_ep < 0 && sse_peer_gone(c))
         return;
     if (c->qlen == 0 && now - c->last_write >= hb - HB_SVC_TICK_US) {
+        /* straight to the socket, or through its queue (behind what lws still holds) */
         int rc = hb_client_send_keepalive(c, c->svc->hb_frame, LWS_WRITE_HTTP);
         if (rc > 0)
             c->last_write = now;
         else if (rc < 0)
             hb_client_close(c, "write failed", 0);
-        else /* through its queue: a writable callback, or the flush after the tick */
+        else /* a writable callback, or the flush after the tick, writes it */
             hb_client_push(c, c->svc->hb_frame, NULL, 0, 1);
     }
     if (!c->closing)
@@ -200,7 +201,7 @@ static void ws_timer_arm(hb_client_t *c)
     hb_wheel_arm(&s->wheel, &c->tnode, c->rx_tick + ws_ping_ticks(s) * (c->ping_out ? 2 : 1));
 }
 
-/* The thread's ping frame (service.c) straight to the socket, in the tick's batch, when nothing
+/* The thread's ping frame (sframes.c) straight to the socket, in the tick's batch, when nothing
  * of c's waits: no writable callback, two epoll changes fewer. 1 sent (or in the batch), 0 not
  * (the writable callback sends it, ws.c). */
 static int ws_ping_now(hb_client_t *c)

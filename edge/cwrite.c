@@ -55,11 +55,17 @@ static void sent_now_observe(hb_svc_t *s)
     s->sn_n = 0;
 }
 
+/* Nothing of c's waits to be written before a frame sent now: no queue, no history read under
+ * way (its pages go first), not closing. */
+static int nothing_waits(const hb_client_t *c)
+{
+    return !c->qlen && flush_direct_ok(c) && !c->hpaced && !c->hwait_head;
+}
+
 static int push_now(hb_svc_t *s, hb_client_t *c, hb_buf_t *b)
 {
     int rc;
-    if (c->qlen || !c->ops->send_now || !flush_direct_ok(c) || c->hpaced || c->hwait_head ||
-        s->edge->cfg.write_delay_ms)
+    if (!c->ops->send_now || !nothing_waits(c) || s->edge->cfg.write_delay_ms)
         return 0;
     if ((rc = c->ops->send_now(s, c, b)) < 0) {
         hb_client_close(c, "write failed", 0);
@@ -476,10 +482,7 @@ int hb_client_send_event(hb_client_t *c, hb_buf_t *b, int wp)
 
 int hb_client_send_keepalive(hb_client_t *c, hb_buf_t *b, int wp)
 {
-    /* as push_now(): nothing of c's may be waiting, in its queue or in a history read */
-    if (c->qlen || !flush_direct_ok(c) || c->hpaced || c->hwait_head)
-        return 0;
-    return hb_client_send_event(c, b, wp);
+    return nothing_waits(c) ? hb_client_send_event(c, b, wp) : 0;
 }
 
 int hb_client_send_frame(hb_client_t *c, unsigned char *data, size_t len, int wp)

@@ -176,7 +176,6 @@ static int enter_once(hb_usend_t *u)
     return got == 1 ? 0 : -EOPNOTSUPP;
 }
 
-
 unsigned hb_usend_submit(hb_usend_t *u, hb_usend_done_fn done, void *arg)
 {
     unsigned n = u->n, start = *u->sq_tail, sent = 0, got = 0;

@@ -5,10 +5,10 @@ in one run.
 
 For each binary: a fresh redis-server and herald (--threads 1 unless told otherwise) on free
 loopback ports; CPU over --base seconds with no client; then per transport a client process
-opens its share of --conns (18,000 in all by default, a third each unless --transports says otherwise) (SSE `GET /events/<t>`, WebSocket `GET /ws` + one subscribe,
-long-poll `GET /poll/<t>` asked again from the answer's `next` after each (empty) answer at
-the default 25 s timeout,
-100 topics), and the edge's RSS growth over that batch
+opens its share of --conns (18,000 in all by default, a third each unless --transports says
+otherwise: SSE `GET /events/<t>`, WebSocket `GET /ws` + one subscribe, long-poll
+`GET /poll/<t>` asked again from the answer's `next` after each (empty) answer at the default
+25 s timeout; 100 topics), and the edge's RSS growth over that batch
 divided by the batch is that transport's bytes per connection, and the CPU over --step-hold
 seconds after it, less that before it, its share of the CPU; then the edge's CPU
 (utime+stime from /proc/<pid>/stat) over --hold seconds with every connection idle. The client

@@ -81,8 +81,10 @@ class Sub:
     the handshake (WebSocket); parse() takes complete frames from it strictly, adding
     (cursor, data bytes, start offset, end offset) to `events`."""
 
-    def __init__(self, port, kind, topic, since, tune=None):
+    def __init__(self, port, kind, topic, since, tune=None, heartbeats=False):
         self.kind, self.topic = kind, topic
+        # heartbeats: SSE `: hb` blocks allowed between frames, their offsets kept here
+        self.heartbeats = [] if heartbeats else None
         self.buf, self.pos, self.events, self.closed = bytearray(), 0, [], False
         self.subscribed = kind == "sse"
         if kind == "sse":
@@ -126,6 +128,9 @@ class Sub:
         at = "SSE block at byte %d: %r" % (self.pos, block[:120])
         assert b"\r" not in block, at
         if not self.events and len(lines) == 1 and re.match(rb"retry: \d+$", lines[0]):
+            return i + 2
+        if self.heartbeats is not None and block == b": hb":
+            self.heartbeats.append(self.pos)
             return i + 2
         assert len(lines) == 2 and lines[0].startswith(b"id: ") and \
             lines[1].startswith(b"data: "), at
