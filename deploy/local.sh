@@ -14,7 +14,8 @@ HERALD_BIN=<path> uses that binary instead), then runs in the foreground:
   N edges       on 127.0.0.1:P+1 .. 127.0.0.1:P+N, node ids edge-1 .. edge-N
                 (logs in build/local/edge-<n>.log, named like the node ids)
 prints "edge-<n> http://127.0.0.1:<port>" per edge once its /readyz answers 200, then
-"ready http://127.0.0.1:P" once HAProxy sees every edge healthy.
+"ready http://127.0.0.1:P" once HAProxy sees every edge healthy and an edge leads the raw
+PUBLISH ingest (so that a `redis-cli PUBLISH` from then on is stored and delivered).
 
 Publishing: the edges get a publish key (POST /publish/<topic>, used by the demo page):
 HERALD_PUBLISH_KEY if set, else a random one; it is printed at start ("publish key: ...").
@@ -258,6 +259,16 @@ $(tail -n 20 "$RUN/haproxy.log")"
     [ "$SECONDS" -lt "$deadline" ] || die "HAProxy did not see all $EDGES edges UP within 30 s:
 $(bash "$ROOT/deploy/lb.sh" status --stats-socket "$RUN/haproxy.sock" 2>&1)"
     sleep 0.1
+done
+# A raw PUBLISH is stored once an edge leads the ingest: edges that start together elect the
+# first leader about a lease period after they are ready, and what is published before that
+# is not stored (README "Raw ingest"). "ready" means a PUBLISH works.
+deadline=$((SECONDS + 30))
+until for i in $(seq 0 $((EDGES - 1))); do
+    curl -s -m 2 "http://127.0.0.1:$((PORT + 1 + i))/metrics" | grep -qx 'herald_ingest_leader 1' && break
+done; do
+    [ "$SECONDS" -lt "$deadline" ] || die "no edge leads the raw-PUBLISH ingest within 30 s"
+    sleep 0.2
 done
 echo "ready http://127.0.0.1:$PORT"
 echo "publish with: redis-cli -p $REDIS_PORT PUBLISH news hello"
