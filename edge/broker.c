@@ -94,7 +94,7 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
 
     switch (q->type) {
     case HB_REQ_SUB:
-        t->want |= bit;
+        btopic__join(b, t, q->thread);
         if (t->state == T_IDLE)
             btopic__subscribe(b, t);
         break;

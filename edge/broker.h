@@ -72,6 +72,7 @@ typedef struct btopic {
     hb_id_t last;
     char epoch[HB_EPOCH_MAX + 1];
     uint64_t seq;
+    uint64_t last_gen; /* the emit generation of the topic's last message (0: none yet) */
     /* The stream position at subscribe time: the topic's last-generated-id (0-0 and epoch ""
      * when the stream did not exist) read before the first SUBSCRIBE was sent (so it is at or
      * before the subscription's first event; the first confirmation refills from it), else
@@ -120,6 +121,7 @@ struct hb_broker {
     unsigned ticks;             /* housekeeping ticks so far (broker.c on_tick, every 250 ms) */
     hb_dict_t *topics;          /* name -> btopic_t */
     unsigned long long sub_seq; /* subscription confirmations, for btopic_t.sub_id */
+    uint64_t gen;               /* messages emitted to the service threads (edge->emit_gen) */
     char *library;
     char *settings; /* hb_script_settings() of this edge, what <lib>_info must answer */
     hb_fnames_t fn;

@@ -57,6 +57,14 @@ void btopic__free(hb_broker_t *b, btopic_t *t);
  */
 void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m);
 /**
+ * btopic__join() - service thread i asked for t (HB_REQ_SUB): adds it to t->want and pushes it
+ * a join message (hb_msg_t.join) at the topic's sequence as it stands, with the generation of
+ * t's last message unless the thread had t already. The thread's clients that asked before
+ * that message was emitted find there what they missed (topics.c). A full queue marks the
+ * thread unsynced instead (btopic__resync tells it).
+ */
+void btopic__join(hb_broker_t *b, btopic_t *t, int i);
+/**
  * btopic__resync() - from the broker's tick, for a topic with t->unsynced bits: pushes each
  * such service thread a sync message (the topic's sequence as it stands) so that it notices an
  * event dropped on a full queue now, not at the topic's next event (which may be hours away),

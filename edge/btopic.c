@@ -71,6 +71,10 @@ void btopic__free(hb_broker_t *b, btopic_t *t)
 void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
 {
     m->seq = ++t->seq;
+    /* published before the push: a service thread that reads this generation or a later one
+     * confirms its subscription after the event was stored (hb_edge_t.emit_gen) */
+    t->last_gen = ++b->gen;
+    atomic_store_explicit(&b->edge->emit_gen, b->gen, memory_order_release);
     for (int i = 0; i < b->edge->nthreads; i++) {
         if (!(t->want & (1ull << i)))
             continue;
@@ -104,6 +108,23 @@ void btopic__resync(hb_broker_t *b, btopic_t *t)
             continue;
         }
         t->unsynced &= ~(1ull << i);
+    }
+}
+
+void btopic__join(hb_broker_t *b, btopic_t *t, int i)
+{
+    uint64_t bit = 1ull << i;
+    hb_msg_t *m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+    m->join = 1;
+    m->seq = t->seq;
+    m->gen_before = t->want & bit ? 0 : t->last_gen;
+    t->want |= bit;
+    if (hb_svc_push(b->edge->svcs[i], m) != 0) {
+        /* the thread's queue is full: its clients of t are closed when the sync that the
+         * broker's tick sends instead arrives (topics.c), as for an event dropped there */
+        hb_msg_unref(m);
+        t->unsynced |= bit;
+        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
     }
 }
 

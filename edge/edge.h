@@ -58,6 +58,9 @@ typedef struct hb_stats {
     /* --io-uring (cwrite.c, usend.h): sends made in io_uring submissions, the submissions,
      * and the service threads with a ring (gauge) */
     atomic_ullong sends_batched, send_batches, io_uring_threads;
+    /* fresh subscriptions read from the time they asked because their service thread joined
+     * the topic after events went to the edge's other threads (topics.c) */
+    atomic_ullong join_catchups;
     atomic_int ready;                  /* 1 when Redis is up and every subscription is in place */
     atomic_int redis_up;               /* 1 while every Redis connection of the edge is up */
     atomic_int leader;                 /* 1 while this edge holds the ingest lease */
@@ -71,7 +74,8 @@ typedef struct hb_stats {
     atomic_int library_mismatch; /* Redis holds another library than this edge's (library.c) */
 } hb_stats_t;
 
-/* Process-wide state, set up by main before the threads start; read-only after that. */
+/* Process-wide state, set up by main before the threads start; read-only after that but for
+ * the atomics (stats, emit_gen). */
 typedef struct hb_edge {
     hb_cfg_t cfg;
     hb_stats_t stats;
@@ -82,6 +86,11 @@ typedef struct hb_edge {
     long nofile;     /* RLIMIT_NOFILE (soft) in force after start-up */
     long sock_limit; /* accepted sockets at most, from RLIMIT_NOFILE (admit.h) */
     long conn_limit; /* clients at most: --max-connections or less (admit.h) */
+    /* Written by the broker only, read by the service threads: messages the broker emitted to
+     * the service threads (btopic.c), stored before each is pushed. A service thread reads it
+     * before it confirms a subscription (hb_topics_ask()): every event emitted after that
+     * reading may have been stored after the confirmation. */
+    atomic_ullong emit_gen;
 } hb_edge_t;
 
 /* broker.c */

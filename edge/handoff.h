@@ -51,6 +51,13 @@ typedef struct hb_msg {
      * thread that was dropped an event of the topic (queue full), so that it learns of the
      * drop now rather than at the topic's next event (btopic__resync) */
     int sync;
+    /* 1: no event: this thread's SUB of the topic took effect here (btopic__join): what the
+     * broker emits for the topic from now on reaches the thread, starting at seq + 1 */
+    int join;
+    /* join: the emit generation (hb_edge_t.emit_gen) of the topic's last message before this
+     * point (0: none, or the thread had the topic already); a thread whose clients asked at an
+     * earlier generation missed what the topic had meanwhile (topics.c) */
+    uint64_t gen_before;
     hb_ev_t ev;
     /* HB_MSG_HISTORY, HB_MSG_PUBLISHED */
     int thread;         /* the service thread that asked */

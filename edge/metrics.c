@@ -110,6 +110,10 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          "delivery of the topic stands.",
          "{source=\"redis\"}", LOAD(history_redis)},
         {"herald_history_requests_total", NULL, NULL, "{source=\"live\"}", LOAD(history_live)},
+        {"herald_join_catchups_total", "counter",
+         "Fresh subscriptions read from the time they asked because their service thread joined "
+         "the topic after events of it went to the edge's other threads.",
+         "", LOAD(join_catchups)},
         {"herald_queue_drops_total", "counter",
          "Broker hand-offs dropped because a queue was full.", "",
          LOAD(queue_drops) + LOAD(req_drops)},

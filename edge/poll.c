@@ -188,7 +188,7 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
         hb_svc_poll_timer(c, (lws_usec_t)timeout * LWS_USEC_PER_SEC);
     /* answered at once (timeout 0): with what was stored before it, read from Redis */
     hb_sub_add(c, name, tlen, has ? &cur : NULL,
-               (has ? 0 : HB_SUB_TAIL) | (timeout == 0 ? HB_SUB_FRESH : 0));
+               (has ? 0 : HB_SUB_TAIL) | (timeout == 0 ? HB_SUB_FRESH : 0), NULL);
     lws_http_headers_detach(wsi);
     /* lws does not read the connection while the answer is open, yet polls it: a hang-up is
      * found (and the poll closed at once) by the peer set, not by a spin until the timeout */

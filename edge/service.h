@@ -49,8 +49,12 @@ typedef struct ltopic {
     size_t nsubs;
     uint64_t seq; /* last EVENT sequence seen, to detect a dropped hand-off */
     int have_seq;
-    int told;  /* the broker was told we want it */
+    int told;  /* the broker has us: our last SUB, not an UNSUB after it, was queued */
     int dirty; /* a SUB/UNSUB could not be queued; retried by housekeeping */
+    /* the broker's join message for our last SUB arrived (topics.c): until then the topic's
+     * messages are from before it and go to nobody */
+    int joined;
+    uint64_t ask_gen; /* hb_ask_t.gen of the subscription that made us send that SUB */
     /* Where this thread's live delivery of the topic stands (topics.c, topic_at()): the cursor
      * of the last event received, "" when unknown. Kept only once the broker answered a
      * history request of this topic from its live position (synced: events received after
@@ -79,6 +83,9 @@ struct hb_sub {
     /* more live events than --client-queue-max arrived while history was read: they were
      * dropped (history has them) and the read goes on past the page that was out */
     unsigned pend_over : 1;
+    /* started live, with no cursor: until an event (have_last) `last` is its ask (ms, 0) less
+     * HB_JOIN_CLOCK_MARGIN_MS, where a read for what its thread missed starts */
+    unsigned fresh : 1;
     ltopic_t *t;
     uint32_t npend, cappend;
     uint64_t token;   /* key in svc->pending while history is read */
@@ -395,13 +402,33 @@ void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
  * @flags & HB_SUB_TAIL the subscription resumes: history is read (hread.c) and live events are
  * held until it caught up. A cursor at the topic's live position is answered without a read
  * (topic_at(), history.c), unless @flags has HB_SUB_FRESH: a long-poll answered at once must
- * hold what was stored before it, which the live delivery may not have brought yet. The subscription (owned by @c, freed by hb_sub_remove() or the cleanup);
- * never NULL (aborts on allocation failure). A refused SUB request is retried by housekeeping.
+ * hold what was stored before it, which the live delivery may not have brought yet. Without
+ * either it starts live, and gets every event stored after @ask (NULL: now): should its
+ * thread join the topic after events went to other threads, it reads them (hb_topics_ask).
+ * The subscription (owned by @c, freed by hb_sub_remove() or the cleanup); never NULL (aborts
+ * on allocation failure). A refused SUB request is retried by housekeeping.
  */
 #define HB_SUB_TAIL 1  /* hb_sub_add(): only the tail cursor (a long-poll without since) */
 #define HB_SUB_FRESH 2 /* hb_sub_add(): read Redis even at the live position */
+/* When a client asked for a subscription: the broker's emit generation (hb_edge_t.emit_gen)
+ * and the wall clock in ms, both read before the client was told it is subscribed. */
+typedef struct hb_ask {
+    uint64_t gen;
+    uint64_t ms;
+} hb_ask_t;
+/**
+ * hb_topics_ask() - the ask of a subscription confirmed from now on (hb_ask_t). A transport
+ * that confirms before it calls hb_sub_add() (SSE: the response head) takes it first and
+ * passes it; @ask NULL there means now. Service thread.
+ */
+hb_ask_t hb_topics_ask(const hb_svc_t *s);
+/* A fresh subscription (no cursor) whose thread joins its topic after events went to the
+ * edge's other threads reads the stream from its ask less this (clock difference between the
+ * edge and Redis, whose stream IDs are Redis's clock): it may get an event stored up to this
+ * much before it asked, never lose one stored after (topics.c). */
+#define HB_JOIN_CLOCK_MARGIN_MS 100u
 hb_sub_t *hb_sub_add(hb_client_t *c, const char *topic, size_t len, const hb_cursor_t *since,
-                     int flags);
+                     int flags, const hb_ask_t *ask);
 /**
  * hb_sub_remove() - end @u (of @c) and free it: its history read is cancelled, its held events
  * released, the broker told when it was the topic's last. Never while a delivery to @u is on

@@ -104,6 +104,7 @@ int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
     char text[HB_CURSOR_MAX + 8], name[HB_TOPIC_MAX + 1];
     const char *reason = NULL;
     hb_cursor_t cur;
+    hb_ask_t ask;
     long long exp;
     int has = hb_http_single_topic(s, c, wsi, topic, tlen, name, &exp);
 
@@ -116,10 +117,11 @@ int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
         return hb_http_bad_request(c, reason, 0);
     if (!hb_svc_admit(s, c->wsi))
         return sse_turn_away(s, c, wsi);
+    ask = hb_topics_ask(s); /* before the head, which confirms the subscription */
     if (sse_headers(s, c, wsi, &hb_sse_ops))
         return -1;
     hb_client_push(c, s->retry_frame, NULL, 0, 1);
-    hb_sub_add(c, name, tlen, has > 0 ? &cur : NULL, 0);
+    hb_sub_add(c, name, tlen, has > 0 ? &cur : NULL, 0, &ask);
     if (exp)
         hb_auth_expire_at(c, exp);
     lws_http_headers_detach(wsi); /* give the header buffer back to the pool */
@@ -138,6 +140,7 @@ int hb_http_sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     const char **tops = NULL;
     size_t tcap = (size_t)max * (HB_CURSOR_MAX + 1) + 8;
     long long exp = 0;
+    hb_ask_t ask;
     int ret;
 
     names = hb_xcalloc((size_t)max + 1, sizeof(*names));
@@ -206,13 +209,15 @@ int hb_http_sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         ret = sse_turn_away(s, c, wsi);
         goto out;
     }
+    ask = hb_topics_ask(s); /* before the head, which confirms the subscriptions */
     if (sse_headers(s, c, wsi, &hb_msse_ops)) {
         ret = -1;
         goto out;
     }
     hb_client_push(c, s->retry_frame, NULL, 0, 1);
     for (int i = 0; i < n; i++) {
-        hb_sub_t *u = hb_sub_add(c, names[i], strlen(names[i]), hascur[i] ? &curs[i] : NULL, 0);
+        hb_sub_t *u =
+            hb_sub_add(c, names[i], strlen(names[i]), hascur[i] ? &curs[i] : NULL, 0, &ask);
         if (hascur[i]) {
             char cb[HB_CURSOR_MAX];
             size_t cl = hb_cursor_format(&curs[i].id, curs[i].epoch, cb);

@@ -31,6 +31,14 @@ static void topic_tell_broker(hb_svc_t *s, ltopic_t *t, hb_req_type_t type)
     }
     t->dirty = 0;
     t->told = type == HB_REQ_SUB;
+    if (t->told) {
+        /* the broker did not have us: nothing from before holds (the join message restarts
+         * the topic's sequence, hb_topics_on_event) */
+        t->joined = 0;
+        t->have_seq = 0;
+        t->synced = 0;
+        t->at[0] = '\0';
+    }
 }
 
 static void topic_maybe_free(hb_svc_t *s, ltopic_t *t)
@@ -50,8 +58,10 @@ void hb_topics_retry(hb_svc_t *s)
     s->topics_dirty = 0; /* set again by a request that fails again */
     while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
         ltopic_t *t = v;
-        if (t->dirty)
+        if (t->dirty && (t->nsubs > 0) != t->told)
             topic_tell_broker(s, t, t->nsubs ? HB_REQ_SUB : HB_REQ_UNSUB);
+        else
+            t->dirty = 0; /* what failed to go is what the broker has again */
         topic_maybe_free(s, t);
     }
 }
@@ -94,12 +104,25 @@ static void topic_advance(ltopic_t *t, const hb_msg_t *m, int lost)
 
 /* ---- subscriptions ---- */
 
+hb_ask_t hb_topics_ask(const hb_svc_t *s)
+{
+    hb_ask_t a;
+    a.gen = atomic_load_explicit(&s->edge->emit_gen, memory_order_acquire);
+    a.ms = (uint64_t)(hb_wall_us() / 1000);
+    return a;
+}
+
 hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_cursor_t *since,
-                     int flags)
+                     int flags, const hb_ask_t *ask)
 {
     hb_svc_t *s = c->svc;
     ltopic_t *t = hb_dict_get(s->topics, name, len);
     hb_sub_t *u = hb_xcalloc(1, sizeof(*u));
+    hb_ask_t now;
+    if (!ask) {
+        now = hb_topics_ask(s);
+        ask = &now;
+    }
     if (!t) {
         t = hb_xcalloc(1, sizeof(*t));
         memcpy(t->name, name, len);
@@ -110,8 +133,14 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
     u->c = c;
     u->t = t;
     hb_list_push_head(&t->subs, &u->tlink);
-    if (t->nsubs++ == 0 && !t->told)
+    if (!since && !(flags & HB_SUB_TAIL)) {
+        u->fresh = 1;
+        u->last.ms = ask->ms > HB_JOIN_CLOCK_MARGIN_MS ? ask->ms - HB_JOIN_CLOCK_MARGIN_MS : 0;
+    }
+    if (t->nsubs++ == 0 && !t->told) {
+        t->ask_gen = ask->gen;
         topic_tell_broker(s, t, HB_REQ_SUB);
+    }
     hb_svc_count(&s->subscriptions, 1);
     u->idx = c->nsubs;
     for (uint16_t i = 0; i < c->nsubs; i++)
@@ -242,6 +271,48 @@ static void sub_pend(hb_sub_t *u, hb_msg_t *m)
     u->pend[u->npend++] = hb_msg_ref(m);
 }
 
+/* Closes every client of t: an event of t for this thread was lost; they resume from history. */
+static void topic_lost(ltopic_t *t)
+{
+    for (hb_list_t *n = t->subs.next; n != &t->subs; n = n->next)
+        hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c, "event lost in hand-off", 1011);
+    t->at[0] = '\0';
+}
+
+/*
+ * The broker's answer to our SUB of t (btopic__join): the topic's messages reach this thread
+ * from here, after sequence m->seq. Our SUB went after a subscription's head (or its
+ * acknowledgement), so events the broker emitted to other threads in between may have been
+ * stored after it: when the topic's last message before the join is of a later generation
+ * than the ask that made us send the SUB, every subscription that started live reads the
+ * stream from its ask, with the live events held meanwhile merged after (hread.c, as a
+ * resume). A subscription that resumes reads after the join (its request follows the SUB).
+ * One with a position and no read (none is expected here: a position needs a read or the
+ * thread's live position, both after the join) is closed to resume.
+ */
+static void topic_join(hb_svc_t *s, ltopic_t *t, const hb_msg_t *m)
+{
+    hb_list_t *n, *next;
+    t->seq = m->seq;
+    t->have_seq = 1;
+    t->joined = 1;
+    if (m->gen_before <= t->ask_gen)
+        return; /* nothing went elsewhere since our subscriptions asked */
+    for (n = t->subs.next; n != &t->subs; n = next) {
+        hb_sub_t *u = hb_list_container(n, hb_sub_t, tlink);
+        next = n->next;
+        if (u->c->closing || u->resuming)
+            continue;
+        if (u->fresh && !u->have_last) {
+            hb_cursor_t from = {u->last, ""};
+            atomic_fetch_add_explicit(&s->edge->stats.join_catchups, 1, memory_order_relaxed);
+            hb_hread_begin(u, &from, HB_SUB_FRESH);
+        } else {
+            hb_client_close(u->c, "event lost in hand-off", 1011);
+        }
+    }
+}
+
 void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
 {
     ltopic_t *t = hb_dict_get(s->topics, m->topic, m->topic_len);
@@ -251,25 +322,35 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
     int lost;
     if (!t)
         return;
+    if (m->join) {
+        topic_join(s, t, m);
+        return;
+    }
+    if (!t->joined) {
+        /* Before the join: an event for the subscriptions of our previous SUB (the broker
+         * had us until our UNSUB reached it); the join's read covers what ours need. A sync
+         * stands for a join the broker could not push (our queue was full): what was emitted
+         * meanwhile is unknown, so the clients resume. */
+        if (m->sync) {
+            topic_lost(t);
+            t->seq = m->seq;
+            t->have_seq = 1;
+            t->joined = 1;
+        }
+        return;
+    }
     if (m->sync) {
         /* the broker dropped an event of this topic for us (our queue was full) if our
          * sequence is behind its own: the clients resume from history */
         if (t->have_seq && m->seq != t->seq) {
-            for (n = t->subs.next; n != &t->subs; n = n->next)
-                hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c, "event lost in hand-off",
-                                1011);
+            topic_lost(t);
             t->seq = m->seq;
-            t->at[0] = '\0';
         }
         return;
     }
     lost = t->have_seq && m->seq != t->seq + 1;
-    if (lost) {
-        /* An event for this topic was dropped on the way: its clients resume from history. */
-        for (n = t->subs.next; n != &t->subs; n = n->next)
-            hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c, "event lost in hand-off",
-                            1011);
-    }
+    if (lost) /* an event for this topic was dropped on the way: its clients resume */
+        topic_lost(t);
     t->seq = m->seq;
     t->have_seq = 1;
     topic_advance(t, m, lost);

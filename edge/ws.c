@@ -210,6 +210,7 @@ static size_t active_subs(hb_client_t *c)
 
 static void on_subscribe(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
 {
+    hb_ask_t ask;
     if (!hb_auth_may_subscribe(&s->edge->cfg, c->jwt, m->topic, m->topic_len)) {
         if (c->jwt) {
             atomic_fetch_add_explicit(&s->edge->stats.rejected_forbidden, 1, memory_order_relaxed);
@@ -230,10 +231,11 @@ static void on_subscribe(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
         reply_error(c, "too_many_topics", "topic limit of this connection reached", m->echo);
         return;
     }
-    /* the reply goes first: history and live events follow it */
+    /* the reply goes first: history and live events follow it; the ask is before it */
+    ask = hb_topics_ask(s);
     reply(c, json_pack("{s:s,s:s%}", "type", "subscribed", "topic", m->topic, m->topic_len),
           m->echo);
-    hb_sub_add(c, m->topic, m->topic_len, m->has_since ? &m->since : NULL, 0);
+    hb_sub_add(c, m->topic, m->topic_len, m->has_since ? &m->since : NULL, 0, &ask);
 }
 
 static void on_unsubscribe(hb_client_t *c, const hb_wsmsg_t *m)

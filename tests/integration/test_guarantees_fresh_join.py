@@ -1,0 +1,93 @@
+"""A fresh subscriber whose service thread joins a topic the edge already delivers to another
+thread gets every event stored after its response head (FINDINGS F27: seen once in the suite,
+test_fault_redis_empty under load, a client without old-0).
+
+The edge answers a fresh SSE client with its head and then tells its broker thread that the
+client's service thread wants the topic. An event stored between the two, and delivered by the
+broker to the other thread first, reached the other thread's clients only. Here the broker
+thread alone is stopped (ptrace; the service threads go on) so that the order is certain: an
+event stored before the clients ask and one stored after their heads wait in the broker's Redis
+socket, ahead of the joining thread's request, and the broker reads both in one go when it runs
+again. Eight fresh SSE clients and six WebSocket subscribers land on the edge's two service
+threads; those on the thread without the holder's subscription are the joining ones (all on
+the holder's thread: 1 in 8,192).
+"""
+
+import threading
+import time
+
+import harness
+from harness import (HeraldTestCase, fcall_publish, id_key, scrape, split_cursor,
+                     wait_live_subscribed, wait_until)
+from threadstop import ThreadStop
+from wsclient import WSClient, request
+
+TOPIC = "g.fresh.join"
+
+
+class FreshJoin(HeraldTestCase):
+
+    def test_joining_thread_gets_what_was_stored_after_the_head(self):
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.edge(srv, "edge-1", ["--threads", "2", "--heartbeat", "1"])
+        holder = self.sse(h.port, "/events/" + TOPIC)
+        wait_live_subscribed(r, TOPIC)
+        warm = fcall_publish(r, TOPIC, "warm")
+        self.assertEqual(split_cursor(holder.next_event().id)[0], warm)
+
+        with ThreadStop(h.proc.pid):  # the broker is the edge's main thread
+            before = fcall_publish(r, TOPIC, "before-heads")
+            fresh = [self.sse(h.port, "/events/" + TOPIC) for _ in range(8)]
+            ws = [self.ws_subscribed(h.port) for _ in range(6)]
+            # every head and acknowledgement was read: stored after them
+            after = fcall_publish(r, TOPIC, "after-heads")
+            # Redis has written both to the broker's subscriber socket
+            wait_until(lambda: self._sent_to_edge(r), 5, what="both events on the edge's socket")
+        last = fcall_publish(r, TOPIC, "later")
+
+        for i, c in enumerate(fresh + ws):
+            got = []
+            while not got or got[-1] != last:
+                if isinstance(c, WSClient):
+                    e = c.recv_json(10)
+                    self.assertEqual(e.get("type"), "event", "ws client %d: %r" % (i, e))
+                    got.append(split_cursor(e["id"])[0])
+                    continue
+                e = c.next_event(10)
+                self.assertIsNone(e.event, "client %d: unexpected %r" % (i, e))
+                got.append(split_cursor(e.id)[0])
+            # events stored before the request (warm, before-heads) a fresh subscriber may get
+            # or not, in order
+            early = [x for x in got if id_key(x) <= id_key(before)]
+            self.assertEqual(early, [warm, before][-len(early):] if early else [],
+                             "client %d: %r" % (i, got))
+            self.assertEqual(got[len(early):], [after, last],
+                             "fresh client %d missed what was stored after its head" % i)
+        self.assertEqual([split_cursor(e.id)[0] for e in holder.events(3)], [before, after, last])
+        for c in fresh + ws + [holder]:
+            c.pump(0.2)
+            self.assertEqual(c.pending(), [])
+        joins = scrape(h.port).get("herald_join_catchups_total", 0)
+        harness.log("joins caught up: %d" % joins)
+
+    def ws_subscribed(self, port):
+        ws = WSClient(port)
+        self._closers.append(ws)
+        self.assertEqual(request(ws, {"type": "subscribe", "topic": TOPIC, "id": 1}),
+                         {"type": "subscribed", "topic": TOPIC, "id": 1})
+        return ws
+
+    @staticmethod
+    def _sent_to_edge(r):
+        """1 when Redis's output buffer for the edge's subscriber connection is empty (what it
+        published was written to the socket)."""
+        for line in r.cmd("CLIENT", "LIST").decode().splitlines():
+            f = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+            if f.get("name", "").endswith("-sub"):
+                return f.get("omem") == "0" and f.get("obl") == "0"
+        return False
+
+
+if __name__ == "__main__":
+    harness.main()
