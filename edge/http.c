@@ -43,7 +43,12 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
 {
     size_t plen = strlen(path);
     int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    int is_head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
+    int stream = !strcmp(path, "/events") || !strncmp(path, "/events/", 8) ||
+                 !strncmp(path, "/poll/", 6);
 
+    if (is_head) /* every answer to it without content: a plain resource's GET head, or 405 */
+        hb_creq(c)->head_only = 1;
     if (plen > PATH_MAX_BYTES)
         return hb_http_bad_request(c, "path is too long", 1);
     /* browsers: the Origin must be allowed for the client routes (CORS) */
@@ -64,8 +69,9 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
         }
         return hb_ticket_issue(s, c, wsi, body, blen);
     }
-    if (!is_get) {
-        hb_creq(c)->auth_challenge = EXTRA_ALLOW_GET;
+    if (!is_get && !(is_head && !stream)) {
+        /* a stream has no HEAD: what it answers is its events */
+        hb_creq(c)->auth_challenge = stream ? EXTRA_ALLOW_GET : EXTRA_ALLOW_GET_HEAD;
         return hb_http_respond_text(c, 405, "method not allowed: use GET\n", 1);
     }
     if (!strcmp(path, "/healthz"))
@@ -81,7 +87,7 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
     }
     if (!strcmp(path, "/metrics"))
         return hb_http_metrics(s, c);
-    if (!strcmp(path, "/events") || !strncmp(path, "/events/", 8) || !strncmp(path, "/poll/", 6)) {
+    if (stream) {
         int t = hb_ticket_http(s, c, wsi, path); /* ?ticket=: redeemed first (ticket.h) */
         if (t)
             return t < 0 ? -1 : 0;

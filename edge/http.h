@@ -21,7 +21,8 @@ enum {
     EXTRA_NONE = 0,
     EXTRA_AUTH,         /* 401: WWW-Authenticate: Bearer */
     EXTRA_AUTH_INVALID, /* 401 for a token that was given but refused */
-    EXTRA_ALLOW_GET,
+    EXTRA_ALLOW_GET,      /* 405 of a stream (/events, /poll): Allow: GET */
+    EXTRA_ALLOW_GET_HEAD, /* 405 of a plain resource: Allow: GET, HEAD */
     EXTRA_ALLOW_POST,
     EXTRA_PREFLIGHT, /* 204 answer to a CORS preflight */
     EXTRA_ASSET,     /* /herald.js: ETag, revalidated, importable from any origin */

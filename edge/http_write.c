@@ -242,6 +242,8 @@ static int head_build(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned sta
         return HB_ELIMIT;
     if (!sse && c->close_after_flush && add_header(wsi, "connection:", "close", &p, end))
         return HB_ELIMIT;
+    if (extra == EXTRA_ALLOW_GET_HEAD && add_header(wsi, "allow:", "GET, HEAD", &p, end))
+        return HB_ELIMIT;
     if (extra == EXTRA_ALLOW_GET && add_header(wsi, "allow:", "GET", &p, end))
         return HB_ELIMIT;
     if (extra == EXTRA_ALLOW_POST && add_header(wsi, "allow:", "POST", &p, end))
@@ -273,22 +275,27 @@ int hb_http_write_headers(hb_svc_t *s, hb_client_t *c, struct lws *wsi, unsigned
 static int simple_write(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
 {
     size_t n = 0;
-    int rc;
+    lws_filepos_t len = c->qbytes; /* the whole answer is queued before its first write */
+    int head_only = !c->headers_sent && c->x->head_only, rc;
+    /* the answer to HEAD: GET's head, its content-length too, and no content (RFC 9110
+     * section 9.3.2; content would read as the start of the next answer) */
+    while (head_only && c->qlen)
+        hb_client_pop(s, c, 0);
     if (!c->headers_sent && lws_get_network_wsi(wsi) != wsi &&
-        (rc = hb_http_write_headers(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0)) != 0)
+        (rc = hb_http_write_headers(s, c, wsi, c->x->status, c->x->ctype, len, 0)) != 0)
         return rc; /* an HTTP/2 stream: the head is a frame of its own */
     if (!c->headers_sent) {
         /* HTTP/1.1 (lws writes it raw): the head goes out with the body's first bytes, one
          * send(2) for an answer that fits */
         unsigned char *p = s->wbuf + LWS_PRE;
-        rc = head_build(s, c, wsi, c->x->status, c->x->ctype, c->qbytes, 0, &p, p + HEAD_MAX);
+        rc = head_build(s, c, wsi, c->x->status, c->x->ctype, len, 0, &p, p + HEAD_MAX);
         if (rc)
             return rc;
         n = (size_t)(p - (s->wbuf + LWS_PRE));
         c->headers_sent = 1;
     }
     n = coalesce(s, c, 0, n);
-    if (n &&
+    if ((n || head_only) &&
         lws_write(wsi, s->wbuf + LWS_PRE, n, c->qlen ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL) < 0)
         return HB_EIO;
     hb_svc_count(&s->bytes_out, n); /* long-poll answers too, not only streams */

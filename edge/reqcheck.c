@@ -229,7 +229,7 @@ int hb_req_refuse_pipelined(hb_svc_t *s, struct lws *wsi)
 
 int hb_req_refuse_raw(hb_svc_t *s, struct lws *wsi)
 {
-    write_refusal(s, wsi, "405 Method Not Allowed", "allow: GET, POST, OPTIONS\r\n",
-                  "method not allowed: use GET, POST or OPTIONS\n", LWS_WRITE_RAW);
+    write_refusal(s, wsi, "405 Method Not Allowed", "allow: GET, HEAD, POST, OPTIONS\r\n",
+                  "method not allowed: use GET, HEAD, POST or OPTIONS\n", LWS_WRITE_RAW);
     return -1;
 }

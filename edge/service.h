@@ -131,6 +131,7 @@ typedef struct hb_creq {
     uint16_t status;        /* plain answer: its status */
     uint8_t auth_challenge; /* plain answer: its extra headers, EXTRA_* (http.h) */
     uint8_t poll_ready;     /* long-poll: 2 answers now (timeout 0, draining) */
+    uint8_t head_only;      /* a HEAD request: its plain answer is written without content */
     const char *poll_gap;   /* long-poll: the gap its answer reports (a string literal) */
     size_t rxmax;           /* publish: the body's Content-Length */
     size_t topic_len;
