@@ -94,12 +94,13 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
 
     switch (q->type) {
     case HB_REQ_SUB:
-        btopic__join(b, t, q->thread);
+        btopic__join(b, t, q->thread, q->ask_gen);
         if (t->state == T_IDLE)
             btopic__subscribe(b, t);
         break;
     case HB_REQ_UNSUB:
         t->want &= ~bit;
+        t->join_wait &= ~bit;
         if (!t->want)
             t->idle_since = hb_now();
         if (!t->want && t->state == T_IDLE && !t->pos_inflight)
@@ -183,6 +184,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         btopic_t *t = v;
         if (t->unsynced)
             btopic__resync(b, t);
+        if (t->join_wait)
+            btopic__rejoin(b, t);
         if (!t->want && t->state == T_SUBSCRIBED &&
             now - t->idle_since >= b->edge->cfg.topic_linger)
             btopic__unsubscribe(b, t);

@@ -57,13 +57,18 @@ void btopic__free(hb_broker_t *b, btopic_t *t);
  */
 void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m);
 /**
- * btopic__join() - service thread i asked for t (HB_REQ_SUB): adds it to t->want and pushes it
- * a join message (hb_msg_t.join) at the topic's sequence as it stands, with the generation of
- * t's last message unless the thread had t already. The thread's clients that asked before
- * that message was emitted find there what they missed (topics.c). A full queue marks the
- * thread unsynced instead (btopic__resync tells it).
+ * btopic__join() - service thread i asked for t (HB_REQ_SUB, its first subscriber having read
+ * emit generation ask_gen before it was told it is subscribed): adds it to t->want. When t had
+ * messages for other threads since (t->last_gen > ask_gen), they may have been stored after
+ * that subscriber asked: the thread is pushed a join message (hb_msg_t.join: the topic's
+ * sequence and last generation), and its subscribers read what they missed (topics.c). A full
+ * queue defers the join (t->join_wait: nothing is emitted to the thread meanwhile) to the
+ * broker's tick (btopic__rejoin).
  */
-void btopic__join(hb_broker_t *b, btopic_t *t, int i);
+void btopic__join(hb_broker_t *b, btopic_t *t, int i, uint64_t ask_gen);
+/** btopic__rejoin() - from the broker's tick, for t with join_wait bits: the deferred joins
+ * go again (those of threads that left t are dropped). */
+void btopic__rejoin(hb_broker_t *b, btopic_t *t);
 /**
  * btopic__resync() - from the broker's tick, for a topic with t->unsynced bits: pushes each
  * such service thread a sync message (the topic's sequence as it stands) so that it notices an

@@ -76,7 +76,7 @@ void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
     t->last_gen = ++b->gen;
     atomic_store_explicit(&b->edge->emit_gen, b->gen, memory_order_release);
     for (int i = 0; i < b->edge->nthreads; i++) {
-        if (!(t->want & (1ull << i)))
+        if (!(t->want & (1ull << i)) || (t->join_wait & (1ull << i)))
             continue;
         if (hb_svc_push(b->edge->svcs[i], hb_msg_ref(m)) != 0) {
             hb_msg_unref(m);
@@ -111,21 +111,41 @@ void btopic__resync(hb_broker_t *b, btopic_t *t)
     }
 }
 
-void btopic__join(hb_broker_t *b, btopic_t *t, int i)
+void btopic__join(hb_broker_t *b, btopic_t *t, int i, uint64_t ask_gen)
 {
     uint64_t bit = 1ull << i;
-    hb_msg_t *m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+    hb_msg_t *m;
+    if ((t->want & bit) && !(t->join_wait & bit))
+        return; /* it has the topic */
+    t->want |= bit;
+    if (t->last_gen <= ask_gen && !(t->join_wait & bit))
+        return; /* nothing went to other threads since its subscribers asked */
+    m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
     m->join = 1;
     m->seq = t->seq;
-    m->gen_before = t->want & bit ? 0 : t->last_gen;
-    t->want |= bit;
+    m->gen_before = t->last_gen;
     if (hb_svc_push(b->edge->svcs[i], m) != 0) {
-        /* the thread's queue is full: its clients of t are closed when the sync that the
-         * broker's tick sends instead arrives (topics.c), as for an event dropped there */
+        /* its queue is full: nothing goes to it until the join does (the tick tries again,
+         * btopic__rejoin), and the join then covers what went elsewhere meanwhile */
         hb_msg_unref(m);
-        t->unsynced |= bit;
+        if (!(t->join_wait & bit) && (!t->join_wait || ask_gen < t->join_gen))
+            t->join_gen = ask_gen;
+        t->join_wait |= bit;
         atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+        return;
     }
+    t->join_wait &= ~bit;
+}
+
+void btopic__rejoin(hb_broker_t *b, btopic_t *t)
+{
+    for (int i = 0; i < b->edge->nthreads && t->join_wait; i++)
+        if (t->join_wait & (1ull << i)) {
+            if (!(t->want & (1ull << i)))
+                t->join_wait &= ~(1ull << i); /* its subscribers left meanwhile */
+            else
+                btopic__join(b, t, i, t->join_gen);
+        }
 }
 
 void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)

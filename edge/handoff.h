@@ -51,12 +51,12 @@ typedef struct hb_msg {
      * thread that was dropped an event of the topic (queue full), so that it learns of the
      * drop now rather than at the topic's next event (btopic__resync) */
     int sync;
-    /* 1: no event: this thread's SUB of the topic took effect here (btopic__join): what the
-     * broker emits for the topic from now on reaches the thread, starting at seq + 1 */
+    /* 1: no event: this thread's SUB of the topic took effect here, after the topic had
+     * messages for other threads since the SUB's ask (btopic__join); what the broker emits
+     * for the topic from now on reaches the thread, starting at seq + 1 */
     int join;
     /* join: the emit generation (hb_edge_t.emit_gen) of the topic's last message before this
-     * point (0: none, or the thread had the topic already); a thread whose clients asked at an
-     * earlier generation missed what the topic had meanwhile (topics.c) */
+     * point; the thread's clients that asked at an earlier one read what they missed */
     uint64_t gen_before;
     hb_ev_t ev;
     /* HB_MSG_HISTORY, HB_MSG_PUBLISHED */
@@ -117,6 +117,10 @@ typedef struct hb_req {
     char topic[HB_TOPIC_MAX + 1];
     size_t topic_len;
     uint64_t client_id;
+    /* SUB: hb_edge_t.emit_gen as the first subscriber of this SUB read it before it was told
+     * it is subscribed (hb_topics_ask): the broker hands the thread a join when the topic had
+     * messages for other threads since */
+    uint64_t ask_gen;
     hb_cursor_t cursor; /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
     int tail_only;
     int fresh; /* HISTORY: read Redis even at the broker's live position (history.c) */

@@ -51,10 +51,7 @@ typedef struct ltopic {
     int have_seq;
     int told;  /* the broker has us: our last SUB, not an UNSUB after it, was queued */
     int dirty; /* a SUB/UNSUB could not be queued; retried by housekeeping */
-    /* the broker's join message for our last SUB arrived (topics.c): until then the topic's
-     * messages are from before it and go to nobody */
-    int joined;
-    uint64_t ask_gen; /* hb_ask_t.gen of the subscription that made us send that SUB */
+    uint64_t ask_gen; /* hb_ask_t.gen of the subscription that made us send our last SUB */
     /* Where this thread's live delivery of the topic stands (topics.c, topic_at()): the cursor
      * of the last event received, "" when unknown. Kept only once the broker answered a
      * history request of this topic from its live position (synced: events received after

@@ -22,6 +22,7 @@ static void topic_tell_broker(hb_svc_t *s, ltopic_t *t, hb_req_type_t type)
 {
     hb_req_t *q = hb_xcalloc(1, sizeof(*q));
     q->type = type;
+    q->ask_gen = t->ask_gen;
     memcpy(q->topic, t->name, t->len);
     q->topic_len = t->len;
     if (hb_svc_request(s, q) != 0) {
@@ -31,14 +32,6 @@ static void topic_tell_broker(hb_svc_t *s, ltopic_t *t, hb_req_type_t type)
     }
     t->dirty = 0;
     t->told = type == HB_REQ_SUB;
-    if (t->told) {
-        /* the broker did not have us: nothing from before holds (the join message restarts
-         * the topic's sequence, hb_topics_on_event) */
-        t->joined = 0;
-        t->have_seq = 0;
-        t->synced = 0;
-        t->at[0] = '\0';
-    }
 }
 
 static void topic_maybe_free(hb_svc_t *s, ltopic_t *t)
@@ -280,22 +273,22 @@ static void topic_lost(ltopic_t *t)
 }
 
 /*
- * The broker's answer to our SUB of t (btopic__join): the topic's messages reach this thread
- * from here, after sequence m->seq. Our SUB went after a subscription's head (or its
- * acknowledgement), so events the broker emitted to other threads in between may have been
- * stored after it: when the topic's last message before the join is of a later generation
- * than the ask that made us send the SUB, every subscription that started live reads the
- * stream from its ask, with the live events held meanwhile merged after (hread.c, as a
- * resume). A subscription that resumes reads after the join (its request follows the SUB).
- * One with a position and no read (none is expected here: a position needs a read or the
- * thread's live position, both after the join) is closed to resume.
+ * The broker's answer to a SUB of ours that came after the topic had messages for other
+ * threads (btopic__join): the topic's messages reach this thread from here, after sequence
+ * m->seq. Our SUB went after a subscription's head (or its acknowledgement), so what the
+ * broker emitted to other threads in between may have been stored after it: every
+ * subscription that started live reads the stream from its ask, with the live events held
+ * meanwhile merged after (hread.c, as a resume). A subscription that resumes reads after the
+ * join (its request follows the SUB). One with a position and no read (an event of our
+ * previous SUB reached it, or a read answered while the broker could not hand us the join)
+ * is closed to resume from it.
  */
 static void topic_join(hb_svc_t *s, ltopic_t *t, const hb_msg_t *m)
 {
     hb_list_t *n, *next;
     t->seq = m->seq;
     t->have_seq = 1;
-    t->joined = 1;
+    t->at[0] = '\0';
     if (m->gen_before <= t->ask_gen)
         return; /* nothing went elsewhere since our subscriptions asked */
     for (n = t->subs.next; n != &t->subs; n = next) {
@@ -324,19 +317,6 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
         return;
     if (m->join) {
         topic_join(s, t, m);
-        return;
-    }
-    if (!t->joined) {
-        /* Before the join: an event for the subscriptions of our previous SUB (the broker
-         * had us until our UNSUB reached it); the join's read covers what ours need. A sync
-         * stands for a join the broker could not push (our queue was full): what was emitted
-         * meanwhile is unknown, so the clients resume. */
-        if (m->sync) {
-            topic_lost(t);
-            t->seq = m->seq;
-            t->have_seq = 1;
-            t->joined = 1;
-        }
         return;
     }
     if (m->sync) {
