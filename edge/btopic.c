@@ -132,6 +132,9 @@ void btopic__join(hb_broker_t *b, btopic_t *t, int i, uint64_t ask_gen)
             t->join_gen = ask_gen;
         t->join_wait |= bit;
         atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+        hb_log_ratelimited("join-deferred", 1000, HB_LOG_WARN, MOD,
+                           "service queue full: topic join deferred to the next tick",
+                           "{s:i,s:s%}", "thread", i, "topic", t->name, t->len);
         return;
     }
     t->join_wait &= ~bit;

@@ -13,8 +13,7 @@ threads; those on the thread without the holder's subscription are the joining o
 the holder's thread: 1 in 8,192).
 """
 
-import threading
-import time
+import os
 
 import harness
 from harness import (HeraldTestCase, fcall_publish, id_key, scrape, split_cursor,
@@ -71,6 +70,63 @@ class FreshJoin(HeraldTestCase):
         joins = scrape(h.port).get("herald_join_catchups_total", 0)
         harness.log("joins caught up: %d" % joins)
 
+    def test_join_into_a_full_queue_waits_for_room(self):
+        """The join cannot be handed over (the joining thread's queue is full): it goes again
+        at the broker's next tick, the thread gets nothing of the topic meanwhile, and its
+        fresh subscribers still get what was stored after their head."""
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.edge(srv, "edge-1", ["--threads", "2", "--heartbeat", "1",
+                                      "--service-queue-max", "64"])
+        holder = self.sse(h.port, "/events/" + TOPIC)
+        # a topic both service threads have (16 subscribers: all on one thread, 1 in 32,768)
+        filler = [self.sse(h.port, "/events/g.fresh.filler") for _ in range(16)]
+        wait_live_subscribed(r, TOPIC)
+        wait_live_subscribed(r, "g.fresh.filler")
+        warm = fcall_publish(r, TOPIC, "warm")
+        self.assertEqual(split_cursor(holder.next_event().id)[0], warm)
+        svc = service_threads(h.proc.pid)
+        self.assertEqual(len(svc), 2, svc)
+
+        # the broker stops; fresh subscribers are answered; then the service threads stop,
+        # and the broker runs alone: it reads the events below in one go, the filler's fill
+        # both service queues, and then it takes the joining thread's SUB
+        broker = ThreadStop(h.proc.pid)
+        stopped = [broker.__enter__()]
+        try:
+            before = fcall_publish(r, TOPIC, "before-heads")
+            fresh = [self.sse(h.port, "/events/" + TOPIC) for _ in range(16)]
+            after = fcall_publish(r, TOPIC, "after-heads")
+            for tid in svc:
+                stopped.append(ThreadStop(tid).__enter__())
+            r.pipeline([("FCALL", "herald_publish", 1, "g.fresh.filler", "f%d" % i)
+                        for i in range(80)])
+            wait_until(lambda: self._sent_to_edge(r), 5, what="the events on the edge's socket")
+            stopped.remove(broker)
+            broker.__exit__(None, None, None)
+            wait_until(lambda: "topic join deferred" in h.log(), 10,
+                       what="a join deferred (a fresh subscriber on the holder's other thread)")
+        finally:
+            for t in reversed(stopped):
+                t.__exit__(None, None, None)
+        # published once the queues have room again (into a full one it would be dropped and
+        # the holder's thread's clients cut off to resume, as they should be)
+        wait_until(lambda: scrape(h.port).get("herald_service_queue_depth") == 0, 10,
+                   what="the service queues drained")
+        last = fcall_publish(r, TOPIC, "later")
+        for i, c in enumerate(fresh):
+            got = []
+            while not got or got[-1] != last:
+                e = c.next_event(10)
+                self.assertIsNone(e.event, "client %d: unexpected %r" % (i, e))
+                got.append(split_cursor(e.id)[0])
+            early = [x for x in got if id_key(x) <= id_key(before)]
+            self.assertEqual(early, [warm, before][-len(early):] if early else [],
+                             "client %d: %r" % (i, got))
+            self.assertEqual(got[len(early):], [after, last],
+                             "fresh client %d missed what was stored after its head" % i)
+        self.assertEqual([split_cursor(e.id)[0] for e in holder.events(3)], [before, after, last])
+
     def ws_subscribed(self, port):
         ws = WSClient(port)
         self._closers.append(ws)
@@ -87,6 +143,17 @@ class FreshJoin(HeraldTestCase):
             if f.get("name", "").endswith("-sub"):
                 return f.get("omem") == "0" and f.get("obl") == "0"
         return False
+
+
+def service_threads(pid):
+    """The thread ids of the edge's service threads, hb-svc-0 first."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            name = f.read().strip()
+        if name.startswith("hb-svc-"):
+            out[name] = int(tid)
+    return [out[k] for k in sorted(out)]
 
 
 if __name__ == "__main__":
