@@ -74,10 +74,8 @@ typedef struct btopic {
     uint64_t seq;
     uint64_t last_gen; /* the emit generation of the topic's last message (0: none yet) */
     /* bit i: thread i wants the topic but its join message (btopic__join) found its queue
-     * full: nothing is emitted to it until the broker's tick hands it over; join_gen is the
-     * earliest ask of those joins */
+     * full: nothing is emitted to it until the broker's tick hands it over */
     uint64_t join_wait;
-    uint64_t join_gen;
     /* The stream position at subscribe time: the topic's last-generated-id (0-0 and epoch ""
      * when the stream did not exist) read before the first SUBSCRIBE was sent (so it is at or
      * before the subscription's first event; the first confirmation refills from it), else

@@ -60,8 +60,8 @@ void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m);
  * btopic__join() - service thread i asked for t (HB_REQ_SUB, its first subscriber having read
  * emit generation ask_gen before it was told it is subscribed): adds it to t->want. When t had
  * messages for other threads since (t->last_gen > ask_gen), they may have been stored after
- * that subscriber asked: the thread is pushed a join message (hb_msg_t.join: the topic's
- * sequence and last generation), and its subscribers read what they missed (topics.c). A full
+ * that subscriber asked: the thread is pushed a join message (hb_msg_t.join, at the topic's
+ * sequence), and its subscribers read what they missed (topics.c). A full
  * queue defers the join (t->join_wait: nothing is emitted to the thread meanwhile) to the
  * broker's tick (btopic__rejoin).
  */

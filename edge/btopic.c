@@ -73,10 +73,11 @@ void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
     m->seq = ++t->seq;
     /* published before the push: a service thread that reads this generation or a later one
      * confirms its subscription after the event was stored (hb_edge_t.emit_gen) */
+    uint64_t to = t->want & ~t->join_wait; /* a thread whose join waits gets nothing yet */
     t->last_gen = ++b->gen;
     atomic_store_explicit(&b->edge->emit_gen, b->gen, memory_order_release);
     for (int i = 0; i < b->edge->nthreads; i++) {
-        if (!(t->want & (1ull << i)) || (t->join_wait & (1ull << i)))
+        if (!(to & (1ull << i)))
             continue;
         if (hb_svc_push(b->edge->svcs[i], hb_msg_ref(m)) != 0) {
             hb_msg_unref(m);
@@ -111,44 +112,49 @@ void btopic__resync(hb_broker_t *b, btopic_t *t)
     }
 }
 
+/* Pushes thread i the join message of t (the topic's sequence as it stands); a full queue
+ * leaves it waiting in t->join_wait for the broker's tick (btopic__rejoin). */
+static void join_push(hb_broker_t *b, btopic_t *t, int i)
+{
+    uint64_t bit = 1ull << i;
+    hb_msg_t *m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
+    m->join = 1;
+    m->seq = t->seq;
+    if (hb_svc_push(b->edge->svcs[i], m) == 0) {
+        t->join_wait &= ~bit;
+        return;
+    }
+    /* nothing goes to the thread until the join does, and the join then covers what went
+     * elsewhere meanwhile */
+    hb_msg_unref(m);
+    t->join_wait |= bit;
+    atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+    hb_log_ratelimited("join-deferred", 1000, HB_LOG_WARN, MOD,
+                       "service queue full: topic join deferred to the next tick", "{s:i,s:s%}",
+                       "thread", i, "topic", t->name, t->len);
+}
+
 void btopic__join(hb_broker_t *b, btopic_t *t, int i, uint64_t ask_gen)
 {
     uint64_t bit = 1ull << i;
-    hb_msg_t *m;
-    if ((t->want & bit) && !(t->join_wait & bit))
-        return; /* it has the topic */
+    if (t->want & bit)
+        return; /* it has the topic (or its join waits) */
     t->want |= bit;
-    if (t->last_gen <= ask_gen && !(t->join_wait & bit))
-        return; /* nothing went to other threads since its subscribers asked */
-    m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
-    m->join = 1;
-    m->seq = t->seq;
-    m->gen_before = t->last_gen;
-    if (hb_svc_push(b->edge->svcs[i], m) != 0) {
-        /* its queue is full: nothing goes to it until the join does (the tick tries again,
-         * btopic__rejoin), and the join then covers what went elsewhere meanwhile */
-        hb_msg_unref(m);
-        if (!(t->join_wait & bit) && (!t->join_wait || ask_gen < t->join_gen))
-            t->join_gen = ask_gen;
-        t->join_wait |= bit;
-        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
-        hb_log_ratelimited("join-deferred", 1000, HB_LOG_WARN, MOD,
-                           "service queue full: topic join deferred to the next tick",
-                           "{s:i,s:s%}", "thread", i, "topic", t->name, t->len);
-        return;
-    }
-    t->join_wait &= ~bit;
+    if (t->last_gen > ask_gen) /* the topic went to other threads since its clients asked */
+        join_push(b, t, i);
 }
 
 void btopic__rejoin(hb_broker_t *b, btopic_t *t)
 {
-    for (int i = 0; i < b->edge->nthreads && t->join_wait; i++)
-        if (t->join_wait & (1ull << i)) {
-            if (!(t->want & (1ull << i)))
-                t->join_wait &= ~(1ull << i); /* its subscribers left meanwhile */
-            else
-                btopic__join(b, t, i, t->join_gen);
-        }
+    for (int i = 0; i < b->edge->nthreads && t->join_wait; i++) {
+        uint64_t bit = 1ull << i;
+        if (!(t->join_wait & bit))
+            continue;
+        if (t->want & bit)
+            join_push(b, t, i);
+        else
+            t->join_wait &= ~bit; /* its subscribers left meanwhile */
+    }
 }
 
 void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)

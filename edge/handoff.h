@@ -52,12 +52,10 @@ typedef struct hb_msg {
      * drop now rather than at the topic's next event (btopic__resync) */
     int sync;
     /* 1: no event: this thread's SUB of the topic took effect here, after the topic had
-     * messages for other threads since the SUB's ask (btopic__join); what the broker emits
-     * for the topic from now on reaches the thread, starting at seq + 1 */
+     * messages for other threads since the SUB's ask (btopic__join): its clients that asked
+     * before read what they missed; what the broker emits for the topic from now on reaches
+     * the thread, starting at seq + 1 */
     int join;
-    /* join: the emit generation (hb_edge_t.emit_gen) of the topic's last message before this
-     * point; the thread's clients that asked at an earlier one read what they missed */
-    uint64_t gen_before;
     hb_ev_t ev;
     /* HB_MSG_HISTORY, HB_MSG_PUBLISHED */
     int thread;         /* the service thread that asked */

@@ -289,8 +289,6 @@ static void topic_join(hb_svc_t *s, ltopic_t *t, const hb_msg_t *m)
     t->seq = m->seq;
     t->have_seq = 1;
     t->at[0] = '\0';
-    if (m->gen_before <= t->ask_gen)
-        return; /* nothing went elsewhere since our subscriptions asked */
     for (n = t->subs.next; n != &t->subs; n = next) {
         hb_sub_t *u = hb_list_container(n, hb_sub_t, tlink);
         next = n->next;
