@@ -6,6 +6,7 @@
  * when the subscription went away meanwhile (the read still costs Redis and the broker).
  */
 #include "hread.h"
+#include "topics.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -44,8 +44,8 @@ static int route(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *path,
     size_t plen = strlen(path);
     int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     int is_head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
-    int stream = !strcmp(path, "/events") || !strncmp(path, "/events/", 8) ||
-                 !strncmp(path, "/poll/", 6);
+    int stream =
+        !strcmp(path, "/events") || !strncmp(path, "/events/", 8) || !strncmp(path, "/poll/", 6);
 
     if (is_head) /* every answer to it without content: a plain resource's GET head, or 405 */
         hb_creq(c)->head_only = 1;

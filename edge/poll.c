@@ -5,6 +5,7 @@
  */
 #include "http.h"
 #include "reqcheck.h"
+#include "topics.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -49,8 +49,8 @@ typedef struct ltopic {
     size_t nsubs;
     uint64_t seq; /* last EVENT sequence seen, to detect a dropped hand-off */
     int have_seq;
-    int told;  /* the broker has us: our last SUB, not an UNSUB after it, was queued */
-    int dirty; /* a SUB/UNSUB could not be queued; retried by housekeeping */
+    int told;         /* the broker has us: our last SUB, not an UNSUB after it, was queued */
+    int dirty;        /* a SUB/UNSUB could not be queued; retried by housekeeping */
     uint64_t ask_gen; /* hb_ask_t.gen of the subscription that made us send our last SUB */
     /* Where this thread's live delivery of the topic stands (topics.c, topic_at()): the cursor
      * of the last event received, "" when unknown. Kept only once the broker answered a
@@ -269,19 +269,19 @@ struct hb_svc {
     hb_list_t wd_held;
     lws_sorted_usec_list_t sul_wd;
     unsigned ticks;
-    hb_wheel_t wheel;     /* SSE clients' timers, in HB_SVC_TICK_US ticks */
+    hb_wheel_t wheel; /* SSE clients' timers, in HB_SVC_TICK_US ticks */
     /* clients that had a queue at the last sample (queued gauge), of hb_client_t.bl_link,
      * newest first */
     hb_list_t backlog;
-    int topics_dirty;     /* a topic's SUB/UNSUB waits for a retry */
+    int topics_dirty; /* a topic's SUB/UNSUB waits for a retry */
     /* long-polls whose pipelining check is made when this loop turn's events are done
      * (hb_req_check_later(), from a libev prepare watcher: prep); NULL slots were cleaned
      * up meanwhile. An array, not a node in each client: every connection would pay for it */
     hb_client_t **pipe_q;
     uint32_t pipe_n, pipe_cap;
     struct ev_prepare *prep; /* owned; NULL on lws' poll(2) loop */
-    int peer_ep;          /* epoll set of the SSE sockets, readable when a peer hangs up */
-    struct lws *peer_wsi; /* a duplicate of peer_ep in the loop (ctimer.c); NULL: not adopted */
+    int peer_ep;             /* epoll set of the SSE sockets, readable when a peer hangs up */
+    struct lws *peer_wsi;    /* a duplicate of peer_ep in the loop (ctimer.c); NULL: not adopted */
     /* history reads in flight (hread.c), subscriptions waiting for one, and clients waiting
      * for one of these slots; the two counts are published every 250 ms for /metrics */
     unsigned hreads, hwaiting;
@@ -392,47 +392,6 @@ hb_pending_t *hb_pending_add(hb_svc_t *s, hb_client_t *c, hb_sub_t *u);
 /** hb_pending_del() - forget @p (NULL: nothing) and free it with its echo and cancel flag. */
 void hb_pending_del(hb_svc_t *s, hb_pending_t *p);
 
-/* ---- topics.c: subscriptions ---- */
-
-/**
- * hb_sub_add() - subscribe @c to topic (@topic, @len; validated by the caller, copied): the
- * local topic is made (and the broker told) on its first subscriber. With @since (copied) or
- * @flags & HB_SUB_TAIL the subscription resumes: history is read (hread.c) and live events are
- * held until it caught up. A cursor at the topic's live position is answered without a read
- * (topic_at(), history.c), unless @flags has HB_SUB_FRESH: a long-poll answered at once must
- * hold what was stored before it, which the live delivery may not have brought yet. Without
- * either it starts live, and gets every event stored after @ask (NULL: now): should its
- * thread join the topic after events went to other threads, it reads them (hb_topics_ask).
- * The subscription (owned by @c, freed by hb_sub_remove() or the cleanup); never NULL (aborts
- * on allocation failure). A refused SUB request is retried by housekeeping.
- */
-#define HB_SUB_TAIL 1  /* hb_sub_add(): only the tail cursor (a long-poll without since) */
-#define HB_SUB_FRESH 2 /* hb_sub_add(): read Redis even at the live position */
-/* When a client asked for a subscription: the broker's emit generation (hb_edge_t.emit_gen)
- * and the wall clock in ms, both read before the client was told it is subscribed. */
-typedef struct hb_ask {
-    uint64_t gen;
-    uint64_t ms;
-} hb_ask_t;
-/**
- * hb_topics_ask() - the ask of a subscription confirmed from now on (hb_ask_t). A transport
- * that confirms before it calls hb_sub_add() (SSE: the response head) takes it first and
- * passes it; @ask NULL there means now. Service thread.
- */
-hb_ask_t hb_topics_ask(const hb_svc_t *s);
-/* A fresh subscription (no cursor) whose thread joins its topic after events went to the
- * edge's other threads reads the stream from its ask less this (clock difference between the
- * edge and Redis, whose stream IDs are Redis's clock): it may get an event stored up to this
- * much before it asked, never lose one stored after (topics.c). */
-#define HB_JOIN_CLOCK_MARGIN_MS 100u
-hb_sub_t *hb_sub_add(hb_client_t *c, const char *topic, size_t len, const hb_cursor_t *since,
-                     int flags, const hb_ask_t *ask);
-/**
- * hb_sub_remove() - end @u (of @c) and free it: its history read is cancelled, its held events
- * released, the broker told when it was the topic's last. Never while a delivery to @u is on
- * the stack. Cannot fail.
- */
-void hb_sub_remove(hb_client_t *c, hb_sub_t *u);
 /* ---- listener.c ---- */
 
 /**

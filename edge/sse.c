@@ -6,6 +6,7 @@
  * Service thread only.
  */
 #include "http.h"
+#include "topics.h"
 
 #include <stddef.h>
 #include <stdlib.h>

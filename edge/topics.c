@@ -16,6 +16,12 @@
 
 #define MOD "service"
 
+/* A fresh subscription (no cursor) whose thread joins its topic after events went to the
+ * edge's other threads reads the stream from its ask less this (clock difference between the
+ * edge and Redis, whose stream IDs are Redis's clock): it may get an event stored up to this
+ * much before it asked, never lose one stored after (topics.c). */
+#define HB_JOIN_CLOCK_MARGIN_MS 100u
+
 /* ---- local topics ---- */
 
 static void topic_tell_broker(hb_svc_t *s, ltopic_t *t, hb_req_type_t type)

@@ -2,12 +2,48 @@
 #define HERALD_EDGE_TOPICS_H
 
 /*
- * topics.c: what service.c calls for its local topics and their subscribers. The calls the
- * transports share (hb_sub_add(), hb_sub_remove(), hb_pending_add(), hb_pending_del()) are
- * declared in service.h. Service thread only: the topic table, subscriptions and pending
- * requests are its thread's.
+ * topics.c: the subscriptions the transports make and end (hb_sub_add(), hb_sub_remove()),
+ * and what service.c calls for its local topics and their subscribers. Service thread only:
+ * the topic table and the subscriptions are its thread's.
  */
 #include "service.h"
+
+/* When a client asked for a subscription: the broker's emit generation (hb_edge_t.emit_gen)
+ * and the wall clock in ms, both read before the client was told it is subscribed. */
+typedef struct hb_ask {
+    uint64_t gen;
+    uint64_t ms;
+} hb_ask_t;
+/**
+ * hb_topics_ask() - the ask of a subscription confirmed from now on (hb_ask_t). A transport
+ * that confirms before it calls hb_sub_add() (SSE: the response head) takes it first and
+ * passes it; @ask NULL there means now. Service thread.
+ */
+hb_ask_t hb_topics_ask(const hb_svc_t *s);
+
+#define HB_SUB_TAIL 1  /* hb_sub_add(): only the tail cursor (a long-poll without since) */
+#define HB_SUB_FRESH 2 /* hb_sub_add(): read Redis even at the live position */
+/**
+ * hb_sub_add() - subscribe @c to topic (@topic, @len; validated by the caller, copied): the
+ * local topic is made (and the broker told) on its first subscriber. With @since (copied) or
+ * @flags & HB_SUB_TAIL the subscription resumes: history is read (hread.c) and live events are
+ * held until it caught up. A cursor at the topic's live position is answered without a read
+ * (topic_at(), history.c), unless @flags has HB_SUB_FRESH: a long-poll answered at once must
+ * hold what was stored before it, which the live delivery may not have brought yet. Without
+ * either it starts live, and gets every event stored after @ask (NULL: now): should its
+ * thread join the topic after events went to other threads, it reads them from the time of
+ * @ask less a clock margin (hb_topics_ask).
+ * The subscription (owned by @c, freed by hb_sub_remove() or the cleanup); never NULL (aborts
+ * on allocation failure). A refused SUB request is retried by housekeeping.
+ */
+hb_sub_t *hb_sub_add(hb_client_t *c, const char *topic, size_t len, const hb_cursor_t *since,
+                     int flags, const hb_ask_t *ask);
+/**
+ * hb_sub_remove() - end @u (of @c) and free it: its history read is cancelled, its held events
+ * released, the broker told when it was the topic's last. Never while a delivery to @u is on
+ * the stack. Cannot fail.
+ */
+void hb_sub_remove(hb_client_t *c, hb_sub_t *u);
 
 /**
  * hb_topics_on_event() - a live EVENT from the broker (borrowed: the caller keeps its ref):

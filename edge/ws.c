@@ -4,6 +4,7 @@
  */
 #include "ws.h"
 #include "csend.h"
+#include "topics.h"
 
 #include <stddef.h>
 #include <stdlib.h>
