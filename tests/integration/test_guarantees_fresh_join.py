@@ -26,14 +26,44 @@ TOPIC = "g.fresh.join"
 
 class FreshJoin(HeraldTestCase):
 
-    def test_joining_thread_gets_what_was_stored_after_the_head(self):
+    def start(self, extra=()):
+        """A Redis, an edge with two service threads, and a holder subscribed to TOPIC on one
+        of them that got its first event: (redis client, edge, holder, that event's id)."""
         srv = self.redis()
         r = self.client(srv)
-        h = self.edge(srv, "edge-1", ["--threads", "2", "--heartbeat", "1"])
+        h = self.edge(srv, "edge-1", ["--threads", "2", "--heartbeat", "1"] + list(extra))
         holder = self.sse(h.port, "/events/" + TOPIC)
         wait_live_subscribed(r, TOPIC)
         warm = fcall_publish(r, TOPIC, "warm")
         self.assertEqual(split_cursor(holder.next_event().id)[0], warm)
+        return r, h, holder, warm
+
+    def assert_fresh_got(self, fresh, early_ids, after, last):
+        """Each fresh subscriber (SSE or WebSocket) got `after` and `last`, stored after its
+        head, in order and once; of early_ids, stored before its request, it may have got a
+        tail, in order; and nothing more."""
+        for i, c in enumerate(fresh):
+            got = []
+            while not got or got[-1] != last:
+                if isinstance(c, WSClient):
+                    e = c.recv_json(10)
+                    self.assertEqual(e.get("type"), "event", "ws client %d: %r" % (i, e))
+                    got.append(split_cursor(e["id"])[0])
+                    continue
+                e = c.next_event(10)
+                self.assertIsNone(e.event, "client %d: unexpected %r" % (i, e))
+                got.append(split_cursor(e.id)[0])
+            early = [x for x in got if id_key(x) <= id_key(early_ids[-1])]
+            self.assertEqual(early, early_ids[len(early_ids) - len(early):],
+                             "client %d: %r" % (i, got))
+            self.assertEqual(got[len(early):], [after, last],
+                             "fresh client %d missed what was stored after its head" % i)
+        for c in fresh:
+            c.pump(0.2)
+            self.assertEqual(c.pending(), [])
+
+    def test_joining_thread_gets_what_was_stored_after_the_head(self):
+        r, h, holder, warm = self.start()
 
         with ThreadStop(h.proc.pid):  # the broker is the edge's main thread
             before = fcall_publish(r, TOPIC, "before-heads")
@@ -45,28 +75,10 @@ class FreshJoin(HeraldTestCase):
             wait_until(lambda: self._sent_to_edge(r), 5, what="both events on the edge's socket")
         last = fcall_publish(r, TOPIC, "later")
 
-        for i, c in enumerate(fresh + ws):
-            got = []
-            while not got or got[-1] != last:
-                if isinstance(c, WSClient):
-                    e = c.recv_json(10)
-                    self.assertEqual(e.get("type"), "event", "ws client %d: %r" % (i, e))
-                    got.append(split_cursor(e["id"])[0])
-                    continue
-                e = c.next_event(10)
-                self.assertIsNone(e.event, "client %d: unexpected %r" % (i, e))
-                got.append(split_cursor(e.id)[0])
-            # events stored before the request (warm, before-heads) a fresh subscriber may get
-            # or not, in order
-            early = [x for x in got if id_key(x) <= id_key(before)]
-            self.assertEqual(early, [warm, before][-len(early):] if early else [],
-                             "client %d: %r" % (i, got))
-            self.assertEqual(got[len(early):], [after, last],
-                             "fresh client %d missed what was stored after its head" % i)
+        self.assert_fresh_got(fresh + ws, [warm, before], after, last)
         self.assertEqual([split_cursor(e.id)[0] for e in holder.events(3)], [before, after, last])
-        for c in fresh + ws + [holder]:
-            c.pump(0.2)
-            self.assertEqual(c.pending(), [])
+        holder.pump(0.2)
+        self.assertEqual(holder.pending(), [])
         joins = scrape(h.port).get("herald_join_catchups_total", 0)
         harness.log("joins caught up: %d" % joins)
 
@@ -74,17 +86,11 @@ class FreshJoin(HeraldTestCase):
         """The join cannot be handed over (the joining thread's queue is full): it goes again
         at the broker's next tick, the thread gets nothing of the topic meanwhile, and its
         fresh subscribers still get what was stored after their head."""
-        srv = self.redis()
-        r = self.client(srv)
-        h = self.edge(srv, "edge-1", ["--threads", "2", "--heartbeat", "1",
-                                      "--service-queue-max", "64"])
-        holder = self.sse(h.port, "/events/" + TOPIC)
+        r, h, holder, warm = self.start(["--service-queue-max", "64"])
         # a topic both service threads have (16 subscribers: all on one thread, 1 in 32,768)
-        filler = [self.sse(h.port, "/events/g.fresh.filler") for _ in range(16)]
-        wait_live_subscribed(r, TOPIC)
+        for _ in range(16):
+            self.sse(h.port, "/events/g.fresh.filler")
         wait_live_subscribed(r, "g.fresh.filler")
-        warm = fcall_publish(r, TOPIC, "warm")
-        self.assertEqual(split_cursor(holder.next_event().id)[0], warm)
         svc = service_threads(h.proc.pid)
         self.assertEqual(len(svc), 2, svc)
 
@@ -114,17 +120,7 @@ class FreshJoin(HeraldTestCase):
         wait_until(lambda: scrape(h.port).get("herald_service_queue_depth") == 0, 10,
                    what="the service queues drained")
         last = fcall_publish(r, TOPIC, "later")
-        for i, c in enumerate(fresh):
-            got = []
-            while not got or got[-1] != last:
-                e = c.next_event(10)
-                self.assertIsNone(e.event, "client %d: unexpected %r" % (i, e))
-                got.append(split_cursor(e.id)[0])
-            early = [x for x in got if id_key(x) <= id_key(before)]
-            self.assertEqual(early, [warm, before][-len(early):] if early else [],
-                             "client %d: %r" % (i, got))
-            self.assertEqual(got[len(early):], [after, last],
-                             "fresh client %d missed what was stored after its head" % i)
+        self.assert_fresh_got(fresh, [warm, before], after, last)
         self.assertEqual([split_cursor(e.id)[0] for e in holder.events(3)], [before, after, last])
 
     def ws_subscribed(self, port):
