@@ -1,10 +1,10 @@
 /*
  * The refill of a topic: what was stored in its stream that its subscribers have not been
  * sent, read with herald_history from where delivery stood. A topic's position is read before
- * its first SUBSCRIBE (bsub.c) and once a subscription is confirmed (here; bpos.c records it); after a resubscription (a lost
- * sub connection, a moved slot, a stalled canary) the topic is refilled from its last
- * delivered event (after the lost check, blost.c) while its live events are held
- * (hb_broker_on_live), then the held ones are released in order. brefill__kick() drives each
+ * its first SUBSCRIBE (bsub.c) and once a subscription is confirmed (here; bpos.c records it);
+ * after a resubscription (a lost sub connection, a moved slot, a stalled canary) the topic is
+ * refilled from its last delivered event (after the lost check, blost.c) while its live events are
+ * held (hb_broker_on_live), then the held ones are released in order. brefill__kick() drives each
  * topic's next step. Broker thread only.
  */
 #include "broker_priv.h"
@@ -51,13 +51,15 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
         t->have_last = 0;
     }
     for (size_t i = 0; i < ents->elements; i++) {
-        const char *d, *ev;
-        size_t dlen, evlen;
-        hb_id_t id;
-        if (!history__parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
-            btopic__deliver(b, t, &id, r->element[0]->str, r->element[0]->len, ev, evlen, d, dlen);
+        hist_ent_t e;
+        int rc = history__parse_entry(b, t->name, t->len, ents->element[i], &e);
+        if (!rc)
+            btopic__deliver(b, t, &e.id, r->element[0]->str, r->element[0]->len, e.ev, e.evlen, e.d,
+                            e.dlen);
+        else if (rc == HB_ELIMIT) /* passed over: the next page reads on after it */
+            btopic__pass(b, t, &e.id, r->element[0]->str, r->element[0]->len);
     }
-    if (ents->elements >= (size_t)history__batch(b)) {
+    if (history__more(r, history__batch(b))) {
         brefill__kick(b, t); /* next page */
         return;
     }
@@ -164,15 +166,16 @@ void brefill__kick(hb_broker_t *b, btopic_t *t)
     if (t->need_backfill && !t->backfill_inflight && !t->lost_checked && t->have_last)
         blost__check(b, t, 0, on_lost_checked);
     if (t->need_backfill && !t->backfill_inflight) {
-        char since[HB_ID_STR_MAX], count[24];
+        char since[HB_ID_STR_MAX], count[24], bytes[24];
         const char *epoch;
         refill_from(t, since, &epoch);
         snprintf(count, sizeof(count), "%ld", history__batch(b));
+        snprintf(bytes, sizeof(bytes), "%zu", history__page_bytes(b));
         t->backfill_inflight = 1;
-        const char *av[] = {since, epoch, count};
-        size_t al[] = {strlen(since), strlen(epoch), strlen(count)};
+        const char *av[] = {since, epoch, count, bytes};
+        size_t al[] = {strlen(since), strlen(epoch), strlen(count), strlen(bytes)};
         posreq_t *q = brefill__posreq_new(t);
-        if (hb_rc_fcall(b, b->fn.history, t->name, t->len, 3, av, al, on_backfill, q) != REDIS_OK) {
+        if (hb_rc_fcall(b, b->fn.history, t->name, t->len, 4, av, al, on_backfill, q) != REDIS_OK) {
             free(q); /* no callback after an error */
             t->backfill_inflight = 0;
         }

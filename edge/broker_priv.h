@@ -89,6 +89,13 @@ void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap);
  */
 void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
                      size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen);
+/**
+ * btopic__pass() - moves t's delivery position past the stream entry id of `epoch` that is not
+ * delivered (history__parse_entry() refused it) as btopic__deliver() would for an event (a
+ * reset notice on an epoch change), without emitting it: the refill's next page reads on
+ * after it. Broker thread.
+ */
+void btopic__pass(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch, size_t eplen);
 
 /* ---- bsub.c: subscription state (the top of the topic files) ---- */
 
@@ -189,13 +196,34 @@ void history__send(hb_broker_t *b, hreq_t *q);
 int history__reply_ok(redisReply *r);
 /** history__gap() - the gap a herald_history reply's gap string g names (none if unknown). */
 hb_gap_t history__gap(redisReply *g);
+/* One entry of a herald_history page (history__parse_entry()): pointers into the reply. */
+typedef struct hist_ent {
+    hb_id_t id;
+    const char *d;  /* payload ("" when absent), dlen bytes */
+    const char *ev; /* event name, NULL when absent */
+    size_t dlen, evlen;
+} hist_ent_t;
 /**
- * history__parse_entry() - the parts of a stream entry [id, [field, value, ...]]: its ID, data
- * (d, "" when absent) and event name (ev, NULL when absent or longer than HB_EVENT_NAME_MAX),
- * pointing into e. 0, or HB_EPROTO for a malformed entry.
+ * history__parse_entry() - the parts of entry e ([id, [field, value, ...]]) of topic's history
+ * page into *out. Broker thread. 0: an event to deliver. HB_ELIMIT: an entry Herald's store
+ * would have refused (payload over --max-message-bytes, or left out by herald_history as too
+ * large; an event name hb_event_name_validate() refuses), written around Herald: out->id is
+ * set and readers pass over it; counted (stats.stored_skipped) and logged here. HB_EPROTO: not
+ * an entry (no ID to pass).
  */
-int history__parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen, const char **ev,
-                         size_t *evlen);
+int history__parse_entry(hb_broker_t *b, const char *topic, size_t tlen, redisReply *e,
+                         hist_ent_t *out);
+/**
+ * history__more() - 1 when the herald_history reply r (history__reply_ok) may have entries
+ * after its page: `count` of them were asked and came, or herald_history ended the page at its
+ * byte bound (its last ID is before the stream's last), else 0. Broker thread.
+ */
+int history__more(redisReply *r, long count);
+/**
+ * history__page_bytes() - the payload bytes one herald_history page may hold, the bound Redis
+ * applies before it answers: a client page's (hb_page_budget() of --client-queue-bytes).
+ */
+size_t history__page_bytes(const hb_broker_t *b);
 /**
  * history__batch() - entries per history read: --history-batch, but never more than half a
  * client queue (at least 1).

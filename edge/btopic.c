@@ -172,18 +172,18 @@ void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap)
 }
 
 /*
- * Delivers one event of topic t in ID order: drops what was already delivered, and turns an
- * epoch change (the stream was recreated, e.g. Redis lost its data) into a reset notice.
+ * Moves t's delivery position to entry id of stream `epoch`, in ID order: 1 when id comes after
+ * what was delivered (t->last/epoch updated; an epoch change, the stream recreated e.g. when
+ * Redis lost its data, emits a reset notice first), 0 when it was delivered already or the
+ * epoch is not one.
  */
-void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
-                     size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen)
+static int advance(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch, size_t eplen)
 {
     char ep[HB_EPOCH_MAX + 1];
     const char *cur;
-    hb_msg_t *m;
 
     if (eplen > HB_EPOCH_MAX)
-        return;
+        return 0;
     memcpy(ep, epoch, eplen);
     ep[eplen] = '\0';
     /* the stream delivery stands in: the last event's, or, before the first, the one the
@@ -196,13 +196,27 @@ void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char 
         t->have_last = 0;
     }
     if (t->have_last && hb_id_cmp(id, &t->last) <= 0)
-        return; /* already delivered */
+        return 0; /* already delivered */
     t->last = *id;
     memcpy(t->epoch, ep, eplen + 1);
     t->have_last = 1;
     t->noticed = 0; /* after any notice: a client at this event had the notice too */
+    return 1;
+}
+
+void btopic__pass(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch, size_t eplen)
+{
+    (void)advance(b, t, id, epoch, eplen);
+}
+
+void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
+                     size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen)
+{
+    hb_msg_t *m;
+    if (!advance(b, t, id, epoch, eplen))
+        return;
     m = hb_msg_new(HB_MSG_EVENT, t->name, t->len);
-    if (hb_ev_encode(&m->ev, t->name, t->len, id, ep, ev, evlen, data, dlen)) {
+    if (hb_ev_encode(&m->ev, t->name, t->len, id, t->epoch, ev, evlen, data, dlen)) {
         hb_msg_unref(m);
         hb_log_error(MOD, "out of memory encoding an event", NULL);
         return;

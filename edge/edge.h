@@ -12,8 +12,9 @@
 
 /* Counters shared by all threads: relaxed atomics, summed on scrape. */
 typedef struct hb_stats {
-    atomic_ullong events_in;   /* events received from Redis */
-    atomic_ullong connections; /* open SSE connections */
+    atomic_ullong events_in;      /* events received from Redis */
+    atomic_ullong stored_skipped; /* stream entries Herald would not have stored, passed over */
+    atomic_ullong connections;    /* open SSE connections */
     atomic_ullong slow_disconnects;
     /* client writes held back by --write-delay-ms (edge/cwrite.c) */
     atomic_ullong writes_delayed;
@@ -61,10 +62,10 @@ typedef struct hb_stats {
     /* fresh subscriptions read from the time they asked because their service thread joined
      * the topic after events went to the edge's other threads (topics.c) */
     atomic_ullong join_catchups;
-    atomic_int ready;                  /* 1 when Redis is up and every subscription is in place */
-    atomic_int redis_up;               /* 1 while every Redis connection of the edge is up */
-    atomic_int leader;                 /* 1 while this edge holds the ingest lease */
-    atomic_int draining;               /* 1 after SIGTERM */
+    atomic_int ready;    /* 1 when Redis is up and every subscription is in place */
+    atomic_int redis_up; /* 1 while every Redis connection of the edge is up */
+    atomic_int leader;   /* 1 while this edge holds the ingest lease */
+    atomic_int draining; /* 1 after SIGTERM */
     /* the delivery canary (canary.c, cluster_canary.c), for /readyz and /metrics: the monotonic
      * microseconds (hb_now()) it was last heard or began to be expected (the oldest node's in
      * cluster mode), 0 while none runs; and 1 while it is stale */

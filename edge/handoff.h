@@ -63,6 +63,10 @@ typedef struct hb_msg {
     int error;          /* 1: Redis failed; history: the client should reconnect */
     hb_gap_t gap;
     int more; /* 1: the page was full; ask again from the last id */
+    /* has_passed: an entry of the page was passed over (history__parse_entry), passed the
+     * last such: the reader's position moves past it even when no event follows it */
+    int has_passed;
+    hb_id_t passed;
     /* 1: answered from where the broker's live delivery of the topic stands (history.c): tail
      * is that position, and every event after it reaches this thread after this message */
     int live_at;

@@ -15,38 +15,53 @@
 #include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "hb_page.h"
 #include "rc.h"
 
 #define MOD "broker"
 
-/* Parses an XRANGE entry [id, [field, value, ...]] into its parts. Returns 0 or HB_EPROTO. */
-int history__parse_entry(redisReply *e, hb_id_t *id, const char **d, size_t *dlen, const char **ev,
-                         size_t *evlen)
+int history__parse_entry(hb_broker_t *b, const char *topic, size_t tlen, redisReply *e,
+                         hist_ent_t *out)
 {
     redisReply *f;
+    const char *why = NULL;
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
         e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
         return HB_EPROTO;
-    if (hb_id_parse(e->element[0]->str, e->element[0]->len, id, NULL))
+    if (hb_id_parse(e->element[0]->str, e->element[0]->len, &out->id, NULL))
         return HB_EPROTO;
     f = e->element[1];
-    *d = "";
-    *dlen = 0;
-    *ev = NULL;
-    *evlen = 0;
+    out->d = "";
+    out->dlen = 0;
+    out->ev = NULL;
+    out->evlen = 0;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1)
             continue;
         if (k->str[0] == 'd') {
-            *d = v->str;
-            *dlen = v->len;
-        } else if (k->str[0] == 'e' && v->len > 0 && v->len <= HB_EVENT_NAME_MAX) {
-            *ev = v->str;
-            *evlen = v->len;
+            out->d = v->str;
+            out->dlen = v->len;
+        } else if (k->str[0] == 'e' && v->len > 0) {
+            out->ev = v->str;
+            out->evlen = v->len;
+        } else if (k->str[0] == 'x') {
+            why = "payload larger than --max-message-bytes"; /* left out by herald_history */
         }
     }
-    return 0;
+    /* what Herald's store refuses (hb_script.c) was written around it: never delivered */
+    if (!why && out->dlen > (size_t)b->edge->cfg.max_message_bytes)
+        why = "payload larger than --max-message-bytes";
+    if (!why && out->ev && hb_event_name_validate(out->ev, out->evlen, NULL) != HB_OK)
+        why = "event name Herald does not accept";
+    if (!why)
+        return 0;
+    atomic_fetch_add_explicit(&b->edge->stats.stored_skipped, 1, memory_order_relaxed);
+    hb_log_ratelimited("stored-skip", 1000, HB_LOG_WARN, MOD,
+                       "stored entry skipped: Herald would not have stored it", "{s:s%,s:s%,s:s}",
+                       "topic", topic, tlen, "id", e->element[0]->str, e->element[0]->len, "why",
+                       why);
+    return HB_ELIMIT;
 }
 
 /* Checks a herald_history reply's shape: {epoch, gap, entries}. */
@@ -67,8 +82,30 @@ hb_gap_t history__gap(redisReply *g)
     return HB_GAP_NONE;
 }
 
+int history__more(redisReply *r, long count)
+{
+    redisReply *ents = r->element[2], *last;
+    hb_id_t a, tail;
+    if (ents->elements >= (size_t)count)
+        return 1;
+    if (!ents->elements)
+        return 0;
+    last = ents->element[ents->elements - 1];
+    if (last->type != REDIS_REPLY_ARRAY || last->elements < 1 ||
+        last->element[0]->type != REDIS_REPLY_STRING ||
+        hb_id_parse(last->element[0]->str, last->element[0]->len, &a, NULL) ||
+        hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL))
+        return 0;
+    return hb_id_cmp(&a, &tail) < 0;
+}
+
 /* Entries per history read: never more than half a client queue, or a resume could only ever
  * be cut off as a slow consumer before its first write. */
+size_t history__page_bytes(const hb_broker_t *b)
+{
+    return hb_page_budget((size_t)b->edge->cfg.client_queue_bytes);
+}
+
 long history__batch(const hb_broker_t *b)
 {
     long half = b->edge->cfg.client_queue_max / 2;
@@ -125,7 +162,7 @@ static void answer(hb_broker_t *b, redisReply *r, hreq_t *q)
         hb_id_t tail;
         m->gap = history__gap(r->element[1]);
         size_t bytes = 0;
-        m->more = ents->elements >= (size_t)hreq_count(b, q);
+        m->more = history__more(r, hreq_count(b, q));
         btopic_t *t = btopic__get(b, q->topic, q->topic_len, 0);
         if (!hb_id_parse(r->element[3]->str, r->element[3]->len, &tail, NULL)) {
             hb_cursor_format(&tail, epoch, m->tail);
@@ -140,13 +177,16 @@ static void answer(hb_broker_t *b, redisReply *r, hreq_t *q)
             brefill__set_pos(t, r->element[3], r->element[0]);
         m->evs = hb_xcalloc(ents->elements ? ents->elements : 1, sizeof(*m->evs));
         for (size_t i = 0; i < ents->elements; i++) {
-            const char *d, *ev;
-            size_t dlen, evlen;
-            hb_id_t id;
-            if (history__parse_entry(ents->element[i], &id, &d, &dlen, &ev, &evlen))
+            hist_ent_t e;
+            int rc = history__parse_entry(b, q->topic, q->topic_len, ents->element[i], &e);
+            if (rc == HB_ELIMIT) { /* the reader's position passes it (hb_msg_t.passed) */
+                m->passed = e.id;
+                m->has_passed = 1;
+            }
+            if (rc)
                 continue;
-            if (hb_ev_encode(&m->evs[m->n], q->topic, q->topic_len, &id, epoch, ev, evlen, d,
-                             dlen)) {
+            if (hb_ev_encode(&m->evs[m->n], q->topic, q->topic_len, &e.id, epoch, e.ev, e.evlen,
+                             e.d, e.dlen)) {
                 m->error = 1;
                 break;
             }
@@ -187,16 +227,16 @@ static void on_client_history(redisAsyncContext *ac, void *reply, void *priv)
 static int at_live_position(hb_broker_t *b, const hreq_t *q, hb_id_t *id, const char **epoch)
 {
     btopic_t *t = btopic__get(b, q->topic, q->topic_len, 0);
-    if (q->tail_only || q->fresh || !q->cursor.epoch[0] || !t || t->state != T_SUBSCRIBED || t->need_backfill ||
-        t->backfill_inflight || t->pos_inflight || t->noticed || !(t->want & (1ull << q->thread)) ||
-        !brefill__position(t, id, epoch))
+    if (q->tail_only || q->fresh || !q->cursor.epoch[0] || !t || t->state != T_SUBSCRIBED ||
+        t->need_backfill || t->backfill_inflight || t->pos_inflight || t->noticed ||
+        !(t->want & (1ull << q->thread)) || !brefill__position(t, id, epoch))
         return 0;
     return (*epoch)[0] && !strcmp(*epoch, q->cursor.epoch) && hb_id_cmp(id, &q->cursor.id) == 0;
 }
 
 void history__send(hb_broker_t *b, hreq_t *q)
 {
-    char since[HB_ID_STR_MAX], count[24];
+    char since[HB_ID_STR_MAX], count[24], bytes[24];
     hb_id_t at;
     const char *epoch;
     if (hb_hflag_cancelled(q->cancel)) { /* cancelled while it waited: Redis is not asked */
@@ -219,9 +259,10 @@ void history__send(hb_broker_t *b, hreq_t *q)
     else
         hb_id_format(&q->cursor.id, since);
     snprintf(count, sizeof(count), "%ld", hreq_count(b, q));
-    const char *av[] = {since, q->cursor.epoch, count};
-    size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count)};
-    if (hb_rc_fcall(b, b->fn.history, q->topic, q->topic_len, 3, av, al, on_client_history, q) !=
+    snprintf(bytes, sizeof(bytes), "%zu", q->max_bytes ? q->max_bytes : history__page_bytes(b));
+    const char *av[] = {since, q->cursor.epoch, count, bytes};
+    size_t al[] = {strlen(since), strlen(q->cursor.epoch), strlen(count), strlen(bytes)};
+    if (hb_rc_fcall(b, b->fn.history, q->topic, q->topic_len, 4, av, al, on_client_history, q) !=
         REDIS_OK)
         answer(b, NULL, q);
 }

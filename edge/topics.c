@@ -461,6 +461,10 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
         sub_deliver(u, &m->evs[i], 0);
     if (c->closing)
         return;
+    if (m->has_passed && (!u->have_last || id_after(&m->passed, &u->last))) {
+        u->last = m->passed; /* the next page is read after it, not from before it again */
+        u->have_last = 1;
+    }
     if (m->more) {
         if (!c->ops->answer || hb_hread_poll_room(c)) {
             /* a long-poll answer takes more pages while it has room: up to --history-batch

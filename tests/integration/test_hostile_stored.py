@@ -1,0 +1,142 @@
+"""Stream entries Herald would never have stored, written into a topic's stream by something else
+with access to Redis (a direct XADD, a tool, a bug): an event name with a line break (it would
+end the SSE `event:` line and forge fields), a payload over --max-message-bytes, a name longer
+than 64 bytes. Nothing from Redis is trusted: such an entry is skipped, counted
+(herald_stored_entries_skipped_total) and logged, and every reader goes on past it to the
+events after it, whether they are on the same page or many pages later.
+
+Before: the first such entry failed the whole history page ("history read failed": the client
+was closed to resume from the same cursor, and failed again, for ever), and the broker's refill
+after a reconnection read the same page of them again and again (a spin on Redis)."""
+
+import json
+
+import harness
+from harness import (HeraldTestCase, SSEClient, fcall_publish, http_get, scrape, split_cursor,
+                     stream_key, wait_live_subscribed, wait_until)
+from hostile import Bystander, assert_idle
+from wsclient import WSClient, request
+
+TOPIC = "stored.bad"
+MAX = 1024
+BATCH = 100  # pages of the refill; the bad run below fills more than one
+
+
+def skipped(h):
+    return scrape(h.port).get("herald_stored_entries_skipped_total", 0)
+
+
+class StoredEntries(HeraldTestCase):
+
+    def start(self):
+        self.srv = self.redis()
+        self.r = self.client(self.srv)
+        self.h = self.edge(self.srv, args=["--max-message-bytes", str(MAX), "--history-batch",
+                                           str(BATCH)])
+        self.bystander = Bystander(self, self.h, self.r)
+        return self.h
+
+    def store_bad(self, n_names=2 * BATCH + 10):
+        """Entries written around Herald into TOPIC's stream (which exists): returns how many."""
+        key = stream_key(TOPIC)
+        cmds = [("XADD", key, "*", "d", "forged-%d" % i, "e", "x\nid: 1-1\ndata: forged")
+                for i in range(n_names)]
+        cmds.append(("XADD", key, "*", "d", "y" * (MAX + 1)))
+        cmds.append(("XADD", key, "*", "d", "long-name", "e", "n" * 65))
+        cmds.append(("XADD", key, "*", "e", "a\rb"))
+        for rid in self.r.pipeline(cmds):
+            self.assertIsInstance(rid, bytes, rid)
+        return len(cmds)
+
+    def finish(self, h, n_bad):
+        wait_until(lambda: skipped(h) >= n_bad, 10, what="skipped entries counted")
+        self.assertIn("stored entry skipped", h.log())
+        self.bystander.check()
+        assert_idle(self, h)
+        self.assert_serving(h)
+
+    def test_resume_reads_past_them(self):
+        h = self.start()
+        first = fcall_publish(self.r, TOPIC, "before")
+        n_bad = self.store_bad()
+        after = fcall_publish(self.r, TOPIC, "after")
+        cursor = "%s_%s" % (first, self.r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode())
+
+        sse = SSEClient(h.port, "/events/" + TOPIC, headers={"Last-Event-ID": cursor})
+        self._closers.append(sse)
+        self.assertEqual(sse.status, 200)
+        ev = sse.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(ev.id)[0], ev.data, ev.event), (after, "after", None))
+
+        ws = WSClient(h.port)
+        self._closers.append(ws)
+        self.assertEqual(request(ws, {"type": "subscribe", "topic": TOPIC, "since": cursor,
+                                      "id": 1}),
+                         {"type": "subscribed", "topic": TOPIC, "id": 1})
+        msg = ws.recv_json(10 * harness.SCALE)
+        self.assertEqual((msg.get("type"), split_cursor(msg["id"])[0], msg.get("data"),
+                          msg.get("event")), ("event", after, "after", None), msg)
+
+        status, _, body = http_get(h.port, "/poll/%s?since=%s&timeout=0" % (TOPIC, cursor))
+        self.assertEqual(status, 200, body)
+        answer = json.loads(body)
+        self.assertEqual([(split_cursor(e["id"])[0], e["data"]) for e in answer["events"]],
+                         [(after, "after")], answer)
+
+        # nothing else came: one more event is the next thing each reader gets
+        last = fcall_publish(self.r, TOPIC, "last")
+        ev = sse.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(ev.id)[0], ev.data), (last, "last"))
+        msg = ws.recv_json(10 * harness.SCALE)
+        self.assertEqual((split_cursor(msg["id"])[0], msg["data"]), (last, "last"), msg)
+        self.finish(h, n_bad)
+
+    def test_refill_after_a_reconnection_reads_past_them(self):
+        h = self.start()
+        sse = SSEClient(h.port, "/events/" + TOPIC)
+        self._closers.append(sse)
+        self.assertEqual(sse.status, 200)
+        wait_live_subscribed(self.r, TOPIC)
+        first = fcall_publish(self.r, TOPIC, "before")
+        self.assertEqual(split_cursor(sse.next_event(10 * harness.SCALE).id)[0], first)
+        # stored without a live message: the edge learns of them by the refill that follows
+        # its reconnection, which reads on from "before", more than a page of them
+        n_bad = self.store_bad()
+        self.r.cmd("CLIENT", "KILL", "SKIPME", "yes")
+        wait_until(lambda: skipped(h) >= n_bad, 10,
+                   what="the refill read past them")
+        wait_until(lambda: scrape(h.port).get("herald_ready") == 1, 10, what="edge ready again")
+        last = fcall_publish(self.r, TOPIC, "last")
+        ev = sse.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(ev.id)[0], ev.data, ev.event), (last, "last", None))
+        sse.pump(0.3 * harness.SCALE)
+        self.assertEqual(sse.pending(), [])
+        self.finish(h, n_bad)
+
+    def test_history_reply_is_bounded_in_bytes(self):
+        """herald_history's fourth argument bounds a page's payload bytes (one entry at least),
+        and a payload over the library's bound is left out of the reply (field x: its size):
+        what an edge buffers per read is bounded before Redis sends it."""
+        self.start()
+        ids = [fcall_publish(self.r, TOPIC, ("%03d" % i) * 300) for i in range(20)]  # 900 B
+        self.r.cmd("XADD", stream_key(TOPIC), "*", "d", "z" * 100000)
+        ep = self.r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
+        got, since = [], "0-0"
+        for _ in range(40):
+            epoch, gap, ents, tail = self.r.cmd("FCALL_RO", "herald_history", 1, TOPIC, since, ep,
+                                                500, 4000)
+            self.assertEqual((epoch.decode(), gap), (ep, b""))
+            size = sum(len(v) for e in ents for v in e[1][1::2])
+            self.assertLessEqual(size, 4000, "%d entries" % len(ents))
+            self.assertGreaterEqual(len(ents), 1)
+            got += ents
+            since = ents[-1][0].decode()
+            if since == tail.decode():
+                break
+        self.assertEqual([e[0].decode() for e in got[:20]], ids)
+        self.assertEqual(got[20][1], [b"x", b"100000"])
+        self.assertEqual(len(got), 21)
+
+
+if __name__ == "__main__":
+    harness.main()
