@@ -206,8 +206,8 @@ typedef struct hist_ent {
 /**
  * history__parse_entry() - the parts of entry e ([id, [field, value, ...]]) of topic's history
  * page into *out. Broker thread. 0: an event to deliver. HB_ELIMIT: an entry Herald's store
- * would have refused (payload over --max-message-bytes, or left out by herald_history as too
- * large; an event name hb_event_name_validate() refuses), written around Herald: out->id is
+ * would have refused (its payload over the library's --max-message-bytes, which herald_history
+ * leaves out, field x; an event name hb_event_name_validate() refuses): out->id is
  * set and readers pass over it; counted (stats.stored_skipped) and logged here. HB_EPROTO: not
  * an entry (no ID to pass).
  */

@@ -46,12 +46,13 @@ int history__parse_entry(hb_broker_t *b, const char *topic, size_t tlen, redisRe
             out->ev = v->str;
             out->evlen = v->len;
         } else if (k->str[0] == 'x') {
-            why = "payload larger than --max-message-bytes"; /* left out by herald_history */
+            why = "payload larger than --max-message-bytes"; /* herald_history left it out */
         }
     }
-    /* what Herald's store refuses (hb_script.c) was written around it: never delivered */
-    if (!why && out->dlen > (size_t)b->edge->cfg.max_message_bytes)
-        why = "payload larger than --max-message-bytes";
+    /* what Herald's store refuses (hb_script.c) was written around it: never delivered. The
+     * payload bound is the library's (the deployment's setting, herald_history applies it),
+     * not this edge's: during a rolling change of --max-message-bytes every edge delivers the
+     * same events from history as live */
     if (!why && out->ev && hb_event_name_validate(out->ev, out->evlen, NULL) != HB_OK)
         why = "event name Herald does not accept";
     if (!why)
