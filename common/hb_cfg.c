@@ -101,6 +101,11 @@ static const opt_t opts[] = {
      "bearer key for POST /publish/<topic> and WebSocket publish (empty: HTTP publish off)"},
     {"max-topics-per-connection", T_INT, "64", 1, 4096, O(max_topics),
      "topics one WebSocket or multi-topic SSE connection may subscribe to"},
+    {"topic-rate", T_LONG, "2000", 0, 10000000, O(topic_rate),
+     "new topics per second the edge takes on (each costs Redis a subscription and two "
+     "function calls): a request past it is turned away to retry (SSE: retry: and close; "
+     "long-poll: 503; WebSocket: error busy); topics the client's service thread already "
+     "serves never are (0: no limit)"},
     {"poll-timeout-max", T_INT, "60", 1, 3600, O(poll_timeout_max),
      "longest wait a long-poll request may ask for (seconds)"},
     {"idle-timeout", T_INT, "30", 1, 3600, O(idle_timeout),

@@ -60,6 +60,7 @@ typedef struct hb_cfg {
     long max_header_bytes;
     char publish_key[HB_CFG_STR_MAX];
     int max_topics;       /* per connection */
+    long topic_rate;      /* new topics per second per edge (0: no limit) */
     int poll_timeout_max; /* seconds */
     int ws_ping_interval; /* seconds */
     int idle_timeout;     /* seconds an idle keep-alive HTTP connection is kept */

@@ -42,6 +42,7 @@ typedef struct hb_stats {
     atomic_ullong cluster_primaries;          /* gauge: primaries in the current map */
     atomic_ullong rejected_incomplete; /* closed before a whole request: timeouts, bad bytes */
     atomic_ullong rejected_topics;     /* --max-topics-per-connection */
+    atomic_ullong rejected_topic_rate; /* --topic-rate */
     atomic_ullong published;           /* HTTP/WS publishes stored */
     atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;

@@ -176,6 +176,8 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
     }
     if (!hb_svc_admit(s, c->wsi))
         return hb_http_respond_text(c, 503, "over capacity or draining: retry later\n", 1);
+    if (!hb_topics_take(s, &(const char *){name}, &tlen, 1))
+        return hb_http_respond_text(c, 503, "too many new topics on this edge: retry later\n", 1);
     x = hb_creq(c);
     hb_client_count(c, &hb_poll_ops);
     if (has) {

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "hb_err.h"
+#include "hb_time.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_sse.h"
@@ -404,6 +405,12 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->inq = hb_queue_new((size_t)edge->cfg.service_queue_max);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
+    {
+        /* a thread's share of --topic-rate; a burst of one second, one whole request at least */
+        double rate = (double)edge->cfg.topic_rate / (edge->nthreads > 0 ? edge->nthreads : 1);
+        double burst = rate > edge->cfg.max_topics ? rate : edge->cfg.max_topics;
+        hb_bucket_init(&s->topic_bucket, rate, burst, hb_now());
+    }
     hb_list_init(&s->wd_held);
     hb_list_init(&s->flush);
     hb_list_init(&s->backlog);

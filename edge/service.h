@@ -24,6 +24,7 @@
 #include <libwebsockets.h>
 
 #include "edge.h"
+#include "hb_bucket.h"
 #include "hb_dict.h"
 #include "hb_err.h"
 #include "hb_hist.h"
@@ -274,6 +275,8 @@ struct hb_svc {
      * newest first */
     hb_list_t backlog;
     int topics_dirty; /* a topic's SUB/UNSUB waits for a retry */
+    /* --topic-rate over the threads: topics this thread takes on (hb_topics_take()) */
+    hb_bucket_t topic_bucket;
     /* long-polls whose pipelining check is made when this loop turn's events are done
      * (hb_req_check_later(), from a libev prepare watcher: prep); NULL slots were cleaned
      * up meanwhile. An array, not a node in each client: every connection would pay for it */

@@ -116,7 +116,7 @@ int hb_http_sse_single(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
         return hb_http_bad_request(c, "Last-Event-ID is too long", 0);
     if (has > 0 && hb_cursor_parse(text, strlen(text), &cur, &reason))
         return hb_http_bad_request(c, reason, 0);
-    if (!hb_svc_admit(s, c->wsi))
+    if (!hb_svc_admit(s, c->wsi) || !hb_topics_take(s, &(const char *){name}, &tlen, 1))
         return sse_turn_away(s, c, wsi);
     ask = hb_topics_ask(s); /* before the head, which confirms the subscription */
     if (sse_headers(s, c, wsi, &hb_sse_ops))
@@ -206,7 +206,7 @@ int hb_http_sse_multi(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
             p = comma ? comma + 1 : p + len;
         }
     }
-    if (!hb_svc_admit(s, c->wsi)) {
+    if (!hb_svc_admit(s, c->wsi) || !hb_topics_take(s, tops, NULL, n)) {
         ret = sse_turn_away(s, c, wsi);
         goto out;
     }

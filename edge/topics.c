@@ -12,6 +12,7 @@
 
 #include "hb_log.h"
 #include "hb_mem.h"
+#include "hb_time.h"
 #include "hread.h"
 
 #define MOD "service"
@@ -63,6 +64,20 @@ void hb_topics_retry(hb_svc_t *s)
             t->dirty = 0; /* what failed to go is what the broker has again */
         topic_maybe_free(s, t);
     }
+}
+
+int hb_topics_take(hb_svc_t *s, const char *const *names, const size_t *lens, int n)
+{
+    unsigned fresh = 0;
+    for (int i = 0; i < n; i++)
+        fresh += !hb_dict_get(s->topics, names[i], lens ? lens[i] : strlen(names[i]));
+    if (hb_bucket_take(&s->topic_bucket, fresh, hb_now()))
+        return 1;
+    atomic_fetch_add_explicit(&s->edge->stats.rejected_topic_rate, 1, memory_order_relaxed);
+    hb_log_ratelimited("topic-rate", 1000, HB_LOG_WARN, MOD,
+                       "subscription turned away: new topics past --topic-rate", "{s:i}",
+                       "new_topics", (int)fresh);
+    return 0;
 }
 
 /* ---- where live delivery of a topic stands on this thread ---- */

@@ -21,6 +21,16 @@ typedef struct hb_ask {
  */
 hb_ask_t hb_topics_ask(const hb_svc_t *s);
 
+/**
+ * hb_topics_take() - whether a request may subscribe to the @n topics (@names, @lens; @lens
+ * NULL: the names are NUL-terminated) now, by
+ * --topic-rate: each topic this thread has no subscriber of takes a token of the thread's
+ * bucket (all or none). 1: go on (a request naming only topics the thread serves always
+ * may); 0: turned away, nothing taken, counted (herald_rejected_total{reason="topic_rate"})
+ * and logged (rate-limited): the caller answers it "retry later". Service thread.
+ */
+int hb_topics_take(hb_svc_t *s, const char *const *names, const size_t *lens, int n);
+
 #define HB_SUB_TAIL 1  /* hb_sub_add(): only the tail cursor (a long-poll without since) */
 #define HB_SUB_FRESH 2 /* hb_sub_add(): read Redis even at the live position */
 /**

@@ -232,6 +232,10 @@ static void on_subscribe(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
         reply_error(c, "too_many_topics", "topic limit of this connection reached", m->echo);
         return;
     }
+    if (!hb_topics_take(s, &(const char *){m->topic}, &m->topic_len, 1)) {
+        reply_error(c, "busy", "too many new topics on this edge: retry later", m->echo);
+        return;
+    }
     /* the reply goes first: history and live events follow it; the ask is before it */
     ask = hb_topics_ask(s);
     reply(c, json_pack("{s:s,s:s%}", "type", "subscribed", "topic", m->topic, m->topic_len),
