@@ -66,6 +66,13 @@ void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m);
  * broker's tick (btopic__rejoin).
  */
 void btopic__join(hb_broker_t *b, btopic_t *t, int i, uint64_t ask_gen);
+/**
+ * btopic__asked() - a SUB of t whose first subscriber asked at wall-clock ms @ask_ms (0:
+ * unknown): before t's first subscription is confirmed, t counts as asked for then when that
+ * is earlier than it was (asked_ms, asked_at), so that the first refill starts from the
+ * earliest ask, however late the SUB reached this thread. Broker thread.
+ */
+void btopic__asked(btopic_t *t, uint64_t ask_ms);
 /** btopic__rejoin() - from the broker's tick, for t with join_wait bits: the deferred joins
  * go again (those of threads that left t are dropped). */
 void btopic__rejoin(hb_broker_t *b, btopic_t *t);

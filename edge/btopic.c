@@ -51,6 +51,14 @@ btopic_t *btopic__get(hb_broker_t *b, const char *name, size_t len, int create)
     return t;
 }
 
+void btopic__asked(btopic_t *t, uint64_t ask_ms)
+{
+    if (t->sub_id || t->have_last || !ask_ms || ask_ms >= t->asked_ms)
+        return;
+    t->asked_at -= (double)(t->asked_ms - ask_ms) / 1000.0;
+    t->asked_ms = ask_ms;
+}
+
 void btopic__free(hb_broker_t *b, btopic_t *t)
 {
     hb_dict_del(b->topics, t->name, t->len);

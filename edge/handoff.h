@@ -123,6 +123,9 @@ typedef struct hb_req {
      * it is subscribed (hb_topics_ask): the broker hands the thread a join when the topic had
      * messages for other threads since */
     uint64_t ask_gen;
+    /* SUB: the wall clock (ms) of that ask: a topic new to the broker is refilled from it, not
+     * from when the SUB arrived (hb_broker_topic_subscribed) */
+    uint64_t ask_ms;
     hb_cursor_t cursor; /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
     int tail_only;
     int fresh; /* HISTORY: read Redis even at the broker's live position (history.c) */
