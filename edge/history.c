@@ -100,13 +100,13 @@ int history__more(redisReply *r, long count)
     return hb_id_cmp(&a, &tail) < 0;
 }
 
-/* Entries per history read: never more than half a client queue, or a resume could only ever
- * be cut off as a slow consumer before its first write. */
 size_t history__page_bytes(const hb_broker_t *b)
 {
     return hb_page_budget((size_t)b->edge->cfg.client_queue_bytes);
 }
 
+/* Entries per history read: never more than half a client queue, or a resume could only ever
+ * be cut off as a slow consumer before its first write. */
 long history__batch(const hb_broker_t *b)
 {
     long half = b->edge->cfg.client_queue_max / 2;
