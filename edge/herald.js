@@ -71,6 +71,7 @@ class WsTransport {
   constructor(base, auth, on) {
     this.on = on;
     this.topics = new Map(); // topic -> since
+    this.busy = new Map(); // topic -> subscribes the edge turned away as busy in a row
     this.auth = auth;
     const u = new URL("/ws", base);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
@@ -93,7 +94,10 @@ class WsTransport {
       }
       if (o.type === "event") this.on("event", o);
       else if (o.type === "gap") this.on("gap", o.topic, o.reason);
-      else if (o.type === "error") this.on("error", o);
+      else if (o.type === "error" && o.code === "busy" && this.topics.has(o.topic)) {
+        this.again(o.topic); // the edge takes on new topics at a bounded rate: not an error
+      } else if (o.type === "error") this.on("error", o);
+      else if (o.type === "subscribed") this.busy.delete(o.topic);
       else if (o.type === "pong" && o.node) this.on("node", o.node);
     };
     this.ws.onclose = () => this.on("down", this.open);
@@ -105,6 +109,15 @@ class WsTransport {
     const o = { type: "subscribe", topic };
     if (since) o.since = since;
     this.send(o);
+  }
+  // A subscribe the edge turned away as busy (--topic-rate): sent again after a backoff, with
+  // the topic's cursor as it stands then, while the topic is still wanted.
+  again(topic) {
+    const n = this.busy.get(topic) || 0;
+    this.busy.set(topic, n + 1);
+    setTimeout(() => {
+      if (this.open && this.topics.has(topic)) this.sub(topic, this.topics.get(topic));
+    }, backoff(n));
   }
   set(topic, since, replay) {
     const had = this.topics.has(topic);

@@ -233,7 +233,12 @@ static void on_subscribe(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
         return;
     }
     if (!hb_topics_take(s, &(const char *){m->topic}, &m->topic_len, 1)) {
-        reply_error(c, "busy", "too many new topics on this edge: retry later", m->echo);
+        /* names the topic: a client that subscribes without ids knows what to send again */
+        reply(c,
+              json_pack("{s:s,s:s,s:s,s:s%}", "type", "error", "code", "busy", "message",
+                        "too many new topics on this edge: retry later", "topic", m->topic,
+                        m->topic_len),
+              m->echo);
         return;
     }
     /* the reply goes first: history and live events follow it; the ask is before it */

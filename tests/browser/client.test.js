@@ -29,6 +29,7 @@ const REDIS_PORT = arg("redis-port");
 const SCALE = Number(arg("scale", process.env.HERALD_TIMEOUT_SCALE || 1));
 const SECRET = arg("jwt-secret");
 const COOKIE_EDGE = arg("cookie-edge"); // an edge with --auth-cookie herald_token, no anonymous
+const BUSY_EDGE = arg("busy-edge"); // an edge with --topic-rate 5 --threads 1
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const EDGES = (arg("edges") || "").split(",").filter(Boolean).map((x) => {
   const [port, pid] = x.split(":").map(Number);
@@ -302,6 +303,47 @@ test("cookie sign-in works from the edge's own origin and is refused from anothe
   }, [COOKIE_EDGE, topic]);
   assert.deepStrictEqual(out, { errors: ["unauthorized"], events: [] });
   await q.close();
+});
+
+// --topic-rate: an edge that takes on 5 new topics a second (a burst of 64) turns a WebSocket
+// subscribe past it away as `busy`; herald.js sends it again after a backoff until it holds,
+// without reporting an error. Another socket of the page spends the burst first.
+test("subscriptions the edge turns away as busy are sent again until they hold", async () => {
+  const p = await context.newPage();
+  await p.goto(BUSY_EDGE + "/healthz");
+  const topics = Array.from({ length: 20 }, (_, i) => "busy." + process.pid + "." + i);
+  const refused = async () => {
+    const text = await (await fetch(BUSY_EDGE + "/metrics")).text();
+    const m = /^herald_rejected_total\{reason="topic_rate"\} (\d+)/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  await p.evaluate(async (n) => { // spends the burst: n made-up topics on a plain WebSocket
+    const ws = new WebSocket(location.origin.replace("http", "ws") + "/ws", "herald.v1");
+    await new Promise((r) => { ws.onopen = r; });
+    let left = n;
+    const done = new Promise((r) => { ws.onmessage = () => { if (--left === 0) r(); }; });
+    for (let i = 0; i < n; i++) ws.send(JSON.stringify({ type: "subscribe", topic: "spend." + i }));
+    await done;
+    window.spender = ws;
+  }, 60);
+  await p.evaluate(async (topics) => {
+    const mod = await import("/herald.js");
+    window.busy = { events: [], errors: [] };
+    const h = mod.connect(location.origin, { transports: ["ws"], share: false });
+    h.onError = (e) => window.busy.errors.push(e.code);
+    for (const t of topics) h.subscribe(t, (ev) => window.busy.events.push(t + "|" + ev.data));
+  }, topics);
+  await waitFor(async () => (await refused()) > 0, 20, "subscribes turned away as busy");
+  // fresh subscriptions start live: publish to each topic until every one has had an event
+  const have = async () => new Set((await p.evaluate(() => window.busy.events.slice()))
+    .map((x) => x.split("|")[0]));
+  await waitFor(async () => {
+    const seen = await have();
+    for (const t of topics) if (!seen.has(t)) await publish(t, "hello");
+    return seen.size === topics.length;
+  }, 60, "every topic subscribed after busy refusals");
+  assert.deepStrictEqual(await p.evaluate(() => window.busy.errors), []);
+  await p.close();
 });
 
 // The demo page on herald.js: each event line names the transport and edge that delivered it;

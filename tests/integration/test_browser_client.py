@@ -25,6 +25,7 @@ class BrowserClient(HeraldTestCase):
                                       "--allow-anonymous", "on", "--jwt-leeway", "1"))
         cookie_edge = self.edge(srv, "edge-cookie", ["--jwt-secret", secret,
                                                      "--auth-cookie", "herald_token"])
+        busy_edge = self.edge(srv, "edge-busy", ["--topic-rate", "5", "--threads", "1"])
         lb = HAProxy(hs)
         try:
             lb.wait_all_up()
@@ -32,6 +33,7 @@ class BrowserClient(HeraldTestCase):
                     "--edge", "http://127.0.0.1:%d" % lb.port, "--redis-port", str(srv.port),
                     "--edges", ",".join("%d:%d" % (h.port, h.proc.pid) for h in hs),
                     "--cookie-edge", "http://127.0.0.1:%d" % cookie_edge.port,
+                    "--busy-edge", "http://127.0.0.1:%d" % busy_edge.port,
                     "--jwt-secret", secret, "--scale", str(harness.SCALE)]
             p = subprocess.run(argv, cwd=BROWSER_DIR, env=dict(os.environ, CHROMIUM=CHROMIUM),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -42,7 +44,7 @@ class BrowserClient(HeraldTestCase):
                 if not h.alive():
                     h.expected_exit = True   # the test SIGKILLs the serving edge
             self.assertEqual(p.returncode, 0, "node tests/browser/client.test.js failed")
-            self.assertRegex(text, r"(?m)^# pass 8$")
+            self.assertRegex(text, r"(?m)^# pass 9$")
         finally:
             lb.close()
 
