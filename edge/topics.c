@@ -72,7 +72,7 @@ int hb_topics_take(hb_svc_t *s, const char *const *names, const size_t *lens, in
     unsigned fresh = 0;
     for (int i = 0; i < n; i++)
         fresh += !hb_dict_get(s->topics, names[i], lens ? lens[i] : strlen(names[i]));
-    if (hb_bucket_take(&s->topic_bucket, fresh, hb_now()))
+    if (!fresh || hb_bucket_take(&s->topic_bucket, fresh, hb_now()))
         return 1;
     atomic_fetch_add_explicit(&s->edge->stats.rejected_topic_rate, 1, memory_order_relaxed);
     hb_log_ratelimited("topic-rate", 1000, HB_LOG_WARN, MOD,
