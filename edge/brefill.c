@@ -192,14 +192,9 @@ void hb_broker_refill_all(hb_broker_t *b)
     size_t it = 0, klen;
     const void *k;
     void *v;
-    while (hb_dict_next(b->topics, &it, &k, &klen, &v)) {
-        btopic_t *t = v;
-        if (t->state != T_SUBSCRIBED || !(t->have_last || t->have_pos) || t->need_backfill)
-            continue;
-        t->need_backfill = 1;
-        t->lost_checked = !t->have_last;
-        brefill__kick(b, t);
-    }
+    while (hb_dict_next(b->topics, &it, &k, &klen, &v))
+        if (btopic__want_refill(v))
+            brefill__kick(b, v);
     hb_broker_update_ready(b);
 }
 

@@ -97,6 +97,13 @@ void btopic__emit_gap(hb_broker_t *b, btopic_t *t, hb_gap_t gap);
 void btopic__deliver(hb_broker_t *b, btopic_t *t, const hb_id_t *id, const char *epoch,
                      size_t eplen, const char *ev, size_t evlen, const char *data, size_t dlen);
 /**
+ * btopic__want_refill() - marks subscribed topic t to be refilled from where its delivery
+ * stands (its live events held meanwhile): 1 when marked, for the caller to start it
+ * (brefill__kick) or leave it to the broker's tick (brefill__retry, within a second); 0 when
+ * it has no position yet or a refill is under way. Broker thread.
+ */
+int btopic__want_refill(btopic_t *t);
+/**
  * btopic__pass() - moves t's delivery position past the stream entry id of `epoch` that is not
  * delivered (history__parse_entry() refused it) as btopic__deliver() would for an event (a
  * reset notice on an epoch change), without emitting it: the refill's next page reads on

@@ -18,12 +18,16 @@
 #include "canary.h"
 #include "hb_dict.h"
 #include "hb_err.h"
+#include "hb_time.h"
 #include "hb_live.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "rc.h"
 
 #define MOD "broker"
+/* How far ahead of this edge's wall clock a live message's ID may be (ms): Redis makes IDs
+ * from its own clock, which NTP keeps within milliseconds of ours */
+#define LIVE_AHEAD_MS 2000u
 /* A topic's first subscription confirmed this long after a client asked for it is refilled
  * from the time of the ask (hb_broker_topic_subscribed), less this margin for clock skew
  * between the edge and Redis. */
@@ -49,6 +53,15 @@ btopic_t *btopic__get(hb_broker_t *b, const char *name, size_t len, int create)
     hb_dict_set(b->topics, name, len, t);
     atomic_fetch_add_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
     return t;
+}
+
+int btopic__want_refill(btopic_t *t)
+{
+    if (t->state != T_SUBSCRIBED || !(t->have_last || t->have_pos) || t->need_backfill)
+        return 0;
+    t->need_backfill = 1;
+    t->lost_checked = !t->have_last;
+    return 1;
 }
 
 void btopic__asked(btopic_t *t, uint64_t ask_ms)
@@ -263,6 +276,20 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
     if (hb_live_decode(msg, mlen, &lv, &reason)) {
         hb_log_ratelimited("live-decode", 1000, HB_LOG_WARN, MOD, "malformed live message",
                            "{s:s%,s:s}", "topic", tname, tlen, "err", reason);
+        return;
+    }
+    if (lv.id.ms > (uint64_t)(hb_wall_us() / 1000) + LIVE_AHEAD_MS) {
+        /* Not an ID Redis made now: a message PUBLISHed to the channel around Herald (anyone
+         * who may PUBLISH on Redis can), or a Redis clock far ahead of this edge's. Trusted,
+         * it would move the topic's position past every event stored before that time, and
+         * they would be dropped as delivered already. The stream is read instead: it has
+         * what was stored, and only that. */
+        atomic_fetch_add_explicit(&b->edge->stats.live_ahead, 1, memory_order_relaxed);
+        hb_log_ratelimited("live-ahead", 1000, HB_LOG_WARN, MOD,
+                           "live message ahead of this edge's clock: not trusted, the topic is "
+                           "read from its stream (a PUBLISH around Herald, or clocks apart)",
+                           "{s:s%}", "topic", tname, tlen);
+        (void)btopic__want_refill(t); /* the broker's tick starts it */
         return;
     }
     if (t->need_backfill) {

@@ -82,6 +82,10 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_connections", NULL, NULL, "{transport=\"ws\"}", LOAD(conn_ws)},
         {"herald_connections", NULL, NULL, "{transport=\"poll\"}", LOAD(conn_poll)},
         {"herald_events_in_total", "counter", "Events received from Redis.", "", LOAD(events_in)},
+        {"herald_live_ahead_total", "counter",
+         "Live messages whose ID was more than 2 s ahead of this edge's clock: not delivered; "
+         "their topic was read from its stream instead.",
+         "", LOAD(live_ahead)},
         {"herald_stored_entries_skipped_total", "counter",
          "Stream entries read from history that Herald would not have stored (a payload over "
          "--max-message-bytes, a bad event name), passed over undelivered.",
@@ -139,8 +143,7 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(rejected_incomplete)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"too_many_topics\"}",
          LOAD(rejected_topics)},
-        {"herald_rejected_total", NULL, NULL, "{reason=\"topic_rate\"}",
-         LOAD(rejected_topic_rate)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"topic_rate\"}", LOAD(rejected_topic_rate)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"socket_limit\"}",
          LOAD(rejected_sock_limit)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"evicted\"}", LOAD(evicted)},

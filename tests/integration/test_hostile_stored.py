@@ -12,8 +12,8 @@ after a reconnection read the same page of them again and again (a spin on Redis
 import json
 
 import harness
-from harness import (HeraldTestCase, SSEClient, fcall_publish, http_get, scrape, split_cursor,
-                     stream_key, wait_live_subscribed, wait_until)
+from harness import (HeraldTestCase, SSEClient, fcall_publish, http_get, live_channel, scrape,
+                     split_cursor, stream_key, wait_live_subscribed, wait_until)
 from hostile import Bystander, assert_idle
 from wsclient import WSClient, request
 
@@ -112,6 +112,33 @@ class StoredEntries(HeraldTestCase):
         sse.pump(0.3 * harness.SCALE)
         self.assertEqual(sse.pending(), [])
         self.finish(h, n_bad)
+
+    def test_live_message_far_ahead_is_not_trusted(self):
+        """Anyone who may PUBLISH on Redis (a raw-ingest publisher) can send a message on a
+        topic's live channel. One with an ID far ahead moved the topic's position past every
+        real event to come, which were then dropped as delivered already: the topic fell
+        silent on every edge. Now it is not delivered and the topic is read from its stream."""
+        h = self.start()
+        sse = SSEClient(h.port, "/events/" + TOPIC)
+        self._closers.append(sse)
+        wait_live_subscribed(self.r, TOPIC)
+        first = fcall_publish(self.r, TOPIC, "before")
+        self.assertEqual(split_cursor(sse.next_event(10).id)[0], first)
+        epoch = self.r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
+        self.r.cmd("PUBLISH", live_channel(TOPIC), "H1|99999999999999-0|%s|||forged" % epoch)
+        after = fcall_publish(self.r, TOPIC, "after")
+        ev = sse.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(ev.id)[0], ev.data), (after, "after"))
+        wait_until(lambda: scrape(h.port).get("herald_live_ahead_total", 0) == 1, 10,
+                   what="the message counted")
+        last = fcall_publish(self.r, TOPIC, "last")
+        ev = sse.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(ev.id)[0], ev.data), (last, "last"))
+        sse.pump(0.3 * harness.SCALE)
+        self.assertEqual(sse.pending(), [])
+        self.assertIn("live message ahead of this edge's clock", h.log())
+        self.bystander.check()
+        assert_idle(self, h)
 
     def test_history_reply_is_bounded_in_bytes(self):
         """herald_history's fourth argument bounds a page's payload bytes (one entry at least),
