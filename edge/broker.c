@@ -94,8 +94,7 @@ static void handle_req(hb_broker_t *b, hb_req_t *q)
 
     switch (q->type) {
     case HB_REQ_SUB:
-        btopic__asked(t, q->ask_ms);
-        btopic__join(b, t, q->thread, q->ask_gen);
+        btopic__join(b, t, q->thread, &q->ask);
         if (t->state == T_IDLE)
             btopic__subscribe(b, t);
         break;

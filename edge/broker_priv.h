@@ -57,22 +57,17 @@ void btopic__free(hb_broker_t *b, btopic_t *t);
  */
 void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m);
 /**
- * btopic__join() - service thread i asked for t (HB_REQ_SUB, its first subscriber having read
- * emit generation ask_gen before it was told it is subscribed): adds it to t->want. When t had
- * messages for other threads since (t->last_gen > ask_gen), they may have been stored after
- * that subscriber asked: the thread is pushed a join message (hb_msg_t.join, at the topic's
- * sequence), and its subscribers read what they missed (topics.c). A full
- * queue defers the join (t->join_wait: nothing is emitted to the thread meanwhile) to the
- * broker's tick (btopic__rejoin).
+ * btopic__join() - service thread i asked for t (HB_REQ_SUB) for a subscriber that asked at
+ * @ask (read before it was told it is subscribed). Before t's first subscription is confirmed,
+ * t counts as asked for at ask->ms when that is earlier than it was (asked_ms, asked_at): the
+ * first refill starts from the earliest ask, however late the SUB reached this thread. Adds i
+ * to t->want; when t had messages for other threads since (t->last_gen > ask->gen), they may
+ * have been stored after that subscriber asked: the thread is pushed a join message
+ * (hb_msg_t.join, at the topic's sequence), and its subscribers read what they missed
+ * (topics.c). A full queue defers the join (t->join_wait: nothing is emitted to the thread
+ * meanwhile) to the broker's tick (btopic__rejoin). Broker thread.
  */
-void btopic__join(hb_broker_t *b, btopic_t *t, int i, uint64_t ask_gen);
-/**
- * btopic__asked() - a SUB of t whose first subscriber asked at wall-clock ms @ask_ms (0:
- * unknown): before t's first subscription is confirmed, t counts as asked for then when that
- * is earlier than it was (asked_ms, asked_at), so that the first refill starts from the
- * earliest ask, however late the SUB reached this thread. Broker thread.
- */
-void btopic__asked(btopic_t *t, uint64_t ask_ms);
+void btopic__join(hb_broker_t *b, btopic_t *t, int i, const hb_ask_t *ask);
 /** btopic__rejoin() - from the broker's tick, for t with join_wait bits: the deferred joins
  * go again (those of threads that left t are dropped). */
 void btopic__rejoin(hb_broker_t *b, btopic_t *t);

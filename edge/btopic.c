@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -28,9 +27,6 @@
 /* How far ahead of this edge's wall clock a live message's ID may be (ms): Redis makes IDs
  * from its own clock, which NTP keeps within milliseconds of ours */
 #define LIVE_AHEAD_MS 2000u
-/* A topic's first subscription confirmed this long after a client asked for it is refilled
- * from the time of the ask (hb_broker_topic_subscribed), less this margin for clock skew
- * between the edge and Redis. */
 
 /* ---- topics ---- */
 
@@ -45,11 +41,7 @@ btopic_t *btopic__get(hb_broker_t *b, const char *name, size_t len, int create)
     hb_list_init(&t->waiting);
     t->asked_at = hb_now();
     t->asked_unready = !hb_rc_ready(b);
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        t->asked_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    }
+    t->asked_ms = (uint64_t)(hb_wall_us() / 1000);
     hb_dict_set(b->topics, name, len, t);
     atomic_fetch_add_explicit(&b->edge->stats.topics, 1, memory_order_relaxed);
     return t;
@@ -62,14 +54,6 @@ int btopic__want_refill(btopic_t *t)
     t->need_backfill = 1;
     t->lost_checked = !t->have_last;
     return 1;
-}
-
-void btopic__asked(btopic_t *t, uint64_t ask_ms)
-{
-    if (t->sub_id || t->have_last || !ask_ms || ask_ms >= t->asked_ms)
-        return;
-    t->asked_at -= (double)(t->asked_ms - ask_ms) / 1000.0;
-    t->asked_ms = ask_ms;
 }
 
 void btopic__free(hb_broker_t *b, btopic_t *t)
@@ -155,13 +139,17 @@ static void join_push(hb_broker_t *b, btopic_t *t, int i)
                        "thread", i, "topic", t->name, t->len);
 }
 
-void btopic__join(hb_broker_t *b, btopic_t *t, int i, uint64_t ask_gen)
+void btopic__join(hb_broker_t *b, btopic_t *t, int i, const hb_ask_t *ask)
 {
     uint64_t bit = 1ull << i;
+    if (!t->sub_id && !t->have_last && ask->ms && ask->ms < t->asked_ms) {
+        t->asked_at -= (double)(t->asked_ms - ask->ms) / 1000.0; /* asked earlier than taken */
+        t->asked_ms = ask->ms;
+    }
     if (t->want & bit)
         return; /* it has the topic (or its join waits) */
     t->want |= bit;
-    if (t->last_gen > ask_gen) /* the topic went to other threads since its clients asked */
+    if (t->last_gen > ask->gen) /* the topic went to other threads since its clients asked */
         join_push(b, t, i);
 }
 

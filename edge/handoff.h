@@ -113,19 +113,25 @@ int hb_hflag_cancelled(const hb_hflag_t *f);
 /** hb_hflag_unref() - drop one reference; the last frees it. Any thread; accepts NULL. */
 void hb_hflag_unref(hb_hflag_t *f);
 
+/* When a client asked for a subscription: the broker's emit generation (hb_edge_t.emit_gen)
+ * and the wall clock in ms, both read before the client was told it is subscribed
+ * (hb_topics_ask(), topics.h). */
+typedef struct hb_ask {
+    uint64_t gen;
+    uint64_t ms;
+} hb_ask_t;
+
 typedef struct hb_req {
     hb_req_type_t type;
     int thread;
     char topic[HB_TOPIC_MAX + 1];
     size_t topic_len;
     uint64_t client_id;
-    /* SUB: hb_edge_t.emit_gen as the first subscriber of this SUB read it before it was told
-     * it is subscribed (hb_topics_ask): the broker hands the thread a join when the topic had
-     * messages for other threads since */
-    uint64_t ask_gen;
-    /* SUB: the wall clock (ms) of that ask: a topic new to the broker is refilled from it, not
-     * from when the SUB arrived (hb_broker_topic_subscribed) */
-    uint64_t ask_ms;
+    /* SUB: the ask of the subscriber that made the thread send it (btopic__join): the broker
+     * hands the thread a join when the topic had messages for other threads since its
+     * generation, and a topic new to the broker is refilled from its time, not from when the
+     * SUB arrived */
+    hb_ask_t ask;
     hb_cursor_t cursor; /* HISTORY; id ULLONG_MAX-ULLONG_MAX with tail_only: only the tail */
     int tail_only;
     int fresh; /* HISTORY: read Redis even at the broker's live position (history.c) */

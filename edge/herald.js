@@ -127,6 +127,7 @@ class WsTransport {
     if (!had || replay) this.sub(topic, since);
   }
   remove(topic) {
+    this.busy.delete(topic);
     if (this.topics.delete(topic)) this.send({ type: "unsubscribe", topic });
   }
   reauth(token) {

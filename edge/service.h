@@ -50,10 +50,9 @@ typedef struct ltopic {
     size_t nsubs;
     uint64_t seq; /* last EVENT sequence seen, to detect a dropped hand-off */
     int have_seq;
-    int told;         /* the broker has us: our last SUB, not an UNSUB after it, was queued */
-    int dirty;        /* a SUB/UNSUB could not be queued; retried by housekeeping */
-    uint64_t ask_gen; /* hb_ask_t.gen of the subscription that made us send our last SUB */
-    uint64_t ask_ms;  /* and its hb_ask_t.ms */
+    int told;     /* the broker has us: our last SUB, not an UNSUB after it, was queued */
+    int dirty;    /* a SUB/UNSUB could not be queued; retried by housekeeping */
+    hb_ask_t ask; /* of the subscription that made us send our last SUB */
     /* Where this thread's live delivery of the topic stands (topics.c, topic_at()): the cursor
      * of the last event received, "" when unknown. Kept only once the broker answered a
      * history request of this topic from its live position (synced: events received after

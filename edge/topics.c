@@ -29,8 +29,7 @@ static void topic_tell_broker(hb_svc_t *s, ltopic_t *t, hb_req_type_t type)
 {
     hb_req_t *q = hb_xcalloc(1, sizeof(*q));
     q->type = type;
-    q->ask_gen = t->ask_gen;
-    q->ask_ms = t->ask_ms;
+    q->ask = t->ask;
     memcpy(q->topic, t->name, t->len);
     q->topic_len = t->len;
     if (hb_svc_request(s, q) != 0) {
@@ -153,8 +152,7 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
         u->last.ms = ask->ms > HB_JOIN_CLOCK_MARGIN_MS ? ask->ms - HB_JOIN_CLOCK_MARGIN_MS : 0;
     }
     if (t->nsubs++ == 0 && !t->told) {
-        t->ask_gen = ask->gen;
-        t->ask_ms = ask->ms;
+        t->ask = *ask;
         topic_tell_broker(s, t, HB_REQ_SUB);
     }
     hb_svc_count(&s->subscriptions, 1);

@@ -8,12 +8,6 @@
  */
 #include "service.h"
 
-/* When a client asked for a subscription: the broker's emit generation (hb_edge_t.emit_gen)
- * and the wall clock in ms, both read before the client was told it is subscribed. */
-typedef struct hb_ask {
-    uint64_t gen;
-    uint64_t ms;
-} hb_ask_t;
 /**
  * hb_topics_ask() - the ask of a subscription confirmed from now on (hb_ask_t). A transport
  * that confirms before it calls hb_sub_add() (SSE: the response head) takes it first and
