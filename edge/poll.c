@@ -61,6 +61,17 @@ static void poll_history_tail(hb_client_t *c, const char *tail, int reset)
         memcpy(c->x->poll_next, tail, sizeof(c->x->poll_next));
 }
 
+/* Skipped stored entries: `next` moves past them, or the next poll reads them again. */
+static void poll_history_passed(hb_client_t *c, const hb_cursor_t *at)
+{
+    hb_cursor_t now;
+    char *next = c->x->poll_next;
+    if (next[0] && !hb_cursor_parse(next, strlen(next), &now, NULL) &&
+        !strcmp(now.epoch, at->epoch) && hb_id_cmp(&now.id, &at->id) >= 0)
+        return;
+    next[hb_cursor_format(&at->id, at->epoch, next)] = '\0';
+}
+
 /* History read: answered now if it has something; an empty wait needs no writable callback
  * (two epoll changes a poll): its pipelining check is made at the end of the loop turn. */
 static void poll_caught_up(hb_client_t *c)
@@ -87,6 +98,7 @@ const hb_transport_t hb_poll_ops = {
     .timer = poll_timer,
     .gap = poll_gap,
     .history_tail = poll_history_tail,
+    .history_passed = poll_history_passed,
     .caught_up = poll_caught_up,
     .drain = poll_drain,
     .end = hb_ctimer_peer_end,

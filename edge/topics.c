@@ -479,6 +479,11 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
     if (m->has_passed && (!u->have_last || id_after(&m->passed, &u->last))) {
         u->last = m->passed; /* the next page is read after it, not from before it again */
         u->have_last = 1;
+        if (c->ops->history_passed) {
+            hb_cursor_t at = {.id = m->passed};
+            memcpy(at.epoch, u->hcur.epoch, sizeof(at.epoch));
+            c->ops->history_passed(c, &at);
+        }
     }
     if (m->more) {
         if (!c->ops->answer || hb_hread_poll_room(c)) {

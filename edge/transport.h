@@ -63,6 +63,10 @@ typedef struct hb_transport {
     /** history_tail() - a history page for c named the stream's @tail cursor (@reset: after a
      * reset gap): long-poll's `next` when no event comes. */
     void (*history_tail)(hb_client_t *c, const char *tail, int reset);
+    /** history_passed() - a history page for c passed over stored entries it does not deliver
+     * (hb_msg_t.passed), up to @cursor: long-poll's `next` when no event comes, when it is after
+     * the one it has. */
+    void (*history_passed)(hb_client_t *c, const hb_cursor_t *cursor);
     /** caught_up() - a subscription of c caught up with live events after its history. */
     void (*caught_up)(hb_client_t *c);
     /** drain() - the edge drains (svc_process_inbox): end c the transport's way; @i picks one

@@ -91,6 +91,31 @@ class StoredEntries(HeraldTestCase):
         self.assertEqual((split_cursor(msg["id"])[0], msg["data"]), (last, "last"), msg)
         self.finish(h, n_bad)
 
+    def test_long_poll_next_is_past_them(self):
+        """A long-poll answered without events (the stream ends with skipped entries) names a
+        `next` past them: the next poll does not read (and skip, and count) them again."""
+        h = self.start()
+        first = fcall_publish(self.r, TOPIC, "before")
+        n_bad = self.store_bad(n_names=10)
+        cursor = "%s_%s" % (first, self.r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode())
+        status, _, body = http_get(h.port, "/poll/%s?since=%s&timeout=0" % (TOPIC, cursor))
+        self.assertEqual(status, 200, body)
+        answer = json.loads(body)
+        tail = self.r.cmd("XINFO", "STREAM", stream_key(TOPIC))
+        tail = dict(zip(tail[::2], tail[1::2]))[b"last-generated-id"].decode()
+        self.assertEqual((answer["events"], split_cursor(answer["next"])[0]), ([], tail), answer)
+        wait_until(lambda: skipped(h) == n_bad, 10, what="skipped entries counted")
+        for _ in range(3):
+            status, _, body = http_get(h.port, "/poll/%s?since=%s&timeout=0"
+                                       % (TOPIC, json.loads(body)["next"]))
+            self.assertEqual((status, json.loads(body)["events"]), (200, []), body)
+        self.assertEqual(skipped(h), n_bad, "read and skipped again")
+        after = fcall_publish(self.r, TOPIC, "after")
+        status, _, body = http_get(h.port, "/poll/%s?since=%s&timeout=0"
+                                   % (TOPIC, json.loads(body)["next"]))
+        self.assertEqual([split_cursor(e["id"])[0] for e in json.loads(body)["events"]], [after])
+        self.finish(h, n_bad)
+
     def test_refill_after_a_reconnection_reads_past_them(self):
         h = self.start()
         sse = SSEClient(h.port, "/events/" + TOPIC)
