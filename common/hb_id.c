@@ -116,6 +116,16 @@ static int is_epoch_byte(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
 }
 
+int hb_epoch_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > HB_EPOCH_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!is_epoch_byte((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
 int hb_cursor_parse(const char *s, size_t len, hb_cursor_t *out, const char **reason)
 {
     if (len == 0) {

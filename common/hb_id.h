@@ -37,6 +37,11 @@ int hb_id_cmp(const hb_id_t *a, const hb_id_t *b);
 size_t hb_id_format(const hb_id_t *id, char *out);
 /** hb_id_is_zero() - 1 for 0-0. */
 int hb_id_is_zero(const hb_id_t *id);
+/**
+ * hb_epoch_valid() - 1 when s[0..len) is an epoch: 1..HB_EPOCH_MAX bytes of [0-9a-z] (what
+ * Herald creates; one read from Redis is checked before it is put in a cursor). Any thread.
+ */
+int hb_epoch_valid(const char *s, size_t len);
 
 /**
  * hb_cursor_parse() - parse "<ms>-<seq>" or "<ms>-<seq>_<epoch>" (total length at most

@@ -17,18 +17,6 @@ static void set_reason(const char **reason, const char *r)
         *reason = r;
 }
 
-static int epoch_valid(const char *s, size_t len)
-{
-    if (len == 0 || len > HB_EPOCH_MAX)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')))
-            return 0;
-    }
-    return 1;
-}
-
 static int is_letter(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
@@ -63,7 +51,7 @@ int hb_live_decode(const char *s, size_t len, hb_live_t *out, const char **reaso
         set_reason(reason, "live message id is not <ms>-<seq>");
         return HB_EPROTO;
     }
-    if (!epoch_valid(field[2], flen[2])) {
+    if (!hb_epoch_valid(field[2], flen[2])) {
         set_reason(reason, "live message epoch is not 1..16 bytes of [0-9a-z]");
         return HB_EPROTO;
     }
@@ -97,7 +85,7 @@ int hb_live_encode(const hb_id_t *id, const char *epoch, const char *event, size
         (ev_len && event == NULL) || (data_len && data == NULL))
         return HB_EINVAL;
     size_t ep_len = strnlen(epoch, HB_EPOCH_MAX + 1);
-    if (!epoch_valid(epoch, ep_len))
+    if (!hb_epoch_valid(epoch, ep_len))
         return HB_EINVAL;
     if (ev_len && hb_event_name_validate(event, ev_len, NULL) != HB_OK)
         return HB_EINVAL;

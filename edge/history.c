@@ -65,11 +65,15 @@ int history__parse_entry(hb_broker_t *b, const char *topic, size_t tlen, redisRe
     return HB_ELIMIT;
 }
 
-/* Checks a herald_history reply's shape: {epoch, gap, entries}. */
+/* Checks a herald_history reply's shape: {epoch, gap, entries, tail}. The epoch is the topic's
+ * epoch key's value, which anything with access to Redis can SET: one that Herald would not
+ * have made ("" or [0-9a-z]{1,16}) would go into every cursor, SSE `id:` line and JSON `next`
+ * (a quote or a line break forging fields), and the client's cursor would be refused. */
 int history__reply_ok(redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
-           r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len <= HB_EPOCH_MAX &&
+           r->element[0]->type == REDIS_REPLY_STRING &&
+           (r->element[0]->len == 0 || hb_epoch_valid(r->element[0]->str, r->element[0]->len)) &&
            r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_ARRAY &&
            r->element[3]->type == REDIS_REPLY_STRING;
 }
@@ -154,9 +158,13 @@ static void answer(hb_broker_t *b, redisReply *r, hreq_t *q)
         /* nobody takes it: an empty answer frees the asker's slots, nothing is encoded */
     } else if (!history__reply_ok(r)) {
         m->error = 1;
-        if (r && r->type == REDIS_REPLY_ERROR)
+        if (r)
             hb_log_ratelimited("history-error", 1000, HB_LOG_WARN, MOD, "history read failed",
-                               "{s:s}", "err", r->str);
+                               "{s:s%,s:s}", "topic", q->topic, q->topic_len, "err",
+                               r->type == REDIS_REPLY_ERROR
+                                   ? r->str
+                                   : "not a herald_history reply (its shape, or an epoch "
+                                     "Herald did not make)");
     } else {
         redisReply *ents = r->element[2];
         const char *epoch = r->element[0]->str;

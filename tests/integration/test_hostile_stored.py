@@ -116,6 +116,40 @@ class StoredEntries(HeraldTestCase):
         self.assertEqual([split_cursor(e["id"])[0] for e in json.loads(body)["events"]], [after])
         self.finish(h, n_bad)
 
+    def test_epoch_key_set_around_herald(self):
+        """A topic's epoch key SET around Herald to a value it would not make (a quote, a
+        comma, a line break) went into every cursor: long-poll's `next` forged JSON keys, SSE
+        `id:` lines carried it and the browser's reconnect with it was refused (400) for good.
+        It now counts as no epoch: reads answer without one (a reset for a cursor that had
+        one), and the next publish makes a new one."""
+        h = self.start()
+        first = fcall_publish(self.r, TOPIC, "before")
+        epk = "herald:{%s}:epoch" % TOPIC
+        cursor = "%s_%s" % (first, self.r.cmd("GET", epk).decode())
+        self.r.cmd("SET", epk, 'a","x":"y')
+        status, _, body = http_get(h.port, "/poll/%s?since=%s&timeout=0" % (TOPIC, cursor))
+        self.assertEqual(status, 200, body)
+        answer = json.loads(body)
+        self.assertEqual((sorted(answer), answer.get("gap")), (["events", "gap", "next"], "reset"),
+                         body)
+        self.assertRegex(answer["next"], r"^\d+-\d+$", "a cursor without the bad epoch")
+        sse = SSEClient(h.port, "/events/" + TOPIC)
+        self._closers.append(sse)
+        wait_live_subscribed(self.r, TOPIC)
+        after = fcall_publish(self.r, TOPIC, "after")
+        epoch = self.r.cmd("GET", epk).decode()
+        self.assertRegex(epoch, "^[0-9a-z]{1,16}$", "a new epoch made by the publish")
+        ev = sse.next_event(10 * harness.SCALE)
+        self.assertEqual((ev.id, ev.data), ("%s_%s" % (after, epoch), "after"))
+        again = SSEClient(h.port, "/events/" + TOPIC, headers={"Last-Event-ID": ev.id})
+        self._closers.append(again)
+        self.assertEqual(again.status, 200)
+        last = fcall_publish(self.r, TOPIC, "last")
+        ev = again.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(ev.id)[0], ev.data), (last, "last"))
+        self.bystander.check()
+        self.assert_serving(h)
+
     def test_refill_after_a_reconnection_reads_past_them(self):
         h = self.start()
         sse = SSEClient(h.port, "/events/" + TOPIC)
