@@ -27,6 +27,7 @@
 #include <hiredis/hiredis.h>
 
 #include "hb_dict.h"
+#include "hb_id.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_script.h"
@@ -40,15 +41,24 @@
 
 /* ---- requests from the service threads ---- */
 
+/* The answer to a publish: the stored event's ID, which goes into JSON answers, so it is
+ * parsed and written again (a library replaced around Herald answers what it likes). */
 static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m)
 {
-    if (r && r->type == REDIS_REPLY_STRING) {
-        snprintf(m->result, sizeof(m->result), "%.*s", (int)r->len, r->str);
+    hb_id_t id;
+    if (r && r->type == REDIS_REPLY_STRING && !hb_id_parse(r->str, r->len, &id, NULL)) {
+        hb_id_format(&id, m->result);
         atomic_fetch_add_explicit(&b->edge->stats.published, 1, memory_order_relaxed);
     } else {
         m->error = 1;
         snprintf(m->result, sizeof(m->result), "%s",
-                 r && r->type == REDIS_REPLY_ERROR ? r->str : "redis unavailable");
+                 !r                             ? "redis unavailable"
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "redis answered the publish with no event ID");
+        if (r && r->type != REDIS_REPLY_ERROR)
+            hb_log_ratelimited("publish-reply", 1000, HB_LOG_WARN, MOD,
+                               "publish answered with no event ID (a library not Herald's?)",
+                               "{s:s%}", "topic", m->topic, m->topic_len);
     }
     if (hb_svc_push(b->edge->svcs[m->thread], m) != 0) {
         hb_msg_unref(m);

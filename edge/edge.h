@@ -15,6 +15,7 @@ typedef struct hb_stats {
     atomic_ullong events_in;      /* events received from Redis */
     atomic_ullong stored_skipped; /* stream entries Herald would not have stored, passed over */
     atomic_ullong live_ahead;     /* live messages with IDs ahead of the clock, not trusted */
+    atomic_ullong live_too_large; /* live messages over --max-message-bytes, not trusted */
     atomic_ullong connections;    /* open SSE connections */
     atomic_ullong slow_disconnects;
     /* client writes held back by --write-delay-ms (edge/cwrite.c) */

@@ -82,10 +82,12 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_connections", NULL, NULL, "{transport=\"ws\"}", LOAD(conn_ws)},
         {"herald_connections", NULL, NULL, "{transport=\"poll\"}", LOAD(conn_poll)},
         {"herald_events_in_total", "counter", "Events received from Redis.", "", LOAD(events_in)},
-        {"herald_live_ahead_total", "counter",
-         "Live messages whose ID was more than 2 s ahead of this edge's clock: not delivered; "
-         "their topic was read from its stream instead.",
-         "", LOAD(live_ahead)},
+        {"herald_live_untrusted_total", "counter",
+         "Live-channel messages Herald would not have published (an ID more than 2 s ahead of "
+         "this edge's clock, a payload over --max-message-bytes): not delivered; their topic "
+         "was read from its stream instead.",
+         "{reason=\"ahead\"}", LOAD(live_ahead)},
+        {"herald_live_untrusted_total", NULL, NULL, "{reason=\"too_large\"}", LOAD(live_too_large)},
         {"herald_stored_entries_skipped_total", "counter",
          "Stream entries read from history that Herald would not have stored (a payload over "
          "--max-message-bytes, a bad event name), passed over undelivered.",

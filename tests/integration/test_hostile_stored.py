@@ -22,6 +22,10 @@ MAX = 1024
 BATCH = 100  # pages of the refill; the bad run below fills more than one
 
 
+def untrusted(h, reason):
+    return scrape(h.port).get('herald_live_untrusted_total{reason="%s"}' % reason, 0)
+
+
 def skipped(h):
     return scrape(h.port).get("herald_stored_entries_skipped_total", 0)
 
@@ -188,8 +192,7 @@ class StoredEntries(HeraldTestCase):
         after = fcall_publish(self.r, TOPIC, "after")
         ev = sse.next_event(10 * harness.SCALE)
         self.assertEqual((split_cursor(ev.id)[0], ev.data), (after, "after"))
-        wait_until(lambda: scrape(h.port).get("herald_live_ahead_total", 0) == 1, 10,
-                   what="the message counted")
+        wait_until(lambda: untrusted(h, "ahead") == 1, 10, what="the message counted")
         last = fcall_publish(self.r, TOPIC, "last")
         ev = sse.next_event(10 * harness.SCALE)
         self.assertEqual((split_cursor(ev.id)[0], ev.data), (last, "last"))
@@ -198,6 +201,57 @@ class StoredEntries(HeraldTestCase):
         self.assertIn("live message ahead of this edge's clock", h.log())
         self.bystander.check()
         assert_idle(self, h)
+
+    def test_live_message_over_the_bound_is_not_trusted(self):
+        """A message PUBLISHed on a topic's live channel around Herald with a payload over
+        --max-message-bytes went to every subscriber (history passes such an entry over); it is
+        not delivered now, and the topic is read from its stream."""
+        h = self.start()
+        sse = SSEClient(h.port, "/events/" + TOPIC)
+        self._closers.append(sse)
+        wait_live_subscribed(self.r, TOPIC)
+        first = fcall_publish(self.r, TOPIC, "f" * MAX)  # the bound itself is delivered
+        ev = sse.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(ev.id)[0], len(ev.data)), (first, MAX))
+        epoch = self.r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
+        now_ms = int(self.r.cmd("TIME")[0]) * 1000
+        self.r.cmd("PUBLISH", live_channel(TOPIC), "H1|%d-0|%s|||%s" % (now_ms, epoch,
+                                                                         "z" * (MAX + 1)))
+        wait_until(lambda: untrusted(h, "too_large") == 1, 10, what="the message counted")
+        after = fcall_publish(self.r, TOPIC, "after")
+        ev = sse.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(ev.id)[0], ev.data), (after, "after"))
+        sse.pump(0.3 * harness.SCALE)
+        self.assertEqual(sse.pending(), [])
+        self.assertEqual(untrusted(h, "ahead"), 0)
+        self.assertIn("live message over --max-message-bytes", h.log())
+        self.bystander.check()
+        assert_idle(self, h)
+
+    def test_publish_answer_that_is_no_event_id(self):
+        """A library replaced around Herald (anyone with FUNCTION LOAD) answered a publish with
+        a string the edge copied into its JSON answer, forging keys. The answer must be an
+        event ID: anything else is an error (503), logged."""
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.edge(srv, args=["--publish-key", "k"])
+        status, _, body = http_get(h.port, "/publish/" + TOPIC, method="POST", body=b"one",
+                                   headers={"Authorization": "Bearer k"})
+        self.assertEqual(status, 200, body)
+        self.assertRegex(json.loads(body)["id"], r"^\d+-\d+$")
+        lib = r.cmd("FUNCTION", "LIST", "LIBRARYNAME", "herald", "WITHCODE")[0]
+        code = dict(zip(lib[::2], lib[1::2]))[b"library_code"].decode()
+        orig = "return store(topic, args[1], args[2] or '', '')"
+        self.assertIn(orig, code)
+        r.cmd("FUNCTION", "LOAD", "REPLACE", code.replace(
+            orig, "local id = store(topic, args[1], args[2] or '', '')\n"
+                  "  return id .. '\",\"admin\":true,\"z\":\"'"))
+        status, _, body = http_get(h.port, "/publish/" + TOPIC, method="POST", body=b"two",
+                                   headers={"Authorization": "Bearer k"})
+        self.assertEqual(status, 503, body)
+        self.assertNotIn(b"admin", body)
+        self.assertIn("publish answered with no event ID", h.log())
+        self.assert_serving(h)
 
     def test_history_reply_is_bounded_in_bytes(self):
         """herald_history's fourth argument bounds a page's payload bytes (one entry at least),
