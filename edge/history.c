@@ -31,7 +31,7 @@ int history__parse_entry(hb_broker_t *b, const char *topic, size_t tlen, redisRe
     if (hb_id_parse(e->element[0]->str, e->element[0]->len, &out->id, NULL))
         return HB_EPROTO;
     f = e->element[1];
-    out->d = "";
+    out->d = NULL;
     out->dlen = 0;
     out->ev = NULL;
     out->evlen = 0;
@@ -53,6 +53,10 @@ int history__parse_entry(hb_broker_t *b, const char *topic, size_t tlen, redisRe
      * payload bound is the library's (the deployment's setting, herald_history applies it),
      * not this edge's: during a rolling change of --max-message-bytes every edge delivers the
      * same events from history as live */
+    if (!why && !out->d)
+        why = "no payload field"; /* Herald's store always writes `d` */
+    if (!out->d)
+        out->d = "";
     if (!why && out->ev && hb_event_name_validate(out->ev, out->evlen, NULL) != HB_OK)
         why = "event name Herald does not accept";
     if (!why)

@@ -48,6 +48,8 @@ class StoredEntries(HeraldTestCase):
         cmds.append(("XADD", key, "*", "d", "y" * (MAX + 1)))
         cmds.append(("XADD", key, "*", "d", "long-name", "e", "n" * 65))
         cmds.append(("XADD", key, "*", "e", "a\rb"))
+        cmds.append(("XADD", key, "*", "e", "no-payload"))  # Herald always writes d
+        cmds.append(("XADD", key, "*", "n" * (2 * MAX), "v", "d", "big name"))
         for rid in self.r.pipeline(cmds):
             self.assertIsInstance(rid, bytes, rid)
         return len(cmds)
@@ -260,6 +262,7 @@ class StoredEntries(HeraldTestCase):
         self.start()
         ids = [fcall_publish(self.r, TOPIC, ("%03d" % i) * 300) for i in range(20)]  # 900 B
         self.r.cmd("XADD", stream_key(TOPIC), "*", "d", "z" * 100000)
+        self.r.cmd("XADD", stream_key(TOPIC), "*", "n" * 50000, "v", "d", "ok")
         ep = self.r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
         got, since = [], "0-0"
         for _ in range(40):
@@ -274,8 +277,9 @@ class StoredEntries(HeraldTestCase):
             if since == tail.decode():
                 break
         self.assertEqual([e[0].decode() for e in got[:20]], ids)
-        self.assertEqual(got[20][1], [b"x", b"100000"])
-        self.assertEqual(len(got), 21)
+        self.assertEqual(got[20][1], [b"x", b"100001"])
+        self.assertEqual(got[21][1], [b"x", b"50004"])  # field names count too
+        self.assertEqual(len(got), 22)
 
 
 if __name__ == "__main__":
