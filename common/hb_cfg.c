@@ -77,6 +77,9 @@ static const opt_t opts[] = {
      "most half of it: one larger event still reaches a client that keeps up)"},
     {"max-message-bytes", T_LONG, "65536", 1, 16777216, O(max_message_bytes),
      "largest payload stored; larger raw PUBLISHes are refused and counted"},
+    {"publish-backlog-bytes", T_LONG, "67108864", 65536, 17179869184, O(publish_backlog_bytes),
+     "payload bytes of HTTP and WebSocket publishes sent to Redis and not yet answered; "
+     "beyond, a publish is answered 503 / unavailable at once (Redis slow or stalled)"},
     {"service-queue-max", T_LONG, "65536", 64, 16777216, O(service_queue_max),
      "messages waiting from the Redis thread for one service thread; beyond, an event is "
      "dropped for that thread and its subscribers resume from history"},

@@ -41,11 +41,21 @@
 
 /* ---- requests from the service threads ---- */
 
+/* Hands a publish's answer m to the service thread that asked. */
+static void publish_answer(hb_broker_t *b, hb_msg_t *m)
+{
+    if (hb_svc_push(b->edge->svcs[m->thread], m) != 0) {
+        hb_msg_unref(m);
+        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+    }
+}
+
 /* The answer to a publish: the stored event's ID, which goes into JSON answers, so it is
  * parsed and written again (a library replaced around Herald answers what it likes). */
 static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m)
 {
     hb_id_t id;
+    b->pub_backlog -= m->pub_bytes;
     if (r && r->type == REDIS_REPLY_STRING && !hb_id_parse(r->str, r->len, &id, NULL)) {
         hb_id_format(&id, m->result);
         atomic_fetch_add_explicit(&b->edge->stats.published, 1, memory_order_relaxed);
@@ -60,10 +70,7 @@ static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m)
                                "publish answered with no event ID (a library not Herald's?)",
                                "{s:s%}", "topic", m->topic, m->topic_len);
     }
-    if (hb_svc_push(b->edge->svcs[m->thread], m) != 0) {
-        hb_msg_unref(m);
-        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
-    }
+    publish_answer(b, m);
 }
 
 static void on_published(redisAsyncContext *ac, void *reply, void *priv)
@@ -82,6 +89,22 @@ static void handle_publish(hb_broker_t *b, hb_req_t *q)
         publish_reply(b, NULL, m);
         return;
     }
+    if (b->pub_backlog &&
+        q->payload_len > (size_t)b->edge->cfg.publish_backlog_bytes - b->pub_backlog) {
+        /* Redis is slow to answer: what waits for it sits in hiredis' output buffer, sent
+         * or not, and publishers that do not wait for answers would grow it without end */
+        atomic_fetch_add_explicit(&b->edge->stats.rejected_pub_backlog, 1, memory_order_relaxed);
+        hb_log_ratelimited("publish-backlog", 1000, HB_LOG_WARN, MOD,
+                           "publish refused: --publish-backlog-bytes of publishes wait for Redis",
+                           "{s:I}", "backlog_bytes", (long long)b->pub_backlog);
+        m->error = 1;
+        snprintf(m->result, sizeof(m->result), "%s",
+                 "too many publishes wait for Redis: retry later");
+        publish_answer(b, m);
+        return;
+    }
+    m->pub_bytes = q->payload_len;
+    b->pub_backlog += m->pub_bytes;
     /* FCALL <publish> <topic's keys> payload [event] */
     if (hb_rc_fcall(b, b->fn.publish, q->topic, q->topic_len, q->event[0] ? 2 : 1, av, al,
                     on_published, m) != REDIS_OK)

@@ -94,7 +94,7 @@ typedef struct btopic {
      * by a delivered event: a client at that position may not have had it, so its history
      * request is read from Redis, which tells it (history.c) */
     int noticed;
-    hb_msg_t **held;  /* live events received during the backfill */
+    hb_msg_t **held;                   /* live events received during the backfill */
     char (*held_ep)[HB_EPOCH_MAX + 1]; /* the stream epoch of each */
     char reset_ep[HB_EPOCH_MAX + 1];   /* the refill found this stream gone (reset): "" none */
     size_t nheld, cap_held;
@@ -125,6 +125,7 @@ struct hb_broker {
     hb_dict_t *topics;          /* name -> btopic_t */
     unsigned long long sub_seq; /* subscription confirmations, for btopic_t.sub_id */
     uint64_t gen;               /* messages emitted to the service threads (edge->emit_gen) */
+    size_t pub_backlog;         /* payload bytes of publishes sent, not yet answered */
     char *library;
     char *settings; /* hb_script_settings() of this edge, what <lib>_info must answer */
     hb_fnames_t fn;

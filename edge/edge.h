@@ -31,10 +31,11 @@ typedef struct hb_stats {
     atomic_ullong rejected_max_conn;
     atomic_ullong rejected_per_ip;
     atomic_ullong rejected_too_large;
-    atomic_ullong rejected_auth;      /* no, bad or expired token (or publish key) */
-    atomic_ullong rejected_forbidden; /* a valid token that does not cover the topic */
-    atomic_ullong rejected_origin;    /* Origin not in --allowed-origins */
-    atomic_ullong auth_expired;       /* connections ended when their token expired */
+    atomic_ullong rejected_pub_backlog; /* publishes refused: --publish-backlog-bytes */
+    atomic_ullong rejected_auth;        /* no, bad or expired token (or publish key) */
+    atomic_ullong rejected_forbidden;   /* a valid token that does not cover the topic */
+    atomic_ullong rejected_origin;      /* Origin not in --allowed-origins */
+    atomic_ullong auth_expired;         /* connections ended when their token expired */
     atomic_ullong tickets_issued, tickets_redeemed, tickets_refused; /* edge/ticket.h */
     atomic_ullong topics; /* gauge: topics this edge is subscribed to in Redis */
     /* Redis Cluster mode */

@@ -74,6 +74,7 @@ typedef struct hb_msg {
     hb_ev_t *evs;             /* n events */
     char tail[HB_CURSOR_MAX]; /* the topic's newest cursor ("" when the stream is empty) */
     char result[256];         /* HB_MSG_PUBLISHED: the stream id, or the error text */
+    size_t pub_bytes;         /* HB_MSG_PUBLISHED: its payload bytes in the broker's backlog */
     char *blob;               /* HB_MSG_TICKET redeemed: the token (malloc'd, NUL-terminated) */
 } hb_msg_t;
 

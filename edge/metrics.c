@@ -138,6 +138,8 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          LOAD(rejected_max_conn)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"per_ip\"}", LOAD(rejected_per_ip)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"too_large\"}", LOAD(rejected_too_large)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"publish_backlog\"}",
+         LOAD(rejected_pub_backlog)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"unauthorized\"}", LOAD(rejected_auth)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"forbidden\"}", LOAD(rejected_forbidden)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"origin\"}", LOAD(rejected_origin)},

@@ -4,6 +4,7 @@
  */
 #include "ws.h"
 #include "csend.h"
+#include "reqcheck.h"
 #include "topics.h"
 
 #include <stddef.h>
@@ -260,6 +261,19 @@ static void on_unsubscribe(hb_client_t *c, const hb_wsmsg_t *m)
           m->echo);
 }
 
+/* Publishes one connection may have waiting for Redis: at the bound its input is not read
+ * until an answer comes (a publisher that does not wait for answers is paced by Redis, and
+ * what it sends waits in its socket, not in the edge's memory). */
+#define WS_PUBS_IN_FLIGHT 16
+
+static unsigned pubs_in_flight(const hb_client_t *c)
+{
+    unsigned n = 0;
+    for (const hb_pending_t *p = c->pubs; p; p = p->cnext)
+        n++;
+    return n;
+}
+
 static void on_publish(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
 {
     hb_req_t *q = hb_xcalloc(1, sizeof(*q));
@@ -277,6 +291,8 @@ static void on_publish(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
     if (hb_svc_request(s, q) != 0) {
         hb_pending_del(s, p);
         reply_error(c, "unavailable", "server busy, try again", m->echo);
+    } else if (pubs_in_flight(c) >= WS_PUBS_IN_FLIGHT) {
+        hb_req_pause(c);
     }
 }
 
@@ -286,6 +302,8 @@ static void ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     json_t *echo = p->echo ? json_incref(p->echo) : NULL;
     hb_hist_observe(&s->pub_hist, hb_wall_us() - p->t0_us, 1);
     hb_pending_del(s, p);
+    if (c->rx_paused && pubs_in_flight(c) < WS_PUBS_IN_FLIGHT)
+        hb_req_resume(c);
     if (m->error)
         reply_error(c, strncmp(m->result, "ERR herald:", 11) ? "unavailable" : "bad_request",
                     m->result, echo);
