@@ -210,11 +210,27 @@ static void write_refusal(hb_svc_t *s, struct lws *wsi, const char *status, cons
 
 int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)
 {
-    if (up && !strcasecmp(up, "websocket"))
-        return 0;
-    write_refusal(s, wsi, "400 Bad Request", "",
-                  "HTTP/2 is not served: use HTTP/1.1 (Upgrade only to websocket)\n",
-                  LWS_WRITE_HTTP_HEADERS);
+    hb_http_body_t body;
+    uint64_t blen;
+    const char *reason = NULL;
+    char text[160];
+    if (!up || strcasecmp(up, "websocket")) {
+        write_refusal(s, wsi, "400 Bad Request", "",
+                      "HTTP/2 is not served: use HTTP/1.1 (Upgrade only to websocket)\n",
+                      LWS_WRITE_HTTP_HEADERS);
+        return -1;
+    }
+    /* The head's framing is checked as on every route: an ambiguous one (two Content-Length
+     * values, Content-Length with Transfer-Encoding, HTTP2-Settings...) is refused, and so is
+     * any body, which the handshake does not have: its bytes would be read as WebSocket
+     * frames here while a proxy in front framed them otherwise (request smuggling). */
+    if (!hb_req_framing(wsi, &body, &blen, &reason)) {
+        if (body == HB_HTTP_BODY_NONE || (body == HB_HTTP_BODY_LENGTH && blen == 0))
+            return 0;
+        reason = "a WebSocket handshake has no body";
+    }
+    snprintf(text, sizeof(text), "%s\n", reason ? reason : "bad request framing");
+    write_refusal(s, wsi, "400 Bad Request", "", text, LWS_WRITE_HTTP_HEADERS);
     return -1;
 }
 

@@ -24,7 +24,7 @@ import zlib
 import harness
 from harness import HeraldTestCase
 from hostile import Bystander, assert_idle
-from wsclient import OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, WSClient, request
+from wsclient import OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, WSClient, encode_frame, request
 
 
 def deflate_raw(data):
@@ -188,11 +188,12 @@ class HostileWS(HeraldTestCase):
 
     # -- handshake --
 
-    def raw_upgrade(self, version_lines):
+    def raw_upgrade(self, version_lines, body=b""):
         req = ["GET /ws HTTP/1.1", "Host: 127.0.0.1:%d" % self.h.port, "Upgrade: websocket",
                "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
                "Sec-WebSocket-Protocol: herald.v1"] + version_lines
-        raw = harness.raw_request(self.h.port, ("\r\n".join(req) + "\r\n\r\n").encode())
+        raw = harness.raw_request(self.h.port, ("\r\n".join(req) + "\r\n\r\n").encode() + body)
+        self.last_raw = raw
         head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         headers = {}
         for line in head[1:]:
@@ -218,6 +219,28 @@ class HostileWS(HeraldTestCase):
         self.assertEqual(harness.scrape(self.h.port).get(key, 0) - before, 6,
                          "each refused upgrade counts as a bad request")
         status, headers = self.raw_upgrade(["Sec-WebSocket-Version: 13"])
+        self.assertTrue(status.startswith("HTTP/1.1 101"), status)
+        self.finish()
+
+    def test_handshake_framing_is_checked_as_on_every_route(self):
+        """A handshake with a body or ambiguous framing got 101, and the body's bytes were
+        read as WebSocket frames (a ping in them was answered), while a proxy in front may
+        frame them otherwise: request smuggling. Refused with 400 now, as every route does."""
+        self.start()
+        ping = encode_frame(OP_TEXT, b'{"type":"ping","id":"smuggled"}')
+        for what, lines in (
+                ("a body", ["Content-Length: %d" % len(ping)]),
+                ("Content-Length with Transfer-Encoding",
+                 ["Content-Length: 5", "Transfer-Encoding: chunked"]),
+                ("two Content-Length", ["Content-Length: 0", "Content-Length: %d" % len(ping)]),
+                ("Content-Length not a number", ["Content-Length: abc"]),
+                ("Transfer-Encoding gzip", ["Transfer-Encoding: gzip"]),
+                ("HTTP2-Settings", ["HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA"])):
+            with self.subTest(what):
+                status, _ = self.raw_upgrade(["Sec-WebSocket-Version: 13"] + lines, body=ping)
+                self.assertTrue(status.startswith("HTTP/1.1 400"), "%s: %r" % (what, status))
+                self.assertNotIn(b"smuggled", self.last_raw, what)
+        status, _ = self.raw_upgrade(["Sec-WebSocket-Version: 13", "Content-Length: 0"])
         self.assertTrue(status.startswith("HTTP/1.1 101"), status)
         self.finish()
 
