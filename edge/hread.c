@@ -102,7 +102,7 @@ static void send_read(hb_sub_t *u)
         hb_pending_del(s, p);
         u->token = 0;
         u->hstate = HB_HREAD_NONE;
-        hb_client_close(c, "broker queue full", 1011);
+        hb_hread_failed(c, "broker queue full");
     }
 }
 
@@ -282,7 +282,17 @@ void hb_hread_expire(hb_svc_t *s, long long now_us)
         if (u) { /* its resume cannot go on: the client resumes from its cursor */
             hb_log_ratelimited("history-timeout", 1000, HB_LOG_WARN, "service",
                                "history read unanswered: client closed", NULL);
-            hb_client_close(u->c, "history read timed out", 1011);
+            hb_hread_failed(u->c, "history read timed out");
         }
     }
+}
+
+void hb_hread_failed(hb_client_t *c, const char *why)
+{
+    if (c->closing)
+        return;
+    if (c->ops && c->ops->read_failed)
+        c->ops->read_failed(c, why);
+    else
+        hb_client_close(c, why, 1011);
 }

@@ -58,6 +58,13 @@ void hb_hread_next(hb_sub_t *u, size_t bytes, size_t n);
 int hb_hread_poll_room(const hb_client_t *c);
 /** hb_hread_cancel() - u goes away: drop its waiting or in-flight read. */
 void hb_hread_cancel(hb_sub_t *u);
+
+/**
+ * hb_hread_failed() - a history read of c failed (@why, a string literal): its transport's
+ * read_failed(), or closed 1011. Service thread; not while a delivery to c is on the stack of
+ * a transport that answers (the transport defers its answer to its writable callback).
+ */
+void hb_hread_failed(hb_client_t *c, const char *why);
 /** hb_hread_client_gone() - c is being freed: its cancelled reads forget it. */
 void hb_hread_client_gone(hb_client_t *c);
 /** hb_hread_drained() - c wrote some of its queue: continue paced reads that waited for it.

@@ -12,6 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The answer is made: stop receiving (drop the subscription and what it queued) and the
+ * timers; then the answer is queued alone. */
+static void poll_stop(hb_client_t *c)
+{
+    hb_svc_poll_timer(c, 0);
+    hb_ctimer_peer_watch(c, 0); /* answered: lws reads the connection again */
+    for (uint16_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i])
+            hb_sub_remove(c, c->subs[i]);
+    while (c->qlen) {
+        hb_buf_unref(c->q[c->qhead].b);
+        hb_buf_unref(c->q[c->qhead].cur);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+    }
+    c->qbytes = 0;
+    c->qcharge = 0;
+}
+
 /* Something to answer with: events, a gap, or a zero timeout (or draining). */
 static int poll_answer_due(const hb_client_t *c)
 {
@@ -33,6 +52,10 @@ static int poll_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
         c->close_after_flush = 1;
         c->x->poll_ready = 2;
     }
+    if (c->x->poll_fail) {
+        hb_poll_on_timer(c);
+        return 0;
+    }
     for (uint16_t i = 0; i < c->nsubs; i++)
         if (c->subs[i] && c->subs[i]->resuming && !c->subs[i]->poll_full)
             return 0; /* history first */
@@ -45,6 +68,13 @@ static void poll_timer(hb_client_t *c, lws_usec_t now)
 {
     (void)now;
     hb_poll_on_timer(c);
+}
+
+/* A history read failed (hb_hread_failed): answered 503 from the writable callback. */
+static void poll_read_failed(hb_client_t *c, const char *why)
+{
+    c->x->poll_fail = why;
+    lws_callback_on_writable(c->wsi);
 }
 
 /* A gap notice: the answer says so (from the writable callback). */
@@ -99,6 +129,7 @@ const hb_transport_t hb_poll_ops = {
     .gap = poll_gap,
     .history_tail = poll_history_tail,
     .history_passed = poll_history_passed,
+    .read_failed = poll_read_failed,
     .caught_up = poll_caught_up,
     .drain = poll_drain,
     .end = hb_ctimer_peer_end,
@@ -119,9 +150,16 @@ void hb_poll_on_timer(hb_client_t *c)
     const char *next;
     if (c->ops != &hb_poll_ops || c->closing)
         return;
+    if (c->x->poll_fail) {
+        /* its history read failed: an answer with the events so far would name a `next`
+         * past what it could not read; 503, and the client asks again from its cursor */
+        char text[96];
+        poll_stop(c);
+        snprintf(text, sizeof(text), "%s: retry\n", c->x->poll_fail);
+        hb_http_respond_text(c, 503, text, 0);
+        return;
+    }
     next = c->x->poll_next;
-    hb_svc_poll_timer(c, 0);
-    hb_ctimer_peer_watch(c, 0); /* answered: lws reads the connection again */
     body = malloc(cap + c->qlen);
     if (!body) {
         hb_client_close(c, "out of memory", 0);
@@ -146,18 +184,7 @@ void hb_poll_on_timer(hb_client_t *c)
         n = put(body, n, c->x->poll_gap);
     }
     n = put(body, n, "\"}");
-    /* stop receiving: drop the subscription, then answer */
-    for (uint16_t i = 0; i < c->nsubs; i++)
-        if (c->subs[i])
-            hb_sub_remove(c, c->subs[i]);
-    while (c->qlen) {
-        hb_buf_unref(c->q[c->qhead].b);
-        hb_buf_unref(c->q[c->qhead].cur);
-        c->qhead = (c->qhead + 1) % c->qcap;
-        c->qlen--;
-    }
-    c->qbytes = 0;
-    c->qcharge = 0;
+    poll_stop(c);
     hb_http_respond(c, 200, "application/json", body, n, 0);
     free(body);
 }

@@ -131,6 +131,7 @@ typedef struct hb_creq {
     uint8_t poll_ready;     /* long-poll: 2 answers now (timeout 0, draining) */
     uint8_t head_only;      /* a HEAD request: its plain answer is written without content */
     const char *poll_gap;   /* long-poll: the gap its answer reports (a string literal) */
+    const char *poll_fail;  /* long-poll: its history read failed: answered 503 (a literal) */
     size_t rxmax;           /* publish: the body's Content-Length */
     size_t topic_len;
     char topic[HB_TOPIC_MAX + 1];      /* publish: its topic; ticket issue: the ticket id */

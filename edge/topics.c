@@ -431,7 +431,7 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
     size_t q0 = c->qbytes;
     (void)s;
     if (m->error) {
-        hb_client_close(c, "history read failed", 1011);
+        hb_hread_failed(c, "history read failed");
         return;
     }
     if (m->live_at && m->gap == HB_GAP_NONE && m->tail[0]) {

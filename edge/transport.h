@@ -74,6 +74,10 @@ typedef struct hb_transport {
     void (*drain)(hb_client_t *c, unsigned i);
     /** expire() - c's token expired (auth.c). NULL: closed, 1008 "token expired". */
     void (*expire)(hb_client_t *c);
+    /** read_failed() - a history read of c failed (Redis answered an error, the broker's queue
+     * was full, no answer in time; hb_hread_failed()): the transport ends c its way, @why a
+     * string literal. NULL: closed with 1011 (@why), to resume from its cursor. */
+    void (*read_failed)(hb_client_t *c, const char *why);
     /** close() - hb_client_close() with a WebSocket close @code (not 0): 1 when the transport
      * closes c its own way (a close frame); NULL or 0: lws closes it at once. */
     int (*close)(hb_client_t *c, uint16_t code);

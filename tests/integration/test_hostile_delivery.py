@@ -11,13 +11,15 @@ Each test also checks a Bystander, assert_idle and assert_serving (hostile.py).
 """
 
 import base64
+import itertools
 import json
 import socket
 import time
 import urllib.parse
 
 import harness
-from harness import HeraldTestCase, fcall_publish, http_get, split_cursor, wait_live_subscribed
+from harness import (HeraldTestCase, fcall_publish, http_get, split_cursor, wait_live_subscribed,
+                     wait_until)
 from hostile import Bystander, assert_idle
 from wsclient import WSClient
 
@@ -315,16 +317,51 @@ class HostileDelivery(HeraldTestCase):
         self.assertLess(peak, 64 << 20, "Redis memory peak grew by %d MB" % (peak >> 20))
         self.finish(h)
 
+    def test_long_poll_whose_history_read_fails_gets_503(self):
+        """A long-poll whose history read failed was closed without an answer (a transport
+        error to the client, which cannot tell it from a network fault). It gets 503 now, and
+        asks again from the same cursor."""
+        h = self.start()
+        topic = "pollfail"
+        sid = fcall_publish(self.r, topic, "first")
+        cursor = "%s_%s" % (sid, self.r.cmd("GET", "herald:{%s}:epoch" % topic).decode())
+        holder = self.sse(h.port, "/events/" + topic, {})  # the edge's subscription is up
+        wait_live_subscribed(self.r, topic)
+        later = fcall_publish(self.r, topic, "later")
+        self.assertEqual(holder.next_event().data, "later")
+        lib = self.r.cmd("FUNCTION", "LIST", "LIBRARYNAME", "herald", "WITHCODE")[0]
+        code = dict(zip(lib[::2], lib[1::2]))[b"library_code"].decode()
+        anchor = "function_name = F .. '_history', flags = {'no-writes'},\n  callback = " \
+                 "function(keys, args)\n"
+        self.assertIn(anchor, code)
+        # a library replaced around Herald whose reads fail (any error Redis answers)
+        self.r.cmd("FUNCTION", "LOAD", "REPLACE", code.replace(
+            anchor, anchor + "  if true then return redis.error_reply('ERR reads fail') end\n"))
+        status, _, body = http_get(h.port, "/poll/%s?since=%s&timeout=5" % (
+            topic, urllib.parse.quote(cursor, safe="")), timeout=20)
+        self.assertEqual((status, body), (503, b"history read failed: retry\n"))
+        self.r.cmd("FUNCTION", "LOAD", "REPLACE", code)
+        status, _, body = http_get(h.port, "/poll/%s?since=%s&timeout=0" % (
+            topic, urllib.parse.quote(cursor, safe="")), timeout=20)
+        self.assertEqual([split_cursor(e["id"])[0] for e in json.loads(body)["events"]], [later],
+                         body)
+        self.finish(h)
+
     # -- class 12: a cursor ahead of the stream --
 
     def test_cursor_ahead_of_stream(self):
+        """An hour ahead, and the largest stream ID (which Redis refuses as an exclusive
+        start: it failed every read, the long-poll closed without an answer and EventSource
+        came back with it for ever)."""
         h = self.start()
-        for transport in ("sse", "ws", "poll"):
-            topic = "ahead." + transport
+        for transport, far in itertools.product(("sse", "ws", "poll"), (False, True)):
+            topic = "ahead.%s.%d" % (transport, far)
             sid = fcall_publish(self.r, topic, "first")
             epoch = self.r.cmd("GET", "herald:{%s}:epoch" % topic).decode()
             ms = int(sid.split("-")[0])
             ahead = "%d-0_%s" % (ms + 3600 * 1000, epoch)  # an hour ahead, same epoch
+            if far:
+                ahead = "18446744073709551615-18446744073709551615_" + epoch
             if transport == "sse":
                 c = self.sse(h.port, "/events/" + topic, {"Last-Event-ID": ahead})
                 e = c.next_event()
