@@ -144,6 +144,9 @@ static const opt_t opts[] = {
     {"auth-cookie", T_STR, "", 0, 0, O(auth_cookie),
      "name of a cookie that may carry the token (SSE, long-poll, WebSocket), read only from "
      "the edge's own origin or one listed in --allowed-origins, never through *; empty: off"},
+    {"ticket-rate", T_LONG, "500", 1, 1000000, O(ticket_rate),
+     "sign-in tickets per second an edge issues (each stores its token in Redis for "
+     "--ticket-ttl); past it POST /tickets is answered 503 to retry"},
     {"ticket-ttl", T_INT, "30", 1, 3600, O(ticket_ttl),
      "seconds a single-use sign-in ticket (POST /tickets, then ?ticket= on SSE, long-poll or "
      "the WebSocket handshake) may be redeemed"},

@@ -77,6 +77,7 @@ typedef struct hb_cfg {
     char allowed_origins[HB_CFG_LIST_MAX]; /* "*" or comma-separated scheme://host[:port] */
     char auth_cookie[HB_CFG_STR_MAX];      /* cookie holding the JWT; "" off */
     /* seconds a sign-in ticket (POST /tickets) may be redeemed */
+    long ticket_rate; /* sign-in tickets issued per second per edge */
     int ticket_ttl;
     char config[HB_CFG_PATH_MAX];   /* the --config file read ("" = none) */
     int config_secret;              /* a secret (publish key, JWT key) came from that file */

@@ -43,10 +43,11 @@ typedef struct hb_stats {
     atomic_ullong cluster_giveups;            /* commands not placed before their deadline */
     atomic_ullong cluster_map_updates;        /* slot maps fetched and installed */
     atomic_ullong cluster_primaries;          /* gauge: primaries in the current map */
-    atomic_ullong rejected_incomplete; /* closed before a whole request: timeouts, bad bytes */
-    atomic_ullong rejected_topics;     /* --max-topics-per-connection */
-    atomic_ullong rejected_topic_rate; /* --topic-rate */
-    atomic_ullong published;           /* HTTP/WS publishes stored */
+    atomic_ullong rejected_incomplete;  /* closed before a whole request: timeouts, bad bytes */
+    atomic_ullong rejected_topics;      /* --max-topics-per-connection */
+    atomic_ullong rejected_topic_rate;  /* --topic-rate */
+    atomic_ullong rejected_ticket_rate; /* --ticket-rate */
+    atomic_ullong published;            /* HTTP/WS publishes stored */
     atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;
     atomic_ullong redis_setup_timeouts; /* connections made again past --redis-timeout-ms */

@@ -148,6 +148,8 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
         {"herald_rejected_total", NULL, NULL, "{reason=\"too_many_topics\"}",
          LOAD(rejected_topics)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"topic_rate\"}", LOAD(rejected_topic_rate)},
+        {"herald_rejected_total", NULL, NULL, "{reason=\"ticket_rate\"}",
+         LOAD(rejected_ticket_rate)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"socket_limit\"}",
          LOAD(rejected_sock_limit)},
         {"herald_rejected_total", NULL, NULL, "{reason=\"evicted\"}", LOAD(evicted)},

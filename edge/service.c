@@ -86,7 +86,6 @@ static int evf_load(void)
 
 /* ---- requests to the broker ---- */
 
-
 /* ---- messages from the broker ---- */
 
 static void svc_process_inbox(hb_svc_t *s)
@@ -410,6 +409,9 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
         double rate = (double)edge->cfg.topic_rate / (edge->nthreads > 0 ? edge->nthreads : 1);
         double burst = rate > edge->cfg.max_topics ? rate : edge->cfg.max_topics;
         hb_bucket_init(&s->topic_bucket, rate, burst, hb_now());
+        /* and of --ticket-rate, a burst of one second */
+        rate = (double)edge->cfg.ticket_rate / (edge->nthreads > 0 ? edge->nthreads : 1);
+        hb_bucket_init(&s->ticket_bucket, rate, rate, hb_now());
     }
     hb_list_init(&s->wd_held);
     hb_list_init(&s->flush);
@@ -503,8 +505,8 @@ static void svc_ring_open(hb_svc_t *s)
         return;
     if (!(s->usend = hb_usend_new(SVC_RING_ENTRIES, &err))) {
         if (s->idx == 0)
-            hb_log_info(MOD, "io_uring not available: one send(2) per delivery", "{s:s}",
-                        "error", err == HB_ENOMEM ? "out of memory" : strerror(-err));
+            hb_log_info(MOD, "io_uring not available: one send(2) per delivery", "{s:s}", "error",
+                        err == HB_ENOMEM ? "out of memory" : strerror(-err));
         return;
     }
     if (s->idx == 0)
@@ -541,13 +543,11 @@ int hb_svc_start(hb_svc_t *s)
     return 0;
 }
 
-
 void hb_svc_tls_reload(hb_svc_t *s)
 {
     atomic_store(&s->tls_reload, 1);
     lws_cancel_service(s->ctx);
 }
-
 
 void hb_svc_join(hb_svc_t *s)
 {
@@ -576,7 +576,7 @@ void hb_svc_free(hb_svc_t *s)
         evf.destroy(s->evloop); /* its watchers with it: prep is free after */
     free(s->prep);
     free(s->pipe_q);
-    hb_admit_free(s->admit);         /* after lws_context_destroy(): its callbacks use it */
+    hb_admit_free(s->admit); /* after lws_context_destroy(): its callbacks use it */
     hb_ctimer_free(s);
     SSL_CTX_free(s->tls_client_ctx); /* lws never frees a provided one */
     while ((n = hb_queue_pop(s->inq, items, 256)) > 0)

@@ -278,6 +278,7 @@ struct hb_svc {
     int topics_dirty; /* a topic's SUB/UNSUB waits for a retry */
     /* --topic-rate over the threads: topics this thread takes on (hb_topics_take()) */
     hb_bucket_t topic_bucket;
+    hb_bucket_t ticket_bucket; /* this thread's share of --ticket-rate (ticket.c) */
     /* long-polls whose pipelining check is made when this loop turn's events are done
      * (hb_req_check_later(), from a libev prepare watcher: prep); NULL slots were cleaned
      * up meanwhile. An array, not a node in each client: every connection would pay for it */

@@ -180,6 +180,14 @@ int hb_ticket_issue(hb_svc_t *s, hb_client_t *c, struct lws *wsi, hb_http_body_t
         return hb_http_unauthorized(c, body);
     }
     hb_jwt_free(j);
+    if (!hb_bucket_take(&s->ticket_bucket, 1, hb_now())) {
+        /* each ticket stores its token in Redis for --ticket-ttl: what any token holder could
+         * make Redis hold is bounded by the rate, not by how fast it asks */
+        count(&s->edge->stats.rejected_ticket_rate);
+        hb_log_ratelimited("ticket-rate", 1000, HB_LOG_WARN, MOD,
+                           "ticket refused: --ticket-rate reached", NULL);
+        return text(c, 503, "busy: too many tickets asked for on this edge, retry later\n");
+    }
     if (ticket_id(id))
         return text(c, 503, "no randomness for a ticket: retry later\n");
     q = req_new(HB_REQ_TICKET_ISSUE, id);

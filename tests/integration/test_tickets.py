@@ -256,5 +256,32 @@ class Tickets(HeraldTestCase):
             self.assertEqual(self.sse_status(hs[0], "/events/t/a?ticket=" + t), 401)
 
 
+    def test_ticket_rate_bounds_what_one_token_stores_in_redis(self):
+        """Each ticket stores its token in Redis for --ticket-ttl: any holder of a token could
+        ask for 1,500 a second and fill Redis (then every publish failed: OOM). Past
+        --ticket-rate an edge answers 503 at once and stores nothing."""
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.start(srv, "edge-1", "--ticket-rate", "5")
+        tok = token(pad="x" * 1000)
+        t0 = time.monotonic()
+        got = [self.issue(h, tok)[0] for _ in range(30)]
+        took = time.monotonic() - t0
+        self.assertEqual(got.count(200) + got.count(503), 30, got)
+        self.assertGreaterEqual(got.count(200), 4, got)  # the burst: about a second's worth
+        # and what the rate refilled meanwhile (each service thread its share)
+        self.assertLessEqual(got.count(200), 5 + 5 * took + 2, (got, took))
+        stored = len(r.cmd("KEYS", "herald:ticket:*"))
+        self.assertEqual(stored, got.count(200))
+        self.assertEqual(harness.scrape(h.port).get('herald_rejected_total{reason="ticket_rate"}'),
+                         got.count(503))
+        status, body = self.issue(h, tok)
+        if status == 503:
+            self.assertIn(b"too many tickets", body)
+        time.sleep(1.2)
+        t, _ = self.ticket(h, tok)  # refilled: issued again, and redeemed
+        self.assertEqual(self.sse_status(h, "/events/t/a?ticket=" + t), 200)
+        self.serving(h)
+
 if __name__ == "__main__":
     unittest.main()
