@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "hb_err.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "reqcheck.h"
@@ -105,15 +106,21 @@ static int ticket_arg(struct lws *wsi, char *out, size_t cap)
 /* ---- service thread: asking ---- */
 
 /* Sends request q (type, id) for c and arms the wait; path: the route to run again (NULL for
- * issue and WebSocket). 0, or hb_svc_request()'s HB_E* when the broker's queue refused it
- * (nothing pending). */
+ * issue and WebSocket; its presence is what tells a redemption's answer from an issue's). 0,
+ * or hb_svc_request()'s HB_E* when the broker's queue refused it (nothing pending), or
+ * HB_EINVAL for a path that is not UTF-8 (q freed, nothing asked). */
 static int ask(hb_svc_t *s, hb_client_t *c, hb_req_t *q, const char *path)
 {
-    hb_pending_t *p = hb_pending_add(s, c, NULL);
+    hb_pending_t *p;
+    json_t *echo = NULL;
     int rc;
+    if (path && !(echo = json_string(path))) {
+        hb_req_free(q);
+        return HB_EINVAL;
+    }
+    p = hb_pending_add(s, c, NULL);
     q->client_id = p->token;
-    if (path)
-        p->echo = json_string(path);
+    p->echo = echo;
     if ((rc = hb_svc_request(s, q)) != 0) {
         hb_pending_del(s, p);
         return rc;
@@ -216,7 +223,14 @@ int hb_ticket_http(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *pat
     }
     c->ops = &hb_ticket_ops;
     hb_req_pause(c);
-    if (ask(s, c, req_new(HB_REQ_TICKET_REDEEM, id), path)) {
+    switch (ask(s, c, req_new(HB_REQ_TICKET_REDEEM, id), path)) {
+    case 0:
+        break;
+    case HB_EINVAL: /* the ticket is not used up: the request could not be served anyway */
+        c->ops = NULL;
+        text(c, 400, "the request path is not UTF-8\n");
+        break;
+    default:
         c->ops = NULL;
         text(c, 503, "busy: try again\n");
     }

@@ -256,6 +256,19 @@ class Tickets(HeraldTestCase):
             self.assertEqual(self.sse_status(hs[0], "/events/t/a?ticket=" + t), 401)
 
 
+    def test_ticket_on_a_path_that_is_not_utf8(self):
+        """Redeeming on a path that is not UTF-8 used the ticket up and answered as if a ticket
+        had been asked for (200 {"ticket": ...}). It is a bad request now, and the ticket is
+        left for the request it was meant for."""
+        h = self.start()
+        t, _ = self.ticket(h)
+        raw = harness.raw_request(h.port, ("GET /events/t/a%%ff?ticket=%s HTTP/1.1\r\n"
+                                           "Host: x\r\n\r\n" % t).encode())
+        self.assertTrue(raw.startswith(b"HTTP/1.1 400"), raw[:200])
+        self.assertNotIn(b"expires_in", raw)
+        self.assertEqual(self.sse_status(h, "/events/t/a?ticket=" + t), 200)
+        self.serving(h)
+
     def test_ticket_rate_bounds_what_one_token_stores_in_redis(self):
         """Each ticket stores its token in Redis for --ticket-ttl: any holder of a token could
         ask for 1,500 a second and fill Redis (then every publish failed: OOM). Past
