@@ -39,6 +39,7 @@
 #define PENDING_MAX 100000
 #define PENDING_BYTES_MAX (64u << 20)
 #define INFLIGHT_MAX 100000
+#define INFLIGHT_BYTES_MAX (64u << 20) /* a Redis slow to answer holds them in hiredis */
 
 #define BATCH_MAX 512              /* raw messages per herald_ingest_many call */
 #define BATCH_BYTES_MAX (1u << 20) /* and their bytes */
@@ -119,6 +120,7 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
     ingest_t *in = b->ingest;
     redisReply *r = reply;
     in->inflight -= (long)bt->msgs.count;
+    in->inflight_bytes -= bt->msgs.bytes;
     if (hb_rc_ingest_one_bus(b))
         in->batches--;
     if (!r) {
@@ -212,6 +214,7 @@ void ingest__flush(hb_broker_t *b)
         return;
     }
     in->inflight += n;
+    in->inflight_bytes += bt->msgs.bytes;
     in->batches++;
     hb_list_push_tail(&in->sent, &bt->link);
 }
@@ -232,7 +235,7 @@ static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
 {
     ingest_t *in = b->ingest;
     batch_t *bt;
-    if (in->inflight >= INFLIGHT_MAX) {
+    if (in->inflight >= INFLIGHT_MAX || in->inflight_bytes >= INFLIGHT_BYTES_MAX) {
         atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
         hb_log_ratelimited("ingest-inflight", 1000, HB_LOG_ERROR, MOD,
                            "too many raw messages in flight to Redis: dropped", NULL);
@@ -254,6 +257,7 @@ static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
         if (hb_rc_ingest_store(b, hb_rawmsg_topic(p), p->tlen, hb_rawmsg_payload(p), p->plen, term,
                                on_store_reply, bt) == REDIS_OK) {
             in->inflight++;
+            in->inflight_bytes += bt->msgs.bytes;
             hb_list_push_tail(&in->sent, &bt->link);
         } else {
             atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);
@@ -315,8 +319,11 @@ void ingest__forget(hb_broker_t *b, const char *topic, size_t tlen, const char *
      */
     hb_list_foreach_safe(n, tmp, &in->sent)
     {
-        if (hb_rawq_take(&hb_list_container(n, batch_t, link)->msgs, topic, tlen, payload, plen)) {
+        hb_rawq_t *q = &hb_list_container(n, batch_t, link)->msgs;
+        size_t bytes = q->bytes;
+        if (hb_rawq_take(q, topic, tlen, payload, plen)) {
             in->inflight--;
+            in->inflight_bytes -= bytes - q->bytes;
             return;
         }
     }

@@ -5,8 +5,8 @@
  * Internals shared by the ingest files, top to bottom, each calling only downward:
  * ingest_sub.c (the raw subscription), ingest_lease.c (lease, the other leaders' barriers,
  * cluster fences) and ingest.c (keep/forget, batching, store replies, and the leadership's
- * steps they share with the lease: state, catch-up, "caught", giving the lease back). Broker thread only; nothing here blocks or fails except as
- * stated.
+ * steps they share with the lease: state, catch-up, "caught", giving the lease back). Broker thread
+ * only; nothing here blocks or fails except as stated.
  */
 #include <stddef.h>
 
@@ -55,6 +55,7 @@ struct ingest {
     double next_lease_at;
     int acquire_inflight, renew_inflight;
     long inflight;
+    size_t inflight_bytes; /* their bytes (hb_rawq_t.bytes of the batches sent) */
     /* cluster mode */
     long long term;                 /* leader term drawn with the lease */
     long long term_floor;           /* a term a slot's fence already holds: draw above it */
@@ -123,8 +124,7 @@ void ingest__store(hb_broker_t *b, const char *topic, size_t tlen, const char *p
  * a cluster, matches an orphan copy heard first instead). A full buffer forgets the oldest
  * (counted, logged rate-limited).
  */
-void ingest__keep(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
-                  size_t plen);
+void ingest__keep(hb_broker_t *b, const char *topic, size_t tlen, const char *payload, size_t plen);
 /**
  * ingest__forget() - a stored copy of a raw message was heard: forgets the matching copy (in a
  * store call out, the batch being filled, or kept); in a cluster one heard before its raw
