@@ -71,6 +71,7 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
         for (size_t i = 0; i < t->nheld; i++)
             hb_msg_unref(t->held[i]);
         t->nheld = 0;
+        t->held_bytes = 0;
         brefill__kick(b, t);
         return;
     }
@@ -96,6 +97,7 @@ static void on_backfill(redisAsyncContext *ac, void *reply, void *priv)
         }
     }
     t->nheld = 0;
+    t->held_bytes = 0;
     t->reset_ep[0] = '\0';
     hb_broker_update_ready(b);
 }

@@ -98,6 +98,7 @@ typedef struct btopic {
     char (*held_ep)[HB_EPOCH_MAX + 1]; /* the stream epoch of each */
     char reset_ep[HB_EPOCH_MAX + 1];   /* the refill found this stream gone (reset): "" none */
     size_t nheld, cap_held;
+    size_t held_bytes;   /* their payload bytes, bounded by --client-queue-bytes */
     int held_dropped;    /* a live event was dropped at the hold bound: the refill reads on */
     hb_list_t waiting;   /* history requests waiting for the subscription (hreq_t.link), FIFO */
     double asked_at;     /* hb_now() when the topic was created (a client asked for it) */

@@ -290,12 +290,14 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
         return;
     }
     if (t->need_backfill) {
-        /* Hold until the backfill caught up; bounded like a client queue. */
+        /* Hold until the backfill caught up; bounded like a client queue (count and bytes). */
         hb_msg_t *m;
         char ep[HB_EPOCH_MAX + 1];
         if (lv.epoch_len > HB_EPOCH_MAX)
             return;
-        if (t->nheld >= (size_t)b->edge->cfg.client_queue_max) {
+        size_t qb = (size_t)b->edge->cfg.client_queue_bytes; /* one event at least */
+        if (t->nheld >= (size_t)b->edge->cfg.client_queue_max ||
+            (t->nheld && (t->held_bytes >= qb || lv.data_len > qb - t->held_bytes))) {
             hb_log_ratelimited("held-full", 1000, HB_LOG_WARN, MOD,
                                "too many live events held during backfill; dropping (history "
                                "keeps them)",
@@ -309,6 +311,7 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
         if (hb_ev_encode(&m->ev, t->name, t->len, &lv.id, ep, lv.event, lv.ev_len, lv.data,
                          lv.data_len)) {
             hb_msg_unref(m);
+            t->held_dropped = 1; /* out of memory: history keeps it, the refill reads on */
             return;
         }
         if (t->nheld == t->cap_held) {
@@ -318,6 +321,7 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
         }
         memcpy(t->held_ep[t->nheld], ep, sizeof(ep));
         t->held[t->nheld++] = m;
+        t->held_bytes += lv.data_len;
         return;
     }
     btopic__deliver(b, t, &lv.id, lv.epoch, lv.epoch_len, lv.event, lv.ev_len, lv.data,

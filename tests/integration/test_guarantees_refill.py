@@ -33,27 +33,36 @@ class HeldOverflow(HeraldTestCase):
         return c
 
     def test_live_events_beyond_the_hold_bound_are_read_from_history(self):
+        self.hold_bound(["--client-queue-max", "16", "--client-queue-bytes", "1048576"], "")
+
+    def test_live_events_beyond_the_hold_bytes_are_read_from_history(self):
+        """The same bound in bytes (--client-queue-bytes): 40 events of 60 KB are 2.4 MB."""
+        self.hold_bound(["--client-queue-max", "10000", "--client-queue-bytes", "1048576"],
+                        "p" * 60000)
+
+    def hold_bound(self, args, pad):
         srv = self.redis()
         r = self.client(srv)
         proxy = RefillHoldingProxy(srv.port, hold=2.0)
-        h = self.edge_behind(proxy, args=["--ingest", "off", "--client-queue-max", "16",
-                                          "--client-queue-bytes", "1048576"])
+        h = self.edge_behind(proxy, args=["--ingest", "off"] + args)
         c = self.subscriber_with_first_event(r, h)
 
         proxy.cut_once()  # the edge reconnects, resubscribes and refills from e-0
         self.assertTrue(proxy.refill_sent.wait(20 * harness.SCALE), "no refill read was sent")
-        ids = [fcall_publish(r, TOPIC, "e-%d" % i) for i in range(1, 41)]
+        ids = [fcall_publish(r, TOPIC, "e-%d%s" % (i, pad)) for i in range(1, 41)]
         got = []
         for _ in ids:
             e = c.next_event(20 * harness.SCALE)
             self.assertNotEqual(e.event, "herald.gap", "a notice for events history has: %r"
-                                % e.data)
+                                % e.data[:100])
             got.append((split_cursor(e.id)[0], e.data))
-            if len(got) < len(ids) and got[-1][1] != "e-%d" % len(got):
+            if len(got) < len(ids) and got[-1][1] != "e-%d%s" % (len(got), pad):
                 break
-        self.assertEqual(got, [(s, "e-%d" % (i + 1)) for i, s in enumerate(ids)],
-                         "every event once, in order (the topic held 16 of them; the rest "
+        self.assertEqual([(i, d[:8]) for i, d in got],
+                         [(s, ("e-%d%s" % (i + 1, pad))[:8]) for i, s in enumerate(ids)],
+                         "every event once, in order (the topic held some of them; the rest "
                          "only history has)")
+        self.assertEqual([d for _, d in got], ["e-%d%s" % (i + 1, pad) for i in range(40)])
         self.assertIn("too many live events held", h.log(), "the hold bound was reached")
         wait_until(lambda: h.readyz() == 200, 10, what="ready")
         sid = fcall_publish(r, TOPIC, "after")
