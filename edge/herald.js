@@ -163,7 +163,11 @@ class SseTransport {
     const ctl = new AbortController();
     this.ctl = ctl;
     const u = new URL("/events", this.base);
-    for (const t of this.topics.keys()) u.searchParams.append("topic", t);
+    // One argument per topic, or past 64 one comma-separated list: the edge's HTTP parser
+    // takes at most about 90 header lines and query arguments (older edges take no lists).
+    const names = [...this.topics.keys()];
+    if (names.length > 64) u.searchParams.set("topic", names.join(","));
+    else for (const t of names) u.searchParams.append("topic", t);
     const headers = { Accept: "text/event-stream" };
     const last = [...this.topics.values()].map((c) => c || "").join(",");
     if (last.replace(/,/g, "")) headers["Last-Event-ID"] = last;

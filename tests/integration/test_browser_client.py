@@ -22,7 +22,8 @@ class BrowserClient(HeraldTestCase):
         srv = self.redis()
         secret = "browser-client-secret"
         hs = self.edges(srv, 2, args=("--retry-ms", "500", "--jwt-secret", secret,
-                                      "--allow-anonymous", "on", "--jwt-leeway", "1"))
+                                      "--allow-anonymous", "on", "--jwt-leeway", "1",
+                                      "--max-topics-per-connection", "200"))
         cookie_edge = self.edge(srv, "edge-cookie", ["--jwt-secret", secret,
                                                      "--auth-cookie", "herald_token"])
         busy_edge = self.edge(srv, "edge-busy", ["--topic-rate", "5", "--threads", "1"])
@@ -44,7 +45,7 @@ class BrowserClient(HeraldTestCase):
                 if not h.alive():
                     h.expected_exit = True   # the test SIGKILLs the serving edge
             self.assertEqual(p.returncode, 0, "node tests/browser/client.test.js failed")
-            self.assertRegex(text, r"(?m)^# pass 9$")
+            self.assertRegex(text, r"(?m)^# pass 10$")
         finally:
             lb.close()
 
