@@ -208,6 +208,19 @@ static void write_refusal(hb_svc_t *s, struct lws *wsi, const char *status, cons
         lws_write(wsi, (unsigned char *)p, (size_t)n, wp);
 }
 
+/* RFC 6455 4.2.1: the key is 16 bytes in base64 (24 characters, the last two "="). */
+static int ws_key_valid(struct lws *wsi)
+{
+    char k[32];
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_KEY) != 24 ||
+        lws_hdr_copy(wsi, k, sizeof(k), WSI_TOKEN_KEY) != 24 || k[22] != '=' || k[23] != '=')
+        return 0;
+    for (int i = 0; i < 22; i++)
+        if (!isalnum((unsigned char)k[i]) && k[i] != '+' && k[i] != '/')
+            return 0;
+    return 1;
+}
+
 int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)
 {
     hb_http_body_t body;
@@ -226,8 +239,11 @@ int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)
      * frames here while a proxy in front framed them otherwise (request smuggling). */
     if (!hb_req_framing(wsi, &body, &blen, &reason)) {
         if (body == HB_HTTP_BODY_NONE || (body == HB_HTTP_BODY_LENGTH && blen == 0))
+            reason = ws_key_valid(wsi) ? NULL : "Sec-WebSocket-Key must be 16 bytes in base64";
+        else
+            reason = "a WebSocket handshake has no body";
+        if (!reason)
             return 0;
-        reason = "a WebSocket handshake has no body";
     }
     snprintf(text, sizeof(text), "%s\n", reason ? reason : "bad request framing");
     write_refusal(s, wsi, "400 Bad Request", "", text, LWS_WRITE_HTTP_HEADERS);

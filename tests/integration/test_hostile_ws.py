@@ -188,9 +188,9 @@ class HostileWS(HeraldTestCase):
 
     # -- handshake --
 
-    def raw_upgrade(self, version_lines, body=b""):
+    def raw_upgrade(self, version_lines, body=b"", key="dGhlIHNhbXBsZSBub25jZQ=="):
         req = ["GET /ws HTTP/1.1", "Host: 127.0.0.1:%d" % self.h.port, "Upgrade: websocket",
-               "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+               "Connection: Upgrade", "Sec-WebSocket-Key: " + key,
                "Sec-WebSocket-Protocol: herald.v1"] + version_lines
         raw = harness.raw_request(self.h.port, ("\r\n".join(req) + "\r\n\r\n").encode() + body)
         self.last_raw = raw
@@ -242,6 +242,10 @@ class HostileWS(HeraldTestCase):
                 self.assertNotIn(b"smuggled", self.last_raw, what)
         status, _ = self.raw_upgrade(["Sec-WebSocket-Version: 13", "Content-Length: 0"])
         self.assertTrue(status.startswith("HTTP/1.1 101"), status)
+        # RFC 6455 4.2.1: the key is 16 bytes in base64
+        for key in ("!!!", "AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAAA", "A" * 22 + "=!"):
+            status, _ = self.raw_upgrade(["Sec-WebSocket-Version: 13"], key=key)
+            self.assertTrue(status.startswith("HTTP/1.1 400"), "key %r: %r" % (key, status))
         self.finish()
 
     # -- permessage-deflate: declined --
