@@ -60,6 +60,9 @@ typedef struct ltopic {
      * notice or an event lost in hand-off until the next event. */
     char at[HB_CURSOR_MAX];
     int synced;
+    /* the epoch of the last event received ("" before one): where a client's position from
+     * such an event lies (topic_join) */
+    char epoch[HB_EPOCH_MAX + 1];
 } ltopic_t;
 
 /* One client's subscription to one topic. {service thread} Its fields are ordered and

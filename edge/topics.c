@@ -108,6 +108,15 @@ static int topic_at(const ltopic_t *t, const hb_cursor_t *since)
 static void topic_advance(ltopic_t *t, const hb_msg_t *m, int lost)
 {
     const hb_buf_t *cur = m->ev.cur;
+    if (!m->control && cur) {
+        const char *c = (const char *)hb_buf_data(cur);
+        const char *us = memchr(c, '_', hb_buf_len(cur));
+        size_t el = us ? (size_t)(c + hb_buf_len(cur) - us - 1) : 0;
+        if (el < sizeof(t->epoch)) {
+            memcpy(t->epoch, us ? us + 1 : "", el);
+            t->epoch[el] = '\0';
+        }
+    }
     if (lost || m->control || !cur || !t->synced || hb_buf_len(cur) >= sizeof(t->at)) {
         t->at[0] = '\0';
         return;
@@ -301,8 +310,9 @@ static void topic_lost(ltopic_t *t)
  * subscription that started live reads the stream from its ask, with the live events held
  * meanwhile merged after (hread.c, as a resume). A subscription that resumes reads after the
  * join (its request follows the SUB). One with a position and no read (an event of our
- * previous SUB reached it, or a read answered while the broker could not hand us the join)
- * is closed to resume from it.
+ * previous SUB reached it: an unsubscribe and subscribe again within a hand-off's round trip;
+ * or a read answered while the broker could not hand us the join) reads on from its position
+ * the same way, as its client would resume from it (it was closed 1011 for that before).
  */
 static void topic_join(hb_svc_t *s, ltopic_t *t, const hb_msg_t *m)
 {
@@ -317,6 +327,13 @@ static void topic_join(hb_svc_t *s, ltopic_t *t, const hb_msg_t *m)
             continue;
         if (u->fresh && !u->have_last) {
             hb_cursor_t from = {u->last, ""};
+            atomic_fetch_add_explicit(&s->edge->stats.join_catchups, 1, memory_order_relaxed);
+            hb_hread_begin(u, &from, HB_SUB_FRESH);
+        } else if (u->have_last) {
+            /* its position's stream: the one its read was of, or of the events it got here */
+            hb_cursor_t from = {.id = u->last};
+            const char *ep = u->history_started && u->hcur.epoch[0] ? u->hcur.epoch : t->epoch;
+            memcpy(from.epoch, ep, sizeof(from.epoch));
             atomic_fetch_add_explicit(&s->edge->stats.join_catchups, 1, memory_order_relaxed);
             hb_hread_begin(u, &from, HB_SUB_FRESH);
         } else {
