@@ -336,6 +336,16 @@ def id_key(stream_id):
     return (int(ms), int(seq))
 
 
+def sub_socket_flushed(r):
+    """True when Redis's output buffer for an edge's subscriber connection (the client named
+    ...-sub) is empty: what it published was written to the edge's socket."""
+    for line in r.cmd("CLIENT", "LIST").decode().splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+        if f.get("name", "").endswith("-sub"):
+            return f.get("omem") == "0" and f.get("obl") == "0"
+    return False
+
+
 def wait_live_subscribed(r, topic, n=1, timeout=10.0):
     """Wait until at least n connections are SUBSCRIBEd to the topic's live channel."""
     ch = live_channel(topic)

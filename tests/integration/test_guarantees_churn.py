@@ -17,15 +17,6 @@ from wsclient import WSClient, request
 TOPIC = "g.churn"
 
 
-def sent_to_edge(r):
-    """1 when Redis's output buffer for the edge's subscriber connection is empty."""
-    for line in r.cmd("CLIENT", "LIST").decode().splitlines():
-        f = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
-        if f.get("name", "").endswith("-sub"):
-            return f.get("omem") == "0" and f.get("obl") == "0"
-    return False
-
-
 class Churn(HeraldTestCase):
 
     def test_resubscribe_while_an_event_is_on_its_way(self):
@@ -42,7 +33,8 @@ class Churn(HeraldTestCase):
 
         with ThreadStop(h.proc.pid):  # the broker is the edge's main thread
             on_way = fcall_publish(r, TOPIC, "on its way")
-            wait_until(lambda: sent_to_edge(r), 5, what="the event on the edge's socket")
+            wait_until(lambda: harness.sub_socket_flushed(r), 5,
+                       what="the event on the edge's socket")
             self.assertEqual(request(ws, {"type": "unsubscribe", "topic": TOPIC, "id": 2}),
                              {"type": "unsubscribed", "topic": TOPIC, "id": 2})
             self.assertEqual(request(ws, {"type": "subscribe", "topic": TOPIC, "id": 3}),

@@ -72,7 +72,8 @@ class FreshJoin(HeraldTestCase):
             # every head and acknowledgement was read: stored after them
             after = fcall_publish(r, TOPIC, "after-heads")
             # Redis has written both to the broker's subscriber socket
-            wait_until(lambda: self._sent_to_edge(r), 5, what="both events on the edge's socket")
+            wait_until(lambda: harness.sub_socket_flushed(r), 5,
+                       what="both events on the edge's socket")
         last = fcall_publish(r, TOPIC, "later")
 
         self.assert_fresh_got(fresh + ws, [warm, before], after, last)
@@ -107,7 +108,8 @@ class FreshJoin(HeraldTestCase):
                 stopped.append(ThreadStop(tid).__enter__())
             r.pipeline([("FCALL", "herald_publish", 1, "g.fresh.filler", "f%d" % i)
                         for i in range(80)])
-            wait_until(lambda: self._sent_to_edge(r), 5, what="the events on the edge's socket")
+            wait_until(lambda: harness.sub_socket_flushed(r), 5,
+                       what="the events on the edge's socket")
             stopped.remove(broker)
             broker.__exit__(None, None, None)
             wait_until(lambda: "topic join deferred" in h.log(), 10,
@@ -129,16 +131,6 @@ class FreshJoin(HeraldTestCase):
         self.assertEqual(request(ws, {"type": "subscribe", "topic": TOPIC, "id": 1}),
                          {"type": "subscribed", "topic": TOPIC, "id": 1})
         return ws
-
-    @staticmethod
-    def _sent_to_edge(r):
-        """1 when Redis's output buffer for the edge's subscriber connection is empty (what it
-        published was written to the socket)."""
-        for line in r.cmd("CLIENT", "LIST").decode().splitlines():
-            f = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
-            if f.get("name", "").endswith("-sub"):
-                return f.get("omem") == "0" and f.get("obl") == "0"
-        return False
 
 
 def service_threads(pid):
