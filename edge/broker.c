@@ -41,15 +41,6 @@
 
 /* ---- requests from the service threads ---- */
 
-/* Hands a publish's answer m to the service thread that asked. */
-static void publish_answer(hb_broker_t *b, hb_msg_t *m)
-{
-    if (hb_svc_push(b->edge->svcs[m->thread], m) != 0) {
-        hb_msg_unref(m);
-        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
-    }
-}
-
 /* The answer to a publish: the stored event's ID, which goes into JSON answers, so it is
  * parsed and written again (a library replaced around Herald answers what it likes). */
 static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m)
@@ -70,7 +61,7 @@ static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m)
                                "publish answered with no event ID (a library not Herald's?)",
                                "{s:s%}", "topic", m->topic, m->topic_len);
     }
-    publish_answer(b, m);
+    hb_svc_answer(b->edge->svcs[m->thread], m);
 }
 
 static void on_published(redisAsyncContext *ac, void *reply, void *priv)
@@ -100,7 +91,7 @@ static void handle_publish(hb_broker_t *b, hb_req_t *q)
         m->error = 1;
         snprintf(m->result, sizeof(m->result), "%s",
                  "too many publishes wait for Redis: retry later");
-        publish_answer(b, m);
+        hb_svc_answer(b->edge->svcs[m->thread], m);
         return;
     }
     m->pub_bytes = q->payload_len;

@@ -18,19 +18,11 @@
 #include "hb_mem.h"
 #include "rc.h"
 
-static void reply(hb_broker_t *b, hb_msg_t *m)
-{
-    if (hb_svc_push(b->edge->svcs[m->thread], m) != 0) {
-        hb_msg_unref(m);
-        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
-    }
-}
-
 static void fail(hb_broker_t *b, hb_msg_t *m, const char *why)
 {
     m->error = 1;
     snprintf(m->result, sizeof(m->result), "%s", why);
-    reply(b, m);
+    hb_svc_answer(b->edge->svcs[m->thread], m);
 }
 
 static void on_issued(redisAsyncContext *ac, void *reply_, void *priv)
@@ -43,7 +35,7 @@ static void on_issued(redisAsyncContext *ac, void *reply_, void *priv)
     else if (r->type != REDIS_REPLY_STATUS)
         fail(b, m, "ticket id in use"); /* NX: 2^-192, or a broken CSPRNG */
     else
-        reply(b, m);
+        hb_svc_answer(b->edge->svcs[m->thread], m);
 }
 
 static void on_redeemed(redisAsyncContext *ac, void *reply_, void *priv)
@@ -60,7 +52,8 @@ static void on_redeemed(redisAsyncContext *ac, void *reply_, void *priv)
         memcpy(m->blob, r->str, r->len);
         m->blob[r->len] = '\0';
     }
-    reply(b, m); /* nil (or a value that is no token): no such ticket */
+    hb_svc_answer(b->edge->svcs[m->thread],
+                  m); /* nil (or a value that is no token): no such ticket */
 }
 
 void hb_ticket_broker(hb_broker_t *b, hb_req_t *q)

@@ -255,6 +255,7 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
     size_t tlen;
     hb_live_t lv;
     btopic_t *t;
+    int too_large;
 
     if (hb_broker_channel_topic(b->edge->cfg.prefix, chan, clen, &tname, &tlen))
         return;
@@ -266,25 +267,24 @@ void hb_broker_on_live(hb_broker_t *b, const char *chan, size_t clen, const char
                            "{s:s%,s:s}", "topic", tname, tlen, "err", reason);
         return;
     }
-    if (lv.id.ms > (uint64_t)(hb_wall_us() / 1000) + LIVE_AHEAD_MS ||
-        lv.data_len > (size_t)b->edge->cfg.max_message_bytes) {
+    too_large = lv.data_len > (size_t)b->edge->cfg.max_message_bytes;
+    if (too_large || lv.id.ms > (uint64_t)(hb_wall_us() / 1000) + LIVE_AHEAD_MS) {
         /* Not a message Herald's library published now: one PUBLISHed to the channel around
          * Herald (anyone who may PUBLISH on Redis can), or a Redis clock far ahead of this
          * edge's. Trusted, an ID ahead would move the topic's position past every event stored
          * before that time (they would be dropped as delivered already), and a payload of any
          * size would go to every subscriber (history passes such an entry over). The stream
          * is read instead: it has what was stored, and only that, as every reader sees it. */
-        int ahead = lv.data_len <= (size_t)b->edge->cfg.max_message_bytes;
-        atomic_fetch_add_explicit(ahead ? &b->edge->stats.live_ahead
-                                        : &b->edge->stats.live_too_large,
+        atomic_fetch_add_explicit(too_large ? &b->edge->stats.live_too_large
+                                            : &b->edge->stats.live_ahead,
                                   1, memory_order_relaxed);
         hb_log_ratelimited("live-untrusted", 1000, HB_LOG_WARN, MOD,
-                           ahead ? "live message ahead of this edge's clock: not trusted, the "
-                                   "topic is read from its stream (a PUBLISH around Herald, or "
-                                   "clocks apart)"
-                                 : "live message over --max-message-bytes: not trusted, the "
-                                   "topic is read from its stream (a PUBLISH around Herald, or "
-                                   "edges with different --max-message-bytes)",
+                           too_large ? "live message over --max-message-bytes: not trusted, the "
+                                       "topic is read from its stream (a PUBLISH around Herald, "
+                                       "or edges with different --max-message-bytes)"
+                                     : "live message ahead of this edge's clock: not trusted, "
+                                       "the topic is read from its stream (a PUBLISH around "
+                                       "Herald, or clocks apart)",
                            "{s:s%,s:I}", "topic", tname, tlen, "bytes", (long long)lv.data_len);
         (void)btopic__want_refill(t); /* the broker's tick starts it */
         return;

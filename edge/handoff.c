@@ -102,6 +102,14 @@ int hb_svc_push(hb_svc_t *s, hb_msg_t *m)
     return 0;
 }
 
+void hb_svc_answer(hb_svc_t *s, hb_msg_t *m)
+{
+    if (hb_svc_push(s, m) != 0) {
+        hb_msg_unref(m);
+        atomic_fetch_add_explicit(&s->edge->stats.queue_drops, 1, memory_order_relaxed);
+    }
+}
+
 int hb_svc_request(hb_svc_t *s, hb_req_t *q)
 {
     int was_empty = 0;

@@ -159,6 +159,12 @@ void hb_req_free(hb_req_t *q);
  */
 int hb_svc_push(struct hb_svc *s, hb_msg_t *m);
 /**
+ * hb_svc_answer() - broker thread: hb_svc_push() of an answer m (a history page, a publish's or
+ * a ticket's result) whose only reference is the caller's, taken here: a full queue drops it,
+ * counted in herald_queue_drops_total (the asker's own timeout ends its wait).
+ */
+void hb_svc_answer(struct hb_svc *s, hb_msg_t *m);
+/**
  * hb_svc_request() - service thread s: hand q (owned, always taken) to the broker thread and
  * wake it; q->thread is set to s's index. 0; HB_ELIMIT when the broker's queue is full
  * (counted as a request drop) or HB_EIO when the broker is gone (shutdown): q is freed and no

@@ -53,10 +53,11 @@ int history__parse_entry(hb_broker_t *b, const char *topic, size_t tlen, redisRe
      * payload bound is the library's (the deployment's setting, herald_history applies it),
      * not this edge's: during a rolling change of --max-message-bytes every edge delivers the
      * same events from history as live */
-    if (!why && !out->d)
-        why = "no payload field"; /* Herald's store always writes `d` */
-    if (!out->d)
+    if (!out->d) {
         out->d = "";
+        if (!why)
+            why = "no payload field"; /* Herald's store always writes `d` */
+    }
     if (!why && out->ev && hb_event_name_validate(out->ev, out->evlen, NULL) != HB_OK)
         why = "event name Herald does not accept";
     if (!why)
@@ -144,10 +145,7 @@ static size_t ev_size(const hb_ev_t *ev)
 /* Sends the answer m to q's service thread (a full queue drops it, counted) and frees q. */
 static void push_answer(hb_broker_t *b, hreq_t *q, hb_msg_t *m)
 {
-    if (hb_svc_push(b->edge->svcs[q->thread], m) != 0) {
-        hb_msg_unref(m);
-        atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
-    }
+    hb_svc_answer(b->edge->svcs[q->thread], m);
     hb_hflag_unref(q->cancel);
     free(q);
 }

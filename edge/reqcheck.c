@@ -237,14 +237,14 @@ int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)
      * values, Content-Length with Transfer-Encoding, HTTP2-Settings...) is refused, and so is
      * any body, which the handshake does not have: its bytes would be read as WebSocket
      * frames here while a proxy in front framed them otherwise (request smuggling). */
-    if (!hb_req_framing(wsi, &body, &blen, &reason)) {
-        if (body == HB_HTTP_BODY_NONE || (body == HB_HTTP_BODY_LENGTH && blen == 0))
-            reason = ws_key_valid(wsi) ? NULL : "Sec-WebSocket-Key must be 16 bytes in base64";
-        else
-            reason = "a WebSocket handshake has no body";
-        if (!reason)
-            return 0;
-    }
+    if (hb_req_framing(wsi, &body, &blen, &reason))
+        ; /* reason says why */
+    else if (body != HB_HTTP_BODY_NONE && !(body == HB_HTTP_BODY_LENGTH && blen == 0))
+        reason = "a WebSocket handshake has no body";
+    else if (!ws_key_valid(wsi))
+        reason = "Sec-WebSocket-Key must be 16 bytes in base64";
+    else
+        return 0;
     snprintf(text, sizeof(text), "%s\n", reason ? reason : "bad request framing");
     write_refusal(s, wsi, "400 Bad Request", "", text, LWS_WRITE_HTTP_HEADERS);
     return -1;

@@ -104,16 +104,29 @@ static int topic_at(const ltopic_t *t, const hb_cursor_t *since)
     return !strcmp(cur, t->at);
 }
 
+/* The epoch part of ev's cursor ("<id>_<epoch>"), *len bytes; NULL when it has none. */
+static const char *ev_epoch(const hb_ev_t *ev, size_t *len)
+{
+    const char *cur, *us;
+    if (!ev->cur)
+        return NULL;
+    cur = (const char *)hb_buf_data(ev->cur);
+    us = memchr(cur, '_', hb_buf_len(ev->cur));
+    if (!us)
+        return NULL;
+    *len = (size_t)(cur + hb_buf_len(ev->cur) - us - 1);
+    return us + 1;
+}
+
 /* t's live position after message m (lost: an event before it was lost in hand-off). */
 static void topic_advance(ltopic_t *t, const hb_msg_t *m, int lost)
 {
     const hb_buf_t *cur = m->ev.cur;
-    if (!m->control && cur) {
-        const char *c = (const char *)hb_buf_data(cur);
-        const char *us = memchr(c, '_', hb_buf_len(cur));
-        size_t el = us ? (size_t)(c + hb_buf_len(cur) - us - 1) : 0;
+    if (!m->control && cur) { /* an event without an epoch is of a stream without one */
+        size_t el = 0;
+        const char *ep = ev_epoch(&m->ev, &el);
         if (el < sizeof(t->epoch)) {
-            memcpy(t->epoch, us ? us + 1 : "", el);
+            memcpy(t->epoch, ep ? ep : "", el);
             t->epoch[el] = '\0';
         }
     }
@@ -325,15 +338,14 @@ static void topic_join(hb_svc_t *s, ltopic_t *t, const hb_msg_t *m)
         next = n->next;
         if (u->c->closing || u->resuming)
             continue;
-        if (u->fresh && !u->have_last) {
-            hb_cursor_t from = {u->last, ""};
-            atomic_fetch_add_explicit(&s->edge->stats.join_catchups, 1, memory_order_relaxed);
-            hb_hread_begin(u, &from, HB_SUB_FRESH);
-        } else if (u->have_last) {
-            /* its position's stream: the one its read was of, or of the events it got here */
+        if (u->have_last || u->fresh) {
+            /* from its position, in its stream (the one its read was of, or of the events it
+             * got here); a fresh one without an event yet: from its ask, `last` */
             hb_cursor_t from = {.id = u->last};
-            const char *ep = u->history_started && u->hcur.epoch[0] ? u->hcur.epoch : t->epoch;
-            memcpy(from.epoch, ep, sizeof(from.epoch));
+            if (u->have_last)
+                memcpy(from.epoch,
+                       u->history_started && u->hcur.epoch[0] ? u->hcur.epoch : t->epoch,
+                       sizeof(from.epoch));
             atomic_fetch_add_explicit(&s->edge->stats.join_catchups, 1, memory_order_relaxed);
             hb_hread_begin(u, &from, HB_SUB_FRESH);
         } else {
@@ -415,13 +427,9 @@ static int page_rolled_back(const hb_sub_t *u, const hb_msg_t *m, hb_id_t *tail)
 /* 1 when ev (not a notice) is of the stream with epoch `epoch` (its cursor's suffix). */
 static int ev_of_epoch(const hb_ev_t *ev, const char *epoch)
 {
-    const char *cur, *us;
-    size_t n = strlen(epoch);
-    if (!ev->cur)
-        return 0;
-    cur = (const char *)hb_buf_data(ev->cur);
-    us = memchr(cur, '_', ev->cur->len);
-    return us && (size_t)(cur + ev->cur->len - us - 1) == n && !memcmp(us + 1, epoch, n);
+    size_t len, n = strlen(epoch);
+    const char *ep = ev_epoch(ev, &len);
+    return ep && len == n && !memcmp(ep, epoch, n);
 }
 
 /* A `reset` page: the stream of epoch `gone`, which the resume read from, no longer exists.
