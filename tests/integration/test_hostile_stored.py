@@ -10,6 +10,7 @@ was closed to resume from the same cursor, and failed again, for ever), and the 
 after a reconnection read the same page of them again and again (a spin on Redis)."""
 
 import json
+import time
 
 import harness
 from harness import (HeraldTestCase, SSEClient, fcall_publish, http_get, live_channel, scrape,
@@ -178,57 +179,47 @@ class StoredEntries(HeraldTestCase):
         self.assertEqual(sse.pending(), [])
         self.finish(h, n_bad)
 
+    def forged_live_message(self, first_payload, forged, reason, logged):
+        """A message PUBLISHed on TOPIC's live channel around Herald (forged(epoch) its text):
+        not delivered, counted as untrusted for `reason` (and only that), logged; the events
+        stored after it reach the subscriber once each, and nothing else does."""
+        h = self.start()
+        sse = SSEClient(h.port, "/events/" + TOPIC)
+        self._closers.append(sse)
+        wait_live_subscribed(self.r, TOPIC)
+        first = fcall_publish(self.r, TOPIC, first_payload)
+        ev = sse.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(ev.id)[0], ev.data), (first, first_payload))
+        epoch = self.r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
+        self.r.cmd("PUBLISH", live_channel(TOPIC), forged(epoch))
+        wait_until(lambda: untrusted(h, reason) == 1, 10, what="the message counted")
+        for data in ("after", "last"):
+            sid = fcall_publish(self.r, TOPIC, data)
+            ev = sse.next_event(10 * harness.SCALE)
+            self.assertEqual((split_cursor(ev.id)[0], ev.data), (sid, data))
+        sse.pump(0.3 * harness.SCALE)
+        self.assertEqual(sse.pending(), [])
+        self.assertEqual(untrusted(h, "too_large" if reason == "ahead" else "ahead"), 0)
+        self.assertIn(logged, h.log())
+        self.bystander.check()
+        assert_idle(self, h)
+
     def test_live_message_far_ahead_is_not_trusted(self):
         """Anyone who may PUBLISH on Redis (a raw-ingest publisher) can send a message on a
         topic's live channel. One with an ID far ahead moved the topic's position past every
         real event to come, which were then dropped as delivered already: the topic fell
         silent on every edge. Now it is not delivered and the topic is read from its stream."""
-        h = self.start()
-        sse = SSEClient(h.port, "/events/" + TOPIC)
-        self._closers.append(sse)
-        wait_live_subscribed(self.r, TOPIC)
-        first = fcall_publish(self.r, TOPIC, "before")
-        self.assertEqual(split_cursor(sse.next_event(10).id)[0], first)
-        epoch = self.r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
-        self.r.cmd("PUBLISH", live_channel(TOPIC), "H1|99999999999999-0|%s|||forged" % epoch)
-        after = fcall_publish(self.r, TOPIC, "after")
-        ev = sse.next_event(10 * harness.SCALE)
-        self.assertEqual((split_cursor(ev.id)[0], ev.data), (after, "after"))
-        wait_until(lambda: untrusted(h, "ahead") == 1, 10, what="the message counted")
-        last = fcall_publish(self.r, TOPIC, "last")
-        ev = sse.next_event(10 * harness.SCALE)
-        self.assertEqual((split_cursor(ev.id)[0], ev.data), (last, "last"))
-        sse.pump(0.3 * harness.SCALE)
-        self.assertEqual(sse.pending(), [])
-        self.assertIn("live message ahead of this edge's clock", h.log())
-        self.bystander.check()
-        assert_idle(self, h)
+        self.forged_live_message("before", lambda ep: "H1|99999999999999-0|%s|||forged" % ep,
+                                 "ahead", "live message ahead of this edge's clock")
 
     def test_live_message_over_the_bound_is_not_trusted(self):
         """A message PUBLISHed on a topic's live channel around Herald with a payload over
         --max-message-bytes went to every subscriber (history passes such an entry over); it is
-        not delivered now, and the topic is read from its stream."""
-        h = self.start()
-        sse = SSEClient(h.port, "/events/" + TOPIC)
-        self._closers.append(sse)
-        wait_live_subscribed(self.r, TOPIC)
-        first = fcall_publish(self.r, TOPIC, "f" * MAX)  # the bound itself is delivered
-        ev = sse.next_event(10 * harness.SCALE)
-        self.assertEqual((split_cursor(ev.id)[0], len(ev.data)), (first, MAX))
-        epoch = self.r.cmd("GET", "herald:{%s}:epoch" % TOPIC).decode()
-        now_ms = int(self.r.cmd("TIME")[0]) * 1000
-        self.r.cmd("PUBLISH", live_channel(TOPIC), "H1|%d-0|%s|||%s" % (now_ms, epoch,
-                                                                         "z" * (MAX + 1)))
-        wait_until(lambda: untrusted(h, "too_large") == 1, 10, what="the message counted")
-        after = fcall_publish(self.r, TOPIC, "after")
-        ev = sse.next_event(10 * harness.SCALE)
-        self.assertEqual((split_cursor(ev.id)[0], ev.data), (after, "after"))
-        sse.pump(0.3 * harness.SCALE)
-        self.assertEqual(sse.pending(), [])
-        self.assertEqual(untrusted(h, "ahead"), 0)
-        self.assertIn("live message over --max-message-bytes", h.log())
-        self.bystander.check()
-        assert_idle(self, h)
+        not delivered now, and the topic is read from its stream. The bound itself is."""
+        now_ms = int(time.time() * 1000)
+        self.forged_live_message("f" * MAX,
+                                 lambda ep: "H1|%d-0|%s|||%s" % (now_ms, ep, "z" * (MAX + 1)),
+                                 "too_large", "live message over --max-message-bytes")
 
     def test_publish_answer_that_is_no_event_id(self):
         """A library replaced around Herald (anyone with FUNCTION LOAD) answered a publish with
