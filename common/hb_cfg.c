@@ -82,7 +82,8 @@ static const opt_t opts[] = {
      "beyond, a publish is answered 503 / unavailable at once (Redis slow or stalled)"},
     {"service-queue-max", T_LONG, "65536", 64, 16777216, O(service_queue_max),
      "messages waiting from the Redis thread for one service thread; beyond, an event is "
-     "dropped for that thread and its subscribers resume from history"},
+     "dropped for that thread and its subscribers read on from history in place (answers to "
+     "the thread's own requests have 65,536 slots more)"},
     {"topic-linger", T_INT, "5", 0, 3600, O(topic_linger),
      "seconds a topic stays subscribed in Redis after its last local subscriber left"},
     {"history-batch", T_LONG, "500", 1, 10000, O(history_batch),

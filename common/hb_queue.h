@@ -12,6 +12,12 @@ typedef struct hb_queue hb_queue_t;
 
 /** hb_queue_new() - a queue holding at most `cap` items (cap >= 1); aborts on OOM. */
 hb_queue_t *hb_queue_new(size_t cap);
+/**
+ * hb_queue_new_reserved() - as hb_queue_new(), plus `reserve` slots beyond `cap` that only
+ * hb_queue_push_reserved() takes: room for what the consumer is owed (answers to its own
+ * requests, which it bounds) that a burst of ordinary items must not crowd out. Aborts on OOM.
+ */
+hb_queue_t *hb_queue_new_reserved(size_t cap, size_t reserve);
 /** hb_queue_free() - free the queue (not the items still in it); accepts NULL. */
 void hb_queue_free(hb_queue_t *q);
 /**
@@ -20,11 +26,16 @@ void hb_queue_free(hb_queue_t *q);
  * producer wakes the consumer only on that edge.
  */
 int hb_queue_push(hb_queue_t *q, void *item, int *was_empty);
+/**
+ * hb_queue_push_reserved() - as hb_queue_push(), but fails (HB_ELIMIT) only when the queue
+ * holds cap + reserve items: it may take the reserve. Same FIFO as hb_queue_push(). Any thread.
+ */
+int hb_queue_push_reserved(hb_queue_t *q, void *item, int *was_empty);
 /** hb_queue_pop() - pop up to `max` items into items[] in FIFO order; returns the count. */
 size_t hb_queue_pop(hb_queue_t *q, void **items, size_t max);
 /** hb_queue_len() - items queued now (a snapshot). Any thread. */
 size_t hb_queue_len(hb_queue_t *q);
-/** hb_queue_cap() - the capacity given at creation. */
+/** hb_queue_cap() - the capacity given at creation (without the reserve). */
 size_t hb_queue_cap(const hb_queue_t *q);
 
 #endif

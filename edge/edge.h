@@ -67,6 +67,9 @@ typedef struct hb_stats {
     /* fresh subscriptions read from the time they asked because their service thread joined
      * the topic after events went to the edge's other threads (topics.c) */
     atomic_ullong join_catchups;
+    /* subscriptions that read on from their position because an event of their topic was
+     * dropped on a full hand-off queue (topics.c topic_lost) */
+    atomic_ullong lost_catchups;
     atomic_int ready;    /* 1 when Redis is up and every subscription is in place */
     atomic_int redis_up; /* 1 while every Redis connection of the edge is up */
     atomic_int leader;   /* 1 while this edge holds the ingest lease */

@@ -104,7 +104,11 @@ int hb_svc_push(hb_svc_t *s, hb_msg_t *m)
 
 void hb_svc_answer(hb_svc_t *s, hb_msg_t *m)
 {
-    if (hb_svc_push(s, m) != 0) {
+    int was_empty = 0;
+    if (hb_queue_push_reserved(s->inq, m, &was_empty) == 0) {
+        if (was_empty)
+            lws_cancel_service(s->ctx);
+    } else {
         hb_msg_unref(m);
         atomic_fetch_add_explicit(&s->edge->stats.queue_drops, 1, memory_order_relaxed);
     }

@@ -158,10 +158,21 @@ void hb_req_free(hb_req_t *q);
  * caller's, to drop; the caller counts the drop).
  */
 int hb_svc_push(struct hb_svc *s, hb_msg_t *m);
+/*
+ * Slots of a service thread's queue beyond --service-queue-max that only answers take: the
+ * answers a thread is owed are bounded by what it asked (16 history reads at a time, a
+ * connection's publishes, tickets at --ticket-rate), while events come in bursts that fill the
+ * queue, and an answer lost there left its asker waiting (a history read 60 s, then its client
+ * closed).
+ */
+#define HB_SVC_ANSWER_RESERVE 65536
+
 /**
- * hb_svc_answer() - broker thread: hb_svc_push() of an answer m (a history page, a publish's or
- * a ticket's result) whose only reference is the caller's, taken here: a full queue drops it,
- * counted in herald_queue_drops_total (the asker's own timeout ends its wait).
+ * hb_svc_answer() - broker thread: hand an answer m (a history page, a publish's or a ticket's
+ * result), whose only reference is the caller's, to service thread s, in the same order as its
+ * events, taking the queue's reserve (HB_SVC_ANSWER_RESERVE) when the events filled the rest.
+ * Past the reserve it is dropped, counted in herald_queue_drops_total (the asker's own timeout
+ * ends its wait).
  */
 void hb_svc_answer(struct hb_svc *s, hb_msg_t *m);
 /**

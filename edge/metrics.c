@@ -125,6 +125,10 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          "Fresh subscriptions read from the time they asked because their service thread joined "
          "the topic after events of it went to the edge's other threads.",
          "", LOAD(join_catchups)},
+        {"herald_lost_catchups_total", "counter",
+         "Subscriptions that read their topic on from their position, keeping their "
+         "connection, because an event of it was dropped on a full hand-off queue.",
+         "", LOAD(lost_catchups)},
         {"herald_queue_drops_total", "counter",
          "Broker hand-offs dropped because a queue was full.", "",
          LOAD(queue_drops) + LOAD(req_drops)},

@@ -401,7 +401,7 @@ hb_svc_t *hb_svc_new(hb_edge_t *edge, int idx)
     s->idx = idx;
     s->listen_fd = -1;
     s->peer_ep = -1;
-    s->inq = hb_queue_new((size_t)edge->cfg.service_queue_max);
+    s->inq = hb_queue_new_reserved((size_t)edge->cfg.service_queue_max, HB_SVC_ANSWER_RESERVE);
     s->topics = hb_dict_new();
     s->pending = hb_dict_new();
     {

@@ -307,12 +307,56 @@ static void sub_pend(hb_sub_t *u, hb_msg_t *m)
     u->pend[u->npend++] = hb_msg_ref(m);
 }
 
-/* Closes every client of t: an event of t for this thread was lost; they resume from history. */
-static void topic_lost(ltopic_t *t)
+/*
+ * Reads u's topic on from u's position, in place: its client keeps its connection, the live
+ * events that arrive meanwhile are held and merged after (hread.c, as a resume). From the
+ * stream its last read or event was of; a fresh subscription without an event yet reads from
+ * its ask (`last`). 0 when u has no position (a long-poll without `since` that has not learnt
+ * the stream's tail).
+ */
+static int sub_read_on(hb_sub_t *u, const ltopic_t *t)
 {
-    for (hb_list_t *n = t->subs.next; n != &t->subs; n = n->next)
-        hb_client_close(hb_list_container(n, hb_sub_t, tlink)->c, "event lost in hand-off", 1011);
+    hb_cursor_t from = {.id = u->last};
+    if (!u->have_last && !u->fresh)
+        return 0;
+    if (u->have_last)
+        memcpy(from.epoch, u->history_started && u->hcur.epoch[0] ? u->hcur.epoch : t->epoch,
+               sizeof(from.epoch));
+    hb_hread_begin(u, &from, HB_SUB_FRESH);
+    return 1;
+}
+
+/*
+ * An event of t for this thread was dropped on the way (this thread's queue was full; the
+ * broker's sequence shows the hole). It is stored (a live event is published after its XADD),
+ * so every subscription reads on from its position in place (sub_read_on()) instead of its
+ * client being closed to resume: a burst that fills the queue does not send a hot topic's
+ * subscribers reconnecting all at once. One already reading reads one page more after its
+ * last (pend_over, as for live events over its bound: what it held may follow the hole); a
+ * long-poll answer that is full leaves it to the next poll (poll_full). Only a subscription
+ * with no position at all fails (hb_hread_failed(): a long-poll is answered 503, any other
+ * client closed 1011 to resume).
+ */
+static void topic_lost(hb_svc_t *s, ltopic_t *t)
+{
+    hb_list_t *n, *next;
     t->at[0] = '\0';
+    for (n = t->subs.next; n != &t->subs; n = next) {
+        hb_sub_t *u = hb_list_container(n, hb_sub_t, tlink);
+        next = n->next;
+        if (u->c->closing)
+            continue;
+        if (u->resuming) {
+            if (!u->poll_full) {
+                sub_release_pend(u);
+                u->pend_over = 1;
+            }
+        } else if (sub_read_on(u, t)) {
+            atomic_fetch_add_explicit(&s->edge->stats.lost_catchups, 1, memory_order_relaxed);
+        } else {
+            hb_hread_failed(u->c, "event lost in hand-off"); /* long-poll 503, else 1011 */
+        }
+    }
 }
 
 /*
@@ -338,19 +382,10 @@ static void topic_join(hb_svc_t *s, ltopic_t *t, const hb_msg_t *m)
         next = n->next;
         if (u->c->closing || u->resuming)
             continue;
-        if (u->have_last || u->fresh) {
-            /* from its position, in its stream (the one its read was of, or of the events it
-             * got here); a fresh one without an event yet: from its ask, `last` */
-            hb_cursor_t from = {.id = u->last};
-            if (u->have_last)
-                memcpy(from.epoch,
-                       u->history_started && u->hcur.epoch[0] ? u->hcur.epoch : t->epoch,
-                       sizeof(from.epoch));
+        if (sub_read_on(u, t))
             atomic_fetch_add_explicit(&s->edge->stats.join_catchups, 1, memory_order_relaxed);
-            hb_hread_begin(u, &from, HB_SUB_FRESH);
-        } else {
-            hb_client_close(u->c, "event lost in hand-off", 1011);
-        }
+        else
+            hb_hread_failed(u->c, "event lost in hand-off"); /* long-poll 503, else 1011 */
     }
 }
 
@@ -369,16 +404,16 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
     }
     if (m->sync) {
         /* the broker dropped an event of this topic for us (our queue was full) if our
-         * sequence is behind its own: the clients resume from history */
+         * sequence is behind its own: the subscriptions read on from history */
         if (t->have_seq && m->seq != t->seq) {
-            topic_lost(t);
+            topic_lost(s, t);
             t->seq = m->seq;
         }
         return;
     }
     lost = t->have_seq && m->seq != t->seq + 1;
-    if (lost) /* an event for this topic was dropped on the way: its clients resume */
-        topic_lost(t);
+    if (lost) /* an event for this topic was dropped on the way: read on from history */
+        topic_lost(s, t);
     t->seq = m->seq;
     t->have_seq = 1;
     topic_advance(t, m, lost);

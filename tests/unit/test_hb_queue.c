@@ -88,6 +88,41 @@ static void test_was_empty_edge_after_drain(void **state)
     hb_queue_free(q);
 }
 
+/* The reserve: ordinary pushes stop at cap, reserved ones go on to cap + reserve, in the same
+ * FIFO, around the ring; a full ordinary part does not keep a reserved push out. */
+static void test_reserve_only_for_reserved_pushes(void **state)
+{
+    (void)state;
+    hb_queue_t *q = hb_queue_new_reserved(3, 2);
+    void *out[8];
+    uintptr_t next_out = 0;
+    assert_int_equal(hb_queue_cap(q), 3);
+    for (int round = 0; round < 7; round++) {
+        uintptr_t in = next_out;
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(hb_queue_push(q, ITEM(in++), NULL), HB_OK);
+        assert_int_equal(hb_queue_push(q, ITEM(99), NULL), HB_ELIMIT);
+        assert_int_equal(hb_queue_push_reserved(q, ITEM(in++), NULL), HB_OK);
+        assert_int_equal(hb_queue_push_reserved(q, ITEM(in++), NULL), HB_OK);
+        assert_int_equal(hb_queue_push_reserved(q, ITEM(99), NULL), HB_ELIMIT);
+        assert_int_equal(hb_queue_push(q, ITEM(99), NULL), HB_ELIMIT);
+        assert_int_equal(hb_queue_len(q), 5);
+        /* pop a varying share first, so that the head walks the whole ring */
+        size_t n = hb_queue_pop(q, out, (size_t)round % 5 + 1);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(NUM(out[i]), next_out++);
+        n = hb_queue_pop(q, out, 8);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(NUM(out[i]), next_out++);
+        assert_int_equal(next_out, in);
+        /* the next round starts the head elsewhere: one ordinary item in and out */
+        assert_int_equal(hb_queue_push(q, ITEM(next_out), NULL), HB_OK);
+        assert_int_equal(hb_queue_pop(q, out, 8), 1);
+        assert_int_equal(NUM(out[0]), next_out++);
+    }
+    hb_queue_free(q);
+}
+
 #define PRODUCERS 4
 #define PER_PRODUCER 50000
 
@@ -161,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_fifo_and_limit),
         cmocka_unit_test(test_pop_max_and_wraparound),
         cmocka_unit_test(test_was_empty_edge_after_drain),
+        cmocka_unit_test(test_reserve_only_for_reserved_pushes),
         cmocka_unit_test(test_multi_producer_exact_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
