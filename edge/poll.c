@@ -178,7 +178,10 @@ void hb_poll_on_timer(hb_client_t *c)
         }
     }
     n = put(body, n, "],\"next\":\"");
-    n = put(body, n, next);
+    /* Nothing was ever stored (no since, no stream, no event): every event to come is after
+     * the first possible ID. An empty next would come back as an empty since, read as none:
+     * from the tail then, past what was stored in between. */
+    n = put(body, n, next[0] ? next : "0-0");
     if (c->x->poll_gap) {
         n = put(body, n, "\",\"gap\":\"");
         n = put(body, n, c->x->poll_gap);
@@ -187,6 +190,18 @@ void hb_poll_on_timer(hb_client_t *c)
     poll_stop(c);
     hb_http_respond(c, 200, "application/json", body, n, 0);
     free(body);
+}
+
+/* `timeout` as written: 1 to 9 digits and nothing else (no sign, no blank), at most max; -1
+ * otherwise (strtol() alone takes "+1", " 1" and "-0"). */
+static long whole_seconds(const char *t, long max)
+{
+    size_t n = strspn(t, "0123456789");
+    long v;
+    if (!n || t[n] || n > 9)
+        return -1;
+    v = strtol(t, NULL, 10);
+    return v <= max ? v : -1;
 }
 
 int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic, size_t tlen)
@@ -206,13 +221,9 @@ int hb_poll_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topi
     if (has > 0 && arg[0] && hb_cursor_parse(arg, strlen(arg), &cur, &reason))
         return hb_http_bad_request(c, reason, 0);
     has = has > 0 && arg[0];
-    if (hb_http_query_arg(wsi, "timeout", NULL, tbuf, sizeof(tbuf)) != 0) {
-        char *end;
-        timeout = strtol(tbuf, &end, 10);
-        if (!tbuf[0] || *end || timeout < 0 || timeout > s->edge->cfg.poll_timeout_max)
-            return hb_http_bad_request(c, "timeout must be a number of seconds within the limit",
-                                       0);
-    }
+    if (hb_http_query_arg(wsi, "timeout", NULL, tbuf, sizeof(tbuf)) != 0 &&
+        (timeout = whole_seconds(tbuf, s->edge->cfg.poll_timeout_max)) < 0)
+        return hb_http_bad_request(c, "timeout must be a number of seconds within the limit", 0);
     if (!hb_svc_admit(s, c->wsi))
         return hb_http_respond_text(c, 503, "over capacity or draining: retry later\n", 1);
     if (!hb_topics_take(s, &(const char *){name}, &tlen, 1))

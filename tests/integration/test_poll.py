@@ -161,6 +161,21 @@ class Poll(HeraldTestCase):
         self.assertEqual(self.finish(t, out), {"events": [self.ev(fresh, sid, "new")],
                                                "next": self.cursor(fresh, sid)})
 
+    def test_without_since_on_a_topic_with_no_stream(self):
+        """A topic nothing was stored on yet: the answer's next must still let the client
+        continue without loss. It was "" before, which the next poll sent back as an empty
+        since, read as no since at all: from the tail, past what was published in between."""
+        self.start()
+        for timeout in (1, 0):
+            topic = "poll.nostream.%d" % timeout
+            obj = self.ok(topic, None, timeout)
+            self.assertEqual(obj["events"], [])
+            self.assertTrue(obj["next"], obj)
+            missed = fcall_publish(self.r, topic, "between polls")
+            self.assertEqual(self.ok(topic, obj["next"], 0),
+                             {"events": [self.ev(topic, missed, "between polls")],
+                              "next": self.cursor(topic, missed)}, "timeout %d" % timeout)
+
     def test_gap_trimmed(self):
         self.start(["--history-max", "10", "--history-batch", "1000"])
         topic = "poll.trim"
@@ -200,6 +215,12 @@ class Poll(HeraldTestCase):
             "timeout -1": ("/poll/poll.bad?timeout=-1", None),
             "timeout abc": ("/poll/poll.bad?timeout=abc", None),
             "timeout 1e9": ("/poll/poll.bad?timeout=1000000000", None),
+            # not a whole number as written: signs, blanks, nothing
+            "timeout +1": ("/poll/poll.bad?timeout=%2B1", None),
+            "timeout -0": ("/poll/poll.bad?timeout=-0", None),
+            "timeout blank 1": ("/poll/poll.bad?timeout=%201", None),
+            "timeout 1 blank": ("/poll/poll.bad?timeout=1%20", None),
+            "timeout empty": ("/poll/poll.bad?timeout=", None),
         }
         for what, (path, _) in cases.items():
             status, hdrs, body = http_get(self.h.port, path)
