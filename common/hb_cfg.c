@@ -99,8 +99,10 @@ static const opt_t opts[] = {
     {"handshake-timeout", T_INT, "10", 1, 600, O(handshake_timeout),
      "seconds from accept a client has to send a complete request (slow or idle sockets "
      "are cut off)"},
-    {"max-header-bytes", T_LONG, "4096", 1024, 65535, O(max_header_bytes),
-     "bytes of request line and headers accepted per request"},
+    {"max-header-bytes", T_LONG, "16384", 1024, 65535, O(max_header_bytes),
+     "bytes of request line and headers accepted per request; a multi-topic SSE resume "
+     "needs about 30 bytes a topic for its Last-Event-ID besides the topic list (over it the "
+     "request is dropped without an answer)"},
     {"publish-key", T_SECRET, "", 0, 0, O(publish_key),
      "bearer key for POST /publish/<topic> and WebSocket publish (empty: HTTP publish off)"},
     {"max-topics-per-connection", T_INT, "64", 1, 4096, O(max_topics),

@@ -249,5 +249,29 @@ class MultiSSE(HeraldTestCase):
         self.assertEqual(status, 400, body)  # 301 topics
         self.assert_serving(self.h)
 
+    def test_resume_at_the_topic_limit_with_a_browser_head(self):
+        """At the default limits a client with the most topics it may have resumes: its
+        request names them all, and its composite Last-Event-ID carries a cursor per topic
+        (about 27 bytes each), beside a browser's cookies. Over --max-header-bytes
+        libwebsockets drops the request without an answer, and EventSource reconnects with
+        the same head for ever: with the old 4,096-byte default a 64-topic client of 40-byte
+        names could never resume."""
+        self.start()
+        topics = ["resume.at.the.limit.%020d" % i for i in range(64)]
+        self.assertEqual(len(topics[0]), 40)
+        state = {t: self.cursor(t, fcall_publish(self.r, t, "before " + t)) for t in topics}
+        head = {"Last-Event-ID": ",".join(state[t] for t in topics),
+                "Cookie": "session=" + "c" * 3000,
+                "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+                              "Gecko) Chrome/131.0.0.0 Safari/537.36"}
+        c = self.sse(self.h.port, "/events?topic=" + ",".join(topics), head)
+        self.assertEqual(c.status, 200, bytes(c.raw[:300]))
+        wait_many_subscribed(self.r, [topics[0], topics[63]])
+        for t in (topics[63], topics[0]):
+            sid = fcall_publish(self.r, t, "after " + t)
+            self.expect(c, topics, state, t, sid, "after " + t)
+        c.pump(0.3)
+        self.assertEqual(c.pending(), [], "an event at or before its cursor")
+
 if __name__ == "__main__":
     harness.main()
