@@ -221,6 +221,35 @@ static int ws_key_valid(struct lws *wsi)
     return 1;
 }
 
+/* The handshake's path is /ws (its query aside). */
+static int ws_path_ok(struct lws *wsi)
+{
+    char uri[4];
+    return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) == 3 &&
+           lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) == 3 && !strcmp(uri, "/ws");
+}
+
+/* The handshake offers herald.v1 among its subprotocols, or none (taken as herald.v1). lws
+ * would bind any other name it knows (its "http" protocol) or close without an answer. */
+static int ws_subprotocol_ok(struct lws *wsi)
+{
+    char v[1024];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    if (n <= 0)
+        return 1;
+    if (n >= (int)sizeof(v) || lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_PROTOCOL) < 0)
+        return 0;
+    for (const char *p = v; *p;) {
+        size_t len;
+        p += strspn(p, " \t,");
+        len = strcspn(p, " \t,");
+        if (len == 9 && !memcmp(p, "herald.v1", 9))
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
 int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)
 {
     hb_http_body_t body;
@@ -243,7 +272,13 @@ int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)
         reason = "a WebSocket handshake has no body";
     else if (!ws_key_valid(wsi))
         reason = "Sec-WebSocket-Key must be 16 bytes in base64";
-    else
+    else if (!ws_subprotocol_ok(wsi))
+        reason = "unsupported WebSocket subprotocol: offer herald.v1";
+    else if (!ws_path_ok(wsi)) {
+        write_refusal(s, wsi, "404 Not Found", "", "WebSocket is served on /ws\n",
+                      LWS_WRITE_HTTP_HEADERS);
+        return -1;
+    } else
         return 0;
     snprintf(text, sizeof(text), "%s\n", reason ? reason : "bad request framing");
     write_refusal(s, wsi, "400 Bad Request", "", text, LWS_WRITE_HTTP_HEADERS);

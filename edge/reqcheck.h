@@ -100,9 +100,10 @@ void hb_req_resume(hb_client_t *c);
 
 /**
  * hb_req_confirm_upgrade() - LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (lws asks for "websocket" and
- * "h2c"; it answers other upgrades 403 itself). @up: the Upgrade value. Returns 0 for
- * websocket; otherwise writes a 400 (Connection: close) on @wsi and returns -1, which makes
- * lws close the connection. @s may be NULL (no counting).
+ * "h2c"; it answers other upgrades 403 itself). @up: the Upgrade value. Returns 0 for a
+ * websocket handshake to /ws whose framing, key and subprotocols (herald.v1 among them, or
+ * none) are right; otherwise writes a 400, or a 404 for another path (Connection: close), on
+ * @wsi and returns -1, which makes lws close the connection. @s may be NULL (no counting).
  */
 int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up);
 

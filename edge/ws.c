@@ -136,7 +136,7 @@ int hb_ws_filter(hb_svc_t *s, struct lws *wsi)
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
     if (n <= 0 || n >= (int)sizeof(uri) ||
         lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
-        return 1; /* WebSocket only on /ws */
+        return 1; /* WebSocket only on /ws (hb_req_confirm_upgrade answered 404 already) */
     {
         uint8_t cors; /* browsers send Origin with every WebSocket handshake */
         if (hb_auth_origin(s, wsi, &cors))

@@ -188,10 +188,12 @@ class HostileWS(HeraldTestCase):
 
     # -- handshake --
 
-    def raw_upgrade(self, version_lines, body=b"", key="dGhlIHNhbXBsZSBub25jZQ=="):
-        req = ["GET /ws HTTP/1.1", "Host: 127.0.0.1:%d" % self.h.port, "Upgrade: websocket",
-               "Connection: Upgrade", "Sec-WebSocket-Key: " + key,
-               "Sec-WebSocket-Protocol: herald.v1"] + version_lines
+    def raw_upgrade(self, version_lines, body=b"", key="dGhlIHNhbXBsZSBub25jZQ==", path="/ws",
+                    protocol="herald.v1"):
+        req = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % self.h.port,
+               "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + key]
+        req += ["Sec-WebSocket-Protocol: " + protocol] if protocol is not None else []
+        req += version_lines
         raw = harness.raw_request(self.h.port, ("\r\n".join(req) + "\r\n\r\n").encode() + body)
         self.last_raw = raw
         head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
@@ -246,6 +248,34 @@ class HostileWS(HeraldTestCase):
         for key in ("!!!", "AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAAA", "A" * 22 + "=!"):
             status, _ = self.raw_upgrade(["Sec-WebSocket-Version: 13"], key=key)
             self.assertTrue(status.startswith("HTTP/1.1 400"), "key %r: %r" % (key, status))
+        self.finish()
+
+    def test_handshake_path_and_subprotocol_are_answered(self):
+        """A handshake to another path than /ws, or offering only subprotocols the edge does
+        not speak, was closed without an answer (a browser only says the connection failed):
+        404 and 400 now, saying what is served. A list with herald.v1 in it, or no list at
+        all, is served."""
+        self.start()
+        v13 = ["Sec-WebSocket-Version: 13"]
+        for path in ("/ws/", "/WS", "/events/a", "/wsx", "/"):
+            with self.subTest(path):
+                status, headers = self.raw_upgrade(v13, path=path)
+                self.assertTrue(status.startswith("HTTP/1.1 404"), "%s: %r" % (path, status))
+                self.assertEqual(headers.get("x-herald-node"), "edge-1", path)
+                self.assertIn(b"/ws", self.last_raw.split(b"\r\n\r\n", 1)[1], path)
+        for proto in ("foo", "foo, bar", "http", "herald.v2", "herald.v1x", ", ,"):
+            with self.subTest(proto):
+                status, _ = self.raw_upgrade(v13, protocol=proto)
+                self.assertTrue(status.startswith("HTTP/1.1 400"), "%r: %r" % (proto, status))
+                self.assertIn(b"herald.v1", self.last_raw.split(b"\r\n\r\n", 1)[1], proto)
+        for proto in ("foo, herald.v1", "herald.v1,foo", None):
+            with self.subTest(proto):
+                status, headers = self.raw_upgrade(v13, protocol=proto)
+                self.assertTrue(status.startswith("HTTP/1.1 101"), "%r: %r" % (proto, status))
+                if proto is not None:
+                    self.assertEqual(headers.get("sec-websocket-protocol"), "herald.v1")
+        status, _ = self.raw_upgrade(v13, path="/ws?token=x&since=y")
+        self.assertTrue(status.startswith("HTTP/1.1 101"), status)
         self.finish()
 
     # -- permessage-deflate: declined --
