@@ -562,9 +562,17 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
         return;
     }
     if (u->pend_over) {
-        /* live events were dropped while this page was out: history has them (sub_pend()) */
+        /* live events were dropped while this page was out: history has them (sub_pend(),
+         * topic_lost()). A tail read (a long-poll without since) with no event yet reads on
+         * from the tail it learnt, not from the stream's first entry (u->last is 0-0). */
+        hb_cursor_t tail;
         u->pend_over = 0;
         sub_release_pend(u);
+        if (u->htail && !u->have_last && m->tail[0] &&
+            !hb_cursor_parse(m->tail, strlen(m->tail), &tail, NULL)) {
+            u->last = tail.id;
+            u->have_last = 1;
+        }
         hb_hread_next(u, c->qbytes > q0 ? c->qbytes - q0 : 0, m->n);
         return;
     }

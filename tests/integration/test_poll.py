@@ -9,8 +9,9 @@ import time
 import urllib.parse
 
 import harness
-from harness import (HeraldTestCase, fcall_publish, http_get, stream_key, wait_live_subscribed,
-                     xrange)
+from harness import (HeraldTestCase, fcall_publish, http_get, scrape, split_cursor, stream_key,
+                     wait_live_subscribed, wait_until, xrange)
+from threadstop import ThreadStop
 
 
 def epoch_of(r, topic):
@@ -175,6 +176,35 @@ class Poll(HeraldTestCase):
             self.assertEqual(self.ok(topic, obj["next"], 0),
                              {"events": [self.ev(topic, missed, "between polls")],
                               "next": self.cursor(topic, missed)}, "timeout %d" % timeout)
+
+    def test_tail_read_after_live_events_over_the_bound_reads_on_from_the_tail(self):
+        """A poll without since whose tail read is answered after more live events than a
+        client may hold (they are let go, to be read from history after the read) reads on
+        from the tail it learnt. It read from the stream's first entry (its position was still
+        0-0): events stored before the poll was asked came in its answer."""
+        self.start(["--threads", "1", "--client-queue-max", "16", "--ingest", "off"])
+        topic = "poll.tail.over"
+        holder = self.sse(self.h.port, "/events/" + topic)  # the thread takes the topic live
+        wait_live_subscribed(self.r, topic)
+        old = [fcall_publish(self.r, topic, "old-%d" % i) for i in range(5)]
+        self.assertEqual([split_cursor(e.id)[0] for e in holder.events(5)], old)
+        # the broker thread stops; the poll asks for the tail, which waits for it
+        broker = ThreadStop(self.h.proc.pid)
+        broker.__enter__()
+        try:
+            t, out = self.background_poll(topic, None, 3)
+            wait_until(lambda: scrape(self.h.port).get(
+                'herald_connections{transport="poll"}', 0) == 1, 10, what="the poll taken")
+            # more live events than the poll may hold, on the broker's socket before its read
+            new = [fcall_publish(self.r, topic, "new-%d" % i) for i in range(30)]
+            wait_until(lambda: harness.sub_socket_flushed(self.r), 5,
+                       what="the events on the edge's socket")
+        finally:
+            broker.__exit__(None, None, None)
+        obj = self.finish(t, out)
+        self.assertEqual([e for e in obj["events"] if split_cursor(e["id"])[0] in old], [],
+                         "events stored before the poll was asked")
+        self.assertEqual(obj, {"events": [], "next": self.cursor(topic, new[-1])})
 
     def test_gap_trimmed(self):
         self.start(["--history-max", "10", "--history-batch", "1000"])
