@@ -46,6 +46,9 @@ class Subscriber(threading.Thread):
         self.first_edge = first_edge         # the edge of the first connection (else random)
         self.idx, self.kind, self.topics, self.world, self.rng = idx, kind, topics, world, rng
         self.cursors = dict(cursors or {})   # topic -> last cursor (None: fresh)
+        # topic -> when a poll answered `next` 0-0 (nothing stored on the topic then): a poll
+        # from it must get every entry stored after that answer
+        self.zero_at = {}
         self.history = {t: [] for t in topics}   # every cursor received, per topic
         self.segments = []
         self.cur = {}                        # topic -> current segment
@@ -95,8 +98,11 @@ class Subscriber(threading.Thread):
         self.cur = {}
         for t in self.topics:
             c = self.cursors.get(t)
-            start = ({"cursor": c, "t_req": t_req} if c else
-                     {"fresh": True, "t_req": t_req, "t_confirm": None})
+            if c and c == "0-0" and t in self.zero_at:  # from that answer on, as a fresh start
+                start = {"fresh": True, "t_req": self.zero_at[t], "t_confirm": self.zero_at[t]}
+            else:
+                start = ({"cursor": c, "t_req": t_req} if c else
+                         {"fresh": True, "t_req": t_req, "t_confirm": None})
             seg = {"sub": self.idx, "kind": self.kind, "topic": t, "edge": edge,
                    "conn": self.conns, "start": start, "recs": [], "end_cursor": None,
                    "final": False, "closed": False}
@@ -308,6 +314,8 @@ class Subscriber(threading.Thread):
             if nxt:
                 self.cur[t]["end_cursor"] = nxt
                 self.cursors[t] = nxt
+                if nxt == "0-0":
+                    self.zero_at[t] = time.time()
             self._close()
 
 

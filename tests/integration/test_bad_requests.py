@@ -108,8 +108,9 @@ class BadRequests(HeraldTestCase):
             "binary garbage": b"\x00\xff\x16\x03\x01\x02\x00garbage\r\n\r\n",
             "TLS hello": bytes.fromhex("160301020001000100") + b"\x00" * 64,
             "10 KB request line": b"GET /events/" + b"a" * 10240 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-            "200 headers": get("/events/ok", ["X-Filler-%03d: %s" % (i, "v" * 40)
-                                              for i in range(200)]),
+            # over --max-header-bytes (16 KiB by default): 400 lines of 54 bytes
+            "400 headers": get("/events/ok", ["X-Filler-%03d: %s" % (i, "v" * 40)
+                                              for i in range(400)]),
             "bad escape": get("/events/a%zzb"),
             "header without colon": b"GET /events/ok HTTP/1.1\r\nHost x\r\n\r\n",
             "truncated": b"GET /events/ok HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Ev",
