@@ -20,6 +20,7 @@ hb_rawmsg_t *hb_rawmsg_new(const char *topic, size_t tlen, const char *payload, 
     if (!m)
         return NULL;
     m->next = NULL;
+    m->heard = 0;
     m->ts = ts;
     m->seq = seq;
     m->tlen = tlen;
@@ -107,6 +108,20 @@ int hb_rawq_take(hb_rawq_t *q, const char *topic, size_t tlen, const char *paylo
             return 1;
         }
     }
+    return 0;
+}
+
+int hb_rawq_mark_heard(hb_rawq_t *q, const char *topic, size_t tlen, const char *payload,
+                       size_t plen)
+{
+    hb_rawmsg_t *m = q->head;
+    for (int n = 0; m && n < HB_RAWQ_MATCH_SCAN_MAX; n++, m = m->next)
+        if (!m->heard && m->tlen == tlen && m->plen == plen &&
+            !memcmp(hb_rawmsg_topic(m), topic, tlen) &&
+            !memcmp(hb_rawmsg_payload(m), payload, plen)) {
+            m->heard = 1;
+            return 1;
+        }
     return 0;
 }
 

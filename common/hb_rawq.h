@@ -23,6 +23,7 @@ typedef struct hb_rawmsg {
     double ts;              /* when it arrived (the caller's clock) */
     unsigned long long seq; /* arrival order (the caller's counter) */
     size_t tlen, plen;
+    int heard; /* its stored copy was heard (hb_rawq_mark_heard); 0 when made */
     char data[];
 } hb_rawmsg_t;
 
@@ -96,6 +97,13 @@ void hb_rawq_drop_head(hb_rawq_t *q);
  * HB_RAWQ_MATCH_SCAN_MAX. Returns 1 when one was found, 0 when not.
  */
 int hb_rawq_take(hb_rawq_t *q, const char *topic, size_t tlen, const char *payload, size_t plen);
+/**
+ * hb_rawq_mark_heard() - marks the oldest entry equal to (topic, payload) and not marked yet,
+ * among the first HB_RAWQ_MATCH_SCAN_MAX: its heard becomes 1, and it stays in q. Returns 1
+ * when one was marked, 0 when none.
+ */
+int hb_rawq_mark_heard(hb_rawq_t *q, const char *topic, size_t tlen, const char *payload,
+                       size_t plen);
 /** hb_rawq_drop_upto() - frees every entry whose seq is <= seq; returns how many. */
 size_t hb_rawq_drop_upto(hb_rawq_t *q, unsigned long long seq);
 

@@ -61,6 +61,8 @@ static int plist_push(ingest_t *in, hb_rawq_t *l, const char *topic, size_t tlen
 
 static void batch_free(batch_t *bt)
 {
+    if (bt->answered)
+        bt->b->ingest->awaiting -= bt->msgs.count;
     hb_list_unlink(&bt->link);
     hb_rawq_clear(&bt->msgs);
     free(bt);
@@ -80,9 +82,25 @@ void ingest__store_kept(hb_broker_t *b)
         store_msg(b, hb_rawq_unlink_head(&b->ingest->kept));
 }
 
+/* Frees the messages of bt whose stored copy was heard while its call was out: stored (by this
+ * edge, or by the leader after it when the call was refused), never to be sent again. */
+static void drop_heard(batch_t *bt)
+{
+    hb_rawq_t rest;
+    hb_rawmsg_t *m;
+    hb_rawq_init(&rest, 0, 0);
+    while ((m = hb_rawq_unlink_head(&bt->msgs)))
+        if (m->heard)
+            hb_rawmsg_free(m);
+        else
+            hb_rawq_append(&rest, m);
+    bt->msgs = rest;
+}
+
 /* Keeps a batch's messages again, before what was kept since. */
 static void rekeep(hb_broker_t *b, batch_t *bt)
 {
+    drop_heard(bt);
     while (bt->msgs.head)
         if (hb_rawq_put_back(&b->ingest->kept, hb_rawq_unlink_head(&bt->msgs)))
             atomic_fetch_add_explicit(&b->edge->stats.ingest_standby_overflow, 1,
@@ -98,6 +116,7 @@ static void put_back(hb_broker_t *b, batch_t *bt)
         rekeep(b, bt);
         return;
     }
+    drop_heard(bt);
     while (bt->msgs.head)
         store_msg(b, hb_rawq_unlink_head(&bt->msgs));
 }
@@ -110,6 +129,60 @@ static void count_stored(hb_broker_t *b, const redisReply *r)
                            "{s:s}", "err", r->str);
     } else {
         atomic_fetch_add_explicit(&b->edge->stats.ingested, 1, memory_order_relaxed);
+    }
+}
+
+/*
+ * bt's store call answered r (stored: an ID per message, or an error for one refused). Each
+ * stored message's copy comes on the raw subscription, maybe after this answer: the messages
+ * whose copy is still to be heard stay in bt, which stays in `sent`, answered, for their copies
+ * to find them (ingest__forget()). Matched by topic and payload only, an answered copy would
+ * otherwise take a later message equal to it, still to be sent, which was then never stored.
+ * 1 when bt stays; 0 when nothing is to be heard (bt is the caller's to free). At most
+ * PENDING_MAX messages wait so (the oldest answered batch goes first); none once the raw
+ * subscription was made again (hb_ingest_on_ing_up(): their copies went with the old one).
+ */
+static int await_copies(hb_broker_t *b, batch_t *bt, const redisReply *r)
+{
+    ingest_t *in = b->ingest;
+    hb_rawq_t wait;
+    hb_rawmsg_t *m;
+    size_t i = 0;
+    hb_rawq_init(&wait, 0, 0);
+    while ((m = hb_rawq_unlink_head(&bt->msgs))) {
+        const redisReply *e = r->type != REDIS_REPLY_ARRAY ? r
+                              : i < r->elements            ? r->element[i]
+                                                           : NULL;
+        i++;
+        if (m->heard || !e || e->type == REDIS_REPLY_ERROR)
+            hb_rawmsg_free(m);
+        else
+            hb_rawq_append(&wait, m);
+    }
+    bt->msgs = wait;
+    if (!wait.count)
+        return 0;
+    bt->answered = 1;
+    in->awaiting += wait.count;
+    while (in->awaiting > PENDING_MAX) {
+        batch_t *old = hb_list_container(in->sent.next, batch_t, link);
+        if (!old->answered)
+            break;
+        batch_free(old); /* bt itself at worst, the last answered */
+        if (old == bt)
+            return 1;
+    }
+    return 1;
+}
+
+void ingest__drop_awaited(hb_broker_t *b)
+{
+    hb_list_t *n, *tmp;
+    hb_list_foreach_safe(n, tmp, &b->ingest->sent)
+    {
+        batch_t *bt = hb_list_container(n, batch_t, link);
+        if (bt->answered)
+            batch_free(bt);
     }
 }
 
@@ -150,14 +223,18 @@ static void on_store_reply(redisAsyncContext *ac, void *reply, void *priv)
         }
         put_back(b, bt);
         hb_library_recover(b, ac, r);
-    } else if (r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements; i++)
-            count_stored(b, r->element[i]);
     } else {
-        for (size_t i = 0; i < bt->msgs.count; i++)
-            count_stored(b, r);
+        if (r->type == REDIS_REPLY_ARRAY)
+            for (size_t i = 0; i < r->elements; i++)
+                count_stored(b, r->element[i]);
+        else
+            for (size_t i = 0; i < bt->msgs.count; i++)
+                count_stored(b, r);
+        if (await_copies(b, bt, r))
+            bt = NULL;
     }
-    batch_free(bt);
+    if (bt)
+        batch_free(bt);
     if (in->settling && in->inflight <= 0 && in->state == I_ACTIVE) {
         in->settling = 0; /* every earlier store answered: refused ones are kept, in order */
         hb_log_info(MOD, "earlier stores answered: storing kept messages", "{s:i}", "kept",
@@ -313,17 +390,21 @@ void ingest__forget(hb_broker_t *b, const char *topic, size_t tlen, const char *
      * A copy of ours may still be in a store call that is out (sent while this edge led; its
      * answer not back yet). The stored copy heard is this one: ours, or the next leader's, who
      * kept it because the lease lapsed before our call reached Redis (which then refuses it).
-     * Either way it is stored: it leaves the batch, so that a refusal answered later cannot
-     * keep it again, to be stored twice by whoever leads next (FINDINGS F13). The leader hears
-     * its own copies in the order it sent them: the match is at the head of the oldest batch.
+     * Either way it is stored: it is marked heard, so that a refusal answered later cannot
+     * keep it again, to be stored twice by whoever leads next (FINDINGS F13). Or its call has
+     * answered already: it waits in its answered batch (await_copies()). The leader hears its
+     * own copies in the order it sent them: the match is at the head of the oldest batch.
      */
     hb_list_foreach_safe(n, tmp, &in->sent)
     {
-        hb_rawq_t *q = &hb_list_container(n, batch_t, link)->msgs;
-        size_t bytes = q->bytes;
-        if (hb_rawq_take(q, topic, tlen, payload, plen)) {
-            in->inflight--;
-            in->inflight_bytes -= bytes - q->bytes;
+        batch_t *bt = hb_list_container(n, batch_t, link);
+        if (!bt->answered) {
+            if (hb_rawq_mark_heard(&bt->msgs, topic, tlen, payload, plen))
+                return;
+        } else if (hb_rawq_take(&bt->msgs, topic, tlen, payload, plen)) {
+            in->awaiting--;
+            if (!bt->msgs.count)
+                batch_free(bt);
             return;
         }
     }
@@ -359,6 +440,7 @@ void hb_ingest_cleanup(hb_broker_t *b)
         return;
     hb_rawq_clear(&in->kept);
     hb_rawq_clear(&in->orphans);
+    ingest__drop_awaited(b);          /* answered: no reply will free them */
     while (!hb_list_empty(&in->sent)) /* their replies (if any) no longer look at the list */
         hb_list_unlink(in->sent.next);
     if (in->cur)

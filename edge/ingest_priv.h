@@ -20,7 +20,10 @@ typedef struct batch {
     hb_broker_t *b;
     hb_rawq_t msgs;
     unsigned reign; /* the leadership it was sent under */
-    hb_list_t link; /* in ingest_t.sent while its store call is out */
+    /* in ingest_t.sent while its store call is out, and after its answer while it holds
+     * stored messages whose copy is still to be heard (answered: ingest.c await_copies) */
+    hb_list_t link;
+    int answered;
 } batch_t;
 
 typedef enum { I_STANDBY = 0, I_BARRIER, I_ACTIVE } istate_t;
@@ -35,7 +38,9 @@ struct ingest {
     hb_rawq_t kept;    /* raw messages whose stored copy has not been seen */
     hb_rawq_t orphans; /* cluster: stored copies seen before their raw message */
     batch_t *cur;      /* leader: raw messages of the current read, not sent yet */
-    hb_list_t sent;    /* batches whose store call is out, in the order they were sent */
+    hb_list_t sent;    /* batches whose store call is out, or answered with copies to hear,
+                        * in the order they were sent */
+    size_t awaiting;   /* messages of the answered batches in sent */
     struct event *flush_ev;
     int flush_armed;
     int batches;  /* herald_ingest_many calls in flight */
@@ -132,6 +137,12 @@ void ingest__keep(hb_broker_t *b, const char *topic, size_t tlen, const char *pa
  */
 void ingest__forget(hb_broker_t *b, const char *topic, size_t tlen, const char *payload,
                     size_t plen);
+
+/**
+ * ingest__drop_awaited() - frees the answered batches still waiting for their stored copies
+ * (the raw subscription was made again: copies published before it never come).
+ */
+void ingest__drop_awaited(hb_broker_t *b);
 
 /** ingest__storing() - 1 when raw messages are stored as they come (else they are kept). */
 int ingest__storing(const hb_broker_t *b);

@@ -106,5 +106,6 @@ static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
 
 void hb_ingest_on_ing_up(hb_broker_t *b)
 {
+    ingest__drop_awaited(b); /* copies heard on the connection that went, or never */
     redisAsyncCommand(b->ing.ac, on_ing, NULL, "PSUBSCRIBE *");
 }

@@ -168,6 +168,30 @@ static void test_take_oldest_equal(void **state)
     assert_null(q.head);
 }
 
+/* Marking: the oldest equal entry not marked yet, which stays in the queue; the next mark of
+ * the same message goes to the younger one. */
+static void test_mark_heard_oldest_unmarked(void **state)
+{
+    hb_rawq_t q;
+    (void)state;
+    hb_rawq_init(&q, 0, 0);
+    push(&q, "x", 1);
+    push(&q, "y", 2);
+    push(&q, "x", 3);
+    assert_int_equal(q.head->heard, 0);
+    assert_int_equal(hb_rawq_mark_heard(&q, "t", 1, "x", 1), 1);
+    expect(&q, "x,y,x");
+    assert_int_equal(q.head->heard, 1);
+    assert_int_equal(q.head->next->next->heard, 0);
+    assert_int_equal(hb_rawq_mark_heard(&q, "t", 1, "x", 1), 1);
+    assert_int_equal(q.head->next->next->heard, 1);
+    assert_int_equal(hb_rawq_mark_heard(&q, "t", 1, "x", 1), 0); /* both marked */
+    assert_int_equal(hb_rawq_mark_heard(&q, "u", 1, "y", 1), 0); /* other topic */
+    assert_int_equal(q.head->next->heard, 0);
+    assert_int_equal(q.count, 3);
+    hb_rawq_clear(&q);
+}
+
 static void test_take_scan_limit(void **state)
 {
     hb_rawq_t q;
@@ -273,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_byte_bound_exact),
         cmocka_unit_test(test_take_oldest_equal),
         cmocka_unit_test(test_take_scan_limit),
+        cmocka_unit_test(test_mark_heard_oldest_unmarked),
         cmocka_unit_test(test_put_back_order),
         cmocka_unit_test(test_put_back_bound),
         cmocka_unit_test(test_drop_upto),
