@@ -6,11 +6,14 @@
 #include "service.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "hb_cookie.h"
 #include "hb_err.h"
 #include "hb_log.h"
+#include "hb_mem.h"
 
 #define MOD "auth"
 
@@ -96,10 +99,26 @@ int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap)
                            "token cookie ignored: request from a foreign origin", NULL);
         return 0;
     }
-    if (lws_http_cookie_get(wsi, cfg->auth_cookie, out, &max))
-        return 0; /* no such cookie (or longer than cap: refused like a long header) */
-    out[max < cap ? max : cap - 1] = '\0';
-    return out[0] != '\0' ? 1 : 0;
+    /* by its exact name (hb_cookie_find): lws 4.1's lws_http_cookie_get() matches a name
+     * that ends with it, or one inside another cookie's value (`mytok=`, `pref=tok=`), so a
+     * cookie the site sets for something else could carry a token past this one */
+    {
+        int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
+        char *hdr = hb_xmalloc((size_t)n + 1);
+        const char *v;
+        size_t vlen;
+        int rc = 0;
+        if (lws_hdr_copy(wsi, hdr, n + 1, WSI_TOKEN_HTTP_COOKIE) >= 0 &&
+            hb_cookie_find(hdr, strlen(hdr), cfg->auth_cookie, &v, &vlen)) {
+            rc = vlen >= max ? HB_ELIMIT : vlen ? 1 : 0;
+            if (rc == 1) {
+                memcpy(out, v, vlen);
+                out[vlen] = '\0';
+            }
+        }
+        free(hdr);
+        return rc;
+    }
 }
 
 int hb_auth_is_publish_key(const hb_cfg_t *cfg, const char *tok, size_t len)

@@ -479,9 +479,10 @@ int hb_auth_verify(hb_svc_t *s, const char *tok, size_t len, hb_jwt_t **out, con
  * borrowed); with no token (@j NULL) when no secret is configured or --allow-anonymous; else
  * 0. Pure; any thread. */
 int hb_auth_may_subscribe(const hb_cfg_t *cfg, const hb_jwt_t *j, const char *topic, size_t len);
-/** hb_auth_cookie() - the token in the --auth-cookie cookie: 1 and out set, 0 none (the option
- * is off, no such cookie, a cookie longer than cap, or a request from an origin that may not use
- * cookies: neither the edge's own nor one listed by name in --allowed-origins). Service thread. */
+/** hb_auth_cookie() - the token in the cookie named exactly --auth-cookie: 1 and out set, 0
+ * none (the option is off, no such cookie or an empty one, or a request from an origin that may
+ * not use cookies: neither the edge's own nor one listed by name in --allowed-origins),
+ * HB_ELIMIT for a value of cap bytes or more. Service thread. */
 int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap);
 
 /** hb_auth_http() - the request's token (a redeemed ticket's, a bearer or the cookie),

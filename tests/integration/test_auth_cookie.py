@@ -52,6 +52,27 @@ class AuthCookie(HeraldTestCase):
         ws.send_json({"type": "subscribe", "topic": "c/a"})
         self.assertEqual(ws.recv_json()["type"], "subscribed")
 
+    def test_only_the_cookie_of_that_name(self):
+        """The token is read from the cookie named exactly --auth-cookie: not one whose name
+        ends or starts with it, nor from inside another cookie's value (libwebsockets' cookie
+        lookup matched those, so a cookie the site sets for something else carried a token),
+        and an exact one behind a lookalike is the one read."""
+        h = self.start()
+        good, wide = token(), token(subscribe=["*"])
+        for what, cookie in (("name ending with it", "my%s=%s" % (COOKIE, good)),
+                             ("name starting with it", "%sx=%s" % (COOKIE, good)),
+                             ("inside another value", "pref=%s=%s" % (COOKIE, good)),
+                             ("other case", "%s=%s" % (COOKIE.upper(), good))):
+            with self.subTest(what):
+                hdrs = {"Cookie": cookie}
+                self.assertEqual(self.sse_status(h, "/events/c/a", hdrs), 401, what)
+                status, _, _ = http_get(h.port, "/poll/c/a?timeout=0", hdrs)
+                self.assertEqual(status, 401, what)
+        # the exact one is read, not a lookalike before it whose token allows more
+        hdrs = {"Cookie": "x%s=%s; %s=%s" % (COOKIE, wide, COOKIE, good)}
+        self.assertEqual(self.sse_status(h, "/events/c/a", hdrs), 200)
+        self.assertEqual(self.sse_status(h, "/events/other", hdrs), 403)
+
     def test_cookie_from_a_foreign_origin_gives_no_rights(self):
         h = self.start()   # --allowed-origins * (the default)
         evil = {"Cookie": "%s=%s" % (COOKIE, token()), "Origin": "http://evil.example"}
