@@ -84,10 +84,12 @@ int hb_cfgfile_parse(char *text, size_t len, hb_cfgfile_entry_fn fn, void *arg, 
             ;
         nlen = (size_t)(q - name);
         val = trim(q, q + strlen(q));
-        if (*val == '=') {
+        if (*val == '=')
             val = trim(val + 1, val + strlen(val));
-        } else if (!*val) {
-            snprintf(err, errlen, "%u: '%.*s' has no value (write `%.*s = VALUE`)", line,
+        if (!*val) {
+            /* `name` and `name =` alike: an empty value is written "" (a secret left empty
+             * by mistake would otherwise turn its check off) */
+            snprintf(err, errlen, "%u: '%.*s' has no value (write `%.*s = VALUE`, or `\"\"`)", line,
                      (int)(nlen > 100 ? 100 : nlen), name, (int)(nlen > 100 ? 100 : nlen), name);
             return HB_EPROTO;
         }

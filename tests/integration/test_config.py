@@ -169,6 +169,7 @@ class Config(HeraldTestCase):
             ("# c\n\nheartbeat = often\n", ":3: invalid --heartbeat 'often'"),
             ("retry-ms = 50\n", ":1: invalid --retry-ms '50'"),
             ("ingest\n", ":1: 'ingest' has no value"),
+            ("jwt-secret =\n", ":1: 'jwt-secret' has no value"),
             ("prefix = a:\nprefix = b:\n", ":2: 'prefix' is already set on line 1"),
             ("config = /etc/other.conf\n", ":1: 'config' cannot be set inside"),
             ("--listen = 127.0.0.1:1\n", ":1: unknown setting '--listen'"),

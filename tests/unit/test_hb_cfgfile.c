@@ -48,7 +48,7 @@ static void test_forms(void **state)
                     "a = 1\n"
                     "  b 2  \n"
                     "c=3\r\n"
-                    "d =\n"
+                    "d = \"\"\n"
                     "e = \"two words\"\n"
                     "f = 'x#y'\n"
                     "g = \"unbalanced\n"
@@ -67,7 +67,11 @@ static void test_errors_name_the_line(void **state)
     char big[HB_CFGFILE_LINE_MAX + 16];
     (void)state;
     assert_int_equal(parse("a = 1\nlonely\n", 13, &s, err, sizeof(err)), HB_EPROTO);
-    assert_string_equal(err, "2: 'lonely' has no value (write `lonely = VALUE`)");
+    assert_string_equal(err, "2: 'lonely' has no value (write `lonely = VALUE`, or `\"\"`)");
+    /* `name =` too: a secret left empty by mistake would turn its check off */
+    assert_int_equal(parse("jwt-secret =  \n", 14, &s, err, sizeof(err)), HB_EPROTO);
+    assert_string_equal(err,
+                        "1: 'jwt-secret' has no value (write `jwt-secret = VALUE`, or `\"\"`)");
     assert_int_equal(parse("a = 1\n\nb = x\0y\n", 15, &s, err, sizeof(err)), HB_EPROTO);
     assert_string_equal(err, "3: a NUL byte: not a text file");
     s.out[0] = '\0';
