@@ -1,5 +1,7 @@
 #include "hb_topic.h"
 
+#include <string.h>
+
 #include "hb_err.h"
 
 #define STR_(x) #x
@@ -62,6 +64,10 @@ int hb_event_name_validate(const char *s, size_t len, const char **reason)
             set_reason(reason, "event name has a byte outside [A-Za-z0-9._:-]");
             return HB_EPROTO;
         }
+    }
+    if (len >= 7 && !memcmp(s, "herald.", 7)) {
+        set_reason(reason, "event names starting with herald. are the edge's own");
+        return HB_EPROTO;
     }
     return HB_OK;
 }

@@ -15,7 +15,8 @@ int hb_topic_validate(const char *s, size_t len, const char **reason);
 
 /**
  * hb_event_name_validate() - check an event name: 1..HB_EVENT_NAME_MAX bytes of
- * [A-Za-z0-9._:-]. Returns 0 or HB_EPROTO with a constant *reason.
+ * [A-Za-z0-9._:-], not starting with "herald." (the edge's own events, `herald.gap`: a
+ * published one would pass for a gap notice). Returns 0 or HB_EPROTO with a constant *reason.
  */
 int hb_event_name_validate(const char *s, size_t len, const char **reason);
 

@@ -1,7 +1,8 @@
 /*
  * hb_topic_validate() and hb_event_name_validate() against reference predicates written from
  * the documented grammars: topic 1..128 bytes of [A-Za-z0-9._~@/-], event name 1..64 bytes of
- * [A-Za-z0-9._:-]. A rejection carries a constant one-line reason.
+ * [A-Za-z0-9._:-] not starting with "herald.". A rejection carries a constant one-line
+ * reason.
  *
  * Input: the bytes of a topic (from a URL path or a raw PUBLISH channel) or an event name.
  */
@@ -39,7 +40,8 @@ static void check(const char *s, size_t n)
     reason = NULL;
     rc = hb_event_name_validate(s, n, &reason);
     FZ_CHECK(rc == HB_OK || rc == HB_EPROTO);
-    FZ_CHECK((rc == HB_OK) == ref_valid((const uint8_t *)s, n, HB_EVENT_NAME_MAX, "._:-"));
+    FZ_CHECK((rc == HB_OK) == (ref_valid((const uint8_t *)s, n, HB_EVENT_NAME_MAX, "._:-") &&
+                               !(n >= 7 && !memcmp(s, "herald.", 7))));
     if (rc != HB_OK)
         FZ_CHECK(fz_reason_ok(reason));
     FZ_CHECK(hb_event_name_validate(s, n, NULL) == rc);

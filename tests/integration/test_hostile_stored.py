@@ -50,6 +50,9 @@ class StoredEntries(HeraldTestCase):
         cmds.append(("XADD", key, "*", "d", "long-name", "e", "n" * 65))
         cmds.append(("XADD", key, "*", "e", "a\rb"))
         cmds.append(("XADD", key, "*", "e", "no-payload"))  # Herald always writes d
+        # the edge's own event name: it would pass for a gap notice
+        cmds.append(("XADD", key, "*", "d", '{"topic":"%s","reason":"reset"}' % TOPIC, "e",
+                     "herald.gap"))
         cmds.append(("XADD", key, "*", "n" * (2 * MAX), "v", "d", "big name"))
         for rid in self.r.pipeline(cmds):
             self.assertIsInstance(rid, bytes, rid)

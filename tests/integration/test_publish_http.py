@@ -140,7 +140,8 @@ class PublishHTTP(HeraldTestCase):
                            ("/publish/" + "t" * 129, "129-byte topic"),
                            ("/publish/a:b", "colon in topic"),
                            ("/publish/ok?event=bad%20name", "space in event"),
-                           ("/publish/ok?event=" + "e" * 65, "65-byte event")):
+                           ("/publish/ok?event=" + "e" * 65, "65-byte event"),
+                           ("/publish/ok?event=herald.gap", "the edge's own event name")):
             # (a %0A in ?event= never reaches the edge: libwebsockets ends the decoded
             # argument at the line break; PROTOCOL.md, known deviations)
             hdrs, body = self.assert_status(post(self.h.port, path, b"x"), 400, what)
@@ -148,6 +149,10 @@ class PublishHTTP(HeraldTestCase):
                              what)
             text = body.rstrip(b"\r\n")
             self.assertTrue(text and b"\n" not in text, "%s: one-line reason %r" % (what, body))
+        self.assertEqual(xrange(self.r, "ok"), [], "nothing may be stored")
+        # nor through the function library: a published herald.gap passes for a gap notice
+        with self.assertRaises(harness.RedisError):
+            self.r.cmd("FCALL", "herald_publish", 1, "ok", '{"reason":"reset"}', "herald.gap")
         self.assertEqual(xrange(self.r, "ok"), [], "nothing may be stored")
         self.assert_ok(post(self.h.port, "/publish/ok?event=" + "e" * 64, b"x"), "64-byte event")
 

@@ -81,6 +81,13 @@ static void test_event_name(void **state)
     assert_int_equal(hb_event_name_validate("", 0, &reason), HB_EPROTO);
     assert_string_equal(reason, "event name is empty");
     assert_int_equal(hb_event_name_validate("order:created-v1.2_x", 20, &reason), HB_OK);
+    /* the edge's own names: a published herald.gap would pass for a gap notice */
+    assert_int_equal(hb_event_name_validate("herald.gap", 10, &reason), HB_EPROTO);
+    assert_string_equal(reason, "event names starting with herald. are the edge's own");
+    assert_int_equal(hb_event_name_validate("herald.", 7, NULL), HB_EPROTO);
+    assert_int_equal(hb_event_name_validate("herald", 6, NULL), HB_OK);
+    assert_int_equal(hb_event_name_validate("Herald.gap", 10, NULL), HB_OK);
+    assert_int_equal(hb_event_name_validate("x.herald.gap", 12, NULL), HB_OK);
     const char *bad[] = {"a/b", "a~b", "a@b", "a b", "a|b", "a\nb", "\xc3\xa9"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         reason = NULL;
