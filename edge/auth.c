@@ -42,21 +42,30 @@ int hb_auth_token(struct lws *wsi, char *out, size_t cap)
         memmove(out, hdr + 7, strlen(hdr + 7) + 1);
         return out[0] != '\0' ? 1 : HB_EPROTO;
     }
-    /* EventSource cannot set headers: ?token= */
+    /* EventSource cannot set headers: ?token=. Another argument longer than cap (a long
+     * topic list) is read into the heap to see its name: it is not a long token. */
     for (int i = 0;; i++) {
-        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i), rc = -1;
+        char *arg = out;
         if (len <= 0)
             return 0;
         if (len < 6)
             continue;
         if ((size_t)len >= cap)
-            return HB_ELIMIT; /* a long token= or another long argument: refused either way */
-        if (lws_hdr_copy_fragment(wsi, out, (int)cap, WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
-            continue;
-        if (strncmp(out, "token=", 6) != 0)
-            continue;
-        memmove(out, out + 6, strlen(out + 6) + 1);
-        return out[0] != '\0' ? 1 : HB_EPROTO;
+            arg = hb_xmalloc((size_t)len + 1);
+        if (lws_hdr_copy_fragment(wsi, arg, len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0 &&
+            !strncmp(arg, "token=", 6)) {
+            if (arg != out)
+                rc = HB_ELIMIT; /* the token itself is too long */
+            else {
+                memmove(out, out + 6, strlen(out + 6) + 1);
+                rc = out[0] != '\0' ? 1 : HB_EPROTO;
+            }
+        }
+        if (arg != out)
+            free(arg);
+        if (rc != -1)
+            return rc;
     }
 }
 

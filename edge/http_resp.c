@@ -7,9 +7,11 @@
 #include "http.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hb_log.h"
+#include "hb_mem.h"
 
 #define MOD "http"
 
@@ -56,27 +58,33 @@ int hb_http_bad_request(hb_client_t *c, const char *reason, int close_after)
 /* ---- request parsing helpers ---- */
 
 /* Finds query argument `name` (lws has already decoded it); 1 found, 0 absent, HB_ELIMIT too
- * long. */
+ * long for cap. Another argument's length does not matter (a long ?token= is not a long
+ * ?since=): one longer than the stack buffer is read into the heap (the head's size bounds it,
+ * --max-header-bytes). */
 int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, size_t cap)
 {
     size_t nl = strlen(name);
     for (int i = frag ? *frag : 0;; i++) {
-        char arg[HB_TOPIC_MAX + HB_CURSOR_MAX * 64 + 64];
-        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        char stack[HB_TOPIC_MAX + HB_CURSOR_MAX * 64 + 64], *arg = stack;
+        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i), rc = -1;
         if (len <= 0)
             return 0;
-        if ((size_t)len >= sizeof(arg))
-            return HB_ELIMIT;
-        if (lws_hdr_copy_fragment(wsi, arg, sizeof(arg), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
-            continue;
-        if (strncmp(arg, name, nl) != 0 || arg[nl] != '=')
-            continue;
-        if (strlen(arg + nl + 1) >= cap)
-            return HB_ELIMIT;
-        strcpy(out, arg + nl + 1);
-        if (frag)
-            *frag = i + 1;
-        return 1;
+        if ((size_t)len >= sizeof(stack))
+            arg = hb_xmalloc((size_t)len + 1);
+        if (lws_hdr_copy_fragment(wsi, arg, len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0 &&
+            !strncmp(arg, name, nl) && arg[nl] == '=') {
+            rc = HB_ELIMIT;
+            if (strlen(arg + nl + 1) < cap) {
+                strcpy(out, arg + nl + 1);
+                if (frag)
+                    *frag = i + 1;
+                rc = 1;
+            }
+        }
+        if (arg != stack)
+            free(arg);
+        if (rc != -1)
+            return rc;
     }
 }
 

@@ -108,6 +108,23 @@ class SSEAttacker(AuthTestCase):
         self.assertEqual((b.next_event().data, b.last_event_id.split("_")[0]), ("m1", i2))
         self.assertEqual(json.loads(m.next_event().data)["data"], "n1")
 
+    def test_long_query_token_beside_other_arguments(self):
+        """A token of 6 KB in ?token= (tokens may have 8,192 bytes) beside the request's
+        other arguments: a query argument longer than the edge's argument buffer was taken for
+        whichever argument was looked for (400 "Last-Event-ID is too long" on SSE, "since is
+        too long" on long-poll, "event name longer than 64 bytes" on publish)."""
+        self.start()
+        t = tok({"subscribe": ["news"], "publish": ["news"], "pad": "a" * 4500})
+        self.assertGreater(len(t), 6000)
+        st, _, body = self.sse_status("/events/news?token=" + t)
+        self.assertEqual(st, 200, body[:200])
+        st, _, body = harness.http_get(self.h.port, "/poll/news?timeout=0&token=" + t)
+        self.assertEqual(st, 200, body[:200])
+        st, _, body = harness.http_get(self.h.port, "/publish/news?token=%s&event=greeting" % t,
+                                       method="POST", body=b"hi")
+        self.assertEqual(st, 200, body[:200])
+        self.assertEqual(harness.xrange(self.r, "news")[-1][1].get("e"), b"greeting")
+
     def test_anonymous_needs_allow_anonymous(self):
         self.start(["--allow-anonymous", "on"])
         c = self.sse(self.h.port, "/events/open")
