@@ -34,7 +34,8 @@
  */
 
 #define HB_SCRIPT_DEFAULT_PREFIX "herald:"
-#define HB_SCRIPT_VERSION 3    /* raise when a function's keys, arguments or reply change */
+#define HB_SCRIPT_VERSION 4 /* raise when a function's keys, arguments, reply or refusals change   \
+                             */
 #define HB_SCRIPT_NAME_MAX 144 /* "herald_" + 2 * 63 + NUL, with room */
 #define HB_SCRIPT_FN_MAX 176   /* a library name + "_" + the longest function suffix */
 

@@ -82,6 +82,45 @@ class RawIngest(HeraldTestCase):
         self.assertEqual(m.get("herald_ingested_total"), 4 * 4008)
         self.assertEqual(m.get("herald_ingest_rejected_total", 0), 0)
 
+    def test_a_key_of_another_type_refuses_only_its_topic(self):
+        """A topic whose stream key, or epoch key, was written around Herald with another
+        type (a string, a hash): its raw message is refused, alone. The type error aborted the
+        leader's whole store call, after the messages before it were stored: those were counted
+        refused and the messages after it, of other topics, were never stored."""
+        srv = self.redis()
+        r = self.client(srv)
+        edges = self.edges(srv, 1)
+        self.wait_leader(r)
+        for which in ("log", "epoch"):
+            bad = "raw.wrongtype.%s" % which
+            if which == "log":
+                r.cmd("SET", stream_key(bad), "x")
+            else:
+                r.cmd("HSET", "herald:{%s}:epoch" % bad, "f", "v")
+            topics = ["raw.wt.%s.%d" % (which, k) for k in range(4)]
+            want = {t: [] for t in topics}
+            cmds = []
+            for i in range(50):
+                cmds.append(("PUBLISH", topics[i % 4], "m%d" % i))
+                want[topics[i % 4]].append(b"m%d" % i)
+                if i == 25:
+                    cmds.append(("PUBLISH", bad, "poison"))
+            before = harness.scrape(edges[0].port)
+            r.pipeline(cmds)  # one write: the leader stores it in one call
+            for t in topics:
+                wait_until(lambda t=t: len(xrange(r, t)) >= len(want[t]), 20,
+                           what="%s stored" % t)
+                self.assertEqual([f.get("d") for _, f in xrange(r, t)], want[t], t)
+            m = harness.scrape(edges[0].port)
+            self.assertEqual(m["herald_ingested_total"] - before.get("herald_ingested_total", 0),
+                             50 + (which == "epoch"), which)
+            if which == "log":  # a string where the stream is: refused, counted, left alone
+                self.assertEqual(m["herald_ingest_rejected_total"] -
+                                 before.get("herald_ingest_rejected_total", 0), 1)
+                self.assertEqual(r.cmd("GET", stream_key(bad)), b"x")
+            else:  # an epoch key that is no epoch is replaced, as one SET around Herald is
+                self.assertEqual([f.get("d") for _, f in xrange(r, bad)], [b"poison"])
+
     def test_lease_taken_mid_flow(self):
         """The lease is taken from the leader while it stores a stream of raw messages (as when
         it stalled past the lease and another edge won it): its refused stores are kept again,
