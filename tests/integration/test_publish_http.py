@@ -4,6 +4,7 @@ delivery with that id, size limits by Content-Length and for chunked bodies (413
 event name (400), wrong method (405), Redis down (503)."""
 
 import json
+import socket
 
 import harness
 from harness import (HeraldTestCase, fcall_publish, http_get, parse_response, raw_request,
@@ -155,6 +156,46 @@ class PublishHTTP(HeraldTestCase):
             self.r.cmd("FCALL", "herald_publish", 1, "ok", '{"reason":"reset"}', "herald.gap")
         self.assertEqual(xrange(self.r, "ok"), [], "nothing may be stored")
         self.assert_ok(post(self.h.port, "/publish/ok?event=" + "e" * 64, b"x"), "64-byte event")
+
+    def test_expect_100_continue(self):
+        """Expect: 100-continue (libcurl asks for it for bodies over 1 KiB, and then waits a
+        second for the 100 before sending the body): answered 100 at once when the request
+        may go on, and with its final refusal instead when it may not (no body wanted)."""
+        self.start(["--publish-key", KEY, "--max-message-bytes", "4096"])
+        body = b"b" * 2000
+
+        def head(path, key, length):
+            return ("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                    "Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % (
+                        path, key, length)).encode()
+
+        s = socket.create_connection(("127.0.0.1", self.h.port), timeout=5 * harness.SCALE)
+        try:
+            s.sendall(head("/publish/expect.t", KEY, len(body)))
+            s.settimeout(0.5 * harness.SCALE)  # well under the client's own wait (1 s)
+            got = b""
+            while b"\r\n\r\n" not in got:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, "closed before the 100")
+                got += chunk
+            self.assertTrue(got.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), got)
+            got = got[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+            s.settimeout(5 * harness.SCALE)
+            s.sendall(body)
+            while b"}" not in got:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, got)
+                got += chunk
+            self.assertTrue(got.startswith(b"HTTP/1.1 200"), got)
+        finally:
+            s.close()
+        self.assertEqual([f.get("d") for _, f in xrange(self.r, "expect.t")], [body])
+        # refused before the body: the final answer comes instead of the 100
+        for what, req, status in (("wrong key", head("/publish/expect.t", "nope", 10), 401),
+                                  ("too large", head("/publish/expect.t", KEY, 5000), 413)):
+            out = harness.raw_request(self.h.port, req, timeout=2.0)
+            self.assertTrue(out.startswith(b"HTTP/1.1 %d" % status), "%s: %r" % (what, out[:80]))
+        self.assertEqual(len(xrange(self.r, "expect.t")), 1)
 
     def test_wrong_method_405(self):
         self.start(["--publish-key", KEY])
