@@ -169,7 +169,7 @@ hb_sub_t *hb_sub_add(hb_client_t *c, const char *name, size_t len, const hb_curs
     u->c = c;
     u->t = t;
     hb_list_push_head(&t->subs, &u->tlink);
-    if (!since && !(flags & HB_SUB_TAIL)) {
+    if (!since) { /* a long-poll's tail read too: what it may miss is read from its ask */
         u->fresh = 1;
         u->last.ms = ask->ms > HB_JOIN_CLOCK_MARGIN_MS ? ask->ms - HB_JOIN_CLOCK_MARGIN_MS : 0;
     }
@@ -311,8 +311,8 @@ static void sub_pend(hb_sub_t *u, hb_msg_t *m)
  * Reads u's topic on from u's position, in place: its client keeps its connection, the live
  * events that arrive meanwhile are held and merged after (hread.c, as a resume). From the
  * stream its last read or event was of; a fresh subscription without an event yet reads from
- * its ask (`last`). 0 when u has no position (a long-poll without `since` that has not learnt
- * the stream's tail).
+ * its ask (`last`; a long-poll without `since` too). 0 when u has no position (not reached:
+ * every subscription has a cursor or an ask).
  */
 static int sub_read_on(hb_sub_t *u, const ltopic_t *t)
 {
@@ -563,16 +563,11 @@ void hb_topics_on_history(hb_svc_t *s, hb_sub_t *u, hb_msg_t *m)
     }
     if (u->pend_over) {
         /* live events were dropped while this page was out: history has them (sub_pend(),
-         * topic_lost()). A tail read (a long-poll without since) with no event yet reads on
-         * from the tail it learnt, not from the stream's first entry (u->last is 0-0). */
-        hb_cursor_t tail;
+         * topic_lost()). One without an event yet (a tail read: a long-poll without since)
+         * reads from its ask (fresh: `last`), not from the stream's first entry, nor from the
+         * tail it learnt, which may be past events stored after it asked. */
         u->pend_over = 0;
         sub_release_pend(u);
-        if (u->htail && !u->have_last && m->tail[0] &&
-            !hb_cursor_parse(m->tail, strlen(m->tail), &tail, NULL)) {
-            u->last = tail.id;
-            u->have_last = 1;
-        }
         hb_hread_next(u, c->qbytes > q0 ? c->qbytes - q0 : 0, m->n);
         return;
     }
