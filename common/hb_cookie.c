@@ -12,10 +12,10 @@ int hb_cookie_find(const char *hdr, size_t len, const char *name, const char **v
     size_t nlen = strlen(name), i = 0;
     while (i < len) {
         size_t start, end, eq;
-        while (i < len && (blank(hdr[i]) || hdr[i] == ';' || hdr[i] == ','))
+        while (i < len && (blank(hdr[i]) || hdr[i] == ';'))
             i++;
         start = i;
-        while (i < len && hdr[i] != ';' && hdr[i] != ',')
+        while (i < len && hdr[i] != ';')
             i++;
         end = i; /* the pair is hdr[start, end) */
         while (end > start && blank(hdr[end - 1]))

@@ -10,9 +10,9 @@
 
 /**
  * hb_cookie_find() - the value of the first cookie named exactly @name (case-sensitive, as
- * RFC 6265 compares names) in the Cookie header @hdr of @len bytes (not NUL-terminated; pairs
- * separated by ";", or by "," where several headers were joined; blanks around a pair and
- * around "=" ignored; one pair of double quotes around the value taken off). Sets *val (into
+ * RFC 6265 compares names) in one Cookie header @hdr of @len bytes (not NUL-terminated; pairs
+ * separated by ";" only, a "," being part of a value; blanks around a pair and around "="
+ * ignored; one pair of double quotes around the value taken off). Sets *val (into
  * @hdr) and *vlen and returns 1; 0 when no cookie has that name. A name that only ends or
  * starts with @name, or @name inside another cookie's value, is not it.
  */

@@ -111,13 +111,16 @@ int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap)
     /* by its exact name (hb_cookie_find): lws 4.1's lws_http_cookie_get() matches a name
      * that ends with it, or one inside another cookie's value (`mytok=`, `pref=tok=`), so a
      * cookie the site sets for something else could carry a token past this one */
-    {
-        int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
-        char *hdr = hb_xmalloc((size_t)n + 1);
+    /* each Cookie header on its own (lws_hdr_copy() joins them with nothing between) */
+    for (int i = 0;; i++) {
+        int n = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_COOKIE, i), rc = -1;
+        char *hdr;
         const char *v;
         size_t vlen;
-        int rc = 0;
-        if (lws_hdr_copy(wsi, hdr, n + 1, WSI_TOKEN_HTTP_COOKIE) >= 0 &&
+        if (n <= 0)
+            return 0;
+        hdr = hb_xmalloc((size_t)n + 1);
+        if (lws_hdr_copy_fragment(wsi, hdr, n + 1, WSI_TOKEN_HTTP_COOKIE, i) >= 0 &&
             hb_cookie_find(hdr, strlen(hdr), cfg->auth_cookie, &v, &vlen)) {
             rc = vlen >= max ? HB_ELIMIT : vlen ? 1 : 0;
             if (rc == 1) {
@@ -126,7 +129,8 @@ int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap)
             }
         }
         free(hdr);
-        return rc;
+        if (rc != -1)
+            return rc;
     }
 }
 

@@ -229,8 +229,9 @@ static int ws_path_ok(struct lws *wsi)
            lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) == 3 && !strcmp(uri, "/ws");
 }
 
-/* The handshake offers herald.v1 among its subprotocols, or none (taken as herald.v1). lws
- * would bind any other name it knows (its "http" protocol) or close without an answer. */
+/* The handshake offers herald.v1 among its subprotocols, and not "http" (or none: taken as
+ * herald.v1). lws binds the first name it knows in the client's list, its "http" protocol
+ * too, and closes without an answer when it knows none. */
 static int ws_subprotocol_ok(struct lws *wsi)
 {
     char v[1024];
@@ -243,11 +244,13 @@ static int ws_subprotocol_ok(struct lws *wsi)
         size_t len;
         p += strspn(p, " \t,");
         len = strcspn(p, " \t,");
+        if (len == 4 && !memcmp(p, "http", 4))
+            return 0;
         if (len == 9 && !memcmp(p, "herald.v1", 9))
-            return 1;
+            n = -1; /* seen; the rest must not name "http" either */
         p += len;
     }
-    return 0;
+    return n == -1;
 }
 
 int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)

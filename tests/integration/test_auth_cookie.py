@@ -62,6 +62,8 @@ class AuthCookie(HeraldTestCase):
         for what, cookie in (("name ending with it", "my%s=%s" % (COOKIE, good)),
                              ("name starting with it", "%sx=%s" % (COOKIE, good)),
                              ("inside another value", "pref=%s=%s" % (COOKIE, good)),
+                             ("after a comma in another value",
+                              "pref=x,%s=%s" % (COOKIE, good)),
                              ("other case", "%s=%s" % (COOKIE.upper(), good))):
             with self.subTest(what):
                 hdrs = {"Cookie": cookie}
@@ -72,6 +74,13 @@ class AuthCookie(HeraldTestCase):
         hdrs = {"Cookie": "x%s=%s; %s=%s" % (COOKIE, wide, COOKIE, good)}
         self.assertEqual(self.sse_status(h, "/events/c/a", hdrs), 200)
         self.assertEqual(self.sse_status(h, "/events/other", hdrs), 403)
+        # a request may carry several Cookie headers (a proxy from HTTP/2): each is read alone
+        for first, second in (("%s=%s" % (COOKIE, good), "a=1"), ("a=1", "%s=%s" % (COOKIE, good))):
+            raw = ("GET /poll/c/a?timeout=0 HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n"
+                   "Cookie: %s\r\n\r\n" % (first, second)).encode()
+            out = harness.raw_request(h.port, raw, timeout=5.0)
+            self.assertTrue(out.startswith(b"HTTP/1.1 200"), "%s | %s: %r" % (
+                first[:20], second[:20], out[:120]))
 
     def test_cookie_from_a_foreign_origin_gives_no_rights(self):
         h = self.start()   # --allowed-origins * (the default)
