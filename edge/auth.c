@@ -45,7 +45,7 @@ int hb_auth_token(struct lws *wsi, char *out, size_t cap)
     /* EventSource cannot set headers: ?token=. Another argument longer than cap (a long
      * topic list) is read into the heap to see its name: it is not a long token. */
     for (int i = 0;; i++) {
-        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i), rc = -1;
+        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i), rc = 0, found = 0;
         char *arg = out;
         if (len <= 0)
             return 0;
@@ -55,6 +55,7 @@ int hb_auth_token(struct lws *wsi, char *out, size_t cap)
             arg = hb_xmalloc((size_t)len + 1);
         if (lws_hdr_copy_fragment(wsi, arg, len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0 &&
             !strncmp(arg, "token=", 6)) {
+            found = 1;
             if (arg != out)
                 rc = HB_ELIMIT; /* the token itself is too long */
             else {
@@ -64,7 +65,7 @@ int hb_auth_token(struct lws *wsi, char *out, size_t cap)
         }
         if (arg != out)
             free(arg);
-        if (rc != -1)
+        if (found)
             return rc;
     }
 }
@@ -113,7 +114,7 @@ int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap)
      * cookie the site sets for something else could carry a token past this one */
     /* each Cookie header on its own (lws_hdr_copy() joins them with nothing between) */
     for (int i = 0;; i++) {
-        int n = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_COOKIE, i), rc = -1;
+        int n = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_COOKIE, i), rc = 0, found = 0;
         char *hdr;
         const char *v;
         size_t vlen;
@@ -122,6 +123,7 @@ int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap)
         hdr = hb_xmalloc((size_t)n + 1);
         if (lws_hdr_copy_fragment(wsi, hdr, n + 1, WSI_TOKEN_HTTP_COOKIE, i) >= 0 &&
             hb_cookie_find(hdr, strlen(hdr), cfg->auth_cookie, &v, &vlen)) {
+            found = 1;
             rc = vlen >= max ? HB_ELIMIT : vlen ? 1 : 0;
             if (rc == 1) {
                 memcpy(out, v, vlen);
@@ -129,7 +131,7 @@ int hb_auth_cookie(hb_svc_t *s, struct lws *wsi, char *out, size_t cap)
             }
         }
         free(hdr);
-        if (rc != -1)
+        if (found)
             return rc;
     }
 }

@@ -84,6 +84,14 @@ void btopic__emit(hb_broker_t *b, btopic_t *t, hb_msg_t *m)
     for (int i = 0; i < b->edge->nthreads; i++) {
         if (!(to & (1ull << i)))
             continue;
+        if (t->unsynced & (1ull << i)) {
+            /* an earlier event was dropped for this thread and it has not been told yet: this
+             * one goes the same way, so that the thread learns of the hole (the sync) before
+             * it takes a later event, which a thread with no sequence of the topic yet would
+             * take without seeing the hole */
+            atomic_fetch_add_explicit(&b->edge->stats.queue_drops, 1, memory_order_relaxed);
+            continue;
+        }
         if (hb_svc_push(b->edge->svcs[i], hb_msg_ref(m)) != 0) {
             hb_msg_unref(m);
             t->unsynced |= 1ull << i; /* btopic__resync tells it (the broker's tick) */

@@ -66,13 +66,14 @@ int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, s
     size_t nl = strlen(name);
     for (int i = frag ? *frag : 0;; i++) {
         char stack[HB_TOPIC_MAX + HB_CURSOR_MAX * 64 + 64], *arg = stack;
-        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i), rc = -1;
+        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i), rc = 0, found = 0;
         if (len <= 0)
             return 0;
         if ((size_t)len >= sizeof(stack))
             arg = hb_xmalloc((size_t)len + 1);
         if (lws_hdr_copy_fragment(wsi, arg, len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0 &&
             !strncmp(arg, name, nl) && arg[nl] == '=') {
+            found = 1;
             rc = HB_ELIMIT;
             if (strlen(arg + nl + 1) < cap) {
                 strcpy(out, arg + nl + 1);
@@ -83,7 +84,7 @@ int hb_http_query_arg(struct lws *wsi, const char *name, int *frag, char *out, s
         }
         if (arg != stack)
             free(arg);
-        if (rc != -1)
+        if (found)
             return rc;
     }
 }

@@ -235,7 +235,7 @@ static int ws_path_ok(struct lws *wsi)
 static int ws_subprotocol_ok(struct lws *wsi)
 {
     char v[1024];
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL), ours = 0;
     if (n <= 0)
         return 1;
     if (n >= (int)sizeof(v) || lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_PROTOCOL) < 0)
@@ -247,10 +247,10 @@ static int ws_subprotocol_ok(struct lws *wsi)
         if (len == 4 && !memcmp(p, "http", 4))
             return 0;
         if (len == 9 && !memcmp(p, "herald.v1", 9))
-            n = -1; /* seen; the rest must not name "http" either */
+            ours = 1; /* the rest must not name "http" either */
         p += len;
     }
-    return n == -1;
+    return ours;
 }
 
 int hb_req_confirm_upgrade(hb_svc_t *s, struct lws *wsi, const char *up)

@@ -403,12 +403,14 @@ void hb_topics_on_event(hb_svc_t *s, hb_msg_t *m)
         return;
     }
     if (m->sync) {
-        /* the broker dropped an event of this topic for us (our queue was full) if our
-         * sequence is behind its own: the subscriptions read on from history */
-        if (t->have_seq && m->seq != t->seq) {
+        /* the broker dropped an event of this topic for us (our queue was full; it sends a
+         * sync only then, and nothing of the topic before it): unless our sequence shows we
+         * resumed past it already, the subscriptions read on from history. With no sequence
+         * yet the dropped one was the first we would have had. */
+        if (!t->have_seq || m->seq != t->seq)
             topic_lost(s, t);
-            t->seq = m->seq;
-        }
+        t->seq = m->seq;
+        t->have_seq = 1;
         return;
     }
     lost = t->have_seq && m->seq != t->seq + 1;

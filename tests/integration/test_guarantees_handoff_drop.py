@@ -13,15 +13,17 @@ one event of each of 4 quiet topics in the middle: each is dropped when it finds
 with its last id, as EventSource does, so that the order checks still say what it got; all must
 get every event, in order, once each, and none may have been closed."""
 
+import os
 import time
 
 import harness
-from harness import HeraldTestCase, SSEClient, split_cursor, wait_live_subscribed
+from harness import HeraldTestCase, SSEClient, split_cursor, wait_live_subscribed, wait_until
+from threadstop import ThreadStop
 
 TOPIC = "hd.t"
 COLD = "hd.cold"
 N = 1500
-COLD = 4
+COLD = 8
 CLIENTS = 40
 
 
@@ -34,13 +36,16 @@ class HandoffDrop(HeraldTestCase):
                                       "--service-queue-max", "64", "--client-queue-max", "100000", "--history-max", "10000",
                                       "--client-queue-bytes", "1073741824"])
         clients = [self.sse(h.port, "/events/" + TOPIC) for _ in range(CLIENTS)]
-        # quiet topics, one subscriber each: one event before, one in the burst, then nothing
+        # quiet topics, one subscriber each: one event before (every other one: none, so that
+        # the first its thread would get may be the one dropped), one in the burst, then nothing
         colds = {"hd.cold%d" % k: self.sse(h.port, "/events/hd.cold%d" % k) for k in range(COLD)}
         for t in [TOPIC] + list(colds):
             wait_live_subscribed(r, t)
         time.sleep(0.5)
         last = {}
-        for t, c in colds.items():
+        for k, (t, c) in enumerate(colds.items()):
+            if k % 2:
+                continue
             harness.fcall_publish(r, t, t + "-0")
             last[t] = c.next_event(10).id
         payload = "p" * 512
@@ -77,7 +82,8 @@ class HandoffDrop(HeraldTestCase):
                 if len(got_t) < len(want[t]) and c.closed:  # as EventSource: from its last id
                     closed = True
                     c.close()
-                    c = SSEClient(h.port, "/events/" + t, {"Last-Event-ID": last[t]})
+                    c = SSEClient(h.port, "/events/" + t,
+                                  {"Last-Event-ID": last[t]} if last.get(t) else {})
                     self._closers.append(c)
             self.assertEqual(got_t, want[t], "%s: an event dropped at the full queue and never "
                              "noticed (no later event to show it)" % t)
@@ -113,6 +119,33 @@ class HandoffDrop(HeraldTestCase):
                            "no subscription read on after a dropped event")
         harness.log("hand-off drops: %d; read on in place: %d; every client got all %d events, "
                     "none closed" % (drops, m.get("herald_lost_catchups_total", 0), len(ids)))
+
+    def test_the_first_event_a_thread_would_get_dropped(self):
+        """A topic whose subscriber has had no event yet: its thread has no sequence of the
+        topic to compare with, so the broker's later sync message was ignored and the dropped
+        event was lost in silence (and a later event taken without noticing the hole)."""
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.edge(srv, "edge-1", ["--ingest", "off", "--threads", "1",
+                                      "--service-queue-max", "64"])
+        filler = [self.sse(h.port, "/events/hd.filler")]
+        cold = self.sse(h.port, "/events/hd.first")
+        for t in ("hd.filler", "hd.first"):
+            wait_live_subscribed(r, t)
+        time.sleep(0.5)
+        svc = [int(t) for t in os.listdir("/proc/%d/task" % h.proc.pid)
+               if open("/proc/%d/task/%s/comm" % (h.proc.pid, t)).read().startswith("hb-svc-")]
+        self.assertEqual(len(svc), 1)
+        with ThreadStop(svc[0]):  # the service thread stops; its queue fills with the filler's
+            r.pipeline([("FCALL", "herald_publish", "1", "hd.filler", "f%d" % i)
+                        for i in range(80)])
+            first = harness.fcall_publish(r, "hd.first", "first")
+            wait_until(lambda: "service queue full" in h.log(), 10, what="the queue overflowing")
+            time.sleep(0.3)  # the broker has handled the first event (dropped) by now
+        e = cold.next_event(10 * harness.SCALE)
+        self.assertEqual((split_cursor(e.id)[0], e.data), (first, "first"),
+                         "the dropped first event must still come, before anything after it")
+        self.assertFalse(cold.closed)
 
 
 if __name__ == "__main__":
