@@ -61,8 +61,10 @@ static int plist_push(ingest_t *in, hb_rawq_t *l, const char *topic, size_t tlen
 
 static void batch_free(batch_t *bt)
 {
-    if (bt->answered)
+    if (bt->answered) {
         bt->b->ingest->awaiting -= bt->msgs.count;
+        bt->b->ingest->awaiting_bytes -= bt->msgs.bytes;
+    }
     hb_list_unlink(&bt->link);
     hb_rawq_clear(&bt->msgs);
     free(bt);
@@ -139,8 +141,9 @@ static void count_stored(hb_broker_t *b, const redisReply *r)
  * to find them (ingest__forget()). Matched by topic and payload only, an answered copy would
  * otherwise take a later message equal to it, still to be sent, which was then never stored.
  * 1 when bt stays; 0 when nothing is to be heard (bt is the caller's to free). At most
- * PENDING_MAX messages wait so (the oldest answered batch goes first); none once the raw
- * subscription was made again (hb_ingest_on_ing_up(): their copies went with the old one).
+ * PENDING_MAX messages and PENDING_BYTES_MAX bytes wait so (the oldest answered batches go
+ * first); none of a call sent on an earlier raw subscription (hb_ingest_on_ing_up(): its
+ * copies may have gone with the old one).
  */
 static int await_copies(hb_broker_t *b, batch_t *bt, const redisReply *r)
 {
@@ -160,17 +163,24 @@ static int await_copies(hb_broker_t *b, batch_t *bt, const redisReply *r)
             hb_rawq_append(&wait, m);
     }
     bt->msgs = wait;
-    if (!wait.count)
+    if (!wait.count || bt->ing_gen != in->ing_gen)
         return 0;
     bt->answered = 1;
     in->awaiting += wait.count;
-    while (in->awaiting > PENDING_MAX) {
-        batch_t *old = hb_list_container(in->sent.next, batch_t, link);
-        if (!old->answered)
-            break;
-        batch_free(old); /* bt itself at worst, the last answered */
-        if (old == bt)
-            return 1;
+    in->awaiting_bytes += wait.bytes;
+    {
+        hb_list_t *n, *tmp;
+        hb_list_foreach_safe(n, tmp, &in->sent)
+        {
+            batch_t *old = hb_list_container(n, batch_t, link);
+            if (in->awaiting <= PENDING_MAX && in->awaiting_bytes <= PENDING_BYTES_MAX)
+                break;
+            if (!old->answered)
+                continue;    /* a call still out (a cluster's, answered out of order) */
+            batch_free(old); /* bt itself at worst, the last answered */
+            if (old == bt)
+                return 1;
+        }
     }
     return 1;
 }
@@ -293,6 +303,7 @@ void ingest__flush(hb_broker_t *b)
     in->inflight += n;
     in->inflight_bytes += bt->msgs.bytes;
     in->batches++;
+    bt->ing_gen = in->ing_gen;
     hb_list_push_tail(&in->sent, &bt->link);
 }
 
@@ -335,6 +346,7 @@ static void store_msg(hb_broker_t *b, hb_rawmsg_t *p)
                                on_store_reply, bt) == REDIS_OK) {
             in->inflight++;
             in->inflight_bytes += bt->msgs.bytes;
+            bt->ing_gen = in->ing_gen;
             hb_list_push_tail(&in->sent, &bt->link);
         } else {
             atomic_fetch_add_explicit(&b->edge->stats.ingest_rejected, 1, memory_order_relaxed);

@@ -24,6 +24,7 @@ typedef struct batch {
      * stored messages whose copy is still to be heard (answered: ingest.c await_copies) */
     hb_list_t link;
     int answered;
+    unsigned ing_gen; /* ingest_t.ing_gen when its call was sent */
 } batch_t;
 
 typedef enum { I_STANDBY = 0, I_BARRIER, I_ACTIVE } istate_t;
@@ -40,7 +41,8 @@ struct ingest {
     batch_t *cur;      /* leader: raw messages of the current read, not sent yet */
     hb_list_t sent;    /* batches whose store call is out, or answered with copies to hear,
                         * in the order they were sent */
-    size_t awaiting;   /* messages of the answered batches in sent */
+    size_t awaiting, awaiting_bytes; /* messages (and bytes) of the answered batches in sent */
+    unsigned ing_gen; /* raw subscriptions made (hb_ingest_on_ing_up): copies of one before */
     struct event *flush_ev;
     int flush_armed;
     int batches;  /* herald_ingest_many calls in flight */

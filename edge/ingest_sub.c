@@ -106,6 +106,7 @@ static void on_ing(redisAsyncContext *ac, void *reply, void *priv)
 
 void hb_ingest_on_ing_up(hb_broker_t *b)
 {
+    b->ingest->ing_gen++;    /* calls sent before: their copies may be gone (await_copies) */
     ingest__drop_awaited(b); /* copies heard on the connection that went, or never */
     redisAsyncCommand(b->ing.ac, on_ing, NULL, "PSUBSCRIBE *");
 }
