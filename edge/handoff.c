@@ -92,24 +92,27 @@ void hb_hflag_unref(hb_hflag_t *f)
 
 /* ---- the queues ---- */
 
-int hb_svc_push(hb_svc_t *s, hb_msg_t *m)
+/* Queues m for s (the answers' reserve too when `reserved`), waking s when its queue was
+ * empty. 0, or HB_ELIMIT (m is still the caller's). */
+static int push_to(hb_svc_t *s, hb_msg_t *m, int reserved)
 {
     int was_empty = 0;
-    if (hb_queue_push(s->inq, m, &was_empty) != 0)
+    if ((reserved ? hb_queue_push_reserved(s->inq, m, &was_empty)
+                  : hb_queue_push(s->inq, m, &was_empty)) != 0)
         return HB_ELIMIT;
     if (was_empty)
         lws_cancel_service(s->ctx);
     return 0;
 }
 
+int hb_svc_push(hb_svc_t *s, hb_msg_t *m)
+{
+    return push_to(s, m, 0);
+}
+
 void hb_svc_answer(hb_svc_t *s, hb_msg_t *m)
 {
-    int was_empty = 0;
-    if (hb_queue_push_reserved(s->inq, m, &was_empty) == 0) {
-        if (was_empty)
-            lws_cancel_service(s->ctx);
-    } else {
-        hb_msg_unref(m);
+    if (push_to(s, m, 1) != 0) {
         atomic_fetch_add_explicit(&s->edge->stats.queue_drops, 1, memory_order_relaxed);
     }
 }

@@ -283,6 +283,17 @@ static void sub_deliver(hb_sub_t *u, const hb_ev_t *ev, int ctl)
         hb_svc_count(&u->c->svc->deliveries, 1);
 }
 
+/* A resuming u lets go of the live events it holds: they are stored (published after their
+ * XADD) and read from history after the page last asked for (pend_over, hb_topics_on_history).
+ * A long-poll answer that is full (poll_full) holds none: the next poll reads them. */
+static void sub_let_go(hb_sub_t *u)
+{
+    if (u->poll_full)
+        return;
+    sub_release_pend(u);
+    u->pend_over = 1;
+}
+
 static void sub_pend(hb_sub_t *u, hb_msg_t *m)
 {
     hb_svc_t *s = u->c->svc;
@@ -297,8 +308,7 @@ static void sub_pend(hb_sub_t *u, hb_msg_t *m)
         hb_log_ratelimited("pend-over", 1000, HB_LOG_INFO, MOD,
                            "live events beyond the queue bound while resuming: read from history",
                            "{s:s%}", "topic", u->t->name, u->t->len);
-        sub_release_pend(u);
-        u->pend_over = 1;
+        sub_let_go(u);
     }
     if (u->npend == u->cappend) {
         u->cappend = u->cappend ? u->cappend * 2 : 8;
@@ -346,16 +356,12 @@ static void topic_lost(hb_svc_t *s, ltopic_t *t)
         next = n->next;
         if (u->c->closing)
             continue;
-        if (u->resuming) {
-            if (!u->poll_full) {
-                sub_release_pend(u);
-                u->pend_over = 1;
-            }
-        } else if (sub_read_on(u, t)) {
+        if (u->resuming)
+            sub_let_go(u);
+        else if (sub_read_on(u, t))
             atomic_fetch_add_explicit(&s->edge->stats.lost_catchups, 1, memory_order_relaxed);
-        } else {
+        else
             hb_hread_failed(u->c, "event lost in hand-off"); /* long-poll 503, else 1011 */
-        }
     }
 }
 
