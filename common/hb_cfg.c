@@ -68,7 +68,9 @@ static const opt_t opts[] = {
      "ingest-leader lease; a dead leader is replaced after at most this long"},
     {"redis-timeout-ms", T_INT, "10000", 100, 600000, O(redis_timeout_ms),
      "a connected Redis connection whose set-up (function library and dataset checks, "
-     "PSUBSCRIBE) is not answered within this is closed and made again"},
+     "PSUBSCRIBE) is not answered within this, or that owes answers and reads nothing for this "
+     "long (Redis stalled, answers lost), is closed and made again: what waited on it fails (a "
+     "publish is answered 503, its outcome unknown)"},
     {"log-level", T_LEVEL, "info", 0, 0, O(log_level), "debug|info|warn|error"},
     {"client-queue-max", T_LONG, "4096", 16, 1000000, O(client_queue_max),
      "events queued for one client before it is disconnected as too slow"},
@@ -80,6 +82,10 @@ static const opt_t opts[] = {
     {"publish-backlog-bytes", T_LONG, "67108864", 65536, 17179869184, O(publish_backlog_bytes),
      "payload bytes of HTTP and WebSocket publishes sent to Redis and not yet answered; "
      "beyond, a publish is answered 503 / unavailable at once (Redis slow or stalled)"},
+    {"idempotency-window", T_INT, "300", 1, 86400, O(idempotency_window),
+     "seconds a publish's idempotency key is remembered: a publish with a key already stored "
+     "for its topic within this is not stored again and is answered with the first one's ID "
+     "(one small Redis key per keyed publish, for this long)"},
     {"service-queue-max", T_LONG, "65536", 64, 16777216, O(service_queue_max),
      "messages waiting from the Redis thread for one service thread; beyond, an event is "
      "dropped for that thread and its subscribers read on from history in place (answers to "

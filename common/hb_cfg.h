@@ -51,6 +51,7 @@ typedef struct hb_cfg {
     long client_queue_bytes; /* bytes queued per client */
     long max_message_bytes;
     long publish_backlog_bytes;  /* publish payload bytes sent to Redis, not yet answered */
+    int idempotency_window;      /* seconds a publish's idempotency key is remembered */
     long service_queue_max;      /* broker -> service thread hand-offs waiting, per thread */
     int topic_linger;            /* seconds before UNSUBSCRIBE after the last subscriber left */
     long history_batch;          /* entries per history read */

@@ -12,7 +12,8 @@
  * <tag> is the prefix with ':' '.' '-' written "_c" "_d" "_h" (one-to-one: a prefix has no '_',
  * so two prefixes never share a function name; Redis function names are global across
  * libraries). Below, <F> is that library name:
- *   <F>_publish  KEYS: topic  ARGV: payload [event]            -> stream id
+ *   <F>_publish  KEYS: topic  ARGV: payload [event [idem-key [window-s]]] -> stream id (a status
+ *                reply: the ID stored earlier under the idempotency key, nothing stored now)
  *   <F>_ingest   KEYS: topic  ARGV: payload token              -> stream id (fenced)
  *   <F>_history  KEYS: topic  ARGV: since-id epoch count       -> {epoch, gap, entries, last}
  *   <F>_lease_renew   [KEYS: lease] ARGV: token ms             -> 1 held / 0 lost
@@ -26,16 +27,17 @@
  * also PUBLISHes its stored copy for ingest standbys; <F>_lease_acquire (KEYS lease
  * term-counter, ARGV token ms) and <F>_fence (ARGV term fence-key...) serve the cluster
  * ingest lease (see edge/ingest.c).
- * Topic keys are <prefix>{<topic>}:log (stream, fields d and e), <prefix>{<topic>}:epoch and the
- * channel <prefix>{<topic>}:live, which carries hb_live messages. The prefix, history limits
+ * Topic keys are <prefix>{<topic>}:log (stream, fields d and e), <prefix>{<topic>}:epoch,
+ * <prefix>{<topic>}:idem:<key> (a keyed publish's ID, for its window) and the channel
+ * <prefix>{<topic>}:live, which carries hb_live messages. The prefix, history limits
  * and payload bound are baked into the text; <F>_info returns them (hb_script_settings()) with
  * HB_SCRIPT_VERSION, so that an edge can tell a library of other settings or another version
  * from its own (edge/library.c) instead of replacing it in silence.
  */
 
 #define HB_SCRIPT_DEFAULT_PREFIX "herald:"
-#define HB_SCRIPT_VERSION 4 /* raise when a function's keys, arguments, reply or refusals change   \
-                             */
+/* raise when a function's keys, arguments, reply or refusals change */
+#define HB_SCRIPT_VERSION 5
 #define HB_SCRIPT_NAME_MAX 144 /* "herald_" + 2 * 63 + NUL, with room */
 #define HB_SCRIPT_FN_MAX 176   /* a library name + "_" + the longest function suffix */
 

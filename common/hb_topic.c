@@ -71,3 +71,18 @@ int hb_event_name_validate(const char *s, size_t len, const char **reason)
     }
     return HB_OK;
 }
+
+int hb_idem_key_validate(const char *s, size_t len, const char **reason)
+{
+    if (len == 0 || len > HB_IDEM_KEY_MAX) {
+        set_reason(reason, "idempotency key must be 1-" STR(HB_IDEM_KEY_MAX) " bytes");
+        return HB_EPROTO;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!is_event_byte((unsigned char)s[i])) {
+            set_reason(reason, "idempotency key has a byte outside [A-Za-z0-9._:-]");
+            return HB_EPROTO;
+        }
+    }
+    return HB_OK;
+}

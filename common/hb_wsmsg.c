@@ -101,6 +101,7 @@ static int get_subscribe(hb_wsmsg_t *m, const char **code, const char **reason)
 static int get_publish(hb_wsmsg_t *m, size_t max_data, const char **code, const char **reason)
 {
     json_t *data = json_object_get(m->root, "data"), *ev = json_object_get(m->root, "event");
+    json_t *ik = json_object_get(m->root, "idempotency_key");
     const char *why = NULL;
     int rc = get_topic(m, code, reason);
     if (rc)
@@ -113,6 +114,14 @@ static int get_publish(hb_wsmsg_t *m, size_t max_data, const char **code, const 
             return BAD(HB_EPROTO, "bad_request", why ? why : "event must be a string");
         m->event = json_string_value(ev);
         m->event_len = json_string_length(ev);
+    }
+    if (ik && !json_is_null(ik)) {
+        why = NULL;
+        if (!json_is_string(ik) ||
+            hb_idem_key_validate(json_string_value(ik), json_string_length(ik), &why))
+            return BAD(HB_EPROTO, "bad_request", why ? why : "idempotency_key must be a string");
+        m->idem = json_string_value(ik);
+        m->idem_len = json_string_length(ik);
     }
     if (json_string_length(data) > max_data)
         return BAD(HB_ELIMIT, "too_large", "data larger than --max-message-bytes");

@@ -40,6 +40,8 @@ typedef struct hb_wsmsg {
     size_t data_len;
     const char *event; /* publish, optional: a valid event name, or NULL with event_len 0 */
     size_t event_len;
+    const char *idem; /* publish, optional: a valid idempotency key, or NULL with idem_len 0 */
+    size_t idem_len;
     const char *token; /* auth: NULL when "token" is missing or not a string */
     size_t token_len;
 } hb_wsmsg_t;
@@ -53,15 +55,17 @@ typedef struct hb_wsmsg {
  *    or not a JSON object (HB_ENOMEM when jansson ran out of memory, same code);
  *  - "bad_request" (HB_EPROTO): "type" missing or not a string; "topic" missing or not a
  *    string; publish "data" not a string; publish "event" not a string or not a valid name;
+ *    publish "idempotency_key" not a string or not a valid key (hb_idem_key_validate());
  *  - "unknown_type" (HB_EPROTO): "type" is none of the requests;
  *  - "bad_topic" (HB_EPROTO): hb_topic_validate() refused the topic;
  *  - "bad_cursor" (HB_EPROTO): subscribe "since" neither null nor a cursor string;
  *  - "too_large" (HB_ELIMIT): publish data longer than max_data bytes.
  * Checks run in this order: JSON, "type", then topic and since (subscribe), topic
- * (unsubscribe), or topic, data, event and data size (publish); the first failure is returned.
- * A null "since" or "event" counts as absent. "auth" never fails here: a missing or non-string
- * token leaves m->token NULL for the caller to refuse. Strings are parsed without
- * JSON_ALLOW_NUL, so "\u0000" in any string is bad_json, as it always was on the edge.
+ * (unsubscribe), or topic, data, event, idempotency key and data size (publish); the first
+ * failure is returned. A null "since", "event" or "idempotency_key" counts as absent. "auth" never
+ * fails here: a missing or non-string token leaves m->token NULL for the caller to refuse. Strings
+ * are parsed without JSON_ALLOW_NUL, so "\u0000" in any string is bad_json, as it always was on the
+ * edge.
  *
  * m->echo is set whenever the message was a JSON object, also on error, so the caller can echo
  * it. m->type is set as soon as "type" is known, also when a later field fails, so the caller

@@ -43,17 +43,24 @@
 
 /* The answer to a publish: the stored event's ID, which goes into JSON answers, so it is
  * parsed and written again (a library replaced around Herald answers what it likes). */
-static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m)
+static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m, int sent)
 {
     hb_id_t id;
     b->pub_backlog -= m->pub_bytes;
-    if (r && r->type == REDIS_REPLY_STRING && !hb_id_parse(r->str, r->len, &id, NULL)) {
+    /* a status reply: the publish's idempotency key was stored already (library v5) */
+    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) &&
+        !hb_id_parse(r->str, r->len, &id, NULL)) {
         hb_id_format(&id, m->result);
-        atomic_fetch_add_explicit(&b->edge->stats.published, 1, memory_order_relaxed);
+        m->duplicate = r->type == REDIS_REPLY_STATUS;
+        atomic_fetch_add_explicit(m->duplicate ? &b->edge->stats.publish_duplicates
+                                               : &b->edge->stats.published,
+                                  1, memory_order_relaxed);
     } else {
         m->error = 1;
         snprintf(m->result, sizeof(m->result), "%s",
-                 !r                             ? "redis unavailable"
+                 !r && !sent ? "redis unavailable: not stored"
+                 : !r ? "redis connection lost before its answer: the event may or may not be "
+                        "stored (send it again with the same Idempotency-Key)"
                  : r->type == REDIS_REPLY_ERROR ? r->str
                                                 : "redis answered the publish with no event ID");
         if (r && r->type != REDIS_REPLY_ERROR)
@@ -66,18 +73,20 @@ static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m)
 
 static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 {
-    publish_reply(ac->data, reply, priv);
+    publish_reply(ac->data, reply, priv, 1);
 }
 
 static void handle_publish(hb_broker_t *b, hb_req_t *q)
 {
     hb_msg_t *m = hb_msg_new(HB_MSG_PUBLISHED, q->topic, q->topic_len);
-    const char *av[] = {q->payload ? q->payload : "", q->event};
-    size_t al[] = {q->payload_len, strlen(q->event)};
+    char win[16];
+    const char *av[] = {q->payload ? q->payload : "", q->event, q->idem, win};
+    size_t al[] = {q->payload_len, strlen(q->event), strlen(q->idem),
+                   (size_t)snprintf(win, sizeof(win), "%d", b->edge->cfg.idempotency_window)};
     m->client_id = q->client_id;
     m->thread = q->thread;
     if (!b->cmd_ready) {
-        publish_reply(b, NULL, m);
+        publish_reply(b, NULL, m, 0);
         return;
     }
     if (b->pub_backlog &&
@@ -96,10 +105,13 @@ static void handle_publish(hb_broker_t *b, hb_req_t *q)
     }
     m->pub_bytes = q->payload_len;
     b->pub_backlog += m->pub_bytes;
-    /* FCALL <publish> <topic's keys> payload [event] */
-    if (hb_rc_fcall(b, b->fn.publish, q->topic, q->topic_len, q->event[0] ? 2 : 1, av, al,
-                    on_published, m) != REDIS_OK)
-        publish_reply(b, NULL, m);
+    /* FCALL <publish> <topic's keys> payload [event [idempotency-key window-s]] */
+    if (hb_rc_fcall(b, b->fn.publish, q->topic, q->topic_len,
+                    q->idem[0]    ? 4
+                    : q->event[0] ? 2
+                                  : 1,
+                    av, al, on_published, m) != REDIS_OK)
+        publish_reply(b, NULL, m, 0);
 }
 
 static void handle_req(hb_broker_t *b, hb_req_t *q)

@@ -89,6 +89,8 @@ cnode_t *cluster__node_get(hb_cluster_t *cl, const char *host, int port)
             .log = {.connect_failed = "redis cluster node connect failed",
                     .connect_timed_out = "redis cluster node connect timed out",
                     .setup_timed_out = "redis cluster node set-up timed out: connecting again",
+                    .answer_timed_out = "redis cluster node answered nothing for "
+                                        "--redis-timeout-ms: connecting again",
                     .lost = "redis cluster node connection lost",
                     .rl_connect = "cluster-connect",
                     .rl_lost = "cluster-down",

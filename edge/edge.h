@@ -48,11 +48,13 @@ typedef struct hb_stats {
     atomic_ullong rejected_topic_rate;  /* --topic-rate */
     atomic_ullong rejected_ticket_rate; /* --ticket-rate */
     atomic_ullong published;            /* HTTP/WS publishes stored */
+    atomic_ullong publish_duplicates;   /* HTTP/WS publishes whose idempotency key was stored */
     atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;
-    atomic_ullong redis_setup_timeouts; /* connections made again past --redis-timeout-ms */
-    atomic_ullong ingested;             /* raw PUBLISHes stored by this edge as leader */
-    atomic_ullong ingest_rejected;      /* raw PUBLISHes refused (bad topic, too large) */
+    atomic_ullong redis_setup_timeouts;  /* connections made again past --redis-timeout-ms */
+    atomic_ullong redis_answer_timeouts; /* ... owing answers, silent for --redis-timeout-ms */
+    atomic_ullong ingested;              /* raw PUBLISHes stored by this edge as leader */
+    atomic_ullong ingest_rejected;       /* raw PUBLISHes refused (bad topic, too large) */
     atomic_ullong ingest_standby_overflow;
     atomic_ullong ingest_unled;   /* kept raw messages the next leader never heard (ingest.c) */
     atomic_ullong ingest_unknown; /* raw stores in flight when the Redis connection went */

@@ -74,8 +74,10 @@ typedef struct hb_msg {
     hb_ev_t *evs;             /* n events */
     char tail[HB_CURSOR_MAX]; /* the topic's newest cursor ("" when the stream is empty) */
     char result[256];         /* HB_MSG_PUBLISHED: the stream id, or the error text */
-    size_t pub_bytes;         /* HB_MSG_PUBLISHED: its payload bytes in the broker's backlog */
-    char *blob;               /* HB_MSG_TICKET redeemed: the token (malloc'd, NUL-terminated) */
+    int duplicate;    /* HB_MSG_PUBLISHED: its idempotency key was stored already: result is the
+                       * ID of the event stored then, and nothing was stored now */
+    size_t pub_bytes; /* HB_MSG_PUBLISHED: its payload bytes in the broker's backlog */
+    char *blob;       /* HB_MSG_TICKET redeemed: the token (malloc'd, NUL-terminated) */
 } hb_msg_t;
 
 /** hb_msg_new() - a zeroed message of `type` for (topic, topic_len) (copied) with one
@@ -142,6 +144,7 @@ typedef struct hb_req {
     size_t max_bytes;
     hb_hflag_t *cancel; /* HISTORY: one reference, owned by the request (NULL: none) */
     char event[HB_EVENT_NAME_MAX + 1]; /* PUBLISH */
+    char idem[HB_IDEM_KEY_MAX + 1];    /* PUBLISH: its idempotency key ("": none) */
     char *payload;                     /* PUBLISH, malloc'd, owned by the request */
     size_t payload_len;
 } hb_req_t;

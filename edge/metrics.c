@@ -177,6 +177,10 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          "Redis connections made again because their set-up was not answered within "
          "--redis-timeout-ms.",
          "", LOAD(redis_setup_timeouts)},
+        {"herald_redis_answer_timeouts_total", "counter",
+         "Redis connections made again because they owed answers and read nothing for "
+         "--redis-timeout-ms (Redis stalled, answers lost); what waited on them failed.",
+         "", LOAD(redis_answer_timeouts)},
         {"herald_redis_master", "gauge", "The Redis master in use.", master_lbl, master[0] != 0},
         {"herald_redis_master_switches_total", "counter", "Redis master changes.", "", switches},
         {"herald_redis_cluster_primaries", "gauge",
@@ -212,6 +216,10 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          "", LOAD(ingest_unknown)},
         {"herald_published_total", "counter", "HTTP and WebSocket publishes stored.", "",
          LOAD(published)},
+        {"herald_publish_duplicates_total", "counter",
+         "HTTP and WebSocket publishes not stored because their idempotency key was stored "
+         "for the topic within --idempotency-window (answered with the first one's ID).",
+         "", LOAD(publish_duplicates)},
         {"herald_broker_queue_depth", "gauge", "Requests waiting for the broker thread.", "",
          hb_queue_len(s->edge->to_broker)},
         {"herald_service_queue_depth", "gauge", "Broker messages waiting for the service threads.",

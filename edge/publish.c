@@ -52,6 +52,38 @@ static void continue_if_expected(hb_client_t *c, struct lws *wsi, uint64_t lengt
         hb_client_close(c, "write failed", 0);
 }
 
+/*
+ * The Idempotency-Key header into out ("" when absent): a token or a quoted string (the IETF
+ * draft's sf-string form), validated (hb_idem_key_validate). 0, or HB_EPROTO with *reason.
+ */
+static int idempotency_key(struct lws *wsi, char *out, size_t cap, const char **reason)
+{
+    char v[HB_IDEM_KEY_MAX + 8];
+    int n = lws_hdr_custom_length(wsi, "idempotency-key:", 16);
+    size_t len;
+    const char *k = v;
+    out[0] = '\0';
+    if (n < 0)
+        return 0;
+    if ((size_t)n >= sizeof(v) ||
+        lws_hdr_custom_copy(wsi, v, (int)sizeof(v), "idempotency-key:", 16) < 0) {
+        *reason = "idempotency key must be 1-64 bytes";
+        return HB_EPROTO;
+    }
+    len = strlen(v);
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
+        k++;
+        len -= 2;
+    }
+    if (hb_idem_key_validate(k, len, reason) || len >= cap)
+        return HB_EPROTO;
+    memcpy(out, k, len);
+    out[len] = '\0';
+    return 0;
+}
+
 /* POST /publish/<topic>: the head's framing is already checked (hb_req_framing). */
 int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char *topic,
                           size_t tlen, hb_http_body_t framing, uint64_t length)
@@ -106,6 +138,8 @@ int hb_http_publish_start(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const ch
     if (n < 0 ||
         (n > 0 && x->event[0] && hb_event_name_validate(x->event, strlen(x->event), &reason)))
         return hb_http_bad_request(c, reason ? reason : "event name longer than 64 bytes", 1);
+    if (idempotency_key(wsi, x->idem, sizeof(x->idem), &reason))
+        return hb_http_bad_request(c, reason, 1);
     if (framing == HB_HTTP_BODY_CHUNKED)
         /* libwebsockets 4.1 does not decode chunked request bodies: ask for a length */
         return hb_http_respond_text(
@@ -180,6 +214,7 @@ int hb_http_on_body_done(hb_svc_t *s, hb_client_t *c)
     memcpy(q->topic, c->x->topic, c->x->topic_len);
     q->topic_len = c->x->topic_len;
     memcpy(q->event, c->x->event, sizeof(q->event));
+    memcpy(q->idem, c->x->idem, sizeof(q->idem));
     q->payload = c->rx;
     q->payload_len = c->rxlen;
     c->rx = NULL;
@@ -206,6 +241,7 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
         hb_http_respond(c, client_err ? 400 : 503, "text/plain; charset=utf-8", body, (size_t)n, 0);
         return;
     }
-    n = snprintf(body, sizeof(body), "{\"id\":\"%s\"}", m->result);
+    n = snprintf(body, sizeof(body), "{\"id\":\"%s\"%s}", m->result,
+                 m->duplicate ? ",\"duplicate\":true" : "");
     hb_http_respond(c, 200, "application/json", body, (size_t)n, 0);
 }

@@ -22,6 +22,7 @@
 
 #include "edge.h"
 #include "hb_log.h"
+#include "hb_time.h"
 #include "resolve.h"
 
 static struct timeval ms_tv(long ms)
@@ -37,6 +38,7 @@ static void ad_read(evutil_socket_t fd, short what, void *arg)
     hb_rconn_t *r = arg;
     (void)fd;
     (void)what;
+    r->reads++; /* the answer watch's sign of life */
     redisAsyncHandleRead(r->ac);
 }
 
@@ -196,6 +198,39 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         r->ops->lost(r);
 }
 
+/* The answer watch's period: a quarter of --redis-timeout-ms. */
+static struct timeval watch_tv(const hb_rconn_t *r)
+{
+    return ms_tv(r->edge->cfg.redis_timeout_ms / 4 > 0 ? r->edge->cfg.redis_timeout_ms / 4 : 1);
+}
+
+/*
+ * The answer watch, every quarter of --redis-timeout-ms once the connection is set up: a
+ * connection that owes answers (hiredis holds reply callbacks: commands sent, or queued to be)
+ * and has read nothing for --redis-timeout-ms is closed and made again, so that what waits on
+ * it fails (a publish is answered 503, outcome unknown) instead of waiting for ever: Redis
+ * stalled (SIGSTOP, a script that does not end), answers lost on a link that still looks open
+ * (TCP retransmits to a black hole for minutes). Silence is measured, not a command's age: a
+ * long answer arriving slowly is progress. Pub/sub connections owe none once subscribed.
+ */
+static void answer_watch(hb_rconn_t *r)
+{
+    struct timeval tv = watch_tv(r);
+    double now = hb_now();
+    if (!r->ac->replies.head || r->reads != r->reads_seen) {
+        r->reads_seen = r->reads;
+        r->silent_since = r->ac->replies.head ? now : 0;
+    } else if (!r->silent_since) {
+        r->silent_since = now;
+    } else if ((now - r->silent_since) * 1000.0 >= r->edge->cfg.redis_timeout_ms) {
+        atomic_fetch_add_explicit(&r->edge->stats.redis_answer_timeouts, 1, memory_order_relaxed);
+        log_line(r, NULL, r->cfg.log.answer_timed_out, NULL, r->edge->cfg.redis_timeout_ms);
+        redisAsyncFree(r->ac); /* runs on_disconnect: the callbacks fail, the retry is scheduled */
+        return;
+    }
+    evtimer_add(r->ctimer, &tv);
+}
+
 static void on_ctimer(evutil_socket_t fd, short what, void *arg)
 {
     hb_rconn_t *r = arg;
@@ -212,6 +247,8 @@ static void on_ctimer(evutil_socket_t fd, short what, void *arg)
         atomic_fetch_add_explicit(&r->edge->stats.redis_setup_timeouts, 1, memory_order_relaxed);
         log_line(r, NULL, r->cfg.log.setup_timed_out, NULL, r->edge->cfg.redis_timeout_ms);
         redisAsyncFree(r->ac); /* connected: runs on_disconnect, which schedules the retry */
+    } else if (r->ac) {
+        answer_watch(r);
     }
 }
 
@@ -271,8 +308,10 @@ void hb_rconn_retry_now(hb_rconn_t *r)
 
 void hb_rconn_set_up(hb_rconn_t *r)
 {
+    struct timeval tv = watch_tv(r);
     r->set_up = 1;
-    evtimer_del(r->ctimer);
+    r->silent_since = 0;
+    evtimer_add(r->ctimer, &tv); /* from now on the answer watch (on_ctimer) */
     hb_backoff_reset(&r->backoff);
 }
 

@@ -1,9 +1,11 @@
 /*
  * A reconnecting Redis connection: one hiredis async context on a libevent base that connects
  * with a connect timeout, names itself (CLIENT SETNAME herald-<node id>-<suffix>), gives its
- * owner a set-up deadline (--redis-timeout-ms) that hb_rconn_set_up() lifts, and after a
+ * owner a set-up deadline (--redis-timeout-ms) that hb_rconn_set_up() lifts, then watches
+ * that it answers (owing answers and silent for --redis-timeout-ms: closed), and after a
  * failure or a loss connects again after a jittered exponential backoff (common/hb_backoff.h).
- * It counts stats.redis_reconnects and stats.redis_setup_timeouts and logs the connection's
+ * It counts stats.redis_reconnects, stats.redis_setup_timeouts and stats.redis_answer_timeouts
+ * and logs the connection's
  * failures; everything else goes up to the owner through hb_rconn_ops_t.
  *
  * Used by the broker's cmd, sub and ing connections (bconn.c), each cluster node's command
@@ -75,18 +77,21 @@ typedef struct hb_rconn_ops {
  */
 typedef struct hb_rconn_log {
     const char *connect_failed, *connect_timed_out, *setup_timed_out, *lost; /* the texts */
-    const char *rl_connect; /* NULL: failures ratelimited per name, timeouts not; else the key
-                             * of both, and a connect that fails at once is not logged */
-    const char *rl_lost;    /* the ratelimit key of "lost" */
-    const char *host;       /* set: lines carry host and port, not conn (outlives the rconn) */
-    int port;               /* a connection whose address changes (Sentinel's watch) sets both
-                             * r->cfg.log.host and port in its addr(), to the address given */
+    const char *answer_timed_out; /* owed answers, read nothing for --redis-timeout-ms */
+    const char *rl_connect;       /* NULL: failures ratelimited per name, timeouts not; else the key
+                                   * of both, and a connect that fails at once is not logged */
+    const char *rl_lost;          /* the ratelimit key of "lost" */
+    const char *host; /* set: lines carry host and port, not conn (outlives the rconn) */
+    int port;         /* a connection whose address changes (Sentinel's watch) sets both
+                       * r->cfg.log.host and port in its addr(), to the address given */
 } hb_rconn_log_t;
 
 #define HB_RCONN_LOG_CONN                                                                          \
     ((hb_rconn_log_t){.connect_failed = "redis connect failed",                                    \
                       .connect_timed_out = "redis connect timed out",                              \
                       .setup_timed_out = "redis connection set-up timed out: connecting again",    \
+                      .answer_timed_out =                                                          \
+                          "redis answered nothing for --redis-timeout-ms: connecting again",       \
                       .lost = "redis connection lost",                                             \
                       .rl_lost = "redis-down"})
 
@@ -112,7 +117,10 @@ struct hb_rconn {
     struct event *rev, *wev; /* the adapter's, while ac is attached */
     struct event *fev;       /* the adapter's deferred write of queued commands */
     int in_write;            /* hiredis is writing: an addWrite waits for EPOLLOUT */
-    void *owner;             /* the owner's, for its callbacks */
+    unsigned long reads;     /* read events on the socket (the answer watch, on_ctimer) */
+    unsigned long reads_seen;
+    double silent_since; /* hb_now() since when it owes answers and read nothing (0: not) */
+    void *owner;         /* the owner's, for its callbacks */
     const hb_rconn_ops_t *ops;
     hb_rconn_cfg_t cfg;
     struct hb_edge *edge; /* cfg (node id, redis_timeout_ms) and stats */

@@ -376,6 +376,8 @@ hb_sentinel_t *hb_sentinel_new(hb_broker_t *b)
                                       .connect_timed_out = "sentinel watch connect timed out",
                                       .setup_timed_out = "sentinel watch subscription timed out: "
                                                          "trying the next sentinel",
+                                      .answer_timed_out = "sentinel watch answered nothing for "
+                                                          "--redis-timeout-ms: trying again",
                                       .lost = "sentinel watch connection lost",
                                       .rl_connect = "sentinel-watch-connect",
                                       .rl_lost = "sentinel-watch",

@@ -139,6 +139,7 @@ typedef struct hb_creq {
     size_t topic_len;
     char topic[HB_TOPIC_MAX + 1];      /* publish: its topic; ticket issue: the ticket id */
     char event[HB_EVENT_NAME_MAX + 1]; /* publish: ?event= */
+    char idem[HB_IDEM_KEY_MAX + 1];    /* publish: its Idempotency-Key ("": none) */
     char poll_next[HB_CURSOR_MAX];     /* long-poll: the cursor its answer names as next */
     /* tickets (ticket.h): the pending token of the Redis request waited for (0: none; an HTTP
      * request's or a WebSocket's), and the redeemed token while the request is routed again

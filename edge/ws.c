@@ -283,6 +283,8 @@ static void on_publish(hb_svc_t *s, hb_client_t *c, const hb_wsmsg_t *m)
     q->topic_len = m->topic_len;
     if (m->event_len)
         memcpy(q->event, m->event, m->event_len);
+    if (m->idem_len) /* <= HB_IDEM_KEY_MAX (hb_wsmsg) */
+        memcpy(q->idem, m->idem, m->idem_len);
     q->payload_len = m->data_len;
     q->payload = hb_xmemdup(m->data, m->data_len);
     p = hb_pending_add(s, c, NULL);
@@ -307,6 +309,11 @@ static void ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     if (m->error)
         reply_error(c, strncmp(m->result, "ERR herald:", 11) ? "unavailable" : "bad_request",
                     m->result, echo);
+    else if (m->duplicate)
+        reply(c,
+              json_pack("{s:s,s:s%,s:s,s:b}", "type", "published", "topic", m->topic, m->topic_len,
+                        "event_id", m->result, "duplicate", 1),
+              echo);
     else
         reply(c,
               json_pack("{s:s,s:s%,s:s}", "type", "published", "topic", m->topic, m->topic_len,

@@ -38,8 +38,11 @@ class SetupDeadline(HeraldTestCase):
                    what="the %s of a new connection muted" % what)
         wait_until(lambda: h.readyz() == 200, (TIMEOUT_MS / 1000 + 10) * harness.SCALE,
                    interval=0.1, what="/readyz 200 again after a muted %s" % what)
-        self.assertIn(logged, h.log())
-        self.assertGreaterEqual(harness.scrape(h.port).get(metric, 0), 1.0)
+        logged = (logged,) if isinstance(logged, str) else logged
+        metric = (metric,) if isinstance(metric, str) else metric
+        self.assertTrue(any(line in h.log() for line in logged), "none of %r logged" % (logged,))
+        m = harness.scrape(h.port)
+        self.assertGreaterEqual(sum(m.get(name, 0) for name in metric), 1.0, metric)
 
         # delivering: an event published now reaches the subscriber, after nothing else
         wait_live_subscribed(r, "setup.t")
@@ -63,10 +66,14 @@ class SetupDeadline(HeraldTestCase):
 
     def test_muted_subscriber_connection(self):
         # The subscriber connection has no set-up of its own: each topic's SUBSCRIBE is
-        # confirmed on its own, and the canary's heartbeat, not heard, replaces the connection.
+        # confirmed on its own, and the canary's heartbeat, not heard, replaces the connection;
+        # or, sooner, when its CLIENT SETNAME went out in the same write and is not answered,
+        # the answer watch (owing an answer, silent for --redis-timeout-ms).
         self._mute_one_setup_step(b"$9\r\nSUBSCRIBE\r\n", "subscriber connection",
-                                  logged="canary stale: replacing the subscriber connection",
-                                  metric="herald_redis_reconnects_total")
+                                  logged=("canary stale: replacing the subscriber connection",
+                                          "answered nothing for --redis-timeout-ms"),
+                                  metric=("herald_redis_answer_timeouts_total",
+                                          "herald_redis_reconnects_total"))
 
 
 if __name__ == "__main__":

@@ -102,6 +102,32 @@ static void test_event_name(void **state)
     assert_int_equal(passed, 62 + 4);
 }
 
+/* A publish's idempotency key: the bytes of a UUID, base64url and "name:version" keys, bounded
+ * (it becomes part of a Redis key name), and no byte that could end the key name early. */
+static void test_idem_key(void **state)
+{
+    (void)state;
+    char buf[HB_IDEM_KEY_MAX + 1];
+    const char *reason = NULL;
+    memset(buf, 'k', sizeof(buf));
+    assert_int_equal(hb_idem_key_validate(buf, HB_IDEM_KEY_MAX, &reason), HB_OK);
+    assert_int_equal(hb_idem_key_validate(buf, HB_IDEM_KEY_MAX + 1, &reason), HB_EPROTO);
+    assert_string_equal(reason, "idempotency key must be 1-64 bytes");
+    reason = NULL;
+    assert_int_equal(hb_idem_key_validate("", 0, &reason), HB_EPROTO);
+    assert_string_equal(reason, "idempotency key must be 1-64 bytes");
+    assert_int_equal(hb_idem_key_validate("0b0e7c8e-8f5c-4d1e-9a31-7c1f2a4b5d6e", 36, NULL), HB_OK);
+    assert_int_equal(hb_idem_key_validate("order-42:v3", 11, NULL), HB_OK);
+    assert_int_equal(hb_idem_key_validate("Zm9v_YmFy-", 10, NULL), HB_OK);
+    const char *bad[] = {"a/b", "a b", "a}b", "a{b", "a*b", "\"k\"", "a\nb", "\xc3\xa9"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        reason = NULL;
+        assert_int_equal(hb_idem_key_validate(bad[i], strlen(bad[i]), &reason), HB_EPROTO);
+        assert_string_equal(reason, "idempotency key has a byte outside [A-Za-z0-9._:-]");
+    }
+    assert_int_equal(hb_idem_key_validate("a\0b", 3, NULL), HB_EPROTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +135,7 @@ int main(void)
         cmocka_unit_test(test_topic_length_limit),
         cmocka_unit_test(test_topic_forbidden_bytes),
         cmocka_unit_test(test_event_name),
+        cmocka_unit_test(test_idem_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

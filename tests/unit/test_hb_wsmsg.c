@@ -187,6 +187,19 @@ static void test_publish(void **state)
     assert_string_equal(m.event, "a.b:c-d_E9");
     hb_wsmsg_cleanup(&m);
 
+    /* an idempotency key (null: none) */
+    parse_ok(LIT("{\"type\":\"publish\",\"topic\":\"t\",\"data\":\"\","
+                 "\"idempotency_key\":\"0b0e7c8e-8f5c:v1_x.y\"}"),
+             MAX, &m, HB_WSMSG_PUBLISH);
+    assert_int_equal(m.idem_len, 20);
+    assert_string_equal(m.idem, "0b0e7c8e-8f5c:v1_x.y");
+    hb_wsmsg_cleanup(&m);
+    parse_ok(LIT("{\"type\":\"publish\",\"topic\":\"t\",\"data\":\"\",\"idempotency_key\":null}"),
+             MAX, &m, HB_WSMSG_PUBLISH);
+    assert_null(m.idem);
+    assert_int_equal(m.idem_len, 0);
+    hb_wsmsg_cleanup(&m);
+
     /* event null is no event; escapes are decoded; lengths are in bytes */
     parse_ok(LIT("{\"type\":\"publish\",\"topic\":\"t\",\"event\":null,"
                  "\"data\":\"a\\nb\\\"\\u00ff\\ud83d\\ude00\"}"),
@@ -354,6 +367,17 @@ static void test_bad_request(void **state)
                HB_WSMSG_PUBLISH);
     expect_err("{\"type\":\"publish\",\"topic\":\"t\",\"data\":\"x\",\"event\":\"a/b\",\"id\":7}",
                "bad_request", "event name has a byte outside [A-Za-z0-9._:-]", "7",
+               HB_WSMSG_PUBLISH);
+    /* the idempotency key becomes part of a Redis key name: bounded, no byte of another key */
+    expect_err("{\"type\":\"publish\",\"topic\":\"t\",\"data\":\"x\",\"idempotency_key\":7,"
+               "\"id\":8}",
+               "bad_request", "idempotency_key must be a string", "8", HB_WSMSG_PUBLISH);
+    expect_err("{\"type\":\"publish\",\"topic\":\"t\",\"data\":\"x\",\"idempotency_key\":\"\","
+               "\"id\":8}",
+               "bad_request", "idempotency key must be 1-64 bytes", "8", HB_WSMSG_PUBLISH);
+    expect_err("{\"type\":\"publish\",\"topic\":\"t\",\"data\":\"x\",\"idempotency_key\":\"a}b\","
+               "\"id\":8}",
+               "bad_request", "idempotency key has a byte outside [A-Za-z0-9._:-]", "8",
                HB_WSMSG_PUBLISH);
 }
 
