@@ -335,10 +335,12 @@ static const char lib_fmt[] =
     "  callback = function() return {VERSION, SETTINGS} end}\n"
     "\n"
     "-- the canary: ARGV channel payload, published the way events are (SPUBLISH in a cluster;\n"
-    "-- PUBLISH may replicate, so not no-writes)\n"
-    "redis.register_function(F .. '_canary', function(keys, args)\n"
+    "-- PUBLISH may replicate, so not no-writes). allow-oom: it stores nothing, and a Redis\n"
+    "-- full to maxmemory refusing it would pass for pub/sub delivery stopped\n"
+    "redis.register_function{function_name = F .. '_canary', flags = {'allow-oom'},\n"
+    "  callback = function(keys, args)\n"
     "  return redis.call(LIVE_PUBLISH, args[1], args[2])\n"
-    "end)\n";
+    "end}\n";
 
 int hb_script_name(const char *prefix, char *out, size_t cap)
 {

@@ -41,8 +41,44 @@
 
 /* ---- requests from the service threads ---- */
 
+/* A failed publish: counted by why, and logged but for a refusal of its own input. */
+static void publish_failed(hb_broker_t *b, hb_msg_t *m, redisReply *r, int sent)
+{
+    hb_stats_t *st = &b->edge->stats;
+    m->error = 1;
+    if (!r) {
+        /* not sent: nothing stored; sent: Redis may have run it before the connection went */
+        m->unknown = sent;
+        snprintf(m->result, sizeof(m->result), "%s",
+                 sent ? "redis connection lost before its answer: the event may or may not be "
+                        "stored (send it again with the same Idempotency-Key)"
+                      : "redis unavailable: not stored");
+        atomic_fetch_add_explicit(sent ? &st->publish_err_unknown : &st->publish_err_not_sent, 1,
+                                  memory_order_relaxed);
+        hb_log_ratelimited(sent ? "publish-unknown" : "publish-not-sent", 1000, HB_LOG_WARN, MOD,
+                           sent ? "publish failed: redis connection lost before its answer "
+                                  "(outcome unknown)"
+                                : "publish failed: redis unavailable (not stored)",
+                           "{s:s%}", "topic", m->topic, m->topic_len);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "ERR herald:", 11)) {
+        snprintf(m->result, sizeof(m->result), "%s", r->str); /* the publisher's input */
+        atomic_fetch_add_explicit(&st->publish_err_refused, 1, memory_order_relaxed);
+        return;
+    }
+    snprintf(m->result, sizeof(m->result), "%s",
+             r->type == REDIS_REPLY_ERROR ? r->str : "redis answered the publish with no event ID");
+    atomic_fetch_add_explicit(&st->publish_err_redis, 1, memory_order_relaxed);
+    /* e.g. OOM (maxmemory), READONLY (a replica), a library not Herald's */
+    hb_log_ratelimited("publish-redis-error", 1000, HB_LOG_WARN, MOD,
+                       "publish failed: redis refused it (not stored)", "{s:s%,s:s}", "topic",
+                       m->topic, m->topic_len, "error", m->result);
+}
+
 /* The answer to a publish: the stored event's ID, which goes into JSON answers, so it is
- * parsed and written again (a library replaced around Herald answers what it likes). */
+ * parsed and written again (a library replaced around Herald answers what it likes). `sent`:
+ * the command went to Redis (r NULL then means its answer never came). */
 static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m, int sent)
 {
     hb_id_t id;
@@ -56,17 +92,7 @@ static void publish_reply(hb_broker_t *b, redisReply *r, hb_msg_t *m, int sent)
                                                : &b->edge->stats.published,
                                   1, memory_order_relaxed);
     } else {
-        m->error = 1;
-        snprintf(m->result, sizeof(m->result), "%s",
-                 !r && !sent ? "redis unavailable: not stored"
-                 : !r ? "redis connection lost before its answer: the event may or may not be "
-                        "stored (send it again with the same Idempotency-Key)"
-                 : r->type == REDIS_REPLY_ERROR ? r->str
-                                                : "redis answered the publish with no event ID");
-        if (r && r->type != REDIS_REPLY_ERROR)
-            hb_log_ratelimited("publish-reply", 1000, HB_LOG_WARN, MOD,
-                               "publish answered with no event ID (a library not Herald's?)",
-                               "{s:s%}", "topic", m->topic, m->topic_len);
+        publish_failed(b, m, r, sent);
     }
     hb_svc_answer(b->edge->svcs[m->thread], m);
 }

@@ -38,12 +38,13 @@ static uint64_t svc_tick_of(lws_usec_t us)
  * Each SSE socket (and each waiting long-poll's) is also in the thread's epoll set peer_ep
  * (edge-triggered, for input or a hang-up; a long-poll's for a hang-up only), which the
  * housekeeping tick asks without waiting: only sockets whose state changed come back, and end
- * of stream, an error or any bytes (an SSE client has nothing to send) close them. The set is itself in the loop (a duplicate of its descriptor adopted by lws
- * as a raw file, s->peer_wsi): a peer that hangs up is closed in the loop's next turn, so lws'
- * spin on its socket lasts a turn or two; the tick asks too (the set could not be adopted, or
- * more than a round's worth was ready). Under a churn of hang-ups the spin had taken 94 % of a
- * core until the tick came (test_sse_hangup_spin). Nothing is done for the others. (Without the
- * set, when epoll_create1() failed, every SSE socket is peeked once a second from its timer.)
+ * of stream, an error or any bytes (an SSE client has nothing to send) close them. The set is
+ * itself in the loop (a duplicate of its descriptor adopted by lws as a raw file, s->peer_wsi): a
+ * peer that hangs up is closed in the loop's next turn, so lws' spin on its socket lasts a turn or
+ * two; the tick asks too (the set could not be adopted, or more than a round's worth was ready).
+ * Under a churn of hang-ups the spin had taken 94 % of a core until the tick came
+ * (test_sse_hangup_spin). Nothing is done for the others. (Without the set, when epoll_create1()
+ * failed, every SSE socket is peeked once a second from its timer.)
  */
 static void sse_watch(hb_client_t *c, int add);
 
@@ -218,6 +219,13 @@ void hb_ctimer_ws_fire(hb_client_t *c, lws_usec_t now)
     hb_svc_t *s = c->svc;
     if (c->closing || c->close_code)
         return;
+    if (c->rx_paused) {
+        /* the edge stopped reading it (16 publishes wait for Redis): its pongs wait unread in
+         * the socket, so its silence is the edge's own; the clock starts again after it */
+        hb_ctimer_ws_seen(c);
+        ws_timer_arm(c);
+        return;
+    }
     if (s->wheel.now >= c->rx_tick + 2 * ws_ping_ticks(s)) {
         hb_client_close(c, "no answer to ping", 0); /* what lws did: no close frame */
         return;

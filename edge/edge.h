@@ -49,6 +49,9 @@ typedef struct hb_stats {
     atomic_ullong rejected_ticket_rate; /* --ticket-rate */
     atomic_ullong published;            /* HTTP/WS publishes stored */
     atomic_ullong publish_duplicates;   /* HTTP/WS publishes whose idempotency key was stored */
+    /* HTTP/WS publishes failed: never sent (Redis down), sent and no answer (outcome
+     * unknown), refused by Herald's function (bad input), refused by Redis (OOM, READONLY) */
+    atomic_ullong publish_err_not_sent, publish_err_unknown, publish_err_refused, publish_err_redis;
     atomic_ullong conn_sse, conn_ws, conn_poll; /* open, by transport */
     atomic_ullong redis_reconnects;
     atomic_ullong redis_setup_timeouts;  /* connections made again past --redis-timeout-ms */

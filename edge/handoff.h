@@ -61,6 +61,7 @@ typedef struct hb_msg {
     int thread;         /* the service thread that asked */
     uint64_t client_id; /* the subscription (history) or client (publish) it answers */
     int error;          /* 1: Redis failed; history: the client should reconnect */
+    int unknown;        /* publish: error, and sent: Redis may have stored it (no answer came) */
     hb_gap_t gap;
     int more; /* 1: the page was full; ask again from the last id */
     /* has_passed: an entry of the page was passed over (history__parse_entry), passed the

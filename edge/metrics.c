@@ -216,6 +216,17 @@ int hb_http_metrics(hb_svc_t *s, hb_client_t *c)
          "", LOAD(ingest_unknown)},
         {"herald_published_total", "counter", "HTTP and WebSocket publishes stored.", "",
          LOAD(published)},
+        {"herald_publish_errors_total", "counter",
+         "HTTP and WebSocket publishes that failed, by reason: not_sent (Redis unavailable, "
+         "not stored), outcome_unknown (sent, no answer came: may be stored), refused (bad "
+         "input), redis_error (Redis refused it: OOM, READONLY, ...; not stored).",
+         "{reason=\"not_sent\"}", LOAD(publish_err_not_sent)},
+        {"herald_publish_errors_total", NULL, NULL, "{reason=\"outcome_unknown\"}",
+         LOAD(publish_err_unknown)},
+        {"herald_publish_errors_total", NULL, NULL, "{reason=\"refused\"}",
+         LOAD(publish_err_refused)},
+        {"herald_publish_errors_total", NULL, NULL, "{reason=\"redis_error\"}",
+         LOAD(publish_err_redis)},
         {"herald_publish_duplicates_total", "counter",
          "HTTP and WebSocket publishes not stored because their idempotency key was stored "
          "for the topic within --idempotency-window (answered with the first one's ID).",

@@ -238,7 +238,12 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     if (m->error) {
         int client_err = !strncmp(m->result, "ERR herald:", 11);
         n = snprintf(body, sizeof(body), "%s\n", m->result);
-        hb_http_respond(c, client_err ? 400 : 503, "text/plain; charset=utf-8", body, (size_t)n, 0);
+        /* 504: sent, and no answer came (stored or not: send it again with the same key) */
+        hb_http_respond(c,
+                        client_err   ? 400
+                        : m->unknown ? 504
+                                     : 503,
+                        "text/plain; charset=utf-8", body, (size_t)n, 0);
         return;
     }
     n = snprintf(body, sizeof(body), "{\"id\":\"%s\"%s}", m->result,

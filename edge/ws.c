@@ -307,7 +307,10 @@ static void ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     if (c->rx_paused && pubs_in_flight(c) < WS_PUBS_IN_FLIGHT)
         hb_req_resume(c);
     if (m->error)
-        reply_error(c, strncmp(m->result, "ERR herald:", 11) ? "unavailable" : "bad_request",
+        reply_error(c,
+                    !strncmp(m->result, "ERR herald:", 11) ? "bad_request"
+                    : m->unknown                           ? "outcome_unknown"
+                                                           : "unavailable",
                     m->result, echo);
     else if (m->duplicate)
         reply(c,

@@ -85,6 +85,37 @@ class PublishBacklog(HeraldTestCase):
         self.assertEqual(stored, ["%05d" % k for k in range(n)])
         self.assert_serving(h)
 
+    def test_a_paused_publisher_is_not_expired_for_its_unread_pongs(self):
+        """The edge stops reading a WebSocket with 16 publishes waiting; its pongs then wait
+        unread in the socket. A stall longer than twice the ping interval must not close it as
+        silent (it was closed 1006 with its 16 publishes unanswered, and stored later: a
+        reconnect-and-resend stored them twice)."""
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.edge(srv, args=["--publish-key", KEY, "--ws-ping-interval", "1",
+                                 "--redis-timeout-ms", "60000"])
+        ws = WSClient(h.port, headers={"Authorization": "Bearer " + KEY})
+        self._closers.append(ws)
+        n = 20
+        srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            for i in range(n):
+                ws.send_json({"type": "publish", "topic": "paused", "data": "p%d" % i, "id": i})
+            time.sleep(4 * harness.SCALE)  # 4 ping intervals, the edge not reading
+        finally:
+            srv.proc.send_signal(signal.SIGCONT)
+        got = []
+        while len(got) < n:
+            msg = ws.recv_json(20 * harness.SCALE)
+            self.assertEqual(msg.get("type"), "published", msg)
+            got.append(msg["id"])
+        self.assertEqual(got, list(range(n)))
+        self.assertFalse(ws.closed, "closed %r" % ws.close_code)
+        self.assertEqual([d["d"].decode() for _, d in xrange(r, "paused")],
+                         ["p%d" % i for i in range(n)])
+        # and it is still pinged (and answers) once read again
+        ws.wait_ping(5 * harness.SCALE)
+
     def test_publishes_past_the_backlog_bound_are_refused_at_once(self):
         srv = self.redis()
         r = self.client(srv)

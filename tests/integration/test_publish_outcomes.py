@@ -1,9 +1,11 @@
-"""Idempotent publish: a publish carrying an idempotency key (HTTP `Idempotency-Key`, the
+"""What a publisher is told. Idempotent publish: a publish carrying an idempotency key (HTTP `Idempotency-Key`, the
 WebSocket publish's `idempotency_key`, FCALL herald_publish's third argument) is stored once per
 topic within --idempotency-window, however often it is sent; a repeat is answered with the ID
 stored the first time and `"duplicate":true`, and no subscriber sees it twice. What a publisher
 relies on when an answer is lost: it cannot tell a publish stored from one never stored, so it
-sends it again, and with a key that cannot make a second event."""
+sends it again, and with a key that cannot make a second event. And a publish Redis refuses
+(full to maxmemory) is answered so, counted and logged, and the edge does not take it for pub/sub
+delivery stopped."""
 
 import json
 import time
@@ -144,14 +146,16 @@ class IdempotentPublish(HeraldTestCase):
                    what="the edge ready again after its connections were cut")
         t0 = time.monotonic()
         code, _, body = post(self.h.port, "idem.lost", b"lost-answer-payload", "lost-1")
-        self.assertEqual(code, 503, "the answer was lost: %r" % body)
+        self.assertEqual(code, 504, "the answer was lost: %r" % body)
         self.assertEqual(proxy.muted, 1)
         self.assertEqual(len(self.entries("idem.lost")), 1, "Redis stored it")
         took = time.monotonic() - t0
         self.assertLess(took, 30 * harness.SCALE)
         self.assertIn(b"may or may not be stored", body)
         self.assertIn("answered nothing for --redis-timeout-ms", self.h.log())
-        self.assertGreaterEqual(scrape(self.h.port).get("herald_redis_answer_timeouts_total"), 1)
+        m = scrape(self.h.port)
+        self.assertGreaterEqual(m.get("herald_redis_answer_timeouts_total"), 1)
+        self.assertEqual(m.get('herald_publish_errors_total{reason="outcome_unknown"}'), 1)
         wait_until(lambda: self.h.readyz() == 200, 20 * harness.SCALE, interval=0.1,
                    what="the edge ready again")
         retry = self.ok(post(self.h.port, "idem.lost", b"lost-answer-payload", "lost-1"),
@@ -162,6 +166,44 @@ class IdempotentPublish(HeraldTestCase):
         e = sub.next_event(10)
         self.assertEqual((split_cursor(e.id)[0], e.data), (retry["id"], "lost-answer-payload"))
         self.assert_next_is_marker(sub, "idem.lost")
+
+
+class RedisRefuses(HeraldTestCase):
+
+    def test_full_redis_refuses_publishes_and_delivery_stays_ready(self):
+        """Redis at maxmemory (noeviction) refuses every write: publishes are answered 503 with
+        Redis' words, counted and logged; the canary (it stores nothing) is still heard, so the
+        edge stays ready and keeps its subscriber connection (it took the refused heartbeat for
+        pub/sub delivery stopped: /readyz 503 and the connection replaced every few seconds)."""
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.edge(srv, "edge-1", ["--publish-key", KEY])
+        sub = self.sse(h.port, "/events/full.t")
+        wait_live_subscribed(r, "full.t")
+        r.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        r.cmd("CONFIG", "SET", "maxmemory", "1")
+        try:
+            code, _, body = post(h.port, "full.t", b"x")
+            self.assertEqual(code, 503, body)
+            self.assertIn(b"OOM", body)
+            ws = WSClient(h.port, headers={"Authorization": "Bearer " + KEY})
+            self._closers.append(ws)
+            err = request(ws, {"type": "publish", "topic": "full.t", "data": "y", "id": 1})
+            self.assertEqual((err["type"], err["code"]), ("error", "unavailable"), err)
+            end = time.monotonic() + 7 * harness.SCALE  # past canary stale (3 s) + replace (3 s)
+            while time.monotonic() < end:
+                self.assertEqual(h.readyz(), 200, "not ready while only writes are refused")
+                time.sleep(0.25)
+        finally:
+            r.cmd("CONFIG", "SET", "maxmemory", "0")
+        log = h.log()
+        self.assertNotIn("canary stale", log)
+        self.assertIn("publish failed: redis refused it", log)
+        m = scrape(h.port)
+        self.assertEqual(m.get('herald_publish_errors_total{reason="redis_error"}'), 2)
+        ok = json.loads(post(h.port, "full.t", b"after")[2])
+        e = sub.next_event(10)
+        self.assertEqual((split_cursor(e.id)[0], e.data), (ok["id"], "after"))
 
 
 if __name__ == "__main__":
