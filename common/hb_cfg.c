@@ -70,7 +70,7 @@ static const opt_t opts[] = {
      "a connected Redis connection whose set-up (function library and dataset checks, "
      "PSUBSCRIBE) is not answered within this, or that owes answers and reads nothing for this "
      "long (Redis stalled, answers lost), is closed and made again: what waited on it fails (a "
-     "publish is answered 503, its outcome unknown)"},
+     "publish is answered 504, its outcome unknown)"},
     {"log-level", T_LEVEL, "info", 0, 0, O(log_level), "debug|info|warn|error"},
     {"client-queue-max", T_LONG, "4096", 16, 1000000, O(client_queue_max),
      "events queued for one client before it is disconnected as too slow"},

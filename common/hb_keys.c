@@ -31,6 +31,14 @@ int hb_keys_topic(char *out, size_t cap, const char *prefix, const char *topic, 
     return fit(out, cap, snprintf(out, cap, "%s{%.*s}%s", prefix, (int)tlen, topic, suffix[kind]));
 }
 
+int hb_keys_idem(char *out, size_t cap, const char *prefix, const char *topic, size_t tlen,
+                 const char *key)
+{
+    if (tlen > INT_MAX)
+        return fit(out, cap, -1);
+    return fit(out, cap, snprintf(out, cap, "%s{%.*s}:idem:%s", prefix, (int)tlen, topic, key));
+}
+
 int hb_keys_fence(char *out, size_t cap, const char *prefix, const char *tag)
 {
     return fit(out, cap, snprintf(out, cap, "%sfence:{%s}", prefix, tag));

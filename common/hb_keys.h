@@ -32,6 +32,17 @@ typedef enum {
 int hb_keys_topic(char *out, size_t cap, const char *prefix, const char *topic, size_t tlen,
                   hb_key_kind_t kind);
 
+/** Bytes that always hold a topic's idempotency key name (HB_KEYS_TOPIC_MAX + ":idem:" + 64). */
+#define HB_KEYS_IDEM_MAX (HB_KEYS_TOPIC_MAX + 72)
+
+/**
+ * hb_keys_idem() - "<prefix>{<topic>}:idem:<key>", where a keyed publish's stream ID is kept for
+ * the idempotency window (the topic's slot: the hash tag), into out[cap]. Returns its length, or
+ * HB_ELIMIT (out is ""). Nothing is validated here.
+ */
+int hb_keys_idem(char *out, size_t cap, const char *prefix, const char *topic, size_t tlen,
+                 const char *key);
+
 /**
  * hb_keys_fence() - "<prefix>fence:{<tag>}" (tag NUL-terminated, from hb_slot_tag()) into
  * out[cap]. Returns its length, or HB_ELIMIT (out is "").

@@ -28,6 +28,7 @@
 
 #include "hb_dict.h"
 #include "hb_id.h"
+#include "hb_keys.h"
 #include "hb_log.h"
 #include "hb_mem.h"
 #include "hb_script.h"
@@ -40,6 +41,20 @@
 #define REQS_PER_WAKE 256
 
 /* ---- requests from the service threads ---- */
+
+/* Errors Redis answers before it runs a command (so nothing was stored): memory, role, state,
+ * routing, permissions, the function missing. */
+static int refused_before_running(const char *err)
+{
+    static const char *const pre[] = {
+        "OOM ",       "READONLY", "NOREPLICAS",  "BUSY",      "LOADING",
+        "MASTERDOWN", "MISCONF",  "NOPERM",      "NOAUTH",    "MOVED ",
+        "ASK ",       "TRYAGAIN", "CLUSTERDOWN", "CROSSSLOT", "ERR Function not found"};
+    for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++)
+        if (!strncmp(err, pre[i], strlen(pre[i])))
+            return 1;
+    return 0;
+}
 
 /* A failed publish: counted by why, and logged but for a refusal of its own input. */
 static void publish_failed(hb_broker_t *b, hb_msg_t *m, redisReply *r, int sent)
@@ -69,11 +84,21 @@ static void publish_failed(hb_broker_t *b, hb_msg_t *m, redisReply *r, int sent)
     }
     snprintf(m->result, sizeof(m->result), "%s",
              r->type == REDIS_REPLY_ERROR ? r->str : "redis answered the publish with no event ID");
-    atomic_fetch_add_explicit(&st->publish_err_redis, 1, memory_order_relaxed);
-    /* e.g. OOM (maxmemory), READONLY (a replica), a library not Herald's */
-    hb_log_ratelimited("publish-redis-error", 1000, HB_LOG_WARN, MOD,
-                       "publish failed: redis refused it (not stored)", "{s:s%,s:s}", "topic",
-                       m->topic, m->topic_len, "error", m->result);
+    if (r->type == REDIS_REPLY_ERROR && refused_before_running(r->str)) {
+        atomic_fetch_add_explicit(&st->publish_err_redis, 1, memory_order_relaxed);
+        hb_log_ratelimited("publish-redis-error", 1000, HB_LOG_WARN, MOD,
+                           "publish failed: redis refused it (not stored)", "{s:s%,s:s}", "topic",
+                           m->topic, m->topic_len, "error", m->result);
+        return;
+    }
+    /* an error raised while the function ran (it may have stored before it), or an answer
+     * that is no ID (a library not Herald's): the outcome is not known */
+    m->unknown = 1;
+    atomic_fetch_add_explicit(&st->publish_err_unknown, 1, memory_order_relaxed);
+    hb_log_ratelimited("publish-unknown", 1000, HB_LOG_WARN, MOD,
+                       "publish failed: redis answered an error while running it (outcome "
+                       "unknown)",
+                       "{s:s%,s:s}", "topic", m->topic, m->topic_len, "error", m->result);
 }
 
 /* The answer to a publish: the stored event's ID, which goes into JSON answers, so it is
@@ -105,7 +130,7 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 static void handle_publish(hb_broker_t *b, hb_req_t *q)
 {
     hb_msg_t *m = hb_msg_new(HB_MSG_PUBLISHED, q->topic, q->topic_len);
-    char win[16];
+    char win[16], ik[HB_KEYS_IDEM_MAX];
     const char *av[] = {q->payload ? q->payload : "", q->event, q->idem, win};
     size_t al[] = {q->payload_len, strlen(q->event), strlen(q->idem),
                    (size_t)snprintf(win, sizeof(win), "%d", b->edge->cfg.idempotency_window)};
@@ -131,12 +156,16 @@ static void handle_publish(hb_broker_t *b, hb_req_t *q)
     }
     m->pub_bytes = q->payload_len;
     b->pub_backlog += m->pub_bytes;
-    /* FCALL <publish> <topic's keys> payload [event [idempotency-key window-s]] */
-    if (hb_rc_fcall(b, b->fn.publish, q->topic, q->topic_len,
-                    q->idem[0]    ? 4
-                    : q->event[0] ? 2
-                                  : 1,
-                    av, al, on_published, m) != REDIS_OK)
+    /* FCALL <publish> <topic's keys> [<its idempotency key's name>] payload [event
+     * [idempotency-key window-s]] */
+    if (q->idem[0] &&
+        hb_keys_idem(ik, sizeof(ik), b->edge->cfg.prefix, q->topic, q->topic_len, q->idem) < 0)
+        ik[0] = '\0'; /* cannot happen: HB_KEYS_IDEM_MAX holds every name */
+    if (hb_rc_fcall_key3(b, b->fn.publish, q->topic, q->topic_len, q->idem[0] ? ik : NULL,
+                         q->idem[0]    ? 4
+                         : q->event[0] ? 2
+                                       : 1,
+                         av, al, on_published, m) != REDIS_OK)
         publish_reply(b, NULL, m, 0);
 }
 

@@ -63,6 +63,12 @@ static int idempotency_key(struct lws *wsi, char *out, size_t cap, const char **
     size_t len;
     const char *k = v;
     out[0] = '\0';
+    /* a name lws does not take for this one but a proxy might (RFC 9112 section 5.1) */
+    if (lws_hdr_custom_length(wsi, "idempotency-key :", 17) >= 0 ||
+        lws_hdr_custom_length(wsi, "idempotency-key\t:", 17) >= 0) {
+        *reason = "whitespace between Idempotency-Key and its colon";
+        return HB_EPROTO;
+    }
     if (n < 0)
         return 0;
     if ((size_t)n >= sizeof(v) ||

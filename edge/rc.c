@@ -40,9 +40,16 @@ int hb_rc_canary_ok(const hb_broker_t *b)
 int hb_rc_fcall(hb_broker_t *b, const char *fn, const char *topic, size_t tlen, int argc,
                 const char **argv, const size_t *argvlen, redisCallbackFn *cb, void *priv)
 {
+    return hb_rc_fcall_key3(b, fn, topic, tlen, NULL, argc, argv, argvlen, cb, priv);
+}
+
+int hb_rc_fcall_key3(hb_broker_t *b, const char *fn, const char *topic, size_t tlen,
+                     const char *key3, int argc, const char **argv, const size_t *argvlen,
+                     redisCallbackFn *cb, void *priv)
+{
     if (argc < 0 || argc > HB_RC_ARGS_MAX)
         return REDIS_ERR;
-    return b->rc->fcall(b, fn, topic, tlen, argc, argv, argvlen, cb, priv);
+    return b->rc->fcall(b, fn, topic, tlen, key3, argc, argv, argvlen, cb, priv);
 }
 
 int hb_rc_key_command(hb_broker_t *b, int key_index, int argc, const char **argv,

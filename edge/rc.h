@@ -121,6 +121,16 @@ int hb_rc_canary_ok(const hb_broker_t *b);
 int hb_rc_fcall(hb_broker_t *b, const char *fn, const char *topic, size_t tlen, int argc,
                 const char **argv, const size_t *argvlen, redisCallbackFn *cb, void *priv);
 /**
+ * hb_rc_fcall_key3() - hb_rc_fcall() whose call touches one more key of the topic's slot,
+ * key3 (NUL-terminated; NULL: none): in a cluster it is declared as KEYS[3], so that a slot
+ * migration redirects the call as a whole before it runs (an undeclared key is refused mid-call
+ * on the migrating node, or missed on the importing one); one node: not passed (the function
+ * names it from the topic). Same results as hb_rc_fcall().
+ */
+int hb_rc_fcall_key3(hb_broker_t *b, const char *fn, const char *topic, size_t tlen,
+                     const char *key3, int argc, const char **argv, const size_t *argvlen,
+                     redisCallbackFn *cb, void *priv);
+/**
  * hb_rc_key_command() - the command argv[0..argc) (argv[0] its name) whose routing key is
  * argv[key_index]: on the cmd connection (single node; REDIS_ERR unless b->cmd_ready), or on
  * the primary of that key's slot (cluster, hb_cluster_key_command()).

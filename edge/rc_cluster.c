@@ -56,10 +56,11 @@ static int cluster_conn_addr(hb_broker_t *b, const char **host, int *port)
     return 0;
 }
 
-static int cluster_fcall(hb_broker_t *b, const char *fn, const char *topic, size_t tlen, int argc,
-                         const char **argv, const size_t *argvlen, redisCallbackFn *cb, void *priv)
+static int cluster_fcall(hb_broker_t *b, const char *fn, const char *topic, size_t tlen,
+                         const char *key3, int argc, const char **argv, const size_t *argvlen,
+                         redisCallbackFn *cb, void *priv)
 {
-    return hb_cluster_fcall(b->cluster, fn, topic, tlen, NULL, argc, argv, argvlen, cb, priv);
+    return hb_cluster_fcall(b->cluster, fn, topic, tlen, key3, argc, argv, argvlen, cb, priv);
 }
 
 static int cluster_key_command(hb_broker_t *b, int key_index, int argc, const char **argv,

@@ -4,7 +4,8 @@
 /*
  * The operations table behind rc.h, shared by rc.c (which dispatches every hb_rc_* call to
  * b->rc) and its two implementations, rc_single.c and rc_cluster.c. Each entry has the
- * contract of the hb_rc_* function of the same name (conn_addr: its own, below). Broker thread only.
+ * contract of the hb_rc_* function of the same name (conn_addr: its own, below). Broker thread
+ * only.
  */
 #include <stddef.h>
 
@@ -28,8 +29,9 @@ typedef struct hb_rc_ops {
      * (hb_broker_set_master() starts the connections then). Called only by bconn.c, through
      * b->rc: the implementations sit above bconn.c and start its connections. */
     int (*conn_addr)(hb_broker_t *b, const char **host, int *port);
-    int (*fcall)(hb_broker_t *b, const char *fn, const char *topic, size_t tlen, int argc,
-                 const char **argv, const size_t *argvlen, redisCallbackFn *cb, void *priv);
+    int (*fcall)(hb_broker_t *b, const char *fn, const char *topic, size_t tlen, const char *key3,
+                 int argc, const char **argv, const size_t *argvlen, redisCallbackFn *cb,
+                 void *priv);
     int (*key_command)(hb_broker_t *b, int key_index, int argc, const char **argv,
                        const size_t *argvlen, redisCallbackFn *cb, void *priv);
     int (*eval)(hb_broker_t *b, const char *lua, const char *sha, int by_text, int nkeys, int argc,

@@ -92,9 +92,11 @@ static int single_prefixed(hb_broker_t *b, const char *cmd, const char *arg1, si
     return single_command(b, n, av, al, cb, priv);
 }
 
-static int single_fcall(hb_broker_t *b, const char *fn, const char *topic, size_t tlen, int argc,
-                        const char **argv, const size_t *argvlen, redisCallbackFn *cb, void *priv)
+static int single_fcall(hb_broker_t *b, const char *fn, const char *topic, size_t tlen,
+                        const char *key3, int argc, const char **argv, const size_t *argvlen,
+                        redisCallbackFn *cb, void *priv)
 {
+    (void)key3; /* one node: the function names its keys from the topic */
     return single_prefixed(b, "FCALL", fn, strlen(fn), "1", topic, tlen, argc, argv, argvlen, cb,
                            priv);
 }

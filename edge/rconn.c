@@ -208,7 +208,7 @@ static struct timeval watch_tv(const hb_rconn_t *r)
  * The answer watch, every quarter of --redis-timeout-ms once the connection is set up: a
  * connection that owes answers (hiredis holds reply callbacks: commands sent, or queued to be)
  * and has read nothing for --redis-timeout-ms is closed and made again, so that what waits on
- * it fails (a publish is answered 503, outcome unknown) instead of waiting for ever: Redis
+ * it fails (a publish is answered 504, outcome unknown) instead of waiting for ever: Redis
  * stalled (SIGSTOP, a script that does not end), answers lost on a link that still looks open
  * (TCP retransmits to a black hole for minutes). Silence is measured, not a command's age: a
  * long answer arriving slowly is progress. Pub/sub connections owe none once subscribed.

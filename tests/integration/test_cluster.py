@@ -583,6 +583,58 @@ class ClusterMode(ClusterTestCase):
                                                         if "cluster" in k}))
 
 
+class ClusterIdempotency(ClusterTestCase):
+
+    def post(self, h, topic, body, key):
+        return harness.http_get(h.port, "/publish/" + topic, method="POST", body=body,
+                                headers={"Authorization": "Bearer " + PUBLISH_KEY,
+                                         "Idempotency-Key": key}, timeout=30)
+
+    def test_keyed_retry_across_a_slot_migration_stores_once(self):
+        """The idempotency key's record is a key of the topic's slot, declared to Redis with the
+        call: in the middle of a migration (the stream moved, the record not yet) the call is
+        held (TRYAGAIN) instead of running with half its keys, and once the slot has moved the
+        retry is answered with the first ID. Undeclared, the retry ran on the importing node
+        without the record and stored the event again; and with the record moved first, the
+        call stored on the migrating node, then failed on the record, answered 503 (not
+        stored), and every retry stored once more."""
+        self.cluster = c = Cluster(replicas=0)
+        h = ClusterHerald(c, "edge-1", ["--publish-key", PUBLISH_KEY, "--ingest", "off"])
+        self._heralds.append(h)
+        topic = "mig.idem"
+        slot = slot_of(topic)
+        src = c.node(c.owner_port(slot))
+        dst = next(n for n in c.primaries() if n is not src)
+        code, _, body = self.post(h, topic, b"one", "k1")
+        self.assertEqual(code, 200, body)
+        first = json.loads(body)["id"]
+        # the stream and its epoch move, the record of k1 does not (yet)
+        dst.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", c.node_id(src))
+        src.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", c.node_id(dst))
+        src.cmd("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS",
+                "herald:{%s}:log" % topic, "herald:{%s}:epoch" % topic)
+        out = {}
+        retry = threading.Thread(target=lambda: out.update(r=self.post(h, topic, b"one", "k1")))
+        retry.start()
+        time.sleep(1.0 * harness.SCALE)  # the retry is held meanwhile
+        self.assertTrue(retry.is_alive(), "answered in mid-migration: %r" % (out,))
+        migrate_slot(c, slot, src, dst)  # the record follows; the slot is dst's
+        retry.join(30 * harness.SCALE)
+        code, _, body = out["r"]
+        self.assertEqual(code, 200, body)
+        self.assertEqual(json.loads(body), {"id": first, "duplicate": True})
+        entries = dst.cmd("XRANGE", "herald:{%s}:log" % topic, "-", "+")
+        self.assertEqual([e[0].decode() for e in entries], [first])
+        # FCALL in a cluster: a keyed publish names its record as the third key
+        with self.assertRaises(RedisError) as cm:
+            dst.cmd("FCALL", "herald_publish", 2, "herald:{%s}:log" % topic,
+                    "herald:{%s}:epoch" % topic, "x", "", "k2")
+        self.assertIn("passes 3 keys", str(cm.exception))
+        rid = dst.cmd("FCALL", "herald_publish", 3, "herald:{%s}:log" % topic,
+                      "herald:{%s}:epoch" % topic, "herald:{%s}:idem:k1" % topic, "x", "", "k1")
+        self.assertEqual(rid, first)
+
+
 class ComposeCluster(HeraldTestCase):
     """deploy/compose.cluster.yml is a valid Compose file: six cluster nodes, the one-shot
     cluster creation the edges wait for, edges on cluster://, HAProxy with the one config."""

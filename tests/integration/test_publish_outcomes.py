@@ -11,7 +11,7 @@ import json
 import time
 
 import harness
-from harness import (HeraldTestCase, fcall_publish, http_get, scrape, split_cursor, wait_live_subscribed,
+from harness import (HeraldTestCase, fcall_publish, http_get, parse_response, raw_request, scrape, split_cursor, wait_live_subscribed,
                      wait_until, xrange)
 from proxykit import MutingProxy
 from wsclient import WSClient, request
@@ -84,6 +84,12 @@ class IdempotentPublish(HeraldTestCase):
             code, _, body = post(self.h.port, "idem.bad", b"x", bad)
             self.assertEqual(code, 400, "key %r: %r" % (bad, body))
             self.assertIn(b"idempotency key", body, bad)
+        # a name with whitespace before its colon: refused, not read as no key (RFC 9112 5.1)
+        for name in (b"Idempotency-Key :", b"Idempotency-Key\t:"):
+            code, _, body, _ = parse_response(raw_request(self.h.port, (
+                b"POST /publish/idem.bad HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + KEY.encode() + b"\r\n" + name + b" z9\r\nContent-Length: 1\r\n\r\nx")))
+            self.assertEqual(code, 400, "%r: %r" % (name, body))
         self.assertEqual(self.entries("idem.bad"), [])
         self.assert_serving(self.h)
 

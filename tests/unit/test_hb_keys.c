@@ -26,6 +26,11 @@ static void test_topic_names(void **state)
     assert_string_equal(out, "p:{a.b}:live");
     assert_int_equal(hb_keys_topic(out, sizeof(out), "p:", "x", 1, (hb_key_kind_t)3), HB_EINVAL);
     assert_string_equal(out, "");
+    /* a keyed publish's record: in the topic's slot (its hash tag) */
+    assert_int_equal(hb_keys_idem(out, sizeof(out), "herald:", "news.x", 4, "k-1"), 22);
+    assert_string_equal(out, "herald:{news}:idem:k-1");
+    assert_int_equal(hb_keys_idem(out, 10, "herald:", "news", 4, "k-1"), HB_ELIMIT);
+    assert_string_equal(out, "");
 }
 
 static void test_topic_name_cap(void **state)
