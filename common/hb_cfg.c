@@ -103,8 +103,8 @@ static const opt_t opts[] = {
      "client connections per source address (0: no limit; behind a load balancer every "
      "client has the balancer's address)"},
     {"handshake-timeout", T_INT, "10", 1, 600, O(handshake_timeout),
-     "seconds from accept a client has to send a complete request (slow or idle sockets "
-     "are cut off)"},
+     "seconds from accept a client has to send a complete request head, and from the head "
+     "the body (slow or idle sockets are cut off)"},
     {"max-header-bytes", T_LONG, "16384", 1024, 65535, O(max_header_bytes),
      "bytes of request line and headers accepted per request; a multi-topic SSE resume "
      "needs about 30 bytes a topic for its Last-Event-ID besides the topic list (over it the "

@@ -48,16 +48,18 @@ typedef struct hb_conn {
     lws_usec_t accepted, deadline;
     uint32_t bucket;  /* per-address bucket + 1; 0: not counted */
     uint8_t over_ip;  /* came past --max-connections-per-ip */
-    lws_usec_t since; /* IDLE: since when */
-    uint8_t state;    /* C_HEAD, C_BUSY, C_IDLE */
+    lws_usec_t since; /* IDLE, BODY: since when */
+    uint8_t state;    /* C_HEAD, C_BUSY, C_IDLE, C_BODY */
     uint8_t served;   /* sent a whole request (or its close was counted) */
     uint8_t no_count; /* TLS: its end was counted as incomplete already */
-    hb_list_t link;   /* in the head or idle list (self-linked while BUSY) */
+    hb_list_t link;   /* in the head, idle or body list (self-linked while BUSY) */
 } hb_conn_t;
 
 /* HEAD: no whole request yet (on the head list); BUSY: a request or stream under way;
- * IDLE: kept alive between requests (on the idle list; lws cuts it after --idle-timeout). */
-enum { C_HEAD = 0, C_BUSY, C_IDLE };
+ * IDLE: kept alive between requests (on the idle list; lws cuts it after --idle-timeout);
+ * BODY: a whole head whose body is still coming (on the body list: lws' own body timeout
+ * starts again at every byte, so a body sent a byte now and then held the socket for hours). */
+enum { C_HEAD = 0, C_BUSY, C_IDLE, C_BODY };
 
 struct hb_admit {
     hb_edge_t *edge;
@@ -66,10 +68,11 @@ struct hb_admit {
     int listen_fd; /* until lws adopted it */
     int tls;
     int paused;
-    hb_dict_t *conns;  /* struct lws * -> hb_conn_t */
+    hb_dict_t *conns; /* struct lws * -> hb_conn_t */
     /* of hb_conn_t.link, oldest first */
-    hb_list_t heads; /* in accept order, so in deadline order */
-    hb_list_t idle;  /* in the order they became idle */
+    hb_list_t heads;  /* in accept order, so in deadline order */
+    hb_list_t idle;   /* in the order they became idle */
+    hb_list_t bodies; /* in the order their heads were whole, so in deadline order */
     lws_sorted_usec_list_t sul_resume;
 };
 
@@ -118,7 +121,10 @@ static void conn_unlink(hb_conn_t *c)
 static void conn_append(hb_admit_t *a, hb_conn_t *c, int state)
 {
     c->state = (uint8_t)state;
-    hb_list_push_tail(state == C_HEAD ? &a->heads : &a->idle, &c->link);
+    hb_list_push_tail(state == C_HEAD   ? &a->heads
+                      : state == C_IDLE ? &a->idle
+                                        : &a->bodies,
+                      &c->link);
 }
 
 /* Closes a head or idle socket now (lws runs its close and WSI_DESTROY callbacks before
@@ -130,15 +136,19 @@ static void conn_kill(hb_conn_t *c)
 }
 
 /* Closes this thread's socket that waited longest for a request (a head since accept, an idle
- * one since its last answer) to make room; 0 when there is none old enough. */
+ * one since its last answer, one sending a body since its head) to make room; 0 when there is
+ * none old enough. */
 static int evict_oldest(hb_admit_t *a, lws_usec_t now)
 {
-    hb_conn_t *h = conn_first(&a->heads), *i = conn_first(&a->idle), *c;
-    if (h && now - h->accepted < EVICT_MIN_AGE_US)
-        h = NULL;
-    if (i && now - i->since < EVICT_MIN_AGE_US)
-        i = NULL;
-    c = h && i ? (h->accepted <= i->since ? h : i) : h ? h : i;
+    hb_conn_t *h = conn_first(&a->heads), *i = conn_first(&a->idle), *b = conn_first(&a->bodies);
+    hb_conn_t *c = NULL;
+    if (h && now - h->accepted >= EVICT_MIN_AGE_US)
+        c = h;
+    if (i && now - i->since >= EVICT_MIN_AGE_US && (!c || i->since < c->accepted))
+        c = i;
+    if (b && now - b->since >= EVICT_MIN_AGE_US &&
+        (!c || b->since < (c == h ? c->accepted : c->since)))
+        c = b;
     if (!c)
         return 0;
     atomic_fetch_add_explicit(&a->edge->stats.evicted, 1, memory_order_relaxed);
@@ -146,7 +156,9 @@ static int evict_oldest(hb_admit_t *a, lws_usec_t now)
                        "socket limit reached: closing the socket that waited longest for a "
                        "request",
                        "{s:I,s:s}", "limit", (json_int_t)a->edge->sock_limit, "state",
-                       c->state == C_HEAD ? "no request yet" : "idle keep-alive");
+                       c->state == C_HEAD   ? "no request yet"
+                       : c->state == C_IDLE ? "idle keep-alive"
+                                            : "request body under way");
     conn_kill(c);
     return 1;
 }
@@ -272,6 +284,23 @@ void hb_admit_served(hb_admit_t *a, struct lws *wsi)
     conn_unlink(c);
 }
 
+void hb_admit_body(hb_admit_t *a, struct lws *wsi)
+{
+    hb_conn_t *c = hb_dict_get(a->conns, &wsi, sizeof(wsi));
+    if (!c || c->state != C_BUSY)
+        return;
+    c->since = lws_now_usecs();
+    c->deadline = c->since + (lws_usec_t)a->edge->cfg.handshake_timeout * LWS_USEC_PER_SEC;
+    conn_append(a, c, C_BODY);
+}
+
+void hb_admit_body_done(hb_admit_t *a, struct lws *wsi)
+{
+    hb_conn_t *c = hb_dict_get(a->conns, &wsi, sizeof(wsi));
+    if (c && c->state == C_BODY)
+        conn_unlink(c);
+}
+
 int hb_admit_was_served(hb_admit_t *a, struct lws *wsi)
 {
     hb_conn_t *c = hb_dict_get(a->conns, &wsi, sizeof(wsi));
@@ -281,9 +310,11 @@ int hb_admit_was_served(hb_admit_t *a, struct lws *wsi)
 void hb_admit_idle(hb_admit_t *a, struct lws *wsi)
 {
     hb_conn_t *c = hb_dict_get(a->conns, &wsi, sizeof(wsi));
-    /* lws binds the protocol before each request too: only a BUSY socket becomes idle */
-    if (!c || c->state != C_BUSY)
+    /* lws binds the protocol before each request too: only a BUSY socket becomes idle (or one
+     * whose body lws discarded after an early answer) */
+    if (!c || (c->state != C_BUSY && c->state != C_BODY))
         return;
+    conn_unlink(c);
     c->since = lws_now_usecs();
     conn_append(a, c, C_IDLE);
 }
@@ -335,6 +366,14 @@ void hb_admit_tick(hb_admit_t *a)
      * one still within it */
     while ((c = conn_first(&a->heads)) && c->deadline <= now)
         conn_kill(c);
+    /* likewise the bodies: every one has --handshake-timeout from its head */
+    while ((c = conn_first(&a->bodies)) && c->deadline <= now) {
+        atomic_fetch_add_explicit(&a->edge->stats.rejected_incomplete, 1, memory_order_relaxed);
+        hb_log_ratelimited("body-deadline", 5000, HB_LOG_INFO, MOD,
+                           "request body not whole within --handshake-timeout of its head: closed",
+                           NULL);
+        conn_kill(c);
+    }
 }
 
 hb_admit_t *hb_admit_new(hb_edge_t *edge, struct lws_vhost *vhost, int listen_fd, int tls)
@@ -348,6 +387,7 @@ hb_admit_t *hb_admit_new(hb_edge_t *edge, struct lws_vhost *vhost, int listen_fd
     a->conns = hb_dict_new();
     hb_list_init(&a->heads);
     hb_list_init(&a->idle);
+    hb_list_init(&a->bodies);
     a->listener = lws_adopt_descriptor_vhost(vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "http", NULL);
     if (!a->listener) {
         hb_dict_free(a->conns);

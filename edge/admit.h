@@ -43,6 +43,17 @@ void hb_admit_accept(hb_admit_t *a);
  */
 void hb_admit_served(hb_admit_t *a, struct lws *wsi);
 
+/**
+ * hb_admit_body() - `wsi` (served: its head is whole) has a body coming: it must be whole within
+ * --handshake-timeout from now (else closed, counted incomplete), and the socket may be evicted
+ * at the socket limit like a head until hb_admit_body_done(). Service thread.
+ */
+void hb_admit_body(hb_admit_t *a, struct lws *wsi);
+
+/** hb_admit_body_done() - `wsi`'s body is whole: no body deadline. Service thread; a wsi with no
+ * body under way is ignored. */
+void hb_admit_body_done(hb_admit_t *a, struct lws *wsi);
+
 /** hb_admit_was_served() - 1 when `wsi` sent a whole request before (a kept-alive connection),
  * 0 otherwise. Service thread. */
 int hb_admit_was_served(hb_admit_t *a, struct lws *wsi);

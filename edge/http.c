@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "admit.h"
 #include "reqcheck.h"
 #include "ticket.h"
 
@@ -135,5 +136,7 @@ int hb_http_on_request(hb_svc_t *s, hb_client_t *c, struct lws *wsi, const char 
     rc = route(s, c, wsi, path, body, blen);
     if (c->req == REQ_HEAD)
         c->req = REQ_DONE; /* no body taken: a body lws still reads is ignored */
+    if (body == HB_HTTP_BODY_LENGTH && blen && !c->close_after_flush)
+        hb_admit_body(s->admit, wsi); /* read or ignored, it is due by the deadline */
     return rc;
 }

@@ -280,6 +280,8 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP_BODY:
         return c ? hb_http_on_body(s, c, in, len) : -1;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (s)
+            hb_admit_body_done(s->admit, wsi);
         return c ? hb_http_on_body_done(s, c) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!c)

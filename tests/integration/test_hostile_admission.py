@@ -203,6 +203,52 @@ class Admission(HeraldTestCase):
         assert_idle(self, h)
         self.assert_serving(h)
 
+    def test_slow_publish_bodies_have_a_deadline(self):
+        """Publishers (with the key) whose heads are whole and whose bodies come one byte now
+        and then: lws' body timeout starts again at every byte, so each held its socket for
+        hours (3,000 of them: +216 MiB, and at the socket limit new clients were refused, a
+        socket under way not being evictable). Each body is due --handshake-timeout after its
+        head: cut then, counted incomplete, nothing stored; a whole body within it is stored."""
+        n, hto = 200, 2
+        h = self.edge(self.srv, "edge-1", ["--threads", "1", "--handshake-timeout", str(hto),
+                                           "--publish-key", "k"])
+        by = Bystander(self, h, self.r)
+        head = (b"POST /publish/slow.body HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+                b"Content-Length: 1000\r\n\r\n")
+        t0 = time.monotonic()
+        socks = self.flood(h.port, n, first=head + b"x" * 100)
+        open_ = list(socks)
+        end = t0 + hto + 3 * harness.SCALE + 1
+        while open_ and time.monotonic() < end:
+            for s in list(open_):
+                try:
+                    s.sendall(b"y")
+                except OSError:
+                    open_.remove(s)
+                    continue
+                if closed_by_peer(s):
+                    open_.remove(s)
+            time.sleep(0.5)
+        took = time.monotonic() - t0
+        self.assertEqual(len(open_), 0, "%d of %d slow bodies still open after %.1fs with "
+                         "--handshake-timeout %d" % (len(open_), n, took, hto))
+        self.assertEqual(harness.xrange(self.r, "slow.body"), [], "a cut body was stored")
+        m = scrape(h.port)
+        self.assertGreaterEqual(m.get('herald_rejected_total{reason="incomplete_request"}', 0),
+                                n, m)
+        # a body sent in pieces that ends within the deadline is stored
+        s = connect(h.port)
+        self._closers.append(s)
+        s.sendall(head)
+        for _ in range(4):
+            time.sleep(0.2)
+            s.sendall(b"z" * 250)
+        s.settimeout(5 * harness.SCALE)
+        self.assertIn(b" 200 ", s.recv(4096))
+        self.assertEqual(len(harness.xrange(self.r, "slow.body")), 1)
+        by.check()
+        self.assert_serving(h)
+
     def test_per_ip_idle_sockets_cut_early(self):
         """Past --max-connections-per-ip, an address's sockets that send nothing are cut within
         a second (not after --handshake-timeout), and another address is served."""
