@@ -96,8 +96,11 @@ static void publish_failed(hb_broker_t *b, hb_msg_t *m, redisReply *r, int sent)
     m->unknown = 1;
     atomic_fetch_add_explicit(&st->publish_err_unknown, 1, memory_order_relaxed);
     hb_log_ratelimited("publish-unknown", 1000, HB_LOG_WARN, MOD,
-                       "publish failed: redis answered an error while running it (outcome "
-                       "unknown)",
+                       r->type == REDIS_REPLY_ERROR
+                           ? "publish failed: redis answered an error while running it (outcome "
+                             "unknown)"
+                           : "publish answered with no event ID (a library not Herald's?): "
+                             "outcome unknown",
                        "{s:s%,s:s}", "topic", m->topic, m->topic_len, "error", m->result);
 }
 
