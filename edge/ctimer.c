@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "client.h"
 #include "csend.h"
 #include "service.h"
@@ -83,6 +86,28 @@ static void peer_close(hb_client_t *c, const char *why)
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 }
 
+/*
+ * With TLS, bytes on the socket may be a record that carries nothing for HTTP: a TLS 1.3
+ * KeyUpdate, which every peer must accept (RFC 8446 section 4.6.3), closed the client's stream
+ * as "unexpected input". OpenSSL takes such records when asked for data. 1 when what came was
+ * only that (taken: the socket is drained, nothing for the application), 0 when application
+ * data came, or the end, or an error, or the connection is not TLS.
+ */
+static int tls_records_only(struct lws *wsi)
+{
+    SSL *ssl = lws_is_ssl(wsi) ? lws_get_ssl(wsi) : NULL;
+    char b;
+    int n, err;
+    if (!ssl)
+        return 0;
+    ERR_clear_error();
+    n = SSL_peek(ssl, &b, 1);
+    if (n > 0)
+        return 0;
+    err = SSL_get_error(ssl, n);
+    return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
+}
+
 /* Without peer_ep: 1 when c's peer hung up or sent bytes (c is closed), from its own timer. */
 static int sse_peer_gone(hb_client_t *c)
 {
@@ -90,6 +115,8 @@ static int sse_peer_gone(hb_client_t *c)
     int fd = lws_get_socket_fd(c->wsi);
     ssize_t n = fd < 0 ? 0 : recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (n > 0 && tls_records_only(c->wsi))
         return 0;
     hb_client_close(c, n > 0 ? "unexpected input on an SSE stream" : "peer closed", 0);
     return 1;
@@ -140,6 +167,8 @@ static void sse_peers_check(hb_svc_t *s)
                 peer_bits_set(wsi, peer_bits(wsi) | PEER_HUP);
             if (!c || !c->peer_watched || c->closing)
                 continue; /* between requests (lws reads the socket), or closing */
+            if (!hup && tls_records_only(wsi))
+                continue; /* a TLS record for TLS itself (KeyUpdate): nothing for HTTP */
             /* from the set's callback or the tick: nobody walks c */
             peer_close(c, hup ? "peer closed" : "unexpected input on an SSE stream");
         }

@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import warnings
 
 import harness
@@ -157,6 +158,51 @@ class TLS(HeraldTestCase):
             # the edge's alert, not a client that could not offer the version
             self.assertIn("ALERT_PROTOCOL_VERSION", str(cm.exception))
         self.assertTrue(h.alive())
+
+    def test_tls13_key_update_keeps_an_sse_stream(self):
+        """A TLS 1.3 KeyUpdate (every peer must accept one, RFC 8446 4.6.3) from an SSE client,
+        with and without update_requested: its bytes on the socket are a TLS record, not HTTP
+        input; the stream stays open and gets the next event (it was closed as "unexpected
+        input on an SSE stream")."""
+        import select
+        srv = self.redis()
+        r = self.client(srv)
+        h = self.tls_edge(srv)
+        p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % h.port,
+                              "-tls1_3"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out = bytearray()
+
+        def read_until(needle, timeout):
+            end = time.monotonic() + timeout * SCALE
+            while needle not in out and time.monotonic() < end:
+                ready, _, _ = select.select([p.stdout], [], [], 0.1)
+                if ready:
+                    chunk = os.read(p.stdout.fileno(), 65536)
+                    if not chunk:
+                        break
+                    out.extend(chunk)
+            return needle in out
+
+        try:
+            p.stdin.write(b"GET /events/ku HTTP/1.1\r\nHost: x\r\n\r\n")
+            p.stdin.flush()
+            self.assertTrue(read_until(b"retry:", 10), "%r\n%s" % (bytes(out[-300:]), h.log()[-1500:]))
+            harness.wait_live_subscribed(r, "ku")
+            for upd in (b"k\n", b"K\n"):  # update_not_requested, update_requested
+                p.stdin.write(upd)
+                p.stdin.flush()
+                self.assertTrue(read_until(b"KEYUPDATE", 5), bytes(out[-500:]))
+                del out[:out.index(b"KEYUPDATE") + 9]
+                time.sleep(0.5)  # the edge's peer check has run
+                harness.fcall_publish(r, "ku", "after-" + upd.decode().strip())
+                self.assertTrue(read_until(b"data: after-" + upd.strip(), 10),
+                                "no event after a KeyUpdate: %r\n%s" % (bytes(out[-500:]),
+                                                                          h.log()[-2000:]))
+        finally:
+            p.kill()
+            p.wait()
+        self.assertNotIn("unexpected input on an SSE stream", h.log())
 
     def incomplete(self, h):
         _, _, body = https(h.port, self.ctx, "/metrics")
