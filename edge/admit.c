@@ -358,6 +358,15 @@ void hb_admit_destroyed(hb_admit_t *a, struct lws *wsi)
     free(c);
 }
 
+void hb_admit_each(hb_admit_t *a, void (*fn)(struct lws *wsi, void *arg), void *arg)
+{
+    size_t it = 0, klen;
+    const void *k;
+    void *v;
+    while (hb_dict_next(a->conns, &it, &k, &klen, &v))
+        fn(((hb_conn_t *)v)->wsi, arg);
+}
+
 void hb_admit_tick(hb_admit_t *a)
 {
     lws_usec_t now = lws_now_usecs();

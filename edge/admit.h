@@ -77,6 +77,13 @@ int hb_admit_ip_over(hb_admit_t *a, struct lws *wsi);
 /** hb_admit_destroyed() - lws frees `wsi`: forget it, give its counts back. Service thread. */
 void hb_admit_destroyed(hb_admit_t *a, struct lws *wsi);
 
+/**
+ * hb_admit_each() - calls fn(wsi, arg) for each socket this thread holds (not the listener), in
+ * no order; fn must not close or free sockets synchronously (closes asked for with
+ * LWS_TO_KILL_ASYNC, a close code to send, are fine). Service thread.
+ */
+void hb_admit_each(hb_admit_t *a, void (*fn)(struct lws *wsi, void *arg), void *arg);
+
 /** hb_admit_tick() - closes the heads past their deadline. Service thread (housekeeping). */
 void hb_admit_tick(hb_admit_t *a);
 

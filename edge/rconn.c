@@ -38,7 +38,7 @@ static void ad_read(evutil_socket_t fd, short what, void *arg)
     hb_rconn_t *r = arg;
     (void)fd;
     (void)what;
-    r->reads++; /* the answer watch's sign of life */
+    r->heard_at = hb_now(); /* the answer watch's sign of life */
     redisAsyncHandleRead(r->ac);
 }
 
@@ -78,6 +78,10 @@ static void ad_del_read(void *p)
 static void ad_add_write(void *p)
 {
     hb_rconn_t *r = p;
+    /* hiredis lists a command's callback before it asks to write it: one listed alone is the
+     * first owed since nothing was (the answer watch's clock) */
+    if (r->ac && r->ac->replies.head && r->ac->replies.head == r->ac->replies.tail)
+        r->owe_from = hb_now();
     if (r->in_write || !r->ac || !(r->ac->c.flags & REDIS_CONNECTED)) {
         event_add(r->wev, NULL); /* left over, or the connect: wait for EPOLLOUT */
     } else {
@@ -216,17 +220,20 @@ static struct timeval watch_tv(const hb_rconn_t *r)
 static void answer_watch(hb_rconn_t *r)
 {
     struct timeval tv = watch_tv(r);
-    double now = hb_now();
-    if (!r->ac->replies.head || r->reads != r->reads_seen) {
-        r->reads_seen = r->reads;
-        r->silent_since = r->ac->replies.head ? now : 0;
-    } else if (!r->silent_since) {
-        r->silent_since = now;
-    } else if ((now - r->silent_since) * 1000.0 >= r->edge->cfg.redis_timeout_ms) {
-        atomic_fetch_add_explicit(&r->edge->stats.redis_answer_timeouts, 1, memory_order_relaxed);
-        log_line(r, NULL, r->cfg.log.answer_timed_out, NULL, r->edge->cfg.redis_timeout_ms);
-        redisAsyncFree(r->ac); /* runs on_disconnect: the callbacks fail, the retry is scheduled */
-        return;
+    double now = hb_now(), from, left_ms;
+    if (r->ac->replies.head) {
+        /* silent since the later of its last read and when it began to owe */
+        from = r->heard_at > r->owe_from ? r->heard_at : r->owe_from;
+        left_ms = r->edge->cfg.redis_timeout_ms - (now - from) * 1000.0;
+        if (left_ms <= 0) {
+            atomic_fetch_add_explicit(&r->edge->stats.redis_answer_timeouts, 1,
+                                      memory_order_relaxed);
+            log_line(r, NULL, r->cfg.log.answer_timed_out, NULL, r->edge->cfg.redis_timeout_ms);
+            redisAsyncFree(r->ac); /* runs on_disconnect: callbacks fail, the retry scheduled */
+            return;
+        }
+        if (left_ms < r->edge->cfg.redis_timeout_ms / 4.0)
+            tv = ms_tv((long)left_ms + 1); /* when it is due, not a period later */
     }
     evtimer_add(r->ctimer, &tv);
 }
@@ -310,7 +317,7 @@ void hb_rconn_set_up(hb_rconn_t *r)
 {
     struct timeval tv = watch_tv(r);
     r->set_up = 1;
-    r->silent_since = 0;
+    r->heard_at = hb_now();
     evtimer_add(r->ctimer, &tv); /* from now on the answer watch (on_ctimer) */
     hb_backoff_reset(&r->backoff);
 }

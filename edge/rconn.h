@@ -117,10 +117,10 @@ struct hb_rconn {
     struct event *rev, *wev; /* the adapter's, while ac is attached */
     struct event *fev;       /* the adapter's deferred write of queued commands */
     int in_write;            /* hiredis is writing: an addWrite waits for EPOLLOUT */
-    unsigned long reads;     /* read events on the socket (the answer watch, on_ctimer) */
-    unsigned long reads_seen;
-    double silent_since; /* hb_now() since when it owes answers and read nothing (0: not) */
-    void *owner;         /* the owner's, for its callbacks */
+    /* the answer watch (on_ctimer), hb_now() times: the last read event on the socket, and
+     * when it last began to owe answers (a command queued with none owed before) */
+    double heard_at, owe_from;
+    void *owner; /* the owner's, for its callbacks */
     const hb_rconn_ops_t *ops;
     hb_rconn_cfg_t cfg;
     struct hb_edge *edge; /* cfg (node id, redis_timeout_ms) and stats */

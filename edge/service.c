@@ -86,6 +86,17 @@ static int evf_load(void)
 
 /* ---- requests to the broker ---- */
 
+/* A socket at drain time: a WebSocket client with no subscription is drained (those with one
+ * were, through their topics). */
+static void drain_unsubscribed(struct lws *wsi, void *arg)
+{
+    hb_client_t *c = lws_wsi_user(wsi);
+    (void)arg;
+    if (c && c->wsi == wsi && c->ops == &hb_ws_ops && !c->nsubs && !c->closing &&
+        c->drain_pubs != 1)
+        c->ops->drain(c, 0);
+}
+
 /* ---- messages from the broker ---- */
 
 static void svc_process_inbox(hb_svc_t *s)
@@ -142,6 +153,9 @@ static void svc_process_inbox(hb_svc_t *s)
                 c->ops->drain(c, i++); /* the transport's way (SSE: a jittered retry) */
             }
         }
+        /* and the clients with no subscription (a WebSocket that only publishes, or has not
+         * subscribed yet): 1001 too, or the drain waited --drain-timeout for them */
+        hb_admit_each(s->admit, drain_unsubscribed, NULL);
     }
 }
 

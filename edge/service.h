@@ -194,6 +194,9 @@ struct hb_client {
     uint8_t cors;      /* 0 no CORS headers, 1 "*", k + 1 the k-th --allowed-origins entry */
     uint8_t ping_out;  /* WS: a ping was sent since that frame */
     uint8_t ping_due;  /* WS: send a ping at the next writable callback */
+    /* WS drain with publishes waiting for Redis: 1 their answers go first (input paused), 2
+     * the last was queued: close 1001 once the queue is written */
+    uint8_t drain_pubs;
     uint8_t hreads, hlisted;
     uint16_t nsubs, capsubs;
     /* an open answer's pipelining check (reqcheck.h): 0 not made, 1 made, 2 made and found

@@ -304,7 +304,7 @@ static void ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     json_t *echo = p->echo ? json_incref(p->echo) : NULL;
     hb_hist_observe(&s->pub_hist, hb_wall_us() - p->t0_us, 1);
     hb_pending_del(s, p);
-    if (c->rx_paused && pubs_in_flight(c) < WS_PUBS_IN_FLIGHT)
+    if (c->rx_paused && !c->drain_pubs && pubs_in_flight(c) < WS_PUBS_IN_FLIGHT)
         hb_req_resume(c);
     if (m->error)
         reply_error(c,
@@ -323,6 +323,10 @@ static void ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
                         "event_id", m->result),
               echo);
     json_decref(echo);
+    if (c->drain_pubs == 1 && !c->pubs) { /* the last answer: 1001 once it is written */
+        c->drain_pubs = 2;
+        lws_callback_on_writable(c->wsi);
+    }
 }
 
 /* One client message: parsed and validated by hb_wsmsg (common/, fuzzed), acted on here. */
@@ -502,6 +506,10 @@ static int ws_writeable(hb_svc_t *s, hb_client_t *c, struct lws *wsi)
     }
     if (ws_write(s, c, wsi))
         return -1;
+    if (!c->qlen && c->drain_pubs == 2) {
+        hb_client_close(c, "draining", 1001); /* the close frame: the next callback */
+        return 0;
+    }
     if (c->qlen)
         lws_callback_on_writable(wsi);
     hb_client_drained(c); /* a paced resume continues once most of its page was taken */
@@ -533,9 +541,17 @@ static int ws_close(hb_client_t *c, uint16_t code)
     return 1;
 }
 
+/* Draining: 1001 at once, or, with publishes waiting for Redis, once their answers are
+ * written (a publisher told nothing would not know whether they were stored); reading stops
+ * meanwhile, and --drain-timeout bounds the wait. */
 static void ws_drain(hb_client_t *c, unsigned i)
 {
     (void)i;
+    if (c->pubs && !c->drain_pubs) {
+        c->drain_pubs = 1;
+        hb_req_pause(c);
+        return;
+    }
     hb_client_close(c, "draining", 1001);
 }
 

@@ -8,6 +8,7 @@ import base64
 import json
 import signal
 import threading
+import time
 
 import harness
 from harness import (HeraldTestCase, fcall_publish, stream_key, wait_live_subscribed, xrange)
@@ -381,6 +382,33 @@ class Control(WSTestCase):
         self.h.kill(signal.SIGTERM)
         self.assertEqual(ws.wait_closed(15), 1001, "SIGTERM drain closes WebSockets with 1001")
         self.h.proc.wait(30 * harness.SCALE)
+
+    def test_drain_closes_publishers_after_their_answers(self):
+        """A WebSocket that only publishes is drained too (it was left open until
+        --drain-timeout, then dropped without a close frame); one whose publish waits for
+        Redis gets that publish's answer first, then 1001."""
+        self.start(["--publish-key", KEY, "--drain-timeout", "20"])
+        idle_pub = self.ws(self.h, headers={"Authorization": "Bearer " + KEY})
+        self.assertEqual(request(idle_pub, {"type": "publish", "topic": "dr.p", "data": "a",
+                                            "id": 1})["type"], "published")
+        busy = self.ws(self.h, headers={"Authorization": "Bearer " + KEY})
+        self.srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            busy.send_json({"type": "publish", "topic": "dr.p", "data": "b", "id": 2})
+            time.sleep(0.3 * harness.SCALE)
+            t0 = time.monotonic()
+            self.h.kill(signal.SIGTERM)
+            self.assertEqual(idle_pub.wait_closed(5), 1001, "a publisher-only WebSocket")
+            self.assertLess(time.monotonic() - t0, 3 * harness.SCALE)
+            time.sleep(0.5 * harness.SCALE)
+            self.assertFalse(busy.closed, "closed with a publish unanswered")
+        finally:
+            self.srv.proc.send_signal(signal.SIGCONT)
+        msg = busy.recv_json(10)
+        self.assertEqual((msg["type"], msg["id"]), ("published", 2), msg)
+        self.assertEqual(busy.wait_closed(5), 1001)
+        self.h.proc.wait(10 * harness.SCALE)
+        self.assertLess(time.monotonic() - t0, 8 * harness.SCALE, "the drain waited")
 
     def test_server_pings_idle_connections(self):
         self.start(["--ws-ping-interval", "1"])
