@@ -86,14 +86,13 @@ static int evf_load(void)
 
 /* ---- requests to the broker ---- */
 
-/* A socket at drain time: a WebSocket client with no subscription is drained (those with one
- * were, through their topics). */
+/* A socket at drain time: every WebSocket not drained through its topics yet (one with no
+ * subscription, ever or any more) is drained. */
 static void drain_unsubscribed(struct lws *wsi, void *arg)
 {
     hb_client_t *c = lws_wsi_user(wsi);
     (void)arg;
-    if (c && c->wsi == wsi && c->ops == &hb_ws_ops && !c->nsubs && !c->closing &&
-        c->drain_pubs != 1)
+    if (c && c->wsi == wsi && c->ops == &hb_ws_ops && !c->closing && !c->drain_pubs)
         c->ops->drain(c, 0);
 }
 

@@ -547,7 +547,9 @@ static int ws_close(hb_client_t *c, uint16_t code)
 static void ws_drain(hb_client_t *c, unsigned i)
 {
     (void)i;
-    if (c->pubs && !c->drain_pubs) {
+    if (c->drain_pubs)
+        return; /* once (a client on several topics is reached through each) */
+    if (c->pubs) {
         c->drain_pubs = 1;
         hb_req_pause(c);
         return;

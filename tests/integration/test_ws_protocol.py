@@ -391,7 +391,13 @@ class Control(WSTestCase):
         idle_pub = self.ws(self.h, headers={"Authorization": "Bearer " + KEY})
         self.assertEqual(request(idle_pub, {"type": "publish", "topic": "dr.p", "data": "a",
                                             "id": 1})["type"], "published")
+        left = self.ws(self.h)  # subscribed, then unsubscribed from everything
+        self.subscribe(left, "dr.l", rid=1)
+        self.assertEqual(request(left, {"type": "unsubscribe", "topic": "dr.l", "id": 2}),
+                         {"type": "unsubscribed", "topic": "dr.l", "id": 2})
         busy = self.ws(self.h, headers={"Authorization": "Bearer " + KEY})
+        for t in ("dr.a", "dr.b"):  # reached through each of its topics
+            self.subscribe(busy, t, rid=t)
         self.srv.proc.send_signal(signal.SIGSTOP)
         try:
             busy.send_json({"type": "publish", "topic": "dr.p", "data": "b", "id": 2})
@@ -399,6 +405,7 @@ class Control(WSTestCase):
             t0 = time.monotonic()
             self.h.kill(signal.SIGTERM)
             self.assertEqual(idle_pub.wait_closed(5), 1001, "a publisher-only WebSocket")
+            self.assertEqual(left.wait_closed(5), 1001, "one with no subscription left")
             self.assertLess(time.monotonic() - t0, 3 * harness.SCALE)
             time.sleep(0.5 * harness.SCALE)
             self.assertFalse(busy.closed, "closed with a publish unanswered")
