@@ -146,6 +146,24 @@ class Admission(HeraldTestCase):
             self._closers.append(s)
         return socks
 
+    def drip(self, socks, byte, end, each_round=None):
+        """Sends `byte` on every socket still open every 0.5 s until none is or the monotonic
+        time `end`; returns those still open."""
+        open_ = list(socks)
+        while open_ and time.monotonic() < end:
+            for s in list(open_):
+                try:
+                    s.sendall(byte)
+                except OSError:
+                    open_.remove(s)
+                    continue
+                if closed_by_peer(s):
+                    open_.remove(s)
+            if each_round:
+                each_round()
+            time.sleep(0.5)
+        return open_
+
     # ---- defect 2: idle and slow sockets lock out new clients ----
 
     def test_idle_flood_does_not_lock_out(self):
@@ -176,21 +194,12 @@ class Admission(HeraldTestCase):
         by = Bystander(self, h, self.r)
         t0 = time.monotonic()
         socks = self.flood(h.port, n, first=b"GET /events/x HTTP/1.1\r\nHost: x\r\nX-S: ")
-        open_ = list(socks)
         healthz = []
-        end = t0 + hto + 2 * harness.SCALE + 1
-        while open_ and time.monotonic() < end:
-            for s in list(open_):
-                try:
-                    s.sendall(b"a")
-                except OSError:
-                    open_.remove(s)
-                    continue
-                if closed_by_peer(s):
-                    open_.remove(s)
+
+        def once():
             if not healthz:
                 healthz.append(timed_healthz(self, h, 1.5, "slowloris flood"))
-            time.sleep(0.5)
+        open_ = self.drip(socks, b"a", t0 + hto + 2 * harness.SCALE + 1, once)
         took = time.monotonic() - t0
         self.assertEqual(len(open_), 0, "%d of %d slowloris sockets still open after %.1fs "
                          "with --handshake-timeout %d" % (len(open_), n, took, hto))
@@ -217,18 +226,7 @@ class Admission(HeraldTestCase):
                 b"Content-Length: 1000\r\n\r\n")
         t0 = time.monotonic()
         socks = self.flood(h.port, n, first=head + b"x" * 100)
-        open_ = list(socks)
-        end = t0 + hto + 3 * harness.SCALE + 1
-        while open_ and time.monotonic() < end:
-            for s in list(open_):
-                try:
-                    s.sendall(b"y")
-                except OSError:
-                    open_.remove(s)
-                    continue
-                if closed_by_peer(s):
-                    open_.remove(s)
-            time.sleep(0.5)
+        open_ = self.drip(socks, b"y", t0 + hto + 3 * harness.SCALE + 1)
         took = time.monotonic() - t0
         self.assertEqual(len(open_), 0, "%d of %d slow bodies still open after %.1fs with "
                          "--handshake-timeout %d" % (len(open_), n, took, hto))
