@@ -45,10 +45,10 @@ static atomic_uint ip_count[IP_BUCKETS];
 /* One accepted socket. {service thread} */
 typedef struct hb_conn {
     struct lws *wsi;
-    lws_usec_t accepted, deadline;
+    lws_usec_t deadline;
     uint32_t bucket;  /* per-address bucket + 1; 0: not counted */
     uint8_t over_ip;  /* came past --max-connections-per-ip */
-    lws_usec_t since; /* IDLE, BODY: since when */
+    lws_usec_t since; /* since when it waits: HEAD accepted, IDLE answered, BODY its head */
     uint8_t state;    /* C_HEAD, C_BUSY, C_IDLE, C_BODY */
     uint8_t served;   /* sent a whole request (or its close was counted) */
     uint8_t no_count; /* TLS: its end was counted as incomplete already */
@@ -140,15 +140,13 @@ static void conn_kill(hb_conn_t *c)
  * none old enough. */
 static int evict_oldest(hb_admit_t *a, lws_usec_t now)
 {
-    hb_conn_t *h = conn_first(&a->heads), *i = conn_first(&a->idle), *b = conn_first(&a->bodies);
+    const hb_list_t *lists[] = {&a->heads, &a->idle, &a->bodies};
     hb_conn_t *c = NULL;
-    if (h && now - h->accepted >= EVICT_MIN_AGE_US)
-        c = h;
-    if (i && now - i->since >= EVICT_MIN_AGE_US && (!c || i->since < c->accepted))
-        c = i;
-    if (b && now - b->since >= EVICT_MIN_AGE_US &&
-        (!c || b->since < (c == h ? c->accepted : c->since)))
-        c = b;
+    for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
+        hb_conn_t *f = conn_first(lists[k]); /* each list is in `since` order */
+        if (f && now - f->since >= EVICT_MIN_AGE_US && (!c || f->since < c->since))
+            c = f;
+    }
     if (!c)
         return 0;
     atomic_fetch_add_explicit(&a->edge->stats.evicted, 1, memory_order_relaxed);
@@ -211,7 +209,7 @@ static void adopt(hb_admit_t *a, int fd, const struct sockaddr_storage *ss, lws_
     }
     c = hb_xcalloc(1, sizeof(*c));
     hb_list_init(&c->link);
-    c->accepted = now;
+    c->since = now;
     c->deadline = now + (lws_usec_t)cfg->handshake_timeout * LWS_USEC_PER_SEC;
     if (cfg->max_connections_per_ip) {
         /* counted now, refused at its first request with the transport's own signal

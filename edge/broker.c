@@ -63,7 +63,7 @@ static void publish_failed(hb_broker_t *b, hb_msg_t *m, redisReply *r, int sent)
     m->error = 1;
     if (!r) {
         /* not sent: nothing stored; sent: Redis may have run it before the connection went */
-        m->unknown = sent;
+        m->outcome = sent ? HB_PUB_UNKNOWN : HB_PUB_NOT_STORED;
         snprintf(m->result, sizeof(m->result), "%s",
                  sent ? "redis connection lost before its answer: the event may or may not be "
                         "stored (send it again with the same Idempotency-Key)"
@@ -79,6 +79,7 @@ static void publish_failed(hb_broker_t *b, hb_msg_t *m, redisReply *r, int sent)
     }
     if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "ERR herald:", 11)) {
         snprintf(m->result, sizeof(m->result), "%s", r->str); /* the publisher's input */
+        m->outcome = HB_PUB_REFUSED;
         atomic_fetch_add_explicit(&st->publish_err_refused, 1, memory_order_relaxed);
         return;
     }
@@ -93,7 +94,7 @@ static void publish_failed(hb_broker_t *b, hb_msg_t *m, redisReply *r, int sent)
     }
     /* an error raised while the function ran (it may have stored before it), or an answer
      * that is no ID (a library not Herald's): the outcome is not known */
-    m->unknown = 1;
+    m->outcome = HB_PUB_UNKNOWN;
     atomic_fetch_add_explicit(&st->publish_err_unknown, 1, memory_order_relaxed);
     hb_log_ratelimited("publish-unknown", 1000, HB_LOG_WARN, MOD,
                        r->type == REDIS_REPLY_ERROR

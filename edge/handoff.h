@@ -61,7 +61,13 @@ typedef struct hb_msg {
     int thread;         /* the service thread that asked */
     uint64_t client_id; /* the subscription (history) or client (publish) it answers */
     int error;          /* 1: Redis failed; history: the client should reconnect */
-    int unknown;        /* publish: error, and sent: Redis may have stored it (no answer came) */
+    /* publish, with error: why, decided once by the broker (each transport maps it to its
+     * answer: HTTP 400 / 503 / 504, WebSocket bad_request / unavailable / outcome_unknown) */
+    enum {
+        HB_PUB_NOT_STORED = 0, /* Redis unavailable, or refused it before running */
+        HB_PUB_REFUSED,        /* Herald's function refused the publisher's input */
+        HB_PUB_UNKNOWN,        /* sent, and no answer (or none that says): may be stored */
+    } outcome;
     hb_gap_t gap;
     int more; /* 1: the page was full; ask again from the last id */
     /* has_passed: an entry of the page was passed over (history__parse_entry), passed the

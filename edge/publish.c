@@ -242,14 +242,11 @@ void hb_http_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     hb_hist_observe(&s->pub_hist, hb_wall_us() - p->t0_us, 1);
     hb_pending_del(s, p);
     if (m->error) {
-        int client_err = !strncmp(m->result, "ERR herald:", 11);
-        n = snprintf(body, sizeof(body), "%s\n", m->result);
         /* 504: sent, and no answer came (stored or not: send it again with the same key) */
-        hb_http_respond(c,
-                        client_err   ? 400
-                        : m->unknown ? 504
-                                     : 503,
-                        "text/plain; charset=utf-8", body, (size_t)n, 0);
+        static const unsigned status[] = {
+            [HB_PUB_NOT_STORED] = 503, [HB_PUB_REFUSED] = 400, [HB_PUB_UNKNOWN] = 504};
+        n = snprintf(body, sizeof(body), "%s\n", m->result);
+        hb_http_respond(c, status[m->outcome], "text/plain; charset=utf-8", body, (size_t)n, 0);
         return;
     }
     n = snprintf(body, sizeof(body), "{\"id\":\"%s\"%s}", m->result,

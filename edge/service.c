@@ -92,8 +92,8 @@ static void drain_unsubscribed(struct lws *wsi, void *arg)
 {
     hb_client_t *c = lws_wsi_user(wsi);
     (void)arg;
-    if (c && c->wsi == wsi && c->ops == &hb_ws_ops && !c->closing && !c->drain_pubs)
-        c->ops->drain(c, 0);
+    if (c && c->wsi == wsi && c->ops == &hb_ws_ops && !c->closing)
+        c->ops->drain(c, 0); /* once: ws_drain() knows a client it drained */
 }
 
 /* ---- messages from the broker ---- */

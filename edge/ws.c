@@ -306,22 +306,18 @@ static void ws_on_published(hb_svc_t *s, hb_pending_t *p, hb_msg_t *m)
     hb_pending_del(s, p);
     if (c->rx_paused && !c->drain_pubs && pubs_in_flight(c) < WS_PUBS_IN_FLIGHT)
         hb_req_resume(c);
-    if (m->error)
-        reply_error(c,
-                    !strncmp(m->result, "ERR herald:", 11) ? "bad_request"
-                    : m->unknown                           ? "outcome_unknown"
-                                                           : "unavailable",
-                    m->result, echo);
-    else if (m->duplicate)
-        reply(c,
-              json_pack("{s:s,s:s%,s:s,s:b}", "type", "published", "topic", m->topic, m->topic_len,
-                        "event_id", m->result, "duplicate", 1),
-              echo);
-    else
-        reply(c,
-              json_pack("{s:s,s:s%,s:s}", "type", "published", "topic", m->topic, m->topic_len,
-                        "event_id", m->result),
-              echo);
+    if (m->error) {
+        static const char *const code[] = {[HB_PUB_NOT_STORED] = "unavailable",
+                                           [HB_PUB_REFUSED] = "bad_request",
+                                           [HB_PUB_UNKNOWN] = "outcome_unknown"};
+        reply_error(c, code[m->outcome], m->result, echo);
+    } else {
+        json_t *o = json_pack("{s:s,s:s%,s:s}", "type", "published", "topic", m->topic,
+                              m->topic_len, "event_id", m->result);
+        if (o && m->duplicate)
+            json_object_set_new(o, "duplicate", json_true());
+        reply(c, o, echo);
+    }
     json_decref(echo);
     if (c->drain_pubs == 1 && !c->pubs) { /* the last answer: 1001 once it is written */
         c->drain_pubs = 2;
