@@ -86,16 +86,6 @@ static int evf_load(void)
 
 /* ---- requests to the broker ---- */
 
-/* A socket at drain time: every WebSocket not drained through its topics yet (one with no
- * subscription, ever or any more) is drained. */
-static void drain_unsubscribed(struct lws *wsi, void *arg)
-{
-    hb_client_t *c = lws_wsi_user(wsi);
-    (void)arg;
-    if (c && c->wsi == wsi && c->ops == &hb_ws_ops && !c->closing)
-        c->ops->drain(c, 0); /* once: ws_drain() knows a client it drained */
-}
-
 /* ---- messages from the broker ---- */
 
 static void svc_process_inbox(hb_svc_t *s)
@@ -138,23 +128,8 @@ static void svc_process_inbox(hb_svc_t *s)
     if (n == MSGS_PER_WAKE)
         lws_cancel_service(s->ctx); /* bounded work per wake-up: come back for the rest */
     if (atomic_load(&s->drain_req) && !s->draining) {
-        size_t it = 0, klen;
-        const void *k;
-        void *v;
-        unsigned i = 0;
         s->draining = 1;
-        while (hb_dict_next(s->topics, &it, &k, &klen, &v)) {
-            ltopic_t *t = v;
-            for (hb_list_t *l = t->subs.next; l != &t->subs; l = l->next) {
-                hb_client_t *c = hb_list_container(l, hb_sub_t, tlink)->c;
-                if (c->closing || c->close_after_flush || !c->ops->drain)
-                    continue;
-                c->ops->drain(c, i++); /* the transport's way (SSE: a jittered retry) */
-            }
-        }
-        /* and the clients with no subscription (a WebSocket that only publishes, or has not
-         * subscribed yet): 1001 too, or the drain waited --drain-timeout for them */
-        hb_admit_each(s->admit, drain_unsubscribed, NULL);
+        hb_svc_drain_clients(s); /* sdrain.c */
     }
 }
 

@@ -432,6 +432,13 @@ void hb_ctimer_init(hb_svc_t *s);
 void hb_ctimer_peers_ready(hb_svc_t *s);
 /** hb_ctimer_free() - closes the peer set; after lws_context_destroy() (cleanups use it). */
 void hb_ctimer_free(hb_svc_t *s);
+/**
+ * hb_svc_drain_clients() - SIGTERM drain of s's clients, once (sdrain.c): each subscriber
+ * through its topics the transport's way (SSE a jittered retry, long-poll answered), and every
+ * WebSocket 1001, one with publishes waiting for Redis after their answers. Service thread.
+ */
+void hb_svc_drain_clients(hb_svc_t *s);
+
 /** hb_ctimer_tick() - the housekeeping tick: fires the due timers, closes SSE streams whose
  * peer hung up or sent bytes. */
 void hb_ctimer_tick(hb_svc_t *s, lws_usec_t now);

@@ -31,7 +31,7 @@ LAYERS = {
                "bticket", "canary", "cluster", "cluster_canary", "cluster_life", "cluster_route", "cluster_sub", "history",
                "ingest", "ingest_lease", "ingest_sub", "library", "psconn", "rc", "rc_single",
                "rc_cluster", "rconn", "resolve", "sentinel"},
-    "service": {"admit", "auth", "client", "ctimer", "cwrite", "hread", "http", "http_resp",
+    "service": {"admit", "auth", "client", "ctimer", "cwrite", "hread", "http", "http_resp", "sdrain",
                 "http_write", "listener", "lwslog", "lwstimer", "metrics", "poll", "publish", "reqcheck", "service",
                 "sframes", "sse", "ticket", "ticket_answer", "topics", "usend", "ws", "transport"},
     "handoff": {"handoff"},
