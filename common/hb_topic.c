@@ -30,41 +30,41 @@ static void set_reason(const char **reason, const char *r)
         *reason = r;
 }
 
+/* The reasons a name is refused, by what is wrong with it. */
+typedef struct name_kind {
+    size_t max;
+    int (*ok)(unsigned char c);
+    const char *empty, *too_long, *bad_byte;
+} name_kind_t;
+
+/* One check of every kind of name: length, then each byte. */
+static int name_check(const name_kind_t *k, const char *s, size_t len, const char **reason)
+{
+    const char *why = len == 0 ? k->empty : len > k->max ? k->too_long : NULL;
+    for (size_t i = 0; !why && i < len; i++)
+        if (!k->ok((unsigned char)s[i]))
+            why = k->bad_byte;
+    if (!why)
+        return HB_OK;
+    set_reason(reason, why);
+    return HB_EPROTO;
+}
+
 int hb_topic_validate(const char *s, size_t len, const char **reason)
 {
-    if (len == 0) {
-        set_reason(reason, "topic is empty");
-        return HB_EPROTO;
-    }
-    if (len > HB_TOPIC_MAX) {
-        set_reason(reason, "topic longer than " STR(HB_TOPIC_MAX) " bytes");
-        return HB_EPROTO;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!is_topic_byte((unsigned char)s[i])) {
-            set_reason(reason, "topic has a byte outside [A-Za-z0-9._~@/-]");
-            return HB_EPROTO;
-        }
-    }
-    return HB_OK;
+    static const name_kind_t k = {HB_TOPIC_MAX, is_topic_byte, "topic is empty",
+                                  "topic longer than " STR(HB_TOPIC_MAX) " bytes",
+                                  "topic has a byte outside [A-Za-z0-9._~@/-]"};
+    return name_check(&k, s, len, reason);
 }
 
 int hb_event_name_validate(const char *s, size_t len, const char **reason)
 {
-    if (len == 0) {
-        set_reason(reason, "event name is empty");
+    static const name_kind_t k = {HB_EVENT_NAME_MAX, is_event_byte, "event name is empty",
+                                  "event name longer than " STR(HB_EVENT_NAME_MAX) " bytes",
+                                  "event name has a byte outside [A-Za-z0-9._:-]"};
+    if (name_check(&k, s, len, reason))
         return HB_EPROTO;
-    }
-    if (len > HB_EVENT_NAME_MAX) {
-        set_reason(reason, "event name longer than " STR(HB_EVENT_NAME_MAX) " bytes");
-        return HB_EPROTO;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!is_event_byte((unsigned char)s[i])) {
-            set_reason(reason, "event name has a byte outside [A-Za-z0-9._:-]");
-            return HB_EPROTO;
-        }
-    }
     if (len >= 7 && !memcmp(s, "herald.", 7)) {
         set_reason(reason, "event names starting with herald. are the edge's own");
         return HB_EPROTO;
@@ -74,15 +74,9 @@ int hb_event_name_validate(const char *s, size_t len, const char **reason)
 
 int hb_idem_key_validate(const char *s, size_t len, const char **reason)
 {
-    if (len == 0 || len > HB_IDEM_KEY_MAX) {
-        set_reason(reason, "idempotency key must be 1-" STR(HB_IDEM_KEY_MAX) " bytes");
-        return HB_EPROTO;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!is_event_byte((unsigned char)s[i])) {
-            set_reason(reason, "idempotency key has a byte outside [A-Za-z0-9._:-]");
-            return HB_EPROTO;
-        }
-    }
-    return HB_OK;
+    static const name_kind_t k = {HB_IDEM_KEY_MAX, is_event_byte,
+                                  "idempotency key must be 1-" STR(HB_IDEM_KEY_MAX) " bytes",
+                                  "idempotency key must be 1-" STR(HB_IDEM_KEY_MAX) " bytes",
+                                  "idempotency key has a byte outside [A-Za-z0-9._:-]"};
+    return name_check(&k, s, len, reason);
 }
